@@ -1,0 +1,112 @@
+//! The worker's error type: one variant per failure class, each with a stable label and a
+//! documented process exit code (see README "Exit codes").
+
+use std::path::PathBuf;
+
+/// Result alias used across the worker library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Every way a `tidemark` command can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A flag, field or argument is invalid; nothing was changed.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+
+    /// The requested snapshot does not exist in the storage location.
+    #[error(
+        "snapshot '{id}' not found in {location}; run `tidemark offset-rollback list --path {location}` to see the available snapshots"
+    )]
+    SnapshotNotFound { id: String, location: String },
+
+    /// A consumer group does not exist or has no committed offsets.
+    #[error("consumer group '{0}' not found or has no committed offsets")]
+    GroupNotFound(String),
+
+    /// The brokers could not be reached in time.
+    #[error("failed to connect to Kafka at {servers}: {reason}")]
+    Connection { servers: String, reason: String },
+
+    /// The brokers rejected the client's SASL credentials.
+    #[error("SASL authentication failed: {0}")]
+    Authentication(String),
+
+    /// TLS could not be set up or the handshake failed.
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+
+    /// The storage location could not be read or written.
+    #[error("storage unreachable at {location}: {reason}")]
+    Storage { location: String, reason: String },
+
+    /// A stored or user-supplied document could not be parsed.
+    #[error("malformed {kind} '{file}': {reason}")]
+    Malformed {
+        kind: &'static str,
+        file: String,
+        reason: String,
+    },
+
+    /// A Kafka request failed for a reason other than connectivity or authentication.
+    #[error("Kafka request failed: {0}")]
+    Kafka(String),
+
+    /// Some groups were processed and some failed; the report names them.
+    #[error("{0}")]
+    Partial(String),
+
+    /// Current state differs from what was expected; the report lists every difference.
+    #[error("{0}")]
+    VerificationFailed(String),
+
+    /// A local file could not be read or written.
+    #[error("failed to access {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Stable short label, used in JSON reports, logs and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Error::InvalidInput(_) => "invalid_input",
+            Error::SnapshotNotFound { .. } => "snapshot_not_found",
+            Error::GroupNotFound(_) => "group_not_found",
+            Error::Connection { .. } => "connection_failed",
+            Error::Authentication(_) => "authentication_failed",
+            Error::Tls(_) => "tls_failed",
+            Error::Storage { .. } => "storage_unreachable",
+            Error::Malformed { .. } => "malformed_file",
+            Error::Kafka(_) => "kafka_error",
+            Error::Partial(_) => "partial_failure",
+            Error::VerificationFailed(_) => "verification_failed",
+            Error::Io { .. } => "io_error",
+        }
+    }
+
+    /// Process exit code for this error class (documented in the README).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::InvalidInput(_) => 2,
+            Error::SnapshotNotFound { .. } => 3,
+            Error::GroupNotFound(_) => 4,
+            Error::Connection { .. } => 5,
+            Error::Authentication(_) => 6,
+            Error::Tls(_) => 13,
+            Error::Storage { .. } => 7,
+            Error::Malformed { .. } => 8,
+            Error::Kafka(_) => 9,
+            Error::Partial(_) => 10,
+            Error::VerificationFailed(_) => 11,
+            Error::Io { .. } => 12,
+        }
+    }
+
+    /// Shorthand for [`Error::InvalidInput`].
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        Error::InvalidInput(msg.into())
+    }
+}
