@@ -1,8 +1,15 @@
 //! Tidemark worker library: Kafka and storage access and the offset safety tools behind the
 //! `tidemark` CLI. The operator runs this same code inside Kubernetes Jobs.
 
+pub mod app;
+pub mod cli;
 pub mod error;
+pub mod groups;
 pub mod kafka;
+pub mod kmap;
+pub mod report;
+pub mod rollback;
+pub mod snapshot;
 pub mod storage;
 
 pub use error::{Error, Result};

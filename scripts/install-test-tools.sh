@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs the real servers the test suite runs against, once, into a cache directory
+# ($TIDEMARK_TOOLS, default ~/.cache/tidemark/tools). Every step checks the cache first, so a
+# second run takes seconds. Safe to run on a fresh Debian machine with Rust, Python and Node.
+set -euo pipefail
+
+TOOLS="${TIDEMARK_TOOLS:-$HOME/.cache/tidemark/tools}"
+mkdir -p "$TOOLS/bin"
+log() { printf '==> %s\n' "$*" >&2; }
+
+# System libraries needed to build librdkafka (bundled by rdkafka-sys) with TLS and SASL.
+need_apt=()
+for pkg in libssl-dev pkg-config zlib1g-dev make g++ python3-venv; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if [ "${#need_apt[@]}" -gt 0 ]; then
+  log "installing Debian packages: ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# Kafka-protocol broker.
+if [ ! -x "$TOOLS/bin/tansu" ]; then
+  log "installing tansu 0.6.0 (takes several minutes, once)"
+  cargo install tansu --version 0.6.0 --locked --features dynostore,libsql --root "$TOOLS"
+fi
+
+# Python-based object storage emulators, in a private virtualenv.
+if [ ! -x "$TOOLS/venv/bin/moto_server" ] || [ ! -x "$TOOLS/venv/bin/gcp-storage-emulator" ]; then
+  log "installing moto (S3) and gcp-storage-emulator (GCS) into $TOOLS/venv"
+  python3 -m venv "$TOOLS/venv"
+  "$TOOLS/venv/bin/pip" install -q --upgrade pip
+  "$TOOLS/venv/bin/pip" install -q 'moto[server]==5.*' 'gcp-storage-emulator>=2024'
+fi
+ln -sf "$TOOLS/venv/bin/moto_server" "$TOOLS/bin/moto_server"
+ln -sf "$TOOLS/venv/bin/gcp-storage-emulator" "$TOOLS/bin/gcp-storage-emulator"
+
+# Azurite (Azure Blob emulator) from npm.
+if [ ! -x "$TOOLS/node/node_modules/.bin/azurite-blob" ]; then
+  log "installing azurite into $TOOLS/node"
+  mkdir -p "$TOOLS/node"
+  npm install --silent --prefix "$TOOLS/node" azurite@3 >/dev/null
+fi
+ln -sf "$TOOLS/node/node_modules/.bin/azurite-blob" "$TOOLS/bin/azurite-blob"
+
+log "test tools ready in $TOOLS/bin"

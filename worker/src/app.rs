@@ -1,0 +1,509 @@
+//! Runs parsed CLI commands: builds clients from flags, calls the library, prints reports and
+//! returns the process exit code.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{SecondsFormat, Utc};
+use serde::Serialize;
+
+use crate::cli::*;
+use crate::error::{Error, Result};
+use crate::groups::{read_committed, GroupSelector};
+use crate::kafka::{GroupAdmin, KafkaConfig, TlsFiles};
+use crate::kmap::{restore_script, KmapFile};
+use crate::report::{opt_offset, thousands, truncate, BoxReport};
+use crate::rollback::{
+    rollback, take_snapshot, verify_snapshot, RollbackReport, RunStatus, SnapshotOutcome,
+    SnapshotRequest, VerifyReport,
+};
+use crate::snapshot::{generate_id, validate_id, OffsetSnapshot, SnapshotStore};
+use crate::storage::{Storage, StorageOptions};
+
+/// Runs one command; `Ok(code)` is the exit code of a command that produced a report.
+pub async fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::OffsetRollback(cmd) => match cmd {
+            RollbackCommand::Snapshot(a) => cmd_snapshot(a).await,
+            RollbackCommand::List(a) => cmd_list(a).await,
+            RollbackCommand::Show(a) => cmd_show(a).await,
+            RollbackCommand::Rollback(a) => cmd_rollback(a).await,
+            RollbackCommand::Verify(a) => cmd_verify(a).await,
+            RollbackCommand::Delete(a) => cmd_delete(a).await,
+            RollbackCommand::Import(a) => cmd_import(a).await,
+        },
+        Command::Offsets(OffsetsCommand::Export(a)) => cmd_export(a).await,
+    }
+}
+
+/// The format a failing command should report its error in.
+pub fn error_format(cli: &Cli) -> Format {
+    match &cli.command {
+        Command::OffsetRollback(cmd) => match cmd {
+            RollbackCommand::Snapshot(a) => a.format.format,
+            RollbackCommand::List(a) => a.format.format,
+            RollbackCommand::Show(a) => a.format.format,
+            RollbackCommand::Rollback(a) => a.format.format,
+            RollbackCommand::Verify(a) => a.format.format,
+            RollbackCommand::Delete(a) => a.format.format,
+            RollbackCommand::Import(a) => a.format.format,
+        },
+        Command::Offsets(_) => Format::Text,
+    }
+}
+
+/// Prints an error: always to stderr, and as a JSON document on stdout for `--format json`.
+pub fn report_error(err: &Error, format: Format) {
+    eprintln!("Error: {err}");
+    if format == Format::Json {
+        let doc = serde_json::json!({
+            "status": "error",
+            "error": { "kind": err.label(), "exit_code": err.exit_code(), "message": err.to_string() },
+        });
+        println!("{doc}");
+    }
+}
+
+fn kafka_config(a: &KafkaArgs) -> Result<KafkaConfig> {
+    let mut cfg = KafkaConfig::resolve(
+        &a.bootstrap_servers,
+        a.security_protocol,
+        a.sasl_mechanism,
+        TlsFiles {
+            ca_location: a.ssl_ca_location.clone(),
+            cert_location: a.ssl_certificate_location.clone(),
+            key_location: a.ssl_key_location.clone(),
+        },
+        &a.kafka_properties,
+    )?;
+    cfg.request_timeout = Duration::from_secs(a.request_timeout);
+    Ok(cfg)
+}
+
+fn open_store(a: &StorageArgs) -> Result<SnapshotStore> {
+    let options = StorageOptions {
+        s3_region: a.s3_region.clone(),
+        s3_endpoint: a.s3_endpoint.clone(),
+        s3_path_style: a.s3_path_style,
+        allow_http: a.allow_http,
+    };
+    Ok(SnapshotStore::new(Storage::open(&a.path, &options)?))
+}
+
+fn print_json<T: Serialize>(value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Error::Kafka(format!("failed to encode report: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
+fn human_time(t: &chrono::DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+async fn cmd_snapshot(a: SnapshotArgs) -> Result<i32> {
+    let selector = GroupSelector::new(
+        &a.groups.groups,
+        a.groups.groups_regex.as_deref(),
+        a.groups.all_groups,
+    )?;
+    if let Some(id) = &a.snapshot_id {
+        validate_id(id)?;
+    }
+    let store = open_store(&a.storage)?;
+    let admin = GroupAdmin::connect(&kafka_config(&a.kafka)?).await?;
+    let outcome = take_snapshot(
+        &admin,
+        &store,
+        &SnapshotRequest {
+            selector,
+            snapshot_id: a.snapshot_id,
+            description: a.description,
+            concurrency: a.max_concurrent,
+        },
+    )
+    .await?;
+    match a.format.format {
+        Format::Json => print_json(&outcome)?,
+        Format::Text => print!("{}", snapshot_text(&outcome)),
+    }
+    Ok(0)
+}
+
+fn snapshot_text(o: &SnapshotOutcome) -> String {
+    let created = chrono::DateTime::parse_from_rfc3339(&o.created_at)
+        .map(|t| human_time(&t.with_timezone(&Utc)))
+        .unwrap_or_else(|_| o.created_at.clone());
+    let mut s = format!(
+        "Creating offset snapshot for {} consumer groups...\n\nSnapshot created successfully!\n",
+        o.groups + o.skipped_groups.len()
+    );
+    s += &format!("  Snapshot ID: {}\n", o.snapshot_id);
+    s += &format!("  Created at:  {created}\n");
+    s += &format!("  Groups:      {}\n", o.groups);
+    s += &format!("  Offsets:     {}\n", o.offsets);
+    if let Some(d) = &o.description {
+        s += &format!("  Description: {d}\n");
+    }
+    if !o.skipped_groups.is_empty() {
+        s += &format!(
+            "  Skipped:     {} group(s) without committed offsets: {}\n",
+            o.skipped_groups.len(),
+            truncate(&o.skipped_groups.join(", "), 200)
+        );
+    }
+    s += &format!(
+        "\nTo rollback to this snapshot, run:\n  tidemark offset-rollback rollback --path {} --snapshot-id {}\n",
+        o.path, o.snapshot_id
+    );
+    s
+}
+
+async fn cmd_list(a: ListArgs) -> Result<i32> {
+    let store = open_store(&a.storage)?;
+    let (snaps, unreadable) = store.list().await?;
+    for u in &unreadable {
+        eprintln!("warning: skipping unreadable snapshot {}: {}", u.file, u.error);
+    }
+    match a.format.format {
+        Format::Json => {
+            let summaries: Vec<_> = snaps
+                .iter()
+                .map(crate::snapshot::SnapshotSummary::from)
+                .collect();
+            print_json(&serde_json::json!({
+                "path": store.location(),
+                "total": summaries.len(),
+                "snapshots": summaries,
+                "unreadable": unreadable,
+            }))?;
+        }
+        Format::Text => {
+            if snaps.is_empty() {
+                println!("No offset snapshots in {}.", store.location());
+                return Ok(0);
+            }
+            println!("Available offset snapshots:\n");
+            println!(
+                "{:<40} {:<24} {:>8} {:>8}  {}",
+                "SNAPSHOT ID", "CREATED AT", "GROUPS", "OFFSETS", "DESCRIPTION"
+            );
+            println!(
+                "{} {} {} {}  {}",
+                "-".repeat(40),
+                "-".repeat(24),
+                "-".repeat(8),
+                "-".repeat(8),
+                "-".repeat(30)
+            );
+            for s in &snaps {
+                println!(
+                    "{:<40} {:<24} {:>8} {:>8}  {}",
+                    s.snapshot_id,
+                    human_time(&s.timestamp),
+                    s.groups.len(),
+                    s.offset_count(),
+                    truncate(s.description.as_deref().unwrap_or(""), 30)
+                );
+            }
+            println!(
+                "\nTotal: {} snapshot{}",
+                snaps.len(),
+                if snaps.len() == 1 { "" } else { "s" }
+            );
+        }
+    }
+    Ok(0)
+}
+
+async fn cmd_show(a: ShowArgs) -> Result<i32> {
+    let store = open_store(&a.storage)?;
+    let snap = store.load(&a.snapshot_id).await?;
+    match a.format.format {
+        Format::Json => print_json(&snap)?,
+        Format::Text => print!("{}", show_text(&snap)),
+    }
+    Ok(0)
+}
+
+fn show_text(snap: &OffsetSnapshot) -> String {
+    let mut b = BoxReport::new("OFFSET SNAPSHOT DETAILS");
+    b.line(format!("Snapshot ID: {}", snap.snapshot_id))
+        .line(format!("Created:     {}", human_time(&snap.timestamp)))
+        .line(format!("Cluster:     {}", snap.cluster))
+        .line(format!("Groups:      {}", snap.groups.len()))
+        .line(format!("Offsets:     {}", snap.offset_count()))
+        .line(format!(
+            "Description: {}",
+            snap.description.as_deref().unwrap_or("-")
+        ))
+        .heavy()
+        .line("Consumer Groups");
+    for (group, g) in &snap.groups {
+        b.light()
+            .line(format!("Group: {group}"))
+            .line(format!("  Partitions: {}", g.partition_count()));
+        for (topic, parts) in &g.topics {
+            for (p, s) in parts {
+                let meta = if s.metadata.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (metadata: {})", s.metadata)
+                };
+                b.line(format!("    {topic}:{p} -> offset {}{meta}", s.offset));
+            }
+        }
+    }
+    b.render()
+}
+
+async fn cmd_rollback(a: RollbackArgs) -> Result<i32> {
+    let only = crate::groups::split_names(&a.groups);
+    let store = open_store(&a.storage)?;
+    let snap = store.load(&a.snapshot_id).await?;
+    crate::rollback::select_snapshot_groups(&snap, &only)?;
+    let admin = GroupAdmin::connect(&kafka_config(&a.kafka)?).await?;
+    let verify = a.verify && !a.no_verify;
+    let report = rollback(&admin, &snap, &only, verify, a.max_concurrent).await?;
+    match a.format.format {
+        Format::Json => print_json(&report)?,
+        Format::Text => {
+            println!("Rolling back to snapshot: {}", snap.snapshot_id);
+            println!("  Created: {}", human_time(&snap.timestamp));
+            println!("  Groups: {}", report.total_groups);
+            println!(
+                "  Offsets: {}\n",
+                report.group_outcomes.iter().map(|o| o.offsets).sum::<usize>().max(
+                    crate::rollback::select_snapshot_groups(&snap, &only)?
+                        .iter()
+                        .map(|(_, g)| g.partition_count())
+                        .sum()
+                )
+            );
+            print!("{}", rollback_text(&report));
+            if let Some(v) = &report.verification {
+                println!();
+                print!("{}", verify_text(v));
+            }
+        }
+    }
+    Ok(rollback_exit_code(&report))
+}
+
+/// 0 on full success; 10 when any group failed; 11 when the post-rollback check found
+/// differences.
+pub fn rollback_exit_code(r: &RollbackReport) -> i32 {
+    if r.status != RunStatus::Success {
+        return Error::Partial(String::new()).exit_code();
+    }
+    if r.verification.as_ref().is_some_and(|v| !v.matched) {
+        return Error::VerificationFailed(String::new()).exit_code();
+    }
+    0
+}
+
+fn rollback_text(r: &RollbackReport) -> String {
+    let mark = match r.status {
+        RunStatus::Success => "✓",
+        RunStatus::PartialSuccess => "⚠",
+        RunStatus::Failed => "✗",
+    };
+    let mut b = BoxReport::new("ROLLBACK RESULT");
+    b.line(format!("Status: {mark} {}", r.status.label()))
+        .light()
+        .field("Groups Rolled Back", thousands(r.groups_rolled_back as i64))
+        .field("Groups Failed", thousands(r.groups_failed as i64))
+        .field("Offsets Restored", thousands(r.offsets_restored as i64))
+        .field("Duration", format!("{} ms", thousands(r.duration_ms as i64)));
+    let failed: Vec<_> = r.group_outcomes.iter().filter(|o| o.status != "success").collect();
+    if !failed.is_empty() {
+        b.light().line("Failed groups");
+        for o in failed {
+            b.line(format!("  {}: {}", o.group, o.error.as_deref().unwrap_or("failed")));
+            for pe in &o.partition_errors {
+                b.line(format!("    {pe}"));
+            }
+        }
+    }
+    b.render()
+}
+
+async fn cmd_verify(a: VerifyArgs) -> Result<i32> {
+    let only = crate::groups::split_names(&a.groups);
+    let store = open_store(&a.storage)?;
+    let snap = store.load(&a.snapshot_id).await?;
+    crate::rollback::select_snapshot_groups(&snap, &only)?;
+    let admin = GroupAdmin::connect(&kafka_config(&a.kafka)?).await?;
+    let report = verify_snapshot(&admin, &snap, &only, a.strict, a.max_concurrent).await?;
+    match a.format.format {
+        Format::Json => print_json(&report)?,
+        Format::Text => print!("{}", verify_text(&report)),
+    }
+    Ok(if report.matched {
+        0
+    } else {
+        Error::VerificationFailed(String::new()).exit_code()
+    })
+}
+
+fn verify_text(v: &VerifyReport) -> String {
+    let mut b = BoxReport::new("VERIFICATION RESULT");
+    if v.matched {
+        b.line("✓ VERIFIED - All offsets match snapshot");
+    } else {
+        b.line(format!(
+            "✗ MISMATCH - {} partition{} differ from snapshot {}",
+            v.differences.len(),
+            if v.differences.len() == 1 { "" } else { "s" },
+            v.snapshot_id
+        ));
+    }
+    b.light()
+        .field("Groups Verified", v.groups_verified)
+        .field("Groups Mismatched", v.groups_mismatched)
+        .field("Partitions Checked", v.partitions_checked)
+        .field("Mode", if v.strict { "strict" } else { "snapshot partitions" });
+    let mut s = b.render();
+    if !v.differences.is_empty() {
+        let gw = v.differences.iter().map(|d| d.group.len()).max().unwrap_or(5).max(5);
+        let tw = v.differences.iter().map(|d| d.topic.len()).max().unwrap_or(5).max(5);
+        s += &format!(
+            "\n{:<gw$}  {:<tw$}  {:>9}  {:>12}  {:>12}\n",
+            "GROUP", "TOPIC", "PARTITION", "EXPECTED", "ACTUAL"
+        );
+        for d in &v.differences {
+            s += &format!(
+                "{:<gw$}  {:<tw$}  {:>9}  {:>12}  {:>12}\n",
+                d.group,
+                d.topic,
+                d.partition,
+                opt_offset(d.expected),
+                opt_offset(d.actual)
+            );
+        }
+    }
+    s
+}
+
+async fn cmd_delete(a: DeleteArgs) -> Result<i32> {
+    let store = open_store(&a.storage)?;
+    store.delete(&a.snapshot_id).await?;
+    match a.format.format {
+        Format::Json => print_json(&serde_json::json!({
+            "status": "deleted",
+            "snapshot_id": a.snapshot_id,
+            "path": store.location(),
+        }))?,
+        Format::Text => println!("Deleted snapshot {} from {}.", a.snapshot_id, store.location()),
+    }
+    Ok(0)
+}
+
+async fn cmd_import(a: ImportArgs) -> Result<i32> {
+    let file = a.kmap.display().to_string();
+    let data = std::fs::read(&a.kmap).map_err(|source| Error::Io {
+        path: a.kmap.clone(),
+        source,
+    })?;
+    let kmap = KmapFile::from_json(&data, &file)?;
+    let id = a.snapshot_id.unwrap_or_else(|| generate_id(Utc::now()));
+    let description = a
+        .description
+        .or_else(|| Some(format!("Imported from kmap file {file}")));
+    let snap = kmap.to_snapshot(&id, description)?;
+    let store = open_store(&a.storage)?;
+    store.save(&snap).await?;
+    let outcome = SnapshotOutcome {
+        snapshot_id: snap.snapshot_id.clone(),
+        created_at: snap.timestamp.to_rfc3339_opts(SecondsFormat::Secs, true),
+        cluster: snap.cluster.clone(),
+        path: store.location().to_string(),
+        description: snap.description.clone(),
+        groups: snap.groups.len(),
+        offsets: snap.offset_count(),
+        group_names: snap.groups.keys().cloned().collect(),
+        skipped_groups: Vec::new(),
+        duration_ms: 0,
+    };
+    match a.format.format {
+        Format::Json => print_json(&outcome)?,
+        Format::Text => print!("{}", snapshot_text(&outcome)),
+    }
+    Ok(0)
+}
+
+async fn cmd_export(a: ExportArgs) -> Result<i32> {
+    let all = a.groups.all_groups
+        || (a.groups.groups.is_empty() && a.groups.groups_regex.is_none());
+    let selector = GroupSelector::new(&a.groups.groups, a.groups.groups_regex.as_deref(), all)?;
+    let admin = GroupAdmin::connect(&kafka_config(&a.kafka)?).await?;
+    let groups = selector.resolve(&admin).await?;
+    let committed = read_committed(&admin, &groups, a.max_concurrent).await?;
+    for name in &selector.names {
+        if committed.offsets.get(name).is_none_or(Vec::is_empty) {
+            return Err(Error::GroupNotFound(name.clone()));
+        }
+    }
+    let exported: Vec<String> = committed
+        .offsets
+        .iter()
+        .filter(|(_, o)| !o.is_empty())
+        .map(|(g, _)| g.clone())
+        .collect();
+    for (name, desc) in exported.iter().zip(admin.describe_groups(&exported).await?) {
+        match desc {
+            Ok(d) if !d.state.is_inactive() => eprintln!(
+                "warning: group '{name}' is active ({}, {} member(s)); its offsets may move after this export",
+                d.state, d.members
+            ),
+            Ok(_) => {}
+            Err(e) => eprintln!("warning: could not read the state of group '{name}': {e}"),
+        }
+    }
+    let skipped = committed.offsets.len() - exported.len();
+    let file = KmapFile::from_committed(&admin.config().bootstrap_servers, Utc::now(), &committed.offsets);
+    let json = serde_json::to_vec_pretty(&file)
+        .map_err(|e| Error::Kafka(format!("failed to encode offsets: {e}")))?;
+    match &a.output {
+        Some(path) => write_file_atomic(path, &json, false)?,
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&json)
+                .and_then(|_| out.write_all(b"\n"))
+                .map_err(|source| Error::Io { path: "<stdout>".into(), source })?;
+        }
+    }
+    if let Some(path) = &a.restore_script {
+        write_file_atomic(path, restore_script(&file, Utc::now()).as_bytes(), true)?;
+    }
+    eprintln!(
+        "Exported {} group(s), {} partition offset(s){}{}",
+        file.consumer_groups.len(),
+        file.offset_count(),
+        if skipped > 0 {
+            format!("; skipped {skipped} group(s) without committed offsets")
+        } else {
+            String::new()
+        },
+        a.output
+            .as_ref()
+            .map(|p| format!(" to {}", p.display()))
+            .unwrap_or_default()
+    );
+    Ok(0)
+}
+
+/// Writes through a temporary file in the same directory and renames it into place.
+fn write_file_atomic(path: &Path, data: &[u8], executable: bool) -> Result<()> {
+    let io = |source| Error::Io { path: path.to_path_buf(), source };
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or_else(|| Error::invalid(format!("'{}' is not a file path", path.display())))?;
+    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    std::fs::write(&tmp, data).map_err(io)?;
+    if executable {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).map_err(io)?;
+    }
+    std::fs::rename(&tmp, path).map_err(io)
+}

@@ -1,0 +1,312 @@
+//! The `tidemark` command-line tree (clap). Parsing only; `app` runs the commands.
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+use crate::groups::DEFAULT_CONCURRENCY;
+use crate::kafka::{SaslMechanism, SecurityProtocol};
+
+/// Kafka backup, restore and consumer-offset safety.
+#[derive(Debug, Parser)]
+#[command(name = "tidemark", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "TIDEMARK_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
+    /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// Top-level verbs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Snapshot consumer-group offsets and roll groups back to a snapshot.
+    #[command(subcommand)]
+    OffsetRollback(RollbackCommand),
+    /// Export committed offsets in the kmap JSON format, with a kafka-consumer-groups restore script.
+    #[command(subcommand)]
+    Offsets(OffsetsCommand),
+}
+
+/// `tidemark offset-rollback …`
+#[derive(Debug, Subcommand)]
+pub enum RollbackCommand {
+    /// Store the current committed offsets of consumer groups as a snapshot.
+    Snapshot(SnapshotArgs),
+    /// List the snapshots in a storage location, newest first.
+    List(ListArgs),
+    /// Print one snapshot's groups and partitions.
+    Show(ShowArgs),
+    /// Commit a snapshot's offsets back for its (inactive) consumer groups.
+    Rollback(RollbackArgs),
+    /// Compare current committed offsets with a snapshot; non-zero exit on any difference.
+    Verify(VerifyArgs),
+    /// Delete a snapshot.
+    Delete(DeleteArgs),
+    /// Turn a kmap consumer-offsets JSON file into a snapshot.
+    Import(ImportArgs),
+}
+
+/// `tidemark offsets …`
+#[derive(Debug, Subcommand)]
+pub enum OffsetsCommand {
+    /// Write committed offsets as kmap JSON (all groups with offsets unless a selection is given).
+    Export(ExportArgs),
+}
+
+/// Report format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// Log format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// How to reach the Kafka cluster. Credentials come only from the environment.
+#[derive(Debug, Clone, Args)]
+pub struct KafkaArgs {
+    /// Kafka brokers, comma-separated host:port.
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", value_name = "HOST:PORT,...")]
+    pub bootstrap_servers: String,
+
+    /// PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+    #[arg(long, default_value = "PLAINTEXT", env = "KAFKA_SECURITY_PROTOCOL", value_parser = parse_protocol)]
+    pub security_protocol: SecurityProtocol,
+
+    /// PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (default PLAIN, or KAFKA_SASL_MECHANISM).
+    #[arg(long, value_parser = parse_mechanism)]
+    pub sasl_mechanism: Option<SaslMechanism>,
+
+    /// CA certificate (PEM) for TLS (default: KAFKA_SSL_CA_CERT).
+    #[arg(long, value_name = "FILE")]
+    pub ssl_ca_location: Option<String>,
+
+    /// Client certificate (PEM) for mutual TLS (default: KAFKA_SSL_CLIENT_CERT).
+    #[arg(long, value_name = "FILE")]
+    pub ssl_certificate_location: Option<String>,
+
+    /// Client private key (PEM) for mutual TLS (default: KAFKA_SSL_CLIENT_KEY).
+    #[arg(long, value_name = "FILE")]
+    pub ssl_key_location: Option<String>,
+
+    /// Extra librdkafka client property, repeatable (key=value).
+    #[arg(long = "kafka-property", short = 'X', value_name = "KEY=VALUE")]
+    pub kafka_properties: Vec<String>,
+
+    /// Seconds to wait for the cluster to answer one request.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600), value_name = "SECS")]
+    pub request_timeout: u64,
+}
+
+/// Where snapshots live.
+#[derive(Debug, Clone, Args)]
+pub struct StorageArgs {
+    /// Storage location: a directory, file://DIR, s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or az://CONTAINER/PREFIX.
+    #[arg(short = 'p', long, env = "TIDEMARK_PATH", value_name = "LOCATION")]
+    pub path: String,
+
+    /// S3 region (default: AWS_REGION / AWS_DEFAULT_REGION).
+    #[arg(long, env = "TIDEMARK_S3_REGION")]
+    pub s3_region: Option<String>,
+
+    /// Custom S3 endpoint URL, e.g. for MinIO or Ceph.
+    #[arg(long, env = "TIDEMARK_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+
+    /// Use path-style S3 requests (https://endpoint/bucket/key).
+    #[arg(long, env = "TIDEMARK_S3_PATH_STYLE")]
+    pub s3_path_style: bool,
+
+    /// Allow plain-HTTP storage endpoints (off by default).
+    #[arg(long, env = "TIDEMARK_ALLOW_HTTP")]
+    pub allow_http: bool,
+}
+
+/// Which consumer groups to act on.
+#[derive(Debug, Clone, Args)]
+pub struct GroupArgs {
+    /// Consumer groups, comma-separated (repeatable).
+    #[arg(short = 'g', long, value_name = "GROUP,...")]
+    pub groups: Vec<String>,
+
+    /// Consumer groups whose whole id matches this regex.
+    #[arg(long, value_name = "REGEX")]
+    pub groups_regex: Option<String>,
+
+    /// Every consumer group of the cluster.
+    #[arg(long)]
+    pub all_groups: bool,
+}
+
+/// Output format flag.
+#[derive(Debug, Clone, Args)]
+pub struct FormatArgs {
+    /// Report format.
+    #[arg(short = 'f', long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `offset-rollback snapshot`
+#[derive(Debug, Clone, Args)]
+pub struct SnapshotArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub groups: GroupArgs,
+    /// Snapshot description.
+    #[arg(short = 'd', long)]
+    pub description: Option<String>,
+    /// Snapshot id (default: snap-YYYYMMDD-HHMMSS-<8 hex>).
+    #[arg(short = 's', long)]
+    pub snapshot_id: Option<String>,
+    /// Groups read at once.
+    #[arg(long, default_value_t = DEFAULT_CONCURRENCY, value_parser = parse_concurrency)]
+    pub max_concurrent: usize,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+/// `offset-rollback list`
+#[derive(Debug, Clone, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+/// `offset-rollback show`
+#[derive(Debug, Clone, Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Snapshot to show.
+    #[arg(short = 's', long)]
+    pub snapshot_id: String,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+/// `offset-rollback rollback`
+#[derive(Debug, Clone, Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Snapshot to roll back to.
+    #[arg(short = 's', long)]
+    pub snapshot_id: String,
+    /// Only these groups of the snapshot, comma-separated (default: all of them).
+    #[arg(short = 'g', long, value_name = "GROUP,...")]
+    pub groups: Vec<String>,
+    /// Re-read and compare offsets after the rollback (default true; `--verify false` to skip).
+    #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    pub verify: bool,
+    /// Skip the verification (same as `--verify false`).
+    #[arg(long, conflicts_with = "verify")]
+    pub no_verify: bool,
+    /// Groups rolled back at once.
+    #[arg(long, default_value_t = DEFAULT_CONCURRENCY, value_parser = parse_concurrency)]
+    pub max_concurrent: usize,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+/// `offset-rollback verify`
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Snapshot to compare with.
+    #[arg(short = 's', long)]
+    pub snapshot_id: String,
+    /// Only these groups of the snapshot, comma-separated (default: all of them).
+    #[arg(short = 'g', long, value_name = "GROUP,...")]
+    pub groups: Vec<String>,
+    /// Also fail on partitions committed now but absent from the snapshot.
+    #[arg(long)]
+    pub strict: bool,
+    /// Groups read at once.
+    #[arg(long, default_value_t = DEFAULT_CONCURRENCY, value_parser = parse_concurrency)]
+    pub max_concurrent: usize,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+/// `offset-rollback delete`
+#[derive(Debug, Clone, Args)]
+pub struct DeleteArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Snapshot to delete.
+    #[arg(short = 's', long)]
+    pub snapshot_id: String,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+/// `offset-rollback import`
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// kmap consumer-offsets JSON file to import.
+    #[arg(long, value_name = "FILE")]
+    pub kmap: std::path::PathBuf,
+    /// Snapshot id (default: snap-YYYYMMDD-HHMMSS-<8 hex>).
+    #[arg(short = 's', long)]
+    pub snapshot_id: Option<String>,
+    /// Snapshot description.
+    #[arg(short = 'd', long)]
+    pub description: Option<String>,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+/// `offsets export`
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub groups: GroupArgs,
+    /// Write the JSON here instead of standard output.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+    /// Also write a bash script applying the offsets with kafka-consumer-groups.sh.
+    #[arg(long, value_name = "FILE")]
+    pub restore_script: Option<std::path::PathBuf>,
+    /// Groups read at once.
+    #[arg(long, default_value_t = DEFAULT_CONCURRENCY, value_parser = parse_concurrency)]
+    pub max_concurrent: usize,
+}
+
+fn parse_protocol(s: &str) -> Result<SecurityProtocol, String> {
+    s.parse().map_err(|e: crate::Error| e.to_string())
+}
+
+fn parse_mechanism(s: &str) -> Result<SaslMechanism, String> {
+    s.parse().map_err(|e: crate::Error| e.to_string())
+}
+
+fn parse_concurrency(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=1000).contains(&n) => Ok(n),
+        _ => Err(format!("'{s}' is not a number between 1 and 1000")),
+    }
+}

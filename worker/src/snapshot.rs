@@ -1,0 +1,466 @@
+//! Offset snapshots: the stored document (seed shape: snapshotId, timestamp, cluster,
+//! groups → topics → partition → {offset, metadata, timestamp}) and its storage layout,
+//! `<location>/snapshots/<snapshotId>.json`. Snapshots are never overwritten.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::kafka::CommittedOffset;
+use crate::storage::Storage;
+
+/// Folder, under the storage root, that holds snapshot documents.
+pub const SNAPSHOT_DIR: &str = "snapshots";
+
+/// Longest accepted snapshot id (a Kubernetes object name's limit).
+pub const MAX_ID_LEN: usize = 253;
+
+/// One stored snapshot of consumer-group offsets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OffsetSnapshot {
+    pub snapshot_id: String,
+    #[serde(with = "rfc3339")]
+    pub timestamp: DateTime<Utc>,
+    /// Bootstrap servers of the cluster the offsets were read from.
+    pub cluster: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub groups: BTreeMap<String, GroupSnapshot>,
+}
+
+/// The committed offsets of one group.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupSnapshot {
+    pub topics: BTreeMap<String, BTreeMap<i32, PartitionSnapshot>>,
+}
+
+/// One partition's committed offset at snapshot time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionSnapshot {
+    pub offset: i64,
+    #[serde(default)]
+    pub metadata: String,
+    /// Epoch milliseconds at which the offset was read.
+    #[serde(default)]
+    pub timestamp: i64,
+}
+
+impl GroupSnapshot {
+    /// Builds a group snapshot from committed offsets read at `read_at_ms`.
+    pub fn from_committed(offsets: &[CommittedOffset], read_at_ms: i64) -> Self {
+        let mut topics: BTreeMap<String, BTreeMap<i32, PartitionSnapshot>> = BTreeMap::new();
+        for o in offsets {
+            topics.entry(o.topic.clone()).or_default().insert(
+                o.partition,
+                PartitionSnapshot {
+                    offset: o.offset,
+                    metadata: o.metadata.clone(),
+                    timestamp: read_at_ms,
+                },
+            );
+        }
+        GroupSnapshot { topics }
+    }
+
+    /// The offsets to commit to bring the group back to this snapshot.
+    pub fn to_commits(&self) -> Vec<CommittedOffset> {
+        self.topics
+            .iter()
+            .flat_map(|(topic, parts)| {
+                parts.iter().map(move |(p, s)| CommittedOffset {
+                    topic: topic.clone(),
+                    partition: *p,
+                    offset: s.offset,
+                    metadata: s.metadata.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Number of partitions with an offset.
+    pub fn partition_count(&self) -> usize {
+        self.topics.values().map(BTreeMap::len).sum()
+    }
+}
+
+impl OffsetSnapshot {
+    /// Total partitions over all groups.
+    pub fn offset_count(&self) -> usize {
+        self.groups.values().map(GroupSnapshot::partition_count).sum()
+    }
+
+    /// Parses and validates a snapshot document; `file` names it in errors.
+    pub fn from_json(data: &[u8], file: &str) -> Result<Self> {
+        let snap: OffsetSnapshot = serde_json::from_slice(data).map_err(|e| Error::Malformed {
+            kind: "snapshot",
+            file: file.to_string(),
+            reason: e.to_string(),
+        })?;
+        snap.validate().map_err(|reason| Error::Malformed {
+            kind: "snapshot",
+            file: file.to_string(),
+            reason,
+        })?;
+        Ok(snap)
+    }
+
+    /// Checks invariants serde cannot: a valid id, non-negative partitions and offsets.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        validate_id(&self.snapshot_id).map_err(|e| e.to_string())?;
+        for (group, g) in &self.groups {
+            if group.is_empty() {
+                return Err("a group name is empty".into());
+            }
+            for (topic, parts) in &g.topics {
+                if topic.is_empty() {
+                    return Err(format!("group '{group}' has an empty topic name"));
+                }
+                for (p, s) in parts {
+                    if *p < 0 {
+                        return Err(format!("group '{group}' topic '{topic}' has partition {p} < 0"));
+                    }
+                    if s.offset < 0 {
+                        return Err(format!(
+                            "group '{group}' {topic}:{p} has offset {} < 0",
+                            s.offset
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Pretty JSON, as stored.
+    pub fn to_json(&self) -> Result<Vec<u8>> {
+        serde_json::to_vec_pretty(self)
+            .map_err(|e| Error::Kafka(format!("failed to encode snapshot: {e}")))
+    }
+}
+
+/// A new id: `snap-YYYYMMDD-HHMMSS-<8 hex>`.
+pub fn generate_id(now: DateTime<Utc>) -> String {
+    format!("snap-{}-{:08x}", now.format("%Y%m%d-%H%M%S"), rand::random::<u32>())
+}
+
+/// Accepts ids of 1..=253 characters from `[A-Za-z0-9._-]`, starting with a letter or digit
+/// and never containing `..`, so an id can never leave the snapshot folder.
+pub fn validate_id(id: &str) -> Result<()> {
+    let bad = |why: &str| {
+        Err(Error::invalid(format!(
+            "snapshot id '{id}' is invalid: {why} (allowed: letters, digits, '.', '_', '-', starting with a letter or digit, at most {MAX_ID_LEN} characters)"
+        )))
+    };
+    if id.is_empty() {
+        return bad("it is empty");
+    }
+    if id.len() > MAX_ID_LEN {
+        return bad("it is too long");
+    }
+    if id.contains("..") {
+        return bad("it contains '..'");
+    }
+    if id.contains('/') || id.contains('\\') {
+        return bad("it contains a path separator");
+    }
+    if !id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) {
+        return bad("it must start with a letter or digit");
+    }
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return bad(&format!("it contains '{c}'"));
+    }
+    Ok(())
+}
+
+/// Summary of a stored snapshot, for `list`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotSummary {
+    pub snapshot_id: String,
+    pub created_at: String,
+    pub cluster: String,
+    pub groups: usize,
+    pub offsets: usize,
+    pub description: Option<String>,
+}
+
+impl From<&OffsetSnapshot> for SnapshotSummary {
+    fn from(s: &OffsetSnapshot) -> Self {
+        SnapshotSummary {
+            snapshot_id: s.snapshot_id.clone(),
+            created_at: s.timestamp.to_rfc3339_opts(SecondsFormat::Secs, true),
+            cluster: s.cluster.clone(),
+            groups: s.groups.len(),
+            offsets: s.offset_count(),
+            description: s.description.clone(),
+        }
+    }
+}
+
+/// A stored object that could not be read as a snapshot during `list`.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnreadableSnapshot {
+    pub file: String,
+    pub error: String,
+}
+
+/// Snapshots in one storage location.
+#[derive(Debug, Clone)]
+pub struct SnapshotStore {
+    storage: Storage,
+}
+
+impl SnapshotStore {
+    pub fn new(storage: Storage) -> Self {
+        SnapshotStore { storage }
+    }
+
+    /// The storage location as the user gave it.
+    pub fn location(&self) -> &str {
+        self.storage.display()
+    }
+
+    fn key(id: &str) -> String {
+        format!("{SNAPSHOT_DIR}/{id}.json")
+    }
+
+    /// How a snapshot's object is named in messages.
+    pub fn file_name(&self, id: &str) -> String {
+        format!("{}/{}", self.location().trim_end_matches('/'), Self::key(id))
+    }
+
+    /// Whether a snapshot with this id exists.
+    pub async fn exists(&self, id: &str) -> Result<bool> {
+        validate_id(id)?;
+        Ok(self.storage.get(&Self::key(id)).await?.is_some())
+    }
+
+    /// Stores a new snapshot; refuses to overwrite an existing one.
+    pub async fn save(&self, snap: &OffsetSnapshot) -> Result<()> {
+        validate_id(&snap.snapshot_id)?;
+        if self.exists(&snap.snapshot_id).await? {
+            return Err(Error::invalid(format!(
+                "snapshot '{}' already exists in {}; choose another --snapshot-id or delete the old one first",
+                snap.snapshot_id,
+                self.location()
+            )));
+        }
+        let data = snap.to_json()?;
+        self.storage
+            .put(&Self::key(&snap.snapshot_id), Bytes::from(data))
+            .await
+    }
+
+    /// Reads and validates a snapshot.
+    pub async fn load(&self, id: &str) -> Result<OffsetSnapshot> {
+        validate_id(id)?;
+        let data = self
+            .storage
+            .get(&Self::key(id))
+            .await?
+            .ok_or_else(|| Error::SnapshotNotFound {
+                id: id.to_string(),
+                location: self.location().to_string(),
+            })?;
+        let snap = OffsetSnapshot::from_json(&data, &self.file_name(id))?;
+        if snap.snapshot_id != id {
+            return Err(Error::Malformed {
+                kind: "snapshot",
+                file: self.file_name(id),
+                reason: format!("it holds snapshotId '{}', not '{id}'", snap.snapshot_id),
+            });
+        }
+        Ok(snap)
+    }
+
+    /// All readable snapshots, newest first, plus the objects that could not be read.
+    pub async fn list(&self) -> Result<(Vec<OffsetSnapshot>, Vec<UnreadableSnapshot>)> {
+        let objects = self.storage.list(&format!("{SNAPSHOT_DIR}/")).await?;
+        let mut snaps = Vec::new();
+        let mut unreadable = Vec::new();
+        for obj in objects {
+            let Some(name) = obj
+                .key
+                .strip_prefix(&format!("{SNAPSHOT_DIR}/"))
+                .and_then(|n| n.strip_suffix(".json"))
+            else {
+                continue;
+            };
+            if name.contains('/') {
+                continue;
+            }
+            let file = self.file_name(name);
+            match self.storage.get(&obj.key).await? {
+                Some(data) => match OffsetSnapshot::from_json(&data, &file) {
+                    Ok(s) => snaps.push(s),
+                    Err(e) => unreadable.push(UnreadableSnapshot {
+                        file,
+                        error: e.to_string(),
+                    }),
+                },
+                None => continue,
+            }
+        }
+        snaps.sort_by(|a, b| {
+            b.timestamp
+                .cmp(&a.timestamp)
+                .then_with(|| b.snapshot_id.cmp(&a.snapshot_id))
+        });
+        Ok((snaps, unreadable))
+    }
+
+    /// Deletes a snapshot; `SnapshotNotFound` if it does not exist.
+    pub async fn delete(&self, id: &str) -> Result<()> {
+        validate_id(id)?;
+        if self.storage.delete(&Self::key(id)).await? {
+            Ok(())
+        } else {
+            Err(Error::SnapshotNotFound {
+                id: id.to_string(),
+                location: self.location().to_string(),
+            })
+        }
+    }
+}
+
+/// RFC 3339 with millisecond precision and a `Z` suffix; any RFC 3339 offset is accepted.
+mod rfc3339 {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let s = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| serde::de::Error::custom(format!("timestamp '{s}' is not RFC 3339: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The snapshot example of the KafkaOffsetRollback reference, verbatim.
+    const SEED_SNAPSHOT: &str = r#"{
+  "snapshotId": "pre-migration-20241201",
+  "timestamp": "2024-12-01T12:00:00Z",
+  "cluster": "kafka:9092",
+  "groups": {
+    "order-processor": {
+      "topics": {
+        "orders": {
+          "0": {
+            "offset": 1000,
+            "metadata": "",
+            "timestamp": 1701432000000
+          },
+          "1": {
+            "offset": 2000,
+            "metadata": "",
+            "timestamp": 1701432000000
+          }
+        },
+        "payments": {
+          "0": {
+            "offset": 500,
+            "metadata": "",
+            "timestamp": 1701432000000
+          }
+        }
+      }
+    },
+    "payment-handler": {
+      "topics": {
+        "payments": {
+          "0": {
+            "offset": 500,
+            "metadata": "",
+            "timestamp": 1701432000000
+          }
+        }
+      }
+    }
+  }
+}"#;
+
+    #[test]
+    fn parses_the_seed_snapshot_exactly() {
+        let snap = OffsetSnapshot::from_json(SEED_SNAPSHOT.as_bytes(), "seed.json")
+            .expect("seed snapshot parses");
+        assert_eq!(snap.snapshot_id, "pre-migration-20241201");
+        assert_eq!(snap.cluster, "kafka:9092");
+        assert_eq!(snap.timestamp.timestamp_millis(), 1_733_054_400_000);
+        assert_eq!(snap.groups.len(), 2);
+        assert_eq!(snap.offset_count(), 4);
+        let op = &snap.groups["order-processor"];
+        assert_eq!(op.topics["orders"][&1].offset, 2000);
+        assert_eq!(op.topics["payments"][&0].timestamp, 1_701_432_000_000);
+        let commits = op.to_commits();
+        assert_eq!(commits.len(), 3);
+        assert_eq!(commits[0].topic, "orders");
+        assert_eq!((commits[1].partition, commits[1].offset), (1, 2000));
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let snap = OffsetSnapshot::from_json(SEED_SNAPSHOT.as_bytes(), "seed.json")
+            .expect("seed snapshot parses");
+        let mut with_desc = snap.clone();
+        with_desc.description = Some("before deploy".into());
+        let bytes = with_desc.to_json().expect("encode");
+        let back = OffsetSnapshot::from_json(&bytes, "x").expect("decode");
+        assert_eq!(back, with_desc);
+        let text = String::from_utf8(bytes).expect("utf8");
+        assert!(text.contains("\"snapshotId\""));
+        assert!(text.contains("\"description\": \"before deploy\""));
+    }
+
+    #[test]
+    fn malformed_documents_name_the_file() {
+        let err = OffsetSnapshot::from_json(b"{\"snapshotId\": 3}", "s3://b/snapshots/x.json")
+            .expect_err("must fail");
+        assert_eq!(err.exit_code(), 8);
+        assert!(err.to_string().contains("s3://b/snapshots/x.json"), "{err}");
+        let negative = SEED_SNAPSHOT.replace("\"offset\": 500", "\"offset\": -5");
+        let err = OffsetSnapshot::from_json(negative.as_bytes(), "f").expect_err("must fail");
+        assert!(err.to_string().contains("< 0"), "{err}");
+        let bad_partition = SEED_SNAPSHOT.replace("\"1\": {", "\"one\": {");
+        assert!(OffsetSnapshot::from_json(bad_partition.as_bytes(), "f").is_err());
+    }
+
+    #[test]
+    fn generated_ids_have_the_documented_shape() {
+        let now = DateTime::parse_from_rfc3339("2024-11-29T14:30:52Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let id = generate_id(now);
+        let re = regex::Regex::new(r"^snap-20241129-143052-[0-9a-f]{8}$").expect("regex");
+        assert!(re.is_match(&id), "{id}");
+        assert!(validate_id(&id).is_ok());
+    }
+
+    #[test]
+    fn ids_that_could_escape_are_rejected() {
+        for bad in [
+            "", "..", "../x", "a/b", "a\\b", "/etc/passwd", ".hidden", "a..b", "a b", "x\u{0}",
+            "snap?", "-flag",
+        ] {
+            let err = validate_id(bad).expect_err(bad);
+            assert_eq!(err.exit_code(), 2, "{bad}");
+        }
+        assert!(validate_id(&"a".repeat(254)).is_err());
+        for good in ["pre-migration-20241201", "snapshot-20241203-100000", "a", "v1.2_x"] {
+            assert!(validate_id(good).is_ok(), "{good}");
+        }
+    }
+}
