@@ -4,13 +4,17 @@
 # second run takes seconds. Safe to run on a fresh Debian machine with Rust, Python and Node.
 set -euo pipefail
 
+# Usage: install-test-tools.sh [--kafka-only]   (--kafka-only: just the broker, for the demo)
+KAFKA_ONLY=0
+[ "${1:-}" = "--kafka-only" ] && KAFKA_ONLY=1
+
 TOOLS="${TIDEMARK_TOOLS:-$HOME/.cache/tidemark/tools}"
 mkdir -p "$TOOLS/bin"
 log() { printf '==> %s\n' "$*" >&2; }
 
 # System libraries needed to build librdkafka (bundled by rdkafka-sys) with TLS and SASL.
 need_apt=()
-for pkg in libssl-dev pkg-config zlib1g-dev make g++ python3-venv; do
+for pkg in libssl-dev pkg-config zlib1g-dev make g++ python3-venv jq; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then
@@ -23,6 +27,11 @@ fi
 if [ ! -x "$TOOLS/bin/tansu" ]; then
   log "installing tansu 0.6.0 (takes several minutes, once)"
   cargo install tansu --version 0.6.0 --locked --features dynostore,libsql --root "$TOOLS"
+fi
+
+if [ "$KAFKA_ONLY" = 1 ]; then
+  log "broker ready in $TOOLS/bin"
+  exit 0
 fi
 
 # Python-based object storage emulators, in a private virtualenv.

@@ -177,3 +177,149 @@ pub fn unique() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
+
+/// Output of one `tidemark` run.
+#[derive(Debug)]
+pub struct CliOutput {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliOutput {
+    /// stdout parsed as JSON (panics with both streams on failure).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr)
+        })
+    }
+}
+
+/// Runs the `tidemark` binary at `bin` with `args` and extra environment variables; the
+/// credential and location variables of the calling environment are cleared first.
+pub fn run_cli(bin: &str, args: &[&str], env: &[(&str, &str)]) -> CliOutput {
+    let mut cmd = Command::new(bin);
+    cmd.args(args);
+    for var in [
+        "KAFKA_USERNAME",
+        "KAFKA_PASSWORD",
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "KAFKA_SECURITY_PROTOCOL",
+        "KAFKA_SASL_MECHANISM",
+        "TIDEMARK_PATH",
+        "RUST_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run tidemark");
+    CliOutput {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Creates `topic` with `partitions` partitions and writes `per_partition` records to each,
+/// ending every partition with a single-record batch so the broker's high watermark is exact.
+pub async fn create_and_fill(bootstrap: &str, topic: &str, partitions: i32, per_partition: usize) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+    use rdkafka::ClientConfig;
+
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client");
+    let results = admin
+        .create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .expect("create topics request");
+    for r in results {
+        r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
+    }
+    if per_partition == 0 {
+        return;
+    }
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+    for p in 0..partitions {
+        for i in 0..per_partition.saturating_sub(1) {
+            let payload = format!("{topic}-{p}-{i}");
+            producer
+                .send(
+                    FutureRecord::to(topic).partition(p).key(&payload).payload(&payload),
+                    Duration::from_secs(10),
+                )
+                .await
+                .unwrap_or_else(|(e, _)| panic!("produce to {topic}:{p}: {e}"));
+        }
+        producer.flush(Duration::from_secs(10)).expect("flush");
+        let last = format!("{topic}-{p}-last");
+        producer
+            .send(
+                FutureRecord::to(topic).partition(p).key(&last).payload(&last),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap_or_else(|(e, _)| panic!("produce to {topic}:{p}: {e}"));
+        producer.flush(Duration::from_secs(10)).expect("flush");
+    }
+}
+
+/// A consumer subscribed to `topics` in `group`, polling on its own thread until dropped, so
+/// the group has a live member (state Stable).
+#[derive(Debug)]
+pub struct LiveConsumer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LiveConsumer {
+    pub fn start(bootstrap: &str, group: &str, topics: &[&str]) -> LiveConsumer {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        use rdkafka::ClientConfig;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "5")
+            .set("session.timeout.ms", "10000")
+            .create()
+            .expect("consumer");
+        consumer.subscribe(topics).expect("subscribe");
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                let _ = consumer.poll(Duration::from_millis(50));
+            }
+            consumer.unsubscribe();
+        });
+        LiveConsumer {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for LiveConsumer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

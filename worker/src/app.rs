@@ -21,6 +21,48 @@ use crate::rollback::{
 use crate::snapshot::{generate_id, validate_id, OffsetSnapshot, SnapshotStore};
 use crate::storage::{Storage, StorageOptions};
 
+/// The whole `tidemark` process: parse arguments, set up logging, run, exit with the
+/// command's code. `main.rs` is only this call.
+pub fn main() -> ! {
+    use clap::Parser as _;
+    let cli = Cli::parse();
+    init_logging(cli.log_format, cli.verbose);
+    let format = error_format(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: failed to start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            report_error(&err, format);
+            err.exit_code()
+        }
+    };
+    drop(runtime);
+    std::process::exit(code);
+}
+
+fn init_logging(format: LogFormat, verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
 /// Runs one command; `Ok(code)` is the exit code of a command that produced a report.
 pub async fn run(cli: Cli) -> Result<i32> {
     match cli.command {

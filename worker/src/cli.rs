@@ -310,3 +310,60 @@ fn parse_concurrency(s: &str) -> Result<usize, String> {
         _ => Err(format!("'{s}' is not a number between 1 and 1000")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &str) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("tidemark").chain(args.split_whitespace()))
+    }
+
+    #[test]
+    fn argument_table() {
+        // (arguments, should parse)
+        let table: &[(&str, bool)] = &[
+            ("offset-rollback snapshot -p /s -g a,b --bootstrap-servers k:9092", true),
+            ("offset-rollback snapshot --path /s --groups a --bootstrap-servers k:9092 -d x -f json", true),
+            ("offset-rollback snapshot -p /s --all-groups --bootstrap-servers k:9092 -s snap-1", true),
+            ("offset-rollback snapshot -p /s --groups-regex o.* --bootstrap-servers k:9092 --security-protocol SASL_SSL", true),
+            ("offset-rollback snapshot -p /s -g a --bootstrap-servers k:9092 --security-protocol TLS", false),
+            ("offset-rollback snapshot -p /s -g a --bootstrap-servers k:9092 --max-concurrent 0", false),
+            ("offset-rollback snapshot -p /s -g a --bootstrap-servers k:9092 -f yaml", false),
+            ("offset-rollback list -p /s", true),
+            ("offset-rollback list", false),
+            ("offset-rollback show -p /s -s snap-1 --format json", true),
+            ("offset-rollback show -p /s", false),
+            ("offset-rollback rollback -p /s -s x --bootstrap-servers k:9092 --verify", true),
+            ("offset-rollback rollback -p /s -s x --bootstrap-servers k:9092 --verify false", true),
+            ("offset-rollback rollback -p /s -s x --bootstrap-servers k:9092 --no-verify", true),
+            ("offset-rollback rollback -p /s -s x --bootstrap-servers k:9092 --verify --no-verify", false),
+            ("offset-rollback verify -p /s -s x --bootstrap-servers k:9092 --strict", true),
+            ("offset-rollback delete -p /s -s x", true),
+            ("offset-rollback import -p /s --kmap f.json", true),
+            ("offsets export --bootstrap-servers k:9092 --restore-script r.sh -o o.json", true),
+            ("offset-rollback explode -p /s", false),
+        ];
+        for (args, ok) in table {
+            assert_eq!(parse(args).is_ok(), *ok, "{args}: {:?}", parse(args).err());
+        }
+    }
+
+    #[test]
+    fn verify_defaults_on_and_can_be_turned_off() {
+        let get = |args: &str| match parse(args).map(|c| c.command) {
+            Ok(Command::OffsetRollback(RollbackCommand::Rollback(a))) => a.verify && !a.no_verify,
+            other => panic!("unexpected parse of {args}: {other:?}"),
+        };
+        assert!(get("offset-rollback rollback -p /s -s x --bootstrap-servers k:9092"));
+        assert!(get("offset-rollback rollback -p /s -s x --bootstrap-servers k:9092 --verify"));
+        assert!(!get("offset-rollback rollback -p /s -s x --bootstrap-servers k:9092 --verify false"));
+        assert!(!get("offset-rollback rollback -p /s -s x --bootstrap-servers k:9092 --no-verify"));
+    }
+
+    #[test]
+    fn clap_tree_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs every check and test: formatting, clippy, unit tests and the integration tests against
+# real servers (tansu, an S3 server, Azurite, a GCS emulator), installing those first if needed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-test-tools.sh
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "==> cargo test"
+cargo test --workspace --locked -- --test-threads="${TIDEMARK_TEST_THREADS:-2}"
+echo "==> all tests passed"

@@ -1,0 +1,494 @@
+//! End-to-end tests of `tidemark offset-rollback` and `tidemark offsets` against a real
+//! Kafka-protocol broker (tansu) on loopback, through the real CLI binary.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use tidemark::kafka::{CommittedOffset, GroupAdmin, KafkaConfig};
+use tidemark_tests::{create_and_fill, run_cli, CliOutput, LiveConsumer, Tansu};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tidemark-under-test");
+
+fn cli(args: &[&str]) -> CliOutput {
+    run_cli(BIN, args, &[])
+}
+
+async fn admin(bootstrap: &str) -> GroupAdmin {
+    let mut cfg = KafkaConfig::new(bootstrap);
+    cfg.request_timeout = Duration::from_secs(10);
+    GroupAdmin::connect(&cfg).await.expect("connect admin")
+}
+
+fn commits(topic: &str, offsets: &[i64]) -> Vec<CommittedOffset> {
+    offsets
+        .iter()
+        .enumerate()
+        .map(|(p, o)| CommittedOffset {
+            topic: topic.into(),
+            partition: p as i32,
+            offset: *o,
+            metadata: format!("m{p}"),
+        })
+        .collect()
+}
+
+async fn commit(admin: &GroupAdmin, group: &str, offsets: &[CommittedOffset]) {
+    let failures = admin.alter_offsets(group, offsets).await.expect("commit offsets");
+    assert!(failures.is_empty(), "partition failures: {failures:?}");
+}
+
+async fn committed_map(admin: &GroupAdmin, group: &str) -> BTreeMap<(String, i32), i64> {
+    admin
+        .committed_offsets(group)
+        .await
+        .expect("read committed")
+        .into_iter()
+        .map(|o| ((o.topic, o.partition), o.offset))
+        .collect()
+}
+
+async fn wait_for_state(admin: &GroupAdmin, group: &str, want_active: bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let d = admin.describe_groups(&[group.to_string()]).await.expect("describe");
+        let state = d[0].as_ref().expect("group description").state;
+        if state.is_inactive() != want_active {
+            return;
+        }
+        assert!(Instant::now() < deadline, "group {group} stuck in {state}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_change_rollback_verify() {
+    let kafka = Tansu::start();
+    let bs = kafka.bootstrap();
+    let store = tempfile::tempdir().expect("tempdir");
+    let path = store.path().to_str().expect("utf8 path");
+    create_and_fill(&bs, "orders", 3, 20).await;
+    create_and_fill(&bs, "payments", 2, 10).await;
+    let admin = admin(&bs).await;
+    commit(&admin, "order-processor", &commits("orders", &[5, 7, 9])).await;
+    commit(&admin, "payment-handler", &commits("payments", &[3, 4])).await;
+    let before_op = committed_map(&admin, "order-processor").await;
+
+    let snap = cli(&[
+        "offset-rollback", "snapshot", "--path", path, "--groups",
+        "order-processor,payment-handler", "--bootstrap-servers", &bs,
+        "--description", "before the bad deploy", "--format", "json",
+    ]);
+    assert_eq!(snap.code, 0, "{snap:?}");
+    let doc = snap.json();
+    let id = doc["snapshot_id"].as_str().expect("snapshot_id").to_string();
+    assert!(id.starts_with("snap-"), "{id}");
+    assert_eq!(doc["groups"], 2);
+    assert_eq!(doc["offsets"], 5);
+
+    // The stored document has the documented shape, metadata included.
+    let stored: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(store.path().join("snapshots").join(format!("{id}.json"))).expect("read stored"),
+    )
+    .expect("stored json");
+    assert_eq!(stored["snapshotId"], id.as_str());
+    assert_eq!(stored["cluster"], bs.as_str());
+    assert_eq!(stored["description"], "before the bad deploy");
+    assert_eq!(stored["groups"]["order-processor"]["topics"]["orders"]["2"]["offset"], 9);
+    assert_eq!(stored["groups"]["order-processor"]["topics"]["orders"]["1"]["metadata"], "m1");
+
+    // A botched reset moves both groups.
+    commit(&admin, "order-processor", &commits("orders", &[0, 0, 20])).await;
+    commit(&admin, "payment-handler", &commits("payments", &[10, 10])).await;
+
+    let verify = cli(&["offset-rollback", "verify", "-p", path, "-s", &id, "--bootstrap-servers", &bs]);
+    assert_eq!(verify.code, 11, "verify must fail before rollback: {verify:?}");
+
+    let rb = cli(&[
+        "offset-rollback", "rollback", "-p", path, "-s", &id, "--bootstrap-servers", &bs, "--verify", "-f", "json",
+    ]);
+    assert_eq!(rb.code, 0, "{rb:?}");
+    let report = rb.json();
+    assert_eq!(report["status"], "success");
+    assert_eq!(report["groups_rolled_back"], 2);
+    assert_eq!(report["offsets_restored"], 5);
+    assert_eq!(report["verification"]["matched"], true);
+    assert_eq!(committed_map(&admin, "order-processor").await, before_op);
+    let restored = admin.committed_offsets("order-processor").await.expect("read");
+    assert_eq!(restored[1].metadata, "m1", "commit metadata is restored too");
+
+    let verify = cli(&["offset-rollback", "verify", "-p", path, "-s", &id, "--bootstrap-servers", &bs]);
+    assert_eq!(verify.code, 0, "{verify:?}");
+    assert!(verify.stdout.contains("✓ VERIFIED - All offsets match snapshot"), "{}", verify.stdout);
+
+    // Text report of rollback in the boxed style.
+    let rb_text = cli(&["offset-rollback", "rollback", "-p", path, "-s", &id, "--bootstrap-servers", &bs]);
+    assert_eq!(rb_text.code, 0, "{rb_text:?}");
+    assert!(rb_text.stdout.contains("ROLLBACK RESULT"));
+    assert!(rb_text.stdout.contains("Status: ✓ SUCCESS"));
+    assert!(rb_text.stdout.contains("Groups Rolled Back: 2"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_reports_each_changed_partition_and_strict_mode() {
+    let kafka = Tansu::start();
+    let bs = kafka.bootstrap();
+    let store = tempfile::tempdir().expect("tempdir");
+    let path = store.path().to_str().expect("utf8 path");
+    create_and_fill(&bs, "events", 4, 5).await;
+    create_and_fill(&bs, "extra", 1, 5).await;
+    let admin = admin(&bs).await;
+    commit(&admin, "g1", &commits("events", &[1, 2, 3, 4])).await;
+    let snap = cli(&[
+        "offset-rollback", "snapshot", "-p", path, "-g", "g1", "--bootstrap-servers", &bs, "-s", "before-change",
+    ]);
+    assert_eq!(snap.code, 0, "{snap:?}");
+    assert!(snap.stdout.contains("Snapshot ID: before-change"), "{}", snap.stdout);
+
+    // One partition moves.
+    commit(&admin, "g1", &[CommittedOffset { topic: "events".into(), partition: 2, offset: 5, metadata: String::new() }]).await;
+    let v = cli(&["offset-rollback", "verify", "-p", path, "-s", "before-change", "--bootstrap-servers", &bs, "-f", "json"]);
+    assert_eq!(v.code, 11, "{v:?}");
+    let doc = v.json();
+    assert_eq!(doc["matched"], false);
+    assert_eq!(
+        doc["differences"],
+        serde_json::json!([{ "group": "g1", "topic": "events", "partition": 2, "expected": 3, "actual": 5 }])
+    );
+    let text = cli(&["offset-rollback", "verify", "-p", path, "-s", "before-change", "--bootstrap-servers", &bs]);
+    assert_eq!(text.code, 11);
+    assert!(text.stdout.contains("MISMATCH - 1 partition differ"), "{}", text.stdout);
+    assert!(text.stdout.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["g1", "events", "2", "3", "5"]), "{}", text.stdout);
+
+    // Restore it, then commit a partition the snapshot never had: only --strict fails.
+    commit(&admin, "g1", &[CommittedOffset { topic: "events".into(), partition: 2, offset: 3, metadata: "m2".into() }]).await;
+    commit(&admin, "g1", &[CommittedOffset { topic: "extra".into(), partition: 0, offset: 2, metadata: String::new() }]).await;
+    let lax = cli(&["offset-rollback", "verify", "-p", path, "-s", "before-change", "--bootstrap-servers", &bs]);
+    assert_eq!(lax.code, 0, "{lax:?}");
+    let strict = cli(&["offset-rollback", "verify", "-p", path, "-s", "before-change", "--bootstrap-servers", &bs, "--strict", "-f", "json"]);
+    assert_eq!(strict.code, 11, "{strict:?}");
+    assert_eq!(
+        strict.json()["differences"],
+        serde_json::json!([{ "group": "g1", "topic": "extra", "partition": 0, "expected": null, "actual": 2 }])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_refuses_active_group_and_rolls_back_the_others() {
+    let kafka = Tansu::start();
+    let bs = kafka.bootstrap();
+    let store = tempfile::tempdir().expect("tempdir");
+    let path = store.path().to_str().expect("utf8 path");
+    create_and_fill(&bs, "live-topic", 2, 10).await;
+    create_and_fill(&bs, "idle-topic", 2, 10).await;
+    let admin = admin(&bs).await;
+    commit(&admin, "live-group", &commits("live-topic", &[2, 3])).await;
+    commit(&admin, "idle-group", &commits("idle-topic", &[4, 5])).await;
+    let snap = cli(&[
+        "offset-rollback", "snapshot", "-p", path, "--groups-regex", ".*-group", "--bootstrap-servers", &bs, "-f", "json",
+    ]);
+    assert_eq!(snap.code, 0, "{snap:?}");
+    let id = snap.json()["snapshot_id"].as_str().expect("id").to_string();
+    assert_eq!(snap.json()["groups"], 2);
+
+    commit(&admin, "live-group", &commits("live-topic", &[9, 9])).await;
+    commit(&admin, "idle-group", &commits("idle-topic", &[9, 9])).await;
+    let live_before = committed_map(&admin, "live-group").await;
+
+    let _consumer = LiveConsumer::start(&bs, "live-group", &["live-topic"]);
+    wait_for_state(&admin, "live-group", true).await;
+
+    let rb = cli(&["offset-rollback", "rollback", "-p", path, "-s", &id, "--bootstrap-servers", &bs, "-f", "json"]);
+    assert_eq!(rb.code, 10, "partial rollback exits 10: {rb:?}");
+    let doc = rb.json();
+    assert_eq!(doc["status"], "partial_success");
+    assert_eq!(doc["groups_rolled_back"], 1);
+    assert_eq!(doc["groups_failed"], 1);
+    let outcomes = doc["group_outcomes"].as_array().expect("outcomes");
+    let live = outcomes.iter().find(|o| o["group"] == "live-group").expect("live outcome");
+    assert_eq!(live["status"], "failed");
+    let state = live["state"].as_str().expect("state");
+    assert_eq!(
+        live["error"],
+        format!("Assignments can only be reset if the group 'live-group' is inactive, but the current state is {state}.")
+    );
+    assert_eq!(committed_map(&admin, "live-group").await, live_before, "active group untouched");
+    let idle = committed_map(&admin, "idle-group").await;
+    assert_eq!(idle.values().copied().collect::<Vec<_>>(), vec![4, 5], "idle group rolled back");
+    assert_eq!(doc["verification"]["matched"], true, "verification covers the rolled-back group");
+
+    let text = cli(&["offset-rollback", "rollback", "-p", path, "-s", &id, "--bootstrap-servers", &bs, "-g", "live-group"]);
+    assert_eq!(text.code, 10);
+    assert!(text.stdout.contains("Status: ✗ FAILED"), "{}", text.stdout);
+    assert!(text.stdout.contains("live-group: Assignments can only be reset"), "{}", text.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_show_delete_and_error_exit_codes() {
+    let kafka = Tansu::start();
+    let bs = kafka.bootstrap();
+    let store = tempfile::tempdir().expect("tempdir");
+    let path = store.path().to_str().expect("utf8 path");
+    create_and_fill(&bs, "t", 2, 3).await;
+    let admin = admin(&bs).await;
+    commit(&admin, "a", &commits("t", &[1, 2])).await;
+    commit(&admin, "b", &commits("t", &[2])).await;
+
+    let mut ids = Vec::new();
+    for (i, d) in ["first", "second", "third"].iter().enumerate() {
+        let out = cli(&["offset-rollback", "snapshot", "-p", path, "-g", "a,b", "--bootstrap-servers", &bs, "-d", d, "-f", "json"]);
+        assert_eq!(out.code, 0, "{out:?}");
+        ids.push(out.json()["snapshot_id"].as_str().expect("id").to_string());
+        if i < 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let list = cli(&["offset-rollback", "list", "-p", path, "-f", "json"]);
+    assert_eq!(list.code, 0, "{list:?}");
+    let listed: Vec<String> = list.json()["snapshots"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|s| s["snapshot_id"].as_str().expect("id").to_string())
+        .collect();
+    assert_eq!(listed, vec![ids[2].clone(), ids[1].clone(), ids[0].clone()], "newest first");
+    let text = cli(&["offset-rollback", "list", "-p", path]);
+    assert!(text.stdout.contains("SNAPSHOT ID"), "{}", text.stdout);
+    assert!(text.stdout.contains("Total: 3 snapshots"), "{}", text.stdout);
+
+    let show = cli(&["offset-rollback", "show", "-p", path, "-s", &ids[0]]);
+    assert_eq!(show.code, 0, "{show:?}");
+    assert!(show.stdout.contains("OFFSET SNAPSHOT DETAILS"));
+    assert!(show.stdout.contains("Group: a"));
+    assert!(show.stdout.contains("t:1 -> offset 2"), "{}", show.stdout);
+    assert!(show.stdout.contains("Description: first"));
+
+    let del = cli(&["offset-rollback", "delete", "-p", path, "-s", &ids[0]]);
+    assert_eq!(del.code, 0, "{del:?}");
+    assert!(!store.path().join("snapshots").join(format!("{}.json", ids[0])).exists());
+
+    // Snapshot not found: exit 3, suggests list.
+    let nf = cli(&["offset-rollback", "show", "-p", path, "-s", &ids[0]]);
+    assert_eq!(nf.code, 3, "{nf:?}");
+    assert!(nf.stderr.contains("not found") && nf.stderr.contains("offset-rollback list"), "{}", nf.stderr);
+    let nf = cli(&["offset-rollback", "delete", "-p", path, "-s", "never-was"]);
+    assert_eq!(nf.code, 3);
+
+    // Ids that could escape the storage prefix: exit 2, nothing touched.
+    for bad in ["../x", "a/b", "..", "/etc/passwd"] {
+        let out = cli(&["offset-rollback", "delete", "-p", path, "-s", bad]);
+        assert_eq!(out.code, 2, "{bad}: {out:?}");
+    }
+
+    // Group without committed offsets: exit 4, nothing stored.
+    let before = std::fs::read_dir(store.path().join("snapshots")).expect("dir").count();
+    let ng = cli(&["offset-rollback", "snapshot", "-p", path, "-g", "a,ghost", "--bootstrap-servers", &bs]);
+    assert_eq!(ng.code, 4, "{ng:?}");
+    assert!(ng.stderr.contains("consumer group 'ghost' not found"), "{}", ng.stderr);
+    assert_eq!(std::fs::read_dir(store.path().join("snapshots")).expect("dir").count(), before);
+
+    // Malformed snapshot file: exit 8 naming the file.
+    std::fs::write(store.path().join("snapshots/broken.json"), b"{not json").expect("write");
+    let bad = cli(&["offset-rollback", "show", "-p", path, "-s", "broken"]);
+    assert_eq!(bad.code, 8, "{bad:?}");
+    assert!(bad.stderr.contains("snapshots/broken.json"), "{}", bad.stderr);
+    let list = cli(&["offset-rollback", "list", "-p", path]);
+    assert_eq!(list.code, 0, "an unreadable snapshot does not hide the others");
+    assert!(list.stderr.contains("broken.json"), "{}", list.stderr);
+
+    // Duplicate id is refused, the original kept.
+    let dup = cli(&["offset-rollback", "snapshot", "-p", path, "-g", "a", "--bootstrap-servers", &bs, "-s", &ids[1]]);
+    assert_eq!(dup.code, 2, "{dup:?}");
+    assert!(dup.stderr.contains("already exists"));
+
+    // JSON errors for automation.
+    let js = cli(&["offset-rollback", "show", "-p", path, "-s", "nope", "-f", "json"]);
+    assert_eq!(js.code, 3);
+    assert_eq!(js.json()["error"]["kind"], "snapshot_not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_broker_and_storage_fail_with_their_codes() {
+    let store = tempfile::tempdir().expect("tempdir");
+    let path = store.path().to_str().expect("utf8 path");
+    let closed = format!("127.0.0.1:{}", tidemark_tests::free_port());
+    let started = Instant::now();
+    let out = cli(&[
+        "offset-rollback", "snapshot", "-p", path, "-g", "g", "--bootstrap-servers", &closed, "--request-timeout", "3",
+    ]);
+    assert_eq!(out.code, 5, "{out:?}");
+    assert!(out.stderr.contains("failed to connect to Kafka"), "{}", out.stderr);
+    assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
+
+    let closed_s3 = format!("http://127.0.0.1:{}", tidemark_tests::free_port());
+    let out = cli(&["offset-rollback", "list", "-p", "s3://bucket/prefix", "--s3-endpoint", &closed_s3, "--allow-http", "--s3-region", "us-east-1"]);
+    assert_eq!(out.code, 7, "{out:?}");
+    assert!(out.stderr.contains("s3://bucket/prefix"), "{}", out.stderr);
+
+    let out = cli(&["offset-rollback", "snapshot", "-p", path, "-g", "g", "--bootstrap-servers", "nohostport"]);
+    assert_eq!(out.code, 2, "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scram_sha_512_cluster_and_wrong_password() {
+    let mut kafka = Tansu::start_sqlite();
+    let bs = kafka.bootstrap();
+    kafka.create_user("alice", "alice-secret");
+    create_and_fill(&bs, "secure-topic", 2, 5).await;
+    {
+        let plain = admin(&bs).await;
+        commit(&plain, "secure-group", &commits("secure-topic", &[1, 2])).await;
+    }
+    kafka.restart(true);
+    let store = tempfile::tempdir().expect("tempdir");
+    let path = store.path().to_str().expect("utf8 path");
+    let good = [
+        ("KAFKA_USERNAME", "alice"),
+        ("KAFKA_PASSWORD", "alice-secret"),
+        ("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
+    ];
+    let sasl = ["--bootstrap-servers", bs.as_str(), "--security-protocol", "SASL_PLAINTEXT"];
+    let with = |extra: &[&str]| -> Vec<String> {
+        extra.iter().chain(sasl.iter()).map(|s| s.to_string()).collect()
+    };
+    let args = with(&["offset-rollback", "snapshot", "-p", path, "-g", "secure-group", "-s", "secure-snap", "-f", "json"]);
+    let snap = run_cli(BIN, &args.iter().map(String::as_str).collect::<Vec<_>>(), &good);
+    assert_eq!(snap.code, 0, "{snap:?}");
+    assert_eq!(snap.json()["offsets"], 2);
+
+    // Move the group with a SCRAM-authenticated library client, then roll back over SCRAM.
+    let mut cfg = KafkaConfig::new(bs.as_str());
+    cfg.security_protocol = tidemark::kafka::SecurityProtocol::SaslPlaintext;
+    cfg.sasl = Some(tidemark::kafka::SaslCredentials {
+        mechanism: tidemark::kafka::SaslMechanism::ScramSha512,
+        username: "alice".into(),
+        password: "alice-secret".into(),
+    });
+    cfg.request_timeout = Duration::from_secs(10);
+    let secure = GroupAdmin::connect(&cfg).await.expect("SCRAM admin connects");
+    commit(&secure, "secure-group", &commits("secure-topic", &[4, 4])).await;
+    let args = with(&["offset-rollback", "rollback", "-p", path, "-s", "secure-snap", "-f", "json"]);
+    let rb = run_cli(BIN, &args.iter().map(String::as_str).collect::<Vec<_>>(), &good);
+    assert_eq!(rb.code, 0, "{rb:?}");
+    assert_eq!(rb.json()["verification"]["matched"], true);
+    let now: Vec<i64> = secure.committed_offsets("secure-group").await.expect("read").iter().map(|o| o.offset).collect();
+    assert_eq!(now, vec![1, 2]);
+
+    let args = with(&["offset-rollback", "verify", "-p", path, "-s", "secure-snap", "--request-timeout", "10"]);
+    let bad = run_cli(
+        BIN,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[("KAFKA_USERNAME", "alice"), ("KAFKA_PASSWORD", "wrong-password"), ("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")],
+    );
+    assert_eq!(bad.code, 6, "{bad:?}");
+    assert!(bad.stderr.contains("SASL authentication failed"), "{}", bad.stderr);
+    assert!(!bad.stderr.contains("wrong-password") && !bad.stdout.contains("wrong-password"), "password leaked");
+
+    let args = with(&["offset-rollback", "verify", "-p", path, "-s", "secure-snap"]);
+    let missing = run_cli(BIN, &args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    assert_eq!(missing.code, 2, "{missing:?}");
+    assert!(missing.stderr.contains("KAFKA_USERNAME"), "{}", missing.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kmap_export_script_and_import() {
+    let kafka = Tansu::start();
+    let bs = kafka.bootstrap();
+    let dir = tempfile::tempdir().expect("tempdir");
+    create_and_fill(&bs, "orders", 2, 5).await;
+    create_and_fill(&bs, "payments", 1, 5).await;
+    let admin = admin(&bs).await;
+    commit(&admin, "my-consumer-group", &commits("orders", &[3, 4])).await;
+    commit(&admin, "my-consumer-group", &commits("payments", &[2])).await;
+    commit(&admin, "other", &commits("orders", &[1])).await;
+
+    let json = dir.path().join("consumer-offsets.json");
+    let script = dir.path().join("restore-offsets.sh");
+    let out = cli(&[
+        "offsets", "export", "--bootstrap-servers", &bs, "-o", json.to_str().expect("utf8"),
+        "--restore-script", script.to_str().expect("utf8"),
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).expect("read")).expect("json");
+    assert_eq!(doc["cluster"], bs.as_str());
+    let groups = doc["consumer_groups"].as_array().expect("groups");
+    assert_eq!(groups.len(), 2);
+    let g = groups.iter().find(|g| g["group"] == "my-consumer-group").expect("group");
+    assert_eq!(g["topics"]["orders"], serde_json::json!([{"partition":0,"offset":3},{"partition":1,"offset":4}]));
+    assert_eq!(g["topics"]["payments"], serde_json::json!([{"partition":0,"offset":2}]));
+
+    // Run the script against a stand-in for kafka-consumer-groups.sh that records each call
+    // and fails one of them: the script must continue, summarise and exit non-zero.
+    let log = dir.path().join("calls.log");
+    let fake = dir.path().join("fake-kcg.sh");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/usr/bin/env bash\nprev=''; file=''; for a in \"$@\"; do [ \"$prev\" = --from-file ] && file=\"$a\"; prev=\"$a\"; done\necho \"ARGS $*\" >> {log}\ncat \"$file\" >> {log}\ngrep -q '^payments,' \"$file\" && exit 1\nexit 0\n",
+            log = log.display()
+        ),
+    )
+    .expect("write fake");
+    std::process::Command::new("chmod").args(["+x", fake.to_str().expect("utf8")]).status().expect("chmod");
+    let run = std::process::Command::new("bash")
+        .arg(&script)
+        .env("BOOTSTRAP_SERVERS", "target:9092")
+        .env("KAFKA_CONSUMER_GROUPS", &fake)
+        .output()
+        .expect("run script");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(run.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("Summary: 2 of 3 group/topic restores succeeded, 1 failed"), "{stdout}");
+    let calls = std::fs::read_to_string(&log).expect("calls");
+    assert!(calls.contains("--bootstrap-server target:9092 --group my-consumer-group --reset-offsets --from-file"), "{calls}");
+    assert!(calls.contains("orders,0,3\norders,1,4\n"), "{calls}");
+    assert!(calls.contains("--group other --reset-offsets"), "{calls}");
+    assert!(calls.contains("--execute"), "{calls}");
+
+    // Import the exported file as a snapshot and verify it against the live offsets.
+    let store = dir.path().join("store");
+    let path = store.to_str().expect("utf8");
+    let imp = cli(&["offset-rollback", "import", "-p", path, "--kmap", json.to_str().expect("utf8"), "-s", "from-kmap", "-f", "json"]);
+    assert_eq!(imp.code, 0, "{imp:?}");
+    assert_eq!(imp.json()["offsets"], 4);
+    let v = cli(&["offset-rollback", "verify", "-p", path, "-s", "from-kmap", "--bootstrap-servers", &bs]);
+    assert_eq!(v.code, 0, "{v:?}");
+
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, b"{\"timestamp\":\"x\"}").expect("write");
+    let out = cli(&["offset-rollback", "import", "-p", path, "--kmap", bad.to_str().expect("utf8")]);
+    assert_eq!(out.code, 8, "{out:?}");
+    assert!(out.stderr.contains("bad.json"), "{}", out.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_workflow_script_extracts_snapshot_id_with_jq() {
+    let kafka = Tansu::start();
+    let bs = kafka.bootstrap();
+    let dir = tempfile::tempdir().expect("tempdir");
+    create_and_fill(&bs, "orders", 1, 3).await;
+    let admin = admin(&bs).await;
+    commit(&admin, "order-processor", &commits("orders", &[2])).await;
+    let script = format!(
+        r#"set -e
+STORAGE_PATH="{dir}"
+BOOTSTRAP="{bs}"
+GROUPS="order-processor"
+"{bin}" offset-rollback snapshot \
+  --path "$STORAGE_PATH" \
+  --groups "$GROUPS" \
+  --bootstrap-servers "$BOOTSTRAP" \
+  --description "Pre-restore" \
+  --format json > {dir}/snapshot.json
+SNAPSHOT_ID=$(jq -r '.snapshot_id' {dir}/snapshot.json)
+"{bin}" offset-rollback rollback --path "$STORAGE_PATH" --snapshot-id "$SNAPSHOT_ID" --bootstrap-servers "$BOOTSTRAP" --verify
+echo "ID=$SNAPSHOT_ID"
+"#,
+        dir = dir.path().display(),
+        bin = BIN
+    );
+    let out = std::process::Command::new("bash").arg("-c").arg(&script).output().expect("bash");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let id = stdout.lines().find_map(|l| l.strip_prefix("ID=")).expect("id line");
+    assert!(id.starts_with("snap-") && id.len() == "snap-20241129-143052-a1b2c3d4".len(), "{id}");
+}
