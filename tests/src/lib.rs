@@ -161,8 +161,20 @@ impl Tansu {
 fn spawn_tansu(storage: &str, authentication: bool, port: u16, dir: &Path) -> Server {
     let url = format!("tcp://127.0.0.1:{port}");
     let mut cmd = Command::new(find_tool("tansu"));
+    // tansu opens a sqlite:// path relative to its working directory (an absolute path is
+    // re-rooted under it), so run it next to the database file and pass just the file name.
+    let storage = match storage.strip_prefix("sqlite://").map(Path::new) {
+        Some(db) => match (db.parent(), db.file_name()) {
+            (Some(parent), Some(name)) => {
+                cmd.current_dir(parent);
+                format!("sqlite://{}", name.to_string_lossy())
+            }
+            _ => storage.to_string(),
+        },
+        None => storage.to_string(),
+    };
     cmd.args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-        .args(["--storage-engine", storage]);
+        .args(["--storage-engine", &storage]);
     if authentication {
         cmd.arg("--authentication");
     }

@@ -228,8 +228,8 @@ async fn cmd_list(a: ListArgs) -> Result<i32> {
             }
             println!("Available offset snapshots:\n");
             println!(
-                "{:<40} {:<24} {:>8} {:>8}  {}",
-                "SNAPSHOT ID", "CREATED AT", "GROUPS", "OFFSETS", "DESCRIPTION"
+                "{:<40} {:<24} {:>8} {:>8}  DESCRIPTION",
+                "SNAPSHOT ID", "CREATED AT", "GROUPS", "OFFSETS"
             );
             println!(
                 "{} {} {} {}  {}",

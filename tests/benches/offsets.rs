@@ -1,0 +1,154 @@
+//! Offset snapshot and rollback benchmark on a real broker (tansu).
+//!
+//! `cargo bench -p tidemark-tests --bench offsets` — optional env: BENCH_GROUPS (1000),
+//! BENCH_PARTITIONS (20), BENCH_BASELINE_GROUPS (100).
+//!
+//! Seeds BENCH_GROUPS groups × BENCH_PARTITIONS committed offsets, then times the real CLI:
+//! `offset-rollback snapshot --all-groups`, and `rollback` (with its verification) after every
+//! offset was moved. The baseline is the straightforward rdkafka approach — one consumer
+//! instance per group reading (`committed`) and committing (`commit`) its offsets — timed on
+//! BENCH_BASELINE_GROUPS groups in the same run and scaled per group.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use futures::stream::{self, StreamExt};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use tidemark::kafka::{CommittedOffset, GroupAdmin, KafkaConfig};
+use tidemark_tests::{create_and_fill, Tansu};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tidemark-under-test");
+
+fn env_usize(key: &str, default: usize) -> usize {
+    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn offsets(topic: &str, partitions: usize, base: i64) -> Vec<CommittedOffset> {
+    (0..partitions)
+        .map(|p| CommittedOffset {
+            topic: topic.to_string(),
+            partition: p as i32,
+            offset: base + p as i64,
+            metadata: String::new(),
+        })
+        .collect()
+}
+
+async fn commit_all(admin: &GroupAdmin, groups: &[String], topic: &str, partitions: usize, base: i64) {
+    let results: Vec<_> = stream::iter(groups.iter())
+        .map(|g| async move { admin.alter_offsets(g, &offsets(topic, partitions, base)).await })
+        .buffer_unordered(100)
+        .collect()
+        .await;
+    for r in results {
+        let failures = r.expect("seed commit");
+        assert!(failures.is_empty(), "{failures:?}");
+    }
+}
+
+fn time_cli(args: &[&str]) -> (Duration, serde_json::Value) {
+    let start = Instant::now();
+    let out = Command::new(BIN).args(args).output().expect("run tidemark");
+    let elapsed = start.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "tidemark {args:?} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (elapsed, serde_json::from_str(&stdout).expect("json report"))
+}
+
+fn baseline(bootstrap: &str, groups: &[String], topic: &str, partitions: usize) -> (Duration, Duration) {
+    let mut read = Duration::ZERO;
+    let mut write = Duration::ZERO;
+    for g in groups {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", g)
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition(topic, p as i32);
+        }
+        let t = Instant::now();
+        let got = consumer.committed_offsets(tpl, Duration::from_secs(10)).expect("committed");
+        read += t.elapsed();
+        let mut commit = TopicPartitionList::new();
+        for e in got.elements() {
+            let off = match e.offset() {
+                Offset::Offset(o) => o,
+                _ => 0,
+            };
+            commit
+                .add_partition_offset(topic, e.partition(), Offset::Offset(off + 1))
+                .expect("tpl");
+        }
+        let t = Instant::now();
+        consumer.commit(&commit, CommitMode::Sync).expect("commit");
+        write += t.elapsed();
+    }
+    (read, write)
+}
+
+#[tokio::main]
+async fn main() {
+    let n_groups = env_usize("BENCH_GROUPS", 1000);
+    let n_parts = env_usize("BENCH_PARTITIONS", 20);
+    let n_base = env_usize("BENCH_BASELINE_GROUPS", 100).min(n_groups);
+    let kafka = Tansu::start();
+    let bs = kafka.bootstrap();
+    let topic = "bench-offsets";
+    create_and_fill(&bs, topic, n_parts as i32, 1).await;
+    let admin = GroupAdmin::connect(&KafkaConfig::new(bs.clone())).await.expect("connect");
+    let groups: Vec<String> = (0..n_groups).map(|i| format!("bench-group-{i:04}")).collect();
+    let seed = Instant::now();
+    commit_all(&admin, &groups, topic, n_parts, 100).await;
+    println!("seeded {n_groups} groups x {n_parts} partitions in {:?}", seed.elapsed());
+
+    let store = tempfile::tempdir().expect("tempdir");
+    let path = store.path().to_str().expect("utf8");
+    let (snap_time, snap) = time_cli(&[
+        "offset-rollback", "snapshot", "-p", path, "--all-groups", "--bootstrap-servers", &bs,
+        "-s", "bench", "--max-concurrent", "100", "-f", "json",
+    ]);
+    assert_eq!(snap["groups"], n_groups as u64);
+    assert_eq!(snap["offsets"], (n_groups * n_parts) as u64);
+
+    commit_all(&admin, &groups, topic, n_parts, 5000).await;
+    let (rb_time, rb) = time_cli(&[
+        "offset-rollback", "rollback", "-p", path, "-s", "bench", "--bootstrap-servers", &bs,
+        "--max-concurrent", "100", "-f", "json",
+    ]);
+    assert_eq!(rb["status"], "success");
+    assert_eq!(rb["offsets_restored"], (n_groups * n_parts) as u64);
+    assert_eq!(rb["verification"]["matched"], true);
+
+    let (b_read, b_write) = baseline(&bs, &groups[..n_base], topic, n_parts);
+    let per = |d: Duration, n: usize| d.as_secs_f64() * 1000.0 / n as f64;
+    println!();
+    println!("offsets benchmark: {n_groups} groups x {n_parts} partitions = {} offsets", n_groups * n_parts);
+    println!(
+        "  tidemark snapshot (CLI, end to end):  {:>8.2} s  ({:.2} ms/group)   target <= 5 s",
+        snap_time.as_secs_f64(),
+        per(snap_time, n_groups)
+    );
+    println!(
+        "  tidemark rollback + verify (CLI):     {:>8.2} s  ({:.2} ms/group)   target <= 10 s",
+        rb_time.as_secs_f64(),
+        per(rb_time, n_groups)
+    );
+    println!(
+        "  baseline rdkafka consumer per group:  read {:.2} ms/group, commit {:.2} ms/group ({n_base} groups)",
+        per(b_read, n_base),
+        per(b_write, n_base)
+    );
+    println!(
+        "  baseline scaled to {n_groups} groups:       read {:.2} s, commit {:.2} s",
+        per(b_read, n_base) * n_groups as f64 / 1000.0,
+        per(b_write, n_base) * n_groups as f64 / 1000.0
+    );
+}
