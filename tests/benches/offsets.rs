@@ -21,7 +21,10 @@ use tidemark_tests::{create_and_fill, Tansu};
 const BIN: &str = env!("CARGO_BIN_EXE_tidemark-under-test");
 
 fn env_usize(key: &str, default: usize) -> usize {
-    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn offsets(topic: &str, partitions: usize, base: i64) -> Vec<CommittedOffset> {
@@ -35,9 +38,19 @@ fn offsets(topic: &str, partitions: usize, base: i64) -> Vec<CommittedOffset> {
         .collect()
 }
 
-async fn commit_all(admin: &GroupAdmin, groups: &[String], topic: &str, partitions: usize, base: i64) {
+async fn commit_all(
+    admin: &GroupAdmin,
+    groups: &[String],
+    topic: &str,
+    partitions: usize,
+    base: i64,
+) {
     let results: Vec<_> = stream::iter(groups.iter())
-        .map(|g| async move { admin.alter_offsets(g, &offsets(topic, partitions, base)).await })
+        .map(|g| async move {
+            admin
+                .alter_offsets(g, &offsets(topic, partitions, base))
+                .await
+        })
         .buffer_unordered(100)
         .collect()
         .await;
@@ -60,7 +73,12 @@ fn time_cli(args: &[&str]) -> (Duration, serde_json::Value) {
     (elapsed, serde_json::from_str(&stdout).expect("json report"))
 }
 
-fn baseline(bootstrap: &str, groups: &[String], topic: &str, partitions: usize) -> (Duration, Duration) {
+fn baseline(
+    bootstrap: &str,
+    groups: &[String],
+    topic: &str,
+    partitions: usize,
+) -> (Duration, Duration) {
     let mut read = Duration::ZERO;
     let mut write = Duration::ZERO;
     for g in groups {
@@ -75,7 +93,9 @@ fn baseline(bootstrap: &str, groups: &[String], topic: &str, partitions: usize) 
             tpl.add_partition(topic, p as i32);
         }
         let t = Instant::now();
-        let got = consumer.committed_offsets(tpl, Duration::from_secs(10)).expect("committed");
+        let got = consumer
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .expect("committed");
         read += t.elapsed();
         let mut commit = TopicPartitionList::new();
         for e in got.elements() {
@@ -103,25 +123,53 @@ async fn main() {
     let bs = kafka.bootstrap();
     let topic = "bench-offsets";
     create_and_fill(&bs, topic, n_parts as i32, 1).await;
-    let admin = GroupAdmin::connect(&KafkaConfig::new(bs.clone())).await.expect("connect");
-    let groups: Vec<String> = (0..n_groups).map(|i| format!("bench-group-{i:04}")).collect();
+    let admin = GroupAdmin::connect(&KafkaConfig::new(bs.clone()))
+        .await
+        .expect("connect");
+    let groups: Vec<String> = (0..n_groups)
+        .map(|i| format!("bench-group-{i:04}"))
+        .collect();
     let seed = Instant::now();
     commit_all(&admin, &groups, topic, n_parts, 100).await;
-    println!("seeded {n_groups} groups x {n_parts} partitions in {:?}", seed.elapsed());
+    println!(
+        "seeded {n_groups} groups x {n_parts} partitions in {:?}",
+        seed.elapsed()
+    );
 
     let store = tempfile::tempdir().expect("tempdir");
     let path = store.path().to_str().expect("utf8");
     let (snap_time, snap) = time_cli(&[
-        "offset-rollback", "snapshot", "-p", path, "--all-groups", "--bootstrap-servers", &bs,
-        "-s", "bench", "--max-concurrent", "100", "-f", "json",
+        "offset-rollback",
+        "snapshot",
+        "-p",
+        path,
+        "--all-groups",
+        "--bootstrap-servers",
+        &bs,
+        "-s",
+        "bench",
+        "--max-concurrent",
+        "100",
+        "-f",
+        "json",
     ]);
     assert_eq!(snap["groups"], n_groups as u64);
     assert_eq!(snap["offsets"], (n_groups * n_parts) as u64);
 
     commit_all(&admin, &groups, topic, n_parts, 5000).await;
     let (rb_time, rb) = time_cli(&[
-        "offset-rollback", "rollback", "-p", path, "-s", "bench", "--bootstrap-servers", &bs,
-        "--max-concurrent", "100", "-f", "json",
+        "offset-rollback",
+        "rollback",
+        "-p",
+        path,
+        "-s",
+        "bench",
+        "--bootstrap-servers",
+        &bs,
+        "--max-concurrent",
+        "100",
+        "-f",
+        "json",
     ]);
     assert_eq!(rb["status"], "success");
     assert_eq!(rb["offsets_restored"], (n_groups * n_parts) as u64);
@@ -130,7 +178,10 @@ async fn main() {
     let (b_read, b_write) = baseline(&bs, &groups[..n_base], topic, n_parts);
     let per = |d: Duration, n: usize| d.as_secs_f64() * 1000.0 / n as f64;
     println!();
-    println!("offsets benchmark: {n_groups} groups x {n_parts} partitions = {} offsets", n_groups * n_parts);
+    println!(
+        "offsets benchmark: {n_groups} groups x {n_parts} partitions = {} offsets",
+        n_groups * n_parts
+    );
     println!(
         "  tidemark snapshot (CLI, end to end):  {:>8.2} s  ({:.2} ms/group)   target <= 5 s",
         snap_time.as_secs_f64(),

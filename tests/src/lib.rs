@@ -111,7 +111,11 @@ pub struct Tansu {
 impl Tansu {
     /// A broker with in-memory storage.
     pub fn start() -> Tansu {
-        Self::launch("memory://tansu/".to_string(), false, tempfile::tempdir().expect("tempdir"))
+        Self::launch(
+            "memory://tansu/".to_string(),
+            false,
+            tempfile::tempdir().expect("tempdir"),
+        )
     }
 
     /// A broker whose state lives in a sqlite file (survives restarts; needed for SCRAM users).
@@ -147,14 +151,22 @@ impl Tansu {
             .stderr(Stdio::null())
             .status()
             .expect("run tansu user create");
-        assert!(status.success(), "tansu user create {name} failed: {status}");
+        assert!(
+            status.success(),
+            "tansu user create {name} failed: {status}"
+        );
     }
 
     /// Restarts the broker on the same port and storage, with or without SASL authentication.
     pub fn restart(&mut self, authentication: bool) {
         self.server.stop();
         self.authentication = authentication;
-        self.server = spawn_tansu(&self.storage, authentication, self.server.port, self.dir.path());
+        self.server = spawn_tansu(
+            &self.storage,
+            authentication,
+            self.server.port,
+            self.dir.path(),
+        );
     }
 }
 
@@ -173,8 +185,14 @@ fn spawn_tansu(storage: &str, authentication: bool, port: u16, dir: &Path) -> Se
         },
         None => storage.to_string(),
     };
-    cmd.args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-        .args(["--storage-engine", &storage]);
+    cmd.args([
+        "broker",
+        "--listener-url",
+        &url,
+        "--advertised-listener-url",
+        &url,
+    ])
+    .args(["--storage-engine", &storage]);
     if authentication {
         cmd.arg("--authentication");
     }
@@ -187,7 +205,11 @@ fn spawn_tansu(storage: &str, authentication: bool, port: u16, dir: &Path) -> Se
 pub fn unique() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Output of one `tidemark` run.
@@ -202,7 +224,10 @@ impl CliOutput {
     /// stdout parsed as JSON (panics with both streams on failure).
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr)
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
         })
     }
 }
@@ -269,7 +294,10 @@ pub async fn create_and_fill(bootstrap: &str, topic: &str, partitions: i32, per_
             let payload = format!("{topic}-{p}-{i}");
             producer
                 .send(
-                    FutureRecord::to(topic).partition(p).key(&payload).payload(&payload),
+                    FutureRecord::to(topic)
+                        .partition(p)
+                        .key(&payload)
+                        .payload(&payload),
                     Duration::from_secs(10),
                 )
                 .await
@@ -279,7 +307,10 @@ pub async fn create_and_fill(bootstrap: &str, topic: &str, partitions: i32, per_
         let last = format!("{topic}-{p}-last");
         producer
             .send(
-                FutureRecord::to(topic).partition(p).key(&last).payload(&last),
+                FutureRecord::to(topic)
+                    .partition(p)
+                    .key(&last)
+                    .payload(&last),
                 Duration::from_secs(10),
             )
             .await

@@ -33,7 +33,10 @@ fn commits(topic: &str, offsets: &[i64]) -> Vec<CommittedOffset> {
 }
 
 async fn commit(admin: &GroupAdmin, group: &str, offsets: &[CommittedOffset]) {
-    let failures = admin.alter_offsets(group, offsets).await.expect("commit offsets");
+    let failures = admin
+        .alter_offsets(group, offsets)
+        .await
+        .expect("commit offsets");
     assert!(failures.is_empty(), "partition failures: {failures:?}");
 }
 
@@ -50,7 +53,10 @@ async fn committed_map(admin: &GroupAdmin, group: &str) -> BTreeMap<(String, i32
 async fn wait_for_state(admin: &GroupAdmin, group: &str, want_active: bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let d = admin.describe_groups(&[group.to_string()]).await.expect("describe");
+        let d = admin
+            .describe_groups(&[group.to_string()])
+            .await
+            .expect("describe");
         let state = d[0].as_ref().expect("group description").state;
         if state.is_inactive() != want_active {
             return;
@@ -74,26 +80,42 @@ async fn snapshot_change_rollback_verify() {
     let before_op = committed_map(&admin, "order-processor").await;
 
     let snap = cli(&[
-        "offset-rollback", "snapshot", "--path", path, "--groups",
-        "order-processor,payment-handler", "--bootstrap-servers", &bs,
-        "--description", "before the bad deploy", "--format", "json",
+        "offset-rollback",
+        "snapshot",
+        "--path",
+        path,
+        "--groups",
+        "order-processor,payment-handler",
+        "--bootstrap-servers",
+        &bs,
+        "--description",
+        "before the bad deploy",
+        "--format",
+        "json",
     ]);
     assert_eq!(snap.code, 0, "{snap:?}");
     let doc = snap.json();
-    let id = doc["snapshot_id"].as_str().expect("snapshot_id").to_string();
+    let id = doc["snapshot_id"]
+        .as_str()
+        .expect("snapshot_id")
+        .to_string();
     assert!(id.starts_with("snap-"), "{id}");
     assert_eq!(doc["groups"], 2);
     assert_eq!(doc["offsets"], 5);
 
     // The stored document has the documented shape, metadata included.
     let stored: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(store.path().join("snapshots").join(format!("{id}.json"))).expect("read stored"),
+        &std::fs::read(store.path().join("snapshots").join(format!("{id}.json")))
+            .expect("read stored"),
     )
     .expect("stored json");
     assert_eq!(stored["snapshotId"], id.as_str());
     assert_eq!(stored["cluster"], bs.as_str());
     assert_eq!(stored["description"], "before the bad deploy");
-    assert_eq!(stored["groups"]["order-processor"]["topics"]["orders"]["2"]["offset"], 9);
+    assert_eq!(
+        stored["groups"]["order-processor"]["topics"]["orders"]["2"]["offset"],
+        9
+    );
     // Commit metadata is stored as read; tansu never returns it (Kafka does), so it is "" here.
     assert!(stored["groups"]["order-processor"]["topics"]["orders"]["1"]["metadata"].is_string());
 
@@ -101,11 +123,33 @@ async fn snapshot_change_rollback_verify() {
     commit(&admin, "order-processor", &commits("orders", &[0, 0, 20])).await;
     commit(&admin, "payment-handler", &commits("payments", &[10, 10])).await;
 
-    let verify = cli(&["offset-rollback", "verify", "-p", path, "-s", &id, "--bootstrap-servers", &bs]);
-    assert_eq!(verify.code, 11, "verify must fail before rollback: {verify:?}");
+    let verify = cli(&[
+        "offset-rollback",
+        "verify",
+        "-p",
+        path,
+        "-s",
+        &id,
+        "--bootstrap-servers",
+        &bs,
+    ]);
+    assert_eq!(
+        verify.code, 11,
+        "verify must fail before rollback: {verify:?}"
+    );
 
     let rb = cli(&[
-        "offset-rollback", "rollback", "-p", path, "-s", &id, "--bootstrap-servers", &bs, "--verify", "-f", "json",
+        "offset-rollback",
+        "rollback",
+        "-p",
+        path,
+        "-s",
+        &id,
+        "--bootstrap-servers",
+        &bs,
+        "--verify",
+        "-f",
+        "json",
     ]);
     assert_eq!(rb.code, 0, "{rb:?}");
     let report = rb.json();
@@ -115,12 +159,36 @@ async fn snapshot_change_rollback_verify() {
     assert_eq!(report["verification"]["matched"], true);
     assert_eq!(committed_map(&admin, "order-processor").await, before_op);
 
-    let verify = cli(&["offset-rollback", "verify", "-p", path, "-s", &id, "--bootstrap-servers", &bs]);
+    let verify = cli(&[
+        "offset-rollback",
+        "verify",
+        "-p",
+        path,
+        "-s",
+        &id,
+        "--bootstrap-servers",
+        &bs,
+    ]);
     assert_eq!(verify.code, 0, "{verify:?}");
-    assert!(verify.stdout.contains("✓ VERIFIED - All offsets match snapshot"), "{}", verify.stdout);
+    assert!(
+        verify
+            .stdout
+            .contains("✓ VERIFIED - All offsets match snapshot"),
+        "{}",
+        verify.stdout
+    );
 
     // Text report of rollback in the boxed style.
-    let rb_text = cli(&["offset-rollback", "rollback", "-p", path, "-s", &id, "--bootstrap-servers", &bs]);
+    let rb_text = cli(&[
+        "offset-rollback",
+        "rollback",
+        "-p",
+        path,
+        "-s",
+        &id,
+        "--bootstrap-servers",
+        &bs,
+    ]);
     assert_eq!(rb_text.code, 0, "{rb_text:?}");
     assert!(rb_text.stdout.contains("ROLLBACK RESULT"));
     assert!(rb_text.stdout.contains("Status: ✓ SUCCESS"));
@@ -138,14 +206,48 @@ async fn verify_reports_each_changed_partition_and_strict_mode() {
     let admin = admin(&bs).await;
     commit(&admin, "g1", &commits("events", &[1, 2, 3, 4])).await;
     let snap = cli(&[
-        "offset-rollback", "snapshot", "-p", path, "-g", "g1", "--bootstrap-servers", &bs, "-s", "before-change",
+        "offset-rollback",
+        "snapshot",
+        "-p",
+        path,
+        "-g",
+        "g1",
+        "--bootstrap-servers",
+        &bs,
+        "-s",
+        "before-change",
     ]);
     assert_eq!(snap.code, 0, "{snap:?}");
-    assert!(snap.stdout.contains("Snapshot ID: before-change"), "{}", snap.stdout);
+    assert!(
+        snap.stdout.contains("Snapshot ID: before-change"),
+        "{}",
+        snap.stdout
+    );
 
     // One partition moves.
-    commit(&admin, "g1", &[CommittedOffset { topic: "events".into(), partition: 2, offset: 5, metadata: String::new() }]).await;
-    let v = cli(&["offset-rollback", "verify", "-p", path, "-s", "before-change", "--bootstrap-servers", &bs, "-f", "json"]);
+    commit(
+        &admin,
+        "g1",
+        &[CommittedOffset {
+            topic: "events".into(),
+            partition: 2,
+            offset: 5,
+            metadata: String::new(),
+        }],
+    )
+    .await;
+    let v = cli(&[
+        "offset-rollback",
+        "verify",
+        "-p",
+        path,
+        "-s",
+        "before-change",
+        "--bootstrap-servers",
+        &bs,
+        "-f",
+        "json",
+    ]);
     assert_eq!(v.code, 11, "{v:?}");
     let doc = v.json();
     assert_eq!(doc["matched"], false);
@@ -153,17 +255,77 @@ async fn verify_reports_each_changed_partition_and_strict_mode() {
         doc["differences"],
         serde_json::json!([{ "group": "g1", "topic": "events", "partition": 2, "expected": 3, "actual": 5 }])
     );
-    let text = cli(&["offset-rollback", "verify", "-p", path, "-s", "before-change", "--bootstrap-servers", &bs]);
+    let text = cli(&[
+        "offset-rollback",
+        "verify",
+        "-p",
+        path,
+        "-s",
+        "before-change",
+        "--bootstrap-servers",
+        &bs,
+    ]);
     assert_eq!(text.code, 11);
-    assert!(text.stdout.contains("MISMATCH - 1 partition differ"), "{}", text.stdout);
-    assert!(text.stdout.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["g1", "events", "2", "3", "5"]), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("MISMATCH - 1 partition differ"),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        text.stdout
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["g1", "events", "2", "3", "5"]),
+        "{}",
+        text.stdout
+    );
 
     // Restore it, then commit a partition the snapshot never had: only --strict fails.
-    commit(&admin, "g1", &[CommittedOffset { topic: "events".into(), partition: 2, offset: 3, metadata: "m2".into() }]).await;
-    commit(&admin, "g1", &[CommittedOffset { topic: "extra".into(), partition: 0, offset: 2, metadata: String::new() }]).await;
-    let lax = cli(&["offset-rollback", "verify", "-p", path, "-s", "before-change", "--bootstrap-servers", &bs]);
+    commit(
+        &admin,
+        "g1",
+        &[CommittedOffset {
+            topic: "events".into(),
+            partition: 2,
+            offset: 3,
+            metadata: "m2".into(),
+        }],
+    )
+    .await;
+    commit(
+        &admin,
+        "g1",
+        &[CommittedOffset {
+            topic: "extra".into(),
+            partition: 0,
+            offset: 2,
+            metadata: String::new(),
+        }],
+    )
+    .await;
+    let lax = cli(&[
+        "offset-rollback",
+        "verify",
+        "-p",
+        path,
+        "-s",
+        "before-change",
+        "--bootstrap-servers",
+        &bs,
+    ]);
     assert_eq!(lax.code, 0, "{lax:?}");
-    let strict = cli(&["offset-rollback", "verify", "-p", path, "-s", "before-change", "--bootstrap-servers", &bs, "--strict", "-f", "json"]);
+    let strict = cli(&[
+        "offset-rollback",
+        "verify",
+        "-p",
+        path,
+        "-s",
+        "before-change",
+        "--bootstrap-servers",
+        &bs,
+        "--strict",
+        "-f",
+        "json",
+    ]);
     assert_eq!(strict.code, 11, "{strict:?}");
     assert_eq!(
         strict.json()["differences"],
@@ -183,7 +345,16 @@ async fn rollback_refuses_active_group_and_rolls_back_the_others() {
     commit(&admin, "live-group", &commits("live-topic", &[2, 3])).await;
     commit(&admin, "idle-group", &commits("idle-topic", &[4, 5])).await;
     let snap = cli(&[
-        "offset-rollback", "snapshot", "-p", path, "--groups-regex", ".*-group", "--bootstrap-servers", &bs, "-f", "json",
+        "offset-rollback",
+        "snapshot",
+        "-p",
+        path,
+        "--groups-regex",
+        ".*-group",
+        "--bootstrap-servers",
+        &bs,
+        "-f",
+        "json",
     ]);
     assert_eq!(snap.code, 0, "{snap:?}");
     let id = snap.json()["snapshot_id"].as_str().expect("id").to_string();
@@ -196,29 +367,70 @@ async fn rollback_refuses_active_group_and_rolls_back_the_others() {
     let _consumer = LiveConsumer::start(&bs, "live-group", &["live-topic"]);
     wait_for_state(&admin, "live-group", true).await;
 
-    let rb = cli(&["offset-rollback", "rollback", "-p", path, "-s", &id, "--bootstrap-servers", &bs, "-f", "json"]);
+    let rb = cli(&[
+        "offset-rollback",
+        "rollback",
+        "-p",
+        path,
+        "-s",
+        &id,
+        "--bootstrap-servers",
+        &bs,
+        "-f",
+        "json",
+    ]);
     assert_eq!(rb.code, 10, "partial rollback exits 10: {rb:?}");
     let doc = rb.json();
     assert_eq!(doc["status"], "partial_success");
     assert_eq!(doc["groups_rolled_back"], 1);
     assert_eq!(doc["groups_failed"], 1);
     let outcomes = doc["group_outcomes"].as_array().expect("outcomes");
-    let live = outcomes.iter().find(|o| o["group"] == "live-group").expect("live outcome");
+    let live = outcomes
+        .iter()
+        .find(|o| o["group"] == "live-group")
+        .expect("live outcome");
     assert_eq!(live["status"], "failed");
     let state = live["state"].as_str().expect("state");
     assert_eq!(
         live["error"],
         format!("Assignments can only be reset if the group 'live-group' is inactive, but the current state is {state}.")
     );
-    assert_eq!(committed_map(&admin, "live-group").await, live_before, "active group untouched");
+    assert_eq!(
+        committed_map(&admin, "live-group").await,
+        live_before,
+        "active group untouched"
+    );
     let idle = committed_map(&admin, "idle-group").await;
-    assert_eq!(idle.values().copied().collect::<Vec<_>>(), vec![4, 5], "idle group rolled back");
-    assert_eq!(doc["verification"]["matched"], true, "verification covers the rolled-back group");
+    assert_eq!(
+        idle.values().copied().collect::<Vec<_>>(),
+        vec![4, 5],
+        "idle group rolled back"
+    );
+    assert_eq!(
+        doc["verification"]["matched"], true,
+        "verification covers the rolled-back group"
+    );
 
-    let text = cli(&["offset-rollback", "rollback", "-p", path, "-s", &id, "--bootstrap-servers", &bs, "-g", "live-group"]);
+    let text = cli(&[
+        "offset-rollback",
+        "rollback",
+        "-p",
+        path,
+        "-s",
+        &id,
+        "--bootstrap-servers",
+        &bs,
+        "-g",
+        "live-group",
+    ]);
     assert_eq!(text.code, 10);
     assert!(text.stdout.contains("Status: ✗ FAILED"), "{}", text.stdout);
-    assert!(text.stdout.contains("live-group: Assignments can only be reset"), "{}", text.stdout);
+    assert!(
+        text.stdout
+            .contains("live-group: Assignments can only be reset"),
+        "{}",
+        text.stdout
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,7 +446,20 @@ async fn list_show_delete_and_error_exit_codes() {
 
     let mut ids = Vec::new();
     for (i, d) in ["first", "second", "third"].iter().enumerate() {
-        let out = cli(&["offset-rollback", "snapshot", "-p", path, "-g", "a,b", "--bootstrap-servers", &bs, "-d", d, "-f", "json"]);
+        let out = cli(&[
+            "offset-rollback",
+            "snapshot",
+            "-p",
+            path,
+            "-g",
+            "a,b",
+            "--bootstrap-servers",
+            &bs,
+            "-d",
+            d,
+            "-f",
+            "json",
+        ]);
         assert_eq!(out.code, 0, "{out:?}");
         ids.push(out.json()["snapshot_id"].as_str().expect("id").to_string());
         if i < 2 {
@@ -249,10 +474,18 @@ async fn list_show_delete_and_error_exit_codes() {
         .iter()
         .map(|s| s["snapshot_id"].as_str().expect("id").to_string())
         .collect();
-    assert_eq!(listed, vec![ids[2].clone(), ids[1].clone(), ids[0].clone()], "newest first");
+    assert_eq!(
+        listed,
+        vec![ids[2].clone(), ids[1].clone(), ids[0].clone()],
+        "newest first"
+    );
     let text = cli(&["offset-rollback", "list", "-p", path]);
     assert!(text.stdout.contains("SNAPSHOT ID"), "{}", text.stdout);
-    assert!(text.stdout.contains("Total: 3 snapshots"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("Total: 3 snapshots"),
+        "{}",
+        text.stdout
+    );
 
     let show = cli(&["offset-rollback", "show", "-p", path, "-s", &ids[0]]);
     assert_eq!(show.code, 0, "{show:?}");
@@ -263,12 +496,20 @@ async fn list_show_delete_and_error_exit_codes() {
 
     let del = cli(&["offset-rollback", "delete", "-p", path, "-s", &ids[0]]);
     assert_eq!(del.code, 0, "{del:?}");
-    assert!(!store.path().join("snapshots").join(format!("{}.json", ids[0])).exists());
+    assert!(!store
+        .path()
+        .join("snapshots")
+        .join(format!("{}.json", ids[0]))
+        .exists());
 
     // Snapshot not found: exit 3, suggests list.
     let nf = cli(&["offset-rollback", "show", "-p", path, "-s", &ids[0]]);
     assert_eq!(nf.code, 3, "{nf:?}");
-    assert!(nf.stderr.contains("not found") && nf.stderr.contains("offset-rollback list"), "{}", nf.stderr);
+    assert!(
+        nf.stderr.contains("not found") && nf.stderr.contains("offset-rollback list"),
+        "{}",
+        nf.stderr
+    );
     let nf = cli(&["offset-rollback", "delete", "-p", path, "-s", "never-was"]);
     assert_eq!(nf.code, 3);
 
@@ -279,28 +520,75 @@ async fn list_show_delete_and_error_exit_codes() {
     }
 
     // Group without committed offsets: exit 4, nothing stored.
-    let before = std::fs::read_dir(store.path().join("snapshots")).expect("dir").count();
-    let ng = cli(&["offset-rollback", "snapshot", "-p", path, "-g", "a,ghost", "--bootstrap-servers", &bs]);
+    let before = std::fs::read_dir(store.path().join("snapshots"))
+        .expect("dir")
+        .count();
+    let ng = cli(&[
+        "offset-rollback",
+        "snapshot",
+        "-p",
+        path,
+        "-g",
+        "a,ghost",
+        "--bootstrap-servers",
+        &bs,
+    ]);
     assert_eq!(ng.code, 4, "{ng:?}");
-    assert!(ng.stderr.contains("consumer group 'ghost' not found"), "{}", ng.stderr);
-    assert_eq!(std::fs::read_dir(store.path().join("snapshots")).expect("dir").count(), before);
+    assert!(
+        ng.stderr.contains("consumer group 'ghost' not found"),
+        "{}",
+        ng.stderr
+    );
+    assert_eq!(
+        std::fs::read_dir(store.path().join("snapshots"))
+            .expect("dir")
+            .count(),
+        before
+    );
 
     // Malformed snapshot file: exit 8 naming the file.
     std::fs::write(store.path().join("snapshots/broken.json"), b"{not json").expect("write");
     let bad = cli(&["offset-rollback", "show", "-p", path, "-s", "broken"]);
     assert_eq!(bad.code, 8, "{bad:?}");
-    assert!(bad.stderr.contains("snapshots/broken.json"), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("snapshots/broken.json"),
+        "{}",
+        bad.stderr
+    );
     let list = cli(&["offset-rollback", "list", "-p", path]);
-    assert_eq!(list.code, 0, "an unreadable snapshot does not hide the others");
+    assert_eq!(
+        list.code, 0,
+        "an unreadable snapshot does not hide the others"
+    );
     assert!(list.stderr.contains("broken.json"), "{}", list.stderr);
 
     // Duplicate id is refused, the original kept.
-    let dup = cli(&["offset-rollback", "snapshot", "-p", path, "-g", "a", "--bootstrap-servers", &bs, "-s", &ids[1]]);
+    let dup = cli(&[
+        "offset-rollback",
+        "snapshot",
+        "-p",
+        path,
+        "-g",
+        "a",
+        "--bootstrap-servers",
+        &bs,
+        "-s",
+        &ids[1],
+    ]);
     assert_eq!(dup.code, 2, "{dup:?}");
     assert!(dup.stderr.contains("already exists"));
 
     // JSON errors for automation.
-    let js = cli(&["offset-rollback", "show", "-p", path, "-s", "nope", "-f", "json"]);
+    let js = cli(&[
+        "offset-rollback",
+        "show",
+        "-p",
+        path,
+        "-s",
+        "nope",
+        "-f",
+        "json",
+    ]);
     assert_eq!(js.code, 3);
     assert_eq!(js.json()["error"]["kind"], "snapshot_not_found");
 }
@@ -312,18 +600,54 @@ async fn unreachable_broker_and_storage_fail_with_their_codes() {
     let closed = format!("127.0.0.1:{}", tidemark_tests::free_port());
     let started = Instant::now();
     let out = cli(&[
-        "offset-rollback", "snapshot", "-p", path, "-g", "g", "--bootstrap-servers", &closed, "--request-timeout", "3",
+        "offset-rollback",
+        "snapshot",
+        "-p",
+        path,
+        "-g",
+        "g",
+        "--bootstrap-servers",
+        &closed,
+        "--request-timeout",
+        "3",
     ]);
     assert_eq!(out.code, 5, "{out:?}");
-    assert!(out.stderr.contains("failed to connect to Kafka"), "{}", out.stderr);
-    assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
+    assert!(
+        out.stderr.contains("failed to connect to Kafka"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
 
     let closed_s3 = format!("http://127.0.0.1:{}", tidemark_tests::free_port());
-    let out = cli(&["offset-rollback", "list", "-p", "s3://bucket/prefix", "--s3-endpoint", &closed_s3, "--allow-http", "--s3-region", "us-east-1"]);
+    let out = cli(&[
+        "offset-rollback",
+        "list",
+        "-p",
+        "s3://bucket/prefix",
+        "--s3-endpoint",
+        &closed_s3,
+        "--allow-http",
+        "--s3-region",
+        "us-east-1",
+    ]);
     assert_eq!(out.code, 7, "{out:?}");
     assert!(out.stderr.contains("s3://bucket/prefix"), "{}", out.stderr);
 
-    let out = cli(&["offset-rollback", "snapshot", "-p", path, "-g", "g", "--bootstrap-servers", "nohostport"]);
+    let out = cli(&[
+        "offset-rollback",
+        "snapshot",
+        "-p",
+        path,
+        "-g",
+        "g",
+        "--bootstrap-servers",
+        "nohostport",
+    ]);
     assert_eq!(out.code, 2, "{out:?}");
 }
 
@@ -345,12 +669,36 @@ async fn scram_sha_512_cluster_and_wrong_password() {
         ("KAFKA_PASSWORD", "alice-secret"),
         ("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
     ];
-    let sasl = ["--bootstrap-servers", bs.as_str(), "--security-protocol", "SASL_PLAINTEXT"];
+    let sasl = [
+        "--bootstrap-servers",
+        bs.as_str(),
+        "--security-protocol",
+        "SASL_PLAINTEXT",
+    ];
     let with = |extra: &[&str]| -> Vec<String> {
-        extra.iter().chain(sasl.iter()).map(|s| s.to_string()).collect()
+        extra
+            .iter()
+            .chain(sasl.iter())
+            .map(|s| s.to_string())
+            .collect()
     };
-    let args = with(&["offset-rollback", "snapshot", "-p", path, "-g", "secure-group", "-s", "secure-snap", "-f", "json"]);
-    let snap = run_cli(BIN, &args.iter().map(String::as_str).collect::<Vec<_>>(), &good);
+    let args = with(&[
+        "offset-rollback",
+        "snapshot",
+        "-p",
+        path,
+        "-g",
+        "secure-group",
+        "-s",
+        "secure-snap",
+        "-f",
+        "json",
+    ]);
+    let snap = run_cli(
+        BIN,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &good,
+    );
     assert_eq!(snap.code, 0, "{snap:?}");
     assert_eq!(snap.json()["offsets"], 2);
 
@@ -363,35 +711,82 @@ async fn scram_sha_512_cluster_and_wrong_password() {
         password: "alice-secret".into(),
     });
     cfg.request_timeout = Duration::from_secs(10);
-    let secure = GroupAdmin::connect(&cfg).await.expect("SCRAM admin connects");
+    let secure = GroupAdmin::connect(&cfg)
+        .await
+        .expect("SCRAM admin connects");
     // Verify over SCRAM sees a change made over SCRAM. (Rollback's group-state check cannot
     // run here: tansu's sqlite engine drops the connection when describing a group that has
     // commits; rollback is covered on the memory engine above.)
-    let args = with(&["offset-rollback", "verify", "-p", path, "-s", "secure-snap", "-f", "json"]);
-    let same = run_cli(BIN, &args.iter().map(String::as_str).collect::<Vec<_>>(), &good);
+    let args = with(&[
+        "offset-rollback",
+        "verify",
+        "-p",
+        path,
+        "-s",
+        "secure-snap",
+        "-f",
+        "json",
+    ]);
+    let same = run_cli(
+        BIN,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &good,
+    );
     assert_eq!(same.code, 0, "{same:?}");
     commit(&secure, "secure-group", &commits("secure-topic", &[4, 2])).await;
-    let moved = run_cli(BIN, &args.iter().map(String::as_str).collect::<Vec<_>>(), &good);
+    let moved = run_cli(
+        BIN,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &good,
+    );
     assert_eq!(moved.code, 11, "{moved:?}");
     assert_eq!(
         moved.json()["differences"],
         serde_json::json!([{ "group": "secure-group", "topic": "secure-topic", "partition": 0, "expected": 1, "actual": 4 }])
     );
 
-    let args = with(&["offset-rollback", "verify", "-p", path, "-s", "secure-snap", "--request-timeout", "10"]);
+    let args = with(&[
+        "offset-rollback",
+        "verify",
+        "-p",
+        path,
+        "-s",
+        "secure-snap",
+        "--request-timeout",
+        "10",
+    ]);
     let bad = run_cli(
         BIN,
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        &[("KAFKA_USERNAME", "alice"), ("KAFKA_PASSWORD", "wrong-password"), ("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")],
+        &[
+            ("KAFKA_USERNAME", "alice"),
+            ("KAFKA_PASSWORD", "wrong-password"),
+            ("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
+        ],
     );
     assert_eq!(bad.code, 6, "{bad:?}");
-    assert!(bad.stderr.contains("SASL authentication failed"), "{}", bad.stderr);
-    assert!(!bad.stderr.contains("wrong-password") && !bad.stdout.contains("wrong-password"), "password leaked");
+    assert!(
+        bad.stderr.contains("SASL authentication failed"),
+        "{}",
+        bad.stderr
+    );
+    assert!(
+        !bad.stderr.contains("wrong-password") && !bad.stdout.contains("wrong-password"),
+        "password leaked"
+    );
 
     let args = with(&["offset-rollback", "verify", "-p", path, "-s", "secure-snap"]);
-    let missing = run_cli(BIN, &args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    let missing = run_cli(
+        BIN,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[],
+    );
     assert_eq!(missing.code, 2, "{missing:?}");
-    assert!(missing.stderr.contains("KAFKA_USERNAME"), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("KAFKA_USERNAME"),
+        "{}",
+        missing.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -409,17 +804,33 @@ async fn kmap_export_script_and_import() {
     let json = dir.path().join("consumer-offsets.json");
     let script = dir.path().join("restore-offsets.sh");
     let out = cli(&[
-        "offsets", "export", "--bootstrap-servers", &bs, "-o", json.to_str().expect("utf8"),
-        "--restore-script", script.to_str().expect("utf8"),
+        "offsets",
+        "export",
+        "--bootstrap-servers",
+        &bs,
+        "-o",
+        json.to_str().expect("utf8"),
+        "--restore-script",
+        script.to_str().expect("utf8"),
     ]);
     assert_eq!(out.code, 0, "{out:?}");
-    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).expect("read")).expect("json");
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("read")).expect("json");
     assert_eq!(doc["cluster"], bs.as_str());
     let groups = doc["consumer_groups"].as_array().expect("groups");
     assert_eq!(groups.len(), 2);
-    let g = groups.iter().find(|g| g["group"] == "my-consumer-group").expect("group");
-    assert_eq!(g["topics"]["orders"], serde_json::json!([{"partition":0,"offset":3},{"partition":1,"offset":4}]));
-    assert_eq!(g["topics"]["payments"], serde_json::json!([{"partition":0,"offset":2}]));
+    let g = groups
+        .iter()
+        .find(|g| g["group"] == "my-consumer-group")
+        .expect("group");
+    assert_eq!(
+        g["topics"]["orders"],
+        serde_json::json!([{"partition":0,"offset":3},{"partition":1,"offset":4}])
+    );
+    assert_eq!(
+        g["topics"]["payments"],
+        serde_json::json!([{"partition":0,"offset":2}])
+    );
 
     // Run the script against a stand-in for kafka-consumer-groups.sh that records each call
     // and fails one of them: the script must continue, summarise and exit non-zero.
@@ -433,7 +844,10 @@ async fn kmap_export_script_and_import() {
         ),
     )
     .expect("write fake");
-    std::process::Command::new("chmod").args(["+x", fake.to_str().expect("utf8")]).status().expect("chmod");
+    std::process::Command::new("chmod")
+        .args(["+x", fake.to_str().expect("utf8")])
+        .status()
+        .expect("chmod");
     let run = std::process::Command::new("bash")
         .arg(&script)
         .env("BOOTSTRAP_SERVERS", "target:9092")
@@ -442,9 +856,17 @@ async fn kmap_export_script_and_import() {
         .expect("run script");
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert_eq!(run.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("Summary: 2 of 3 group/topic restores succeeded, 1 failed"), "{stdout}");
+    assert!(
+        stdout.contains("Summary: 2 of 3 group/topic restores succeeded, 1 failed"),
+        "{stdout}"
+    );
     let calls = std::fs::read_to_string(&log).expect("calls");
-    assert!(calls.contains("--bootstrap-server target:9092 --group my-consumer-group --reset-offsets --from-file"), "{calls}");
+    assert!(
+        calls.contains(
+            "--bootstrap-server target:9092 --group my-consumer-group --reset-offsets --from-file"
+        ),
+        "{calls}"
+    );
     assert!(calls.contains("orders,0,3\norders,1,4\n"), "{calls}");
     assert!(calls.contains("--group other --reset-offsets"), "{calls}");
     assert!(calls.contains("--execute"), "{calls}");
@@ -452,15 +874,42 @@ async fn kmap_export_script_and_import() {
     // Import the exported file as a snapshot and verify it against the live offsets.
     let store = dir.path().join("store");
     let path = store.to_str().expect("utf8");
-    let imp = cli(&["offset-rollback", "import", "-p", path, "--kmap", json.to_str().expect("utf8"), "-s", "from-kmap", "-f", "json"]);
+    let imp = cli(&[
+        "offset-rollback",
+        "import",
+        "-p",
+        path,
+        "--kmap",
+        json.to_str().expect("utf8"),
+        "-s",
+        "from-kmap",
+        "-f",
+        "json",
+    ]);
     assert_eq!(imp.code, 0, "{imp:?}");
     assert_eq!(imp.json()["offsets"], 4);
-    let v = cli(&["offset-rollback", "verify", "-p", path, "-s", "from-kmap", "--bootstrap-servers", &bs]);
+    let v = cli(&[
+        "offset-rollback",
+        "verify",
+        "-p",
+        path,
+        "-s",
+        "from-kmap",
+        "--bootstrap-servers",
+        &bs,
+    ]);
     assert_eq!(v.code, 0, "{v:?}");
 
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, b"{\"timestamp\":\"x\"}").expect("write");
-    let out = cli(&["offset-rollback", "import", "-p", path, "--kmap", bad.to_str().expect("utf8")]);
+    let out = cli(&[
+        "offset-rollback",
+        "import",
+        "-p",
+        path,
+        "--kmap",
+        bad.to_str().expect("utf8"),
+    ]);
     assert_eq!(out.code, 8, "{out:?}");
     assert!(out.stderr.contains("bad.json"), "{}", out.stderr);
 }
@@ -491,9 +940,23 @@ echo "ID=$SNAPSHOT_ID"
         dir = dir.path().display(),
         bin = BIN
     );
-    let out = std::process::Command::new("bash").arg("-c").arg(&script).output().expect("bash");
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("bash");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let id = stdout.lines().find_map(|l| l.strip_prefix("ID=")).expect("id line");
-    assert!(id.starts_with("snap-") && id.len() == "snap-20241129-143052-a1b2c3d4".len(), "{id}");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("ID="))
+        .expect("id line");
+    assert!(
+        id.starts_with("snap-") && id.len() == "snap-20241129-143052-a1b2c3d4".len(),
+        "{id}"
+    );
 }

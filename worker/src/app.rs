@@ -28,7 +28,10 @@ pub fn main() -> ! {
     let cli = Cli::parse();
     init_logging(cli.log_format, cli.verbose);
     let format = error_format(&cli);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("Error: failed to start the async runtime: {e}");
@@ -206,7 +209,10 @@ async fn cmd_list(a: ListArgs) -> Result<i32> {
     let store = open_store(&a.storage)?;
     let (snaps, unreadable) = store.list().await?;
     for u in &unreadable {
-        eprintln!("warning: skipping unreadable snapshot {}: {}", u.file, u.error);
+        eprintln!(
+            "warning: skipping unreadable snapshot {}: {}",
+            u.file, u.error
+        );
     }
     match a.format.format {
         Format::Json => {
@@ -316,12 +322,17 @@ async fn cmd_rollback(a: RollbackArgs) -> Result<i32> {
             println!("  Groups: {}", report.total_groups);
             println!(
                 "  Offsets: {}\n",
-                report.group_outcomes.iter().map(|o| o.offsets).sum::<usize>().max(
-                    crate::rollback::select_snapshot_groups(&snap, &only)?
-                        .iter()
-                        .map(|(_, g)| g.partition_count())
-                        .sum()
-                )
+                report
+                    .group_outcomes
+                    .iter()
+                    .map(|o| o.offsets)
+                    .sum::<usize>()
+                    .max(
+                        crate::rollback::select_snapshot_groups(&snap, &only)?
+                            .iter()
+                            .map(|(_, g)| g.partition_count())
+                            .sum()
+                    )
             );
             print!("{}", rollback_text(&report));
             if let Some(v) = &report.verification {
@@ -357,12 +368,23 @@ fn rollback_text(r: &RollbackReport) -> String {
         .field("Groups Rolled Back", thousands(r.groups_rolled_back as i64))
         .field("Groups Failed", thousands(r.groups_failed as i64))
         .field("Offsets Restored", thousands(r.offsets_restored as i64))
-        .field("Duration", format!("{} ms", thousands(r.duration_ms as i64)));
-    let failed: Vec<_> = r.group_outcomes.iter().filter(|o| o.status != "success").collect();
+        .field(
+            "Duration",
+            format!("{} ms", thousands(r.duration_ms as i64)),
+        );
+    let failed: Vec<_> = r
+        .group_outcomes
+        .iter()
+        .filter(|o| o.status != "success")
+        .collect();
     if !failed.is_empty() {
         b.light().line("Failed groups");
         for o in failed {
-            b.line(format!("  {}: {}", o.group, o.error.as_deref().unwrap_or("failed")));
+            b.line(format!(
+                "  {}: {}",
+                o.group,
+                o.error.as_deref().unwrap_or("failed")
+            ));
             for pe in &o.partition_errors {
                 b.line(format!("    {pe}"));
             }
@@ -405,11 +427,30 @@ fn verify_text(v: &VerifyReport) -> String {
         .field("Groups Verified", v.groups_verified)
         .field("Groups Mismatched", v.groups_mismatched)
         .field("Partitions Checked", v.partitions_checked)
-        .field("Mode", if v.strict { "strict" } else { "snapshot partitions" });
+        .field(
+            "Mode",
+            if v.strict {
+                "strict"
+            } else {
+                "snapshot partitions"
+            },
+        );
     let mut s = b.render();
     if !v.differences.is_empty() {
-        let gw = v.differences.iter().map(|d| d.group.len()).max().unwrap_or(5).max(5);
-        let tw = v.differences.iter().map(|d| d.topic.len()).max().unwrap_or(5).max(5);
+        let gw = v
+            .differences
+            .iter()
+            .map(|d| d.group.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        let tw = v
+            .differences
+            .iter()
+            .map(|d| d.topic.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
         s += &format!(
             "\n{:<gw$}  {:<tw$}  {:>9}  {:>12}  {:>12}\n",
             "GROUP", "TOPIC", "PARTITION", "EXPECTED", "ACTUAL"
@@ -437,7 +478,11 @@ async fn cmd_delete(a: DeleteArgs) -> Result<i32> {
             "snapshot_id": a.snapshot_id,
             "path": store.location(),
         }))?,
-        Format::Text => println!("Deleted snapshot {} from {}.", a.snapshot_id, store.location()),
+        Format::Text => println!(
+            "Deleted snapshot {} from {}.",
+            a.snapshot_id,
+            store.location()
+        ),
     }
     Ok(0)
 }
@@ -476,8 +521,8 @@ async fn cmd_import(a: ImportArgs) -> Result<i32> {
 }
 
 async fn cmd_export(a: ExportArgs) -> Result<i32> {
-    let all = a.groups.all_groups
-        || (a.groups.groups.is_empty() && a.groups.groups_regex.is_none());
+    let all =
+        a.groups.all_groups || (a.groups.groups.is_empty() && a.groups.groups_regex.is_none());
     let selector = GroupSelector::new(&a.groups.groups, a.groups.groups_regex.as_deref(), all)?;
     let admin = GroupAdmin::connect(&kafka_config(&a.kafka)?).await?;
     let groups = selector.resolve(&admin).await?;
@@ -504,7 +549,11 @@ async fn cmd_export(a: ExportArgs) -> Result<i32> {
         }
     }
     let skipped = committed.offsets.len() - exported.len();
-    let file = KmapFile::from_committed(&admin.config().bootstrap_servers, Utc::now(), &committed.offsets);
+    let file = KmapFile::from_committed(
+        &admin.config().bootstrap_servers,
+        Utc::now(),
+        &committed.offsets,
+    );
     let json = serde_json::to_vec_pretty(&file)
         .map_err(|e| Error::Kafka(format!("failed to encode offsets: {e}")))?;
     match &a.output {
@@ -513,7 +562,10 @@ async fn cmd_export(a: ExportArgs) -> Result<i32> {
             let mut out = std::io::stdout().lock();
             out.write_all(&json)
                 .and_then(|_| out.write_all(b"\n"))
-                .map_err(|source| Error::Io { path: "<stdout>".into(), source })?;
+                .map_err(|source| Error::Io {
+                    path: "<stdout>".into(),
+                    source,
+                })?;
         }
     }
     if let Some(path) = &a.restore_script {
@@ -538,10 +590,22 @@ async fn cmd_export(a: ExportArgs) -> Result<i32> {
 
 /// Writes through a temporary file in the same directory and renames it into place.
 fn write_file_atomic(path: &Path, data: &[u8], executable: bool) -> Result<()> {
-    let io = |source| Error::Io { path: path.to_path_buf(), source };
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().ok_or_else(|| Error::invalid(format!("'{}' is not a file path", path.display())))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::invalid(format!("'{}' is not a file path", path.display())))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     std::fs::write(&tmp, data).map_err(io)?;
     if executable {
         use std::os::unix::fs::PermissionsExt;

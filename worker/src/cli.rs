@@ -355,10 +355,18 @@ mod tests {
             Ok(Command::OffsetRollback(RollbackCommand::Rollback(a))) => a.verify && !a.no_verify,
             other => panic!("unexpected parse of {args}: {other:?}"),
         };
-        assert!(get("offset-rollback rollback -p /s -s x --bootstrap-servers k:9092"));
-        assert!(get("offset-rollback rollback -p /s -s x --bootstrap-servers k:9092 --verify"));
-        assert!(!get("offset-rollback rollback -p /s -s x --bootstrap-servers k:9092 --verify false"));
-        assert!(!get("offset-rollback rollback -p /s -s x --bootstrap-servers k:9092 --no-verify"));
+        assert!(get(
+            "offset-rollback rollback -p /s -s x --bootstrap-servers k:9092"
+        ));
+        assert!(get(
+            "offset-rollback rollback -p /s -s x --bootstrap-servers k:9092 --verify"
+        ));
+        assert!(!get(
+            "offset-rollback rollback -p /s -s x --bootstrap-servers k:9092 --verify false"
+        ));
+        assert!(!get(
+            "offset-rollback rollback -p /s -s x --bootstrap-servers k:9092 --no-verify"
+        ));
     }
 
     #[test]

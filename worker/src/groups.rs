@@ -30,8 +30,9 @@ impl GroupSelector {
         let names = split_names(names);
         let regex = regex
             .map(|r| {
-                Regex::new(&format!("^(?:{r})$"))
-                    .map_err(|e| Error::invalid(format!("--groups-regex '{r}' is not a valid regex: {e}")))
+                Regex::new(&format!("^(?:{r})$")).map_err(|e| {
+                    Error::invalid(format!("--groups-regex '{r}' is not a valid regex: {e}"))
+                })
             })
             .transpose()?;
         if names.is_empty() && regex.is_none() && !all {
@@ -129,6 +130,8 @@ mod tests {
         assert_eq!(s.names, vec!["a", "b", "c"]);
         assert!(s.matches_pattern("orders-1"));
         assert!(!s.matches_pattern("x-orders-1"), "regex is anchored");
-        assert!(GroupSelector::new(&[], None, true).expect("all").matches_pattern("anything"));
+        assert!(GroupSelector::new(&[], None, true)
+            .expect("all")
+            .matches_pattern("anything"));
     }
 }

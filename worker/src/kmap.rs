@@ -49,10 +49,13 @@ impl KmapFile {
             .map(|(group, offs)| {
                 let mut topics: BTreeMap<String, Vec<KmapPartition>> = BTreeMap::new();
                 for o in offs {
-                    topics.entry(o.topic.clone()).or_default().push(KmapPartition {
-                        partition: o.partition,
-                        offset: o.offset,
-                    });
+                    topics
+                        .entry(o.topic.clone())
+                        .or_default()
+                        .push(KmapPartition {
+                            partition: o.partition,
+                            offset: o.offset,
+                        });
                 }
                 for parts in topics.values_mut() {
                     parts.sort_by_key(|p| p.partition);
@@ -92,7 +95,10 @@ impl KmapFile {
             parse_time(&g.timestamp).map_err(&malformed)?;
             for (topic, parts) in &g.topics {
                 if topic.is_empty() {
-                    return Err(malformed(format!("group '{}' has an empty topic name", g.group)));
+                    return Err(malformed(format!(
+                        "group '{}' has an empty topic name",
+                        g.group
+                    )));
                 }
                 let mut seen_parts = std::collections::BTreeSet::new();
                 for p in parts {
@@ -125,13 +131,19 @@ impl KmapFile {
 
     /// The file as an offset snapshot with the given id (metadata empty, per-partition
     /// timestamps from each group's capture time).
-    pub fn to_snapshot(&self, snapshot_id: &str, description: Option<String>) -> Result<OffsetSnapshot> {
+    pub fn to_snapshot(
+        &self,
+        snapshot_id: &str,
+        description: Option<String>,
+    ) -> Result<OffsetSnapshot> {
         let timestamp = parse_time(&self.timestamp).map_err(Error::invalid)?;
         let groups = self
             .consumer_groups
             .iter()
             .map(|g| {
-                let at = parse_time(&g.timestamp).map_err(Error::invalid)?.timestamp_millis();
+                let at = parse_time(&g.timestamp)
+                    .map_err(Error::invalid)?
+                    .timestamp_millis();
                 let topics = g
                     .topics
                     .iter()
@@ -184,7 +196,11 @@ pub fn shell_quote(s: &str) -> String {
 pub fn restore_script(file: &KmapFile, generated_at: DateTime<Utc>) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "#!/usr/bin/env bash");
-    let _ = writeln!(s, "# Restores consumer group offsets captured from {}", file.cluster);
+    let _ = writeln!(
+        s,
+        "# Restores consumer group offsets captured from {}",
+        file.cluster
+    );
     let _ = writeln!(s, "# Offsets captured: {}", file.timestamp);
     let _ = writeln!(
         s,
@@ -302,7 +318,13 @@ mod tests {
         assert_eq!(f.consumer_groups.len(), 1);
         let g = &f.consumer_groups[0];
         assert_eq!(g.group, "my-consumer-group");
-        assert_eq!(g.topics["orders"][1], KmapPartition { partition: 1, offset: 67890 });
+        assert_eq!(
+            g.topics["orders"][1],
+            KmapPartition {
+                partition: 1,
+                offset: 67890
+            }
+        );
         assert_eq!(g.topics["payments"][0].offset, 98765);
         assert_eq!(f.offset_count(), 3);
     }
@@ -310,7 +332,9 @@ mod tests {
     #[test]
     fn kmap_becomes_a_snapshot() {
         let f = KmapFile::from_json(SEED_KMAP.as_bytes(), "f").expect("parses");
-        let snap = f.to_snapshot("imported-1", Some("from kmap".into())).expect("converts");
+        let snap = f
+            .to_snapshot("imported-1", Some("from kmap".into()))
+            .expect("converts");
         assert_eq!(snap.cluster, "localhost:9092");
         assert_eq!(snap.offset_count(), 3);
         let p = &snap.groups["my-consumer-group"].topics["orders"][&0];
@@ -325,15 +349,33 @@ mod tests {
         groups.insert(
             "g1".to_string(),
             vec![
-                CommittedOffset { topic: "t".into(), partition: 1, offset: 7, metadata: String::new() },
-                CommittedOffset { topic: "t".into(), partition: 0, offset: 5, metadata: "m".into() },
+                CommittedOffset {
+                    topic: "t".into(),
+                    partition: 1,
+                    offset: 7,
+                    metadata: String::new(),
+                },
+                CommittedOffset {
+                    topic: "t".into(),
+                    partition: 0,
+                    offset: 5,
+                    metadata: "m".into(),
+                },
             ],
         );
         groups.insert("empty".to_string(), vec![]);
-        let at = DateTime::parse_from_rfc3339("2026-01-20T15:30:04Z").expect("t").with_timezone(&Utc);
+        let at = DateTime::parse_from_rfc3339("2026-01-20T15:30:04Z")
+            .expect("t")
+            .with_timezone(&Utc);
         let f = KmapFile::from_committed("k:9092", at, &groups);
         assert_eq!(f.consumer_groups.len(), 1);
-        assert_eq!(f.consumer_groups[0].topics["t"][0], KmapPartition { partition: 0, offset: 5 });
+        assert_eq!(
+            f.consumer_groups[0].topics["t"][0],
+            KmapPartition {
+                partition: 0,
+                offset: 5
+            }
+        );
         let json = serde_json::to_vec(&f).expect("encode");
         assert_eq!(KmapFile::from_json(&json, "x").expect("decode"), f);
     }
@@ -352,8 +394,11 @@ mod tests {
 
     #[test]
     fn script_quotes_names_and_calls_kafka_tool() {
-        let f = KmapFile::from_json(SEED_KMAP.replace("my-consumer-group", "it's").as_bytes(), "f")
-            .expect("parses");
+        let f = KmapFile::from_json(
+            SEED_KMAP.replace("my-consumer-group", "it's").as_bytes(),
+            "f",
+        )
+        .expect("parses");
         let s = restore_script(&f, Utc::now());
         assert!(s.starts_with("#!/usr/bin/env bash"));
         assert!(s.contains("BOOTSTRAP_SERVERS=") && s.contains("COMMAND_CONFIG="));

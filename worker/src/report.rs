@@ -61,7 +61,13 @@ impl BoxReport {
                     let t = truncate(t, INNER);
                     let w = t.chars().count();
                     let left = (INNER - w) / 2;
-                    let _ = writeln!(out, "║{}{}{}║", " ".repeat(left), t, " ".repeat(INNER - w - left));
+                    let _ = writeln!(
+                        out,
+                        "║{}{}{}║",
+                        " ".repeat(left),
+                        t,
+                        " ".repeat(INNER - w - left)
+                    );
                 }
                 Line::Text(t) => {
                     let t = truncate(&format!(" {t}"), INNER);

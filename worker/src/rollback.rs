@@ -96,7 +96,10 @@ pub async fn take_snapshot(
         if offsets.is_empty() {
             skipped.push(group.clone());
         } else {
-            snap_groups.insert(group.clone(), GroupSnapshot::from_committed(offsets, read_at));
+            snap_groups.insert(
+                group.clone(),
+                GroupSnapshot::from_committed(offsets, read_at),
+            );
         }
     }
     if snap_groups.is_empty() {
@@ -251,50 +254,53 @@ pub async fn rollback(
     let selected = select_snapshot_groups(snap, only)?;
     let names: Vec<String> = selected.iter().map(|(g, _)| (*g).clone()).collect();
     let described = admin.describe_groups(&names).await?;
-    let jobs = selected.into_iter().zip(described).map(|((group, gsnap), desc)| async move {
-        let t = Instant::now();
-        let commits = gsnap.to_commits();
-        let mut outcome = GroupOutcome {
-            group: group.clone(),
-            status: "failed",
-            state: None,
-            offsets: 0,
-            error: None,
-            partition_errors: Vec::new(),
-            duration_ms: 0,
-        };
-        match desc {
-            Err(e) => outcome.error = Some(e.to_string()),
-            Ok(d) if !d.state.is_inactive() => {
-                outcome.state = Some(d.state.to_string());
-                outcome.error = Some(inactive_group_error(group, d.state));
-            }
-            Ok(d) => {
-                outcome.state = Some(d.state.to_string());
-                match admin.alter_offsets(group, &commits).await {
-                    Err(e) => outcome.error = Some(e.to_string()),
-                    Ok(failures) if failures.is_empty() => {
-                        outcome.status = "success";
-                        outcome.offsets = commits.len();
-                    }
-                    Ok(failures) => {
-                        outcome.offsets = commits.len() - failures.len();
-                        outcome.error = Some(format!(
-                            "{} of {} partitions could not be committed",
-                            failures.len(),
-                            commits.len()
-                        ));
-                        outcome.partition_errors = failures
-                            .iter()
-                            .map(|f| format!("{}:{}: {}", f.topic, f.partition, f.error))
-                            .collect();
+    let jobs = selected
+        .into_iter()
+        .zip(described)
+        .map(|((group, gsnap), desc)| async move {
+            let t = Instant::now();
+            let commits = gsnap.to_commits();
+            let mut outcome = GroupOutcome {
+                group: group.clone(),
+                status: "failed",
+                state: None,
+                offsets: 0,
+                error: None,
+                partition_errors: Vec::new(),
+                duration_ms: 0,
+            };
+            match desc {
+                Err(e) => outcome.error = Some(e.to_string()),
+                Ok(d) if !d.state.is_inactive() => {
+                    outcome.state = Some(d.state.to_string());
+                    outcome.error = Some(inactive_group_error(group, d.state));
+                }
+                Ok(d) => {
+                    outcome.state = Some(d.state.to_string());
+                    match admin.alter_offsets(group, &commits).await {
+                        Err(e) => outcome.error = Some(e.to_string()),
+                        Ok(failures) if failures.is_empty() => {
+                            outcome.status = "success";
+                            outcome.offsets = commits.len();
+                        }
+                        Ok(failures) => {
+                            outcome.offsets = commits.len() - failures.len();
+                            outcome.error = Some(format!(
+                                "{} of {} partitions could not be committed",
+                                failures.len(),
+                                commits.len()
+                            ));
+                            outcome.partition_errors = failures
+                                .iter()
+                                .map(|f| format!("{}:{}: {}", f.topic, f.partition, f.error))
+                                .collect();
+                        }
                     }
                 }
             }
-        }
-        outcome.duration_ms = t.elapsed().as_millis();
-        outcome
-    });
+            outcome.duration_ms = t.elapsed().as_millis();
+            outcome
+        });
     let mut outcomes: Vec<GroupOutcome> = stream::iter(jobs)
         .buffer_unordered(concurrency.max(1))
         .collect()
@@ -346,7 +352,11 @@ pub async fn verify_snapshot(
         let now: BTreeMap<(&str, i32), &CommittedOffset> = current
             .offsets
             .get(*group)
-            .map(|v| v.iter().map(|o| ((o.topic.as_str(), o.partition), o)).collect())
+            .map(|v| {
+                v.iter()
+                    .map(|o| ((o.topic.as_str(), o.partition), o))
+                    .collect()
+            })
             .unwrap_or_default();
         let mut expected_keys = BTreeSet::new();
         for (topic, parts) in &gsnap.topics {
@@ -421,10 +431,18 @@ mod tests {
             timestamp: Utc::now(),
             cluster: "k:9092".into(),
             description: None,
-            groups: [("a".to_string(), GroupSnapshot::default())].into_iter().collect(),
+            groups: [("a".to_string(), GroupSnapshot::default())]
+                .into_iter()
+                .collect(),
         };
-        assert_eq!(select_snapshot_groups(&snap, &[]).map(|v| v.len()).ok(), Some(1));
+        assert_eq!(
+            select_snapshot_groups(&snap, &[]).map(|v| v.len()).ok(),
+            Some(1)
+        );
         let err = select_snapshot_groups(&snap, &["b".into()]).expect_err("b is absent");
-        assert!(err.to_string().contains("'b' is not in snapshot 's'"), "{err}");
+        assert!(
+            err.to_string().contains("'b' is not in snapshot 's'"),
+            "{err}"
+        );
     }
 }

@@ -90,7 +90,10 @@ impl GroupSnapshot {
 impl OffsetSnapshot {
     /// Total partitions over all groups.
     pub fn offset_count(&self) -> usize {
-        self.groups.values().map(GroupSnapshot::partition_count).sum()
+        self.groups
+            .values()
+            .map(GroupSnapshot::partition_count)
+            .sum()
     }
 
     /// Parses and validates a snapshot document; `file` names it in errors.
@@ -121,7 +124,9 @@ impl OffsetSnapshot {
                 }
                 for (p, s) in parts {
                     if *p < 0 {
-                        return Err(format!("group '{group}' topic '{topic}' has partition {p} < 0"));
+                        return Err(format!(
+                            "group '{group}' topic '{topic}' has partition {p} < 0"
+                        ));
                     }
                     if s.offset < 0 {
                         return Err(format!(
@@ -144,7 +149,11 @@ impl OffsetSnapshot {
 
 /// A new id: `snap-YYYYMMDD-HHMMSS-<8 hex>`.
 pub fn generate_id(now: DateTime<Utc>) -> String {
-    format!("snap-{}-{:08x}", now.format("%Y%m%d-%H%M%S"), rand::random::<u32>())
+    format!(
+        "snap-{}-{:08x}",
+        now.format("%Y%m%d-%H%M%S"),
+        rand::random::<u32>()
+    )
 }
 
 /// Accepts ids of 1..=253 characters from `[A-Za-z0-9._-]`, starting with a letter or digit
@@ -232,7 +241,11 @@ impl SnapshotStore {
 
     /// How a snapshot's object is named in messages.
     pub fn file_name(&self, id: &str) -> String {
-        format!("{}/{}", self.location().trim_end_matches('/'), Self::key(id))
+        format!(
+            "{}/{}",
+            self.location().trim_end_matches('/'),
+            Self::key(id)
+        )
     }
 
     /// Whether a snapshot with this id exists.
@@ -260,14 +273,14 @@ impl SnapshotStore {
     /// Reads and validates a snapshot.
     pub async fn load(&self, id: &str) -> Result<OffsetSnapshot> {
         validate_id(id)?;
-        let data = self
-            .storage
-            .get(&Self::key(id))
-            .await?
-            .ok_or_else(|| Error::SnapshotNotFound {
-                id: id.to_string(),
-                location: self.location().to_string(),
-            })?;
+        let data =
+            self.storage
+                .get(&Self::key(id))
+                .await?
+                .ok_or_else(|| Error::SnapshotNotFound {
+                    id: id.to_string(),
+                    location: self.location().to_string(),
+                })?;
         let snap = OffsetSnapshot::from_json(&data, &self.file_name(id))?;
         if snap.snapshot_id != id {
             return Err(Error::Malformed {
@@ -452,14 +465,29 @@ mod tests {
     #[test]
     fn ids_that_could_escape_are_rejected() {
         for bad in [
-            "", "..", "../x", "a/b", "a\\b", "/etc/passwd", ".hidden", "a..b", "a b", "x\u{0}",
-            "snap?", "-flag",
+            "",
+            "..",
+            "../x",
+            "a/b",
+            "a\\b",
+            "/etc/passwd",
+            ".hidden",
+            "a..b",
+            "a b",
+            "x\u{0}",
+            "snap?",
+            "-flag",
         ] {
             let err = validate_id(bad).expect_err(bad);
             assert_eq!(err.exit_code(), 2, "{bad}");
         }
         assert!(validate_id(&"a".repeat(254)).is_err());
-        for good in ["pre-migration-20241201", "snapshot-20241203-100000", "a", "v1.2_x"] {
+        for good in [
+            "pre-migration-20241201",
+            "snapshot-20241203-100000",
+            "a",
+            "v1.2_x",
+        ] {
             assert!(validate_id(good).is_ok(), "{good}");
         }
     }

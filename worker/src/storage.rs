@@ -1,17 +1,178 @@
-//! Storage locations (PLACEHOLDER: signatures only; being implemented).
+//! Storage locations: every snapshot and backup object tidemark reads or writes goes through
+//! [`Storage`]. Contract: keys are `/`-separated and relative to the location's root; `get` of a
+//! missing key is `Ok(None)`; `put` is atomic for readers (one PUT on object stores, write to a
+//! temporary file then rename on local disk); `delete` of a missing key is `Ok(false)`; `list` is
+//! recursive, by plain string prefix, sorted by key; every failure names the location as the
+//! user wrote it (never credentials) and says what to check.
+//!
+//! # Locations
+//!
+//! | form | backend |
+//! | --- | --- |
+//! | `some/dir`, `/abs/dir` | local directory (created on the first write) |
+//! | `file:///abs/dir` | local directory (absolute paths only) |
+//! | `s3://bucket[/prefix]` | Amazon S3 or an S3-compatible service |
+//! | `gs://bucket[/prefix]` | Google Cloud Storage |
+//! | `az://container[/prefix]`, `azure://container[/prefix]` | Azure Blob Storage |
+//!
+//! The `abfs[s]://`, `adl://` and `https://account.blob.core.windows.net` forms are not
+//! accepted: name the account with `AZURE_STORAGE_ACCOUNT_NAME` instead.
+//!
+//! # Configuration
+//!
+//! Credentials and most settings come from each provider's standard environment variables,
+//! read by `object_store`'s `from_env` builders:
+//!
+//! * S3: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION` /
+//!   `AWS_DEFAULT_REGION`, `AWS_ENDPOINT` / `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_S3`, web
+//!   identity (`AWS_WEB_IDENTITY_TOKEN_FILE`, `AWS_ROLE_ARN`), ECS task roles, then EC2 IMDS.
+//!   Profiles in `~/.aws` are not read.
+//! * GCS: `GOOGLE_SERVICE_ACCOUNT` (path) or `GOOGLE_SERVICE_ACCOUNT_KEY` (JSON),
+//!   `GOOGLE_APPLICATION_CREDENTIALS`, gcloud application-default credentials, then the GCE
+//!   metadata server. `GOOGLE_BASE_URL` points at another endpoint (emulators).
+//! * Azure: `AZURE_STORAGE_ACCOUNT_NAME` plus `AZURE_STORAGE_ACCOUNT_KEY`, a SAS
+//!   (`AZURE_STORAGE_SAS_KEY`), a service principal (`AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`,
+//!   `AZURE_TENANT_ID`), workload identity or managed identity. `AZURE_STORAGE_ENDPOINT` points at
+//!   another endpoint; `AZURE_STORAGE_USE_EMULATOR=true` talks to Azurite at
+//!   `AZURITE_BLOB_STORAGE_URL` (default `http://127.0.0.1:10000`) with its well-known account.
+//! * `AWS_SKIP_SIGNATURE`, `GOOGLE_SKIP_SIGNATURE`, `AZURE_SKIP_SIGNATURE` send unsigned requests.
+//!
+//! [`StorageOptions`] carries what the CLI flags set (see [`StorageOptions::from_env`] for the
+//! matching `TIDEMARK_*` variables); [`CloudSettings`] overrides the provider variables
+//! explicitly (tests, embedding). Plain-HTTP endpoints are refused unless
+//! [`StorageOptions::allow_http`] is set.
+//!
+//! Requests time out after 5 s connecting, 15 s without receiving data, and 300 s in total; failed
+//! requests are retried (4 retries, exponential backoff, no retry started after 10 s), so an
+//! unreachable endpoint fails within about 10 s and one that accepts but never answers within
+//! about 15 s.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::client::{HttpError, HttpErrorKind};
+use object_store::gcp::{GcpCredential, GoogleCloudStorageBuilder, GoogleConfigKey};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{
+    BackoffConfig, ClientConfigKey, ObjectStore, ObjectStoreExt, RetryConfig,
+    StaticCredentialProvider,
+};
 
 use crate::error::{Error, Result};
 
+/// Environment variable for [`StorageOptions::s3_endpoint`] (CLI: `--s3-endpoint`).
+pub const ENV_S3_ENDPOINT: &str = "TIDEMARK_S3_ENDPOINT";
+/// Environment variable for [`StorageOptions::s3_region`] (CLI: `--s3-region`).
+pub const ENV_S3_REGION: &str = "TIDEMARK_S3_REGION";
+/// Environment variable for [`StorageOptions::s3_path_style`] (CLI: `--s3-path-style`).
+pub const ENV_S3_PATH_STYLE: &str = "TIDEMARK_S3_PATH_STYLE";
+/// Environment variable for [`StorageOptions::allow_http`] (CLI: `--allow-http`).
+pub const ENV_ALLOW_HTTP: &str = "TIDEMARK_ALLOW_HTTP";
+
+/// Time allowed to establish a TCP (and TLS) connection.
+const CONNECT_TIMEOUT: &str = "5s";
+/// Time allowed without receiving any data on a connection.
+const READ_TIMEOUT: &str = "15s";
+/// Time allowed for a whole request, body included.
+const REQUEST_TIMEOUT: &str = "300s";
+
 /// Options for cloud locations that a URL cannot carry.
+///
+/// These are what the CLI flags set; [`StorageOptions::from_env`] reads the same settings from
+/// `TIDEMARK_*` variables so the flags can override them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StorageOptions {
+    /// S3 region; overrides `AWS_REGION` / `AWS_DEFAULT_REGION` (default `us-east-1`).
     pub s3_region: Option<String>,
+    /// S3-compatible endpoint such as `https://minio.example:9000`; overrides `AWS_ENDPOINT*`.
     pub s3_endpoint: Option<String>,
+    /// Path-style S3 requests (`endpoint/bucket/key`) instead of virtual-hosted ones
+    /// (`bucket.endpoint/key`). Needed by most S3-compatible services; always used when the
+    /// endpoint's host is an IP address or `localhost` and for bucket names with dots. When
+    /// `AWS_VIRTUAL_HOSTED_STYLE_REQUEST` is set and this is false, the environment decides.
     pub s3_path_style: bool,
+    /// Allow plain-HTTP endpoints (any backend). Without it an `http://` endpoint is refused.
     pub allow_http: bool,
+}
+
+impl StorageOptions {
+    /// Reads the options from the environment:
+    ///
+    /// * `TIDEMARK_S3_ENDPOINT`: [`Self::s3_endpoint`]
+    /// * `TIDEMARK_S3_REGION`: [`Self::s3_region`]
+    /// * `TIDEMARK_S3_PATH_STYLE`: [`Self::s3_path_style`] (`true`/`false`, `1`/`0`, `yes`/`no`)
+    /// * `TIDEMARK_ALLOW_HTTP`: [`Self::allow_http`] (same boolean forms)
+    ///
+    /// Empty variables count as unset. An unparsable boolean is [`Error::InvalidInput`].
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`Self::from_env`], reading variables through `lookup` (for tests and embedding).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let text = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let flag = |name: &str| match text(name) {
+            None => Ok(false),
+            Some(v) => parse_bool(&v).ok_or_else(|| {
+                Error::invalid(format!(
+                    "{name}='{v}' is not a boolean; use true/false, 1/0 or yes/no"
+                ))
+            }),
+        };
+        Ok(StorageOptions {
+            s3_region: text(ENV_S3_REGION),
+            s3_endpoint: text(ENV_S3_ENDPOINT),
+            s3_path_style: flag(ENV_S3_PATH_STYLE)?,
+            allow_http: flag(ENV_ALLOW_HTTP)?,
+        })
+    }
+}
+
+/// Provider settings that normally come from the standard environment variables (see the module
+/// docs), set explicitly instead. `None`/`false` leaves the environment's value in effect.
+///
+/// `Debug` never shows the secrets.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct CloudSettings {
+    /// S3 access key id (environment: `AWS_ACCESS_KEY_ID`).
+    pub s3_access_key_id: Option<String>,
+    /// S3 secret access key (environment: `AWS_SECRET_ACCESS_KEY`).
+    pub s3_secret_access_key: Option<String>,
+    /// GCS endpoint such as `http://127.0.0.1:4443` (environment: `GOOGLE_BASE_URL`).
+    pub gcs_endpoint: Option<String>,
+    /// Azure blob endpoint including the account for path-style services such as Azurite,
+    /// e.g. `http://127.0.0.1:10000/devstoreaccount1` (environment: `AZURE_STORAGE_ENDPOINT`).
+    pub azure_endpoint: Option<String>,
+    /// Azure storage account (environment: `AZURE_STORAGE_ACCOUNT_NAME`).
+    pub azure_account: Option<String>,
+    /// Azure storage account key (environment: `AZURE_STORAGE_ACCOUNT_KEY`).
+    pub azure_access_key: Option<String>,
+    /// Send unsigned requests (public buckets, emulators without authentication).
+    pub anonymous: bool,
+}
+
+impl fmt::Debug for CloudSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secret = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
+        f.debug_struct("CloudSettings")
+            .field("s3_access_key_id", &self.s3_access_key_id)
+            .field("s3_secret_access_key", &secret(&self.s3_secret_access_key))
+            .field("gcs_endpoint", &self.gcs_endpoint)
+            .field("azure_endpoint", &self.azure_endpoint)
+            .field("azure_account", &self.azure_account)
+            .field("azure_access_key", &secret(&self.azure_access_key))
+            .field("anonymous", &self.anonymous)
+            .finish()
+    }
 }
 
 /// One listed object, with its key relative to the location's root.
@@ -26,36 +187,1397 @@ pub struct ObjectInfo {
 #[derive(Debug, Clone)]
 pub struct Storage {
     display: String,
+    backend: Backend,
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    /// A local directory; it may not exist until the first `put`.
+    Local { root: PathBuf },
+    /// A bucket or container; `prefix` is the root inside it (normalised, may be empty).
+    Remote {
+        store: Arc<dyn ObjectStore>,
+        prefix: String,
+        provider: Provider,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Provider {
+    S3,
+    Gcs,
+    Azure,
+}
+
+impl Provider {
+    fn scheme(self) -> &'static str {
+        match self {
+            Provider::S3 => "s3",
+            Provider::Gcs => "gs",
+            Provider::Azure => "az",
+        }
+    }
+
+    fn credential_hint(self) -> &'static str {
+        match self {
+            Provider::S3 => {
+                "check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or the instance/pod role), the \
+                 region and that the bucket policy allows this"
+            }
+            Provider::Gcs => {
+                "check GOOGLE_APPLICATION_CREDENTIALS / GOOGLE_SERVICE_ACCOUNT (or the workload \
+                 identity) and that it has a Storage Object role on the bucket"
+            }
+            Provider::Azure => {
+                "check AZURE_STORAGE_ACCOUNT_NAME/AZURE_STORAGE_ACCOUNT_KEY (or the SAS, service \
+                 principal or managed identity) and its role on the container"
+            }
+        }
+    }
+
+    fn bucket_word(self) -> &'static str {
+        match self {
+            Provider::Azure => "container",
+            _ => "bucket",
+        }
+    }
+}
+
+/// A parsed location string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Location {
+    Local(PathBuf),
+    Remote {
+        provider: Provider,
+        bucket: String,
+        prefix: String,
+    },
 }
 
 impl Storage {
-    /// Opens a location from `--path`.
+    /// Opens a location from `--path`, with provider settings from the environment.
     pub fn open(location: &str, options: &StorageOptions) -> Result<Self> {
-        let _ = options;
-        Err(Error::invalid(format!("unsupported location {location}")))
+        Self::open_with(location, options, &CloudSettings::default())
     }
+
+    /// Opens a location with [`StorageOptions::from_env`] (no CLI flags).
+    pub fn open_from_env(location: &str) -> Result<Self> {
+        Self::open(location, &StorageOptions::from_env()?)
+    }
+
+    /// Opens a location, with `settings` overriding the provider environment variables.
+    ///
+    /// Nothing is contacted yet: a wrong endpoint or missing credentials show up on the first
+    /// operation, as [`Error::Storage`].
+    pub fn open_with(
+        location: &str,
+        options: &StorageOptions,
+        settings: &CloudSettings,
+    ) -> Result<Self> {
+        let display = location.to_string();
+        let backend = match parse_location(location)? {
+            Location::Local(root) => Backend::Local { root },
+            Location::Remote {
+                provider,
+                bucket,
+                prefix,
+            } => {
+                let store = match provider {
+                    Provider::S3 => build_s3(location, &bucket, options, settings)?,
+                    Provider::Gcs => build_gcs(location, &bucket, options, settings)?,
+                    Provider::Azure => build_azure(location, &bucket, options, settings)?,
+                };
+                Backend::Remote {
+                    store,
+                    prefix,
+                    provider,
+                }
+            }
+        };
+        Ok(Storage { display, backend })
+    }
+
     /// The location as the user gave it (no credentials).
     pub fn display(&self) -> &str {
         &self.display
     }
+
+    /// The backend: `"file"`, `"s3"`, `"gs"` or `"az"`.
+    pub fn scheme(&self) -> &'static str {
+        match &self.backend {
+            Backend::Local { .. } => "file",
+            Backend::Remote { provider, .. } => provider.scheme(),
+        }
+    }
+
     /// Reads an object; `Ok(None)` when it does not exist.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        let _ = key;
-        Ok(None)
+        let key = normalize_key(key, false)?;
+        let Some((store, path)) = self.resolve(&key, false).await? else {
+            return Ok(None);
+        };
+        let result = match store.get(&path).await {
+            Ok(result) => result,
+            Err(e) if self.is_missing_object(&e) => return Ok(None),
+            Err(e) => return Err(self.failure("read", &key, &e)),
+        };
+        match result.bytes().await {
+            Ok(data) => Ok(Some(data)),
+            // Deleted between the response headers and the body (local files).
+            Err(e) if self.is_missing_object(&e) => Ok(None),
+            Err(e) => Err(self.failure("read", &key, &e)),
+        }
     }
+
     /// Writes an object atomically (readers see the old or the new content, never a torn one).
     pub async fn put(&self, key: &str, data: Bytes) -> Result<()> {
-        let _ = (key, data);
-        Ok(())
+        let key = normalize_key(key, false)?;
+        let Some((store, path)) = self.resolve(&key, true).await? else {
+            return Err(self.storage_error(format!("cannot write '{key}': root is missing")));
+        };
+        store
+            .put(&path, data.into())
+            .await
+            .map(|_| ())
+            .map_err(|e| self.failure("write", &key, &e))
     }
+
     /// Deletes an object; `Ok(false)` when it did not exist.
     pub async fn delete(&self, key: &str) -> Result<bool> {
-        let _ = key;
-        Ok(false)
+        let key = normalize_key(key, false)?;
+        let Some((store, path)) = self.resolve(&key, false).await? else {
+            return Ok(false);
+        };
+        // S3, GCS and Azure deletes differ on missing objects; ask first so all say the same.
+        match store.head(&path).await {
+            Ok(_) => {}
+            Err(e) if self.is_missing_object(&e) => return Ok(false),
+            Err(e) => return Err(self.failure("check", &key, &e)),
+        }
+        match store.delete(&path).await {
+            Ok(()) => Ok(true),
+            Err(e) if self.is_missing_object(&e) => Ok(false),
+            Err(e) => Err(self.failure("delete", &key, &e)),
+        }
     }
+
     /// Lists objects under `prefix` (recursively), keys relative to the root.
+    ///
+    /// `prefix` is a plain string prefix of the key (`"snap"` matches `snap/a` and `snapshot-1`);
+    /// end it with `/` to list one "directory". `""` lists everything. Sorted by key.
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        let _ = prefix;
-        Ok(vec![])
+        let (dir, filter) = split_list_prefix(prefix)?;
+        let Some((store, path)) = self.resolve(&dir, false).await? else {
+            return Ok(vec![]);
+        };
+        let root = match &self.backend {
+            Backend::Local { .. } => String::new(),
+            Backend::Remote { prefix, .. } => prefix.clone(),
+        };
+        let listed: Vec<object_store::ObjectMeta> = {
+            let stream = if path.as_ref().is_empty() {
+                store.list(None)
+            } else {
+                store.list(Some(&path))
+            };
+            match stream.try_collect().await {
+                Ok(listed) => listed,
+                Err(e) if self.is_missing_object(&e) => vec![],
+                Err(e) => return Err(self.failure("list", prefix, &e)),
+            }
+        };
+        let mut objects: Vec<ObjectInfo> = listed
+            .into_iter()
+            .filter_map(|meta| {
+                let full = meta.location.as_ref();
+                let key = if root.is_empty() {
+                    full
+                } else {
+                    full.strip_prefix(root.as_str())?.strip_prefix('/')?
+                };
+                key.starts_with(filter.as_str()).then(|| ObjectInfo {
+                    key: key.to_string(),
+                    size: meta.size,
+                    last_modified: meta.last_modified,
+                })
+            })
+            .collect();
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(objects)
+    }
+
+    /// The store and full object path for `key` (already normalised; may be empty for the root).
+    /// `None` when the location is a local directory that does not exist and `create` is false.
+    async fn resolve(
+        &self,
+        key: &str,
+        create: bool,
+    ) -> Result<Option<(Arc<dyn ObjectStore>, ObjectPath)>> {
+        match &self.backend {
+            Backend::Remote { store, prefix, .. } => {
+                let full = match (prefix.is_empty(), key.is_empty()) {
+                    (true, _) => key.to_string(),
+                    (false, true) => prefix.clone(),
+                    (false, false) => format!("{prefix}/{key}"),
+                };
+                let path = ObjectPath::parse(&full)
+                    .map_err(|e| Error::invalid(format!("invalid storage key '{key}': {e}")))?;
+                Ok(Some((Arc::clone(store), path)))
+            }
+            Backend::Local { root } => {
+                let Some(store) = self.local_store(root, create).await? else {
+                    return Ok(None);
+                };
+                let path = ObjectPath::parse(key)
+                    .map_err(|e| Error::invalid(format!("invalid storage key '{key}': {e}")))?;
+                Ok(Some((store, path)))
+            }
+        }
+    }
+
+    async fn local_store(
+        &self,
+        root: &FsPath,
+        create: bool,
+    ) -> Result<Option<Arc<dyn ObjectStore>>> {
+        match tokio::fs::metadata(root).await {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                return Err(
+                    self.storage_error(format!("{} exists but is not a directory", root.display()))
+                )
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !create => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tokio::fs::create_dir_all(root).await.map_err(|e| {
+                    self.storage_error(format!(
+                        "cannot create directory {}: {}",
+                        root.display(),
+                        io_reason(&e)
+                    ))
+                })?;
+            }
+            Err(e) => {
+                return Err(self.storage_error(format!(
+                    "cannot access {}: {}",
+                    root.display(),
+                    io_reason(&e)
+                )))
+            }
+        }
+        let store = LocalFileSystem::new_with_prefix(root).map_err(|e| {
+            self.storage_error(format!("cannot open directory {}: {e}", root.display()))
+        })?;
+        Ok(Some(Arc::new(store)))
+    }
+
+    fn provider(&self) -> Option<Provider> {
+        match &self.backend {
+            Backend::Local { .. } => None,
+            Backend::Remote { provider, .. } => Some(*provider),
+        }
+    }
+
+    /// A "not found" that means the object is missing, not the bucket or container.
+    fn is_missing_object(&self, err: &object_store::Error) -> bool {
+        matches!(err, object_store::Error::NotFound { .. }) && !bucket_missing(err)
+    }
+
+    fn storage_error(&self, reason: String) -> Error {
+        Error::Storage {
+            location: self.display.clone(),
+            reason,
+        }
+    }
+
+    /// Turns an `object_store` error into an actionable [`Error::Storage`].
+    fn failure(&self, op: &str, key: &str, err: &object_store::Error) -> Error {
+        tracing::debug!(location = %self.display, error = ?err, "storage {op} failed");
+        let what = if key.is_empty() {
+            format!("{op} failed")
+        } else {
+            format!("{op} '{key}' failed")
+        };
+        let reason = match (classify(err), self.provider()) {
+            (Cause::Refused, _) => {
+                format!(
+                    "connection refused (is the endpoint right and the service running?); {what}"
+                )
+            }
+            (Cause::Dns, _) => format!(
+                "cannot resolve the storage host (check the endpoint, region and bucket \
+                 name); {what}"
+            ),
+            (Cause::Timeout, _) => format!(
+                "timed out (is the endpoint reachable from here? check network, proxy and \
+                 firewall); {what}"
+            ),
+            (Cause::Connect, _) => format!(
+                "cannot connect (is the endpoint right and reachable?); {what}: {}",
+                root_cause(err)
+            ),
+            (Cause::Tls, _) => format!(
+                "TLS failed (does the endpoint speak HTTPS with a trusted certificate?); \
+                 {what}: {}",
+                root_cause(err)
+            ),
+            (Cause::Denied(status), Some(provider)) => format!(
+                "access denied (HTTP {status}): {}; {what}",
+                provider.credential_hint()
+            ),
+            (Cause::Credentials, Some(provider)) => format!(
+                "cannot get credentials: {}; {what}: {}",
+                provider.credential_hint(),
+                root_cause(err)
+            ),
+            (Cause::BucketMissing, Some(provider)) => format!(
+                "the {} does not exist (create it first, or check its name{}); {what}",
+                provider.bucket_word(),
+                if provider == Provider::S3 {
+                    " and the region"
+                } else {
+                    ""
+                }
+            ),
+            (Cause::LocalDenied, _) | (Cause::Denied(_), None) => format!(
+                "permission denied (check the directory's owner and mode); {what}: {}",
+                root_cause(err)
+            ),
+            _ => format!("{what}: {}", summary(err)),
+        };
+        self.storage_error(reason)
+    }
+}
+
+/// What went wrong, as far as the user can act on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cause {
+    Refused,
+    Dns,
+    Timeout,
+    Connect,
+    Tls,
+    Denied(u16),
+    LocalDenied,
+    Credentials,
+    BucketMissing,
+    Other,
+}
+
+fn classify(err: &object_store::Error) -> Cause {
+    match err {
+        object_store::Error::PermissionDenied { .. } => return Cause::Denied(403),
+        object_store::Error::Unauthenticated { .. } => return Cause::Denied(401),
+        _ if bucket_missing(err) => return Cause::BucketMissing,
+        _ => {}
+    }
+    let text = chain(err)
+        .map(|e| e.to_string().to_ascii_lowercase())
+        .collect::<Vec<_>>()
+        .join(" | ");
+    // Fetching credentials (instance metadata, token endpoints) failed: whatever the transport
+    // error, the fix is to provide credentials.
+    if CREDENTIAL_MARKERS.iter().any(|m| text.contains(m)) {
+        return Cause::Credentials;
+    }
+    let mut http_kind = None;
+    for e in chain(err) {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return Cause::Refused,
+                std::io::ErrorKind::TimedOut => return Cause::Timeout,
+                std::io::ErrorKind::PermissionDenied => return Cause::LocalDenied,
+                _ => {}
+            }
+        }
+        if let Some(h) = e.downcast_ref::<HttpError>() {
+            http_kind.get_or_insert(h.kind());
+        }
+    }
+    if let Some(s @ (401 | 403)) = http_status(err) {
+        return Cause::Denied(s);
+    }
+    if text.contains("connection refused") {
+        Cause::Refused
+    } else if text.contains("dns error")
+        || text.contains("failed to lookup address")
+        || text.contains("name or service not known")
+    {
+        Cause::Dns
+    } else if http_kind == Some(HttpErrorKind::Timeout) || text.contains("timed out") {
+        Cause::Timeout
+    } else if text.contains("certificate") || text.contains("tls") || text.contains("ssl") {
+        Cause::Tls
+    } else if http_kind == Some(HttpErrorKind::Connect) {
+        Cause::Connect
+    } else {
+        Cause::Other
+    }
+}
+
+/// Lower-case text found in errors from fetching credentials rather than from the store.
+const CREDENTIAL_MARKERS: [&str; 6] = [
+    "169.254.169.254",
+    "169.254.170.2",
+    "metadata.google.internal",
+    "token request",
+    "token response",
+    "credential",
+];
+
+/// The error and its sources, outermost first.
+fn chain<'a>(
+    err: &'a (dyn StdError + 'static),
+) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+    std::iter::successors(Some(err), |e| (*e).source())
+}
+
+/// Marks the text of an `object_store` HTTP status error (its retry error type is private).
+const STATUS_MARKER: &str = "Server returned non-2xx status code: ";
+
+/// True when a response says the bucket or container itself is missing.
+fn bucket_missing(err: &object_store::Error) -> bool {
+    chain(err).any(|e| {
+        let text = e.to_string();
+        [
+            "NoSuchBucket",
+            "ContainerNotFound",
+            "The specified bucket does not exist",
+        ]
+        .iter()
+        .any(|marker| text.contains(marker))
+    })
+}
+
+/// The HTTP status of a failed response, if the error carries one.
+fn http_status(err: &object_store::Error) -> Option<u16> {
+    chain(err).find_map(|e| {
+        let text = e.to_string();
+        let (_, rest) = text.split_once(STATUS_MARKER)?;
+        rest.get(..3)?.parse().ok()
+    })
+}
+
+/// The innermost error message (the actual cause, without URLs and retry counts).
+fn root_cause(err: &object_store::Error) -> String {
+    chain(err).last().map(|e| e.to_string()).unwrap_or_default()
+}
+
+/// A one-line description: the HTTP status and body when there is one, else the root cause.
+fn summary(err: &object_store::Error) -> String {
+    for e in chain(err) {
+        if let Some((_, rest)) = e.to_string().split_once(STATUS_MARKER) {
+            let rest: String = rest.chars().take(300).collect();
+            return format!("HTTP {}", rest.trim());
+        }
+    }
+    let root = root_cause(err);
+    let top = err.to_string();
+    if top.contains(&root) {
+        top
+    } else {
+        format!("{top}: {root}")
+    }
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied => {
+            format!("{e} (check the directory's owner and mode)")
+        }
+        _ => e.to_string(),
+    }
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// Shows a location with any `user:password@` part replaced, for error messages.
+fn redact(location: &str) -> String {
+    if let Some((scheme, rest)) = location.split_once("://") {
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@') {
+            return format!("{scheme}://***@{}", &rest[at + 1..]);
+        }
+    }
+    location.to_string()
+}
+
+/// Parses a `--path` value (see the module docs for the accepted forms).
+fn parse_location(location: &str) -> Result<Location> {
+    if location.trim().is_empty() {
+        return Err(Error::invalid("storage location is empty"));
+    }
+    let Some((scheme, rest)) = location.split_once("://") else {
+        return Ok(Location::Local(local_root(FsPath::new(location))?));
+    };
+    let provider = match scheme.to_ascii_lowercase().as_str() {
+        "file" => {
+            let url = url::Url::parse(location).map_err(|e| {
+                Error::invalid(format!("invalid file location '{}': {e}", redact(location)))
+            })?;
+            let path = url
+                .to_file_path()
+                .ok()
+                .filter(|_| url.query().is_none() && url.fragment().is_none())
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "invalid file location '{}': use file:///absolute/dir or a plain path",
+                        redact(location)
+                    ))
+                })?;
+            return Ok(Location::Local(local_root(&path)?));
+        }
+        "s3" => Provider::S3,
+        "gs" => Provider::Gcs,
+        "az" | "azure" => Provider::Azure,
+        other => {
+            return Err(Error::invalid(format!(
+                "unsupported storage location '{}': scheme '{other}://' is not supported; use a \
+                 local directory, file:///dir, s3://bucket/prefix, gs://bucket/prefix or \
+                 az://container/prefix",
+                redact(location)
+            )))
+        }
+    };
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let word = provider.bucket_word();
+    if bucket.contains('@') {
+        return Err(Error::invalid(format!(
+            "storage location '{}' embeds credentials; pass them through the environment instead",
+            redact(location)
+        )));
+    }
+    if bucket.is_empty() {
+        return Err(Error::invalid(format!(
+            "storage location '{location}' has no {word} name; use {}://{word}/prefix",
+            provider.scheme()
+        )));
+    }
+    if let Some(bad) = bucket
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')))
+    {
+        return Err(Error::invalid(format!(
+            "storage location '{location}': {word} name '{bucket}' contains '{bad}'; {word} names \
+             use letters, digits, '.', '-' and '_'"
+        )));
+    }
+    if prefix.contains(['?', '#']) {
+        return Err(Error::invalid(format!(
+            "storage location '{location}' has a query or fragment; use {}://{word}/prefix",
+            provider.scheme()
+        )));
+    }
+    let prefix = normalize_key(prefix, true)
+        .map_err(|e| Error::invalid(format!("storage location '{location}': {e}")))?;
+    Ok(Location::Remote {
+        provider,
+        bucket: bucket.to_string(),
+        prefix,
+    })
+}
+
+/// An absolute local root (relative paths are taken from the current directory).
+fn local_root(path: &FsPath) -> Result<PathBuf> {
+    std::path::absolute(path).map_err(|e| {
+        Error::invalid(format!(
+            "invalid local storage path '{}': {e}",
+            path.display()
+        ))
+    })
+}
+
+/// Normalises a key: leading, trailing and repeated `/` are dropped. Rejected: `.` and `..`
+/// segments, control characters, `\` and `#` (reserved for local temporary files), and an empty
+/// key unless `allow_empty`.
+fn normalize_key(key: &str, allow_empty: bool) -> Result<String> {
+    let mut segments = Vec::new();
+    for segment in key.split('/').filter(|s| !s.is_empty()) {
+        if segment == "." || segment == ".." {
+            return Err(Error::invalid(format!(
+                "invalid storage key '{key}': '.' and '..' segments are not allowed"
+            )));
+        }
+        if let Some(bad) = segment
+            .chars()
+            .find(|c| c.is_control() || matches!(c, '\\' | '#'))
+        {
+            return Err(Error::invalid(format!(
+                "invalid storage key '{}': character {bad:?} is not allowed",
+                key.escape_debug()
+            )));
+        }
+        segments.push(segment);
+    }
+    if segments.is_empty() && !allow_empty {
+        return Err(Error::invalid(format!(
+            "invalid storage key '{key}': it is empty"
+        )));
+    }
+    Ok(segments.join("/"))
+}
+
+/// Splits a list prefix into the directory to list (normalised) and the string keys must start
+/// with.
+fn split_list_prefix(prefix: &str) -> Result<(String, String)> {
+    let normalized = normalize_key(prefix, true)?;
+    if normalized.is_empty() {
+        return Ok((String::new(), String::new()));
+    }
+    if prefix.ends_with('/') {
+        let filter = format!("{normalized}/");
+        return Ok((normalized, filter));
+    }
+    let dir = normalized
+        .rsplit_once('/')
+        .map(|(dir, _)| dir.to_string())
+        .unwrap_or_default();
+    Ok((dir, normalized))
+}
+
+/// Checks an endpoint URL; a plain-HTTP one needs `allow_http`.
+fn check_endpoint(what: &str, endpoint: &str, allow_http: bool) -> Result<url::Url> {
+    let url = url::Url::parse(endpoint).map_err(|e| {
+        Error::invalid(format!(
+            "invalid {what} endpoint '{}': {e}; expected http(s)://host[:port]",
+            redact(endpoint)
+        ))
+    })?;
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if allow_http => Ok(url),
+        "http" => Err(Error::invalid(format!(
+            "the {what} endpoint '{}' uses plain HTTP; pass --allow-http (or set \
+             {ENV_ALLOW_HTTP}=true) to allow unencrypted connections",
+            redact(endpoint)
+        ))),
+        _ => Err(Error::invalid(format!(
+            "invalid {what} endpoint '{}': expected http(s)://host[:port]",
+            redact(endpoint)
+        ))),
+    }
+}
+
+/// True when virtual-hosted addressing (`bucket.host`) cannot work for this endpoint host.
+fn host_needs_path_style(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(_)) | Some(url::Host::Ipv6(_)) | None => true,
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+    }
+}
+
+fn retry_config() -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+            base: 2.0,
+        },
+        max_retries: 4,
+        retry_timeout: Duration::from_secs(10),
+    }
+}
+
+/// Timeouts, user agent and plain-HTTP policy shared by every cloud backend.
+fn client_settings(allow_http: bool) -> [(ClientConfigKey, String); 5] {
+    [
+        (ClientConfigKey::AllowHttp, allow_http.to_string()),
+        (ClientConfigKey::ConnectTimeout, CONNECT_TIMEOUT.to_string()),
+        (ClientConfigKey::ReadTimeout, READ_TIMEOUT.to_string()),
+        (ClientConfigKey::Timeout, REQUEST_TIMEOUT.to_string()),
+        (
+            ClientConfigKey::UserAgent,
+            concat!("tidemark/", env!("CARGO_PKG_VERSION")).to_string(),
+        ),
+    ]
+}
+
+fn build_error(location: &str, err: object_store::Error, hint: &str) -> Error {
+    Error::invalid(format!(
+        "cannot configure storage location '{}': {err}; {hint}",
+        redact(location)
+    ))
+}
+
+fn build_s3(
+    location: &str,
+    bucket: &str,
+    options: &StorageOptions,
+    settings: &CloudSettings,
+) -> Result<Arc<dyn ObjectStore>> {
+    let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    if let Some(region) = &options.s3_region {
+        b = b.with_region(region);
+    }
+    if let Some(endpoint) = &options.s3_endpoint {
+        // AWS_ENDPOINT_URL_S3 would win over a plain endpoint; the flag must win over both.
+        b = b
+            .with_config(AmazonS3ConfigKey::Endpoint, endpoint)
+            .with_config(AmazonS3ConfigKey::S3Endpoint, endpoint);
+    }
+    if let Some(id) = &settings.s3_access_key_id {
+        b = b.with_access_key_id(id);
+    }
+    if let Some(secret) = &settings.s3_secret_access_key {
+        b = b.with_secret_access_key(secret);
+    }
+    if settings.anonymous {
+        b = b.with_skip_signature(true);
+    }
+    let endpoint = b
+        .get_config_value(&AmazonS3ConfigKey::S3Endpoint)
+        .or_else(|| b.get_config_value(&AmazonS3ConfigKey::Endpoint))
+        .filter(|e| !e.is_empty());
+    // With AWS_VIRTUAL_HOSTED_STYLE_REQUEST set, the environment chose the addressing (and an
+    // endpoint to match); only --s3-path-style overrides it.
+    let env_addressing =
+        std::env::var_os("AWS_VIRTUAL_HOSTED_STYLE_REQUEST").is_some() && !options.s3_path_style;
+    match endpoint {
+        Some(endpoint) => {
+            let url = check_endpoint("S3", &endpoint, options.allow_http)?;
+            if env_addressing {
+                // Keep the environment's addressing as it is.
+            } else if options.s3_path_style || host_needs_path_style(&url) || bucket.contains('.') {
+                b = b.with_virtual_hosted_style_request(false);
+            } else {
+                // object_store expects a virtual-hosted endpoint to include the bucket already.
+                let host = url.host_str().unwrap_or_default();
+                let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+                let virtual_endpoint = format!("{}://{bucket}.{host}{port}", url.scheme());
+                b = b
+                    .with_config(AmazonS3ConfigKey::Endpoint, &virtual_endpoint)
+                    .with_config(AmazonS3ConfigKey::S3Endpoint, &virtual_endpoint)
+                    .with_virtual_hosted_style_request(true);
+            }
+        }
+        None if env_addressing => {}
+        None => {
+            // AWS itself: virtual-hosted unless asked otherwise (dotted names break TLS there).
+            let path_style = options.s3_path_style || bucket.contains('.');
+            b = b.with_virtual_hosted_style_request(!path_style);
+        }
+    }
+    for (key, value) in client_settings(options.allow_http) {
+        b = b.with_config(AmazonS3ConfigKey::Client(key), value);
+    }
+    let store = b.with_retry(retry_config()).build().map_err(|e| {
+        build_error(
+            location,
+            e,
+            "check the AWS_* variables, --s3-region and --s3-endpoint",
+        )
+    })?;
+    Ok(Arc::new(store))
+}
+
+fn build_gcs(
+    location: &str,
+    bucket: &str,
+    options: &StorageOptions,
+    settings: &CloudSettings,
+) -> Result<Arc<dyn ObjectStore>> {
+    let mut b = GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket);
+    if let Some(endpoint) = &settings.gcs_endpoint {
+        b = b.with_base_url(endpoint);
+    }
+    if settings.anonymous {
+        b = b.with_skip_signature(true);
+    }
+    let unsigned = b
+        .get_config_value(&GoogleConfigKey::SkipSignature)
+        .and_then(|v| parse_bool(&v))
+        .unwrap_or(false);
+    if unsigned {
+        // object_store's GCS PUT and DELETE ask the credential provider even when signing is
+        // skipped, and without credentials that means the GCE metadata server. Unsigned means
+        // no credentials at all: give them an empty static token instead.
+        b = b.with_credentials(Arc::new(StaticCredentialProvider::new(GcpCredential {
+            bearer: String::new(),
+        })));
+    }
+    if let Some(endpoint) = b
+        .get_config_value(&GoogleConfigKey::BaseUrl)
+        .filter(|e| !e.is_empty())
+    {
+        check_endpoint("GCS", &endpoint, options.allow_http)?;
+    }
+    for (key, value) in client_settings(options.allow_http) {
+        b = b.with_config(GoogleConfigKey::Client(key), value);
+    }
+    let store = b.with_retry(retry_config()).build().map_err(|e| {
+        build_error(
+            location,
+            e,
+            "check GOOGLE_APPLICATION_CREDENTIALS / GOOGLE_SERVICE_ACCOUNT",
+        )
+    })?;
+    Ok(Arc::new(store))
+}
+
+fn build_azure(
+    location: &str,
+    container: &str,
+    options: &StorageOptions,
+    settings: &CloudSettings,
+) -> Result<Arc<dyn ObjectStore>> {
+    let mut b = MicrosoftAzureBuilder::from_env().with_container_name(container);
+    if let Some(account) = &settings.azure_account {
+        b = b.with_account(account);
+    }
+    if let Some(key) = &settings.azure_access_key {
+        b = b.with_access_key(key);
+    }
+    if let Some(endpoint) = &settings.azure_endpoint {
+        b = b.with_endpoint(endpoint.clone()).with_use_emulator(false);
+    }
+    if settings.anonymous {
+        b = b.with_skip_signature(true);
+    }
+    let emulator = b
+        .get_config_value(&AzureConfigKey::UseEmulator)
+        .and_then(|v| parse_bool(&v))
+        .unwrap_or(false);
+    // The emulator mode (AZURE_STORAGE_USE_EMULATOR) is an explicit opt-in to plain HTTP.
+    let allow_http = options.allow_http || emulator;
+    if !emulator {
+        if let Some(endpoint) = b
+            .get_config_value(&AzureConfigKey::Endpoint)
+            .filter(|e| !e.is_empty())
+        {
+            check_endpoint("Azure", &endpoint, allow_http)?;
+        }
+    }
+    for (key, value) in client_settings(allow_http) {
+        b = b.with_config(AzureConfigKey::Client(key), value);
+    }
+    let store = b.with_retry(retry_config()).build().map_err(|e| {
+        build_error(
+            location,
+            e,
+            "set AZURE_STORAGE_ACCOUNT_NAME and credentials (AZURE_STORAGE_ACCOUNT_KEY, a SAS, a \
+             service principal or a managed identity)",
+        )
+    })?;
+    Ok(Arc::new(store))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remote(provider: Provider, bucket: &str, prefix: &str) -> Location {
+        Location::Remote {
+            provider,
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+        }
+    }
+
+    fn invalid_message(result: Result<impl fmt::Debug>) -> String {
+        match result {
+            Err(Error::InvalidInput(msg)) => msg,
+            other => panic!("expected InvalidInput, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_cloud_schemes() -> Result<()> {
+        assert_eq!(
+            parse_location("s3://bucket/some/prefix")?,
+            remote(Provider::S3, "bucket", "some/prefix")
+        );
+        assert_eq!(
+            parse_location("s3://bucket")?,
+            remote(Provider::S3, "bucket", "")
+        );
+        assert_eq!(
+            parse_location("s3://bucket/")?,
+            remote(Provider::S3, "bucket", "")
+        );
+        assert_eq!(
+            parse_location("gs://my-bucket//a//b/")?,
+            remote(Provider::Gcs, "my-bucket", "a/b")
+        );
+        assert_eq!(
+            parse_location("az://container/x")?,
+            remote(Provider::Azure, "container", "x")
+        );
+        assert_eq!(
+            parse_location("azure://container/x/y")?,
+            remote(Provider::Azure, "container", "x/y")
+        );
+        assert_eq!(
+            parse_location("S3://bucket/p")?,
+            remote(Provider::S3, "bucket", "p")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn parses_local_paths() -> Result<()> {
+        let cwd = std::env::current_dir().map_err(|e| Error::invalid(e.to_string()))?;
+        assert_eq!(
+            parse_location("backups/snaps")?,
+            Location::Local(cwd.join("backups/snaps"))
+        );
+        assert_eq!(
+            parse_location("/var/lib/tidemark")?,
+            Location::Local(PathBuf::from("/var/lib/tidemark"))
+        );
+        assert_eq!(
+            parse_location("file:///var/lib/tidemark")?,
+            Location::Local(PathBuf::from("/var/lib/tidemark"))
+        );
+        assert_eq!(
+            parse_location("file:///var/lib/with%20space")?,
+            Location::Local(PathBuf::from("/var/lib/with space"))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn rejects_bad_locations() {
+        let msg = invalid_message(parse_location("ftp://x/y"));
+        assert!(
+            msg.contains("'ftp://'") && msg.contains("s3://bucket/prefix"),
+            "{msg}"
+        );
+        let msg = invalid_message(parse_location("file://relative/dir"));
+        assert!(msg.contains("file:///absolute/dir"), "{msg}");
+        let msg = invalid_message(parse_location("s3:///prefix"));
+        assert!(msg.contains("no bucket name"), "{msg}");
+        let msg = invalid_message(parse_location("az://"));
+        assert!(msg.contains("no container name"), "{msg}");
+        let msg = invalid_message(parse_location("s3://bad bucket/x"));
+        assert!(msg.contains("contains ' '"), "{msg}");
+        let msg = invalid_message(parse_location("s3://b/x/../y"));
+        assert!(msg.contains("'..'"), "{msg}");
+        let msg = invalid_message(parse_location("s3://b/x?versionId=1"));
+        assert!(msg.contains("query"), "{msg}");
+        let msg = invalid_message(parse_location(""));
+        assert!(msg.contains("empty"), "{msg}");
+    }
+
+    #[test]
+    fn never_echoes_embedded_credentials() {
+        let msg = invalid_message(parse_location("s3://AKIAXX:supersecret@bucket/p"));
+        assert!(
+            !msg.contains("supersecret") && !msg.contains("AKIAXX"),
+            "{msg}"
+        );
+        assert!(msg.contains("s3://***@bucket/p"), "{msg}");
+        let msg = invalid_message(parse_location("ftp://user:supersecret@host/p"));
+        assert!(!msg.contains("supersecret"), "{msg}");
+    }
+
+    #[test]
+    fn normalises_keys() -> Result<()> {
+        assert_eq!(normalize_key("a/b/c.json", false)?, "a/b/c.json");
+        assert_eq!(normalize_key("/a//b/", false)?, "a/b");
+        assert_eq!(normalize_key("", true)?, "");
+        assert_eq!(normalize_key("snap shot-1=x", false)?, "snap shot-1=x");
+        invalid_message(normalize_key("", false));
+        invalid_message(normalize_key("///", false));
+        invalid_message(normalize_key("a/../b", false));
+        invalid_message(normalize_key("./a", false));
+        invalid_message(normalize_key("a\\b", false));
+        invalid_message(normalize_key("a#1", false));
+        invalid_message(normalize_key("a\nb", false));
+        Ok(())
+    }
+
+    #[test]
+    fn splits_list_prefixes() -> Result<()> {
+        assert_eq!(split_list_prefix("")?, (String::new(), String::new()));
+        assert_eq!(split_list_prefix("/")?, (String::new(), String::new()));
+        assert_eq!(split_list_prefix("snap")?, (String::new(), "snap".into()));
+        assert_eq!(
+            split_list_prefix("snapshots/")?,
+            ("snapshots".into(), "snapshots/".into())
+        );
+        assert_eq!(
+            split_list_prefix("/snapshots//2024-")?,
+            ("snapshots".into(), "snapshots/2024-".into())
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn plain_http_endpoints_need_allow_http() -> Result<()> {
+        let options = StorageOptions {
+            s3_endpoint: Some("http://127.0.0.1:9000".into()),
+            ..StorageOptions::default()
+        };
+        let msg = invalid_message(Storage::open("s3://bucket/p", &options));
+        assert!(
+            msg.contains("--allow-http") && msg.contains(ENV_ALLOW_HTTP),
+            "{msg}"
+        );
+
+        let options = StorageOptions {
+            allow_http: true,
+            ..options
+        };
+        let storage = Storage::open("s3://bucket/p", &options)?;
+        assert_eq!(storage.display(), "s3://bucket/p");
+        assert_eq!(storage.scheme(), "s3");
+
+        let settings = CloudSettings {
+            gcs_endpoint: Some("http://127.0.0.1:4443".into()),
+            anonymous: true,
+            ..CloudSettings::default()
+        };
+        let msg = invalid_message(Storage::open_with(
+            "gs://bucket",
+            &StorageOptions::default(),
+            &settings,
+        ));
+        assert!(msg.contains("--allow-http"), "{msg}");
+
+        let settings = CloudSettings {
+            azure_endpoint: Some("http://127.0.0.1:10000/devstoreaccount1".into()),
+            azure_account: Some("devstoreaccount1".into()),
+            azure_access_key: Some("a2V5".into()),
+            ..CloudSettings::default()
+        };
+        let msg = invalid_message(Storage::open_with(
+            "az://container",
+            &StorageOptions::default(),
+            &settings,
+        ));
+        assert!(msg.contains("--allow-http"), "{msg}");
+        Ok(())
+    }
+
+    #[test]
+    fn rejects_malformed_endpoints() {
+        let options = StorageOptions {
+            s3_endpoint: Some("minio:9000".into()),
+            ..StorageOptions::default()
+        };
+        let msg = invalid_message(Storage::open("s3://bucket", &options));
+        assert!(msg.contains("http(s)://host"), "{msg}");
+    }
+
+    #[test]
+    fn opens_every_scheme() -> Result<()> {
+        let options = StorageOptions {
+            allow_http: true,
+            ..StorageOptions::default()
+        };
+        let settings = CloudSettings {
+            gcs_endpoint: Some("http://127.0.0.1:4443".into()),
+            azure_endpoint: Some("http://127.0.0.1:10000/devstoreaccount1".into()),
+            azure_account: Some("devstoreaccount1".into()),
+            azure_access_key: Some("a2V5".into()),
+            anonymous: true,
+            ..CloudSettings::default()
+        };
+        for (location, scheme) in [
+            ("s3://b/p", "s3"),
+            ("gs://b/p", "gs"),
+            ("az://c/p", "az"),
+            ("azure://c", "az"),
+            ("file:///tmp/x", "file"),
+            ("some/dir", "file"),
+        ] {
+            let storage = Storage::open_with(location, &options, &settings)?;
+            assert_eq!(storage.display(), location);
+            assert_eq!(storage.scheme(), scheme);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn options_from_lookup() -> Result<()> {
+        let vars = |name: &str| match name {
+            ENV_S3_ENDPOINT => Some("https://s3.example".to_string()),
+            ENV_S3_REGION => Some("eu-west-1".to_string()),
+            ENV_S3_PATH_STYLE => Some("Yes".to_string()),
+            ENV_ALLOW_HTTP => Some(String::new()),
+            _ => None,
+        };
+        assert_eq!(
+            StorageOptions::from_lookup(vars)?,
+            StorageOptions {
+                s3_region: Some("eu-west-1".into()),
+                s3_endpoint: Some("https://s3.example".into()),
+                s3_path_style: true,
+                allow_http: false,
+            }
+        );
+        let bad = |name: &str| (name == ENV_ALLOW_HTTP).then(|| "maybe".to_string());
+        let msg = invalid_message(StorageOptions::from_lookup(bad));
+        assert!(
+            msg.contains(ENV_ALLOW_HTTP) && msg.contains("maybe"),
+            "{msg}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let settings = CloudSettings {
+            s3_access_key_id: Some("AKIDEXAMPLE".into()),
+            s3_secret_access_key: Some("wJalrXUtnFEMI".into()),
+            azure_access_key: Some("azuresecret".into()),
+            ..CloudSettings::default()
+        };
+        let text = format!("{settings:?}");
+        assert!(
+            !text.contains("wJalrXUtnFEMI") && !text.contains("azuresecret"),
+            "{text}"
+        );
+        assert!(text.contains("<redacted>"), "{text}");
+    }
+
+    fn generic(message: &str) -> object_store::Error {
+        object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(std::io::Error::other(message.to_string())),
+        }
+    }
+
+    fn not_found(body: &str) -> object_store::Error {
+        object_store::Error::NotFound {
+            path: "p/k".into(),
+            source: Box::new(std::io::Error::other(format!(
+                "{STATUS_MARKER}404 Not Found: {body}"
+            ))),
+        }
+    }
+
+    #[test]
+    fn classifies_errors() {
+        let refused = object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+        };
+        assert_eq!(classify(&refused), Cause::Refused);
+        assert_eq!(
+            classify(&generic(
+                "client error (Connect): tcp connect error: Connection refused (os error 111)"
+            )),
+            Cause::Refused
+        );
+        assert_eq!(
+            classify(&generic("dns error: failed to lookup address information")),
+            Cause::Dns
+        );
+        assert_eq!(classify(&generic("operation timed out")), Cause::Timeout);
+        assert_eq!(
+            classify(&generic(
+                "Error performing token request: GET http://169.254.169.254/latest/api/token"
+            )),
+            Cause::Credentials
+        );
+        assert_eq!(
+            classify(&generic(&format!(
+                "PUT http://x/b/k - {STATUS_MARKER}403 Forbidden: AccessDenied"
+            ))),
+            Cause::Denied(403)
+        );
+        let denied = object_store::Error::PermissionDenied {
+            path: "k".into(),
+            source: Box::new(std::io::Error::other("denied")),
+        };
+        assert_eq!(classify(&denied), Cause::Denied(403));
+        assert_eq!(
+            classify(&not_found("<Code>NoSuchBucket</Code>")),
+            Cause::BucketMissing
+        );
+        assert_eq!(
+            classify(&not_found("ContainerNotFound")),
+            Cause::BucketMissing
+        );
+        assert_eq!(classify(&generic("something else")), Cause::Other);
+        assert_eq!(http_status(&not_found("NoSuchKey")), Some(404));
+    }
+
+    #[test]
+    fn failures_are_actionable() -> Result<()> {
+        let options = StorageOptions {
+            s3_endpoint: Some("https://s3.example".into()),
+            ..StorageOptions::default()
+        };
+        let settings = CloudSettings {
+            s3_access_key_id: Some("AKIDEXAMPLE".into()),
+            s3_secret_access_key: Some("wJalrXUtnFEMI".into()),
+            ..CloudSettings::default()
+        };
+        let storage = Storage::open_with("s3://bucket/prefix", &options, &settings)?;
+        assert!(storage.is_missing_object(&not_found("<Code>NoSuchKey</Code>")));
+        assert!(!storage.is_missing_object(&not_found("<Code>NoSuchBucket</Code>")));
+
+        let reason = |err: object_store::Error| match storage.failure("read", "a/b", &err) {
+            Error::Storage { location, reason } => {
+                assert_eq!(location, "s3://bucket/prefix");
+                assert!(!reason.contains("wJalrXUtnFEMI"), "{reason}");
+                reason
+            }
+            other => panic!("expected a storage error, got {other:?}"),
+        };
+        let r = reason(generic(
+            "tcp connect error: Connection refused (os error 111)",
+        ));
+        assert!(
+            r.starts_with("connection refused (is the endpoint right"),
+            "{r}"
+        );
+        assert!(r.contains("read 'a/b' failed"), "{r}");
+        let r = reason(generic(&format!(
+            "{STATUS_MARKER}403 Forbidden: AccessDenied"
+        )));
+        assert!(
+            r.contains("access denied (HTTP 403)") && r.contains("AWS_ACCESS_KEY_ID"),
+            "{r}"
+        );
+        let r = reason(generic(
+            "Error performing token request: http://169.254.169.254/",
+        ));
+        assert!(r.starts_with("cannot get credentials"), "{r}");
+        let r = reason(not_found("<Code>NoSuchBucket</Code>"));
+        assert!(r.starts_with("the bucket does not exist"), "{r}");
+        let r = reason(generic(&format!(
+            "{STATUS_MARKER}500 Internal Server Error: boom"
+        )));
+        assert!(r.contains("HTTP 500 Internal Server Error: boom"), "{r}");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn filesystem_round_trip() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::invalid(e.to_string()))?;
+        let root = dir.path().join("not/yet/there");
+        let storage = Storage::open(&root.display().to_string(), &StorageOptions::default())?;
+
+        // Nothing exists yet: reads do not create the directory.
+        assert_eq!(storage.get("a.json").await?, None);
+        assert!(storage.list("").await?.is_empty());
+        assert!(!storage.delete("a.json").await?);
+        assert!(!root.exists());
+
+        let payload = Bytes::from((0..=255u8).cycle().take(70_000).collect::<Vec<_>>());
+        storage
+            .put("snapshots/2024/a.json", payload.clone())
+            .await?;
+        storage
+            .put("/snapshots//b.json", Bytes::from_static(b"{}"))
+            .await?;
+        storage.put("snapshots-old/c.json", Bytes::new()).await?;
+        storage.put("top.txt", Bytes::from_static(b"top")).await?;
+        assert!(root.join("snapshots/2024/a.json").is_file());
+
+        assert_eq!(
+            storage.get("snapshots/2024/a.json").await?,
+            Some(payload.clone())
+        );
+        assert_eq!(
+            storage.get("snapshots-old/c.json").await?,
+            Some(Bytes::new())
+        );
+        assert_eq!(storage.get("snapshots/missing.json").await?, None);
+        assert_eq!(storage.get("nodir/missing.json").await?, None);
+
+        let keys =
+            |objects: Vec<ObjectInfo>| objects.into_iter().map(|o| o.key).collect::<Vec<_>>();
+        assert_eq!(
+            keys(storage.list("").await?),
+            [
+                "snapshots-old/c.json",
+                "snapshots/2024/a.json",
+                "snapshots/b.json",
+                "top.txt"
+            ]
+        );
+        let listed = storage.list("snapshots/").await?;
+        assert_eq!(
+            keys(listed.clone()),
+            ["snapshots/2024/a.json", "snapshots/b.json"]
+        );
+        assert_eq!(listed[0].size, 70_000);
+        assert_eq!(
+            keys(storage.list("snap").await?),
+            [
+                "snapshots-old/c.json",
+                "snapshots/2024/a.json",
+                "snapshots/b.json"
+            ]
+        );
+        assert!(storage.list("nothing/").await?.is_empty());
+
+        // A "directory" is not an object.
+        assert_eq!(storage.get("snapshots").await?, None);
+        assert!(!storage.delete("snapshots").await?);
+        assert!(root.join("snapshots").is_dir());
+
+        // Overwrite replaces the content.
+        storage.put("top.txt", Bytes::from_static(b"new")).await?;
+        assert_eq!(
+            storage.get("top.txt").await?,
+            Some(Bytes::from_static(b"new"))
+        );
+
+        assert!(storage.delete("snapshots/b.json").await?);
+        assert!(!storage.delete("snapshots/b.json").await?);
+        assert_eq!(storage.get("snapshots/b.json").await?, None);
+        assert_eq!(
+            keys(storage.list("snapshots/").await?),
+            ["snapshots/2024/a.json"]
+        );
+
+        // No temporary files are left behind.
+        let leftovers: Vec<_> = std::fs::read_dir(root.join("snapshots-old"))
+            .map_err(|e| Error::invalid(e.to_string()))?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains('#'))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn file_url_and_invalid_keys() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::invalid(e.to_string()))?;
+        let location = format!("file://{}", dir.path().display());
+        let storage = Storage::open(&location, &StorageOptions::default())?;
+        assert_eq!(storage.display(), location);
+        storage.put("x/y", Bytes::from_static(b"1")).await?;
+        assert_eq!(storage.get("x/y").await?, Some(Bytes::from_static(b"1")));
+        assert!(matches!(
+            storage.get("../escape").await,
+            Err(Error::InvalidInput(_))
+        ));
+        assert!(matches!(
+            storage.put("", Bytes::new()).await,
+            Err(Error::InvalidInput(_))
+        ));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn local_root_that_is_a_file_is_a_storage_error() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::invalid(e.to_string()))?;
+        let file = dir.path().join("plain-file");
+        std::fs::write(&file, b"x").map_err(|e| Error::invalid(e.to_string()))?;
+        let location = file.display().to_string();
+        let storage = Storage::open(&location, &StorageOptions::default())?;
+        match storage.put("k", Bytes::new()).await {
+            Err(Error::Storage {
+                location: l,
+                reason,
+            }) => {
+                assert_eq!(l, location);
+                assert!(reason.contains("not a directory"), "{reason}");
+            }
+            other => panic!("expected a storage error, got {other:?}"),
+        }
+        Ok(())
     }
 }

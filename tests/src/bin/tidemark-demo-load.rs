@@ -28,10 +28,17 @@ async fn main() -> ExitCode {
 async fn run(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
         Some("fill") if args.len() == 5 => {
-            let partitions: i32 = args[3].parse().map_err(|_| format!("bad partition count '{}'", args[3]))?;
-            let records: usize = args[4].parse().map_err(|_| format!("bad record count '{}'", args[4]))?;
+            let partitions: i32 = args[3]
+                .parse()
+                .map_err(|_| format!("bad partition count '{}'", args[3]))?;
+            let records: usize = args[4]
+                .parse()
+                .map_err(|_| format!("bad record count '{}'", args[4]))?;
             tidemark_tests::create_and_fill(&args[1], &args[2], partitions, records).await;
-            println!("created topic {} with {partitions} partitions x {records} records", args[2]);
+            println!(
+                "created topic {} with {partitions} partitions x {records} records",
+                args[2]
+            );
             Ok(())
         }
         Some("commit") if args.len() >= 4 => {
@@ -42,7 +49,10 @@ async fn run(args: &[String]) -> Result<(), String> {
             let mut cfg = KafkaConfig::new(args[1].clone());
             cfg.request_timeout = Duration::from_secs(10);
             let admin = GroupAdmin::connect(&cfg).await.map_err(|e| e.to_string())?;
-            let failures = admin.alter_offsets(&args[2], &offsets).await.map_err(|e| e.to_string())?;
+            let failures = admin
+                .alter_offsets(&args[2], &offsets)
+                .await
+                .map_err(|e| e.to_string())?;
             if !failures.is_empty() {
                 return Err(format!("partition failures: {failures:?}"));
             }
