@@ -310,7 +310,10 @@ async fn cmd_rollback(a: RollbackArgs) -> Result<i32> {
     let only = crate::groups::split_names(&a.groups);
     let store = open_store(&a.storage)?;
     let snap = store.load(&a.snapshot_id).await?;
-    crate::rollback::select_snapshot_groups(&snap, &only)?;
+    let selected_offsets: usize = crate::rollback::select_snapshot_groups(&snap, &only)?
+        .iter()
+        .map(|(_, g)| g.partition_count())
+        .sum();
     let admin = GroupAdmin::connect(&kafka_config(&a.kafka)?).await?;
     let verify = a.verify && !a.no_verify;
     let report = rollback(&admin, &snap, &only, verify, a.max_concurrent).await?;
@@ -320,20 +323,7 @@ async fn cmd_rollback(a: RollbackArgs) -> Result<i32> {
             println!("Rolling back to snapshot: {}", snap.snapshot_id);
             println!("  Created: {}", human_time(&snap.timestamp));
             println!("  Groups: {}", report.total_groups);
-            println!(
-                "  Offsets: {}\n",
-                report
-                    .group_outcomes
-                    .iter()
-                    .map(|o| o.offsets)
-                    .sum::<usize>()
-                    .max(
-                        crate::rollback::select_snapshot_groups(&snap, &only)?
-                            .iter()
-                            .map(|(_, g)| g.partition_count())
-                            .sum()
-                    )
-            );
+            println!("  Offsets: {selected_offsets}\n");
             print!("{}", rollback_text(&report));
             if let Some(v) = &report.verification {
                 println!();
