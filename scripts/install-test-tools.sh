@@ -14,7 +14,7 @@ log() { printf '==> %s\n' "$*" >&2; }
 
 # System libraries needed to build librdkafka (bundled by rdkafka-sys) with TLS and SASL.
 need_apt=()
-for pkg in libssl-dev pkg-config zlib1g-dev make g++ python3-venv jq; do
+for pkg in libssl-dev pkg-config zlib1g-dev make g++ python3-venv jq socat openssl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then

@@ -171,7 +171,18 @@ impl Tansu {
 }
 
 fn spawn_tansu(storage: &str, authentication: bool, port: u16, dir: &Path) -> Server {
+    spawn_tansu_advertising(storage, authentication, port, port, dir)
+}
+
+fn spawn_tansu_advertising(
+    storage: &str,
+    authentication: bool,
+    port: u16,
+    advertised_port: u16,
+    dir: &Path,
+) -> Server {
     let url = format!("tcp://127.0.0.1:{port}");
+    let advertised = format!("tcp://127.0.0.1:{advertised_port}");
     let mut cmd = Command::new(find_tool("tansu"));
     // tansu opens a sqlite:// path relative to its working directory (an absolute path is
     // re-rooted under it), so run it next to the database file and pass just the file name.
@@ -190,7 +201,7 @@ fn spawn_tansu(storage: &str, authentication: bool, port: u16, dir: &Path) -> Se
         "--listener-url",
         &url,
         "--advertised-listener-url",
-        &url,
+        &advertised,
     ])
     .args(["--storage-engine", &storage]);
     if authentication {
@@ -364,5 +375,115 @@ impl Drop for LiveConsumer {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// A tansu broker reachable only through TLS: tansu 0.6 cannot enable its own TLS listener
+/// (its `--cert` and `--key` flags are declared mutually exclusive), so a `socat` TLS
+/// terminator with a freshly generated CA and server certificate fronts it, and the broker
+/// advertises the TLS port. Clients do a real TLS handshake and certificate verification.
+#[derive(Debug)]
+pub struct TlsTansu {
+    pub broker: Server,
+    pub proxy: Server,
+    pub dir: tempfile::TempDir,
+    /// CA certificate (PEM) that signed the server certificate.
+    pub ca: PathBuf,
+    /// A CA that did not sign it, for handshake-failure tests.
+    pub other_ca: PathBuf,
+}
+
+impl TlsTansu {
+    pub fn start() -> TlsTansu {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let openssl = find_tool("openssl");
+        let run = |args: &[&str]| {
+            let out = Command::new(&openssl)
+                .args(args)
+                .current_dir(d)
+                .output()
+                .expect("run openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        for ca in ["ca", "other-ca"] {
+            run(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN=tidemark-test-{ca}"),
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.crt"),
+            ]);
+        }
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        std::fs::write(
+            d.join("san.cnf"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .expect("write san.cnf");
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.cnf",
+            "-out",
+            "server.crt",
+        ]);
+        let inner = free_port();
+        let outer = free_port();
+        let broker = spawn_tansu_advertising("memory://tansu/", false, inner, outer, d);
+        let mut cmd = Command::new(find_tool("socat"));
+        cmd.arg(format!(
+            "OPENSSL-LISTEN:{outer},bind=127.0.0.1,reuseaddr,fork,cert={},key={},verify=0",
+            d.join("server.crt").display(),
+            d.join("server.key").display()
+        ))
+        .arg(format!("TCP:127.0.0.1:{inner}"));
+        let log = d.join(format!("socat-{outer}-{}.log", unique()));
+        let proxy = Server::spawn(cmd, outer, log, "socat TLS terminator");
+        TlsTansu {
+            broker,
+            proxy,
+            ca: d.join("ca.crt"),
+            other_ca: d.join("other-ca.crt"),
+            dir,
+        }
+    }
+
+    /// `127.0.0.1:TLS_PORT`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.proxy.port)
     }
 }

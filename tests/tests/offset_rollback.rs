@@ -960,3 +960,87 @@ echo "ID=$SNAPSHOT_ID"
         "{id}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_cluster_with_ca_and_handshake_failure() {
+    let kafka = tidemark_tests::TlsTansu::start();
+    let tls = kafka.bootstrap();
+    let store = tempfile::tempdir().expect("tempdir");
+    let path = store.path().to_str().expect("utf8 path");
+    let ca = kafka.ca.to_str().expect("utf8");
+    let snap_args = |ca: &str| {
+        vec![
+            "offset-rollback".to_string(),
+            "snapshot".into(),
+            "-p".into(),
+            path.into(),
+            "--all-groups".into(),
+            "--bootstrap-servers".into(),
+            tls.clone(),
+            "--security-protocol".into(),
+            "SSL".into(),
+            "--ssl-ca-location".into(),
+            ca.into(),
+            "--request-timeout".into(),
+            "10".into(),
+            "-f".into(),
+            "json".into(),
+        ]
+    };
+    // Commit over TLS with the library, then snapshot and verify over TLS with the CLI.
+    let mut cfg = KafkaConfig::new(tls.as_str());
+    cfg.security_protocol = tidemark::kafka::SecurityProtocol::Ssl;
+    cfg.tls.ca_location = Some(ca.to_string());
+    cfg.request_timeout = Duration::from_secs(10);
+    let admin = GroupAdmin::connect(&cfg).await.expect("TLS admin connects");
+    {
+        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+        let topics: AdminClient<rdkafka::client::DefaultClientContext> =
+            cfg.client_config().create().expect("TLS topic admin");
+        let created = topics
+            .create_topics(
+                &[NewTopic::new("tls-topic", 2, TopicReplication::Fixed(1))],
+                &AdminOptions::new(),
+            )
+            .await
+            .expect("create topic over TLS");
+        assert!(created.iter().all(Result::is_ok), "{created:?}");
+    }
+    commit(&admin, "tls-group", &commits("tls-topic", &[7, 8])).await;
+    let args = snap_args(ca);
+    let snap = cli(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(snap.code, 0, "{snap:?}");
+    assert_eq!(snap.json()["offsets"], 2);
+    let id = snap.json()["snapshot_id"].as_str().expect("id").to_string();
+    let v = cli(&[
+        "offset-rollback",
+        "verify",
+        "-p",
+        path,
+        "-s",
+        &id,
+        "--bootstrap-servers",
+        &tls,
+        "--security-protocol",
+        "SSL",
+        "--ssl-ca-location",
+        ca,
+    ]);
+    assert_eq!(v.code, 0, "{v:?}");
+
+    // A CA that did not sign the broker's certificate: TLS error, exit 13.
+    let args = snap_args(kafka.other_ca.to_str().expect("utf8"));
+    let bad = cli(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(bad.code, 13, "{bad:?}");
+    assert!(bad.stderr.contains("TLS"), "{}", bad.stderr);
+
+    // A CA file that does not exist: invalid input before any connection.
+    let args = snap_args("/nonexistent/ca.pem");
+    let missing = cli(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(missing.code, 2, "{missing:?}");
+    assert!(
+        missing.stderr.contains("/nonexistent/ca.pem"),
+        "{}",
+        missing.stderr
+    );
+}

@@ -1044,10 +1044,10 @@ impl Ctx {
         let message = self.redact(message);
         match level {
             0..=2 => tracing::error!(target: "librdkafka", facility, "{message}"),
-            // librdkafka retries after its errors; the failure that matters reaches the caller
-            // as a typed error, so its own error lines are warnings here.
-            3 | 4 => tracing::warn!(target: "librdkafka", facility, "{message}"),
-            5 => tracing::info!(target: "librdkafka", facility, "{message}"),
+            // librdkafka retries after its errors (and repeats them while it does); the failure
+            // that matters reaches the caller as a typed error with the broker's reason, so its
+            // own error and warning lines are only shown with -v.
+            3..=5 => tracing::info!(target: "librdkafka", facility, "{message}"),
             6 => tracing::debug!(target: "librdkafka", facility, "{message}"),
             _ => tracing::trace!(target: "librdkafka", facility, "{message}"),
         }
