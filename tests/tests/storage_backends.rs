@@ -70,6 +70,22 @@ async fn round_trip(storage: &Storage) {
         .await
         .expect("delete missing"));
 
+    // Conditional create: the first write wins, a second leaves the first untouched.
+    assert!(storage
+        .put_new("create-once/a.json", Bytes::from_static(b"first"))
+        .await
+        .expect("put_new"));
+    assert!(!storage
+        .put_new("create-once/a.json", Bytes::from_static(b"second"))
+        .await
+        .expect("put_new again"));
+    assert_eq!(
+        storage.get("create-once/a.json").await.expect("get"),
+        Some(Bytes::from_static(b"first")),
+        "{what}: an existing object must not be overwritten"
+    );
+    assert!(storage.delete("create-once/a.json").await.expect("delete"));
+
     let objects = sample_objects();
     for (key, data) in &objects {
         storage

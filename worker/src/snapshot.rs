@@ -254,20 +254,24 @@ impl SnapshotStore {
         Ok(self.storage.get(&Self::key(id)).await?.is_some())
     }
 
-    /// Stores a new snapshot; refuses to overwrite an existing one.
+    /// Stores a new snapshot; refuses to overwrite an existing one (conditional create, so two
+    /// concurrent writers of one id cannot both succeed).
     pub async fn save(&self, snap: &OffsetSnapshot) -> Result<()> {
         validate_id(&snap.snapshot_id)?;
-        if self.exists(&snap.snapshot_id).await? {
-            return Err(Error::invalid(format!(
+        let data = snap.to_json()?;
+        if self
+            .storage
+            .put_new(&Self::key(&snap.snapshot_id), Bytes::from(data))
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::invalid(format!(
                 "snapshot '{}' already exists in {}; choose another --snapshot-id or delete the old one first",
                 snap.snapshot_id,
                 self.location()
-            )));
+            )))
         }
-        let data = snap.to_json()?;
-        self.storage
-            .put(&Self::key(&snap.snapshot_id), Bytes::from(data))
-            .await
     }
 
     /// Reads and validates a snapshot.

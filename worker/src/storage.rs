@@ -342,6 +342,23 @@ impl Storage {
             .map_err(|e| self.failure("write", &key, &e))
     }
 
+    /// Writes an object only if no object has that key (a conditional create, atomic on every
+    /// backend); `Ok(false)` when one already exists, which is then left untouched.
+    pub async fn put_new(&self, key: &str, data: Bytes) -> Result<bool> {
+        let key = normalize_key(key, false)?;
+        let Some((store, path)) = self.resolve(&key, true).await? else {
+            return Err(self.storage_error(format!("cannot write '{key}': root is missing")));
+        };
+        match store
+            .put_opts(&path, data.into(), object_store::PutMode::Create.into())
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(self.failure("write", &key, &e)),
+        }
+    }
+
     /// Deletes an object; `Ok(false)` when it did not exist.
     pub async fn delete(&self, key: &str) -> Result<bool> {
         let key = normalize_key(key, false)?;
