@@ -1,21 +1,20 @@
-//! `tidemark-operator`: the Kubernetes controller for the `tidemark.dev` custom resources.
-//!
-//! The controllers (KafkaBackup, KafkaRestore, KafkaOffsetReset, KafkaOffsetRollback) land in
-//! their own modules; this binary currently only reports its version so the workspace, the
-//! image build and the chart can be wired end to end.
+//! `tidemark-operator`: `crd` prints the CustomResourceDefinitions; `run` (to come) starts the
+//! controllers.
 
 fn main() {
-    let arg = std::env::args().nth(1);
-    match arg.as_deref() {
+    match std::env::args().nth(1).as_deref() {
+        Some("crd") => match tidemark_operator::crd::to_yaml() {
+            Ok(yaml) => print!("{yaml}"),
+            Err(e) => {
+                eprintln!("Error: failed to render the CRDs: {e}");
+                std::process::exit(1);
+            }
+        },
         Some("--version") | Some("version") => {
             println!("tidemark-operator {}", env!("CARGO_PKG_VERSION"));
         }
         _ => {
-            eprintln!(
-                "tidemark-operator {}: the controllers are not built yet; \
-                 use the `tidemark` CLI for offset snapshots and rollbacks",
-                env!("CARGO_PKG_VERSION")
-            );
+            eprintln!("usage: tidemark-operator crd | version");
             std::process::exit(2);
         }
     }
