@@ -11,5 +11,6 @@ pub mod report;
 pub mod rollback;
 pub mod snapshot;
 pub mod storage;
+pub mod task;
 
 pub use error::{Error, Result};
