@@ -79,6 +79,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
             RollbackCommand::Import(a) => cmd_import(a).await,
         },
         Command::Offsets(OffsetsCommand::Export(a)) => cmd_export(a).await,
+        Command::Run(a) => crate::run::run_task(&a.task, &a.result_file).await,
     }
 }
 
@@ -94,7 +95,8 @@ pub fn error_format(cli: &Cli) -> Format {
             RollbackCommand::Delete(a) => a.format.format,
             RollbackCommand::Import(a) => a.format.format,
         },
-        Command::Offsets(_) => Format::Text,
+        // `run` has already printed its JSON report, failure included.
+        Command::Offsets(_) | Command::Run(_) => Format::Text,
     }
 }
 

@@ -30,6 +30,8 @@ pub enum Command {
     /// Export committed offsets in the kmap JSON format, with a kafka-consumer-groups restore script.
     #[command(subcommand)]
     Offsets(OffsetsCommand),
+    /// Run a task document rendered by the operator and write its result (used in Kubernetes Jobs).
+    Run(RunArgs),
 }
 
 /// `tidemark offset-rollback …`
@@ -278,6 +280,17 @@ pub struct ImportArgs {
     pub format: FormatArgs,
 }
 
+/// `run`
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Task document (YAML or JSON) to run.
+    #[arg(long, value_name = "FILE")]
+    pub task: std::path::PathBuf,
+    /// Where to write the compact JSON result (at most 4096 bytes); the full report goes to stdout.
+    #[arg(long, env = crate::run::ENV_RESULT_FILE, default_value = crate::run::DEFAULT_RESULT_FILE, value_name = "PATH")]
+    pub result_file: std::path::PathBuf,
+}
+
 /// `offsets export`
 #[derive(Debug, Clone, Args)]
 pub struct ExportArgs {
@@ -343,6 +356,10 @@ mod tests {
             ("offset-rollback import -p /s --kmap f.json", true),
             ("offsets export --bootstrap-servers k:9092 --restore-script r.sh -o o.json", true),
             ("offset-rollback explode -p /s", false),
+            ("run --task /etc/tidemark/task.yaml", true),
+            ("run --task t.yaml --result-file /tmp/result.json", true),
+            ("run", false),
+            ("run --task t.yaml --format json", false),
         ];
         for (args, ok) in table {
             assert_eq!(parse(args).is_ok(), *ok, "{args}: {:?}", parse(args).err());
@@ -367,6 +384,23 @@ mod tests {
         assert!(!get(
             "offset-rollback rollback -p /s -s x --bootstrap-servers k:9092 --no-verify"
         ));
+    }
+
+    #[test]
+    fn run_result_file_defaults_to_the_termination_log() {
+        match parse("run --task t.yaml").map(|c| c.command) {
+            Ok(Command::Run(a)) => {
+                assert_eq!(a.task, std::path::PathBuf::from("t.yaml"));
+                // The environment may set TIDEMARK_RESULT_FILE; without it, the default applies.
+                if std::env::var_os(crate::run::ENV_RESULT_FILE).is_none() {
+                    assert_eq!(
+                        a.result_file,
+                        std::path::PathBuf::from("/dev/termination-log")
+                    );
+                }
+            }
+            other => panic!("unexpected parse: {other:?}"),
+        }
     }
 
     #[test]

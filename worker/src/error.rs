@@ -14,9 +14,7 @@ pub enum Error {
     InvalidInput(String),
 
     /// The requested snapshot does not exist in the storage location.
-    #[error(
-        "snapshot '{id}' not found in {location}; run `tidemark offset-rollback list --path {location}` to see the available snapshots"
-    )]
+    #[error("snapshot '{id}' not found in {location}; {}", list_hint(.location))]
     SnapshotNotFound { id: String, location: String },
 
     /// A consumer group does not exist or has no committed offsets.
@@ -66,6 +64,21 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// How to see the snapshots that do exist at `location`.
+fn list_hint(location: &str) -> String {
+    match location
+        .strip_prefix(crate::configmap::CONFIGMAP_SCHEME)
+        .and_then(|rest| rest.split_once('/'))
+    {
+        Some((namespace, name)) => format!(
+            "its snapshots are the ConfigMap's <snapshotId>.json keys: run `kubectl describe configmap {name} -n {namespace}` to see them"
+        ),
+        None => format!(
+            "run `tidemark offset-rollback list --path {location}` to see the available snapshots"
+        ),
+    }
 }
 
 impl Error {

@@ -3,12 +3,14 @@
 
 pub mod app;
 pub mod cli;
+pub mod configmap;
 pub mod error;
 pub mod groups;
 pub mod kafka;
 pub mod kmap;
 pub mod report;
 pub mod rollback;
+pub mod run;
 pub mod snapshot;
 pub mod storage;
 pub mod task;

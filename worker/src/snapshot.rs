@@ -1,6 +1,7 @@
 //! Offset snapshots: the stored document (seed shape: snapshotId, timestamp, cluster,
-//! groups → topics → partition → {offset, metadata, timestamp}) and its storage layout,
-//! `<location>/snapshots/<snapshotId>.json`. Snapshots are never overwritten.
+//! groups → topics → partition → {offset, metadata, timestamp}) and where it is kept:
+//! `<location>/snapshots/<snapshotId>.json` in a storage location, or the `<snapshotId>.json`
+//! entry of a ConfigMap. Snapshots are never overwritten.
 
 use std::collections::BTreeMap;
 
@@ -8,6 +9,7 @@ use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::configmap::ConfigMapStore;
 use crate::error::{Error, Result};
 use crate::kafka::CommittedOffset;
 use crate::storage::Storage;
@@ -219,51 +221,96 @@ pub struct UnreadableSnapshot {
     pub error: String,
 }
 
-/// Snapshots in one storage location.
+/// Snapshots in one place: a storage location (`<location>/snapshots/<id>.json`) or a
+/// Kubernetes ConfigMap (`<id>.json` entries). Both behave alike: ids are validated, an existing
+/// snapshot is never overwritten, a missing one is [`Error::SnapshotNotFound`], a damaged one
+/// [`Error::Malformed`] naming it.
 #[derive(Debug, Clone)]
 pub struct SnapshotStore {
-    storage: Storage,
+    backend: Backend,
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    Objects(Storage),
+    ConfigMap(Box<ConfigMapStore>),
 }
 
 impl SnapshotStore {
+    /// Snapshots under `<storage>/snapshots/`.
     pub fn new(storage: Storage) -> Self {
-        SnapshotStore { storage }
+        SnapshotStore {
+            backend: Backend::Objects(storage),
+        }
     }
 
-    /// The storage location as the user gave it.
+    /// Snapshots as the entries of one ConfigMap.
+    pub fn config_map(store: ConfigMapStore) -> Self {
+        SnapshotStore {
+            backend: Backend::ConfigMap(Box::new(store)),
+        }
+    }
+
+    /// The location as the user gave it, or `configmap://<namespace>/<name>`.
     pub fn location(&self) -> &str {
-        self.storage.display()
+        match &self.backend {
+            Backend::Objects(storage) => storage.display(),
+            Backend::ConfigMap(cm) => cm.location(),
+        }
     }
 
     fn key(id: &str) -> String {
         format!("{SNAPSHOT_DIR}/{id}.json")
     }
 
-    /// How a snapshot's object is named in messages.
+    /// How a snapshot's object (or ConfigMap entry) is named in messages.
     pub fn file_name(&self, id: &str) -> String {
-        format!(
-            "{}/{}",
-            self.location().trim_end_matches('/'),
-            Self::key(id)
-        )
+        let key = match &self.backend {
+            Backend::Objects(_) => Self::key(id),
+            Backend::ConfigMap(_) => ConfigMapStore::key(id),
+        };
+        format!("{}/{key}", self.location().trim_end_matches('/'))
+    }
+
+    fn not_found(&self, id: &str) -> Error {
+        Error::SnapshotNotFound {
+            id: id.to_string(),
+            location: self.location().to_string(),
+        }
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Bytes>> {
+        match &self.backend {
+            Backend::Objects(storage) => storage.get(&Self::key(id)).await,
+            Backend::ConfigMap(cm) => Ok(cm.get(id).await?.map(Bytes::from)),
+        }
     }
 
     /// Whether a snapshot with this id exists.
     pub async fn exists(&self, id: &str) -> Result<bool> {
         validate_id(id)?;
-        Ok(self.storage.get(&Self::key(id)).await?.is_some())
+        Ok(self.get(id).await?.is_some())
     }
 
     /// Stores a new snapshot; refuses to overwrite an existing one (conditional create, so two
-    /// concurrent writers of one id cannot both succeed).
+    /// concurrent writers of one id cannot both succeed). A ConfigMap store also refuses a
+    /// snapshot that would take the ConfigMap past its size limit.
     pub async fn save(&self, snap: &OffsetSnapshot) -> Result<()> {
         validate_id(&snap.snapshot_id)?;
         let data = snap.to_json()?;
-        if self
-            .storage
-            .put_new(&Self::key(&snap.snapshot_id), Bytes::from(data))
-            .await?
-        {
+        let created = match &self.backend {
+            Backend::Objects(storage) => {
+                storage
+                    .put_new(&Self::key(&snap.snapshot_id), Bytes::from(data))
+                    .await?
+            }
+            Backend::ConfigMap(cm) => {
+                let text = String::from_utf8(data)
+                    .map_err(|e| Error::Kafka(format!("failed to encode snapshot: {e}")))?;
+                cm.put_new(&snap.snapshot_id, &text).await?
+            }
+        };
+        if created {
             Ok(())
         } else {
             Err(Error::invalid(format!(
@@ -277,14 +324,7 @@ impl SnapshotStore {
     /// Reads and validates a snapshot.
     pub async fn load(&self, id: &str) -> Result<OffsetSnapshot> {
         validate_id(id)?;
-        let data =
-            self.storage
-                .get(&Self::key(id))
-                .await?
-                .ok_or_else(|| Error::SnapshotNotFound {
-                    id: id.to_string(),
-                    location: self.location().to_string(),
-                })?;
+        let data = self.get(id).await?.ok_or_else(|| self.not_found(id))?;
         let snap = OffsetSnapshot::from_json(&data, &self.file_name(id))?;
         if snap.snapshot_id != id {
             return Err(Error::Malformed {
@@ -296,32 +336,49 @@ impl SnapshotStore {
         Ok(snap)
     }
 
+    /// The stored documents as (file name for messages, contents).
+    async fn documents(&self) -> Result<Vec<(String, Bytes)>> {
+        match &self.backend {
+            Backend::Objects(storage) => {
+                let objects = storage.list(&format!("{SNAPSHOT_DIR}/")).await?;
+                let mut out = Vec::new();
+                for obj in objects {
+                    let Some(name) = obj
+                        .key
+                        .strip_prefix(&format!("{SNAPSHOT_DIR}/"))
+                        .and_then(|n| n.strip_suffix(".json"))
+                    else {
+                        continue;
+                    };
+                    if name.contains('/') {
+                        continue;
+                    }
+                    if let Some(data) = storage.get(&obj.key).await? {
+                        out.push((self.file_name(name), data));
+                    }
+                }
+                Ok(out)
+            }
+            Backend::ConfigMap(cm) => Ok(cm
+                .entries()
+                .await?
+                .into_iter()
+                .map(|(id, doc)| (self.file_name(&id), Bytes::from(doc)))
+                .collect()),
+        }
+    }
+
     /// All readable snapshots, newest first, plus the objects that could not be read.
     pub async fn list(&self) -> Result<(Vec<OffsetSnapshot>, Vec<UnreadableSnapshot>)> {
-        let objects = self.storage.list(&format!("{SNAPSHOT_DIR}/")).await?;
         let mut snaps = Vec::new();
         let mut unreadable = Vec::new();
-        for obj in objects {
-            let Some(name) = obj
-                .key
-                .strip_prefix(&format!("{SNAPSHOT_DIR}/"))
-                .and_then(|n| n.strip_suffix(".json"))
-            else {
-                continue;
-            };
-            if name.contains('/') {
-                continue;
-            }
-            let file = self.file_name(name);
-            match self.storage.get(&obj.key).await? {
-                Some(data) => match OffsetSnapshot::from_json(&data, &file) {
-                    Ok(s) => snaps.push(s),
-                    Err(e) => unreadable.push(UnreadableSnapshot {
-                        file,
-                        error: e.to_string(),
-                    }),
-                },
-                None => continue,
+        for (file, data) in self.documents().await? {
+            match OffsetSnapshot::from_json(&data, &file) {
+                Ok(s) => snaps.push(s),
+                Err(e) => unreadable.push(UnreadableSnapshot {
+                    file,
+                    error: e.to_string(),
+                }),
             }
         }
         snaps.sort_by(|a, b| {
@@ -335,13 +392,14 @@ impl SnapshotStore {
     /// Deletes a snapshot; `SnapshotNotFound` if it does not exist.
     pub async fn delete(&self, id: &str) -> Result<()> {
         validate_id(id)?;
-        if self.storage.delete(&Self::key(id)).await? {
+        let deleted = match &self.backend {
+            Backend::Objects(storage) => storage.delete(&Self::key(id)).await?,
+            Backend::ConfigMap(cm) => cm.delete(id).await?,
+        };
+        if deleted {
             Ok(())
         } else {
-            Err(Error::SnapshotNotFound {
-                id: id.to_string(),
-                location: self.location().to_string(),
-            })
+            Err(self.not_found(id))
         }
     }
 }

@@ -9,6 +9,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
+use crate::kafka::{SaslMechanism, SecurityProtocol};
+use crate::snapshot::{validate_id, MAX_ID_LEN};
+
 /// Version tag of the task document format.
 pub const TASK_API_VERSION: &str = "tidemark.dev/task-v1";
 
@@ -16,8 +20,11 @@ pub const TASK_API_VERSION: &str = "tidemark.dev/task-v1";
 pub const MAX_RESULT_BYTES: usize = 4096;
 
 /// One unit of work.
+///
+/// Unknown fields are refused by each [`TaskWork`] variant's own `deny_unknown_fields` (serde
+/// cannot combine that attribute with `flatten` here: it would refuse the `kind` tag).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Task {
     /// Always [`TASK_API_VERSION`].
     pub api_version: String,
@@ -180,4 +187,577 @@ pub struct ResultDifference {
 pub struct ResultError {
     pub kind: String,
     pub exit_code: i32,
+}
+
+impl Task {
+    /// Parses a task document, YAML or JSON (a document starting with `{` is read as JSON);
+    /// `file` names it in errors. Unknown fields are refused. Does not [`validate`](Self::validate).
+    pub fn parse(data: &[u8], file: &str) -> Result<Task> {
+        let invalid = |reason: String| {
+            Error::invalid(format!(
+                "task file '{file}' is not a valid task document: {reason}"
+            ))
+        };
+        let text = std::str::from_utf8(data).map_err(|e| invalid(e.to_string()))?;
+        if text.trim_start().starts_with('{') {
+            serde_json::from_str(text).map_err(|e| invalid(e.to_string()))
+        } else {
+            serde_yaml_ng::from_str(text).map_err(|e| invalid(e.to_string()))
+        }
+    }
+
+    /// Checks what serde cannot: the api version and each operation's required fields.
+    /// Errors are [`Error::InvalidInput`] naming the field, e.g. `task field 'snapshotId' is
+    /// required for operation rollback`.
+    pub fn validate(&self) -> Result<()> {
+        if self.api_version != TASK_API_VERSION {
+            return Err(Error::invalid(format!(
+                "task field 'apiVersion' is '{}'; this worker understands '{TASK_API_VERSION}'",
+                self.api_version
+            )));
+        }
+        match &self.work {
+            TaskWork::OffsetRollback(t) => t.validate(),
+        }
+    }
+
+    /// The operation's name, for logs and results.
+    pub fn operation(&self) -> &'static str {
+        match &self.work {
+            TaskWork::OffsetRollback(t) => t.operation.as_str(),
+        }
+    }
+}
+
+/// An [`Error::InvalidInput`] about one task field.
+fn field_error(field: &str, why: impl std::fmt::Display) -> Error {
+    Error::invalid(format!("task field '{field}' {why}"))
+}
+
+impl OffsetRollbackTask {
+    /// Checks the fields the operation needs: `kafka` for all but delete, `snapshotId` (a valid
+    /// id) for all but snapshot, `consumerGroups` for snapshot, and a usable storage target.
+    pub fn validate(&self) -> Result<()> {
+        let op = self.operation.as_str();
+        match &self.kafka {
+            None if self.operation != RollbackOperation::Delete => {
+                return Err(field_error(
+                    "kafka",
+                    format!("is required for operation {op}"),
+                ));
+            }
+            None => {}
+            Some(k) => k.validate()?,
+        }
+        match &self.snapshot_id {
+            None if self.operation != RollbackOperation::Snapshot => {
+                return Err(field_error(
+                    "snapshotId",
+                    format!("is required for operation {op}"),
+                ));
+            }
+            None => {}
+            Some(id) => {
+                validate_id(id).map_err(|e| field_invalid("snapshotId", e))?;
+            }
+        }
+        if let Some(i) = self
+            .consumer_groups
+            .iter()
+            .position(|g| g.trim().is_empty())
+        {
+            return Err(field_error(
+                &format!("consumerGroups[{i}]"),
+                "is empty; name a consumer group",
+            ));
+        }
+        if self.operation == RollbackOperation::Snapshot && self.consumer_groups.is_empty() {
+            return Err(field_error(
+                "consumerGroups",
+                "is required for operation snapshot: list the groups to capture",
+            ));
+        }
+        self.storage.validate()
+    }
+}
+
+impl KafkaTarget {
+    /// Checks that there are bootstrap servers and that the protocol and mechanism are known.
+    pub fn validate(&self) -> Result<()> {
+        if self.bootstrap_servers.iter().all(|s| s.trim().is_empty()) {
+            return Err(field_error(
+                "kafka.bootstrapServers",
+                "is empty; list at least one host:port",
+            ));
+        }
+        self.security_protocol
+            .parse::<SecurityProtocol>()
+            .map_err(|e| field_invalid("kafka.securityProtocol", e))?;
+        if let Some(m) = &self.sasl_mechanism {
+            m.parse::<SaslMechanism>()
+                .map_err(|e| field_invalid("kafka.saslMechanism", e))?;
+        }
+        if let Some(k) = self.properties.keys().find(|k| k.trim().is_empty()) {
+            return Err(field_error(
+                "kafka.properties",
+                format!("has an empty key ('{k}')"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An [`Error::InvalidInput`] about one task field, carrying the message of the check that
+/// refused it (without its `invalid input: ` prefix).
+fn field_invalid(field: &str, e: Error) -> Error {
+    match e {
+        Error::InvalidInput(msg) => Error::invalid(format!("task field '{field}': {msg}")),
+        other => other,
+    }
+}
+
+impl StorageTarget {
+    /// Checks that a location is given, or that the ConfigMap's name and namespace are valid
+    /// Kubernetes names.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            StorageTarget::Location { url, .. } => {
+                if url.trim().is_empty() {
+                    return Err(field_error("storage.url", "is empty"));
+                }
+            }
+            StorageTarget::ConfigMap { namespace, name } => {
+                if !is_dns_subdomain(name) {
+                    return Err(field_error(
+                        "storage.name",
+                        format!("'{name}' is not a valid ConfigMap name (lower-case letters, digits, '-' and '.', at most 253 characters, starting and ending with a letter or digit)"),
+                    ));
+                }
+                if !is_dns_label(namespace) {
+                    return Err(field_error(
+                        "storage.namespace",
+                        format!("'{namespace}' is not a valid namespace name (lower-case letters, digits and '-', at most 63 characters, starting and ending with a letter or digit)"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// RFC 1123 label: `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters.
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// RFC 1123 subdomain: dot-separated labels, at most 253 characters.
+fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+impl RollbackOperation {
+    /// The operation as written in the task and the CR: `snapshot`, `rollback`, `verify`,
+    /// `delete`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RollbackOperation::Snapshot => "snapshot",
+            RollbackOperation::Rollback => "rollback",
+            RollbackOperation::Verify => "verify",
+            RollbackOperation::Delete => "delete",
+        }
+    }
+}
+
+/// [`TaskResult::phase`] of a task that succeeded.
+pub const PHASE_COMPLETED: &str = "Completed";
+/// [`TaskResult::phase`] of a task that failed.
+pub const PHASE_FAILED: &str = "Failed";
+
+impl TaskResult {
+    /// The result as compact JSON of at most [`MAX_RESULT_BYTES`] bytes, always valid JSON.
+    ///
+    /// The message is made one line first. When the whole result does not fit, it is shortened
+    /// in this order until it does: verification differences are dropped from the end
+    /// (`totalDifferences` keeps the real count, so `differences.len() < totalDifferences`
+    /// marks the truncation), then the message is cut (ending in `…`); as a last resort only
+    /// the phase, operation, a fixed message and the error remain. A snapshot id longer than
+    /// any valid one is cut to [`MAX_ID_LEN`] characters.
+    pub fn to_bounded_json(&self) -> Vec<u8> {
+        let mut r = self.clone();
+        r.message = one_line(&r.message);
+        if let Some(id) = &r.snapshot_id {
+            // Longer ids are invalid anyway (and the message says so).
+            let id: Vec<char> = id.chars().collect();
+            r.snapshot_id = Some(cut(&id, MAX_ID_LEN));
+        }
+        let full = encode(&r);
+        if full.len() <= MAX_RESULT_BYTES {
+            return full;
+        }
+        if let Some(v) = r.verification.as_mut() {
+            let all = std::mem::take(&mut v.differences);
+            // The largest prefix of the differences that fits, by binary search on its length.
+            let (mut lo, mut hi) = (0, all.len());
+            while lo < hi {
+                let mid = (lo + hi).div_ceil(2);
+                if let Some(v) = r.verification.as_mut() {
+                    v.differences = all[..mid].to_vec();
+                }
+                if encode(&r).len() <= MAX_RESULT_BYTES {
+                    lo = mid;
+                } else {
+                    hi = mid - 1;
+                }
+            }
+            if let Some(v) = r.verification.as_mut() {
+                v.differences = all[..lo].to_vec();
+            }
+            let out = encode(&r);
+            if out.len() <= MAX_RESULT_BYTES {
+                return out;
+            }
+        }
+        let message: Vec<char> = r.message.chars().collect();
+        let (mut lo, mut hi) = (0, message.len());
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            r.message = cut(&message, mid);
+            if encode(&r).len() <= MAX_RESULT_BYTES {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        r.message = cut(&message, lo);
+        let out = encode(&r);
+        if out.len() <= MAX_RESULT_BYTES {
+            return out;
+        }
+        encode(&TaskResult {
+            phase: r.phase,
+            operation: r.operation,
+            message: "the result did not fit in the termination message; see the pod log".into(),
+            error: r.error,
+            ..TaskResult::default()
+        })
+    }
+}
+
+/// Compact JSON; these types always serialize (string keys only).
+fn encode(r: &TaskResult) -> Vec<u8> {
+    serde_json::to_vec(r).unwrap_or_else(|_| {
+        br#"{"phase":"Failed","message":"the result could not be encoded"}"#.to_vec()
+    })
+}
+
+/// `text` with line breaks and other control characters replaced by spaces.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+/// The first `n` characters, with `…` in place of the last kept one when anything was cut.
+fn cut(chars: &[char], n: usize) -> String {
+    if n >= chars.len() {
+        return chars.iter().collect();
+    }
+    let mut s: String = chars[..n.saturating_sub(1)].iter().collect();
+    if n > 0 {
+        s.push('…');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SNAPSHOT_TASK: &str = r#"
+apiVersion: tidemark.dev/task-v1
+kind: offsetRollback
+source: payments/pre-migration
+operation: snapshot
+kafka:
+  bootstrapServers: ["kafka-0:9092", "kafka-1:9092"]
+  securityProtocol: SASL_SSL
+  saslMechanism: SCRAM-SHA-512
+  sslCaLocation: /etc/tidemark/kafka-tls/ca.crt
+  properties:
+    client.id: tidemark
+storage:
+  type: configMap
+  namespace: payments
+  name: offset-snapshots
+consumerGroups: [order-processor, payment-handler]
+snapshotId: pre-migration-20241201
+description: Before the migration
+"#;
+
+    fn parse(text: &str) -> Result<Task> {
+        Task::parse(text.as_bytes(), "task.yaml")
+    }
+
+    #[test]
+    fn parses_and_validates_a_yaml_task() {
+        let task = parse(SNAPSHOT_TASK).expect("parses");
+        task.validate().expect("valid");
+        assert_eq!(task.source.as_deref(), Some("payments/pre-migration"));
+        let TaskWork::OffsetRollback(t) = &task.work;
+        assert_eq!(t.operation, RollbackOperation::Snapshot);
+        assert_eq!(t.consumer_groups.len(), 2);
+        assert!(t.verify_after_rollback, "defaults to true");
+        assert_eq!(
+            t.storage,
+            StorageTarget::ConfigMap {
+                namespace: "payments".into(),
+                name: "offset-snapshots".into()
+            }
+        );
+        let kafka = t.kafka.as_ref().expect("kafka");
+        assert_eq!(kafka.properties["client.id"], "tidemark");
+        assert_eq!(task.operation(), "snapshot");
+    }
+
+    #[test]
+    fn json_round_trip_keeps_the_shape() {
+        let task = parse(SNAPSHOT_TASK).expect("parses");
+        let json = serde_json::to_string(&task).expect("encode");
+        assert!(json.contains(r#""kind":"offsetRollback""#), "{json}");
+        assert!(json.contains(r#""type":"configMap""#), "{json}");
+        let back = Task::parse(json.as_bytes(), "task.json").expect("json parses");
+        assert_eq!(back, task);
+        // What the operator renders with serde_yaml_ng parses back to the same task.
+        let yaml = serde_yaml_ng::to_string(&task).expect("yaml");
+        assert_eq!(
+            Task::parse(yaml.as_bytes(), "task.yaml").expect("yaml parses"),
+            task
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_at_every_level() {
+        for (from, to) in [
+            ("source:", "colour: blue\nsource:"),
+            (
+                "operation: snapshot",
+                "operation: snapshot\nverify: {strict: true}",
+            ),
+            (
+                "  securityProtocol:",
+                "  password: hunter2\n  securityProtocol:",
+            ),
+            (
+                "  name: offset-snapshots",
+                "  name: offset-snapshots\n  key: x",
+            ),
+        ] {
+            let text = SNAPSHOT_TASK.replacen(from, to, 1);
+            let err = parse(&text).expect_err(to);
+            assert_eq!(err.exit_code(), 2, "{to}: {err}");
+            assert!(err.to_string().contains("unknown field"), "{to}: {err}");
+            assert!(err.to_string().contains("task.yaml"), "{err}");
+        }
+    }
+
+    #[test]
+    fn malformed_documents_are_invalid_input() {
+        for text in [
+            "",
+            "operation: [",
+            "just a string",
+            "{\"apiVersion\": 1}",
+            &SNAPSHOT_TASK.replace("kind: offsetRollback", "kind: backup"),
+            &SNAPSHOT_TASK.replace("operation: snapshot", "operation: explode"),
+            &SNAPSHOT_TASK.replace("type: configMap", "type: floppy"),
+        ] {
+            let err = parse(text).expect_err(text);
+            assert_eq!(err.label(), "invalid_input", "{text}: {err}");
+        }
+    }
+
+    fn invalid(text: &str) -> String {
+        let task = parse(text).expect("parses");
+        let err = task.validate().expect_err("must be invalid");
+        assert_eq!(err.exit_code(), 2, "{err}");
+        err.to_string()
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let with = |from: &str, to: &str| SNAPSHOT_TASK.replacen(from, to, 1);
+        let cases = [
+            (
+                with("task-v1", "task-v2"),
+                "task field 'apiVersion' is 'tidemark.dev/task-v2'",
+            ),
+            (
+                with("operation: snapshot", "operation: rollback")
+                    .replace("snapshotId: pre-migration-20241201", ""),
+                "task field 'snapshotId' is required for operation rollback",
+            ),
+            (
+                with("snapshotId: pre-migration-20241201", "snapshotId: ../etc"),
+                "task field 'snapshotId': snapshot id '../etc' is invalid",
+            ),
+            (
+                with("operation: snapshot", "operation: verify").replace(
+                    "kafka:\n  bootstrapServers: [\"kafka-0:9092\", \"kafka-1:9092\"]\n  securityProtocol: SASL_SSL\n  saslMechanism: SCRAM-SHA-512\n  sslCaLocation: /etc/tidemark/kafka-tls/ca.crt\n  properties:\n    client.id: tidemark\n",
+                    "",
+                ),
+                "task field 'kafka' is required for operation verify",
+            ),
+            (
+                with("consumerGroups: [order-processor, payment-handler]", ""),
+                "task field 'consumerGroups' is required for operation snapshot",
+            ),
+            (
+                with("SASL_SSL", "TLS"),
+                "task field 'kafka.securityProtocol': security protocol 'TLS'",
+            ),
+            (
+                with("SCRAM-SHA-512", "GSSAPI"),
+                "task field 'kafka.saslMechanism'",
+            ),
+            (
+                with("[\"kafka-0:9092\", \"kafka-1:9092\"]", "[]"),
+                "task field 'kafka.bootstrapServers' is empty",
+            ),
+            (
+                with("name: offset-snapshots", "name: Offset_Snapshots"),
+                "task field 'storage.name'",
+            ),
+            (
+                with("namespace: payments", "namespace: a.b"),
+                "task field 'storage.namespace'",
+            ),
+        ];
+        for (text, want) in cases {
+            let msg = invalid(&text);
+            assert!(msg.contains(want), "want '{want}' in: {msg}");
+        }
+    }
+
+    #[test]
+    fn delete_needs_neither_kafka_nor_groups() {
+        let text = r#"{"apiVersion": "tidemark.dev/task-v1", "kind": "offsetRollback",
+            "operation": "delete", "snapshotId": "s1",
+            "storage": {"type": "location", "url": "/data"}}"#;
+        let task = parse(text).expect("parses as JSON");
+        task.validate().expect("valid");
+    }
+
+    fn diff(i: usize) -> ResultDifference {
+        ResultDifference {
+            group: format!("group-{}", i % 7),
+            topic: "orders-with-a-rather-long-topic-name".into(),
+            partition: i as i32,
+            expected: Some(1000 + i as i64),
+            actual: (i % 3 != 0).then_some(i as i64),
+        }
+    }
+
+    #[test]
+    fn small_results_are_written_whole() {
+        let r = TaskResult {
+            phase: PHASE_COMPLETED.into(),
+            operation: Some("verify".into()),
+            snapshot_id: Some("s1".into()),
+            message: "3 partitions differ\nfrom snapshot s1".into(),
+            verification: Some(ResultVerification {
+                matched: false,
+                total_differences: 3,
+                differences: (0..3).map(diff).collect(),
+            }),
+            ..TaskResult::default()
+        };
+        let out = r.to_bounded_json();
+        let back: TaskResult = serde_json::from_slice(&out).expect("valid JSON");
+        assert_eq!(back.message, "3 partitions differ from snapshot s1");
+        assert_eq!(back.verification, r.verification);
+    }
+
+    #[test]
+    fn thousands_of_differences_are_truncated_to_fit() {
+        let r = TaskResult {
+            phase: PHASE_FAILED.into(),
+            operation: Some("verify".into()),
+            snapshot_id: Some("s1".into()),
+            message: "5000 partitions differ from snapshot s1".into(),
+            snapshot_data: Some(ResultSnapshotData {
+                groups: 7,
+                total_partitions: 5000,
+                timestamp: "2024-12-01T12:00:00Z".into(),
+            }),
+            verification: Some(ResultVerification {
+                matched: false,
+                total_differences: 5000,
+                differences: (0..5000).map(diff).collect(),
+            }),
+            error: Some(ResultError {
+                kind: "verification_failed".into(),
+                exit_code: 11,
+            }),
+            ..TaskResult::default()
+        };
+        let out = r.to_bounded_json();
+        assert!(out.len() <= MAX_RESULT_BYTES, "{} bytes", out.len());
+        let back: TaskResult = serde_json::from_slice(&out).expect("valid JSON");
+        let v = back.verification.expect("verification kept");
+        assert_eq!(v.total_differences, 5000);
+        assert!(!v.differences.is_empty());
+        assert!(v.differences.len() < 5000);
+        assert_eq!(
+            v.differences[..],
+            r.verification.expect("v").differences[..v.differences.len()]
+        );
+        // As many as fit: one more would not.
+        assert!(out.len() > MAX_RESULT_BYTES - 200, "{} bytes", out.len());
+        assert_eq!(back.error, r.error);
+        assert_eq!(back.snapshot_data, r.snapshot_data);
+    }
+
+    #[test]
+    fn huge_messages_and_ids_are_cut() {
+        let r = TaskResult {
+            phase: PHASE_FAILED.into(),
+            operation: Some("rollback".into()),
+            snapshot_id: Some("x".repeat(10_000)),
+            message: "é\"\\\n".repeat(5_000),
+            error: Some(ResultError {
+                kind: "kafka_error".into(),
+                exit_code: 9,
+            }),
+            ..TaskResult::default()
+        };
+        let out = r.to_bounded_json();
+        assert!(out.len() <= MAX_RESULT_BYTES, "{} bytes", out.len());
+        let back: TaskResult = serde_json::from_slice(&out).expect("valid JSON");
+        assert!(back.message.ends_with('…'), "{}", back.message);
+        assert!(!back.message.contains('\n'));
+        assert_eq!(
+            back.snapshot_id.map(|id| id.chars().count()),
+            Some(MAX_ID_LEN)
+        );
+        assert_eq!(back.error, r.error);
+        assert_eq!(back.phase, PHASE_FAILED);
+
+        let long_message = TaskResult {
+            message: "m".repeat(10_000),
+            snapshot_id: Some("s1".into()),
+            ..r
+        };
+        let out = long_message.to_bounded_json();
+        assert!(out.len() <= MAX_RESULT_BYTES);
+        let back: TaskResult = serde_json::from_slice(&out).expect("valid JSON");
+        assert_eq!(back.snapshot_id.as_deref(), Some("s1"));
+        assert!(back.message.len() > 3000, "the message keeps what fits");
+    }
 }

@@ -1,0 +1,717 @@
+//! End-to-end tests of `tidemark run --task FILE`, the operator's entry point: task documents
+//! (YAML) run by the real binary against a real Kafka-protocol broker (tansu) on loopback, with
+//! snapshots on the local filesystem. Each run checks the exit code, the result file (a
+//! `TaskResult` of at most 4096 bytes) and the JSON line on stdout.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tidemark::kafka::{CommittedOffset, GroupAdmin, KafkaConfig};
+use tidemark::task::{TaskResult, MAX_RESULT_BYTES};
+use tidemark_tests::{create_and_fill, run_cli, CliOutput, LiveConsumer, Tansu};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tidemark-under-test");
+
+/// One `tidemark run`: the process output and the result file it wrote.
+#[derive(Debug)]
+struct Run {
+    out: CliOutput,
+    result: TaskResult,
+    /// The result file's bytes.
+    raw: Vec<u8>,
+    /// The `report` half of the stdout line.
+    report: serde_json::Value,
+}
+
+/// Writes `yaml` to `<dir>/<name>.yaml`, runs it with `--result-file <dir>/<name>.result` and
+/// checks what every run must satisfy: a result file of valid JSON within 4096 bytes, the same
+/// result on stdout, and a phase matching the exit code.
+fn run_task(dir: &Path, name: &str, yaml: &str, env: &[(&str, &str)]) -> Run {
+    let task = dir.join(format!("{name}.yaml"));
+    let result_file = dir.join(format!("{name}.result"));
+    std::fs::write(&task, yaml).expect("write task");
+    let out = run_cli(
+        BIN,
+        &[
+            "run",
+            "--task",
+            task.to_str().expect("utf8"),
+            "--result-file",
+            result_file.to_str().expect("utf8"),
+        ],
+        env,
+    );
+    let raw = std::fs::read(&result_file)
+        .unwrap_or_else(|e| panic!("{name}: no result file ({e}): {out:?}"));
+    assert!(
+        raw.len() <= MAX_RESULT_BYTES,
+        "{name}: result is {} bytes",
+        raw.len()
+    );
+    let result: TaskResult = serde_json::from_slice(&raw)
+        .unwrap_or_else(|e| panic!("{name}: result is not a TaskResult ({e}): {raw:?}"));
+    assert_eq!(
+        out.stdout.lines().count(),
+        1,
+        "{name}: stdout is one JSON line: {out:?}"
+    );
+    let line = out.json();
+    assert_eq!(
+        line["result"],
+        serde_json::from_slice::<serde_json::Value>(&raw).expect("json"),
+        "{name}: stdout carries the written result"
+    );
+    let want_phase = if out.code == 0 { "Completed" } else { "Failed" };
+    assert_eq!(result.phase, want_phase, "{name}: {out:?}");
+    match &result.error {
+        Some(e) => assert_eq!(e.exit_code, out.code, "{name}"),
+        None => assert_eq!(out.code, 0, "{name}"),
+    }
+    Run {
+        report: line["report"].clone(),
+        out,
+        result,
+        raw,
+    }
+}
+
+/// A task document for `operation` against `bootstrap`, storing snapshots under `storage`.
+fn task(operation: &str, bootstrap: &str, storage: &Path, extra: &str) -> String {
+    format!(
+        "apiVersion: tidemark.dev/task-v1\n\
+         kind: offsetRollback\n\
+         source: default/{operation}-test\n\
+         operation: {operation}\n\
+         kafka:\n  bootstrapServers: [\"{bootstrap}\"]\n  securityProtocol: PLAINTEXT\n\
+         storage:\n  type: location\n  url: {}\n\
+         {extra}",
+        storage.display()
+    )
+}
+
+async fn admin(bootstrap: &str) -> GroupAdmin {
+    let mut cfg = KafkaConfig::new(bootstrap);
+    cfg.request_timeout = Duration::from_secs(10);
+    GroupAdmin::connect(&cfg).await.expect("connect admin")
+}
+
+fn commits(topic: &str, offsets: &[i64]) -> Vec<CommittedOffset> {
+    offsets
+        .iter()
+        .enumerate()
+        .map(|(p, o)| CommittedOffset {
+            topic: topic.into(),
+            partition: p as i32,
+            offset: *o,
+            metadata: String::new(),
+        })
+        .collect()
+}
+
+async fn commit(admin: &GroupAdmin, group: &str, offsets: &[CommittedOffset]) {
+    let failures = admin
+        .alter_offsets(group, offsets)
+        .await
+        .expect("commit offsets");
+    assert!(failures.is_empty(), "partition failures: {failures:?}");
+}
+
+async fn committed_map(admin: &GroupAdmin, group: &str) -> BTreeMap<(String, i32), i64> {
+    admin
+        .committed_offsets(group)
+        .await
+        .expect("read committed")
+        .into_iter()
+        .map(|o| ((o.topic, o.partition), o.offset))
+        .collect()
+}
+
+fn offsets(map: &BTreeMap<(String, i32), i64>, topic: &str) -> Vec<i64> {
+    map.iter()
+        .filter(|((t, _), _)| t == topic)
+        .map(|(_, o)| *o)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_verify_rollback_delete_tasks() {
+    let kafka = Tansu::start();
+    let bs = kafka.bootstrap();
+    let work = tempfile::tempdir().expect("tempdir");
+    let dir = work.path();
+    let storage = dir.join("storage");
+    create_and_fill(&bs, "orders", 3, 20).await;
+    create_and_fill(&bs, "payments", 2, 10).await;
+    let admin = admin(&bs).await;
+    commit(&admin, "order-processor", &commits("orders", &[5, 7, 9])).await;
+    commit(&admin, "payment-handler", &commits("payments", &[3, 4])).await;
+    let groups = "consumerGroups: [order-processor, payment-handler]\n";
+
+    // snapshot with an id
+    let snap = run_task(
+        dir,
+        "snapshot",
+        &task(
+            "snapshot",
+            &bs,
+            &storage,
+            &format!(
+                "{groups}snapshotId: pre-migration-20241201\ndescription: Before the migration\n"
+            ),
+        ),
+        &[],
+    );
+    assert_eq!(snap.out.code, 0, "{snap:?}");
+    let r = &snap.result;
+    assert_eq!(r.operation.as_deref(), Some("snapshot"));
+    assert_eq!(r.snapshot_id.as_deref(), Some("pre-migration-20241201"));
+    assert_eq!(
+        r.message,
+        "Snapshot pre-migration-20241201 created successfully: 2 groups, 5 partitions"
+    );
+    let data = r.snapshot_data.as_ref().expect("snapshotData");
+    assert_eq!((data.groups, data.total_partitions), (2, 5));
+    let taken = chrono::DateTime::parse_from_rfc3339(&data.timestamp).expect("RFC 3339");
+    assert!((chrono::Utc::now() - taken.to_utc()).num_seconds().abs() < 120);
+    assert!(r.error.is_none() && r.verification.is_none());
+    assert_eq!(snap.report["snapshot_id"], "pre-migration-20241201");
+    let stored = storage.join("snapshots/pre-migration-20241201.json");
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&stored).expect("stored snapshot")).expect("json");
+    assert_eq!(doc["description"], "Before the migration");
+    assert_eq!(
+        doc["groups"]["order-processor"]["topics"]["orders"]["2"]["offset"],
+        9
+    );
+
+    // snapshot without an id: one is generated and reported
+    let generated = run_task(
+        dir,
+        "snapshot-generated",
+        &task("snapshot", &bs, &storage, groups),
+        &[],
+    );
+    assert_eq!(generated.out.code, 0, "{generated:?}");
+    let id = generated.result.snapshot_id.clone().expect("generated id");
+    assert!(id.starts_with("snap-") && id.len() == 29, "{id}");
+    assert!(storage.join(format!("snapshots/{id}.json")).is_file());
+
+    // the same id again: refused, the stored snapshot untouched
+    let before = std::fs::read(&stored).expect("stored");
+    let again = run_task(
+        dir,
+        "snapshot-again",
+        &task(
+            "snapshot",
+            &bs,
+            &storage,
+            &format!("{groups}snapshotId: pre-migration-20241201\n"),
+        ),
+        &[],
+    );
+    assert_eq!(again.out.code, 2, "{again:?}");
+    let err = again.result.error.as_ref().expect("error");
+    assert_eq!(err.kind, "invalid_input");
+    assert!(again.result.message.contains("already exists"), "{again:?}");
+    assert_eq!(
+        again.result.snapshot_id.as_deref(),
+        Some("pre-migration-20241201")
+    );
+    assert_eq!(std::fs::read(&stored).expect("stored"), before);
+    assert!(
+        again.out.stderr.contains("Error: invalid input"),
+        "{again:?}"
+    );
+
+    let id_line = "snapshotId: pre-migration-20241201\n";
+    // verify, nothing moved (strict)
+    let verify = run_task(
+        dir,
+        "verify-match",
+        &task("verify", &bs, &storage, &format!("{id_line}strict: true\n")),
+        &[],
+    );
+    assert_eq!(verify.out.code, 0, "{verify:?}");
+    let v = verify.result.verification.as_ref().expect("verification");
+    assert!(v.matched);
+    assert_eq!(v.total_differences, 0);
+    assert!(v.differences.is_empty());
+    assert_eq!(
+        verify
+            .result
+            .snapshot_data
+            .as_ref()
+            .map(|d| d.total_partitions),
+        Some(5)
+    );
+
+    // A botched reset moves both groups; order-processor also commits a partition the
+    // snapshot does not hold (only strict mode counts it).
+    commit(&admin, "order-processor", &commits("orders", &[0, 0, 20])).await;
+    commit(&admin, "order-processor", &commits("payments", &[1])).await;
+    commit(&admin, "payment-handler", &commits("payments", &[10, 10])).await;
+
+    let lenient = run_task(
+        dir,
+        "verify-lenient",
+        &task("verify", &bs, &storage, id_line),
+        &[],
+    );
+    assert_eq!(
+        lenient.out.code, 0,
+        "a non-strict verify reports differences without failing: {lenient:?}"
+    );
+    let v = lenient.result.verification.as_ref().expect("verification");
+    assert!(!v.matched);
+    assert_eq!(v.total_differences, 5);
+    assert_eq!(v.differences.len(), 5);
+    let first = &v.differences[0];
+    assert_eq!(
+        (
+            first.group.as_str(),
+            first.topic.as_str(),
+            first.partition,
+            first.expected,
+            first.actual
+        ),
+        ("order-processor", "orders", 0, Some(5), Some(0))
+    );
+    assert!(lenient.result.error.is_none());
+    assert!(
+        lenient.result.message.starts_with(
+            "Mismatch with snapshot pre-migration-20241201: 5 of 5 partitions in 2 of 2 groups"
+        ),
+        "{}",
+        lenient.result.message
+    );
+
+    let strict = run_task(
+        dir,
+        "verify-strict",
+        &task("verify", &bs, &storage, &format!("{id_line}strict: true\n")),
+        &[],
+    );
+    assert_eq!(strict.out.code, 11, "{strict:?}");
+    let err = strict.result.error.as_ref().expect("error");
+    assert_eq!(err.kind, "verification_failed");
+    let v = strict.result.verification.as_ref().expect("verification");
+    assert_eq!(v.total_differences, 6);
+    assert!(v
+        .differences
+        .iter()
+        .any(|d| d.topic == "payments" && d.group == "order-processor" && d.expected.is_none()));
+    assert_eq!(
+        strict.report["differences"].as_array().map(Vec::len),
+        Some(6),
+        "the full report is on stdout"
+    );
+
+    // rollback (verified by default)
+    let rb = run_task(
+        dir,
+        "rollback",
+        &task("rollback", &bs, &storage, &format!("{groups}{id_line}")),
+        &[],
+    );
+    assert_eq!(rb.out.code, 0, "{rb:?}");
+    assert_eq!(rb.result.groups_rolled_back, Some(2));
+    assert_eq!(rb.result.groups_failed, Some(0));
+    assert!(
+        rb.result
+            .verification
+            .as_ref()
+            .is_some_and(|v| v.matched && v.total_differences == 0),
+        "{rb:?}"
+    );
+    assert_eq!(
+        rb.result.message,
+        "Rolled back 2 groups (5 offsets) to snapshot pre-migration-20241201; verified"
+    );
+    assert_eq!(rb.report["status"], "success");
+    let op = committed_map(&admin, "order-processor").await;
+    assert_eq!(offsets(&op, "orders"), vec![5, 7, 9]);
+    assert_eq!(
+        offsets(&op, "payments"),
+        vec![1],
+        "partitions the snapshot does not hold are left as they are"
+    );
+    assert_eq!(
+        offsets(&committed_map(&admin, "payment-handler").await, "payments"),
+        vec![3, 4]
+    );
+
+    // rollback of a subset, without verification
+    commit(&admin, "payment-handler", &commits("payments", &[8, 8])).await;
+    let subset = run_task(
+        dir,
+        "rollback-subset",
+        &task(
+            "rollback",
+            &bs,
+            &storage,
+            &format!("consumerGroups: [payment-handler]\n{id_line}verifyAfterRollback: false\n"),
+        ),
+        &[],
+    );
+    assert_eq!(subset.out.code, 0, "{subset:?}");
+    assert_eq!(subset.result.groups_rolled_back, Some(1));
+    assert!(subset.result.verification.is_none());
+    assert_eq!(
+        offsets(&committed_map(&admin, "payment-handler").await, "payments"),
+        vec![3, 4]
+    );
+
+    // delete needs no kafka block
+    let delete_task = format!(
+        "apiVersion: tidemark.dev/task-v1\nkind: offsetRollback\noperation: delete\n\
+         snapshotId: pre-migration-20241201\nstorage:\n  type: location\n  url: {}\n",
+        storage.display()
+    );
+    let deleted = run_task(dir, "delete", &delete_task, &[]);
+    assert_eq!(deleted.out.code, 0, "{deleted:?}");
+    assert_eq!(deleted.result.operation.as_deref(), Some("delete"));
+    assert!(!stored.exists());
+    assert!(storage.join(format!("snapshots/{id}.json")).is_file());
+
+    let gone = run_task(dir, "delete-again", &delete_task, &[]);
+    assert_eq!(gone.out.code, 3, "{gone:?}");
+    assert_eq!(
+        gone.result.error.as_ref().map(|e| e.kind.as_str()),
+        Some("snapshot_not_found")
+    );
+    assert!(
+        gone.result
+            .message
+            .starts_with("snapshot 'pre-migration-20241201' not found in"),
+        "{}",
+        gone.result.message
+    );
+    let verify_gone = run_task(
+        dir,
+        "verify-gone",
+        &task("verify", &bs, &storage, id_line),
+        &[],
+    );
+    assert_eq!(verify_gone.out.code, 3, "{verify_gone:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_task_with_an_active_group_is_partial() {
+    let kafka = Tansu::start();
+    let bs = kafka.bootstrap();
+    let work = tempfile::tempdir().expect("tempdir");
+    let dir = work.path();
+    let storage = dir.join("storage");
+    create_and_fill(&bs, "live-topic", 2, 10).await;
+    create_and_fill(&bs, "idle-topic", 2, 10).await;
+    let admin = admin(&bs).await;
+    commit(&admin, "live-group", &commits("live-topic", &[2, 3])).await;
+    commit(&admin, "idle-group", &commits("idle-topic", &[4, 5])).await;
+    let groups = "consumerGroups: [live-group, idle-group]\nsnapshotId: before\n";
+    let snap = run_task(
+        dir,
+        "snapshot",
+        &task("snapshot", &bs, &storage, groups),
+        &[],
+    );
+    assert_eq!(snap.out.code, 0, "{snap:?}");
+
+    commit(&admin, "live-group", &commits("live-topic", &[9, 9])).await;
+    commit(&admin, "idle-group", &commits("idle-topic", &[9, 9])).await;
+    let _consumer = LiveConsumer::start(&bs, "live-group", &["live-topic"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let d = admin
+            .describe_groups(&["live-group".to_string()])
+            .await
+            .expect("describe");
+        if !d[0].as_ref().expect("description").state.is_inactive() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "live-group never became active");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let rb = run_task(
+        dir,
+        "rollback",
+        &task("rollback", &bs, &storage, groups),
+        &[],
+    );
+    assert_eq!(rb.out.code, 10, "{rb:?}");
+    assert_eq!(
+        rb.result.error.as_ref().map(|e| e.kind.as_str()),
+        Some("partial_failure")
+    );
+    assert_eq!(rb.result.groups_rolled_back, Some(1));
+    assert_eq!(rb.result.groups_failed, Some(1));
+    assert!(
+        rb.result.message.starts_with(
+            "Rolled back 1 of 2 groups to snapshot before; failed: live-group: Assignments can only be reset if the group 'live-group' is inactive"
+        ),
+        "{}",
+        rb.result.message
+    );
+    assert_eq!(
+        offsets(&committed_map(&admin, "idle-group").await, "idle-topic"),
+        vec![4, 5]
+    );
+    assert_eq!(
+        offsets(&committed_map(&admin, "live-group").await, "live-topic"),
+        vec![9, 9],
+        "the active group is untouched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hundred_differences_fit_the_termination_message() {
+    let kafka = Tansu::start();
+    let bs = kafka.bootstrap();
+    let work = tempfile::tempdir().expect("tempdir");
+    let dir = work.path();
+    let storage = dir.join("storage");
+    let topic = "wide-topic-with-a-long-name-for-bigger-differences";
+    create_and_fill(&bs, topic, 300, 0).await;
+    let admin = admin(&bs).await;
+    commit(&admin, "wide-consumer-group", &commits(topic, &[0; 300])).await;
+    let snap = run_task(
+        dir,
+        "snapshot",
+        &task(
+            "snapshot",
+            &bs,
+            &storage,
+            "consumerGroups: [wide-consumer-group]\nsnapshotId: wide\n",
+        ),
+        &[],
+    );
+    assert_eq!(snap.out.code, 0, "{snap:?}");
+    assert_eq!(
+        snap.result
+            .snapshot_data
+            .as_ref()
+            .map(|d| d.total_partitions),
+        Some(300)
+    );
+
+    commit(&admin, "wide-consumer-group", &commits(topic, &[7; 300])).await;
+    let verify = run_task(
+        dir,
+        "verify",
+        &task("verify", &bs, &storage, "snapshotId: wide\nstrict: true\n"),
+        &[],
+    );
+    assert_eq!(verify.out.code, 11, "{verify:?}");
+    let v = verify.result.verification.as_ref().expect("verification");
+    assert!(!v.matched);
+    assert_eq!(v.total_differences, 300);
+    assert!(
+        !v.differences.is_empty() && v.differences.len() < 300,
+        "{} differences kept",
+        v.differences.len()
+    );
+    assert!(v
+        .differences
+        .iter()
+        .all(|d| d.expected == Some(0) && d.actual == Some(7)));
+    assert!(
+        verify.raw.len() > MAX_RESULT_BYTES - 300,
+        "as many differences as fit are kept: {} bytes",
+        verify.raw.len()
+    );
+    assert_eq!(
+        verify.report["differences"].as_array().map(Vec::len),
+        Some(300),
+        "stdout has every difference"
+    );
+}
+
+/// What every malformed task must produce: exit 2, a Failed result of kind invalid_input
+/// whose message contains `want`, and nothing written to storage.
+#[test]
+fn malformed_tasks_fail_with_invalid_input_and_touch_nothing() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let dir = work.path();
+    let storage = dir.join("storage");
+    // Nothing listens on port 1: a task that got as far as Kafka would fail differently.
+    let bs = "127.0.0.1:1";
+    let snapshot = task(
+        "snapshot",
+        bs,
+        &storage,
+        "consumerGroups: [g]\nsnapshotId: s1\n",
+    );
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "bad-yaml",
+            "apiVersion: tidemark.dev/task-v1\noperation: [\n".into(),
+            "is not a valid task document",
+        ),
+        (
+            "unknown-field",
+            format!("{snapshot}colour: blue\n"),
+            "unknown field `colour`",
+        ),
+        (
+            "unknown-kafka-field",
+            snapshot.replace(
+                "  securityProtocol:",
+                "  password: hunter2\n  securityProtocol:",
+            ),
+            "unknown field `password`",
+        ),
+        (
+            "wrong-api-version",
+            snapshot.replace("task-v1", "task-v9"),
+            "task field 'apiVersion' is 'tidemark.dev/task-v9'",
+        ),
+        (
+            "rollback-without-id",
+            task("rollback", bs, &storage, "consumerGroups: [g]\n"),
+            "task field 'snapshotId' is required for operation rollback",
+        ),
+        (
+            "verify-without-kafka",
+            format!(
+                "apiVersion: tidemark.dev/task-v1\nkind: offsetRollback\noperation: verify\n\
+                 snapshotId: s1\nstorage:\n  type: location\n  url: {}\n",
+                storage.display()
+            ),
+            "task field 'kafka' is required for operation verify",
+        ),
+        (
+            "escaping-id",
+            task("delete", bs, &storage, "snapshotId: ../../etc/passwd\n"),
+            "task field 'snapshotId': snapshot id '../../etc/passwd' is invalid",
+        ),
+        (
+            "snapshot-without-groups",
+            task("snapshot", bs, &storage, ""),
+            "task field 'consumerGroups' is required for operation snapshot",
+        ),
+    ];
+    for (name, yaml, want) in cases {
+        let run = run_task(dir, name, &yaml, &[]);
+        assert_eq!(run.out.code, 2, "{name}: {run:?}");
+        let err = run.result.error.as_ref().expect("error");
+        assert_eq!(err.kind, "invalid_input", "{name}");
+        assert!(
+            run.result.message.contains(want),
+            "{name}: want '{want}' in '{}'",
+            run.result.message
+        );
+        assert!(
+            !run.result.message.contains('\n'),
+            "{name}: the message is one line"
+        );
+        assert!(run.report.is_null(), "{name}: no report");
+        assert!(
+            run.out.stderr.contains("Error: invalid input"),
+            "{name}: {run:?}"
+        );
+    }
+    assert!(!storage.exists(), "nothing was written to storage");
+
+    // A missing task file is a local file error (12), still reported in the result file.
+    let result_file = dir.join("missing.result");
+    let out = run_cli(
+        BIN,
+        &[
+            "run",
+            "--task",
+            dir.join("nope.yaml").to_str().expect("utf8"),
+            "--result-file",
+            result_file.to_str().expect("utf8"),
+        ],
+        &[],
+    );
+    assert_eq!(out.code, 12, "{out:?}");
+    let result: TaskResult =
+        serde_json::from_slice(&std::fs::read(&result_file).expect("result")).expect("json");
+    assert_eq!(result.phase, "Failed");
+    assert_eq!(
+        result.error.map(|e| (e.kind, e.exit_code)),
+        Some(("io_error".to_string(), 12))
+    );
+    assert!(result.operation.is_none());
+}
+
+#[test]
+fn result_file_from_the_environment_and_unwritable_result_files() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let dir = work.path();
+    let task_file = dir.join("task.yaml");
+    std::fs::write(&task_file, "apiVersion: tidemark.dev/task-v0\n").expect("write");
+    let task_arg = task_file.to_str().expect("utf8");
+
+    let from_env = dir.join("from-env.result");
+    let out = run_cli(
+        BIN,
+        &["run", "--task", task_arg],
+        &[("TIDEMARK_RESULT_FILE", from_env.to_str().expect("utf8"))],
+    );
+    assert_eq!(out.code, 2, "{out:?}");
+    let result: TaskResult =
+        serde_json::from_slice(&std::fs::read(&from_env).expect("result")).expect("json");
+    assert_eq!(result.phase, "Failed");
+
+    // The result cannot be written: logged, and the exit code is unchanged.
+    let nowhere = dir.join("no-such-dir/result");
+    let out = run_cli(
+        BIN,
+        &[
+            "run",
+            "--task",
+            task_arg,
+            "--result-file",
+            nowhere.to_str().expect("utf8"),
+        ],
+        &[],
+    );
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("failed to write the task result"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.json()["result"]["phase"] == "Failed", "{out:?}");
+}
+
+#[test]
+fn config_map_storage_without_an_api_server_is_storage_unreachable() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let dir = work.path();
+    // A kubeconfig pointing at a port where nothing listens, so no real cluster is ever used.
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\n\
+         clusters: [{name: none, cluster: {server: \"http://127.0.0.1:1\"}}]\n\
+         users: [{name: none, user: {}}]\n\
+         contexts: [{name: none, context: {cluster: none, user: none, namespace: default}}]\n\
+         current-context: none\n",
+    )
+    .expect("write kubeconfig");
+    let yaml = "apiVersion: tidemark.dev/task-v1\nkind: offsetRollback\noperation: delete\n\
+                snapshotId: pre-migration-20241201\n\
+                storage:\n  type: configMap\n  namespace: payments\n  name: offset-snapshots\n";
+    let run = run_task(
+        dir,
+        "configmap",
+        yaml,
+        &[("KUBECONFIG", kubeconfig.to_str().expect("utf8"))],
+    );
+    assert_eq!(run.out.code, 7, "{run:?}");
+    assert_eq!(
+        run.result.error.as_ref().map(|e| e.kind.as_str()),
+        Some("storage_unreachable")
+    );
+    assert!(
+        run.result.message.starts_with(
+            "storage unreachable at configmap://payments/offset-snapshots: reading ConfigMap 'offset-snapshots' failed"
+        ),
+        "{}",
+        run.result.message
+    );
+}

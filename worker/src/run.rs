@@ -1,0 +1,615 @@
+//! `tidemark run --task FILE`: runs one task document rendered by the operator and reports
+//! back. Contract: the task is parsed and validated before anything is touched; a compact
+//! [`TaskResult`] of at most [`MAX_RESULT_BYTES`](crate::task::MAX_RESULT_BYTES) is written to the result file (the
+//! container's termination message) whatever happens — phase `Failed` with the error's label
+//! and exit code on any failure; one JSON line `{"result": …, "report": …}` with the full
+//! report goes to stdout (the pod log); the exit code is the documented one (README "Exit
+//! codes"). A result file that cannot be written is logged and does not change the exit code.
+
+use std::path::Path;
+
+use chrono::{SecondsFormat, Utc};
+use serde::Serialize;
+
+use crate::app::rollback_exit_code;
+use crate::configmap::ConfigMapStore;
+use crate::error::{Error, Result};
+use crate::groups::{split_names, GroupSelector, DEFAULT_CONCURRENCY};
+use crate::kafka::{GroupAdmin, KafkaConfig, TlsFiles};
+use crate::rollback::{
+    rollback, select_snapshot_groups, take_snapshot, verify_snapshot, RollbackReport, RunStatus,
+    SnapshotRequest, VerifyReport,
+};
+use crate::snapshot::{generate_id, OffsetSnapshot, SnapshotStore};
+use crate::storage::{Storage, StorageOptions};
+use crate::task::{
+    KafkaTarget, OffsetRollbackTask, ResultDifference, ResultError, ResultSnapshotData,
+    ResultVerification, RollbackOperation, StorageTarget, Task, TaskResult, TaskWork,
+    PHASE_COMPLETED, PHASE_FAILED,
+};
+
+/// Where the result goes by default: the file Kubernetes turns into the container's
+/// termination message.
+pub const DEFAULT_RESULT_FILE: &str = "/dev/termination-log";
+
+/// Environment variable overriding the result file (CLI: `--result-file`).
+pub const ENV_RESULT_FILE: &str = "TIDEMARK_RESULT_FILE";
+
+/// What a task that ran to the end produced.
+#[derive(Debug, Clone)]
+pub struct TaskOutcome {
+    /// The compact result, before it is cut to [`MAX_RESULT_BYTES`](crate::task::MAX_RESULT_BYTES).
+    pub result: TaskResult,
+    /// The operation's full report: what `--format json` prints for the matching CLI verb.
+    pub report: serde_json::Value,
+    /// 0, or the code of the failure the report describes (10: some groups were not rolled
+    /// back; 11: differences found by a strict verify or after a rollback).
+    pub exit_code: i32,
+}
+
+/// Runs the task in `task_file`, writes its result to `result_file` and prints the report.
+/// `Ok(code)` when the task ran (its exit code); `Err` when it could not run or failed, after
+/// the failed result was written.
+pub async fn run_task(task_file: &Path, result_file: &Path) -> Result<i32> {
+    let mut failed = TaskResult {
+        phase: PHASE_FAILED.into(),
+        ..TaskResult::default()
+    };
+    let outcome = match load_task(task_file) {
+        Err(e) => Err(e),
+        Ok(task) => {
+            let TaskWork::OffsetRollback(t) = &task.work;
+            // Validation guarantees an id for every operation but snapshot, where one is made
+            // up now so that even a failure reports it.
+            let snapshot_id = t
+                .snapshot_id
+                .clone()
+                .unwrap_or_else(|| generate_id(Utc::now()));
+            tracing::info!(
+                source = task.source.as_deref().unwrap_or("-"),
+                operation = task.operation(),
+                snapshot_id = %snapshot_id,
+                "running task"
+            );
+            failed.operation = Some(task.operation().to_string());
+            failed.snapshot_id = Some(snapshot_id.clone());
+            run_offset_rollback(t, &snapshot_id).await
+        }
+    };
+    let (result, report, ret) = match outcome {
+        Ok(o) => (o.result, o.report, Ok(o.exit_code)),
+        Err(e) => {
+            failed.message = e.to_string();
+            failed.error = Some(result_error(&e));
+            (failed, serde_json::Value::Null, Err(e))
+        }
+    };
+    let bounded = result.to_bounded_json();
+    write_result(result_file, &bounded);
+    let written: serde_json::Value =
+        serde_json::from_slice(&bounded).unwrap_or(serde_json::Value::Null);
+    println!(
+        "{}",
+        serde_json::json!({ "result": written, "report": report })
+    );
+    ret
+}
+
+/// Reads, parses and validates a task document.
+pub fn load_task(path: &Path) -> Result<Task> {
+    let data = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let task = Task::parse(&data, &path.display().to_string())?;
+    task.validate()?;
+    Ok(task)
+}
+
+/// Writes the result; a failure is logged, never fatal (the exit code still tells the outcome).
+fn write_result(path: &Path, data: &[u8]) {
+    if let Err(e) = std::fs::write(path, data) {
+        tracing::error!(
+            path = %path.display(),
+            error = %e,
+            "failed to write the task result; the exit code still reports the outcome"
+        );
+    }
+}
+
+fn result_error(e: &Error) -> ResultError {
+    ResultError {
+        kind: e.label().to_string(),
+        exit_code: e.exit_code(),
+    }
+}
+
+fn to_report<T: Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+/// Runs one offset-rollback operation against the snapshot `snapshot_id`.
+async fn run_offset_rollback(t: &OffsetRollbackTask, snapshot_id: &str) -> Result<TaskOutcome> {
+    let store = open_store(&t.storage).await?;
+    let base = TaskResult {
+        phase: PHASE_COMPLETED.into(),
+        operation: Some(t.operation.as_str().to_string()),
+        snapshot_id: Some(snapshot_id.to_string()),
+        ..TaskResult::default()
+    };
+    match t.operation {
+        RollbackOperation::Snapshot => {
+            let selector = GroupSelector::new(&t.consumer_groups, None, false)?;
+            let admin = connect(t).await?;
+            let outcome = take_snapshot(
+                &admin,
+                &store,
+                &SnapshotRequest {
+                    selector,
+                    snapshot_id: Some(snapshot_id.to_string()),
+                    description: t.description.clone(),
+                    concurrency: DEFAULT_CONCURRENCY,
+                },
+            )
+            .await?;
+            Ok(TaskOutcome {
+                result: TaskResult {
+                    message: format!(
+                        "Snapshot {snapshot_id} created successfully: {}, {}",
+                        count(outcome.groups, "group"),
+                        count(outcome.offsets, "partition")
+                    ),
+                    snapshot_data: Some(ResultSnapshotData {
+                        groups: outcome.groups as u64,
+                        total_partitions: outcome.offsets as u64,
+                        timestamp: outcome.created_at.clone(),
+                    }),
+                    ..base
+                },
+                report: to_report(&outcome),
+                exit_code: 0,
+            })
+        }
+        RollbackOperation::Rollback => {
+            let snap = store.load(snapshot_id).await?;
+            let only = split_names(&t.consumer_groups);
+            select_snapshot_groups(&snap, &only)?;
+            let admin = connect(t).await?;
+            let report = rollback(
+                &admin,
+                &snap,
+                &only,
+                t.verify_after_rollback,
+                DEFAULT_CONCURRENCY,
+            )
+            .await?;
+            Ok(rollback_outcome(base, &snap, &report))
+        }
+        RollbackOperation::Verify => {
+            let snap = store.load(snapshot_id).await?;
+            let only = split_names(&t.consumer_groups);
+            select_snapshot_groups(&snap, &only)?;
+            let admin = connect(t).await?;
+            let report =
+                verify_snapshot(&admin, &snap, &only, t.strict, DEFAULT_CONCURRENCY).await?;
+            Ok(verify_outcome(base, &snap, &report))
+        }
+        RollbackOperation::Delete => {
+            store.delete(snapshot_id).await?;
+            Ok(TaskOutcome {
+                result: TaskResult {
+                    message: format!("Snapshot {snapshot_id} deleted from {}", store.location()),
+                    ..base
+                },
+                report: serde_json::json!({
+                    "status": "deleted",
+                    "snapshot_id": snapshot_id,
+                    "path": store.location(),
+                }),
+                exit_code: 0,
+            })
+        }
+    }
+}
+
+/// A verify is `Failed` (exit 11) only when strict; a non-strict verify that finds
+/// differences is `Completed` with `matched: false` and exit 0.
+fn verify_outcome(base: TaskResult, snap: &OffsetSnapshot, report: &VerifyReport) -> TaskOutcome {
+    let id = &report.snapshot_id;
+    let mode = if report.strict { " (strict)" } else { "" };
+    let message = if report.matched {
+        format!(
+            "Offsets match snapshot {id}{mode}: {} of {} checked",
+            count(report.partitions_checked, "partition"),
+            count(report.groups_verified, "group")
+        )
+    } else {
+        format!(
+            "Mismatch with snapshot {id}{mode}: {} of {} in {} of {}",
+            report.differences.len(),
+            count(report.partitions_checked, "partition"),
+            report.groups_mismatched,
+            count(report.groups_verified, "group")
+        )
+    };
+    let failure =
+        (!report.matched && report.strict).then(|| Error::VerificationFailed(message.clone()));
+    finish(
+        TaskResult {
+            message,
+            snapshot_data: Some(snapshot_data(snap)),
+            verification: Some(verification(report)),
+            ..base
+        },
+        to_report(report),
+        failure,
+    )
+}
+
+/// A rollback is `Failed` with exit 10 when any group was not rolled back, and with exit 11
+/// when the verification that followed found differences.
+fn rollback_outcome(
+    base: TaskResult,
+    snap: &OffsetSnapshot,
+    report: &RollbackReport,
+) -> TaskOutcome {
+    let id = &report.snapshot_id;
+    let differences = report
+        .verification
+        .as_ref()
+        .map_or(0, |v| v.differences.len());
+    let message = if report.status != RunStatus::Success {
+        let failed: Vec<String> = report
+            .group_outcomes
+            .iter()
+            .filter(|o| o.status != "success")
+            .map(|o| format!("{}: {}", o.group, o.error.as_deref().unwrap_or("failed")))
+            .collect();
+        format!(
+            "Rolled back {} of {} to snapshot {id}; failed: {}",
+            report.groups_rolled_back,
+            count(report.total_groups, "group"),
+            failed.join("; ")
+        )
+    } else if differences > 0 {
+        format!(
+            "Rolled back {} to snapshot {id}, but the check afterwards found {} differing",
+            count(report.groups_rolled_back, "group"),
+            count(differences, "partition")
+        )
+    } else {
+        format!(
+            "Rolled back {} ({}) to snapshot {id}{}",
+            count(report.groups_rolled_back, "group"),
+            count(report.offsets_restored, "offset"),
+            if report.verification.is_some() {
+                "; verified"
+            } else {
+                ""
+            }
+        )
+    };
+    let failure = match rollback_exit_code(report) {
+        0 => None,
+        10 => Some(Error::Partial(message.clone())),
+        _ => Some(Error::VerificationFailed(message.clone())),
+    };
+    finish(
+        TaskResult {
+            message,
+            snapshot_data: Some(snapshot_data(snap)),
+            verification: report.verification.as_ref().map(verification),
+            groups_rolled_back: Some(report.groups_rolled_back as u64),
+            groups_failed: Some(report.groups_failed as u64),
+            ..base
+        },
+        to_report(report),
+        failure,
+    )
+}
+
+/// Sets the phase, error and exit code from `failure`.
+fn finish(
+    mut result: TaskResult,
+    report: serde_json::Value,
+    failure: Option<Error>,
+) -> TaskOutcome {
+    let exit_code = match &failure {
+        Some(e) => {
+            result.phase = PHASE_FAILED.into();
+            result.error = Some(result_error(e));
+            e.exit_code()
+        }
+        None => 0,
+    };
+    TaskOutcome {
+        result,
+        report,
+        exit_code,
+    }
+}
+
+/// `1 group`, `2 groups`.
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+fn snapshot_data(snap: &OffsetSnapshot) -> ResultSnapshotData {
+    ResultSnapshotData {
+        groups: snap.groups.len() as u64,
+        total_partitions: snap.offset_count() as u64,
+        timestamp: snap.timestamp.to_rfc3339_opts(SecondsFormat::Secs, true),
+    }
+}
+
+fn verification(v: &VerifyReport) -> ResultVerification {
+    ResultVerification {
+        matched: v.matched,
+        total_differences: v.differences.len() as u64,
+        differences: v
+            .differences
+            .iter()
+            .map(|d| ResultDifference {
+                group: d.group.clone(),
+                topic: d.topic.clone(),
+                partition: d.partition,
+                expected: d.expected,
+                actual: d.actual,
+            })
+            .collect(),
+    }
+}
+
+/// Opens the snapshot store a task names. Location options the task leaves unset come from
+/// the `TIDEMARK_*` environment, as for the CLI.
+async fn open_store(target: &StorageTarget) -> Result<SnapshotStore> {
+    match target {
+        StorageTarget::Location {
+            url,
+            s3_region,
+            s3_endpoint,
+            s3_path_style,
+            allow_http,
+        } => {
+            let env = StorageOptions::from_env()?;
+            let options = StorageOptions {
+                s3_region: s3_region.clone().or(env.s3_region),
+                s3_endpoint: s3_endpoint.clone().or(env.s3_endpoint),
+                s3_path_style: *s3_path_style || env.s3_path_style,
+                allow_http: *allow_http || env.allow_http,
+            };
+            Ok(SnapshotStore::new(Storage::open(url, &options)?))
+        }
+        StorageTarget::ConfigMap { namespace, name } => Ok(SnapshotStore::config_map(
+            ConfigMapStore::connect(namespace, name).await?,
+        )),
+    }
+}
+
+async fn connect(t: &OffsetRollbackTask) -> Result<GroupAdmin> {
+    let kafka = t.kafka.as_ref().ok_or_else(|| {
+        Error::invalid(format!(
+            "task field 'kafka' is required for operation {}",
+            t.operation.as_str()
+        ))
+    })?;
+    GroupAdmin::connect(&kafka_config(kafka)?).await
+}
+
+/// The connection a task describes; SASL credentials come from `KAFKA_USERNAME` and
+/// `KAFKA_PASSWORD`, TLS files and the mechanism fall back to their environment variables.
+pub fn kafka_config(k: &KafkaTarget) -> Result<KafkaConfig> {
+    let protocol = k.security_protocol.parse()?;
+    let mechanism = k.sasl_mechanism.as_deref().map(str::parse).transpose()?;
+    let properties: Vec<String> = k
+        .properties
+        .iter()
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect();
+    KafkaConfig::resolve(
+        &k.bootstrap_servers.join(","),
+        protocol,
+        mechanism,
+        TlsFiles {
+            ca_location: k.ssl_ca_location.clone(),
+            cert_location: k.ssl_certificate_location.clone(),
+            key_location: k.ssl_key_location.clone(),
+        },
+        &properties,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollback::{GroupOutcome, OffsetDifference};
+
+    fn snap() -> OffsetSnapshot {
+        OffsetSnapshot::from_json(
+            br#"{"snapshotId": "s1", "timestamp": "2024-12-01T12:00:00Z", "cluster": "k:9092",
+                 "groups": {"a": {"topics": {"t": {"0": {"offset": 5}, "1": {"offset": 6}}}},
+                            "b": {"topics": {"t": {"0": {"offset": 7}}}}}}"#,
+            "s1.json",
+        )
+        .expect("snapshot")
+    }
+
+    fn base() -> TaskResult {
+        TaskResult {
+            phase: PHASE_COMPLETED.into(),
+            operation: Some("verify".into()),
+            snapshot_id: Some("s1".into()),
+            ..TaskResult::default()
+        }
+    }
+
+    fn verify_report(strict: bool, differences: usize) -> VerifyReport {
+        VerifyReport {
+            snapshot_id: "s1".into(),
+            matched: differences == 0,
+            strict,
+            groups_verified: 2,
+            groups_mismatched: usize::from(differences > 0),
+            partitions_checked: 3,
+            differences: (0..differences)
+                .map(|p| OffsetDifference {
+                    group: "a".into(),
+                    topic: "t".into(),
+                    partition: p as i32,
+                    expected: Some(5),
+                    actual: None,
+                })
+                .collect(),
+            duration_ms: 1,
+        }
+    }
+
+    #[test]
+    fn verify_fails_only_when_strict() {
+        let ok = verify_outcome(base(), &snap(), &verify_report(true, 0));
+        assert_eq!((ok.result.phase.as_str(), ok.exit_code), ("Completed", 0));
+        assert_eq!(
+            ok.result.snapshot_data,
+            Some(ResultSnapshotData {
+                groups: 2,
+                total_partitions: 3,
+                timestamp: "2024-12-01T12:00:00Z".into()
+            })
+        );
+
+        let lenient = verify_outcome(base(), &snap(), &verify_report(false, 2));
+        assert_eq!(
+            (lenient.result.phase.as_str(), lenient.exit_code),
+            ("Completed", 0)
+        );
+        let v = lenient.result.verification.expect("verification");
+        assert!(!v.matched);
+        assert_eq!(v.total_differences, 2);
+        assert!(lenient.result.error.is_none());
+
+        let strict = verify_outcome(base(), &snap(), &verify_report(true, 2));
+        assert_eq!(
+            (strict.result.phase.as_str(), strict.exit_code),
+            ("Failed", 11)
+        );
+        let err = strict.result.error.expect("error");
+        assert_eq!(
+            (err.kind.as_str(), err.exit_code),
+            ("verification_failed", 11)
+        );
+        assert!(
+            strict.result.message.starts_with(
+                "Mismatch with snapshot s1 (strict): 2 of 3 partitions in 1 of 2 groups"
+            ),
+            "{}",
+            strict.result.message
+        );
+    }
+
+    fn rollback_report(failed: usize, verification: Option<VerifyReport>) -> RollbackReport {
+        let outcome = |group: &str, ok: bool| {
+            GroupOutcome {
+            group: group.into(),
+            status: if ok { "success" } else { "failed" },
+            state: Some(if ok { "Empty" } else { "Stable" }.into()),
+            offsets: if ok { 2 } else { 0 },
+            error: (!ok).then(|| format!("Assignments can only be reset if the group '{group}' is inactive, but the current state is Stable.")),
+            partition_errors: Vec::new(),
+            duration_ms: 1,
+        }
+        };
+        RollbackReport {
+            status: match failed {
+                0 => RunStatus::Success,
+                1 => RunStatus::PartialSuccess,
+                _ => RunStatus::Failed,
+            },
+            snapshot_id: "s1".into(),
+            snapshot_created_at: "2024-12-01T12:00:00Z".into(),
+            total_groups: 2,
+            groups_rolled_back: 2 - failed,
+            groups_failed: failed,
+            offsets_restored: 2 * (2 - failed),
+            duration_ms: 1,
+            group_outcomes: vec![outcome("a", failed < 2), outcome("b", failed == 0)],
+            verification,
+        }
+    }
+
+    #[test]
+    fn rollback_phases_and_codes() {
+        let ok = rollback_outcome(
+            base(),
+            &snap(),
+            &rollback_report(0, Some(verify_report(false, 0))),
+        );
+        assert_eq!((ok.result.phase.as_str(), ok.exit_code), ("Completed", 0));
+        assert_eq!(ok.result.groups_rolled_back, Some(2));
+        assert_eq!(ok.result.groups_failed, Some(0));
+        assert!(
+            ok.result.message.ends_with("; verified"),
+            "{}",
+            ok.result.message
+        );
+
+        let partial = rollback_outcome(base(), &snap(), &rollback_report(1, None));
+        assert_eq!(
+            (partial.result.phase.as_str(), partial.exit_code),
+            ("Failed", 10)
+        );
+        assert_eq!(
+            partial.result.error.as_ref().map(|e| e.kind.as_str()),
+            Some("partial_failure")
+        );
+        assert!(
+            partial.result.message.contains("Rolled back 1 of 2 groups to snapshot s1; failed: b: Assignments can only be reset"),
+            "{}",
+            partial.result.message
+        );
+
+        let drifted = rollback_outcome(
+            base(),
+            &snap(),
+            &rollback_report(0, Some(verify_report(false, 1))),
+        );
+        assert_eq!(
+            (drifted.result.phase.as_str(), drifted.exit_code),
+            ("Failed", 11)
+        );
+        assert_eq!(
+            drifted.result.verification.map(|v| v.total_differences),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn task_kafka_settings_become_a_client_config() {
+        let k = KafkaTarget {
+            bootstrap_servers: vec!["k1:9092".into(), "k2:9092".into()],
+            security_protocol: "PLAINTEXT".into(),
+            sasl_mechanism: None,
+            ssl_ca_location: None,
+            ssl_certificate_location: None,
+            ssl_key_location: None,
+            properties: [("client.id".to_string(), "tidemark".to_string())].into(),
+        };
+        let cfg = kafka_config(&k).expect("config");
+        assert_eq!(cfg.bootstrap_servers, "k1:9092,k2:9092");
+        assert_eq!(
+            cfg.properties,
+            vec![("client.id".to_string(), "tidemark".to_string())]
+        );
+        let secret = KafkaTarget {
+            properties: [("sasl.password".to_string(), "x".to_string())].into(),
+            ..k
+        };
+        assert_eq!(
+            kafka_config(&secret).map(|_| ()).map_err(|e| e.exit_code()),
+            Err(2)
+        );
+    }
+}
