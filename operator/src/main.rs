@@ -1,21 +1,75 @@
-//! `tidemark-operator`: `crd` prints the CustomResourceDefinitions; `run` (to come) starts the
-//! controllers.
+//! `tidemark-operator`: `crd` prints the CustomResourceDefinitions (or writes one file per CRD
+//! with `--out-dir DIR`, repeatable); `run` (to come) starts the controllers.
 
-fn main() {
-    match std::env::args().nth(1).as_deref() {
-        Some("crd") => match tidemark_operator::crd::to_yaml() {
-            Ok(yaml) => print!("{yaml}"),
-            Err(e) => {
-                eprintln!("Error: failed to render the CRDs: {e}");
-                std::process::exit(1);
+use std::path::Path;
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: tidemark-operator crd [--out-dir DIR]... | version";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("crd") => match crd(&args[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(Failure::Usage(message)) => {
+                eprintln!("Error: {message}\n{USAGE}");
+                ExitCode::from(2)
+            }
+            Err(Failure::Io(message)) => {
+                eprintln!("Error: {message}");
+                ExitCode::from(1)
             }
         },
         Some("--version") | Some("version") => {
             println!("tidemark-operator {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
         }
         _ => {
-            eprintln!("usage: tidemark-operator crd | version");
-            std::process::exit(2);
+            eprintln!("{USAGE}");
+            ExitCode::from(2)
         }
     }
+}
+
+/// Why a command failed: bad arguments (exit 2) or anything else (exit 1).
+enum Failure {
+    Usage(String),
+    Io(String),
+}
+
+/// `crd`: to stdout, or one `<crd-name>.yaml` per CRD into each `--out-dir`.
+fn crd(args: &[String]) -> Result<(), Failure> {
+    let mut out_dirs = Vec::new();
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--out-dir" => match rest.next() {
+                Some(dir) => out_dirs.push(dir.clone()),
+                None => return Err(Failure::Usage("--out-dir needs a directory".into())),
+            },
+            other => match other.strip_prefix("--out-dir=") {
+                Some(dir) => out_dirs.push(dir.to_string()),
+                None => {
+                    return Err(Failure::Usage(format!("unexpected argument '{other}'")));
+                }
+            },
+        }
+    }
+    let render = |e| Failure::Io(format!("failed to render the CRDs: {e}"));
+    if out_dirs.is_empty() {
+        print!("{}", tidemark_operator::crd::to_yaml().map_err(render)?);
+        return Ok(());
+    }
+    let files = tidemark_operator::crd::files().map_err(render)?;
+    for dir in &out_dirs {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Failure::Io(format!("failed to create {dir}: {e}")))?;
+        for (name, content) in &files {
+            let path = Path::new(dir).join(name);
+            std::fs::write(&path, content)
+                .map_err(|e| Failure::Io(format!("failed to write {}: {e}", path.display())))?;
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    Ok(())
 }

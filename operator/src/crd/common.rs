@@ -7,34 +7,48 @@ use k8s_openapi::api::core::v1::ResourceRequirements;
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
+/// Names of Secrets, ConfigMaps and PersistentVolumeClaims: a DNS-1123 subdomain.
+pub const DNS_SUBDOMAIN_PATTERN: &str =
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+
+/// Keys of a Secret or ConfigMap entry.
+pub const DATA_KEY_PATTERN: &str = r"^[-._a-zA-Z0-9]+$";
+
 /// How to reach the Kafka cluster. Credentials are referenced, never inlined.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!(self.securityProtocol in ['SASL_PLAINTEXT', 'SASL_SSL']) || has(self.saslSecret)").message("saslSecret is required when securityProtocol is SASL_PLAINTEXT or SASL_SSL").reason(Reason::FieldValueRequired))]
+#[x_kube(validation = Rule::new("!has(self.saslSecret) || self.securityProtocol in ['SASL_PLAINTEXT', 'SASL_SSL']").message("saslSecret is only used with securityProtocol SASL_PLAINTEXT or SASL_SSL; set securityProtocol").reason(Reason::FieldValueInvalid))]
+#[x_kube(validation = Rule::new("!(has(self.tlsSecret) || has(self.caSecret)) || self.securityProtocol in ['SSL', 'SASL_SSL']").message("tlsSecret and caSecret are only used with securityProtocol SSL or SASL_SSL; set securityProtocol").reason(Reason::FieldValueInvalid))]
 pub struct KafkaClusterSpec {
-    /// Kafka brokers as host:port.
-    #[schemars(length(min = 1))]
-    #[x_kube(validation = Rule::new("self.all(s, s.matches('^[^\\\\s,]+:[0-9]{1,5}$'))").message("every bootstrap server must be host:port"))]
+    /// Kafka brokers as host:port (at most 100).
+    #[schemars(length(min = 1, max = 100), inner(length(min = 1, max = 255)))]
+    #[x_kube(validation = Rule::new("self.all(s, s.matches('^[^\\\\s,/]+:[0-9]{1,5}$'))").message("every bootstrap server must be host:port"))]
     pub bootstrap_servers: Vec<String>,
 
     /// PLAINTEXT (default), SSL, SASL_PLAINTEXT or SASL_SSL.
     #[serde(default)]
     pub security_protocol: SecurityProtocol,
 
-    /// Secret with PEM files for TLS: CA and, for mutual TLS, client certificate and key.
+    /// Secret with PEM files for TLS: CA and, for mutual TLS, client certificate and key
+    /// (mounted read-only into the worker at `/etc/tidemark/tls`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_secret: Option<TlsSecretRef>,
 
-    /// Secret holding only the CA certificate, when it is kept apart from the client pair.
+    /// Secret holding only the CA certificate, when it is kept apart from the client pair
+    /// (mounted at `/etc/tidemark/ca`); when set, it is the CA used, not `tlsSecret`'s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_secret: Option<SecretKeyRef>,
 
-    /// Secret holding the SASL username and password.
+    /// Secret holding the SASL username and password (given to the worker as the
+    /// `KAFKA_USERNAME` / `KAFKA_PASSWORD` environment variables, never written anywhere).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sasl_secret: Option<SaslSecretRef>,
 
-    /// Extra librdkafka client properties (no secrets: those belong in Secrets).
+    /// Extra librdkafka client properties. Keys that carry secrets (`sasl.password`,
+    /// `ssl.key.password`, …) are refused: those belong in Secrets.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 100))]
     pub properties: BTreeMap<String, String>,
 }
 
@@ -67,33 +81,59 @@ impl SecurityProtocol {
 }
 
 /// A Secret with TLS material (keys name the entries; defaults follow cert-manager).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.certKey) == has(self.keyKey)").message("tlsSecret.certKey and tlsSecret.keyKey go together (mutual TLS needs both)").reason(Reason::FieldValueRequired))]
 pub struct TlsSecretRef {
     /// Secret name, in the resource's namespace.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN_PATTERN))]
     pub name: String,
     /// Entry with the CA certificate (default `ca.crt`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = DATA_KEY_PATTERN))]
     pub ca_key: Option<String>,
-    /// Entry with the client certificate for mutual TLS.
+    /// Entry with the client certificate for mutual TLS (e.g. `tls.crt`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = DATA_KEY_PATTERN))]
     pub cert_key: Option<String>,
-    /// Entry with the client private key for mutual TLS.
+    /// Entry with the client private key for mutual TLS (e.g. `tls.key`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = DATA_KEY_PATTERN))]
     pub key_key: Option<String>,
 }
+
+impl TlsSecretRef {
+    /// The CA entry, `ca.crt` unless set.
+    pub fn ca_key_or_default(&self) -> &str {
+        self.ca_key.as_deref().unwrap_or(DEFAULT_CA_KEY)
+    }
+}
+
+/// Default entry of a CA certificate in a Secret.
+pub const DEFAULT_CA_KEY: &str = "ca.crt";
+/// Default entry of the SASL username in a Secret.
+pub const DEFAULT_USERNAME_KEY: &str = "username";
+/// Default entry of the SASL password in a Secret.
+pub const DEFAULT_PASSWORD_KEY: &str = "password";
 
 /// One entry of a Secret.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretKeyRef {
     /// Secret name, in the resource's namespace.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN_PATTERN))]
     pub name: String,
     /// Entry name (default `ca.crt`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = DATA_KEY_PATTERN))]
     pub key: Option<String>,
+}
+
+impl SecretKeyRef {
+    /// The entry, `ca.crt` unless set.
+    pub fn key_or_default(&self) -> &str {
+        self.key.as_deref().unwrap_or(DEFAULT_CA_KEY)
+    }
 }
 
 /// A Secret with SASL credentials.
@@ -101,17 +141,31 @@ pub struct SecretKeyRef {
 #[serde(rename_all = "camelCase")]
 pub struct SaslSecretRef {
     /// Secret name, in the resource's namespace.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN_PATTERN))]
     pub name: String,
     /// PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (default SCRAM-SHA-512).
     #[serde(default)]
     pub mechanism: SaslMechanism,
     /// Entry with the username (default `username`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = DATA_KEY_PATTERN))]
     pub username_key: Option<String>,
     /// Entry with the password (default `password`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = DATA_KEY_PATTERN))]
     pub password_key: Option<String>,
+}
+
+impl SaslSecretRef {
+    /// The username entry, `username` unless set.
+    pub fn username_key_or_default(&self) -> &str {
+        self.username_key.as_deref().unwrap_or(DEFAULT_USERNAME_KEY)
+    }
+
+    /// The password entry, `password` unless set.
+    pub fn password_key_or_default(&self) -> &str {
+        self.password_key.as_deref().unwrap_or(DEFAULT_PASSWORD_KEY)
+    }
 }
 
 /// Kafka's `sasl.mechanism`.
@@ -148,16 +202,23 @@ impl SaslMechanism {
 #[x_kube(validation = Rule::new("self.storageType != 'pvc' || has(self.pvc)").message("storage.pvc is required when storageType is pvc").reason(Reason::FieldValueRequired))]
 #[x_kube(validation = Rule::new("!(self.storageType in ['configMap', 'configmap']) || has(self.configMap)").message("storage.configMap is required when storageType is configMap").reason(Reason::FieldValueRequired))]
 pub struct StorageSpec {
-    /// pvc, s3, azure, gcs or configMap (`configmap` is accepted as an alias).
+    /// pvc, s3, azure, gcs or configMap (`configmap` is accepted as an alias). Only the block
+    /// of the chosen type is used; the others may be present and are ignored.
     pub storage_type: StorageType,
+    /// A PersistentVolumeClaim, mounted into the worker at `/var/lib/tidemark`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pvc: Option<PvcStorage>,
+    /// An S3 bucket (or an S3-compatible store).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3: Option<S3Storage>,
+    /// An Azure Blob Storage container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub azure: Option<AzureStorage>,
+    /// A Google Cloud Storage bucket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gcs: Option<GcsStorage>,
+    /// A ConfigMap in the resource's namespace, one `<snapshotId>.json` entry per snapshot (for
+    /// small snapshots: a ConfigMap holds at most 1 MiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map: Option<ConfigMapStorage>,
 }
@@ -187,30 +248,41 @@ impl StorageType {
 }
 
 /// A PersistentVolumeClaim mounted into the worker.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PvcStorage {
     /// Claim name, in the resource's namespace.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN_PATTERN))]
     pub claim_name: String,
-    /// Folder inside the volume (default: its root).
+    /// Folder inside the volume, relative (default: its root).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[^.][^\x00]*$"))]
+    #[schemars(
+        length(min = 1, max = 1024),
+        regex(pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._/-]*$")
+    )]
+    #[x_kube(validation = Rule::new("!self.contains('..')").message("storage.pvc.path must not contain '..'"))]
     pub path: Option<String>,
 }
 
 /// An S3 bucket (or an S3-compatible store).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.endpoint) || !self.endpoint.startsWith('http://') || (has(self.allowHttp) && self.allowHttp)").message("storage.s3.allowHttp must be true to use a plain-HTTP endpoint").reason(Reason::FieldValueInvalid))]
 pub struct S3Storage {
+    /// Bucket name.
     #[schemars(length(min = 3, max = 63))]
     pub bucket: String,
+    /// Region (default: the worker's `AWS_REGION`, else `us-east-1`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
     pub region: Option<String>,
+    /// Folder inside the bucket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
     pub prefix: Option<String>,
     /// Custom endpoint URL (MinIO, Ceph, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 8, max = 2048), regex(pattern = r"^https?://[^\s]+$"))]
     pub endpoint: Option<String>,
     /// Path-style requests (endpoint/bucket/key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -218,8 +290,8 @@ pub struct S3Storage {
     /// Allow a plain-HTTP endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_http: Option<bool>,
-    /// Secret with `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` entries (default: the pod's
-    /// identity, e.g. IRSA).
+    /// Secret with `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` entries, all given to the worker
+    /// as environment variables (default: the pod's identity, e.g. IRSA).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret: Option<CredentialsSecretRef>,
 }
@@ -228,17 +300,23 @@ pub struct S3Storage {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AzureStorage {
+    /// Container name.
     #[schemars(length(min = 3, max = 63))]
     pub container: String,
-    /// Storage account name.
+    /// Storage account name (given to the worker as `AZURE_STORAGE_ACCOUNT_NAME`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-z0-9]{3,24}$"))]
     pub account_name: Option<String>,
+    /// Folder inside the container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
     pub prefix: Option<String>,
-    /// Custom endpoint URL.
+    /// Custom endpoint URL (given to the worker as `AZURE_STORAGE_ENDPOINT`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 8, max = 2048), regex(pattern = r"^https?://[^\s]+$"))]
     pub endpoint: Option<String>,
-    /// Secret with an `AZURE_STORAGE_ACCOUNT_KEY` (or SAS) entry (default: workload identity).
+    /// Secret with an `AZURE_STORAGE_ACCOUNT_KEY` (or `AZURE_STORAGE_SAS_KEY`) entry (default:
+    /// workload identity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret: Option<CredentialsSecretRef>,
 }
@@ -247,11 +325,15 @@ pub struct AzureStorage {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GcsStorage {
+    /// Bucket name.
     #[schemars(length(min = 3, max = 222))]
     pub bucket: String,
+    /// Folder inside the bucket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
     pub prefix: Option<String>,
-    /// Secret with a service-account JSON key (default: workload identity).
+    /// Secret with a `GOOGLE_SERVICE_ACCOUNT_KEY` entry holding a service-account JSON key
+    /// (default: workload identity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret: Option<CredentialsSecretRef>,
 }
@@ -260,7 +342,8 @@ pub struct GcsStorage {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConfigMapStorage {
-    #[schemars(length(min = 1, max = 253))]
+    /// ConfigMap name, in the resource's namespace (created by the worker if missing).
+    #[schemars(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN_PATTERN))]
     pub name: String,
 }
 
@@ -268,7 +351,8 @@ pub struct ConfigMapStorage {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CredentialsSecretRef {
-    #[schemars(length(min = 1, max = 253))]
+    /// Secret name, in the resource's namespace.
+    #[schemars(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN_PATTERN))]
     pub name: String,
 }
 
@@ -280,11 +364,11 @@ pub struct JobOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 100))]
     pub backoff_limit: Option<i32>,
-    /// Upper bound on the Job's run time.
+    /// Upper bound on the Job's run time, in seconds (default: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub active_deadline_seconds: Option<i64>,
-    /// How long a finished Job is kept (default 86400).
+    /// How long a finished Job is kept, in seconds (default 86400).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub ttl_seconds_after_finished: Option<i32>,
@@ -292,3 +376,18 @@ pub struct JobOptions {
 
 /// Compute resources of the worker container.
 pub type Resources = Option<ResourceRequirements>;
+
+impl SecurityProtocol {
+    /// Whether the protocol authenticates with SASL.
+    pub fn uses_sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }
+
+    /// Whether the protocol encrypts with TLS.
+    pub fn uses_tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+}

@@ -1,0 +1,823 @@
+//! The worker Job of one KafkaOffsetRollback run: `tidemark run --task
+//! /etc/tidemark/task/task.yaml` in a locked-down, non-root pod, with the task ConfigMap, TLS
+//! Secrets and PVC storage mounted, SASL credentials as `secretKeyRef` env, cloud credentials
+//! via `envFrom`, and a controller owner reference to the resource. Secret values never appear.
+
+use k8s_openapi::api::batch::v1::{
+    Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement,
+    PodFailurePolicyOnPodConditionsPattern, PodFailurePolicyRule,
+};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvFromSource, EnvVar,
+    EnvVarSource, KeyToPath, LocalObjectReference, PersistentVolumeClaimVolumeSource,
+    PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, SecretEnvSource,
+    SecretKeySelector, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::task::{task_config_map_name, COMPONENT};
+use super::{child_name, labels, name, namespace, owner_reference, Error, RunId};
+use super::{CA_DIR, DATA_DIR, TASK_DIR, TASK_FILE_NAME, TASK_PATH, TLS_DIR};
+use crate::config::OperatorConfig;
+use crate::crd::common::{CredentialsSecretRef, KafkaClusterSpec, StorageSpec, StorageType};
+use crate::crd::rollback::Operation;
+use crate::crd::KafkaOffsetRollback;
+
+/// Name of the worker container (and of the exit-code rules of the pod failure policy).
+pub const CONTAINER_NAME: &str = "tidemark";
+/// UID and GID the worker runs as (the image's non-root user).
+pub const WORKER_UID: i64 = 65532;
+/// Where the container writes its result (the operator reads it from the pod status).
+pub const TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
+/// Mode of mounted Secret files: readable by the owner and by the pod's `fsGroup`.
+const SECRET_FILE_MODE: i32 = 0o440;
+
+/// Worker exit codes that no retry can fix (invalid input, snapshot or group not found, SASL
+/// authentication failed, malformed snapshot, verification differences, TLS setup): the pod
+/// failure policy fails the Job at once instead of spending `backoffLimit` on them.
+pub const PERMANENT_EXIT_CODES: [i32; 7] = [2, 3, 4, 6, 8, 11, 13];
+
+/// Environment variable with the SASL username.
+pub const ENV_KAFKA_USERNAME: &str = "KAFKA_USERNAME";
+/// Environment variable with the SASL password.
+pub const ENV_KAFKA_PASSWORD: &str = "KAFKA_PASSWORD";
+/// Environment variable with the SASL mechanism (also in the task).
+pub const ENV_KAFKA_SASL_MECHANISM: &str = "KAFKA_SASL_MECHANISM";
+
+/// Name of the Job of `cr_name`'s run `run`: `<cr>-<run>` (≤ 63 characters).
+pub fn job_name(cr_name: &str, run: RunId) -> String {
+    child_name(cr_name, &run.to_string())
+}
+
+/// The worker Job of `cr`'s run `run`.
+pub fn job(cr: &KafkaOffsetRollback, run: RunId, config: &OperatorConfig) -> Result<Job, Error> {
+    let cr_name = name(cr)?;
+    let spec = &cr.spec;
+    let labels = labels(cr, COMPONENT, run);
+
+    let mut volumes = vec![
+        Volume {
+            name: "task".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: task_config_map_name(&cr_name, run),
+                items: Some(vec![KeyToPath {
+                    key: TASK_FILE_NAME.into(),
+                    path: TASK_FILE_NAME.into(),
+                    mode: None,
+                }]),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+        Volume {
+            name: "tmp".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        },
+    ];
+    let mut mounts = vec![mount("task", TASK_DIR, true), mount("tmp", "/tmp", false)];
+    let mut env = Vec::new();
+    let mut env_from = Vec::new();
+
+    // delete works on storage only: no Kafka connection, so no Kafka credentials either.
+    if let Some(cluster) = spec
+        .kafka_cluster
+        .as_ref()
+        .filter(|_| spec.operation != Operation::Delete)
+    {
+        kafka_wiring(cluster, &mut volumes, &mut mounts, &mut env);
+    }
+    storage_wiring(
+        &spec.storage,
+        &mut volumes,
+        &mut mounts,
+        &mut env,
+        &mut env_from,
+    );
+    let uses_api = matches!(
+        spec.storage.storage_type.normalized(),
+        StorageType::ConfigMap
+    );
+
+    let job_options = spec.job.clone().unwrap_or_default();
+    let defaults = &config.job_defaults;
+    let container = Container {
+        name: CONTAINER_NAME.into(),
+        image: Some(config.worker_image.clone()),
+        image_pull_policy: Some(config.image_pull_policy.clone()),
+        command: Some(vec!["tidemark".into()]),
+        args: Some(vec!["run".into(), "--task".into(), TASK_PATH.into()]),
+        env: (!env.is_empty()).then_some(env),
+        env_from: (!env_from.is_empty()).then_some(env_from),
+        resources: Some(
+            spec.resources
+                .clone()
+                .unwrap_or_else(|| config.default_resources.clone()),
+        ),
+        volume_mounts: Some(mounts),
+        termination_message_path: Some(TERMINATION_MESSAGE_PATH.into()),
+        termination_message_policy: Some("File".into()),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: None,
+            }),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    };
+
+    Ok(Job {
+        metadata: ObjectMeta {
+            name: Some(job_name(&cr_name, run)),
+            namespace: Some(namespace(cr)?),
+            labels: Some(labels.clone()),
+            owner_references: Some(vec![owner_reference(cr)?]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(job_options.backoff_limit.unwrap_or(defaults.backoff_limit)),
+            active_deadline_seconds: job_options
+                .active_deadline_seconds
+                .or(defaults.active_deadline_seconds),
+            ttl_seconds_after_finished: Some(
+                job_options
+                    .ttl_seconds_after_finished
+                    .unwrap_or(defaults.ttl_seconds_after_finished),
+            ),
+            pod_failure_policy: Some(pod_failure_policy()),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    service_account_name: Some(config.worker_service_account.clone()),
+                    // The token is mounted only when the worker talks to the API server.
+                    automount_service_account_token: Some(uses_api),
+                    enable_service_links: Some(false),
+                    image_pull_secrets: (!config.image_pull_secrets.is_empty()).then(|| {
+                        config
+                            .image_pull_secrets
+                            .iter()
+                            .map(|name| LocalObjectReference { name: name.clone() })
+                            .collect()
+                    }),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(WORKER_UID),
+                        run_as_group: Some(WORKER_UID),
+                        fs_group: Some(WORKER_UID),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            localhost_profile: None,
+                        }),
+                        ..PodSecurityContext::default()
+                    }),
+                    containers: vec![container],
+                    volumes: Some(volumes),
+                    ..PodSpec::default()
+                }),
+            },
+            ..JobSpec::default()
+        }),
+        ..Job::default()
+    })
+}
+
+/// Evictions and preemptions do not count as failures; permanent worker errors fail the Job.
+fn pod_failure_policy() -> PodFailurePolicy {
+    PodFailurePolicy {
+        rules: vec![
+            PodFailurePolicyRule {
+                action: "Ignore".into(),
+                on_pod_conditions: Some(vec![PodFailurePolicyOnPodConditionsPattern {
+                    type_: "DisruptionTarget".into(),
+                    status: "True".into(),
+                }]),
+                on_exit_codes: None,
+            },
+            PodFailurePolicyRule {
+                action: "FailJob".into(),
+                on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
+                    container_name: Some(CONTAINER_NAME.into()),
+                    operator: "In".into(),
+                    values: PERMANENT_EXIT_CODES.to_vec(),
+                }),
+                on_pod_conditions: None,
+            },
+        ],
+    }
+}
+
+/// TLS Secrets as read-only files (the task's `ssl*Location`s point at them) and SASL
+/// credentials as `secretKeyRef` env, exactly as [`super::task::kafka_target`] expects.
+fn kafka_wiring(
+    cluster: &KafkaClusterSpec,
+    volumes: &mut Vec<Volume>,
+    mounts: &mut Vec<VolumeMount>,
+    env: &mut Vec<EnvVar>,
+) {
+    let protocol = cluster.security_protocol;
+    if protocol.uses_tls() {
+        if let Some(tls) = &cluster.tls_secret {
+            let mut items = Vec::new();
+            if cluster.ca_secret.is_none() {
+                items.push(key_to_path(tls.ca_key_or_default(), "ca.crt"));
+            }
+            if let (Some(cert), Some(key)) = (&tls.cert_key, &tls.key_key) {
+                items.push(key_to_path(cert, "tls.crt"));
+                items.push(key_to_path(key, "tls.key"));
+            }
+            if !items.is_empty() {
+                volumes.push(secret_volume("kafka-tls", &tls.name, items));
+                mounts.push(mount("kafka-tls", TLS_DIR, true));
+            }
+        }
+        if let Some(ca) = &cluster.ca_secret {
+            volumes.push(secret_volume(
+                "kafka-ca",
+                &ca.name,
+                vec![key_to_path(ca.key_or_default(), "ca.crt")],
+            ));
+            mounts.push(mount("kafka-ca", CA_DIR, true));
+        }
+    }
+    if protocol.uses_sasl() {
+        if let Some(sasl) = &cluster.sasl_secret {
+            env.push(secret_env(
+                ENV_KAFKA_USERNAME,
+                &sasl.name,
+                sasl.username_key_or_default(),
+            ));
+            env.push(secret_env(
+                ENV_KAFKA_PASSWORD,
+                &sasl.name,
+                sasl.password_key_or_default(),
+            ));
+            env.push(plain_env(ENV_KAFKA_SASL_MECHANISM, sasl.mechanism.as_str()));
+        }
+    }
+}
+
+/// The PVC volume, the cloud credentials Secret (`envFrom`) and the non-secret Azure settings
+/// the task has no field for.
+fn storage_wiring(
+    storage: &StorageSpec,
+    volumes: &mut Vec<Volume>,
+    mounts: &mut Vec<VolumeMount>,
+    env: &mut Vec<EnvVar>,
+    env_from: &mut Vec<EnvFromSource>,
+) {
+    let mut credentials: Option<&CredentialsSecretRef> = None;
+    match storage.storage_type.normalized() {
+        StorageType::Pvc => {
+            if let Some(pvc) = &storage.pvc {
+                volumes.push(Volume {
+                    name: "storage".into(),
+                    persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                        claim_name: pvc.claim_name.clone(),
+                        read_only: None,
+                    }),
+                    ..Volume::default()
+                });
+                mounts.push(mount("storage", DATA_DIR, false));
+            }
+        }
+        StorageType::S3 => {
+            credentials = storage
+                .s3
+                .as_ref()
+                .and_then(|s| s.credentials_secret.as_ref())
+        }
+        StorageType::Gcs => {
+            credentials = storage
+                .gcs
+                .as_ref()
+                .and_then(|s| s.credentials_secret.as_ref())
+        }
+        StorageType::Azure => {
+            if let Some(azure) = &storage.azure {
+                if let Some(account) = &azure.account_name {
+                    env.push(plain_env("AZURE_STORAGE_ACCOUNT_NAME", account));
+                }
+                if let Some(endpoint) = &azure.endpoint {
+                    env.push(plain_env("AZURE_STORAGE_ENDPOINT", endpoint));
+                }
+                credentials = azure.credentials_secret.as_ref();
+            }
+        }
+        StorageType::ConfigMap | StorageType::ConfigMapLower => {}
+    }
+    if let Some(secret) = credentials {
+        env_from.push(EnvFromSource {
+            secret_ref: Some(SecretEnvSource {
+                name: secret.name.clone(),
+                optional: Some(false),
+            }),
+            ..EnvFromSource::default()
+        });
+    }
+}
+
+fn mount(volume: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: volume.into(),
+        mount_path: path.into(),
+        read_only: read_only.then_some(true),
+        ..VolumeMount::default()
+    }
+}
+
+fn key_to_path(key: &str, path: &str) -> KeyToPath {
+    KeyToPath {
+        key: key.into(),
+        path: path.into(),
+        mode: None,
+    }
+}
+
+fn secret_volume(volume: &str, secret: &str, items: Vec<KeyToPath>) -> Volume {
+    Volume {
+        name: volume.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret.into()),
+            items: Some(items),
+            default_mode: Some(SECRET_FILE_MODE),
+            optional: Some(false),
+        }),
+        ..Volume::default()
+    }
+}
+
+fn secret_env(var: &str, secret: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: var.into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.into(),
+                key: key.into(),
+                optional: Some(false),
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+fn plain_env(var: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: var.into(),
+        value: Some(value.into()),
+        ..EnvVar::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::super::fixtures::*;
+    use super::super::task::task_config_map;
+    use super::*;
+
+    fn env_map(container: &Container) -> BTreeMap<String, EnvVar> {
+        container
+            .env
+            .iter()
+            .flatten()
+            .map(|e| (e.name.clone(), e.clone()))
+            .collect()
+    }
+
+    const RUN: RunId = RunId {
+        generation: 1,
+        run: 0,
+    };
+
+    fn build(yaml: &str) -> Job {
+        job(&korb(yaml), RUN, &OperatorConfig::default()).expect("builds")
+    }
+
+    fn pod(job: &Job) -> &PodSpec {
+        job.spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .expect("pod spec")
+    }
+
+    fn container(job: &Job) -> &Container {
+        &pod(job).containers[0]
+    }
+
+    fn mounts(job: &Job) -> BTreeMap<String, (String, bool)> {
+        container(job)
+            .volume_mounts
+            .iter()
+            .flatten()
+            .map(|m| {
+                (
+                    m.mount_path.clone(),
+                    (m.name.clone(), m.read_only.unwrap_or(false)),
+                )
+            })
+            .collect()
+    }
+
+    fn volume<'a>(job: &'a Job, name: &str) -> &'a Volume {
+        pod(job)
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == name)
+            .unwrap_or_else(|| panic!("no volume {name}"))
+    }
+
+    fn secret_ref(env: &EnvVar) -> (&str, &str) {
+        let r = env
+            .value_from
+            .as_ref()
+            .and_then(|v| v.secret_key_ref.as_ref())
+            .expect("secretKeyRef");
+        (r.name.as_str(), r.key.as_str())
+    }
+
+    #[test]
+    fn every_seed_example_builds_a_locked_down_job() {
+        for yaml in [
+            PRE_MIGRATION_SNAPSHOT,
+            FULL_SPECIFICATION,
+            CREATE_SNAPSHOT,
+            EMERGENCY_ROLLBACK,
+            VERIFY_ROLLBACK,
+            QUICK_SNAPSHOT,
+            DELETE_SNAPSHOT,
+            CLEANUP_OLD_SNAPSHOT,
+            MTLS_PVC,
+        ] {
+            let cr = korb(yaml);
+            let job = build(yaml);
+            let cr_name = cr.metadata.name.clone().expect("name");
+            let name = job.metadata.name.clone().expect("job name");
+            assert_eq!(name, format!("{cr_name}-g1-r0"));
+            assert!(name.len() <= 63);
+            assert_eq!(job.metadata.namespace, cr.metadata.namespace);
+
+            let owner = &job.metadata.owner_references.as_ref().expect("owner")[0];
+            assert_eq!(
+                (owner.kind.as_str(), owner.name.as_str()),
+                ("KafkaOffsetRollback", cr_name.as_str())
+            );
+            assert_eq!(owner.controller, Some(true));
+            assert_eq!(owner.block_owner_deletion, Some(true));
+
+            let labels = job.metadata.labels.as_ref().expect("labels");
+            for (k, v) in [
+                ("app.kubernetes.io/name", "tidemark"),
+                ("app.kubernetes.io/instance", cr_name.as_str()),
+                ("app.kubernetes.io/component", "offset-rollback"),
+                ("app.kubernetes.io/managed-by", "tidemark-operator"),
+                ("tidemark.dev/owner-kind", "KafkaOffsetRollback"),
+                ("tidemark.dev/owner-name", cr_name.as_str()),
+                ("tidemark.dev/run", "g1-r0"),
+            ] {
+                assert_eq!(labels.get(k).map(String::as_str), Some(v), "{k}");
+            }
+            let template = &job.spec.as_ref().expect("spec").template;
+            assert_eq!(
+                template.metadata.as_ref().and_then(|m| m.labels.as_ref()),
+                Some(labels)
+            );
+
+            let c = container(&job);
+            assert_eq!(c.command.as_deref(), Some(&["tidemark".to_string()][..]));
+            assert_eq!(
+                c.args.clone().expect("args"),
+                ["run", "--task", "/etc/tidemark/task/task.yaml"]
+            );
+            assert_eq!(
+                c.termination_message_path.as_deref(),
+                Some("/dev/termination-log")
+            );
+            assert_eq!(c.termination_message_policy.as_deref(), Some("File"));
+            let sc = c
+                .security_context
+                .as_ref()
+                .expect("container securityContext");
+            assert_eq!(sc.read_only_root_filesystem, Some(true));
+            assert_eq!(sc.allow_privilege_escalation, Some(false));
+            assert_eq!(sc.run_as_non_root, Some(true));
+            assert_eq!(
+                sc.capabilities.as_ref().and_then(|c| c.drop.clone()),
+                Some(vec!["ALL".to_string()])
+            );
+
+            let p = pod(&job);
+            assert_eq!(p.restart_policy.as_deref(), Some("Never"));
+            assert_eq!(p.service_account_name.as_deref(), Some("tidemark-worker"));
+            let psc = p.security_context.as_ref().expect("pod securityContext");
+            assert_eq!(psc.run_as_non_root, Some(true));
+            assert_eq!(psc.run_as_user, Some(65532));
+            assert_eq!(psc.fs_group, Some(65532));
+            assert_eq!(
+                psc.seccomp_profile.as_ref().map(|s| s.type_.as_str()),
+                Some("RuntimeDefault")
+            );
+
+            let m = mounts(&job);
+            assert_eq!(m["/etc/tidemark/task"], ("task".to_string(), true));
+            assert_eq!(m["/tmp"], ("tmp".to_string(), false));
+            let task_volume = volume(&job, "task").config_map.as_ref().expect("configMap");
+            assert_eq!(task_volume.name, format!("{cr_name}-task-g1-r0"));
+            assert!(volume(&job, "tmp").empty_dir.is_some());
+
+            // The task ConfigMap the Job mounts is the one the task builder makes.
+            let cm = task_config_map(&cr, RUN).expect("task config map");
+            assert_eq!(cm.metadata.name.as_ref(), Some(&task_volume.name));
+        }
+    }
+
+    #[test]
+    fn sasl_credentials_are_secret_key_refs_with_default_keys() {
+        let job = build(PRE_MIGRATION_SNAPSHOT);
+        let env = env_map(container(&job));
+        assert_eq!(
+            secret_ref(&env["KAFKA_USERNAME"]),
+            ("kafka-credentials", "username")
+        );
+        assert_eq!(
+            secret_ref(&env["KAFKA_PASSWORD"]),
+            ("kafka-credentials", "password")
+        );
+        assert_eq!(
+            env["KAFKA_SASL_MECHANISM"].value.as_deref(),
+            Some("SCRAM-SHA-256")
+        );
+        assert!(env["KAFKA_PASSWORD"].value.is_none());
+        // No TLS Secret: the system CAs are used; no extra mounts.
+        assert_eq!(mounts(&job).len(), 2);
+        assert_eq!(pod(&job).automount_service_account_token, Some(false));
+        assert!(container(&job).env_from.is_none());
+    }
+
+    #[test]
+    fn custom_sasl_keys_are_honoured() {
+        let yaml = PRE_MIGRATION_SNAPSHOT.replace(
+            "      mechanism: SCRAM-SHA-256",
+            "      mechanism: PLAIN\n      usernameKey: user\n      passwordKey: pass",
+        );
+        let env = env_map(container(&build(&yaml)));
+        assert_eq!(
+            secret_ref(&env["KAFKA_USERNAME"]),
+            ("kafka-credentials", "user")
+        );
+        assert_eq!(
+            secret_ref(&env["KAFKA_PASSWORD"]),
+            ("kafka-credentials", "pass")
+        );
+        assert_eq!(env["KAFKA_SASL_MECHANISM"].value.as_deref(), Some("PLAIN"));
+    }
+
+    #[test]
+    fn full_specification_mounts_the_ca_and_takes_resources_and_job_options() {
+        let job = build(FULL_SPECIFICATION);
+        assert_eq!(
+            mounts(&job)["/etc/tidemark/tls"],
+            ("kafka-tls".to_string(), true)
+        );
+        let tls = volume(&job, "kafka-tls").secret.as_ref().expect("secret");
+        assert_eq!(tls.secret_name.as_deref(), Some("kafka-tls"));
+        assert_eq!(tls.default_mode, Some(0o440));
+        let items = tls.items.as_ref().expect("items");
+        assert_eq!(items.len(), 1);
+        assert_eq!(
+            (items[0].key.as_str(), items[0].path.as_str()),
+            ("ca.crt", "ca.crt")
+        );
+
+        let resources = container(&job).resources.as_ref().expect("resources");
+        let limits = resources.limits.as_ref().expect("limits");
+        assert_eq!(limits["cpu"].0, "200m");
+        assert_eq!(limits["memory"].0, "256Mi");
+        assert_eq!(
+            resources.requests.as_ref().expect("requests")["cpu"].0,
+            "100m"
+        );
+
+        let spec = job.spec.as_ref().expect("spec");
+        assert_eq!(spec.backoff_limit, Some(3));
+        assert_eq!(spec.active_deadline_seconds, Some(600));
+        assert_eq!(spec.ttl_seconds_after_finished, Some(3600));
+        // The unused configMap block does not turn on API access.
+        assert_eq!(pod(&job).automount_service_account_token, Some(false));
+    }
+
+    #[test]
+    fn defaults_come_from_the_operator_config() {
+        let job = build(QUICK_SNAPSHOT);
+        let spec = job.spec.as_ref().expect("spec");
+        assert_eq!(spec.backoff_limit, Some(3));
+        assert_eq!(spec.active_deadline_seconds, None);
+        assert_eq!(spec.ttl_seconds_after_finished, Some(86400));
+        let c = container(&job);
+        assert_eq!(
+            c.resources.as_ref(),
+            Some(&crate::config::default_resources())
+        );
+        assert_eq!(
+            c.image.as_deref(),
+            Some(
+                format!(
+                    "ghcr.io/tidemark-dev/tidemark:{}",
+                    env!("CARGO_PKG_VERSION")
+                )
+                .as_str()
+            )
+        );
+        assert_eq!(c.image_pull_policy.as_deref(), Some("IfNotPresent"));
+        assert!(c.env.is_none(), "PLAINTEXT and a ConfigMap need no env");
+
+        let config = OperatorConfig {
+            worker_image: "registry.local/tidemark:dev".into(),
+            image_pull_policy: "Always".into(),
+            image_pull_secrets: vec!["regcred".into()],
+            worker_service_account: "kafka-ops".into(),
+            job_defaults: crate::config::JobDefaults {
+                backoff_limit: 1,
+                active_deadline_seconds: Some(300),
+                ttl_seconds_after_finished: 60,
+            },
+            ..OperatorConfig::default()
+        };
+        let job = super::job(&korb(QUICK_SNAPSHOT), RUN, &config).expect("builds");
+        let spec = job.spec.as_ref().expect("spec");
+        assert_eq!(
+            (
+                spec.backoff_limit,
+                spec.active_deadline_seconds,
+                spec.ttl_seconds_after_finished
+            ),
+            (Some(1), Some(300), Some(60))
+        );
+        assert_eq!(
+            container(&job).image.as_deref(),
+            Some("registry.local/tidemark:dev")
+        );
+        assert_eq!(pod(&job).service_account_name.as_deref(), Some("kafka-ops"));
+        assert_eq!(
+            pod(&job).image_pull_secrets.as_ref().expect("pull secrets")[0].name,
+            "regcred"
+        );
+    }
+
+    #[test]
+    fn config_map_storage_mounts_the_service_account_token() {
+        for yaml in [
+            CREATE_SNAPSHOT,
+            QUICK_SNAPSHOT,
+            DELETE_SNAPSHOT,
+            CLEANUP_OLD_SNAPSHOT,
+        ] {
+            assert_eq!(
+                pod(&build(yaml)).automount_service_account_token,
+                Some(true)
+            );
+        }
+        for yaml in [PRE_MIGRATION_SNAPSHOT, VERIFY_ROLLBACK, MTLS_PVC] {
+            assert_eq!(
+                pod(&build(yaml)).automount_service_account_token,
+                Some(false)
+            );
+        }
+    }
+
+    #[test]
+    fn delete_gets_no_kafka_credentials() {
+        let yaml = DELETE_SNAPSHOT.replace(
+            "      - kafka:9092\n",
+            "      - kafka:9092\n    securityProtocol: SASL_SSL\n    saslSecret: {name: kafka-credentials}\n",
+        );
+        let job = build(&yaml);
+        assert!(container(&job).env.is_none());
+        assert_eq!(mounts(&job).len(), 2);
+    }
+
+    #[test]
+    fn mutual_tls_ca_secret_and_pvc_are_mounted() {
+        let job = build(MTLS_PVC);
+        let m = mounts(&job);
+        assert_eq!(m["/etc/tidemark/tls"], ("kafka-tls".to_string(), true));
+        assert_eq!(m["/etc/tidemark/ca"], ("kafka-ca".to_string(), true));
+        assert_eq!(m["/var/lib/tidemark"], ("storage".to_string(), false));
+
+        let tls = volume(&job, "kafka-tls").secret.as_ref().expect("secret");
+        let items: Vec<(&str, &str)> = tls
+            .items
+            .iter()
+            .flatten()
+            .map(|i| (i.key.as_str(), i.path.as_str()))
+            .collect();
+        // The CA comes from caSecret, so tlsSecret only provides the client pair.
+        assert_eq!(items, [("tls.crt", "tls.crt"), ("tls.key", "tls.key")]);
+        let ca = volume(&job, "kafka-ca").secret.as_ref().expect("secret");
+        assert_eq!(ca.secret_name.as_deref(), Some("cluster-ca"));
+        let ca_items = ca.items.as_ref().expect("items");
+        assert_eq!(
+            (ca_items[0].key.as_str(), ca_items[0].path.as_str()),
+            ("ca.pem", "ca.crt")
+        );
+
+        let pvc = volume(&job, "storage")
+            .persistent_volume_claim
+            .as_ref()
+            .expect("pvc");
+        assert_eq!(pvc.claim_name, "offset-backups");
+        assert!(container(&job).env.is_none(), "SSL without SASL has no env");
+    }
+
+    #[test]
+    fn cloud_credentials_come_from_env_from() {
+        let yaml = PRE_MIGRATION_SNAPSHOT.replace(
+            "      prefix: offset-snapshots",
+            "      prefix: offset-snapshots\n      credentialsSecret: {name: s3-credentials}",
+        );
+        let job = build(&yaml);
+        let from = container(&job).env_from.clone().expect("envFrom");
+        assert_eq!(from.len(), 1);
+        assert_eq!(
+            from[0].secret_ref.as_ref().map(|s| s.name.as_str()),
+            Some("s3-credentials")
+        );
+
+        let azure = QUICK_SNAPSHOT.replace(
+            "    storageType: configMap\n    configMap:\n      name: offset-snapshots",
+            "    storageType: azure\n    azure:\n      container: snaps\n      accountName: tidemarkprod\n      credentialsSecret: {name: azure-key}",
+        );
+        let job = build(&azure);
+        let c = container(&job);
+        assert_eq!(
+            env_map(c)["AZURE_STORAGE_ACCOUNT_NAME"].value.as_deref(),
+            Some("tidemarkprod")
+        );
+        assert_eq!(
+            c.env_from.as_ref().expect("envFrom")[0]
+                .secret_ref
+                .as_ref()
+                .map(|s| s.name.as_str()),
+            Some("azure-key")
+        );
+    }
+
+    #[test]
+    fn permanent_failures_fail_the_job_and_evictions_are_ignored() {
+        let job = build(EMERGENCY_ROLLBACK);
+        let policy = job
+            .spec
+            .as_ref()
+            .and_then(|s| s.pod_failure_policy.as_ref())
+            .expect("policy");
+        assert_eq!(policy.rules[0].action, "Ignore");
+        assert_eq!(policy.rules[1].action, "FailJob");
+        let codes = policy.rules[1].on_exit_codes.as_ref().expect("exit codes");
+        assert_eq!(codes.container_name.as_deref(), Some("tidemark"));
+        assert_eq!(codes.values, [2, 3, 4, 6, 8, 11, 13]);
+    }
+
+    #[test]
+    fn no_secret_value_appears_in_the_job_or_task() {
+        // The only way a secret could reach the operator is inline in the spec; the password
+        // properties are dropped and Secrets are only referenced by name and key.
+        let sentinel = "s3ntinel-Pa55w0rd";
+        let yaml = FULL_SPECIFICATION.replace(
+            "      - kafka-1.kafka.svc:9092\n",
+            &format!(
+                "      - kafka-1.kafka.svc:9092\n    properties:\n      sasl.password: {sentinel}\n      sasl.jaas.config: 'org.apache.kafka.common.security.scram.ScramLoginModule required username=\"u\" password=\"{sentinel}\";'\n      ssl.key.password: {sentinel}\n"
+            ),
+        );
+        let cr = korb(&yaml);
+        let job_yaml =
+            serde_yaml_ng::to_string(&job(&cr, RUN, &OperatorConfig::default()).expect("job"))
+                .expect("yaml");
+        let cm_yaml =
+            serde_yaml_ng::to_string(&task_config_map(&cr, RUN).expect("cm")).expect("yaml");
+        assert!(!job_yaml.contains(sentinel), "{job_yaml}");
+        assert!(!cm_yaml.contains(sentinel), "{cm_yaml}");
+        assert!(!cm_yaml.contains("password"), "{cm_yaml}");
+    }
+
+    #[test]
+    fn long_names_are_shortened() {
+        let long = "a".repeat(120);
+        let yaml = QUICK_SNAPSHOT.replace("name: quick-snapshot", &format!("name: {long}"));
+        let job = build(&yaml);
+        let name = job.metadata.name.expect("name");
+        assert!(name.len() <= 63, "{name}");
+        assert!(name.ends_with("-g1-r0"));
+        let labels = job.metadata.labels.expect("labels");
+        assert!(labels.values().all(|v| v.len() <= 63));
+    }
+}

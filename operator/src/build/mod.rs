@@ -1,0 +1,595 @@
+//! Pure builders of the children of a custom resource (one module per built kind), and what they
+//! share: the run id, child names, labels, the owner reference and the worker's file layout.
+//! Nothing here talks to the API server; the controller applies what these functions return.
+
+pub mod job;
+pub mod rbac;
+pub mod service_account;
+pub mod task;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::{Resource, ResourceExt};
+
+/// Field manager of every server-side apply the operator makes.
+pub const FIELD_MANAGER: &str = "tidemark-operator";
+
+/// Annotation holding a run counter: bump it (`kubectl annotate … tidemark.dev/run=2
+/// --overwrite`) to run an unchanged spec again.
+pub const RUN_ANNOTATION: &str = "tidemark.dev/run";
+/// Label naming the kind of the owning resource.
+pub const OWNER_KIND_LABEL: &str = "tidemark.dev/owner-kind";
+/// Label naming the owning resource (shortened with a hash past 63 characters).
+pub const OWNER_NAME_LABEL: &str = "tidemark.dev/owner-name";
+/// Label with the [`RunId`] a child belongs to.
+pub const RUN_LABEL: &str = "tidemark.dev/run";
+
+/// Where the task document is mounted in the worker.
+pub const TASK_DIR: &str = "/etc/tidemark/task";
+/// The entry of the task ConfigMap, and the file name under [`TASK_DIR`].
+pub const TASK_FILE_NAME: &str = "task.yaml";
+/// The `--task` argument of the worker.
+pub const TASK_PATH: &str = "/etc/tidemark/task/task.yaml";
+/// Where `kafkaCluster.tlsSecret` is mounted (`ca.crt`, `tls.crt`, `tls.key`).
+pub const TLS_DIR: &str = "/etc/tidemark/tls";
+/// Where `kafkaCluster.caSecret` is mounted (`ca.crt`).
+pub const CA_DIR: &str = "/etc/tidemark/ca";
+/// Where a `pvc` storage volume is mounted.
+pub const DATA_DIR: &str = "/var/lib/tidemark";
+
+/// Longest name of a child the operator creates: a DNS-1123 label, so that it also fits in a
+/// label value (a Job's pods carry its name in the `job-name` label).
+pub const MAX_CHILD_NAME: usize = 63;
+
+/// Why a child could not be built. Each variant is a spec or metadata problem the validation
+/// step reports first; the builders refuse rather than guess.
+#[derive(Debug)]
+pub enum Error {
+    /// The resource has no `metadata.name`, `metadata.namespace` or `metadata.uid`.
+    MissingMetadata(&'static str),
+    /// `metadata.annotations["tidemark.dev/run"]` is not a whole number.
+    InvalidRunAnnotation(String),
+    /// A block the spec needs is absent (e.g. `storage.s3` for storageType s3).
+    MissingField(&'static str),
+    /// The task document could not be serialized.
+    SerializeTask(serde_yaml_ng::Error),
+}
+
+impl Error {
+    /// A short stable label, for metrics and Events.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Error::MissingMetadata(_) => "missing_metadata",
+            Error::InvalidRunAnnotation(_) => "invalid_run_annotation",
+            Error::MissingField(_) => "missing_field",
+            Error::SerializeTask(_) => "serialize_task",
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::MissingMetadata(field) => {
+                write!(f, "failed to build: the resource has no {field}")
+            }
+            Error::InvalidRunAnnotation(value) => write!(
+                f,
+                "failed to build: annotation {RUN_ANNOTATION} is '{value}', not a whole number"
+            ),
+            Error::MissingField(field) => write!(f, "failed to build: {field} is required"),
+            Error::SerializeTask(e) => write!(f, "failed to serialize the task document: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::SerializeTask(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// One execution of a resource's operation: its `metadata.generation` and the
+/// [`RUN_ANNOTATION`] counter (0 when absent). A new spec or a bumped counter is a new run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RunId {
+    pub generation: i64,
+    pub run: u64,
+}
+
+impl RunId {
+    /// The run id of `obj` as it is now.
+    pub fn of<K: Resource>(obj: &K) -> Result<RunId, Error> {
+        let run = match obj.annotations().get(RUN_ANNOTATION) {
+            None => 0,
+            Some(value) => value
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| Error::InvalidRunAnnotation(value.clone()))?,
+        };
+        Ok(RunId {
+            generation: obj.meta().generation.unwrap_or(0),
+            run,
+        })
+    }
+}
+
+/// `g<generation>-r<run>`, e.g. `g3-r0`: used in child names and the [`RUN_LABEL`].
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "g{}-r{}", self.generation, self.run)
+    }
+}
+
+/// `<base>-<suffix>` as a DNS-1123 label of at most [`MAX_CHILD_NAME`] characters. Dots in
+/// `base` become `-`; when too long, `base` is cut and an 8-hex-digit hash of the whole base is
+/// added, so distinct long names stay distinct.
+pub fn child_name(base: &str, suffix: &str) -> String {
+    let clean: String = base
+        .chars()
+        .map(|c| {
+            if c == '.' {
+                '-'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect();
+    let full = format!("{clean}-{suffix}");
+    if full.len() <= MAX_CHILD_NAME {
+        return full;
+    }
+    let hash = format!("{:08x}", fnv1a(base.as_bytes()));
+    let room = MAX_CHILD_NAME.saturating_sub(suffix.len() + hash.len() + 2);
+    let cut = clean[..room.min(clean.len())].trim_end_matches('-');
+    format!("{cut}-{hash}-{suffix}")
+}
+
+/// A label value for `name` (≤ 63 characters, shortened with a hash like [`child_name`]).
+pub fn label_value(name: &str) -> String {
+    if name.len() <= MAX_CHILD_NAME {
+        return name.to_string();
+    }
+    let hash = format!("{:08x}", fnv1a(name.as_bytes()));
+    let cut = name[..MAX_CHILD_NAME - hash.len() - 1].trim_end_matches(['-', '.', '_']);
+    format!("{cut}-{hash}")
+}
+
+/// 32-bit FNV-1a: a stable, dependency-free hash for name suffixes (not for security).
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// Labels of every child of `obj` for one run: [`owner_labels`] plus [`RUN_LABEL`].
+pub fn labels<K>(obj: &K, component: &str, run: RunId) -> BTreeMap<String, String>
+where
+    K: Resource<DynamicType = ()>,
+{
+    let mut labels = owner_labels(obj, component);
+    labels.insert(RUN_LABEL.to_string(), run.to_string());
+    labels
+}
+
+/// Labels of a child of `obj` that outlives single runs (its worker Role): the
+/// `app.kubernetes.io/*` set plus [`OWNER_KIND_LABEL`] and [`OWNER_NAME_LABEL`].
+pub fn owner_labels<K>(obj: &K, component: &str) -> BTreeMap<String, String>
+where
+    K: Resource<DynamicType = ()>,
+{
+    let name = label_value(&obj.name_any());
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_string(), "tidemark".to_string()),
+        ("app.kubernetes.io/instance".to_string(), name.clone()),
+        (
+            "app.kubernetes.io/component".to_string(),
+            component.to_string(),
+        ),
+        (
+            "app.kubernetes.io/part-of".to_string(),
+            "tidemark".to_string(),
+        ),
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            FIELD_MANAGER.to_string(),
+        ),
+        (OWNER_KIND_LABEL.to_string(), K::kind(&()).to_string()),
+        (OWNER_NAME_LABEL.to_string(), name),
+    ])
+}
+
+/// The controller owner reference to `obj` (`controller: true`, `blockOwnerDeletion: true`), so
+/// its children are garbage-collected with it and re-trigger its reconcile.
+pub fn owner_reference<K>(obj: &K) -> Result<OwnerReference, Error>
+where
+    K: Resource<DynamicType = ()>,
+{
+    if obj.meta().name.is_none() {
+        return Err(Error::MissingMetadata("metadata.name"));
+    }
+    let owner = obj
+        .controller_owner_ref(&())
+        .ok_or(Error::MissingMetadata("metadata.uid"))?;
+    Ok(OwnerReference {
+        block_owner_deletion: Some(true),
+        ..owner
+    })
+}
+
+/// `metadata.namespace` of `obj`.
+pub fn namespace<K: Resource>(obj: &K) -> Result<String, Error> {
+    obj.meta()
+        .namespace
+        .clone()
+        .ok_or(Error::MissingMetadata("metadata.namespace"))
+}
+
+/// `metadata.name` of `obj`.
+pub fn name<K: Resource>(obj: &K) -> Result<String, Error> {
+    obj.meta()
+        .name
+        .clone()
+        .ok_or(Error::MissingMetadata("metadata.name"))
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    //! Test fixtures: the seed's KafkaOffsetRollback examples, with the metadata the API server
+    //! adds.
+
+    use crate::crd::KafkaOffsetRollback;
+
+    /// A manifest as the API server returns it: namespace `kafka-backup` (unless set),
+    /// a uid and generation 1.
+    pub fn korb(yaml: &str) -> KafkaOffsetRollback {
+        let mut cr: KafkaOffsetRollback = serde_yaml_ng::from_str(yaml).expect("valid manifest");
+        let meta = &mut cr.metadata;
+        meta.namespace.get_or_insert_with(|| "kafka-backup".into());
+        meta.uid = Some("0b5c1c2e-7a43-4a8e-9f0e-4a1d2c3b4a5f".into());
+        meta.generation = Some(1);
+        cr
+    }
+
+    pub const PRE_MIGRATION_SNAPSHOT: &str = r#"
+apiVersion: tidemark.dev/v1alpha1
+kind: KafkaOffsetRollback
+metadata:
+  name: pre-migration-snapshot
+spec:
+  kafkaCluster:
+    bootstrapServers:
+      - kafka:9092
+    securityProtocol: SASL_SSL
+    saslSecret:
+      name: kafka-credentials
+      mechanism: SCRAM-SHA-256
+
+  consumerGroups:
+    - order-processor
+    - payment-handler
+    - notification-service
+    - analytics-consumer
+
+  operation: snapshot
+  snapshotId: "pre-migration-20241201-1200"
+
+  storage:
+    storageType: s3
+    s3:
+      bucket: kafka-snapshots
+      region: us-west-2
+      prefix: offset-snapshots
+"#;
+
+    pub const FULL_SPECIFICATION: &str = r#"
+apiVersion: tidemark.dev/v1alpha1
+kind: KafkaOffsetRollback
+metadata:
+  name: offset-rollback
+  namespace: kafka-backup
+spec:
+  # Kafka cluster
+  kafkaCluster:
+    bootstrapServers:
+      - kafka-0.kafka.svc:9092
+      - kafka-1.kafka.svc:9092
+    securityProtocol: SASL_SSL
+    tlsSecret:
+      name: kafka-tls
+      caKey: ca.crt
+    saslSecret:
+      name: kafka-credentials
+      mechanism: SCRAM-SHA-256
+      usernameKey: username
+      passwordKey: password
+
+  # Consumer groups
+  consumerGroups:
+    - order-processor
+    - payment-handler
+
+  # Operation to perform
+  operation: snapshot  # snapshot, rollback, verify, delete
+
+  # Snapshot ID (required for all operations)
+  snapshotId: "pre-migration-snapshot"
+
+  # Storage for snapshot data
+  storage:
+    storageType: s3  # s3, azure, gcs, pvc, configmap
+    s3:
+      bucket: kafka-offset-snapshots
+      region: us-west-2
+      prefix: snapshots
+    # Or use ConfigMap for small snapshots
+    configMap:
+      name: offset-snapshots
+
+  # Verification options (for verify operation)
+  verify:
+    strict: true  # Fail if offsets don't match exactly
+
+  # Resource requirements
+  resources:
+    requests:
+      cpu: 100m
+      memory: 128Mi
+    limits:
+      cpu: 200m
+      memory: 256Mi
+
+  # Job configuration
+  job:
+    backoffLimit: 3
+    activeDeadlineSeconds: 600
+    ttlSecondsAfterFinished: 3600
+"#;
+
+    pub const CREATE_SNAPSHOT: &str = r#"
+apiVersion: tidemark.dev/v1alpha1
+kind: KafkaOffsetRollback
+metadata:
+  name: create-snapshot
+spec:
+  kafkaCluster:
+    bootstrapServers:
+      - kafka:9092
+  consumerGroups:
+    - order-processor
+    - payment-handler
+  operation: snapshot
+  snapshotId: "pre-migration-20241201"
+  storage:
+    storageType: configMap
+    configMap:
+      name: offset-snapshots
+"#;
+
+    pub const EMERGENCY_ROLLBACK: &str = r#"
+apiVersion: tidemark.dev/v1alpha1
+kind: KafkaOffsetRollback
+metadata:
+  name: emergency-rollback
+spec:
+  kafkaCluster:
+    bootstrapServers:
+      - kafka:9092
+    securityProtocol: SASL_SSL
+    saslSecret:
+      name: kafka-credentials
+      mechanism: SCRAM-SHA-256
+
+  consumerGroups:
+    - order-processor  # Only rollback affected group
+
+  operation: rollback
+  snapshotId: "pre-migration-20241201-1200"
+
+  storage:
+    storageType: s3
+    s3:
+      bucket: kafka-snapshots
+      region: us-west-2
+      prefix: offset-snapshots
+"#;
+
+    pub const VERIFY_ROLLBACK: &str = r#"
+apiVersion: tidemark.dev/v1alpha1
+kind: KafkaOffsetRollback
+metadata:
+  name: verify-rollback
+spec:
+  kafkaCluster:
+    bootstrapServers:
+      - kafka:9092
+
+  consumerGroups:
+    - order-processor
+
+  operation: verify
+  snapshotId: "pre-migration-20241201-1200"
+
+  storage:
+    storageType: s3
+    s3:
+      bucket: kafka-snapshots
+      region: us-west-2
+      prefix: offset-snapshots
+
+  verify:
+    strict: true  # Fail if any offset doesn't match
+"#;
+
+    pub const QUICK_SNAPSHOT: &str = r#"
+apiVersion: tidemark.dev/v1alpha1
+kind: KafkaOffsetRollback
+metadata:
+  name: quick-snapshot
+spec:
+  kafkaCluster:
+    bootstrapServers:
+      - kafka:9092
+
+  consumerGroups:
+    - my-small-group
+
+  operation: snapshot
+  snapshotId: "quick-snapshot-001"
+
+  storage:
+    storageType: configMap
+    configMap:
+      name: offset-snapshots
+"#;
+
+    pub const DELETE_SNAPSHOT: &str = r#"
+apiVersion: tidemark.dev/v1alpha1
+kind: KafkaOffsetRollback
+metadata:
+  name: delete-snapshot
+spec:
+  kafkaCluster:
+    bootstrapServers:
+      - kafka:9092
+  operation: delete
+  snapshotId: "pre-migration-20241201"
+  storage:
+    storageType: configMap
+    configMap:
+      name: offset-snapshots
+"#;
+
+    pub const CLEANUP_OLD_SNAPSHOT: &str = r#"
+apiVersion: tidemark.dev/v1alpha1
+kind: KafkaOffsetRollback
+metadata:
+  name: cleanup-old-snapshot
+spec:
+  operation: delete
+  snapshotId: "old-snapshot-20241101"
+  storage:
+    storageType: configMap
+    configMap:
+      name: offset-snapshots
+"#;
+
+    /// Not from the seed: mutual TLS with a separate CA Secret, PVC storage and a cloud
+    /// credentials Secret in an unused block.
+    pub const MTLS_PVC: &str = r#"
+apiVersion: tidemark.dev/v1alpha1
+kind: KafkaOffsetRollback
+metadata:
+  name: mtls-pvc
+  namespace: payments
+spec:
+  kafkaCluster:
+    bootstrapServers: ["kafka-0.kafka:9093", "kafka-1.kafka:9093"]
+    securityProtocol: SSL
+    tlsSecret:
+      name: client-tls
+      certKey: tls.crt
+      keyKey: tls.key
+    caSecret:
+      name: cluster-ca
+      key: ca.pem
+    properties:
+      client.id: tidemark
+  consumerGroups: [billing]
+  operation: rollback
+  snapshotId: nightly-001
+  storage:
+    storageType: pvc
+    pvc:
+      claimName: offset-backups
+      path: clusters/prod
+"#;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::*;
+    use super::*;
+
+    #[test]
+    fn run_ids_come_from_generation_and_annotation() {
+        let mut cr = korb(QUICK_SNAPSHOT);
+        assert_eq!(RunId::of(&cr).expect("run id").to_string(), "g1-r0");
+        cr.metadata.generation = Some(4);
+        cr.metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(RUN_ANNOTATION.into(), " 7 ".into());
+        assert_eq!(
+            RunId::of(&cr).expect("run id"),
+            RunId {
+                generation: 4,
+                run: 7
+            }
+        );
+        cr.metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(RUN_ANNOTATION.into(), "again".into());
+        let err = RunId::of(&cr).expect_err("not a number");
+        assert_eq!(err.label(), "invalid_run_annotation");
+        assert!(err.to_string().contains("'again'"), "{err}");
+    }
+
+    #[test]
+    fn child_names_fit_in_a_label_and_stay_distinct() {
+        assert_eq!(
+            child_name("quick-snapshot", "g1-r0"),
+            "quick-snapshot-g1-r0"
+        );
+        assert_eq!(child_name("a.b", "g1-r0"), "a-b-g1-r0");
+        let long_a = format!("{}-a", "x".repeat(240));
+        let long_b = format!("{}-b", "x".repeat(240));
+        let a = child_name(&long_a, "task-g12-r3");
+        let b = child_name(&long_b, "task-g12-r3");
+        assert!(
+            a.len() <= MAX_CHILD_NAME && b.len() <= MAX_CHILD_NAME,
+            "{a} {b}"
+        );
+        assert_ne!(a, b);
+        assert!(a.ends_with("-task-g12-r3"), "{a}");
+        // Exactly at the limit: kept as is.
+        let fits = "y".repeat(MAX_CHILD_NAME - "-g1-r0".len());
+        assert_eq!(child_name(&fits, "g1-r0").len(), MAX_CHILD_NAME);
+        assert!(!child_name(&format!("{fits}y"), "g1-r0").contains("yy-g1"));
+    }
+
+    #[test]
+    fn label_values_are_shortened_with_a_hash() {
+        assert_eq!(label_value("short"), "short");
+        let long = "n".repeat(100);
+        let v = label_value(&long);
+        assert_eq!(v.len(), MAX_CHILD_NAME);
+        assert_ne!(v, label_value(&"n".repeat(101)));
+    }
+
+    #[test]
+    fn owner_reference_is_a_blocking_controller_reference() {
+        let cr = korb(QUICK_SNAPSHOT);
+        let owner = owner_reference(&cr).expect("owner");
+        assert_eq!(owner.api_version, "tidemark.dev/v1alpha1");
+        assert_eq!(owner.kind, "KafkaOffsetRollback");
+        assert_eq!(owner.name, "quick-snapshot");
+        assert_eq!(owner.uid, "0b5c1c2e-7a43-4a8e-9f0e-4a1d2c3b4a5f");
+        assert_eq!(owner.controller, Some(true));
+        assert_eq!(owner.block_owner_deletion, Some(true));
+
+        let mut no_uid = cr;
+        no_uid.metadata.uid = None;
+        let err = owner_reference(&no_uid).expect_err("no uid");
+        assert_eq!(
+            err.to_string(),
+            "failed to build: the resource has no metadata.uid"
+        );
+    }
+}

@@ -1,0 +1,440 @@
+//! The task document of a KafkaOffsetRollback run ([`tidemark::task::Task`]) and the ConfigMap
+//! `<cr>-task-<run>` that carries it to the worker as `task.yaml`, owned by the resource.
+//! The task holds no secret: SASL credentials reach the worker as environment variables, TLS
+//! material as files whose paths the task names, and secret-bearing `properties` are dropped.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use tidemark::task::{
+    KafkaTarget, OffsetRollbackTask, RollbackOperation, StorageTarget, Task, TaskWork,
+    TASK_API_VERSION,
+};
+
+use super::{child_name, labels, name, namespace, owner_reference, Error, RunId};
+use super::{CA_DIR, DATA_DIR, TASK_FILE_NAME, TLS_DIR};
+use crate::crd::common::{KafkaClusterSpec, StorageSpec, StorageType};
+use crate::crd::rollback::Operation;
+use crate::crd::KafkaOffsetRollback;
+use crate::validate::is_secret_property;
+
+/// `app.kubernetes.io/component` of a KafkaOffsetRollback's children.
+pub const COMPONENT: &str = "offset-rollback";
+
+/// Name of the task ConfigMap of `cr_name`'s run `run`: `<cr>-task-<run>` (≤ 63 characters).
+pub fn task_config_map_name(cr_name: &str, run: RunId) -> String {
+    child_name(cr_name, &format!("task-{run}"))
+}
+
+/// The task the worker runs for `cr` as it is now.
+pub fn task(cr: &KafkaOffsetRollback) -> Result<Task, Error> {
+    let ns = namespace(cr)?;
+    let spec = &cr.spec;
+    let kafka = match (spec.operation, &spec.kafka_cluster) {
+        // delete only touches storage: no Kafka connection, so no Kafka Secrets are needed.
+        (Operation::Delete, _) => None,
+        (_, Some(cluster)) => Some(kafka_target(cluster)),
+        (_, None) => return Err(Error::MissingField("spec.kafkaCluster")),
+    };
+    Ok(Task {
+        api_version: TASK_API_VERSION.to_string(),
+        source: Some(format!("{ns}/{}", name(cr)?)),
+        work: TaskWork::OffsetRollback(OffsetRollbackTask {
+            operation: match spec.operation {
+                Operation::Snapshot => RollbackOperation::Snapshot,
+                Operation::Rollback => RollbackOperation::Rollback,
+                Operation::Verify => RollbackOperation::Verify,
+                Operation::Delete => RollbackOperation::Delete,
+            },
+            kafka,
+            storage: storage_target(&spec.storage, &ns)?,
+            consumer_groups: match spec.operation {
+                Operation::Delete => Vec::new(),
+                _ => spec.consumer_groups.clone(),
+            },
+            snapshot_id: spec.snapshot_id.clone(),
+            description: None,
+            strict: spec.verify.as_ref().is_some_and(|v| v.strict),
+            verify_after_rollback: true,
+        }),
+    })
+}
+
+/// How the worker reaches Kafka; the PEM paths match the volumes [`super::job`] mounts.
+pub fn kafka_target(cluster: &KafkaClusterSpec) -> KafkaTarget {
+    let protocol = cluster.security_protocol;
+    let tls = protocol.uses_tls();
+    let ca_location = if !tls {
+        None
+    } else if cluster.ca_secret.is_some() {
+        Some(format!("{CA_DIR}/ca.crt"))
+    } else {
+        cluster
+            .tls_secret
+            .as_ref()
+            .map(|_| format!("{TLS_DIR}/ca.crt"))
+    };
+    let client_pair = cluster
+        .tls_secret
+        .as_ref()
+        .filter(|t| tls && t.cert_key.is_some() && t.key_key.is_some());
+    KafkaTarget {
+        bootstrap_servers: cluster.bootstrap_servers.clone(),
+        security_protocol: protocol.as_str().to_string(),
+        sasl_mechanism: cluster
+            .sasl_secret
+            .as_ref()
+            .filter(|_| protocol.uses_sasl())
+            .map(|s| s.mechanism.as_str().to_string()),
+        ssl_ca_location: ca_location,
+        ssl_certificate_location: client_pair.map(|_| format!("{TLS_DIR}/tls.crt")),
+        ssl_key_location: client_pair.map(|_| format!("{TLS_DIR}/tls.key")),
+        properties: cluster
+            .properties
+            .iter()
+            .filter(|(k, _)| !is_secret_property(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    }
+}
+
+/// Where the worker keeps snapshots: a location URL, or the ConfigMap in `namespace`.
+pub fn storage_target(storage: &StorageSpec, namespace: &str) -> Result<StorageTarget, Error> {
+    let location = |url: String| StorageTarget::Location {
+        url,
+        s3_region: None,
+        s3_endpoint: None,
+        s3_path_style: false,
+        allow_http: false,
+    };
+    Ok(match storage.storage_type.normalized() {
+        StorageType::S3 => {
+            let s3 = storage
+                .s3
+                .as_ref()
+                .ok_or(Error::MissingField("spec.storage.s3"))?;
+            StorageTarget::Location {
+                url: join_url("s3", &s3.bucket, s3.prefix.as_deref()),
+                s3_region: s3.region.clone(),
+                s3_endpoint: s3.endpoint.clone(),
+                s3_path_style: s3.path_style.unwrap_or(false),
+                allow_http: s3.allow_http.unwrap_or(false),
+            }
+        }
+        StorageType::Gcs => {
+            let gcs = storage
+                .gcs
+                .as_ref()
+                .ok_or(Error::MissingField("spec.storage.gcs"))?;
+            location(join_url("gs", &gcs.bucket, gcs.prefix.as_deref()))
+        }
+        StorageType::Azure => {
+            let azure = storage
+                .azure
+                .as_ref()
+                .ok_or(Error::MissingField("spec.storage.azure"))?;
+            let mut target = location(join_url("az", &azure.container, azure.prefix.as_deref()));
+            if let StorageTarget::Location { allow_http, .. } = &mut target {
+                *allow_http = azure
+                    .endpoint
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("http://"));
+            }
+            target
+        }
+        StorageType::Pvc => {
+            let pvc = storage
+                .pvc
+                .as_ref()
+                .ok_or(Error::MissingField("spec.storage.pvc"))?;
+            let path = pvc.path.as_deref().unwrap_or("").trim_matches('/');
+            if path.is_empty() {
+                location(DATA_DIR.to_string())
+            } else {
+                location(format!("{DATA_DIR}/{path}"))
+            }
+        }
+        StorageType::ConfigMap | StorageType::ConfigMapLower => {
+            let cm = storage
+                .config_map
+                .as_ref()
+                .ok_or(Error::MissingField("spec.storage.configMap"))?;
+            StorageTarget::ConfigMap {
+                namespace: namespace.to_string(),
+                name: cm.name.clone(),
+            }
+        }
+    })
+}
+
+/// `scheme://bucket[/prefix]`, with the prefix's surrounding slashes removed.
+fn join_url(scheme: &str, bucket: &str, prefix: Option<&str>) -> String {
+    match prefix
+        .map(|p| p.trim_matches('/'))
+        .filter(|p| !p.is_empty())
+    {
+        Some(prefix) => format!("{scheme}://{bucket}/{prefix}"),
+        None => format!("{scheme}://{bucket}"),
+    }
+}
+
+/// The ConfigMap `<cr>-task-<run>` holding `task.yaml`, in the resource's namespace, labelled
+/// like the Job and owned by the resource.
+pub fn task_config_map(cr: &KafkaOffsetRollback, run: RunId) -> Result<ConfigMap, Error> {
+    let task = task(cr)?;
+    let yaml = serde_yaml_ng::to_string(&task).map_err(Error::SerializeTask)?;
+    Ok(ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(task_config_map_name(&name(cr)?, run)),
+            namespace: Some(namespace(cr)?),
+            labels: Some(labels(cr, COMPONENT, run)),
+            owner_references: Some(vec![owner_reference(cr)?]),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([(TASK_FILE_NAME.to_string(), yaml)])),
+        ..ConfigMap::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::*;
+    use super::*;
+
+    fn parse_back(cm: &ConfigMap) -> Task {
+        let yaml = &cm.data.as_ref().expect("data")[TASK_FILE_NAME];
+        let task = Task::parse(yaml.as_bytes(), TASK_FILE_NAME).expect("the worker parses it");
+        task.validate().expect("the worker accepts it");
+        task
+    }
+
+    fn run() -> RunId {
+        RunId {
+            generation: 1,
+            run: 0,
+        }
+    }
+
+    #[test]
+    fn pre_migration_snapshot_round_trips_through_the_config_map() {
+        let cr = korb(PRE_MIGRATION_SNAPSHOT);
+        let cm = task_config_map(&cr, run()).expect("builds");
+        assert_eq!(
+            cm.metadata.name.as_deref(),
+            Some("pre-migration-snapshot-task-g1-r0")
+        );
+        assert_eq!(cm.metadata.namespace.as_deref(), Some("kafka-backup"));
+        let owners = cm.metadata.owner_references.as_ref().expect("owner");
+        assert_eq!(owners.len(), 1);
+        assert_eq!(owners[0].name, "pre-migration-snapshot");
+        assert_eq!(owners[0].controller, Some(true));
+        let labels = cm.metadata.labels.as_ref().expect("labels");
+        assert_eq!(labels["tidemark.dev/run"], "g1-r0");
+        assert_eq!(labels["tidemark.dev/owner-kind"], "KafkaOffsetRollback");
+
+        let expected = Task {
+            api_version: TASK_API_VERSION.into(),
+            source: Some("kafka-backup/pre-migration-snapshot".into()),
+            work: TaskWork::OffsetRollback(OffsetRollbackTask {
+                operation: RollbackOperation::Snapshot,
+                kafka: Some(KafkaTarget {
+                    bootstrap_servers: vec!["kafka:9092".into()],
+                    security_protocol: "SASL_SSL".into(),
+                    sasl_mechanism: Some("SCRAM-SHA-256".into()),
+                    ssl_ca_location: None,
+                    ssl_certificate_location: None,
+                    ssl_key_location: None,
+                    properties: BTreeMap::new(),
+                }),
+                storage: StorageTarget::Location {
+                    url: "s3://kafka-snapshots/offset-snapshots".into(),
+                    s3_region: Some("us-west-2".into()),
+                    s3_endpoint: None,
+                    s3_path_style: false,
+                    allow_http: false,
+                },
+                consumer_groups: vec![
+                    "order-processor".into(),
+                    "payment-handler".into(),
+                    "notification-service".into(),
+                    "analytics-consumer".into(),
+                ],
+                snapshot_id: Some("pre-migration-20241201-1200".into()),
+                description: None,
+                strict: false,
+                verify_after_rollback: true,
+            }),
+        };
+        assert_eq!(parse_back(&cm), expected);
+    }
+
+    fn work(yaml: &str) -> OffsetRollbackTask {
+        let cm = task_config_map(&korb(yaml), run()).expect("builds");
+        let TaskWork::OffsetRollback(t) = parse_back(&cm).work;
+        t
+    }
+
+    #[test]
+    fn full_specification_uses_the_s3_block_and_the_tls_ca() {
+        let t = work(FULL_SPECIFICATION);
+        let kafka = t.kafka.expect("kafka");
+        assert_eq!(
+            kafka.bootstrap_servers,
+            ["kafka-0.kafka.svc:9092", "kafka-1.kafka.svc:9092"]
+        );
+        assert_eq!(
+            kafka.ssl_ca_location.as_deref(),
+            Some("/etc/tidemark/tls/ca.crt")
+        );
+        assert_eq!(kafka.ssl_certificate_location, None);
+        assert_eq!(kafka.sasl_mechanism.as_deref(), Some("SCRAM-SHA-256"));
+        // storageType s3 wins over the configMap block that is also present.
+        assert!(
+            matches!(t.storage, StorageTarget::Location { ref url, .. } if url == "s3://kafka-offset-snapshots/snapshots")
+        );
+        assert!(t.strict, "verify.strict is carried even for snapshot");
+    }
+
+    #[test]
+    fn config_map_storage_names_the_namespace() {
+        for yaml in [
+            CREATE_SNAPSHOT,
+            QUICK_SNAPSHOT,
+            DELETE_SNAPSHOT,
+            CLEANUP_OLD_SNAPSHOT,
+        ] {
+            let t = work(yaml);
+            assert_eq!(
+                t.storage,
+                StorageTarget::ConfigMap {
+                    namespace: "kafka-backup".into(),
+                    name: "offset-snapshots".into()
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn rollback_and_verify_carry_groups_and_strictness() {
+        let t = work(EMERGENCY_ROLLBACK);
+        assert_eq!(t.operation, RollbackOperation::Rollback);
+        assert_eq!(t.consumer_groups, ["order-processor"]);
+        assert_eq!(
+            t.snapshot_id.as_deref(),
+            Some("pre-migration-20241201-1200")
+        );
+        assert!(t.verify_after_rollback);
+        assert!(!t.strict);
+
+        let t = work(VERIFY_ROLLBACK);
+        assert_eq!(t.operation, RollbackOperation::Verify);
+        assert!(t.strict);
+        let kafka = t.kafka.expect("kafka");
+        assert_eq!(kafka.security_protocol, "PLAINTEXT");
+        assert_eq!(kafka.sasl_mechanism, None);
+    }
+
+    #[test]
+    fn delete_needs_no_kafka() {
+        for yaml in [DELETE_SNAPSHOT, CLEANUP_OLD_SNAPSHOT] {
+            let t = work(yaml);
+            assert_eq!(t.operation, RollbackOperation::Delete);
+            assert_eq!(t.kafka, None);
+            assert!(t.consumer_groups.is_empty());
+        }
+    }
+
+    #[test]
+    fn mutual_tls_and_pvc_paths_point_at_the_mounts() {
+        let t = work(MTLS_PVC);
+        let kafka = t.kafka.expect("kafka");
+        assert_eq!(kafka.security_protocol, "SSL");
+        assert_eq!(
+            kafka.ssl_ca_location.as_deref(),
+            Some("/etc/tidemark/ca/ca.crt")
+        );
+        assert_eq!(
+            kafka.ssl_certificate_location.as_deref(),
+            Some("/etc/tidemark/tls/tls.crt")
+        );
+        assert_eq!(
+            kafka.ssl_key_location.as_deref(),
+            Some("/etc/tidemark/tls/tls.key")
+        );
+        assert_eq!(kafka.properties["client.id"], "tidemark");
+        assert!(
+            matches!(t.storage, StorageTarget::Location { ref url, .. } if url == "/var/lib/tidemark/clusters/prod")
+        );
+    }
+
+    #[test]
+    fn object_store_urls() {
+        let spec = |yaml: &str| -> StorageSpec { serde_yaml_ng::from_str(yaml).expect("storage") };
+        let url = |yaml: &str| match storage_target(&spec(yaml), "ns").expect("target") {
+            StorageTarget::Location { url, .. } => url,
+            other => panic!("not a location: {other:?}"),
+        };
+        assert_eq!(url("{storageType: gcs, gcs: {bucket: b1}}"), "gs://b1");
+        assert_eq!(
+            url("{storageType: azure, azure: {container: c1, prefix: /a/b/}}"),
+            "az://c1/a/b"
+        );
+        assert_eq!(
+            url("{storageType: pvc, pvc: {claimName: data}}"),
+            "/var/lib/tidemark"
+        );
+        let minio = storage_target(
+            &spec("{storageType: s3, s3: {bucket: b1, endpoint: 'http://minio:9000', pathStyle: true, allowHttp: true}}"),
+            "ns",
+        )
+        .expect("target");
+        assert_eq!(
+            minio,
+            StorageTarget::Location {
+                url: "s3://b1".into(),
+                s3_region: None,
+                s3_endpoint: Some("http://minio:9000".into()),
+                s3_path_style: true,
+                allow_http: true,
+            }
+        );
+        let lower = storage_target(
+            &spec("{storageType: configmap, configMap: {name: snaps}}"),
+            "ns",
+        )
+        .expect("alias");
+        assert_eq!(
+            lower,
+            StorageTarget::ConfigMap {
+                namespace: "ns".into(),
+                name: "snaps".into()
+            }
+        );
+        let err = storage_target(&spec("{storageType: s3}"), "ns").expect_err("no s3 block");
+        assert_eq!(
+            err.to_string(),
+            "failed to build: spec.storage.s3 is required"
+        );
+    }
+
+    #[test]
+    fn secret_properties_never_reach_the_task() {
+        let yaml = VERIFY_ROLLBACK.replace(
+            "      - kafka:9092\n",
+            "      - kafka:9092\n    properties:\n      sasl.password: s3ntinel-Pa55\n      ssl.key.password: s3ntinel-Pa55\n      client.id: ok\n",
+        );
+        let cm = task_config_map(&korb(&yaml), run()).expect("builds");
+        let text = serde_yaml_ng::to_string(&cm).expect("yaml");
+        assert!(!text.contains("s3ntinel-Pa55"), "{text}");
+        assert!(text.contains("client.id: ok"), "{text}");
+    }
+
+    #[test]
+    fn missing_metadata_is_refused() {
+        let mut cr = korb(QUICK_SNAPSHOT);
+        cr.metadata.namespace = None;
+        let err = task_config_map(&cr, run()).expect_err("no namespace");
+        assert_eq!(err.label(), "missing_metadata");
+    }
+}

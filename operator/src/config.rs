@@ -1,0 +1,285 @@
+//! Operator-wide settings, read once from the environment at start-up: which worker image runs,
+//! under which ServiceAccount, with which default resources and Job options. Every setting has a
+//! default, so an empty environment is a valid configuration; a malformed value is an error
+//! naming the variable.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+/// Worker image (default `ghcr.io/tidemark-dev/tidemark:<operator version>`).
+pub const ENV_WORKER_IMAGE: &str = "TIDEMARK_WORKER_IMAGE";
+/// `Always`, `IfNotPresent` (default) or `Never`.
+pub const ENV_IMAGE_PULL_POLICY: &str = "TIDEMARK_WORKER_IMAGE_PULL_POLICY";
+/// Comma-separated Secret names used to pull the worker image (default none).
+pub const ENV_IMAGE_PULL_SECRETS: &str = "TIDEMARK_WORKER_IMAGE_PULL_SECRETS";
+/// ServiceAccount of the worker pods, in each resource's namespace (default `tidemark-worker`).
+pub const ENV_WORKER_SERVICE_ACCOUNT: &str = "TIDEMARK_WORKER_SERVICE_ACCOUNT";
+/// Default worker resources as JSON or YAML `ResourceRequirements`
+/// (default requests cpu 100m / memory 128Mi, limits memory 512Mi).
+pub const ENV_WORKER_RESOURCES: &str = "TIDEMARK_WORKER_RESOURCES";
+/// Default `job.backoffLimit` (default 3).
+pub const ENV_JOB_BACKOFF_LIMIT: &str = "TIDEMARK_JOB_BACKOFF_LIMIT";
+/// Default `job.activeDeadlineSeconds` (default none).
+pub const ENV_JOB_ACTIVE_DEADLINE_SECONDS: &str = "TIDEMARK_JOB_ACTIVE_DEADLINE_SECONDS";
+/// Default `job.ttlSecondsAfterFinished` (default 86400).
+pub const ENV_JOB_TTL_SECONDS_AFTER_FINISHED: &str = "TIDEMARK_JOB_TTL_SECONDS_AFTER_FINISHED";
+/// Watch only this namespace (default: all namespaces).
+pub const ENV_WATCH_NAMESPACE: &str = "TIDEMARK_WATCH_NAMESPACE";
+
+/// Default worker image repository; the tag is the operator's version.
+pub const DEFAULT_WORKER_IMAGE_REPOSITORY: &str = "ghcr.io/tidemark-dev/tidemark";
+/// Default ServiceAccount of the worker pods.
+pub const DEFAULT_WORKER_SERVICE_ACCOUNT: &str = "tidemark-worker";
+/// Default `backoffLimit` of worker Jobs.
+pub const DEFAULT_BACKOFF_LIMIT: i32 = 3;
+/// Default `ttlSecondsAfterFinished` of worker Jobs (one day).
+pub const DEFAULT_TTL_SECONDS_AFTER_FINISHED: i32 = 86_400;
+
+/// Everything the builders need from the operator's own configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OperatorConfig {
+    /// Image of the worker container (it must contain the `tidemark` binary on `PATH`).
+    pub worker_image: String,
+    /// `imagePullPolicy` of the worker container.
+    pub image_pull_policy: String,
+    /// `imagePullSecrets` of the worker pods.
+    pub image_pull_secrets: Vec<String>,
+    /// ServiceAccount the worker pods run as, in the resource's namespace.
+    pub worker_service_account: String,
+    /// Worker resources when a resource does not set `spec.resources`.
+    pub default_resources: ResourceRequirements,
+    /// Job options when a resource does not set them in `spec.job`.
+    pub job_defaults: JobDefaults,
+    /// Watch only this namespace; `None` watches all.
+    pub watch_namespace: Option<String>,
+}
+
+/// Operator-wide defaults of the `spec.job` options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobDefaults {
+    pub backoff_limit: i32,
+    pub active_deadline_seconds: Option<i64>,
+    pub ttl_seconds_after_finished: i32,
+}
+
+impl Default for JobDefaults {
+    fn default() -> Self {
+        JobDefaults {
+            backoff_limit: DEFAULT_BACKOFF_LIMIT,
+            active_deadline_seconds: None,
+            ttl_seconds_after_finished: DEFAULT_TTL_SECONDS_AFTER_FINISHED,
+        }
+    }
+}
+
+impl Default for OperatorConfig {
+    fn default() -> Self {
+        OperatorConfig {
+            worker_image: format!(
+                "{DEFAULT_WORKER_IMAGE_REPOSITORY}:{}",
+                env!("CARGO_PKG_VERSION")
+            ),
+            image_pull_policy: "IfNotPresent".into(),
+            image_pull_secrets: Vec::new(),
+            worker_service_account: DEFAULT_WORKER_SERVICE_ACCOUNT.into(),
+            default_resources: default_resources(),
+            job_defaults: JobDefaults::default(),
+            watch_namespace: None,
+        }
+    }
+}
+
+/// requests cpu 100m / memory 128Mi, limits memory 512Mi (no CPU limit: throttling only slows
+/// a short Job down).
+pub fn default_resources() -> ResourceRequirements {
+    let q = |s: &str| Quantity(s.to_string());
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_string(), q("100m")),
+            ("memory".to_string(), q("128Mi")),
+        ])),
+        limits: Some(BTreeMap::from([("memory".to_string(), q("512Mi"))])),
+        ..ResourceRequirements::default()
+    }
+}
+
+/// A malformed configuration variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The environment variable.
+    pub variable: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid {}: {}", self.variable, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl OperatorConfig {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup` (for tests); empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let mut config = OperatorConfig::default();
+        if let Some(image) = get(ENV_WORKER_IMAGE) {
+            config.worker_image = image;
+        }
+        if let Some(policy) = get(ENV_IMAGE_PULL_POLICY) {
+            if !["Always", "IfNotPresent", "Never"].contains(&policy.as_str()) {
+                return Err(ConfigError {
+                    variable: ENV_IMAGE_PULL_POLICY,
+                    message: format!("'{policy}' is not one of Always, IfNotPresent, Never"),
+                });
+            }
+            config.image_pull_policy = policy;
+        }
+        if let Some(secrets) = get(ENV_IMAGE_PULL_SECRETS) {
+            config.image_pull_secrets = secrets
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+        }
+        if let Some(sa) = get(ENV_WORKER_SERVICE_ACCOUNT) {
+            config.worker_service_account = sa;
+        }
+        if let Some(text) = get(ENV_WORKER_RESOURCES) {
+            config.default_resources = serde_yaml_ng::from_str(&text).map_err(|e| ConfigError {
+                variable: ENV_WORKER_RESOURCES,
+                message: format!("not a ResourceRequirements document (JSON or YAML): {e}"),
+            })?;
+        }
+        if let Some(v) = get(ENV_JOB_BACKOFF_LIMIT) {
+            config.job_defaults.backoff_limit = parse_number(ENV_JOB_BACKOFF_LIMIT, &v, 0)?;
+        }
+        if let Some(v) = get(ENV_JOB_ACTIVE_DEADLINE_SECONDS) {
+            config.job_defaults.active_deadline_seconds =
+                Some(parse_number(ENV_JOB_ACTIVE_DEADLINE_SECONDS, &v, 1)?);
+        }
+        if let Some(v) = get(ENV_JOB_TTL_SECONDS_AFTER_FINISHED) {
+            config.job_defaults.ttl_seconds_after_finished =
+                parse_number(ENV_JOB_TTL_SECONDS_AFTER_FINISHED, &v, 0)?;
+        }
+        config.watch_namespace = get(ENV_WATCH_NAMESPACE);
+        Ok(config)
+    }
+}
+
+/// An integer of at least `min`.
+fn parse_number<T>(variable: &'static str, value: &str, min: T) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+{
+    match value.parse::<T>() {
+        Ok(n) if n >= min => Ok(n),
+        _ => Err(ConfigError {
+            variable,
+            message: format!("'{value}' is not a whole number of at least {min}"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(vars: &[(&str, &str)]) -> Result<OperatorConfig, ConfigError> {
+        let vars: BTreeMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        OperatorConfig::from_lookup(|k| vars.get(k).cloned())
+    }
+
+    #[test]
+    fn an_empty_environment_gives_the_defaults() {
+        let config = from(&[]).expect("valid");
+        assert_eq!(config, OperatorConfig::default());
+        assert_eq!(
+            config.worker_image,
+            format!(
+                "ghcr.io/tidemark-dev/tidemark:{}",
+                env!("CARGO_PKG_VERSION")
+            )
+        );
+        assert_eq!(config.image_pull_policy, "IfNotPresent");
+        assert_eq!(config.worker_service_account, "tidemark-worker");
+        assert_eq!(config.job_defaults.backoff_limit, 3);
+        assert_eq!(config.job_defaults.ttl_seconds_after_finished, 86_400);
+        assert_eq!(config.job_defaults.active_deadline_seconds, None);
+        let requests = config.default_resources.requests.expect("requests");
+        assert_eq!(requests["cpu"].0, "100m");
+        assert_eq!(requests["memory"].0, "128Mi");
+    }
+
+    #[test]
+    fn every_variable_is_read() {
+        let config = from(&[
+            (ENV_WORKER_IMAGE, "registry.local/tidemark:dev"),
+            (ENV_IMAGE_PULL_POLICY, "Always"),
+            (ENV_IMAGE_PULL_SECRETS, "regcred, other ,"),
+            (ENV_WORKER_SERVICE_ACCOUNT, "kafka-ops"),
+            (
+                ENV_WORKER_RESOURCES,
+                r#"{"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}"#,
+            ),
+            (ENV_JOB_BACKOFF_LIMIT, "0"),
+            (ENV_JOB_ACTIVE_DEADLINE_SECONDS, "600"),
+            (ENV_JOB_TTL_SECONDS_AFTER_FINISHED, "60"),
+            (ENV_WATCH_NAMESPACE, "kafka"),
+        ])
+        .expect("valid");
+        assert_eq!(config.worker_image, "registry.local/tidemark:dev");
+        assert_eq!(config.image_pull_policy, "Always");
+        assert_eq!(config.image_pull_secrets, ["regcred", "other"]);
+        assert_eq!(config.worker_service_account, "kafka-ops");
+        assert_eq!(
+            config.default_resources.limits.expect("limits")["memory"].0,
+            "2Gi"
+        );
+        assert_eq!(
+            config.job_defaults,
+            JobDefaults {
+                backoff_limit: 0,
+                active_deadline_seconds: Some(600),
+                ttl_seconds_after_finished: 60
+            }
+        );
+        assert_eq!(config.watch_namespace.as_deref(), Some("kafka"));
+    }
+
+    #[test]
+    fn malformed_values_name_the_variable() {
+        for (var, value) in [
+            (ENV_IMAGE_PULL_POLICY, "Sometimes"),
+            (ENV_WORKER_RESOURCES, "requests: [1, 2"),
+            (ENV_JOB_BACKOFF_LIMIT, "-1"),
+            (ENV_JOB_ACTIVE_DEADLINE_SECONDS, "0"),
+            (ENV_JOB_TTL_SECONDS_AFTER_FINISHED, "a day"),
+        ] {
+            let err = from(&[(var, value)]).expect_err(var);
+            assert_eq!(err.variable, var);
+            assert!(
+                err.to_string().starts_with(&format!("invalid {var}: ")),
+                "{err}"
+            );
+        }
+    }
+}

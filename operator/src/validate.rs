@@ -1,0 +1,484 @@
+//! Synchronous checks of a resource before anything is built: what the CRD schema cannot
+//! express (secret-bearing or spec-managed Kafka properties, the run annotation) plus the
+//! schema's own requirements again, for resources stored before a stricter CRD was installed.
+//! Each problem is a stable `reason` for the `Stalled` condition and a message a person can act
+//! on. Also lists the Secrets (and their keys) a resource references, so the controller can
+//! check they exist without ever reading a value.
+
+use crate::build::{RunId, RUN_ANNOTATION};
+use crate::crd::common::{StorageType, DEFAULT_CA_KEY};
+use crate::crd::rollback::{Operation, SNAPSHOT_ID_PATTERN};
+use crate::crd::KafkaOffsetRollback;
+
+/// A property key carries a secret.
+pub const REASON_SECRET_IN_PROPERTIES: &str = "SecretInProperties";
+/// A property key is set from the spec's own fields.
+pub const REASON_PROPERTY_MANAGED_BY_SPEC: &str = "PropertyManagedBySpec";
+/// The `tidemark.dev/run` annotation is not a whole number.
+pub const REASON_INVALID_RUN_ANNOTATION: &str = "InvalidRunAnnotation";
+/// A field the operation needs is missing.
+pub const REASON_MISSING_FIELD: &str = "MissingField";
+/// The snapshot id could escape its folder or is not a valid ConfigMap key.
+pub const REASON_INVALID_SNAPSHOT_ID: &str = "InvalidSnapshotId";
+/// The resource has no namespace (it is namespaced).
+pub const REASON_MISSING_NAMESPACE: &str = "MissingNamespace";
+
+/// One reason the resource cannot run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// Stable CamelCase reason, used as the condition reason and in Events.
+    pub reason: &'static str,
+    /// What is wrong and what to do, naming the field.
+    pub message: String,
+}
+
+impl Problem {
+    fn new(reason: &'static str, message: impl Into<String>) -> Self {
+        Problem {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// A Secret a resource references and the entries the worker will read from it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretReference {
+    /// The spec field that names it, e.g. `spec.kafkaCluster.saslSecret`.
+    pub field: &'static str,
+    /// Secret name, in the resource's namespace.
+    pub name: String,
+    /// Entries that must exist. Empty for Secrets passed whole as environment (`envFrom`):
+    /// only their existence is checked.
+    pub keys: Vec<String>,
+}
+
+/// librdkafka properties that carry a secret. Any key containing `password` or `secret` is
+/// refused as well.
+const SECRET_PROPERTIES: &[&str] = &["sasl.jaas.config", "ssl.key.pem", "sasl.oauthbearer.config"];
+
+/// librdkafka properties the operator sets from the spec, and the field to use instead.
+const MANAGED_PROPERTIES: &[(&str, &str)] = &[
+    ("bootstrap.servers", "kafkaCluster.bootstrapServers"),
+    ("metadata.broker.list", "kafkaCluster.bootstrapServers"),
+    ("security.protocol", "kafkaCluster.securityProtocol"),
+    ("sasl.mechanism", "kafkaCluster.saslSecret.mechanism"),
+    ("sasl.mechanisms", "kafkaCluster.saslSecret.mechanism"),
+    ("sasl.username", "kafkaCluster.saslSecret"),
+    (
+        "ssl.ca.location",
+        "kafkaCluster.caSecret or kafkaCluster.tlsSecret",
+    ),
+    ("ssl.certificate.location", "kafkaCluster.tlsSecret.certKey"),
+    ("ssl.key.location", "kafkaCluster.tlsSecret.keyKey"),
+    ("ssl_key", "kafkaCluster.tlsSecret.keyKey"),
+];
+
+/// Whether a librdkafka property key carries a secret (`sasl.password`, `ssl.key.password`,
+/// `sasl.jaas.config`, `ssl.key.pem`, …). Such keys are refused by [`validate`] and dropped
+/// from the task by the builder.
+pub fn is_secret_property(key: &str) -> bool {
+    let key = key.trim().to_ascii_lowercase();
+    key.contains("password") || key.contains("secret") || SECRET_PROPERTIES.contains(&key.as_str())
+}
+
+/// Everything wrong with `cr` that the schema does not (or might not) catch; empty when it can
+/// run.
+pub fn validate(cr: &KafkaOffsetRollback) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let spec = &cr.spec;
+    if cr.metadata.namespace.is_none() {
+        problems.push(Problem::new(
+            REASON_MISSING_NAMESPACE,
+            "the resource has no metadata.namespace",
+        ));
+    }
+    if let Err(e) = RunId::of(cr) {
+        let value = cr
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(RUN_ANNOTATION))
+            .cloned()
+            .unwrap_or_default();
+        problems.push(Problem::new(
+            REASON_INVALID_RUN_ANNOTATION,
+            format!(
+                "annotation {RUN_ANNOTATION} is '{value}'; set it to a whole number (bump it to run again): {e}"
+            ),
+        ));
+    }
+
+    let op = spec.operation.as_str();
+    match &spec.kafka_cluster {
+        None if spec.operation != Operation::Delete => problems.push(Problem::new(
+            REASON_MISSING_FIELD,
+            format!("spec.kafkaCluster is required for operation {op}"),
+        )),
+        None => {}
+        Some(cluster) => {
+            if cluster.bootstrap_servers.is_empty() {
+                problems.push(Problem::new(
+                    REASON_MISSING_FIELD,
+                    "spec.kafkaCluster.bootstrapServers must list at least one host:port",
+                ));
+            }
+            if cluster.security_protocol.uses_sasl() && cluster.sasl_secret.is_none() {
+                problems.push(Problem::new(
+                    REASON_MISSING_FIELD,
+                    format!(
+                        "spec.kafkaCluster.saslSecret is required with securityProtocol {}",
+                        cluster.security_protocol.as_str()
+                    ),
+                ));
+            }
+            for key in cluster.properties.keys() {
+                let lower = key.trim().to_ascii_lowercase();
+                if is_secret_property(key) {
+                    problems.push(Problem::new(
+                        REASON_SECRET_IN_PROPERTIES,
+                        format!(
+                            "spec.kafkaCluster.properties['{key}'] carries a secret; remove it and reference a Secret instead (kafkaCluster.saslSecret for SASL credentials, kafkaCluster.tlsSecret for TLS keys)"
+                        ),
+                    ));
+                } else if let Some((_, field)) =
+                    MANAGED_PROPERTIES.iter().find(|(k, _)| *k == lower)
+                {
+                    problems.push(Problem::new(
+                        REASON_PROPERTY_MANAGED_BY_SPEC,
+                        format!(
+                            "spec.kafkaCluster.properties['{key}'] is set by the operator; use spec.{field} instead"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+
+    match &spec.snapshot_id {
+        None if spec.operation != Operation::Snapshot => problems.push(Problem::new(
+            REASON_MISSING_FIELD,
+            format!("spec.snapshotId is required for operation {op}"),
+        )),
+        None => {}
+        Some(id) if !is_valid_snapshot_id(id) => problems.push(Problem::new(
+            REASON_INVALID_SNAPSHOT_ID,
+            format!(
+                "spec.snapshotId '{id}' is invalid: use letters, digits, '.', '_' and '-', starting with a letter or digit, at most 248 characters, without '..' (pattern {SNAPSHOT_ID_PATTERN})"
+            ),
+        )),
+        Some(_) => {}
+    }
+    if spec.operation == Operation::Snapshot && spec.consumer_groups.is_empty() {
+        problems.push(Problem::new(
+            REASON_MISSING_FIELD,
+            "spec.consumerGroups must name at least one group for operation snapshot",
+        ));
+    }
+
+    let storage = &spec.storage;
+    let (present, field) = match storage.storage_type.normalized() {
+        StorageType::Pvc => (storage.pvc.is_some(), "pvc"),
+        StorageType::S3 => (storage.s3.is_some(), "s3"),
+        StorageType::Azure => (storage.azure.is_some(), "azure"),
+        StorageType::Gcs => (storage.gcs.is_some(), "gcs"),
+        StorageType::ConfigMap | StorageType::ConfigMapLower => {
+            (storage.config_map.is_some(), "configMap")
+        }
+    };
+    if !present {
+        problems.push(Problem::new(
+            REASON_MISSING_FIELD,
+            format!("spec.storage.{field} is required when storageType is {field}"),
+        ));
+    }
+    problems
+}
+
+/// `^[A-Za-z0-9][A-Za-z0-9._-]{0,247}$` without `..` (the schema's rule, checked again).
+fn is_valid_snapshot_id(id: &str) -> bool {
+    let bytes = id.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 248
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && !id.contains("..")
+}
+
+/// The Secrets the worker Job of `cr` will use (exactly those the Job builder wires in), with
+/// the entries it reads. The controller checks each with a `get` and reports a missing Secret
+/// or entry by name; it never reads or copies the values.
+pub fn referenced_secrets(cr: &KafkaOffsetRollback) -> Vec<SecretReference> {
+    let spec = &cr.spec;
+    let mut refs = Vec::new();
+    if let Some(cluster) = spec
+        .kafka_cluster
+        .as_ref()
+        .filter(|_| spec.operation != Operation::Delete)
+    {
+        let protocol = cluster.security_protocol;
+        if protocol.uses_tls() {
+            if let Some(tls) = &cluster.tls_secret {
+                let mut keys = Vec::new();
+                if cluster.ca_secret.is_none() {
+                    keys.push(tls.ca_key_or_default().to_string());
+                }
+                if let (Some(cert), Some(key)) = (&tls.cert_key, &tls.key_key) {
+                    keys.push(cert.clone());
+                    keys.push(key.clone());
+                }
+                if !keys.is_empty() {
+                    refs.push(SecretReference {
+                        field: "spec.kafkaCluster.tlsSecret",
+                        name: tls.name.clone(),
+                        keys,
+                    });
+                }
+            }
+            if let Some(ca) = &cluster.ca_secret {
+                refs.push(SecretReference {
+                    field: "spec.kafkaCluster.caSecret",
+                    name: ca.name.clone(),
+                    keys: vec![ca.key.clone().unwrap_or_else(|| DEFAULT_CA_KEY.into())],
+                });
+            }
+        }
+        if protocol.uses_sasl() {
+            if let Some(sasl) = &cluster.sasl_secret {
+                refs.push(SecretReference {
+                    field: "spec.kafkaCluster.saslSecret",
+                    name: sasl.name.clone(),
+                    keys: vec![
+                        sasl.username_key_or_default().to_string(),
+                        sasl.password_key_or_default().to_string(),
+                    ],
+                });
+            }
+        }
+    }
+    let storage = &spec.storage;
+    let credentials = match storage.storage_type.normalized() {
+        StorageType::S3 => storage
+            .s3
+            .as_ref()
+            .and_then(|s| s.credentials_secret.as_ref())
+            .map(|c| ("spec.storage.s3.credentialsSecret", c)),
+        StorageType::Azure => storage
+            .azure
+            .as_ref()
+            .and_then(|s| s.credentials_secret.as_ref())
+            .map(|c| ("spec.storage.azure.credentialsSecret", c)),
+        StorageType::Gcs => storage
+            .gcs
+            .as_ref()
+            .and_then(|s| s.credentials_secret.as_ref())
+            .map(|c| ("spec.storage.gcs.credentialsSecret", c)),
+        _ => None,
+    };
+    if let Some((field, secret)) = credentials {
+        refs.push(SecretReference {
+            field,
+            name: secret.name.clone(),
+            keys: Vec::new(),
+        });
+    }
+    refs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::fixtures::*;
+
+    fn reasons(problems: &[Problem]) -> Vec<&'static str> {
+        problems.iter().map(|p| p.reason).collect()
+    }
+
+    #[test]
+    fn every_seed_example_is_valid() {
+        for yaml in [
+            PRE_MIGRATION_SNAPSHOT,
+            FULL_SPECIFICATION,
+            CREATE_SNAPSHOT,
+            EMERGENCY_ROLLBACK,
+            VERIFY_ROLLBACK,
+            QUICK_SNAPSHOT,
+            DELETE_SNAPSHOT,
+            CLEANUP_OLD_SNAPSHOT,
+            MTLS_PVC,
+        ] {
+            assert_eq!(validate(&korb(yaml)), [], "{yaml}");
+        }
+    }
+
+    #[test]
+    fn secret_bearing_properties_are_refused() {
+        for key in [
+            "sasl.password",
+            "SSL.KEY.PASSWORD",
+            "ssl.keystore.password",
+            "ssl.truststore.password",
+            "sasl.jaas.config",
+            "ssl.key.pem",
+            "sasl.oauthbearer.client.secret",
+        ] {
+            let yaml = VERIFY_ROLLBACK.replace(
+                "      - kafka:9092\n",
+                &format!("      - kafka:9092\n    properties:\n      {key}: hunter2\n"),
+            );
+            let problems = validate(&korb(&yaml));
+            assert_eq!(reasons(&problems), [REASON_SECRET_IN_PROPERTIES], "{key}");
+            assert!(problems[0].message.contains(key), "{}", problems[0].message);
+            assert!(
+                !problems[0].message.contains("hunter2"),
+                "values are never echoed"
+            );
+        }
+        assert!(!is_secret_property("client.id"));
+        assert!(!is_secret_property("sasl.kerberos.service.name"));
+    }
+
+    #[test]
+    fn spec_managed_properties_are_refused() {
+        let yaml = VERIFY_ROLLBACK.replace(
+            "      - kafka:9092\n",
+            "      - kafka:9092\n    properties:\n      security.protocol: SSL\n      client.id: ok\n",
+        );
+        let problems = validate(&korb(&yaml));
+        assert_eq!(reasons(&problems), [REASON_PROPERTY_MANAGED_BY_SPEC]);
+        assert!(
+            problems[0]
+                .message
+                .contains("spec.kafkaCluster.securityProtocol"),
+            "{}",
+            problems[0].message
+        );
+    }
+
+    #[test]
+    fn what_the_schema_requires_is_checked_again() {
+        // Manifests the CRD's CEL rules reject, as if stored before those rules existed.
+        let cases = [
+            (
+                VERIFY_ROLLBACK.replace("  kafkaCluster:\n    bootstrapServers:\n      - kafka:9092\n", ""),
+                REASON_MISSING_FIELD,
+                "spec.kafkaCluster is required for operation verify",
+            ),
+            (
+                EMERGENCY_ROLLBACK.replace("  snapshotId: \"pre-migration-20241201-1200\"\n", ""),
+                REASON_MISSING_FIELD,
+                "spec.snapshotId is required for operation rollback",
+            ),
+            (
+                QUICK_SNAPSHOT.replace("quick-snapshot-001", "a..b"),
+                REASON_INVALID_SNAPSHOT_ID,
+                "spec.snapshotId 'a..b' is invalid",
+            ),
+            (
+                QUICK_SNAPSHOT.replace("  consumerGroups:\n    - my-small-group\n", ""),
+                REASON_MISSING_FIELD,
+                "spec.consumerGroups must name at least one group",
+            ),
+            (
+                PRE_MIGRATION_SNAPSHOT.replace(
+                    "    saslSecret:\n      name: kafka-credentials\n      mechanism: SCRAM-SHA-256\n",
+                    "",
+                ),
+                REASON_MISSING_FIELD,
+                "spec.kafkaCluster.saslSecret is required with securityProtocol SASL_SSL",
+            ),
+            (
+                QUICK_SNAPSHOT.replace("    configMap:\n      name: offset-snapshots\n", ""),
+                REASON_MISSING_FIELD,
+                "spec.storage.configMap is required when storageType is configMap",
+            ),
+        ];
+        for (yaml, reason, message) in cases {
+            let problems = validate(&korb(&yaml));
+            assert_eq!(reasons(&problems), [reason], "{problems:?}");
+            assert!(
+                problems[0].message.contains(message),
+                "{}",
+                problems[0].message
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_run_annotation_is_reported() {
+        let mut cr = korb(QUICK_SNAPSHOT);
+        cr.metadata.annotations = Some([(RUN_ANNOTATION.to_string(), "twice".to_string())].into());
+        let problems = validate(&cr);
+        assert_eq!(reasons(&problems), [REASON_INVALID_RUN_ANNOTATION]);
+        assert!(problems[0].message.contains("'twice'"));
+    }
+
+    #[test]
+    fn referenced_secrets_with_default_and_custom_keys() {
+        assert_eq!(
+            referenced_secrets(&korb(PRE_MIGRATION_SNAPSHOT)),
+            [SecretReference {
+                field: "spec.kafkaCluster.saslSecret",
+                name: "kafka-credentials".into(),
+                keys: vec!["username".into(), "password".into()],
+            }]
+        );
+        assert_eq!(
+            referenced_secrets(&korb(FULL_SPECIFICATION)),
+            [
+                SecretReference {
+                    field: "spec.kafkaCluster.tlsSecret",
+                    name: "kafka-tls".into(),
+                    keys: vec!["ca.crt".into()],
+                },
+                SecretReference {
+                    field: "spec.kafkaCluster.saslSecret",
+                    name: "kafka-credentials".into(),
+                    keys: vec!["username".into(), "password".into()],
+                },
+            ]
+        );
+        assert_eq!(
+            referenced_secrets(&korb(MTLS_PVC)),
+            [
+                SecretReference {
+                    field: "spec.kafkaCluster.tlsSecret",
+                    name: "client-tls".into(),
+                    keys: vec!["tls.crt".into(), "tls.key".into()],
+                },
+                SecretReference {
+                    field: "spec.kafkaCluster.caSecret",
+                    name: "cluster-ca".into(),
+                    keys: vec!["ca.pem".into()],
+                },
+            ]
+        );
+        for yaml in [QUICK_SNAPSHOT, VERIFY_ROLLBACK, CLEANUP_OLD_SNAPSHOT] {
+            assert_eq!(referenced_secrets(&korb(yaml)), []);
+        }
+        let s3 = PRE_MIGRATION_SNAPSHOT.replace(
+            "      prefix: offset-snapshots",
+            "      prefix: offset-snapshots\n      credentialsSecret: {name: s3-credentials}",
+        );
+        let refs = referenced_secrets(&korb(&s3));
+        assert_eq!(
+            refs.last(),
+            Some(&SecretReference {
+                field: "spec.storage.s3.credentialsSecret",
+                name: "s3-credentials".into(),
+                keys: vec![],
+            })
+        );
+    }
+
+    #[test]
+    fn delete_references_no_kafka_secret() {
+        let yaml = DELETE_SNAPSHOT.replace(
+            "      - kafka:9092\n",
+            "      - kafka:9092\n    securityProtocol: SASL_SSL\n    saslSecret: {name: kafka-credentials}\n",
+        );
+        assert_eq!(referenced_secrets(&korb(&yaml)), []);
+    }
+}

@@ -1,0 +1,1061 @@
+//! Every KafkaOffsetRollback example of the seed reference (apiVersion changed to
+//! `tidemark.dev/v1alpha1`, otherwise verbatim) and every manifest in `config/samples/` is
+//! accepted by the generated CRD the way an API server would check it: the OpenAPI structure
+//! (with strict field validation, as `kubectl apply` does), the CEL rules, and deserialization
+//! into the Rust type. Malformed manifests are rejected, each for its own stated reason.
+
+use std::path::Path;
+
+use kube::core::cel::{compile_schema, estimate_rule_cost, Validator};
+use serde_json::{json, Map, Value};
+use tidemark_operator::crd::{KafkaOffsetRollback, KafkaOffsetRollbackStatus};
+
+// ---------------------------------------------------------------------------------------------
+// The seed's examples, verbatim but for the apiVersion.
+
+/// "Overview": a skeleton whose spec is only a placeholder (`# Operation configuration`). It is
+/// not a complete manifest; see `overview_skeleton_is_only_a_skeleton`.
+const OVERVIEW: &str = r#"
+apiVersion: tidemark.dev/v1alpha1
+kind: KafkaOffsetRollback
+metadata:
+  name: my-rollback
+  namespace: kafka-backup
+spec:
+  operation: snapshot  # snapshot, rollback, verify, delete
+  # Operation configuration
+"#;
+
+const FULL_SPECIFICATION: &str = r#"
+apiVersion: tidemark.dev/v1alpha1
+kind: KafkaOffsetRollback
+metadata:
+  name: offset-rollback
+  namespace: kafka-backup
+spec:
+  # Kafka cluster
+  kafkaCluster:
+    bootstrapServers:
+      - kafka-0.kafka.svc:9092
+      - kafka-1.kafka.svc:9092
+    securityProtocol: SASL_SSL
+    tlsSecret:
+      name: kafka-tls
+      caKey: ca.crt
+    saslSecret:
+      name: kafka-credentials
+      mechanism: SCRAM-SHA-256
+      usernameKey: username
+      passwordKey: password
+
+  # Consumer groups
+  consumerGroups:
+    - order-processor
+    - payment-handler
+
+  # Operation to perform
+  operation: snapshot  # snapshot, rollback, verify, delete
+
+  # Snapshot ID (required for all operations)
+  snapshotId: "pre-migration-snapshot"
+
+  # Storage for snapshot data
+  storage:
+    storageType: s3  # s3, azure, gcs, pvc, configmap
+    s3:
+      bucket: kafka-offset-snapshots
+      region: us-west-2
+      prefix: snapshots
+    # Or use ConfigMap for small snapshots
+    configMap:
+      name: offset-snapshots
+
+  # Verification options (for verify operation)
+  verify:
+    strict: true  # Fail if offsets don't match exactly
+
+  # Resource requirements
+  resources:
+    requests:
+      cpu: 100m
+      memory: 128Mi
+    limits:
+      cpu: 200m
+      memory: 256Mi
+
+  # Job configuration
+  job:
+    backoffLimit: 3
+    activeDeadlineSeconds: 600
+    ttlSecondsAfterFinished: 3600
+"#;
+
+const OPERATION_SNAPSHOT: &str = r#"
+apiVersion: tidemark.dev/v1alpha1
+kind: KafkaOffsetRollback
+metadata:
+  name: create-snapshot
+spec:
+  kafkaCluster:
+    bootstrapServers:
+      - kafka:9092
+  consumerGroups:
+    - order-processor
+    - payment-handler
+  operation: snapshot
+  snapshotId: "pre-migration-20241201"
+  storage:
+    storageType: configMap
+    configMap:
+      name: offset-snapshots
+"#;
+
+const OPERATION_ROLLBACK: &str = r#"
+apiVersion: tidemark.dev/v1alpha1
+kind: KafkaOffsetRollback
+metadata:
+  name: do-rollback
+spec:
+  kafkaCluster:
+    bootstrapServers:
+      - kafka:9092
+  consumerGroups:
+    - order-processor
+    - payment-handler
+  operation: rollback
+  snapshotId: "pre-migration-20241201"
+  storage:
+    storageType: configMap
+    configMap:
+      name: offset-snapshots
+"#;
+
+const OPERATION_VERIFY: &str = r#"
+apiVersion: tidemark.dev/v1alpha1
+kind: KafkaOffsetRollback
+metadata:
+  name: verify-offsets
+spec:
+  kafkaCluster:
+    bootstrapServers:
+      - kafka:9092
+  consumerGroups:
+    - order-processor
+  operation: verify
+  snapshotId: "pre-migration-20241201"
+  storage:
+    storageType: configMap
+    configMap:
+      name: offset-snapshots
+  verify:
+    strict: true
+"#;
+
+const OPERATION_DELETE: &str = r#"
+apiVersion: tidemark.dev/v1alpha1
+kind: KafkaOffsetRollback
+metadata:
+  name: delete-snapshot
+spec:
+  kafkaCluster:
+    bootstrapServers:
+      - kafka:9092
+  operation: delete
+  snapshotId: "pre-migration-20241201"
+  storage:
+    storageType: configMap
+    configMap:
+      name: offset-snapshots
+"#;
+
+const PRE_MIGRATION_SNAPSHOT: &str = r#"
+apiVersion: tidemark.dev/v1alpha1
+kind: KafkaOffsetRollback
+metadata:
+  name: pre-migration-snapshot
+spec:
+  kafkaCluster:
+    bootstrapServers:
+      - kafka:9092
+    securityProtocol: SASL_SSL
+    saslSecret:
+      name: kafka-credentials
+      mechanism: SCRAM-SHA-256
+
+  consumerGroups:
+    - order-processor
+    - payment-handler
+    - notification-service
+    - analytics-consumer
+
+  operation: snapshot
+  snapshotId: "pre-migration-20241201-1200"
+
+  storage:
+    storageType: s3
+    s3:
+      bucket: kafka-snapshots
+      region: us-west-2
+      prefix: offset-snapshots
+"#;
+
+const EMERGENCY_ROLLBACK: &str = r#"
+apiVersion: tidemark.dev/v1alpha1
+kind: KafkaOffsetRollback
+metadata:
+  name: emergency-rollback
+spec:
+  kafkaCluster:
+    bootstrapServers:
+      - kafka:9092
+    securityProtocol: SASL_SSL
+    saslSecret:
+      name: kafka-credentials
+      mechanism: SCRAM-SHA-256
+
+  consumerGroups:
+    - order-processor  # Only rollback affected group
+
+  operation: rollback
+  snapshotId: "pre-migration-20241201-1200"
+
+  storage:
+    storageType: s3
+    s3:
+      bucket: kafka-snapshots
+      region: us-west-2
+      prefix: offset-snapshots
+"#;
+
+const VERIFICATION_AFTER_ROLLBACK: &str = r#"
+apiVersion: tidemark.dev/v1alpha1
+kind: KafkaOffsetRollback
+metadata:
+  name: verify-rollback
+spec:
+  kafkaCluster:
+    bootstrapServers:
+      - kafka:9092
+
+  consumerGroups:
+    - order-processor
+
+  operation: verify
+  snapshotId: "pre-migration-20241201-1200"
+
+  storage:
+    storageType: s3
+    s3:
+      bucket: kafka-snapshots
+      region: us-west-2
+      prefix: offset-snapshots
+
+  verify:
+    strict: true  # Fail if any offset doesn't match
+"#;
+
+const SNAPSHOT_TO_CONFIGMAP: &str = r#"
+apiVersion: tidemark.dev/v1alpha1
+kind: KafkaOffsetRollback
+metadata:
+  name: quick-snapshot
+spec:
+  kafkaCluster:
+    bootstrapServers:
+      - kafka:9092
+
+  consumerGroups:
+    - my-small-group
+
+  operation: snapshot
+  snapshotId: "quick-snapshot-001"
+
+  storage:
+    storageType: configMap
+    configMap:
+      name: offset-snapshots
+"#;
+
+const DELETE_OLD_SNAPSHOTS: &str = r#"
+apiVersion: tidemark.dev/v1alpha1
+kind: KafkaOffsetRollback
+metadata:
+  name: cleanup-old-snapshot
+spec:
+  operation: delete
+  snapshotId: "old-snapshot-20241101"
+  storage:
+    storageType: configMap
+    configMap:
+      name: offset-snapshots
+"#;
+
+const WORKFLOW_EXAMPLE: &str = r#"
+# 1. Create snapshot before change
+---
+apiVersion: tidemark.dev/v1alpha1
+kind: KafkaOffsetRollback
+metadata:
+  name: step1-snapshot
+spec:
+  kafkaCluster:
+    bootstrapServers: ["kafka:9092"]
+  consumerGroups: ["my-group"]
+  operation: snapshot
+  snapshotId: "before-change"
+  storage:
+    storageType: configMap
+    configMap:
+      name: offset-snapshots
+
+# 2. After change, if needed, rollback
+---
+apiVersion: tidemark.dev/v1alpha1
+kind: KafkaOffsetRollback
+metadata:
+  name: step2-rollback
+spec:
+  kafkaCluster:
+    bootstrapServers: ["kafka:9092"]
+  consumerGroups: ["my-group"]
+  operation: rollback
+  snapshotId: "before-change"
+  storage:
+    storageType: configMap
+    configMap:
+      name: offset-snapshots
+
+# 3. Verify rollback succeeded
+---
+apiVersion: tidemark.dev/v1alpha1
+kind: KafkaOffsetRollback
+metadata:
+  name: step3-verify
+spec:
+  kafkaCluster:
+    bootstrapServers: ["kafka:9092"]
+  consumerGroups: ["my-group"]
+  operation: verify
+  snapshotId: "before-change"
+  storage:
+    storageType: configMap
+    configMap:
+      name: offset-snapshots
+"#;
+
+/// The seed's "Status" block.
+const STATUS: &str = r#"
+status:
+  phase: Completed  # Pending, Running, Completed, Failed
+  operation: snapshot
+  snapshotId: "pre-migration-20241201"
+  startTime: "2024-12-01T12:00:00Z"
+  completionTime: "2024-12-01T12:00:05Z"
+  snapshotData:
+    groups: 2
+    totalPartitions: 12
+    timestamp: "2024-12-01T12:00:00Z"
+  # For verify operation
+  verificationResult:
+    matched: true
+    differences: []
+  conditions:
+    - type: Ready
+      status: "True"
+      reason: SnapshotCreated
+      message: "Snapshot pre-migration-20241201 created successfully"
+      lastTransitionTime: "2024-12-01T12:00:05Z"
+"#;
+
+/// Every complete example of the seed, by section title.
+const SEED_EXAMPLES: &[(&str, &str)] = &[
+    ("Full Specification", FULL_SPECIFICATION),
+    ("Operations / snapshot", OPERATION_SNAPSHOT),
+    ("Operations / rollback", OPERATION_ROLLBACK),
+    ("Operations / verify", OPERATION_VERIFY),
+    ("Operations / delete", OPERATION_DELETE),
+    ("Examples / Pre-Migration Snapshot", PRE_MIGRATION_SNAPSHOT),
+    ("Examples / Emergency Rollback", EMERGENCY_ROLLBACK),
+    (
+        "Examples / Verification After Rollback",
+        VERIFICATION_AFTER_ROLLBACK,
+    ),
+    ("Examples / Snapshot to ConfigMap", SNAPSHOT_TO_CONFIGMAP),
+    ("Operations / Delete Old Snapshots", DELETE_OLD_SNAPSHOTS),
+    ("Workflow Example", WORKFLOW_EXAMPLE),
+];
+
+// ---------------------------------------------------------------------------------------------
+// The three checks.
+
+/// Which check refused a manifest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layer {
+    /// The OpenAPI schema: types, enums, patterns, bounds, required and unknown fields.
+    Structure,
+    /// The `x-kubernetes-validations` CEL rules.
+    Cel,
+    /// Deserializing into `KafkaOffsetRollback`.
+    Serde,
+}
+
+#[derive(Debug)]
+struct Rejection {
+    layer: Layer,
+    message: String,
+}
+
+/// The generated openAPIV3Schema of KafkaOffsetRollback.
+fn crd_schema() -> Value {
+    let crd = tidemark_operator::crd::all()
+        .into_iter()
+        .find(|c| c.spec.names.kind == "KafkaOffsetRollback")
+        .expect("the KafkaOffsetRollback CRD");
+    let version = &crd.spec.versions[0];
+    serde_json::to_value(
+        version
+            .schema
+            .as_ref()
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+            .expect("a schema"),
+    )
+    .expect("schema as JSON")
+}
+
+/// The Kubernetes structural schema as plain JSON Schema (draft 4): `nullable` becomes a `null`
+/// type, `x-kubernetes-int-or-string` an integer-or-string, and objects with declared
+/// properties refuse unknown fields (the API server's strict field validation, which
+/// `kubectl apply` requests).
+fn to_json_schema(node: &Value) -> Value {
+    let Value::Object(obj) = node else {
+        return node.clone();
+    };
+    let mut out = Map::new();
+    for (key, value) in obj {
+        match key.as_str() {
+            "properties" => {
+                let props = value
+                    .as_object()
+                    .expect("properties is a map")
+                    .iter()
+                    .map(|(k, v)| (k.clone(), to_json_schema(v)))
+                    .collect();
+                out.insert(key.clone(), Value::Object(props));
+            }
+            "items" | "additionalProperties" if value.is_object() => {
+                out.insert(key.clone(), to_json_schema(value));
+            }
+            "nullable" | "x-kubernetes-validations" | "x-kubernetes-int-or-string" => {}
+            _ => {
+                out.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    let nullable = obj.get("nullable") == Some(&json!(true));
+    if obj.get("x-kubernetes-int-or-string") == Some(&json!(true)) {
+        out.remove("type");
+        let mut any = vec![json!({"type": "integer"}), json!({"type": "string"})];
+        if nullable {
+            any.push(json!({"type": "null"}));
+        }
+        out.insert("anyOf".into(), Value::Array(any));
+    } else if nullable {
+        if let Some(Value::String(t)) = out.get("type").cloned() {
+            out.insert("type".into(), json!([t, "null"]));
+        }
+        if let Some(Value::Array(values)) = out.get_mut("enum") {
+            values.push(Value::Null);
+        }
+    }
+    let preserve = obj.get("x-kubernetes-preserve-unknown-fields") == Some(&json!(true));
+    if out.contains_key("properties") && !out.contains_key("additionalProperties") && !preserve {
+        out.insert("additionalProperties".into(), json!(false));
+    }
+    out.into()
+}
+
+/// The structural schema of a whole object: the CRD schema plus the envelope the API server
+/// checks itself.
+fn object_schema(crd_schema: &Value) -> Value {
+    let mut schema = to_json_schema(crd_schema);
+    let props = schema["properties"]
+        .as_object_mut()
+        .expect("root properties");
+    props.insert(
+        "apiVersion".into(),
+        json!({"type": "string", "enum": ["tidemark.dev/v1alpha1"]}),
+    );
+    props.insert(
+        "kind".into(),
+        json!({"type": "string", "enum": ["KafkaOffsetRollback"]}),
+    );
+    props.insert("metadata".into(), json!({"type": "object"}));
+    schema
+}
+
+struct Checker {
+    crd_schema: Value,
+    structure: jsonschema::Validator,
+    cel: Validator,
+}
+
+impl Checker {
+    fn new() -> Self {
+        let crd_schema = crd_schema();
+        let structure = jsonschema::draft4::new(&object_schema(&crd_schema))
+            .expect("the structural schema compiles");
+        Checker {
+            crd_schema,
+            structure,
+            cel: Validator::new(),
+        }
+    }
+
+    /// Every reason `doc` is refused, by layer.
+    fn check(&self, doc: &Value) -> Result<KafkaOffsetRollback, Vec<Rejection>> {
+        let mut rejections: Vec<Rejection> = self
+            .structure
+            .iter_errors(doc)
+            .map(|e| Rejection {
+                layer: Layer::Structure,
+                message: format!("{}: {e}", e.instance_path()),
+            })
+            .collect();
+        if let Err(errors) = self.cel.validate(&self.crd_schema, doc, None) {
+            rejections.extend(errors.into_vec().into_iter().map(|e| Rejection {
+                layer: Layer::Cel,
+                message: e.to_string(),
+            }));
+        }
+        match serde_json::from_value::<KafkaOffsetRollback>(doc.clone()) {
+            Ok(cr) if rejections.is_empty() => Ok(cr),
+            Ok(_) => Err(rejections),
+            Err(e) => {
+                rejections.push(Rejection {
+                    layer: Layer::Serde,
+                    message: e.to_string(),
+                });
+                Err(rejections)
+            }
+        }
+    }
+}
+
+/// The documents of a YAML stream, as JSON (empty documents skipped).
+fn documents(yaml: &str) -> Vec<Value> {
+    serde_yaml_ng::Deserializer::from_str(yaml)
+        .map(|doc| {
+            let value: serde_yaml_ng::Value =
+                serde::Deserialize::deserialize(doc).expect("valid YAML");
+            serde_json::to_value(value).expect("YAML as JSON")
+        })
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+/// The single document of `yaml`.
+fn document(yaml: &str) -> Value {
+    let mut docs = documents(yaml);
+    assert_eq!(docs.len(), 1, "one document expected");
+    docs.remove(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accepted.
+
+#[test]
+fn every_seed_example_is_accepted_as_is() {
+    let checker = Checker::new();
+    let mut count = 0;
+    for (title, yaml) in SEED_EXAMPLES {
+        for doc in documents(yaml) {
+            let name = doc["metadata"]["name"].as_str().unwrap_or("?").to_string();
+            match checker.check(&doc) {
+                Ok(cr) => {
+                    assert_eq!(cr.metadata.name.as_deref(), Some(name.as_str()));
+                    // No information is lost between the manifest and the Rust type, apart
+                    // from comments and defaults the schema fills in.
+                    let back = serde_json::to_value(&cr).expect("serializes");
+                    assert_eq!(
+                        back["spec"]["operation"], doc["spec"]["operation"],
+                        "{title}"
+                    );
+                    assert_eq!(back["spec"]["storage"], doc["spec"]["storage"], "{title}");
+                }
+                Err(rejections) => {
+                    panic!("seed example '{title}' ({name}) refused: {rejections:#?}")
+                }
+            }
+            count += 1;
+        }
+    }
+    assert_eq!(count, 13, "11 examples, the workflow holding 3 documents");
+}
+
+#[test]
+fn seed_storage_blocks_deserialize_as_documented() {
+    let checker = Checker::new();
+    let full = checker
+        .check(&document(FULL_SPECIFICATION))
+        .expect("accepted");
+    let spec = &full.spec;
+    let kafka = spec.kafka_cluster.as_ref().expect("kafkaCluster");
+    assert_eq!(kafka.bootstrap_servers.len(), 2);
+    let tls = kafka.tls_secret.as_ref().expect("tlsSecret");
+    assert_eq!(
+        (tls.name.as_str(), tls.ca_key.as_deref()),
+        ("kafka-tls", Some("ca.crt"))
+    );
+    let sasl = kafka.sasl_secret.as_ref().expect("saslSecret");
+    assert_eq!(sasl.mechanism.as_str(), "SCRAM-SHA-256");
+    assert!(spec.storage.s3.is_some() && spec.storage.config_map.is_some());
+    assert_eq!(
+        spec.job.as_ref().and_then(|j| j.ttl_seconds_after_finished),
+        Some(3600)
+    );
+    assert!(spec.verify.as_ref().is_some_and(|v| v.strict));
+
+    // saslSecret with only name and mechanism: the keys default to username/password.
+    let pre = checker
+        .check(&document(PRE_MIGRATION_SNAPSHOT))
+        .expect("accepted");
+    let sasl = pre
+        .spec
+        .kafka_cluster
+        .as_ref()
+        .and_then(|k| k.sasl_secret.as_ref())
+        .expect("saslSecret");
+    assert_eq!(sasl.username_key_or_default(), "username");
+    assert_eq!(sasl.password_key_or_default(), "password");
+
+    // delete without kafkaCluster.
+    let cleanup = checker
+        .check(&document(DELETE_OLD_SNAPSHOTS))
+        .expect("accepted");
+    assert!(cleanup.spec.kafka_cluster.is_none());
+}
+
+#[test]
+fn storage_type_configmap_in_lower_case_is_an_alias() {
+    // The Full Specification's comment spells it `configmap`; both spellings are accepted.
+    let checker = Checker::new();
+    let yaml = edit(
+        SNAPSHOT_TO_CONFIGMAP,
+        "storageType: configMap",
+        "storageType: configmap",
+    );
+    let cr = checker.check(&document(&yaml)).expect("accepted");
+    assert_eq!(
+        cr.spec.storage.storage_type.normalized(),
+        tidemark_operator::crd::common::StorageType::ConfigMap
+    );
+}
+
+#[test]
+fn seed_status_block_matches_the_status_schema() {
+    let checker = Checker::new();
+    let mut doc = document(SNAPSHOT_TO_CONFIGMAP);
+    doc["status"] = document(STATUS)["status"].clone();
+    let cr = checker
+        .check(&doc)
+        .expect("a resource with the seed's status is valid");
+    let status: KafkaOffsetRollbackStatus = cr.status.expect("status");
+    assert_eq!(
+        status.snapshot_data.as_ref().map(|d| d.total_partitions),
+        Some(12)
+    );
+    assert_eq!(
+        status.verification_result.as_ref().map(|v| v.matched),
+        Some(true)
+    );
+    assert_eq!(status.conditions[0].reason, "SnapshotCreated");
+}
+
+#[test]
+fn overview_skeleton_is_only_a_skeleton() {
+    // The Overview block stands for "a spec goes here": operation alone is not a runnable
+    // snapshot (the seed's own table and examples give it a cluster, groups and storage).
+    let rejections = Checker::new()
+        .check(&document(OVERVIEW))
+        .expect_err("a bare operation is not enough");
+    let text = format!("{rejections:?}");
+    assert!(
+        text.contains("\\\"storage\\\" is a required property"),
+        "{text}"
+    );
+    assert!(text.contains("kafkaCluster is required"), "{text}");
+    assert!(
+        text.contains("consumerGroups must name at least one group"),
+        "{text}"
+    );
+}
+
+#[test]
+fn every_sample_manifest_is_accepted() {
+    let checker = Checker::new();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/samples");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("config/samples")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "yaml")
+                && p.file_name().is_some_and(|n| n != "kustomization.yaml")
+        })
+        .collect();
+    files.sort();
+    let mut operations = Vec::new();
+    for path in &files {
+        let text = std::fs::read_to_string(path).expect("readable");
+        for doc in documents(&text) {
+            let mut cr = checker
+                .check(&doc)
+                .unwrap_or_else(|r| panic!("{} refused: {r:#?}", path.display()));
+            // Samples leave the namespace to `kubectl apply -n`.
+            assert_eq!(cr.metadata.namespace, None, "{}", path.display());
+            cr.metadata.namespace = Some("kafka-backup".into());
+            assert!(
+                tidemark_operator::validate::validate(&cr).is_empty(),
+                "{} fails the operator's checks",
+                path.display()
+            );
+            operations.push(cr.spec.operation.as_str());
+        }
+    }
+    operations.sort();
+    assert_eq!(operations, ["delete", "rollback", "snapshot", "verify"]);
+
+    let kustomization =
+        std::fs::read_to_string(dir.join("kustomization.yaml")).expect("kustomization.yaml");
+    for path in &files {
+        let name = path.file_name().expect("name").to_string_lossy();
+        assert!(
+            kustomization.contains(name.as_ref()),
+            "config/samples/kustomization.yaml does not list {name}"
+        );
+    }
+}
+
+#[test]
+fn cel_rules_compile_and_fit_the_cost_budget() {
+    fn walk(node: &Value, path: &str, count: &mut usize) {
+        let Value::Object(obj) = node else { return };
+        if let Some(Value::Array(rules)) = obj.get("x-kubernetes-validations") {
+            let compiled = compile_schema(node);
+            assert!(
+                !compiled.has_errors(),
+                "{path}: {:?}",
+                compiled.compilation_errors()
+            );
+            for rule in rules {
+                let rule = rule["rule"].as_str().expect("rule text");
+                let warnings = estimate_rule_cost(rule, &compiled);
+                assert!(warnings.is_empty(), "{path}: {rule}: {warnings:?}");
+                *count += 1;
+            }
+        }
+        if let Some(Value::Object(props)) = obj.get("properties") {
+            for (k, v) in props {
+                walk(v, &format!("{path}.{k}"), count);
+            }
+        }
+        for key in ["items", "additionalProperties"] {
+            if let Some(v) = obj.get(key) {
+                walk(v, &format!("{path}[]"), count);
+            }
+        }
+    }
+    let mut count = 0;
+    walk(&crd_schema(), "", &mut count);
+    assert!(count >= 15, "only {count} rules found");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rejected.
+
+/// `base` with `from` replaced by `to`; `from` must occur (so a case never silently tests the
+/// unchanged base).
+fn edit(base: &str, from: &str, to: &str) -> String {
+    assert!(
+        base.contains(from),
+        "'{from}' not found in the base manifest"
+    );
+    base.replacen(from, to, 1)
+}
+
+struct Case {
+    name: &'static str,
+    manifest: String,
+    layer: Layer,
+    /// Text the rejection message must contain.
+    reason: &'static str,
+}
+
+fn malformed() -> Vec<Case> {
+    let snapshot = SNAPSHOT_TO_CONFIGMAP;
+    let sasl = PRE_MIGRATION_SNAPSHOT;
+    let full = FULL_SPECIFICATION;
+    let case = |name, manifest, layer, reason| Case {
+        name,
+        manifest,
+        layer,
+        reason,
+    };
+    use Layer::{Cel, Structure};
+    vec![
+        case(
+            "unknown operation",
+            edit(snapshot, "operation: snapshot", "operation: restore"),
+            Structure,
+            "/spec/operation: \"restore\" is not one of",
+        ),
+        case(
+            "rollback without snapshotId",
+            edit(OPERATION_ROLLBACK, "  snapshotId: \"pre-migration-20241201\"\n", ""),
+            Cel,
+            "snapshotId is required for rollback, verify and delete",
+        ),
+        case(
+            "verify without kafkaCluster",
+            edit(OPERATION_VERIFY, "  kafkaCluster:\n    bootstrapServers:\n      - kafka:9092\n", ""),
+            Cel,
+            "kafkaCluster is required for snapshot, rollback and verify",
+        ),
+        case(
+            "unknown storageType",
+            edit(snapshot, "storageType: configMap", "storageType: ftp"),
+            Structure,
+            "/spec/storage/storageType: \"ftp\" is not one of",
+        ),
+        case(
+            "s3 without bucket",
+            edit(sasl, "      bucket: kafka-snapshots\n", ""),
+            Structure,
+            "/spec/storage/s3: \"bucket\" is a required property",
+        ),
+        case(
+            "storageType s3 without an s3 block",
+            edit(
+                sasl,
+                "    s3:\n      bucket: kafka-snapshots\n      region: us-west-2\n      prefix: offset-snapshots\n",
+                "",
+            ),
+            Cel,
+            "storage.s3 is required when storageType is s3",
+        ),
+        case(
+            "storageType pvc without a pvc block",
+            edit(snapshot, "storageType: configMap", "storageType: pvc"),
+            Cel,
+            "storage.pvc is required when storageType is pvc",
+        ),
+        case(
+            "negative backoffLimit",
+            edit(full, "backoffLimit: 3", "backoffLimit: -1"),
+            Structure,
+            "/spec/job/backoffLimit: -1 is less than the minimum of 0",
+        ),
+        case(
+            "activeDeadlineSeconds 0",
+            edit(full, "activeDeadlineSeconds: 600", "activeDeadlineSeconds: 0"),
+            Structure,
+            "/spec/job/activeDeadlineSeconds: 0 is less than the minimum of 1",
+        ),
+        case(
+            "negative ttlSecondsAfterFinished",
+            edit(full, "ttlSecondsAfterFinished: 3600", "ttlSecondsAfterFinished: -5"),
+            Structure,
+            "/spec/job/ttlSecondsAfterFinished: -5 is less than the minimum of 0",
+        ),
+        case(
+            "snapshotId with '..' inside",
+            edit(snapshot, "quick-snapshot-001", "quick..001"),
+            Cel,
+            "snapshotId must not contain '..'",
+        ),
+        case(
+            "snapshotId leaving the folder",
+            edit(snapshot, "quick-snapshot-001", "../etc/passwd"),
+            Structure,
+            "/spec/snapshotId: \"../etc/passwd\" does not match",
+        ),
+        case(
+            "snapshotId with '/'",
+            edit(snapshot, "quick-snapshot-001", "team/quick-001"),
+            Structure,
+            "/spec/snapshotId: \"team/quick-001\" does not match",
+        ),
+        case(
+            "empty bootstrapServers",
+            edit(snapshot, "    bootstrapServers:\n      - kafka:9092\n", "    bootstrapServers: []\n"),
+            Structure,
+            "/spec/kafkaCluster/bootstrapServers: [] has less than 1 item",
+        ),
+        case(
+            "bootstrap server without a port",
+            edit(snapshot, "- kafka:9092", "- kafka"),
+            Cel,
+            "every bootstrap server must be host:port",
+        ),
+        case(
+            "bootstrap server as a URL",
+            edit(snapshot, "- kafka:9092", "- kafka://broker:9092"),
+            Cel,
+            "every bootstrap server must be host:port",
+        ),
+        case(
+            "SASL_SSL without saslSecret",
+            edit(
+                sasl,
+                "    saslSecret:\n      name: kafka-credentials\n      mechanism: SCRAM-SHA-256\n",
+                "",
+            ),
+            Cel,
+            "saslSecret is required when securityProtocol is SASL_PLAINTEXT or SASL_SSL",
+        ),
+        case(
+            "saslSecret with PLAINTEXT",
+            edit(sasl, "securityProtocol: SASL_SSL", "securityProtocol: PLAINTEXT"),
+            Cel,
+            "saslSecret is only used with securityProtocol SASL_PLAINTEXT or SASL_SSL",
+        ),
+        case(
+            "unknown SASL mechanism",
+            edit(sasl, "mechanism: SCRAM-SHA-256", "mechanism: GSSAPI"),
+            Structure,
+            "/spec/kafkaCluster/saslSecret/mechanism: \"GSSAPI\" is not one of",
+        ),
+        case(
+            "unknown securityProtocol",
+            edit(sasl, "securityProtocol: SASL_SSL", "securityProtocol: TLS"),
+            Structure,
+            "/spec/kafkaCluster/securityProtocol: \"TLS\" is not one of",
+        ),
+        case(
+            "tlsSecret with a plaintext protocol",
+            edit(full, "securityProtocol: SASL_SSL", "securityProtocol: SASL_PLAINTEXT"),
+            Cel,
+            "tlsSecret and caSecret are only used with securityProtocol SSL or SASL_SSL",
+        ),
+        case(
+            "client certificate without its key",
+            edit(full, "      caKey: ca.crt\n", "      caKey: ca.crt\n      certKey: tls.crt\n"),
+            Cel,
+            "tlsSecret.certKey and tlsSecret.keyKey go together",
+        ),
+        case(
+            "snapshot without consumerGroups",
+            edit(snapshot, "  consumerGroups:\n    - my-small-group\n", ""),
+            Cel,
+            "consumerGroups must name at least one group for snapshot",
+        ),
+        case(
+            "empty consumer group name",
+            edit(snapshot, "- my-small-group", "- \"\""),
+            Structure,
+            "/spec/consumerGroups/0: \"\" is shorter than 1 character",
+        ),
+        case(
+            "Secret name that is not a DNS name",
+            edit(sasl, "name: kafka-credentials", "name: Kafka_Credentials"),
+            Structure,
+            "/spec/kafkaCluster/saslSecret/name: \"Kafka_Credentials\" does not match",
+        ),
+        case(
+            "ConfigMap name with a space",
+            edit(snapshot, "name: offset-snapshots", "name: offset snapshots"),
+            Structure,
+            "/spec/storage/configMap/name: \"offset snapshots\" does not match",
+        ),
+        case(
+            "plain-HTTP S3 endpoint without allowHttp",
+            edit(
+                sasl,
+                "      prefix: offset-snapshots\n",
+                "      prefix: offset-snapshots\n      endpoint: http://minio:9000\n",
+            ),
+            Cel,
+            "storage.s3.allowHttp must be true to use a plain-HTTP endpoint",
+        ),
+        case(
+            "pvc path climbing out of the volume",
+            edit(
+                snapshot,
+                "    storageType: configMap\n    configMap:\n      name: offset-snapshots\n",
+                "    storageType: pvc\n    pvc:\n      claimName: backups\n      path: snaps/../../etc\n",
+            ),
+            Cel,
+            "storage.pvc.path must not contain '..'",
+        ),
+        case(
+            "missing storage",
+            edit(
+                snapshot,
+                "  storage:\n    storageType: configMap\n    configMap:\n      name: offset-snapshots\n",
+                "",
+            ),
+            Structure,
+            "\"storage\" is a required property",
+        ),
+        case(
+            "misspelled field (strict field validation)",
+            edit(snapshot, "snapshotId:", "snapshotID:"),
+            Structure,
+            "Additional properties are not allowed ('snapshotID' was unexpected)",
+        ),
+        case(
+            "string where a number belongs",
+            edit(full, "backoffLimit: 3", "backoffLimit: three"),
+            Structure,
+            "/spec/job/backoffLimit: \"three\" is not of type",
+        ),
+        case(
+            "the seed's original apiVersion",
+            edit(snapshot, "tidemark.dev/v1alpha1", "kafka.oso.sh/v1alpha1"),
+            Structure,
+            "/apiVersion: \"kafka.oso.sh/v1alpha1\" is not one of",
+        ),
+    ]
+}
+
+#[test]
+fn malformed_manifests_are_rejected_for_the_stated_reason() {
+    let checker = Checker::new();
+    let cases = malformed();
+    assert!(cases.len() >= 15);
+    let mut failures = Vec::new();
+    for case in &cases {
+        match checker.check(&document(&case.manifest)) {
+            Ok(_) => failures.push(format!("'{}' was accepted", case.name)),
+            Err(rejections) => {
+                let hit = rejections
+                    .iter()
+                    .any(|r| r.layer == case.layer && r.message.contains(case.reason));
+                if !hit {
+                    failures.push(format!(
+                        "'{}' was not rejected by {:?} with '{}'; got {rejections:#?}",
+                        case.name, case.layer, case.reason
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn secrets_in_properties_pass_the_schema_but_not_the_operator() {
+    // The schema cannot know which librdkafka keys carry secrets; the operator's validation
+    // refuses them before anything is built.
+    let yaml = edit(
+        SNAPSHOT_TO_CONFIGMAP,
+        "      - kafka:9092\n",
+        "      - kafka:9092\n    properties:\n      sasl.password: hunter2\n",
+    );
+    let mut cr = Checker::new()
+        .check(&document(&yaml))
+        .expect("structurally fine");
+    cr.metadata.namespace = Some("kafka-backup".into());
+    let problems = tidemark_operator::validate::validate(&cr);
+    assert_eq!(problems.len(), 1);
+    assert_eq!(problems[0].reason, "SecretInProperties");
+}
