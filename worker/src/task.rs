@@ -105,7 +105,12 @@ pub struct KafkaTarget {
 
 /// Where snapshots are kept.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields
+)]
 pub enum StorageTarget {
     /// A `--path` style location: directory (e.g. a mounted PVC), s3://, gs://, az://.
     Location {
@@ -524,6 +529,27 @@ description: Before the migration
         let kafka = t.kafka.as_ref().expect("kafka");
         assert_eq!(kafka.properties["client.id"], "tidemark");
         assert_eq!(task.operation(), "snapshot");
+    }
+
+    #[test]
+    fn storage_location_fields_are_camel_case() {
+        let target = StorageTarget::Location {
+            url: "s3://b/p".into(),
+            s3_region: Some("eu-west-1".into()),
+            s3_endpoint: None,
+            s3_path_style: true,
+            allow_http: false,
+        };
+        let json = serde_json::to_value(&target).expect("encode");
+        assert_eq!(
+            json,
+            serde_json::json!({"type": "location", "url": "s3://b/p", "s3Region": "eu-west-1", "s3PathStyle": true, "allowHttp": false})
+        );
+        let snake = r#"{"type":"location","url":"s3://b/p","s3_region":"x"}"#;
+        assert!(
+            serde_json::from_str::<StorageTarget>(snake).is_err(),
+            "one spelling only"
+        );
     }
 
     #[test]
