@@ -1,14 +1,16 @@
-//! `tidemark-operator`: `crd` prints the CustomResourceDefinitions (or writes one file per CRD
-//! with `--out-dir DIR`, repeatable); `run` (to come) starts the controllers.
+//! `tidemark-operator`: `run` starts the operator (see `tidemark_operator::run`; exit 0 after
+//! SIGTERM, 1 on a fatal error); `crd` prints the CustomResourceDefinitions (or writes one file
+//! per CRD with `--out-dir DIR`, repeatable).
 
 use std::path::Path;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: tidemark-operator crd [--out-dir DIR]... | version";
+const USAGE: &str = "usage: tidemark-operator run | crd [--out-dir DIR]... | version";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
+        Some("run") if args.len() == 1 => run(),
         Some("crd") => match crd(&args[1..]) {
             Ok(()) => ExitCode::SUCCESS,
             Err(Failure::Usage(message)) => {
@@ -27,6 +29,33 @@ fn main() -> ExitCode {
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// `run`: the operator, on a multi-threaded runtime, until SIGTERM.
+fn run() -> ExitCode {
+    tidemark_operator::run::init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("Error: failed to start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(tidemark_operator::run::run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            let cause = tidemark_operator::controller::source_chain(&error);
+            if cause.is_empty() {
+                tracing::error!(error = %error, "tidemark-operator failed");
+            } else {
+                tracing::error!(error = %error, cause = %cause, "tidemark-operator failed");
+            }
+            ExitCode::from(1)
         }
     }
 }

@@ -110,6 +110,10 @@ pub struct KafkaOffsetRollbackStatus {
     pub phase: Option<Phase>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// The run this status describes, `g<generation>-r<run annotation>` (e.g. `g2-r0`): each
+    /// run executes once; a new spec or a bumped `tidemark.dev/run` annotation is a new run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<Operation>,
     /// The snapshot acted on (the generated id for a snapshot without one).

@@ -1,0 +1,260 @@
+//! The controllers, one per kind (a kube-runtime `Controller` each), and what they share: the
+//! [`Context`], the [`Error`] of a reconcile with its metric label, and the error policy
+//! (an invalid spec waits for a change, a missing Secret is polled, API errors back off).
+
+pub mod rollback;
+pub mod status;
+
+#[cfg(test)]
+mod scenarios;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::{watcher, Controller};
+use kube::{Api, Client, Resource, ResourceExt};
+
+use crate::build::OWNER_KIND_LABEL;
+use crate::config::OperatorConfig;
+use crate::crd::KafkaOffsetRollback;
+use crate::metrics::Metrics;
+
+/// How often a resource waiting for a Secret is checked again (Secrets are not watched).
+pub const SECRET_POLL: Duration = Duration::from_secs(30);
+/// How often a running Job is looked at again, besides the Job's own watch events.
+pub const RUNNING_POLL: Duration = Duration::from_secs(60);
+/// First and longest delay before retrying after an API error.
+const BACKOFF_MIN: Duration = Duration::from_secs(5);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// Why a reconcile failed. Each variant is one step of the pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The spec cannot run (the `Stalled` condition says why); waits for a change.
+    #[error("invalid spec ({reason}): {message}")]
+    InvalidSpec {
+        reason: &'static str,
+        message: String,
+    },
+    /// A referenced Secret or entry is missing (the `Stalled` condition says which); polled.
+    #[error("waiting for a Secret ({reason}): {message}")]
+    MissingSecret {
+        reason: &'static str,
+        message: String,
+    },
+    /// A child could not be built from a spec that passed validation.
+    #[error("failed to build the children")]
+    Build(#[source] crate::build::Error),
+    /// Reading an object failed.
+    #[error("failed to read {what}")]
+    Fetch {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    /// Server-side apply of a child failed.
+    #[error("failed to apply {what}")]
+    Apply {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    /// Deleting a superseded child failed.
+    #[error("failed to delete {what}")]
+    Delete {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    /// Writing the status failed.
+    #[error("failed to write the status of {what}")]
+    Status {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl Error {
+    /// A short stable label, for metrics and logs.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::InvalidSpec { .. } => "invalid_spec",
+            Error::MissingSecret { .. } => "missing_secret",
+            Error::Build(_) => "build",
+            Error::Fetch { .. } => "fetch",
+            Error::Apply { .. } => "apply",
+            Error::Delete { .. } => "delete",
+            Error::Status { .. } => "status",
+        }
+    }
+}
+
+/// What every reconcile gets: the client, the Event recorder, the operator configuration and
+/// the metrics.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub config: OperatorConfig,
+    pub metrics: Arc<Metrics>,
+    /// Consecutive API failures per object (`namespace/name`), for the retry backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// A context whose Events are reported as `reporter` (the operator's name and pod).
+    pub fn new(
+        client: Client,
+        config: OperatorConfig,
+        metrics: Arc<Metrics>,
+        reporter: Reporter,
+    ) -> Self {
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            config,
+            metrics,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Publishes an Event about `obj`; a failure is logged, never fatal (status carries the
+    /// same information).
+    pub async fn publish<K>(
+        &self,
+        obj: &K,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: &str,
+    ) where
+        K: Resource<DynamicType = ()>,
+    {
+        let note: String = note.chars().take(1000).collect();
+        let event = Event {
+            type_,
+            reason: reason.to_string(),
+            note: Some(note),
+            action: action.to_string(),
+            secondary: None,
+        };
+        if let Err(error) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+            tracing::warn!(%error, reason, "failed to publish an Event");
+        }
+    }
+
+    fn key<K: Resource>(obj: &K) -> String {
+        format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
+    }
+
+    /// Forgets the failures of `obj` after a successful reconcile.
+    pub fn succeeded<K: Resource>(&self, obj: &K) {
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.remove(&Self::key(obj));
+        }
+    }
+
+    /// The delay before retrying `obj` after one more failure: 5 s, doubling, at most 5 min.
+    fn backoff<K: Resource>(&self, obj: &K) -> Duration {
+        let n = match self.failures.lock() {
+            Ok(mut failures) => {
+                let n = failures.entry(Self::key(obj)).or_insert(0);
+                *n = n.saturating_add(1);
+                *n
+            }
+            Err(_) => 1,
+        };
+        BACKOFF_MIN
+            .saturating_mul(1u32 << (n - 1).min(10))
+            .min(BACKOFF_MAX)
+    }
+}
+
+/// Error policy of every controller: an invalid spec waits for a change, a missing Secret is
+/// checked again in [`SECRET_POLL`], anything else (API errors) retries with backoff.
+pub fn error_policy<K>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action
+where
+    K: Resource<DynamicType = ()>,
+{
+    ctx.metrics
+        .reconcile_failure(&K::kind(&()), error.metric_label());
+    match error {
+        Error::InvalidSpec { .. } | Error::Build(_) => Action::await_change(),
+        Error::MissingSecret { .. } => Action::requeue(SECRET_POLL),
+        _ => {
+            let delay = ctx.backoff(obj.as_ref());
+            tracing::warn!(
+                error = %error,
+                cause = %source_chain(error),
+                retry_in_seconds = delay.as_secs(),
+                "reconcile failed"
+            );
+            Action::requeue(delay)
+        }
+    }
+}
+
+/// The `source()` chain of `error`, joined with `: `.
+pub fn source_chain(error: &dyn std::error::Error) -> String {
+    let mut parts = Vec::new();
+    let mut next = error.source();
+    while let Some(e) = next {
+        let text = e.to_string();
+        // Many errors repeat their source in their own message; keep each text once.
+        if !parts.last().is_some_and(|p: &String| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
+/// Runs every controller until `shutdown` resolves, watching `ctx.config.watch_namespace` (or
+/// all namespaces).
+pub async fn run(
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let (rollbacks, jobs, config_maps) = match &ctx.config.watch_namespace {
+        Some(ns) => (
+            Api::<KafkaOffsetRollback>::namespaced(client.clone(), ns),
+            Api::<Job>::namespaced(client.clone(), ns),
+            Api::<ConfigMap>::namespaced(client, ns),
+        ),
+        None => (
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client),
+        ),
+    };
+    // Only our children are watched (and cached).
+    let children =
+        watcher::Config::default().labels(&format!("{OWNER_KIND_LABEL}=KafkaOffsetRollback"));
+    Controller::new(rollbacks, watcher::Config::default().any_semantic())
+        .owns(jobs, children.clone())
+        .owns(config_maps, children)
+        .graceful_shutdown_on(shutdown)
+        .run(rollback::reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((obj, _)) => tracing::debug!(object = %obj, "reconciled"),
+                Err(error) => tracing::debug!(%error, "reconcile error"),
+            }
+        })
+        .await;
+}

@@ -1,0 +1,941 @@
+//! Scenario tests of the KafkaOffsetRollback reconcile against a tower-test mock API server:
+//! each scenario lists the exact API calls expected, in order (method, path, key parts of the
+//! body), with realistic replies; a missing call or an extra one fails the test within a short
+//! timeout.
+
+use std::panic::resume_unwind;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, Request, Response, StatusCode};
+use kube::client::Body;
+use kube::runtime::controller::Action;
+use kube::Client;
+use serde_json::{json, Value};
+use tower_test::mock;
+
+use super::rollback::reconcile;
+use super::{error_policy, Context, Error, RUNNING_POLL, SECRET_POLL};
+use crate::build::fixtures::*;
+use crate::config::OperatorConfig;
+use crate::crd::KafkaOffsetRollback;
+use crate::metrics::Metrics;
+
+type Handle = mock::Handle<Request<Body>, Response<Body>>;
+type Check = Box<dyn Fn(&Value, &str) + Send>;
+
+const NS: &str = "kafka-backup";
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the mock API server answers.
+enum Reply {
+    /// This status and body.
+    Json(StatusCode, Value),
+    /// The request body back (what a server-side apply or an Event create returns).
+    Echo,
+    /// `obj` with the `status` of the request (what a status patch returns).
+    WithStatus(Value),
+}
+
+/// One expected API call.
+struct Call {
+    method: Method,
+    path: String,
+    check: Check,
+    reply: Reply,
+}
+
+impl Call {
+    fn new(method: Method, path: impl Into<String>, reply: Reply) -> Self {
+        Call {
+            method,
+            path: path.into(),
+            check: Box::new(|_, _| {}),
+            reply,
+        }
+    }
+
+    fn check(mut self, check: impl Fn(&Value, &str) + Send + 'static) -> Self {
+        self.check = Box::new(check);
+        self
+    }
+}
+
+fn not_found(kind: &str, name: &str) -> Reply {
+    Reply::Json(
+        StatusCode::NOT_FOUND,
+        json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": format!("{kind} \"{name}\" not found"), "reason": "NotFound", "code": 404
+        }),
+    )
+}
+
+fn get(path: impl Into<String>, reply: Reply) -> Call {
+    Call::new(Method::GET, path, reply)
+}
+
+/// A server-side apply of a namespaced child, under the operator's field manager.
+fn apply(path: impl Into<String>, check: impl Fn(&Value) + Send + 'static) -> Call {
+    Call::new(Method::PATCH, path, Reply::Echo).check(move |body, query| {
+        assert!(query.contains("fieldManager=tidemark-operator"), "{query}");
+        assert!(query.contains("force=true"), "{query}");
+        check(body);
+    })
+}
+
+fn status_path(name: &str) -> String {
+    format!("/apis/tidemark.dev/v1alpha1/namespaces/{NS}/kafkaoffsetrollbacks/{name}/status")
+}
+
+/// The status patch (server-side apply); `check` sees the status.
+fn status(cr: &KafkaOffsetRollback, check: impl Fn(&Value) + Send + 'static) -> Call {
+    let name = cr.metadata.name.clone().expect("name");
+    let obj = serde_json::to_value(cr).expect("cr");
+    Call::new(Method::PATCH, status_path(&name), Reply::WithStatus(obj)).check(
+        move |body, query| {
+            assert!(query.contains("fieldManager=tidemark-operator"), "{query}");
+            assert_eq!(body["kind"], "KafkaOffsetRollback");
+            check(&body["status"]);
+        },
+    )
+}
+
+/// An Event about the resource with `reason` and `type_`.
+fn event(type_: &'static str, reason: &'static str) -> Call {
+    Call::new(
+        Method::POST,
+        format!("/apis/events.k8s.io/v1/namespaces/{NS}/events"),
+        Reply::Echo,
+    )
+    .check(move |body, _| {
+        assert_eq!(body["reason"], reason, "{body}");
+        assert_eq!(body["type"], type_, "{body}");
+        assert_eq!(body["regarding"]["kind"], "KafkaOffsetRollback", "{body}");
+    })
+}
+
+/// The condition `type_` of a status.
+fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
+    status["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == type_))
+        .unwrap_or_else(|| panic!("no {type_} condition in {status}"))
+}
+
+fn assert_condition(status: &Value, type_: &str, value: &str, reason: &str) {
+    let c = condition(status, type_);
+    assert_eq!(c["status"], value, "{type_}: {c}");
+    assert_eq!(c["reason"], reason, "{type_}: {c}");
+    assert!(
+        c["lastTransitionTime"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{c}"
+    );
+}
+
+/// Answers `calls` in order, then makes sure nothing else is asked.
+async fn serve(mut handle: Handle, calls: Vec<Call>) {
+    for (i, call) in calls.into_iter().enumerate() {
+        let expected = format!("call #{i}: {} {}", call.method, call.path);
+        let (request, send) = match tokio::time::timeout(TIMEOUT, handle.next_request()).await {
+            Ok(Some(next)) => next,
+            Ok(None) | Err(_) => panic!("{expected} was never made"),
+        };
+        let query = request.uri().query().unwrap_or("").to_string();
+        assert_eq!(
+            (request.method(), request.uri().path()),
+            (&call.method, call.path.as_str()),
+            "{expected} expected, got {} {}",
+            request.method(),
+            request.uri()
+        );
+        let bytes = request.into_body().collect_bytes().await.expect("body");
+        let body: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).expect("a JSON body")
+        };
+        (call.check)(&body, &query);
+        let (code, reply) = match call.reply {
+            Reply::Json(code, value) => (code, value),
+            Reply::Echo => (StatusCode::OK, body),
+            Reply::WithStatus(mut obj) => {
+                obj["status"] = body["status"].clone();
+                (StatusCode::OK, obj)
+            }
+        };
+        let response = Response::builder()
+            .status(code)
+            .body(Body::from(serde_json::to_vec(&reply).expect("json")))
+            .expect("response");
+        send.send_response(response);
+    }
+    if let Ok(Some((request, _))) = tokio::time::timeout(TIMEOUT, handle.next_request()).await {
+        panic!("unexpected call {} {}", request.method(), request.uri());
+    }
+}
+
+/// A context on a mock client.
+fn context() -> (Arc<Context>, Handle) {
+    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let ctx = Context::new(
+        client,
+        OperatorConfig::default(),
+        Arc::new(Metrics::default()),
+        "tidemark-operator".to_string().into(),
+    );
+    (Arc::new(ctx), handle)
+}
+
+/// Reconciles `cr` once against `calls`; returns the result, the action the error policy
+/// picks for an error, and the metrics.
+async fn scenario(
+    cr: KafkaOffsetRollback,
+    calls: Vec<Call>,
+) -> (Result<Action, Error>, Option<Action>, Arc<Metrics>) {
+    let (ctx, handle) = context();
+    let server = tokio::spawn(serve(handle, calls));
+    let cr = Arc::new(cr);
+    let result = tokio::time::timeout(TIMEOUT * 2, reconcile(cr.clone(), ctx.clone())).await;
+    let policy = match &result {
+        Ok(Err(e)) => Some(error_policy(cr, e, ctx.clone())),
+        _ => None,
+    };
+    let metrics = ctx.metrics.clone();
+    drop(ctx);
+    if let Err(e) = server.await {
+        if e.is_panic() {
+            resume_unwind(e.into_panic());
+        }
+    }
+    let result = result.expect("reconcile finished");
+    (result, policy, metrics)
+}
+
+fn secret(name: &str, keys: &[&str]) -> Reply {
+    let data: serde_json::Map<String, Value> = keys
+        .iter()
+        .map(|k| (k.to_string(), json!("czNudGluZWwtdmFsdWU=")))
+        .collect();
+    Reply::Json(
+        StatusCode::OK,
+        json!({
+            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": name, "namespace": NS, "uid": "5e"},
+            "data": data
+        }),
+    )
+}
+
+fn path(group_version: &str, resource: &str, name: &str) -> String {
+    let prefix = if group_version == "v1" {
+        "/api/v1".to_string()
+    } else {
+        format!("/apis/{group_version}")
+    };
+    format!("{prefix}/namespaces/{NS}/{resource}/{name}")
+}
+
+/// `cr` with the status of run `run` in `phase`, its Job `job`.
+fn with_status(
+    mut cr: KafkaOffsetRollback,
+    run: &str,
+    phase: &str,
+    job: &str,
+) -> KafkaOffsetRollback {
+    cr.status = Some(
+        serde_json::from_value(json!({
+            "phase": phase, "run": run, "observedGeneration": 1, "operation": cr.spec.operation,
+            "jobName": job, "startTime": "2024-12-01T12:00:00Z",
+            "conditions": [
+                {"type": "Ready", "status": "False", "reason": "JobRunning", "message": "running",
+                 "lastTransitionTime": "2024-12-01T12:00:00Z"},
+                {"type": "Reconciling", "status": "True", "reason": "JobRunning", "message": "running",
+                 "lastTransitionTime": "2024-12-01T12:00:00Z"},
+                {"type": "Stalled", "status": "False", "reason": "JobRunning", "message": "running",
+                 "lastTransitionTime": "2024-12-01T11:00:00Z"}
+            ]
+        }))
+        .expect("status"),
+    );
+    cr
+}
+
+fn job_reply(name: &str, condition: Option<(&str, &str)>) -> Reply {
+    let conditions: Vec<Value> = condition
+        .map(|(type_, reason)| {
+            json!({"type": type_, "status": "True", "reason": reason,
+                   "message": format!("{reason} happened"),
+                   "lastTransitionTime": "2024-12-01T12:01:00Z"})
+        })
+        .into_iter()
+        .collect();
+    Reply::Json(
+        StatusCode::OK,
+        json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": name, "namespace": NS, "uid": "j0b"},
+            "spec": {"template": {"spec": {"containers": [{"name": "tidemark"}]}}},
+            "status": {"conditions": conditions}
+        }),
+    )
+}
+
+/// The pods of Job `job`: one terminated `tidemark` container per `(finishedAt, message)`.
+fn pods_call(job: &str, containers: &[(&str, Option<Value>)]) -> Call {
+    let items: Vec<Value> = containers
+        .iter()
+        .enumerate()
+        .map(|(i, (finished, message))| {
+            let mut terminated =
+                json!({"exitCode": 0, "finishedAt": finished, "reason": "Completed"});
+            if let Some(m) = message {
+                terminated["message"] = json!(m.to_string());
+            }
+            json!({
+                "metadata": {"name": format!("{job}-{i}"), "namespace": NS,
+                             "labels": {"batch.kubernetes.io/job-name": job}},
+                "status": {"phase": "Failed", "containerStatuses": [{
+                    "name": "tidemark", "image": "tidemark", "imageID": "", "ready": false,
+                    "restartCount": 0, "state": {"terminated": terminated}
+                }]}
+            })
+        })
+        .collect();
+    let selector = format!("labelSelector=batch.kubernetes.io%2Fjob-name%3D{job}");
+    get(
+        format!("/api/v1/namespaces/{NS}/pods"),
+        Reply::Json(
+            StatusCode::OK,
+            json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items}),
+        ),
+    )
+    .check(move |_, query| assert!(query.contains(&selector), "{query}"))
+}
+
+// (a) A new resource: its Secret is checked, the worker ServiceAccount, task ConfigMap and Job
+// are applied, and the status says Running.
+#[tokio::test]
+async fn a_new_resource_checks_secrets_applies_children_and_runs() {
+    let cr = korb(PRE_MIGRATION_SNAPSHOT);
+    let calls = vec![
+        get(
+            path("v1", "secrets", "kafka-credentials"),
+            secret("kafka-credentials", &["username", "password"]),
+        ),
+        apply(path("v1", "serviceaccounts", "tidemark-worker"), |body| {
+            assert_eq!(body["kind"], "ServiceAccount");
+            assert_eq!(body["automountServiceAccountToken"], false);
+        }),
+        apply(
+            path("v1", "configmaps", "pre-migration-snapshot-task-g1-r0"),
+            |body| {
+                assert_eq!(
+                    body["metadata"]["ownerReferences"][0]["name"],
+                    "pre-migration-snapshot"
+                );
+                let task = body["data"]["task.yaml"].as_str().expect("task");
+                assert!(task.contains("operation: snapshot"), "{task}");
+                assert!(
+                    task.contains("s3://kafka-snapshots/offset-snapshots"),
+                    "{task}"
+                );
+            },
+        ),
+        apply(
+            path("batch/v1", "jobs", "pre-migration-snapshot-g1-r0"),
+            |body| {
+                assert_eq!(body["kind"], "Job");
+                assert_eq!(body["metadata"]["ownerReferences"][0]["controller"], true);
+                let container = &body["spec"]["template"]["spec"]["containers"][0];
+                assert_eq!(
+                    container["args"],
+                    json!(["run", "--task", "/etc/tidemark/task/task.yaml"])
+                );
+                assert_eq!(
+                    container["env"][1]["valueFrom"]["secretKeyRef"]["name"],
+                    "kafka-credentials"
+                );
+            },
+        ),
+        status(&cr, |s| {
+            assert_eq!(s["phase"], "Running");
+            assert_eq!(s["run"], "g1-r0");
+            assert_eq!(s["jobName"], "pre-migration-snapshot-g1-r0");
+            assert_eq!(s["snapshotId"], "pre-migration-20241201-1200");
+            assert_eq!(s["operation"], "snapshot");
+            assert_eq!(s["observedGeneration"], 1);
+            assert!(s["startTime"].is_string());
+            assert_condition(s, "Ready", "False", "JobRunning");
+            assert_condition(s, "Reconciling", "True", "JobRunning");
+            assert_condition(s, "Stalled", "False", "JobRunning");
+        }),
+        event("Normal", "JobCreated"),
+    ];
+    let (result, _, metrics) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
+    assert_eq!(metrics.job_count("KafkaOffsetRollback", "created"), 1);
+}
+
+// (a') ConfigMap storage also gets the worker Role and RoleBinding, before the Job.
+#[tokio::test]
+async fn config_map_storage_gets_a_worker_role() {
+    let cr = korb(QUICK_SNAPSHOT);
+    let calls = vec![
+        apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
+        apply(
+            path(
+                "rbac.authorization.k8s.io/v1",
+                "roles",
+                "quick-snapshot-worker",
+            ),
+            |body| {
+                assert_eq!(
+                    body["rules"][0]["resourceNames"],
+                    json!(["offset-snapshots"])
+                );
+            },
+        ),
+        apply(
+            path(
+                "rbac.authorization.k8s.io/v1",
+                "rolebindings",
+                "quick-snapshot-worker",
+            ),
+            |body| {
+                assert_eq!(body["subjects"][0]["name"], "tidemark-worker");
+            },
+        ),
+        apply(
+            path("v1", "configmaps", "quick-snapshot-task-g1-r0"),
+            |_| {},
+        ),
+        apply(path("batch/v1", "jobs", "quick-snapshot-g1-r0"), |_| {}),
+        status(&cr, |s| assert_eq!(s["phase"], "Running")),
+        event("Normal", "JobCreated"),
+    ];
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
+}
+
+// (b) The Job succeeded: the worker's result gives the generated snapshot id and snapshotData.
+#[tokio::test]
+async fn a_successful_job_completes_the_run_with_snapshot_data() {
+    let cr = korb(&QUICK_SNAPSHOT.replace("  snapshotId: \"quick-snapshot-001\"\n", ""));
+    assert_eq!(cr.spec.snapshot_id, None);
+    let cr = with_status(cr, "g1-r0", "Running", "quick-snapshot-g1-r0");
+    let result = json!({
+        "phase": "Completed", "operation": "snapshot", "snapshotId": "snapshot-20241201-120105",
+        "message": "Snapshot snapshot-20241201-120105 created successfully: 1 group, 3 partitions",
+        "snapshotData": {"groups": 1, "totalPartitions": 3, "timestamp": "2024-12-01T12:01:05Z"}
+    });
+    let job = "quick-snapshot-g1-r0";
+    let calls = vec![
+        get(
+            path("batch/v1", "jobs", job),
+            job_reply(job, Some(("Complete", "CompletionsReached"))),
+        ),
+        pods_call(job, &[("2024-12-01T12:01:06Z", Some(result))]),
+        status(&cr, |s| {
+            assert_eq!(s["phase"], "Completed");
+            assert_eq!(s["run"], "g1-r0");
+            assert_eq!(s["snapshotId"], "snapshot-20241201-120105");
+            assert_eq!(
+                s["snapshotData"],
+                json!({"groups": 1, "totalPartitions": 3, "timestamp": "2024-12-01T12:01:05Z"})
+            );
+            assert_eq!(s["startTime"], "2024-12-01T12:00:00Z");
+            assert!(s["completionTime"].is_string());
+            assert_condition(s, "Ready", "True", "SnapshotCreated");
+            assert!(condition(s, "Ready")["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("1 group, 3 partitions")));
+            assert_condition(s, "Reconciling", "False", "SnapshotCreated");
+            assert_condition(s, "Stalled", "False", "SnapshotCreated");
+            // Stalled stayed False: its transition time is kept.
+            assert_eq!(
+                condition(s, "Stalled")["lastTransitionTime"],
+                "2024-12-01T11:00:00Z"
+            );
+        }),
+        event("Normal", "JobSucceeded"),
+    ];
+    let (result, _, metrics) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::await_change());
+    assert_eq!(metrics.job_count("KafkaOffsetRollback", "succeeded"), 1);
+}
+
+// (c) A strict verify that finds differences fails, listing them.
+#[tokio::test]
+async fn a_strict_verify_with_differences_fails_and_lists_them() {
+    let cr = with_status(
+        korb(VERIFY_ROLLBACK),
+        "g1-r0",
+        "Running",
+        "verify-rollback-g1-r0",
+    );
+    let differences: Vec<Value> = (0..60)
+        .map(|p| json!({"group": "order-processor", "topic": "orders", "partition": p, "expected": 100, "actual": 140}))
+        .collect();
+    let result = json!({
+        "phase": "Failed", "operation": "verify", "snapshotId": "pre-migration-20241201-1200",
+        "message": "Mismatch with snapshot pre-migration-20241201-1200 (strict): 60 of 60 partitions in 1 of 1 group",
+        "snapshotData": {"groups": 1, "totalPartitions": 60, "timestamp": "2024-12-01T12:00:00Z"},
+        "verification": {"matched": false, "totalDifferences": 75, "differences": differences},
+        "error": {"kind": "verification_failed", "exitCode": 11}
+    });
+    let job = "verify-rollback-g1-r0";
+    let calls = vec![
+        get(
+            path("batch/v1", "jobs", job),
+            job_reply(job, Some(("Failed", "PodFailurePolicy"))),
+        ),
+        pods_call(job, &[("2024-12-01T12:01:06Z", Some(result))]),
+        status(&cr, |s| {
+            assert_eq!(s["phase"], "Failed");
+            let v = &s["verificationResult"];
+            assert_eq!(v["matched"], false);
+            assert_eq!(v["totalDifferences"], 75);
+            let listed = v["differences"].as_array().expect("differences");
+            assert_eq!(listed.len(), 50, "capped at 50");
+            assert_eq!(
+                listed[0],
+                json!({"group": "order-processor", "topic": "orders", "partition": 0, "expected": 100, "actual": 140})
+            );
+            assert_condition(s, "Ready", "False", "VerificationFailed");
+            assert_condition(s, "Stalled", "True", "VerificationFailed");
+        }),
+        event("Warning", "JobFailed"),
+    ];
+    let (result, _, metrics) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::await_change());
+    assert_eq!(metrics.job_count("KafkaOffsetRollback", "failed"), 1);
+}
+
+// (c') Not strict: the same differences complete the run, matched=false.
+#[tokio::test]
+async fn a_lenient_verify_with_differences_completes() {
+    let cr = korb(&VERIFY_ROLLBACK.replace("strict: true", "strict: false"));
+    let cr = with_status(cr, "g1-r0", "Running", "verify-rollback-g1-r0");
+    let result = json!({
+        "phase": "Completed", "operation": "verify", "snapshotId": "pre-migration-20241201-1200",
+        "message": "Mismatch with snapshot pre-migration-20241201-1200: 1 of 3 partitions in 1 of 1 group",
+        "verification": {"matched": false, "totalDifferences": 1,
+            "differences": [{"group": "order-processor", "topic": "orders", "partition": 2, "expected": 5}]}
+    });
+    let job = "verify-rollback-g1-r0";
+    let calls = vec![
+        get(
+            path("batch/v1", "jobs", job),
+            job_reply(job, Some(("Complete", "CompletionsReached"))),
+        ),
+        pods_call(job, &[("2024-12-01T12:01:06Z", Some(result))]),
+        status(&cr, |s| {
+            assert_eq!(s["phase"], "Completed");
+            assert_eq!(s["verificationResult"]["matched"], false);
+            assert_eq!(s["verificationResult"]["differences"][0]["partition"], 2);
+            assert_condition(s, "Ready", "True", "OffsetsDiffer");
+        }),
+        event("Normal", "JobSucceeded"),
+    ];
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::await_change());
+}
+
+// (d) The Job failed: the worker's error becomes the reason; the newest pod's result counts.
+#[tokio::test]
+async fn a_failed_job_fails_the_run_with_a_warning_event() {
+    let cr = with_status(
+        korb(EMERGENCY_ROLLBACK),
+        "g1-r0",
+        "Running",
+        "emergency-rollback-g1-r0",
+    );
+    let old = json!({"phase": "Failed", "message": "older attempt", "error": {"kind": "kafka_error", "exitCode": 9}});
+    let newest = json!({
+        "phase": "Failed", "operation": "rollback", "snapshotId": "pre-migration-20241201-1200",
+        "message": "failed to connect to kafka:9092: broker transport failure",
+        "error": {"kind": "connection_failed", "exitCode": 5}
+    });
+    let job = "emergency-rollback-g1-r0";
+    let calls = vec![
+        get(
+            path("batch/v1", "jobs", job),
+            job_reply(job, Some(("Failed", "BackoffLimitExceeded"))),
+        ),
+        pods_call(
+            job,
+            &[
+                ("2024-12-01T12:03:00Z", Some(newest)),
+                ("2024-12-01T12:01:00Z", Some(old)),
+            ],
+        ),
+        status(&cr, |s| {
+            assert_eq!(s["phase"], "Failed");
+            assert_condition(s, "Ready", "False", "ConnectionFailed");
+            assert_condition(s, "Stalled", "True", "ConnectionFailed");
+            assert_eq!(
+                condition(s, "Ready")["message"],
+                "failed to connect to kafka:9092: broker transport failure"
+            );
+            assert_condition(s, "Reconciling", "False", "ConnectionFailed");
+            assert!(s["completionTime"].is_string());
+        }),
+        event("Warning", "JobFailed"),
+    ];
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::await_change());
+}
+
+// (d') A failed Job without a readable result still fails the run, with a clear message.
+#[tokio::test]
+async fn a_failed_job_without_a_result_says_so() {
+    let cr = with_status(
+        korb(EMERGENCY_ROLLBACK),
+        "g1-r0",
+        "Running",
+        "emergency-rollback-g1-r0",
+    );
+    let job = "emergency-rollback-g1-r0";
+    let calls = vec![
+        get(
+            path("batch/v1", "jobs", job),
+            job_reply(job, Some(("Failed", "DeadlineExceeded"))),
+        ),
+        pods_call(job, &[("2024-12-01T12:03:00Z", None)]),
+        status(&cr, |s| {
+            assert_eq!(s["phase"], "Failed");
+            assert_condition(s, "Ready", "False", "JobFailed");
+            assert_condition(s, "Stalled", "True", "JobFailed");
+            let message = condition(s, "Ready")["message"].as_str().expect("message");
+            assert!(message.contains("DeadlineExceeded"), "{message}");
+            assert!(
+                message.contains("kubectl logs job/emergency-rollback-g1-r0"),
+                "{message}"
+            );
+        }),
+        event("Warning", "JobFailed"),
+    ];
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::await_change());
+}
+
+// (e) A missing Secret stalls the run: no Job, a clear condition, polled again.
+#[tokio::test]
+async fn a_missing_secret_stalls_without_a_job() {
+    let cr = korb(PRE_MIGRATION_SNAPSHOT);
+    let calls = vec![
+        get(
+            path("v1", "secrets", "kafka-credentials"),
+            not_found("secrets", "kafka-credentials"),
+        ),
+        status(&cr, |s| {
+            assert_eq!(s["phase"], "Pending");
+            assert_eq!(s["run"], "g1-r0");
+            assert!(s.get("jobName").is_none(), "{s}");
+            assert_condition(s, "Stalled", "True", "SecretNotFound");
+            assert_condition(s, "Ready", "False", "SecretNotFound");
+            assert_eq!(
+                condition(s, "Stalled")["message"],
+                "Secret 'kafka-credentials' referenced by spec.kafkaCluster.saslSecret not found in namespace kafka-backup"
+            );
+        }),
+        event("Warning", "SecretNotFound"),
+    ];
+    let (result, policy, metrics) = scenario(cr, calls).await;
+    let err = result.expect_err("stalled");
+    assert_eq!(err.metric_label(), "missing_secret");
+    assert_eq!(policy, Some(Action::requeue(SECRET_POLL)));
+    assert_eq!(
+        metrics.failure_count("KafkaOffsetRollback", "missing_secret"),
+        1
+    );
+}
+
+// (e') A Secret without an entry the worker reads: KeyNotFound; the values never leak.
+#[tokio::test]
+async fn a_missing_secret_key_is_named_and_values_never_leak() {
+    let cr = korb(PRE_MIGRATION_SNAPSHOT);
+    let calls = vec![
+        get(
+            path("v1", "secrets", "kafka-credentials"),
+            secret("kafka-credentials", &["username"]),
+        ),
+        status(&cr, |s| {
+            assert_condition(s, "Stalled", "True", "KeyNotFound");
+            assert_eq!(
+                condition(s, "Stalled")["message"],
+                "Secret 'kafka-credentials' referenced by spec.kafkaCluster.saslSecret has no key 'password'"
+            );
+            assert!(!s.to_string().contains("czNudGluZWw"), "{s}");
+        }),
+        event("Warning", "KeyNotFound").check(|body, _| {
+            assert!(!body.to_string().contains("czNudGluZWw"), "{body}");
+        }),
+    ];
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(
+        result.expect_err("stalled").metric_label(),
+        "missing_secret"
+    );
+}
+
+// (e'') Stalled again with nothing changed: no write, no Event.
+#[tokio::test]
+async fn an_unchanged_stall_writes_nothing() {
+    let mut cr = korb(PRE_MIGRATION_SNAPSHOT);
+    let run = crate::build::RunId::of(&cr).expect("run");
+    cr.status = Some(super::status::stalled(
+        &cr,
+        Some(run),
+        "SecretNotFound",
+        "Secret 'kafka-credentials' referenced by spec.kafkaCluster.saslSecret not found in namespace kafka-backup",
+        "2024-12-01T12:00:00Z",
+    ));
+    let calls = vec![get(
+        path("v1", "secrets", "kafka-credentials"),
+        not_found("secrets", "kafka-credentials"),
+    )];
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(
+        result.expect_err("stalled").metric_label(),
+        "missing_secret"
+    );
+}
+
+// (f) A spec edit after a completed run starts a new run: the old Job and task ConfigMap go,
+// new ones are applied, status Running for the new run.
+#[tokio::test]
+async fn a_spec_edit_after_completion_starts_a_new_run() {
+    let mut cr = with_status(
+        korb(QUICK_SNAPSHOT),
+        "g1-r0",
+        "Completed",
+        "quick-snapshot-g1-r0",
+    );
+    cr.metadata.generation = Some(2);
+    if let Some(s) = cr.status.as_mut() {
+        s.snapshot_data = Some(crate::crd::rollback::SnapshotData {
+            groups: 1,
+            total_partitions: 3,
+            timestamp: "2024-12-01T12:01:05Z".into(),
+        });
+    }
+    let deleted = Reply::Json(
+        StatusCode::OK,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
+    );
+    let calls = vec![
+        Call::new(
+            Method::DELETE,
+            path("batch/v1", "jobs", "quick-snapshot-g1-r0"),
+            deleted,
+        )
+        .check(|body, _| assert_eq!(body["propagationPolicy"], "Background", "{body}")),
+        Call::new(
+            Method::DELETE,
+            path("v1", "configmaps", "quick-snapshot-task-g1-r0"),
+            not_found("configmaps", "quick-snapshot-task-g1-r0"),
+        ),
+        apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
+        apply(
+            path(
+                "rbac.authorization.k8s.io/v1",
+                "roles",
+                "quick-snapshot-worker",
+            ),
+            |_| {},
+        ),
+        apply(
+            path(
+                "rbac.authorization.k8s.io/v1",
+                "rolebindings",
+                "quick-snapshot-worker",
+            ),
+            |_| {},
+        ),
+        apply(
+            path("v1", "configmaps", "quick-snapshot-task-g2-r0"),
+            |body| {
+                assert_eq!(body["metadata"]["labels"]["tidemark.dev/run"], "g2-r0");
+            },
+        ),
+        apply(path("batch/v1", "jobs", "quick-snapshot-g2-r0"), |_| {}),
+        status(&cr, |s| {
+            assert_eq!(s["phase"], "Running");
+            assert_eq!(s["run"], "g2-r0");
+            assert_eq!(s["observedGeneration"], 2);
+            assert_eq!(s["jobName"], "quick-snapshot-g2-r0");
+            assert!(
+                s.get("snapshotData").is_none(),
+                "the old run's results go: {s}"
+            );
+            assert!(s.get("completionTime").is_none(), "{s}");
+            assert_ne!(s["startTime"], "2024-12-01T12:00:00Z");
+        }),
+        event("Normal", "JobCreated"),
+    ];
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
+}
+
+// Bumping the run annotation is a new run too.
+#[tokio::test]
+async fn a_bumped_run_annotation_starts_a_new_run() {
+    let mut cr = with_status(
+        korb(CLEANUP_OLD_SNAPSHOT),
+        "g1-r0",
+        "Failed",
+        "cleanup-old-snapshot-g1-r0",
+    );
+    cr.metadata.annotations = Some([("tidemark.dev/run".to_string(), "1".to_string())].into());
+    let gone = || not_found("jobs", "x");
+    let calls = vec![
+        Call::new(
+            Method::DELETE,
+            path("batch/v1", "jobs", "cleanup-old-snapshot-g1-r0"),
+            gone(),
+        ),
+        Call::new(
+            Method::DELETE,
+            path("v1", "configmaps", "cleanup-old-snapshot-task-g1-r0"),
+            gone(),
+        ),
+        apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
+        apply(
+            path(
+                "rbac.authorization.k8s.io/v1",
+                "roles",
+                "cleanup-old-snapshot-worker",
+            ),
+            |_| {},
+        ),
+        apply(
+            path(
+                "rbac.authorization.k8s.io/v1",
+                "rolebindings",
+                "cleanup-old-snapshot-worker",
+            ),
+            |_| {},
+        ),
+        apply(
+            path("v1", "configmaps", "cleanup-old-snapshot-task-g1-r1"),
+            |_| {},
+        ),
+        apply(
+            path("batch/v1", "jobs", "cleanup-old-snapshot-g1-r1"),
+            |_| {},
+        ),
+        status(&cr, |s| assert_eq!(s["run"], "g1-r1")),
+        event("Normal", "JobCreated"),
+    ];
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
+}
+
+// The Job of a running run was deleted: Failed JobDeleted, never recreated.
+#[tokio::test]
+async fn a_job_deleted_mid_run_fails_the_run_and_is_not_recreated() {
+    let cr = with_status(
+        korb(EMERGENCY_ROLLBACK),
+        "g1-r0",
+        "Running",
+        "emergency-rollback-g1-r0",
+    );
+    let job = "emergency-rollback-g1-r0";
+    let calls = vec![
+        get(path("batch/v1", "jobs", job), not_found("jobs", job)),
+        status(&cr, |s| {
+            assert_eq!(s["phase"], "Failed");
+            assert_eq!(s["run"], "g1-r0");
+            assert_eq!(s["jobName"], "emergency-rollback-g1-r0");
+            assert_condition(s, "Ready", "False", "JobDeleted");
+            assert_condition(s, "Stalled", "True", "JobDeleted");
+            let message = condition(s, "Ready")["message"].as_str().expect("message");
+            assert!(
+                message.contains("was deleted before it finished"),
+                "{message}"
+            );
+            assert!(
+                message.contains("kubectl annotate kafkaoffsetrollback emergency-rollback tidemark.dev/run=1 --overwrite"),
+                "{message}"
+            );
+        }),
+        event("Warning", "JobDeleted"),
+    ];
+    let (result, _, metrics) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::await_change());
+    assert_eq!(metrics.job_count("KafkaOffsetRollback", "deleted"), 1);
+}
+
+// A finished run is not run again, and nothing is written.
+#[tokio::test]
+async fn a_finished_run_makes_no_calls() {
+    for phase in ["Completed", "Failed"] {
+        let cr = with_status(korb(QUICK_SNAPSHOT), "g1-r0", phase, "quick-snapshot-g1-r0");
+        let (result, _, _) = scenario(cr, vec![]).await;
+        assert_eq!(result.expect("reconciled"), Action::await_change());
+    }
+}
+
+// A Job still running: one read, no writes, look again later.
+#[tokio::test]
+async fn a_running_job_is_only_read() {
+    let cr = with_status(
+        korb(QUICK_SNAPSHOT),
+        "g1-r0",
+        "Running",
+        "quick-snapshot-g1-r0",
+    );
+    let job = "quick-snapshot-g1-r0";
+    let calls = vec![get(path("batch/v1", "jobs", job), job_reply(job, None))];
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
+}
+
+// An invalid spec stalls and waits for a change; no child is built.
+#[tokio::test]
+async fn an_invalid_spec_stalls_and_awaits_a_change() {
+    let mut cr = korb(QUICK_SNAPSHOT);
+    cr.metadata.annotations = Some([("tidemark.dev/run".to_string(), "twice".to_string())].into());
+    let calls = vec![
+        status(&cr, |s| {
+            assert_eq!(s["phase"], "Pending");
+            assert_condition(s, "Stalled", "True", "InvalidRunAnnotation");
+            assert!(s.get("run").is_none(), "{s}");
+        }),
+        event("Warning", "InvalidRunAnnotation"),
+    ];
+    let (result, policy, _) = scenario(cr, calls).await;
+    assert_eq!(result.expect_err("invalid").metric_label(), "invalid_spec");
+    assert_eq!(policy, Some(Action::await_change()));
+}
+
+// API errors retry with a growing backoff.
+#[tokio::test]
+async fn api_errors_back_off() {
+    let (ctx, _handle) = context();
+    let cr = Arc::new(korb(QUICK_SNAPSHOT));
+    let err = || Error::Apply {
+        what: "Job".into(),
+        source: kube::Error::Api(Box::new(
+            kube::core::Status::failure("boom", "InternalError").with_code(500),
+        )),
+    };
+    assert_eq!(
+        error_policy(cr.clone(), &err(), ctx.clone()),
+        Action::requeue(Duration::from_secs(5))
+    );
+    assert_eq!(
+        error_policy(cr.clone(), &err(), ctx.clone()),
+        Action::requeue(Duration::from_secs(10))
+    );
+    ctx.succeeded(cr.as_ref());
+    assert_eq!(
+        error_policy(cr, &err(), ctx),
+        Action::requeue(Duration::from_secs(5))
+    );
+}

@@ -1,0 +1,491 @@
+//! Pure status computation for KafkaOffsetRollback: the status of each state of a run
+//! (stalled, running, finished, Job deleted), Kubernetes-style conditions that keep their
+//! `lastTransitionTime` while their status does not change, and the outcome of a finished Job
+//! read from the worker's termination message ([`TaskResult`]). No client here.
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use tidemark::task::{TaskResult, PHASE_COMPLETED};
+
+use crate::build::job::CONTAINER_NAME;
+use crate::build::{RunId, RUN_ANNOTATION};
+use crate::crd::rollback::{OffsetDifference, Operation, SnapshotData, VerificationResult};
+use crate::crd::status::{Condition, Phase};
+use crate::crd::{KafkaOffsetRollback, KafkaOffsetRollbackStatus};
+
+/// `Ready`: the run finished successfully.
+pub const READY: &str = "Ready";
+/// `Reconciling` (kstatus): a worker Job is running.
+pub const RECONCILING: &str = "Reconciling";
+/// `Stalled` (kstatus): the run cannot start until someone changes something.
+pub const STALLED: &str = "Stalled";
+
+/// Reason while the worker Job runs.
+pub const REASON_JOB_RUNNING: &str = "JobRunning";
+/// Reason when the Job of a running run disappeared.
+pub const REASON_JOB_DELETED: &str = "JobDeleted";
+/// Reason when a Job failed without a more precise cause from the worker.
+pub const REASON_JOB_FAILED: &str = "JobFailed";
+/// Reason when a Job succeeded but left no readable result.
+pub const REASON_RESULT_MISSING: &str = "ResultMissing";
+/// A referenced Secret does not exist.
+pub const REASON_SECRET_NOT_FOUND: &str = "SecretNotFound";
+/// A referenced Secret lacks an entry the worker reads.
+pub const REASON_KEY_NOT_FOUND: &str = "KeyNotFound";
+/// A verify found differences (strict: the run failed).
+pub const REASON_VERIFICATION_FAILED: &str = "VerificationFailed";
+/// A non-strict verify found differences: the run completed, offsets differ.
+pub const REASON_OFFSETS_DIFFER: &str = "OffsetsDiffer";
+
+/// Most differences listed in `status.verificationResult.differences`.
+pub const MAX_DIFFERENCES: usize = 50;
+
+/// The current time as a Kubernetes timestamp (RFC 3339, whole seconds, UTC).
+pub fn now() -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// The three conditions every status carries, each keeping its previous `lastTransitionTime`
+/// when its status is unchanged.
+struct Conditions<'a> {
+    previous: &'a [Condition],
+    generation: Option<i64>,
+    now: &'a str,
+    out: Vec<Condition>,
+}
+
+impl<'a> Conditions<'a> {
+    fn new(cr: &KafkaOffsetRollback, previous: &'a [Condition], now: &'a str) -> Self {
+        Conditions {
+            previous,
+            generation: cr.metadata.generation,
+            now,
+            out: Vec::new(),
+        }
+    }
+
+    fn set(mut self, type_: &str, status: bool, reason: &str, message: &str) -> Self {
+        let status = if status { "True" } else { "False" };
+        let last_transition_time = self
+            .previous
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == status)
+            .map_or_else(|| self.now.to_string(), |c| c.last_transition_time.clone());
+        self.out.push(Condition {
+            type_: type_.to_string(),
+            status: status.to_string(),
+            reason: reason.to_string(),
+            message: message.to_string(),
+            last_transition_time,
+            observed_generation: self.generation,
+        });
+        self
+    }
+
+    /// Ready, Reconciling, Stalled with one reason and message.
+    fn all(
+        self,
+        ready: bool,
+        reconciling: bool,
+        stalled: bool,
+        reason: &str,
+        msg: &str,
+    ) -> Vec<Condition> {
+        self.set(READY, ready, reason, msg)
+            .set(RECONCILING, reconciling, reason, msg)
+            .set(STALLED, stalled, reason, msg)
+            .out
+    }
+}
+
+fn previous(cr: &KafkaOffsetRollback) -> &[Condition] {
+    cr.status.as_ref().map_or(&[], |s| s.conditions.as_slice())
+}
+
+/// Pending and `Stalled=True` with `reason`: the run cannot start (invalid spec, missing Secret).
+pub fn stalled(
+    cr: &KafkaOffsetRollback,
+    run: Option<RunId>,
+    reason: &str,
+    message: &str,
+    now: &str,
+) -> KafkaOffsetRollbackStatus {
+    KafkaOffsetRollbackStatus {
+        phase: Some(Phase::Pending),
+        observed_generation: cr.metadata.generation,
+        run: run.map(|r| r.to_string()),
+        operation: Some(cr.spec.operation),
+        snapshot_id: cr.spec.snapshot_id.clone(),
+        conditions: Conditions::new(cr, previous(cr), now).all(false, false, true, reason, message),
+        ..KafkaOffsetRollbackStatus::default()
+    }
+}
+
+/// Running: the Job `job_name` of `run` was applied. Keeps the start time of the same run.
+pub fn running(
+    cr: &KafkaOffsetRollback,
+    run: RunId,
+    job_name: &str,
+    now: &str,
+) -> KafkaOffsetRollbackStatus {
+    let run_text = run.to_string();
+    let start_time = cr
+        .status
+        .as_ref()
+        .filter(|s| s.run.as_deref() == Some(run_text.as_str()))
+        .and_then(|s| s.start_time.clone())
+        .unwrap_or_else(|| now.to_string());
+    let message = format!(
+        "Job {job_name} is running operation {} (run {run_text})",
+        cr.spec.operation.as_str()
+    );
+    KafkaOffsetRollbackStatus {
+        phase: Some(Phase::Running),
+        observed_generation: cr.metadata.generation,
+        run: Some(run_text),
+        operation: Some(cr.spec.operation),
+        snapshot_id: cr.spec.snapshot_id.clone(),
+        job_name: Some(job_name.to_string()),
+        start_time: Some(start_time),
+        conditions: Conditions::new(cr, previous(cr), now).all(
+            false,
+            true,
+            false,
+            REASON_JOB_RUNNING,
+            &message,
+        ),
+        ..KafkaOffsetRollbackStatus::default()
+    }
+}
+
+/// Failed with `JobDeleted`: the Job of a running run is gone; it is never recreated.
+pub fn job_deleted(
+    cr: &KafkaOffsetRollback,
+    current: &KafkaOffsetRollbackStatus,
+    job_name: &str,
+    now: &str,
+) -> KafkaOffsetRollbackStatus {
+    let next_run = RunId::of(cr).map_or(1, |r| r.run + 1);
+    let message = format!(
+        "Job {job_name} was deleted before it finished; the run is not retried. To run again, bump the annotation: kubectl annotate kafkaoffsetrollback {} {RUN_ANNOTATION}={next_run} --overwrite",
+        cr.name_any()
+    );
+    KafkaOffsetRollbackStatus {
+        phase: Some(Phase::Failed),
+        completion_time: Some(now.to_string()),
+        conditions: Conditions::new(cr, &current.conditions, now).all(
+            false,
+            false,
+            true,
+            REASON_JOB_DELETED,
+            &message,
+        ),
+        ..current.clone()
+    }
+}
+
+/// How a Job ended, from its conditions; `None` while it runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobEnd {
+    Complete,
+    /// The Job's `Failed` condition reason and message (e.g. `BackoffLimitExceeded`).
+    Failed {
+        reason: String,
+        message: String,
+    },
+}
+
+/// The end of `job`: a `Complete` or `Failed` condition with status `True`.
+pub fn job_end(job: &Job) -> Option<JobEnd> {
+    let conditions = job.status.as_ref()?.conditions.as_ref()?;
+    conditions
+        .iter()
+        .filter(|c| c.status == "True")
+        .find_map(|c| match c.type_.as_str() {
+            "Complete" => Some(JobEnd::Complete),
+            "Failed" => Some(JobEnd::Failed {
+                reason: c.reason.clone().unwrap_or_default(),
+                message: c.message.clone().unwrap_or_default(),
+            }),
+            _ => None,
+        })
+}
+
+/// The worker's result: the termination message of the newest terminated `tidemark`
+/// container among `pods`, parsed; `Err` says why there is none.
+pub fn task_result(pods: &[Pod]) -> Result<TaskResult, String> {
+    let newest = pods
+        .iter()
+        .filter_map(|p| p.status.as_ref()?.container_statuses.as_ref())
+        .flatten()
+        .filter(|c| c.name == CONTAINER_NAME)
+        .filter_map(|c| c.state.as_ref()?.terminated.as_ref())
+        .max_by_key(|t| t.finished_at.as_ref().map(|f| f.0));
+    let Some(terminated) = newest else {
+        return Err("no terminated worker container was found".into());
+    };
+    let message = terminated.message.as_deref().unwrap_or("").trim();
+    if message.is_empty() {
+        return Err(format!(
+            "the worker container exited with code {} without a result",
+            terminated.exit_code
+        ));
+    }
+    serde_json::from_str::<TaskResult>(message)
+        .map_err(|e| format!("the worker's result is not readable ({e})"))
+}
+
+/// `snapshot_not_found` → `SnapshotNotFound`.
+fn camel_case(label: &str) -> String {
+    label
+        .split('_')
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut chars = w.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        })
+        .collect()
+}
+
+/// The finished status of the run whose Job `job_name` ended with `end`, given the worker's
+/// `result`. Returns the status and whether the run succeeded.
+pub fn finished(
+    cr: &KafkaOffsetRollback,
+    current: &KafkaOffsetRollbackStatus,
+    job_name: &str,
+    end: &JobEnd,
+    result: Result<TaskResult, String>,
+    now: &str,
+) -> (KafkaOffsetRollbackStatus, bool) {
+    let mut status = KafkaOffsetRollbackStatus {
+        completion_time: Some(now.to_string()),
+        ..current.clone()
+    };
+    let logs = format!("see kubectl logs job/{job_name}");
+    let (succeeded, reason, message) = match (end, result) {
+        (end, Ok(result)) => {
+            if let Some(id) = &result.snapshot_id {
+                status.snapshot_id = Some(id.clone());
+            }
+            status.snapshot_data = result.snapshot_data.as_ref().map(|d| SnapshotData {
+                groups: clamp(d.groups),
+                total_partitions: clamp(d.total_partitions),
+                timestamp: d.timestamp.clone(),
+            });
+            status.verification_result = result.verification.as_ref().map(|v| VerificationResult {
+                matched: v.matched,
+                differences: v
+                    .differences
+                    .iter()
+                    .take(MAX_DIFFERENCES)
+                    .map(|d| OffsetDifference {
+                        group: d.group.clone(),
+                        topic: d.topic.clone(),
+                        partition: d.partition,
+                        expected: d.expected,
+                        actual: d.actual,
+                    })
+                    .collect(),
+                total_differences: Some(clamp(v.total_differences)),
+            });
+            status.groups_rolled_back = result.groups_rolled_back.map(clamp);
+            status.groups_failed = result.groups_failed.map(clamp);
+            let matched = result.verification.as_ref().is_none_or(|v| v.matched);
+            let worker_ok = result.phase == PHASE_COMPLETED;
+            let succeeded = worker_ok && *end == JobEnd::Complete;
+            let reason = if succeeded {
+                match cr.spec.operation {
+                    Operation::Snapshot => "SnapshotCreated".to_string(),
+                    Operation::Rollback => "RolledBack".to_string(),
+                    Operation::Verify if matched => "Verified".to_string(),
+                    Operation::Verify => REASON_OFFSETS_DIFFER.to_string(),
+                    Operation::Delete => "SnapshotDeleted".to_string(),
+                }
+            } else if !matched {
+                REASON_VERIFICATION_FAILED.to_string()
+            } else if let (false, Some(error)) = (worker_ok, &result.error) {
+                camel_case(&error.kind)
+            } else {
+                REASON_JOB_FAILED.to_string()
+            };
+            let message = match end {
+                JobEnd::Failed { reason, message } if worker_ok => format!(
+                    "Job {job_name} failed ({reason}: {message}) after the worker reported: {}",
+                    result.message
+                ),
+                _ => result.message.clone(),
+            };
+            (succeeded, reason, message)
+        }
+        (JobEnd::Complete, Err(why)) => (
+            false,
+            REASON_RESULT_MISSING.to_string(),
+            format!("Job {job_name} completed but {why}; {logs}"),
+        ),
+        (JobEnd::Failed { reason, message }, Err(why)) => (
+            false,
+            REASON_JOB_FAILED.to_string(),
+            format!("Job {job_name} failed ({reason}: {message}) and {why}; {logs}"),
+        ),
+    };
+    status.phase = Some(if succeeded {
+        Phase::Completed
+    } else {
+        Phase::Failed
+    });
+    status.conditions = Conditions::new(cr, &current.conditions, now)
+        // A failed run will not progress until the spec or run annotation changes: Stalled, so
+        // kstatus (Flux) and Argo CD report it as failed rather than healthy.
+        .all(succeeded, false, !succeeded, &reason, &message);
+    (status, succeeded)
+}
+
+fn clamp(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The `Ready` condition of `status`, if any.
+pub fn ready(status: &KafkaOffsetRollbackStatus) -> Option<&Condition> {
+    status.conditions.iter().find(|c| c.type_ == READY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::fixtures::*;
+    use k8s_openapi::api::core::v1::{
+        ContainerState, ContainerStateTerminated, ContainerStatus, PodStatus,
+    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn pod(finished: i64, message: Option<&str>) -> Pod {
+        Pod {
+            status: Some(PodStatus {
+                container_statuses: Some(vec![ContainerStatus {
+                    name: CONTAINER_NAME.into(),
+                    state: Some(ContainerState {
+                        terminated: Some(ContainerStateTerminated {
+                            exit_code: 1,
+                            finished_at: Some(Time(
+                                k8s_openapi::jiff::Timestamp::from_second(finished).expect("time"),
+                            )),
+                            message: message.map(String::from),
+                            ..ContainerStateTerminated::default()
+                        }),
+                        ..ContainerState::default()
+                    }),
+                    ..ContainerStatus::default()
+                }]),
+                ..PodStatus::default()
+            }),
+            ..Pod::default()
+        }
+    }
+
+    #[test]
+    fn the_newest_terminated_container_wins() {
+        let pods = [
+            pod(100, Some(r#"{"phase":"Failed","message":"first attempt"}"#)),
+            pod(
+                200,
+                Some(r#"{"phase":"Completed","message":"second attempt"}"#),
+            ),
+        ];
+        assert_eq!(
+            task_result(&pods).expect("result").message,
+            "second attempt"
+        );
+        let err = task_result(&[pod(1, Some("not json"))]).expect_err("garbled");
+        assert!(err.contains("not readable"), "{err}");
+        let err = task_result(&[pod(1, None)]).expect_err("missing");
+        assert!(err.contains("exited with code 1 without a result"), "{err}");
+        assert!(task_result(&[]).is_err());
+    }
+
+    #[test]
+    fn transition_times_are_kept_while_a_condition_holds() {
+        let mut cr = korb(QUICK_SNAPSHOT);
+        let first = stalled(
+            &cr,
+            None,
+            REASON_SECRET_NOT_FOUND,
+            "missing",
+            "2024-01-01T00:00:00Z",
+        );
+        cr.status = Some(first.clone());
+        let again = stalled(
+            &cr,
+            None,
+            REASON_SECRET_NOT_FOUND,
+            "missing",
+            "2024-01-01T00:05:00Z",
+        );
+        assert_eq!(first, again, "nothing changed, nothing to write");
+        let run = RunId::of(&cr).expect("run");
+        let next = running(&cr, run, "quick-snapshot-g1-r0", "2024-01-01T00:06:00Z");
+        let time = |s: &KafkaOffsetRollbackStatus, t: &str| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == t)
+                .map(|c| c.last_transition_time.clone())
+        };
+        // Ready stays False: its transition time is kept; Stalled and Reconciling flip.
+        assert_eq!(time(&next, READY).as_deref(), Some("2024-01-01T00:00:00Z"));
+        assert_eq!(
+            time(&next, STALLED).as_deref(),
+            Some("2024-01-01T00:06:00Z")
+        );
+        assert_eq!(
+            time(&next, RECONCILING).as_deref(),
+            Some("2024-01-01T00:06:00Z")
+        );
+    }
+
+    #[test]
+    fn failure_reasons_come_from_the_worker_or_the_job() {
+        let cr = korb(EMERGENCY_ROLLBACK);
+        let current = KafkaOffsetRollbackStatus::default();
+        let failed = JobEnd::Failed {
+            reason: "PodFailurePolicy".into(),
+            message: "exit code 3".into(),
+        };
+        let result: TaskResult = serde_json::from_str(
+            r#"{"phase":"Failed","operation":"rollback","snapshotId":"s1","message":"snapshot s1 not found","error":{"kind":"snapshot_not_found","exitCode":3}}"#,
+        )
+        .expect("result");
+        let (status, ok) = finished(&cr, &current, "j", &failed, Ok(result), "t");
+        assert!(!ok);
+        let cond = ready(&status).expect("ready");
+        assert_eq!(
+            (cond.status.as_str(), cond.reason.as_str()),
+            ("False", "SnapshotNotFound")
+        );
+        assert_eq!(cond.message, "snapshot s1 not found");
+
+        let (status, _) = finished(&cr, &current, "j", &failed, Err("no result".into()), "t");
+        let cond = ready(&status).expect("ready");
+        assert_eq!(cond.reason, REASON_JOB_FAILED);
+        assert_eq!(
+            cond.message,
+            "Job j failed (PodFailurePolicy: exit code 3) and no result; see kubectl logs job/j"
+        );
+        let (status, _) = finished(&cr, &current, "j", &JobEnd::Complete, Err("x".into()), "t");
+        assert_eq!(ready_reason(&status), REASON_RESULT_MISSING);
+        assert_eq!(status.phase, Some(Phase::Failed));
+    }
+
+    fn ready_reason(status: &KafkaOffsetRollbackStatus) -> &str {
+        ready(status).map_or("", |c| c.reason.as_str())
+    }
+
+    #[test]
+    fn labels_become_reasons() {
+        assert_eq!(camel_case("snapshot_not_found"), "SnapshotNotFound");
+        assert_eq!(camel_case("tls_failed"), "TlsFailed");
+    }
+}

@@ -1,0 +1,171 @@
+//! Prometheus metrics of the operator (served on `/metrics`): reconciles, reconcile failures by
+//! error label, reconcile durations, and worker Jobs by kind and outcome. Every series is
+//! labelled with the custom resource `kind`, so one set serves every controller.
+
+use std::time::Instant;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Label set: `(name, value)` pairs.
+type Labels = Vec<(&'static str, String)>;
+type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
+
+/// Job outcome label: a worker Job was created for a run.
+pub const JOB_CREATED: &str = "created";
+/// Job outcome label: the run completed.
+pub const JOB_SUCCEEDED: &str = "succeeded";
+/// Job outcome label: the run failed.
+pub const JOB_FAILED: &str = "failed";
+/// Job outcome label: the Job was deleted before it finished.
+pub const JOB_DELETED: &str = "deleted";
+
+/// The operator's metrics; cheap to share (`Arc`), safe to use before registration (tests).
+#[derive(Clone)]
+pub struct Metrics {
+    reconciles: Family<Labels, Counter>,
+    failures: Family<Labels, Counter>,
+    duration: HistogramFamily,
+    jobs: Family<Labels, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+fn duration_histogram() -> Histogram {
+    // 5 ms … ~20 s.
+    Histogram::new(exponential_buckets(0.005, 2.0, 13))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            reconciles: Family::default(),
+            failures: Family::default(),
+            duration: Family::new_with_constructor(duration_histogram),
+            jobs: Family::default(),
+        }
+    }
+}
+
+impl Metrics {
+    /// Registers every metric in `registry` under the `tidemark_` prefix.
+    pub fn register(self, registry: &mut Registry) -> Self {
+        let sub = registry.sub_registry_with_prefix("tidemark");
+        sub.register(
+            "reconciles",
+            "Reconciliations started, by kind",
+            self.reconciles.clone(),
+        );
+        sub.register(
+            "reconcile_failures",
+            "Reconciliations that ended in an error, by kind and error label",
+            self.failures.clone(),
+        );
+        sub.register(
+            "reconcile_duration_seconds",
+            "Duration of reconciliations, by kind",
+            self.duration.clone(),
+        );
+        sub.register(
+            "worker_jobs",
+            "Worker Jobs, by kind and outcome (created, succeeded, failed, deleted)",
+            self.jobs.clone(),
+        );
+        self
+    }
+
+    /// Counts a reconcile of `kind` and times it until the returned guard is dropped.
+    pub fn reconcile(&self, kind: &str) -> ReconcileTimer {
+        self.reconciles
+            .get_or_create(&vec![("kind", kind.to_string())])
+            .inc();
+        ReconcileTimer {
+            start: Instant::now(),
+            histogram: self
+                .duration
+                .get_or_create_owned(&vec![("kind", kind.to_string())]),
+        }
+    }
+
+    /// Counts a failed reconcile of `kind` with the error's label.
+    pub fn reconcile_failure(&self, kind: &str, error: &str) {
+        self.failures
+            .get_or_create(&vec![
+                ("kind", kind.to_string()),
+                ("error", error.to_string()),
+            ])
+            .inc();
+    }
+
+    /// Counts a worker Job of `kind` reaching `outcome` (one of the `JOB_*` labels).
+    pub fn job(&self, kind: &str, outcome: &str) {
+        self.jobs
+            .get_or_create(&vec![
+                ("kind", kind.to_string()),
+                ("outcome", outcome.to_string()),
+            ])
+            .inc();
+    }
+
+    /// Current value of the job counter (for tests).
+    pub fn job_count(&self, kind: &str, outcome: &str) -> u64 {
+        self.jobs
+            .get(&vec![
+                ("kind", kind.to_string()),
+                ("outcome", outcome.to_string()),
+            ])
+            .map_or(0, |c| c.get())
+    }
+
+    /// Current value of the failure counter (for tests).
+    pub fn failure_count(&self, kind: &str, error: &str) -> u64 {
+        self.failures
+            .get(&vec![
+                ("kind", kind.to_string()),
+                ("error", error.to_string()),
+            ])
+            .map_or(0, |c| c.get())
+    }
+}
+
+/// Observes the reconcile duration when dropped.
+pub struct ReconcileTimer {
+    start: Instant,
+    histogram: Histogram,
+}
+
+impl Drop for ReconcileTimer {
+    fn drop(&mut self) {
+        self.histogram.observe(self.start.elapsed().as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_are_exposed_with_the_prefix() {
+        let mut registry = Registry::default();
+        let metrics = Metrics::default().register(&mut registry);
+        drop(metrics.reconcile("KafkaOffsetRollback"));
+        metrics.reconcile_failure("KafkaOffsetRollback", "apply");
+        metrics.job("KafkaOffsetRollback", JOB_CREATED);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+        for needle in [
+            r#"tidemark_reconciles_total{kind="KafkaOffsetRollback"} 1"#,
+            r#"tidemark_reconcile_failures_total{kind="KafkaOffsetRollback",error="apply"} 1"#,
+            r#"tidemark_reconcile_duration_seconds_count{kind="KafkaOffsetRollback"} 1"#,
+            r#"tidemark_worker_jobs_total{kind="KafkaOffsetRollback",outcome="created"} 1"#,
+        ] {
+            assert!(text.contains(needle), "{needle} missing from\n{text}");
+        }
+    }
+}
