@@ -240,8 +240,8 @@ pub fn name<K: Resource>(obj: &K) -> Result<String, Error> {
 
 #[cfg(test)]
 pub(crate) mod fixtures {
-    //! Test fixtures: the seed's KafkaOffsetRollback examples, with the metadata the API server
-    //! adds.
+    //! Test fixtures: the seed's KafkaOffsetRollback examples (shared with the schema tests in
+    //! `tests/fixtures/seed003/`), with the metadata the API server adds.
 
     use crate::crd::KafkaOffsetRollback;
 
@@ -256,228 +256,29 @@ pub(crate) mod fixtures {
         cr
     }
 
-    pub const PRE_MIGRATION_SNAPSHOT: &str = r#"
-apiVersion: tidemark.dev/v1alpha1
-kind: KafkaOffsetRollback
-metadata:
-  name: pre-migration-snapshot
-spec:
-  kafkaCluster:
-    bootstrapServers:
-      - kafka:9092
-    securityProtocol: SASL_SSL
-    saslSecret:
-      name: kafka-credentials
-      mechanism: SCRAM-SHA-256
+    pub const PRE_MIGRATION_SNAPSHOT: &str =
+        include_str!("../../tests/fixtures/seed003/pre-migration-snapshot.yaml");
 
-  consumerGroups:
-    - order-processor
-    - payment-handler
-    - notification-service
-    - analytics-consumer
+    pub const FULL_SPECIFICATION: &str =
+        include_str!("../../tests/fixtures/seed003/full-specification.yaml");
 
-  operation: snapshot
-  snapshotId: "pre-migration-20241201-1200"
+    pub const CREATE_SNAPSHOT: &str =
+        include_str!("../../tests/fixtures/seed003/operation-snapshot.yaml");
 
-  storage:
-    storageType: s3
-    s3:
-      bucket: kafka-snapshots
-      region: us-west-2
-      prefix: offset-snapshots
-"#;
+    pub const EMERGENCY_ROLLBACK: &str =
+        include_str!("../../tests/fixtures/seed003/emergency-rollback.yaml");
 
-    pub const FULL_SPECIFICATION: &str = r#"
-apiVersion: tidemark.dev/v1alpha1
-kind: KafkaOffsetRollback
-metadata:
-  name: offset-rollback
-  namespace: kafka-backup
-spec:
-  # Kafka cluster
-  kafkaCluster:
-    bootstrapServers:
-      - kafka-0.kafka.svc:9092
-      - kafka-1.kafka.svc:9092
-    securityProtocol: SASL_SSL
-    tlsSecret:
-      name: kafka-tls
-      caKey: ca.crt
-    saslSecret:
-      name: kafka-credentials
-      mechanism: SCRAM-SHA-256
-      usernameKey: username
-      passwordKey: password
+    pub const VERIFY_ROLLBACK: &str =
+        include_str!("../../tests/fixtures/seed003/verification-after-rollback.yaml");
 
-  # Consumer groups
-  consumerGroups:
-    - order-processor
-    - payment-handler
+    pub const QUICK_SNAPSHOT: &str =
+        include_str!("../../tests/fixtures/seed003/snapshot-to-configmap.yaml");
 
-  # Operation to perform
-  operation: snapshot  # snapshot, rollback, verify, delete
+    pub const DELETE_SNAPSHOT: &str =
+        include_str!("../../tests/fixtures/seed003/operation-delete.yaml");
 
-  # Snapshot ID (required for all operations)
-  snapshotId: "pre-migration-snapshot"
-
-  # Storage for snapshot data
-  storage:
-    storageType: s3  # s3, azure, gcs, pvc, configmap
-    s3:
-      bucket: kafka-offset-snapshots
-      region: us-west-2
-      prefix: snapshots
-    # Or use ConfigMap for small snapshots
-    configMap:
-      name: offset-snapshots
-
-  # Verification options (for verify operation)
-  verify:
-    strict: true  # Fail if offsets don't match exactly
-
-  # Resource requirements
-  resources:
-    requests:
-      cpu: 100m
-      memory: 128Mi
-    limits:
-      cpu: 200m
-      memory: 256Mi
-
-  # Job configuration
-  job:
-    backoffLimit: 3
-    activeDeadlineSeconds: 600
-    ttlSecondsAfterFinished: 3600
-"#;
-
-    pub const CREATE_SNAPSHOT: &str = r#"
-apiVersion: tidemark.dev/v1alpha1
-kind: KafkaOffsetRollback
-metadata:
-  name: create-snapshot
-spec:
-  kafkaCluster:
-    bootstrapServers:
-      - kafka:9092
-  consumerGroups:
-    - order-processor
-    - payment-handler
-  operation: snapshot
-  snapshotId: "pre-migration-20241201"
-  storage:
-    storageType: configMap
-    configMap:
-      name: offset-snapshots
-"#;
-
-    pub const EMERGENCY_ROLLBACK: &str = r#"
-apiVersion: tidemark.dev/v1alpha1
-kind: KafkaOffsetRollback
-metadata:
-  name: emergency-rollback
-spec:
-  kafkaCluster:
-    bootstrapServers:
-      - kafka:9092
-    securityProtocol: SASL_SSL
-    saslSecret:
-      name: kafka-credentials
-      mechanism: SCRAM-SHA-256
-
-  consumerGroups:
-    - order-processor  # Only rollback affected group
-
-  operation: rollback
-  snapshotId: "pre-migration-20241201-1200"
-
-  storage:
-    storageType: s3
-    s3:
-      bucket: kafka-snapshots
-      region: us-west-2
-      prefix: offset-snapshots
-"#;
-
-    pub const VERIFY_ROLLBACK: &str = r#"
-apiVersion: tidemark.dev/v1alpha1
-kind: KafkaOffsetRollback
-metadata:
-  name: verify-rollback
-spec:
-  kafkaCluster:
-    bootstrapServers:
-      - kafka:9092
-
-  consumerGroups:
-    - order-processor
-
-  operation: verify
-  snapshotId: "pre-migration-20241201-1200"
-
-  storage:
-    storageType: s3
-    s3:
-      bucket: kafka-snapshots
-      region: us-west-2
-      prefix: offset-snapshots
-
-  verify:
-    strict: true  # Fail if any offset doesn't match
-"#;
-
-    pub const QUICK_SNAPSHOT: &str = r#"
-apiVersion: tidemark.dev/v1alpha1
-kind: KafkaOffsetRollback
-metadata:
-  name: quick-snapshot
-spec:
-  kafkaCluster:
-    bootstrapServers:
-      - kafka:9092
-
-  consumerGroups:
-    - my-small-group
-
-  operation: snapshot
-  snapshotId: "quick-snapshot-001"
-
-  storage:
-    storageType: configMap
-    configMap:
-      name: offset-snapshots
-"#;
-
-    pub const DELETE_SNAPSHOT: &str = r#"
-apiVersion: tidemark.dev/v1alpha1
-kind: KafkaOffsetRollback
-metadata:
-  name: delete-snapshot
-spec:
-  kafkaCluster:
-    bootstrapServers:
-      - kafka:9092
-  operation: delete
-  snapshotId: "pre-migration-20241201"
-  storage:
-    storageType: configMap
-    configMap:
-      name: offset-snapshots
-"#;
-
-    pub const CLEANUP_OLD_SNAPSHOT: &str = r#"
-apiVersion: tidemark.dev/v1alpha1
-kind: KafkaOffsetRollback
-metadata:
-  name: cleanup-old-snapshot
-spec:
-  operation: delete
-  snapshotId: "old-snapshot-20241101"
-  storage:
-    storageType: configMap
-    configMap:
-      name: offset-snapshots
-"#;
+    pub const CLEANUP_OLD_SNAPSHOT: &str =
+        include_str!("../../tests/fixtures/seed003/delete-old-snapshots.yaml");
 
     /// Not from the seed: mutual TLS with a separate CA Secret, PVC storage and a cloud
     /// credentials Secret in an unused block.
