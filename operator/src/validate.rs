@@ -176,7 +176,13 @@ pub fn validate(cr: &KafkaOffsetRollback) -> Vec<Problem> {
         ));
     }
 
-    let storage = &spec.storage;
+    let Some(storage) = &spec.storage else {
+        problems.push(Problem::new(
+            REASON_MISSING_FIELD,
+            format!("spec.storage is required for operation {op}: say where snapshots are kept"),
+        ));
+        return problems;
+    };
     let (present, field) = match storage.storage_type.normalized() {
         StorageType::Pvc => (storage.pvc.is_some(), "pvc"),
         StorageType::S3 => (storage.s3.is_some(), "s3"),
@@ -258,25 +264,27 @@ pub fn referenced_secrets(cr: &KafkaOffsetRollback) -> Vec<SecretReference> {
             }
         }
     }
-    let storage = &spec.storage;
-    let credentials = match storage.storage_type.normalized() {
-        StorageType::S3 => storage
-            .s3
+    let credentials =
+        spec.storage
             .as_ref()
-            .and_then(|s| s.credentials_secret.as_ref())
-            .map(|c| ("spec.storage.s3.credentialsSecret", c)),
-        StorageType::Azure => storage
-            .azure
-            .as_ref()
-            .and_then(|s| s.credentials_secret.as_ref())
-            .map(|c| ("spec.storage.azure.credentialsSecret", c)),
-        StorageType::Gcs => storage
-            .gcs
-            .as_ref()
-            .and_then(|s| s.credentials_secret.as_ref())
-            .map(|c| ("spec.storage.gcs.credentialsSecret", c)),
-        _ => None,
-    };
+            .and_then(|storage| match storage.storage_type.normalized() {
+                StorageType::S3 => storage
+                    .s3
+                    .as_ref()
+                    .and_then(|s| s.credentials_secret.as_ref())
+                    .map(|c| ("spec.storage.s3.credentialsSecret", c)),
+                StorageType::Azure => storage
+                    .azure
+                    .as_ref()
+                    .and_then(|s| s.credentials_secret.as_ref())
+                    .map(|c| ("spec.storage.azure.credentialsSecret", c)),
+                StorageType::Gcs => storage
+                    .gcs
+                    .as_ref()
+                    .and_then(|s| s.credentials_secret.as_ref())
+                    .map(|c| ("spec.storage.gcs.credentialsSecret", c)),
+                _ => None,
+            });
     if let Some((field, secret)) = credentials {
         refs.push(SecretReference {
             field,

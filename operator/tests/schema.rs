@@ -14,7 +14,8 @@ use tidemark_operator::crd::{KafkaOffsetRollback, KafkaOffsetRollbackStatus};
 // The seed's examples, verbatim but for the apiVersion.
 
 /// "Overview": a skeleton whose spec is only a placeholder (`# Operation configuration`). It is
-/// not a complete manifest; see `overview_skeleton_is_only_a_skeleton`.
+/// accepted by the schema and stalled by the operator; see
+/// `overview_skeleton_is_accepted_and_then_stalled_by_the_operator`.
 const OVERVIEW: &str = include_str!("fixtures/seed003/overview.yaml");
 
 const FULL_SPECIFICATION: &str = include_str!("fixtures/seed003/full-specification.yaml");
@@ -284,7 +285,8 @@ fn seed_storage_blocks_deserialize_as_documented() {
     );
     let sasl = kafka.sasl_secret.as_ref().expect("saslSecret");
     assert_eq!(sasl.mechanism.as_str(), "SCRAM-SHA-256");
-    assert!(spec.storage.s3.is_some() && spec.storage.config_map.is_some());
+    let storage = spec.storage.as_ref().expect("storage");
+    assert!(storage.s3.is_some() && storage.config_map.is_some());
     assert_eq!(
         spec.job.as_ref().and_then(|j| j.ttl_seconds_after_finished),
         Some(3600)
@@ -322,7 +324,12 @@ fn storage_type_configmap_in_lower_case_is_an_alias() {
     );
     let cr = checker.check(&document(&yaml)).expect("accepted");
     assert_eq!(
-        cr.spec.storage.storage_type.normalized(),
+        cr.spec
+            .storage
+            .as_ref()
+            .expect("storage")
+            .storage_type
+            .normalized(),
         tidemark_operator::crd::common::StorageType::ConfigMap
     );
 }
@@ -348,20 +355,27 @@ fn seed_status_block_matches_the_status_schema() {
 }
 
 #[test]
-fn overview_skeleton_is_only_a_skeleton() {
-    // The Overview block stands for "a spec goes here": operation alone is not a runnable
-    // snapshot (the seed's own table and examples give it a cluster, groups and storage).
-    let rejections = Checker::new()
+fn overview_skeleton_is_accepted_and_then_stalled_by_the_operator() {
+    // The Overview block is a skeleton (`operation` alone, "# Operation configuration"). The
+    // schema accepts it like every other seed example; the operator's validation then names
+    // each missing piece (a Stalled condition, no Job) instead of kubectl refusing it.
+    let cr = Checker::new()
         .check(&document(OVERVIEW))
-        .expect_err("a bare operation is not enough");
-    let text = format!("{rejections:?}");
+        .expect("the skeleton is accepted by the schema");
+    let mut cr = cr;
+    cr.metadata.namespace = Some("kafka-backup".into());
+    let problems = tidemark_operator::validate::validate(&cr);
+    let text = format!("{problems:?}");
     assert!(
-        text.contains("\\\"storage\\\" is a required property"),
+        text.contains("spec.kafkaCluster is required for operation snapshot"),
         "{text}"
     );
-    assert!(text.contains("kafkaCluster is required"), "{text}");
     assert!(
-        text.contains("consumerGroups must name at least one group"),
+        text.contains("spec.consumerGroups must name at least one group for operation snapshot"),
+        "{text}"
+    );
+    assert!(
+        text.contains("spec.storage is required for operation snapshot"),
         "{text}"
     );
 }
@@ -494,7 +508,7 @@ fn malformed() -> Vec<Case> {
             "verify without kafkaCluster",
             edit(OPERATION_VERIFY, "  kafkaCluster:\n    bootstrapServers:\n      - kafka:9092\n", ""),
             Cel,
-            "kafkaCluster is required for snapshot, rollback and verify",
+            "kafkaCluster is required for rollback and verify",
         ),
         case(
             "unknown storageType",
@@ -619,10 +633,14 @@ fn malformed() -> Vec<Case> {
             "tlsSecret.certKey and tlsSecret.keyKey go together",
         ),
         case(
-            "snapshot without consumerGroups",
-            edit(snapshot, "  consumerGroups:\n    - my-small-group\n", ""),
+            "rollback without storage",
+            edit(
+                OPERATION_ROLLBACK,
+                "  storage:\n    storageType: configMap\n    configMap:\n      name: offset-snapshots\n",
+                "",
+            ),
             Cel,
-            "consumerGroups must name at least one group for snapshot",
+            "storage is required for rollback, verify and delete",
         ),
         case(
             "empty consumer group name",
@@ -661,16 +679,6 @@ fn malformed() -> Vec<Case> {
             ),
             Cel,
             "storage.pvc.path must not contain '..'",
-        ),
-        case(
-            "missing storage",
-            edit(
-                snapshot,
-                "  storage:\n    storageType: configMap\n    configMap:\n      name: offset-snapshots\n",
-                "",
-            ),
-            Structure,
-            "\"storage\" is a required property",
         ),
         case(
             "misspelled field (strict field validation)",

@@ -87,17 +87,9 @@ pub fn job(cr: &KafkaOffsetRollback, run: RunId, config: &OperatorConfig) -> Res
     {
         kafka_wiring(cluster, &mut volumes, &mut mounts, &mut env);
     }
-    storage_wiring(
-        &spec.storage,
-        &mut volumes,
-        &mut mounts,
-        &mut env,
-        &mut env_from,
-    );
-    let uses_api = matches!(
-        spec.storage.storage_type.normalized(),
-        StorageType::ConfigMap
-    );
+    let storage = super::storage_of(cr)?;
+    storage_wiring(storage, &mut volumes, &mut mounts, &mut env, &mut env_from);
+    let uses_api = matches!(storage.storage_type.normalized(), StorageType::ConfigMap);
 
     let job_options = spec.job.clone().unwrap_or_default();
     let defaults = &config.job_defaults;

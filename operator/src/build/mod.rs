@@ -13,6 +13,9 @@ use std::fmt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{Resource, ResourceExt};
 
+use crate::crd::common::StorageSpec;
+use crate::crd::KafkaOffsetRollback;
+
 /// Field manager of every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "tidemark-operator";
 
@@ -220,6 +223,15 @@ where
         block_owner_deletion: Some(true),
         ..owner
     })
+}
+
+/// `spec.storage` of `cr`; the schema lets a `snapshot` skeleton omit it, and validation stalls
+/// such a resource before anything is built.
+pub fn storage_of(cr: &KafkaOffsetRollback) -> Result<&StorageSpec, Error> {
+    cr.spec
+        .storage
+        .as_ref()
+        .ok_or(Error::MissingField("spec.storage"))
 }
 
 /// `metadata.namespace` of `obj`.

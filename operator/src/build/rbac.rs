@@ -27,7 +27,7 @@ pub fn worker_rbac_name(cr_name: &str) -> String {
 
 /// The snapshot ConfigMap `cr` uses, if its storage is a ConfigMap.
 fn snapshot_config_map(cr: &KafkaOffsetRollback) -> Result<Option<String>, Error> {
-    let storage = &cr.spec.storage;
+    let storage = super::storage_of(cr)?;
     if storage.storage_type.normalized() != StorageType::ConfigMap {
         return Ok(None);
     }

@@ -48,7 +48,7 @@ pub fn task(cr: &KafkaOffsetRollback) -> Result<Task, Error> {
                 Operation::Delete => RollbackOperation::Delete,
             },
             kafka,
-            storage: storage_target(&spec.storage, &ns)?,
+            storage: storage_target(super::storage_of(cr)?, &ns)?,
             consumer_groups: match spec.operation {
                 Operation::Delete => Vec::new(),
                 _ => spec.consumer_groups.clone(),

@@ -30,9 +30,9 @@ pub const SNAPSHOT_ID_PATTERN: &str = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,247}$";
     cel
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.operation == 'delete' || has(self.kafkaCluster)").message("kafkaCluster is required for snapshot, rollback and verify").reason(Reason::FieldValueRequired))]
+#[x_kube(validation = Rule::new("!(self.operation in ['rollback', 'verify']) || has(self.kafkaCluster)").message("kafkaCluster is required for rollback and verify").reason(Reason::FieldValueRequired))]
 #[x_kube(validation = Rule::new("self.operation == 'snapshot' || has(self.snapshotId)").message("snapshotId is required for rollback, verify and delete").reason(Reason::FieldValueRequired))]
-#[x_kube(validation = Rule::new("self.operation != 'snapshot' || (has(self.consumerGroups) && size(self.consumerGroups) > 0)").message("consumerGroups must name at least one group for snapshot").reason(Reason::FieldValueRequired))]
+#[x_kube(validation = Rule::new("self.operation == 'snapshot' || has(self.storage)").message("storage is required for rollback, verify and delete").reason(Reason::FieldValueRequired))]
 pub struct KafkaOffsetRollbackSpec {
     /// The cluster (not needed for delete).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -54,8 +54,11 @@ pub struct KafkaOffsetRollbackSpec {
     #[x_kube(validation = Rule::new("!self.contains('..')").message("snapshotId must not contain '..'"))]
     pub snapshot_id: Option<String>,
 
-    /// Where snapshots are kept.
-    pub storage: StorageSpec,
+    /// Where snapshots are kept. The schema accepts a `snapshot` skeleton without it (and
+    /// without `kafkaCluster` or `consumerGroups`); the operator then reports what is missing
+    /// with `Stalled`, before any Job runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageSpec>,
 
     /// Options of the verify operation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
