@@ -72,7 +72,7 @@ impl S3Server {
         let server = Server::spawn(cmd, port, log, "moto_server (S3)");
         let (status, body) = http(port, "PUT", &format!("/{BUCKET}"), &[], b"");
         assert!(
-            status == 200,
+            status == 200 || status == 409,
             "moto: creating bucket {BUCKET} gave HTTP {status}: {body}"
         );
         S3Server { server, dir }
@@ -219,7 +219,7 @@ fn create_azure_container(port: u16, container: &str) {
         b"",
     );
     assert!(
-        status == 201,
+        status == 201 || status == 409,
         "azurite: creating container {container} gave HTTP {status}: {body}"
     );
 }
@@ -271,7 +271,7 @@ impl GcsEmulator {
             body.as_bytes(),
         );
         assert!(
-            status == 200,
+            status == 200 || status == 409,
             "fake-gcs-server: creating bucket {BUCKET} gave HTTP {status}: {text}"
         );
         GcsEmulator { server, dir }
@@ -346,6 +346,10 @@ fn percent_encode(s: &str) -> String {
 
 /// One HTTP/1.1 request to `127.0.0.1:port` (connection closed after it). Returns the status
 /// and the raw response body as text, for setting up emulators without a client library.
+///
+/// A server that has just opened its port may still reset the first connections, so I/O
+/// failures are retried for a few seconds; callers treat "already exists" answers as success,
+/// since a retried request may have been processed before its answer was lost.
 pub fn http(
     port: u16,
     method: &str,
@@ -353,11 +357,31 @@ pub fn http(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))
-        .unwrap_or_else(|e| panic!("connect to 127.0.0.1:{port}: {e}"));
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("set read timeout");
+    let mut last = None;
+    for _ in 0..25 {
+        match try_http(port, method, path, headers, body) {
+            Ok(answer) => return answer,
+            Err(e) => {
+                last = Some(e);
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+    panic!(
+        "{method} {path} to 127.0.0.1:{port} kept failing: {}",
+        last.map_or_else(|| "no attempt".to_string(), |e| e.to_string())
+    );
+}
+
+fn try_http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut request = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\n\
          Connection: close\r\n",
@@ -367,23 +391,24 @@ pub fn http(
         request.push_str(&format!("{name}: {value}\r\n"));
     }
     request.push_str("\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .and_then(|()| stream.write_all(body))
-        .unwrap_or_else(|e| panic!("send {method} {path} to port {port}: {e}"));
+    stream.write_all(request.as_bytes())?;
+    stream.write_all(body)?;
     let mut response = Vec::new();
-    stream
-        .read_to_end(&mut response)
-        .unwrap_or_else(|e| panic!("read the response to {method} {path}: {e}"));
+    stream.read_to_end(&mut response)?;
     let text = String::from_utf8_lossy(&response).into_owned();
     let status = text
         .split_whitespace()
         .nth(1)
         .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("malformed HTTP response to {method} {path}: {text}"));
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("malformed HTTP response: {text}"),
+            )
+        })?;
     let body = text
         .split_once("\r\n\r\n")
         .map(|(_, body)| body.to_string())
         .unwrap_or_default();
-    (status, body)
+    Ok((status, body))
 }
