@@ -487,3 +487,53 @@ impl TlsTansu {
         format!("127.0.0.1:{}", self.proxy.port)
     }
 }
+
+/// A consumer-group admin client for test set-up (plaintext, 10 s request timeout).
+pub async fn connect_admin(bootstrap: &str) -> tidemark::kafka::GroupAdmin {
+    let mut cfg = tidemark::kafka::KafkaConfig::new(bootstrap);
+    cfg.request_timeout = Duration::from_secs(10);
+    tidemark::kafka::GroupAdmin::connect(&cfg)
+        .await
+        .expect("connect admin")
+}
+
+/// Offsets for partitions 0, 1, … of `topic`, with empty commit metadata.
+pub fn commits(topic: &str, offsets: &[i64]) -> Vec<tidemark::kafka::CommittedOffset> {
+    offsets
+        .iter()
+        .enumerate()
+        .map(|(p, o)| tidemark::kafka::CommittedOffset {
+            topic: topic.into(),
+            partition: p as i32,
+            offset: *o,
+            metadata: String::new(),
+        })
+        .collect()
+}
+
+/// Commits `offsets` for `group`, failing the test on any partition failure.
+pub async fn commit(
+    admin: &tidemark::kafka::GroupAdmin,
+    group: &str,
+    offsets: &[tidemark::kafka::CommittedOffset],
+) {
+    let failures = admin
+        .alter_offsets(group, offsets)
+        .await
+        .expect("commit offsets");
+    assert!(failures.is_empty(), "partition failures: {failures:?}");
+}
+
+/// The committed offsets of `group`, keyed by (topic, partition).
+pub async fn committed_map(
+    admin: &tidemark::kafka::GroupAdmin,
+    group: &str,
+) -> std::collections::BTreeMap<(String, i32), i64> {
+    admin
+        .committed_offsets(group)
+        .await
+        .expect("read committed")
+        .into_iter()
+        .map(|o| ((o.topic, o.partition), o.offset))
+        .collect()
+}

@@ -1,53 +1,18 @@
 //! End-to-end tests of `tidemark offset-rollback` and `tidemark offsets` against a real
 //! Kafka-protocol broker (tansu) on loopback, through the real CLI binary.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use tidemark::kafka::{CommittedOffset, GroupAdmin, KafkaConfig};
-use tidemark_tests::{create_and_fill, run_cli, CliOutput, LiveConsumer, Tansu};
+use tidemark_tests::{
+    commit, commits, committed_map, connect_admin as admin, create_and_fill, run_cli, CliOutput,
+    LiveConsumer, Tansu,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tidemark-under-test");
 
 fn cli(args: &[&str]) -> CliOutput {
     run_cli(BIN, args, &[])
-}
-
-async fn admin(bootstrap: &str) -> GroupAdmin {
-    let mut cfg = KafkaConfig::new(bootstrap);
-    cfg.request_timeout = Duration::from_secs(10);
-    GroupAdmin::connect(&cfg).await.expect("connect admin")
-}
-
-fn commits(topic: &str, offsets: &[i64]) -> Vec<CommittedOffset> {
-    offsets
-        .iter()
-        .enumerate()
-        .map(|(p, o)| CommittedOffset {
-            topic: topic.into(),
-            partition: p as i32,
-            offset: *o,
-            metadata: format!("m{p}"),
-        })
-        .collect()
-}
-
-async fn commit(admin: &GroupAdmin, group: &str, offsets: &[CommittedOffset]) {
-    let failures = admin
-        .alter_offsets(group, offsets)
-        .await
-        .expect("commit offsets");
-    assert!(failures.is_empty(), "partition failures: {failures:?}");
-}
-
-async fn committed_map(admin: &GroupAdmin, group: &str) -> BTreeMap<(String, i32), i64> {
-    admin
-        .committed_offsets(group)
-        .await
-        .expect("read committed")
-        .into_iter()
-        .map(|o| ((o.topic, o.partition), o.offset))
-        .collect()
 }
 
 async fn wait_for_state(admin: &GroupAdmin, group: &str, want_active: bool) {

@@ -7,9 +7,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use tidemark::kafka::{CommittedOffset, GroupAdmin, KafkaConfig};
 use tidemark::task::{TaskResult, MAX_RESULT_BYTES};
-use tidemark_tests::{create_and_fill, run_cli, CliOutput, LiveConsumer, Tansu};
+use tidemark_tests::{
+    commit, commits, committed_map, connect_admin as admin, create_and_fill, run_cli, CliOutput,
+    LiveConsumer, Tansu,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tidemark-under-test");
 
@@ -88,43 +90,6 @@ fn task(operation: &str, bootstrap: &str, storage: &Path, extra: &str) -> String
          {extra}",
         storage.display()
     )
-}
-
-async fn admin(bootstrap: &str) -> GroupAdmin {
-    let mut cfg = KafkaConfig::new(bootstrap);
-    cfg.request_timeout = Duration::from_secs(10);
-    GroupAdmin::connect(&cfg).await.expect("connect admin")
-}
-
-fn commits(topic: &str, offsets: &[i64]) -> Vec<CommittedOffset> {
-    offsets
-        .iter()
-        .enumerate()
-        .map(|(p, o)| CommittedOffset {
-            topic: topic.into(),
-            partition: p as i32,
-            offset: *o,
-            metadata: String::new(),
-        })
-        .collect()
-}
-
-async fn commit(admin: &GroupAdmin, group: &str, offsets: &[CommittedOffset]) {
-    let failures = admin
-        .alter_offsets(group, offsets)
-        .await
-        .expect("commit offsets");
-    assert!(failures.is_empty(), "partition failures: {failures:?}");
-}
-
-async fn committed_map(admin: &GroupAdmin, group: &str) -> BTreeMap<(String, i32), i64> {
-    admin
-        .committed_offsets(group)
-        .await
-        .expect("read committed")
-        .into_iter()
-        .map(|o| ((o.topic, o.partition), o.offset))
-        .collect()
 }
 
 fn offsets(map: &BTreeMap<(String, i32), i64>, topic: &str) -> Vec<i64> {

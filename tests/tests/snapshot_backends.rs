@@ -1,11 +1,11 @@
 //! Offset snapshots through the real CLI on every storage backend: a local directory, an S3
 //! server (moto), Azurite and a GCS emulator, each against a real broker (tansu).
 
-use std::time::Duration;
-
-use tidemark::kafka::{CommittedOffset, GroupAdmin, KafkaConfig};
+use tidemark::kafka::GroupAdmin;
 use tidemark_tests::objstore::{Azurite, GcsEmulator, S3Server, BUCKET};
-use tidemark_tests::{create_and_fill, run_cli, CliOutput, Tansu};
+use tidemark_tests::{
+    commit, commits, committed_map, connect_admin, create_and_fill, run_cli, CliOutput, Tansu,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tidemark-under-test");
 
@@ -19,9 +19,7 @@ async fn cluster() -> Cluster {
     let kafka = Tansu::start();
     let bs = kafka.bootstrap();
     create_and_fill(&bs, "orders", 3, 10).await;
-    let mut cfg = KafkaConfig::new(bs.clone());
-    cfg.request_timeout = Duration::from_secs(10);
-    let admin = GroupAdmin::connect(&cfg).await.expect("connect");
+    let admin = connect_admin(&bs).await;
     set(&admin, &[4, 5, 6]).await;
     Cluster {
         _kafka: kafka,
@@ -31,30 +29,13 @@ async fn cluster() -> Cluster {
 }
 
 async fn set(admin: &GroupAdmin, offsets: &[i64]) {
-    let commits: Vec<CommittedOffset> = offsets
-        .iter()
-        .enumerate()
-        .map(|(p, o)| CommittedOffset {
-            topic: "orders".into(),
-            partition: p as i32,
-            offset: *o,
-            metadata: String::new(),
-        })
-        .collect();
-    let failures = admin
-        .alter_offsets("order-processor", &commits)
-        .await
-        .expect("commit");
-    assert!(failures.is_empty(), "{failures:?}");
+    commit(admin, "order-processor", &commits("orders", offsets)).await;
 }
 
 async fn current(admin: &GroupAdmin) -> Vec<i64> {
-    admin
-        .committed_offsets("order-processor")
+    committed_map(admin, "order-processor")
         .await
-        .expect("committed")
-        .iter()
-        .map(|o| o.offset)
+        .into_values()
         .collect()
 }
 
