@@ -57,24 +57,36 @@ pub async fn run_task(task_file: &Path, result_file: &Path) -> Result<i32> {
     };
     let outcome = match load_task(task_file) {
         Err(e) => Err(e),
-        Ok(task) => {
-            let TaskWork::OffsetRollback(t) = &task.work;
-            // Validation guarantees an id for every operation but snapshot, where one is made
-            // up now so that even a failure reports it.
-            let snapshot_id = t
-                .snapshot_id
-                .clone()
-                .unwrap_or_else(|| generate_id(Utc::now()));
-            tracing::info!(
-                source = task.source.as_deref().unwrap_or("-"),
-                operation = task.operation(),
-                snapshot_id = %snapshot_id,
-                "running task"
-            );
-            failed.operation = Some(task.operation().to_string());
-            failed.snapshot_id = Some(snapshot_id.clone());
-            run_offset_rollback(t, &snapshot_id).await
-        }
+        Ok(task) => match &task.work {
+            TaskWork::OffsetReset(t) => {
+                tracing::info!(
+                    source = task.source.as_deref().unwrap_or("-"),
+                    operation = task.operation(),
+                    strategy = t.strategy.flag(),
+                    "running task"
+                );
+                failed.operation = Some(task.operation().to_string());
+                failed.snapshot_id = t.snapshot_id.clone();
+                run_offset_reset(t).await
+            }
+            TaskWork::OffsetRollback(t) => {
+                // Validation guarantees an id for every operation but snapshot, where one is made
+                // up now so that even a failure reports it.
+                let snapshot_id = t
+                    .snapshot_id
+                    .clone()
+                    .unwrap_or_else(|| generate_id(Utc::now()));
+                tracing::info!(
+                    source = task.source.as_deref().unwrap_or("-"),
+                    operation = task.operation(),
+                    snapshot_id = %snapshot_id,
+                    "running task"
+                );
+                failed.operation = Some(task.operation().to_string());
+                failed.snapshot_id = Some(snapshot_id.clone());
+                run_offset_rollback(t, &snapshot_id).await
+            }
+        },
     };
     let (result, report, ret) = match outcome {
         Ok(o) => (o.result, o.report, Ok(o.exit_code)),
@@ -126,6 +138,14 @@ fn result_error(e: &Error) -> ResultError {
 
 fn to_report<T: Serialize>(value: &T) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+/// Runs an offset reset (plan only when `dryRun`).
+async fn run_offset_reset(t: &crate::task::OffsetResetTask) -> Result<TaskOutcome> {
+    Err(Error::invalid(format!(
+        "offset reset tasks ({}) are not supported by this worker yet",
+        t.strategy.flag()
+    )))
 }
 
 /// Runs one offset-rollback operation against the snapshot `snapshot_id`.

@@ -41,6 +41,109 @@ pub struct Task {
 pub enum TaskWork {
     /// A KafkaOffsetRollback operation.
     OffsetRollback(OffsetRollbackTask),
+    /// A KafkaOffsetReset run.
+    OffsetReset(OffsetResetTask),
+}
+
+/// Default of [`OffsetResetTask::max_concurrent`]: groups reset at once.
+pub const DEFAULT_RESET_CONCURRENCY: usize = 50;
+/// Default of [`OffsetResetTask::max_retries`]: retries per partition after the first attempt.
+pub const DEFAULT_RESET_RETRIES: u32 = 3;
+
+/// Move consumer-group offsets, with Kafka's `--reset-offsets` semantics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OffsetResetTask {
+    pub kafka: KafkaTarget,
+    /// Groups by name (with `groupsRegex`, the union of both).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consumer_groups: Vec<String>,
+    /// Groups whose whole id matches this regex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups_regex: Option<String>,
+    /// Scope: `topic` (all its partitions) or `topic:0,1,2`; empty means every topic the group
+    /// has committed offsets on (Kafka's `--all-topics`). Ignored by fromFile/fromSnapshot,
+    /// whose documents name their partitions (a non-empty list narrows them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topics: Vec<String>,
+    /// Where the offsets go.
+    pub strategy: ResetStrategy,
+    /// Plan only; change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Groups reset at once.
+    #[serde(default = "default_reset_concurrency")]
+    pub max_concurrent: usize,
+    /// Retries per partition (exponential backoff) after the first attempt.
+    #[serde(default = "default_reset_retries")]
+    pub max_retries: u32,
+    /// Store an offset-rollback snapshot of the partitions about to change first (default true).
+    #[serde(default = "yes")]
+    pub snapshot_before_reset: bool,
+    /// Where the safety snapshot goes (and where fromSnapshot reads); required when a snapshot
+    /// is taken or read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageTarget>,
+    /// Id of the safety snapshot. The operator picks one per run, so a retried Job finds the
+    /// snapshot its first attempt stored and reuses it instead of capturing half-reset offsets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
+}
+
+fn default_reset_concurrency() -> usize {
+    DEFAULT_RESET_CONCURRENCY
+}
+
+fn default_reset_retries() -> u32 {
+    DEFAULT_RESET_RETRIES
+}
+
+/// Where a reset moves offsets to (one of Kafka's reset specs, or a stored plan).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields
+)]
+pub enum ResetStrategy {
+    /// The log start offset.
+    ToEarliest,
+    /// The log end offset.
+    ToLatest,
+    /// The committed offset, or the log end offset where there is none.
+    ToCurrent,
+    /// This offset, clamped to the log.
+    ToOffset { offset: i64 },
+    /// Committed offset plus `shift` (may be negative), clamped to the log.
+    ShiftBy { shift: i64 },
+    /// The first offset at or after this time: ISO-8601 with milliseconds, optional zone (UTC
+    /// if none), e.g. `2024-12-01T10:00:00.000` or `2024-12-01T10:00:00.000+01:00`.
+    ToDatetime { datetime: String },
+    /// The first offset at or after now minus this ISO-8601 duration (`PnDTnHnMnS`).
+    ByDuration { duration: String },
+    /// Kafka's reset CSV: `group,topic,partition,offset` lines (or `topic,partition,offset` with
+    /// exactly one group).
+    FromFile { csv: String },
+    /// The offsets stored in an offset-rollback snapshot in `storage`.
+    FromSnapshot { snapshot_id: String },
+}
+
+impl ResetStrategy {
+    /// The strategy's name as the CLI flag spells it (`to-earliest`, `shift-by`, ...).
+    pub fn flag(&self) -> &'static str {
+        match self {
+            ResetStrategy::ToEarliest => "to-earliest",
+            ResetStrategy::ToLatest => "to-latest",
+            ResetStrategy::ToCurrent => "to-current",
+            ResetStrategy::ToOffset { .. } => "to-offset",
+            ResetStrategy::ShiftBy { .. } => "shift-by",
+            ResetStrategy::ToDatetime { .. } => "to-datetime",
+            ResetStrategy::ByDuration { .. } => "by-duration",
+            ResetStrategy::FromFile { .. } => "from-file",
+            ResetStrategy::FromSnapshot { .. } => "from-snapshot",
+        }
+    }
 }
 
 /// snapshot | rollback | verify | delete of an offset snapshot.
@@ -148,9 +251,50 @@ pub struct TaskResult {
     pub groups_rolled_back: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub groups_failed: Option<u64>,
+    /// What an offset reset planned or did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset: Option<ResultReset>,
     /// Set when the task failed: the error's label and exit code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ResultError>,
+}
+
+/// An offset reset's summary, with per-group results truncated to fit the termination message.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultReset {
+    /// Only planned; nothing was changed.
+    pub dry_run: bool,
+    /// Groups selected.
+    pub groups_total: u64,
+    /// Groups whose offsets were all committed (dry run: groups that would change).
+    pub groups_reset: u64,
+    /// Groups refused (active) or failed.
+    pub groups_failed: u64,
+    /// Partitions whose committed offset the plan changes.
+    pub partitions_planned: u64,
+    /// Offsets committed.
+    pub offsets_reset: u64,
+    /// Committed offsets per second over the run, rounded.
+    pub offsets_per_second: u64,
+    /// Number of per-group results before truncation.
+    pub total_group_results: u64,
+    /// The first per-group results (failed groups first, as many as fit).
+    #[serde(default)]
+    pub group_results: Vec<ResultGroup>,
+}
+
+/// One group's reset outcome.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultGroup {
+    pub group: String,
+    /// `reset`, `planned`, `unchanged` or `failed`.
+    pub status: String,
+    /// Partitions committed (or planned, in a dry run).
+    pub partitions: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Counts of a snapshot.
@@ -223,6 +367,7 @@ impl Task {
         }
         match &self.work {
             TaskWork::OffsetRollback(t) => t.validate(),
+            TaskWork::OffsetReset(t) => t.validate(),
         }
     }
 
@@ -230,6 +375,8 @@ impl Task {
     pub fn operation(&self) -> &'static str {
         match &self.work {
             TaskWork::OffsetRollback(t) => t.operation.as_str(),
+            TaskWork::OffsetReset(t) if t.dry_run => "reset-plan",
+            TaskWork::OffsetReset(_) => "reset",
         }
     }
 }
@@ -283,6 +430,92 @@ impl OffsetRollbackTask {
             ));
         }
         self.storage.validate()
+    }
+}
+
+impl OffsetResetTask {
+    /// Checks the selection (at least one group or a regex, no empty names), the bounds of
+    /// `maxConcurrent` (1-1000) and `maxRetries` (0-100), the strategy's parameters, and that
+    /// `storage` is given when a snapshot is taken or read. The strategy's datetime, duration
+    /// and CSV are parsed again by the reset engine, which names the same fields.
+    pub fn validate(&self) -> Result<()> {
+        self.kafka.validate()?;
+        if self.consumer_groups.is_empty() && self.groups_regex.is_none() {
+            return Err(field_error(
+                "consumerGroups",
+                "is empty and no groupsRegex is given: select the groups to reset",
+            ));
+        }
+        if let Some(i) = self
+            .consumer_groups
+            .iter()
+            .position(|g| g.trim().is_empty())
+        {
+            return Err(field_error(
+                &format!("consumerGroups[{i}]"),
+                "is empty; name a consumer group",
+            ));
+        }
+        if let Some(re) = &self.groups_regex {
+            regex::Regex::new(&format!("^(?:{re})$"))
+                .map_err(|e| field_error("groupsRegex", format!("is not a valid regex: {e}")))?;
+        }
+        if let Some(i) = self.topics.iter().position(|t| t.trim().is_empty()) {
+            return Err(field_error(
+                &format!("topics[{i}]"),
+                "is empty; name a topic, or topic:0,1,2",
+            ));
+        }
+        if !(1..=1000).contains(&self.max_concurrent) {
+            return Err(field_error(
+                "maxConcurrent",
+                format!("is {}; use 1 to 1000", self.max_concurrent),
+            ));
+        }
+        if self.max_retries > 100 {
+            return Err(field_error(
+                "maxRetries",
+                format!("is {}; use 0 to 100", self.max_retries),
+            ));
+        }
+        match &self.strategy {
+            ResetStrategy::ToOffset { offset } if *offset < 0 => {
+                return Err(field_error(
+                    "strategy.offset",
+                    format!("is {offset}; offsets are 0 or more"),
+                ));
+            }
+            ResetStrategy::ToDatetime { datetime } if datetime.trim().is_empty() => {
+                return Err(field_error("strategy.datetime", "is empty"));
+            }
+            ResetStrategy::ByDuration { duration } if duration.trim().is_empty() => {
+                return Err(field_error("strategy.duration", "is empty"));
+            }
+            ResetStrategy::FromFile { csv } if csv.trim().is_empty() => {
+                return Err(field_error("strategy.csv", "is empty"));
+            }
+            ResetStrategy::FromSnapshot { snapshot_id } => {
+                validate_id(snapshot_id).map_err(|e| field_invalid("strategy.snapshotId", e))?;
+            }
+            _ => {}
+        }
+        if let Some(id) = &self.snapshot_id {
+            validate_id(id).map_err(|e| field_invalid("snapshotId", e))?;
+        }
+        let needs_storage = matches!(self.strategy, ResetStrategy::FromSnapshot { .. })
+            || (self.snapshot_before_reset && !self.dry_run);
+        match &self.storage {
+            Some(s) => s.validate(),
+            None if needs_storage => Err(field_error(
+                "storage",
+                if matches!(self.strategy, ResetStrategy::FromSnapshot { .. }) {
+                    "is required to read the fromSnapshot snapshot"
+                } else {
+                    "is required for the safety snapshot (or set snapshotBeforeReset: false)"
+                },
+            )),
+            None => Ok(()),
+        }
     }
 }
 
@@ -427,6 +660,28 @@ impl TaskResult {
                 return out;
             }
         }
+        if let Some(reset) = r.reset.as_mut() {
+            let all = std::mem::take(&mut reset.group_results);
+            let (mut lo, mut hi) = (0, all.len());
+            while lo < hi {
+                let mid = (lo + hi).div_ceil(2);
+                if let Some(reset) = r.reset.as_mut() {
+                    reset.group_results = all[..mid].to_vec();
+                }
+                if encode(&r).len() <= MAX_RESULT_BYTES {
+                    lo = mid;
+                } else {
+                    hi = mid - 1;
+                }
+            }
+            if let Some(reset) = r.reset.as_mut() {
+                reset.group_results = all[..lo].to_vec();
+            }
+            let out = encode(&r);
+            if out.len() <= MAX_RESULT_BYTES {
+                return out;
+            }
+        }
         let message: Vec<char> = r.message.chars().collect();
         let (mut lo, mut hi) = (0, message.len());
         while lo < hi {
@@ -515,7 +770,9 @@ description: Before the migration
         let task = parse(SNAPSHOT_TASK).expect("parses");
         task.validate().expect("valid");
         assert_eq!(task.source.as_deref(), Some("payments/pre-migration"));
-        let TaskWork::OffsetRollback(t) = &task.work;
+        let TaskWork::OffsetRollback(t) = &task.work else {
+            panic!("an offset-rollback task: {task:?}");
+        };
         assert_eq!(t.operation, RollbackOperation::Snapshot);
         assert_eq!(t.consumer_groups.len(), 2);
         assert!(t.verify_after_rollback, "defaults to true");

@@ -271,8 +271,10 @@ mod tests {
 
     fn work(yaml: &str) -> OffsetRollbackTask {
         let cm = task_config_map(&korb(yaml), run()).expect("builds");
-        let TaskWork::OffsetRollback(t) = parse_back(&cm).work;
-        t
+        match parse_back(&cm).work {
+            TaskWork::OffsetRollback(t) => t,
+            other => panic!("an offset-rollback task: {other:?}"),
+        }
     }
 
     #[test]
