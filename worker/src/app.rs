@@ -79,6 +79,12 @@ pub async fn run(cli: Cli) -> Result<i32> {
             RollbackCommand::Import(a) => cmd_import(a).await,
         },
         Command::Offsets(OffsetsCommand::Export(a)) => cmd_export(a).await,
+        Command::OffsetReset(ResetCommand::Plan(a)) => crate::reset::cli::plan(a).await,
+        Command::OffsetReset(ResetCommand::Execute(a)) => {
+            crate::reset::cli::execute(a, false).await
+        }
+        Command::OffsetReset(ResetCommand::Script(a)) => crate::reset::cli::script(a).await,
+        Command::OffsetResetBulk(a) => crate::reset::cli::execute(a, true).await,
         Command::Run(a) => crate::run::run_task(&a.task, &a.result_file).await,
     }
 }
@@ -95,6 +101,11 @@ pub fn error_format(cli: &Cli) -> Format {
             RollbackCommand::Delete(a) => a.format.format,
             RollbackCommand::Import(a) => a.format.format,
         },
+        Command::OffsetReset(ResetCommand::Plan(a)) => a.format.format,
+        Command::OffsetReset(ResetCommand::Execute(a)) | Command::OffsetResetBulk(a) => {
+            a.reset.format.format
+        }
+        Command::OffsetReset(ResetCommand::Script(a)) => a.reset.format.format,
         // `run` has already printed its JSON report, failure included.
         Command::Offsets(_) | Command::Run(_) => Format::Text,
     }
@@ -112,7 +123,7 @@ pub fn report_error(err: &Error, format: Format) {
     }
 }
 
-fn kafka_config(a: &KafkaArgs) -> Result<KafkaConfig> {
+pub(crate) fn kafka_config(a: &KafkaArgs) -> Result<KafkaConfig> {
     let mut cfg = KafkaConfig::resolve(
         &a.bootstrap_servers,
         a.security_protocol,
@@ -129,16 +140,21 @@ fn kafka_config(a: &KafkaArgs) -> Result<KafkaConfig> {
 }
 
 fn open_store(a: &StorageArgs) -> Result<SnapshotStore> {
-    let options = StorageOptions {
-        s3_region: a.s3_region.clone(),
-        s3_endpoint: a.s3_endpoint.clone(),
-        s3_path_style: a.s3_path_style,
-        allow_http: a.allow_http,
-    };
-    Ok(SnapshotStore::new(Storage::open(&a.path, &options)?))
+    open_store_at(&a.path, &a.endpoint)
 }
 
-fn print_json<T: Serialize>(value: &T) -> Result<()> {
+/// The snapshot store at `path`, reached with `endpoint`'s settings.
+pub(crate) fn open_store_at(path: &str, endpoint: &StorageEndpointArgs) -> Result<SnapshotStore> {
+    let options = StorageOptions {
+        s3_region: endpoint.s3_region.clone(),
+        s3_endpoint: endpoint.s3_endpoint.clone(),
+        s3_path_style: endpoint.s3_path_style,
+        allow_http: endpoint.allow_http,
+    };
+    Ok(SnapshotStore::new(Storage::open(path, &options)?))
+}
+
+pub(crate) fn print_json<T: Serialize>(value: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| Error::Kafka(format!("failed to encode report: {e}")))?;
     println!("{text}");

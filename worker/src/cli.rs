@@ -30,6 +30,11 @@ pub enum Command {
     /// Export committed offsets in the kmap JSON format, with a kafka-consumer-groups restore script.
     #[command(subcommand)]
     Offsets(OffsetsCommand),
+    /// Move consumer-group offsets with kafka-consumer-groups' --reset-offsets rules: plan, execute, or script.
+    #[command(subcommand)]
+    OffsetReset(ResetCommand),
+    /// Reset many consumer groups at once (dry run unless --execute), with a safety snapshot first.
+    OffsetResetBulk(ResetExecArgs),
     /// Run a task document rendered by the operator and write its result (used in Kubernetes Jobs).
     Run(RunArgs),
 }
@@ -51,6 +56,17 @@ pub enum RollbackCommand {
     Delete(DeleteArgs),
     /// Turn a kmap consumer-offsets JSON file into a snapshot.
     Import(ImportArgs),
+}
+
+/// `tidemark offset-reset …`
+#[derive(Debug, Subcommand)]
+pub enum ResetCommand {
+    /// Print what a reset would do (current and target offset of every partition); changes nothing.
+    Plan(ResetArgs),
+    /// Show the plan, then apply it with --execute (dry run without), after a safety snapshot.
+    Execute(ResetExecArgs),
+    /// Write a bash script of kafka-consumer-groups commands, one per partition, to review and run.
+    Script(ResetScriptArgs),
 }
 
 /// `tidemark offsets …`
@@ -116,7 +132,23 @@ pub struct StorageArgs {
     /// Storage location: a directory, file://DIR, s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or az://CONTAINER/PREFIX.
     #[arg(short = 'p', long, env = "TIDEMARK_PATH", value_name = "LOCATION")]
     pub path: String,
+    #[command(flatten)]
+    pub endpoint: StorageEndpointArgs,
+}
 
+/// Where snapshots live, when a command only sometimes needs storage.
+#[derive(Debug, Clone, Args)]
+pub struct OptionalStorageArgs {
+    /// Storage location for snapshots: a directory, file://DIR, s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or az://CONTAINER/PREFIX.
+    #[arg(short = 'p', long, env = "TIDEMARK_PATH", value_name = "LOCATION")]
+    pub path: Option<String>,
+    #[command(flatten)]
+    pub endpoint: StorageEndpointArgs,
+}
+
+/// How to reach an object store.
+#[derive(Debug, Clone, Args)]
+pub struct StorageEndpointArgs {
     /// S3 region (default: AWS_REGION / AWS_DEFAULT_REGION).
     #[arg(long, env = "TIDEMARK_S3_REGION")]
     pub s3_region: Option<String>,
@@ -280,6 +312,111 @@ pub struct ImportArgs {
     pub format: FormatArgs,
 }
 
+/// The reset spec: exactly one.
+#[derive(Debug, Clone, Args)]
+#[group(id = "spec", required = true, multiple = false)]
+pub struct ResetSpecArgs {
+    /// Reset to the log start offset.
+    #[arg(long)]
+    pub to_earliest: bool,
+    /// Reset to the log end offset.
+    #[arg(long)]
+    pub to_latest: bool,
+    /// Keep the committed offset (the log end where there is none).
+    #[arg(long)]
+    pub to_current: bool,
+    /// Reset to this offset (clamped to the log).
+    #[arg(long, value_name = "OFFSET", value_parser = clap::value_parser!(i64).range(0..))]
+    pub to_offset: Option<i64>,
+    /// Move the committed offset by N (negative: back), clamped to the log.
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub shift_by: Option<i64>,
+    /// Reset to the first offset at or after this time: YYYY-MM-DDTHH:mm:SS.sss, optional zone (Z, +01:00); UTC if none.
+    #[arg(long, value_name = "DATETIME")]
+    pub to_datetime: Option<String>,
+    /// Reset to the first offset at or after now minus this ISO-8601 duration (PnDTnHnMnS).
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    pub by_duration: Option<String>,
+    /// Reset to the offsets of a CSV plan: group,topic,partition,offset (or topic,partition,offset with one group).
+    #[arg(long, value_name = "FILE")]
+    pub from_file: Option<std::path::PathBuf>,
+    /// Reset to the offsets stored in an offset-rollback snapshot (in --path).
+    #[arg(long, value_name = "SNAPSHOT_ID")]
+    pub from_snapshot: Option<String>,
+    /// Reset to the offsets a restore of this backup mapped (in --path).
+    #[arg(short = 'b', long, value_name = "BACKUP_ID")]
+    pub backup_id: Option<String>,
+}
+
+/// Which partitions of each group: `--topic` (repeatable) or `--all-topics`.
+#[derive(Debug, Clone, Args)]
+pub struct ResetScopeArgs {
+    /// A topic (all its partitions) or topic:0,1,2; repeatable.
+    #[arg(long = "topic", value_name = "TOPIC[:P,...]")]
+    pub topics: Vec<String>,
+    /// Every topic the group has committed offsets on.
+    #[arg(long, conflicts_with = "topics")]
+    pub all_topics: bool,
+}
+
+/// `offset-reset plan` (and the shared part of the other reset verbs).
+#[derive(Debug, Clone, Args)]
+pub struct ResetArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub groups: GroupArgs,
+    #[command(flatten)]
+    pub spec: ResetSpecArgs,
+    #[command(flatten)]
+    pub scope: ResetScopeArgs,
+    #[command(flatten)]
+    pub storage: OptionalStorageArgs,
+    /// Also write the plan as CSV (group,topic,partition,offset) that --from-file reads back.
+    #[arg(long, value_name = "FILE")]
+    pub export: Option<std::path::PathBuf>,
+    /// Groups read and reset at once.
+    #[arg(long, default_value_t = crate::task::DEFAULT_RESET_CONCURRENCY, value_parser = parse_concurrency)]
+    pub max_concurrent: usize,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+/// `offset-reset execute` and `offset-reset-bulk`.
+#[derive(Debug, Clone, Args)]
+pub struct ResetExecArgs {
+    #[command(flatten)]
+    pub reset: ResetArgs,
+    /// Apply the plan. Without it, nothing is changed (dry run).
+    #[arg(long)]
+    pub execute: bool,
+    /// Only show the plan (the default; kafka-consumer-groups compatible).
+    #[arg(long, conflicts_with = "execute")]
+    pub dry_run: bool,
+    /// Do not store a safety snapshot of the offsets about to change (then no rollback is possible).
+    #[arg(long)]
+    pub no_snapshot: bool,
+    /// Id of the safety snapshot (default: snap-YYYYMMDD-HHMMSS-<8 hex>).
+    #[arg(short = 's', long, value_name = "ID")]
+    pub snapshot_id: Option<String>,
+    /// Retries per failed partition (exponential backoff).
+    #[arg(long, default_value_t = crate::task::DEFAULT_RESET_RETRIES, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub max_retries: u32,
+}
+
+/// `offset-reset script`
+#[derive(Debug, Clone, Args)]
+pub struct ResetScriptArgs {
+    #[command(flatten)]
+    pub reset: ResetArgs,
+    /// Write the script here (default: standard output).
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+    /// Properties file the script passes to kafka-consumer-groups as --command-config (SASL/TLS clusters).
+    #[arg(long, value_name = "FILE")]
+    pub command_config: Option<String>,
+}
+
 /// `run`
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
@@ -356,6 +493,21 @@ mod tests {
             ("offset-rollback import -p /s --kmap f.json", true),
             ("offsets export --bootstrap-servers k:9092 --restore-script r.sh -o o.json", true),
             ("offset-rollback explode -p /s", false),
+            ("offset-reset plan --bootstrap-servers k:9092 -g a --topic t --to-earliest", true),
+            ("offset-reset plan --bootstrap-servers k:9092 -g a --all-topics --to-latest -f json", true),
+            ("offset-reset plan --bootstrap-servers k:9092 -g a --topic t:0,1 --topic u --shift-by -5", true),
+            ("offset-reset plan --bootstrap-servers k:9092 -g a --topic t --to-earliest --to-latest", false),
+            ("offset-reset plan --bootstrap-servers k:9092 -g a --topic t", false),
+            ("offset-reset plan --bootstrap-servers k:9092 -g a --topic t --all-topics --to-earliest", false),
+            ("offset-reset plan --bootstrap-servers k:9092 -g a --topic t --to-offset -1", false),
+            ("offset-reset plan --bootstrap-servers k:9092 -g a --topic t --to-earliest --execute", false),
+            ("offset-reset execute --bootstrap-servers k:9092 -g a --topic t --to-datetime 2024-12-01T10:00:00.000 --execute -p /s", true),
+            ("offset-reset execute --bootstrap-servers k:9092 -g a --topic t --by-duration -PT1H --execute --dry-run", false),
+            ("offset-reset execute --bootstrap-servers k:9092 --from-file plan.csv --execute --no-snapshot", true),
+            ("offset-reset execute --bootstrap-servers k:9092 -g a --from-snapshot snap-1 -p /s --execute --max-retries 5", true),
+            ("offset-reset script --bootstrap-servers k:9092 -g a --all-topics --to-earliest -o reset.sh", true),
+            ("offset-reset-bulk -p /s -b backup-1 -g a,b --bootstrap-servers k:9092 --max-concurrent 100 -f json", true),
+            ("offset-reset-bulk -p /s -g a --all-topics --to-earliest --bootstrap-servers k:9092 --execute --max-retries 101", false),
             ("run --task /etc/tidemark/task.yaml", true),
             ("run --task t.yaml --result-file /tmp/result.json", true),
             ("run", false),

@@ -9,6 +9,7 @@ pub mod groups;
 pub mod kafka;
 pub mod kmap;
 pub mod report;
+pub mod reset;
 pub mod rollback;
 pub mod run;
 pub mod snapshot;

@@ -140,7 +140,8 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
-    fn from_counts(ok: usize, failed: usize) -> Self {
+    /// Success when nothing failed, failed when nothing succeeded, partial otherwise.
+    pub fn from_counts(ok: usize, failed: usize) -> Self {
         match (ok, failed) {
             (_, 0) => RunStatus::Success,
             (0, _) => RunStatus::Failed,

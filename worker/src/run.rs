@@ -23,9 +23,9 @@ use crate::rollback::{
 use crate::snapshot::{generate_id, OffsetSnapshot, SnapshotStore};
 use crate::storage::{Storage, StorageOptions};
 use crate::task::{
-    KafkaTarget, OffsetRollbackTask, ResultDifference, ResultError, ResultSnapshotData,
-    ResultVerification, RollbackOperation, StorageTarget, Task, TaskResult, TaskWork,
-    PHASE_COMPLETED, PHASE_FAILED,
+    KafkaTarget, OffsetResetTask, OffsetRollbackTask, ResultDifference, ResultError, ResultGroup,
+    ResultReset, ResultSnapshotData, ResultVerification, RollbackOperation, StorageTarget, Task,
+    TaskResult, TaskWork, PHASE_COMPLETED, PHASE_FAILED,
 };
 
 /// Where the result goes by default: the file Kubernetes turns into the container's
@@ -140,12 +140,156 @@ fn to_report<T: Serialize>(value: &T) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
 }
 
-/// Runs an offset reset (plan only when `dryRun`).
-async fn run_offset_reset(t: &crate::task::OffsetResetTask) -> Result<TaskOutcome> {
-    Err(Error::invalid(format!(
-        "offset reset tasks ({}) are not supported by this worker yet",
-        t.strategy.flag()
-    )))
+/// Runs an offset reset (plan only when `dryRun`). The safety snapshot goes to the task's
+/// storage under the task's `snapshotId`; a retried Job finds it there and keeps it.
+async fn run_offset_reset(t: &OffsetResetTask) -> Result<TaskOutcome> {
+    use crate::reset::cli::{resolve_strategy, Origin};
+    use crate::reset::spec::parse_topic_scope;
+    use crate::reset::{dry_run_report, execute, prepare, ResetRequest, SafetySnapshot};
+
+    let started = std::time::Instant::now();
+    let store = match &t.storage {
+        Some(s) => Some(open_store(s).await?),
+        None => None,
+    };
+    let names = split_names(&t.consumer_groups);
+    let single_group = match (names.as_slice(), &t.groups_regex) {
+        ([one], None) => Some(one.as_str()),
+        _ => None,
+    };
+    let (strategy, label) = resolve_strategy(
+        &t.strategy,
+        Origin::Task,
+        "task field 'strategy.csv'",
+        single_group,
+        store.as_ref(),
+    )
+    .await?;
+    let scope = t
+        .topics
+        .iter()
+        .enumerate()
+        .map(|(i, topic)| {
+            parse_topic_scope(topic)
+                .map_err(|e| Error::invalid(format!("task field 'topics[{i}]': {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let req = ResetRequest {
+        selector: Some(GroupSelector::new(
+            &t.consumer_groups,
+            t.groups_regex.as_deref(),
+            false,
+        )?),
+        scope,
+        strategy,
+        strategy_label: label,
+        concurrency: t.max_concurrent,
+        max_retries: t.max_retries,
+    };
+    let safety = match (&store, t.snapshot_before_reset && !t.dry_run) {
+        (Some(store), true) => SafetySnapshot::Take {
+            store: store.clone(),
+            id: t.snapshot_id.clone(),
+            reuse_existing: true,
+            description: None,
+        },
+        (None, true) => {
+            return Err(Error::invalid(
+                "task field 'storage' is required for the safety snapshot (or set snapshotBeforeReset: false)",
+            ))
+        }
+        (_, false) => SafetySnapshot::Skip,
+    };
+    let admin = GroupAdmin::connect(&kafka_config(&t.kafka)?).await?;
+    let plan = prepare(&admin, &req).await?;
+    let report = if t.dry_run {
+        dry_run_report(&plan, started)
+    } else {
+        execute(&admin, &plan, &safety, &req, started).await?
+    };
+    Ok(reset_outcome(&report))
+}
+
+/// A reset is `Failed` with exit 10 when any group was not reset; a dry run always completes.
+fn reset_outcome(report: &crate::reset::ResetReport) -> TaskOutcome {
+    let failed: Vec<String> = report
+        .outcomes_failed_first()
+        .into_iter()
+        .filter(|o| o.status == "failed")
+        .map(|o| format!("{}: {}", o.group, o.error.as_deref().unwrap_or("failed")))
+        .collect();
+    let mut message = if report.dry_run {
+        format!(
+            "Dry run ({}): {} to change in {} of {}; nothing changed",
+            report.strategy,
+            count(report.partitions_planned, "partition"),
+            report.successful_groups,
+            count(report.total_groups, "group")
+        )
+    } else {
+        format!(
+            "Reset {} of {} ({}, {})",
+            report.successful_groups,
+            count(report.total_groups, "group"),
+            count(report.total_offsets_reset, "offset"),
+            report.strategy
+        )
+    };
+    if let Some(id) = &report.snapshot_id {
+        message.push_str(&format!("; safety snapshot {id}"));
+    }
+    if !failed.is_empty() {
+        message.push_str(&format!("; not reset: {}", failed.join("; ")));
+    }
+    let failure = (!report.dry_run && report.status != RunStatus::Success)
+        .then(|| Error::Partial(message.clone()));
+    let group_results: Vec<ResultGroup> = report
+        .outcomes_failed_first()
+        .into_iter()
+        .map(|o| ResultGroup {
+            group: o.group.clone(),
+            status: match o.status {
+                "success" => "reset".to_string(),
+                other => other.to_string(),
+            },
+            partitions: if report.dry_run {
+                o.partitions.iter().filter(|p| p.changes()).count() as u64
+            } else {
+                o.offsets_reset as u64
+            },
+            error: o.error.clone(),
+        })
+        .collect();
+    finish(
+        TaskResult {
+            phase: PHASE_COMPLETED.into(),
+            operation: Some(
+                if report.dry_run {
+                    "reset-plan"
+                } else {
+                    "reset"
+                }
+                .into(),
+            ),
+            snapshot_id: report.snapshot_id.clone(),
+            message,
+            groups_failed: Some(report.failed_groups as u64),
+            reset: Some(ResultReset {
+                dry_run: report.dry_run,
+                groups_total: report.total_groups as u64,
+                groups_reset: report.successful_groups as u64,
+                groups_failed: report.failed_groups as u64,
+                partitions_planned: report.partitions_planned as u64,
+                offsets_reset: report.total_offsets_reset as u64,
+                offsets_per_second: report.performance.offsets_per_second.round() as u64,
+                total_group_results: group_results.len() as u64,
+                group_results,
+            }),
+            ..TaskResult::default()
+        },
+        to_report(report),
+        failure,
+    )
 }
 
 /// Runs one offset-rollback operation against the snapshot `snapshot_id`.

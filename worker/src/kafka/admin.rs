@@ -403,6 +403,18 @@ impl GroupAdmin {
         partitions: &[TopicPartition],
         spec: OffsetSpec,
     ) -> Result<Vec<Result<ListedOffset>>> {
+        self.list_offsets_isolated(partitions, spec, true).await
+    }
+
+    /// [`list_offsets`](Self::list_offsets) with a chosen isolation level: under
+    /// read_uncommitted (`read_committed == false`, what Kafka's own tools use for resets)
+    /// `Latest` is the high watermark.
+    pub async fn list_offsets_isolated(
+        &self,
+        partitions: &[TopicPartition],
+        spec: OffsetSpec,
+        read_committed: bool,
+    ) -> Result<Vec<Result<ListedOffset>>> {
         const WHAT: &str = "failed to list offsets";
         let spec_value = offset_spec_value(spec)?;
         let mut seen = HashSet::new();
@@ -423,7 +435,7 @@ impl GroupAdmin {
                 self.inner.dispatch(
                     rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_LISTOFFSETS,
                     self.config.request_timeout,
-                    true,
+                    read_committed,
                     |rk, options, queue| {
                         // SAFETY: handles from `dispatch` are live; librdkafka copies the
                         // partition list before returning (we still own and free it).

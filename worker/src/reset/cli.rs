@@ -1,0 +1,430 @@
+//! The `offset-reset plan|execute|script` and `offset-reset-bulk` commands: flags to a
+//! [`ResetRequest`], then plan, dry run or execute, and print.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use chrono::Utc;
+
+use super::csv::{parse_reset_csv, write_reset_csv, CsvOffset};
+use super::engine::{
+    dry_run_report, execute as run_reset, prepare, ResetReport, ResetRequest, SafetySnapshot,
+};
+use super::plan::{Explicit, ResetPlan, Strategy};
+use super::render::{plan_table, report_box};
+use super::script::{reset_script, ScriptContext, ScriptEntry};
+use super::spec::{parse_datetime, parse_duration, parse_topic_scope};
+use crate::app::{kafka_config, open_store_at, print_json};
+use crate::cli::{Format, ResetArgs, ResetExecArgs, ResetScriptArgs, ResetSpecArgs};
+use crate::error::{Error, Result};
+use crate::groups::{split_names, GroupSelector};
+use crate::kafka::GroupAdmin;
+use crate::rollback::RunStatus;
+use crate::snapshot::{OffsetSnapshot, SnapshotStore};
+use crate::task::ResetStrategy;
+
+/// Exit code of a run in which some groups were not reset.
+const EXIT_PARTIAL: i32 = 10;
+
+/// `offset-reset plan`: print the plan; change nothing.
+pub async fn plan(a: ResetArgs) -> Result<i32> {
+    let started = Instant::now();
+    let (admin, req) = setup(&a).await?;
+    let plan = prepare(&admin, &req).await?;
+    export(&a, &plan)?;
+    match a.format.format {
+        Format::Json => print_json(&dry_run_report(&plan, started))?,
+        Format::Text => print!("{}", plan_table(&plan, true)),
+    }
+    Ok(0)
+}
+
+/// `offset-reset execute` (`bulk == false`: the plan table is printed too) and
+/// `offset-reset-bulk`. A dry run unless `--execute`.
+pub async fn execute(a: ResetExecArgs, bulk: bool) -> Result<i32> {
+    let started = Instant::now();
+    let safety = if !a.execute || a.no_snapshot {
+        SafetySnapshot::Skip
+    } else {
+        let Some(path) = &a.reset.storage.path else {
+            return Err(Error::invalid(
+                "--execute stores a safety snapshot of the offsets about to change first: pass --path (or --no-snapshot to reset without one)",
+            ));
+        };
+        SafetySnapshot::Take {
+            store: open_store_at(path, &a.reset.storage.endpoint)?,
+            id: a.snapshot_id.clone(),
+            reuse_existing: false,
+            description: None,
+        }
+    };
+    let (admin, mut req) = setup(&a.reset).await?;
+    req.max_retries = a.max_retries;
+    let plan = prepare(&admin, &req).await?;
+    export(&a.reset, &plan)?;
+    let text = a.reset.format.format == Format::Text;
+    if text && !bulk {
+        print!("{}", plan_table(&plan, false));
+        println!();
+    }
+    let report = if a.execute {
+        run_reset(&admin, &plan, &safety, &req, started).await?
+    } else {
+        dry_run_report(&plan, started)
+    };
+    match a.reset.format.format {
+        Format::Json => print_json(&report)?,
+        Format::Text => print!("{}", report_box(&report)),
+    }
+    Ok(exit_code(&report))
+}
+
+/// 0 when every group was reset (or it was a dry run), 10 otherwise.
+fn exit_code(r: &ResetReport) -> i32 {
+    if r.dry_run || r.status == RunStatus::Success {
+        0
+    } else {
+        EXIT_PARTIAL
+    }
+}
+
+/// `offset-reset script`: a bash script of kafka-consumer-groups commands for the plan.
+pub async fn script(a: ResetScriptArgs) -> Result<i32> {
+    if a.output.is_none() && a.reset.format.format == Format::Json {
+        return Err(Error::invalid(
+            "--format json prints a summary, so the script needs --output FILE",
+        ));
+    }
+    let (admin, req) = setup(&a.reset).await?;
+    let plan = prepare(&admin, &req).await?;
+    export(&a.reset, &plan)?;
+    let entries: Vec<ScriptEntry> = plan
+        .rows()
+        .filter(|(_, p)| p.changes())
+        .map(|(g, p)| ScriptEntry {
+            group: g.to_string(),
+            topic: p.topic.clone(),
+            partition: p.partition,
+            current: p.current,
+            target: p.target,
+        })
+        .collect();
+    let ctx = ScriptContext {
+        bootstrap_servers: plan.cluster.clone(),
+        strategy: plan.strategy.clone(),
+        generated_at: Utc::now(),
+        command_config: a.command_config.clone(),
+    };
+    let text = reset_script(&entries, &ctx);
+    let refused: Vec<(&str, &str)> = plan
+        .groups
+        .iter()
+        .filter_map(|g| g.refused.as_deref().map(|r| (g.group.as_str(), r)))
+        .collect();
+    match &a.output {
+        None => print!("{text}"),
+        Some(path) => {
+            write_file(path, text.as_bytes())?;
+            set_executable(path);
+        }
+    }
+    for (g, why) in &refused {
+        eprintln!("Warn: group '{g}' is not in the script: {why}");
+    }
+    for w in &plan.warnings {
+        eprintln!("Warn: {w}");
+    }
+    if let Some(path) = &a.output {
+        match a.reset.format.format {
+            Format::Json => print_json(&serde_json::json!({
+                "output": path.display().to_string(),
+                "commands": entries.len(),
+                "refused_groups": refused.iter().map(|(g, why)| serde_json::json!({"group": g, "error": why})).collect::<Vec<_>>(),
+                "warnings": plan.warnings,
+            }))?,
+            Format::Text => println!(
+                "Wrote {} ({} commands). Review it, stop the groups' consumers, then run: bash {}",
+                path.display(),
+                entries.len(),
+                crate::kmap::shell_quote(&path.display().to_string())
+            ),
+        }
+    }
+    Ok(0)
+}
+
+/// Parses and checks every flag that needs no cluster, then connects.
+async fn setup(a: &ResetArgs) -> Result<(GroupAdmin, ResetRequest)> {
+    let names = split_names(&a.groups.groups);
+    let single_group = match (
+        names.as_slice(),
+        &a.groups.groups_regex,
+        a.groups.all_groups,
+    ) {
+        ([one], None, false) => Some(one.clone()),
+        _ => None,
+    };
+    let (spec, csv_source) = flags_strategy(&a.spec)?;
+    let store = match (&spec, &a.storage.path) {
+        (ResetStrategy::FromSnapshot { .. }, Some(path)) => {
+            Some(open_store_at(path, &a.storage.endpoint)?)
+        }
+        _ => None,
+    };
+    let (strategy, label) = resolve_strategy(
+        &spec,
+        Origin::Cli,
+        &csv_source,
+        single_group.as_deref(),
+        store.as_ref(),
+    )
+    .await?;
+    let documented = matches!(strategy, Strategy::Explicit(_));
+    let selector = if names.is_empty() && a.groups.groups_regex.is_none() && !a.groups.all_groups {
+        if !documented {
+            return Err(Error::invalid(
+                "no consumer groups selected: pass --groups, --groups-regex or --all-groups",
+            ));
+        }
+        None
+    } else {
+        Some(GroupSelector::new(
+            &a.groups.groups,
+            a.groups.groups_regex.as_deref(),
+            a.groups.all_groups,
+        )?)
+    };
+    if !documented && a.scope.topics.is_empty() && !a.scope.all_topics {
+        return Err(Error::invalid(
+            "One of the reset scopes should be defined: --all-topics, --topic.",
+        ));
+    }
+    let scope = a
+        .scope
+        .topics
+        .iter()
+        .map(|t| parse_topic_scope(t).map_err(|e| Error::invalid(format!("--topic: {e}"))))
+        .collect::<Result<Vec<_>>>()?;
+    let admin = GroupAdmin::connect(&kafka_config(&a.kafka)?).await?;
+    Ok((
+        admin,
+        ResetRequest {
+            selector,
+            scope,
+            strategy,
+            strategy_label: label,
+            concurrency: a.max_concurrent,
+            max_retries: crate::task::DEFAULT_RESET_RETRIES,
+        },
+    ))
+}
+
+/// The strategy the flags choose, as the task document spells it, and the CSV's source name.
+fn flags_strategy(s: &ResetSpecArgs) -> Result<(ResetStrategy, String)> {
+    let plain = |st| Ok((st, String::new()));
+    if s.to_earliest {
+        return plain(ResetStrategy::ToEarliest);
+    }
+    if s.to_latest {
+        return plain(ResetStrategy::ToLatest);
+    }
+    if s.to_current {
+        return plain(ResetStrategy::ToCurrent);
+    }
+    if let Some(offset) = s.to_offset {
+        return plain(ResetStrategy::ToOffset { offset });
+    }
+    if let Some(shift) = s.shift_by {
+        return plain(ResetStrategy::ShiftBy { shift });
+    }
+    if let Some(datetime) = &s.to_datetime {
+        return plain(ResetStrategy::ToDatetime {
+            datetime: datetime.clone(),
+        });
+    }
+    if let Some(duration) = &s.by_duration {
+        return plain(ResetStrategy::ByDuration {
+            duration: duration.clone(),
+        });
+    }
+    if let Some(file) = &s.from_file {
+        let csv = std::fs::read_to_string(file).map_err(|source| Error::Io {
+            path: file.clone(),
+            source,
+        })?;
+        return Ok((ResetStrategy::FromFile { csv }, file.display().to_string()));
+    }
+    if let Some(snapshot_id) = &s.from_snapshot {
+        return plain(ResetStrategy::FromSnapshot {
+            snapshot_id: snapshot_id.clone(),
+        });
+    }
+    if let Some(id) = &s.backup_id {
+        return Err(Error::invalid(format!(
+            "--backup-id {id}: resets from a backup's offset mapping need a restore of that backup, and this version cannot restore yet; use --from-snapshot, --from-file or a Kafka reset spec (--to-datetime, ...)"
+        )));
+    }
+    Err(Error::invalid(
+        "choose one reset spec: --to-earliest, --to-latest, --to-current, --to-offset, --shift-by, --to-datetime, --by-duration, --from-file or --from-snapshot",
+    ))
+}
+
+/// Where a strategy came from, so errors name the flag or the task field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Cli,
+    Task,
+}
+
+impl Origin {
+    fn name(self, flag: &str, field: &str) -> String {
+        match self {
+            Origin::Cli => format!("--{flag}"),
+            Origin::Task => format!("task field '{field}'"),
+        }
+    }
+}
+
+/// Turns a strategy into the planner's form and its label (`--to-offset 5`): parses times,
+/// durations and CSV, loads a snapshot from `store`. `csv_source` names the CSV in errors;
+/// `single_group` allows its three-column form.
+pub async fn resolve_strategy(
+    s: &ResetStrategy,
+    origin: Origin,
+    csv_source: &str,
+    single_group: Option<&str>,
+    store: Option<&SnapshotStore>,
+) -> Result<(Strategy, String)> {
+    Ok(match s {
+        ResetStrategy::ToEarliest => (Strategy::Earliest, "--to-earliest".into()),
+        ResetStrategy::ToLatest => (Strategy::Latest, "--to-latest".into()),
+        ResetStrategy::ToCurrent => (Strategy::Current, "--to-current".into()),
+        ResetStrategy::ToOffset { offset } => {
+            if *offset < 0 {
+                return Err(Error::invalid(format!(
+                    "{}: {offset} is negative",
+                    origin.name("to-offset", "strategy.offset")
+                )));
+            }
+            (Strategy::Offset(*offset), format!("--to-offset {offset}"))
+        }
+        ResetStrategy::ShiftBy { shift } => {
+            (Strategy::ShiftBy(*shift), format!("--shift-by {shift}"))
+        }
+        ResetStrategy::ToDatetime { datetime } => {
+            let ms = parse_datetime(datetime).map_err(|e| {
+                Error::invalid(format!(
+                    "{}: {e}",
+                    origin.name("to-datetime", "strategy.datetime")
+                ))
+            })?;
+            (Strategy::Time(ms), format!("--to-datetime {datetime}"))
+        }
+        ResetStrategy::ByDuration { duration } => {
+            let back = parse_duration(duration).map_err(|e| {
+                Error::invalid(format!(
+                    "{}: {e}",
+                    origin.name("by-duration", "strategy.duration")
+                ))
+            })?;
+            let ms = Utc::now().timestamp_millis().saturating_sub(back);
+            (Strategy::Time(ms), format!("--by-duration {duration}"))
+        }
+        ResetStrategy::FromFile { csv } => {
+            let rows = parse_reset_csv(csv, csv_source, single_group).map_err(|reason| {
+                Error::Malformed {
+                    kind: "reset plan",
+                    file: csv_source.to_string(),
+                    reason,
+                }
+            })?;
+            (
+                Strategy::Explicit(explicit_from_csv(csv_source.to_string(), &rows)),
+                format!("--from-file {csv_source}"),
+            )
+        }
+        ResetStrategy::FromSnapshot { snapshot_id } => {
+            let Some(store) = store else {
+                return Err(Error::invalid(format!(
+                    "{} {snapshot_id}: {}",
+                    origin.name("from-snapshot", "strategy.snapshotId"),
+                    match origin {
+                        Origin::Cli => "pass --path, the storage location holding the snapshot",
+                        Origin::Task => "the task names no storage to read it from",
+                    }
+                )));
+            };
+            let snap = store.load(snapshot_id).await?;
+            (
+                Strategy::Explicit(explicit_from_snapshot(&snap)),
+                format!("--from-snapshot {snapshot_id}"),
+            )
+        }
+    })
+}
+
+/// Target offsets of a parsed CSV plan.
+pub fn explicit_from_csv(source: String, rows: &[CsvOffset]) -> Explicit {
+    let mut offsets: BTreeMap<String, BTreeMap<(String, i32), i64>> = BTreeMap::new();
+    for r in rows {
+        offsets
+            .entry(r.group.clone())
+            .or_default()
+            .insert((r.topic.clone(), r.partition), r.offset);
+    }
+    Explicit { source, offsets }
+}
+
+/// Target offsets of a stored snapshot.
+pub fn explicit_from_snapshot(snap: &OffsetSnapshot) -> Explicit {
+    let offsets = snap
+        .groups
+        .iter()
+        .map(|(g, gs)| {
+            let m = gs
+                .to_commits()
+                .into_iter()
+                .map(|c| ((c.topic, c.partition), c.offset))
+                .collect();
+            (g.clone(), m)
+        })
+        .collect();
+    Explicit {
+        source: format!("snapshot '{}'", snap.snapshot_id),
+        offsets,
+    }
+}
+
+/// `--export FILE`: the plan's target offsets as Kafka's reset CSV.
+fn export(a: &ResetArgs, plan: &ResetPlan) -> Result<()> {
+    let Some(path) = &a.export else {
+        return Ok(());
+    };
+    let rows: Vec<CsvOffset> = plan
+        .rows()
+        .map(|(g, p)| CsvOffset {
+            group: g.to_string(),
+            topic: p.topic.clone(),
+            partition: p.partition,
+            offset: p.target,
+        })
+        .collect();
+    write_file(path, write_reset_csv(&rows).as_bytes())
+}
+
+fn write_file(path: &Path, data: &[u8]) -> Result<()> {
+    std::fs::write(path, data).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Makes a written script executable; failing to is not an error (`bash FILE` still works).
+fn set_executable(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755));
+    }
+}
