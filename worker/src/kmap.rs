@@ -3,13 +3,14 @@
 //! and turn a kmap file into an offset snapshot.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::kafka::CommittedOffset;
+pub use crate::reset::script::shell_quote;
+use crate::reset::script::ToolScript;
 use crate::snapshot::{GroupSnapshot, OffsetSnapshot, PartitionSnapshot};
 
 /// The whole kmap offsets file.
@@ -185,105 +186,56 @@ fn parse_time(s: &str) -> std::result::Result<DateTime<Utc>, String> {
         .map_err(|e| format!("timestamp '{s}' is not RFC 3339: {e}"))
 }
 
-/// Quotes a string for bash, so any group or topic name is passed through verbatim.
-pub fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
+/// Applies one group's offsets on one topic from a temporary `--from-file` CSV, through the
+/// shared `run` of [`ToolScript`].
+const RESTORE_FUNCTION: &str = r#"WORKDIR="$(mktemp -d)"
+trap 'rm -rf "$WORKDIR"' EXIT
+
+# restore GROUP TOPIC CSV_LINES: one --from-file call for one group and topic.
+restore() {
+  local csv="$WORKDIR/offsets-$((TOTAL + 1)).csv"
+  printf '%s\n' "$3" > "$csv"
+  run "group '$1', topic '$2'" --group "$1" --reset-offsets --from-file "$csv"
 }
+"#;
 
 /// A bash script that applies `file` with `kafka-consumer-groups.sh --reset-offsets
 /// --from-file`, one call per group and topic; it keeps going past failures and prints a
 /// summary, exiting non-zero when anything failed.
 pub fn restore_script(file: &KmapFile, generated_at: DateTime<Utc>) -> String {
-    let mut s = String::new();
-    let _ = writeln!(s, "#!/usr/bin/env bash");
-    let _ = writeln!(
-        s,
-        "# Restores consumer group offsets captured from {}",
-        file.cluster
-    );
-    let _ = writeln!(s, "# Offsets captured: {}", file.timestamp);
-    let _ = writeln!(
-        s,
-        "# Script generated: {}",
-        generated_at.to_rfc3339_opts(SecondsFormat::Secs, true)
-    );
-    let _ = writeln!(
-        s,
-        "# Groups: {}, partition offsets: {}",
-        file.consumer_groups.len(),
-        file.offset_count()
-    );
-    s.push_str(
-        r#"#
-# Stop every consumer of these groups first: Kafka refuses to reset offsets of active groups.
-# To rehearse without changing anything, set MODE="--dry-run".
-
-BOOTSTRAP_SERVERS="${BOOTSTRAP_SERVERS:-localhost:9092}"
-# For SASL/TLS clusters, point at a client properties file:
-# COMMAND_CONFIG="--command-config /path/to/client.properties"
-COMMAND_CONFIG="${COMMAND_CONFIG:-}"
-KAFKA_CONSUMER_GROUPS="${KAFKA_CONSUMER_GROUPS:-kafka-consumer-groups.sh}"
-MODE="${MODE:---execute}"
-
-set -u
-if ! command -v "$KAFKA_CONSUMER_GROUPS" >/dev/null 2>&1; then
-  echo "error: $KAFKA_CONSUMER_GROUPS not found; set KAFKA_CONSUMER_GROUPS to its path" >&2
-  exit 2
-fi
-
-WORKDIR="$(mktemp -d)"
-trap 'rm -rf "$WORKDIR"' EXIT
-TOTAL=0
-OK=0
-FAILED=0
-FAILURES=()
-
-# restore GROUP TOPIC CSV_LINES
-restore() {
-  local group="$1" topic="$2" lines="$3" csv
-  TOTAL=$((TOTAL + 1))
-  csv="$WORKDIR/offsets-$TOTAL.csv"
-  printf '%s\n' "$lines" > "$csv"
-  echo "[$TOTAL] group '$group', topic '$topic'"
-  # shellcheck disable=SC2086
-  if "$KAFKA_CONSUMER_GROUPS" --bootstrap-server "$BOOTSTRAP_SERVERS" $COMMAND_CONFIG \
-      --group "$group" --reset-offsets --from-file "$csv" $MODE; then
-    OK=$((OK + 1))
-  else
-    FAILED=$((FAILED + 1))
-    FAILURES+=("$group/$topic")
-    echo "    failed; continuing" >&2
-  fi
-}
-
-"#,
-    );
+    let header = [
+        format!(
+            "Restores consumer group offsets captured from {}",
+            file.cluster
+        ),
+        format!("Offsets captured: {}", file.timestamp),
+        format!(
+            "Script generated: {}",
+            generated_at.to_rfc3339_opts(SecondsFormat::Secs, true)
+        ),
+        format!(
+            "Groups: {}, partition offsets: {}",
+            file.consumer_groups.len(),
+            file.offset_count()
+        ),
+    ];
+    let mut s = ToolScript::new(&header, "localhost:9092", None);
+    s.line(RESTORE_FUNCTION);
     for g in &file.consumer_groups {
         for (topic, parts) in &g.topics {
             let lines: Vec<String> = parts
                 .iter()
                 .map(|p| format!("{},{},{}", topic, p.partition, p.offset))
                 .collect();
-            let _ = writeln!(
-                s,
+            s.line(&format!(
                 "restore {} {} {}",
                 shell_quote(&g.group),
                 shell_quote(topic),
                 shell_quote(&lines.join("\n"))
-            );
+            ));
         }
     }
-    s.push_str(
-        r#"
-echo
-echo "Summary: $OK of $TOTAL group/topic restores succeeded, $FAILED failed"
-if [ "$FAILED" -gt 0 ]; then
-  printf '  failed: %s\n' "${FAILURES[@]}"
-  exit 1
-fi
-"#,
-    );
-    s
+    s.finish("group/topic restores")
 }
 
 #[cfg(test)]
@@ -405,5 +357,61 @@ mod tests {
         assert!(s.contains("--reset-offsets --from-file"));
         assert!(s.contains(r"restore 'it'\''s' 'orders' 'orders,0,12345"));
         assert!(s.contains("orders,1,67890'"));
+    }
+
+    #[test]
+    fn script_runs_one_from_file_call_per_group_and_topic() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = KmapFile::from_json(SEED_KMAP.as_bytes(), "f").expect("parses");
+        let script = dir.path().join("restore.sh");
+        std::fs::write(&script, restore_script(&f, Utc::now())).expect("write script");
+        // Logs each call's arguments and CSV (the argument before --execute); fails payments.
+        let tool = dir.path().join("kcg.sh");
+        std::fs::write(
+            &tool,
+            "#!/usr/bin/env bash\necho \"$*\" >> \"$LOG\"\nfile=\"${*: -2:1}\"\n\
+             cat \"$file\" >> \"$LOG\"\n! grep -q '^payments,' \"$file\"\n",
+        )
+        .expect("write tool");
+        let chmod = std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(&tool)
+            .status()
+            .expect("chmod");
+        assert!(chmod.success());
+        let out = std::process::Command::new("bash")
+            .arg(&script)
+            .env("KAFKA_CONSUMER_GROUPS", &tool)
+            .env("LOG", dir.path().join("calls.log"))
+            .env("BOOTSTRAP_SERVERS", "target:9092")
+            .env_remove("COMMAND_CONFIG")
+            .env_remove("COMMAND_CONFIG_FILE")
+            .env_remove("MODE")
+            .output()
+            .expect("run");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{stdout}");
+        assert!(
+            stdout.contains("Summary: 1 of 2 group/topic restores succeeded, 1 failed"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("failed: group 'my-consumer-group', topic 'payments'"),
+            "{stdout}"
+        );
+        let log = std::fs::read_to_string(dir.path().join("calls.log")).expect("log");
+        let lines: Vec<&str> = log.lines().collect();
+        assert_eq!(lines.len(), 5, "{log}");
+        for (call, csv) in [(lines[0], "/offsets-1.csv"), (lines[3], "/offsets-2.csv")] {
+            assert!(
+                call.starts_with(
+                    "--bootstrap-server target:9092 --group my-consumer-group --reset-offsets \
+                     --from-file "
+                ) && call.ends_with(&format!("{csv} --execute")),
+                "{log}"
+            );
+        }
+        assert_eq!(&lines[1..3], ["orders,0,12345", "orders,1,67890"]);
+        assert_eq!(lines[4], "payments,0,98765");
     }
 }
