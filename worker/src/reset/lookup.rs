@@ -127,9 +127,15 @@ fn locate(
             found.to_string()
         },
     );
+    let warning = if found == end {
+        // Kafka's own notice first, so scripts watching for it see it whoever found the end.
+        format!("{} ({note})", fallback_to_latest_warning(&tp.0, tp.1))
+    } else {
+        note
+    };
     Ok(TimeOffset {
         offset: found,
-        warning: Some(note),
+        warning: Some(warning),
     })
 }
 
