@@ -680,3 +680,185 @@ fn config_map_storage_without_an_api_server_is_storage_unreachable() {
         run.result.message
     );
 }
+
+/// An offset-reset task document against `bootstrap`, with safety snapshots under `storage`.
+fn reset_task(bootstrap: &str, storage: &Path, extra: &str) -> String {
+    format!(
+        "apiVersion: tidemark.dev/task-v1\n\
+         kind: offsetReset\n\
+         source: default/reset-test\n\
+         kafka:\n  bootstrapServers: [\"{bootstrap}\"]\n  securityProtocol: PLAINTEXT\n\
+         storage:\n  type: location\n  url: {}\n\
+         {extra}",
+        storage.display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_tasks_plan_execute_and_reuse_their_snapshot_on_retry() {
+    let kafka = Tansu::start();
+    let bs = kafka.bootstrap();
+    let work = tempfile::tempdir().expect("tempdir");
+    let dir = work.path();
+    let storage = dir.join("storage");
+    create_and_fill(&bs, "orders", 3, 20).await;
+    let admin = admin(&bs).await;
+    commit(&admin, "order-processor", &commits("orders", &[5, 7, 9])).await;
+    commit(&admin, "billing", &commits("orders", &[1, 1, 1])).await;
+    let _live = LiveConsumer::start(&bs, "live", &["orders"]);
+
+    // A dry run plans and changes nothing.
+    let plan = run_task(
+        dir,
+        "plan",
+        &reset_task(
+            &bs,
+            &storage,
+            "consumerGroups: [order-processor, billing]\ntopics: [\"orders:0,1\"]\n\
+             strategy: {type: toOffset, offset: 12}\ndryRun: true\n",
+        ),
+        &[],
+    );
+    assert_eq!(plan.out.code, 0, "{:?}", plan.out);
+    let r = plan.result.reset.as_ref().expect("reset summary");
+    assert!(r.dry_run);
+    assert_eq!(
+        (r.groups_total, r.partitions_planned, r.offsets_reset),
+        (2, 4, 0)
+    );
+    assert_eq!(plan.result.operation.as_deref(), Some("reset-plan"));
+    assert!(
+        plan.result.snapshot_id.is_none(),
+        "no snapshot in a dry run"
+    );
+    assert_eq!(
+        offsets(&committed_map(&admin, "order-processor").await, "orders"),
+        vec![5, 7, 9]
+    );
+
+    // Executing stores the safety snapshot under the task's id, then resets.
+    let exec = reset_task(
+        &bs,
+        &storage,
+        "consumerGroups: [order-processor, billing]\ntopics: [\"orders:0,1\"]\n\
+         strategy: {type: toOffset, offset: 12}\nsnapshotId: reset-default-run-1\n",
+    );
+    let first = run_task(dir, "execute", &exec, &[]);
+    assert_eq!(first.out.code, 0, "{:?}", first.out);
+    assert_eq!(
+        first.result.snapshot_id.as_deref(),
+        Some("reset-default-run-1")
+    );
+    let r = first.result.reset.as_ref().expect("reset summary");
+    assert_eq!(
+        (r.groups_reset, r.groups_failed, r.offsets_reset),
+        (2, 0, 4)
+    );
+    assert_eq!(
+        offsets(&committed_map(&admin, "order-processor").await, "orders"),
+        vec![12, 12, 9]
+    );
+    assert_eq!(first.report["snapshot_id"], "reset-default-run-1");
+
+    // A retried Job (same task, same id) keeps the first snapshot instead of capturing the
+    // already-reset offsets, so rolling back still returns to the original offsets.
+    let retry = run_task(dir, "retry", &exec, &[]);
+    assert_eq!(retry.out.code, 0, "{:?}", retry.out);
+    assert_eq!(retry.report["snapshot_reused"], true, "{}", retry.report);
+    let rb = run_cli(
+        BIN,
+        &[
+            "offset-rollback",
+            "rollback",
+            "--path",
+            storage.to_str().expect("utf8"),
+            "--snapshot-id",
+            "reset-default-run-1",
+            "--bootstrap-servers",
+            &bs,
+        ],
+        &[],
+    );
+    assert_eq!(rb.code, 0, "{rb:?}");
+    assert_eq!(
+        offsets(&committed_map(&admin, "order-processor").await, "orders"),
+        vec![5, 7, 9]
+    );
+    assert_eq!(
+        offsets(&committed_map(&admin, "billing").await, "orders"),
+        vec![1, 1, 1]
+    );
+
+    // A group with a live member is refused (exit 10, Failed) while the other is reset, and
+    // the result lists the refused group first with Kafka's message.
+    commit(&admin, "live", &commits("orders", &[2, 2, 2])).await;
+    let mut partial = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while partial.is_none() {
+        let run = run_task(
+            dir,
+            "partial",
+            &reset_task(
+                &bs,
+                &storage,
+                "consumerGroups: [billing, live]\ntopics: [orders]\nstrategy: {type: toEarliest}\n",
+            ),
+            &[],
+        );
+        if run.out.code == 10 {
+            partial = Some(run);
+        } else {
+            // The consumer had not joined yet and the whole reset went through; put it back.
+            assert!(
+                Instant::now() < deadline,
+                "group 'live' never became active"
+            );
+            commit(&admin, "live", &commits("orders", &[2, 2, 2])).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    let partial = partial.expect("a partial run");
+    let r = partial.result.reset.as_ref().expect("reset summary");
+    assert_eq!((r.groups_reset, r.groups_failed), (1, 1));
+    assert_eq!(r.group_results[0].group, "live");
+    assert_eq!(r.group_results[0].status, "failed");
+    assert!(
+        r.group_results[0].error.as_deref().is_some_and(
+            |e| e.starts_with("Assignments can only be reset if the group 'live' is inactive")
+        ),
+        "{:?}",
+        r.group_results
+    );
+    assert_eq!(
+        offsets(&committed_map(&admin, "live").await, "orders"),
+        vec![2, 2, 2]
+    );
+    assert_eq!(
+        offsets(&committed_map(&admin, "billing").await, "orders"),
+        vec![0, 0, 0]
+    );
+
+    // Bad strategy parameters name the task field and change nothing.
+    let bad = run_task(
+        dir,
+        "bad",
+        &reset_task(
+            &bs,
+            &storage,
+            "consumerGroups: [billing]\nstrategy: {type: toDatetime, datetime: \"2024-02-30T00:00:00.000\"}\n",
+        ),
+        &[],
+    );
+    assert_eq!(bad.out.code, 2, "{:?}", bad.out);
+    assert!(
+        bad.result
+            .message
+            .contains("task field 'strategy.datetime'"),
+        "{}",
+        bad.result.message
+    );
+    assert_eq!(
+        offsets(&committed_map(&admin, "billing").await, "orders"),
+        vec![0, 0, 0]
+    );
+}
