@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The Tidemark demo: a local Kafka-protocol broker, filesystem storage under ./demo-data, and the
-# offset safety net end to end — snapshot, a botched offset change, verify, rollback, export.
+# offset safety net end to end — snapshot, a botched offset change, verify, rollback, export —
+# and offset reset: plan, execute with a safety snapshot, undo, bulk dry run, script.
 # Everything it needs is installed on first run (cached in ~/.cache/tidemark/tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,5 +56,18 @@ step "8. Export all offsets as kmap JSON with a kafka-consumer-groups restore sc
   --restore-script "$STORE/restore-offsets.sh"
 step "9. The same rollback result as JSON, for automation" \
   "$TIDEMARK" offset-rollback rollback --path "$STORE" --snapshot-id before-deploy --bootstrap-servers "$BOOTSTRAP" --format json
+
+step "10. Offset reset, planned first: replay the last 100 records of every orders partition" \
+  "$TIDEMARK" offset-reset plan --bootstrap-servers "$BOOTSTRAP" --groups order-processor --topic orders --shift-by -100
+step "11. Executed: a safety snapshot of exactly these offsets is stored first" \
+  "$TIDEMARK" offset-reset execute --bootstrap-servers "$BOOTSTRAP" --groups order-processor --topic orders \
+  --shift-by -100 --path "$STORE" --snapshot-id before-replay --execute
+step "12. Changed our minds: the safety snapshot puts the group back exactly" \
+  "$TIDEMARK" offset-rollback rollback --path "$STORE" --snapshot-id before-replay --bootstrap-servers "$BOOTSTRAP"
+step "13. Bulk reset of every group to one minute ago (dry run: add --execute to apply)" \
+  "$TIDEMARK" offset-reset-bulk --bootstrap-servers "$BOOTSTRAP" --all-groups --all-topics --by-duration PT1M
+step "14. A reviewed-before-run kafka-consumer-groups script for the same reset" \
+  "$TIDEMARK" offset-reset script --bootstrap-servers "$BOOTSTRAP" --all-groups --all-topics --by-duration PT1M \
+  --output "$STORE/reset-offsets.sh"
 
 printf '\n\033[1mDemo complete.\033[0m Snapshots and exports are in %s\n' "$STORE"

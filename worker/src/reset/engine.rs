@@ -696,6 +696,18 @@ async fn commit_with_retries(
     }
 }
 
+/// `s` as one shell word: as is when it holds only characters no shell treats specially.
+fn shell_arg(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c));
+    if plain {
+        s.to_string()
+    } else {
+        crate::kmap::shell_quote(s)
+    }
+}
+
 /// Nearest-rank percentile of sorted values (0 when empty).
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -732,9 +744,9 @@ fn report(
         .map(|(id, path)| {
             format!(
             "tidemark offset-rollback rollback --path {} --snapshot-id {} --bootstrap-servers {}",
-            crate::kmap::shell_quote(path),
-            crate::kmap::shell_quote(id),
-            crate::kmap::shell_quote(&plan.cluster)
+            shell_arg(path),
+            shell_arg(id),
+            shell_arg(&plan.cluster)
         )
         });
     ResetReport {
@@ -761,6 +773,19 @@ fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rollback_commands_quote_only_what_needs_it() {
+        assert_eq!(shell_arg("/backup/storage"), "/backup/storage");
+        assert_eq!(shell_arg("s3://b/p"), "s3://b/p");
+        assert_eq!(shell_arg("k1:9092,k2:9092"), "k1:9092,k2:9092");
+        assert_eq!(
+            shell_arg("/my dir/it's"),
+            crate::kmap::shell_quote("/my dir/it's")
+        );
+        assert_ne!(shell_arg("$HOME"), "$HOME");
+        assert_ne!(shell_arg(""), "");
+    }
 
     #[test]
     fn nearest_rank_percentiles() {
