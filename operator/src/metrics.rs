@@ -1,6 +1,7 @@
 //! Prometheus metrics of the operator (served on `/metrics`): reconciles, reconcile failures by
 //! error label, reconcile durations, and worker Jobs by kind and outcome. Every series is
-//! labelled with the custom resource `kind`, so one set serves every controller.
+//! labelled with the custom resource `kind` (KafkaOffsetReset, KafkaOffsetRollback), so one set
+//! serves every controller.
 
 use std::time::Instant;
 
@@ -80,6 +81,23 @@ impl Metrics {
         self
     }
 
+    /// Creates every series of each of `kinds` at zero (reconciles, durations and each Job
+    /// outcome), so that dashboards and alerts see every kind before its first reconcile.
+    pub fn init_kinds(self, kinds: &[&str]) -> Self {
+        for kind in kinds {
+            let by_kind = vec![("kind", kind.to_string())];
+            drop(self.reconciles.get_or_create(&by_kind));
+            drop(self.duration.get_or_create(&by_kind));
+            for outcome in [JOB_CREATED, JOB_SUCCEEDED, JOB_FAILED, JOB_DELETED] {
+                drop(self.jobs.get_or_create(&vec![
+                    ("kind", kind.to_string()),
+                    ("outcome", outcome.to_string()),
+                ]));
+            }
+        }
+        self
+    }
+
     /// Counts a reconcile of `kind` and times it until the returned guard is dropped.
     pub fn reconcile(&self, kind: &str) -> ReconcileTimer {
         self.reconciles
@@ -153,7 +171,9 @@ mod tests {
     #[test]
     fn metrics_are_exposed_with_the_prefix() {
         let mut registry = Registry::default();
-        let metrics = Metrics::default().register(&mut registry);
+        let metrics = Metrics::default()
+            .register(&mut registry)
+            .init_kinds(&crate::controller::KINDS);
         drop(metrics.reconcile("KafkaOffsetRollback"));
         metrics.reconcile_failure("KafkaOffsetRollback", "apply");
         metrics.job("KafkaOffsetRollback", JOB_CREATED);
@@ -161,6 +181,8 @@ mod tests {
         prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
         for needle in [
             r#"tidemark_reconciles_total{kind="KafkaOffsetRollback"} 1"#,
+            r#"tidemark_reconciles_total{kind="KafkaOffsetReset"} 0"#,
+            r#"tidemark_worker_jobs_total{kind="KafkaOffsetReset",outcome="deleted"} 0"#,
             r#"tidemark_reconcile_failures_total{kind="KafkaOffsetRollback",error="apply"} 1"#,
             r#"tidemark_reconcile_duration_seconds_count{kind="KafkaOffsetRollback"} 1"#,
             r#"tidemark_worker_jobs_total{kind="KafkaOffsetRollback",outcome="created"} 1"#,

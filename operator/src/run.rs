@@ -103,7 +103,11 @@ pub async fn run() -> Result<(), RunError> {
     tokio::spawn(forward_signals(stop_tx));
 
     let mut registry = Registry::default();
-    let metrics = Arc::new(Metrics::default().register(&mut registry));
+    let metrics = Arc::new(
+        Metrics::default()
+            .register(&mut registry)
+            .init_kinds(&controller::KINDS),
+    );
     let state = Arc::new(server::State::new(registry));
     let listener = server::bind(address)
         .await

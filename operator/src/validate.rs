@@ -1,14 +1,17 @@
 //! Synchronous checks of a resource before anything is built: what the CRD schema cannot
-//! express (secret-bearing or spec-managed Kafka properties, the run annotation) plus the
-//! schema's own requirements again, for resources stored before a stricter CRD was installed.
-//! Each problem is a stable `reason` for the `Stalled` condition and a message a person can act
-//! on. Also lists the Secrets (and their keys) a resource references, so the controller can
-//! check they exist without ever reading a value.
+//! express (secret-bearing or spec-managed Kafka properties, the run annotation, what the
+//! worker would refuse) plus the schema's own requirements again, for resources stored before a
+//! stricter CRD was installed. Each problem is a stable `reason` for the `Stalled` condition
+//! and a message a person can act on, naming the field. Also lists the Secrets (and their keys)
+//! a resource references, so the controller can check they exist without ever reading a value.
 
-use crate::build::{RunId, RUN_ANNOTATION};
-use crate::crd::common::{StorageType, DEFAULT_CA_KEY};
+use kube::Resource;
+
+use crate::build::{RunId, WorkerKind, RUN_ANNOTATION};
+use crate::crd::common::{KafkaClusterSpec, StorageSpec, StorageType, DEFAULT_CA_KEY};
+use crate::crd::reset::ResetStrategy;
 use crate::crd::rollback::{Operation, SNAPSHOT_ID_PATTERN};
-use crate::crd::KafkaOffsetRollback;
+use crate::crd::{KafkaOffsetReset, KafkaOffsetRollback};
 
 /// A property key carries a secret.
 pub const REASON_SECRET_IN_PROPERTIES: &str = "SecretInProperties";
@@ -18,6 +21,10 @@ pub const REASON_PROPERTY_MANAGED_BY_SPEC: &str = "PropertyManagedBySpec";
 pub const REASON_INVALID_RUN_ANNOTATION: &str = "InvalidRunAnnotation";
 /// A field the operation needs is missing.
 pub const REASON_MISSING_FIELD: &str = "MissingField";
+/// A field is set that the chosen strategy does not use.
+pub const REASON_UNUSED_FIELD: &str = "UnusedField";
+/// A field holds a value the worker refuses (out of range, not a valid regex, ...).
+pub const REASON_INVALID_FIELD: &str = "InvalidField";
 /// The snapshot id could escape its folder or is not a valid ConfigMap key.
 pub const REASON_INVALID_SNAPSHOT_ID: &str = "InvalidSnapshotId";
 /// The resource has no namespace (it is namespaced).
@@ -82,12 +89,17 @@ pub fn is_secret_property(key: &str) -> bool {
     key.contains("password") || key.contains("secret") || SECRET_PROPERTIES.contains(&key.as_str())
 }
 
+/// The checks of one kind's spec; [`validate`] adds those every kind shares.
+pub trait SpecChecks: Resource {
+    /// Everything wrong with the spec that the schema does not (or might not) catch.
+    fn spec_problems(&self) -> Vec<Problem>;
+}
+
 /// Everything wrong with `cr` that the schema does not (or might not) catch; empty when it can
 /// run.
-pub fn validate(cr: &KafkaOffsetRollback) -> Vec<Problem> {
+pub fn validate<K: SpecChecks>(cr: &K) -> Vec<Problem> {
     let mut problems = Vec::new();
-    let spec = &cr.spec;
-    if cr.metadata.namespace.is_none() {
+    if cr.meta().namespace.is_none() {
         problems.push(Problem::new(
             REASON_MISSING_NAMESPACE,
             "the resource has no metadata.namespace",
@@ -95,7 +107,7 @@ pub fn validate(cr: &KafkaOffsetRollback) -> Vec<Problem> {
     }
     if let Err(e) = RunId::of(cr) {
         let value = cr
-            .metadata
+            .meta()
             .annotations
             .as_ref()
             .and_then(|a| a.get(RUN_ANNOTATION))
@@ -108,81 +120,50 @@ pub fn validate(cr: &KafkaOffsetRollback) -> Vec<Problem> {
             ),
         ));
     }
+    problems.extend(cr.spec_problems());
+    problems
+}
 
-    let op = spec.operation.as_str();
-    match &spec.kafka_cluster {
-        None if spec.operation != Operation::Delete => problems.push(Problem::new(
+/// `spec.kafkaCluster`: brokers, the SASL Secret its protocol needs, and properties that carry
+/// secrets or that the spec's own fields set.
+fn cluster_problems(cluster: &KafkaClusterSpec, problems: &mut Vec<Problem>) {
+    if cluster.bootstrap_servers.is_empty() {
+        problems.push(Problem::new(
             REASON_MISSING_FIELD,
-            format!("spec.kafkaCluster is required for operation {op}"),
-        )),
-        None => {}
-        Some(cluster) => {
-            if cluster.bootstrap_servers.is_empty() {
-                problems.push(Problem::new(
-                    REASON_MISSING_FIELD,
-                    "spec.kafkaCluster.bootstrapServers must list at least one host:port",
-                ));
-            }
-            if cluster.security_protocol.uses_sasl() && cluster.sasl_secret.is_none() {
-                problems.push(Problem::new(
-                    REASON_MISSING_FIELD,
-                    format!(
-                        "spec.kafkaCluster.saslSecret is required with securityProtocol {}",
-                        cluster.security_protocol.as_str()
-                    ),
-                ));
-            }
-            for key in cluster.properties.keys() {
-                let lower = key.trim().to_ascii_lowercase();
-                if is_secret_property(key) {
-                    problems.push(Problem::new(
-                        REASON_SECRET_IN_PROPERTIES,
-                        format!(
-                            "spec.kafkaCluster.properties['{key}'] carries a secret; remove it and reference a Secret instead (kafkaCluster.saslSecret for SASL credentials, kafkaCluster.tlsSecret for TLS keys)"
-                        ),
-                    ));
-                } else if let Some((_, field)) =
-                    MANAGED_PROPERTIES.iter().find(|(k, _)| *k == lower)
-                {
-                    problems.push(Problem::new(
-                        REASON_PROPERTY_MANAGED_BY_SPEC,
-                        format!(
-                            "spec.kafkaCluster.properties['{key}'] is set by the operator; use spec.{field} instead"
-                        ),
-                    ));
-                }
-            }
+            "spec.kafkaCluster.bootstrapServers must list at least one host:port",
+        ));
+    }
+    if cluster.security_protocol.uses_sasl() && cluster.sasl_secret.is_none() {
+        problems.push(Problem::new(
+            REASON_MISSING_FIELD,
+            format!(
+                "spec.kafkaCluster.saslSecret is required with securityProtocol {}",
+                cluster.security_protocol.as_str()
+            ),
+        ));
+    }
+    for key in cluster.properties.keys() {
+        let lower = key.trim().to_ascii_lowercase();
+        if is_secret_property(key) {
+            problems.push(Problem::new(
+                REASON_SECRET_IN_PROPERTIES,
+                format!(
+                    "spec.kafkaCluster.properties['{key}'] carries a secret; remove it and reference a Secret instead (kafkaCluster.saslSecret for SASL credentials, kafkaCluster.tlsSecret for TLS keys)"
+                ),
+            ));
+        } else if let Some((_, field)) = MANAGED_PROPERTIES.iter().find(|(k, _)| *k == lower) {
+            problems.push(Problem::new(
+                REASON_PROPERTY_MANAGED_BY_SPEC,
+                format!(
+                    "spec.kafkaCluster.properties['{key}'] is set by the operator; use spec.{field} instead"
+                ),
+            ));
         }
     }
+}
 
-    match &spec.snapshot_id {
-        None if spec.operation != Operation::Snapshot => problems.push(Problem::new(
-            REASON_MISSING_FIELD,
-            format!("spec.snapshotId is required for operation {op}"),
-        )),
-        None => {}
-        Some(id) if !is_valid_snapshot_id(id) => problems.push(Problem::new(
-            REASON_INVALID_SNAPSHOT_ID,
-            format!(
-                "spec.snapshotId '{id}' is invalid: use letters, digits, '.', '_' and '-', starting with a letter or digit, at most 248 characters, without '..' (pattern {SNAPSHOT_ID_PATTERN})"
-            ),
-        )),
-        Some(_) => {}
-    }
-    if spec.operation == Operation::Snapshot && spec.consumer_groups.is_empty() {
-        problems.push(Problem::new(
-            REASON_MISSING_FIELD,
-            "spec.consumerGroups must name at least one group for operation snapshot",
-        ));
-    }
-
-    let Some(storage) = &spec.storage else {
-        problems.push(Problem::new(
-            REASON_MISSING_FIELD,
-            format!("spec.storage is required for operation {op}: say where snapshots are kept"),
-        ));
-        return problems;
-    };
+/// `spec.storage`: the block of the chosen storage type is present.
+fn storage_problems(storage: &StorageSpec, problems: &mut Vec<Problem>) {
     let (present, field) = match storage.storage_type.normalized() {
         StorageType::Pvc => (storage.pvc.is_some(), "pvc"),
         StorageType::S3 => (storage.s3.is_some(), "s3"),
@@ -198,7 +179,207 @@ pub fn validate(cr: &KafkaOffsetRollback) -> Vec<Problem> {
             format!("spec.storage.{field} is required when storageType is {field}"),
         ));
     }
-    problems
+}
+
+/// A problem with the snapshot id in `field` (`spec.snapshotId`, `spec.fromSnapshotId`).
+fn snapshot_id_problem(field: &str, id: &str) -> Option<Problem> {
+    (!is_valid_snapshot_id(id)).then(|| {
+        Problem::new(
+            REASON_INVALID_SNAPSHOT_ID,
+            format!(
+                "{field} '{id}' is invalid: use letters, digits, '.', '_' and '-', starting with a letter or digit, at most 248 characters, without '..' (pattern {SNAPSHOT_ID_PATTERN})"
+            ),
+        )
+    })
+}
+
+impl SpecChecks for KafkaOffsetRollback {
+    fn spec_problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let spec = &self.spec;
+        let op = spec.operation.as_str();
+        match &spec.kafka_cluster {
+            None if spec.operation != Operation::Delete => problems.push(Problem::new(
+                REASON_MISSING_FIELD,
+                format!("spec.kafkaCluster is required for operation {op}"),
+            )),
+            None => {}
+            Some(cluster) => cluster_problems(cluster, &mut problems),
+        }
+
+        match &spec.snapshot_id {
+            None if spec.operation != Operation::Snapshot => problems.push(Problem::new(
+                REASON_MISSING_FIELD,
+                format!("spec.snapshotId is required for operation {op}"),
+            )),
+            None => {}
+            Some(id) => problems.extend(snapshot_id_problem("spec.snapshotId", id)),
+        }
+        if spec.operation == Operation::Snapshot && spec.consumer_groups.is_empty() {
+            problems.push(Problem::new(
+                REASON_MISSING_FIELD,
+                "spec.consumerGroups must name at least one group for operation snapshot",
+            ));
+        }
+
+        match &spec.storage {
+            None => problems.push(Problem::new(
+                REASON_MISSING_FIELD,
+                format!(
+                    "spec.storage is required for operation {op}: say where snapshots are kept"
+                ),
+            )),
+            Some(storage) => storage_problems(storage, &mut problems),
+        }
+        problems
+    }
+}
+
+impl SpecChecks for KafkaOffsetReset {
+    fn spec_problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let spec = &self.spec;
+        cluster_problems(&spec.kafka_cluster, &mut problems);
+        if spec.consumer_groups.is_empty() && spec.consumer_group_pattern.is_none() {
+            problems.push(Problem::new(
+                REASON_MISSING_FIELD,
+                "spec.consumerGroups or spec.consumerGroupPattern must select at least one group",
+            ));
+        }
+
+        // Each strategy's parameter, and no parameter of another strategy.
+        let strategy = spec.reset_strategy;
+        let parameters = [
+            (ResetStrategy::ToOffset, "offset", spec.offset.is_some()),
+            (ResetStrategy::ShiftBy, "shiftBy", spec.shift_by.is_some()),
+            (
+                ResetStrategy::ToDatetime,
+                "datetime",
+                spec.datetime.is_some(),
+            ),
+            (
+                ResetStrategy::ByDuration,
+                "duration",
+                spec.duration.is_some(),
+            ),
+            (
+                ResetStrategy::FromFile,
+                "offsetsCsv",
+                spec.offsets_csv.is_some(),
+            ),
+            (
+                ResetStrategy::FromSnapshot,
+                "fromSnapshotId",
+                spec.from_snapshot_id.is_some(),
+            ),
+        ];
+        for (owner, field, set) in parameters {
+            if owner == strategy && !set {
+                problems.push(Problem::new(
+                    REASON_MISSING_FIELD,
+                    format!(
+                        "spec.{field} is required for resetStrategy {}",
+                        owner.as_str()
+                    ),
+                ));
+            } else if owner != strategy && set {
+                problems.push(Problem::new(
+                    REASON_UNUSED_FIELD,
+                    format!(
+                        "spec.{field} is only used with resetStrategy {}, not {}; remove it or change resetStrategy",
+                        owner.as_str(),
+                        strategy.as_str()
+                    ),
+                ));
+            }
+        }
+        if let Some(offset) = spec.offset.filter(|o| *o < 0) {
+            problems.push(Problem::new(
+                REASON_INVALID_FIELD,
+                format!("spec.offset is {offset}; offsets are 0 or more"),
+            ));
+        }
+        if let Some(id) = &spec.from_snapshot_id {
+            problems.extend(snapshot_id_problem("spec.fromSnapshotId", id));
+        }
+        for (field, value, range) in [
+            ("maxConcurrent", spec.max_concurrent, 1..=1000),
+            ("maxRetries", spec.max_retries, 0..=100),
+        ] {
+            if !range.contains(&value) {
+                problems.push(Problem::new(
+                    REASON_INVALID_FIELD,
+                    format!(
+                        "spec.{field} is {value}; use {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
+                ));
+            }
+        }
+
+        match &spec.storage {
+            None if strategy == ResetStrategy::FromSnapshot => problems.push(Problem::new(
+                REASON_MISSING_FIELD,
+                "spec.storage is required for resetStrategy fromSnapshot: it is where the snapshot is read from",
+            )),
+            None if spec.takes_snapshot() => problems.push(Problem::new(
+                REASON_MISSING_FIELD,
+                "spec.storage is required for the safety snapshot taken before the reset; set storage, or snapshotBeforeReset: false to reset without a way back",
+            )),
+            None => {}
+            Some(storage) => storage_problems(storage, &mut problems),
+        }
+
+        if problems.is_empty() {
+            problems.extend(worker_problem(self));
+        }
+        problems
+    }
+}
+
+/// What the worker's own task validation would refuse (e.g. a `consumerGroupPattern` that is
+/// not a valid regex), found before any Job runs, with the task's field names replaced by the
+/// spec's. `None` when the worker accepts the task, or when it cannot be built yet (the
+/// controller reports a build error then).
+fn worker_problem(cr: &KafkaOffsetReset) -> Option<Problem> {
+    let run = RunId::of(cr).ok()?;
+    let task = cr.task(run).ok()?;
+    let error = task.validate().err()?;
+    let text = error.to_string();
+    let text = text.strip_prefix("invalid input: ").unwrap_or(&text);
+    let message = match text
+        .strip_prefix("task field '")
+        .and_then(|rest| rest.split_once('\''))
+    {
+        Some((field, rest)) => format!("{}{rest}", spec_field(field)),
+        None => text.to_string(),
+    };
+    Some(Problem::new(REASON_INVALID_FIELD, message))
+}
+
+/// The spec field of a KafkaOffsetReset behind a field of its task document.
+fn spec_field(task_field: &str) -> String {
+    const FIELDS: &[(&str, &str)] = &[
+        ("groupsRegex", "spec.consumerGroupPattern"),
+        ("strategy.offset", "spec.offset"),
+        ("strategy.datetime", "spec.datetime"),
+        ("strategy.duration", "spec.duration"),
+        ("strategy.csv", "spec.offsetsCsv"),
+        ("strategy.snapshotId", "spec.fromSnapshotId"),
+        ("snapshotId", "the safety snapshot id"),
+        ("kafka", "spec.kafkaCluster"),
+        ("storage.name", "spec.storage.configMap.name"),
+        ("storage.namespace", "metadata.namespace"),
+        ("storage.url", "spec.storage"),
+    ];
+    FIELDS
+        .iter()
+        .find_map(|(task, spec)| {
+            let rest = task_field.strip_prefix(task)?;
+            (rest.is_empty() || rest.starts_with(['.', '['])).then(|| format!("{spec}{rest}"))
+        })
+        .unwrap_or_else(|| format!("spec.{task_field}"))
 }
 
 /// `^[A-Za-z0-9][A-Za-z0-9._-]{0,247}$` without `..` (the schema's rule, checked again).
@@ -213,17 +394,13 @@ fn is_valid_snapshot_id(id: &str) -> bool {
         && !id.contains("..")
 }
 
-/// The Secrets the worker Job of `cr` will use (exactly those the Job builder wires in), with
-/// the entries it reads. The controller checks each with a `get` and reports a missing Secret
-/// or entry by name; it never reads or copies the values.
-pub fn referenced_secrets(cr: &KafkaOffsetRollback) -> Vec<SecretReference> {
-    let spec = &cr.spec;
+/// The Secrets the worker Job of `cr` will use (exactly those the Job builder wires in: the
+/// Kafka Secrets of [`WorkerKind::kafka_cluster`] and the credentials of
+/// [`WorkerKind::storage`]), with the entries it reads. The controller checks each with a `get`
+/// and reports a missing Secret or entry by name; it never reads or copies the values.
+pub fn referenced_secrets<K: WorkerKind>(cr: &K) -> Vec<SecretReference> {
     let mut refs = Vec::new();
-    if let Some(cluster) = spec
-        .kafka_cluster
-        .as_ref()
-        .filter(|_| spec.operation != Operation::Delete)
-    {
+    if let Some(cluster) = cr.kafka_cluster() {
         let protocol = cluster.security_protocol;
         if protocol.uses_tls() {
             if let Some(tls) = &cluster.tls_secret {
@@ -265,8 +442,9 @@ pub fn referenced_secrets(cr: &KafkaOffsetRollback) -> Vec<SecretReference> {
         }
     }
     let credentials =
-        spec.storage
-            .as_ref()
+        cr.storage()
+            .ok()
+            .flatten()
             .and_then(|storage| match storage.storage_type.normalized() {
                 StorageType::S3 => storage
                     .s3

@@ -8,7 +8,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule};
 use serde_json::Value;
 use tidemark_operator::build::rbac::worker_rules;
-use tidemark_operator::crd::rollback::Operation;
+use tidemark_operator::build::ConfigMapAccess;
 
 fn config_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../config")
@@ -121,13 +121,12 @@ fn config_manifests_parse_as_their_kinds() {
 #[test]
 fn the_operator_holds_every_permission_a_worker_role_grants() {
     let rules = operator_cluster_role().rules.expect("rules");
-    for op in [
-        Operation::Snapshot,
-        Operation::Rollback,
-        Operation::Verify,
-        Operation::Delete,
+    for access in [
+        ConfigMapAccess::Read,
+        ConfigMapAccess::Write,
+        ConfigMapAccess::Create,
     ] {
-        for rule in worker_rules(op, "offset-snapshots") {
+        for rule in worker_rules(access, "offset-snapshots") {
             for group in rule.api_groups.iter().flatten() {
                 for resource in rule.resources.iter().flatten() {
                     for verb in &rule.verbs {
@@ -138,7 +137,7 @@ fn the_operator_holds_every_permission_a_worker_role_grants() {
                         for name in names {
                             assert!(
                                 allows(&rules, group, resource, verb, name),
-                                "{op:?}: the operator lacks {verb} on {resource} ({name:?}) that the worker Role grants"
+                                "{access:?}: the operator lacks {verb} on {resource} ({name:?}) that the worker Role grants"
                             );
                         }
                     }
@@ -185,6 +184,16 @@ fn the_operator_may_manage_every_child_it_builds() {
             "kafkaoffsetrollbacks/status",
             &["get", "patch"],
         ),
+        (
+            "tidemark.dev",
+            "kafkaoffsetresets",
+            &["get", "list", "watch", "patch"],
+        ),
+        (
+            "tidemark.dev",
+            "kafkaoffsetresets/status",
+            &["get", "patch"],
+        ),
     ] {
         for verb in verbs {
             assert!(
@@ -192,6 +201,20 @@ fn the_operator_may_manage_every_child_it_builds() {
                 "missing {verb} on {group}/{resource}"
             );
         }
+    }
+    // Each served CRD can be read at start-up (the wait for its Established condition).
+    for crd in tidemark_operator::crd::all() {
+        let name = crd.metadata.name.expect("named");
+        assert!(
+            allows(
+                &rules,
+                "apiextensions.k8s.io",
+                "customresourcedefinitions",
+                "get",
+                Some(&name)
+            ),
+            "missing get on the CRD {name}"
+        );
     }
     // Secrets: get only, never list or watch (see the comment in config/rbac/role.yaml).
     assert!(allows(&rules, "", "secrets", "get", Some("any")));

@@ -4,11 +4,15 @@
 //! (with strict field validation, as `kubectl apply` does), the CEL rules, and deserialization
 //! into the Rust type. Malformed manifests are rejected, each for its own stated reason.
 
+mod common;
+
 use std::path::Path;
 
-use kube::core::cel::{compile_schema, estimate_rule_cost, Validator};
-use serde_json::{json, Map, Value};
-use tidemark_operator::crd::{KafkaOffsetRollback, KafkaOffsetRollbackStatus};
+use common::{assert_rejected, case, check_cel_rules, document, documents, edit, Case, Layer};
+use tidemark_operator::crd::{KafkaOffsetReset, KafkaOffsetRollback, KafkaOffsetRollbackStatus};
+
+/// Checks KafkaOffsetRollback manifests.
+type Checker = common::Checker<KafkaOffsetRollback>;
 
 // ---------------------------------------------------------------------------------------------
 // The seed's examples, verbatim but for the apiVersion.
@@ -61,181 +65,6 @@ const SEED_EXAMPLES: &[(&str, &str)] = &[
     ("Operations / Delete Old Snapshots", DELETE_OLD_SNAPSHOTS),
     ("Workflow Example", WORKFLOW_EXAMPLE),
 ];
-
-// ---------------------------------------------------------------------------------------------
-// The three checks.
-
-/// Which check refused a manifest.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Layer {
-    /// The OpenAPI schema: types, enums, patterns, bounds, required and unknown fields.
-    Structure,
-    /// The `x-kubernetes-validations` CEL rules.
-    Cel,
-    /// Deserializing into `KafkaOffsetRollback`.
-    Serde,
-}
-
-#[derive(Debug)]
-struct Rejection {
-    layer: Layer,
-    message: String,
-}
-
-/// The generated openAPIV3Schema of KafkaOffsetRollback.
-fn crd_schema() -> Value {
-    let crd = tidemark_operator::crd::all()
-        .into_iter()
-        .find(|c| c.spec.names.kind == "KafkaOffsetRollback")
-        .expect("the KafkaOffsetRollback CRD");
-    let version = &crd.spec.versions[0];
-    serde_json::to_value(
-        version
-            .schema
-            .as_ref()
-            .and_then(|s| s.open_api_v3_schema.as_ref())
-            .expect("a schema"),
-    )
-    .expect("schema as JSON")
-}
-
-/// The Kubernetes structural schema as plain JSON Schema (draft 4): `nullable` becomes a `null`
-/// type, `x-kubernetes-int-or-string` an integer-or-string, and objects with declared
-/// properties refuse unknown fields (the API server's strict field validation, which
-/// `kubectl apply` requests).
-fn to_json_schema(node: &Value) -> Value {
-    let Value::Object(obj) = node else {
-        return node.clone();
-    };
-    let mut out = Map::new();
-    for (key, value) in obj {
-        match key.as_str() {
-            "properties" => {
-                let props = value
-                    .as_object()
-                    .expect("properties is a map")
-                    .iter()
-                    .map(|(k, v)| (k.clone(), to_json_schema(v)))
-                    .collect();
-                out.insert(key.clone(), Value::Object(props));
-            }
-            "items" | "additionalProperties" if value.is_object() => {
-                out.insert(key.clone(), to_json_schema(value));
-            }
-            "nullable" | "x-kubernetes-validations" | "x-kubernetes-int-or-string" => {}
-            _ => {
-                out.insert(key.clone(), value.clone());
-            }
-        }
-    }
-    let nullable = obj.get("nullable") == Some(&json!(true));
-    if obj.get("x-kubernetes-int-or-string") == Some(&json!(true)) {
-        out.remove("type");
-        let mut any = vec![json!({"type": "integer"}), json!({"type": "string"})];
-        if nullable {
-            any.push(json!({"type": "null"}));
-        }
-        out.insert("anyOf".into(), Value::Array(any));
-    } else if nullable {
-        if let Some(Value::String(t)) = out.get("type").cloned() {
-            out.insert("type".into(), json!([t, "null"]));
-        }
-        if let Some(Value::Array(values)) = out.get_mut("enum") {
-            values.push(Value::Null);
-        }
-    }
-    let preserve = obj.get("x-kubernetes-preserve-unknown-fields") == Some(&json!(true));
-    if out.contains_key("properties") && !out.contains_key("additionalProperties") && !preserve {
-        out.insert("additionalProperties".into(), json!(false));
-    }
-    out.into()
-}
-
-/// The structural schema of a whole object: the CRD schema plus the envelope the API server
-/// checks itself.
-fn object_schema(crd_schema: &Value) -> Value {
-    let mut schema = to_json_schema(crd_schema);
-    let props = schema["properties"]
-        .as_object_mut()
-        .expect("root properties");
-    props.insert(
-        "apiVersion".into(),
-        json!({"type": "string", "enum": ["tidemark.dev/v1alpha1"]}),
-    );
-    props.insert(
-        "kind".into(),
-        json!({"type": "string", "enum": ["KafkaOffsetRollback"]}),
-    );
-    props.insert("metadata".into(), json!({"type": "object"}));
-    schema
-}
-
-struct Checker {
-    crd_schema: Value,
-    structure: jsonschema::Validator,
-    cel: Validator,
-}
-
-impl Checker {
-    fn new() -> Self {
-        let crd_schema = crd_schema();
-        let structure = jsonschema::draft4::new(&object_schema(&crd_schema))
-            .expect("the structural schema compiles");
-        Checker {
-            crd_schema,
-            structure,
-            cel: Validator::new(),
-        }
-    }
-
-    /// Every reason `doc` is refused, by layer.
-    fn check(&self, doc: &Value) -> Result<KafkaOffsetRollback, Vec<Rejection>> {
-        let mut rejections: Vec<Rejection> = self
-            .structure
-            .iter_errors(doc)
-            .map(|e| Rejection {
-                layer: Layer::Structure,
-                message: format!("{}: {e}", e.instance_path()),
-            })
-            .collect();
-        if let Err(errors) = self.cel.validate(&self.crd_schema, doc, None) {
-            rejections.extend(errors.into_vec().into_iter().map(|e| Rejection {
-                layer: Layer::Cel,
-                message: e.to_string(),
-            }));
-        }
-        match serde_json::from_value::<KafkaOffsetRollback>(doc.clone()) {
-            Ok(cr) if rejections.is_empty() => Ok(cr),
-            Ok(_) => Err(rejections),
-            Err(e) => {
-                rejections.push(Rejection {
-                    layer: Layer::Serde,
-                    message: e.to_string(),
-                });
-                Err(rejections)
-            }
-        }
-    }
-}
-
-/// The documents of a YAML stream, as JSON (empty documents skipped).
-fn documents(yaml: &str) -> Vec<Value> {
-    serde_yaml_ng::Deserializer::from_str(yaml)
-        .map(|doc| {
-            let value: serde_yaml_ng::Value =
-                serde::Deserialize::deserialize(doc).expect("valid YAML");
-            serde_json::to_value(value).expect("YAML as JSON")
-        })
-        .filter(|v| !v.is_null())
-        .collect()
-}
-
-/// The single document of `yaml`.
-fn document(yaml: &str) -> Value {
-    let mut docs = documents(yaml);
-    assert_eq!(docs.len(), 1, "one document expected");
-    docs.remove(0)
-}
 
 // ---------------------------------------------------------------------------------------------
 // Accepted.
@@ -351,7 +180,7 @@ fn seed_status_block_matches_the_status_schema() {
         status.verification_result.as_ref().map(|v| v.matched),
         Some(true)
     );
-    assert_eq!(status.conditions[0].reason, "SnapshotCreated");
+    assert_eq!(status.common.conditions[0].reason, "SnapshotCreated");
 }
 
 #[test]
@@ -382,7 +211,8 @@ fn overview_skeleton_is_accepted_and_then_stalled_by_the_operator() {
 
 #[test]
 fn every_sample_manifest_is_accepted() {
-    let checker = Checker::new();
+    let rollbacks = Checker::new();
+    let resets = common::Checker::<KafkaOffsetReset>::new();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/samples");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("config/samples")
@@ -394,25 +224,56 @@ fn every_sample_manifest_is_accepted() {
         .collect();
     files.sort();
     let mut operations = Vec::new();
+    let mut strategies = Vec::new();
     for path in &files {
         let text = std::fs::read_to_string(path).expect("readable");
         for doc in documents(&text) {
-            let mut cr = checker
-                .check(&doc)
-                .unwrap_or_else(|r| panic!("{} refused: {r:#?}", path.display()));
-            // Samples leave the namespace to `kubectl apply -n`.
-            assert_eq!(cr.metadata.namespace, None, "{}", path.display());
-            cr.metadata.namespace = Some("kafka-backup".into());
+            // Samples leave the namespace to `kubectl apply -n`; the API server adds a uid.
             assert!(
-                tidemark_operator::validate::validate(&cr).is_empty(),
-                "{} fails the operator's checks",
+                doc["metadata"].get("namespace").is_none(),
+                "{}",
                 path.display()
             );
-            operations.push(cr.spec.operation.as_str());
+            let problems = match doc["kind"].as_str() {
+                Some("KafkaOffsetRollback") => {
+                    let mut cr = rollbacks
+                        .check(&doc)
+                        .unwrap_or_else(|r| panic!("{} refused: {r:#?}", path.display()));
+                    cr.metadata.namespace = Some("kafka-backup".into());
+                    operations.push(cr.spec.operation.as_str());
+                    tidemark_operator::validate::validate(&cr)
+                }
+                Some("KafkaOffsetReset") => {
+                    let mut cr = resets
+                        .check(&doc)
+                        .unwrap_or_else(|r| panic!("{} refused: {r:#?}", path.display()));
+                    cr.metadata.namespace = Some("kafka-backup".into());
+                    cr.metadata.uid = Some("0b5c1c2e-7a43-4a8e-9f0e-4a1d2c3b4a5f".into());
+                    strategies.push(cr.spec.reset_strategy.as_str());
+                    tidemark_operator::validate::validate(&cr)
+                }
+                other => panic!("{}: unexpected kind {other:?}", path.display()),
+            };
+            assert!(
+                problems.is_empty(),
+                "{} fails the operator's checks: {problems:?}",
+                path.display()
+            );
         }
     }
     operations.sort();
     assert_eq!(operations, ["delete", "rollback", "snapshot", "verify"]);
+    strategies.sort();
+    assert_eq!(
+        strategies,
+        [
+            "fromFile",
+            "fromSnapshot",
+            "shiftBy",
+            "toDatetime",
+            "toEarliest"
+        ]
+    );
 
     let kustomization =
         std::fs::read_to_string(dir.join("kustomization.yaml")).expect("kustomization.yaml");
@@ -427,69 +288,17 @@ fn every_sample_manifest_is_accepted() {
 
 #[test]
 fn cel_rules_compile_and_fit_the_cost_budget() {
-    fn walk(node: &Value, path: &str, count: &mut usize) {
-        let Value::Object(obj) = node else { return };
-        if let Some(Value::Array(rules)) = obj.get("x-kubernetes-validations") {
-            let compiled = compile_schema(node);
-            assert!(
-                !compiled.has_errors(),
-                "{path}: {:?}",
-                compiled.compilation_errors()
-            );
-            for rule in rules {
-                let rule = rule["rule"].as_str().expect("rule text");
-                let warnings = estimate_rule_cost(rule, &compiled);
-                assert!(warnings.is_empty(), "{path}: {rule}: {warnings:?}");
-                *count += 1;
-            }
-        }
-        if let Some(Value::Object(props)) = obj.get("properties") {
-            for (k, v) in props {
-                walk(v, &format!("{path}.{k}"), count);
-            }
-        }
-        for key in ["items", "additionalProperties"] {
-            if let Some(v) = obj.get(key) {
-                walk(v, &format!("{path}[]"), count);
-            }
-        }
-    }
-    let mut count = 0;
-    walk(&crd_schema(), "", &mut count);
+    let count = check_cel_rules(Checker::new().schema());
     assert!(count >= 15, "only {count} rules found");
 }
 
 // ---------------------------------------------------------------------------------------------
 // Rejected.
 
-/// `base` with `from` replaced by `to`; `from` must occur (so a case never silently tests the
-/// unchanged base).
-fn edit(base: &str, from: &str, to: &str) -> String {
-    assert!(
-        base.contains(from),
-        "'{from}' not found in the base manifest"
-    );
-    base.replacen(from, to, 1)
-}
-
-struct Case {
-    name: &'static str,
-    manifest: String,
-    layer: Layer,
-    /// Text the rejection message must contain.
-    reason: &'static str,
-}
-
 fn malformed() -> Vec<Case> {
     let snapshot = SNAPSHOT_TO_CONFIGMAP;
     let sasl = PRE_MIGRATION_SNAPSHOT;
     let full = FULL_SPECIFICATION;
-    let case = |name, manifest, layer, reason| Case {
-        name,
-        manifest,
-        layer,
-        reason,
-    };
     use Layer::{Cel, Structure};
     vec![
         case(
@@ -703,27 +512,9 @@ fn malformed() -> Vec<Case> {
 
 #[test]
 fn malformed_manifests_are_rejected_for_the_stated_reason() {
-    let checker = Checker::new();
     let cases = malformed();
     assert!(cases.len() >= 15);
-    let mut failures = Vec::new();
-    for case in &cases {
-        match checker.check(&document(&case.manifest)) {
-            Ok(_) => failures.push(format!("'{}' was accepted", case.name)),
-            Err(rejections) => {
-                let hit = rejections
-                    .iter()
-                    .any(|r| r.layer == case.layer && r.message.contains(case.reason));
-                if !hit {
-                    failures.push(format!(
-                        "'{}' was not rejected by {:?} with '{}'; got {rejections:#?}",
-                        case.name, case.layer, case.reason
-                    ));
-                }
-            }
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_rejected(&Checker::new(), &cases);
 }
 
 #[test]

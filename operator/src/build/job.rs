@@ -1,4 +1,4 @@
-//! The worker Job of one KafkaOffsetRollback run: `tidemark run --task
+//! The worker Job of one run of any [`WorkerKind`]: `tidemark run --task
 //! /etc/tidemark/task/task.yaml` in a locked-down, non-root pod, with the task ConfigMap, TLS
 //! Secrets and PVC storage mounted, SASL credentials as `secretKeyRef` env, cloud credentials
 //! via `envFrom`, and a controller owner reference to the resource. Secret values never appear.
@@ -15,13 +15,12 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::task::{task_config_map_name, COMPONENT};
-use super::{child_name, labels, name, namespace, owner_reference, Error, RunId};
+use super::rbac::worker_config_map;
+use super::task::task_config_map_name;
+use super::{child_name, labels, name, namespace, owner_reference, Error, RunId, WorkerKind};
 use super::{CA_DIR, DATA_DIR, TASK_DIR, TASK_FILE_NAME, TASK_PATH, TLS_DIR};
 use crate::config::OperatorConfig;
 use crate::crd::common::{CredentialsSecretRef, KafkaClusterSpec, StorageSpec, StorageType};
-use crate::crd::rollback::Operation;
-use crate::crd::KafkaOffsetRollback;
 
 /// Name of the worker container (and of the exit-code rules of the pod failure policy).
 pub const CONTAINER_NAME: &str = "tidemark";
@@ -50,10 +49,9 @@ pub fn job_name(cr_name: &str, run: RunId) -> String {
 }
 
 /// The worker Job of `cr`'s run `run`.
-pub fn job(cr: &KafkaOffsetRollback, run: RunId, config: &OperatorConfig) -> Result<Job, Error> {
+pub fn job<K: WorkerKind>(cr: &K, run: RunId, config: &OperatorConfig) -> Result<Job, Error> {
     let cr_name = name(cr)?;
-    let spec = &cr.spec;
-    let labels = labels(cr, COMPONENT, run);
+    let labels = labels(cr, K::COMPONENT, run);
 
     let mut volumes = vec![
         Volume {
@@ -79,19 +77,16 @@ pub fn job(cr: &KafkaOffsetRollback, run: RunId, config: &OperatorConfig) -> Res
     let mut env = Vec::new();
     let mut env_from = Vec::new();
 
-    // delete works on storage only: no Kafka connection, so no Kafka credentials either.
-    if let Some(cluster) = spec
-        .kafka_cluster
-        .as_ref()
-        .filter(|_| spec.operation != Operation::Delete)
-    {
+    // A run without a Kafka connection (a snapshot delete) gets no Kafka credentials either.
+    if let Some(cluster) = cr.kafka_cluster() {
         kafka_wiring(cluster, &mut volumes, &mut mounts, &mut env);
     }
-    let storage = super::storage_of(cr)?;
-    storage_wiring(storage, &mut volumes, &mut mounts, &mut env, &mut env_from);
-    let uses_api = matches!(storage.storage_type.normalized(), StorageType::ConfigMap);
+    if let Some(storage) = cr.storage()? {
+        storage_wiring(storage, &mut volumes, &mut mounts, &mut env, &mut env_from);
+    }
+    let uses_api = worker_config_map(cr)?.is_some();
 
-    let job_options = spec.job.clone().unwrap_or_default();
+    let job_options = cr.job_options().cloned().unwrap_or_default();
     let defaults = &config.job_defaults;
     let container = Container {
         name: CONTAINER_NAME.into(),
@@ -102,8 +97,8 @@ pub fn job(cr: &KafkaOffsetRollback, run: RunId, config: &OperatorConfig) -> Res
         env: (!env.is_empty()).then_some(env),
         env_from: (!env_from.is_empty()).then_some(env_from),
         resources: Some(
-            spec.resources
-                .clone()
+            cr.resources()
+                .cloned()
                 .unwrap_or_else(|| config.default_resources.clone()),
         ),
         volume_mounts: Some(mounts),

@@ -1,20 +1,24 @@
 //! Pure builders of the children of a custom resource (one module per built kind), and what they
-//! share: the run id, child names, labels, the owner reference and the worker's file layout.
-//! Nothing here talks to the API server; the controller applies what these functions return.
+//! share: the [`WorkerKind`] view of a resource that runs as worker Jobs, the run id, child
+//! names, labels, the owner reference and the worker's file layout. Nothing here talks to the
+//! API server; the controller applies what these functions return.
 
 pub mod job;
 pub mod rbac;
+pub mod reset;
+pub mod rollback;
 pub mod service_account;
 pub mod task;
 
 use std::collections::BTreeMap;
 use std::fmt;
 
+use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{Resource, ResourceExt};
+use tidemark::task::Task;
 
-use crate::crd::common::StorageSpec;
-use crate::crd::KafkaOffsetRollback;
+use crate::crd::common::{JobOptions, KafkaClusterSpec, StorageSpec};
 
 /// Field manager of every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "tidemark-operator";
@@ -56,6 +60,8 @@ pub enum Error {
     InvalidRunAnnotation(String),
     /// A block the spec needs is absent (e.g. `storage.s3` for storageType s3).
     MissingField(&'static str),
+    /// A field holds a value the task cannot carry (e.g. a negative count).
+    InvalidField { field: &'static str, reason: String },
     /// The task document could not be serialized.
     SerializeTask(serde_yaml_ng::Error),
 }
@@ -67,6 +73,7 @@ impl Error {
             Error::MissingMetadata(_) => "missing_metadata",
             Error::InvalidRunAnnotation(_) => "invalid_run_annotation",
             Error::MissingField(_) => "missing_field",
+            Error::InvalidField { .. } => "invalid_field",
             Error::SerializeTask(_) => "serialize_task",
         }
     }
@@ -83,6 +90,9 @@ impl fmt::Display for Error {
                 "failed to build: annotation {RUN_ANNOTATION} is '{value}', not a whole number"
             ),
             Error::MissingField(field) => write!(f, "failed to build: {field} is required"),
+            Error::InvalidField { field, reason } => {
+                write!(f, "failed to build: {field} {reason}")
+            }
             Error::SerializeTask(e) => write!(f, "failed to serialize the task document: {e}"),
         }
     }
@@ -225,13 +235,50 @@ where
     })
 }
 
-/// `spec.storage` of `cr`; the schema lets a `snapshot` skeleton omit it, and validation stalls
-/// such a resource before anything is built.
-pub fn storage_of(cr: &KafkaOffsetRollback) -> Result<&StorageSpec, Error> {
-    cr.spec
-        .storage
-        .as_ref()
-        .ok_or(Error::MissingField("spec.storage"))
+/// What the builders need from a kind that runs as one worker Job per run: the builders of the
+/// Job, the task ConfigMap and the worker RBAC are written once against this trait.
+pub trait WorkerKind: Resource<DynamicType = ()> {
+    /// `app.kubernetes.io/component` of the children, e.g. `offset-rollback`.
+    const COMPONENT: &'static str;
+
+    /// The cluster the worker connects to; `None` when the run needs no Kafka connection (then
+    /// no Kafka Secret is wired in either).
+    fn kafka_cluster(&self) -> Option<&KafkaClusterSpec>;
+
+    /// The storage the worker uses; `Ok(None)` when the run uses none, `Err` when the run needs
+    /// one and the spec has none.
+    fn storage(&self) -> Result<Option<&StorageSpec>, Error>;
+
+    /// What the worker does in a `configMap` storage (ignored for other storage types).
+    fn config_map_access(&self) -> ConfigMapAccess;
+
+    /// `spec.job`.
+    fn job_options(&self) -> Option<&JobOptions>;
+
+    /// `spec.resources`.
+    fn resources(&self) -> Option<&ResourceRequirements>;
+
+    /// The task document of run `run`, exactly as the worker will read it.
+    fn task(&self, run: RunId) -> Result<Task, Error>;
+}
+
+/// What a run's worker does in a ConfigMap storage, which decides the verbs of its Role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigMapAccess {
+    /// Nothing (no Role, no API token).
+    None,
+    /// Reads snapshots (`get`).
+    Read,
+    /// Changes entries of an existing ConfigMap (`get`, `patch`).
+    Write,
+    /// Stores snapshots, creating the ConfigMap on first use (`get`, `patch`, `create`).
+    Create,
+}
+
+/// `spec.storage` when a run needs one: the schema may let a resource omit it (a KafkaOffsetRollback
+/// `snapshot` skeleton), and validation stalls such a resource before anything is built.
+pub fn required_storage(storage: Option<&StorageSpec>) -> Result<&StorageSpec, Error> {
+    storage.ok_or(Error::MissingField("spec.storage"))
 }
 
 /// `metadata.namespace` of `obj`.
@@ -253,9 +300,10 @@ pub fn name<K: Resource>(obj: &K) -> Result<String, Error> {
 #[cfg(test)]
 pub(crate) mod fixtures {
     //! Test fixtures: the seed's KafkaOffsetRollback examples (shared with the schema tests in
-    //! `tests/fixtures/seed003/`), with the metadata the API server adds.
+    //! `tests/fixtures/seed003/`) and the KafkaOffsetReset samples (`config/samples/`), with the
+    //! metadata the API server adds.
 
-    use crate::crd::KafkaOffsetRollback;
+    use crate::crd::{KafkaOffsetReset, KafkaOffsetRollback};
 
     /// A manifest as the API server returns it: namespace `kafka-backup` (unless set),
     /// a uid and generation 1.
@@ -267,6 +315,37 @@ pub(crate) mod fixtures {
         meta.generation = Some(1);
         cr
     }
+
+    /// A KafkaOffsetReset manifest as the API server returns it, like [`korb`].
+    pub fn kor(yaml: &str) -> KafkaOffsetReset {
+        let mut cr: KafkaOffsetReset = serde_yaml_ng::from_str(yaml).expect("valid manifest");
+        let meta = &mut cr.metadata;
+        meta.namespace.get_or_insert_with(|| "kafka-backup".into());
+        meta.uid = Some("7d2f4b8a-51c3-4e0a-b6a1-2c9e8f7d6a50".into());
+        meta.generation = Some(1);
+        cr
+    }
+
+    /// Dry run, toEarliest, groups by pattern, no storage.
+    pub const RESET_DRY_RUN: &str =
+        include_str!("../../../config/samples/kafkaoffsetreset-dry-run.yaml");
+
+    /// toDatetime over SASL_SSL with a TLS CA, topics with partitions, snapshot to S3 with a
+    /// credentials Secret, Job options.
+    pub const RESET_TO_DATETIME: &str =
+        include_str!("../../../config/samples/kafkaoffsetreset-to-datetime.yaml");
+
+    /// shiftBy -500 with the snapshot on a PVC.
+    pub const RESET_SHIFT_BY: &str =
+        include_str!("../../../config/samples/kafkaoffsetreset-shift-by.yaml");
+
+    /// fromSnapshot `before-change`, ConfigMap storage.
+    pub const RESET_FROM_SNAPSHOT: &str =
+        include_str!("../../../config/samples/kafkaoffsetreset-from-snapshot.yaml");
+
+    /// fromFile with an inline CSV, ConfigMap storage.
+    pub const RESET_FROM_FILE: &str =
+        include_str!("../../../config/samples/kafkaoffsetreset-from-file.yaml");
 
     pub const PRE_MIGRATION_SNAPSHOT: &str =
         include_str!("../../tests/fixtures/seed003/pre-migration-snapshot.yaml");

@@ -1,7 +1,8 @@
 //! Per-resource RBAC for ConfigMap snapshot storage: a Role `<cr>-worker` granting the worker
 //! ServiceAccount access to exactly the snapshot ConfigMap the resource names, with the verbs
-//! its operation needs, and the RoleBinding to it; both owned by the resource. Other storage
-//! types need no API access, so no Role (`None`).
+//! its run needs ([`ConfigMapAccess`]), and the RoleBinding to it; both owned by the resource.
+//! Other storage types, and runs that do not touch their storage, need no API access, so no
+//! Role (`None`).
 //!
 //! Why per resource: the snapshot ConfigMap's name comes from the spec, and RBAC can only pin a
 //! name in a Role. The operator may create these Roles without the `escalate` and `bind` verbs
@@ -13,22 +14,25 @@
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::task::COMPONENT;
-use super::{child_name, name, namespace, owner_labels, owner_reference, Error};
+use super::{child_name, name, namespace, owner_labels, owner_reference};
+use super::{ConfigMapAccess, Error, WorkerKind};
 use crate::config::OperatorConfig;
 use crate::crd::common::StorageType;
-use crate::crd::rollback::Operation;
-use crate::crd::KafkaOffsetRollback;
 
 /// Name of the worker Role and RoleBinding of `cr_name`: `<cr>-worker` (≤ 63 characters).
 pub fn worker_rbac_name(cr_name: &str) -> String {
     child_name(cr_name, "worker")
 }
 
-/// The snapshot ConfigMap `cr` uses, if its storage is a ConfigMap.
-fn snapshot_config_map(cr: &KafkaOffsetRollback) -> Result<Option<String>, Error> {
-    let storage = super::storage_of(cr)?;
-    if storage.storage_type.normalized() != StorageType::ConfigMap {
+/// The snapshot ConfigMap the worker of `cr` reads or writes through the API, if its storage is
+/// a ConfigMap that the run uses; such a worker mounts an API token.
+pub fn worker_config_map<K: WorkerKind>(cr: &K) -> Result<Option<String>, Error> {
+    let Some(storage) = cr.storage()? else {
+        return Ok(None);
+    };
+    if storage.storage_type.normalized() != StorageType::ConfigMap
+        || cr.config_map_access() == ConfigMapAccess::None
+    {
         return Ok(None);
     }
     let cm = storage
@@ -38,10 +42,10 @@ fn snapshot_config_map(cr: &KafkaOffsetRollback) -> Result<Option<String>, Error
     Ok(Some(cm.name.clone()))
 }
 
-/// The rules the worker needs for `operation` on the ConfigMap `config_map` (the worker's
+/// The rules the worker needs for `access` to the ConfigMap `config_map` (the worker's
 /// ConfigMap store reads with `get` and changes entries with `patch`; it never uses `update`,
 /// `list` or `watch`).
-pub fn worker_rules(operation: Operation, config_map: &str) -> Vec<PolicyRule> {
+pub fn worker_rules(access: ConfigMapAccess, config_map: &str) -> Vec<PolicyRule> {
     let on_the_config_map = |verbs: &[&str]| PolicyRule {
         api_groups: Some(vec![String::new()]),
         resources: Some(vec!["configmaps".into()]),
@@ -49,12 +53,13 @@ pub fn worker_rules(operation: Operation, config_map: &str) -> Vec<PolicyRule> {
         verbs: verbs.iter().map(|v| v.to_string()).collect(),
         ..PolicyRule::default()
     };
-    match operation {
+    match access {
+        ConfigMapAccess::None => Vec::new(),
         // A snapshot creates the ConfigMap on first use. `create` cannot be limited with
         // resourceNames (the API server authorizes a create before the object's name is
         // known), so it is granted on ConfigMaps in the namespace; the worker cannot read or
         // change any ConfigMap other than this one, and a create never overwrites.
-        Operation::Snapshot => vec![
+        ConfigMapAccess::Create => vec![
             on_the_config_map(&["get", "patch"]),
             PolicyRule {
                 api_groups: Some(vec![String::new()]),
@@ -63,31 +68,29 @@ pub fn worker_rules(operation: Operation, config_map: &str) -> Vec<PolicyRule> {
                 ..PolicyRule::default()
             },
         ],
-        // delete removes one entry with a patch.
-        Operation::Delete => vec![on_the_config_map(&["get", "patch"])],
-        // rollback and verify only read the snapshot.
-        Operation::Rollback | Operation::Verify => vec![on_the_config_map(&["get"])],
+        ConfigMapAccess::Write => vec![on_the_config_map(&["get", "patch"])],
+        ConfigMapAccess::Read => vec![on_the_config_map(&["get"])],
     }
 }
 
-/// The worker Role of `cr`, or `None` when its storage is not a ConfigMap.
-pub fn worker_role(cr: &KafkaOffsetRollback) -> Result<Option<Role>, Error> {
-    let Some(config_map) = snapshot_config_map(cr)? else {
+/// The worker Role of `cr`, or `None` when its worker uses no ConfigMap storage.
+pub fn worker_role<K: WorkerKind>(cr: &K) -> Result<Option<Role>, Error> {
+    let Some(config_map) = worker_config_map(cr)? else {
         return Ok(None);
     };
     Ok(Some(Role {
         metadata: metadata(cr)?,
-        rules: Some(worker_rules(cr.spec.operation, &config_map)),
+        rules: Some(worker_rules(cr.config_map_access(), &config_map)),
     }))
 }
 
-/// The RoleBinding of [`worker_role`] to the worker ServiceAccount, or `None` when the storage
-/// is not a ConfigMap.
-pub fn worker_role_binding(
-    cr: &KafkaOffsetRollback,
+/// The RoleBinding of [`worker_role`] to the worker ServiceAccount, or `None` when there is no
+/// Role.
+pub fn worker_role_binding<K: WorkerKind>(
+    cr: &K,
     config: &OperatorConfig,
 ) -> Result<Option<RoleBinding>, Error> {
-    if snapshot_config_map(cr)?.is_none() {
+    if worker_config_map(cr)?.is_none() {
         return Ok(None);
     }
     Ok(Some(RoleBinding {
@@ -106,11 +109,11 @@ pub fn worker_role_binding(
     }))
 }
 
-fn metadata(cr: &KafkaOffsetRollback) -> Result<ObjectMeta, Error> {
+fn metadata<K: WorkerKind>(cr: &K) -> Result<ObjectMeta, Error> {
     Ok(ObjectMeta {
         name: Some(worker_rbac_name(&name(cr)?)),
         namespace: Some(namespace(cr)?),
-        labels: Some(owner_labels(cr, COMPONENT)),
+        labels: Some(owner_labels(cr, K::COMPONENT)),
         owner_references: Some(vec![owner_reference(cr)?]),
         ..ObjectMeta::default()
     })

@@ -1,64 +1,29 @@
-//! The task document of a KafkaOffsetRollback run ([`tidemark::task::Task`]) and the ConfigMap
-//! `<cr>-task-<run>` that carries it to the worker as `task.yaml`, owned by the resource.
-//! The task holds no secret: SASL credentials reach the worker as environment variables, TLS
-//! material as files whose paths the task names, and secret-bearing `properties` are dropped.
+//! The ConfigMap `<cr>-task-<run>` that carries a run's task document
+//! ([`tidemark::task::Task`], rendered by each kind's [`WorkerKind::task`]) to the worker as
+//! `task.yaml`, owned by the resource, and the parts every task shares: how the worker reaches
+//! Kafka and where it keeps snapshots. The task holds no secret: SASL credentials reach the
+//! worker as environment variables, TLS material as files whose paths the task names, and
+//! secret-bearing `properties` are dropped.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use tidemark::task::{
-    KafkaTarget, OffsetRollbackTask, RollbackOperation, StorageTarget, Task, TaskWork,
-    TASK_API_VERSION,
-};
+use tidemark::task::{KafkaTarget, StorageTarget};
 
-use super::{child_name, labels, name, namespace, owner_reference, Error, RunId};
+use super::{child_name, labels, name, namespace, owner_reference, Error, RunId, WorkerKind};
 use super::{CA_DIR, DATA_DIR, TASK_FILE_NAME, TLS_DIR};
 use crate::crd::common::{KafkaClusterSpec, StorageSpec, StorageType};
-use crate::crd::rollback::Operation;
-use crate::crd::KafkaOffsetRollback;
 use crate::validate::is_secret_property;
-
-/// `app.kubernetes.io/component` of a KafkaOffsetRollback's children.
-pub const COMPONENT: &str = "offset-rollback";
 
 /// Name of the task ConfigMap of `cr_name`'s run `run`: `<cr>-task-<run>` (≤ 63 characters).
 pub fn task_config_map_name(cr_name: &str, run: RunId) -> String {
     child_name(cr_name, &format!("task-{run}"))
 }
 
-/// The task the worker runs for `cr` as it is now.
-pub fn task(cr: &KafkaOffsetRollback) -> Result<Task, Error> {
-    let ns = namespace(cr)?;
-    let spec = &cr.spec;
-    let kafka = match (spec.operation, &spec.kafka_cluster) {
-        // delete only touches storage: no Kafka connection, so no Kafka Secrets are needed.
-        (Operation::Delete, _) => None,
-        (_, Some(cluster)) => Some(kafka_target(cluster)),
-        (_, None) => return Err(Error::MissingField("spec.kafkaCluster")),
-    };
-    Ok(Task {
-        api_version: TASK_API_VERSION.to_string(),
-        source: Some(format!("{ns}/{}", name(cr)?)),
-        work: TaskWork::OffsetRollback(OffsetRollbackTask {
-            operation: match spec.operation {
-                Operation::Snapshot => RollbackOperation::Snapshot,
-                Operation::Rollback => RollbackOperation::Rollback,
-                Operation::Verify => RollbackOperation::Verify,
-                Operation::Delete => RollbackOperation::Delete,
-            },
-            kafka,
-            storage: storage_target(super::storage_of(cr)?, &ns)?,
-            consumer_groups: match spec.operation {
-                Operation::Delete => Vec::new(),
-                _ => spec.consumer_groups.clone(),
-            },
-            snapshot_id: spec.snapshot_id.clone(),
-            description: None,
-            strict: spec.verify.as_ref().is_some_and(|v| v.strict),
-            verify_after_rollback: true,
-        }),
-    })
+/// `namespace/name` of `cr`, the task's `source`.
+pub fn source<K: WorkerKind>(cr: &K) -> Result<String, Error> {
+    Ok(format!("{}/{}", namespace(cr)?, name(cr)?))
 }
 
 /// How the worker reaches Kafka; the PEM paths match the volumes [`super::job`] mounts.
@@ -181,14 +146,14 @@ fn join_url(scheme: &str, bucket: &str, prefix: Option<&str>) -> String {
 
 /// The ConfigMap `<cr>-task-<run>` holding `task.yaml`, in the resource's namespace, labelled
 /// like the Job and owned by the resource.
-pub fn task_config_map(cr: &KafkaOffsetRollback, run: RunId) -> Result<ConfigMap, Error> {
-    let task = task(cr)?;
+pub fn task_config_map<K: WorkerKind>(cr: &K, run: RunId) -> Result<ConfigMap, Error> {
+    let task = cr.task(run)?;
     let yaml = serde_yaml_ng::to_string(&task).map_err(Error::SerializeTask)?;
     Ok(ConfigMap {
         metadata: ObjectMeta {
             name: Some(task_config_map_name(&name(cr)?, run)),
             namespace: Some(namespace(cr)?),
-            labels: Some(labels(cr, COMPONENT, run)),
+            labels: Some(labels(cr, K::COMPONENT, run)),
             owner_references: Some(vec![owner_reference(cr)?]),
             ..ObjectMeta::default()
         },
@@ -201,6 +166,7 @@ pub fn task_config_map(cr: &KafkaOffsetRollback, run: RunId) -> Result<ConfigMap
 mod tests {
     use super::super::fixtures::*;
     use super::*;
+    use tidemark::task::{OffsetRollbackTask, RollbackOperation, Task, TaskWork, TASK_API_VERSION};
 
     fn parse_back(cm: &ConfigMap) -> Task {
         let yaml = &cm.data.as_ref().expect("data")[TASK_FILE_NAME];

@@ -1,9 +1,13 @@
 //! The controllers, one per kind (a kube-runtime `Controller` each), and what they share: the
-//! [`Context`], the [`Error`] of a reconcile with its metric label, and the error policy
-//! (an invalid spec waits for a change, a missing Secret is polled, API errors back off).
+//! [`RunKind`] view of a kind that runs as worker Jobs (each kind's module implements it; the
+//! reconcile in [`worker`] is written once against it), the [`Context`], the [`Error`] of a
+//! reconcile with its metric label, and the error policy (an invalid spec waits for a change, a
+//! missing Secret is polled, API errors back off).
 
+pub mod reset;
 pub mod rollback;
 pub mod status;
+pub mod worker;
 
 #[cfg(test)]
 mod scenarios;
@@ -12,18 +16,67 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::NamespaceResourceScope;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::{watcher, Controller};
 use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tidemark::task::TaskResult;
 
-use crate::build::OWNER_KIND_LABEL;
+use crate::build::{WorkerKind, OWNER_KIND_LABEL};
 use crate::config::OperatorConfig;
-use crate::crd::KafkaOffsetRollback;
+use crate::crd::status::RunStatus;
+use crate::crd::{KafkaOffsetReset, KafkaOffsetRollback};
 use crate::metrics::Metrics;
+use crate::validate::SpecChecks;
+use status::Reasons;
+
+/// Every kind the operator runs, as metrics and logs name them.
+pub const KINDS: [&str; 2] = ["KafkaOffsetReset", "KafkaOffsetRollback"];
+
+/// What the shared reconcile ([`worker::reconcile`]) needs from a kind beyond its builders
+/// ([`WorkerKind`]) and checks ([`SpecChecks`]): its status type, which embeds the shared
+/// [`RunStatus`], and how the worker's result fills in the kind's own status fields.
+pub trait RunKind:
+    WorkerKind
+    + SpecChecks
+    + Resource<Scope = NamespaceResourceScope>
+    + Clone
+    + Serialize
+    + DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// The kind's status: [`RunStatus`] (flattened) plus its own results.
+    type Status: Clone + Default + PartialEq + Serialize + std::fmt::Debug + Send + Sync;
+
+    /// `status`, if any.
+    fn status(&self) -> Option<&Self::Status>;
+
+    /// The run part of a status.
+    fn common(status: &Self::Status) -> &RunStatus;
+
+    /// The run part of a status, to change it.
+    fn common_mut(status: &mut Self::Status) -> &mut RunStatus;
+
+    /// The status of a new run before any result: the kind's fields known from the spec (the
+    /// run part is filled in by the caller).
+    fn new_run_status(&self) -> Self::Status;
+
+    /// What a run does, for the Running condition: `operation snapshot`, `reset toEarliest`.
+    fn describe(&self) -> String;
+
+    /// Copies the worker's `result` into the kind's fields of `status`, and says which reason
+    /// a successful (or failed) run gets.
+    fn record_result(&self, status: &mut Self::Status, result: &TaskResult) -> Reasons;
+}
 
 /// How often a resource waiting for a Secret is checked again (Secrets are not watched).
 pub const SECRET_POLL: Duration = Duration::from_secs(30);
@@ -229,10 +282,23 @@ pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
+    let shutdown = shutdown.shared();
+    futures::join!(
+        controller::<KafkaOffsetRollback>(ctx.clone(), shutdown.clone()),
+        controller::<KafkaOffsetReset>(ctx, shutdown),
+    );
+}
+
+/// The controller of kind `K`: the resources, and the Jobs and task ConfigMaps labelled as its
+/// children, until `shutdown` resolves.
+async fn controller<K: RunKind>(
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
     let client = ctx.client.clone();
-    let (rollbacks, jobs, config_maps) = match &ctx.config.watch_namespace {
+    let (resources, jobs, config_maps) = match &ctx.config.watch_namespace {
         Some(ns) => (
-            Api::<KafkaOffsetRollback>::namespaced(client.clone(), ns),
+            Api::<K>::namespaced(client.clone(), ns),
             Api::<Job>::namespaced(client.clone(), ns),
             Api::<ConfigMap>::namespaced(client, ns),
         ),
@@ -242,14 +308,14 @@ pub async fn run(
             Api::all(client),
         ),
     };
-    // Only our children are watched (and cached).
+    // Only this kind's children are watched (and cached).
     let children =
-        watcher::Config::default().labels(&format!("{OWNER_KIND_LABEL}=KafkaOffsetRollback"));
-    Controller::new(rollbacks, watcher::Config::default().any_semantic())
+        watcher::Config::default().labels(&format!("{OWNER_KIND_LABEL}={}", K::kind(&())));
+    Controller::new(resources, watcher::Config::default().any_semantic())
         .owns(jobs, children.clone())
         .owns(config_maps, children)
         .graceful_shutdown_on(shutdown)
-        .run(rollback::reconcile, error_policy, ctx)
+        .run(worker::reconcile::<K>, error_policy::<K>, ctx)
         .for_each(|result| async move {
             match result {
                 Ok((obj, _)) => tracing::debug!(object = %obj, "reconciled"),

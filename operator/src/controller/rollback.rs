@@ -1,352 +1,96 @@
-//! Reconcile of KafkaOffsetRollback, one run per [`RunId`] (generation + `tidemark.dev/run`):
-//! validate → check referenced Secrets → build and server-side apply the worker
-//! ServiceAccount, RBAC, task ConfigMap and Job → status Running; then, once the Job has
-//! ended, read the worker's result from its pod and write the final status. A finished run is
-//! never run again, and a Job deleted mid-run is reported, never recreated.
+//! KafkaOffsetRollback as a [`RunKind`]: its status carries the operation and snapshot id from
+//! the spec, and from the worker's result the snapshot's counts, the verification outcome
+//! (at most [`MAX_DIFFERENCES`] differences) and the rollback counts. The reconcile itself is
+//! [`super::worker::reconcile`].
 
-use std::sync::Arc;
+use tidemark::task::TaskResult;
 
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
-use kube::runtime::controller::Action;
-use kube::runtime::events::EventType;
-use kube::{Api, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-use tracing::instrument;
-
-use super::status as st;
-use super::{Context, Error, RUNNING_POLL};
-use crate::build::{self, RunId, FIELD_MANAGER};
-use crate::crd::status::Phase;
+use super::status::{clamp, Reasons};
+use super::RunKind;
+use crate::crd::rollback::{OffsetDifference, Operation, SnapshotData, VerificationResult};
+use crate::crd::status::RunStatus;
 use crate::crd::{KafkaOffsetRollback, KafkaOffsetRollbackStatus};
-use crate::metrics::{JOB_CREATED, JOB_DELETED, JOB_FAILED, JOB_SUCCEEDED};
-use crate::validate::{referenced_secrets, validate};
 
 /// The kind, as metrics and logs name it.
 pub const KIND: &str = "KafkaOffsetRollback";
 
-/// Label the Job controller puts on a Job's pods.
-pub const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
+/// A verify found differences (strict: the run failed).
+pub const REASON_VERIFICATION_FAILED: &str = "VerificationFailed";
+/// A non-strict verify found differences: the run completed, offsets differ.
+pub const REASON_OFFSETS_DIFFER: &str = "OffsetsDiffer";
 
-/// Reconciles one KafkaOffsetRollback.
-#[instrument(skip(ctx, obj), fields(name = %obj.name_any(), namespace = obj.namespace().unwrap_or_default()))]
-pub async fn reconcile(obj: Arc<KafkaOffsetRollback>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let _timer = ctx.metrics.reconcile(KIND);
-    let result = reconcile_run(&obj, &ctx).await;
-    if result.is_ok() {
-        ctx.succeeded(obj.as_ref());
+/// Most differences listed in `status.verificationResult.differences`.
+pub const MAX_DIFFERENCES: usize = 50;
+
+impl RunKind for KafkaOffsetRollback {
+    type Status = KafkaOffsetRollbackStatus;
+
+    fn status(&self) -> Option<&KafkaOffsetRollbackStatus> {
+        self.status.as_ref()
     }
-    result
-}
 
-async fn reconcile_run(cr: &KafkaOffsetRollback, ctx: &Context) -> Result<Action, Error> {
-    // Validate (no client).
-    let problems = validate(cr);
-    if let Some(first) = problems.first() {
-        let message = problems
-            .iter()
-            .map(|p| p.message.as_str())
-            .collect::<Vec<_>>()
-            .join("; ");
-        if cr.metadata.namespace.is_some() {
-            let status = st::stalled(cr, RunId::of(cr).ok(), first.reason, &message, &st::now());
-            write_status(
-                cr,
-                ctx,
-                status,
-                Some((EventType::Warning, first.reason, "Validate")),
-            )
-            .await?;
+    fn common(status: &KafkaOffsetRollbackStatus) -> &RunStatus {
+        &status.common
+    }
+
+    fn common_mut(status: &mut KafkaOffsetRollbackStatus) -> &mut RunStatus {
+        &mut status.common
+    }
+
+    fn new_run_status(&self) -> KafkaOffsetRollbackStatus {
+        KafkaOffsetRollbackStatus {
+            operation: Some(self.spec.operation),
+            snapshot_id: self.spec.snapshot_id.clone(),
+            ..KafkaOffsetRollbackStatus::default()
         }
-        return Err(Error::InvalidSpec {
-            reason: first.reason,
-            message,
+    }
+
+    fn describe(&self) -> String {
+        format!("operation {}", self.spec.operation.as_str())
+    }
+
+    fn record_result(
+        &self,
+        status: &mut KafkaOffsetRollbackStatus,
+        result: &TaskResult,
+    ) -> Reasons {
+        if let Some(id) = &result.snapshot_id {
+            status.snapshot_id = Some(id.clone());
+        }
+        status.snapshot_data = result.snapshot_data.as_ref().map(|d| SnapshotData {
+            groups: clamp(d.groups),
+            total_partitions: clamp(d.total_partitions),
+            timestamp: d.timestamp.clone(),
         });
-    }
-    let run = RunId::of(cr).map_err(Error::Build)?;
-    let current = cr.status.clone().unwrap_or_default();
-    let this_run = current.run.as_deref() == Some(run.to_string().as_str());
-
-    if this_run {
-        match (current.phase, current.job_name.as_deref()) {
-            // Each run executes once.
-            (Some(Phase::Completed | Phase::Failed), _) => return Ok(Action::await_change()),
-            (Some(Phase::Running), Some(job)) => {
-                return observe(cr, ctx, &current, job).await;
-            }
-            _ => {}
-        }
-    } else if let (Some(old_run), Some(old_job)) = (&current.run, &current.job_name) {
-        // A new run supersedes the previous one: its Job (stopped if still running) and task
-        // ConfigMap go.
-        delete_previous(cr, ctx, old_run, old_job).await?;
-    }
-    start(cr, ctx, run).await
-}
-
-/// Checks the Secrets, applies the children and marks the run Running.
-async fn start(cr: &KafkaOffsetRollback, ctx: &Context, run: RunId) -> Result<Action, Error> {
-    let ns = build::namespace(cr).map_err(Error::Build)?;
-
-    // Fetch: every referenced Secret must exist with the entries the worker reads.
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let mut missing = Vec::new();
-    for reference in referenced_secrets(cr) {
-        let secret = secrets
-            .get_opt(&reference.name)
-            .await
-            .map_err(|source| Error::Fetch {
-                what: format!("Secret {ns}/{}", reference.name),
-                source,
-            })?;
-        match secret {
-            None => missing.push((
-                st::REASON_SECRET_NOT_FOUND,
-                format!(
-                    "Secret '{}' referenced by {} not found in namespace {ns}",
-                    reference.name, reference.field
-                ),
-            )),
-            Some(secret) => {
-                for key in &reference.keys {
-                    if !has_key(&secret, key) {
-                        missing.push((
-                            st::REASON_KEY_NOT_FOUND,
-                            format!(
-                                "Secret '{}' referenced by {} has no key '{key}'",
-                                reference.name, reference.field
-                            ),
-                        ));
-                    }
-                }
-            }
+        status.verification_result = result.verification.as_ref().map(|v| VerificationResult {
+            matched: v.matched,
+            differences: v
+                .differences
+                .iter()
+                .take(MAX_DIFFERENCES)
+                .map(|d| OffsetDifference {
+                    group: d.group.clone(),
+                    topic: d.topic.clone(),
+                    partition: d.partition,
+                    expected: d.expected,
+                    actual: d.actual,
+                })
+                .collect(),
+            total_differences: Some(clamp(v.total_differences)),
+        });
+        status.groups_rolled_back = result.groups_rolled_back.map(clamp);
+        status.groups_failed = result.groups_failed.map(clamp);
+        let matched = result.verification.as_ref().is_none_or(|v| v.matched);
+        let succeeded = match self.spec.operation {
+            Operation::Snapshot => "SnapshotCreated",
+            Operation::Rollback => "RolledBack",
+            Operation::Verify if matched => "Verified",
+            Operation::Verify => REASON_OFFSETS_DIFFER,
+            Operation::Delete => "SnapshotDeleted",
+        };
+        Reasons {
+            succeeded: succeeded.to_string(),
+            failed: (!matched).then(|| REASON_VERIFICATION_FAILED.to_string()),
         }
     }
-    if let Some((reason, _)) = missing.first() {
-        let reason = *reason;
-        let message = missing
-            .iter()
-            .map(|(_, m)| m.as_str())
-            .collect::<Vec<_>>()
-            .join("; ");
-        let status = st::stalled(cr, Some(run), reason, &message, &st::now());
-        write_status(
-            cr,
-            ctx,
-            status,
-            Some((EventType::Warning, reason, "CheckSecrets")),
-        )
-        .await?;
-        return Err(Error::MissingSecret { reason, message });
-    }
-
-    // Build (pure).
-    let config = &ctx.config;
-    let service_account = build::service_account::worker_service_account(&ns, config);
-    let role = build::rbac::worker_role(cr).map_err(Error::Build)?;
-    let binding = build::rbac::worker_role_binding(cr, config).map_err(Error::Build)?;
-    let task = build::task::task_config_map(cr, run).map_err(Error::Build)?;
-    let job = build::job::job(cr, run, config).map_err(Error::Build)?;
-
-    // Apply.
-    apply::<ServiceAccount>(ctx, &ns, &service_account).await?;
-    if let Some(role) = &role {
-        apply::<Role>(ctx, &ns, role).await?;
-    }
-    if let Some(binding) = &binding {
-        apply::<RoleBinding>(ctx, &ns, binding).await?;
-    }
-    apply::<ConfigMap>(ctx, &ns, &task).await?;
-    apply::<Job>(ctx, &ns, &job).await?;
-
-    // Status.
-    let job_name = job.name_any();
-    let status = st::running(cr, run, &job_name, &st::now());
-    let message = st::ready(&status)
-        .map(|c| c.message.clone())
-        .unwrap_or_default();
-    let changed = write_status(cr, ctx, status, None).await?;
-    if changed {
-        ctx.metrics.job(KIND, JOB_CREATED);
-        ctx.publish(cr, EventType::Normal, "JobCreated", "CreateJob", &message)
-            .await;
-    }
-    Ok(Action::requeue(RUNNING_POLL))
-}
-
-/// Looks at the Job of the running run: still running, ended, or gone.
-async fn observe(
-    cr: &KafkaOffsetRollback,
-    ctx: &Context,
-    current: &KafkaOffsetRollbackStatus,
-    job_name: &str,
-) -> Result<Action, Error> {
-    let ns = build::namespace(cr).map_err(Error::Build)?;
-    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
-    let job = jobs
-        .get_opt(job_name)
-        .await
-        .map_err(|source| Error::Fetch {
-            what: format!("Job {ns}/{job_name}"),
-            source,
-        })?;
-    let Some(job) = job else {
-        let status = st::job_deleted(cr, current, job_name, &st::now());
-        if write_status(
-            cr,
-            ctx,
-            status,
-            Some((EventType::Warning, st::REASON_JOB_DELETED, "ObserveJob")),
-        )
-        .await?
-        {
-            ctx.metrics.job(KIND, JOB_DELETED);
-        }
-        return Ok(Action::await_change());
-    };
-    let Some(end) = st::job_end(&job) else {
-        return Ok(Action::requeue(RUNNING_POLL));
-    };
-
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let list = pods
-        .list(&ListParams::default().labels(&format!("{JOB_NAME_LABEL}={job_name}")))
-        .await
-        .map_err(|source| Error::Fetch {
-            what: format!("the pods of Job {ns}/{job_name}"),
-            source,
-        })?;
-    let result = st::task_result(&list.items);
-    if let Err(why) = &result {
-        tracing::warn!(job = job_name, reason = %why, "no worker result");
-    }
-    let (status, succeeded) = st::finished(cr, current, job_name, &end, result, &st::now());
-    let (type_, reason, outcome) = if succeeded {
-        (EventType::Normal, "JobSucceeded", JOB_SUCCEEDED)
-    } else {
-        (EventType::Warning, "JobFailed", JOB_FAILED)
-    };
-    if write_status(cr, ctx, status, Some((type_, reason, "ObserveJob"))).await? {
-        ctx.metrics.job(KIND, outcome);
-    }
-    Ok(Action::await_change())
-}
-
-/// Deletes the Job and task ConfigMap of the superseded run `old_run` (absent ones are fine).
-async fn delete_previous(
-    cr: &KafkaOffsetRollback,
-    ctx: &Context,
-    old_run: &str,
-    old_job: &str,
-) -> Result<(), Error> {
-    let ns = build::namespace(cr).map_err(Error::Build)?;
-    let background = DeleteParams::background();
-    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
-    delete(&jobs, old_job, &background, "Job", &ns).await?;
-    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
-    let task = build::child_name(&cr.name_any(), &format!("task-{old_run}"));
-    delete(&config_maps, &task, &background, "ConfigMap", &ns).await
-}
-
-async fn delete<K>(
-    api: &Api<K>,
-    name: &str,
-    params: &DeleteParams,
-    kind: &str,
-    ns: &str,
-) -> Result<(), Error>
-where
-    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
-{
-    match api.delete(name, params).await {
-        Ok(_) => {
-            tracing::info!(kind, name, "deleted the child of a superseded run");
-            Ok(())
-        }
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(source) => Err(Error::Delete {
-            what: format!("{kind} {ns}/{name}"),
-            source,
-        }),
-    }
-}
-
-/// Server-side applies `obj` under [`FIELD_MANAGER`], taking over conflicting fields.
-async fn apply<K>(ctx: &Context, ns: &str, obj: &K) -> Result<K, Error>
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + Serialize
-        + DeserializeOwned
-        + std::fmt::Debug,
-{
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
-    let name = obj.name_any();
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(obj),
-    )
-    .await
-    .map_err(|source| Error::Apply {
-        what: format!("{} {ns}/{name}", K::kind(&())),
-        source,
-    })
-}
-
-/// Whether `secret` has the entry `key` (only the key names are looked at).
-fn has_key(secret: &Secret, key: &str) -> bool {
-    secret.data.as_ref().is_some_and(|d| d.contains_key(key))
-        || secret
-            .string_data
-            .as_ref()
-            .is_some_and(|d| d.contains_key(key))
-}
-
-/// Writes `status` with server-side apply when it differs from the current one, then publishes
-/// `event` (type, reason, action) with the Ready condition's message. Returns whether anything
-/// was written.
-async fn write_status(
-    cr: &KafkaOffsetRollback,
-    ctx: &Context,
-    status: KafkaOffsetRollbackStatus,
-    event: Option<(EventType, &str, &str)>,
-) -> Result<bool, Error> {
-    if cr.status.as_ref() == Some(&status) {
-        return Ok(false);
-    }
-    let ns = build::namespace(cr).map_err(Error::Build)?;
-    let name = cr.name_any();
-    let api: Api<KafkaOffsetRollback> = Api::namespaced(ctx.client.clone(), &ns);
-    let patch = serde_json::json!({
-        "apiVersion": KafkaOffsetRollback::api_version(&()),
-        "kind": KafkaOffsetRollback::kind(&()),
-        "status": status,
-    });
-    api.patch_status(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(|source| Error::Status {
-        what: format!("{KIND} {ns}/{name}"),
-        source,
-    })?;
-    let message = st::ready(&status)
-        .map(|c| c.message.clone())
-        .unwrap_or_default();
-    tracing::info!(
-        phase = ?status.phase,
-        reason = st::ready(&status).map_or("", |c| c.reason.as_str()),
-        run = status.run.as_deref().unwrap_or(""),
-        "status updated"
-    );
-    if let Some((type_, reason, action)) = event {
-        ctx.publish(cr, type_, reason, action, &message).await;
-    }
-    Ok(true)
 }

@@ -1,18 +1,18 @@
-//! Pure status computation for KafkaOffsetRollback: the status of each state of a run
+//! Pure status computation shared by every [`RunKind`]: the status of each state of a run
 //! (stalled, running, finished, Job deleted), Kubernetes-style conditions that keep their
 //! `lastTransitionTime` while their status does not change, and the outcome of a finished Job
-//! read from the worker's termination message ([`TaskResult`]). No client here.
+//! read from the worker's termination message ([`TaskResult`]); each kind adds its own results
+//! ([`RunKind::record_result`]). No client here.
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
-use kube::ResourceExt;
+use kube::{Resource, ResourceExt};
 use tidemark::task::{TaskResult, PHASE_COMPLETED};
 
+use super::RunKind;
 use crate::build::job::CONTAINER_NAME;
 use crate::build::{RunId, RUN_ANNOTATION};
-use crate::crd::rollback::{OffsetDifference, Operation, SnapshotData, VerificationResult};
-use crate::crd::status::{Condition, Phase};
-use crate::crd::{KafkaOffsetRollback, KafkaOffsetRollbackStatus};
+use crate::crd::status::{Condition, Phase, RunStatus};
 
 /// `Ready`: the run finished successfully.
 pub const READY: &str = "Ready";
@@ -33,13 +33,6 @@ pub const REASON_RESULT_MISSING: &str = "ResultMissing";
 pub const REASON_SECRET_NOT_FOUND: &str = "SecretNotFound";
 /// A referenced Secret lacks an entry the worker reads.
 pub const REASON_KEY_NOT_FOUND: &str = "KeyNotFound";
-/// A verify found differences (strict: the run failed).
-pub const REASON_VERIFICATION_FAILED: &str = "VerificationFailed";
-/// A non-strict verify found differences: the run completed, offsets differ.
-pub const REASON_OFFSETS_DIFFER: &str = "OffsetsDiffer";
-
-/// Most differences listed in `status.verificationResult.differences`.
-pub const MAX_DIFFERENCES: usize = 50;
 
 /// The current time as a Kubernetes timestamp (RFC 3339, whole seconds, UTC).
 pub fn now() -> String {
@@ -58,10 +51,10 @@ struct Conditions<'a> {
 }
 
 impl<'a> Conditions<'a> {
-    fn new(cr: &KafkaOffsetRollback, previous: &'a [Condition], now: &'a str) -> Self {
+    fn new<K: Resource>(cr: &K, previous: &'a [Condition], now: &'a str) -> Self {
         Conditions {
             previous,
-            generation: cr.metadata.generation,
+            generation: cr.meta().generation,
             now,
             out: Vec::new(),
         }
@@ -101,90 +94,99 @@ impl<'a> Conditions<'a> {
     }
 }
 
-fn previous(cr: &KafkaOffsetRollback) -> &[Condition] {
-    cr.status.as_ref().map_or(&[], |s| s.conditions.as_slice())
+/// The run part of `cr`'s current status, if any.
+pub fn current<K: RunKind>(cr: &K) -> Option<&RunStatus> {
+    cr.status().map(K::common)
+}
+
+fn previous<K: RunKind>(cr: &K) -> &[Condition] {
+    current(cr).map_or(&[], |s| s.conditions.as_slice())
+}
+
+/// A new run's status: the kind's fields from [`RunKind::new_run_status`] and `common`.
+fn new_run<K: RunKind>(cr: &K, common: RunStatus) -> K::Status {
+    let mut status = cr.new_run_status();
+    *K::common_mut(&mut status) = common;
+    status
 }
 
 /// Pending and `Stalled=True` with `reason`: the run cannot start (invalid spec, missing Secret).
-pub fn stalled(
-    cr: &KafkaOffsetRollback,
+pub fn stalled<K: RunKind>(
+    cr: &K,
     run: Option<RunId>,
     reason: &str,
     message: &str,
     now: &str,
-) -> KafkaOffsetRollbackStatus {
-    KafkaOffsetRollbackStatus {
-        phase: Some(Phase::Pending),
-        observed_generation: cr.metadata.generation,
-        run: run.map(|r| r.to_string()),
-        operation: Some(cr.spec.operation),
-        snapshot_id: cr.spec.snapshot_id.clone(),
-        conditions: Conditions::new(cr, previous(cr), now).all(false, false, true, reason, message),
-        ..KafkaOffsetRollbackStatus::default()
-    }
+) -> K::Status {
+    new_run(
+        cr,
+        RunStatus {
+            phase: Some(Phase::Pending),
+            observed_generation: cr.meta().generation,
+            run: run.map(|r| r.to_string()),
+            conditions: Conditions::new(cr, previous(cr), now)
+                .all(false, false, true, reason, message),
+            ..RunStatus::default()
+        },
+    )
 }
 
 /// Running: the Job `job_name` of `run` was applied. Keeps the start time of the same run.
-pub fn running(
-    cr: &KafkaOffsetRollback,
-    run: RunId,
-    job_name: &str,
-    now: &str,
-) -> KafkaOffsetRollbackStatus {
+pub fn running<K: RunKind>(cr: &K, run: RunId, job_name: &str, now: &str) -> K::Status {
     let run_text = run.to_string();
-    let start_time = cr
-        .status
-        .as_ref()
+    let start_time = current(cr)
         .filter(|s| s.run.as_deref() == Some(run_text.as_str()))
         .and_then(|s| s.start_time.clone())
         .unwrap_or_else(|| now.to_string());
     let message = format!(
-        "Job {job_name} is running operation {} (run {run_text})",
-        cr.spec.operation.as_str()
+        "Job {job_name} is running {} (run {run_text})",
+        cr.describe()
     );
-    KafkaOffsetRollbackStatus {
-        phase: Some(Phase::Running),
-        observed_generation: cr.metadata.generation,
-        run: Some(run_text),
-        operation: Some(cr.spec.operation),
-        snapshot_id: cr.spec.snapshot_id.clone(),
-        job_name: Some(job_name.to_string()),
-        start_time: Some(start_time),
-        conditions: Conditions::new(cr, previous(cr), now).all(
-            false,
-            true,
-            false,
-            REASON_JOB_RUNNING,
-            &message,
-        ),
-        ..KafkaOffsetRollbackStatus::default()
-    }
+    new_run(
+        cr,
+        RunStatus {
+            phase: Some(Phase::Running),
+            observed_generation: cr.meta().generation,
+            run: Some(run_text),
+            job_name: Some(job_name.to_string()),
+            start_time: Some(start_time),
+            conditions: Conditions::new(cr, previous(cr), now).all(
+                false,
+                true,
+                false,
+                REASON_JOB_RUNNING,
+                &message,
+            ),
+            ..RunStatus::default()
+        },
+    )
 }
 
 /// Failed with `JobDeleted`: the Job of a running run is gone; it is never recreated.
-pub fn job_deleted(
-    cr: &KafkaOffsetRollback,
-    current: &KafkaOffsetRollbackStatus,
+pub fn job_deleted<K: RunKind>(
+    cr: &K,
+    current: &K::Status,
     job_name: &str,
     now: &str,
-) -> KafkaOffsetRollbackStatus {
+) -> K::Status {
     let next_run = RunId::of(cr).map_or(1, |r| r.run + 1);
     let message = format!(
-        "Job {job_name} was deleted before it finished; the run is not retried. To run again, bump the annotation: kubectl annotate kafkaoffsetrollback {} {RUN_ANNOTATION}={next_run} --overwrite",
+        "Job {job_name} was deleted before it finished; the run is not retried. To run again, bump the annotation: kubectl annotate {} {} {RUN_ANNOTATION}={next_run} --overwrite",
+        K::kind(&()).to_ascii_lowercase(),
         cr.name_any()
     );
-    KafkaOffsetRollbackStatus {
-        phase: Some(Phase::Failed),
-        completion_time: Some(now.to_string()),
-        conditions: Conditions::new(cr, &current.conditions, now).all(
-            false,
-            false,
-            true,
-            REASON_JOB_DELETED,
-            &message,
-        ),
-        ..current.clone()
-    }
+    let mut status = current.clone();
+    let common = K::common_mut(&mut status);
+    common.phase = Some(Phase::Failed);
+    common.completion_time = Some(now.to_string());
+    common.conditions = Conditions::new(cr, &K::common(current).conditions, now).all(
+        false,
+        false,
+        true,
+        REASON_JOB_DELETED,
+        &message,
+    );
+    status
 }
 
 /// How a Job ended, from its conditions; `None` while it runs.
@@ -252,62 +254,39 @@ fn camel_case(label: &str) -> String {
         .collect()
 }
 
+/// The reasons a kind gives for a finished run, from the worker's result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reasons {
+    /// The reason of a successful run (e.g. `SnapshotCreated`, `OffsetsReset`).
+    pub succeeded: String,
+    /// The reason of a failed run when the kind knows better than the worker's error label
+    /// (e.g. `VerificationFailed`).
+    pub failed: Option<String>,
+}
+
 /// The finished status of the run whose Job `job_name` ended with `end`, given the worker's
-/// `result`. Returns the status and whether the run succeeded.
-pub fn finished(
-    cr: &KafkaOffsetRollback,
-    current: &KafkaOffsetRollbackStatus,
+/// `result`. Returns the status and whether the run succeeded: the worker reported `Completed`
+/// and the Job completed.
+pub fn finished<K: RunKind>(
+    cr: &K,
+    current: &K::Status,
     job_name: &str,
     end: &JobEnd,
     result: Result<TaskResult, String>,
     now: &str,
-) -> (KafkaOffsetRollbackStatus, bool) {
-    let mut status = KafkaOffsetRollbackStatus {
-        completion_time: Some(now.to_string()),
-        ..current.clone()
-    };
+) -> (K::Status, bool) {
+    let mut status = current.clone();
+    K::common_mut(&mut status).completion_time = Some(now.to_string());
     let logs = format!("see kubectl logs job/{job_name}");
     let (succeeded, reason, message) = match (end, result) {
         (end, Ok(result)) => {
-            if let Some(id) = &result.snapshot_id {
-                status.snapshot_id = Some(id.clone());
-            }
-            status.snapshot_data = result.snapshot_data.as_ref().map(|d| SnapshotData {
-                groups: clamp(d.groups),
-                total_partitions: clamp(d.total_partitions),
-                timestamp: d.timestamp.clone(),
-            });
-            status.verification_result = result.verification.as_ref().map(|v| VerificationResult {
-                matched: v.matched,
-                differences: v
-                    .differences
-                    .iter()
-                    .take(MAX_DIFFERENCES)
-                    .map(|d| OffsetDifference {
-                        group: d.group.clone(),
-                        topic: d.topic.clone(),
-                        partition: d.partition,
-                        expected: d.expected,
-                        actual: d.actual,
-                    })
-                    .collect(),
-                total_differences: Some(clamp(v.total_differences)),
-            });
-            status.groups_rolled_back = result.groups_rolled_back.map(clamp);
-            status.groups_failed = result.groups_failed.map(clamp);
-            let matched = result.verification.as_ref().is_none_or(|v| v.matched);
+            let reasons = cr.record_result(&mut status, &result);
             let worker_ok = result.phase == PHASE_COMPLETED;
             let succeeded = worker_ok && *end == JobEnd::Complete;
             let reason = if succeeded {
-                match cr.spec.operation {
-                    Operation::Snapshot => "SnapshotCreated".to_string(),
-                    Operation::Rollback => "RolledBack".to_string(),
-                    Operation::Verify if matched => "Verified".to_string(),
-                    Operation::Verify => REASON_OFFSETS_DIFFER.to_string(),
-                    Operation::Delete => "SnapshotDeleted".to_string(),
-                }
-            } else if !matched {
-                REASON_VERIFICATION_FAILED.to_string()
+                reasons.succeeded
+            } else if let Some(reason) = reasons.failed {
+                reason
             } else if let (false, Some(error)) = (worker_ok, &result.error) {
                 camel_case(&error.kind)
             } else {
@@ -333,24 +312,26 @@ pub fn finished(
             format!("Job {job_name} failed ({reason}: {message}) and {why}; {logs}"),
         ),
     };
-    status.phase = Some(if succeeded {
+    let common = K::common_mut(&mut status);
+    common.phase = Some(if succeeded {
         Phase::Completed
     } else {
         Phase::Failed
     });
-    status.conditions = Conditions::new(cr, &current.conditions, now)
+    common.conditions = Conditions::new(cr, &K::common(current).conditions, now)
         // A failed run will not progress until the spec or run annotation changes: Stalled, so
         // kstatus (Flux) and Argo CD report it as failed rather than healthy.
         .all(succeeded, false, !succeeded, &reason, &message);
     (status, succeeded)
 }
 
-fn clamp(n: u64) -> i64 {
+/// A worker count as a status integer (saturating).
+pub fn clamp(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// The `Ready` condition of `status`, if any.
-pub fn ready(status: &KafkaOffsetRollbackStatus) -> Option<&Condition> {
+/// The `Ready` condition of a run's status, if any.
+pub fn ready(status: &RunStatus) -> Option<&Condition> {
     status.conditions.iter().find(|c| c.type_ == READY)
 }
 
@@ -358,6 +339,7 @@ pub fn ready(status: &KafkaOffsetRollbackStatus) -> Option<&Condition> {
 mod tests {
     use super::*;
     use crate::build::fixtures::*;
+    use crate::crd::KafkaOffsetRollbackStatus;
     use k8s_openapi::api::core::v1::{
         ContainerState, ContainerStateTerminated, ContainerStatus, PodStatus,
     };
@@ -429,7 +411,8 @@ mod tests {
         let run = RunId::of(&cr).expect("run");
         let next = running(&cr, run, "quick-snapshot-g1-r0", "2024-01-01T00:06:00Z");
         let time = |s: &KafkaOffsetRollbackStatus, t: &str| {
-            s.conditions
+            s.common
+                .conditions
                 .iter()
                 .find(|c| c.type_ == t)
                 .map(|c| c.last_transition_time.clone())
@@ -460,7 +443,7 @@ mod tests {
         .expect("result");
         let (status, ok) = finished(&cr, &current, "j", &failed, Ok(result), "t");
         assert!(!ok);
-        let cond = ready(&status).expect("ready");
+        let cond = ready(&status.common).expect("ready");
         assert_eq!(
             (cond.status.as_str(), cond.reason.as_str()),
             ("False", "SnapshotNotFound")
@@ -468,7 +451,7 @@ mod tests {
         assert_eq!(cond.message, "snapshot s1 not found");
 
         let (status, _) = finished(&cr, &current, "j", &failed, Err("no result".into()), "t");
-        let cond = ready(&status).expect("ready");
+        let cond = ready(&status.common).expect("ready");
         assert_eq!(cond.reason, REASON_JOB_FAILED);
         assert_eq!(
             cond.message,
@@ -476,11 +459,11 @@ mod tests {
         );
         let (status, _) = finished(&cr, &current, "j", &JobEnd::Complete, Err("x".into()), "t");
         assert_eq!(ready_reason(&status), REASON_RESULT_MISSING);
-        assert_eq!(status.phase, Some(Phase::Failed));
+        assert_eq!(status.common.phase, Some(Phase::Failed));
     }
 
     fn ready_reason(status: &KafkaOffsetRollbackStatus) -> &str {
-        ready(status).map_or("", |c| c.reason.as_str())
+        ready(&status.common).map_or("", |c| c.reason.as_str())
     }
 
     #[test]

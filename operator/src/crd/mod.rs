@@ -2,9 +2,11 @@
 //! operator serves and [`files`] is exactly what `crds/` and `config/crd/` hold.
 
 pub mod common;
+pub mod reset;
 pub mod rollback;
 pub mod status;
 
+pub use reset::{KafkaOffsetReset, KafkaOffsetResetSpec, KafkaOffsetResetStatus};
 pub use rollback::{KafkaOffsetRollback, KafkaOffsetRollbackSpec, KafkaOffsetRollbackStatus};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
@@ -18,7 +20,7 @@ pub const REGENERATE_COMMAND: &str =
 
 /// Every CRD the operator serves, in a stable order.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    let mut crds = vec![KafkaOffsetRollback::crd()];
+    let mut crds = vec![KafkaOffsetReset::crd(), KafkaOffsetRollback::crd()];
     for crd in &mut crds {
         for version in &mut crd.spec.versions {
             if let Some(schema) = version

@@ -5,7 +5,7 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use super::common::{JobOptions, KafkaClusterSpec, StorageSpec};
-use super::status::{Condition, Phase};
+use super::status::RunStatus;
 
 /// Snapshot ids: what `tidemark` accepts, and a valid ConfigMap key once `.json` is appended.
 pub const SNAPSHOT_ID_PATTERN: &str = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,247}$";
@@ -109,26 +109,14 @@ pub struct VerifyOptions {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KafkaOffsetRollbackStatus {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<Phase>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    /// The run this status describes, `g<generation>-r<run annotation>` (e.g. `g2-r0`): each
-    /// run executes once; a new spec or a bumped `tidemark.dev/run` annotation is a new run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub run: Option<String>,
+    /// The run: phase, generation, run id, Job, times and conditions.
+    #[serde(flatten)]
+    pub common: RunStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<Operation>,
     /// The snapshot acted on (the generated id for a snapshot without one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_id: Option<String>,
-    /// The worker Job of the current run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub job_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start_time: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub completion_time: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_data: Option<SnapshotData>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -138,8 +126,6 @@ pub struct KafkaOffsetRollbackStatus {
     pub groups_rolled_back: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub groups_failed: Option<i64>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<Condition>,
 }
 
 /// What a snapshot holds.

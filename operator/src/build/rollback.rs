@@ -1,0 +1,83 @@
+//! KafkaOffsetRollback as a [`WorkerKind`]: its task document (an offset-rollback task for the
+//! spec's operation), the Kafka connection every operation but delete needs, its storage, and
+//! what each operation does in a ConfigMap storage.
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use tidemark::task::{OffsetRollbackTask, RollbackOperation, Task, TaskWork, TASK_API_VERSION};
+
+use super::task::{kafka_target, source, storage_target};
+use super::{namespace, required_storage, ConfigMapAccess, Error, RunId, WorkerKind};
+use crate::crd::common::{JobOptions, KafkaClusterSpec, StorageSpec};
+use crate::crd::rollback::Operation;
+use crate::crd::KafkaOffsetRollback;
+
+/// `app.kubernetes.io/component` of a KafkaOffsetRollback's children.
+pub const COMPONENT: &str = "offset-rollback";
+
+impl WorkerKind for KafkaOffsetRollback {
+    const COMPONENT: &'static str = COMPONENT;
+
+    /// delete only touches storage: no Kafka connection, so no Kafka Secrets are needed.
+    fn kafka_cluster(&self) -> Option<&KafkaClusterSpec> {
+        self.spec
+            .kafka_cluster
+            .as_ref()
+            .filter(|_| self.spec.operation != Operation::Delete)
+    }
+
+    /// Every operation keeps its snapshots in `spec.storage`; the schema lets a `snapshot`
+    /// skeleton omit it, and validation stalls such a resource before anything is built.
+    fn storage(&self) -> Result<Option<&StorageSpec>, Error> {
+        required_storage(self.spec.storage.as_ref()).map(Some)
+    }
+
+    fn config_map_access(&self) -> ConfigMapAccess {
+        match self.spec.operation {
+            Operation::Snapshot => ConfigMapAccess::Create,
+            // delete removes one entry with a patch.
+            Operation::Delete => ConfigMapAccess::Write,
+            // rollback and verify only read the snapshot.
+            Operation::Rollback | Operation::Verify => ConfigMapAccess::Read,
+        }
+    }
+
+    fn job_options(&self) -> Option<&JobOptions> {
+        self.spec.job.as_ref()
+    }
+
+    fn resources(&self) -> Option<&ResourceRequirements> {
+        self.spec.resources.as_ref()
+    }
+
+    fn task(&self, _run: RunId) -> Result<Task, Error> {
+        let spec = &self.spec;
+        let kafka = match (spec.operation, self.kafka_cluster()) {
+            (Operation::Delete, _) => None,
+            (_, Some(cluster)) => Some(kafka_target(cluster)),
+            (_, None) => return Err(Error::MissingField("spec.kafkaCluster")),
+        };
+        let storage = required_storage(spec.storage.as_ref())?;
+        Ok(Task {
+            api_version: TASK_API_VERSION.to_string(),
+            source: Some(source(self)?),
+            work: TaskWork::OffsetRollback(OffsetRollbackTask {
+                operation: match spec.operation {
+                    Operation::Snapshot => RollbackOperation::Snapshot,
+                    Operation::Rollback => RollbackOperation::Rollback,
+                    Operation::Verify => RollbackOperation::Verify,
+                    Operation::Delete => RollbackOperation::Delete,
+                },
+                kafka,
+                storage: storage_target(storage, &namespace(self)?)?,
+                consumer_groups: match spec.operation {
+                    Operation::Delete => Vec::new(),
+                    _ => spec.consumer_groups.clone(),
+                },
+                snapshot_id: spec.snapshot_id.clone(),
+                description: None,
+                strict: spec.verify.as_ref().is_some_and(|v| v.strict),
+                verify_after_rollback: true,
+            }),
+        })
+    }
+}

@@ -1,0 +1,318 @@
+//! Scenario tests of the reconcile against a tower-test mock API server, one module per kind:
+//! each scenario lists the exact API calls expected, in order (method, path, key parts of the
+//! body), with realistic replies; a missing call or an extra one fails the test within a short
+//! timeout. This module is the mock server and the helpers every kind's scenarios share.
+
+mod reset;
+mod rollback;
+
+use std::panic::resume_unwind;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, Request, Response, StatusCode};
+use kube::client::Body;
+use kube::runtime::controller::Action;
+use kube::Client;
+use serde_json::{json, Value};
+use tower_test::mock;
+
+use super::worker::reconcile;
+use super::{error_policy, Context, Error, RunKind};
+use crate::config::OperatorConfig;
+use crate::metrics::Metrics;
+
+type Handle = mock::Handle<Request<Body>, Response<Body>>;
+type Check = Box<dyn Fn(&Value, &str) + Send>;
+
+const NS: &str = "kafka-backup";
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the mock API server answers.
+enum Reply {
+    /// This status and body.
+    Json(StatusCode, Value),
+    /// The request body back (what a server-side apply or an Event create returns).
+    Echo,
+    /// `obj` with the `status` of the request (what a status patch returns).
+    WithStatus(Value),
+}
+
+/// One expected API call.
+struct Call {
+    method: Method,
+    path: String,
+    check: Check,
+    reply: Reply,
+}
+
+impl Call {
+    fn new(method: Method, path: impl Into<String>, reply: Reply) -> Self {
+        Call {
+            method,
+            path: path.into(),
+            check: Box::new(|_, _| {}),
+            reply,
+        }
+    }
+
+    fn check(mut self, check: impl Fn(&Value, &str) + Send + 'static) -> Self {
+        self.check = Box::new(check);
+        self
+    }
+}
+
+fn not_found(kind: &str, name: &str) -> Reply {
+    Reply::Json(
+        StatusCode::NOT_FOUND,
+        json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": format!("{kind} \"{name}\" not found"), "reason": "NotFound", "code": 404
+        }),
+    )
+}
+
+fn get(path: impl Into<String>, reply: Reply) -> Call {
+    Call::new(Method::GET, path, reply)
+}
+
+/// A server-side apply of a namespaced child, under the operator's field manager.
+fn apply(path: impl Into<String>, check: impl Fn(&Value) + Send + 'static) -> Call {
+    Call::new(Method::PATCH, path, Reply::Echo).check(move |body, query| {
+        assert!(query.contains("fieldManager=tidemark-operator"), "{query}");
+        assert!(query.contains("force=true"), "{query}");
+        check(body);
+    })
+}
+
+fn status_path<K: RunKind>(name: &str) -> String {
+    format!(
+        "/apis/tidemark.dev/v1alpha1/namespaces/{NS}/{}/{name}/status",
+        K::plural(&())
+    )
+}
+
+/// The status patch (server-side apply); `check` sees the status.
+fn status<K: RunKind>(cr: &K, check: impl Fn(&Value) + Send + 'static) -> Call {
+    let name = cr.meta().name.clone().expect("name");
+    let obj = serde_json::to_value(cr).expect("cr");
+    let kind = K::kind(&()).to_string();
+    Call::new(
+        Method::PATCH,
+        status_path::<K>(&name),
+        Reply::WithStatus(obj),
+    )
+    .check(move |body, query| {
+        assert!(query.contains("fieldManager=tidemark-operator"), "{query}");
+        assert_eq!(body["kind"], kind.as_str());
+        check(&body["status"]);
+    })
+}
+
+/// An Event about a resource of `kind` with `reason` and `type_`.
+fn event(kind: &'static str, type_: &'static str, reason: &'static str) -> Call {
+    Call::new(
+        Method::POST,
+        format!("/apis/events.k8s.io/v1/namespaces/{NS}/events"),
+        Reply::Echo,
+    )
+    .check(move |body, _| {
+        assert_eq!(body["reason"], reason, "{body}");
+        assert_eq!(body["type"], type_, "{body}");
+        assert_eq!(body["regarding"]["kind"], kind, "{body}");
+    })
+}
+
+/// The condition `type_` of a status.
+fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
+    status["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == type_))
+        .unwrap_or_else(|| panic!("no {type_} condition in {status}"))
+}
+
+fn assert_condition(status: &Value, type_: &str, value: &str, reason: &str) {
+    let c = condition(status, type_);
+    assert_eq!(c["status"], value, "{type_}: {c}");
+    assert_eq!(c["reason"], reason, "{type_}: {c}");
+    assert!(
+        c["lastTransitionTime"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{c}"
+    );
+}
+
+/// Answers `calls` in order, then makes sure nothing else is asked.
+async fn serve(mut handle: Handle, calls: Vec<Call>) {
+    for (i, call) in calls.into_iter().enumerate() {
+        let expected = format!("call #{i}: {} {}", call.method, call.path);
+        let (request, send) = match tokio::time::timeout(TIMEOUT, handle.next_request()).await {
+            Ok(Some(next)) => next,
+            Ok(None) | Err(_) => panic!("{expected} was never made"),
+        };
+        let query = request.uri().query().unwrap_or("").to_string();
+        assert_eq!(
+            (request.method(), request.uri().path()),
+            (&call.method, call.path.as_str()),
+            "{expected} expected, got {} {}",
+            request.method(),
+            request.uri()
+        );
+        let bytes = request.into_body().collect_bytes().await.expect("body");
+        let body: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).expect("a JSON body")
+        };
+        (call.check)(&body, &query);
+        let (code, reply) = match call.reply {
+            Reply::Json(code, value) => (code, value),
+            Reply::Echo => (StatusCode::OK, body),
+            Reply::WithStatus(mut obj) => {
+                obj["status"] = body["status"].clone();
+                (StatusCode::OK, obj)
+            }
+        };
+        let response = Response::builder()
+            .status(code)
+            .body(Body::from(serde_json::to_vec(&reply).expect("json")))
+            .expect("response");
+        send.send_response(response);
+    }
+    if let Ok(Some((request, _))) = tokio::time::timeout(TIMEOUT, handle.next_request()).await {
+        panic!("unexpected call {} {}", request.method(), request.uri());
+    }
+}
+
+/// A context on a mock client.
+fn context() -> (Arc<Context>, Handle) {
+    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let ctx = Context::new(
+        client,
+        OperatorConfig::default(),
+        Arc::new(Metrics::default()),
+        "tidemark-operator".to_string().into(),
+    );
+    (Arc::new(ctx), handle)
+}
+
+/// Reconciles `cr` once against `calls`; returns the result, the action the error policy
+/// picks for an error, and the metrics.
+async fn scenario<K: RunKind>(
+    cr: K,
+    calls: Vec<Call>,
+) -> (Result<Action, Error>, Option<Action>, Arc<Metrics>) {
+    let (ctx, handle) = context();
+    let server = tokio::spawn(serve(handle, calls));
+    let cr = Arc::new(cr);
+    let result = tokio::time::timeout(TIMEOUT * 2, reconcile(cr.clone(), ctx.clone())).await;
+    let policy = match &result {
+        Ok(Err(e)) => Some(error_policy(cr, e, ctx.clone())),
+        _ => None,
+    };
+    let metrics = ctx.metrics.clone();
+    drop(ctx);
+    if let Err(e) = server.await {
+        if e.is_panic() {
+            resume_unwind(e.into_panic());
+        }
+    }
+    let result = result.expect("reconcile finished");
+    (result, policy, metrics)
+}
+
+fn secret(name: &str, keys: &[&str]) -> Reply {
+    let data: serde_json::Map<String, Value> = keys
+        .iter()
+        .map(|k| (k.to_string(), json!("czNudGluZWwtdmFsdWU=")))
+        .collect();
+    Reply::Json(
+        StatusCode::OK,
+        json!({
+            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": name, "namespace": NS, "uid": "5e"},
+            "data": data
+        }),
+    )
+}
+
+fn path(group_version: &str, resource: &str, name: &str) -> String {
+    let prefix = if group_version == "v1" {
+        "/api/v1".to_string()
+    } else {
+        format!("/apis/{group_version}")
+    };
+    format!("{prefix}/namespaces/{NS}/{resource}/{name}")
+}
+
+/// `cr` with the status of run `run` in `phase`, its Job `job`.
+fn with_status<K: RunKind>(cr: K, run: &str, phase: &str, job: &str) -> K {
+    let mut value = serde_json::to_value(&cr).expect("cr");
+    value["status"] = json!({
+        "phase": phase, "run": run, "observedGeneration": 1,
+        "jobName": job, "startTime": "2024-12-01T12:00:00Z",
+        "conditions": [
+            {"type": "Ready", "status": "False", "reason": "JobRunning", "message": "running",
+             "lastTransitionTime": "2024-12-01T12:00:00Z"},
+            {"type": "Reconciling", "status": "True", "reason": "JobRunning", "message": "running",
+             "lastTransitionTime": "2024-12-01T12:00:00Z"},
+            {"type": "Stalled", "status": "False", "reason": "JobRunning", "message": "running",
+             "lastTransitionTime": "2024-12-01T11:00:00Z"}
+        ]
+    });
+    serde_json::from_value(value).expect("a resource with a status")
+}
+
+fn job_reply(name: &str, condition: Option<(&str, &str)>) -> Reply {
+    let conditions: Vec<Value> = condition
+        .map(|(type_, reason)| {
+            json!({"type": type_, "status": "True", "reason": reason,
+                   "message": format!("{reason} happened"),
+                   "lastTransitionTime": "2024-12-01T12:01:00Z"})
+        })
+        .into_iter()
+        .collect();
+    Reply::Json(
+        StatusCode::OK,
+        json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": name, "namespace": NS, "uid": "j0b"},
+            "spec": {"template": {"spec": {"containers": [{"name": "tidemark"}]}}},
+            "status": {"conditions": conditions}
+        }),
+    )
+}
+
+/// The pods of Job `job`: one terminated `tidemark` container per `(finishedAt, message)`.
+fn pods_call(job: &str, containers: &[(&str, Option<Value>)]) -> Call {
+    let items: Vec<Value> = containers
+        .iter()
+        .enumerate()
+        .map(|(i, (finished, message))| {
+            let mut terminated =
+                json!({"exitCode": 0, "finishedAt": finished, "reason": "Completed"});
+            if let Some(m) = message {
+                terminated["message"] = json!(m.to_string());
+            }
+            json!({
+                "metadata": {"name": format!("{job}-{i}"), "namespace": NS,
+                             "labels": {"batch.kubernetes.io/job-name": job}},
+                "status": {"phase": "Failed", "containerStatuses": [{
+                    "name": "tidemark", "image": "tidemark", "imageID": "", "ready": false,
+                    "restartCount": 0, "state": {"terminated": terminated}
+                }]}
+            })
+        })
+        .collect();
+    let selector = format!("labelSelector=batch.kubernetes.io%2Fjob-name%3D{job}");
+    get(
+        format!("/api/v1/namespaces/{NS}/pods"),
+        Reply::Json(
+            StatusCode::OK,
+            json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items}),
+        ),
+    )
+    .check(move |_, query| assert!(query.contains(&selector), "{query}"))
+}

@@ -1,0 +1,349 @@
+//! The reconcile every [`RunKind`] shares, one run per [`RunId`] (generation +
+//! `tidemark.dev/run`): validate → check referenced Secrets → build and server-side apply the
+//! worker ServiceAccount, RBAC, task ConfigMap and Job → status Running; then, once the Job has
+//! ended, read the worker's result from its pod and write the final status. A finished run is
+//! never run again, and a Job deleted mid-run is reported, never recreated.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Api, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tracing::instrument;
+
+use super::status as st;
+use super::{Context, Error, RunKind, RUNNING_POLL};
+use crate::build::{self, RunId, FIELD_MANAGER};
+use crate::crd::status::Phase;
+use crate::metrics::{JOB_CREATED, JOB_DELETED, JOB_FAILED, JOB_SUCCEEDED};
+use crate::validate::{referenced_secrets, validate};
+
+/// Label the Job controller puts on a Job's pods.
+pub const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
+
+/// Reconciles one resource of kind `K`.
+#[instrument(skip(ctx, obj), fields(kind = %K::kind(&()), name = %obj.name_any(), namespace = obj.namespace().unwrap_or_default()))]
+pub async fn reconcile<K: RunKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile(&K::kind(&()));
+    let result = reconcile_run(obj.as_ref(), &ctx).await;
+    if result.is_ok() {
+        ctx.succeeded(obj.as_ref());
+    }
+    result
+}
+
+async fn reconcile_run<K: RunKind>(cr: &K, ctx: &Context) -> Result<Action, Error> {
+    // Validate (no client).
+    let problems = validate(cr);
+    if let Some(first) = problems.first() {
+        let message = problems
+            .iter()
+            .map(|p| p.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        if cr.meta().namespace.is_some() {
+            let status = st::stalled(cr, RunId::of(cr).ok(), first.reason, &message, &st::now());
+            write_status(
+                cr,
+                ctx,
+                status,
+                Some((EventType::Warning, first.reason, "Validate")),
+            )
+            .await?;
+        }
+        return Err(Error::InvalidSpec {
+            reason: first.reason,
+            message,
+        });
+    }
+    let run = RunId::of(cr).map_err(Error::Build)?;
+    let current = cr.status().cloned().unwrap_or_default();
+    let common = K::common(&current);
+    let this_run = common.run.as_deref() == Some(run.to_string().as_str());
+
+    if this_run {
+        match (common.phase, common.job_name.as_deref()) {
+            // Each run executes once.
+            (Some(Phase::Completed | Phase::Failed), _) => return Ok(Action::await_change()),
+            (Some(Phase::Running), Some(job)) => {
+                return observe(cr, ctx, &current, job).await;
+            }
+            _ => {}
+        }
+    } else if let (Some(old_run), Some(old_job)) = (&common.run, &common.job_name) {
+        // A new run supersedes the previous one: its Job (stopped if still running) and task
+        // ConfigMap go.
+        delete_previous(cr, ctx, old_run, old_job).await?;
+    }
+    start(cr, ctx, run).await
+}
+
+/// Checks the Secrets, applies the children and marks the run Running.
+async fn start<K: RunKind>(cr: &K, ctx: &Context, run: RunId) -> Result<Action, Error> {
+    let ns = build::namespace(cr).map_err(Error::Build)?;
+
+    // Fetch: every referenced Secret must exist with the entries the worker reads.
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut missing = Vec::new();
+    for reference in referenced_secrets(cr) {
+        let secret = secrets
+            .get_opt(&reference.name)
+            .await
+            .map_err(|source| Error::Fetch {
+                what: format!("Secret {ns}/{}", reference.name),
+                source,
+            })?;
+        match secret {
+            None => missing.push((
+                st::REASON_SECRET_NOT_FOUND,
+                format!(
+                    "Secret '{}' referenced by {} not found in namespace {ns}",
+                    reference.name, reference.field
+                ),
+            )),
+            Some(secret) => {
+                for key in &reference.keys {
+                    if !has_key(&secret, key) {
+                        missing.push((
+                            st::REASON_KEY_NOT_FOUND,
+                            format!(
+                                "Secret '{}' referenced by {} has no key '{key}'",
+                                reference.name, reference.field
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if let Some((reason, _)) = missing.first() {
+        let reason = *reason;
+        let message = missing
+            .iter()
+            .map(|(_, m)| m.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let status = st::stalled(cr, Some(run), reason, &message, &st::now());
+        write_status(
+            cr,
+            ctx,
+            status,
+            Some((EventType::Warning, reason, "CheckSecrets")),
+        )
+        .await?;
+        return Err(Error::MissingSecret { reason, message });
+    }
+
+    // Build (pure).
+    let config = &ctx.config;
+    let service_account = build::service_account::worker_service_account(&ns, config);
+    let role = build::rbac::worker_role(cr).map_err(Error::Build)?;
+    let binding = build::rbac::worker_role_binding(cr, config).map_err(Error::Build)?;
+    let task = build::task::task_config_map(cr, run).map_err(Error::Build)?;
+    let job = build::job::job(cr, run, config).map_err(Error::Build)?;
+
+    // Apply.
+    apply::<ServiceAccount>(ctx, &ns, &service_account).await?;
+    if let Some(role) = &role {
+        apply::<Role>(ctx, &ns, role).await?;
+    }
+    if let Some(binding) = &binding {
+        apply::<RoleBinding>(ctx, &ns, binding).await?;
+    }
+    apply::<ConfigMap>(ctx, &ns, &task).await?;
+    apply::<Job>(ctx, &ns, &job).await?;
+
+    // Status.
+    let job_name = job.name_any();
+    let status = st::running(cr, run, &job_name, &st::now());
+    let message = st::ready(K::common(&status))
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    let changed = write_status(cr, ctx, status, None).await?;
+    if changed {
+        ctx.metrics.job(&K::kind(&()), JOB_CREATED);
+        ctx.publish(cr, EventType::Normal, "JobCreated", "CreateJob", &message)
+            .await;
+    }
+    Ok(Action::requeue(RUNNING_POLL))
+}
+
+/// Looks at the Job of the running run: still running, ended, or gone.
+async fn observe<K: RunKind>(
+    cr: &K,
+    ctx: &Context,
+    current: &K::Status,
+    job_name: &str,
+) -> Result<Action, Error> {
+    let ns = build::namespace(cr).map_err(Error::Build)?;
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let job = jobs
+        .get_opt(job_name)
+        .await
+        .map_err(|source| Error::Fetch {
+            what: format!("Job {ns}/{job_name}"),
+            source,
+        })?;
+    let Some(job) = job else {
+        let status = st::job_deleted(cr, current, job_name, &st::now());
+        if write_status(
+            cr,
+            ctx,
+            status,
+            Some((EventType::Warning, st::REASON_JOB_DELETED, "ObserveJob")),
+        )
+        .await?
+        {
+            ctx.metrics.job(&K::kind(&()), JOB_DELETED);
+        }
+        return Ok(Action::await_change());
+    };
+    let Some(end) = st::job_end(&job) else {
+        return Ok(Action::requeue(RUNNING_POLL));
+    };
+
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let list = pods
+        .list(&ListParams::default().labels(&format!("{JOB_NAME_LABEL}={job_name}")))
+        .await
+        .map_err(|source| Error::Fetch {
+            what: format!("the pods of Job {ns}/{job_name}"),
+            source,
+        })?;
+    let result = st::task_result(&list.items);
+    if let Err(why) = &result {
+        tracing::warn!(job = job_name, reason = %why, "no worker result");
+    }
+    let (status, succeeded) = st::finished(cr, current, job_name, &end, result, &st::now());
+    let (type_, reason, outcome) = if succeeded {
+        (EventType::Normal, "JobSucceeded", JOB_SUCCEEDED)
+    } else {
+        (EventType::Warning, "JobFailed", JOB_FAILED)
+    };
+    if write_status(cr, ctx, status, Some((type_, reason, "ObserveJob"))).await? {
+        ctx.metrics.job(&K::kind(&()), outcome);
+    }
+    Ok(Action::await_change())
+}
+
+/// Deletes the Job and task ConfigMap of the superseded run `old_run` (absent ones are fine).
+async fn delete_previous<K: RunKind>(
+    cr: &K,
+    ctx: &Context,
+    old_run: &str,
+    old_job: &str,
+) -> Result<(), Error> {
+    let ns = build::namespace(cr).map_err(Error::Build)?;
+    let background = DeleteParams::background();
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    delete(&jobs, old_job, &background, "Job", &ns).await?;
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
+    let task = build::child_name(&cr.name_any(), &format!("task-{old_run}"));
+    delete(&config_maps, &task, &background, "ConfigMap", &ns).await
+}
+
+async fn delete<K>(
+    api: &Api<K>,
+    name: &str,
+    params: &DeleteParams,
+    kind: &str,
+    ns: &str,
+) -> Result<(), Error>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    match api.delete(name, params).await {
+        Ok(_) => {
+            tracing::info!(kind, name, "deleted the child of a superseded run");
+            Ok(())
+        }
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(source) => Err(Error::Delete {
+            what: format!("{kind} {ns}/{name}"),
+            source,
+        }),
+    }
+}
+
+/// Server-side applies `obj` under [`FIELD_MANAGER`], taking over conflicting fields.
+async fn apply<K>(ctx: &Context, ns: &str, obj: &K) -> Result<K, Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
+    let name = obj.name_any();
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(obj),
+    )
+    .await
+    .map_err(|source| Error::Apply {
+        what: format!("{} {ns}/{name}", K::kind(&())),
+        source,
+    })
+}
+
+/// Whether `secret` has the entry `key` (only the key names are looked at).
+fn has_key(secret: &Secret, key: &str) -> bool {
+    secret.data.as_ref().is_some_and(|d| d.contains_key(key))
+        || secret
+            .string_data
+            .as_ref()
+            .is_some_and(|d| d.contains_key(key))
+}
+
+/// Writes `status` with server-side apply when it differs from the current one, then publishes
+/// `event` (type, reason, action) with the Ready condition's message. Returns whether anything
+/// was written.
+async fn write_status<K: RunKind>(
+    cr: &K,
+    ctx: &Context,
+    status: K::Status,
+    event: Option<(EventType, &str, &str)>,
+) -> Result<bool, Error> {
+    if cr.status() == Some(&status) {
+        return Ok(false);
+    }
+    let ns = build::namespace(cr).map_err(Error::Build)?;
+    let name = cr.name_any();
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(|source| Error::Status {
+        what: format!("{} {ns}/{name}", K::kind(&())),
+        source,
+    })?;
+    let common = K::common(&status);
+    let ready = st::ready(common);
+    let message = ready.map(|c| c.message.clone()).unwrap_or_default();
+    tracing::info!(
+        phase = ?common.phase,
+        reason = ready.map_or("", |c| c.reason.as_str()),
+        run = common.run.as_deref().unwrap_or(""),
+        "status updated"
+    );
+    if let Some((type_, reason, action)) = event {
+        ctx.publish(cr, type_, reason, action, &message).await;
+    }
+    Ok(true)
+}
