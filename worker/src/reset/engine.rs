@@ -20,7 +20,7 @@ use super::plan::{
 use super::spec::TopicScope;
 use crate::error::{Error, Result};
 use crate::groups::{read_committed, GroupSelector};
-use crate::kafka::{CommittedOffset, GroupAdmin, OffsetSpec, TopicPartition};
+use crate::kafka::{CommittedOffset, GroupAdmin, GroupState, OffsetSpec, TopicPartition};
 use crate::rollback::RunStatus;
 use crate::snapshot::{generate_id, validate_id, GroupSnapshot, OffsetSnapshot, SnapshotStore};
 
@@ -236,6 +236,16 @@ pub async fn prepare(admin: &GroupAdmin, req: &ResetRequest) -> Result<ResetPlan
                 plan.state = Some(d.state.to_string());
                 if !d.state.is_inactive() {
                     plan.refused = Some(inactive_group_error(&group, d.state));
+                } else if d.state == GroupState::Dead && plan.committed.is_empty() {
+                    // Most often a misspelt name: say so rather than quietly doing nothing.
+                    warnings.push(match parts.as_ref() {
+                        Ok(p) if !p.is_empty() => format!(
+                            "Consumer group '{group}' does not exist; its offsets will be created"
+                        ),
+                        _ => format!(
+                            "Consumer group '{group}' does not exist and has no committed offsets; there is nothing to reset for it"
+                        ),
+                    });
                 }
             }
         }

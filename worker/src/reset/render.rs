@@ -189,3 +189,82 @@ pub fn report_box(r: &ResetReport) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reset::engine::dry_run_report;
+    use crate::reset::plan::{Action, GroupPlan, PartitionPlan};
+
+    fn plan() -> ResetPlan {
+        let part = |p: i32, current: Option<i64>, target: i64, action| PartitionPlan {
+            topic: "orders".into(),
+            partition: p,
+            current,
+            target,
+            log_start: 0,
+            log_end: 100,
+            action,
+        };
+        ResetPlan {
+            strategy: "--to-offset 40".into(),
+            cluster: "k:9092".into(),
+            groups: vec![
+                GroupPlan {
+                    group: "billing".into(),
+                    state: Some("Empty".into()),
+                    refused: None,
+                    partitions: vec![
+                        part(0, Some(50), 40, Action::Rewind),
+                        part(1, None, 40, Action::Set),
+                        part(2, Some(40), 40, Action::Unchanged),
+                    ],
+                    committed: Vec::new(),
+                },
+                GroupPlan {
+                    group: "live".into(),
+                    state: Some("Stable".into()),
+                    refused: Some("Assignments can only be reset if the group 'live' is inactive, but the current state is Stable.".into()),
+                    partitions: vec![part(0, Some(10), 40, Action::Forward)],
+                    committed: Vec::new(),
+                },
+            ],
+            warnings: vec!["New offset (400) is higher than latest offset for topic partition orders-3. Value will be set to 100.".into()],
+        }
+    }
+
+    #[test]
+    fn the_plan_table_shows_every_partition_and_refusal() {
+        let text = plan_table(&plan(), true);
+        for want in [
+            "Offset Reset Plan (--to-offset 40)",
+            "Consumer Group: billing (Empty)",
+            "orders          0            50            40  REWIND (-10)",
+            "orders          1             -            40  SET",
+            "orders          2            40            40  UNCHANGED",
+            "NOT RESET: Assignments can only be reset if the group 'live'",
+            "Total partitions to reset: 2",
+            "Warn: New offset (400) is higher than latest offset",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+        assert!(!plan_table(&plan(), false).contains("Warn:"));
+    }
+
+    #[test]
+    fn the_dry_run_box_is_80_columns_and_says_nothing_changed() {
+        let report = dry_run_report(&plan(), std::time::Instant::now());
+        assert_eq!(report.failed_groups, 1);
+        assert_eq!(report.partitions_planned, 2);
+        let text = report_box(&report);
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with('║') || l.starts_with('╔'))
+        {
+            assert_eq!(line.chars().count(), 80, "{line}");
+        }
+        assert!(text.contains("OFFSET RESET PLAN (DRY RUN)"), "{text}");
+        assert!(text.contains("Groups that would not be reset"), "{text}");
+        assert!(text.contains("Add --execute to apply this plan."), "{text}");
+    }
+}
