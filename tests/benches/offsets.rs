@@ -9,68 +9,18 @@
 //! instance per group reading (`committed`) and committing (`commit`) its offsets — timed on
 //! BENCH_BASELINE_GROUPS groups in the same run and scaled per group.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use futures::stream::{self, StreamExt};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tidemark::kafka::{CommittedOffset, GroupAdmin, KafkaConfig};
-use tidemark_tests::{create_and_fill, Tansu};
+use tidemark_tests::{commit_groups, commits, create_and_fill, env_usize, time_cli, Tansu};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tidemark-under-test");
 
-fn env_usize(key: &str, default: usize) -> usize {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn offsets(topic: &str, partitions: usize, base: i64) -> Vec<CommittedOffset> {
-    (0..partitions)
-        .map(|p| CommittedOffset {
-            topic: topic.to_string(),
-            partition: p as i32,
-            offset: base + p as i64,
-            metadata: String::new(),
-        })
-        .collect()
-}
-
-async fn commit_all(
-    admin: &GroupAdmin,
-    groups: &[String],
-    topic: &str,
-    partitions: usize,
-    base: i64,
-) {
-    let results: Vec<_> = stream::iter(groups.iter())
-        .map(|g| async move {
-            admin
-                .alter_offsets(g, &offsets(topic, partitions, base))
-                .await
-        })
-        .buffer_unordered(100)
-        .collect()
-        .await;
-    for r in results {
-        let failures = r.expect("seed commit");
-        assert!(failures.is_empty(), "{failures:?}");
-    }
-}
-
-fn time_cli(args: &[&str]) -> (Duration, serde_json::Value) {
-    let start = Instant::now();
-    let out = Command::new(BIN).args(args).output().expect("run tidemark");
-    let elapsed = start.elapsed();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "tidemark {args:?} failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (elapsed, serde_json::from_str(&stdout).expect("json report"))
+    let values: Vec<i64> = (0..partitions as i64).map(|p| base + p).collect();
+    commits(topic, &values)
 }
 
 fn baseline(
@@ -130,7 +80,7 @@ async fn main() {
         .map(|i| format!("bench-group-{i:04}"))
         .collect();
     let seed = Instant::now();
-    commit_all(&admin, &groups, topic, n_parts, 100).await;
+    commit_groups(&admin, &groups, &offsets(topic, n_parts, 100), 100).await;
     println!(
         "seeded {n_groups} groups x {n_parts} partitions in {:?}",
         seed.elapsed()
@@ -138,39 +88,45 @@ async fn main() {
 
     let store = tempfile::tempdir().expect("tempdir");
     let path = store.path().to_str().expect("utf8");
-    let (snap_time, snap) = time_cli(&[
-        "offset-rollback",
-        "snapshot",
-        "-p",
-        path,
-        "--all-groups",
-        "--bootstrap-servers",
-        &bs,
-        "-s",
-        "bench",
-        "--max-concurrent",
-        "100",
-        "-f",
-        "json",
-    ]);
+    let (snap_time, snap) = time_cli(
+        BIN,
+        &[
+            "offset-rollback",
+            "snapshot",
+            "-p",
+            path,
+            "--all-groups",
+            "--bootstrap-servers",
+            &bs,
+            "-s",
+            "bench",
+            "--max-concurrent",
+            "100",
+            "-f",
+            "json",
+        ],
+    );
     assert_eq!(snap["groups"], n_groups as u64);
     assert_eq!(snap["offsets"], (n_groups * n_parts) as u64);
 
-    commit_all(&admin, &groups, topic, n_parts, 5000).await;
-    let (rb_time, rb) = time_cli(&[
-        "offset-rollback",
-        "rollback",
-        "-p",
-        path,
-        "-s",
-        "bench",
-        "--bootstrap-servers",
-        &bs,
-        "--max-concurrent",
-        "100",
-        "-f",
-        "json",
-    ]);
+    commit_groups(&admin, &groups, &offsets(topic, n_parts, 5000), 100).await;
+    let (rb_time, rb) = time_cli(
+        BIN,
+        &[
+            "offset-rollback",
+            "rollback",
+            "-p",
+            path,
+            "-s",
+            "bench",
+            "--bootstrap-servers",
+            &bs,
+            "--max-concurrent",
+            "100",
+            "-f",
+            "json",
+        ],
+    );
     assert_eq!(rb["status"], "success");
     assert_eq!(rb["offsets_restored"], (n_groups * n_parts) as u64);
     assert_eq!(rb["verification"]["matched"], true);

@@ -537,3 +537,48 @@ pub async fn committed_map(
         .map(|o| ((o.topic, o.partition), o.offset))
         .collect()
 }
+
+/// A benchmark size from the environment, or `default` when unset or not a number.
+pub fn env_usize(key: &str, default: usize) -> usize {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Commits `offsets` for every group in `groups`, `concurrency` groups at once, failing on any
+/// error or partition failure.
+pub async fn commit_groups(
+    admin: &tidemark::kafka::GroupAdmin,
+    groups: &[String],
+    offsets: &[tidemark::kafka::CommittedOffset],
+    concurrency: usize,
+) {
+    use futures::stream::{self, StreamExt};
+
+    let results: Vec<_> = stream::iter(groups.iter())
+        .map(|g| async move { (g, admin.alter_offsets(g, offsets).await) })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    for (g, r) in results {
+        let failures = r.unwrap_or_else(|e| panic!("commit offsets for {g}: {e}"));
+        assert!(failures.is_empty(), "{g}: partition failures: {failures:?}");
+    }
+}
+
+/// Runs the `tidemark` binary at `bin` (as [`run_cli`] does) and times it end to end; panics
+/// unless it exits 0 with a JSON report on stdout.
+pub fn time_cli(bin: &str, args: &[&str]) -> (Duration, serde_json::Value) {
+    let start = Instant::now();
+    let out = run_cli(bin, args, &[]);
+    let elapsed = start.elapsed();
+    assert!(
+        out.code == 0,
+        "tidemark {args:?} exited {}: {}\n{}",
+        out.code,
+        out.stdout,
+        out.stderr
+    );
+    (elapsed, out.json())
+}
