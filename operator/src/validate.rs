@@ -668,3 +668,171 @@ mod tests {
         assert_eq!(referenced_secrets(&korb(&yaml)), []);
     }
 }
+
+#[cfg(test)]
+mod reset_tests {
+    use super::*;
+    use crate::build::fixtures::*;
+
+    fn problems(yaml: &str) -> Vec<Problem> {
+        validate(&kor(yaml))
+    }
+
+    #[test]
+    fn every_reset_sample_is_valid() {
+        for yaml in [
+            RESET_DRY_RUN,
+            RESET_TO_DATETIME,
+            RESET_SHIFT_BY,
+            RESET_FROM_SNAPSHOT,
+            RESET_FROM_FILE,
+        ] {
+            assert_eq!(problems(yaml), [], "{yaml}");
+        }
+    }
+
+    #[test]
+    fn what_the_schema_requires_of_a_reset_is_checked_again() {
+        // Manifests the CRD's rules reject, as if stored before those rules existed.
+        let cases = [
+            (
+                RESET_SHIFT_BY.replace("  shiftBy: -500\n", ""),
+                REASON_MISSING_FIELD,
+                "spec.shiftBy is required for resetStrategy shiftBy",
+            ),
+            (
+                RESET_SHIFT_BY.replace("  shiftBy: -500\n", "  shiftBy: -500\n  offset: 3\n"),
+                REASON_UNUSED_FIELD,
+                "spec.offset is only used with resetStrategy toOffset, not shiftBy",
+            ),
+            (
+                RESET_FROM_FILE.replace("  consumerGroups:\n    - order-processor\n", ""),
+                REASON_MISSING_FIELD,
+                "spec.consumerGroups or spec.consumerGroupPattern must select at least one group",
+            ),
+            (
+                RESET_SHIFT_BY.replace(
+                    "  storage:\n    storageType: pvc\n    pvc:\n      claimName: offset-backups\n      path: resets\n",
+                    "",
+                ),
+                REASON_MISSING_FIELD,
+                "spec.storage is required for the safety snapshot",
+            ),
+            (
+                RESET_FROM_SNAPSHOT
+                    .replace(
+                        "  storage:\n    storageType: configMap\n    configMap:\n      name: offset-snapshots\n",
+                        "",
+                    )
+                    .replace("  resetStrategy:", "  snapshotBeforeReset: false\n  resetStrategy:"),
+                REASON_MISSING_FIELD,
+                "spec.storage is required for resetStrategy fromSnapshot",
+            ),
+            (
+                RESET_FROM_SNAPSHOT.replace("before-change", "a..b"),
+                REASON_INVALID_SNAPSHOT_ID,
+                "spec.fromSnapshotId 'a..b' is invalid",
+            ),
+            (
+                RESET_DRY_RUN.replace("  dryRun: true\n", "  dryRun: true\n  maxConcurrent: 0\n"),
+                REASON_INVALID_FIELD,
+                "spec.maxConcurrent is 0; use 1 to 1000",
+            ),
+            (
+                RESET_DRY_RUN.replace("  dryRun: true\n", "  dryRun: true\n  maxRetries: 101\n"),
+                REASON_INVALID_FIELD,
+                "spec.maxRetries is 101; use 0 to 100",
+            ),
+            (
+                RESET_TO_DATETIME.replace(
+                    "    saslSecret:\n      name: kafka-credentials\n      mechanism: SCRAM-SHA-512\n",
+                    "",
+                ),
+                REASON_MISSING_FIELD,
+                "spec.kafkaCluster.saslSecret is required with securityProtocol SASL_SSL",
+            ),
+        ];
+        for (yaml, reason, message) in cases {
+            let problems = problems(&yaml);
+            assert_eq!(
+                problems.iter().map(|p| p.reason).collect::<Vec<_>>(),
+                [reason],
+                "{problems:?}"
+            );
+            assert!(
+                problems[0].message.contains(message),
+                "{}",
+                problems[0].message
+            );
+        }
+        let mut negative = kor(RESET_DRY_RUN);
+        negative.spec.reset_strategy = ResetStrategy::ToOffset;
+        negative.spec.offset = Some(-4);
+        let problems = validate(&negative);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(
+            problems[0].message,
+            "spec.offset is -4; offsets are 0 or more"
+        );
+    }
+
+    #[test]
+    fn what_the_worker_refuses_is_named_by_its_spec_field() {
+        let problems = problems(&RESET_DRY_RUN.replace("payments-.*", "payments-[a-"));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].reason, REASON_INVALID_FIELD);
+        assert!(
+            problems[0]
+                .message
+                .starts_with("spec.consumerGroupPattern is not a valid regex"),
+            "{}",
+            problems[0].message
+        );
+        assert_eq!(spec_field("strategy.csv"), "spec.offsetsCsv");
+        assert_eq!(spec_field("consumerGroups[2]"), "spec.consumerGroups[2]");
+        assert_eq!(
+            spec_field("kafka.bootstrapServers"),
+            "spec.kafkaCluster.bootstrapServers"
+        );
+        assert_eq!(spec_field("snapshotIdentity"), "spec.snapshotIdentity");
+    }
+
+    #[test]
+    fn a_reset_references_the_secrets_its_job_uses() {
+        assert_eq!(
+            referenced_secrets(&kor(RESET_TO_DATETIME)),
+            [
+                SecretReference {
+                    field: "spec.kafkaCluster.tlsSecret",
+                    name: "kafka-tls".into(),
+                    keys: vec!["ca.crt".into()],
+                },
+                SecretReference {
+                    field: "spec.kafkaCluster.saslSecret",
+                    name: "kafka-credentials".into(),
+                    keys: vec!["username".into(), "password".into()],
+                },
+                SecretReference {
+                    field: "spec.storage.s3.credentialsSecret",
+                    name: "s3-credentials".into(),
+                    keys: vec![],
+                },
+            ]
+        );
+        // A dry run does not touch its storage, so its credentials are not needed.
+        let dry_run = RESET_TO_DATETIME.replace(
+            "  maxConcurrent: 20\n",
+            "  maxConcurrent: 20\n  dryRun: true\n",
+        );
+        assert_eq!(
+            referenced_secrets(&kor(&dry_run))
+                .iter()
+                .map(|r| r.field)
+                .collect::<Vec<_>>(),
+            [
+                "spec.kafkaCluster.tlsSecret",
+                "spec.kafkaCluster.saslSecret"
+            ]
+        );
+    }
+}

@@ -135,7 +135,7 @@ pub fn job<K: WorkerKind>(cr: &K, run: RunId, config: &OperatorConfig) -> Result
                     .ttl_seconds_after_finished
                     .unwrap_or(defaults.ttl_seconds_after_finished),
             ),
-            pod_failure_policy: Some(pod_failure_policy()),
+            pod_failure_policy: Some(pod_failure_policy(cr.permanent_exit_codes())),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels),
@@ -176,8 +176,9 @@ pub fn job<K: WorkerKind>(cr: &K, run: RunId, config: &OperatorConfig) -> Result
     })
 }
 
-/// Evictions and preemptions do not count as failures; permanent worker errors fail the Job.
-fn pod_failure_policy() -> PodFailurePolicy {
+/// Evictions and preemptions do not count as failures; the `permanent` worker exit codes fail the
+/// Job.
+fn pod_failure_policy(permanent: &[i32]) -> PodFailurePolicy {
     PodFailurePolicy {
         rules: vec![
             PodFailurePolicyRule {
@@ -193,7 +194,7 @@ fn pod_failure_policy() -> PodFailurePolicy {
                 on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
                     container_name: Some(CONTAINER_NAME.into()),
                     operator: "In".into(),
-                    values: PERMANENT_EXIT_CODES.to_vec(),
+                    values: permanent.to_vec(),
                 }),
                 on_pod_conditions: None,
             },

@@ -260,6 +260,12 @@ pub trait WorkerKind: Resource<DynamicType = ()> {
 
     /// The task document of run `run`, exactly as the worker will read it.
     fn task(&self, run: RunId) -> Result<Task, Error>;
+
+    /// Worker exit codes that fail the Job at once instead of being retried
+    /// (default [`job::PERMANENT_EXIT_CODES`]).
+    fn permanent_exit_codes(&self) -> &'static [i32] {
+        &job::PERMANENT_EXIT_CODES
+    }
 }
 
 /// What a run's worker does in a ConfigMap storage, which decides the verbs of its Role.

@@ -22,6 +22,13 @@ use crate::crd::KafkaOffsetReset;
 /// `app.kubernetes.io/component` of a KafkaOffsetReset's children.
 pub const COMPONENT: &str = "offset-reset";
 
+/// Worker exit codes that fail a reset's Job at once: the usual permanent ones
+/// ([`super::job::PERMANENT_EXIT_CODES`]) plus 10, a partial failure. A reset that changed some
+/// groups must not be re-run by the Job controller: the retry would plan again from offsets it
+/// already moved (a shiftBy would shift those groups twice). The status lists the failed groups;
+/// bumping the run annotation runs it again on purpose.
+pub const RESET_PERMANENT_EXIT_CODES: [i32; 8] = [2, 3, 4, 6, 8, 10, 11, 13];
+
 /// Longest part of the resource name kept in a safety snapshot id.
 const MAX_NAME_IN_ID: usize = 100;
 
@@ -116,6 +123,10 @@ impl WorkerKind for KafkaOffsetReset {
 
     fn resources(&self) -> Option<&ResourceRequirements> {
         self.spec.resources.as_ref()
+    }
+
+    fn permanent_exit_codes(&self) -> &'static [i32] {
+        &RESET_PERMANENT_EXIT_CODES
     }
 
     fn task(&self, run: RunId) -> Result<Task, Error> {
@@ -439,6 +450,11 @@ mod tests {
         let spec = job.spec.as_ref().expect("spec");
         assert_eq!(spec.backoff_limit, Some(2));
         assert_eq!(spec.active_deadline_seconds, Some(1800));
+        // A partial failure (exit 10) is not retried by the Job controller.
+        let policy = spec.pod_failure_policy.as_ref().expect("policy");
+        assert_eq!(policy.rules[1].action, "FailJob");
+        let codes = policy.rules[1].on_exit_codes.as_ref().expect("exit codes");
+        assert_eq!(codes.values, [2, 3, 4, 6, 8, 10, 11, 13]);
         // S3 needs no API access.
         assert_eq!(pod(&job).automount_service_account_token, Some(false));
     }

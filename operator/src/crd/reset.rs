@@ -18,10 +18,11 @@ pub const TOPIC_SPEC_PATTERN: &str = r"^[A-Za-z0-9._-]{1,249}(:[0-9]{1,6}(,[0-9]
 /// `2024-12-01T10:00:00.000+01:00`.
 pub const DATETIME_PATTERN: &str = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{3}(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?$";
 
-/// Kafka's `--by-duration` format, an ISO-8601 duration `PnDTnHnMnS` (whole numbers), e.g.
-/// `PT30M`, `P1DT12H`. At least one amount must be given (a CEL rule refuses `P` and `PT`).
+/// Kafka's `--by-duration` format, an ISO-8601 duration `PnDTnHnMnS`, e.g. `PT30M`, `P1DT12H`
+/// or `PT0.5S` (only seconds may have a fraction). At least one amount must be given (a CEL rule
+/// refuses `P` and `PT`).
 pub const DURATION_PATTERN: &str =
-    r"^P([0-9]{1,9}D)?(T([0-9]{1,9}H)?([0-9]{1,9}M)?([0-9]{1,9}S)?)?$";
+    r"^P([0-9]{1,9}D)?(T([0-9]{1,9}H)?([0-9]{1,9}M)?([0-9]{1,9}(\.[0-9]{1,9})?S)?)?$";
 
 /// Largest inline reset CSV: the task ConfigMap that carries it holds at most 1 MiB.
 pub const MAX_OFFSETS_CSV: usize = 512 * 1024;
@@ -112,7 +113,7 @@ pub struct KafkaOffsetResetSpec {
     pub datetime: Option<String>,
 
     /// byDuration: the first offset at or after now minus this ISO-8601 duration
-    /// (`PnDTnHnMnS`, e.g. `PT30M` or `P1DT12H`).
+    /// (`PnDTnHnMnS`, e.g. `PT30M`, `P1DT12H` or `PT0.5S`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DURATION_PATTERN))]
     #[x_kube(validation = Rule::new("self != 'P' && !self.endsWith('T')").message("duration must give at least one amount after P or T, e.g. PT30M or P1DT12H"))]
