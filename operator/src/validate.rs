@@ -482,6 +482,16 @@ mod tests {
         problems.iter().map(|p| p.reason).collect()
     }
 
+    /// `problems` is exactly one problem with `reason`, whose message contains `message`.
+    pub(super) fn assert_one_problem(problems: &[Problem], reason: &str, message: &str) {
+        assert_eq!(reasons(problems), [reason], "{problems:?}");
+        assert!(
+            problems[0].message.contains(message),
+            "{}",
+            problems[0].message
+        );
+    }
+
     #[test]
     fn every_seed_example_is_valid() {
         for yaml in [
@@ -582,13 +592,7 @@ mod tests {
             ),
         ];
         for (yaml, reason, message) in cases {
-            let problems = validate(&korb(&yaml));
-            assert_eq!(reasons(&problems), [reason], "{problems:?}");
-            assert!(
-                problems[0].message.contains(message),
-                "{}",
-                problems[0].message
-            );
+            assert_one_problem(&validate(&korb(&yaml)), reason, message);
         }
     }
 
@@ -671,6 +675,7 @@ mod tests {
 
 #[cfg(test)]
 mod reset_tests {
+    use super::tests::assert_one_problem;
     use super::*;
     use crate::build::fixtures::*;
 
@@ -753,17 +758,7 @@ mod reset_tests {
             ),
         ];
         for (yaml, reason, message) in cases {
-            let problems = problems(&yaml);
-            assert_eq!(
-                problems.iter().map(|p| p.reason).collect::<Vec<_>>(),
-                [reason],
-                "{problems:?}"
-            );
-            assert!(
-                problems[0].message.contains(message),
-                "{}",
-                problems[0].message
-            );
+            assert_one_problem(&problems(&yaml), reason, message);
         }
         let mut negative = kor(RESET_DRY_RUN);
         negative.spec.reset_strategy = ResetStrategy::ToOffset;

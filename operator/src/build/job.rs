@@ -391,17 +391,6 @@ mod tests {
         job(&korb(yaml), RUN, &OperatorConfig::default()).expect("builds")
     }
 
-    fn pod(job: &Job) -> &PodSpec {
-        job.spec
-            .as_ref()
-            .and_then(|s| s.template.spec.as_ref())
-            .expect("pod spec")
-    }
-
-    fn container(job: &Job) -> &Container {
-        &pod(job).containers[0]
-    }
-
     fn mounts(job: &Job) -> BTreeMap<String, (String, bool)> {
         container(job)
             .volume_mounts

@@ -309,7 +309,33 @@ pub(crate) mod fixtures {
     //! `tests/fixtures/seed003/`) and the KafkaOffsetReset samples (`config/samples/`), with the
     //! metadata the API server adds.
 
+    use k8s_openapi::api::batch::v1::Job;
+    use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec};
+    use tidemark::task::Task;
+
     use crate::crd::{KafkaOffsetReset, KafkaOffsetRollback};
+
+    /// The pod spec of a built Job.
+    pub fn pod(job: &Job) -> &PodSpec {
+        job.spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .expect("pod spec")
+    }
+
+    /// The worker container of a built Job.
+    pub fn container(job: &Job) -> &Container {
+        &pod(job).containers[0]
+    }
+
+    /// The task in a task ConfigMap, parsed and validated by the worker's own code.
+    pub fn parse_task(cm: &ConfigMap) -> Task {
+        let yaml = &cm.data.as_ref().expect("data")[super::TASK_FILE_NAME];
+        let task =
+            Task::parse(yaml.as_bytes(), super::TASK_FILE_NAME).expect("the worker parses it");
+        task.validate().expect("the worker accepts it");
+        task
+    }
 
     /// A manifest as the API server returns it: namespace `kafka-backup` (unless set),
     /// a uid and generation 1.

@@ -172,7 +172,7 @@ mod tests {
     use super::*;
     use crate::config::OperatorConfig;
     use k8s_openapi::api::batch::v1::Job;
-    use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec};
+    use k8s_openapi::api::core::v1::ConfigMap;
     use tidemark::task::{KafkaTarget, StorageTarget, DEFAULT_RESET_CONCURRENCY};
 
     const RUN: RunId = RunId {
@@ -180,12 +180,9 @@ mod tests {
         run: 0,
     };
 
-    /// The task in the ConfigMap, parsed and validated by the worker's own code.
+    /// The reset task in the ConfigMap, parsed and validated by the worker's own code.
     fn parse_back(cm: &ConfigMap) -> OffsetResetTask {
-        let yaml = &cm.data.as_ref().expect("data")[super::super::TASK_FILE_NAME];
-        let task = Task::parse(yaml.as_bytes(), "task.yaml").expect("the worker parses it");
-        task.validate().expect("the worker accepts it");
-        match task.work {
+        match parse_task(cm).work {
             TaskWork::OffsetReset(t) => t,
             other => panic!("an offset-reset task: {other:?}"),
         }
@@ -197,17 +194,6 @@ mod tests {
 
     fn build(yaml: &str) -> Job {
         job(&kor(yaml), RUN, &OperatorConfig::default()).expect("builds")
-    }
-
-    fn pod(job: &Job) -> &PodSpec {
-        job.spec
-            .as_ref()
-            .and_then(|s| s.template.spec.as_ref())
-            .expect("pod spec")
-    }
-
-    fn container(job: &Job) -> &Container {
-        &pod(job).containers[0]
     }
 
     fn mount_paths(job: &Job) -> Vec<String> {

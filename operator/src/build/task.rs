@@ -169,10 +169,7 @@ mod tests {
     use tidemark::task::{OffsetRollbackTask, RollbackOperation, Task, TaskWork, TASK_API_VERSION};
 
     fn parse_back(cm: &ConfigMap) -> Task {
-        let yaml = &cm.data.as_ref().expect("data")[TASK_FILE_NAME];
-        let task = Task::parse(yaml.as_bytes(), TASK_FILE_NAME).expect("the worker parses it");
-        task.validate().expect("the worker accepts it");
-        task
+        parse_task(cm)
     }
 
     fn run() -> RunId {

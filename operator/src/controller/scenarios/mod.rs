@@ -56,8 +56,13 @@ impl Call {
         }
     }
 
+    /// Adds `check` to the checks of the request (body, query).
     fn check(mut self, check: impl Fn(&Value, &str) + Send + 'static) -> Self {
-        self.check = Box::new(check);
+        let previous = self.check;
+        self.check = Box::new(move |body, query| {
+            previous(body, query);
+            check(body, query);
+        });
         self
     }
 }
@@ -110,7 +115,8 @@ fn status<K: RunKind>(cr: &K, check: impl Fn(&Value) + Send + 'static) -> Call {
 }
 
 /// An Event about a resource of `kind` with `reason` and `type_`.
-fn event(kind: &'static str, type_: &'static str, reason: &'static str) -> Call {
+fn event(kind: impl Into<String>, type_: &'static str, reason: &'static str) -> Call {
+    let kind = kind.into();
     Call::new(
         Method::POST,
         format!("/apis/events.k8s.io/v1/namespaces/{NS}/events"),
@@ -119,7 +125,7 @@ fn event(kind: &'static str, type_: &'static str, reason: &'static str) -> Call 
     .check(move |body, _| {
         assert_eq!(body["reason"], reason, "{body}");
         assert_eq!(body["type"], type_, "{body}");
-        assert_eq!(body["regarding"]["kind"], kind, "{body}");
+        assert_eq!(body["regarding"]["kind"], kind.as_str(), "{body}");
     })
 }
 
@@ -141,6 +147,15 @@ fn assert_condition(status: &Value, type_: &str, value: &str, reason: &str) {
             .is_some_and(|t| t.ends_with('Z')),
         "{c}"
     );
+}
+
+/// Asserts the three conditions: `Ready`, `Reconciling` and `Stalled` with these statuses, all
+/// with `reason`.
+fn assert_conditions(status: &Value, [ready, reconciling, stalled]: [bool; 3], reason: &str) {
+    let text = |b: bool| if b { "True" } else { "False" };
+    assert_condition(status, "Ready", text(ready), reason);
+    assert_condition(status, "Reconciling", text(reconciling), reason);
+    assert_condition(status, "Stalled", text(stalled), reason);
 }
 
 /// Answers `calls` in order, then makes sure nothing else is asked.
@@ -315,4 +330,156 @@ fn pods_call(job: &str, containers: &[(&str, Option<Value>)]) -> Call {
         ),
     )
     .check(move |_, query| assert!(query.contains(&selector), "{query}"))
+}
+
+/// The reads of a Job `job` that ended with `condition` (`(type, reason)`): the Job, then its
+/// pods, one terminated worker container per `(finishedAt, result)`.
+fn ended_job(
+    job: &str,
+    condition: (&str, &str),
+    containers: &[(&str, Option<Value>)],
+) -> Vec<Call> {
+    vec![
+        get(
+            path("batch/v1", "jobs", job),
+            job_reply(job, Some(condition)),
+        ),
+        pods_call(job, containers),
+    ]
+}
+
+/// The deletes (in the background) of the Job and task ConfigMap of `name`'s superseded run
+/// `run`, answered with `job` and `config_map`.
+fn superseded_run(name: &str, run: &str, job: Reply, config_map: Reply) -> Vec<Call> {
+    let background =
+        |body: &Value, _: &str| assert_eq!(body["propagationPolicy"], "Background", "{body}");
+    vec![
+        Call::new(
+            Method::DELETE,
+            path("batch/v1", "jobs", &format!("{name}-{run}")),
+            job,
+        )
+        .check(background),
+        Call::new(
+            Method::DELETE,
+            path("v1", "configmaps", &format!("{name}-task-{run}")),
+            config_map,
+        )
+        .check(background),
+    ]
+}
+
+/// The status write and Event of a run of `cr` stalled before its Job by a missing Secret or
+/// entry: Pending, no Job, `Stalled` with `reason` and exactly `message`, and no Secret value
+/// anywhere (the mock Secrets hold `czNudGluZWw…`).
+fn stalled_on_a_secret<K: RunKind>(
+    cr: &K,
+    reason: &'static str,
+    message: &'static str,
+) -> Vec<Call> {
+    let no_value = |value: &Value, _: &str| {
+        assert!(!value.to_string().contains("czNudGluZWw"), "{value}");
+    };
+    vec![
+        status(cr, move |s| {
+            assert_eq!(s["phase"], "Pending");
+            assert_eq!(s["run"], "g1-r0");
+            assert!(s.get("jobName").is_none(), "{s}");
+            assert_conditions(s, [false, false, true], reason);
+            assert_eq!(condition(s, "Stalled")["message"], message);
+            no_value(s, "");
+        }),
+        event(K::kind(&()), "Warning", reason).check(no_value),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios every kind goes through the same way; each kind's module runs them on its resources.
+
+/// The name of `cr` and the Job of its run `g1-r0`.
+fn name_and_job<K: RunKind>(cr: &K) -> (String, String) {
+    let name = cr.meta().name.clone().expect("name");
+    let job = format!("{name}-g1-r0");
+    (name, job)
+}
+
+/// The Job of `cr`'s running run was deleted: Failed with `JobDeleted` and Stalled, with the
+/// command that runs it again; never recreated.
+async fn job_deleted_mid_run<K: RunKind>(cr: K) {
+    let (name, job) = name_and_job(&cr);
+    let cr = with_status(cr, "g1-r0", "Running", &job);
+    let kind = K::kind(&()).to_string();
+    let annotate = format!(
+        "kubectl annotate {} {name} tidemark.dev/run=1 --overwrite",
+        kind.to_ascii_lowercase()
+    );
+    let job_name = job.clone();
+    let calls = vec![
+        get(path("batch/v1", "jobs", &job), not_found("jobs", &job)),
+        status(&cr, move |s| {
+            assert_eq!(s["phase"], "Failed");
+            assert_eq!(s["run"], "g1-r0");
+            assert_eq!(s["jobName"], job_name.as_str());
+            assert_conditions(s, [false, false, true], "JobDeleted");
+            assert!(s["completionTime"].is_string());
+            let message = condition(s, "Ready")["message"].as_str().expect("message");
+            assert!(
+                message.contains("was deleted before it finished"),
+                "{message}"
+            );
+            assert!(message.contains(&annotate), "{message}");
+        }),
+        event(kind.clone(), "Warning", "JobDeleted"),
+    ];
+    let (result, _, metrics) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::await_change());
+    assert_eq!(metrics.job_count(&kind, "deleted"), 1);
+}
+
+/// The Job of `cr`'s running run failed and its pod left no result: Failed and Stalled with
+/// `JobFailed`, the Job's reason, and where the logs are.
+async fn failed_job_without_a_result<K: RunKind>(cr: K) {
+    let (_, job) = name_and_job(&cr);
+    let cr = with_status(cr, "g1-r0", "Running", &job);
+    let logs = format!("kubectl logs job/{job}");
+    let mut calls = ended_job(
+        &job,
+        ("Failed", "DeadlineExceeded"),
+        &[("2024-12-01T12:03:00Z", None)],
+    );
+    calls.extend([
+        status(&cr, move |s| {
+            assert_eq!(s["phase"], "Failed");
+            assert_conditions(s, [false, false, true], "JobFailed");
+            let message = condition(s, "Ready")["message"].as_str().expect("message");
+            assert!(message.contains("DeadlineExceeded"), "{message}");
+            assert!(message.contains(&logs), "{message}");
+        }),
+        event(K::kind(&()), "Warning", "JobFailed"),
+    ]);
+    let (result, _, metrics) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::await_change());
+    assert_eq!(metrics.job_count(&K::kind(&()), "failed"), 1);
+}
+
+/// A finished run (Completed or Failed) of `cr` is not run again, and nothing is written.
+async fn finished_runs_make_no_calls<K: RunKind>(cr: K) {
+    let (_, job) = name_and_job(&cr);
+    for phase in ["Completed", "Failed"] {
+        let cr = with_status(cr.clone(), "g1-r0", phase, &job);
+        let (result, _, _) = scenario(cr, vec![]).await;
+        assert_eq!(result.expect("reconciled"), Action::await_change());
+    }
+}
+
+/// The Job of `cr`'s running run is still running: one read, no writes, look again later.
+async fn a_running_job_is_only_read<K: RunKind>(cr: K) {
+    let (_, job) = name_and_job(&cr);
+    let cr = with_status(cr, "g1-r0", "Running", &job);
+    let calls = vec![get(path("batch/v1", "jobs", &job), job_reply(&job, None))];
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(
+        result.expect("reconciled"),
+        Action::requeue(super::RUNNING_POLL)
+    );
 }

@@ -1,7 +1,6 @@
 //! Scenarios of the KafkaOffsetReset reconcile: the same pipeline as KafkaOffsetRollback, with
 //! the reset's own task, RBAC and status (plan, group counts, safety snapshot).
 
-use http::Method;
 use kube::runtime::controller::Action;
 use serde_json::{json, Value};
 
@@ -50,25 +49,33 @@ fn reset_result(phase: &str, dry_run: bool, groups: usize, failed: usize) -> Val
     })
 }
 
-// (a) A new reset: its Secrets are checked, the worker ServiceAccount, task ConfigMap (with the
-// run's safety snapshot id) and Job are applied, and the status says Running.
-#[tokio::test]
-async fn a_new_reset_checks_secrets_applies_children_and_runs() {
-    let cr = kor(RESET_TO_DATETIME);
-    let snapshot_id = safety_snapshot_id(&cr, RUN).expect("id");
-    let calls = vec![
+/// The reads of the three Secrets of the toDatetime sample, in the order the Job uses them: the
+/// TLS CA, the SASL credentials with `sasl_keys`, and the S3 credentials answered with `s3`.
+fn datetime_secrets(sasl_keys: &[&str], s3: Reply) -> Vec<Call> {
+    vec![
         get(
             path("v1", "secrets", "kafka-tls"),
             secret("kafka-tls", &["ca.crt"]),
         ),
         get(
             path("v1", "secrets", "kafka-credentials"),
-            secret("kafka-credentials", &["username", "password"]),
+            secret("kafka-credentials", sasl_keys),
         ),
-        get(
-            path("v1", "secrets", "s3-credentials"),
-            secret("s3-credentials", &["AWS_ACCESS_KEY_ID"]),
-        ),
+        get(path("v1", "secrets", "s3-credentials"), s3),
+    ]
+}
+
+// (a) A new reset: its Secrets are checked, the worker ServiceAccount, task ConfigMap (with the
+// run's safety snapshot id) and Job are applied, and the status says Running.
+#[tokio::test]
+async fn a_new_reset_checks_secrets_applies_children_and_runs() {
+    let cr = kor(RESET_TO_DATETIME);
+    let snapshot_id = safety_snapshot_id(&cr, RUN).expect("id");
+    let mut calls = datetime_secrets(
+        &["username", "password"],
+        secret("s3-credentials", &["AWS_ACCESS_KEY_ID"]),
+    );
+    calls.extend([
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |body| {
             assert_eq!(body["kind"], "ServiceAccount");
         }),
@@ -110,16 +117,14 @@ async fn a_new_reset_checks_secrets_applies_children_and_runs() {
                 s.get("snapshotId").is_none(),
                 "not before the worker reports it: {s}"
             );
-            assert_condition(s, "Ready", "False", "JobRunning");
-            assert_condition(s, "Reconciling", "True", "JobRunning");
-            assert_condition(s, "Stalled", "False", "JobRunning");
+            assert_conditions(s, [false, true, false], "JobRunning");
             assert_eq!(
                 condition(s, "Reconciling")["message"],
                 "Job replay-orders-g1-r0 is running reset toDatetime (run g1-r0)"
             );
         }),
         event("Normal", "JobCreated"),
-    ];
+    ]);
     let (result, _, metrics) = scenario(cr, calls).await;
     assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
     assert_eq!(metrics.job_count(KIND, "created"), 1);
@@ -183,12 +188,12 @@ async fn a_successful_reset_completes_with_groups_plan_and_snapshot() {
     result["snapshotId"] = json!(snapshot_id);
     let job = "replay-orders-g1-r0";
     let expected_id = snapshot_id.clone();
-    let calls = vec![
-        get(
-            path("batch/v1", "jobs", job),
-            job_reply(job, Some(("Complete", "CompletionsReached"))),
-        ),
-        pods_call(job, &[("2024-12-01T12:01:06Z", Some(result))]),
+    let mut calls = ended_job(
+        job,
+        ("Complete", "CompletionsReached"),
+        &[("2024-12-01T12:01:06Z", Some(result))],
+    );
+    calls.extend([
         status(&cr, move |s| {
             assert_eq!(s["phase"], "Completed");
             assert_eq!(s["snapshotId"], expected_id.as_str());
@@ -205,13 +210,11 @@ async fn a_successful_reset_completes_with_groups_plan_and_snapshot() {
             );
             assert_eq!(s["startTime"], "2024-12-01T12:00:00Z");
             assert!(s["completionTime"].is_string());
-            assert_condition(s, "Ready", "True", "OffsetsReset");
-            assert_condition(s, "Reconciling", "False", "OffsetsReset");
-            assert_condition(s, "Stalled", "False", "OffsetsReset");
+            assert_conditions(s, [true, false, false], "OffsetsReset");
             assert_eq!(condition(s, "Ready")["message"], "2 of 2 groups reset");
         }),
         event("Normal", "JobSucceeded"),
-    ];
+    ]);
     let (result, _, metrics) = scenario(cr, calls).await;
     assert_eq!(result.expect("reconciled"), Action::await_change());
     assert_eq!(metrics.job_count(KIND, "succeeded"), 1);
@@ -231,12 +234,12 @@ async fn a_failed_reset_fails_and_stalls_with_the_snapshot_to_undo_it() {
     result["message"] = json!("3 of 80 groups failed: their consumers are still running");
     let job = "apply-offsets-plan-g1-r0";
     let expected_id = snapshot_id.clone();
-    let calls = vec![
-        get(
-            path("batch/v1", "jobs", job),
-            job_reply(job, Some(("Failed", "BackoffLimitExceeded"))),
-        ),
-        pods_call(job, &[("2024-12-01T12:03:00Z", Some(result))]),
+    let mut calls = ended_job(
+        job,
+        ("Failed", "BackoffLimitExceeded"),
+        &[("2024-12-01T12:03:00Z", Some(result))],
+    );
+    calls.extend([
         status(&cr, move |s| {
             assert_eq!(s["phase"], "Failed");
             assert_eq!(s["snapshotId"], expected_id.as_str());
@@ -250,16 +253,14 @@ async fn a_failed_reset_fails_and_stalls_with_the_snapshot_to_undo_it() {
             assert!(listed[0]["error"]
                 .as_str()
                 .is_some_and(|e| e.contains("active members")));
-            assert_condition(s, "Ready", "False", "PartialFailure");
-            assert_condition(s, "Stalled", "True", "PartialFailure");
-            assert_condition(s, "Reconciling", "False", "PartialFailure");
+            assert_conditions(s, [false, false, true], "PartialFailure");
             assert_eq!(
                 condition(s, "Ready")["message"],
                 "3 of 80 groups failed: their consumers are still running"
             );
         }),
         event("Warning", "JobFailed"),
-    ];
+    ]);
     let (result, _, metrics) = scenario(cr, calls).await;
     assert_eq!(result.expect("reconciled"), Action::await_change());
     assert_eq!(metrics.job_count(KIND, "failed"), 1);
@@ -268,34 +269,7 @@ async fn a_failed_reset_fails_and_stalls_with_the_snapshot_to_undo_it() {
 // (c') A Job that failed without a result: Failed, JobFailed, pointing at the logs.
 #[tokio::test]
 async fn a_failed_reset_without_a_result_says_so() {
-    let cr = with_status(
-        kor(RESET_SHIFT_BY),
-        "g1-r0",
-        "Running",
-        "rewind-billing-g1-r0",
-    );
-    let job = "rewind-billing-g1-r0";
-    let calls = vec![
-        get(
-            path("batch/v1", "jobs", job),
-            job_reply(job, Some(("Failed", "DeadlineExceeded"))),
-        ),
-        pods_call(job, &[("2024-12-01T12:03:00Z", None)]),
-        status(&cr, |s| {
-            assert_eq!(s["phase"], "Failed");
-            assert!(s.get("snapshotId").is_none(), "{s}");
-            assert_condition(s, "Stalled", "True", "JobFailed");
-            let message = condition(s, "Ready")["message"].as_str().expect("message");
-            assert!(message.contains("DeadlineExceeded"), "{message}");
-            assert!(
-                message.contains("kubectl logs job/rewind-billing-g1-r0"),
-                "{message}"
-            );
-        }),
-        event("Warning", "JobFailed"),
-    ];
-    let (result, _, _) = scenario(cr, calls).await;
-    assert_eq!(result.expect("reconciled"), Action::await_change());
+    failed_job_without_a_result(kor(RESET_SHIFT_BY)).await;
 }
 
 // (d) A dry run: no Secret, no Role, no storage; it completes with the plan and no snapshot.
@@ -341,12 +315,12 @@ async fn a_dry_run_plans_and_reports_without_a_snapshot() {
     // A worker that names the id it would have used still leaves no snapshot to roll back to.
     result["snapshotId"] = json!("never-stored");
     let job = "plan-payments-rewind-g1-r0";
-    let calls = vec![
-        get(
-            path("batch/v1", "jobs", job),
-            job_reply(job, Some(("Complete", "CompletionsReached"))),
-        ),
-        pods_call(job, &[("2024-12-01T12:01:06Z", Some(result))]),
+    let mut calls = ended_job(
+        job,
+        ("Complete", "CompletionsReached"),
+        &[("2024-12-01T12:01:06Z", Some(result))],
+    );
+    calls.extend([
         status(&cr, |s| {
             assert_eq!(s["phase"], "Completed");
             assert_eq!(s["dryRun"], true);
@@ -357,7 +331,7 @@ async fn a_dry_run_plans_and_reports_without_a_snapshot() {
             assert_condition(s, "Ready", "True", "ResetPlanned");
         }),
         event("Normal", "JobSucceeded"),
-    ];
+    ]);
     let (result, _, _) = scenario(cr, calls).await;
     assert_eq!(result.expect("reconciled"), Action::await_change());
 }
@@ -366,31 +340,15 @@ async fn a_dry_run_plans_and_reports_without_a_snapshot() {
 #[tokio::test]
 async fn a_missing_secret_stalls_the_reset_without_a_job() {
     let cr = kor(RESET_TO_DATETIME);
-    let calls = vec![
-        get(
-            path("v1", "secrets", "kafka-tls"),
-            secret("kafka-tls", &["ca.crt"]),
-        ),
-        get(
-            path("v1", "secrets", "kafka-credentials"),
-            secret("kafka-credentials", &["username", "password"]),
-        ),
-        get(
-            path("v1", "secrets", "s3-credentials"),
-            not_found("secrets", "s3-credentials"),
-        ),
-        status(&cr, |s| {
-            assert_eq!(s["phase"], "Pending");
-            assert!(s.get("jobName").is_none(), "{s}");
-            assert_condition(s, "Stalled", "True", "SecretNotFound");
-            assert_condition(s, "Ready", "False", "SecretNotFound");
-            assert_eq!(
-                condition(s, "Stalled")["message"],
-                "Secret 's3-credentials' referenced by spec.storage.s3.credentialsSecret not found in namespace kafka-backup"
-            );
-        }),
-        event("Warning", "SecretNotFound"),
-    ];
+    let mut calls = datetime_secrets(
+        &["username", "password"],
+        not_found("secrets", "s3-credentials"),
+    );
+    calls.extend(stalled_on_a_secret(
+        &cr,
+        "SecretNotFound",
+        "Secret 's3-credentials' referenced by spec.storage.s3.credentialsSecret not found in namespace kafka-backup",
+    ));
     let (result, policy, metrics) = scenario(cr, calls).await;
     assert_eq!(
         result.expect_err("stalled").metric_label(),
@@ -404,29 +362,15 @@ async fn a_missing_secret_stalls_the_reset_without_a_job() {
 #[tokio::test]
 async fn a_missing_key_stalls_the_reset() {
     let cr = kor(RESET_TO_DATETIME);
-    let calls = vec![
-        get(
-            path("v1", "secrets", "kafka-tls"),
-            secret("kafka-tls", &["ca.crt"]),
-        ),
-        get(
-            path("v1", "secrets", "kafka-credentials"),
-            secret("kafka-credentials", &["username"]),
-        ),
-        get(
-            path("v1", "secrets", "s3-credentials"),
-            secret("s3-credentials", &["AWS_ACCESS_KEY_ID"]),
-        ),
-        status(&cr, |s| {
-            assert_condition(s, "Stalled", "True", "KeyNotFound");
-            assert_eq!(
-                condition(s, "Stalled")["message"],
-                "Secret 'kafka-credentials' referenced by spec.kafkaCluster.saslSecret has no key 'password'"
-            );
-            assert!(!s.to_string().contains("czNudGluZWw"), "{s}");
-        }),
-        event("Warning", "KeyNotFound"),
-    ];
+    let mut calls = datetime_secrets(
+        &["username"],
+        secret("s3-credentials", &["AWS_ACCESS_KEY_ID"]),
+    );
+    calls.extend(stalled_on_a_secret(
+        &cr,
+        "KeyNotFound",
+        "Secret 'kafka-credentials' referenced by spec.kafkaCluster.saslSecret has no key 'password'",
+    ));
     let (result, _, _) = scenario(cr, calls).await;
     assert_eq!(
         result.expect_err("stalled").metric_label(),
@@ -437,33 +381,7 @@ async fn a_missing_key_stalls_the_reset() {
 // (f) The Job of a running reset was deleted: Failed JobDeleted, never recreated.
 #[tokio::test]
 async fn a_reset_job_deleted_mid_run_fails_and_is_not_recreated() {
-    let cr = with_status(
-        kor(RESET_SHIFT_BY),
-        "g1-r0",
-        "Running",
-        "rewind-billing-g1-r0",
-    );
-    let job = "rewind-billing-g1-r0";
-    let calls = vec![
-        get(path("batch/v1", "jobs", job), not_found("jobs", job)),
-        status(&cr, |s| {
-            assert_eq!(s["phase"], "Failed");
-            assert_eq!(s["jobName"], "rewind-billing-g1-r0");
-            assert_condition(s, "Ready", "False", "JobDeleted");
-            assert_condition(s, "Stalled", "True", "JobDeleted");
-            let message = condition(s, "Ready")["message"].as_str().expect("message");
-            assert!(
-                message.contains(
-                    "kubectl annotate kafkaoffsetreset rewind-billing tidemark.dev/run=1 --overwrite"
-                ),
-                "{message}"
-            );
-        }),
-        event("Warning", "JobDeleted"),
-    ];
-    let (result, _, metrics) = scenario(cr, calls).await;
-    assert_eq!(result.expect("reconciled"), Action::await_change());
-    assert_eq!(metrics.job_count(KIND, "deleted"), 1);
+    job_deleted_mid_run(kor(RESET_SHIFT_BY)).await;
 }
 
 // (g) A spec edit after a finished reset is a new run: the old Job and task go, and the new run
@@ -491,17 +409,8 @@ async fn a_spec_edit_after_a_reset_starts_a_new_run_with_a_new_snapshot_id() {
     .expect("id");
     assert_ne!(new_id, safety_snapshot_id(&cr, RUN).expect("id"));
     let gone = || not_found("x", "y");
-    let calls = vec![
-        Call::new(
-            Method::DELETE,
-            path("batch/v1", "jobs", "rewind-billing-g1-r0"),
-            gone(),
-        ),
-        Call::new(
-            Method::DELETE,
-            path("v1", "configmaps", "rewind-billing-task-g1-r0"),
-            gone(),
-        ),
+    let mut calls = superseded_run("rewind-billing", "g1-r0", gone(), gone());
+    calls.extend([
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
         apply(
             path("v1", "configmaps", "rewind-billing-task-g2-r0"),
@@ -521,7 +430,7 @@ async fn a_spec_edit_after_a_reset_starts_a_new_run_with_a_new_snapshot_id() {
             assert!(s.get("groupsReset").is_none(), "{s}");
         }),
         event("Normal", "JobCreated"),
-    ];
+    ]);
     let (result, _, _) = scenario(cr, calls).await;
     assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
 }
@@ -553,14 +462,11 @@ async fn an_invalid_pattern_stalls_and_awaits_a_change() {
 // A finished reset is not run again.
 #[tokio::test]
 async fn a_finished_reset_makes_no_calls() {
-    for phase in ["Completed", "Failed"] {
-        let cr = with_status(
-            kor(RESET_DRY_RUN),
-            "g1-r0",
-            phase,
-            "plan-payments-rewind-g1-r0",
-        );
-        let (result, _, _) = scenario(cr, vec![]).await;
-        assert_eq!(result.expect("reconciled"), Action::await_change());
-    }
+    finished_runs_make_no_calls(kor(RESET_DRY_RUN)).await;
+}
+
+// A reset Job still running: one read, no writes, look again later.
+#[tokio::test]
+async fn a_running_reset_job_is_only_read() {
+    super::a_running_job_is_only_read(kor(RESET_FROM_FILE)).await;
 }

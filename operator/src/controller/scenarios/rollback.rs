@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 use kube::runtime::controller::Action;
 use serde_json::{json, Value};
 
@@ -71,9 +71,7 @@ async fn a_new_resource_checks_secrets_applies_children_and_runs() {
             assert_eq!(s["operation"], "snapshot");
             assert_eq!(s["observedGeneration"], 1);
             assert!(s["startTime"].is_string());
-            assert_condition(s, "Ready", "False", "JobRunning");
-            assert_condition(s, "Reconciling", "True", "JobRunning");
-            assert_condition(s, "Stalled", "False", "JobRunning");
+            assert_conditions(s, [false, true, false], "JobRunning");
         }),
         event("Normal", "JobCreated"),
     ];
@@ -135,12 +133,12 @@ async fn a_successful_job_completes_the_run_with_snapshot_data() {
         "snapshotData": {"groups": 1, "totalPartitions": 3, "timestamp": "2024-12-01T12:01:05Z"}
     });
     let job = "quick-snapshot-g1-r0";
-    let calls = vec![
-        get(
-            path("batch/v1", "jobs", job),
-            job_reply(job, Some(("Complete", "CompletionsReached"))),
-        ),
-        pods_call(job, &[("2024-12-01T12:01:06Z", Some(result))]),
+    let mut calls = ended_job(
+        job,
+        ("Complete", "CompletionsReached"),
+        &[("2024-12-01T12:01:06Z", Some(result))],
+    );
+    calls.extend([
         status(&cr, |s| {
             assert_eq!(s["phase"], "Completed");
             assert_eq!(s["run"], "g1-r0");
@@ -164,7 +162,7 @@ async fn a_successful_job_completes_the_run_with_snapshot_data() {
             );
         }),
         event("Normal", "JobSucceeded"),
-    ];
+    ]);
     let (result, _, metrics) = scenario(cr, calls).await;
     assert_eq!(result.expect("reconciled"), Action::await_change());
     assert_eq!(metrics.job_count("KafkaOffsetRollback", "succeeded"), 1);
@@ -190,12 +188,12 @@ async fn a_strict_verify_with_differences_fails_and_lists_them() {
         "error": {"kind": "verification_failed", "exitCode": 11}
     });
     let job = "verify-rollback-g1-r0";
-    let calls = vec![
-        get(
-            path("batch/v1", "jobs", job),
-            job_reply(job, Some(("Failed", "PodFailurePolicy"))),
-        ),
-        pods_call(job, &[("2024-12-01T12:01:06Z", Some(result))]),
+    let mut calls = ended_job(
+        job,
+        ("Failed", "PodFailurePolicy"),
+        &[("2024-12-01T12:01:06Z", Some(result))],
+    );
+    calls.extend([
         status(&cr, |s| {
             assert_eq!(s["phase"], "Failed");
             let v = &s["verificationResult"];
@@ -211,7 +209,7 @@ async fn a_strict_verify_with_differences_fails_and_lists_them() {
             assert_condition(s, "Stalled", "True", "VerificationFailed");
         }),
         event("Warning", "JobFailed"),
-    ];
+    ]);
     let (result, _, metrics) = scenario(cr, calls).await;
     assert_eq!(result.expect("reconciled"), Action::await_change());
     assert_eq!(metrics.job_count("KafkaOffsetRollback", "failed"), 1);
@@ -229,12 +227,12 @@ async fn a_lenient_verify_with_differences_completes() {
             "differences": [{"group": "order-processor", "topic": "orders", "partition": 2, "expected": 5}]}
     });
     let job = "verify-rollback-g1-r0";
-    let calls = vec![
-        get(
-            path("batch/v1", "jobs", job),
-            job_reply(job, Some(("Complete", "CompletionsReached"))),
-        ),
-        pods_call(job, &[("2024-12-01T12:01:06Z", Some(result))]),
+    let mut calls = ended_job(
+        job,
+        ("Complete", "CompletionsReached"),
+        &[("2024-12-01T12:01:06Z", Some(result))],
+    );
+    calls.extend([
         status(&cr, |s| {
             assert_eq!(s["phase"], "Completed");
             assert_eq!(s["verificationResult"]["matched"], false);
@@ -242,7 +240,7 @@ async fn a_lenient_verify_with_differences_completes() {
             assert_condition(s, "Ready", "True", "OffsetsDiffer");
         }),
         event("Normal", "JobSucceeded"),
-    ];
+    ]);
     let (result, _, _) = scenario(cr, calls).await;
     assert_eq!(result.expect("reconciled"), Action::await_change());
 }
@@ -263,18 +261,15 @@ async fn a_failed_job_fails_the_run_with_a_warning_event() {
         "error": {"kind": "connection_failed", "exitCode": 5}
     });
     let job = "emergency-rollback-g1-r0";
-    let calls = vec![
-        get(
-            path("batch/v1", "jobs", job),
-            job_reply(job, Some(("Failed", "BackoffLimitExceeded"))),
-        ),
-        pods_call(
-            job,
-            &[
-                ("2024-12-01T12:03:00Z", Some(newest)),
-                ("2024-12-01T12:01:00Z", Some(old)),
-            ],
-        ),
+    let mut calls = ended_job(
+        job,
+        ("Failed", "BackoffLimitExceeded"),
+        &[
+            ("2024-12-01T12:03:00Z", Some(newest)),
+            ("2024-12-01T12:01:00Z", Some(old)),
+        ],
+    );
+    calls.extend([
         status(&cr, |s| {
             assert_eq!(s["phase"], "Failed");
             assert_condition(s, "Ready", "False", "ConnectionFailed");
@@ -287,7 +282,7 @@ async fn a_failed_job_fails_the_run_with_a_warning_event() {
             assert!(s["completionTime"].is_string());
         }),
         event("Warning", "JobFailed"),
-    ];
+    ]);
     let (result, _, _) = scenario(cr, calls).await;
     assert_eq!(result.expect("reconciled"), Action::await_change());
 }
@@ -295,58 +290,22 @@ async fn a_failed_job_fails_the_run_with_a_warning_event() {
 // (d') A failed Job without a readable result still fails the run, with a clear message.
 #[tokio::test]
 async fn a_failed_job_without_a_result_says_so() {
-    let cr = with_status(
-        korb(EMERGENCY_ROLLBACK),
-        "g1-r0",
-        "Running",
-        "emergency-rollback-g1-r0",
-    );
-    let job = "emergency-rollback-g1-r0";
-    let calls = vec![
-        get(
-            path("batch/v1", "jobs", job),
-            job_reply(job, Some(("Failed", "DeadlineExceeded"))),
-        ),
-        pods_call(job, &[("2024-12-01T12:03:00Z", None)]),
-        status(&cr, |s| {
-            assert_eq!(s["phase"], "Failed");
-            assert_condition(s, "Ready", "False", "JobFailed");
-            assert_condition(s, "Stalled", "True", "JobFailed");
-            let message = condition(s, "Ready")["message"].as_str().expect("message");
-            assert!(message.contains("DeadlineExceeded"), "{message}");
-            assert!(
-                message.contains("kubectl logs job/emergency-rollback-g1-r0"),
-                "{message}"
-            );
-        }),
-        event("Warning", "JobFailed"),
-    ];
-    let (result, _, _) = scenario(cr, calls).await;
-    assert_eq!(result.expect("reconciled"), Action::await_change());
+    failed_job_without_a_result(korb(EMERGENCY_ROLLBACK)).await;
 }
 
 // (e) A missing Secret stalls the run: no Job, a clear condition, polled again.
 #[tokio::test]
 async fn a_missing_secret_stalls_without_a_job() {
     let cr = korb(PRE_MIGRATION_SNAPSHOT);
-    let calls = vec![
-        get(
-            path("v1", "secrets", "kafka-credentials"),
-            not_found("secrets", "kafka-credentials"),
-        ),
-        status(&cr, |s| {
-            assert_eq!(s["phase"], "Pending");
-            assert_eq!(s["run"], "g1-r0");
-            assert!(s.get("jobName").is_none(), "{s}");
-            assert_condition(s, "Stalled", "True", "SecretNotFound");
-            assert_condition(s, "Ready", "False", "SecretNotFound");
-            assert_eq!(
-                condition(s, "Stalled")["message"],
-                "Secret 'kafka-credentials' referenced by spec.kafkaCluster.saslSecret not found in namespace kafka-backup"
-            );
-        }),
-        event("Warning", "SecretNotFound"),
-    ];
+    let mut calls = vec![get(
+        path("v1", "secrets", "kafka-credentials"),
+        not_found("secrets", "kafka-credentials"),
+    )];
+    calls.extend(stalled_on_a_secret(
+        &cr,
+        "SecretNotFound",
+        "Secret 'kafka-credentials' referenced by spec.kafkaCluster.saslSecret not found in namespace kafka-backup",
+    ));
     let (result, policy, metrics) = scenario(cr, calls).await;
     let err = result.expect_err("stalled");
     assert_eq!(err.metric_label(), "missing_secret");
@@ -361,23 +320,15 @@ async fn a_missing_secret_stalls_without_a_job() {
 #[tokio::test]
 async fn a_missing_secret_key_is_named_and_values_never_leak() {
     let cr = korb(PRE_MIGRATION_SNAPSHOT);
-    let calls = vec![
-        get(
-            path("v1", "secrets", "kafka-credentials"),
-            secret("kafka-credentials", &["username"]),
-        ),
-        status(&cr, |s| {
-            assert_condition(s, "Stalled", "True", "KeyNotFound");
-            assert_eq!(
-                condition(s, "Stalled")["message"],
-                "Secret 'kafka-credentials' referenced by spec.kafkaCluster.saslSecret has no key 'password'"
-            );
-            assert!(!s.to_string().contains("czNudGluZWw"), "{s}");
-        }),
-        event("Warning", "KeyNotFound").check(|body, _| {
-            assert!(!body.to_string().contains("czNudGluZWw"), "{body}");
-        }),
-    ];
+    let mut calls = vec![get(
+        path("v1", "secrets", "kafka-credentials"),
+        secret("kafka-credentials", &["username"]),
+    )];
+    calls.extend(stalled_on_a_secret(
+        &cr,
+        "KeyNotFound",
+        "Secret 'kafka-credentials' referenced by spec.kafkaCluster.saslSecret has no key 'password'",
+    ));
     let (result, _, _) = scenario(cr, calls).await;
     assert_eq!(
         result.expect_err("stalled").metric_label(),
@@ -430,18 +381,13 @@ async fn a_spec_edit_after_completion_starts_a_new_run() {
         StatusCode::OK,
         json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
     );
-    let calls = vec![
-        Call::new(
-            Method::DELETE,
-            path("batch/v1", "jobs", "quick-snapshot-g1-r0"),
-            deleted,
-        )
-        .check(|body, _| assert_eq!(body["propagationPolicy"], "Background", "{body}")),
-        Call::new(
-            Method::DELETE,
-            path("v1", "configmaps", "quick-snapshot-task-g1-r0"),
-            not_found("configmaps", "quick-snapshot-task-g1-r0"),
-        ),
+    let mut calls = superseded_run(
+        "quick-snapshot",
+        "g1-r0",
+        deleted,
+        not_found("configmaps", "quick-snapshot-task-g1-r0"),
+    );
+    calls.extend([
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
         apply(
             path(
@@ -479,7 +425,7 @@ async fn a_spec_edit_after_completion_starts_a_new_run() {
             assert_ne!(s["startTime"], "2024-12-01T12:00:00Z");
         }),
         event("Normal", "JobCreated"),
-    ];
+    ]);
     let (result, _, _) = scenario(cr, calls).await;
     assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
 }
@@ -495,17 +441,8 @@ async fn a_bumped_run_annotation_starts_a_new_run() {
     );
     cr.metadata.annotations = Some([("tidemark.dev/run".to_string(), "1".to_string())].into());
     let gone = || not_found("jobs", "x");
-    let calls = vec![
-        Call::new(
-            Method::DELETE,
-            path("batch/v1", "jobs", "cleanup-old-snapshot-g1-r0"),
-            gone(),
-        ),
-        Call::new(
-            Method::DELETE,
-            path("v1", "configmaps", "cleanup-old-snapshot-task-g1-r0"),
-            gone(),
-        ),
+    let mut calls = superseded_run("cleanup-old-snapshot", "g1-r0", gone(), gone());
+    calls.extend([
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
         apply(
             path(
@@ -533,7 +470,7 @@ async fn a_bumped_run_annotation_starts_a_new_run() {
         ),
         status(&cr, |s| assert_eq!(s["run"], "g1-r1")),
         event("Normal", "JobCreated"),
-    ];
+    ]);
     let (result, _, _) = scenario(cr, calls).await;
     assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
 }
@@ -541,61 +478,19 @@ async fn a_bumped_run_annotation_starts_a_new_run() {
 // The Job of a running run was deleted: Failed JobDeleted, never recreated.
 #[tokio::test]
 async fn a_job_deleted_mid_run_fails_the_run_and_is_not_recreated() {
-    let cr = with_status(
-        korb(EMERGENCY_ROLLBACK),
-        "g1-r0",
-        "Running",
-        "emergency-rollback-g1-r0",
-    );
-    let job = "emergency-rollback-g1-r0";
-    let calls = vec![
-        get(path("batch/v1", "jobs", job), not_found("jobs", job)),
-        status(&cr, |s| {
-            assert_eq!(s["phase"], "Failed");
-            assert_eq!(s["run"], "g1-r0");
-            assert_eq!(s["jobName"], "emergency-rollback-g1-r0");
-            assert_condition(s, "Ready", "False", "JobDeleted");
-            assert_condition(s, "Stalled", "True", "JobDeleted");
-            let message = condition(s, "Ready")["message"].as_str().expect("message");
-            assert!(
-                message.contains("was deleted before it finished"),
-                "{message}"
-            );
-            assert!(
-                message.contains("kubectl annotate kafkaoffsetrollback emergency-rollback tidemark.dev/run=1 --overwrite"),
-                "{message}"
-            );
-        }),
-        event("Warning", "JobDeleted"),
-    ];
-    let (result, _, metrics) = scenario(cr, calls).await;
-    assert_eq!(result.expect("reconciled"), Action::await_change());
-    assert_eq!(metrics.job_count("KafkaOffsetRollback", "deleted"), 1);
+    job_deleted_mid_run(korb(EMERGENCY_ROLLBACK)).await;
 }
 
 // A finished run is not run again, and nothing is written.
 #[tokio::test]
 async fn a_finished_run_makes_no_calls() {
-    for phase in ["Completed", "Failed"] {
-        let cr = with_status(korb(QUICK_SNAPSHOT), "g1-r0", phase, "quick-snapshot-g1-r0");
-        let (result, _, _) = scenario(cr, vec![]).await;
-        assert_eq!(result.expect("reconciled"), Action::await_change());
-    }
+    finished_runs_make_no_calls(korb(QUICK_SNAPSHOT)).await;
 }
 
 // A Job still running: one read, no writes, look again later.
 #[tokio::test]
 async fn a_running_job_is_only_read() {
-    let cr = with_status(
-        korb(QUICK_SNAPSHOT),
-        "g1-r0",
-        "Running",
-        "quick-snapshot-g1-r0",
-    );
-    let job = "quick-snapshot-g1-r0";
-    let calls = vec![get(path("batch/v1", "jobs", job), job_reply(job, None))];
-    let (result, _, _) = scenario(cr, calls).await;
-    assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
+    super::a_running_job_is_only_read(korb(QUICK_SNAPSHOT)).await;
 }
 
 // An invalid spec stalls and waits for a change; no child is built.
