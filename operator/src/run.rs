@@ -289,6 +289,16 @@ mod tests {
     }
 
     #[test]
+    fn every_served_crd_has_a_controller() {
+        let mut served: Vec<String> = crate::crd::all()
+            .into_iter()
+            .map(|crd| crd.spec.names.kind)
+            .collect();
+        served.sort();
+        assert_eq!(served, controller::KINDS);
+    }
+
+    #[test]
     fn established_reads_the_condition() {
         let mut crd = crate::crd::all().remove(0);
         assert!(!established(&crd));

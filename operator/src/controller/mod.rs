@@ -36,8 +36,8 @@ use crate::metrics::Metrics;
 use crate::validate::SpecChecks;
 use status::Reasons;
 
-/// Every kind the operator runs, as metrics and logs name them.
-pub const KINDS: [&str; 2] = ["KafkaOffsetReset", "KafkaOffsetRollback"];
+/// Every kind the operator runs a controller for ([`run`]), as metrics and logs name them.
+pub const KINDS: [&str; 2] = [reset::KIND, rollback::KIND];
 
 /// What the shared reconcile ([`worker::reconcile`]) needs from a kind beyond its builders
 /// ([`WorkerKind`]) and checks ([`SpecChecks`]): its status type, which embeds the shared
