@@ -789,6 +789,23 @@ async fn reset_tasks_plan_execute_and_reuse_their_snapshot_on_retry() {
         vec![1, 1, 1]
     );
 
+    // A retried shiftBy plans from the first attempt's snapshot: the shift is applied once.
+    let shift = reset_task(
+        &bs,
+        &storage,
+        "consumerGroups: [order-processor]\ntopics: [orders]\n\
+         strategy: {type: shiftBy, shift: -3}\nsnapshotId: reset-default-run-2\n",
+    );
+    for attempt in ["shift-1", "shift-2"] {
+        let run = run_task(dir, attempt, &shift, &[]);
+        assert_eq!(run.out.code, 0, "{attempt}: {:?}", run.out);
+        assert_eq!(
+            offsets(&committed_map(&admin, "order-processor").await, "orders"),
+            vec![2, 4, 6],
+            "{attempt}"
+        );
+    }
+
     // A group with a live member is refused (exit 10, Failed) while the other is reset, and
     // the result lists the refused group first with Kafka's message.
     commit(&admin, "live", &commits("orders", &[2, 2, 2])).await;

@@ -174,6 +174,18 @@ async fn run_offset_reset(t: &OffsetResetTask) -> Result<TaskOutcome> {
                 .map_err(|e| Error::invalid(format!("task field 'topics[{i}]': {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
+    // A retried Job finds the safety snapshot its first attempt stored: plan from it.
+    let baseline = match (&store, &t.snapshot_id) {
+        (Some(store), Some(id)) if t.snapshot_before_reset && !t.dry_run => {
+            if store.exists(id).await? {
+                tracing::info!(snapshot_id = %id, "safety snapshot exists: an earlier attempt ran; planning from its offsets");
+                Some(store.load(id).await?)
+            } else {
+                None
+            }
+        }
+        _ => None,
+    };
     let req = ResetRequest {
         selector: Some(GroupSelector::new(
             &t.consumer_groups,
@@ -185,6 +197,7 @@ async fn run_offset_reset(t: &OffsetResetTask) -> Result<TaskOutcome> {
         strategy_label: label,
         concurrency: t.max_concurrent,
         max_retries: t.max_retries,
+        baseline,
     };
     let safety = match (&store, t.snapshot_before_reset && !t.dry_run) {
         (Some(store), true) => SafetySnapshot::Take {

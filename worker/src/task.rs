@@ -460,11 +460,9 @@ impl OffsetResetTask {
             regex::Regex::new(&format!("^(?:{re})$"))
                 .map_err(|e| field_error("groupsRegex", format!("is not a valid regex: {e}")))?;
         }
-        if let Some(i) = self.topics.iter().position(|t| t.trim().is_empty()) {
-            return Err(field_error(
-                &format!("topics[{i}]"),
-                "is empty; name a topic, or topic:0,1,2",
-            ));
+        for (i, topic) in self.topics.iter().enumerate() {
+            crate::reset::spec::parse_topic_scope(topic)
+                .map_err(|e| Error::invalid(format!("task field 'topics[{i}]': {e}")))?;
         }
         if !(1..=1000).contains(&self.max_concurrent) {
             return Err(field_error(
@@ -485,14 +483,22 @@ impl OffsetResetTask {
                     format!("is {offset}; offsets are 0 or more"),
                 ));
             }
-            ResetStrategy::ToDatetime { datetime } if datetime.trim().is_empty() => {
-                return Err(field_error("strategy.datetime", "is empty"));
+            ResetStrategy::ToDatetime { datetime } => {
+                crate::reset::spec::parse_datetime(datetime)
+                    .map_err(|e| Error::invalid(format!("task field 'strategy.datetime': {e}")))?;
             }
-            ResetStrategy::ByDuration { duration } if duration.trim().is_empty() => {
-                return Err(field_error("strategy.duration", "is empty"));
+            ResetStrategy::ByDuration { duration } => {
+                crate::reset::spec::parse_duration(duration)
+                    .map_err(|e| Error::invalid(format!("task field 'strategy.duration': {e}")))?;
             }
-            ResetStrategy::FromFile { csv } if csv.trim().is_empty() => {
-                return Err(field_error("strategy.csv", "is empty"));
+            ResetStrategy::FromFile { csv } => {
+                let names = crate::groups::split_names(&self.consumer_groups);
+                let single = match (names.as_slice(), &self.groups_regex) {
+                    ([one], None) => Some(one.as_str()),
+                    _ => None,
+                };
+                crate::reset::csv::parse_reset_csv(csv, "task field 'strategy.csv'", single)
+                    .map_err(Error::invalid)?;
             }
             ResetStrategy::FromSnapshot { snapshot_id } => {
                 validate_id(snapshot_id).map_err(|e| field_invalid("strategy.snapshotId", e))?;
@@ -1042,5 +1048,50 @@ description: Before the migration
         let back: TaskResult = serde_json::from_slice(&out).expect("valid JSON");
         assert_eq!(back.snapshot_id.as_deref(), Some("s1"));
         assert!(back.message.len() > 3000, "the message keeps what fits");
+    }
+
+    #[test]
+    fn reset_tasks_are_checked_before_anything_runs() {
+        let base = "apiVersion: tidemark.dev/task-v1\nkind: offsetReset\n\
+                    kafka: {bootstrapServers: [\"k:9092\"], securityProtocol: PLAINTEXT}\n\
+                    storage: {type: location, url: /s}\n";
+        let ok = format!(
+            "{base}consumerGroups: [g]\ntopics: [\"orders:0,1\"]\nstrategy: {{type: toEarliest}}\n"
+        );
+        let task = parse(&ok).expect("parses");
+        task.validate().expect("valid");
+        assert_eq!(task.operation(), "reset");
+        let TaskWork::OffsetReset(t) = &task.work else {
+            panic!("a reset task: {task:?}");
+        };
+        assert_eq!((t.max_concurrent, t.max_retries), (50, 3));
+        assert!(t.snapshot_before_reset && !t.dry_run);
+        let cases = [
+            ("strategy: {type: toEarliest}\n", "consumerGroups"),
+            ("consumerGroups: [g]\nstrategy: {type: toDatetime, datetime: \"2024-13-01T00:00:00.000\"}\n", "strategy.datetime"),
+            ("consumerGroups: [g]\nstrategy: {type: byDuration, duration: \"1h\"}\n", "strategy.duration"),
+            ("consumerGroups: [g]\nstrategy: {type: fromFile, csv: \"g,orders,x,1\"}\n", "strategy.csv"),
+            ("consumerGroups: [g]\ntopics: [\"orders:\"]\nstrategy: {type: toLatest}\n", "topics[0]"),
+            ("consumerGroups: [g]\nstrategy: {type: toOffset, offset: -1}\n", "strategy.offset"),
+            ("consumerGroups: [g]\nmaxConcurrent: 0\nstrategy: {type: toLatest}\n", "maxConcurrent"),
+            ("groupsRegex: \"(\"\nstrategy: {type: toLatest}\n", "groupsRegex"),
+        ];
+        for (extra, field) in cases {
+            let err = parse(&format!("{base}{extra}"))
+                .and_then(|t| t.validate())
+                .expect_err(extra);
+            assert!(err.to_string().contains(field), "{extra}: {err}");
+            assert_eq!(err.exit_code(), 2, "{extra}");
+        }
+        let no_storage = "apiVersion: tidemark.dev/task-v1\nkind: offsetReset\n\
+                          kafka: {bootstrapServers: [\"k:9092\"], securityProtocol: PLAINTEXT}\n\
+                          consumerGroups: [g]\nstrategy: {type: toLatest}\n";
+        let err = parse(no_storage)
+            .and_then(|t| t.validate())
+            .expect_err("no storage");
+        assert!(err.to_string().contains("'storage'"), "{err}");
+        parse(&format!("{no_storage}dryRun: true\n"))
+            .and_then(|t| t.validate())
+            .expect("a dry run needs no storage");
     }
 }

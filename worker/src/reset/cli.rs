@@ -216,6 +216,7 @@ async fn setup(a: &ResetArgs) -> Result<(GroupAdmin, ResetRequest)> {
             strategy_label: label,
             concurrency: a.max_concurrent,
             max_retries: crate::task::DEFAULT_RESET_RETRIES,
+            baseline: None,
         },
     ))
 }

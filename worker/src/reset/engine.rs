@@ -45,6 +45,11 @@ pub struct ResetRequest {
     pub concurrency: usize,
     /// Retries per partition after the first attempt.
     pub max_retries: u32,
+    /// The offsets before an earlier, interrupted attempt of this same reset (its safety
+    /// snapshot). Where it holds a partition, planning starts from its offset instead of the
+    /// committed one, so a retried run lands where the first attempt would have: a `--shift-by`
+    /// is not applied twice.
+    pub baseline: Option<OffsetSnapshot>,
 }
 
 /// Whether and where to store the offsets about to change before changing them.
@@ -132,6 +137,24 @@ impl ResetReport {
     }
 }
 
+/// Replaces committed offsets by the baseline's where it has them (adding those it has and
+/// the cluster no longer does).
+fn apply_baseline(committed: &mut BTreeMap<String, Vec<CommittedOffset>>, base: &OffsetSnapshot) {
+    for (group, offsets) in committed.iter_mut() {
+        let Some(before) = base.groups.get(group) else {
+            continue;
+        };
+        let mut merged: BTreeMap<(String, i32), CommittedOffset> = offsets
+            .drain(..)
+            .map(|o| ((o.topic.clone(), o.partition), o))
+            .collect();
+        for c in before.to_commits() {
+            merged.insert((c.topic.clone(), c.partition), c);
+        }
+        offsets.extend(merged.into_values());
+    }
+}
+
 /// Reads the cluster and plans every selected group. Changes nothing.
 ///
 /// Bad input that can be detected before any change is an [`Error::InvalidInput`] naming it:
@@ -144,7 +167,10 @@ pub async fn prepare(admin: &GroupAdmin, req: &ResetRequest) -> Result<ResetPlan
         admin.describe_groups(&groups),
         read_committed(admin, &groups, req.concurrency)
     )?;
-    let committed = committed.offsets;
+    let mut committed = committed.offsets;
+    if let Some(base) = &req.baseline {
+        apply_baseline(&mut committed, base);
+    }
     let topics = Topics::read(admin).await?;
 
     let mut scope: Vec<TopicPartition> = Vec::new();
@@ -783,6 +809,36 @@ fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_baseline_replaces_the_offsets_an_interrupted_attempt_moved() {
+        let co = |t: &str, p: i32, o: i64| CommittedOffset {
+            topic: t.into(),
+            partition: p,
+            offset: o,
+            metadata: String::new(),
+        };
+        // Attempt 1 moved orders-0 from 50 to 40 and stopped before orders-1 (still 60).
+        let mut committed: BTreeMap<String, Vec<CommittedOffset>> = [(
+            "g".to_string(),
+            vec![co("orders", 0, 40), co("orders", 1, 60), co("orders", 2, 7)],
+        )]
+        .into();
+        let base = OffsetSnapshot {
+            snapshot_id: "s".into(),
+            timestamp: Utc::now(),
+            cluster: "k".into(),
+            description: None,
+            groups: [(
+                "g".to_string(),
+                GroupSnapshot::from_committed(&[co("orders", 0, 50), co("orders", 1, 60)], 0),
+            )]
+            .into(),
+        };
+        apply_baseline(&mut committed, &base);
+        let got: Vec<i64> = committed["g"].iter().map(|o| o.offset).collect();
+        assert_eq!(got, vec![50, 60, 7]);
+    }
 
     #[test]
     fn rollback_commands_quote_only_what_needs_it() {
