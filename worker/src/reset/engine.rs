@@ -72,7 +72,9 @@ pub enum SafetySnapshot {
 pub struct Performance {
     /// Offsets committed per second of the whole run (planning reads included).
     pub offsets_per_second: f64,
-    /// Per-group commit latency (first attempt to last answer, retries included).
+    /// Per-group commit latency, first attempt to last answer (retries included). With many
+    /// groups in flight on one connection it includes time queued behind other groups'
+    /// requests, so it grows with `--max-concurrent` while the run as a whole gets faster.
     pub avg_latency_ms: f64,
     pub p50_latency_ms: f64,
     pub p99_latency_ms: f64,
