@@ -582,3 +582,35 @@ pub fn time_cli(bin: &str, args: &[&str]) -> (Duration, serde_json::Value) {
     );
     (elapsed, out.json())
 }
+
+/// The committed offsets of `topic`'s partitions in `map` (from [`committed_map`]), in
+/// partition order.
+pub fn topic_offsets(
+    map: &std::collections::BTreeMap<(String, i32), i64>,
+    topic: &str,
+) -> Vec<i64> {
+    map.iter()
+        .filter(|((t, _), _)| t == topic)
+        .map(|(_, o)| *o)
+        .collect()
+}
+
+/// Waits up to 30 s until `group` is active (`want_active`) or inactive.
+pub async fn wait_for_state(admin: &tidemark::kafka::GroupAdmin, group: &str, want_active: bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let d = admin
+            .describe_groups(&[group.to_string()])
+            .await
+            .expect("describe");
+        let state = d[0].as_ref().expect("group description").state;
+        if state.is_inactive() != want_active {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "group {group} stuck in {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

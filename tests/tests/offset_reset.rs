@@ -2,14 +2,12 @@
 //! Kafka-protocol broker (tansu) on loopback, through the real CLI binary. Every test reads the
 //! committed offsets back from the broker and compares them with what Kafka's rules give.
 
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, SecondsFormat, TimeZone, Utc};
-use tidemark::kafka::GroupAdmin;
 use tidemark_tests::{
-    commit, commits, committed_map, connect_admin as admin, create_and_fill, run_cli, CliOutput,
-    LiveConsumer, Tansu,
+    commit, commits, committed_map, connect_admin as admin, create_and_fill, run_cli,
+    topic_offsets, wait_for_state, CliOutput, LiveConsumer, Tansu,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_tidemark-under-test");
@@ -23,13 +21,6 @@ fn reset(verb: &str, bs: &str, args: &[&str]) -> CliOutput {
     let mut all = vec!["offset-reset", verb, "--bootstrap-servers", bs];
     all.extend_from_slice(args);
     cli(&all)
-}
-
-fn offsets(map: &BTreeMap<(String, i32), i64>, topic: &str) -> Vec<i64> {
-    map.iter()
-        .filter(|((t, _), _)| t == topic)
-        .map(|(_, o)| *o)
-        .collect()
 }
 
 fn expect_code(out: &CliOutput, code: i32) {
@@ -76,25 +67,6 @@ async fn produce_stamped(
     producer.flush(Duration::from_secs(10)).expect("flush");
 }
 
-async fn wait_active(admin: &GroupAdmin, group: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let d = admin
-            .describe_groups(&[group.to_string()])
-            .await
-            .expect("describe");
-        let state = d[0].as_ref().expect("group description").state;
-        if !state.is_inactive() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "group {group} never became active"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_kafka_spec_lands_exactly_where_kafka_puts_it() {
     let kafka = Tansu::start();
@@ -129,7 +101,12 @@ async fn every_kafka_spec_lands_exactly_where_kafka_puts_it() {
         let out = reset("execute", &bs, &args);
         expect_code(&out, 0);
         let got = committed_map(&admin, &group).await;
-        assert_eq!(&offsets(&got, "orders"), want, "{spec:?}\n{}", out.stdout);
+        assert_eq!(
+            &topic_offsets(&got, "orders"),
+            want,
+            "{spec:?}\n{}",
+            out.stdout
+        );
     }
 
     // --to-current on a partition the group never committed: the log end.
@@ -149,7 +126,7 @@ async fn every_kafka_spec_lands_exactly_where_kafka_puts_it() {
     );
     expect_code(&out, 0);
     assert_eq!(
-        offsets(&committed_map(&admin, "partial").await, "orders"),
+        topic_offsets(&committed_map(&admin, "partial").await, "orders"),
         vec![4, 30, 30]
     );
 
@@ -171,7 +148,7 @@ async fn every_kafka_spec_lands_exactly_where_kafka_puts_it() {
     );
     expect_code(&out, 0);
     assert_eq!(
-        offsets(&committed_map(&admin, "narrow").await, "orders"),
+        topic_offsets(&committed_map(&admin, "narrow").await, "orders"),
         vec![1, 10, 1]
     );
 }
@@ -223,7 +200,7 @@ async fn time_specs_find_the_first_record_at_or_after_the_time() {
             ],
         );
         expect_code(&out, 0);
-        let got = offsets(&committed_map(&admin, group).await, "events");
+        let got = topic_offsets(&committed_map(&admin, group).await, "events");
         assert_eq!(got, vec![want, 0], "{when}\n{}", out.stdout);
         // events-1 is empty: Kafka's notice, and the log end (0).
         assert!(
@@ -259,7 +236,7 @@ async fn time_specs_find_the_first_record_at_or_after_the_time() {
     );
     expect_code(&out, 0);
     assert_eq!(
-        offsets(&committed_map(&admin, group).await, "events")[0],
+        topic_offsets(&committed_map(&admin, group).await, "events")[0],
         20
     );
 
@@ -282,7 +259,7 @@ async fn time_specs_find_the_first_record_at_or_after_the_time() {
     );
     expect_code(&out, 0);
     assert_eq!(
-        offsets(&committed_map(&admin, group).await, "events")[0],
+        topic_offsets(&committed_map(&admin, group).await, "events")[0],
         31,
         "{}",
         out.stdout
@@ -306,7 +283,7 @@ async fn time_specs_find_the_first_record_at_or_after_the_time() {
     );
     expect_code(&out, 0);
     assert_eq!(
-        offsets(&committed_map(&admin, group).await, "events")[0],
+        topic_offsets(&committed_map(&admin, group).await, "events")[0],
         40
     );
     assert!(
@@ -341,7 +318,7 @@ async fn out_of_range_targets_are_clamped_with_kafkas_warnings() {
     );
     expect_code(&out, 0);
     assert_eq!(
-        offsets(&committed_map(&admin, "high").await, "orders"),
+        topic_offsets(&committed_map(&admin, "high").await, "orders"),
         vec![10, 10]
     );
     assert!(
@@ -367,7 +344,7 @@ async fn out_of_range_targets_are_clamped_with_kafkas_warnings() {
     );
     expect_code(&out, 0);
     assert_eq!(
-        offsets(&committed_map(&admin, "low").await, "orders"),
+        topic_offsets(&committed_map(&admin, "low").await, "orders"),
         vec![0, 0]
     );
     assert!(
@@ -386,7 +363,7 @@ async fn active_groups_are_refused_while_the_others_are_reset() {
     commit(&admin, "live-group", &commits("orders", &[4, 4])).await;
     commit(&admin, "idle-group", &commits("orders", &[4, 4])).await;
     let _consumer = LiveConsumer::start(&bs, "live-group", &["orders"]);
-    wait_active(&admin, "live-group").await;
+    wait_for_state(&admin, "live-group", true).await;
     let store = tempfile::tempdir().expect("tempdir");
     let path = store.path().to_str().expect("utf8");
 
@@ -428,11 +405,11 @@ async fn active_groups_are_refused_while_the_others_are_reset() {
         "{report}"
     );
     assert_eq!(
-        offsets(&committed_map(&admin, "live-group").await, "orders"),
+        topic_offsets(&committed_map(&admin, "live-group").await, "orders"),
         vec![4, 4]
     );
     assert_eq!(
-        offsets(&committed_map(&admin, "idle-group").await, "orders"),
+        topic_offsets(&committed_map(&admin, "idle-group").await, "orders"),
         vec![0, 0]
     );
     // The safety snapshot holds only the group that was changed.
@@ -560,7 +537,7 @@ async fn exported_plans_and_snapshots_drive_resets() {
         "a,orders,0,6\na,orders,1,7\na,orders,2,8\nb,payments,0,9\nb,payments,1,10\n"
     );
     assert_eq!(
-        offsets(&committed_map(&admin, "a").await, "orders"),
+        topic_offsets(&committed_map(&admin, "a").await, "orders"),
         vec![10, 11, 12]
     );
 
@@ -586,11 +563,11 @@ async fn exported_plans_and_snapshots_drive_resets() {
         .expect("snapshot id")
         .to_string();
     assert_eq!(
-        offsets(&committed_map(&admin, "a").await, "orders"),
+        topic_offsets(&committed_map(&admin, "a").await, "orders"),
         vec![6, 7, 8]
     );
     assert_eq!(
-        offsets(&committed_map(&admin, "b").await, "payments"),
+        topic_offsets(&committed_map(&admin, "b").await, "payments"),
         vec![9, 10]
     );
 
@@ -607,11 +584,11 @@ async fn exported_plans_and_snapshots_drive_resets() {
     ]);
     expect_code(&rb, 0);
     assert_eq!(
-        offsets(&committed_map(&admin, "a").await, "orders"),
+        topic_offsets(&committed_map(&admin, "a").await, "orders"),
         vec![10, 11, 12]
     );
     assert_eq!(
-        offsets(&committed_map(&admin, "b").await, "payments"),
+        topic_offsets(&committed_map(&admin, "b").await, "payments"),
         vec![13, 14]
     );
 
@@ -634,7 +611,7 @@ async fn exported_plans_and_snapshots_drive_resets() {
     );
     expect_code(&out, 0);
     assert_eq!(
-        offsets(&committed_map(&admin, "a").await, "orders"),
+        topic_offsets(&committed_map(&admin, "a").await, "orders"),
         vec![10, 11, 12]
     );
     // Its own safety snapshot holds exactly the partitions it changed, at their old offsets.
@@ -673,7 +650,7 @@ async fn exported_plans_and_snapshots_drive_resets() {
     );
     expect_code(&out, 0);
     assert_eq!(
-        offsets(&committed_map(&admin, "a").await, "orders"),
+        topic_offsets(&committed_map(&admin, "a").await, "orders"),
         vec![3, 11, 4]
     );
 }
@@ -887,11 +864,11 @@ async fn bad_input_is_a_clear_error_that_changes_nothing() {
         out.stdout
     );
     assert_eq!(
-        offsets(&committed_map(&admin, "half").await, "orders"),
+        topic_offsets(&committed_map(&admin, "half").await, "orders"),
         vec![5]
     );
     assert_eq!(
-        offsets(&committed_map(&admin, "g").await, "orders"),
+        topic_offsets(&committed_map(&admin, "g").await, "orders"),
         vec![6, 7]
     );
 }
@@ -963,7 +940,7 @@ async fn the_script_holds_one_kafka_command_per_changed_partition() {
     );
     // Writing the script changed nothing.
     assert_eq!(
-        offsets(&committed_map(&admin, "g").await, "orders"),
+        topic_offsets(&committed_map(&admin, "g").await, "orders"),
         vec![5, 6, 7]
     );
 }

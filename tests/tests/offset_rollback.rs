@@ -5,30 +5,14 @@ use std::time::{Duration, Instant};
 
 use tidemark::kafka::{CommittedOffset, GroupAdmin, KafkaConfig};
 use tidemark_tests::{
-    commit, commits, committed_map, connect_admin as admin, create_and_fill, run_cli, CliOutput,
-    LiveConsumer, Tansu,
+    commit, commits, committed_map, connect_admin as admin, create_and_fill, run_cli,
+    wait_for_state, CliOutput, LiveConsumer, Tansu,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_tidemark-under-test");
 
 fn cli(args: &[&str]) -> CliOutput {
     run_cli(BIN, args, &[])
-}
-
-async fn wait_for_state(admin: &GroupAdmin, group: &str, want_active: bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let d = admin
-            .describe_groups(&[group.to_string()])
-            .await
-            .expect("describe");
-        let state = d[0].as_ref().expect("group description").state;
-        if state.is_inactive() != want_active {
-            return;
-        }
-        assert!(Instant::now() < deadline, "group {group} stuck in {state}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

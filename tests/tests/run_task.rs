@@ -3,14 +3,13 @@
 //! snapshots on the local filesystem. Each run checks the exit code, the result file (a
 //! `TaskResult` of at most 4096 bytes) and the JSON line on stdout.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tidemark::task::{TaskResult, MAX_RESULT_BYTES};
 use tidemark_tests::{
-    commit, commits, committed_map, connect_admin as admin, create_and_fill, run_cli, CliOutput,
-    LiveConsumer, Tansu,
+    commit, commits, committed_map, connect_admin as admin, create_and_fill, run_cli,
+    topic_offsets, CliOutput, LiveConsumer, Tansu,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_tidemark-under-test");
@@ -90,13 +89,6 @@ fn task(operation: &str, bootstrap: &str, storage: &Path, extra: &str) -> String
          {extra}",
         storage.display()
     )
-}
-
-fn offsets(map: &BTreeMap<(String, i32), i64>, topic: &str) -> Vec<i64> {
-    map.iter()
-        .filter(|((t, _), _)| t == topic)
-        .map(|(_, o)| *o)
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -295,14 +287,14 @@ async fn snapshot_verify_rollback_delete_tasks() {
     );
     assert_eq!(rb.report["status"], "success");
     let op = committed_map(&admin, "order-processor").await;
-    assert_eq!(offsets(&op, "orders"), vec![5, 7, 9]);
+    assert_eq!(topic_offsets(&op, "orders"), vec![5, 7, 9]);
     assert_eq!(
-        offsets(&op, "payments"),
+        topic_offsets(&op, "payments"),
         vec![1],
         "partitions the snapshot does not hold are left as they are"
     );
     assert_eq!(
-        offsets(&committed_map(&admin, "payment-handler").await, "payments"),
+        topic_offsets(&committed_map(&admin, "payment-handler").await, "payments"),
         vec![3, 4]
     );
 
@@ -323,7 +315,7 @@ async fn snapshot_verify_rollback_delete_tasks() {
     assert_eq!(subset.result.groups_rolled_back, Some(1));
     assert!(subset.result.verification.is_none());
     assert_eq!(
-        offsets(&committed_map(&admin, "payment-handler").await, "payments"),
+        topic_offsets(&committed_map(&admin, "payment-handler").await, "payments"),
         vec![3, 4]
     );
 
@@ -419,11 +411,11 @@ async fn rollback_task_with_an_active_group_is_partial() {
         rb.result.message
     );
     assert_eq!(
-        offsets(&committed_map(&admin, "idle-group").await, "idle-topic"),
+        topic_offsets(&committed_map(&admin, "idle-group").await, "idle-topic"),
         vec![4, 5]
     );
     assert_eq!(
-        offsets(&committed_map(&admin, "live-group").await, "live-topic"),
+        topic_offsets(&committed_map(&admin, "live-group").await, "live-topic"),
         vec![9, 9],
         "the active group is untouched"
     );
@@ -732,7 +724,7 @@ async fn reset_tasks_plan_execute_and_reuse_their_snapshot_on_retry() {
         "no snapshot in a dry run"
     );
     assert_eq!(
-        offsets(&committed_map(&admin, "order-processor").await, "orders"),
+        topic_offsets(&committed_map(&admin, "order-processor").await, "orders"),
         vec![5, 7, 9]
     );
 
@@ -755,7 +747,7 @@ async fn reset_tasks_plan_execute_and_reuse_their_snapshot_on_retry() {
         (2, 0, 4)
     );
     assert_eq!(
-        offsets(&committed_map(&admin, "order-processor").await, "orders"),
+        topic_offsets(&committed_map(&admin, "order-processor").await, "orders"),
         vec![12, 12, 9]
     );
     assert_eq!(first.report["snapshot_id"], "reset-default-run-1");
@@ -781,11 +773,11 @@ async fn reset_tasks_plan_execute_and_reuse_their_snapshot_on_retry() {
     );
     assert_eq!(rb.code, 0, "{rb:?}");
     assert_eq!(
-        offsets(&committed_map(&admin, "order-processor").await, "orders"),
+        topic_offsets(&committed_map(&admin, "order-processor").await, "orders"),
         vec![5, 7, 9]
     );
     assert_eq!(
-        offsets(&committed_map(&admin, "billing").await, "orders"),
+        topic_offsets(&committed_map(&admin, "billing").await, "orders"),
         vec![1, 1, 1]
     );
 
@@ -800,7 +792,7 @@ async fn reset_tasks_plan_execute_and_reuse_their_snapshot_on_retry() {
         let run = run_task(dir, attempt, &shift, &[]);
         assert_eq!(run.out.code, 0, "{attempt}: {:?}", run.out);
         assert_eq!(
-            offsets(&committed_map(&admin, "order-processor").await, "orders"),
+            topic_offsets(&committed_map(&admin, "order-processor").await, "orders"),
             vec![2, 4, 6],
             "{attempt}"
         );
@@ -847,11 +839,11 @@ async fn reset_tasks_plan_execute_and_reuse_their_snapshot_on_retry() {
         r.group_results
     );
     assert_eq!(
-        offsets(&committed_map(&admin, "live").await, "orders"),
+        topic_offsets(&committed_map(&admin, "live").await, "orders"),
         vec![2, 2, 2]
     );
     assert_eq!(
-        offsets(&committed_map(&admin, "billing").await, "orders"),
+        topic_offsets(&committed_map(&admin, "billing").await, "orders"),
         vec![0, 0, 0]
     );
 
@@ -875,7 +867,7 @@ async fn reset_tasks_plan_execute_and_reuse_their_snapshot_on_retry() {
         bad.result.message
     );
     assert_eq!(
-        offsets(&committed_map(&admin, "billing").await, "orders"),
+        topic_offsets(&committed_map(&admin, "billing").await, "orders"),
         vec![0, 0, 0]
     );
 }
