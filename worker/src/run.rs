@@ -69,6 +69,10 @@ pub async fn run_task(task_file: &Path, result_file: &Path) -> Result<i32> {
                 failed.snapshot_id = t.snapshot_id.clone();
                 run_offset_reset(t).await
             }
+            TaskWork::Backup(_) | TaskWork::BackupCleanup(_) => Err(Error::invalid(format!(
+                "{} tasks are not supported by this worker yet",
+                task.operation()
+            ))),
             TaskWork::OffsetRollback(t) => {
                 // Validation guarantees an id for every operation but snapshot, where one is made
                 // up now so that even a failure reports it.

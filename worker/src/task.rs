@@ -43,6 +43,111 @@ pub enum TaskWork {
     OffsetRollback(OffsetRollbackTask),
     /// A KafkaOffsetReset run.
     OffsetReset(OffsetResetTask),
+    /// A KafkaBackup run (one shard of it when `shardCount > 1`).
+    Backup(BackupTask),
+    /// Retention for a KafkaBackup's backups: delete those beyond keepLast / older than maxAge.
+    BackupCleanup(BackupCleanupTask),
+}
+
+/// Copy topics' records (and the consumer offsets on them) into a backup.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackupTask {
+    pub kafka: KafkaTarget,
+    /// Where the backup goes (a `location`; ConfigMaps are too small for records).
+    pub storage: StorageTarget,
+    /// The backup's id, the same for every shard and every retry of a run. When absent, the
+    /// worker takes `TIDEMARK_BACKUP_ID` from its environment (the operator sets it to the
+    /// Job's name, from the pod's `batch.kubernetes.io/job-name` label, so each scheduled Job of a
+    /// CronJob is its own backup), else generates `backup-YYYYMMDD-HHMMSS-<8 hex>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_id: Option<String>,
+    /// Topics: names, globs (`payments-*`) or `~regex`; internal topics only when named.
+    pub topics: TopicSelection,
+    /// `oneShot` (up to the high watermarks read at start), `continuous` (until stopped) or
+    /// `incremental` (from where the chain's previous backup ended, up to the high watermarks).
+    #[serde(default)]
+    pub mode: BackupMode,
+    /// Backups of one chain (incremental mode continues the newest complete backup of the chain).
+    /// The operator uses the KafkaBackup's `<namespace>-<name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<String>,
+    /// `zstd` (default), `lz4` or `none`.
+    #[serde(default)]
+    pub compression: Compression,
+    /// zstd level 1-22 (default 3); ignored otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression_level: Option<i32>,
+    /// Partitions backed up at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_partitions: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_records_per_sec: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_bytes_per_sec: Option<u64>,
+    /// Segment bounds: uncompressed bytes, and milliseconds of record time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment_max_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment_max_interval_ms: Option<u64>,
+    /// Capture the committed offsets of groups on the backed-up topics (default true).
+    #[serde(default = "yes")]
+    pub capture_offsets: bool,
+    /// This pod's shard (Indexed Job: `JOB_COMPLETION_INDEX` when absent) and the shard count;
+    /// partitions are dealt to shards in a stable order, and the shards together form one backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard_index: Option<u32>,
+    #[serde(default = "one")]
+    pub shard_count: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Topic include/exclude patterns (seed 004 semantics).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TopicSelection {
+    #[serde(default)]
+    pub include: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+}
+
+/// How far a backup reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BackupMode {
+    #[default]
+    OneShot,
+    Continuous,
+    Incremental,
+}
+
+/// Segment compression.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Compression {
+    #[default]
+    Zstd,
+    Lz4,
+    None,
+}
+
+/// Retention: which backups of a chain to delete.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackupCleanupTask {
+    pub storage: StorageTarget,
+    /// The chain whose backups are pruned (other backups in the storage are never touched).
+    pub chain: String,
+    /// Keep at least the newest N complete backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_last: Option<u32>,
+    /// Delete complete backups older than this (e.g. `30d`, `12h`); the newest is always kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<String>,
 }
 
 /// Default of [`OffsetResetTask::max_concurrent`]: groups reset at once.
@@ -254,9 +359,34 @@ pub struct TaskResult {
     /// What an offset reset planned or did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reset: Option<ResultReset>,
+    /// What a backup stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<ResultBackup>,
     /// Set when the task failed: the error's label and exit code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ResultError>,
+}
+
+/// A backup's summary.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultBackup {
+    pub backup_id: String,
+    /// Whether this shard's part of the backup is complete (its manifest written).
+    pub complete: bool,
+    pub topics: u64,
+    pub partitions: u64,
+    pub records: u64,
+    /// Record bytes (keys, values, headers) before compression.
+    pub bytes: u64,
+    /// Bytes written to storage.
+    pub stored_bytes: u64,
+    pub segments: u64,
+    /// Consumer groups whose offsets were captured.
+    pub groups_captured: u64,
+    /// Backups deleted by a cleanup task.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted: Vec<String>,
 }
 
 /// An offset reset's summary, with per-group results truncated to fit the termination message.
@@ -368,6 +498,8 @@ impl Task {
         match &self.work {
             TaskWork::OffsetRollback(t) => t.validate(),
             TaskWork::OffsetReset(t) => t.validate(),
+            TaskWork::Backup(t) => t.validate(),
+            TaskWork::BackupCleanup(t) => t.validate(),
         }
     }
 
@@ -377,6 +509,8 @@ impl Task {
             TaskWork::OffsetRollback(t) => t.operation.as_str(),
             TaskWork::OffsetReset(t) if t.dry_run => "reset-plan",
             TaskWork::OffsetReset(_) => "reset",
+            TaskWork::Backup(_) => "backup",
+            TaskWork::BackupCleanup(_) => "backup-cleanup",
         }
     }
 }
@@ -522,6 +656,85 @@ impl OffsetResetTask {
             )),
             None => Ok(()),
         }
+    }
+}
+
+impl BackupTask {
+    /// Checks the storage (a location), the topic selection (at least one include), the shard
+    /// (`shardIndex < shardCount`, 1-1000 shards), the id and chain names, and bounds.
+    pub fn validate(&self) -> Result<()> {
+        self.kafka.validate()?;
+        match &self.storage {
+            StorageTarget::Location { .. } => self.storage.validate()?,
+            StorageTarget::ConfigMap { .. } => {
+                return Err(field_error(
+                    "storage",
+                    "is a ConfigMap; backups need a PVC, s3, gcs or azure location",
+                ))
+            }
+        }
+        if let Some(id) = &self.backup_id {
+            validate_id(id).map_err(|e| field_invalid("backupId", e))?;
+        }
+        if let Some(chain) = &self.chain {
+            validate_id(chain).map_err(|e| field_invalid("chain", e))?;
+        }
+        if self.topics.include.iter().all(|t| t.trim().is_empty()) {
+            return Err(field_error(
+                "topics.include",
+                "is empty: name topics, globs (orders-*) or ~regex",
+            ));
+        }
+        if self.mode == BackupMode::Incremental && self.chain.is_none() {
+            return Err(field_error("chain", "is required for incremental backups"));
+        }
+        if !(1..=1000).contains(&self.shard_count) {
+            return Err(field_error(
+                "shardCount",
+                format!("is {}; use 1 to 1000", self.shard_count),
+            ));
+        }
+        if let Some(i) = self.shard_index {
+            if i >= self.shard_count {
+                return Err(field_error(
+                    "shardIndex",
+                    format!("is {i}; it must be below shardCount ({})", self.shard_count),
+                ));
+            }
+        }
+        if let Some(level) = self.compression_level {
+            if !(1..=22).contains(&level) {
+                return Err(field_error(
+                    "compressionLevel",
+                    format!("is {level}; zstd levels are 1 to 22"),
+                ));
+            }
+        }
+        if self.max_concurrent_partitions == Some(0) {
+            return Err(field_error(
+                "maxConcurrentPartitions",
+                "is 0; use 1 or more",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl BackupCleanupTask {
+    /// Checks the chain name and that a retention rule is given.
+    pub fn validate(&self) -> Result<()> {
+        self.storage.validate()?;
+        validate_id(&self.chain).map_err(|e| field_invalid("chain", e))?;
+        if self.keep_last.is_none() && self.max_age.is_none() {
+            return Err(field_error(
+                "keepLast",
+                "and maxAge are both absent: give at least one retention rule",
+            ));
+        }
+        if self.keep_last == Some(0) {
+            return Err(field_error("keepLast", "is 0; keep at least 1 backup"));
+        }
+        Ok(())
     }
 }
 
