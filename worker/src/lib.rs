@@ -2,6 +2,7 @@
 //! `tidemark` CLI. The operator runs this same code inside Kubernetes Jobs.
 
 pub mod app;
+pub mod backup;
 pub mod cli;
 pub mod configmap;
 pub mod error;

@@ -1,0 +1,1895 @@
+//! The segment object format: a run of one partition's records, stored byte for byte (offsets,
+//! timestamps and their types, null-versus-empty keys and values, ordered headers with null
+//! values and duplicate keys), compressed with one codec and sealed with a CRC-32C that every
+//! read verifies. `docs/FORMAT.md` describes the layout for people writing their own readers.
+//!
+//! Layout (all integers little-endian):
+//!
+//! ```text
+//!  0  4  magic "TMSG"
+//!  4  1  major version (1)      readers refuse a major version they do not know
+//!  5  1  minor version (0)      compatible additions only
+//!  6  2  header length (64)     the record block starts here
+//!  8  1  codec                  0 none, 1 zstd, 2 lz4 (block format)
+//!  9  1  flags                  must-understand bits; none defined in 1.0
+//! 10  2  reserved               0; readers of 1.x ignore it
+//! 12  4  record count           at least 1
+//! 16  8  first offset           i64
+//! 24  8  last offset            i64
+//! 32  8  min timestamp          i64, over all records
+//! 40  8  max timestamp          i64, over all records
+//! 48  8  uncompressed length    the record block before compression
+//! 56  8  stored length          the record block as stored
+//! 64  …  record block           `stored length` bytes
+//!  …  4  CRC-32C                over every byte before it
+//! ```
+//!
+//! Each record in the (decompressed) block is: offset delta (varint, `offset - previous - 1`,
+//! the first record's "previous" being `first offset - 1`), attributes (1 byte: timestamp type in
+//! bits 0-1), timestamp delta (zigzag varint, from the previous record's timestamp, the first
+//! from 0), key and value (varint `length + 1`, `0` for null), header count (varint), then per
+//! header: key (varint length, UTF-8) and value (varint `length + 1`, `0` for null).
+
+use std::fmt;
+use std::io::Read;
+
+use serde::{Deserialize, Serialize};
+
+/// The segment magic, "TMSG".
+pub const MAGIC: [u8; 4] = *b"TMSG";
+/// The major format version this code writes and the only one it reads.
+pub const FORMAT_MAJOR: u8 = 1;
+/// The minor format version this code writes; readers accept any minor of their major.
+pub const FORMAT_MINOR: u8 = 0;
+/// Length of the fixed header written by this version.
+pub const HEADER_LEN: usize = 64;
+/// Length of the trailing checksum.
+pub const CHECKSUM_LEN: usize = 4;
+/// The largest record block (before compression) a segment may hold, 1 GiB. Writers refuse to
+/// grow past it and readers refuse a header that claims more, so a hostile or corrupt object
+/// can never make a reader allocate more than this.
+pub const MAX_BLOCK_BYTES: u64 = 1 << 30;
+/// The zstd level used when none is given.
+pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+
+/// Codec ids as stored in the header.
+const CODEC_NONE: u8 = 0;
+const CODEC_ZSTD: u8 = 1;
+const CODEC_LZ4: u8 = 2;
+
+/// The fewest bytes one record takes in the block: offset delta, attributes, timestamp delta,
+/// key, value and header count, one byte each.
+const MIN_RECORD_BYTES: u64 = 6;
+/// The fewest bytes one header takes: key length and value marker.
+const MIN_HEADER_BYTES: usize = 2;
+/// LZ4 cannot expand its input by more than this factor (one 255 run-length byte per 255 bytes).
+const LZ4_MAX_RATIO: u64 = 255;
+/// Timestamp type in the attributes byte.
+const ATTR_TS_MASK: u8 = 0b11;
+
+/// How a segment's record block is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// Stored as is.
+    None,
+    /// Zstandard at `level` (1-22; [`DEFAULT_ZSTD_LEVEL`] by default).
+    Zstd {
+        /// Compression level, 1 to 22.
+        level: i32,
+    },
+    /// LZ4 block format (no frame), pure Rust.
+    Lz4,
+}
+
+impl Default for Codec {
+    fn default() -> Self {
+        Codec::Zstd {
+            level: DEFAULT_ZSTD_LEVEL,
+        }
+    }
+}
+
+impl Codec {
+    /// The codec a backup task asks for: its `compression` and, for zstd, `compressionLevel`.
+    pub fn from_task(compression: crate::task::Compression, level: Option<i32>) -> Codec {
+        match compression {
+            crate::task::Compression::Zstd => Codec::Zstd {
+                level: level.unwrap_or(DEFAULT_ZSTD_LEVEL),
+            },
+            crate::task::Compression::Lz4 => Codec::Lz4,
+            crate::task::Compression::None => Codec::None,
+        }
+    }
+
+    /// The codec's name as [`SegmentStats::codec`] records it: `zstd`, `lz4` or `none`.
+    pub fn name(&self) -> &'static str {
+        codec_name(self.id())
+    }
+
+    fn id(&self) -> u8 {
+        match self {
+            Codec::None => CODEC_NONE,
+            Codec::Zstd { .. } => CODEC_ZSTD,
+            Codec::Lz4 => CODEC_LZ4,
+        }
+    }
+}
+
+fn codec_name(id: u8) -> &'static str {
+    match id {
+        CODEC_ZSTD => "zstd",
+        CODEC_LZ4 => "lz4",
+        _ => "none",
+    }
+}
+
+/// A record's timestamp type, as Kafka reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimestampType {
+    /// Set by the producer.
+    CreateTime,
+    /// Set by the broker when it appended the record.
+    LogAppendTime,
+    /// No timestamp (old message formats); the timestamp is then -1.
+    NotAvailable,
+}
+
+impl TimestampType {
+    /// The timestamp and its type from an rdkafka message timestamp (`NotAvailable` is -1).
+    pub fn split_kafka(ts: rdkafka::Timestamp) -> (i64, TimestampType) {
+        match ts {
+            rdkafka::Timestamp::CreateTime(t) => (t, TimestampType::CreateTime),
+            rdkafka::Timestamp::LogAppendTime(t) => (t, TimestampType::LogAppendTime),
+            rdkafka::Timestamp::NotAvailable => (-1, TimestampType::NotAvailable),
+        }
+    }
+
+    fn to_bits(self) -> u8 {
+        match self {
+            TimestampType::CreateTime => 0,
+            TimestampType::LogAppendTime => 1,
+            TimestampType::NotAvailable => 2,
+        }
+    }
+
+    fn from_bits(bits: u8) -> Option<TimestampType> {
+        match bits {
+            0 => Some(TimestampType::CreateTime),
+            1 => Some(TimestampType::LogAppendTime),
+            2 => Some(TimestampType::NotAvailable),
+            _ => None,
+        }
+    }
+}
+
+/// One Kafka record exactly as it was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The record's offset in its source partition.
+    pub offset: i64,
+    /// Milliseconds since the epoch (-1 when not available).
+    pub timestamp: i64,
+    /// What the timestamp means.
+    pub timestamp_type: TimestampType,
+    /// The key; `None` (null) is distinct from `Some(vec![])` (empty).
+    pub key: Option<Vec<u8>>,
+    /// The value; `None` (null, a tombstone) is distinct from empty.
+    pub value: Option<Vec<u8>>,
+    /// Headers in order, duplicate keys kept; a value may be null.
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// Stats of a finished segment, also what the manifest stores per segment (PITR index: MIN/MAX
+/// timestamp over all records, not first/last).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct SegmentStats {
+    /// Records in the segment (at least 1).
+    pub records: u64,
+    /// Offset of the first record.
+    pub first_offset: i64,
+    /// Offset of the last record.
+    pub last_offset: i64,
+    /// Smallest timestamp of any record.
+    pub min_timestamp: i64,
+    /// Largest timestamp of any record.
+    pub max_timestamp: i64,
+    /// Length of the record block before compression (keys, values, headers and their framing).
+    pub uncompressed_bytes: u64,
+    /// Length of the whole segment object as stored.
+    pub stored_bytes: u64,
+    /// The object's CRC-32C (its last four bytes).
+    pub crc32c: u32,
+    /// `zstd`, `lz4` or `none`.
+    pub codec: String,
+}
+
+/// Why a segment could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    /// A pushed record's offset is not above the previous record's.
+    #[error(
+        "record offset {offset} does not follow the segment's last offset {last}: offsets must increase"
+    )]
+    OffsetOrder {
+        /// The refused offset.
+        offset: i64,
+        /// The segment's last offset.
+        last: i64,
+    },
+
+    /// The record would take the segment past [`MAX_BLOCK_BYTES`] or 2^32-1 records (or is
+    /// bigger than a segment can ever hold).
+    #[error("{0}")]
+    SegmentFull(String),
+
+    /// `finish` was called on a writer without records.
+    #[error("failed to finish segment: it has no records")]
+    Empty,
+
+    /// A zstd level outside 1-22.
+    #[error("invalid zstd level {0}: zstd levels are 1 to 22")]
+    InvalidLevel(i32),
+
+    /// The compressor failed.
+    #[error("failed to compress segment with {codec}: {reason}")]
+    Compress {
+        /// Codec name.
+        codec: &'static str,
+        /// What the compressor said.
+        reason: String,
+    },
+
+    /// The object is damaged: bad magic, lengths, checksum, compressed data or records.
+    #[error("segment '{name}' is corrupt: {reason}")]
+    Corrupt {
+        /// The object's path.
+        name: String,
+        /// What is wrong, with the numbers.
+        reason: String,
+    },
+
+    /// The object was written by an incompatible (newer) format version.
+    #[error(
+        "segment '{name}' has format version {major}.{minor}; this tidemark reads version {FORMAT_MAJOR}.x only"
+    )]
+    UnsupportedVersion {
+        /// The object's path.
+        name: String,
+        /// Major version found.
+        major: u8,
+        /// Minor version found.
+        minor: u8,
+    },
+
+    /// The object uses a codec or flag this version does not know.
+    #[error("segment '{name}' uses {what}, which this tidemark does not support")]
+    Unsupported {
+        /// The object's path.
+        name: String,
+        /// The unknown feature.
+        what: String,
+    },
+}
+
+impl FormatError {
+    /// A stable short label for metrics, events and reports.
+    pub fn label(&self) -> &'static str {
+        match self {
+            FormatError::OffsetOrder { .. } => "offset_order",
+            FormatError::SegmentFull(_) => "segment_full",
+            FormatError::Empty => "empty_segment",
+            FormatError::InvalidLevel(_) => "invalid_level",
+            FormatError::Compress { .. } => "compress",
+            FormatError::Corrupt { .. } => "corrupt",
+            FormatError::UnsupportedVersion { .. } => "unsupported_version",
+            FormatError::Unsupported { .. } => "unsupported",
+        }
+    }
+
+    /// Whether the object is damaged (as opposed to written by a newer version or refused on write).
+    pub fn is_corrupt(&self) -> bool {
+        matches!(self, FormatError::Corrupt { .. })
+    }
+}
+
+fn corrupt(name: &str, reason: impl Into<String>) -> FormatError {
+    FormatError::Corrupt {
+        name: name.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Builds one segment in memory: push records in offset order, then [`finish`](Self::finish).
+pub struct SegmentWriter {
+    codec: Codec,
+    /// [`MAX_BLOCK_BYTES`], lower in tests.
+    max_block: u64,
+    block: Vec<u8>,
+    records: u64,
+    first_offset: Option<i64>,
+    last_offset: Option<i64>,
+    last_timestamp: i64,
+    min_timestamp: Option<i64>,
+    max_timestamp: Option<i64>,
+}
+
+impl fmt::Debug for SegmentWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SegmentWriter")
+            .field("codec", &self.codec)
+            .field("records", &self.records)
+            .field("uncompressed_bytes", &self.block.len())
+            .field("first_offset", &self.first_offset)
+            .field("last_offset", &self.last_offset)
+            .finish()
+    }
+}
+
+impl SegmentWriter {
+    /// An empty segment that will be compressed with `codec`.
+    pub fn new(codec: Codec) -> Self {
+        SegmentWriter {
+            codec,
+            max_block: MAX_BLOCK_BYTES,
+            block: Vec::new(),
+            records: 0,
+            first_offset: None,
+            last_offset: None,
+            last_timestamp: 0,
+            min_timestamp: None,
+            max_timestamp: None,
+        }
+    }
+
+    /// Appends one record; offsets must increase strictly (gaps allowed) — error otherwise.
+    ///
+    /// Also refuses a record that would take the block past [`MAX_BLOCK_BYTES`]; the segment
+    /// is unchanged after any error.
+    pub fn push(
+        &mut self,
+        offset: i64,
+        timestamp: i64,
+        ts_type: TimestampType,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&str, Option<&[u8]>)],
+    ) -> Result<(), FormatError> {
+        let previous = match self.last_offset {
+            Some(last) if offset <= last => {
+                return Err(FormatError::OffsetOrder { offset, last });
+            }
+            Some(last) => i128::from(last),
+            None => i128::from(offset) - 1,
+        };
+        if self.records >= u64::from(u32::MAX) {
+            return Err(FormatError::SegmentFull(format!(
+                "segment is full: it holds {} records, the most one segment can; finish it and start another",
+                self.records
+            )));
+        }
+        let start = self.block.len();
+        // offset > previous, so the delta fits in u64 (at most 2^64 - 2).
+        put_uvarint(&mut self.block, (i128::from(offset) - previous - 1) as u64);
+        self.block.push(ts_type.to_bits());
+        put_uvarint(
+            &mut self.block,
+            zigzag(timestamp.wrapping_sub(self.last_timestamp)),
+        );
+        put_nullable(&mut self.block, key);
+        put_nullable(&mut self.block, value);
+        put_uvarint(&mut self.block, headers.len() as u64);
+        for (hkey, hvalue) in headers {
+            put_uvarint(&mut self.block, hkey.len() as u64);
+            self.block.extend_from_slice(hkey.as_bytes());
+            put_nullable(&mut self.block, *hvalue);
+        }
+        if self.block.len() as u64 > self.max_block {
+            let needed = self.block.len() - start;
+            self.block.truncate(start);
+            return Err(FormatError::SegmentFull(if start == 0 {
+                format!(
+                    "record {offset} needs {needed} bytes, more than one segment can hold ({})",
+                    self.max_block
+                )
+            } else {
+                format!(
+                    "segment is full: record {offset} needs {needed} bytes and the segment already has {start} of at most {}; finish it and start another",
+                    self.max_block
+                )
+            }));
+        }
+        self.records += 1;
+        self.first_offset.get_or_insert(offset);
+        self.last_offset = Some(offset);
+        self.last_timestamp = timestamp;
+        self.min_timestamp = Some(self.min_timestamp.map_or(timestamp, |m| m.min(timestamp)));
+        self.max_timestamp = Some(self.max_timestamp.map_or(timestamp, |m| m.max(timestamp)));
+        Ok(())
+    }
+
+    /// Appends a [`Record`] (see [`push`](Self::push)).
+    pub fn push_record(&mut self, record: &Record) -> Result<(), FormatError> {
+        let headers: Vec<(&str, Option<&[u8]>)> = record
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_deref()))
+            .collect();
+        self.push(
+            record.offset,
+            record.timestamp,
+            record.timestamp_type,
+            record.key.as_deref(),
+            record.value.as_deref(),
+            &headers,
+        )
+    }
+
+    /// Records pushed so far.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Length of the record block so far, before compression.
+    pub fn uncompressed_bytes(&self) -> u64 {
+        self.block.len() as u64
+    }
+
+    /// Offset of the first record, if any.
+    pub fn first_offset(&self) -> Option<i64> {
+        self.first_offset
+    }
+
+    /// Offset of the last record, if any.
+    pub fn last_offset(&self) -> Option<i64> {
+        self.last_offset
+    }
+
+    /// Smallest timestamp so far.
+    pub fn min_timestamp(&self) -> Option<i64> {
+        self.min_timestamp
+    }
+
+    /// Largest timestamp so far.
+    pub fn max_timestamp(&self) -> Option<i64> {
+        self.max_timestamp
+    }
+
+    /// The codec [`finish`](Self::finish) will use.
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+
+    /// Encodes (compresses) the segment: the object bytes and its stats. Deterministic: the same
+    /// records and codec give the same bytes.
+    pub fn finish(self) -> Result<(Vec<u8>, SegmentStats), FormatError> {
+        let (Some(first_offset), Some(last_offset), Some(min_ts), Some(max_ts)) = (
+            self.first_offset,
+            self.last_offset,
+            self.min_timestamp,
+            self.max_timestamp,
+        ) else {
+            return Err(FormatError::Empty);
+        };
+        let compressed;
+        let stored: &[u8] = match self.codec {
+            Codec::None => &self.block,
+            Codec::Zstd { level } => {
+                if !(1..=22).contains(&level) {
+                    return Err(FormatError::InvalidLevel(level));
+                }
+                compressed = zstd::bulk::compress(&self.block, level).map_err(|e| {
+                    FormatError::Compress {
+                        codec: "zstd",
+                        reason: e.to_string(),
+                    }
+                })?;
+                &compressed
+            }
+            Codec::Lz4 => {
+                compressed = lz4_flex::block::compress(&self.block);
+                &compressed
+            }
+        };
+        let records = u32::try_from(self.records)
+            .map_err(|_| FormatError::SegmentFull(format!("{} records", self.records)))?;
+        let mut out = Vec::with_capacity(HEADER_LEN + stored.len() + CHECKSUM_LEN);
+        out.extend_from_slice(&MAGIC);
+        out.push(FORMAT_MAJOR);
+        out.push(FORMAT_MINOR);
+        out.extend_from_slice(&(HEADER_LEN as u16).to_le_bytes());
+        out.push(self.codec.id());
+        out.push(0); // flags
+        out.extend_from_slice(&[0, 0]); // reserved
+        out.extend_from_slice(&records.to_le_bytes());
+        out.extend_from_slice(&first_offset.to_le_bytes());
+        out.extend_from_slice(&last_offset.to_le_bytes());
+        out.extend_from_slice(&min_ts.to_le_bytes());
+        out.extend_from_slice(&max_ts.to_le_bytes());
+        out.extend_from_slice(&(self.block.len() as u64).to_le_bytes());
+        out.extend_from_slice(&(stored.len() as u64).to_le_bytes());
+        debug_assert_eq!(out.len(), HEADER_LEN);
+        out.extend_from_slice(stored);
+        let crc = crc32c::crc32c(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        let stats = SegmentStats {
+            records: self.records,
+            first_offset,
+            last_offset,
+            min_timestamp: min_ts,
+            max_timestamp: max_ts,
+            uncompressed_bytes: self.block.len() as u64,
+            stored_bytes: out.len() as u64,
+            crc32c: crc,
+            codec: self.codec.name().to_string(),
+        };
+        Ok((out, stats))
+    }
+}
+
+/// A verified header: the stats and where the stored block lies.
+struct Header {
+    stats: SegmentStats,
+    codec: u8,
+    block_start: usize,
+    block_end: usize,
+}
+
+/// Verifies magic, version, lengths and checksum, then decodes every record. `name` (the
+/// object's path) is in every error.
+pub fn decode_segment(data: &[u8], name: &str) -> Result<(SegmentStats, Vec<Record>), FormatError> {
+    let header = read_header(data, name)?;
+    let stored = &data[header.block_start..header.block_end];
+    let expected = header.stats.uncompressed_bytes;
+    let decompressed;
+    let block: &[u8] = match header.codec {
+        CODEC_ZSTD => {
+            decompressed = zstd_decompress(stored, expected).map_err(|e| corrupt(name, e))?;
+            &decompressed
+        }
+        CODEC_LZ4 => {
+            decompressed = lz4_decompress(stored, expected).map_err(|e| corrupt(name, e))?;
+            &decompressed
+        }
+        _ => stored,
+    };
+    let records = decode_block(block, &header.stats).map_err(|e| corrupt(name, e))?;
+    Ok((header.stats, records))
+}
+
+/// Reads only the header and verifies the checksum (for `verify-backup` without --deep).
+pub fn check_segment(data: &[u8], name: &str) -> Result<SegmentStats, FormatError> {
+    read_header(data, name).map(|h| h.stats)
+}
+
+fn le_u16(data: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([data[at], data[at + 1]])
+}
+
+fn le_u32(data: &[u8], at: usize) -> u32 {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&data[at..at + 4]);
+    u32::from_le_bytes(b)
+}
+
+fn le_u64(data: &[u8], at: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&data[at..at + 8]);
+    u64::from_le_bytes(b)
+}
+
+fn le_i64(data: &[u8], at: usize) -> i64 {
+    le_u64(data, at) as i64
+}
+
+/// Checks everything that does not need the record block decoded. Every index into `data` is
+/// bounds-checked first (the minimum length, then the declared lengths against the real one).
+fn read_header(data: &[u8], name: &str) -> Result<Header, FormatError> {
+    let min = HEADER_LEN + CHECKSUM_LEN;
+    if data.len() < min {
+        return Err(corrupt(
+            name,
+            format!(
+                "truncated: {} bytes, a segment has at least {min}",
+                data.len()
+            ),
+        ));
+    }
+    if data[0..4] != MAGIC {
+        return Err(corrupt(
+            name,
+            format!(
+                "bad magic 0x{} (expected 0x{}, \"TMSG\"): not a tidemark segment",
+                hex(&data[0..4]),
+                hex(&MAGIC)
+            ),
+        ));
+    }
+    let (major, minor) = (data[4], data[5]);
+    if major != FORMAT_MAJOR {
+        return Err(FormatError::UnsupportedVersion {
+            name: name.to_string(),
+            major,
+            minor,
+        });
+    }
+    let header_len = usize::from(le_u16(data, 6));
+    if header_len < HEADER_LEN {
+        return Err(corrupt(
+            name,
+            format!("header length {header_len} is below the minimum {HEADER_LEN}"),
+        ));
+    }
+    let uncompressed = le_u64(data, 48);
+    let stored = le_u64(data, 56);
+    let declared = (header_len as u64)
+        .checked_add(stored)
+        .and_then(|n| n.checked_add(CHECKSUM_LEN as u64));
+    if declared != Some(data.len() as u64) {
+        let (what, declared) = match declared {
+            Some(n) if n < data.len() as u64 => ("trailing bytes", n.to_string()),
+            Some(n) => ("truncated", n.to_string()),
+            None => ("truncated", "more than 2^64".to_string()),
+        };
+        return Err(corrupt(
+            name,
+            format!(
+                "{what}: the header declares {declared} bytes (header {header_len}, block {stored}, checksum {CHECKSUM_LEN}), the object has {}",
+                data.len()
+            ),
+        ));
+    }
+    let crc_at = data.len() - CHECKSUM_LEN;
+    let stored_crc = le_u32(data, crc_at);
+    let computed = crc32c::crc32c(&data[..crc_at]);
+    if stored_crc != computed {
+        return Err(corrupt(
+            name,
+            format!("checksum mismatch (stored 0x{stored_crc:08x}, computed 0x{computed:08x})"),
+        ));
+    }
+    // The bytes are what the writer wrote; what follows refuses what this version can't read
+    // and values no writer produces.
+    let codec = data[8];
+    if !matches!(codec, CODEC_NONE | CODEC_ZSTD | CODEC_LZ4) {
+        return Err(FormatError::Unsupported {
+            name: name.to_string(),
+            what: format!("codec id {codec}"),
+        });
+    }
+    let flags = data[9];
+    if flags != 0 {
+        return Err(FormatError::Unsupported {
+            name: name.to_string(),
+            what: format!("flags 0x{flags:02x}"),
+        });
+    }
+    let records = u64::from(le_u32(data, 12));
+    let first_offset = le_i64(data, 16);
+    let last_offset = le_i64(data, 24);
+    let min_timestamp = le_i64(data, 32);
+    let max_timestamp = le_i64(data, 40);
+    if records == 0 {
+        return Err(corrupt(name, "the header says it holds no records"));
+    }
+    if first_offset > last_offset {
+        return Err(corrupt(
+            name,
+            format!("first offset {first_offset} is after last offset {last_offset}"),
+        ));
+    }
+    let span = i128::from(last_offset) - i128::from(first_offset) + 1;
+    if records == 1 && span != 1 {
+        return Err(corrupt(
+            name,
+            format!(
+                "one record, but first offset {first_offset} and last offset {last_offset} differ"
+            ),
+        ));
+    }
+    if i128::from(records) > span {
+        return Err(corrupt(
+            name,
+            format!(
+                "{records} records cannot have distinct offsets from {first_offset} to {last_offset}"
+            ),
+        ));
+    }
+    if min_timestamp > max_timestamp {
+        return Err(corrupt(
+            name,
+            format!("min timestamp {min_timestamp} is after max timestamp {max_timestamp}"),
+        ));
+    }
+    if uncompressed > MAX_BLOCK_BYTES {
+        return Err(corrupt(
+            name,
+            format!(
+                "the record block claims {uncompressed} bytes uncompressed, more than the limit {MAX_BLOCK_BYTES}"
+            ),
+        ));
+    }
+    if records.saturating_mul(MIN_RECORD_BYTES) > uncompressed {
+        return Err(corrupt(
+            name,
+            format!("{records} records cannot fit in a {uncompressed}-byte record block"),
+        ));
+    }
+    match codec {
+        CODEC_NONE if stored != uncompressed => {
+            return Err(corrupt(
+                name,
+                format!("uncompressed block of {stored} bytes, the header says {uncompressed}"),
+            ));
+        }
+        CODEC_LZ4 if uncompressed > stored.saturating_mul(LZ4_MAX_RATIO) => {
+            return Err(corrupt(
+                name,
+                format!("lz4 cannot expand {stored} bytes to the {uncompressed} the header claims"),
+            ));
+        }
+        _ => {}
+    }
+    Ok(Header {
+        stats: SegmentStats {
+            records,
+            first_offset,
+            last_offset,
+            min_timestamp,
+            max_timestamp,
+            uncompressed_bytes: uncompressed,
+            stored_bytes: data.len() as u64,
+            crc32c: stored_crc,
+            codec: codec_name(codec).to_string(),
+        },
+        codec,
+        block_start: header_len,
+        block_end: crc_at,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Decompresses one zstd frame, reading at most one byte more than `expected` so a block that
+/// decompresses to more is refused without producing it all.
+fn zstd_decompress(stored: &[u8], expected: u64) -> Result<Vec<u8>, String> {
+    let decoder = zstd::stream::read::Decoder::with_buffer(stored)
+        .map_err(|e| format!("zstd decoder: {e}"))?
+        .single_frame();
+    // Memory grows with what is really decompressed, not with what the header claims.
+    let reserve = expected.min(64 << 20) as usize;
+    let mut out = Vec::with_capacity(reserve);
+    let mut limited = decoder.take(expected + 1);
+    limited
+        .read_to_end(&mut out)
+        .map_err(|e| format!("zstd data does not decompress: {e}"))?;
+    if out.len() as u64 != expected {
+        return Err(format!(
+            "zstd block decompresses to {}{} bytes, the header says {expected}",
+            if out.len() as u64 > expected {
+                "more than "
+            } else {
+                ""
+            },
+            out.len().min(expected as usize)
+        ));
+    }
+    let rest = limited.into_inner().finish();
+    if !rest.is_empty() {
+        return Err(format!(
+            "{} bytes follow the zstd frame in the record block",
+            rest.len()
+        ));
+    }
+    Ok(out)
+}
+
+/// Decompresses an LZ4 block into exactly `expected` bytes.
+fn lz4_decompress(stored: &[u8], expected: u64) -> Result<Vec<u8>, String> {
+    let mut out = vec![0u8; expected as usize];
+    let n = lz4_flex::block::decompress_into(stored, &mut out).map_err(|e| {
+        format!("lz4 data does not decompress into the {expected} bytes the header says: {e}")
+    })?;
+    if n as u64 != expected {
+        return Err(format!(
+            "lz4 block decompresses to {n} bytes, the header says {expected}"
+        ));
+    }
+    Ok(out)
+}
+
+/// Decodes the record block and checks it against the header's stats.
+fn decode_block(block: &[u8], stats: &SegmentStats) -> Result<Vec<Record>, String> {
+    let mut cur = Cursor { buf: block, pos: 0 };
+    // The count was checked against the block's length; memory still grows only with the
+    // records really decoded.
+    let mut out = Vec::with_capacity(stats.records.min(1 << 16) as usize);
+    let mut previous = i128::from(stats.first_offset) - 1;
+    let mut last_ts = 0i64;
+    let (mut min_ts, mut max_ts) = (i64::MAX, i64::MIN);
+    for i in 0..stats.records {
+        let start = cur.pos;
+        let at = |what: &str| format!("record {i} (at byte {start} of the block): {what}");
+        let delta = cur
+            .uvarint()
+            .map_err(|e| at(&format!("offset delta: {e}")))?;
+        let offset = previous + 1 + i128::from(delta);
+        let offset = i64::try_from(offset)
+            .map_err(|_| at(&format!("offset {offset} is beyond the 64-bit range")))?;
+        if i == 0 && offset != stats.first_offset {
+            return Err(at(&format!(
+                "first offset {offset}, the header says {}",
+                stats.first_offset
+            )));
+        }
+        let attrs = cur.byte().map_err(|e| at(&format!("attributes: {e}")))?;
+        let timestamp_type = match TimestampType::from_bits(attrs & ATTR_TS_MASK) {
+            Some(t) if attrs & !ATTR_TS_MASK == 0 => t,
+            _ => return Err(at(&format!("unknown attributes 0x{attrs:02x}"))),
+        };
+        let ts_delta = cur
+            .uvarint()
+            .map_err(|e| at(&format!("timestamp delta: {e}")))?;
+        let timestamp = last_ts.wrapping_add(unzigzag(ts_delta));
+        let key = cur.nullable().map_err(|e| at(&format!("key: {e}")))?;
+        let value = cur.nullable().map_err(|e| at(&format!("value: {e}")))?;
+        let count = cur
+            .uvarint()
+            .map_err(|e| at(&format!("header count: {e}")))?;
+        if count > (cur.remaining() / MIN_HEADER_BYTES) as u64 {
+            return Err(at(&format!(
+                "{count} headers cannot fit in the {} bytes left",
+                cur.remaining()
+            )));
+        }
+        let mut headers = Vec::with_capacity(count as usize);
+        for h in 0..count {
+            let hkey = cur
+                .string()
+                .map_err(|e| at(&format!("header {h} key: {e}")))?;
+            let hvalue = cur
+                .nullable()
+                .map_err(|e| at(&format!("header {h} value: {e}")))?;
+            headers.push((hkey, hvalue));
+        }
+        previous = i128::from(offset);
+        last_ts = timestamp;
+        min_ts = min_ts.min(timestamp);
+        max_ts = max_ts.max(timestamp);
+        out.push(Record {
+            offset,
+            timestamp,
+            timestamp_type,
+            key,
+            value,
+            headers,
+        });
+    }
+    if cur.remaining() != 0 {
+        return Err(format!(
+            "{} bytes follow the last of the {} records in the block",
+            cur.remaining(),
+            stats.records
+        ));
+    }
+    if previous != i128::from(stats.last_offset) {
+        return Err(format!(
+            "last record has offset {previous}, the header says {}",
+            stats.last_offset
+        ));
+    }
+    if (min_ts, max_ts) != (stats.min_timestamp, stats.max_timestamp) {
+        return Err(format!(
+            "records' timestamps span {min_ts} to {max_ts}, the header says {} to {}",
+            stats.min_timestamp, stats.max_timestamp
+        ));
+    }
+    Ok(out)
+}
+
+/// Appends `v` as an unsigned LEB128 varint (7 bits a byte, low first, high bit = more).
+fn put_uvarint(buf: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        buf.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    buf.push(v as u8);
+}
+
+/// Appends a nullable byte string: varint `len + 1` then the bytes, or varint 0 for null.
+fn put_nullable(buf: &mut Vec<u8>, v: Option<&[u8]>) {
+    match v {
+        None => buf.push(0),
+        Some(b) => {
+            put_uvarint(buf, b.len() as u64 + 1);
+            buf.extend_from_slice(b);
+        }
+    }
+}
+
+/// Zigzag: 0, -1, 1, -2, … → 0, 1, 2, 3, …
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(u: u64) -> i64 {
+    ((u >> 1) as i64) ^ -((u & 1) as i64)
+}
+
+/// A bounds-checked reader over the record block.
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn byte(&mut self) -> Result<u8, String> {
+        let b = *self
+            .buf
+            .get(self.pos)
+            .ok_or_else(|| "runs past the end of the block".to_string())?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    /// A canonical LEB128 varint of at most 10 bytes.
+    fn uvarint(&mut self) -> Result<u64, String> {
+        let mut v: u64 = 0;
+        for i in 0..10 {
+            let b = self.byte()?;
+            if i == 9 && b > 1 {
+                return Err("varint overflows 64 bits".to_string());
+            }
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                if b == 0 && i > 0 {
+                    return Err("non-canonical varint".to_string());
+                }
+                return Ok(v);
+            }
+        }
+        Err("varint longer than 10 bytes".to_string())
+    }
+
+    fn take(&mut self, len: u64) -> Result<&'a [u8], String> {
+        if len > self.remaining() as u64 {
+            return Err(format!(
+                "length {len} runs past the end of the block ({} bytes left)",
+                self.remaining()
+            ));
+        }
+        let start = self.pos;
+        self.pos += len as usize;
+        Ok(&self.buf[start..self.pos])
+    }
+
+    fn nullable(&mut self) -> Result<Option<Vec<u8>>, String> {
+        match self.uvarint()? {
+            0 => Ok(None),
+            n => Ok(Some(self.take(n - 1)?.to_vec())),
+        }
+    }
+
+    fn string(&mut self) -> Result<String, String> {
+        let len = self.uvarint()?;
+        let bytes = self.take(len)?;
+        String::from_utf8(bytes.to_vec()).map_err(|e| format!("not UTF-8: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    const NAME: &str = "backups/b1/topics/orders/0/00000000000000000042.seg";
+
+    fn codecs() -> Vec<Codec> {
+        vec![
+            Codec::None,
+            Codec::Zstd { level: 1 },
+            Codec::Zstd { level: 3 },
+            Codec::Zstd { level: 22 },
+            Codec::Lz4,
+        ]
+    }
+
+    fn rec(
+        offset: i64,
+        timestamp: i64,
+        timestamp_type: TimestampType,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&str, Option<&[u8]>)],
+    ) -> Record {
+        Record {
+            offset,
+            timestamp,
+            timestamp_type,
+            key: key.map(<[u8]>::to_vec),
+            value: value.map(<[u8]>::to_vec),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.map(<[u8]>::to_vec)))
+                .collect(),
+        }
+    }
+
+    /// Every edge the format must keep apart.
+    fn edge_records() -> Vec<Record> {
+        let big: Vec<u8> = (0..(1 << 20)).map(|i: u32| (i * 7 % 251) as u8).collect();
+        use TimestampType::*;
+        vec![
+            rec(
+                42,
+                1_700_000_000_000,
+                CreateTime,
+                Some(b"k"),
+                Some(b"v"),
+                &[],
+            ),
+            // null vs empty key and value
+            rec(43, 1_700_000_000_001, CreateTime, None, None, &[]),
+            rec(44, 1_700_000_000_002, CreateTime, Some(b""), Some(b""), &[]),
+            rec(45, 1_700_000_000_003, CreateTime, None, Some(b""), &[]),
+            rec(46, 1_700_000_000_004, CreateTime, Some(b""), None, &[]),
+            // headers: null and empty values, duplicate keys in order, unicode and empty keys
+            rec(
+                47,
+                1_700_000_000_005,
+                CreateTime,
+                Some(b"k"),
+                Some(b"v"),
+                &[
+                    ("trace", None),
+                    ("trace", Some(b"")),
+                    ("trace", Some(b"abc")),
+                    ("ключ-🔑-鍵", Some("värde".as_bytes())),
+                    ("", Some(b"\x00\xff")),
+                ],
+            ),
+            // a 1 MiB value and key
+            rec(
+                48,
+                1_700_000_000_006,
+                CreateTime,
+                Some(&big),
+                Some(&big),
+                &[],
+            ),
+            // offset gaps (compaction, transactions), out-of-order and negative timestamps
+            rec(
+                1_000,
+                1_600_000_000_000,
+                CreateTime,
+                Some(b"old"),
+                Some(b"x"),
+                &[],
+            ),
+            rec(1_001, -5, CreateTime, Some(b"neg"), Some(b"x"), &[]),
+            rec(5_000_000_000, -1, NotAvailable, None, Some(b"no ts"), &[]),
+            rec(
+                5_000_000_001,
+                1_800_000_000_000,
+                LogAppendTime,
+                Some(b"l"),
+                None,
+                &[("h", None)],
+            ),
+            // timestamp extremes (deltas wrap around)
+            rec(5_000_000_002, i64::MIN, CreateTime, None, None, &[]),
+            rec(5_000_000_003, i64::MAX, CreateTime, None, None, &[]),
+            rec(i64::MAX - 1, 0, CreateTime, None, None, &[]),
+            rec(
+                i64::MAX,
+                i64::MIN,
+                LogAppendTime,
+                Some(&[0u8; 200]),
+                None,
+                &[],
+            ),
+        ]
+    }
+
+    fn encode(codec: Codec, records: &[Record]) -> (Vec<u8>, SegmentStats) {
+        let mut w = SegmentWriter::new(codec);
+        for r in records {
+            w.push_record(r).expect("push");
+        }
+        w.finish().expect("finish")
+    }
+
+    /// Recomputes the checksum after a test edits an object on purpose (a hostile writer).
+    fn reseal(data: &mut [u8]) {
+        let at = data.len() - CHECKSUM_LEN;
+        let crc = crc32c::crc32c(&data[..at]);
+        data[at..].copy_from_slice(&crc.to_le_bytes());
+    }
+
+    fn small_segment(codec: Codec) -> (Vec<u8>, Vec<Record>) {
+        let records = vec![
+            rec(
+                7,
+                1_000,
+                TimestampType::CreateTime,
+                Some(b"a"),
+                Some(b"hello hello hello hello"),
+                &[("h", None), ("h", Some(b"1"))],
+            ),
+            rec(9, 900, TimestampType::LogAppendTime, None, Some(b""), &[]),
+            rec(
+                10,
+                -1,
+                TimestampType::NotAvailable,
+                Some(b""),
+                None,
+                &[("k", Some(b""))],
+            ),
+        ];
+        let (bytes, _) = encode(codec, &records);
+        (bytes, records)
+    }
+
+    fn corrupt_reason(err: FormatError) -> String {
+        match err {
+            FormatError::Corrupt { name, reason } => {
+                assert_eq!(name, NAME);
+                reason
+            }
+            other => panic!("expected a corrupt-segment error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_codec_round_trips_every_edge_byte_for_byte() {
+        let records = edge_records();
+        for codec in codecs() {
+            let (bytes, stats) = encode(codec, &records);
+            let (read_stats, read) = decode_segment(&bytes, NAME).expect("decode");
+            assert_eq!(read_stats, stats, "{codec:?}");
+            assert_eq!(read.len(), records.len(), "{codec:?}");
+            for (a, b) in read.iter().zip(&records) {
+                assert_eq!(a, b, "{codec:?} offset {}", b.offset);
+            }
+            assert_eq!(check_segment(&bytes, NAME).expect("check"), stats);
+        }
+    }
+
+    #[test]
+    fn null_and_empty_stay_distinct() {
+        for codec in codecs() {
+            let (bytes, _) = encode(codec, &edge_records());
+            let (_, read) = decode_segment(&bytes, NAME).expect("decode");
+            assert_eq!((read[1].key.clone(), read[1].value.clone()), (None, None));
+            assert_eq!(read[2].key.as_deref(), Some(&b""[..]));
+            assert_eq!(read[2].value.as_deref(), Some(&b""[..]));
+            assert_eq!(read[3].key, None);
+            assert_eq!(read[3].value.as_deref(), Some(&b""[..]));
+            assert_eq!(read[4].key.as_deref(), Some(&b""[..]));
+            assert_eq!(read[4].value, None);
+            let headers = &read[5].headers;
+            assert_eq!(headers.len(), 5);
+            assert_eq!(headers[0], ("trace".to_string(), None));
+            assert_eq!(headers[1], ("trace".to_string(), Some(vec![])));
+            assert_eq!(headers[2], ("trace".to_string(), Some(b"abc".to_vec())));
+            assert_eq!(headers[3].0, "ключ-🔑-鍵");
+            assert_eq!(headers[4], (String::new(), Some(vec![0, 0xff])));
+            assert_eq!(read[6].value.as_ref().map(Vec::len), Some(1 << 20));
+            assert_eq!(read[9].timestamp, -1);
+            assert_eq!(read[9].timestamp_type, TimestampType::NotAvailable);
+            assert_eq!(read[10].timestamp_type, TimestampType::LogAppendTime);
+        }
+    }
+
+    #[test]
+    fn stats_cover_all_records_not_just_first_and_last() {
+        let records = vec![
+            rec(10, 500, TimestampType::CreateTime, None, Some(b"a"), &[]),
+            rec(11, 100, TimestampType::CreateTime, None, Some(b"b"), &[]),
+            rec(15, 900, TimestampType::CreateTime, None, Some(b"c"), &[]),
+            rec(20, 300, TimestampType::CreateTime, None, Some(b"d"), &[]),
+        ];
+        for codec in codecs() {
+            let mut w = SegmentWriter::new(codec);
+            assert_eq!(
+                (w.records(), w.first_offset(), w.last_offset()),
+                (0, None, None)
+            );
+            assert_eq!((w.min_timestamp(), w.max_timestamp()), (None, None));
+            assert_eq!(w.uncompressed_bytes(), 0);
+            let mut grown = 0;
+            for r in &records {
+                w.push_record(r).expect("push");
+                assert!(w.uncompressed_bytes() > grown);
+                grown = w.uncompressed_bytes();
+            }
+            assert_eq!(w.records(), 4);
+            assert_eq!((w.first_offset(), w.last_offset()), (Some(10), Some(20)));
+            assert_eq!(
+                (w.min_timestamp(), w.max_timestamp()),
+                (Some(100), Some(900))
+            );
+            assert_eq!(w.codec(), codec);
+            let (bytes, stats) = w.finish().expect("finish");
+            assert_eq!(
+                stats,
+                SegmentStats {
+                    records: 4,
+                    first_offset: 10,
+                    last_offset: 20,
+                    min_timestamp: 100,
+                    max_timestamp: 900,
+                    uncompressed_bytes: grown,
+                    stored_bytes: bytes.len() as u64,
+                    crc32c: u32::from_le_bytes(
+                        bytes[bytes.len() - 4..].try_into().expect("4 bytes")
+                    ),
+                    codec: codec.name().to_string(),
+                }
+            );
+        }
+        assert_eq!(Codec::None.name(), "none");
+        assert_eq!(Codec::Zstd { level: 9 }.name(), "zstd");
+        assert_eq!(Codec::Lz4.name(), "lz4");
+    }
+
+    #[test]
+    fn compression_shrinks_repetitive_records() {
+        let value = b"{\"customer\":\"c-0001\",\"amount\":12.5,\"currency\":\"EUR\"}".repeat(20);
+        let records: Vec<Record> = (0..500)
+            .map(|i| {
+                rec(
+                    i,
+                    1_700_000_000_000 + i,
+                    TimestampType::CreateTime,
+                    Some(b"k"),
+                    Some(&value),
+                    &[],
+                )
+            })
+            .collect();
+        let (plain, plain_stats) = encode(Codec::None, &records);
+        for codec in [Codec::Zstd { level: 3 }, Codec::Lz4] {
+            let (bytes, stats) = encode(codec, &records);
+            assert!(
+                bytes.len() * 10 < plain.len(),
+                "{codec:?}: {} vs {}",
+                bytes.len(),
+                plain.len()
+            );
+            assert_eq!(stats.uncompressed_bytes, plain_stats.uncompressed_bytes);
+        }
+        // Contiguous offsets and close timestamps cost one byte each.
+        assert_eq!(
+            plain_stats.uncompressed_bytes,
+            500 * (value.len() as u64 + 8) + 5
+        );
+    }
+
+    #[test]
+    fn encoding_is_deterministic() {
+        let records = edge_records();
+        for codec in codecs() {
+            let (a, sa) = encode(codec, &records);
+            let (b, sb) = encode(codec, &records);
+            assert_eq!(a, b, "{codec:?}");
+            assert_eq!(sa, sb);
+        }
+    }
+
+    #[test]
+    fn offsets_must_increase_strictly_and_a_refused_push_changes_nothing() {
+        let mut w = SegmentWriter::new(Codec::Lz4);
+        w.push(5, 1, TimestampType::CreateTime, None, Some(b"a"), &[])
+            .expect("first");
+        let before = w.uncompressed_bytes();
+        for bad in [5, 4, -1, i64::MIN] {
+            let err = w
+                .push(bad, 2, TimestampType::CreateTime, Some(b"zz"), None, &[])
+                .expect_err("not increasing");
+            assert!(matches!(err, FormatError::OffsetOrder { offset, last: 5 } if offset == bad));
+            assert_eq!(err.label(), "offset_order");
+            assert_eq!(
+                err.to_string(),
+                format!("record offset {bad} does not follow the segment's last offset 5: offsets must increase")
+            );
+        }
+        assert_eq!((w.records(), w.uncompressed_bytes()), (1, before));
+        assert_eq!(w.max_timestamp(), Some(1));
+        w.push(6, 3, TimestampType::CreateTime, None, Some(b"b"), &[])
+            .expect("next");
+        let (bytes, stats) = w.finish().expect("finish");
+        let (_, read) = decode_segment(&bytes, NAME).expect("decode");
+        assert_eq!(
+            read.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            vec![5, 6]
+        );
+        assert_eq!((stats.min_timestamp, stats.max_timestamp), (1, 3));
+    }
+
+    #[test]
+    fn a_full_segment_refuses_the_record_and_stays_valid() {
+        let mut w = SegmentWriter::new(Codec::None);
+        w.max_block = 100;
+        w.push(0, 0, TimestampType::CreateTime, None, Some(&[1; 50]), &[])
+            .expect("fits");
+        let err = w
+            .push(1, 0, TimestampType::CreateTime, None, Some(&[2; 50]), &[])
+            .expect_err("too big");
+        assert_eq!(err.label(), "segment_full");
+        assert!(err.to_string().contains("segment is full"), "{err}");
+        assert_eq!(w.records(), 1);
+        let (bytes, stats) = w.finish().expect("finish");
+        assert_eq!((stats.records, stats.last_offset), (1, 0));
+        let mut fresh = SegmentWriter::new(Codec::None);
+        fresh.max_block = 100;
+        let err = fresh
+            .push(0, 0, TimestampType::CreateTime, None, Some(&[3; 200]), &[])
+            .expect_err("never fits");
+        assert_eq!(
+            err.to_string(),
+            "record 0 needs 207 bytes, more than one segment can hold (100)"
+        );
+        assert_eq!(decode_segment(&bytes, NAME).expect("decode").1.len(), 1);
+    }
+
+    #[test]
+    fn empty_segments_and_bad_levels_are_refused() {
+        let err = SegmentWriter::new(Codec::Lz4).finish().expect_err("empty");
+        assert!(matches!(err, FormatError::Empty));
+        for level in [0, -1, 23] {
+            let mut w = SegmentWriter::new(Codec::Zstd { level });
+            w.push(0, 0, TimestampType::CreateTime, None, None, &[])
+                .expect("push");
+            let err = w.finish().expect_err("bad level");
+            assert_eq!(
+                err.to_string(),
+                format!("invalid zstd level {level}: zstd levels are 1 to 22")
+            );
+        }
+    }
+
+    #[test]
+    fn every_single_byte_corruption_is_detected() {
+        for codec in codecs() {
+            let (bytes, records) = small_segment(codec);
+            assert_eq!(decode_segment(&bytes, NAME).expect("clean").1, records);
+            for i in 0..bytes.len() {
+                for flip in [0x01u8, 0x80, 0xff] {
+                    let mut bad = bytes.clone();
+                    bad[i] ^= flip;
+                    let err = decode_segment(&bad, NAME)
+                        .expect_err(&format!("{codec:?}: byte {i} ^ {flip:#x} not detected"));
+                    assert!(err.to_string().contains(NAME), "{err}");
+                    assert!(check_segment(&bad, NAME).is_err(), "{codec:?} byte {i}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn checksum_mismatch_message_names_both_values() {
+        let (mut bytes, _) = small_segment(Codec::Zstd { level: 3 });
+        bytes[HEADER_LEN] ^= 0x10;
+        let stored = u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().expect("4 bytes"));
+        let computed = crc32c::crc32c(&bytes[..bytes.len() - 4]);
+        let err = decode_segment(&bytes, NAME).expect_err("corrupt");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "segment '{NAME}' is corrupt: checksum mismatch (stored 0x{stored:08x}, computed 0x{computed:08x})"
+            )
+        );
+        assert_eq!(err.label(), "corrupt");
+        assert!(err.is_corrupt());
+    }
+
+    #[test]
+    fn truncation_at_every_length_and_trailing_bytes_are_detected() {
+        for codec in codecs() {
+            let (bytes, _) = small_segment(codec);
+            for len in 0..bytes.len() {
+                let err = decode_segment(&bytes[..len], NAME)
+                    .expect_err(&format!("{codec:?}: truncation to {len} not detected"));
+                let reason = corrupt_reason(err);
+                assert!(
+                    reason.contains("truncated") || reason.starts_with("bad magic"),
+                    "{len}: {reason}"
+                );
+                assert!(check_segment(&bytes[..len], NAME).is_err());
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            let reason = corrupt_reason(decode_segment(&longer, NAME).expect_err("longer"));
+            assert!(reason.starts_with("trailing bytes"), "{reason}");
+        }
+    }
+
+    #[test]
+    fn not_a_segment_and_newer_versions_are_named() {
+        let reason = corrupt_reason(decode_segment(&[b'{'; 100], NAME).expect_err("json"));
+        assert!(reason.starts_with("bad magic 0x7b7b7b7b"), "{reason}");
+
+        let (mut bytes, _) = small_segment(Codec::None);
+        bytes[4] = 2;
+        bytes[5] = 7;
+        let err = decode_segment(&bytes, NAME).expect_err("major 2");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "segment '{NAME}' has format version 2.7; this tidemark reads version 1.x only"
+            )
+        );
+        assert_eq!(err.label(), "unsupported_version");
+        assert!(!err.is_corrupt());
+    }
+
+    #[test]
+    fn a_newer_minor_version_with_a_longer_header_is_read() {
+        let (bytes, records) = small_segment(Codec::Lz4);
+        let mut newer = bytes[..HEADER_LEN].to_vec();
+        newer[5] = 3;
+        newer[6..8].copy_from_slice(&(HEADER_LEN as u16 + 8).to_le_bytes());
+        newer[10..12].copy_from_slice(&[0xab, 0xcd]); // reserved: ignored
+        newer.extend_from_slice(b"newfield");
+        newer.extend_from_slice(&bytes[HEADER_LEN..]);
+        reseal(&mut newer);
+        let (stats, read) = decode_segment(&newer, NAME).expect("minor 3 decodes");
+        assert_eq!(read, records);
+        assert_eq!(stats.stored_bytes, bytes.len() as u64 + 8);
+    }
+
+    #[test]
+    fn unknown_codecs_and_flags_are_refused() {
+        let (bytes, _) = small_segment(Codec::None);
+        let mut codec = bytes.clone();
+        codec[8] = 9;
+        reseal(&mut codec);
+        let err = decode_segment(&codec, NAME).expect_err("codec 9");
+        assert_eq!(
+            err.to_string(),
+            format!("segment '{NAME}' uses codec id 9, which this tidemark does not support")
+        );
+        let mut flags = bytes;
+        flags[9] = 0x04;
+        reseal(&mut flags);
+        let err = check_segment(&flags, NAME).expect_err("flags");
+        assert!(err.to_string().contains("flags 0x04"), "{err}");
+    }
+
+    /// Sets a header field and reseals, as a hostile or buggy writer would.
+    fn forged(bytes: &[u8], at: usize, field: &[u8]) -> Vec<u8> {
+        let mut out = bytes.to_vec();
+        out[at..at + field.len()].copy_from_slice(field);
+        reseal(&mut out);
+        out
+    }
+
+    #[test]
+    fn hostile_headers_with_valid_checksums_are_refused() {
+        let (bytes, _) = small_segment(Codec::None);
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (forged(&bytes, 6, &10u16.to_le_bytes()), "header length 10"),
+            (forged(&bytes, 6, &u16::MAX.to_le_bytes()), "truncated"),
+            (
+                forged(&bytes, 56, &u64::MAX.to_le_bytes()),
+                "more than 2^64",
+            ),
+            (forged(&bytes, 12, &0u32.to_le_bytes()), "no records"),
+            (
+                forged(&bytes, 12, &u32::MAX.to_le_bytes()),
+                "cannot have distinct offsets",
+            ),
+            (
+                forged(&bytes, 12, &2u32.to_le_bytes()),
+                "follow the last of the 2 records",
+            ),
+            (forged(&bytes, 12, &4u32.to_le_bytes()), "record 3"),
+            (
+                forged(&bytes, 16, &11i64.to_le_bytes()),
+                "after last offset",
+            ),
+            (
+                forged(&bytes, 16, &8i64.to_le_bytes()),
+                "last record has offset 11, the header says 10",
+            ),
+            (
+                forged(&bytes, 24, &11i64.to_le_bytes()),
+                "last record has offset 10, the header says 11",
+            ),
+            (
+                forged(&bytes, 32, &(-2i64).to_le_bytes()),
+                "timestamps span -1 to 1000",
+            ),
+            (
+                forged(&bytes, 40, &(-5i64).to_le_bytes()),
+                "after max timestamp",
+            ),
+            (
+                forged(&bytes, 48, &(MAX_BLOCK_BYTES + 1).to_le_bytes()),
+                "more than the limit",
+            ),
+            (forged(&bytes, 48, &1u64.to_le_bytes()), "cannot fit"),
+        ];
+        for (data, expected) in cases {
+            let reason = corrupt_reason(decode_segment(&data, NAME).expect_err(expected));
+            assert!(
+                reason.contains(expected),
+                "expected '{expected}' in '{reason}'"
+            );
+        }
+        // A one-record header that spans several offsets.
+        let (one, _) = encode(
+            Codec::None,
+            &[rec(3, 0, TimestampType::CreateTime, None, None, &[])],
+        );
+        let reason = corrupt_reason(
+            decode_segment(&forged(&one, 24, &9i64.to_le_bytes()), NAME).expect_err("span"),
+        );
+        assert!(
+            reason.contains("one record, but first offset 3 and last offset 9"),
+            "{reason}"
+        );
+    }
+
+    /// A codec-none segment whose block is `block`, with consistent header fields.
+    fn raw_segment(records: u32, first: i64, last: i64, block: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&[1, 0]);
+        out.extend_from_slice(&(HEADER_LEN as u16).to_le_bytes());
+        out.extend_from_slice(&[CODEC_NONE, 0, 0, 0]);
+        out.extend_from_slice(&records.to_le_bytes());
+        out.extend_from_slice(&first.to_le_bytes());
+        out.extend_from_slice(&last.to_le_bytes());
+        out.extend_from_slice(&0i64.to_le_bytes());
+        out.extend_from_slice(&0i64.to_le_bytes());
+        out.extend_from_slice(&(block.len() as u64).to_le_bytes());
+        out.extend_from_slice(&(block.len() as u64).to_le_bytes());
+        out.extend_from_slice(block);
+        out.extend_from_slice(&[0; 4]);
+        reseal(&mut out);
+        out
+    }
+
+    #[test]
+    fn hostile_record_blocks_are_refused() {
+        let pad = [0u8; 8];
+        let with_pad = |b: &[u8]| [b, &pad[..]].concat();
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            // key length far beyond the block
+            (
+                with_pad(&[0, 0, 0, 0xff, 0xff, 0x03]),
+                "key: length 65534 runs past the end",
+            ),
+            // absurd header count
+            (
+                with_pad(&[0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f]),
+                "headers cannot fit",
+            ),
+            // header key that is not UTF-8
+            (
+                [&[0u8, 0, 0, 0, 0, 1, 2, 0xc3, 0x28, 0][..], &[0; 6][..]].concat(),
+                "not UTF-8",
+            ),
+            // unknown attributes
+            (with_pad(&[0, 0x03, 0, 0, 0, 0]), "unknown attributes 0x03"),
+            (with_pad(&[0, 0x10, 0, 0, 0, 0]), "unknown attributes 0x10"),
+            // varints: non-canonical and overlong
+            (with_pad(&[0x80, 0x00, 0, 0, 0, 0]), "non-canonical varint"),
+            ([&[0xffu8; 10][..], &[0x01]].concat(), "overflows 64 bits"),
+            // offset delta beyond i64
+            (
+                with_pad(&[1, 0, 0, 0, 0, 0]),
+                "first offset 1, the header says 0",
+            ),
+        ];
+        for (block, expected) in cases {
+            let data = raw_segment(1, 0, 0, &block);
+            let reason = corrupt_reason(decode_segment(&data, NAME).expect_err(expected));
+            assert!(
+                reason.contains(expected),
+                "expected '{expected}' in '{reason}'"
+            );
+        }
+        // A record whose offset passes i64::MAX.
+        let data = raw_segment(
+            2,
+            i64::MAX - 1,
+            i64::MAX,
+            &[0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0],
+        );
+        let reason = corrupt_reason(decode_segment(&data, NAME).expect_err("overflow"));
+        assert!(reason.contains("beyond the 64-bit range"), "{reason}");
+    }
+
+    #[test]
+    fn decompression_bombs_and_wrong_sizes_are_refused() {
+        let zeros = vec![0u8; 10 << 20];
+        let records = vec![rec(
+            0,
+            0,
+            TimestampType::CreateTime,
+            None,
+            Some(&zeros),
+            &[],
+        )];
+        for codec in [Codec::Zstd { level: 3 }, Codec::Lz4] {
+            let (bytes, stats) = encode(codec, &records);
+            assert!(
+                stats.stored_bytes < 100_000,
+                "{codec:?}: {}",
+                stats.stored_bytes
+            );
+            // The header understates the decompressed size: refused before it is all produced.
+            let small = forged(&bytes, 48, &6u64.to_le_bytes());
+            let reason = corrupt_reason(decode_segment(&small, NAME).expect_err("bomb"));
+            assert!(reason.contains("decompress"), "{codec:?}: {reason}");
+            // The header overstates it.
+            let big = forged(&bytes, 48, &(stats.uncompressed_bytes + 1).to_le_bytes());
+            let reason = corrupt_reason(decode_segment(&big, NAME).expect_err("short"));
+            assert!(reason.contains("decompress"), "{codec:?}: {reason}");
+        }
+        // LZ4 cannot expand past 255:1, so such a claim is refused from the header alone.
+        let (bytes, stats) = encode(Codec::Lz4, &records[..1]);
+        let claim = (stats.stored_bytes - 68) * 255 + 1;
+        let reason = corrupt_reason(
+            check_segment(&forged(&bytes, 48, &claim.to_le_bytes()), NAME).expect_err("ratio"),
+        );
+        assert!(reason.contains("lz4 cannot expand"), "{reason}");
+        // Garbage that is not compressed data at all.
+        for codec in [CODEC_ZSTD, CODEC_LZ4] {
+            let mut data = raw_segment(1, 0, 0, &[0x5a; 40]);
+            data[8] = codec;
+            data[48..56].copy_from_slice(&100u64.to_le_bytes());
+            reseal(&mut data);
+            let reason = corrupt_reason(decode_segment(&data, NAME).expect_err("garbage"));
+            assert!(reason.contains("decompress"), "{reason}");
+        }
+        // Bytes after the zstd frame.
+        let (bytes, _) = encode(Codec::Zstd { level: 3 }, &records);
+        let mut extra = bytes[..bytes.len() - 4].to_vec();
+        extra.extend_from_slice(&[0, 0, 0, 0, 0]);
+        let stored = le_u64(&extra, 56) + 1;
+        extra[56..64].copy_from_slice(&stored.to_le_bytes());
+        reseal(&mut extra);
+        let reason = corrupt_reason(decode_segment(&extra, NAME).expect_err("after frame"));
+        assert!(
+            reason.contains("follow the zstd frame") || reason.contains("decompress"),
+            "{reason}"
+        );
+    }
+
+    fn random_bytes(rng: &mut StdRng, max: usize) -> Option<Vec<u8>> {
+        match rng.random_range(0..10) {
+            0 => None,
+            1 => Some(Vec::new()),
+            _ => {
+                let len = rng.random_range(0..=max);
+                let mut v = vec![0u8; len];
+                rng.fill(&mut v[..]);
+                Some(v)
+            }
+        }
+    }
+
+    fn random_record(rng: &mut StdRng, offset: i64) -> Record {
+        let timestamp_type = match rng.random_range(0..10) {
+            0 => TimestampType::NotAvailable,
+            1 | 2 => TimestampType::LogAppendTime,
+            _ => TimestampType::CreateTime,
+        };
+        let timestamp = match (timestamp_type, rng.random_range(0..20)) {
+            (TimestampType::NotAvailable, _) => -1,
+            (_, 0) => rng.random::<i64>(),
+            (_, 1) => -rng.random_range(0..1_000_000),
+            _ => 1_700_000_000_000 + rng.random_range(-60_000..60_000),
+        };
+        let headers = (0..rng.random_range(0..4))
+            .map(|_| {
+                let key: String = (0..rng.random_range(0..8))
+                    .map(|_| {
+                        *["a", "b", "é", "🔑", "-"]
+                            .get(rng.random_range(0..5))
+                            .unwrap_or(&"a")
+                    })
+                    .collect();
+                (key, random_bytes(rng, 16))
+            })
+            .collect();
+        Record {
+            offset,
+            timestamp,
+            timestamp_type,
+            key: random_bytes(rng, 24),
+            value: random_bytes(rng, 300),
+            headers,
+        }
+    }
+
+    #[test]
+    fn random_segments_round_trip_with_exact_stats() {
+        let mut rng = StdRng::seed_from_u64(0x7d3a_2026);
+        for round in 0..150 {
+            let count = rng.random_range(1..200);
+            let mut offset: i64 = rng.random_range(0..1_000_000_000);
+            let mut records = Vec::with_capacity(count);
+            for _ in 0..count {
+                records.push(random_record(&mut rng, offset));
+                offset += match rng.random_range(0..10) {
+                    0 => rng.random_range(2..1_000_000),
+                    _ => 1,
+                };
+            }
+            let codec = match round % 3 {
+                0 => Codec::None,
+                1 => Codec::Zstd {
+                    level: rng.random_range(1..=9),
+                },
+                _ => Codec::Lz4,
+            };
+            let (bytes, stats) = encode(codec, &records);
+            assert_eq!(stats.records, count as u64);
+            assert_eq!(stats.first_offset, records[0].offset);
+            assert_eq!(stats.last_offset, records[count - 1].offset);
+            let min = records.iter().map(|r| r.timestamp).min();
+            let max = records.iter().map(|r| r.timestamp).max();
+            assert_eq!(
+                (Some(stats.min_timestamp), Some(stats.max_timestamp)),
+                (min, max)
+            );
+            let (read_stats, read) = decode_segment(&bytes, NAME).expect("decode");
+            assert_eq!(read_stats, stats, "round {round}");
+            assert_eq!(read, records, "round {round} ({codec:?})");
+            // A random corruption is always caught.
+            let mut bad = bytes.clone();
+            let at = rng.random_range(0..bad.len());
+            bad[at] ^= rng.random_range(1..=255u8);
+            assert!(
+                decode_segment(&bad, NAME).is_err(),
+                "round {round} byte {at}"
+            );
+        }
+    }
+
+    #[test]
+    fn varints_and_zigzag_round_trip_at_the_edges() {
+        for v in [
+            0u64,
+            1,
+            127,
+            128,
+            255,
+            300,
+            16_383,
+            16_384,
+            u64::MAX >> 1,
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            let mut buf = Vec::new();
+            put_uvarint(&mut buf, v);
+            assert!(buf.len() <= 10);
+            let mut cur = Cursor { buf: &buf, pos: 0 };
+            assert_eq!(cur.uvarint().expect("varint"), v);
+            assert_eq!(cur.remaining(), 0);
+        }
+        for v in [0i64, -1, 1, -64, 64, i64::MIN, i64::MAX] {
+            assert_eq!(unzigzag(zigzag(v)), v);
+        }
+        assert_eq!((zigzag(0), zigzag(-1), zigzag(1), zigzag(-2)), (0, 1, 2, 3));
+    }
+
+    #[test]
+    fn serde_names_and_task_codecs() {
+        assert_eq!(
+            serde_json::to_string(&[
+                TimestampType::CreateTime,
+                TimestampType::LogAppendTime,
+                TimestampType::NotAvailable
+            ])
+            .expect("json"),
+            r#"["create_time","log_append_time","not_available"]"#
+        );
+        let (bytes, _) = small_segment(Codec::Lz4);
+        let stats = check_segment(&bytes, NAME).expect("check");
+        let json = serde_json::to_value(&stats).expect("json");
+        assert_eq!(json["codec"], "lz4");
+        assert_eq!(json["min_timestamp"], -1);
+        let back: SegmentStats = serde_json::from_value(json).expect("back");
+        assert_eq!(back, stats);
+
+        use crate::task::Compression;
+        assert_eq!(
+            Codec::from_task(Compression::Zstd, None),
+            Codec::Zstd { level: 3 }
+        );
+        assert_eq!(
+            Codec::from_task(Compression::Zstd, Some(19)),
+            Codec::Zstd { level: 19 }
+        );
+        assert_eq!(Codec::from_task(Compression::Lz4, Some(19)), Codec::Lz4);
+        assert_eq!(Codec::from_task(Compression::None, None), Codec::None);
+        assert_eq!(Codec::default(), Codec::Zstd { level: 3 });
+
+        assert_eq!(
+            TimestampType::split_kafka(rdkafka::Timestamp::LogAppendTime(5)),
+            (5, TimestampType::LogAppendTime)
+        );
+        assert_eq!(
+            TimestampType::split_kafka(rdkafka::Timestamp::CreateTime(-7)),
+            (-7, TimestampType::CreateTime)
+        );
+        assert_eq!(
+            TimestampType::split_kafka(rdkafka::Timestamp::NotAvailable),
+            (-1, TimestampType::NotAvailable)
+        );
+    }
+
+    /// A realistic ~50 MB partition run (JSON-like values, keys, two headers): prints encode
+    /// and decode throughput per codec with `--nocapture`. Timing is not asserted.
+    #[test]
+    fn throughput_micro_check() {
+        let mut rng = StdRng::seed_from_u64(50);
+        let words = [
+            "order", "customer", "amount", "EUR", "USD", "shipped", "pending", "sku",
+        ];
+        let mut records = Vec::new();
+        let mut total = 0usize;
+        let mut offset = 0i64;
+        while total < 50 << 20 {
+            let mut value = String::from("{");
+            for _ in 0..rng.random_range(20..60) {
+                let w = words[rng.random_range(0..words.len())];
+                value.push_str(&format!("\"{w}\":{},", rng.random_range(0..100_000)));
+            }
+            value.push('}');
+            let key = format!("customer-{}", rng.random_range(0..10_000));
+            let r = rec(
+                offset,
+                1_700_000_000_000 + offset / 10,
+                TimestampType::CreateTime,
+                Some(key.as_bytes()),
+                Some(value.as_bytes()),
+                &[
+                    ("trace-id", Some(b"4bf92f3577b34da6a3ce929d0e0e4736")),
+                    ("source", Some(b"checkout")),
+                ],
+            );
+            total += key.len() + value.len() + 56;
+            records.push(r);
+            offset += 1;
+        }
+        let mb = total as f64 / 1e6;
+        for codec in [Codec::Zstd { level: 3 }, Codec::Lz4, Codec::None] {
+            let start = std::time::Instant::now();
+            let mut w = SegmentWriter::new(codec);
+            for r in &records {
+                w.push_record(r).expect("push");
+            }
+            let (bytes, stats) = w.finish().expect("finish");
+            let encode = start.elapsed().as_secs_f64();
+            let start = std::time::Instant::now();
+            let (_, read) = decode_segment(&bytes, NAME).expect("decode");
+            let decode = start.elapsed().as_secs_f64();
+            assert_eq!(read.len(), records.len());
+            println!(
+                "{:>4}: {:.1} MB of records ({} records) -> {:.1} MB stored ({:.1}x); encode {:.0} MB/s, decode {:.0} MB/s",
+                codec.name(),
+                mb,
+                records.len(),
+                stats.stored_bytes as f64 / 1e6,
+                stats.uncompressed_bytes as f64 / stats.stored_bytes as f64,
+                mb / encode,
+                mb / decode,
+            );
+        }
+    }
+}
