@@ -2,3 +2,4 @@
 //! into storage and back.
 
 pub mod format;
+pub mod select;
