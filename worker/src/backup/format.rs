@@ -31,7 +31,6 @@
 //! header: key (varint length, UTF-8) and value (varint `length + 1`, `0` for null).
 
 use std::fmt;
-use std::io::Read;
 
 use serde::{Deserialize, Serialize};
 
@@ -752,35 +751,44 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Decompresses one zstd frame, reading at most one byte more than `expected` so a block that
-/// decompresses to more is refused without producing it all.
+/// Decompresses the one zstd frame of a block into exactly `expected` bytes. The frame must
+/// declare that content size and fill the block; the output buffer is reserved (not touched)
+/// up front and zstd refuses to write past it, so a frame that would inflate further is
+/// refused without being inflated.
 fn zstd_decompress(stored: &[u8], expected: u64) -> Result<Vec<u8>, String> {
-    let decoder = zstd::stream::read::Decoder::with_buffer(stored)
-        .map_err(|e| format!("zstd decoder: {e}"))?
-        .single_frame();
-    // Memory grows with what is really decompressed, not with what the header claims.
-    let reserve = expected.min(64 << 20) as usize;
-    let mut out = Vec::with_capacity(reserve);
-    let mut limited = decoder.take(expected + 1);
-    limited
-        .read_to_end(&mut out)
-        .map_err(|e| format!("zstd data does not decompress: {e}"))?;
-    if out.len() as u64 != expected {
-        return Err(format!(
-            "zstd block decompresses to {}{} bytes, the header says {expected}",
-            if out.len() as u64 > expected {
-                "more than "
-            } else {
-                ""
-            },
-            out.len().min(expected as usize)
-        ));
+    use zstd::zstd_safe;
+    match zstd_safe::get_frame_content_size(stored) {
+        Ok(Some(n)) if n == expected => {}
+        Ok(Some(n)) => {
+            return Err(format!(
+                "the zstd frame declares {n} bytes of content, the header says {expected}"
+            ));
+        }
+        Ok(None) => return Err("the zstd frame does not declare its content size".to_string()),
+        Err(_) => return Err("the record block does not start with a zstd frame".to_string()),
     }
-    let rest = limited.into_inner().finish();
-    if !rest.is_empty() {
+    match zstd_safe::find_frame_compressed_size(stored) {
+        Ok(n) if n == stored.len() => {}
+        Ok(n) => {
+            return Err(format!(
+                "{} bytes follow the zstd frame in the record block",
+                stored.len() - n
+            ));
+        }
+        Err(code) => {
+            return Err(format!(
+                "the zstd frame is malformed: {}",
+                zstd_safe::get_error_name(code)
+            ));
+        }
+    }
+    let mut out = Vec::with_capacity(expected as usize);
+    let n = zstd::bulk::Decompressor::new()
+        .and_then(|mut d| d.decompress_to_buffer(stored, &mut out))
+        .map_err(|e| format!("zstd data does not decompress into {expected} bytes: {e}"))?;
+    if n as u64 != expected {
         return Err(format!(
-            "{} bytes follow the zstd frame in the record block",
-            rest.len()
+            "zstd block decompresses to {n} bytes, the header says {expected}"
         ));
     }
     Ok(out)
@@ -1610,6 +1618,22 @@ mod tests {
         assert!(reason.contains("beyond the 64-bit range"), "{reason}");
     }
 
+    /// The offset and size of a zstd frame header's content-size field (RFC 8878 3.1.1.1).
+    fn zstd_content_size_field(frame: &[u8]) -> (usize, usize) {
+        let descriptor = frame[4];
+        let single_segment = descriptor & 0x20 != 0;
+        let size = match descriptor >> 6 {
+            0 if single_segment => 1,
+            0 => 0,
+            1 => 2,
+            2 => 4,
+            _ => 8,
+        };
+        let window = if single_segment { 0 } else { 1 };
+        let dict = [0, 1, 2, 4][usize::from(descriptor & 3)];
+        (5 + window + dict, size)
+    }
+
     #[test]
     fn decompression_bombs_and_wrong_sizes_are_refused() {
         let zeros = vec![0u8; 10 << 20];
@@ -1631,38 +1655,74 @@ mod tests {
             // The header understates the decompressed size: refused before it is all produced.
             let small = forged(&bytes, 48, &6u64.to_le_bytes());
             let reason = corrupt_reason(decode_segment(&small, NAME).expect_err("bomb"));
-            assert!(reason.contains("decompress"), "{codec:?}: {reason}");
+            let expected = match codec {
+                Codec::Lz4 => "lz4 data does not decompress into the 6 bytes",
+                _ => "the zstd frame declares 10485769 bytes of content, the header says 6",
+            };
+            assert!(reason.starts_with(expected), "{codec:?}: {reason}");
             // The header overstates it.
             let big = forged(&bytes, 48, &(stats.uncompressed_bytes + 1).to_le_bytes());
             let reason = corrupt_reason(decode_segment(&big, NAME).expect_err("short"));
-            assert!(reason.contains("decompress"), "{codec:?}: {reason}");
+            let expected = match codec {
+                Codec::Lz4 => "lz4 block decompresses to 10485769 bytes, the header says 10485770",
+                _ => "the zstd frame declares 10485769 bytes of content, the header says 10485770",
+            };
+            assert_eq!(reason, expected, "{codec:?}");
         }
+        // A zstd frame whose own header lies about its content size, agreeing with the
+        // segment header: zstd stops at the reserved size instead of inflating 10 MiB.
+        let (mut bytes, _) = encode(Codec::Zstd { level: 3 }, &records);
+        let (at, size) = zstd_content_size_field(&bytes[HEADER_LEN..]);
+        assert_eq!(size, 4, "a 10 MiB frame has a 4-byte content size");
+        bytes[HEADER_LEN + at..HEADER_LEN + at + 4].copy_from_slice(&1000u32.to_le_bytes());
+        let lying = forged(&bytes, 48, &1000u64.to_le_bytes());
+        let reason = corrupt_reason(decode_segment(&lying, NAME).expect_err("lying frame"));
+        assert!(
+            reason.starts_with("zstd data does not decompress into 1000 bytes"),
+            "{reason}"
+        );
         // LZ4 cannot expand past 255:1, so such a claim is refused from the header alone.
-        let (bytes, stats) = encode(Codec::Lz4, &records[..1]);
+        let (bytes, stats) = encode(Codec::Lz4, &records);
         let claim = (stats.stored_bytes - 68) * 255 + 1;
         let reason = corrupt_reason(
             check_segment(&forged(&bytes, 48, &claim.to_le_bytes()), NAME).expect_err("ratio"),
         );
         assert!(reason.contains("lz4 cannot expand"), "{reason}");
         // Garbage that is not compressed data at all.
-        for codec in [CODEC_ZSTD, CODEC_LZ4] {
+        for (codec, expected) in [
+            (
+                CODEC_ZSTD,
+                "the record block does not start with a zstd frame",
+            ),
+            (CODEC_LZ4, "lz4 data does not decompress"),
+        ] {
             let mut data = raw_segment(1, 0, 0, &[0x5a; 40]);
             data[8] = codec;
             data[48..56].copy_from_slice(&100u64.to_le_bytes());
             reseal(&mut data);
             let reason = corrupt_reason(decode_segment(&data, NAME).expect_err("garbage"));
-            assert!(reason.contains("decompress"), "{reason}");
+            assert!(reason.starts_with(expected), "{reason}");
         }
-        // Bytes after the zstd frame.
+        // Bytes after the zstd frame, and a frame cut short.
         let (bytes, _) = encode(Codec::Zstd { level: 3 }, &records);
-        let mut extra = bytes[..bytes.len() - 4].to_vec();
-        extra.extend_from_slice(&[0, 0, 0, 0, 0]);
-        let stored = le_u64(&extra, 56) + 1;
-        extra[56..64].copy_from_slice(&stored.to_le_bytes());
-        reseal(&mut extra);
-        let reason = corrupt_reason(decode_segment(&extra, NAME).expect_err("after frame"));
+        let frame = &bytes[HEADER_LEN..bytes.len() - CHECKSUM_LEN];
+        let with_block = |block: &[u8]| {
+            let mut out = bytes[..HEADER_LEN].to_vec();
+            out[56..64].copy_from_slice(&(block.len() as u64).to_le_bytes());
+            out.extend_from_slice(block);
+            out.extend_from_slice(&[0; 4]);
+            reseal(&mut out);
+            out
+        };
+        let reason = corrupt_reason(
+            decode_segment(&with_block(&[frame, &[0]].concat()), NAME).expect_err("after frame"),
+        );
+        assert_eq!(reason, "1 bytes follow the zstd frame in the record block");
+        let reason = corrupt_reason(
+            decode_segment(&with_block(&frame[..frame.len() - 3]), NAME).expect_err("cut"),
+        );
         assert!(
-            reason.contains("follow the zstd frame") || reason.contains("decompress"),
+            reason.starts_with("the zstd frame is malformed"),
             "{reason}"
         );
     }
@@ -1757,6 +1817,57 @@ mod tests {
                 "round {round} byte {at}"
             );
         }
+    }
+
+    /// The worked example in docs/FORMAT.md, computed there independently of this code.
+    const DOC_EXAMPLE_HEX: &str =
+        "544d53470100400000000000020000002a000000000000002c00000000000000\
+        f667e5cf8b0100000068e5cf8b0100001b000000000000001b00000000000000\
+        000080a0abfef962026b03763102016800016802780101130001006ad2c1b6";
+
+    fn doc_example_records() -> Vec<Record> {
+        vec![
+            rec(
+                42,
+                1_700_000_000_000,
+                TimestampType::CreateTime,
+                Some(b"k"),
+                Some(b"v1"),
+                &[("h", None), ("h", Some(b"x"))],
+            ),
+            rec(
+                44,
+                1_699_999_999_990,
+                TimestampType::LogAppendTime,
+                None,
+                Some(b""),
+                &[],
+            ),
+        ]
+    }
+
+    #[test]
+    fn the_documented_example_is_byte_exact() {
+        let (bytes, stats) = encode(Codec::None, &doc_example_records());
+        assert_eq!(hex(&bytes), DOC_EXAMPLE_HEX.replace(' ', ""));
+        assert_eq!(
+            stats,
+            SegmentStats {
+                records: 2,
+                first_offset: 42,
+                last_offset: 44,
+                min_timestamp: 1_699_999_999_990,
+                max_timestamp: 1_700_000_000_000,
+                uncompressed_bytes: 27,
+                stored_bytes: 95,
+                crc32c: 0xb6c1_d26a,
+                codec: "none".to_string(),
+            }
+        );
+        assert_eq!(
+            decode_segment(&bytes, NAME).expect("decode").1,
+            doc_example_records()
+        );
     }
 
     #[test]
