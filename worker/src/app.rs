@@ -85,6 +85,10 @@ pub async fn run(cli: Cli) -> Result<i32> {
         }
         Command::OffsetReset(ResetCommand::Script(a)) => crate::reset::cli::script(a).await,
         Command::OffsetResetBulk(a) => crate::reset::cli::execute(a, true).await,
+        Command::Backup(a) => crate::backup::cli::backup(a).await,
+        Command::List(a) => crate::backup::cli::list(a).await,
+        Command::Describe(a) => crate::backup::cli::describe(a).await,
+        Command::VerifyBackup(a) => crate::backup::cli::verify(a).await,
         Command::Run(a) => crate::run::run_task(&a.task, &a.result_file).await,
     }
 }
@@ -106,6 +110,13 @@ pub fn error_format(cli: &Cli) -> Format {
             a.reset.format.format
         }
         Command::OffsetReset(ResetCommand::Script(a)) => a.reset.format.format,
+        Command::Backup(a) => a.format.format,
+        Command::List(a) => a.format.format,
+        Command::VerifyBackup(a) => a.format.format,
+        Command::Describe(a) => match a.format {
+            DescribeFormat::Json => Format::Json,
+            _ => Format::Text,
+        },
         // `run` has already printed its JSON report, failure included.
         Command::Offsets(_) | Command::Run(_) => Format::Text,
     }

@@ -35,6 +35,14 @@ pub enum Command {
     OffsetReset(ResetCommand),
     /// Reset many consumer groups at once (dry run unless --execute), with a safety snapshot first.
     OffsetResetBulk(ResetExecArgs),
+    /// Back up topics' records (and the consumer offsets on them) to storage.
+    Backup(BackupArgs),
+    /// List the backups in a storage location, newest first.
+    List(BackupListArgs),
+    /// Show one backup: topics, partitions, offset ranges, sizes and time ranges.
+    Describe(DescribeArgs),
+    /// Check a backup's segments against their checksums and the manifest (--deep: every record).
+    VerifyBackup(VerifyBackupArgs),
     /// Run a task document rendered by the operator and write its result (used in Kubernetes Jobs).
     Run(RunArgs),
 }
@@ -417,6 +425,114 @@ pub struct ResetScriptArgs {
     pub command_config: Option<String>,
 }
 
+/// `backup`
+#[derive(Debug, Clone, Args)]
+pub struct BackupArgs {
+    /// Backup configuration (YAML, `mode: backup`); flags given as well override it.
+    #[arg(short = 'c', long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+    /// Kafka brokers, comma-separated host:port.
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", value_name = "HOST:PORT,...")]
+    pub bootstrap_servers: Option<String>,
+    /// PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (credentials: KAFKA_USERNAME / KAFKA_PASSWORD).
+    #[arg(long, env = "KAFKA_SECURITY_PROTOCOL")]
+    pub security_protocol: Option<String>,
+    /// Storage location: a directory, s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or az://CONTAINER/PREFIX.
+    #[arg(short = 'p', long, env = "TIDEMARK_PATH", value_name = "LOCATION")]
+    pub path: Option<String>,
+    #[command(flatten)]
+    pub endpoint: StorageEndpointArgs,
+    /// Topics to back up: names, globs (orders-*) or ~regex; comma-separated, repeatable.
+    #[arg(short = 't', long, value_name = "TOPIC,...")]
+    pub topics: Vec<String>,
+    /// Topics to leave out (same patterns).
+    #[arg(long, value_name = "TOPIC,...")]
+    pub exclude: Vec<String>,
+    /// Backup id (default: backup-YYYYMMDD-HHMMSS-<8 hex>); the same id resumes an interrupted backup.
+    #[arg(short = 'b', long)]
+    pub backup_id: Option<String>,
+    /// one-shot (default), continuous (until stopped) or incremental (continue --chain).
+    #[arg(long)]
+    pub mode: Option<String>,
+    /// Chain of backups that incremental backups continue.
+    #[arg(long)]
+    pub chain: Option<String>,
+    /// zstd (default), lz4 or none.
+    #[arg(long)]
+    pub compression: Option<String>,
+    /// zstd level, 1-22 (default 3).
+    #[arg(long)]
+    pub compression_level: Option<i32>,
+    /// Close segments at this many uncompressed bytes (default 8 MiB).
+    #[arg(long, value_name = "BYTES")]
+    pub segment_max_bytes: Option<u64>,
+    /// Partitions read at once (default 32).
+    #[arg(long, value_name = "N")]
+    pub max_concurrent_partitions: Option<usize>,
+    /// Read at most this many records per second.
+    #[arg(long, value_name = "N")]
+    pub rate_limit_records_per_sec: Option<u64>,
+    /// Read at most this many record bytes per second.
+    #[arg(long, value_name = "N")]
+    pub rate_limit_bytes_per_sec: Option<u64>,
+    /// Do not capture the consumer offsets on the backed-up topics.
+    #[arg(long)]
+    pub no_capture_offsets: bool,
+    /// This process's shard (with --shard-count; default JOB_COMPLETION_INDEX).
+    #[arg(long)]
+    pub shard_index: Option<u32>,
+    /// Number of shards the partitions are dealt to.
+    #[arg(long)]
+    pub shard_count: Option<u32>,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+/// `list`
+#[derive(Debug, Clone, Args)]
+pub struct BackupListArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+/// Output of `describe`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DescribeFormat {
+    Text,
+    Json,
+    Yaml,
+}
+
+/// `describe`
+#[derive(Debug, Clone, Args)]
+pub struct DescribeArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Backup to describe.
+    #[arg(short = 'b', long)]
+    pub backup_id: String,
+    /// Report format.
+    #[arg(short = 'f', long, value_enum, default_value_t = DescribeFormat::Text)]
+    pub format: DescribeFormat,
+}
+
+/// `verify-backup`
+#[derive(Debug, Clone, Args)]
+pub struct VerifyBackupArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Backup to verify.
+    #[arg(short = 'b', long)]
+    pub backup_id: String,
+    /// Decode every record and check offsets, not only checksums and headers.
+    #[arg(long)]
+    pub deep: bool,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
 /// `run`
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
@@ -508,6 +624,12 @@ mod tests {
             ("offset-reset script --bootstrap-servers k:9092 -g a --all-topics --to-earliest -o reset.sh", true),
             ("offset-reset-bulk -p /s -b backup-1 -g a,b --bootstrap-servers k:9092 --max-concurrent 100 -f json", true),
             ("offset-reset-bulk -p /s -g a --all-topics --to-earliest --bootstrap-servers k:9092 --execute --max-retries 101", false),
+            ("backup --config backup.yaml", true),
+            ("backup --bootstrap-servers k:9092 -p /s -t orders,payments --compression lz4 -b b1", true),
+            ("list -p /s -f json", true),
+            ("describe -p /s -b b1 -f yaml", true),
+            ("describe -p /s", false),
+            ("verify-backup -p /s -b b1 --deep", true),
             ("run --task /etc/tidemark/task.yaml", true),
             ("run --task t.yaml --result-file /tmp/result.json", true),
             ("run", false),

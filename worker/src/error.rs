@@ -17,6 +17,10 @@ pub enum Error {
     #[error("snapshot '{id}' not found in {location}; {}", list_hint(.location))]
     SnapshotNotFound { id: String, location: String },
 
+    /// The requested backup does not exist in the storage location.
+    #[error("backup '{id}' not found in {location}; run `tidemark list --path {location}` to see the backups there")]
+    BackupNotFound { id: String, location: String },
+
     /// A consumer group does not exist or has no committed offsets.
     #[error("consumer group '{0}' not found or has no committed offsets")]
     GroupNotFound(String),
@@ -87,6 +91,7 @@ impl Error {
         match self {
             Error::InvalidInput(_) => "invalid_input",
             Error::SnapshotNotFound { .. } => "snapshot_not_found",
+            Error::BackupNotFound { .. } => "backup_not_found",
             Error::GroupNotFound(_) => "group_not_found",
             Error::Connection { .. } => "connection_failed",
             Error::Authentication(_) => "authentication_failed",
@@ -104,7 +109,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::InvalidInput(_) => 2,
-            Error::SnapshotNotFound { .. } => 3,
+            Error::SnapshotNotFound { .. } | Error::BackupNotFound { .. } => 3,
             Error::GroupNotFound(_) => 4,
             Error::Connection { .. } => 5,
             Error::Authentication(_) => 6,

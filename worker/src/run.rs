@@ -69,10 +69,20 @@ pub async fn run_task(task_file: &Path, result_file: &Path) -> Result<i32> {
                 failed.snapshot_id = t.snapshot_id.clone();
                 run_offset_reset(t).await
             }
-            TaskWork::Backup(_) | TaskWork::BackupCleanup(_) => Err(Error::invalid(format!(
-                "{} tasks are not supported by this worker yet",
-                task.operation()
-            ))),
+            TaskWork::Backup(t) => {
+                tracing::info!(
+                    source = task.source.as_deref().unwrap_or("-"),
+                    operation = "backup",
+                    "running task"
+                );
+                failed.operation = Some("backup".into());
+                run_backup(t).await
+            }
+            TaskWork::BackupCleanup(t) => {
+                tracing::info!(source = task.source.as_deref().unwrap_or("-"), operation = "backup-cleanup", chain = %t.chain, "running task");
+                failed.operation = Some("backup-cleanup".into());
+                run_cleanup(t).await
+            }
             TaskWork::OffsetRollback(t) => {
                 // Validation guarantees an id for every operation but snapshot, where one is made
                 // up now so that even a failure reports it.
@@ -307,6 +317,81 @@ fn reset_outcome(report: &crate::reset::ResetReport) -> TaskOutcome {
         to_report(report),
         failure,
     )
+}
+
+/// Runs one shard of a backup.
+async fn run_backup(t: &crate::task::BackupTask) -> Result<TaskOutcome> {
+    let stop = crate::backup::cli::stop_on_signal();
+    let r = crate::backup::cli::run_backup_task(t, None, stop).await?;
+    let message = if r.already_complete {
+        format!(
+            "Backup {} shard {} of {} was already complete",
+            r.backup_id,
+            r.shard_index + 1,
+            r.shard_count
+        )
+    } else {
+        format!(
+            "Backup {}{}: {} in {} of {}, {} stored in {}",
+            r.backup_id,
+            if r.shard_count > 1 {
+                format!(" shard {} of {}", r.shard_index + 1, r.shard_count)
+            } else {
+                String::new()
+            },
+            count(r.records as usize, "record"),
+            count(r.partitions as usize, "partition"),
+            count(r.topics as usize, "topic"),
+            r.stored_bytes,
+            count(r.segments as usize, "segment"),
+        )
+    };
+    Ok(TaskOutcome {
+        result: TaskResult {
+            phase: PHASE_COMPLETED.into(),
+            operation: Some("backup".into()),
+            message,
+            backup: Some(crate::task::ResultBackup {
+                backup_id: r.backup_id.clone(),
+                complete: r.complete,
+                topics: r.topics,
+                partitions: r.partitions,
+                records: r.records,
+                bytes: r.bytes,
+                stored_bytes: r.stored_bytes,
+                segments: r.segments,
+                groups_captured: r.groups_captured,
+                deleted: Vec::new(),
+            }),
+            ..TaskResult::default()
+        },
+        report: to_report(&r),
+        exit_code: 0,
+    })
+}
+
+/// Applies retention to a backup chain.
+async fn run_cleanup(t: &crate::task::BackupCleanupTask) -> Result<TaskOutcome> {
+    let r = crate::backup::cli::run_cleanup_task(t).await?;
+    Ok(TaskOutcome {
+        result: TaskResult {
+            phase: PHASE_COMPLETED.into(),
+            operation: Some("backup-cleanup".into()),
+            message: format!(
+                "Retention for chain {}: deleted {}, kept {}",
+                r.chain,
+                count(r.deleted.len(), "backup"),
+                count(r.kept.len(), "backup")
+            ),
+            backup: Some(crate::task::ResultBackup {
+                deleted: r.deleted.clone(),
+                ..Default::default()
+            }),
+            ..TaskResult::default()
+        },
+        report: to_report(&r),
+        exit_code: 0,
+    })
 }
 
 /// Runs one offset-rollback operation against the snapshot `snapshot_id`.
@@ -547,7 +632,18 @@ fn verification(v: &VerifyReport) -> ResultVerification {
 
 /// Opens the snapshot store a task names. Location options the task leaves unset come from
 /// the `TIDEMARK_*` environment, as for the CLI.
-async fn open_store(target: &StorageTarget) -> Result<SnapshotStore> {
+pub(crate) async fn open_store(target: &StorageTarget) -> Result<SnapshotStore> {
+    match target {
+        StorageTarget::Location { .. } => Ok(SnapshotStore::new(open_location(target)?)),
+        StorageTarget::ConfigMap { namespace, name } => Ok(SnapshotStore::config_map(
+            ConfigMapStore::connect(namespace, name).await?,
+        )),
+    }
+}
+
+/// Opens a `location` storage target (an error for a ConfigMap). Options the task leaves
+/// unset come from the `TIDEMARK_*` environment, as for the CLI.
+pub(crate) fn open_location(target: &StorageTarget) -> Result<Storage> {
     match target {
         StorageTarget::Location {
             url,
@@ -563,10 +659,10 @@ async fn open_store(target: &StorageTarget) -> Result<SnapshotStore> {
                 s3_path_style: *s3_path_style || env.s3_path_style,
                 allow_http: *allow_http || env.allow_http,
             };
-            Ok(SnapshotStore::new(Storage::open(url, &options)?))
+            Storage::open(url, &options)
         }
-        StorageTarget::ConfigMap { namespace, name } => Ok(SnapshotStore::config_map(
-            ConfigMapStore::connect(namespace, name).await?,
+        StorageTarget::ConfigMap { .. } => Err(Error::invalid(
+            "task field 'storage' is a ConfigMap; this operation needs a PVC, s3, gcs or azure location",
         )),
     }
 }
@@ -584,6 +680,14 @@ async fn connect(t: &OffsetRollbackTask) -> Result<GroupAdmin> {
 /// The connection a task describes; SASL credentials come from `KAFKA_USERNAME` and
 /// `KAFKA_PASSWORD`, TLS files and the mechanism fall back to their environment variables.
 pub fn kafka_config(k: &KafkaTarget) -> Result<KafkaConfig> {
+    kafka_config_with(k, None)
+}
+
+/// [`kafka_config`] with SASL credentials given instead of read from the environment.
+pub fn kafka_config_with(
+    k: &KafkaTarget,
+    credentials: Option<(String, String)>,
+) -> Result<KafkaConfig> {
     let protocol = k.security_protocol.parse()?;
     let mechanism = k.sasl_mechanism.as_deref().map(str::parse).transpose()?;
     let properties: Vec<String> = k
@@ -591,7 +695,7 @@ pub fn kafka_config(k: &KafkaTarget) -> Result<KafkaConfig> {
         .iter()
         .map(|(key, value)| format!("{key}={value}"))
         .collect();
-    KafkaConfig::resolve(
+    KafkaConfig::resolve_with_credentials(
         &k.bootstrap_servers.join(","),
         protocol,
         mechanism,
@@ -601,6 +705,7 @@ pub fn kafka_config(k: &KafkaTarget) -> Result<KafkaConfig> {
             key_location: k.ssl_key_location.clone(),
         },
         &properties,
+        credentials,
     )
 }
 

@@ -3,3 +3,8 @@
 
 pub mod format;
 pub mod select;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod manifest;
+pub mod read;

@@ -29,7 +29,7 @@ use tokio::sync::oneshot;
 
 use super::{
     CommittedOffset, GroupDescription, GroupListing, GroupState, KafkaConfig, ListedOffset,
-    OffsetSpec, PartitionFailure, TopicPartition,
+    OffsetSpec, PartitionFailure, TopicLayout, TopicPartition,
 };
 use crate::error::{Error, Result};
 
@@ -530,6 +530,13 @@ impl GroupAdmin {
     ///
     /// A topic that does not exist is an [`Error::Kafka`] naming it.
     pub async fn topic_partitions(&self, topic: &str) -> Result<Vec<i32>> {
+        Ok(self.topic_layout(topic).await?.partitions)
+    }
+
+    /// Partition ids (ascending) and replication factor of `topic`, from cluster metadata.
+    ///
+    /// A topic that does not exist is an [`Error::Kafka`] naming it.
+    pub async fn topic_layout(&self, topic: &str) -> Result<TopicLayout> {
         let inner = Arc::clone(&self.inner);
         let timeout = self.config.request_timeout;
         let name = topic.to_string();
@@ -544,7 +551,13 @@ impl GroupAdmin {
                         let error = t.error().map(RDKafkaErrorCode::from);
                         let mut ids: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
                         ids.sort_unstable();
-                        (error, ids)
+                        let replicas = t
+                            .partitions()
+                            .iter()
+                            .map(|p| p.replicas().len())
+                            .max()
+                            .unwrap_or(0);
+                        (error, (ids, replicas))
                     })
                 })
         })
@@ -552,9 +565,12 @@ impl GroupAdmin {
         .map_err(|e| Error::Kafka(format!("metadata request did not complete: {e}")))?;
         let what = format!("failed to fetch metadata of topic '{topic}'");
         match fetched {
-            Ok(Some((None, ids))) if !ids.is_empty() => {
+            Ok(Some((None, (ids, replicas)))) if !ids.is_empty() => {
                 self.inner.ctx().clear();
-                Ok(ids)
+                Ok(TopicLayout {
+                    partitions: ids,
+                    replication_factor: i32::try_from(replicas).unwrap_or(i32::MAX),
+                })
             }
             Ok(Some((Some(RDKafkaErrorCode::UnknownTopicOrPartition), _)))
             | Ok(Some((None, _))) => Err(Error::Kafka(format!("topic '{topic}' does not exist"))),
@@ -562,6 +578,37 @@ impl GroupAdmin {
             Ok(None) => Err(Error::Kafka(format!("{what}: Kafka returned no topic"))),
             Err(e) => Err(self.kafka_error(&e, started, &what)),
         }
+    }
+
+    /// The configs of `topic` that are not broker defaults (what re-creating it needs).
+    pub async fn topic_configs(
+        &self,
+        topic: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>> {
+        use rdkafka::admin::{AdminOptions, ConfigSource, ResourceSpecifier};
+        let what = format!("failed to describe the configs of topic '{topic}'");
+        let started = Instant::now();
+        let opts = AdminOptions::new().request_timeout(Some(self.config.request_timeout));
+        let results = self
+            .inner
+            .client
+            .describe_configs(&[ResourceSpecifier::Topic(topic)], &opts)
+            .await
+            .map_err(|e| self.kafka_error(&e, started, &what))?;
+        let mut out = std::collections::BTreeMap::new();
+        for r in results {
+            let resource =
+                r.map_err(|code| self.failure(code, &code.to_string(), started, &what))?;
+            for entry in resource.entries {
+                let default = matches!(entry.source, ConfigSource::Default);
+                if !default && !entry.is_sensitive {
+                    if let Some(v) = entry.value {
+                        out.insert(entry.name, v);
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Names of all topics in the cluster, sorted (internal topics such as

@@ -186,6 +186,26 @@ impl KafkaConfig {
         tls: TlsFiles,
         properties: &[String],
     ) -> Result<Self> {
+        Self::resolve_with_credentials(
+            bootstrap_servers,
+            security_protocol,
+            sasl_mechanism,
+            tls,
+            properties,
+            None,
+        )
+    }
+
+    /// [`resolve`](Self::resolve) with SASL credentials given (e.g. from a configuration file
+    /// that expands `${KAFKA_PASSWORD}`) instead of read from the environment.
+    pub fn resolve_with_credentials(
+        bootstrap_servers: &str,
+        security_protocol: SecurityProtocol,
+        sasl_mechanism: Option<SaslMechanism>,
+        tls: TlsFiles,
+        properties: &[String],
+        credentials: Option<(String, String)>,
+    ) -> Result<Self> {
         let servers = normalize_servers(bootstrap_servers)?;
         let mut config = KafkaConfig::new(servers);
         config.security_protocol = security_protocol;
@@ -202,16 +222,22 @@ impl KafkaConfig {
                     None => SaslMechanism::Plain,
                 },
             };
-            let username = env_nonempty(ENV_USERNAME).ok_or_else(|| {
-                Error::invalid(format!(
-                    "security protocol {security_protocol} needs SASL credentials: set {ENV_USERNAME} and {ENV_PASSWORD}"
-                ))
-            })?;
-            let password = std::env::var(ENV_PASSWORD).map_err(|_| {
-                Error::invalid(format!(
-                    "security protocol {security_protocol} needs SASL credentials: {ENV_PASSWORD} is not set"
-                ))
-            })?;
+            let (username, password) = match credentials {
+                Some(c) => c,
+                None => {
+                    let username = env_nonempty(ENV_USERNAME).ok_or_else(|| {
+                        Error::invalid(format!(
+                            "security protocol {security_protocol} needs SASL credentials: set {ENV_USERNAME} and {ENV_PASSWORD}"
+                        ))
+                    })?;
+                    let password = std::env::var(ENV_PASSWORD).map_err(|_| {
+                        Error::invalid(format!(
+                            "security protocol {security_protocol} needs SASL credentials: {ENV_PASSWORD} is not set"
+                        ))
+                    })?;
+                    (username, password)
+                }
+            };
             config.sasl = Some(SaslCredentials {
                 mechanism,
                 username,

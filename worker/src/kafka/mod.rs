@@ -104,5 +104,13 @@ pub struct ListedOffset {
     pub timestamp: i64,
 }
 
+/// A topic's partitions and replication factor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicLayout {
+    /// Partition ids, ascending.
+    pub partitions: Vec<i32>,
+    pub replication_factor: i32,
+}
+
 /// A topic and partition.
 pub type TopicPartition = (String, i32);

@@ -1,0 +1,1092 @@
+//! The backup engine.
+//!
+//! One assign-only consumer (read_committed, no group membership, nothing committed) reads the
+//! shard's partitions on a dedicated thread and appends each record, byte for byte, to its
+//! partition's open segment. Full segments are handed over a bounded channel to the async side,
+//! which compresses them on the blocking pool and stores them, a few at a time: the bounded
+//! hand-off is the memory bound (consumer queues + open segments + segments in flight), whatever
+//! the amount of data. After each stored segment the partition's progress is applied in order and
+//! the checkpoint is rewritten (at most once a second), so a run killed at any moment resumes
+//! where the stored data ends. The manifest is written last.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::stream::{FuturesUnordered, StreamExt};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, Message, Timestamp};
+use rdkafka::{Offset, TopicPartitionList};
+use serde::Serialize;
+
+use super::format::{Codec, SegmentWriter, TimestampType};
+use super::manifest::{
+    checkpoint_key, manifest_key, offsets_key, partition_dir, segment_key, Checkpoint,
+    CheckpointPartition, Gaps, Manifest, PartitionData, SegmentEntry, TopicData, FORMAT,
+};
+use super::read::{complete_backups, load_manifests};
+use super::select::TopicFilter;
+use crate::error::{Error, Result};
+use crate::groups::read_committed;
+use crate::kafka::{GroupAdmin, KafkaConfig, OffsetSpec, TopicPartition};
+use crate::snapshot::{GroupSnapshot, OffsetSnapshot};
+use crate::storage::Storage;
+use crate::task::BackupMode;
+
+/// Default uncompressed size at which a segment is closed.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
+/// Default partitions read at once.
+pub const DEFAULT_CONCURRENT_PARTITIONS: usize = 32;
+/// Segments being compressed or stored at once (each holds at most a segment's bytes twice).
+const IN_FLIGHT_SEGMENTS: usize = 4;
+/// Budget for librdkafka's pre-fetch queues, shared by the partitions read at once.
+const PREFETCH_BUDGET_KB: usize = 64 * 1024;
+/// How often the checkpoint is rewritten while segments are being stored.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// How often progress is logged.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// In continuous mode, an open segment is stored after this long even if not full.
+const CONTINUOUS_FLUSH: Duration = Duration::from_secs(30);
+
+/// Test hook for the crash-and-resume tests: `TIDEMARK_CRASH_AT=<point>:<n>` makes the process
+/// abort (no cleanup, as `kill -9` would) the n-th time it reaches `<point>`: `record` (after a
+/// record is added to an open segment), `segment-upload` (half of a segment's bytes written,
+/// as a store without atomic writes could leave it), `segment-stored`, `checkpoint`,
+/// `before-manifest`, `after-manifest`. Unset, it costs one relaxed load.
+fn crash_due(point: &str) -> bool {
+    use std::sync::atomic::AtomicU64;
+    use std::sync::OnceLock;
+    static PLAN: OnceLock<Option<(String, u64)>> = OnceLock::new();
+    static HITS: AtomicU64 = AtomicU64::new(0);
+    let plan = PLAN.get_or_init(|| {
+        let v = std::env::var("TIDEMARK_CRASH_AT").ok()?;
+        let (name, n) = v.split_once(':').unwrap_or((v.as_str(), "1"));
+        Some((name.to_string(), n.parse().ok()?))
+    });
+    match plan {
+        Some((name, n)) if name == point => HITS.fetch_add(1, Ordering::Relaxed) + 1 == *n,
+        _ => false,
+    }
+}
+
+fn crash_at(point: &str) {
+    if crash_due(point) {
+        eprintln!("TIDEMARK_CRASH_AT: aborting at {point}");
+        std::process::abort();
+    }
+}
+
+/// What to back up and how.
+#[derive(Debug, Clone)]
+pub struct BackupRequest {
+    pub backup_id: String,
+    pub chain: Option<String>,
+    pub mode: BackupMode,
+    pub filter: TopicFilter,
+    /// The patterns as given, for messages.
+    pub include: Vec<String>,
+    pub codec: Codec,
+    pub segment_max_bytes: u64,
+    /// Close a segment when its records span this many milliseconds of record time.
+    pub segment_max_interval_ms: Option<u64>,
+    pub max_concurrent_partitions: usize,
+    pub rate_limit_records_per_sec: Option<u64>,
+    pub rate_limit_bytes_per_sec: Option<u64>,
+    pub capture_offsets: bool,
+    pub shard_index: u32,
+    pub shard_count: u32,
+}
+
+/// What a backup run did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BackupReport {
+    pub backup_id: String,
+    /// This shard's manifest is written.
+    pub complete: bool,
+    /// The shard was already complete; nothing was read.
+    pub already_complete: bool,
+    /// Continued from a checkpoint of an interrupted run.
+    pub resumed: bool,
+    pub mode: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    pub shard_index: u32,
+    pub shard_count: u32,
+    pub topics: u64,
+    pub partitions: u64,
+    pub records: u64,
+    pub bytes: u64,
+    pub stored_bytes: u64,
+    pub segments: u64,
+    /// Records and bytes read by this run (a resumed run excludes what was stored before).
+    pub records_this_run: u64,
+    pub bytes_this_run: u64,
+    pub groups_captured: u64,
+    pub duration_ms: u128,
+    pub records_per_second: f64,
+    pub mib_per_second: f64,
+    pub manifest: String,
+    pub warnings: Vec<String>,
+}
+
+/// One partition to read.
+#[derive(Debug, Clone)]
+struct PartSpec {
+    topic: String,
+    partition: i32,
+    /// Where reading starts (resume point).
+    next: i64,
+    /// Exclusive end (`i64::MAX` in continuous mode).
+    target: i64,
+    /// State stored before this run (from the checkpoint).
+    records: u64,
+    bytes: u64,
+    gaps: Gaps,
+}
+
+/// Cumulative state of a partition after a sealed segment.
+#[derive(Debug, Clone)]
+struct Progress {
+    next_offset: i64,
+    records: u64,
+    bytes: u64,
+    gaps: Gaps,
+    /// Set when the partition is finished, with its end offset.
+    end_offset: Option<i64>,
+}
+
+/// A closed segment (or a final progress note without one) on its way to storage.
+struct Sealed {
+    part: usize,
+    seq: u64,
+    writer: Option<SegmentWriter>,
+    progress: Progress,
+}
+
+struct Stored {
+    part: usize,
+    seq: u64,
+    entry: Option<SegmentEntry>,
+    progress: Progress,
+}
+
+/// Runs one shard of a backup to completion (or, in continuous mode, until `stop`).
+pub async fn run_backup(
+    admin: &GroupAdmin,
+    storage: &Storage,
+    req: &BackupRequest,
+    stop: Arc<AtomicBool>,
+) -> Result<BackupReport> {
+    let started = Instant::now();
+    let (id, shard, count) = (req.backup_id.as_str(), req.shard_index, req.shard_count);
+    let mkey = manifest_key(id, shard, count);
+    if let Some(data) = storage.get(&mkey).await? {
+        let m = Manifest::from_json(&data, &mkey)?;
+        // A run that died right after its manifest may have left its tidy-up undone.
+        remove_strays(storage, &m).await?;
+        storage.delete(&checkpoint_key(id, shard, count)).await?;
+        let mut r = report_from_manifest(&m, &mkey, started);
+        r.already_complete = true;
+        return Ok(r);
+    }
+    let mut warnings = Vec::new();
+
+    // What to read: the selected topics' partitions dealt to shards in a stable order.
+    let all_topics = admin.list_topics().await?;
+    let selected: Vec<String> = req
+        .filter
+        .select(&all_topics)
+        .into_iter()
+        .cloned()
+        .collect();
+    if selected.is_empty() {
+        return Err(Error::invalid(format!(
+            "no topic matches include {:?} (minus the excludes); the cluster has {} topics",
+            req.include,
+            all_topics.len()
+        )));
+    }
+    let mut topics: BTreeMap<String, TopicData> = BTreeMap::new();
+    let mut all_parts: Vec<TopicPartition> = Vec::new();
+    for t in &selected {
+        let layout = admin.topic_layout(t).await?;
+        let configs = match admin.topic_configs(t).await {
+            Ok(c) => c,
+            Err(e) => {
+                warnings.push(format!(
+                    "the configs of topic '{t}' could not be read ({e}); a restore that creates it will use broker defaults"
+                ));
+                BTreeMap::new()
+            }
+        };
+        all_parts.extend(layout.partitions.iter().map(|p| (t.clone(), *p)));
+        topics.insert(
+            t.clone(),
+            TopicData {
+                partitions: i32::try_from(layout.partitions.len()).unwrap_or(i32::MAX),
+                replication_factor: layout.replication_factor,
+                configs,
+                partition_data: BTreeMap::new(),
+            },
+        );
+    }
+    all_parts.sort();
+    let mine: Vec<TopicPartition> = all_parts
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| (*i as u64) % u64::from(count) == u64::from(shard))
+        .map(|(_, tp)| tp)
+        .collect();
+
+    // Resume from a checkpoint, or start from the log start / the parent's end.
+    let ckey = checkpoint_key(id, shard, count);
+    let checkpoint = match storage.get(&ckey).await? {
+        Some(data) => Some(Checkpoint::from_json(&data, &ckey)?),
+        None => None,
+    };
+    let resumed = checkpoint.is_some();
+    let started_at = checkpoint
+        .as_ref()
+        .and_then(|c| c.started_at)
+        .unwrap_or_else(Utc::now);
+    let parent = match (req.mode, &req.chain) {
+        (BackupMode::Incremental, Some(chain)) => {
+            let found = complete_backups(storage)
+                .await?
+                .into_iter()
+                .filter(|b| b.chain.as_deref() == Some(chain.as_str()) && b.backup_id != id)
+                .max_by_key(|b| b.completed_at);
+            if found.is_none() {
+                warnings.push(format!(
+                    "no complete backup of chain '{chain}' yet: this incremental backup starts from the log start"
+                ));
+            }
+            found
+        }
+        _ => None,
+    };
+    let parent_ends: HashMap<TopicPartition, i64> = match &parent {
+        None => HashMap::new(),
+        Some(p) => load_manifests(storage, &p.backup_id)
+            .await?
+            .iter()
+            .flat_map(|m| {
+                m.topics.iter().flat_map(|(t, td)| {
+                    td.partition_data
+                        .iter()
+                        .map(move |(p, d)| ((t.clone(), *p), d.end_offset))
+                })
+            })
+            .collect(),
+    };
+    let (starts, ends) = tokio::try_join!(
+        admin.list_offsets_isolated(&mine, OffsetSpec::Earliest, false),
+        admin.list_offsets(&mine, OffsetSpec::Latest)
+    )?;
+    let mut specs = Vec::with_capacity(mine.len());
+    let mut initial: BTreeMap<TopicPartition, PartitionData> = BTreeMap::new();
+    for ((tp, s), e) in mine.iter().zip(starts).zip(ends) {
+        let log_start = s?.offset;
+        let lso = e?.offset;
+        let before = checkpoint
+            .as_ref()
+            .and_then(|c| c.partitions.get(&tp.0))
+            .and_then(|m| m.get(&tp.1));
+        let (data, next) = match before {
+            Some(cp) => (cp.data.clone(), cp.next_offset),
+            None => {
+                let start = match parent_ends.get(tp) {
+                    Some(end) => *end,
+                    None => log_start,
+                };
+                let target = match req.mode {
+                    BackupMode::Continuous => i64::MAX,
+                    _ => lso.max(start),
+                };
+                (
+                    PartitionData {
+                        start_offset: start,
+                        end_offset: target,
+                        ..PartitionData::default()
+                    },
+                    start,
+                )
+            }
+        };
+        let mut gaps = data.gaps.clone();
+        if next < log_start {
+            warnings.push(format!(
+                "{}-{}: offsets {next}..{log_start} were deleted by retention before they were backed up",
+                tp.0, tp.1
+            ));
+            gaps.add(next, log_start);
+        }
+        specs.push(PartSpec {
+            topic: tp.0.clone(),
+            partition: tp.1,
+            next: next.max(log_start),
+            target: data.end_offset,
+            records: data.records,
+            bytes: data.bytes,
+            gaps,
+        });
+        initial.insert(tp.clone(), data);
+    }
+
+    // Read, seal, store, checkpoint.
+    let mut committer = Committer {
+        storage,
+        id,
+        shard,
+        count,
+        started_at,
+        parts: specs
+            .iter()
+            .map(|s| PartCommit {
+                topic: s.topic.clone(),
+                partition: s.partition,
+                data: initial
+                    .get(&(s.topic.clone(), s.partition))
+                    .cloned()
+                    .unwrap_or_default(),
+                next_offset: s.next,
+                next_seq: 0,
+                pending: BTreeMap::new(),
+                done: false,
+            })
+            .collect(),
+        last_write: Instant::now(),
+        dirty: false,
+    };
+    committer.write_checkpoint().await?;
+    let before_records: u64 = specs.iter().map(|s| s.records).sum();
+    let before_bytes: u64 = specs.iter().map(|s| s.bytes).sum();
+
+    let options = LoopOptions {
+        codec: req.codec,
+        segment_max_bytes: req.segment_max_bytes.max(1),
+        segment_max_interval_ms: req.segment_max_interval_ms,
+        max_active: req.max_concurrent_partitions.max(1),
+        rate_records: req.rate_limit_records_per_sec,
+        rate_bytes: req.rate_limit_bytes_per_sec,
+        continuous: req.mode == BackupMode::Continuous,
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Sealed>(IN_FLIGHT_SEGMENTS);
+    let config = admin.config().clone();
+    let loop_stop = Arc::clone(&stop);
+    let reader =
+        tokio::task::spawn_blocking(move || consume(&config, specs, &options, &tx, &loop_stop));
+
+    let names: Vec<TopicPartition> = committer
+        .parts
+        .iter()
+        .map(|p| (p.topic.clone(), p.partition))
+        .collect();
+    let mut uploads = FuturesUnordered::new();
+    let mut open = true;
+    let mut failure: Option<Error> = None;
+    while open || !uploads.is_empty() {
+        tokio::select! {
+            sealed = rx.recv(), if open && uploads.len() < IN_FLIGHT_SEGMENTS => match sealed {
+                Some(s) => uploads.push(store_segment(storage, id, &names, s)),
+                None => open = false,
+            },
+            Some(done) = uploads.next(), if !uploads.is_empty() => match done {
+                Ok(s) => {
+                    committer.apply(s);
+                    if let Err(e) = committer.maybe_checkpoint().await {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            },
+        }
+    }
+    if let Some(e) = failure {
+        stop.store(true, Ordering::SeqCst);
+        drop(rx);
+        let _ = reader.await;
+        return Err(e);
+    }
+    let read = reader
+        .await
+        .map_err(|e| Error::Kafka(format!("the backup reader stopped unexpectedly: {e}")))??;
+    committer.write_checkpoint().await?;
+    if committer.parts.iter().any(|p| !p.done) {
+        // Only a failure of the reader gets here; the checkpoint lets a re-run continue.
+        return Err(Error::Kafka(
+            "the backup stopped before every partition was read; run it again to resume".into(),
+        ));
+    }
+
+    // Topic metadata, captured offsets, manifest (last), then tidy up.
+    for p in &committer.parts {
+        if let Some(td) = topics.get_mut(&p.topic) {
+            td.partition_data.insert(p.partition, p.data.clone());
+        }
+    }
+    topics.retain(|_, td| !td.partition_data.is_empty());
+    let (offsets, groups_captured) = if req.capture_offsets {
+        capture_offsets(admin, storage, req, &mine, &mut warnings).await?
+    } else {
+        (None, 0)
+    };
+    let mut manifest = Manifest {
+        format: FORMAT.to_string(),
+        backup_id: id.to_string(),
+        chain: req.chain.clone(),
+        parent: parent.map(|p| p.backup_id),
+        mode: mode_name(req.mode).to_string(),
+        shard_index: shard,
+        shard_count: count,
+        cluster: admin.config().bootstrap_servers.clone(),
+        started_at,
+        completed_at: Utc::now(),
+        compression: codec_name(req.codec).to_string(),
+        compression_level: match req.codec {
+            Codec::Zstd { level } => Some(level),
+            _ => None,
+        },
+        isolation: "read_committed".into(),
+        topics,
+        totals: Default::default(),
+        offsets,
+        warnings: warnings.clone(),
+    };
+    manifest.compute_totals();
+    let json = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| Error::Kafka(format!("failed to encode the manifest: {e}")))?;
+    crash_at("before-manifest");
+    storage.put(&mkey, Bytes::from(json)).await?;
+    crash_at("after-manifest");
+    remove_strays(storage, &manifest).await?;
+    storage.delete(&ckey).await?;
+
+    let mut report = report_from_manifest(&manifest, &mkey, started);
+    report.resumed = resumed;
+    report.records_this_run = report.records.saturating_sub(before_records);
+    report.bytes_this_run = report.bytes.saturating_sub(before_bytes);
+    report.groups_captured = groups_captured;
+    let secs = started.elapsed().as_secs_f64();
+    if secs > 0.0 {
+        report.records_per_second = read.records as f64 / secs;
+        report.mib_per_second = read.bytes as f64 / secs / (1024.0 * 1024.0);
+    }
+    Ok(report)
+}
+
+fn codec_name(codec: Codec) -> &'static str {
+    match codec {
+        Codec::None => "none",
+        Codec::Zstd { .. } => "zstd",
+        Codec::Lz4 => "lz4",
+    }
+}
+
+fn mode_name(mode: BackupMode) -> &'static str {
+    match mode {
+        BackupMode::OneShot => "one_shot",
+        BackupMode::Continuous => "continuous",
+        BackupMode::Incremental => "incremental",
+    }
+}
+
+fn report_from_manifest(m: &Manifest, key: &str, started: Instant) -> BackupReport {
+    BackupReport {
+        backup_id: m.backup_id.clone(),
+        complete: true,
+        mode: m.mode.clone(),
+        chain: m.chain.clone(),
+        parent: m.parent.clone(),
+        shard_index: m.shard_index,
+        shard_count: m.shard_count,
+        topics: m.totals.topics,
+        partitions: m.totals.partitions,
+        records: m.totals.records,
+        bytes: m.totals.bytes,
+        stored_bytes: m.totals.stored_bytes,
+        segments: m.totals.segments,
+        duration_ms: started.elapsed().as_millis(),
+        manifest: key.to_string(),
+        warnings: m.warnings.clone(),
+        ..BackupReport::default()
+    }
+}
+
+/// Compresses and stores one sealed segment.
+async fn store_segment(
+    storage: &Storage,
+    id: &str,
+    parts: &[TopicPartition],
+    s: Sealed,
+) -> Result<Stored> {
+    let entry = match s.writer {
+        None => None,
+        Some(writer) => {
+            let Some(first) = writer.first_offset() else {
+                return Err(Error::Kafka("an empty segment was sealed".into()));
+            };
+            let (topic, partition) = &parts[s.part];
+            let key = segment_key(id, topic, *partition, first);
+            let (data, stats) = tokio::task::spawn_blocking(move || writer.finish())
+                .await
+                .map_err(|e| Error::Kafka(format!("segment encoding stopped: {e}")))?
+                .map_err(|e| Error::Kafka(format!("cannot encode segment '{key}': {e}")))?;
+            if crash_due("segment-upload") {
+                let _ = storage
+                    .put(&key, Bytes::copy_from_slice(&data[..data.len() / 2]))
+                    .await;
+                eprintln!("TIDEMARK_CRASH_AT: aborting in the middle of storing {key}");
+                std::process::abort();
+            }
+            storage.put(&key, Bytes::from(data)).await?;
+            crash_at("segment-stored");
+            Some(SegmentEntry { key, stats })
+        }
+    };
+    Ok(Stored {
+        part: s.part,
+        seq: s.seq,
+        entry,
+        progress: s.progress,
+    })
+}
+
+struct PartCommit {
+    topic: String,
+    partition: i32,
+    data: PartitionData,
+    next_offset: i64,
+    next_seq: u64,
+    pending: BTreeMap<u64, Stored>,
+    done: bool,
+}
+
+/// Applies stored segments to each partition's data in order and writes the checkpoint.
+struct Committer<'a> {
+    storage: &'a Storage,
+    id: &'a str,
+    shard: u32,
+    count: u32,
+    started_at: DateTime<Utc>,
+    parts: Vec<PartCommit>,
+    last_write: Instant,
+    dirty: bool,
+}
+
+impl Committer<'_> {
+    fn apply(&mut self, s: Stored) {
+        let p = &mut self.parts[s.part];
+        p.pending.insert(s.seq, s);
+        while let Some(s) = p.pending.remove(&p.next_seq) {
+            if let Some(entry) = s.entry {
+                p.data.stored_bytes += entry.stats.stored_bytes;
+                p.data.segments.push(entry);
+            }
+            p.data.records = s.progress.records;
+            p.data.bytes = s.progress.bytes;
+            p.data.gaps = s.progress.gaps;
+            p.next_offset = s.progress.next_offset;
+            if let Some(end) = s.progress.end_offset {
+                p.data.end_offset = end;
+                p.done = true;
+            }
+            p.next_seq += 1;
+            self.dirty = true;
+        }
+    }
+
+    async fn maybe_checkpoint(&mut self) -> Result<()> {
+        if self.dirty && self.last_write.elapsed() >= CHECKPOINT_EVERY {
+            self.write_checkpoint().await?;
+        }
+        Ok(())
+    }
+
+    async fn write_checkpoint(&mut self) -> Result<()> {
+        let mut partitions: BTreeMap<String, BTreeMap<i32, CheckpointPartition>> = BTreeMap::new();
+        for p in &self.parts {
+            partitions.entry(p.topic.clone()).or_default().insert(
+                p.partition,
+                CheckpointPartition {
+                    next_offset: p.next_offset,
+                    data: p.data.clone(),
+                },
+            );
+        }
+        let cp = Checkpoint {
+            format: FORMAT.to_string(),
+            backup_id: self.id.to_string(),
+            shard_index: self.shard,
+            shard_count: self.count,
+            started_at: Some(self.started_at),
+            partitions,
+        };
+        let json = serde_json::to_vec(&cp)
+            .map_err(|e| Error::Kafka(format!("failed to encode the checkpoint: {e}")))?;
+        self.storage
+            .put(
+                &checkpoint_key(self.id, self.shard, self.count),
+                Bytes::from(json),
+            )
+            .await?;
+        crash_at("checkpoint");
+        self.last_write = Instant::now();
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+/// Deletes segment objects of this shard's partitions that the manifest does not list: what an
+/// interrupted run stored but never checkpointed and the resumed run wrote differently.
+async fn remove_strays(storage: &Storage, m: &Manifest) -> Result<()> {
+    for (topic, td) in &m.topics {
+        for (p, d) in &td.partition_data {
+            let keep: BTreeSet<&str> = d.segments.iter().map(|s| s.key.as_str()).collect();
+            for o in storage
+                .list(&partition_dir(&m.backup_id, topic, *p))
+                .await?
+            {
+                if !keep.contains(o.key.as_str()) {
+                    tracing::info!(key = %o.key, "removing a segment an interrupted run left behind");
+                    storage.delete(&o.key).await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Stores the committed offsets of every group on this shard's partitions (snapshot format).
+async fn capture_offsets(
+    admin: &GroupAdmin,
+    storage: &Storage,
+    req: &BackupRequest,
+    mine: &[TopicPartition],
+    warnings: &mut Vec<String>,
+) -> Result<(Option<String>, u64)> {
+    let wanted: BTreeSet<&TopicPartition> = mine.iter().collect();
+    let groups: Vec<String> = admin
+        .list_groups()
+        .await?
+        .into_iter()
+        .map(|g| g.group_id)
+        .collect();
+    let read_at = Utc::now();
+    let committed = match read_committed(admin, &groups, 16).await {
+        Ok(c) => c,
+        Err(e) => {
+            warnings.push(format!("consumer offsets were not captured: {e}"));
+            return Ok((None, 0));
+        }
+    };
+    let mut snap_groups = BTreeMap::new();
+    for (g, offsets) in committed.offsets {
+        let on_mine: Vec<_> = offsets
+            .into_iter()
+            .filter(|o| wanted.contains(&(o.topic.clone(), o.partition)))
+            .collect();
+        if !on_mine.is_empty() {
+            snap_groups.insert(
+                g,
+                GroupSnapshot::from_committed(&on_mine, read_at.timestamp_millis()),
+            );
+        }
+    }
+    let n = snap_groups.len() as u64;
+    let key = offsets_key(&req.backup_id, req.shard_index, req.shard_count);
+    let snap = OffsetSnapshot {
+        snapshot_id: format!("{}-offsets", req.backup_id),
+        timestamp: read_at,
+        cluster: admin.config().bootstrap_servers.clone(),
+        description: Some(format!(
+            "Consumer offsets captured with backup {}",
+            req.backup_id
+        )),
+        groups: snap_groups,
+    };
+    storage.put(&key, Bytes::from(snap.to_json()?)).await?;
+    Ok((Some(key), n))
+}
+
+#[derive(Debug, Clone)]
+struct LoopOptions {
+    codec: Codec,
+    segment_max_bytes: u64,
+    segment_max_interval_ms: Option<u64>,
+    max_active: usize,
+    rate_records: Option<u64>,
+    rate_bytes: Option<u64>,
+    continuous: bool,
+}
+
+/// Records and bytes the reader read.
+#[derive(Debug, Default)]
+struct ReadStats {
+    records: u64,
+    bytes: u64,
+}
+
+struct PartState {
+    spec: PartSpec,
+    writer: Option<SegmentWriter>,
+    opened: Instant,
+    seq: u64,
+    assigned: bool,
+    done: bool,
+}
+
+/// The reader: runs on its own thread until every partition reached its end (or `stop`).
+fn consume(
+    config: &KafkaConfig,
+    specs: Vec<PartSpec>,
+    opts: &LoopOptions,
+    tx: &tokio::sync::mpsc::Sender<Sealed>,
+    stop: &AtomicBool,
+) -> Result<ReadStats> {
+    let per_partition_kb =
+        (PREFETCH_BUDGET_KB / opts.max_active.min(specs.len().max(1))).clamp(1024, 16 * 1024);
+    let mut cfg = config.client_config();
+    cfg.set("group.id", "tidemark-backup")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "false")
+        .set("queued.max.messages.kbytes", per_partition_kb.to_string())
+        .set("fetch.max.bytes", "16777216")
+        .set("fetch.wait.max.ms", "100");
+    for (k, v) in &config.properties {
+        cfg.set(k, v);
+    }
+    let consumer: BaseConsumer = cfg
+        .create()
+        .map_err(|e| Error::Kafka(format!("failed to create the backup reader: {e}")))?;
+    let mut index: HashMap<String, HashMap<i32, usize>> = HashMap::new();
+    let mut states: Vec<PartState> = specs
+        .into_iter()
+        .enumerate()
+        .map(|(i, spec)| {
+            index
+                .entry(spec.topic.clone())
+                .or_default()
+                .insert(spec.partition, i);
+            PartState {
+                spec,
+                writer: None,
+                opened: Instant::now(),
+                seq: 0,
+                assigned: false,
+                done: false,
+            }
+        })
+        .collect();
+    let send = |s: Sealed| -> Result<()> {
+        tx.blocking_send(s)
+            .map_err(|_| Error::Kafka("the backup writer stopped; the reader ends too".into()))
+    };
+    let mut stats = ReadStats::default();
+    let mut queue: std::collections::VecDeque<usize> = (0..states.len()).collect();
+    let mut active = 0usize;
+    let started = Instant::now();
+    let mut last_progress = Instant::now();
+    let mut last_idle_check = Instant::now();
+    let total = states.len();
+    let mut finished = 0usize;
+
+    // Finishes partition `i`: seals its open segment, records the trailing gap, unassigns it.
+    let finish = |st: &mut PartState, consumer: &BaseConsumer, end: i64| -> Result<Vec<Sealed>> {
+        let mut out = Vec::new();
+        if let Some(w) = st.writer.take() {
+            out.push(Sealed {
+                part: usize::MAX,
+                seq: st.seq,
+                writer: Some(w),
+                progress: progress(&st.spec, None),
+            });
+            st.seq += 1;
+        }
+        if end != i64::MAX {
+            let from = st.spec.next;
+            st.spec.gaps.add(from, end);
+            st.spec.next = st.spec.next.max(end);
+        }
+        let end = if end == i64::MAX { st.spec.next } else { end };
+        out.push(Sealed {
+            part: usize::MAX,
+            seq: st.seq,
+            writer: None,
+            progress: progress(&st.spec, Some(end)),
+        });
+        st.seq += 1;
+        st.done = true;
+        if st.assigned {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition(&st.spec.topic, st.spec.partition);
+            consumer.incremental_unassign(&tpl).map_err(|e| {
+                Error::Kafka(format!(
+                    "cannot stop reading {}-{}: {e}",
+                    st.spec.topic, st.spec.partition
+                ))
+            })?;
+            st.assigned = false;
+        }
+        Ok(out)
+    };
+
+    loop {
+        // Partitions with nothing to read finish at once; others are assigned up to the limit.
+        while active < opts.max_active {
+            let Some(i) = queue.pop_front() else { break };
+            let st = &mut states[i];
+            if st.spec.next >= st.spec.target {
+                let target = st.spec.target;
+                for mut s in finish(st, &consumer, target)? {
+                    s.part = i;
+                    send(s)?;
+                }
+                finished += 1;
+                continue;
+            }
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(
+                &st.spec.topic,
+                st.spec.partition,
+                Offset::Offset(st.spec.next),
+            )
+            .map_err(|e| {
+                Error::Kafka(format!(
+                    "cannot read {}-{}: {e}",
+                    st.spec.topic, st.spec.partition
+                ))
+            })?;
+            consumer.incremental_assign(&tpl).map_err(|e| {
+                Error::Kafka(format!(
+                    "cannot read {}-{}: {e}",
+                    st.spec.topic, st.spec.partition
+                ))
+            })?;
+            st.assigned = true;
+            active += 1;
+        }
+        if finished == total {
+            break;
+        }
+        if stop.load(Ordering::SeqCst) {
+            if !opts.continuous {
+                return Err(Error::Kafka(
+                    "the backup was stopped before it finished; run it again to resume from its checkpoint".into(),
+                ));
+            }
+            for (i, st) in states.iter_mut().enumerate() {
+                if !st.done {
+                    for mut s in finish(st, &consumer, i64::MAX)? {
+                        s.part = i;
+                        send(s)?;
+                    }
+                }
+            }
+            break;
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let Some(&i) = index.get(m.topic()).and_then(|t| t.get(&m.partition())) else {
+                    continue;
+                };
+                let st = &mut states[i];
+                let off = m.offset();
+                if st.done || off < st.spec.next {
+                    continue;
+                }
+                if off >= st.spec.target {
+                    let target = st.spec.target;
+                    for mut s in finish(st, &consumer, target)? {
+                        s.part = i;
+                        send(s)?;
+                    }
+                    active -= 1;
+                    finished += 1;
+                    continue;
+                }
+                if off > st.spec.next {
+                    let from = st.spec.next;
+                    st.spec.gaps.add(from, off);
+                }
+                let (ts, ts_type) = match m.timestamp() {
+                    Timestamp::CreateTime(t) => (t, TimestampType::CreateTime),
+                    Timestamp::LogAppendTime(t) => (t, TimestampType::LogAppendTime),
+                    Timestamp::NotAvailable => (-1, TimestampType::NotAvailable),
+                };
+                let headers: Vec<(&str, Option<&[u8]>)> = match m.headers() {
+                    None => Vec::new(),
+                    Some(h) => h.iter().map(|h| (h.key, h.value)).collect(),
+                };
+                let size = m.key().map_or(0, <[u8]>::len)
+                    + m.payload().map_or(0, <[u8]>::len)
+                    + headers
+                        .iter()
+                        .map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len))
+                        .sum::<usize>();
+                if st.writer.is_none() {
+                    st.writer = Some(SegmentWriter::new(opts.codec));
+                    st.opened = Instant::now();
+                }
+                let writer = st
+                    .writer
+                    .as_mut()
+                    .ok_or_else(|| Error::Kafka("no open segment".into()))?;
+                writer
+                    .push(off, ts, ts_type, m.key(), m.payload(), &headers)
+                    .map_err(|e| {
+                        Error::Kafka(format!(
+                            "cannot store {}-{} offset {off}: {e}",
+                            st.spec.topic, st.spec.partition
+                        ))
+                    })?;
+                crash_at("record");
+                st.spec.next = off + 1;
+                st.spec.records += 1;
+                st.spec.bytes += size as u64;
+                stats.records += 1;
+                stats.bytes += size as u64;
+                let span_full = match (
+                    opts.segment_max_interval_ms,
+                    writer.min_timestamp(),
+                    writer.max_timestamp(),
+                ) {
+                    (Some(limit), Some(lo), Some(hi)) => hi.saturating_sub(lo) >= limit as i64,
+                    _ => false,
+                };
+                if writer.uncompressed_bytes() >= opts.segment_max_bytes || span_full {
+                    let w = st.writer.take();
+                    send(Sealed {
+                        part: i,
+                        seq: st.seq,
+                        writer: w,
+                        progress: progress(&st.spec, None),
+                    })?;
+                    st.seq += 1;
+                }
+                if st.spec.next >= st.spec.target {
+                    let target = st.spec.target;
+                    for mut s in finish(st, &consumer, target)? {
+                        s.part = i;
+                        send(s)?;
+                    }
+                    active -= 1;
+                    finished += 1;
+                }
+                throttle(opts, &stats, started, stop);
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => {}
+            Some(Err(e)) => {
+                let fatal = matches!(e.rdkafka_error_code(), Some(c) if is_fatal(c));
+                if fatal {
+                    return Err(Error::Kafka(format!("the backup reader failed: {e}")));
+                }
+                tracing::warn!(error = %e, "backup reader: retrying after a Kafka error");
+            }
+            None => {}
+        }
+        // Idle or not, now and then: partitions whose position passed their end (the last
+        // offsets were transaction markers or aborted records), and in continuous mode, old
+        // open segments.
+        if last_idle_check.elapsed() >= Duration::from_millis(500) {
+            last_idle_check = Instant::now();
+            if let Ok(positions) = consumer.position() {
+                for e in positions.elements() {
+                    let Some(&i) = index.get(e.topic()).and_then(|t| t.get(&e.partition())) else {
+                        continue;
+                    };
+                    let st = &mut states[i];
+                    if let Offset::Offset(pos) = e.offset() {
+                        if !st.done && st.assigned && pos >= st.spec.target {
+                            let target = st.spec.target;
+                            for mut s in finish(st, &consumer, target)? {
+                                s.part = i;
+                                send(s)?;
+                            }
+                            active -= 1;
+                            finished += 1;
+                        }
+                    }
+                }
+            }
+            if opts.continuous {
+                for (i, st) in states.iter_mut().enumerate() {
+                    if st.writer.is_some() && st.opened.elapsed() >= CONTINUOUS_FLUSH {
+                        let w = st.writer.take();
+                        send(Sealed {
+                            part: i,
+                            seq: st.seq,
+                            writer: w,
+                            progress: progress(&st.spec, None),
+                        })?;
+                        st.seq += 1;
+                    }
+                }
+            }
+        }
+        if last_progress.elapsed() >= PROGRESS_EVERY {
+            last_progress = Instant::now();
+            tracing::info!(
+                records = stats.records,
+                bytes = stats.bytes,
+                partitions_done = finished,
+                partitions = total,
+                "backup progress"
+            );
+        }
+    }
+    Ok(stats)
+}
+
+fn progress(spec: &PartSpec, end: Option<i64>) -> Progress {
+    Progress {
+        next_offset: spec.next,
+        records: spec.records,
+        bytes: spec.bytes,
+        gaps: spec.gaps.clone(),
+        end_offset: end,
+    }
+}
+
+/// Errors after which reading cannot go on.
+fn is_fatal(code: rdkafka::types::RDKafkaErrorCode) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        code,
+        C::SaslAuthenticationFailed
+            | C::TopicAuthorizationFailed
+            | C::ClusterAuthorizationFailed
+            | C::GroupAuthorizationFailed
+            | C::Fatal
+            | C::Authentication
+    )
+}
+
+/// Sleeps as long as the configured rates require.
+fn throttle(opts: &LoopOptions, stats: &ReadStats, started: Instant, stop: &AtomicBool) {
+    let due = |done: u64, rate: Option<u64>| -> Duration {
+        match rate {
+            Some(r) if r > 0 => Duration::from_secs_f64(done as f64 / r as f64),
+            _ => Duration::ZERO,
+        }
+    };
+    let wanted = due(stats.records, opts.rate_records).max(due(stats.bytes, opts.rate_bytes));
+    let mut elapsed = started.elapsed();
+    while wanted > elapsed && !stop.load(Ordering::Relaxed) {
+        std::thread::sleep((wanted - elapsed).min(Duration::from_millis(200)));
+        elapsed = started.elapsed();
+    }
+}
