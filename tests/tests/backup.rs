@@ -648,3 +648,222 @@ async fn corruption_is_reported_naming_the_object_and_bad_input_is_refused() {
         bad.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_form_one_backup_and_continuous_backups_end_cleanly_on_sigterm() {
+    let kafka = Tansu::start();
+    let bs = kafka.bootstrap();
+    fill(&bs, "sharded", 3, 400).await;
+    let want = read_topic(&bs, "sharded", 3);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().to_str().expect("utf8");
+    let shard = |i: &str| {
+        cli(&[
+            "backup",
+            "--bootstrap-servers",
+            &bs,
+            "--path",
+            path,
+            "--topics",
+            "sharded",
+            "--backup-id",
+            "split",
+            "--shard-count",
+            "2",
+            "--shard-index",
+            i,
+            "--format",
+            "json",
+        ])
+    };
+    let first = shard("1");
+    expect_code(&first, 0);
+    assert_eq!(
+        first.json()["partitions"],
+        1,
+        "3 partitions dealt to 2 shards"
+    );
+    let half = cli(&["describe", "-p", path, "-b", "split"]);
+    expect_code(&half, 2);
+    assert!(
+        half.stderr
+            .contains("1 of 2 shards finished (missing shard 0)"),
+        "{}",
+        half.stderr
+    );
+    expect_code(&shard("0"), 0);
+    let (manifests, got) = read_backup(dir.path(), "split").await;
+    assert_eq!(manifests.len(), 2);
+    assert_same(&got, &want);
+    expect_code(
+        &cli(&["verify-backup", "-p", path, "-b", "split", "--deep"]),
+        0,
+    );
+
+    // Continuous: runs until SIGTERM, then stores what it read and writes its manifest.
+    let child = std::process::Command::new(BIN)
+        .args([
+            "backup",
+            "--bootstrap-servers",
+            &bs,
+            "--path",
+            path,
+            "--topics",
+            "sharded",
+            "--backup-id",
+            "live",
+            "--mode",
+            "continuous",
+            "--format",
+            "json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let p = producer(&bs);
+    produce_varied(&p, "sharded", 2, 400, 25).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(term.success());
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    assert_eq!(report["complete"], true);
+    assert_eq!(report["mode"], "continuous");
+    let (manifests, got) = read_backup(dir.path(), "live").await;
+    let now = read_topic(&bs, "sharded", 3);
+    for ((t, part), d) in &manifests[0].topics["sharded"]
+        .partition_data
+        .iter()
+        .map(|(p, d)| (("sharded".to_string(), *p), d))
+        .collect::<Vec<_>>()
+    {
+        let want: Vec<Record> = now[&(t.clone(), *part)]
+            .iter()
+            .filter(|r| r.offset < d.end_offset)
+            .cloned()
+            .collect();
+        assert_eq!(
+            got.get(&(t.clone(), *part)).cloned().unwrap_or_default(),
+            want,
+            "{t}-{part}"
+        );
+        assert!(
+            d.end_offset >= 400,
+            "{t}-{part} read at least what was there at the start"
+        );
+    }
+    assert_eq!(
+        manifests[0].topics["sharded"].partition_data[&2].end_offset, 425,
+        "records produced while it ran are in it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_old_backups_but_never_a_kept_backups_parent() {
+    let kafka = Tansu::start();
+    let bs = kafka.bootstrap();
+    fill(&bs, "kept", 1, 20).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().to_str().expect("utf8");
+    let p = producer(&bs);
+    for (i, mode) in ["one-shot", "one-shot", "one-shot"].iter().enumerate() {
+        let id = format!("daily-{i}");
+        expect_code(
+            &cli(&[
+                "backup",
+                "--bootstrap-servers",
+                &bs,
+                "--path",
+                path,
+                "--topics",
+                "kept",
+                "--backup-id",
+                &id,
+                "--mode",
+                mode,
+                "--chain",
+                "daily",
+            ]),
+            0,
+        );
+        let id = format!("inc-{i}");
+        expect_code(
+            &cli(&[
+                "backup",
+                "--bootstrap-servers",
+                &bs,
+                "--path",
+                path,
+                "--topics",
+                "kept",
+                "--backup-id",
+                &id,
+                "--mode",
+                "incremental",
+                "--chain",
+                "inc",
+            ]),
+            0,
+        );
+        produce_varied(&p, "kept", 0, 20 + i * 5, 5).await;
+    }
+    let run_cleanup = |chain: &str, keep: u32| {
+        let task = dir.path().join(format!("cleanup-{chain}.yaml"));
+        std::fs::write(
+            &task,
+            format!(
+                "apiVersion: tidemark.dev/task-v1\nkind: backupCleanup\nstorage: {{type: location, url: {path}}}\nchain: {chain}\nkeepLast: {keep}\n"
+            ),
+        )
+        .expect("task");
+        let result = dir.path().join(format!("cleanup-{chain}.result"));
+        let out = cli(&[
+            "run",
+            "--task",
+            task.to_str().expect("utf8"),
+            "--result-file",
+            result.to_str().expect("utf8"),
+        ]);
+        expect_code(&out, 0);
+        out.json()["report"].clone()
+    };
+    let daily = run_cleanup("daily", 2);
+    assert_eq!(daily["deleted"], serde_json::json!(["daily-0"]), "{daily}");
+    assert!(
+        storage(dir.path())
+            .list("backups/daily-0/")
+            .await
+            .expect("list")
+            .is_empty(),
+        "every object of daily-0 is gone"
+    );
+    let inc = run_cleanup("inc", 1);
+    assert_eq!(inc["deleted"], serde_json::json!([]), "{inc}");
+    assert_eq!(
+        inc["kept_as_parents"],
+        serde_json::json!(["inc-1", "inc-0"]),
+        "{inc}"
+    );
+    let list = cli(&["list", "-p", path, "-f", "json"]);
+    let ids: Vec<String> = list.json()["backups"]
+        .as_array()
+        .expect("backups")
+        .iter()
+        .map(|b| b["backup_id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        !ids.contains(&"daily-0".to_string()) && ids.contains(&"daily-1".to_string()),
+        "{ids:?}"
+    );
+}
