@@ -322,7 +322,7 @@ fn reset_outcome(report: &crate::reset::ResetReport) -> TaskOutcome {
 /// Runs one shard of a backup.
 async fn run_backup(t: &crate::task::BackupTask) -> Result<TaskOutcome> {
     let stop = crate::backup::cli::stop_on_signal();
-    let r = crate::backup::cli::run_backup_task(t, None, stop).await?;
+    let r = crate::backup::cli::run_backup_task(t, None, stop, Default::default()).await?;
     let message = if r.already_complete {
         format!(
             "Backup {} shard {} of {} was already complete",

@@ -9,8 +9,11 @@ use chrono::{Duration as ChronoDuration, Utc};
 use serde::Serialize;
 
 use super::config::{parse_compression, parse_config, parse_mode};
+use std::io::IsTerminal as _;
+
 use super::engine::{
-    run_backup, BackupReport, BackupRequest, DEFAULT_CONCURRENT_PARTITIONS, DEFAULT_SEGMENT_BYTES,
+    run_backup, BackupReport, BackupRequest, LiveProgress, DEFAULT_CONCURRENT_PARTITIONS,
+    DEFAULT_SEGMENT_BYTES,
 };
 use super::format::Codec;
 use super::manifest::backup_dir;
@@ -43,6 +46,7 @@ pub async fn run_backup_task(
     t: &BackupTask,
     credentials: Option<(String, String)>,
     stop: Arc<AtomicBool>,
+    progress: Arc<LiveProgress>,
 ) -> Result<BackupReport> {
     t.validate()?;
     let backup_id = match &t.backup_id {
@@ -94,6 +98,7 @@ pub async fn run_backup_task(
         capture_offsets: t.capture_offsets,
         shard_index,
         shard_count: t.shard_count,
+        progress: Arc::clone(&progress),
     };
     tracing::info!(backup_id = %req.backup_id, shard = shard_index, shards = t.shard_count, location = %storage.display(), "backup starting");
     run_backup(&admin, &storage, &req, stop).await
@@ -240,12 +245,53 @@ pub async fn backup(a: BackupArgs) -> Result<i32> {
         Error::InvalidInput(m) => Error::invalid(m.replace("task field", "setting")),
         other => other,
     })?;
-    let report = run_backup_task(&task, credentials, stop_on_signal()).await?;
+    let progress = Arc::new(LiveProgress::default());
+    let bar = (a.format.format == Format::Text && std::io::stderr().is_terminal())
+        .then(|| progress_bar(Arc::clone(&progress)));
+    let result = run_backup_task(&task, credentials, stop_on_signal(), progress).await;
+    if let Some((done, handle)) = bar {
+        done.store(true, Ordering::SeqCst);
+        let _ = handle.await;
+    }
+    let report = result?;
     match a.format.format {
         Format::Json => print_json(&report)?,
         Format::Text => print!("{}", backup_box(&report)),
     }
     Ok(0)
+}
+
+/// Draws a progress bar on stderr until the returned flag is set.
+fn progress_bar(p: Arc<LiveProgress>) -> (Arc<AtomicBool>, tokio::task::JoinHandle<()>) {
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&done);
+    let handle = tokio::spawn(async move {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {percent:>3}% {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        loop {
+            let total = p.offsets_total.load(Ordering::Relaxed);
+            bar.set_length(total.max(1));
+            bar.set_position(p.offsets_done.load(Ordering::Relaxed).min(total));
+            bar.set_message(format!(
+                "{} records, {}, {}/{} partitions",
+                thousands(p.records.load(Ordering::Relaxed) as i64),
+                size(p.bytes.load(Ordering::Relaxed)),
+                p.partitions_done.load(Ordering::Relaxed),
+                p.partitions_total.load(Ordering::Relaxed)
+            ));
+            if flag.load(Ordering::SeqCst) {
+                bar.finish_and_clear();
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    });
+    (done, handle)
 }
 
 fn size(bytes: u64) -> String {

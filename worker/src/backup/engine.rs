@@ -80,6 +80,18 @@ fn crash_at(point: &str) {
     }
 }
 
+/// Live counters of a running backup, for progress bars and logs (relaxed atomics).
+#[derive(Debug, Default)]
+pub struct LiveProgress {
+    pub records: std::sync::atomic::AtomicU64,
+    pub bytes: std::sync::atomic::AtomicU64,
+    /// Offsets passed (records and gaps), and the total to pass (0 in continuous mode).
+    pub offsets_done: std::sync::atomic::AtomicU64,
+    pub offsets_total: std::sync::atomic::AtomicU64,
+    pub partitions_done: std::sync::atomic::AtomicU64,
+    pub partitions_total: std::sync::atomic::AtomicU64,
+}
+
 /// What to back up and how.
 #[derive(Debug, Clone)]
 pub struct BackupRequest {
@@ -99,6 +111,8 @@ pub struct BackupRequest {
     pub capture_offsets: bool,
     pub shard_index: u32,
     pub shard_count: u32,
+    /// Updated while the backup runs.
+    pub progress: Arc<LiveProgress>,
 }
 
 /// What a backup run did.
@@ -376,7 +390,19 @@ pub async fn run_backup(
         rate_records: req.rate_limit_records_per_sec,
         rate_bytes: req.rate_limit_bytes_per_sec,
         continuous: req.mode == BackupMode::Continuous,
+        progress: Arc::clone(&req.progress),
     };
+    options
+        .progress
+        .partitions_total
+        .store(specs.len() as u64, Ordering::Relaxed);
+    if req.mode != BackupMode::Continuous {
+        let total: i64 = specs.iter().map(|s| (s.target - s.next).max(0)).sum();
+        options
+            .progress
+            .offsets_total
+            .store(total as u64, Ordering::Relaxed);
+    }
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Sealed>(IN_FLIGHT_SEGMENTS);
     let config = admin.config().clone();
     let loop_stop = Arc::clone(&stop);
@@ -728,6 +754,7 @@ struct LoopOptions {
     rate_records: Option<u64>,
     rate_bytes: Option<u64>,
     continuous: bool,
+    progress: Arc<LiveProgress>,
 }
 
 /// Records and bytes the reader read.
@@ -804,6 +831,7 @@ fn consume(
     let total = states.len();
     let mut finished = 0usize;
 
+    let progress_done = Arc::clone(&opts.progress);
     // Finishes partition `i`: seals its open segment, records the trailing gap, unassigns it.
     let finish = |st: &mut PartState, consumer: &BaseConsumer, end: i64| -> Result<Vec<Sealed>> {
         let mut out = Vec::new();
@@ -816,8 +844,16 @@ fn consume(
             });
             st.seq += 1;
         }
+        progress_done
+            .partitions_done
+            .fetch_add(1, Ordering::Relaxed);
         if end != i64::MAX {
             let from = st.spec.next;
+            if end > from {
+                progress_done
+                    .offsets_done
+                    .fetch_add((end - from) as u64, Ordering::Relaxed);
+            }
             st.spec.gaps.add(from, end);
             st.spec.next = st.spec.next.max(end);
         }
@@ -954,6 +990,11 @@ fn consume(
                         ))
                     })?;
                 crash_at("record");
+                let live = &opts.progress;
+                live.records.fetch_add(1, Ordering::Relaxed);
+                live.bytes.fetch_add(size as u64, Ordering::Relaxed);
+                live.offsets_done
+                    .fetch_add((off + 1 - st.spec.next) as u64, Ordering::Relaxed);
                 st.spec.next = off + 1;
                 st.spec.records += 1;
                 st.spec.bytes += size as u64;
