@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The Tidemark demo: a local Kafka-protocol broker, filesystem storage under ./demo-data, and the
+# The Tidemark demo: a local Kafka-protocol broker, filesystem storage under ./demo-data, a backup
+# (list, describe, deep verify), the
 # offset safety net end to end — snapshot, a botched offset change, verify, rollback, export —
 # and offset reset: plan, execute with a safety snapshot, undo, bulk dry run, script.
 # Everything it needs is installed on first run (cached in ~/.cache/tidemark/tools).
@@ -34,6 +35,13 @@ echo "==> broker on $BOOTSTRAP, storage in $STORE"
 "$LOAD" commit "$BOOTSTRAP" payment-handler payments:0=410 payments:1=398
 "$LOAD" commit "$BOOTSTRAP" analytics orders:0=1000 orders:1=1000 orders:2=1000 payments:0=500 payments:1=500
 
+step "0. Back up the topics (zstd segments with checksums, consumer offsets captured)" \
+  "$TIDEMARK" backup --bootstrap-servers "$BOOTSTRAP" --path "$STORE" --topics 'orders,payments' --backup-id first-backup
+step "0b. Backups in storage, and what one holds" "$TIDEMARK" list --path "$STORE"
+step "0c. Every partition's offsets, sizes and time range" \
+  "$TIDEMARK" describe --path "$STORE" --backup-id first-backup
+step "0d. Every record decoded and checked against its checksum" \
+  "$TIDEMARK" verify-backup --path "$STORE" --backup-id first-backup --deep
 step "1. Safety snapshot before a risky change" \
   "$TIDEMARK" offset-rollback snapshot --path "$STORE" --groups order-processor,payment-handler,analytics \
   --bootstrap-servers "$BOOTSTRAP" --description "Before the 14:00 deploy" --snapshot-id before-deploy

@@ -444,12 +444,13 @@ pub async fn describe(a: DescribeArgs) -> Result<i32> {
             }
             out.push_str(&format!(
                 "  Started: {}   Completed: {}\n\n",
-                m0.started_at,
+                m0.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
                 manifests
                     .iter()
                     .map(|m| m.completed_at)
                     .max()
                     .unwrap_or(m0.completed_at)
+                    .format("%Y-%m-%d %H:%M:%S UTC")
             ));
             let mut topics: BTreeMap<&String, Vec<(i32, &super::manifest::PartitionData)>> =
                 BTreeMap::new();
