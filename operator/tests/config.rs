@@ -194,6 +194,17 @@ fn the_operator_may_manage_every_child_it_builds() {
             "kafkaoffsetresets/status",
             &["get", "patch"],
         ),
+        (
+            "tidemark.dev",
+            "kafkabackups",
+            &["get", "list", "watch", "patch"],
+        ),
+        ("tidemark.dev", "kafkabackups/status", &["get", "patch"]),
+        (
+            "batch",
+            "cronjobs",
+            &["get", "list", "watch", "create", "patch", "delete"],
+        ),
     ] {
         for verb in verbs {
             assert!(

@@ -9,7 +9,9 @@ mod common;
 use std::path::Path;
 
 use common::{assert_rejected, case, check_cel_rules, document, documents, edit, Case, Layer};
-use tidemark_operator::crd::{KafkaOffsetReset, KafkaOffsetRollback, KafkaOffsetRollbackStatus};
+use tidemark_operator::crd::{
+    KafkaBackup, KafkaOffsetReset, KafkaOffsetRollback, KafkaOffsetRollbackStatus,
+};
 
 /// Checks KafkaOffsetRollback manifests.
 type Checker = common::Checker<KafkaOffsetRollback>;
@@ -213,6 +215,7 @@ fn overview_skeleton_is_accepted_and_then_stalled_by_the_operator() {
 fn every_sample_manifest_is_accepted() {
     let rollbacks = Checker::new();
     let resets = common::Checker::<KafkaOffsetReset>::new();
+    let backups = common::Checker::<KafkaBackup>::new();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/samples");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("config/samples")
@@ -225,6 +228,7 @@ fn every_sample_manifest_is_accepted() {
     files.sort();
     let mut operations = Vec::new();
     let mut strategies = Vec::new();
+    let mut modes = Vec::new();
     for path in &files {
         let text = std::fs::read_to_string(path).expect("readable");
         for doc in documents(&text) {
@@ -252,6 +256,20 @@ fn every_sample_manifest_is_accepted() {
                     strategies.push(cr.spec.reset_strategy.as_str());
                     tidemark_operator::validate::validate(&cr)
                 }
+                Some("KafkaBackup") => {
+                    let mut cr = backups
+                        .check(&doc)
+                        .unwrap_or_else(|r| panic!("{} refused: {r:#?}", path.display()));
+                    cr.metadata.namespace = Some("kafka-backup".into());
+                    cr.metadata.uid = Some("3c9a7e10-2b4d-4f6a-8e1c-5d7b9a0f2e64".into());
+                    let schedule = if cr.spec.schedule.is_some() {
+                        "scheduled"
+                    } else {
+                        "once"
+                    };
+                    modes.push(format!("{} {schedule}", cr.spec.mode.as_str()));
+                    tidemark_operator::validate::validate(&cr)
+                }
                 other => panic!("{}: unexpected kind {other:?}", path.display()),
             };
             assert!(
@@ -263,6 +281,16 @@ fn every_sample_manifest_is_accepted() {
     }
     operations.sort();
     assert_eq!(operations, ["delete", "rollback", "snapshot", "verify"]);
+    modes.sort();
+    assert_eq!(
+        modes,
+        [
+            "continuous once",
+            "incremental scheduled",
+            "oneShot once",
+            "oneShot scheduled"
+        ]
+    );
     strategies.sort();
     assert_eq!(
         strategies,

@@ -3,6 +3,8 @@
 //! Secrets and PVC storage mounted, SASL credentials as `secretKeyRef` env, cloud credentials
 //! via `envFrom`, and a controller owner reference to the resource. Secret values never appear.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::batch::v1::{
     Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement,
     PodFailurePolicyOnPodConditionsPattern, PodFailurePolicyRule,
@@ -21,6 +23,11 @@ use super::{child_name, labels, name, namespace, owner_reference, Error, RunId, 
 use super::{CA_DIR, DATA_DIR, TASK_DIR, TASK_FILE_NAME, TASK_PATH, TLS_DIR};
 use crate::config::OperatorConfig;
 use crate::crd::common::{CredentialsSecretRef, KafkaClusterSpec, StorageSpec, StorageType};
+
+/// Label the Job controller puts on a Job's pods, with the Job's name.
+pub const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
+/// Label the Job controller puts on the pods of an Indexed Job, with their completion index.
+pub const COMPLETION_INDEX_LABEL: &str = "batch.kubernetes.io/job-completion-index";
 
 /// Name of the worker container (and of the exit-code rules of the pod failure policy).
 pub const CONTAINER_NAME: &str = "tidemark";
@@ -48,16 +55,71 @@ pub fn job_name(cr_name: &str, run: RunId) -> String {
     child_name(cr_name, &run.to_string())
 }
 
-/// The worker Job of `cr`'s run `run`.
-pub fn job<K: WorkerKind>(cr: &K, run: RunId, config: &OperatorConfig) -> Result<Job, Error> {
-    let cr_name = name(cr)?;
-    let labels = labels(cr, K::COMPONENT, run);
+/// What distinguishes one worker Job of a resource from another: the resource's own wiring
+/// (Kafka and storage Secrets, volumes, resources, Job options) is the same for all of them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobParts {
+    /// Labels of the Job and of its pods.
+    pub labels: BTreeMap<String, String>,
+    /// The ConfigMap whose `task.yaml` is mounted at [`TASK_DIR`].
+    pub task_config_map: String,
+    /// Whether the worker connects to Kafka (only then are the Kafka Secrets wired in).
+    pub kafka: bool,
+    /// Worker pods; more than one makes an Indexed Job (`completions` = `parallelism` =
+    /// shards), whose pods find their shard in `JOB_COMPLETION_INDEX`.
+    pub shards: u32,
+    /// Environment variables besides the Kafka and storage ones.
+    pub env: Vec<EnvVar>,
+}
 
+/// The parts of the Job of `cr`'s run `run`: the run's labels and task ConfigMap, the kind's
+/// Kafka connection, shards and environment.
+pub fn run_parts<K: WorkerKind>(cr: &K, run: RunId) -> Result<JobParts, Error> {
+    Ok(JobParts {
+        labels: labels(cr, K::COMPONENT, run),
+        task_config_map: task_config_map_name(&name(cr)?, run),
+        kafka: cr.kafka_cluster().is_some(),
+        shards: cr.shards(),
+        env: cr.worker_env(),
+    })
+}
+
+/// The worker Job of `cr`'s run `run`, named by [`WorkerKind::job_name`].
+pub fn job<K: WorkerKind>(cr: &K, run: RunId, config: &OperatorConfig) -> Result<Job, Error> {
+    job_with(cr, &cr.job_name(run)?, &run_parts(cr, run)?, config)
+}
+
+/// A worker Job of `cr` named `job_name`, made of `parts`, owned by `cr`.
+pub fn job_with<K: WorkerKind>(
+    cr: &K,
+    job_name: &str,
+    parts: &JobParts,
+    config: &OperatorConfig,
+) -> Result<Job, Error> {
+    Ok(Job {
+        metadata: ObjectMeta {
+            name: Some(job_name.to_string()),
+            namespace: Some(namespace(cr)?),
+            labels: Some(parts.labels.clone()),
+            owner_references: Some(vec![owner_reference(cr)?]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(job_spec(cr, parts, config)?),
+        ..Job::default()
+    })
+}
+
+/// The spec of a worker Job of `cr` made of `parts` (also the job template of a CronJob).
+pub fn job_spec<K: WorkerKind>(
+    cr: &K,
+    parts: &JobParts,
+    config: &OperatorConfig,
+) -> Result<JobSpec, Error> {
     let mut volumes = vec![
         Volume {
             name: "task".into(),
             config_map: Some(ConfigMapVolumeSource {
-                name: task_config_map_name(&cr_name, run),
+                name: parts.task_config_map.clone(),
                 items: Some(vec![KeyToPath {
                     key: TASK_FILE_NAME.into(),
                     path: TASK_FILE_NAME.into(),
@@ -78,12 +140,13 @@ pub fn job<K: WorkerKind>(cr: &K, run: RunId, config: &OperatorConfig) -> Result
     let mut env_from = Vec::new();
 
     // A run without a Kafka connection (a snapshot delete) gets no Kafka credentials either.
-    if let Some(cluster) = cr.kafka_cluster() {
+    if let Some(cluster) = cr.kafka_cluster().filter(|_| parts.kafka) {
         kafka_wiring(cluster, &mut volumes, &mut mounts, &mut env);
     }
     if let Some(storage) = cr.storage()? {
         storage_wiring(storage, &mut volumes, &mut mounts, &mut env, &mut env_from);
     }
+    env.extend(parts.env.iter().cloned());
     let uses_api = worker_config_map(cr)?.is_some();
 
     let job_options = cr.job_options().cloned().unwrap_or_default();
@@ -117,62 +180,57 @@ pub fn job<K: WorkerKind>(cr: &K, run: RunId, config: &OperatorConfig) -> Result
         ..Container::default()
     };
 
-    Ok(Job {
-        metadata: ObjectMeta {
-            name: Some(job_name(&cr_name, run)),
-            namespace: Some(namespace(cr)?),
-            labels: Some(labels.clone()),
-            owner_references: Some(vec![owner_reference(cr)?]),
-            ..ObjectMeta::default()
+    // One pod per shard, each run once to completion (retried within backoffLimit).
+    let shards = (parts.shards > 1).then(|| i32::try_from(parts.shards).unwrap_or(i32::MAX));
+    Ok(JobSpec {
+        backoff_limit: Some(job_options.backoff_limit.unwrap_or(defaults.backoff_limit)),
+        active_deadline_seconds: job_options
+            .active_deadline_seconds
+            .or(defaults.active_deadline_seconds),
+        ttl_seconds_after_finished: Some(
+            job_options
+                .ttl_seconds_after_finished
+                .unwrap_or(defaults.ttl_seconds_after_finished),
+        ),
+        pod_failure_policy: Some(pod_failure_policy(cr.permanent_exit_codes())),
+        completion_mode: shards.map(|_| "Indexed".to_string()),
+        completions: shards,
+        parallelism: shards,
+        template: PodTemplateSpec {
+            metadata: Some(ObjectMeta {
+                labels: Some(parts.labels.clone()),
+                ..ObjectMeta::default()
+            }),
+            spec: Some(PodSpec {
+                restart_policy: Some("Never".into()),
+                service_account_name: Some(config.worker_service_account.clone()),
+                // The token is mounted only when the worker talks to the API server.
+                automount_service_account_token: Some(uses_api),
+                enable_service_links: Some(false),
+                image_pull_secrets: (!config.image_pull_secrets.is_empty()).then(|| {
+                    config
+                        .image_pull_secrets
+                        .iter()
+                        .map(|name| LocalObjectReference { name: name.clone() })
+                        .collect()
+                }),
+                security_context: Some(PodSecurityContext {
+                    run_as_non_root: Some(true),
+                    run_as_user: Some(WORKER_UID),
+                    run_as_group: Some(WORKER_UID),
+                    fs_group: Some(WORKER_UID),
+                    seccomp_profile: Some(SeccompProfile {
+                        type_: "RuntimeDefault".into(),
+                        localhost_profile: None,
+                    }),
+                    ..PodSecurityContext::default()
+                }),
+                containers: vec![container],
+                volumes: Some(volumes),
+                ..PodSpec::default()
+            }),
         },
-        spec: Some(JobSpec {
-            backoff_limit: Some(job_options.backoff_limit.unwrap_or(defaults.backoff_limit)),
-            active_deadline_seconds: job_options
-                .active_deadline_seconds
-                .or(defaults.active_deadline_seconds),
-            ttl_seconds_after_finished: Some(
-                job_options
-                    .ttl_seconds_after_finished
-                    .unwrap_or(defaults.ttl_seconds_after_finished),
-            ),
-            pod_failure_policy: Some(pod_failure_policy(cr.permanent_exit_codes())),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(PodSpec {
-                    restart_policy: Some("Never".into()),
-                    service_account_name: Some(config.worker_service_account.clone()),
-                    // The token is mounted only when the worker talks to the API server.
-                    automount_service_account_token: Some(uses_api),
-                    enable_service_links: Some(false),
-                    image_pull_secrets: (!config.image_pull_secrets.is_empty()).then(|| {
-                        config
-                            .image_pull_secrets
-                            .iter()
-                            .map(|name| LocalObjectReference { name: name.clone() })
-                            .collect()
-                    }),
-                    security_context: Some(PodSecurityContext {
-                        run_as_non_root: Some(true),
-                        run_as_user: Some(WORKER_UID),
-                        run_as_group: Some(WORKER_UID),
-                        fs_group: Some(WORKER_UID),
-                        seccomp_profile: Some(SeccompProfile {
-                            type_: "RuntimeDefault".into(),
-                            localhost_profile: None,
-                        }),
-                        ..PodSecurityContext::default()
-                    }),
-                    containers: vec![container],
-                    volumes: Some(volumes),
-                    ..PodSpec::default()
-                }),
-            },
-            ..JobSpec::default()
-        }),
-        ..Job::default()
+        ..JobSpec::default()
     })
 }
 

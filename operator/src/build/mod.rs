@@ -3,6 +3,8 @@
 //! names, labels, the owner reference and the worker's file layout. Nothing here talks to the
 //! API server; the controller applies what these functions return.
 
+pub mod backup;
+pub mod cronjob;
 pub mod job;
 pub mod rbac;
 pub mod reset;
@@ -13,7 +15,7 @@ pub mod task;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{Resource, ResourceExt};
 use tidemark::task::Task;
@@ -143,6 +145,12 @@ impl fmt::Display for RunId {
 /// `base` become `-`; when too long, `base` is cut and an 8-hex-digit hash of the whole base is
 /// added, so distinct long names stay distinct.
 pub fn child_name(base: &str, suffix: &str) -> String {
+    child_name_within(base, suffix, MAX_CHILD_NAME)
+}
+
+/// [`child_name`] with at most `max` characters (a CronJob's name leaves room for the suffix
+/// its Jobs get).
+pub fn child_name_within(base: &str, suffix: &str, max: usize) -> String {
     let clean: String = base
         .chars()
         .map(|c| {
@@ -154,11 +162,11 @@ pub fn child_name(base: &str, suffix: &str) -> String {
         })
         .collect();
     let full = format!("{clean}-{suffix}");
-    if full.len() <= MAX_CHILD_NAME {
+    if full.len() <= max {
         return full;
     }
     let hash = format!("{:08x}", fnv1a(base.as_bytes()));
-    let room = MAX_CHILD_NAME.saturating_sub(suffix.len() + hash.len() + 2);
+    let room = max.saturating_sub(suffix.len() + hash.len() + 2);
     let cut = clean[..room.min(clean.len())].trim_end_matches('-');
     format!("{cut}-{hash}-{suffix}")
 }
@@ -173,11 +181,39 @@ pub fn label_value(name: &str) -> String {
     format!("{cut}-{hash}")
 }
 
+/// `value` as an unsigned count, or an [`Error::InvalidField`] naming `field` (the schema
+/// refuses negative values; a resource stored before it did is refused here, never wrapped).
+fn count<V, T>(value: V, field: &'static str) -> Result<T, Error>
+where
+    V: Copy + fmt::Display,
+    T: TryFrom<V>,
+{
+    T::try_from(value).map_err(|_| Error::InvalidField {
+        field,
+        reason: format!("is {value}; it cannot be negative"),
+    })
+}
+
 /// 32-bit FNV-1a: a stable, dependency-free hash for name suffixes (not for security).
 fn fnv1a(bytes: &[u8]) -> u32 {
     bytes.iter().fold(0x811c_9dc5_u32, |h, b| {
         (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
     })
+}
+
+/// A hash of `obj`'s namespace, name and uid: the same for the life of one resource, different
+/// for another resource or the same name re-created. Part of ids that must not collide in
+/// storage shared between namespaces and re-created resources (a reset's safety snapshot, a
+/// backup's id).
+pub fn instance_hash<K: Resource>(obj: &K) -> Result<u32, Error> {
+    let ns = namespace(obj)?;
+    let name = name(obj)?;
+    let uid = obj
+        .meta()
+        .uid
+        .as_deref()
+        .ok_or(Error::MissingMetadata("metadata.uid"))?;
+    Ok(fnv1a(format!("{ns}/{name}/{uid}").as_bytes()))
 }
 
 /// Labels of every child of `obj` for one run: [`owner_labels`] plus [`RUN_LABEL`].
@@ -266,6 +302,41 @@ pub trait WorkerKind: Resource<DynamicType = ()> {
     fn permanent_exit_codes(&self) -> &'static [i32] {
         &job::PERMANENT_EXIT_CODES
     }
+
+    /// The name of the Job of run `run` (default [`job::job_name`]: `<name>-<run>`).
+    fn job_name(&self, run: RunId) -> Result<String, Error> {
+        let name = self.meta().name.as_deref();
+        Ok(job::job_name(
+            name.ok_or(Error::MissingMetadata("metadata.name"))?,
+            run,
+        ))
+    }
+
+    /// Worker pods of one run: more than one makes the Job an Indexed Job with one pod per
+    /// shard, each finding its shard in `JOB_COMPLETION_INDEX` (default 1).
+    fn shards(&self) -> u32 {
+        1
+    }
+
+    /// Environment variables the worker container gets besides the Kafka and storage ones
+    /// (default none).
+    fn worker_env(&self) -> Vec<EnvVar> {
+        Vec::new()
+    }
+
+    /// When the run repeats on a schedule (a CronJob) instead of running once (default never).
+    fn schedule(&self) -> Option<Schedule<'_>> {
+        None
+    }
+}
+
+/// A cron schedule of a resource's runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Schedule<'a> {
+    /// The cron expression, as Kubernetes' CronJob reads it.
+    pub cron: &'a str,
+    /// No new run starts while true.
+    pub suspend: bool,
 }
 
 /// What a run's worker does in a ConfigMap storage, which decides the verbs of its Role.
@@ -313,7 +384,7 @@ pub(crate) mod fixtures {
     use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec};
     use tidemark::task::Task;
 
-    use crate::crd::{KafkaOffsetReset, KafkaOffsetRollback};
+    use crate::crd::{KafkaBackup, KafkaOffsetReset, KafkaOffsetRollback};
 
     /// The pod spec of a built Job.
     pub fn pod(job: &Job) -> &PodSpec {
@@ -357,6 +428,33 @@ pub(crate) mod fixtures {
         meta.generation = Some(1);
         cr
     }
+
+    /// A KafkaBackup manifest as the API server returns it, like [`korb`].
+    pub fn kb(yaml: &str) -> KafkaBackup {
+        let mut cr: KafkaBackup = serde_yaml_ng::from_str(yaml).expect("valid manifest");
+        let meta = &mut cr.metadata;
+        meta.namespace.get_or_insert_with(|| "kafka-backup".into());
+        meta.uid = Some("3c9a7e10-2b4d-4f6a-8e1c-5d7b9a0f2e64".into());
+        meta.generation = Some(1);
+        cr
+    }
+
+    /// One-shot, PLAINTEXT, to a PVC.
+    pub const BACKUP_ONE_SHOT_PVC: &str =
+        include_str!("../../../config/samples/kafkabackup-one-shot-pvc.yaml");
+
+    /// Daily at 02:00, zstd level 6, SASL_SSL with a TLS CA, to S3 with a credentials Secret,
+    /// retention keepLast 7.
+    pub const BACKUP_DAILY_S3: &str =
+        include_str!("../../../config/samples/kafkabackup-daily-s3.yaml");
+
+    /// Incremental, hourly, 3 shards, to GCS with a credentials Secret, retention maxAge.
+    pub const BACKUP_HOURLY_INCREMENTAL_GCS: &str =
+        include_str!("../../../config/samples/kafkabackup-hourly-incremental-gcs.yaml");
+
+    /// Continuous, lz4, to Azure with an account name and a credentials Secret.
+    pub const BACKUP_CONTINUOUS_AZURE: &str =
+        include_str!("../../../config/samples/kafkabackup-continuous-azure.yaml");
 
     /// Dry run, toEarliest, groups by pattern, no storage.
     pub const RESET_DRY_RUN: &str =

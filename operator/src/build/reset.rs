@@ -8,12 +8,11 @@
 //! stored and reuses it, instead of capturing half-reset offsets.
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
-use kube::ResourceExt;
 use tidemark::task::TASK_API_VERSION;
 use tidemark::task::{OffsetResetTask, ResetStrategy as TaskStrategy, Task, TaskWork};
 
 use super::task::{kafka_target, source, storage_target};
-use super::{fnv1a, name, namespace, required_storage};
+use super::{count, instance_hash, name, namespace, required_storage};
 use super::{ConfigMapAccess, Error, RunId, WorkerKind};
 use crate::crd::common::{JobOptions, KafkaClusterSpec, StorageSpec};
 use crate::crd::reset::ResetStrategy;
@@ -38,10 +37,8 @@ const MAX_NAME_IN_ID: usize = 100;
 /// re-created (a new uid) never does, so a stale snapshot is never mistaken for this run's. The
 /// id is valid for `tidemark::snapshot::validate_id` and, with `.json`, as a ConfigMap key.
 pub fn safety_snapshot_id(cr: &KafkaOffsetReset, run: RunId) -> Result<String, Error> {
-    let ns = namespace(cr)?;
     let cr_name = name(cr)?;
-    let uid = cr.uid().ok_or(Error::MissingMetadata("metadata.uid"))?;
-    let hash = fnv1a(format!("{ns}/{cr_name}/{uid}").as_bytes());
+    let hash = instance_hash(cr)?;
     // A DNS subdomain: letters, digits, '-' and '.', never '..'; cut, it must still end on a
     // letter or digit.
     let cut = &cr_name[..cr_name.len().min(MAX_NAME_IN_ID)];
@@ -78,14 +75,6 @@ fn strategy(cr: &KafkaOffsetReset) -> Result<TaskStrategy, Error> {
                 .clone()
                 .ok_or(missing("spec.fromSnapshotId"))?,
         },
-    })
-}
-
-/// `value` as an unsigned count, or an [`Error::InvalidField`] naming `field`.
-fn count<T: TryFrom<i32>>(value: i32, field: &'static str) -> Result<T, Error> {
-    T::try_from(value).map_err(|_| Error::InvalidField {
-        field,
-        reason: format!("is {value}; it cannot be negative"),
     })
 }
 

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use tidemark::task::{KafkaTarget, StorageTarget};
+use tidemark::task::{KafkaTarget, StorageTarget, Task};
 
 use super::{child_name, labels, name, namespace, owner_reference, Error, RunId, WorkerKind};
 use super::{CA_DIR, DATA_DIR, TASK_FILE_NAME, TLS_DIR};
@@ -147,13 +147,28 @@ fn join_url(scheme: &str, bucket: &str, prefix: Option<&str>) -> String {
 /// The ConfigMap `<cr>-task-<run>` holding `task.yaml`, in the resource's namespace, labelled
 /// like the Job and owned by the resource.
 pub fn task_config_map<K: WorkerKind>(cr: &K, run: RunId) -> Result<ConfigMap, Error> {
-    let task = cr.task(run)?;
-    let yaml = serde_yaml_ng::to_string(&task).map_err(Error::SerializeTask)?;
+    task_config_map_with(
+        cr,
+        &task_config_map_name(&name(cr)?, run),
+        labels(cr, K::COMPONENT, run),
+        &cr.task(run)?,
+    )
+}
+
+/// The ConfigMap `config_map_name` holding `task` as `task.yaml`, in `cr`'s namespace, with
+/// `labels`, owned by `cr`.
+pub fn task_config_map_with<K: WorkerKind>(
+    cr: &K,
+    config_map_name: &str,
+    labels: BTreeMap<String, String>,
+    task: &Task,
+) -> Result<ConfigMap, Error> {
+    let yaml = serde_yaml_ng::to_string(task).map_err(Error::SerializeTask)?;
     Ok(ConfigMap {
         metadata: ObjectMeta {
-            name: Some(task_config_map_name(&name(cr)?, run)),
+            name: Some(config_map_name.to_string()),
             namespace: Some(namespace(cr)?),
-            labels: Some(labels(cr, K::COMPONENT, run)),
+            labels: Some(labels),
             owner_references: Some(vec![owner_reference(cr)?]),
             ..ObjectMeta::default()
         },
@@ -166,7 +181,7 @@ pub fn task_config_map<K: WorkerKind>(cr: &K, run: RunId) -> Result<ConfigMap, E
 mod tests {
     use super::super::fixtures::*;
     use super::*;
-    use tidemark::task::{OffsetRollbackTask, RollbackOperation, Task, TaskWork, TASK_API_VERSION};
+    use tidemark::task::{OffsetRollbackTask, RollbackOperation, TaskWork, TASK_API_VERSION};
 
     fn parse_back(cm: &ConfigMap) -> Task {
         parse_task(cm)

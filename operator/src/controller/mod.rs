@@ -4,6 +4,7 @@
 //! reconcile with its metric label, and the error policy (an invalid spec waits for a change, a
 //! missing Secret is polled, API errors back off).
 
+pub mod backup;
 pub mod reset;
 pub mod rollback;
 pub mod status;
@@ -13,11 +14,12 @@ pub mod worker;
 mod scenarios;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::NamespaceResourceScope;
 use kube::runtime::controller::Action;
@@ -31,13 +33,13 @@ use tidemark::task::TaskResult;
 use crate::build::{WorkerKind, OWNER_KIND_LABEL};
 use crate::config::OperatorConfig;
 use crate::crd::status::RunStatus;
-use crate::crd::{KafkaOffsetReset, KafkaOffsetRollback};
+use crate::crd::{KafkaBackup, KafkaOffsetReset, KafkaOffsetRollback};
 use crate::metrics::Metrics;
 use crate::validate::SpecChecks;
-use status::Reasons;
+use status::{Reasons, ShardResult};
 
 /// Every kind the operator runs a controller for ([`run`]), as metrics and logs name them.
-pub const KINDS: [&str; 2] = [reset::KIND, rollback::KIND];
+pub const KINDS: [&str; 3] = [backup::KIND, reset::KIND, rollback::KIND];
 
 /// What the shared reconcile ([`worker::reconcile`]) needs from a kind beyond its builders
 /// ([`WorkerKind`]) and checks ([`SpecChecks`]): its status type, which embeds the shared
@@ -76,6 +78,37 @@ pub trait RunKind:
     /// Copies the worker's `result` into the kind's fields of `status`, and says which reason
     /// a successful (or failed) run gets.
     fn record_result(&self, status: &mut Self::Status, result: &TaskResult) -> Reasons;
+
+    /// Whether resources of the kind may run on a schedule: the controller then also owns (and
+    /// watches) CronJobs.
+    const SCHEDULED: bool = false;
+
+    /// Reconciles the resource. The default runs each [`RunId`] once
+    /// ([`worker::reconcile_run`]).
+    fn reconcile(&self, ctx: &Context) -> impl Future<Output = Result<Action, Error>> + Send {
+        worker::reconcile_run(self, ctx)
+    }
+
+    /// Combines the results of an ended Job's shards (one per completion index; a Job that is
+    /// not Indexed has one) into the run's result, recording in `status` what the kind reports
+    /// about its shards. The default takes the first shard's result.
+    fn combine_shards(
+        &self,
+        _status: &mut Self::Status,
+        shards: Vec<ShardResult>,
+    ) -> Result<TaskResult, String> {
+        status::single_result(shards)
+    }
+
+    /// What the kind does once a run has ended, before its final `status` is written: fill in
+    /// fields that depend on the outcome, create follow-up children. The default does nothing.
+    fn after_run(
+        &self,
+        _ctx: &Context,
+        _status: &mut Self::Status,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// How often a resource waiting for a Secret is checked again (Secrets are not watched).
@@ -284,36 +317,33 @@ pub async fn run(
 ) {
     let shutdown = shutdown.shared();
     futures::join!(
+        controller::<KafkaBackup>(ctx.clone(), shutdown.clone()),
         controller::<KafkaOffsetRollback>(ctx.clone(), shutdown.clone()),
         controller::<KafkaOffsetReset>(ctx, shutdown),
     );
 }
 
-/// The controller of kind `K`: the resources, and the Jobs and task ConfigMaps labelled as its
-/// children, until `shutdown` resolves.
+/// The controller of kind `K`: the resources, and the Jobs, task ConfigMaps (and, for a kind
+/// that runs on a schedule, CronJobs) labelled as its children, until `shutdown` resolves.
 async fn controller<K: RunKind>(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = ctx.client.clone();
-    let (resources, jobs, config_maps) = match &ctx.config.watch_namespace {
-        Some(ns) => (
-            Api::<K>::namespaced(client.clone(), ns),
-            Api::<Job>::namespaced(client.clone(), ns),
-            Api::<ConfigMap>::namespaced(client, ns),
-        ),
-        None => (
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-            Api::all(client),
-        ),
-    };
+    let ns = ctx.config.watch_namespace.as_deref();
     // Only this kind's children are watched (and cached).
     let children =
         watcher::Config::default().labels(&format!("{OWNER_KIND_LABEL}={}", K::kind(&())));
-    Controller::new(resources, watcher::Config::default().any_semantic())
-        .owns(jobs, children.clone())
-        .owns(config_maps, children)
+    let mut controller = Controller::new(
+        api::<K>(&client, ns),
+        watcher::Config::default().any_semantic(),
+    )
+    .owns(api::<Job>(&client, ns), children.clone())
+    .owns(api::<ConfigMap>(&client, ns), children.clone());
+    if K::SCHEDULED {
+        controller = controller.owns(api::<CronJob>(&client, ns), children);
+    }
+    controller
         .graceful_shutdown_on(shutdown)
         .run(worker::reconcile::<K>, error_policy::<K>, ctx)
         .for_each(|result| async move {
@@ -323,4 +353,16 @@ async fn controller<K: RunKind>(
             }
         })
         .await;
+}
+
+/// The API of `K` in namespace `ns`, or in all namespaces.
+fn api<K>(client: &Client, ns: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = NamespaceResourceScope>,
+    <K as Resource>::DynamicType: Default,
+{
+    match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
 }

@@ -6,11 +6,12 @@
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Resource, ResourceExt};
 use tidemark::task::{TaskResult, PHASE_COMPLETED};
 
 use super::RunKind;
-use crate::build::job::CONTAINER_NAME;
+use crate::build::job::{COMPLETION_INDEX_LABEL, CONTAINER_NAME};
 use crate::build::{RunId, RUN_ANNOTATION};
 use crate::crd::status::{Condition, Phase, RunStatus};
 
@@ -36,9 +37,7 @@ pub const REASON_KEY_NOT_FOUND: &str = "KeyNotFound";
 
 /// The current time as a Kubernetes timestamp (RFC 3339, whole seconds, UTC).
 pub fn now() -> String {
-    k8s_openapi::jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    timestamp(&Time(k8s_openapi::jiff::Timestamp::now()))
 }
 
 /// The three conditions every status carries, each keeping its previous `lastTransitionTime`
@@ -92,6 +91,24 @@ impl<'a> Conditions<'a> {
             .set(STALLED, stalled, reason, msg)
             .out
     }
+}
+
+/// The three conditions (`Ready`, `Reconciling`, `Stalled`) with these statuses, one reason and
+/// message, each keeping its `lastTransitionTime` from `previous` while its status holds.
+pub fn conditions<K: Resource>(
+    cr: &K,
+    previous: &[Condition],
+    now: &str,
+    [ready, reconciling, stalled]: [bool; 3],
+    reason: &str,
+    message: &str,
+) -> Vec<Condition> {
+    Conditions::new(cr, previous, now).all(ready, reconciling, stalled, reason, message)
+}
+
+/// A Kubernetes timestamp as status text (RFC 3339, whole seconds, UTC).
+pub fn timestamp(time: &Time) -> String {
+    time.0.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// The run part of `cr`'s current status, if any.
@@ -218,9 +235,9 @@ pub fn job_end(job: &Job) -> Option<JobEnd> {
 
 /// The worker's result: the termination message of the newest terminated `tidemark`
 /// container among `pods`, parsed; `Err` says why there is none.
-pub fn task_result(pods: &[Pod]) -> Result<TaskResult, String> {
+pub fn task_result<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> Result<TaskResult, String> {
     let newest = pods
-        .iter()
+        .into_iter()
         .filter_map(|p| p.status.as_ref()?.container_statuses.as_ref())
         .flatten()
         .filter(|c| c.name == CONTAINER_NAME)
@@ -238,6 +255,54 @@ pub fn task_result(pods: &[Pod]) -> Result<TaskResult, String> {
     }
     serde_json::from_str::<TaskResult>(message)
         .map_err(|e| format!("the worker's result is not readable ({e})"))
+}
+
+/// The result of one shard of a Job: the newest among the pods of its completion index.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShardResult {
+    /// The completion index (0 for a Job that is not Indexed).
+    pub index: u32,
+    /// The worker's result, or why there is none.
+    pub result: Result<TaskResult, String>,
+}
+
+/// The shards of `job`: its `completions` when it is an Indexed Job, else 1.
+pub fn job_shards(job: &Job) -> u32 {
+    job.spec
+        .as_ref()
+        .filter(|s| s.completion_mode.as_deref() == Some("Indexed"))
+        .and_then(|s| s.completions)
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// The result of each of `shards` shards among the pods of a Job: pods are grouped by their
+/// completion index (a pod without one is shard 0), and each shard's result is the newest of
+/// its pods' ([`task_result`]).
+pub fn shard_results(pods: &[Pod], shards: u32) -> Vec<ShardResult> {
+    let index_of = |pod: &Pod| {
+        pod.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(COMPLETION_INDEX_LABEL))
+            .and_then(|i| i.parse::<u32>().ok())
+            .unwrap_or(0)
+    };
+    (0..shards.max(1))
+        .map(|index| ShardResult {
+            index,
+            result: task_result(pods.iter().filter(|p| index_of(p) == index)),
+        })
+        .collect()
+}
+
+/// The result of a Job with one shard (the first, if there are more).
+pub fn single_result(shards: Vec<ShardResult>) -> Result<TaskResult, String> {
+    shards.into_iter().next().map_or_else(
+        || Err("no terminated worker container was found".to_string()),
+        |s| s.result,
+    )
 }
 
 /// `snapshot_not_found` → `SnapshotNotFound`.
@@ -264,23 +329,28 @@ pub struct Reasons {
     pub failed: Option<String>,
 }
 
-/// The finished status of the run whose Job `job_name` ended with `end`, given the worker's
-/// `result`. Returns the status and whether the run succeeded: the worker reported `Completed`
-/// and the Job completed.
-pub fn finished<K: RunKind>(
+/// How a run ended: whether it succeeded, and the reason and message of its conditions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub succeeded: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+/// The outcome of the run whose Job `job_name` ended with `end`, given the worker's `result`,
+/// which the kind records in `status` ([`RunKind::record_result`]). The run succeeded when the
+/// worker reported `Completed` and the Job completed.
+pub fn outcome<K: RunKind>(
     cr: &K,
-    current: &K::Status,
+    status: &mut K::Status,
     job_name: &str,
     end: &JobEnd,
     result: Result<TaskResult, String>,
-    now: &str,
-) -> (K::Status, bool) {
-    let mut status = current.clone();
-    K::common_mut(&mut status).completion_time = Some(now.to_string());
+) -> Outcome {
     let logs = format!("see kubectl logs job/{job_name}");
     let (succeeded, reason, message) = match (end, result) {
         (end, Ok(result)) => {
-            let reasons = cr.record_result(&mut status, &result);
+            let reasons = cr.record_result(status, &result);
             let worker_ok = result.phase == PHASE_COMPLETED;
             let succeeded = worker_ok && *end == JobEnd::Complete;
             let reason = if succeeded {
@@ -312,6 +382,30 @@ pub fn finished<K: RunKind>(
             format!("Job {job_name} failed ({reason}: {message}) and {why}; {logs}"),
         ),
     };
+    Outcome {
+        succeeded,
+        reason,
+        message,
+    }
+}
+
+/// The finished status of the run whose Job `job_name` ended with `end`, given the worker's
+/// `result` ([`outcome`]). Returns the status and whether the run succeeded.
+pub fn finished<K: RunKind>(
+    cr: &K,
+    current: &K::Status,
+    job_name: &str,
+    end: &JobEnd,
+    result: Result<TaskResult, String>,
+    now: &str,
+) -> (K::Status, bool) {
+    let mut status = current.clone();
+    K::common_mut(&mut status).completion_time = Some(now.to_string());
+    let Outcome {
+        succeeded,
+        reason,
+        message,
+    } = outcome(cr, &mut status, job_name, end, result);
     let common = K::common_mut(&mut status);
     common.phase = Some(if succeeded {
         Phase::Completed
@@ -343,7 +437,6 @@ mod tests {
     use k8s_openapi::api::core::v1::{
         ContainerState, ContainerStateTerminated, ContainerStatus, PodStatus,
     };
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     fn pod(finished: i64, message: Option<&str>) -> Pod {
         Pod {
@@ -387,6 +480,66 @@ mod tests {
         let err = task_result(&[pod(1, None)]).expect_err("missing");
         assert!(err.contains("exited with code 1 without a result"), "{err}");
         assert!(task_result(&[]).is_err());
+    }
+
+    fn indexed_pod(index: u32, finished: i64, message: &str) -> Pod {
+        let mut pod = pod(finished, Some(message));
+        pod.metadata.labels = Some(
+            [(COMPLETION_INDEX_LABEL.to_string(), index.to_string())]
+                .into_iter()
+                .collect(),
+        );
+        pod
+    }
+
+    #[test]
+    fn shards_are_the_newest_result_of_each_completion_index() {
+        let pods = [
+            indexed_pod(0, 100, r#"{"phase":"Failed","message":"first attempt"}"#),
+            indexed_pod(2, 150, r#"{"phase":"Completed","message":"shard 2"}"#),
+            indexed_pod(0, 200, r#"{"phase":"Completed","message":"retried"}"#),
+        ];
+        let shards = shard_results(&pods, 3);
+        let messages: Vec<Result<String, String>> = shards
+            .iter()
+            .map(|s| s.result.clone().map(|r| r.message))
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                Ok("retried".to_string()),
+                Err("no terminated worker container was found".to_string()),
+                Ok("shard 2".to_string()),
+            ]
+        );
+        assert_eq!(
+            shards.iter().map(|s| s.index).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
+        // Pods of a Job that is not Indexed are one shard.
+        let plain = [
+            pod(300, Some(r#"{"phase":"Completed","message":"newest"}"#)),
+            pod(100, Some(r#"{"phase":"Failed","message":"oldest"}"#)),
+        ];
+        let one = single_result(shard_results(&plain, 1)).expect("a result");
+        assert_eq!(one.message, "newest");
+        assert!(single_result(Vec::new()).is_err());
+    }
+
+    #[test]
+    fn indexed_jobs_have_one_shard_per_completion() {
+        let job = |mode: Option<&str>, completions: Option<i32>| Job {
+            spec: Some(k8s_openapi::api::batch::v1::JobSpec {
+                completion_mode: mode.map(String::from),
+                completions,
+                ..Default::default()
+            }),
+            ..Job::default()
+        };
+        assert_eq!(job_shards(&job(Some("Indexed"), Some(3))), 3);
+        assert_eq!(job_shards(&job(Some("NonIndexed"), Some(3))), 1);
+        assert_eq!(job_shards(&job(None, None)), 1);
+        assert_eq!(job_shards(&Job::default()), 1);
     }
 
     #[test]

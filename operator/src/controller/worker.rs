@@ -24,22 +24,28 @@ use crate::crd::status::Phase;
 use crate::metrics::{JOB_CREATED, JOB_DELETED, JOB_FAILED, JOB_SUCCEEDED};
 use crate::validate::{referenced_secrets, validate};
 
-/// Label the Job controller puts on a Job's pods.
-pub const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
+pub use crate::build::job::JOB_NAME_LABEL;
 
-/// Reconciles one resource of kind `K`.
+/// Reconciles one resource of kind `K` ([`RunKind::reconcile`]), timing it.
 #[instrument(skip(ctx, obj), fields(kind = %K::kind(&()), name = %obj.name_any(), namespace = obj.namespace().unwrap_or_default()))]
 pub async fn reconcile<K: RunKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile(&K::kind(&()));
-    let result = reconcile_run(obj.as_ref(), &ctx).await;
+    let result = obj.reconcile(&ctx).await;
     if result.is_ok() {
         ctx.succeeded(obj.as_ref());
     }
     result
 }
 
-async fn reconcile_run<K: RunKind>(cr: &K, ctx: &Context) -> Result<Action, Error> {
-    // Validate (no client).
+/// The reconcile of a kind that runs once per [`RunId`]: [`validated_run`], then [`run_once`].
+pub async fn reconcile_run<K: RunKind>(cr: &K, ctx: &Context) -> Result<Action, Error> {
+    let run = validated_run(cr, ctx).await?;
+    run_once(cr, ctx, run).await
+}
+
+/// Validates `cr` (no client) and returns its current run; an invalid spec is reported with
+/// `Stalled` (and an Event) and returned as [`Error::InvalidSpec`].
+pub async fn validated_run<K: RunKind>(cr: &K, ctx: &Context) -> Result<RunId, Error> {
     let problems = validate(cr);
     if let Some(first) = problems.first() {
         let message = problems
@@ -62,7 +68,12 @@ async fn reconcile_run<K: RunKind>(cr: &K, ctx: &Context) -> Result<Action, Erro
             message,
         });
     }
-    let run = RunId::of(cr).map_err(Error::Build)?;
+    RunId::of(cr).map_err(Error::Build)
+}
+
+/// Runs `run` of `cr` once: starts its Job, observes it while it runs, and records how it
+/// ended; a finished run is left alone.
+pub async fn run_once<K: RunKind>(cr: &K, ctx: &Context, run: RunId) -> Result<Action, Error> {
     let current = cr.status().cloned().unwrap_or_default();
     let common = K::common(&current);
     let this_run = common.run.as_deref() == Some(run.to_string().as_str());
@@ -87,8 +98,31 @@ async fn reconcile_run<K: RunKind>(cr: &K, ctx: &Context) -> Result<Action, Erro
 /// Checks the Secrets, applies the children and marks the run Running.
 async fn start<K: RunKind>(cr: &K, ctx: &Context, run: RunId) -> Result<Action, Error> {
     let ns = build::namespace(cr).map_err(Error::Build)?;
+    check_secrets(cr, ctx, run).await?;
+    let job = build::job::job(cr, run, &ctx.config).map_err(Error::Build)?;
+    apply_task_children(cr, ctx, run).await?;
+    apply::<Job>(ctx, &ns, &job).await?;
 
-    // Fetch: every referenced Secret must exist with the entries the worker reads.
+    // Status.
+    let job_name = job.name_any();
+    let status = st::running(cr, run, &job_name, &st::now());
+    let message = st::ready(K::common(&status))
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    let changed = write_status(cr, ctx, status, None).await?;
+    if changed {
+        ctx.metrics.job(&K::kind(&()), JOB_CREATED);
+        ctx.publish(cr, EventType::Normal, "JobCreated", "CreateJob", &message)
+            .await;
+    }
+    Ok(Action::requeue(RUNNING_POLL))
+}
+
+/// Checks that every Secret `cr` references exists with the entries the worker reads (one
+/// `get` each, values never looked at); a missing one is reported with `Stalled` (and an Event)
+/// and returned as [`Error::MissingSecret`].
+pub async fn check_secrets<K: RunKind>(cr: &K, ctx: &Context, run: RunId) -> Result<(), Error> {
+    let ns = build::namespace(cr).map_err(Error::Build)?;
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let mut missing = Vec::new();
     for reference in referenced_secrets(cr) {
@@ -122,33 +156,41 @@ async fn start<K: RunKind>(cr: &K, ctx: &Context, run: RunId) -> Result<Action, 
             }
         }
     }
-    if let Some((reason, _)) = missing.first() {
-        let reason = *reason;
-        let message = missing
-            .iter()
-            .map(|(_, m)| m.as_str())
-            .collect::<Vec<_>>()
-            .join("; ");
-        let status = st::stalled(cr, Some(run), reason, &message, &st::now());
-        write_status(
-            cr,
-            ctx,
-            status,
-            Some((EventType::Warning, reason, "CheckSecrets")),
-        )
-        .await?;
-        return Err(Error::MissingSecret { reason, message });
-    }
+    let Some((reason, _)) = missing.first() else {
+        return Ok(());
+    };
+    let reason = *reason;
+    let message = missing
+        .iter()
+        .map(|(_, m)| m.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let status = st::stalled(cr, Some(run), reason, &message, &st::now());
+    write_status(
+        cr,
+        ctx,
+        status,
+        Some((EventType::Warning, reason, "CheckSecrets")),
+    )
+    .await?;
+    Err(Error::MissingSecret { reason, message })
+}
 
-    // Build (pure).
+/// Builds and applies what the worker of `cr`'s run `run` needs besides its Job: the worker
+/// ServiceAccount of the namespace, the worker Role and RoleBinding (ConfigMap storage only)
+/// and the task ConfigMap.
+pub async fn apply_task_children<K: RunKind>(
+    cr: &K,
+    ctx: &Context,
+    run: RunId,
+) -> Result<(), Error> {
+    let ns = build::namespace(cr).map_err(Error::Build)?;
     let config = &ctx.config;
     let service_account = build::service_account::worker_service_account(&ns, config);
     let role = build::rbac::worker_role(cr).map_err(Error::Build)?;
     let binding = build::rbac::worker_role_binding(cr, config).map_err(Error::Build)?;
     let task = build::task::task_config_map(cr, run).map_err(Error::Build)?;
-    let job = build::job::job(cr, run, config).map_err(Error::Build)?;
 
-    // Apply.
     apply::<ServiceAccount>(ctx, &ns, &service_account).await?;
     if let Some(role) = &role {
         apply::<Role>(ctx, &ns, role).await?;
@@ -157,21 +199,31 @@ async fn start<K: RunKind>(cr: &K, ctx: &Context, run: RunId) -> Result<Action, 
         apply::<RoleBinding>(ctx, &ns, binding).await?;
     }
     apply::<ConfigMap>(ctx, &ns, &task).await?;
-    apply::<Job>(ctx, &ns, &job).await?;
+    Ok(())
+}
 
-    // Status.
-    let job_name = job.name_any();
-    let status = st::running(cr, run, &job_name, &st::now());
-    let message = st::ready(K::common(&status))
-        .map(|c| c.message.clone())
-        .unwrap_or_default();
-    let changed = write_status(cr, ctx, status, None).await?;
-    if changed {
-        ctx.metrics.job(&K::kind(&()), JOB_CREATED);
-        ctx.publish(cr, EventType::Normal, "JobCreated", "CreateJob", &message)
-            .await;
+/// The result of each shard of the Job `job_name`, read from its pods' termination messages.
+pub async fn job_results(
+    ctx: &Context,
+    ns: &str,
+    job_name: &str,
+    shards: u32,
+) -> Result<Vec<st::ShardResult>, Error> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let list = pods
+        .list(&ListParams::default().labels(&format!("{JOB_NAME_LABEL}={job_name}")))
+        .await
+        .map_err(|source| Error::Fetch {
+            what: format!("the pods of Job {ns}/{job_name}"),
+            source,
+        })?;
+    let results = st::shard_results(&list.items, shards);
+    for shard in &results {
+        if let Err(why) = &shard.result {
+            tracing::warn!(job = job_name, shard = shard.index, reason = %why, "no worker result");
+        }
     }
-    Ok(Action::requeue(RUNNING_POLL))
+    Ok(results)
 }
 
 /// Looks at the Job of the running run: still running, ended, or gone.
@@ -208,19 +260,11 @@ async fn observe<K: RunKind>(
         return Ok(Action::requeue(RUNNING_POLL));
     };
 
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let list = pods
-        .list(&ListParams::default().labels(&format!("{JOB_NAME_LABEL}={job_name}")))
-        .await
-        .map_err(|source| Error::Fetch {
-            what: format!("the pods of Job {ns}/{job_name}"),
-            source,
-        })?;
-    let result = st::task_result(&list.items);
-    if let Err(why) = &result {
-        tracing::warn!(job = job_name, reason = %why, "no worker result");
-    }
-    let (status, succeeded) = st::finished(cr, current, job_name, &end, result, &st::now());
+    let shards = job_results(ctx, &ns, job_name, st::job_shards(&job)).await?;
+    let mut base = current.clone();
+    let result = cr.combine_shards(&mut base, shards);
+    let (mut status, succeeded) = st::finished(cr, &base, job_name, &end, result, &st::now());
+    cr.after_run(ctx, &mut status).await?;
     let (type_, reason, outcome) = if succeeded {
         (EventType::Normal, "JobSucceeded", JOB_SUCCEEDED)
     } else {
@@ -240,27 +284,31 @@ async fn delete_previous<K: RunKind>(
     old_job: &str,
 ) -> Result<(), Error> {
     let ns = build::namespace(cr).map_err(Error::Build)?;
-    let background = DeleteParams::background();
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
-    delete(&jobs, old_job, &background, "Job", &ns).await?;
-    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
-    let task = build::child_name(&cr.name_any(), &format!("task-{old_run}"));
-    delete(&config_maps, &task, &background, "ConfigMap", &ns).await
+    delete(&jobs, old_job, "Job", &ns).await?;
+    delete_task_config_map(cr, ctx, old_run).await
 }
 
-async fn delete<K>(
-    api: &Api<K>,
-    name: &str,
-    params: &DeleteParams,
-    kind: &str,
-    ns: &str,
-) -> Result<(), Error>
+/// Deletes the task ConfigMap of `cr`'s run `run` (absent is fine).
+pub async fn delete_task_config_map<K: RunKind>(
+    cr: &K,
+    ctx: &Context,
+    run: &str,
+) -> Result<(), Error> {
+    let ns = build::namespace(cr).map_err(Error::Build)?;
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
+    let task = build::child_name(&cr.name_any(), &format!("task-{run}"));
+    delete(&config_maps, &task, "ConfigMap", &ns).await
+}
+
+/// Deletes the child `name` of kind `kind` in the background (absent is fine).
+pub async fn delete<K>(api: &Api<K>, name: &str, kind: &str, ns: &str) -> Result<(), Error>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    match api.delete(name, params).await {
+    match api.delete(name, &DeleteParams::background()).await {
         Ok(_) => {
-            tracing::info!(kind, name, "deleted the child of a superseded run");
+            tracing::info!(kind, name, "deleted a child that is no longer wanted");
             Ok(())
         }
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
@@ -272,7 +320,7 @@ where
 }
 
 /// Server-side applies `obj` under [`FIELD_MANAGER`], taking over conflicting fields.
-async fn apply<K>(ctx: &Context, ns: &str, obj: &K) -> Result<K, Error>
+pub async fn apply<K>(ctx: &Context, ns: &str, obj: &K) -> Result<K, Error>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -306,7 +354,7 @@ fn has_key(secret: &Secret, key: &str) -> bool {
 /// Writes `status` with server-side apply when it differs from the current one, then publishes
 /// `event` (type, reason, action) with the Ready condition's message. Returns whether anything
 /// was written.
-async fn write_status<K: RunKind>(
+pub async fn write_status<K: RunKind>(
     cr: &K,
     ctx: &Context,
     status: K::Status,

@@ -1,11 +1,13 @@
 //! Custom resource types of `tidemark.dev/v1alpha1`, and CRD generation: [`all`] is what the
 //! operator serves and [`files`] is exactly what `crds/` and `config/crd/` hold.
 
+pub mod backup;
 pub mod common;
 pub mod reset;
 pub mod rollback;
 pub mod status;
 
+pub use backup::{KafkaBackup, KafkaBackupSpec, KafkaBackupStatus};
 pub use reset::{KafkaOffsetReset, KafkaOffsetResetSpec, KafkaOffsetResetStatus};
 pub use rollback::{KafkaOffsetRollback, KafkaOffsetRollbackSpec, KafkaOffsetRollbackStatus};
 
@@ -20,7 +22,11 @@ pub const REGENERATE_COMMAND: &str =
 
 /// Every CRD the operator serves, in a stable order.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    let mut crds = vec![KafkaOffsetReset::crd(), KafkaOffsetRollback::crd()];
+    let mut crds = vec![
+        KafkaBackup::crd(),
+        KafkaOffsetReset::crd(),
+        KafkaOffsetRollback::crd(),
+    ];
     for crd in &mut crds {
         for version in &mut crd.spec.versions {
             if let Some(schema) = version

@@ -3,13 +3,16 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Lifecycle of one run.
+/// Lifecycle of one run; a KafkaBackup with a schedule is `Scheduled` (waiting for its next
+/// run) or `Suspended` (its schedule paused) between runs.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
 pub enum Phase {
     Pending,
     Running,
     Completed,
     Failed,
+    Scheduled,
+    Suspended,
 }
 
 /// A Kubernetes-style condition (`Ready`, `Reconciling`, `Stalled`).
@@ -33,7 +36,8 @@ pub struct Condition {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunStatus {
-    /// Pending, Running, Completed or Failed.
+    /// Pending, Running, Completed or Failed (a scheduled KafkaBackup: Scheduled, Suspended or
+    /// Running).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
     /// The `metadata.generation` this status describes.

@@ -3,6 +3,7 @@
 //! body), with realistic replies; a missing call or an extra one fails the test within a short
 //! timeout. This module is the mock server and the helpers every kind's scenarios share.
 
+mod backup;
 mod reset;
 mod rollback;
 
@@ -302,18 +303,31 @@ fn job_reply(name: &str, condition: Option<(&str, &str)>) -> Reply {
 
 /// The pods of Job `job`: one terminated `tidemark` container per `(finishedAt, message)`.
 fn pods_call(job: &str, containers: &[(&str, Option<Value>)]) -> Call {
+    let pods: Vec<(Option<u32>, &str, Option<Value>)> = containers
+        .iter()
+        .map(|(finished, message)| (None, *finished, message.clone()))
+        .collect();
+    indexed_pods_call(job, &pods)
+}
+
+/// The pods of Job `job`: one terminated `tidemark` container per `(completion index,
+/// finishedAt, message)`, the index as the Job controller labels it (none: not Indexed).
+fn indexed_pods_call(job: &str, containers: &[(Option<u32>, &str, Option<Value>)]) -> Call {
     let items: Vec<Value> = containers
         .iter()
         .enumerate()
-        .map(|(i, (finished, message))| {
+        .map(|(i, (index, finished, message))| {
             let mut terminated =
                 json!({"exitCode": 0, "finishedAt": finished, "reason": "Completed"});
             if let Some(m) = message {
                 terminated["message"] = json!(m.to_string());
             }
+            let mut labels = json!({"batch.kubernetes.io/job-name": job});
+            if let Some(index) = index {
+                labels["batch.kubernetes.io/job-completion-index"] = json!(index.to_string());
+            }
             json!({
-                "metadata": {"name": format!("{job}-{i}"), "namespace": NS,
-                             "labels": {"batch.kubernetes.io/job-name": job}},
+                "metadata": {"name": format!("{job}-{i}"), "namespace": NS, "labels": labels},
                 "status": {"phase": "Failed", "containerStatuses": [{
                     "name": "tidemark", "image": "tidemark", "imageID": "", "ready": false,
                     "restartCount": 0, "state": {"terminated": terminated}
@@ -399,7 +413,11 @@ fn stalled_on_a_secret<K: RunKind>(
 /// The name of `cr` and the Job of its run `g1-r0`.
 fn name_and_job<K: RunKind>(cr: &K) -> (String, String) {
     let name = cr.meta().name.clone().expect("name");
-    let job = format!("{name}-g1-r0");
+    let run = crate::build::RunId {
+        generation: 1,
+        run: 0,
+    };
+    let job = cr.job_name(run).expect("a Job name");
     (name, job)
 }
 

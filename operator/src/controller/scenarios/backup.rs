@@ -1,0 +1,865 @@
+//! Scenarios of the KafkaBackup reconcile: without a schedule the shared one-run pipeline with
+//! an Indexed Job and summed shard results; with a schedule a CronJob and a status that follows
+//! its Jobs; retention cleanup Jobs, once per successful backup.
+
+use kube::runtime::controller::Action;
+use serde_json::{json, Value};
+
+use super::*;
+use crate::build::backup::cleanup_job_name;
+use crate::build::cronjob::cron_job_name;
+use crate::build::fixtures::*;
+use crate::build::{RunId, WorkerKind};
+use crate::controller::backup::SCHEDULE_POLL;
+use crate::controller::{RUNNING_POLL, SECRET_POLL};
+use crate::crd::KafkaBackup;
+
+const KIND: &str = "KafkaBackup";
+
+/// An Event about the KafkaBackup.
+fn event(type_: &'static str, reason: &'static str) -> Call {
+    super::event(KIND, type_, reason)
+}
+
+const RUN: RunId = RunId {
+    generation: 1,
+    run: 0,
+};
+
+/// `yaml` without its schedule line.
+fn unscheduled(yaml: &str) -> String {
+    let line = yaml
+        .lines()
+        .find(|l| l.starts_with("  schedule:"))
+        .expect("a schedule line");
+    yaml.replace(&format!("{line}\n"), "")
+}
+
+/// `yaml` without its retention block.
+fn without_retention(yaml: &str) -> String {
+    let start = yaml.find("  retention:\n").expect("a retention block");
+    let rest = &yaml[start + "  retention:\n".len()..];
+    let end = rest
+        .find(|c: char| c != ' ')
+        .map(|_| {
+            rest.lines()
+                .take_while(|l| l.starts_with("    "))
+                .map(|l| l.len() + 1)
+                .sum::<usize>()
+        })
+        .unwrap_or(0);
+    format!("{}{}", &yaml[..start], &rest[end..])
+}
+
+/// A worker result of one shard of backup `id`.
+fn shard_result(index: u32, id: &str, records: u64, complete: bool) -> Value {
+    let mut result = json!({
+        "phase": if complete { "Completed" } else { "Failed" },
+        "operation": "backup",
+        "message": format!("shard {index}/3 of backup {id}: {records} records"),
+        "backup": {"backupId": id, "complete": complete, "topics": 2, "partitions": 4,
+                   "records": records, "bytes": records * 100, "storedBytes": records * 30,
+                   "segments": 2, "groupsCaptured": 3}
+    });
+    if !complete {
+        result["error"] = json!({"kind": "storage_error", "exitCode": 7});
+        result["message"] = json!(format!("shard {index}/3: the bucket refused a write"));
+    }
+    result
+}
+
+/// A backup Job as the API server returns it: its labels, its shards, how it ended.
+fn job_value(
+    cr: &KafkaBackup,
+    name: &str,
+    run: &str,
+    created: &str,
+    end: Option<(&str, &str, &str)>,
+) -> Value {
+    let mut status = json!({"startTime": created});
+    if let Some((type_, reason, time)) = end {
+        status["conditions"] = json!([{"type": type_, "status": "True", "reason": reason,
+                                        "message": format!("{reason} happened"),
+                                        "lastTransitionTime": time}]);
+        if type_ == "Complete" {
+            status["completionTime"] = json!(time);
+        }
+    }
+    let shards = cr.shards();
+    let mut spec = json!({"template": {"spec": {"containers": [{"name": "tidemark"}]}}});
+    if shards > 1 {
+        spec["completionMode"] = json!("Indexed");
+        spec["completions"] = json!(shards);
+        spec["parallelism"] = json!(shards);
+    }
+    let cr_name = cr.metadata.name.clone().expect("name");
+    json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": name, "namespace": NS, "uid": format!("uid-{name}"),
+                     "creationTimestamp": created,
+                     "labels": {"tidemark.dev/owner-kind": KIND, "tidemark.dev/owner-name": cr_name,
+                                "app.kubernetes.io/component": "backup", "tidemark.dev/run": run}},
+        "spec": spec,
+        "status": status
+    })
+}
+
+fn list(kind: &str, items: Vec<Value>) -> Reply {
+    Reply::Json(
+        StatusCode::OK,
+        json!({"apiVersion": "v1", "kind": kind, "metadata": {}, "items": items}),
+    )
+}
+
+/// The label selector of `name`'s backup Jobs and task ConfigMaps.
+fn assert_backup_selector(name: &'static str) -> impl Fn(&Value, &str) + Send {
+    move |_, query| {
+        assert!(
+            query.contains("tidemark.dev%2Fowner-kind%3DKafkaBackup"),
+            "{query}"
+        );
+        assert!(
+            query.contains(&format!("tidemark.dev%2Fowner-name%3D{name}")),
+            "{query}"
+        );
+        assert!(
+            query.contains("app.kubernetes.io%2Fcomponent%3Dbackup"),
+            "{query}"
+        );
+    }
+}
+
+/// The listing of `name`'s backup Jobs, answered with `jobs`.
+fn list_jobs(name: &'static str, jobs: Vec<Value>) -> Call {
+    get(
+        format!("/apis/batch/v1/namespaces/{NS}/jobs"),
+        list("JobList", jobs),
+    )
+    .check(assert_backup_selector(name))
+}
+
+/// The listing of `name`'s task ConfigMaps, one per run in `runs`.
+fn list_tasks(name: &'static str, runs: &[&str]) -> Call {
+    let items = runs
+        .iter()
+        .map(|run| {
+            json!({"metadata": {"name": format!("{name}-task-{run}"), "namespace": NS,
+                                "labels": {"tidemark.dev/run": run}}})
+        })
+        .collect();
+    get(
+        format!("/api/v1/namespaces/{NS}/configmaps"),
+        list("ConfigMapList", items),
+    )
+    .check(assert_backup_selector(name))
+}
+
+/// The reads of the daily S3 sample's Secrets: TLS CA, SASL credentials, S3 credentials (the
+/// last answered with `s3`).
+fn daily_secrets(s3: Reply) -> Vec<Call> {
+    vec![
+        get(
+            path("v1", "secrets", "kafka-tls"),
+            secret("kafka-tls", &["ca.crt"]),
+        ),
+        get(
+            path("v1", "secrets", "kafka-credentials"),
+            secret("kafka-credentials", &["username", "password"]),
+        ),
+        get(path("v1", "secrets", "s3-credentials"), s3),
+    ]
+}
+
+/// `cr` with `status` (JSON) as its status.
+fn with_backup_status(cr: KafkaBackup, status: Value) -> KafkaBackup {
+    let mut value = serde_json::to_value(&cr).expect("cr");
+    value["status"] = status;
+    serde_json::from_value(value).expect("a KafkaBackup with a status")
+}
+
+/// The container of a Job (or CronJob job template) body.
+fn pod_spec(job_spec: &Value) -> &Value {
+    &job_spec["template"]["spec"]
+}
+
+// (a) A new one-shot backup: the task ConfigMap names no backup id, the Job's pods take it from
+// their Job's name, and the status says Running.
+#[tokio::test]
+async fn a_new_one_shot_backup_runs_one_job() {
+    let cr = kb(BACKUP_ONE_SHOT_PVC);
+    let job = cr.job_name(RUN).expect("name");
+    let job_path = path("batch/v1", "jobs", &job);
+    let expected_job = job.clone();
+    let calls = vec![
+        apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
+        apply(
+            path("v1", "configmaps", "orders-snapshot-task-g1-r0"),
+            |body| {
+                let task = body["data"]["task.yaml"].as_str().expect("task");
+                assert!(task.contains("kind: backup"), "{task}");
+                assert!(
+                    task.contains("chain: kafka-backup-orders-snapshot"),
+                    "{task}"
+                );
+                assert!(task.contains("shardCount: 1"), "{task}");
+                assert!(!task.contains("backupId"), "{task}");
+            },
+        ),
+        apply(job_path, |body| {
+            assert_eq!(
+                body["metadata"]["labels"]["app.kubernetes.io/component"],
+                "backup"
+            );
+            assert!(body["spec"].get("completionMode").is_none(), "{body}");
+            let pod = pod_spec(&body["spec"]);
+            assert_eq!(pod["automountServiceAccountToken"], false);
+            let env = &pod["containers"][0]["env"];
+            assert_eq!(
+                env,
+                &json!([{"name": "TIDEMARK_BACKUP_ID", "valueFrom": {"fieldRef": {
+                    "fieldPath": "metadata.labels['batch.kubernetes.io/job-name']"}}}])
+            );
+        }),
+        status(&cr, move |s| {
+            assert_eq!(s["phase"], "Running");
+            assert_eq!(s["jobName"], expected_job.as_str());
+            assert!(s.get("cronJobName").is_none(), "{s}");
+            assert_conditions(s, [false, true, false], "JobRunning");
+            assert_eq!(
+                condition(s, "Reconciling")["message"],
+                format!("Job {expected_job} is running a one-shot backup (run g1-r0)").as_str()
+            );
+        }),
+        event("Normal", "JobCreated"),
+    ];
+    let (result, _, metrics) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
+    assert_eq!(metrics.job_count(KIND, "created"), 1);
+}
+
+// (a') parallelism 3 without a schedule: an Indexed Job of 3 pods.
+#[tokio::test]
+async fn a_sharded_backup_runs_an_indexed_job() {
+    let cr = kb(&unscheduled(BACKUP_HOURLY_INCREMENTAL_GCS));
+    let job = cr.job_name(RUN).expect("name");
+    let calls = vec![
+        get(
+            path("v1", "secrets", "gcs-credentials"),
+            secret("gcs-credentials", &["GOOGLE_SERVICE_ACCOUNT_KEY"]),
+        ),
+        apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
+        apply(
+            path("v1", "configmaps", "events-hourly-task-g1-r0"),
+            |body| {
+                let task = body["data"]["task.yaml"].as_str().expect("task");
+                assert!(task.contains("shardCount: 3"), "{task}");
+                assert!(task.contains("mode: incremental"), "{task}");
+                assert!(!task.contains("shardIndex"), "{task}");
+            },
+        ),
+        apply(path("batch/v1", "jobs", &job), |body| {
+            let spec = &body["spec"];
+            assert_eq!(spec["completionMode"], "Indexed");
+            assert_eq!(
+                (&spec["completions"], &spec["parallelism"]),
+                (&json!(3), &json!(3))
+            );
+        }),
+        status(&cr, |s| {
+            assert_eq!(s["phase"], "Running");
+            assert!(condition(s, "Reconciling")["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("an incremental backup of 3 shards")));
+        }),
+        event("Normal", "JobCreated"),
+    ];
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
+}
+
+// (b) A finished Indexed Job: each shard's newest result, summed; the backup id is the Job's
+// name; Completed.
+#[tokio::test]
+async fn a_finished_indexed_job_sums_its_shards() {
+    let cr = kb(&without_retention(&unscheduled(
+        BACKUP_HOURLY_INCREMENTAL_GCS,
+    )));
+    let job = cr.job_name(RUN).expect("name");
+    let cr = with_status(cr, "g1-r0", "Running", &job);
+    let done = job_value(
+        &cr,
+        &job,
+        "g1-r0",
+        "2024-12-01T12:00:00Z",
+        Some(("Complete", "CompletionsReached", "2024-12-01T12:30:00Z")),
+    );
+    let id = job.clone();
+    let calls = vec![
+        get(
+            path("batch/v1", "jobs", &job),
+            Reply::Json(StatusCode::OK, done),
+        ),
+        indexed_pods_call(
+            &job,
+            &[
+                // Shard 1 failed once and was retried; the retry's result counts.
+                (
+                    Some(1),
+                    "2024-12-01T12:10:00Z",
+                    Some(shard_result(1, &job, 7, false)),
+                ),
+                (
+                    Some(0),
+                    "2024-12-01T12:20:00Z",
+                    Some(shard_result(0, &job, 1000, true)),
+                ),
+                (
+                    Some(1),
+                    "2024-12-01T12:25:00Z",
+                    Some(shard_result(1, &job, 2000, true)),
+                ),
+                (
+                    Some(2),
+                    "2024-12-01T12:29:00Z",
+                    Some(shard_result(2, &job, 3000, true)),
+                ),
+            ],
+        ),
+        status(&cr, move |s| {
+            assert_eq!(s["phase"], "Completed");
+            assert_eq!(s["lastBackupId"], id.as_str());
+            assert_eq!(s["records"], 6000);
+            assert_eq!(s["bytes"], 600_000);
+            assert_eq!(s["storedBytes"], 180_000);
+            assert_eq!(s["segments"], 6);
+            assert_eq!(s["partitions"], 12);
+            assert_eq!(s["topics"], 2);
+            assert_eq!(s["groupsCaptured"], 3);
+            assert_eq!(
+                s["shards"],
+                json!({"total": 3, "completed": 3, "failed": 0})
+            );
+            assert_eq!(s["lastSuccessfulTime"], s["completionTime"]);
+            assert_eq!(s["lastRun"]["phase"], "Completed");
+            assert_eq!(s["lastRun"]["jobName"], id.as_str());
+            assert!(s.get("cleanup").is_none(), "no retention: {s}");
+            assert_conditions(s, [true, false, false], "BackupCompleted");
+            assert_eq!(
+                condition(s, "Ready")["message"],
+                format!("backup {id} complete: 6000 records (600000 bytes, 180000 stored) in 6 segments from 12 partitions, 3 shards").as_str()
+            );
+        }),
+        event("Normal", "JobSucceeded"),
+    ];
+    let (result, _, metrics) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::await_change());
+    assert_eq!(metrics.job_count(KIND, "succeeded"), 1);
+}
+
+// (c) One shard failed: the backup is Failed and Stalled with that shard's error, the shard
+// counts say which, and no cleanup runs even with retention.
+#[tokio::test]
+async fn one_failed_shard_fails_the_backup() {
+    let cr = kb(&unscheduled(BACKUP_HOURLY_INCREMENTAL_GCS));
+    let job = cr.job_name(RUN).expect("name");
+    let cr = with_status(cr, "g1-r0", "Running", &job);
+    let failed = job_value(
+        &cr,
+        &job,
+        "g1-r0",
+        "2024-12-01T12:00:00Z",
+        Some(("Failed", "BackoffLimitExceeded", "2024-12-01T12:40:00Z")),
+    );
+    let calls = vec![
+        get(
+            path("batch/v1", "jobs", &job),
+            Reply::Json(StatusCode::OK, failed),
+        ),
+        indexed_pods_call(
+            &job,
+            &[
+                (
+                    Some(0),
+                    "2024-12-01T12:20:00Z",
+                    Some(shard_result(0, &job, 1000, true)),
+                ),
+                (
+                    Some(1),
+                    "2024-12-01T12:39:00Z",
+                    Some(shard_result(1, &job, 5, false)),
+                ),
+                (
+                    Some(2),
+                    "2024-12-01T12:29:00Z",
+                    Some(shard_result(2, &job, 3000, true)),
+                ),
+            ],
+        ),
+        status(&cr, |s| {
+            assert_eq!(s["phase"], "Failed");
+            assert_eq!(
+                s["shards"],
+                json!({"total": 3, "completed": 2, "failed": 1})
+            );
+            assert_eq!(s["records"], 4005);
+            assert_eq!(s["lastRun"]["phase"], "Failed");
+            assert!(s.get("lastSuccessfulTime").is_none(), "{s}");
+            assert!(s.get("cleanup").is_none(), "{s}");
+            assert_conditions(s, [false, false, true], "StorageError");
+            assert_eq!(
+                condition(s, "Ready")["message"],
+                "1 of 3 shards did not complete; shard 1: shard 1/3: the bucket refused a write"
+            );
+        }),
+        event("Warning", "JobFailed"),
+    ];
+    let (result, _, metrics) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::await_change());
+    assert_eq!(metrics.job_count(KIND, "failed"), 1);
+}
+
+// (d) Retention: the successful backup is followed by one cleanup Job (its task in its own
+// ConfigMap), recorded in the status; the finished run is then left alone.
+#[tokio::test]
+async fn retention_creates_one_cleanup_job_per_backup() {
+    let cr = kb(&unscheduled(BACKUP_DAILY_S3));
+    let job = cr.job_name(RUN).expect("name");
+    let cleanup = cleanup_job_name("payments-nightly", &job);
+    let cr = with_status(cr, "g1-r0", "Running", &job);
+    let done = job_value(
+        &cr,
+        &job,
+        "g1-r0",
+        "2024-12-01T02:00:00Z",
+        Some(("Complete", "CompletionsReached", "2024-12-01T02:30:00Z")),
+    );
+    let mut result = shard_result(0, &job, 42, true);
+    result["message"] = json!("backup complete: 42 records");
+    let (id, cleanup_name) = (job.clone(), cleanup.clone());
+    let calls = vec![
+        get(
+            path("batch/v1", "jobs", &job),
+            Reply::Json(StatusCode::OK, done),
+        ),
+        pods_call(&job, &[("2024-12-01T02:29:00Z", Some(result))]),
+        apply(
+            path("v1", "configmaps", "payments-nightly-cleanup-task"),
+            |body| {
+                let task = body["data"]["task.yaml"].as_str().expect("task");
+                assert!(task.contains("kind: backupCleanup"), "{task}");
+                assert!(
+                    task.contains("chain: kafka-backup-payments-nightly"),
+                    "{task}"
+                );
+                assert!(task.contains("keepLast: 7"), "{task}");
+                assert!(!task.contains("czNudGluZWw"), "{task}");
+            },
+        ),
+        apply(path("batch/v1", "jobs", &cleanup), move |body| {
+            assert_eq!(
+                body["metadata"]["labels"]["app.kubernetes.io/component"],
+                "backup-cleanup"
+            );
+            assert_eq!(
+                body["metadata"]["labels"]["tidemark.dev/backup-id"],
+                id.as_str()
+            );
+            assert_eq!(body["metadata"]["ownerReferences"][0]["kind"], KIND);
+            assert_eq!(body["spec"]["ttlSecondsAfterFinished"], 86400);
+            let pod = pod_spec(&body["spec"]);
+            assert_eq!(
+                pod["volumes"][0]["configMap"]["name"],
+                "payments-nightly-cleanup-task"
+            );
+            assert!(!body.to_string().contains("KAFKA_PASSWORD"), "{body}");
+        }),
+        event("Normal", "CleanupJobCreated"),
+        status(&cr, move |s| {
+            assert_eq!(s["phase"], "Completed");
+            assert_eq!(s["records"], 42);
+            assert_eq!(
+                s["cleanup"],
+                json!({"backupId": job.as_str(), "jobName": cleanup_name.as_str()})
+            );
+            assert_conditions(s, [true, false, false], "BackupCompleted");
+        }),
+        event("Normal", "JobSucceeded"),
+    ];
+    let (result, _, _) = scenario(cr.clone(), calls).await;
+    assert_eq!(result.expect("reconciled"), Action::await_change());
+
+    // Once recorded, the run is finished: no second cleanup Job.
+    let backup_id = cr.job_name(RUN).expect("name");
+    let mut done = cr;
+    if let Some(s) = done.status.as_mut() {
+        s.common.phase = Some(crate::crd::status::Phase::Completed);
+        s.last_backup_id = Some(backup_id.clone());
+        s.last_run = Some(crate::crd::backup::LastRun {
+            job_name: backup_id.clone(),
+            phase: crate::crd::status::Phase::Completed,
+            reason: "BackupCompleted".into(),
+            message: "backup complete: 42 records".into(),
+            completion_time: None,
+        });
+        s.cleanup = Some(crate::crd::backup::CleanupStatus {
+            backup_id,
+            job_name: cleanup.clone(),
+        });
+    }
+    let (result, _, _) = scenario(done, vec![]).await;
+    assert_eq!(result.expect("reconciled"), Action::await_change());
+}
+
+// (e) With a schedule: the CronJob is applied (Forbid, suspend false, the Indexed job
+// template) and no Job is created; the status says Scheduled.
+#[tokio::test]
+async fn a_scheduled_backup_applies_a_cron_job_and_no_job() {
+    let cr = kb(BACKUP_DAILY_S3);
+    let cron = cron_job_name(&cr).expect("name");
+    let expected_cron = cron.clone();
+    let mut calls = daily_secrets(secret("s3-credentials", &["AWS_ACCESS_KEY_ID"]));
+    calls.extend([
+        apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
+        apply(
+            path("v1", "configmaps", "payments-nightly-task-g1-r0"),
+            |body| {
+                let task = body["data"]["task.yaml"].as_str().expect("task");
+                assert!(task.contains("compressionLevel: 6"), "{task}");
+            },
+        ),
+        apply(path("batch/v1", "cronjobs", &cron), |body| {
+            assert_eq!(body["kind"], "CronJob");
+            let spec = &body["spec"];
+            assert_eq!(spec["schedule"], "0 2 * * *");
+            assert_eq!(spec["suspend"], false);
+            assert_eq!(spec["concurrencyPolicy"], "Forbid");
+            assert_eq!(spec["startingDeadlineSeconds"], 3600);
+            let template = &spec["jobTemplate"];
+            assert_eq!(template["metadata"]["labels"]["tidemark.dev/run"], "g1-r0");
+            let pod = pod_spec(&template["spec"]);
+            assert_eq!(
+                pod["volumes"][0]["configMap"]["name"],
+                "payments-nightly-task-g1-r0"
+            );
+            assert!(body.to_string().contains("TIDEMARK_BACKUP_ID"), "{body}");
+            assert!(!body.to_string().contains("czNudGluZWw"), "{body}");
+        }),
+        list_jobs("payments-nightly", vec![]),
+        list_tasks("payments-nightly", &["g1-r0"]),
+        status(&cr, move |s| {
+            assert_eq!(s["phase"], "Scheduled");
+            assert_eq!(s["run"], "g1-r0");
+            assert_eq!(s["cronJobName"], expected_cron.as_str());
+            assert!(s.get("jobName").is_none(), "{s}");
+            assert_conditions(s, [true, false, false], "Scheduled");
+        }),
+        event("Normal", "Scheduled"),
+    ]);
+    let (result, _, metrics) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::requeue(SCHEDULE_POLL));
+    assert_eq!(metrics.job_count(KIND, "created"), 0);
+}
+
+/// The status of a scheduled daily S3 backup in run `run`, its newest backup `last` done.
+fn scheduled(cr: KafkaBackup, run: &str, last: &str) -> KafkaBackup {
+    let cron = cron_job_name(&cr).expect("name");
+    with_backup_status(
+        cr,
+        json!({
+            "phase": "Scheduled", "run": run, "observedGeneration": 1, "jobName": last,
+            "cronJobName": cron, "lastBackupId": last, "records": 10,
+            "lastSuccessfulTime": "2024-11-30T02:30:00Z",
+            "lastRun": {"jobName": last, "phase": "Completed", "reason": "BackupCompleted",
+                        "message": "backup complete: 10 records",
+                        "completionTime": "2024-11-30T02:30:00Z"},
+            "cleanup": {"backupId": last, "jobName": "payments-nightly-cleanup-0"},
+            "conditions": [
+                {"type": "Ready", "status": "True", "reason": "BackupCompleted",
+                 "message": "done", "lastTransitionTime": "2024-11-30T02:30:00Z"},
+                {"type": "Reconciling", "status": "False", "reason": "BackupCompleted",
+                 "message": "done", "lastTransitionTime": "2024-11-30T02:30:00Z"},
+                {"type": "Stalled", "status": "False", "reason": "BackupCompleted",
+                 "message": "done", "lastTransitionTime": "2024-11-30T02:30:00Z"}
+            ]
+        }),
+    )
+}
+
+// (f) suspend toggled: the CronJob is patched with suspend true; the finished Job's results are
+// not read again; the old run's task ConfigMap goes (no Job runs it).
+#[tokio::test]
+async fn toggling_suspend_patches_the_cron_job() {
+    let mut cr = kb(&BACKUP_DAILY_S3.replace(
+        "  schedule: \"0 2 * * *\"\n",
+        "  schedule: \"0 2 * * *\"\n  suspend: true\n",
+    ));
+    cr.metadata.generation = Some(2);
+    let cron = cron_job_name(&cr).expect("name");
+    let last = format!("{cron}-28885800");
+    let cr = scheduled(cr, "g1-r0", &last);
+    let done = job_value(
+        &cr,
+        &last,
+        "g1-r0",
+        "2024-11-30T02:00:00Z",
+        Some(("Complete", "CompletionsReached", "2024-11-30T02:30:00Z")),
+    );
+    let mut calls = daily_secrets(secret("s3-credentials", &["AWS_ACCESS_KEY_ID"]));
+    calls.extend([
+        apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
+        apply(
+            path("v1", "configmaps", "payments-nightly-task-g2-r0"),
+            |_| {},
+        ),
+        apply(path("batch/v1", "cronjobs", &cron), |body| {
+            assert_eq!(body["spec"]["suspend"], true);
+            assert_eq!(
+                body["spec"]["jobTemplate"]["metadata"]["labels"]["tidemark.dev/run"],
+                "g2-r0"
+            );
+        }),
+        list_jobs("payments-nightly", vec![done]),
+        list_tasks("payments-nightly", &["g1-r0", "g2-r0"]),
+        Call::new(
+            Method::DELETE,
+            path("v1", "configmaps", "payments-nightly-task-g1-r0"),
+            Reply::Json(
+                StatusCode::OK,
+                json!({"kind": "Status", "status": "Success"}),
+            ),
+        ),
+        status(&cr, |s| {
+            assert_eq!(s["phase"], "Suspended");
+            assert_eq!(s["run"], "g2-r0");
+            assert_eq!(s["observedGeneration"], 2);
+            assert_eq!(s["records"], 10, "the last backup is kept");
+            assert_eq!(s["lastRun"]["phase"], "Completed");
+            assert_conditions(s, [true, false, false], "Suspended");
+        }),
+        event("Normal", "Suspended"),
+    ]);
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::requeue(SCHEDULE_POLL));
+}
+
+// (g) A scheduled Job ended: its shards' results are read once, summed into the status, and its
+// cleanup Job is created; a Job of the old run still running keeps its task ConfigMap.
+#[tokio::test]
+async fn a_finished_scheduled_job_is_recorded_and_cleaned_up_after() {
+    let mut cr = kb(BACKUP_HOURLY_INCREMENTAL_GCS);
+    cr.metadata.generation = Some(2);
+    let cron = cron_job_name(&cr).expect("name");
+    let old = format!("{cron}-28886340");
+    let newest = format!("{cron}-28886400");
+    let cr = scheduled(cr, "g1-r0", &old);
+    let still_running = job_value(
+        &cr,
+        &format!("{cron}-28886280"),
+        "g1-r0",
+        "2024-12-01T10:00:00Z",
+        None,
+    );
+    let old_done = job_value(
+        &cr,
+        &old,
+        "g1-r0",
+        "2024-12-01T11:00:00Z",
+        Some(("Complete", "CompletionsReached", "2024-12-01T11:20:00Z")),
+    );
+    let new_done = job_value(
+        &cr,
+        &newest,
+        "g2-r0",
+        "2024-12-01T12:00:00Z",
+        Some(("Complete", "CompletionsReached", "2024-12-01T12:20:00Z")),
+    );
+    let cleanup = cleanup_job_name("events-hourly", &newest);
+    let (id, cleanup_name) = (newest.clone(), cleanup.clone());
+    let calls = vec![
+        get(
+            path("v1", "secrets", "gcs-credentials"),
+            secret("gcs-credentials", &["GOOGLE_SERVICE_ACCOUNT_KEY"]),
+        ),
+        apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
+        apply(path("v1", "configmaps", "events-hourly-task-g2-r0"), |_| {}),
+        apply(path("batch/v1", "cronjobs", &cron), |_| {}),
+        list_jobs("events-hourly", vec![still_running, old_done, new_done]),
+        list_tasks("events-hourly", &["g1-r0", "g2-r0"]),
+        indexed_pods_call(
+            &newest,
+            &[
+                (
+                    Some(0),
+                    "2024-12-01T12:10:00Z",
+                    Some(shard_result(0, &newest, 10, true)),
+                ),
+                (
+                    Some(1),
+                    "2024-12-01T12:15:00Z",
+                    Some(shard_result(1, &newest, 20, true)),
+                ),
+                (
+                    Some(2),
+                    "2024-12-01T12:19:00Z",
+                    Some(shard_result(2, &newest, 30, true)),
+                ),
+            ],
+        ),
+        apply(
+            path("v1", "configmaps", "events-hourly-cleanup-task"),
+            |body| {
+                let task = body["data"]["task.yaml"].as_str().expect("task");
+                assert!(task.contains("maxAge: 14d"), "{task}");
+            },
+        ),
+        apply(path("batch/v1", "jobs", &cleanup), |_| {}),
+        event("Normal", "CleanupJobCreated"),
+        status(&cr, move |s| {
+            assert_eq!(s["phase"], "Scheduled");
+            assert_eq!(s["run"], "g2-r0");
+            assert_eq!(s["jobName"], id.as_str());
+            assert_eq!(s["lastBackupId"], id.as_str());
+            assert_eq!(s["records"], 60);
+            assert_eq!(
+                s["shards"],
+                json!({"total": 3, "completed": 3, "failed": 0})
+            );
+            assert_eq!(s["lastSuccessfulTime"], "2024-12-01T12:20:00Z");
+            assert_eq!(s["startTime"], "2024-12-01T12:00:00Z");
+            assert_eq!(s["completionTime"], "2024-12-01T12:20:00Z");
+            assert_eq!(
+                s["cleanup"],
+                json!({"backupId": id.as_str(), "jobName": cleanup_name.as_str()})
+            );
+            assert_conditions(s, [true, false, false], "BackupCompleted");
+        }),
+        event("Normal", "JobSucceeded"),
+    ];
+    let (result, _, metrics) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::requeue(SCHEDULE_POLL));
+    assert_eq!(metrics.job_count(KIND, "succeeded"), 1);
+}
+
+// (h) A missing Secret stalls a scheduled backup before its CronJob exists.
+#[tokio::test]
+async fn a_missing_secret_stalls_the_backup_without_a_cron_job() {
+    let cr = kb(BACKUP_DAILY_S3);
+    let mut calls = daily_secrets(not_found("secrets", "s3-credentials"));
+    calls.extend(stalled_on_a_secret(
+        &cr,
+        "SecretNotFound",
+        "Secret 's3-credentials' referenced by spec.storage.s3.credentialsSecret not found in namespace kafka-backup",
+    ));
+    let (result, policy, metrics) = scenario(cr, calls).await;
+    assert_eq!(
+        result.expect_err("stalled").metric_label(),
+        "missing_secret"
+    );
+    assert_eq!(policy, Some(Action::requeue(SECRET_POLL)));
+    assert_eq!(metrics.failure_count(KIND, "missing_secret"), 1);
+}
+
+// (i) A cron expression that is no schedule stalls before anything is applied.
+#[tokio::test]
+async fn an_invalid_schedule_stalls_and_awaits_a_change() {
+    let cr = kb(&BACKUP_DAILY_S3.replace("\"0 2 * * *\"", "\"0 2 31 2 *\""));
+    let calls = vec![
+        status(&cr, |s| {
+            assert_eq!(s["phase"], "Pending");
+            assert_condition(s, "Stalled", "True", "InvalidSchedule");
+            let message = condition(s, "Stalled")["message"]
+                .as_str()
+                .expect("message");
+            assert!(
+                message.starts_with(
+                    "spec.schedule '0 2 31 2 *' is not a valid cron schedule: it never fires"
+                ),
+                "{message}"
+            );
+        }),
+        event("Warning", "InvalidSchedule"),
+    ];
+    let (result, policy, _) = scenario(cr, calls).await;
+    assert_eq!(result.expect_err("invalid").metric_label(), "invalid_spec");
+    assert_eq!(policy, Some(Action::await_change()));
+}
+
+// (j) The schedule removed: the CronJob goes, and the backup runs once as a Job.
+#[tokio::test]
+async fn removing_the_schedule_deletes_the_cron_job_and_runs_once() {
+    let mut cr = kb(&unscheduled(BACKUP_DAILY_S3));
+    cr.metadata.generation = Some(2);
+    let cron = cron_job_name(&cr).expect("name");
+    let last = format!("{cron}-28885800");
+    let cr = scheduled(cr, "g1-r0", &last);
+    let job = cr
+        .job_name(RunId {
+            generation: 2,
+            run: 0,
+        })
+        .expect("name");
+    let gone = || {
+        Reply::Json(
+            StatusCode::OK,
+            json!({"kind": "Status", "status": "Success"}),
+        )
+    };
+    let mut calls = vec![
+        Call::new(Method::DELETE, path("batch/v1", "cronjobs", &cron), gone()),
+        Call::new(
+            Method::DELETE,
+            path("batch/v1", "jobs", &last),
+            not_found("jobs", &last),
+        ),
+        Call::new(
+            Method::DELETE,
+            path("v1", "configmaps", "payments-nightly-task-g1-r0"),
+            gone(),
+        ),
+    ];
+    calls.extend(daily_secrets(secret(
+        "s3-credentials",
+        &["AWS_ACCESS_KEY_ID"],
+    )));
+    calls.extend([
+        apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
+        apply(
+            path("v1", "configmaps", "payments-nightly-task-g2-r0"),
+            |_| {},
+        ),
+        apply(path("batch/v1", "jobs", &job), |_| {}),
+        status(&cr, |s| {
+            assert_eq!(s["phase"], "Running");
+            assert_eq!(s["run"], "g2-r0");
+            assert!(s.get("cronJobName").is_none(), "{s}");
+            assert_eq!(s["records"], 10, "the last backup is kept");
+        }),
+        event("Normal", "JobCreated"),
+    ]);
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
+}
+
+// (k) The Job of a running one-shot backup was deleted: Failed JobDeleted, never recreated.
+#[tokio::test]
+async fn a_backup_job_deleted_mid_run_fails_and_is_not_recreated() {
+    job_deleted_mid_run(kb(BACKUP_ONE_SHOT_PVC)).await;
+}
+
+// A one-shot Job that failed without a result: Failed, JobFailed, pointing at the logs.
+#[tokio::test]
+async fn a_failed_backup_without_a_result_says_so() {
+    failed_job_without_a_result(kb(BACKUP_ONE_SHOT_PVC)).await;
+}
+
+// A finished one-shot backup is not run again.
+#[tokio::test]
+async fn a_finished_backup_makes_no_calls() {
+    finished_runs_make_no_calls(kb(BACKUP_ONE_SHOT_PVC)).await;
+}
+
+// A one-shot backup Job still running: one read, no writes, look again later.
+#[tokio::test]
+async fn a_running_backup_job_is_only_read() {
+    super::a_running_job_is_only_read(kb(BACKUP_CONTINUOUS_AZURE)).await;
+}

@@ -1,0 +1,335 @@
+//! `KafkaBackup` (kb): copy topics' records, and the consumer offsets on them, into object
+//! storage or a PVC — once per spec, or on a schedule — with optional retention.
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::common::{JobOptions, KafkaClusterSpec, StorageSpec};
+use super::status::{Phase, RunStatus};
+
+/// A topic name, glob (`payments-*`) or `~regex`: no whitespace.
+pub const TOPIC_PATTERN: &str = r"^\S+$";
+
+/// A five-field cron expression (minute, hour, day of month, month, day of week; month and day
+/// names in their fields, `?` for "any" in the day fields), or one of Kubernetes' macros. The operator parses it for
+/// real before the CronJob is built.
+pub const SCHEDULE_PATTERN: &str = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|[0-9*,/-]+\s+[0-9*,/-]+\s+[0-9*?,/-]+\s+[0-9A-Za-z*,/-]+\s+[0-9A-Za-z*?,/-]+)$";
+
+/// A retention age: a whole number of seconds, minutes, hours, days or weeks, e.g. `90m`,
+/// `12h`, `30d`, `2w` (what the worker's cleanup reads).
+pub const MAX_AGE_PATTERN: &str = r"^[1-9][0-9]{0,5}[smhdw]$";
+
+/// Default of `spec.parallelism`: one worker pod.
+pub const DEFAULT_PARALLELISM: i32 = 1;
+/// Most shards (pods of the Indexed Job) one backup may use.
+pub const MAX_PARALLELISM: i32 = 100;
+
+/// Back up Kafka topics.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "tidemark.dev",
+    version = "v1alpha1",
+    kind = "KafkaBackup",
+    plural = "kafkabackups",
+    shortname = "kb",
+    category = "tidemark",
+    namespaced,
+    status = "KafkaBackupStatus",
+    printcolumn = r#"{"name":"Mode","type":"string","jsonPath":".spec.mode"}"#,
+    printcolumn = r#"{"name":"Schedule","type":"string","jsonPath":".spec.schedule"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Last Backup","type":"string","jsonPath":".status.lastBackupId"}"#,
+    printcolumn = r#"{"name":"Records","type":"integer","jsonPath":".status.records"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    doc = "KafkaBackup (kb): copy the records of Kafka topics (and the committed offsets of the consumer groups on them) into a PVC, S3, GCS or Azure Blob Storage. Without a schedule, each change of the spec, or of the `tidemark.dev/run` annotation, runs one backup in a worker Job (an Indexed Job of `parallelism` shards); with a schedule, a CronJob runs one backup per tick. `retention` prunes the older backups of the resource's chain after each successful one.",
+    cel
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(self.storage.storageType in ['configMap', 'configmap'])").message("storage.storageType configMap is not supported for backups (a ConfigMap holds at most 1 MiB): use pvc, s3, azure or gcs").reason(Reason::FieldValueForbidden))]
+#[x_kube(validation = Rule::new("!has(self.compressionLevel) || !has(self.compression) || self.compression == 'zstd'").message("compressionLevel is only used with compression zstd; remove it or set compression: zstd").reason(Reason::FieldValueForbidden))]
+#[x_kube(validation = Rule::new("!has(self.schedule) || !has(self.mode) || self.mode != 'continuous'").message("a continuous backup runs until it is stopped and cannot have a schedule; remove schedule or use mode oneShot or incremental").reason(Reason::FieldValueForbidden))]
+#[x_kube(validation = Rule::new("!has(self.suspend) || !self.suspend || has(self.schedule)").message("suspend pauses a schedule and is only used with schedule").reason(Reason::FieldValueForbidden))]
+pub struct KafkaBackupSpec {
+    /// The cluster whose topics are backed up.
+    pub kafka_cluster: KafkaClusterSpec,
+
+    /// The topics to back up.
+    pub topics: TopicSelection,
+
+    /// Where the backups go: pvc, s3, azure or gcs (a ConfigMap is too small for records).
+    pub storage: StorageSpec,
+
+    /// Segment compression: zstd (default), lz4 or none.
+    #[serde(default)]
+    pub compression: Compression,
+
+    /// zstd level, 1 (fastest) to 22 (smallest); the worker's default is 3. Only with zstd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 22))]
+    pub compression_level: Option<i32>,
+
+    /// oneShot (default: up to the high watermarks read at the start), continuous (until the
+    /// Job is stopped; no schedule) or incremental (from where the newest complete backup of
+    /// this resource's chain ended, up to the high watermarks).
+    #[serde(default)]
+    pub mode: BackupMode,
+
+    /// Run on this schedule (a CronJob): five cron fields — minute, hour, day of month, month,
+    /// day of week — e.g. `0 2 * * *`, or @hourly, @daily, @weekly, @monthly, @yearly. Times are
+    /// in the time zone of the cluster's kube-controller-manager (usually UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256), regex(pattern = SCHEDULE_PATTERN))]
+    pub schedule: Option<String>,
+
+    /// Pause the schedule (no new backup starts; a running one finishes). Only with schedule.
+    #[serde(default)]
+    pub suspend: bool,
+
+    /// Shards: the partitions are dealt to this many worker pods (an Indexed Job), which
+    /// together write one backup (1 to 100, default 1).
+    #[serde(default = "default_parallelism")]
+    #[schemars(range(min = 1, max = 100))]
+    pub parallelism: i32,
+
+    /// Prune the older backups of this resource's chain after each successful backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionSpec>,
+
+    /// Partitions each worker backs up at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub max_concurrent_partitions: Option<i32>,
+
+    /// Throttle each worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitSpec>,
+
+    /// When a segment file is closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<SegmentSpec>,
+
+    /// Also capture the committed offsets of the consumer groups on the backed-up topics
+    /// (default true), so that a restore can translate them.
+    #[serde(default = "default_true")]
+    pub capture_offsets: bool,
+
+    /// Options of the worker Job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<JobOptions>,
+
+    /// Compute resources of each worker pod (default: the operator's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+fn default_parallelism() -> i32 {
+    DEFAULT_PARALLELISM
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Which topics a backup copies.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicSelection {
+    /// Topic names, globs (`payments-*`) or regular expressions prefixed with `~`
+    /// (`~orders-(eu|us)`). Internal topics are only backed up when named.
+    #[schemars(length(min = 1, max = 1000), inner(length(min = 1, max = 1024), regex(pattern = TOPIC_PATTERN)))]
+    pub include: Vec<String>,
+
+    /// Topics to leave out, in the same forms (e.g. `__*`, `*-changelog`, `~.*-test$`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1000), inner(length(min = 1, max = 1024), regex(pattern = TOPIC_PATTERN)))]
+    pub exclude: Vec<String>,
+}
+
+/// How far a backup reads.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum BackupMode {
+    #[default]
+    OneShot,
+    Continuous,
+    Incremental,
+}
+
+impl BackupMode {
+    /// The spelling used in the spec.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupMode::OneShot => "oneShot",
+            BackupMode::Continuous => "continuous",
+            BackupMode::Incremental => "incremental",
+        }
+    }
+}
+
+/// Segment compression.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum Compression {
+    #[default]
+    Zstd,
+    Lz4,
+    None,
+}
+
+impl Compression {
+    /// The spelling used in the spec.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::Zstd => "zstd",
+            Compression::Lz4 => "lz4",
+            Compression::None => "none",
+        }
+    }
+}
+
+/// Which backups of the chain to keep. The newest complete backup is always kept.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.keepLast) || has(self.maxAge)").message("retention needs keepLast, maxAge or both").reason(Reason::FieldValueRequired))]
+pub struct RetentionSpec {
+    /// Keep (at least) the newest N complete backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub keep_last: Option<i32>,
+
+    /// Delete complete backups older than this: `s`, `m`, `h`, `d` or `w`, e.g. `12h`, `30d`,
+    /// `2w`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = MAX_AGE_PATTERN))]
+    pub max_age: Option<String>,
+}
+
+/// Throttles of each worker.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimitSpec {
+    /// Records per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub records_per_sec: Option<i64>,
+
+    /// Record bytes (before compression) per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub bytes_per_sec: Option<i64>,
+}
+
+/// Segment bounds: a segment is closed at whichever comes first.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SegmentSpec {
+    /// Uncompressed bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_bytes: Option<i64>,
+
+    /// Milliseconds of record time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_interval_ms: Option<i64>,
+}
+
+/// Observed state of a KafkaBackup.
+///
+/// Without a schedule, `phase` and the conditions describe the current run like every kind's.
+/// With a schedule, `phase` is Scheduled (waiting for the next tick), Running (a Job of the
+/// CronJob runs) or Suspended; `lastRun` is the outcome of the newest finished backup, and a
+/// failed one makes `Ready` False and `Stalled` True until a later backup succeeds. The
+/// `last*` fields, the counts and `shards` always describe the newest finished backup.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaBackupStatus {
+    /// The run: phase, generation, run id, newest Job, times and conditions.
+    #[serde(flatten)]
+    pub common: RunStatus,
+    /// The CronJob of a scheduled backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron_job_name: Option<String>,
+    /// When the CronJob last started a backup (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_schedule_time: Option<String>,
+    /// Id of the newest finished backup (the name of its Job).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup_id: Option<String>,
+    /// When the newest successful backup finished (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful_time: Option<String>,
+    /// Outcome of the newest finished backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<LastRun>,
+    /// Topics in the newest finished backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topics: Option<i64>,
+    /// Partitions in the newest finished backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<i64>,
+    /// Records in the newest finished backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records: Option<i64>,
+    /// Record bytes (keys, values, headers) before compression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<i64>,
+    /// Bytes written to storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_bytes: Option<i64>,
+    /// Segment files written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segments: Option<i64>,
+    /// Consumer groups whose offsets were captured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups_captured: Option<i64>,
+    /// The shards (pods) of the newest finished backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<ShardCounts>,
+    /// The retention cleanup Job created after the newest successful backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleanup: Option<CleanupStatus>,
+}
+
+/// How the newest finished backup ended.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LastRun {
+    /// Its Job.
+    pub job_name: String,
+    /// Completed or Failed.
+    pub phase: Phase,
+    /// Why (the reason of the `Ready` condition it gave, e.g. `BackupCompleted`).
+    pub reason: String,
+    /// The worker's message.
+    pub message: String,
+    /// When it ended (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<String>,
+}
+
+/// Shards of one backup: the backup is complete only when every shard is.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardCounts {
+    pub total: i64,
+    /// Shards that reported their part complete.
+    pub completed: i64,
+    /// Shards that failed or left no result.
+    pub failed: i64,
+}
+
+/// A retention cleanup Job.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CleanupStatus {
+    /// The backup after which it was created (one cleanup Job per successful backup).
+    pub backup_id: String,
+    /// The cleanup Job.
+    pub job_name: String,
+}
