@@ -871,3 +871,67 @@ async fn reset_tasks_plan_execute_and_reuse_their_snapshot_on_retry() {
         vec![0, 0, 0]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_tasks_take_their_id_and_shard_from_the_job() {
+    let kafka = Tansu::start();
+    let bs = kafka.bootstrap();
+    let work = tempfile::tempdir().expect("tempdir");
+    let dir = work.path();
+    let storage = dir.join("storage");
+    create_and_fill(&bs, "orders", 3, 20).await;
+    let admin = admin(&bs).await;
+    commit(&admin, "order-processor", &commits("orders", &[5, 7, 9])).await;
+    let task = format!(
+        "apiVersion: tidemark.dev/task-v1\nkind: backup\nsource: default/nightly\n\
+         kafka:\n  bootstrapServers: [\"{bs}\"]\n  securityProtocol: PLAINTEXT\n\
+         storage:\n  type: location\n  url: {}\n\
+         topics: {{include: [\"ord*\"]}}\nchain: default-nightly\nshardCount: 2\n",
+        storage.display()
+    );
+    let mut parts = 0;
+    for index in ["0", "1"] {
+        let run = run_task(
+            dir,
+            &format!("shard-{index}"),
+            &task,
+            &[
+                ("TIDEMARK_BACKUP_ID", "nightly-28391"),
+                ("JOB_COMPLETION_INDEX", index),
+            ],
+        );
+        assert_eq!(run.out.code, 0, "{:?}", run.out);
+        let b = run.result.backup.as_ref().expect("backup summary");
+        assert_eq!(b.backup_id, "nightly-28391");
+        assert!(b.complete);
+        parts += b.partitions;
+        assert_eq!(
+            run.report["shard_index"],
+            index.parse::<u32>().expect("index")
+        );
+    }
+    assert_eq!(parts, 3, "the shards split the partitions");
+    let list = run_cli(
+        BIN,
+        &["list", "-p", storage.to_str().expect("utf8"), "-f", "json"],
+        &[],
+    );
+    let backups = list.json()["backups"].clone();
+    assert_eq!(backups[0]["backup_id"], "nightly-28391");
+    assert_eq!(backups[0]["complete"], true);
+    assert_eq!(backups[0]["records"], 60);
+
+    // Without JOB_COMPLETION_INDEX a sharded task cannot know its shard: refused, exit 2.
+    let lost = run_task(
+        dir,
+        "no-index",
+        &task,
+        &[("TIDEMARK_BACKUP_ID", "nightly-2")],
+    );
+    assert_eq!(lost.out.code, 2, "{:?}", lost.out);
+    assert!(
+        lost.result.message.contains("JOB_COMPLETION_INDEX"),
+        "{}",
+        lost.result.message
+    );
+}
