@@ -450,6 +450,33 @@ async fn a_backup_killed_anywhere_resumes_to_the_same_content() {
         );
     }
 
+    // The records/s limit holds: 4,500 records at 3,000/s take at least 1.5 s (a lower bound,
+    // so a slow machine cannot fail it).
+    let started = std::time::Instant::now();
+    let throttled = run_cli(
+        BIN,
+        &[
+            "backup",
+            "--bootstrap-servers",
+            &bs,
+            "--path",
+            path,
+            "--topics",
+            "crashy",
+            "--backup-id",
+            "throttled",
+            "--rate-limit-records-per-sec",
+            "3000",
+        ],
+        &[],
+    );
+    expect_code(&throttled, 0);
+    assert!(
+        started.elapsed() >= Duration::from_millis(1450),
+        "{:?}",
+        started.elapsed()
+    );
+
     // A real SIGKILL at an arbitrary moment of a throttled run.
     let mut child = std::process::Command::new(BIN)
         .args([
