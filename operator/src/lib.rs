@@ -1,5 +1,5 @@
 //! Tidemark operator library: CRD types, operator configuration, validation, the pure
-//! builders of the children (Jobs, task ConfigMaps, worker RBAC) the controllers apply, the
+//! builders of the children (Jobs, CronJobs, task ConfigMaps, worker RBAC) the controllers apply, the
 //! controllers themselves, their metrics, and the operator process (`run`).
 
 pub mod build;

@@ -1,7 +1,8 @@
 //! Prometheus metrics of the operator (served on `/metrics`): reconciles, reconcile failures by
 //! error label, reconcile durations, and worker Jobs by kind and outcome. Every series is
-//! labelled with the custom resource `kind` (KafkaOffsetReset, KafkaOffsetRollback), so one set
-//! serves every controller.
+//! labelled with the custom resource `kind` (KafkaBackup, KafkaOffsetReset,
+//! KafkaOffsetRollback), so one set serves every controller. A scheduled KafkaBackup counts a
+//! Job as created when it sees a new one of its CronJob's start, and each ended one once.
 
 use std::time::Instant;
 
@@ -182,6 +183,7 @@ mod tests {
         for needle in [
             r#"tidemark_reconciles_total{kind="KafkaOffsetRollback"} 1"#,
             r#"tidemark_reconciles_total{kind="KafkaOffsetReset"} 0"#,
+            r#"tidemark_worker_jobs_total{kind="KafkaBackup",outcome="succeeded"} 0"#,
             r#"tidemark_worker_jobs_total{kind="KafkaOffsetReset",outcome="deleted"} 0"#,
             r#"tidemark_reconcile_failures_total{kind="KafkaOffsetRollback",error="apply"} 1"#,
             r#"tidemark_reconcile_duration_seconds_count{kind="KafkaOffsetRollback"} 1"#,

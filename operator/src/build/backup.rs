@@ -288,15 +288,6 @@ mod tests {
             .expect("a schedule")
     }
 
-    /// `yaml` without its schedule line.
-    fn unscheduled(yaml: &str) -> String {
-        let line = yaml
-            .lines()
-            .find(|l| l.starts_with("  schedule:"))
-            .expect("a schedule line");
-        yaml.replace(&format!("{line}\n"), "")
-    }
-
     fn env(c: &Container) -> BTreeMap<&str, &EnvVar> {
         c.env
             .iter()
@@ -436,7 +427,7 @@ mod tests {
 
     #[test]
     fn three_shards_make_an_indexed_job_whose_pods_share_the_task() {
-        let yaml = unscheduled(BACKUP_HOURLY_INCREMENTAL_GCS);
+        let yaml = without_schedule(BACKUP_HOURLY_INCREMENTAL_GCS);
         let job = build(&yaml);
         let spec = job.spec.as_ref().expect("spec");
         assert_eq!(spec.completion_mode.as_deref(), Some("Indexed"));

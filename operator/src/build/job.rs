@@ -2,6 +2,11 @@
 //! /etc/tidemark/task/task.yaml` in a locked-down, non-root pod, with the task ConfigMap, TLS
 //! Secrets and PVC storage mounted, SASL credentials as `secretKeyRef` env, cloud credentials
 //! via `envFrom`, and a controller owner reference to the resource. Secret values never appear.
+//!
+//! A kind with shards ([`WorkerKind::shards`]) gets an Indexed Job, one pod per shard. What
+//! differs between a resource's Jobs ([`JobParts`]: labels, task ConfigMap, Kafka or not,
+//! shards, extra env) is kept apart from the resource's own wiring ([`job_spec`]), which a
+//! CronJob's job template and a backup's retention cleanup Job share.
 
 use std::collections::BTreeMap;
 

@@ -1,7 +1,9 @@
-//! Pure builders of the children of a custom resource (one module per built kind), and what they
-//! share: the [`WorkerKind`] view of a resource that runs as worker Jobs, the run id, child
-//! names, labels, the owner reference and the worker's file layout. Nothing here talks to the
-//! API server; the controller applies what these functions return.
+//! Pure builders of the children of a custom resource (one module per built kind: Jobs, CronJobs,
+//! task ConfigMaps, worker RBAC, the worker ServiceAccount; one module per custom resource kind
+//! for its task), and what they share: the [`WorkerKind`] view of a resource that runs as
+//! worker Jobs, the run id, child names, labels, the owner reference and the worker's file
+//! layout. Nothing here talks to the API server; the controller applies what these functions
+//! return.
 
 pub mod backup;
 pub mod cronjob;
@@ -455,6 +457,76 @@ pub(crate) mod fixtures {
     /// Continuous, lz4, to Azure with an account name and a credentials Secret.
     pub const BACKUP_CONTINUOUS_AZURE: &str =
         include_str!("../../../config/samples/kafkabackup-continuous-azure.yaml");
+
+    /// `yaml` without its `schedule:` line: the same backup, run once.
+    pub fn without_schedule(yaml: &str) -> String {
+        let line = yaml
+            .lines()
+            .find(|l| l.starts_with("  schedule:"))
+            .expect("a schedule line");
+        yaml.replace(&format!("{line}\n"), "")
+    }
+
+    /// A worker result of shard `index` (of 3) of backup `id`: `records` records, complete, or
+    /// failed with a storage error.
+    pub fn backup_result(index: u32, id: &str, records: u64, complete: bool) -> serde_json::Value {
+        let mut result = serde_json::json!({
+            "phase": if complete { "Completed" } else { "Failed" },
+            "operation": "backup",
+            "message": format!("shard {index}/3 of backup {id}: {records} records"),
+            "backup": {"backupId": id, "complete": complete, "topics": 2, "partitions": 4,
+                       "records": records, "bytes": records * 100, "storedBytes": records * 30,
+                       "segments": 2, "groupsCaptured": 3}
+        });
+        if !complete {
+            result["error"] = serde_json::json!({"kind": "storage_error", "exitCode": 7});
+            result["message"] =
+                serde_json::json!(format!("shard {index}/3: the bucket refused a write"));
+        }
+        result
+    }
+
+    /// A backup Job of `cr` as the API server returns it: its labels (run `run`), its shards,
+    /// created (and started) at `created`, ended by `end` (`(type, reason, time)`) if given.
+    pub fn backup_job(
+        cr: &KafkaBackup,
+        name: &str,
+        run: &str,
+        created: &str,
+        end: Option<(&str, &str, &str)>,
+    ) -> serde_json::Value {
+        use super::WorkerKind;
+        let mut status = serde_json::json!({"startTime": created});
+        if let Some((type_, reason, time)) = end {
+            status["conditions"] = serde_json::json!([{
+                "type": type_, "status": "True", "reason": reason,
+                "message": format!("{reason} happened"), "lastTransitionTime": time
+            }]);
+            if type_ == "Complete" {
+                status["completionTime"] = serde_json::json!(time);
+            }
+        }
+        let shards = cr.shards();
+        let mut spec =
+            serde_json::json!({"template": {"spec": {"containers": [{"name": "tidemark"}]}}});
+        if shards > 1 {
+            spec["completionMode"] = serde_json::json!("Indexed");
+            spec["completions"] = serde_json::json!(shards);
+            spec["parallelism"] = serde_json::json!(shards);
+        }
+        serde_json::json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {
+                "name": name, "namespace": cr.metadata.namespace, "uid": format!("uid-{name}"),
+                "creationTimestamp": created,
+                "labels": {"tidemark.dev/owner-kind": "KafkaBackup",
+                           "tidemark.dev/owner-name": cr.metadata.name,
+                           "app.kubernetes.io/component": "backup", "tidemark.dev/run": run}
+            },
+            "spec": spec,
+            "status": status
+        })
+    }
 
     /// Dry run, toEarliest, groups by pattern, no storage.
     pub const RESET_DRY_RUN: &str =

@@ -585,22 +585,14 @@ mod tests {
     use super::*;
     use crate::build::fixtures::*;
 
-    /// A shard's worker result: `records` records of backup `id`, complete or not.
+    /// A shard's worker result ([`backup_result`]).
     fn shard_result(index: u32, id: &str, records: u64, complete: bool) -> ShardResult {
-        let phase = if complete { "Completed" } else { "Failed" };
-        let mut result = json!({
-            "phase": phase, "operation": "backup",
-            "message": format!("shard {index}: {records} records"),
-            "backup": {"backupId": id, "complete": complete, "topics": 2, "partitions": 4,
-                       "records": records, "bytes": records * 100, "storedBytes": records * 40,
-                       "segments": 2, "groupsCaptured": 5}
-        });
-        if !complete {
-            result["error"] = json!({"kind": "kafka_error", "exitCode": 9});
-        }
         ShardResult {
             index,
-            result: Ok(serde_json::from_value(result).expect("result")),
+            result: Ok(
+                serde_json::from_value(backup_result(index, id, records, complete))
+                    .expect("result"),
+            ),
         }
     }
 
@@ -625,13 +617,13 @@ mod tests {
         assert!(b.complete);
         assert_eq!(
             (b.records, b.bytes, b.stored_bytes, b.segments, b.partitions),
-            (6000, 600_000, 240_000, 6, 12)
+            (6000, 600_000, 180_000, 6, 12)
         );
-        // Every shard sees the same topics and groups: not summed.
-        assert_eq!((b.topics, b.groups_captured), (2, 5));
+        // A topic or a group may span shards: the most any shard saw, not a sum.
+        assert_eq!((b.topics, b.groups_captured), (2, 3));
         assert_eq!(
             result.message,
-            "backup b-1 complete: 6000 records (600000 bytes, 240000 stored) in 6 segments from 12 partitions, 3 shards"
+            "backup b-1 complete: 6000 records (600000 bytes, 180000 stored) in 6 segments from 12 partitions, 3 shards"
         );
     }
 
@@ -651,9 +643,12 @@ mod tests {
         assert_eq!(result.phase, PHASE_FAILED);
         assert_eq!(
             result.message,
-            "2 of 3 shards did not complete; shard 1: shard 1: 3 records"
+            "2 of 3 shards did not complete; shard 1: shard 1/3: the bucket refused a write"
         );
-        assert_eq!(result.error.map(|e| e.kind).as_deref(), Some("kafka_error"));
+        assert_eq!(
+            result.error.map(|e| e.kind).as_deref(),
+            Some("storage_error")
+        );
         let b = result.backup.expect("backup");
         assert!(!b.complete);
         assert_eq!(b.records, 13, "what the shards did store is still counted");
@@ -676,7 +671,10 @@ mod tests {
     fn a_single_shard_must_report_its_backup_complete() {
         let (counts, result) = combine(vec![shard_result(0, "b-1", 5, true)]);
         assert_eq!(counts.total, 1);
-        assert_eq!(result.expect("result").message, "shard 0: 5 records");
+        assert_eq!(
+            result.expect("result").message,
+            "shard 0/3 of backup b-1: 5 records"
+        );
 
         let mut incomplete = shard_result(0, "b-1", 5, true);
         if let Ok(r) = incomplete.result.as_mut() {
@@ -709,24 +707,9 @@ mod tests {
         .expect("cron job")
     }
 
-    /// A Job of the CronJob, started at `start`; `end`: `(type, time)` of its end.
-    fn job(name: &str, start: &str, end: Option<(&str, &str)>) -> Job {
-        let mut status = json!({"startTime": start});
-        if let Some((type_, time)) = end {
-            status["conditions"] = json!([{"type": type_, "status": "True",
-                                            "lastTransitionTime": time}]);
-            if type_ == "Complete" {
-                status["completionTime"] = json!(time);
-            }
-        }
-        serde_json::from_value(json!({
-            "metadata": {"name": name, "namespace": "kafka-backup",
-                         "creationTimestamp": start},
-            "spec": {"completionMode": "Indexed", "completions": 3, "parallelism": 3,
-                     "template": {}},
-            "status": status
-        }))
-        .expect("job")
+    /// A Job of the CronJob of `cr`, started at `start`, ended by `end` if given.
+    fn job(cr: &KafkaBackup, name: &str, start: &str, end: Option<(&str, &str, &str)>) -> Job {
+        serde_json::from_value(backup_job(cr, name, "g1-r0", start, end)).expect("job")
     }
 
     const RUN: RunId = RunId {
@@ -804,6 +787,7 @@ mod tests {
         let cr = kb(BACKUP_HOURLY_INCREMENTAL_GCS);
         let cron = cron_job(Some("2024-12-01T12:00:00Z"));
         let running = job(
+            &cr,
             "events-hourly-1a2b3c4d-28886400",
             "2024-12-01T12:00:05Z",
             None,
@@ -848,9 +832,10 @@ mod tests {
         let cron = cron_job(Some("2024-12-01T12:00:00Z"));
         let name = "events-hourly-1a2b3c4d-28886400";
         let done = job(
+            &cr,
             name,
             "2024-12-01T12:00:05Z",
-            Some(("Complete", "2024-12-01T12:20:00Z")),
+            Some(("Complete", "CompletionsReached", "2024-12-01T12:20:00Z")),
         );
         let shards = (0..3).map(|i| shard_result(i, name, 100, true)).collect();
         let seen = Observed {
@@ -911,9 +896,10 @@ mod tests {
         let cron = cron_job(Some("2024-12-01T02:00:00Z"));
         let name = "payments-nightly-1a2b3c4d-28885800";
         let failed = job(
+            &cr,
             name,
             "2024-12-01T02:00:03Z",
-            Some(("Failed", "2024-12-01T02:10:00Z")),
+            Some(("Failed", "BackoffLimitExceeded", "2024-12-01T02:10:00Z")),
         );
         let end = JobEnd::Failed {
             reason: "BackoffLimitExceeded".into(),
@@ -946,9 +932,11 @@ mod tests {
             ]
         );
         let (_, reason, message) = ready(&status);
-        assert_eq!(reason, "KafkaError");
+        assert_eq!(reason, "StorageError");
         assert!(
-            message.starts_with(&format!("backup {name} failed: shard 0: 7 records")),
+            message.starts_with(&format!(
+                "backup {name} failed: shard 0/3: the bucket refused a write"
+            )),
             "{message}"
         );
     }

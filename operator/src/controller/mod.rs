@@ -1,6 +1,7 @@
 //! The controllers, one per kind (a kube-runtime `Controller` each), and what they share: the
 //! [`RunKind`] view of a kind that runs as worker Jobs (each kind's module implements it; the
-//! reconcile in [`worker`] is written once against it), the [`Context`], the [`Error`] of a
+//! reconcile in [`worker`] is written once against it, and a kind may replace it — a
+//! KafkaBackup with a schedule runs a CronJob, see [`backup`]), the [`Context`], the [`Error`] of a
 //! reconcile with its metric label, and the error policy (an invalid spec waits for a change, a
 //! missing Secret is polled, API errors back off).
 

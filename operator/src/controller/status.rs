@@ -332,8 +332,11 @@ pub struct Reasons {
 /// How a run ended: whether it succeeded, and the reason and message of its conditions.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outcome {
+    /// The worker reported `Completed` and the Job completed.
     pub succeeded: bool,
+    /// The reason of the run's conditions (e.g. `BackupCompleted`, `JobFailed`).
     pub reason: String,
+    /// Their message (the worker's, or why there is no result).
     pub message: String,
 }
 

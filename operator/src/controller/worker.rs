@@ -3,6 +3,11 @@
 //! worker ServiceAccount, RBAC, task ConfigMap and Job → status Running; then, once the Job has
 //! ended, read the worker's result from its pod and write the final status. A finished run is
 //! never run again, and a Job deleted mid-run is reported, never recreated.
+//!
+//! The steps are public so that a kind with another way to run (a scheduled KafkaBackup's
+//! CronJob) is built from the same pieces: [`validated_run`], [`check_secrets`],
+//! [`apply_task_children`], [`job_results`] (one result per shard of an Indexed Job),
+//! [`apply`], [`delete`] and [`write_status`].
 
 use std::sync::Arc;
 

@@ -152,9 +152,12 @@ pub struct TopicSelection {
 )]
 #[serde(rename_all = "camelCase")]
 pub enum BackupMode {
+    /// Up to the high watermarks read when the backup starts.
     #[default]
     OneShot,
+    /// Until the worker is stopped.
     Continuous,
+    /// From where the chain's newest complete backup ended, up to the high watermarks.
     Incremental,
 }
 
@@ -175,9 +178,12 @@ impl BackupMode {
 )]
 #[serde(rename_all = "camelCase")]
 pub enum Compression {
+    /// zstd (level `compressionLevel`, default 3).
     #[default]
     Zstd,
+    /// lz4: faster, larger.
     Lz4,
+    /// Uncompressed.
     None,
 }
 
@@ -267,7 +273,8 @@ pub struct KafkaBackupStatus {
     /// Outcome of the newest finished backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run: Option<LastRun>,
-    /// Topics in the newest finished backup.
+    /// Topics in the newest finished backup (with several shards: the most any one shard
+    /// covered, as a topic's partitions may be spread over shards).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topics: Option<i64>,
     /// Partitions in the newest finished backup.
@@ -285,7 +292,8 @@ pub struct KafkaBackupStatus {
     /// Segment files written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub segments: Option<i64>,
-    /// Consumer groups whose offsets were captured.
+    /// Consumer groups whose offsets were captured (with several shards: the most any one
+    /// shard captured, as a group may commit on partitions of several shards).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub groups_captured: Option<i64>,
     /// The shards (pods) of the newest finished backup.
@@ -317,6 +325,7 @@ pub struct LastRun {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ShardCounts {
+    /// Shards of the backup (`parallelism` when it ran).
     pub total: i64,
     /// Shards that reported their part complete.
     pub completed: i64,

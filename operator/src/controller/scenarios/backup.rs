@@ -26,15 +26,6 @@ const RUN: RunId = RunId {
     run: 0,
 };
 
-/// `yaml` without its schedule line.
-fn unscheduled(yaml: &str) -> String {
-    let line = yaml
-        .lines()
-        .find(|l| l.starts_with("  schedule:"))
-        .expect("a schedule line");
-    yaml.replace(&format!("{line}\n"), "")
-}
-
 /// `yaml` without its retention block.
 fn without_retention(yaml: &str) -> String {
     let start = yaml.find("  retention:\n").expect("a retention block");
@@ -49,59 +40,6 @@ fn without_retention(yaml: &str) -> String {
         })
         .unwrap_or(0);
     format!("{}{}", &yaml[..start], &rest[end..])
-}
-
-/// A worker result of one shard of backup `id`.
-fn shard_result(index: u32, id: &str, records: u64, complete: bool) -> Value {
-    let mut result = json!({
-        "phase": if complete { "Completed" } else { "Failed" },
-        "operation": "backup",
-        "message": format!("shard {index}/3 of backup {id}: {records} records"),
-        "backup": {"backupId": id, "complete": complete, "topics": 2, "partitions": 4,
-                   "records": records, "bytes": records * 100, "storedBytes": records * 30,
-                   "segments": 2, "groupsCaptured": 3}
-    });
-    if !complete {
-        result["error"] = json!({"kind": "storage_error", "exitCode": 7});
-        result["message"] = json!(format!("shard {index}/3: the bucket refused a write"));
-    }
-    result
-}
-
-/// A backup Job as the API server returns it: its labels, its shards, how it ended.
-fn job_value(
-    cr: &KafkaBackup,
-    name: &str,
-    run: &str,
-    created: &str,
-    end: Option<(&str, &str, &str)>,
-) -> Value {
-    let mut status = json!({"startTime": created});
-    if let Some((type_, reason, time)) = end {
-        status["conditions"] = json!([{"type": type_, "status": "True", "reason": reason,
-                                        "message": format!("{reason} happened"),
-                                        "lastTransitionTime": time}]);
-        if type_ == "Complete" {
-            status["completionTime"] = json!(time);
-        }
-    }
-    let shards = cr.shards();
-    let mut spec = json!({"template": {"spec": {"containers": [{"name": "tidemark"}]}}});
-    if shards > 1 {
-        spec["completionMode"] = json!("Indexed");
-        spec["completions"] = json!(shards);
-        spec["parallelism"] = json!(shards);
-    }
-    let cr_name = cr.metadata.name.clone().expect("name");
-    json!({
-        "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": name, "namespace": NS, "uid": format!("uid-{name}"),
-                     "creationTimestamp": created,
-                     "labels": {"tidemark.dev/owner-kind": KIND, "tidemark.dev/owner-name": cr_name,
-                                "app.kubernetes.io/component": "backup", "tidemark.dev/run": run}},
-        "spec": spec,
-        "status": status
-    })
 }
 
 fn list(kind: &str, items: Vec<Value>) -> Reply {
@@ -240,7 +178,7 @@ async fn a_new_one_shot_backup_runs_one_job() {
 // (a') parallelism 3 without a schedule: an Indexed Job of 3 pods.
 #[tokio::test]
 async fn a_sharded_backup_runs_an_indexed_job() {
-    let cr = kb(&unscheduled(BACKUP_HOURLY_INCREMENTAL_GCS));
+    let cr = kb(&without_schedule(BACKUP_HOURLY_INCREMENTAL_GCS));
     let job = cr.job_name(RUN).expect("name");
     let calls = vec![
         get(
@@ -281,12 +219,12 @@ async fn a_sharded_backup_runs_an_indexed_job() {
 // name; Completed.
 #[tokio::test]
 async fn a_finished_indexed_job_sums_its_shards() {
-    let cr = kb(&without_retention(&unscheduled(
+    let cr = kb(&without_retention(&without_schedule(
         BACKUP_HOURLY_INCREMENTAL_GCS,
     )));
     let job = cr.job_name(RUN).expect("name");
     let cr = with_status(cr, "g1-r0", "Running", &job);
-    let done = job_value(
+    let done = backup_job(
         &cr,
         &job,
         "g1-r0",
@@ -306,22 +244,22 @@ async fn a_finished_indexed_job_sums_its_shards() {
                 (
                     Some(1),
                     "2024-12-01T12:10:00Z",
-                    Some(shard_result(1, &job, 7, false)),
+                    Some(backup_result(1, &job, 7, false)),
                 ),
                 (
                     Some(0),
                     "2024-12-01T12:20:00Z",
-                    Some(shard_result(0, &job, 1000, true)),
+                    Some(backup_result(0, &job, 1000, true)),
                 ),
                 (
                     Some(1),
                     "2024-12-01T12:25:00Z",
-                    Some(shard_result(1, &job, 2000, true)),
+                    Some(backup_result(1, &job, 2000, true)),
                 ),
                 (
                     Some(2),
                     "2024-12-01T12:29:00Z",
-                    Some(shard_result(2, &job, 3000, true)),
+                    Some(backup_result(2, &job, 3000, true)),
                 ),
             ],
         ),
@@ -360,10 +298,10 @@ async fn a_finished_indexed_job_sums_its_shards() {
 // counts say which, and no cleanup runs even with retention.
 #[tokio::test]
 async fn one_failed_shard_fails_the_backup() {
-    let cr = kb(&unscheduled(BACKUP_HOURLY_INCREMENTAL_GCS));
+    let cr = kb(&without_schedule(BACKUP_HOURLY_INCREMENTAL_GCS));
     let job = cr.job_name(RUN).expect("name");
     let cr = with_status(cr, "g1-r0", "Running", &job);
-    let failed = job_value(
+    let failed = backup_job(
         &cr,
         &job,
         "g1-r0",
@@ -381,17 +319,17 @@ async fn one_failed_shard_fails_the_backup() {
                 (
                     Some(0),
                     "2024-12-01T12:20:00Z",
-                    Some(shard_result(0, &job, 1000, true)),
+                    Some(backup_result(0, &job, 1000, true)),
                 ),
                 (
                     Some(1),
                     "2024-12-01T12:39:00Z",
-                    Some(shard_result(1, &job, 5, false)),
+                    Some(backup_result(1, &job, 5, false)),
                 ),
                 (
                     Some(2),
                     "2024-12-01T12:29:00Z",
-                    Some(shard_result(2, &job, 3000, true)),
+                    Some(backup_result(2, &job, 3000, true)),
                 ),
             ],
         ),
@@ -422,18 +360,18 @@ async fn one_failed_shard_fails_the_backup() {
 // ConfigMap), recorded in the status; the finished run is then left alone.
 #[tokio::test]
 async fn retention_creates_one_cleanup_job_per_backup() {
-    let cr = kb(&unscheduled(BACKUP_DAILY_S3));
+    let cr = kb(&without_schedule(BACKUP_DAILY_S3));
     let job = cr.job_name(RUN).expect("name");
     let cleanup = cleanup_job_name("payments-nightly", &job);
     let cr = with_status(cr, "g1-r0", "Running", &job);
-    let done = job_value(
+    let done = backup_job(
         &cr,
         &job,
         "g1-r0",
         "2024-12-01T02:00:00Z",
         Some(("Complete", "CompletionsReached", "2024-12-01T02:30:00Z")),
     );
-    let mut result = shard_result(0, &job, 42, true);
+    let mut result = backup_result(0, &job, 42, true);
     result["message"] = json!("backup complete: 42 records");
     let (id, cleanup_name) = (job.clone(), cleanup.clone());
     let calls = vec![
@@ -597,7 +535,7 @@ async fn toggling_suspend_patches_the_cron_job() {
     let cron = cron_job_name(&cr).expect("name");
     let last = format!("{cron}-28885800");
     let cr = scheduled(cr, "g1-r0", &last);
-    let done = job_value(
+    let done = backup_job(
         &cr,
         &last,
         "g1-r0",
@@ -652,21 +590,21 @@ async fn a_finished_scheduled_job_is_recorded_and_cleaned_up_after() {
     let old = format!("{cron}-28886340");
     let newest = format!("{cron}-28886400");
     let cr = scheduled(cr, "g1-r0", &old);
-    let still_running = job_value(
+    let still_running = backup_job(
         &cr,
         &format!("{cron}-28886280"),
         "g1-r0",
         "2024-12-01T10:00:00Z",
         None,
     );
-    let old_done = job_value(
+    let old_done = backup_job(
         &cr,
         &old,
         "g1-r0",
         "2024-12-01T11:00:00Z",
         Some(("Complete", "CompletionsReached", "2024-12-01T11:20:00Z")),
     );
-    let new_done = job_value(
+    let new_done = backup_job(
         &cr,
         &newest,
         "g2-r0",
@@ -691,17 +629,17 @@ async fn a_finished_scheduled_job_is_recorded_and_cleaned_up_after() {
                 (
                     Some(0),
                     "2024-12-01T12:10:00Z",
-                    Some(shard_result(0, &newest, 10, true)),
+                    Some(backup_result(0, &newest, 10, true)),
                 ),
                 (
                     Some(1),
                     "2024-12-01T12:15:00Z",
-                    Some(shard_result(1, &newest, 20, true)),
+                    Some(backup_result(1, &newest, 20, true)),
                 ),
                 (
                     Some(2),
                     "2024-12-01T12:19:00Z",
-                    Some(shard_result(2, &newest, 30, true)),
+                    Some(backup_result(2, &newest, 30, true)),
                 ),
             ],
         ),
@@ -787,7 +725,7 @@ async fn an_invalid_schedule_stalls_and_awaits_a_change() {
 // (j) The schedule removed: the CronJob goes, and the backup runs once as a Job.
 #[tokio::test]
 async fn removing_the_schedule_deletes_the_cron_job_and_runs_once() {
-    let mut cr = kb(&unscheduled(BACKUP_DAILY_S3));
+    let mut cr = kb(&without_schedule(BACKUP_DAILY_S3));
     cr.metadata.generation = Some(2);
     let cron = cron_job_name(&cr).expect("name");
     let last = format!("{cron}-28885800");
