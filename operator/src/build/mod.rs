@@ -458,6 +458,33 @@ pub(crate) mod fixtures {
     pub const BACKUP_CONTINUOUS_AZURE: &str =
         include_str!("../../../config/samples/kafkabackup-continuous-azure.yaml");
 
+    /// A Kafka property value that no rendered object may hold.
+    pub const SENTINEL: &str = "s3ntinel-Pa55w0rd";
+
+    /// `yaml` with secret-bearing Kafka properties holding [`SENTINEL`], and `client.id:
+    /// <client_id>`, added after the bootstrap server line `broker`.
+    pub fn with_secret_properties(yaml: &str, broker: &str, client_id: &str) -> String {
+        let line = format!("      - {broker}\n");
+        assert!(yaml.contains(&line), "no '{broker}' in the manifest");
+        yaml.replacen(
+            &line,
+            &format!(
+                "{line}    properties:\n      sasl.password: {SENTINEL}\n      ssl.key.password: {SENTINEL}\n      client.id: {client_id}\n"
+            ),
+            1,
+        )
+    }
+
+    /// No `rendered` object holds [`SENTINEL`], and the `task` ConfigMap (YAML) mentions no
+    /// password but keeps the harmless `client.id`.
+    pub fn assert_no_secret(rendered: &[String], task: &str, client_id: &str) {
+        for text in rendered.iter().map(String::as_str).chain([task]) {
+            assert!(!text.contains(SENTINEL), "{text}");
+        }
+        assert!(!task.contains("password"), "{task}");
+        assert!(task.contains(&format!("client.id: {client_id}")), "{task}");
+    }
+
     /// `yaml` without its `schedule:` line: the same backup, run once.
     pub fn without_schedule(yaml: &str) -> String {
         let line = yaml

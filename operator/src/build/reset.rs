@@ -436,27 +436,20 @@ mod tests {
 
     #[test]
     fn no_secret_value_appears_in_any_rendered_object() {
-        let sentinel = "s3ntinel-Pa55w0rd";
-        let yaml = RESET_TO_DATETIME.replace(
-            "      - kafka-0.kafka:9093\n",
-            &format!(
-                "      - kafka-0.kafka:9093\n    properties:\n      sasl.password: {sentinel}\n      ssl.key.password: {sentinel}\n      client.id: tidemark-reset\n"
-            ),
-        );
+        let yaml =
+            with_secret_properties(RESET_TO_DATETIME, "kafka-0.kafka:9093", "tidemark-reset");
         let cr = kor(&yaml);
         let job = job(&cr, RUN, &OperatorConfig::default()).expect("job");
         let cm = task_config_map(&cr, RUN).expect("task");
         let role = worker_role(&kor(RESET_FROM_SNAPSHOT)).expect("role");
-        for text in [
-            serde_yaml_ng::to_string(&job).expect("yaml"),
-            serde_yaml_ng::to_string(&cm).expect("yaml"),
-            serde_yaml_ng::to_string(&role).expect("yaml"),
-        ] {
-            assert!(!text.contains(sentinel), "{text}");
-        }
-        let task = serde_yaml_ng::to_string(&cm).expect("yaml");
-        assert!(!task.contains("password"), "{task}");
-        assert!(task.contains("client.id: tidemark-reset"), "{task}");
+        assert_no_secret(
+            &[
+                serde_yaml_ng::to_string(&job).expect("yaml"),
+                serde_yaml_ng::to_string(&role).expect("yaml"),
+            ],
+            &serde_yaml_ng::to_string(&cm).expect("yaml"),
+            "tidemark-reset",
+        );
     }
 
     #[test]

@@ -370,6 +370,31 @@ fn ended_at(job: &Job) -> Option<String> {
         .map(st::timestamp)
 }
 
+/// The newest ended Job among `jobs` (oldest first) when the status does not describe it yet:
+/// not the `recorded` run's Job, and not one that ended before it (the recorded Job may be gone
+/// while older ones remain).
+pub fn unrecorded_end<'a>(
+    jobs: &'a [Job],
+    recorded: Option<&LastRun>,
+) -> Option<(&'a Job, JobEnd)> {
+    let (job, end) = jobs
+        .iter()
+        .rev()
+        .find_map(|j| st::job_end(j).map(|end| (j, end)))?;
+    let Some(recorded) = recorded else {
+        return Some((job, end));
+    };
+    if recorded.job_name == job.name_any() {
+        return None;
+    }
+    // RFC 3339 timestamps of one format order as text.
+    let older = match (ended_at(job), &recorded.completion_time) {
+        (Some(ended), Some(before)) => ended <= *before,
+        _ => false,
+    };
+    (!older).then_some((job, end))
+}
+
 /// The status of a scheduled KafkaBackup in run `run`, from what the reconcile `seen`, and the
 /// outcome of a backup whose results were read now. Phase: Suspended, Running (a backup Job
 /// runs) or Scheduled. Conditions: Suspended, or the running Job (Reconciling), or the newest
@@ -523,14 +548,7 @@ async fn reconcile_scheduled(cr: &KafkaBackup, ctx: &Context, run: RunId) -> Res
 
     let current = cr.status.clone().unwrap_or_default();
     let newest = jobs.last();
-    let ended = jobs
-        .iter()
-        .rev()
-        .find_map(|j| st::job_end(j).map(|end| (j, end)))
-        .filter(|(j, _)| {
-            current.last_run.as_ref().map(|r| r.job_name.as_str()) != Some(&j.name_any())
-        });
-    let ended = match ended {
+    let ended = match unrecorded_end(&jobs, current.last_run.as_ref()) {
         Some((job, end)) => {
             let shards =
                 worker::job_results(ctx, &ns, &job.name_any(), st::job_shards(job)).await?;
@@ -888,6 +906,42 @@ mod tests {
         let (again, fresh) = scheduled_status(&cr, RUN, seen, "2024-12-01T14:00:00Z");
         assert_eq!(fresh, None);
         assert_eq!(again, status, "nothing to write");
+    }
+
+    #[test]
+    fn only_a_backup_newer_than_the_recorded_one_is_read() {
+        let cr = kb(BACKUP_DAILY_S3);
+        let done = |name: &str, day: u32| {
+            job(
+                &cr,
+                name,
+                &format!("2024-12-{day:02}T02:00:00Z"),
+                Some((
+                    "Complete",
+                    "CompletionsReached",
+                    &format!("2024-12-{day:02}T02:30:00Z"),
+                )),
+            )
+        };
+        let running = job(&cr, "b-4", "2024-12-04T02:00:00Z", None);
+        let jobs = [done("b-1", 1), done("b-2", 2), running];
+        let recorded = |name: &str, day: u32| LastRun {
+            job_name: name.into(),
+            phase: Phase::Completed,
+            reason: REASON_BACKUP_COMPLETED.into(),
+            message: "done".into(),
+            completion_time: Some(format!("2024-12-{day:02}T02:30:00Z")),
+        };
+        let name = |found: Option<(&Job, JobEnd)>| found.map(|(j, _)| j.name_any());
+        assert_eq!(name(unrecorded_end(&jobs, None)).as_deref(), Some("b-2"));
+        assert_eq!(
+            name(unrecorded_end(&jobs, Some(&recorded("b-1", 1)))).as_deref(),
+            Some("b-2")
+        );
+        assert_eq!(name(unrecorded_end(&jobs, Some(&recorded("b-2", 2)))), None);
+        // b-3 was recorded and is gone (history limit, TTL): b-2 is older, not news.
+        assert_eq!(name(unrecorded_end(&jobs, Some(&recorded("b-3", 3)))), None);
+        assert_eq!(name(unrecorded_end(&jobs[2..], None)), None);
     }
 
     #[test]

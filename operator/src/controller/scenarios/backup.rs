@@ -95,17 +95,7 @@ fn list_tasks(name: &'static str, runs: &[&str]) -> Call {
 /// The reads of the daily S3 sample's Secrets: TLS CA, SASL credentials, S3 credentials (the
 /// last answered with `s3`).
 fn daily_secrets(s3: Reply) -> Vec<Call> {
-    vec![
-        get(
-            path("v1", "secrets", "kafka-tls"),
-            secret("kafka-tls", &["ca.crt"]),
-        ),
-        get(
-            path("v1", "secrets", "kafka-credentials"),
-            secret("kafka-credentials", &["username", "password"]),
-        ),
-        get(path("v1", "secrets", "s3-credentials"), s3),
-    ]
+    tls_sasl_s3_secrets(&["username", "password"], s3)
 }
 
 /// `cr` with `status` (JSON) as its status.

@@ -263,6 +263,23 @@ fn path(group_version: &str, resource: &str, name: &str) -> String {
     format!("{prefix}/namespaces/{NS}/{resource}/{name}")
 }
 
+/// The reads of the three Secrets of the samples that use them all (a reset to a datetime, the
+/// daily backup), in the order the Job uses them: the TLS CA of `kafka-tls`, the SASL
+/// credentials of `kafka-credentials` with `sasl_keys`, and `s3-credentials` answered with `s3`.
+fn tls_sasl_s3_secrets(sasl_keys: &[&str], s3: Reply) -> Vec<Call> {
+    vec![
+        get(
+            path("v1", "secrets", "kafka-tls"),
+            secret("kafka-tls", &["ca.crt"]),
+        ),
+        get(
+            path("v1", "secrets", "kafka-credentials"),
+            secret("kafka-credentials", sasl_keys),
+        ),
+        get(path("v1", "secrets", "s3-credentials"), s3),
+    ]
+}
+
 /// `cr` with the status of run `run` in `phase`, its Job `job`.
 fn with_status<K: RunKind>(cr: K, run: &str, phase: &str, job: &str) -> K {
     let mut value = serde_json::to_value(&cr).expect("cr");

@@ -49,29 +49,13 @@ fn reset_result(phase: &str, dry_run: bool, groups: usize, failed: usize) -> Val
     })
 }
 
-/// The reads of the three Secrets of the toDatetime sample, in the order the Job uses them: the
-/// TLS CA, the SASL credentials with `sasl_keys`, and the S3 credentials answered with `s3`.
-fn datetime_secrets(sasl_keys: &[&str], s3: Reply) -> Vec<Call> {
-    vec![
-        get(
-            path("v1", "secrets", "kafka-tls"),
-            secret("kafka-tls", &["ca.crt"]),
-        ),
-        get(
-            path("v1", "secrets", "kafka-credentials"),
-            secret("kafka-credentials", sasl_keys),
-        ),
-        get(path("v1", "secrets", "s3-credentials"), s3),
-    ]
-}
-
 // (a) A new reset: its Secrets are checked, the worker ServiceAccount, task ConfigMap (with the
 // run's safety snapshot id) and Job are applied, and the status says Running.
 #[tokio::test]
 async fn a_new_reset_checks_secrets_applies_children_and_runs() {
     let cr = kor(RESET_TO_DATETIME);
     let snapshot_id = safety_snapshot_id(&cr, RUN).expect("id");
-    let mut calls = datetime_secrets(
+    let mut calls = tls_sasl_s3_secrets(
         &["username", "password"],
         secret("s3-credentials", &["AWS_ACCESS_KEY_ID"]),
     );
@@ -340,7 +324,7 @@ async fn a_dry_run_plans_and_reports_without_a_snapshot() {
 #[tokio::test]
 async fn a_missing_secret_stalls_the_reset_without_a_job() {
     let cr = kor(RESET_TO_DATETIME);
-    let mut calls = datetime_secrets(
+    let mut calls = tls_sasl_s3_secrets(
         &["username", "password"],
         not_found("secrets", "s3-credentials"),
     );
@@ -362,7 +346,7 @@ async fn a_missing_secret_stalls_the_reset_without_a_job() {
 #[tokio::test]
 async fn a_missing_key_stalls_the_reset() {
     let cr = kor(RESET_TO_DATETIME);
-    let mut calls = datetime_secrets(
+    let mut calls = tls_sasl_s3_secrets(
         &["username"],
         secret("s3-credentials", &["AWS_ACCESS_KEY_ID"]),
     );
