@@ -56,7 +56,9 @@ pub struct BackupTask {
     pub kafka: KafkaTarget,
     /// Where the backup goes (a `location`; ConfigMaps are too small for records).
     pub storage: StorageTarget,
-    /// The backup's id, the same for every shard and every retry of a run. When absent, the
+    /// The backup's id, the same for every shard and every retry of a run. A run whose shard of
+    /// this id is already complete reads nothing and reports it as already complete (so a
+    /// retried Job is harmless); a new backup needs a new id. When absent, the
     /// worker takes `TIDEMARK_BACKUP_ID` from its environment (the operator sets it to the
     /// Job's name, from the pod's `batch.kubernetes.io/job-name` label, so each scheduled Job of a
     /// CronJob is its own backup), else generates `backup-YYYYMMDD-HHMMSS-<8 hex>`.
@@ -685,6 +687,8 @@ impl BackupTask {
                 "is empty: name topics, globs (orders-*) or ~regex",
             ));
         }
+        crate::backup::select::TopicFilter::new(&self.topics.include, &self.topics.exclude)
+            .map_err(|e| Error::invalid(format!("task field 'topics': {e}")))?;
         if self.mode == BackupMode::Incremental && self.chain.is_none() {
             return Err(field_error("chain", "is required for incremental backups"));
         }
@@ -733,6 +737,9 @@ impl BackupCleanupTask {
         }
         if self.keep_last == Some(0) {
             return Err(field_error("keepLast", "is 0; keep at least 1 backup"));
+        }
+        if let Some(age) = &self.max_age {
+            crate::backup::cli::parse_age(age).map_err(|e| field_invalid("maxAge", e))?;
         }
         Ok(())
     }
