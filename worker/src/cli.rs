@@ -437,6 +437,9 @@ pub struct BackupArgs {
     /// PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (credentials: KAFKA_USERNAME / KAFKA_PASSWORD).
     #[arg(long, env = "KAFKA_SECURITY_PROTOCOL")]
     pub security_protocol: Option<String>,
+    /// Extra librdkafka client property, repeatable (key=value), e.g. -X fetch.wait.max.ms=5.
+    #[arg(long = "kafka-property", short = 'X', value_name = "KEY=VALUE")]
+    pub kafka_properties: Vec<String>,
     /// Storage location: a directory, s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or az://CONTAINER/PREFIX.
     #[arg(short = 'p', long, env = "TIDEMARK_PATH", value_name = "LOCATION")]
     pub path: Option<String>,

@@ -204,6 +204,9 @@ pub async fn backup(a: BackupArgs) -> Result<i32> {
         }
     };
     // Flags override the file.
+    for (k, v) in crate::kafka::config::parse_properties(&a.kafka_properties)? {
+        task.kafka.properties.insert(k, v);
+    }
     if let Some(id) = &a.backup_id {
         task.backup_id = Some(id.clone());
     }
