@@ -86,6 +86,11 @@ impl Server {
         Server { child, port, log }
     }
 
+    /// The process id (for reading its `/proc/<pid>` accounting).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stops the process (SIGKILL) and waits for it.
     pub fn stop(&mut self) {
         let _ = self.child.kill();

@@ -1,0 +1,1256 @@
+//! Backup throughput and memory benchmark on a real broker (tansu, memory engine, loopback).
+//!
+//! `cargo bench -p tidemark-tests --bench backup --profile dev` (or without `--profile dev` for
+//! an optimised build). Optional env:
+//!
+//! - `BENCH_BACKUP_MB` (1024): MiB of record data (key + value + header bytes) to produce;
+//! - `BENCH_BACKUP_RUNS` (2): how many times the baseline and every backup are measured; the
+//!   fastest run counts for throughput, the largest peak RSS for memory;
+//! - `BENCH_BACKUP_CODECS` (`none,zstd,lz4`): the `--compression` values to run;
+//! - `BENCH_BACKUP_ARGS`: extra arguments for every `tidemark backup` run (whitespace-separated,
+//!   e.g. `--segment-max-bytes 4194304 --max-concurrent-partitions 4`);
+//! - `BENCH_BACKUP_PROPERTIES`: comma-separated librdkafka `key=value` properties given to both
+//!   the baseline consumer and (as `-X key=value`) the backup's reader, after their own settings
+//!   (e.g. `fetch.wait.max.ms=5,fetch.queue.backoff.ms=10`);
+//! - `BENCH_BACKUP_TRACE=1`: print each backup's resident set and CPU time every second, and its
+//!   stderr (add `-v` to `BENCH_BACKUP_ARGS` for the engine's progress log).
+//!
+//! What it measures, in one run:
+//!
+//! 1. Produce: a topic of 8 partitions filled with ~1 KiB JSON-like order events (keys, a
+//!    `trace-id` header on every 4th record, random ids and a random signature so it compresses
+//!    like real data, not like zeros) by an rdkafka producer with large batches, linger and no
+//!    producer compression (the broker holds raw bytes). Every partition ends with a
+//!    single-record batch, because tansu's high watermark is the last batch's base offset + 1.
+//! 2. Baseline: what `kcat -C -e` does (Debian's kcat cannot talk to tansu) — a bare rdkafka
+//!    `BaseConsumer` assigned to every partition from the beginning, reading until each reports
+//!    end-of-partition, summing key + value + header bytes. It uses the client settings of the
+//!    backup's reader (`consume()` in worker/src/backup/engine.rs): read_committed,
+//!    `fetch.max.bytes`, `queued.max.messages.kbytes` and `fetch.wait.max.ms` — tansu holds every
+//!    fetch for the full `fetch.wait.max.ms`, so that value bounds both sides alike.
+//! 3. The real CLI (`tidemark-under-test`, the `tidemark` entry point): `backup --compression
+//!    none`, `zstd` (level 3) and `lz4`, each to a fresh backup id in a temporary directory on
+//!    local disk. Wall time of the process, MiB/s (record bytes / wall), the ratio to the
+//!    baseline, stored size, CPU time and peak RSS. Peak RSS is the backup process's own
+//!    `ru_maxrss` from `wait4(pid)`, taken by a small measuring helper (this binary re-executed)
+//!    that spawns and reaps it: not `RUSAGE_CHILDREN` (the maximum over every child so far), and
+//!    not `wait4` from the benchmark itself, because at `execve` Linux folds the high-water RSS
+//!    of the spawning process into the child's `ru_maxrss`. The helper also polls the child's
+//!    `/proc/<pid>/status` VmHWM every 10 ms as a cross-check.
+//! 4. Correctness: every backup's report must show the produced record and byte counts; every
+//!    backup is read back through the library and its records compared with what was produced
+//!    (offsets contiguous from 0, a SHA-256-based fingerprint of every key, value and header);
+//!    `verify-backup --deep` runs (timed) on every backup. A wrong result panics.
+//! 5. A table with PASS/FAIL per goal: backup none ≥ 0.9× the baseline, zstd ≥ 0.5×, peak RSS
+//!    ≤ 256 MiB. A missed goal does not panic.
+//!
+//! Each backup is deleted once checked, so the disk never holds more than one.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use serde_json::Value;
+use tidemark::backup::read::{load_manifests, read_segment};
+use tidemark::storage::{Storage, StorageOptions};
+use tidemark_tests::{env_usize, Tansu};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tidemark-under-test");
+const TOPIC: &str = "bench-backup";
+const PARTITIONS: usize = 8;
+const MIB: f64 = 1024.0 * 1024.0;
+
+// The backup reader's client settings (engine.rs `consume()`), mirrored by the baseline.
+const FETCH_MAX_BYTES: &str = "16777216";
+const FETCH_WAIT_MAX_MS: &str = "100";
+/// engine.rs `PREFETCH_BUDGET_KB`, shared by the partitions read at once.
+const PREFETCH_BUDGET_KB: usize = 64 * 1024;
+
+const GOAL_RATIO_NONE: f64 = 0.9;
+const GOAL_RATIO_ZSTD: f64 = 0.5;
+const GOAL_RSS_MIB: f64 = 256.0;
+
+// ---------------------------------------------------------------------------------------------
+// Data
+
+/// splitmix64: a fast deterministic generator, so every run produces the same topic.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len() as u64) as usize]
+    }
+}
+
+const TYPES: &[&str] = &[
+    "order_created",
+    "order_paid",
+    "order_shipped",
+    "order_cancelled",
+    "cart_updated",
+    "refund_issued",
+];
+const TIERS: &[&str] = &["bronze", "silver", "gold", "platinum"];
+const REGIONS: &[&str] = &[
+    "eu-west-1",
+    "eu-central-1",
+    "us-east-1",
+    "us-west-2",
+    "ap-southeast-1",
+];
+const PRODUCTS: &[&str] = &[
+    "wireless mouse",
+    "usb-c cable",
+    "mechanical keyboard",
+    "27in monitor",
+    "laptop stand",
+    "noise cancelling headphones",
+    "webcam",
+    "desk lamp",
+    "ergonomic chair",
+    "ssd 1tb",
+    "hdmi adapter",
+    "phone case",
+];
+const WORDS: &[&str] = &[
+    "please",
+    "deliver",
+    "to",
+    "the",
+    "back",
+    "door",
+    "fragile",
+    "gift",
+    "wrap",
+    "call",
+    "before",
+    "arrival",
+    "leave",
+    "with",
+    "neighbour",
+    "thanks",
+    "urgent",
+    "weekend",
+    "office",
+    "reception",
+];
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// One record being produced (buffers reused from record to record).
+#[derive(Default)]
+struct Gen {
+    key: String,
+    value: String,
+    trace: Option<String>,
+}
+
+impl Gen {
+    /// Fills record `seq`: a 900–1150 byte order event, its customer id as key, and a
+    /// `trace-id` header on every 4th record.
+    fn fill(&mut self, rng: &mut Rng, seq: u64) {
+        let customer = rng.below(100_000);
+        let target = 900 + rng.below(251) as usize;
+        self.key.clear();
+        let _ = write!(self.key, "cust-{customer:06}");
+        let v = &mut self.value;
+        v.clear();
+        let _ = write!(
+            v,
+            r#"{{"event_id":"{:016x}{:016x}","seq":{seq},"ts":{},"type":"{}","source":"checkout-service","version":3,"customer":{{"id":"cust-{customer:06}","tier":"{}","region":"{}","email":"user{customer}@example.com"}},"items":["#,
+            rng.next(),
+            rng.next(),
+            1_700_000_000_000u64 + seq * 3 + rng.below(3),
+            rng.pick(TYPES),
+            rng.pick(TIERS),
+            rng.pick(REGIONS),
+        );
+        let mut first = true;
+        while v.len() + 260 < target {
+            if !first {
+                v.push(',');
+            }
+            first = false;
+            let _ = write!(
+                v,
+                r#"{{"sku":"SKU-{:05}","name":"{}","qty":{},"price_cents":{}}}"#,
+                rng.below(100_000),
+                rng.pick(PRODUCTS),
+                1 + rng.below(5),
+                99 + rng.below(50_000)
+            );
+        }
+        v.push_str(r#"],"comment":""#);
+        while v.len() + 100 < target {
+            v.push_str(rng.pick(WORDS));
+            v.push(' ');
+        }
+        v.push_str(r#"","signature":""#);
+        for _ in 0..7 {
+            let mut bits = rng.next();
+            for _ in 0..10 {
+                v.push(B64[(bits & 63) as usize] as char);
+                bits >>= 6;
+            }
+        }
+        v.push_str(r#""}"#);
+        self.trace = if seq & 3 == 0 {
+            Some(format!("{:016x}{:016x}", rng.next(), rng.next()))
+        } else {
+            None
+        };
+    }
+
+    fn bytes(&self) -> u64 {
+        let header = self
+            .trace
+            .as_ref()
+            .map_or(0, |t| TRACE_HEADER.len() + t.len());
+        (self.key.len() + self.value.len() + header) as u64
+    }
+}
+
+const TRACE_HEADER: &str = "trace-id";
+
+/// A 64-bit fingerprint of one record's key, value and headers (length-prefixed, SHA-256).
+fn fingerprint(key: Option<&[u8]>, value: Option<&[u8]>, headers: &[(&str, Option<&[u8]>)]) -> u64 {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut field = |b: Option<&[u8]>| match b {
+        None => ctx.update(&u64::MAX.to_le_bytes()),
+        Some(b) => {
+            ctx.update(&(b.len() as u64).to_le_bytes());
+            ctx.update(b);
+        }
+    };
+    field(key);
+    field(value);
+    for (k, v) in headers {
+        field(Some(k.as_bytes()));
+        field(*v);
+    }
+    let d = ctx.finish();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&d.as_ref()[..8]);
+    u64::from_le_bytes(first)
+}
+
+/// What was produced, per partition: record count and the (wrapping) sum of the records'
+/// fingerprints — independent of the order, so a producer retry cannot make it wrong.
+struct Produced {
+    records: Vec<u64>,
+    fingerprints: Vec<u64>,
+    bytes: u64,
+    headers: u64,
+    wall: Duration,
+    generating: Duration,
+}
+
+impl Produced {
+    fn total_records(&self) -> u64 {
+        self.records.iter().sum()
+    }
+}
+
+/// Counts deliveries; remembers the first failure.
+#[derive(Default)]
+struct Deliveries {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => {
+                self.ok.fetch_add(1, Ordering::Relaxed);
+            }
+            Err((e, _)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut first) = self.first_error.lock() {
+                    first.get_or_insert_with(|| e.to_string());
+                }
+            }
+        }
+    }
+}
+
+async fn create_topic(bs: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bs)
+        .create()
+        .expect("admin client");
+    let topic = NewTopic::new(TOPIC, PARTITIONS as i32, TopicReplication::Fixed(1));
+    for r in admin
+        .create_topics(
+            &[topic],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .expect("create topics request")
+    {
+        r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
+    }
+}
+
+fn send(producer: &ThreadedProducer<Deliveries>, g: &Gen, partition: i32) {
+    let mut rec = BaseRecord::to(TOPIC)
+        .partition(partition)
+        .key(g.key.as_str())
+        .payload(g.value.as_str());
+    if let Some(t) = &g.trace {
+        rec = rec.headers(OwnedHeaders::new().insert(Header {
+            key: TRACE_HEADER,
+            value: Some(t.as_str()),
+        }));
+    }
+    loop {
+        match producer.send(rec) {
+            Ok(()) => return,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                rec = r;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((e, _)) => panic!("produce to {TOPIC}-{partition}: {e}"),
+        }
+    }
+}
+
+/// Produces at least `target_bytes` of record data round-robin over the partitions, then one
+/// single-record batch per partition.
+fn produce(bs: &str, target_bytes: u64) -> Produced {
+    let producer: ThreadedProducer<Deliveries> = ClientConfig::new()
+        .set("bootstrap.servers", bs)
+        .set("compression.type", "none")
+        .set("linger.ms", "20")
+        .set("batch.size", "1000000")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "200000")
+        .set("queue.buffering.max.kbytes", "262144")
+        .create_with_context(Deliveries::default())
+        .expect("producer");
+    let mut rng = Rng(0x7469_6465_6d61_726b);
+    let mut g = Gen::default();
+    let mut out = Produced {
+        records: vec![0; PARTITIONS],
+        fingerprints: vec![0; PARTITIONS],
+        bytes: 0,
+        headers: 0,
+        wall: Duration::ZERO,
+        generating: Duration::ZERO,
+    };
+    let started = Instant::now();
+    let mut seq = 0u64;
+    let mut one = |g: &mut Gen, out: &mut Produced, seq: u64, p: usize| {
+        let t = Instant::now();
+        g.fill(&mut rng, seq);
+        let headers: Vec<(&str, Option<&[u8]>)> = g
+            .trace
+            .as_ref()
+            .map(|t| (TRACE_HEADER, Some(t.as_bytes())))
+            .into_iter()
+            .collect();
+        let fp = fingerprint(Some(g.key.as_bytes()), Some(g.value.as_bytes()), &headers);
+        out.generating += t.elapsed();
+        out.fingerprints[p] = out.fingerprints[p].wrapping_add(fp);
+        out.records[p] += 1;
+        out.bytes += g.bytes();
+        out.headers += headers.len() as u64;
+        send(&producer, g, p as i32);
+    };
+    while out.bytes < target_bytes {
+        one(&mut g, &mut out, seq, seq as usize % PARTITIONS);
+        seq += 1;
+    }
+    producer.flush(Duration::from_secs(300)).expect("flush");
+    // One record per partition, each alone in its batch: tansu's high watermark is the last
+    // batch's base offset + 1.
+    for p in 0..PARTITIONS {
+        one(&mut g, &mut out, seq, p);
+        seq += 1;
+    }
+    producer.flush(Duration::from_secs(60)).expect("flush");
+    out.wall = started.elapsed();
+    let ctx = producer.context();
+    let failed = ctx.failed.load(Ordering::Relaxed);
+    assert_eq!(
+        failed,
+        0,
+        "{failed} records were not delivered; first error: {:?}",
+        ctx.first_error
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_default()
+    );
+    assert_eq!(ctx.ok.load(Ordering::Relaxed), seq, "delivered records");
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measuring
+
+/// `queued.max.messages.kbytes` as engine.rs computes it for `partitions` partitions read at
+/// once (default `--max-concurrent-partitions` 32).
+fn prefetch_kb(partitions: usize) -> usize {
+    (PREFETCH_BUDGET_KB
+        / partitions.clamp(1, tidemark::backup::engine::DEFAULT_CONCURRENT_PARTITIONS))
+    .clamp(1024, 16 * 1024)
+}
+
+/// `BENCH_BACKUP_PROPERTIES` as key/value pairs.
+fn extra_properties() -> Vec<(String, String)> {
+    std::env::var("BENCH_BACKUP_PROPERTIES")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|kv| {
+            let (k, v) = kv
+                .split_once('=')
+                .unwrap_or_else(|| panic!("BENCH_BACKUP_PROPERTIES: '{kv}' is not key=value"));
+            (k.trim().to_string(), v.trim().to_string())
+        })
+        .collect()
+}
+
+/// CPU seconds (user + system) a process has used, from `/proc/<pid>/stat` (USER_HZ = 100).
+fn cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| -> f64 {
+        fields
+            .get(i)
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // Fields 14 and 15 (utime, stime); `rest` starts at field 3.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// One baseline read.
+struct Consumed {
+    wall: Duration,
+    records: u64,
+    bytes: u64,
+    cpu: f64,
+    broker_cpu: f64,
+}
+
+/// The bare consumer loop (what `kcat -C -e` does), with the backup reader's settings.
+fn baseline(bs: &str, produced: &Produced, broker_pid: &str) -> Consumed {
+    let cpu0 = cpu_secs("self");
+    let broker0 = cpu_secs(broker_pid);
+    let started = Instant::now();
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", bs)
+        .set("group.id", "bench-backup-baseline")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .set(
+            "queued.max.messages.kbytes",
+            prefetch_kb(PARTITIONS).to_string(),
+        )
+        .set("fetch.max.bytes", FETCH_MAX_BYTES)
+        .set("fetch.wait.max.ms", FETCH_WAIT_MAX_MS);
+    for (k, v) in extra_properties() {
+        cfg.set(k, v);
+    }
+    let consumer: BaseConsumer = cfg.create().expect("baseline consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(TOPIC, p as i32, Offset::Beginning)
+            .expect("tpl");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut records = vec![0u64; PARTITIONS];
+    let mut at_end = [false; PARTITIONS];
+    let mut bytes = 0u64;
+    let mut last = Instant::now();
+    while at_end.iter().any(|e| !e) {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let p = m.partition() as usize;
+                assert_eq!(
+                    m.offset(),
+                    records[p] as i64,
+                    "baseline: {TOPIC}-{p} offsets"
+                );
+                records[p] += 1;
+                bytes +=
+                    (m.key().map_or(0, <[u8]>::len) + m.payload().map_or(0, <[u8]>::len)) as u64;
+                if let Some(h) = m.headers() {
+                    for h in h.iter() {
+                        bytes += (h.key.len() + h.value.map_or(0, <[u8]>::len)) as u64;
+                    }
+                }
+                last = Instant::now();
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                let p = p as usize;
+                if records[p] >= produced.records[p] {
+                    at_end[p] = true;
+                }
+            }
+            Some(Err(e)) => panic!("baseline consumer: {e}"),
+            None => assert!(
+                last.elapsed() < Duration::from_secs(120),
+                "baseline consumer: nothing read for 2 minutes ({records:?} of {:?})",
+                produced.records
+            ),
+        }
+    }
+    let wall = started.elapsed();
+    let out = Consumed {
+        wall,
+        records: records.iter().sum(),
+        bytes,
+        cpu: cpu_secs("self") - cpu0,
+        broker_cpu: cpu_secs(broker_pid) - broker0,
+    };
+    assert_eq!(records, produced.records, "baseline: records per partition");
+    assert_eq!(bytes, produced.bytes, "baseline: record bytes");
+    out
+}
+
+/// A finished child process and what it used.
+struct Measured {
+    wall: Duration,
+    code: i32,
+    stdout: String,
+    stderr: String,
+    /// `ru_maxrss` of the backup process alone (from `wait4` in the measuring helper), KiB.
+    maxrss_kib: u64,
+    /// Largest VmHWM seen while polling `/proc/<pid>/status` every 10 ms, KiB.
+    sampled_hwm_kib: u64,
+    user: f64,
+    sys: f64,
+    broker_cpu: f64,
+    /// (seconds since start, VmRSS KiB, CPU seconds) once a second.
+    trace: Vec<(f64, u64, f64)>,
+}
+
+impl Measured {
+    fn json(&self, what: &str) -> Value {
+        assert_eq!(
+            self.code, 0,
+            "{what} exited {}\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{what}: stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// Set (to a result file) when this binary runs as the measuring helper.
+const MEASURE_ENV: &str = "TIDEMARK_BENCH_BACKUP_MEASURE_TO";
+
+/// Waits for our child `pid` and returns its wait status and its own resource usage.
+#[allow(unsafe_code)]
+fn wait_rusage(pid: u32) -> (libc::c_int, libc::rusage) {
+    let mut status: libc::c_int = 0;
+    // SAFETY: `rusage` is a plain C struct for which all-zero bytes are a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: both pointers are to live locals of the right types; `pid` is a child of
+        // this process that nothing else waits for (std's `Child` is never waited on).
+        let r = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
+        if r == pid as libc::pid_t {
+            return (status, usage);
+        }
+        let err = std::io::Error::last_os_error();
+        assert!(
+            err.kind() == std::io::ErrorKind::Interrupted,
+            "wait4({pid}): {err}"
+        );
+    }
+}
+
+/// `VmHWM` and `VmRSS` (KiB) from a `/proc/<pid>/status` text.
+fn status_kib(status: &str, field: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// The measuring helper: this binary re-executed with [`MEASURE_ENV`] set runs the command after
+/// `--` (stdio inherited), polls its VmHWM, reaps it with `wait4` and writes what it used to the
+/// file named by [`MEASURE_ENV`], then exits with its exit code.
+///
+/// Why a helper: at `execve` Linux folds the high-water RSS of the address space being replaced
+/// into the new program's `ru_maxrss` — for a child spawned by the benchmark that is the
+/// benchmark's own peak (hundreds of MiB: producer and consumer buffers), so `wait4` from here
+/// would report that instead of the backup's. The helper is small, so its child's `ru_maxrss` is
+/// the child's own peak.
+fn measure_helper(out: std::ffi::OsString) -> ! {
+    let mut args = std::env::args_os().skip_while(|a| a != "--").skip(1);
+    let program = args.next().expect("measuring helper: no command after --");
+    let started = Instant::now();
+    let child = Command::new(program)
+        .args(args)
+        .env_remove(MEASURE_ENV)
+        .spawn()
+        .expect("measuring helper: spawn");
+    let pid = child.id();
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&done);
+    let sampler = std::thread::spawn(move || {
+        let mut hwm = 0u64;
+        let mut trace = Vec::new();
+        let mut next_trace = Duration::ZERO;
+        while !flag.load(Ordering::Relaxed) {
+            let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+                break;
+            };
+            // A zombie has no memory lines any more.
+            let Some(h) = status_kib(&status, "VmHWM:") else {
+                break;
+            };
+            hwm = hwm.max(h);
+            let at = started.elapsed();
+            if at >= next_trace {
+                next_trace += Duration::from_secs(1);
+                let rss = status_kib(&status, "VmRSS:").unwrap_or(0);
+                trace.push(serde_json::json!([
+                    at.as_secs_f64(),
+                    rss,
+                    cpu_secs(&pid.to_string())
+                ]));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        (hwm, trace)
+    });
+    let (status, usage) = wait_rusage(pid);
+    let wall = started.elapsed();
+    done.store(true, Ordering::Relaxed);
+    let (hwm, trace) = sampler.join().expect("sampler");
+    drop(child);
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    let result = serde_json::json!({
+        "code": code,
+        "wall_s": wall.as_secs_f64(),
+        "maxrss_kib": usage.ru_maxrss,
+        "sampled_hwm_kib": hwm,
+        "user_s": secs(usage.ru_utime),
+        "sys_s": secs(usage.ru_stime),
+        "trace": trace,
+    });
+    std::fs::write(&out, result.to_string()).expect("measuring helper: write the result");
+    std::process::exit(code);
+}
+
+/// Runs `tidemark` with `args` (the caller's credential and location variables cleared, as
+/// `run_cli` does) under the measuring helper: wall time, CPU time and peak RSS of the
+/// `tidemark` process alone.
+fn run_measured(args: &[String], broker_pid: &str) -> Measured {
+    let result = tempfile::NamedTempFile::new().expect("result file");
+    let mut cmd = Command::new(std::env::current_exe().expect("this benchmark's path"));
+    cmd.arg("--")
+        .arg(BIN)
+        .args(args)
+        .env(MEASURE_ENV, result.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for var in [
+        "KAFKA_USERNAME",
+        "KAFKA_PASSWORD",
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "KAFKA_SECURITY_PROTOCOL",
+        "KAFKA_SASL_MECHANISM",
+        "TIDEMARK_PATH",
+        "RUST_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    let broker0 = cpu_secs(broker_pid);
+    let out = cmd.output().expect("run the measuring helper");
+    let broker_cpu = cpu_secs(broker_pid) - broker0;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let text = std::fs::read_to_string(result.path()).unwrap_or_default();
+    let m: Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "measuring helper for {args:?} left no result ({e}; exit {:?})\nstdout:\n{stdout}\nstderr:\n{stderr}",
+            out.status
+        )
+    });
+    let f = |k: &str| m[k].as_f64().unwrap_or_default();
+    Measured {
+        wall: Duration::from_secs_f64(f("wall_s")),
+        code: m["code"].as_i64().unwrap_or(-1) as i32,
+        stdout,
+        stderr,
+        maxrss_kib: m["maxrss_kib"].as_u64().unwrap_or_default(),
+        sampled_hwm_kib: m["sampled_hwm_kib"].as_u64().unwrap_or_default(),
+        user: f("user_s"),
+        sys: f("sys_s"),
+        broker_cpu,
+        trace: m["trace"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .map(|s| {
+                        (
+                            s[0].as_f64().unwrap_or_default(),
+                            s[1].as_u64().unwrap_or_default(),
+                            s[2].as_f64().unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// Total size of the files under `dir`.
+fn disk_usage(dir: &Path) -> u64 {
+    let mut total = 0;
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => total += disk_usage(&e.path()),
+                Ok(_) => total += e.metadata().map_or(0, |m| m.len()),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+/// Reads a backup back through the library and compares it with what was produced: every
+/// partition from offset 0 without a gap, the same records (fingerprints) and counts.
+async fn check_content(dir: &Path, id: &str, produced: &Produced) {
+    let storage = Storage::open(dir.to_str().expect("utf8"), &StorageOptions::default())
+        .expect("open backup storage");
+    let manifests = load_manifests(&storage, id).await.expect("manifest");
+    assert_eq!(manifests.len(), 1, "{id}: one shard");
+    let m = &manifests[0];
+    let topic = m
+        .topics
+        .get(TOPIC)
+        .unwrap_or_else(|| panic!("{id}: no {TOPIC} in the manifest"));
+    assert_eq!(topic.partition_data.len(), PARTITIONS, "{id}: partitions");
+    for p in 0..PARTITIONS {
+        let pd = &topic.partition_data[&(p as i32)];
+        let n = produced.records[p];
+        assert_eq!(
+            (pd.start_offset, pd.end_offset, pd.records),
+            (0, n as i64, n),
+            "{id}: {TOPIC}-{p} range"
+        );
+        let mut next = 0i64;
+        let mut fp = 0u64;
+        for seg in &pd.segments {
+            for r in read_segment(&storage, seg)
+                .await
+                .unwrap_or_else(|e| panic!("{id}: {e}"))
+            {
+                assert_eq!(r.offset, next, "{id}: {TOPIC}-{p} offsets");
+                next += 1;
+                let headers: Vec<(&str, Option<&[u8]>)> = r
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_deref()))
+                    .collect();
+                fp = fp.wrapping_add(fingerprint(r.key.as_deref(), r.value.as_deref(), &headers));
+            }
+        }
+        assert_eq!(next, n as i64, "{id}: {TOPIC}-{p} records read back");
+        assert_eq!(
+            fp, produced.fingerprints[p],
+            "{id}: {TOPIC}-{p} holds other records than were produced"
+        );
+    }
+}
+
+/// One backup run and its checks.
+struct BackupRun {
+    codec: String,
+    run: usize,
+    proc: Measured,
+    report_ms: f64,
+    report_mib_s: f64,
+    stored: u64,
+    on_disk: u64,
+    segments: u64,
+    verify: Duration,
+    verify_ms: f64,
+}
+
+impl BackupRun {
+    fn mib_s(&self, bytes: u64) -> f64 {
+        bytes as f64 / MIB / self.proc.wall.as_secs_f64()
+    }
+}
+
+fn num(v: &Value, what: &str) -> f64 {
+    v.as_f64()
+        .unwrap_or_else(|| panic!("report field {what} is not a number: {v}"))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn backup_once(
+    bs: &str,
+    root: &Path,
+    codec: &str,
+    run: usize,
+    produced: &Produced,
+    broker_pid: &str,
+    extra_args: &[String],
+    trace: bool,
+) -> BackupRun {
+    let id = format!("bench-{codec}-{run}");
+    let dir = root.join(&id);
+    std::fs::create_dir_all(&dir).expect("backup dir");
+    let path = dir.to_str().expect("utf8").to_string();
+    let mut args: Vec<String> = [
+        "backup",
+        "--bootstrap-servers",
+        bs,
+        "--path",
+        &path,
+        "--topics",
+        TOPIC,
+    ]
+    .map(String::from)
+    .to_vec();
+    for (k, v) in extra_properties() {
+        args.extend(["-X".to_string(), format!("{k}={v}")]);
+    }
+    args.extend(
+        [
+            "--backup-id",
+            &id,
+            "--compression",
+            codec,
+            "--format",
+            "json",
+        ]
+        .map(String::from),
+    );
+    args.extend(extra_args.iter().cloned());
+    let proc = run_measured(&args, broker_pid);
+    if trace {
+        println!("  [{id}] RSS / CPU every second:");
+        for (t, rss, cpu) in &proc.trace {
+            println!(
+                "    t={t:>6.1}s  VmRSS {:>7.1} MiB  CPU {cpu:>6.2} s",
+                *rss as f64 / 1024.0
+            );
+        }
+        if !proc.stderr.is_empty() {
+            println!("  [{id}] stderr:\n{}", proc.stderr);
+        }
+    }
+    let r = proc.json(&format!("backup {id}"));
+    let total = produced.total_records();
+    assert_eq!(r["complete"], true, "{id}: {r}");
+    assert_eq!(r["records"], total, "{id}: records in the report");
+    assert_eq!(r["records_this_run"], total, "{id}: records_this_run");
+    assert_eq!(r["bytes"], produced.bytes, "{id}: bytes in the report");
+    assert_eq!(r["partitions"], PARTITIONS as u64, "{id}: partitions");
+    let stored = r["stored_bytes"].as_u64().expect("stored_bytes");
+    let segments = r["segments"].as_u64().expect("segments");
+    let on_disk = disk_usage(&dir);
+    assert!(
+        on_disk >= stored,
+        "{id}: {on_disk} bytes on disk, report says {stored} stored"
+    );
+    check_content(&dir, &id, produced).await;
+    let verify = run_measured(
+        &[
+            "verify-backup",
+            "--path",
+            &path,
+            "--backup-id",
+            &id,
+            "--deep",
+            "--format",
+            "json",
+        ]
+        .map(String::from),
+        broker_pid,
+    );
+    let v = verify.json(&format!("verify-backup --deep {id}"));
+    assert_eq!(v["ok"], true, "{id}: verify-backup: {v}");
+    assert_eq!(v["records_checked"], total, "{id}: verify-backup records");
+    assert_eq!(
+        v["segments_checked"], segments,
+        "{id}: verify-backup segments"
+    );
+    let run_out = BackupRun {
+        codec: codec.to_string(),
+        run,
+        report_ms: num(&r["duration_ms"], "duration_ms"),
+        report_mib_s: num(&r["mib_per_second"], "mib_per_second"),
+        stored,
+        on_disk,
+        segments,
+        verify: verify.wall,
+        verify_ms: num(&v["duration_ms"], "duration_ms"),
+        proc,
+    };
+    std::fs::remove_dir_all(&dir).expect("remove the checked backup");
+    run_out
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => 0.0,
+        _ if n % 2 == 1 => values[n / 2],
+        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+fn best(values: impl Iterator<Item = f64>) -> f64 {
+    values.fold(0.0, f64::max)
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "PASS"
+    } else {
+        "FAIL"
+    }
+}
+
+fn main() {
+    if let Some(out) = std::env::var_os(MEASURE_ENV) {
+        measure_helper(out);
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(bench());
+}
+
+async fn bench() {
+    let mb = env_usize("BENCH_BACKUP_MB", 1024).max(1);
+    let runs = env_usize("BENCH_BACKUP_RUNS", 2).max(1);
+    let codecs: Vec<String> = std::env::var("BENCH_BACKUP_CODECS")
+        .unwrap_or_else(|_| "none,zstd,lz4".into())
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let extra_args: Vec<String> = std::env::var("BENCH_BACKUP_ARGS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    let trace = std::env::var("BENCH_BACKUP_TRACE").is_ok_and(|v| v == "1");
+    let out_dir = Path::new(BIN)
+        .parent()
+        .and_then(Path::file_name)
+        .map(|d| d.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let profile = match out_dir.as_str() {
+        "debug" => "dev",
+        "release" => "release (cargo bench default)",
+        other => other,
+    };
+    let assertions = if cfg!(debug_assertions) { "on" } else { "off" };
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    let load = || {
+        std::fs::read_to_string("/proc/loadavg")
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    let load_before = load();
+
+    let kafka = Tansu::start();
+    let bs = kafka.bootstrap();
+    let broker_pid = kafka.server.pid().to_string();
+    create_topic(&bs).await;
+    let broker_cpu0 = cpu_secs(&broker_pid);
+    let produced = produce(&bs, mb as u64 * 1024 * 1024);
+    let produce_broker_cpu = cpu_secs(&broker_pid) - broker_cpu0;
+    let total = produced.total_records();
+    let data_mib = produced.bytes as f64 / MIB;
+    println!(
+        "produced {total} records, {data_mib:.1} MiB in {:.2} s ({:.1} MiB/s; generating + fingerprinting {:.2} s of it; broker CPU {:.1} s)",
+        produced.wall.as_secs_f64(),
+        data_mib / produced.wall.as_secs_f64(),
+        produced.generating.as_secs_f64(),
+        produce_broker_cpu
+    );
+
+    let store = tempfile::Builder::new()
+        .prefix("tidemark-bench-backup-")
+        .tempdir_in(std::env::temp_dir())
+        .expect("tempdir");
+    let root = store.path();
+    let mut bases = Vec::with_capacity(runs);
+    let mut backups: Vec<BackupRun> = Vec::new();
+    for run in 1..=runs {
+        let b = baseline(&bs, &produced, &broker_pid);
+        println!(
+            "run {run}: baseline consumer {} records in {:.2} s ({:.1} MiB/s)",
+            b.records,
+            b.wall.as_secs_f64(),
+            b.bytes as f64 / MIB / b.wall.as_secs_f64()
+        );
+        bases.push(b);
+        for codec in &codecs {
+            let r = backup_once(
+                &bs,
+                root,
+                codec,
+                run,
+                &produced,
+                &broker_pid,
+                &extra_args,
+                trace,
+            )
+            .await;
+            println!(
+                "run {run}: backup --compression {codec} {:.2} s ({:.1} MiB/s), peak RSS {:.1} MiB; verify-backup --deep {:.2} s",
+                r.proc.wall.as_secs_f64(),
+                r.mib_s(produced.bytes),
+                r.proc.maxrss_kib as f64 / 1024.0,
+                r.verify.as_secs_f64()
+            );
+            backups.push(r);
+        }
+    }
+
+    let base_mib_s = |b: &Consumed| b.bytes as f64 / MIB / b.wall.as_secs_f64();
+    let base_best = best(bases.iter().map(base_mib_s));
+    let base_median = median(bases.iter().map(base_mib_s).collect());
+    let props = extra_properties();
+    let prefetch = props
+        .iter()
+        .find(|(k, _)| k == "queued.max.messages.kbytes")
+        .map_or(prefetch_kb(PARTITIONS).to_string(), |(_, v)| v.clone());
+    let setting = |key: &str, default: &str| {
+        props
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or(default.to_string(), |(_, v)| v.clone())
+    };
+
+    println!();
+    println!(
+        "backup benchmark — profile: {profile} (target/{out_dir}, debug assertions {assertions}), tansu memory engine on loopback, {cpus} CPUs"
+    );
+    println!(
+        "load average (1/5/15 min) before: {load_before}, after: {}",
+        load()
+    );
+    println!(
+        "topic {TOPIC}: {PARTITIONS} partitions, {total} records, {data_mib:.1} MiB key+value+header bytes (avg {:.0} B/record, {} with a header)",
+        produced.bytes as f64 / total as f64,
+        produced.headers
+    );
+    println!(
+        "reader settings, baseline and backup alike: isolation.level=read_committed fetch.max.bytes={} queued.max.messages.kbytes={prefetch} fetch.wait.max.ms={}",
+        setting("fetch.max.bytes", FETCH_MAX_BYTES),
+        setting("fetch.wait.max.ms", FETCH_WAIT_MAX_MS),
+    );
+    if !props.is_empty() {
+        println!("  (BENCH_BACKUP_PROPERTIES: {props:?})");
+    }
+    println!(
+        "  tansu answers every fetch only after the full fetch.wait.max.ms, so each fetch round trip takes at least that long"
+    );
+    if !extra_args.is_empty() {
+        println!("extra backup arguments: {extra_args:?}");
+    }
+    println!(
+        "{runs} run(s); throughput: the fastest run; peak RSS: the largest; RSS = ru_maxrss of the backup process alone (wait4 in a measuring helper), VmHWM = its /proc status polled every 10 ms"
+    );
+    println!();
+    println!(
+        "  {:<3} {:<22} {:>7} {:>8} {:>6} {:>8} {:>9} {:>6} {:>8} {:>8} {:>8} {:>8} {:>9}",
+        "run",
+        "what",
+        "wall s",
+        "MiB/s",
+        "ratio",
+        "rep MiB/s",
+        "stored MiB",
+        "segs",
+        "RSS MiB",
+        "VmHWM",
+        "CPU s",
+        "broker s",
+        "verify s"
+    );
+    for run in 1..=runs {
+        let b = &bases[run - 1];
+        println!(
+            "  {:<3} {:<22} {:>7.2} {:>8.1} {:>6} {:>8} {:>9} {:>6} {:>8} {:>8} {:>8.2} {:>8.2} {:>9}",
+            run,
+            "baseline consumer",
+            b.wall.as_secs_f64(),
+            base_mib_s(b),
+            "1.00",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            b.cpu,
+            b.broker_cpu,
+            "-"
+        );
+        for r in backups.iter().filter(|r| r.run == run) {
+            let mib_s = r.mib_s(produced.bytes);
+            println!(
+                "  {:<3} {:<22} {:>7.2} {:>8.1} {:>6.2} {:>8.1} {:>9.1} {:>6} {:>8.1} {:>8.1} {:>8.2} {:>8.2} {:>9.2}",
+                run,
+                format!("backup {}", r.codec),
+                r.proc.wall.as_secs_f64(),
+                mib_s,
+                mib_s / base_mib_s(b),
+                r.report_mib_s,
+                r.stored as f64 / MIB,
+                r.segments,
+                r.proc.maxrss_kib as f64 / 1024.0,
+                r.proc.sampled_hwm_kib as f64 / 1024.0,
+                r.proc.user + r.proc.sys,
+                r.proc.broker_cpu,
+                r.verify.as_secs_f64()
+            );
+        }
+    }
+    println!();
+    let row = |name: &str, value: String| println!("  {name:<56} {value}");
+    row(
+        "produce (rdkafka, 1 MB batches, linger 20 ms, no compression)",
+        format!(
+            "{:.2} s  ({:.1} MiB/s)",
+            produced.wall.as_secs_f64(),
+            data_mib / produced.wall.as_secs_f64()
+        ),
+    );
+    row(
+        "baseline consumer MiB/s (best / median)",
+        format!("{base_best:.1} / {base_median:.1}"),
+    );
+    let mut rss_worst = 0.0f64;
+    for codec in &codecs {
+        let mine: Vec<&BackupRun> = backups.iter().filter(|r| &r.codec == codec).collect();
+        let best_mib_s = best(mine.iter().map(|r| r.mib_s(produced.bytes)));
+        let med = median(mine.iter().map(|r| r.mib_s(produced.bytes)).collect());
+        let wall = mine
+            .iter()
+            .map(|r| r.proc.wall.as_secs_f64())
+            .fold(f64::INFINITY, f64::min);
+        let rss = mine
+            .iter()
+            .map(|r| r.proc.maxrss_kib as f64 / 1024.0)
+            .fold(0.0, f64::max);
+        rss_worst = rss_worst.max(rss);
+        let stored = mine.first().map_or(0, |r| r.stored);
+        let on_disk = mine.first().map_or(0, |r| r.on_disk);
+        let verify = mine
+            .iter()
+            .map(|r| r.verify.as_secs_f64())
+            .fold(f64::INFINITY, f64::min);
+        let verify_ms = mine
+            .iter()
+            .map(|r| r.verify_ms)
+            .fold(f64::INFINITY, f64::min);
+        let report_ms = mine
+            .iter()
+            .map(|r| r.report_ms)
+            .fold(f64::INFINITY, f64::min);
+        let ratio = best_mib_s / base_best;
+        row(
+            &format!("backup --compression {codec}: wall (best), MiB/s best / median"),
+            format!(
+                "{wall:.2} s (report {:.2} s), {best_mib_s:.1} / {med:.1} MiB/s",
+                report_ms / 1000.0
+            ),
+        );
+        row(
+            &format!("backup --compression {codec}: stored (on disk)"),
+            format!(
+                "{:.1} MiB ({:.1} MiB); record bytes / stored = {:.2}",
+                stored as f64 / MIB,
+                on_disk as f64 / MIB,
+                produced.bytes as f64 / stored.max(1) as f64
+            ),
+        );
+        row(
+            &format!("verify-backup --deep ({codec}), wall (report)"),
+            format!("{verify:.2} s ({:.2} s)", verify_ms / 1000.0),
+        );
+        let goal = match codec.as_str() {
+            "none" => Some(GOAL_RATIO_NONE),
+            "zstd" => Some(GOAL_RATIO_ZSTD),
+            _ => None,
+        };
+        match goal {
+            Some(g) => row(
+                &format!("backup {codec} / baseline (goal >= {g})"),
+                format!("{ratio:.2}  {}", verdict(ratio >= g)),
+            ),
+            None => row(
+                &format!("backup {codec} / baseline (no goal)"),
+                format!("{ratio:.2}"),
+            ),
+        }
+        row(
+            &format!("backup {codec} peak RSS, largest run (goal <= {GOAL_RSS_MIB:.0} MiB)"),
+            format!("{rss:.1} MiB  {}", verdict(rss <= GOAL_RSS_MIB)),
+        );
+    }
+    row(
+        &format!("peak RSS over every backup (goal <= {GOAL_RSS_MIB:.0} MiB)"),
+        format!("{rss_worst:.1} MiB  {}", verdict(rss_worst <= GOAL_RSS_MIB)),
+    );
+    row(
+        "correctness (every backup)",
+        format!(
+            "{total} records / {} bytes in each report, content read back and matched, verify-backup --deep ok",
+            produced.bytes
+        ),
+    );
+}
