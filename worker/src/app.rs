@@ -156,13 +156,18 @@ fn open_store(a: &StorageArgs) -> Result<SnapshotStore> {
 
 /// The snapshot store at `path`, reached with `endpoint`'s settings.
 pub(crate) fn open_store_at(path: &str, endpoint: &StorageEndpointArgs) -> Result<SnapshotStore> {
+    Ok(SnapshotStore::new(open_storage_at(path, endpoint)?))
+}
+
+/// The storage location `path`, reached with `endpoint`'s settings.
+pub(crate) fn open_storage_at(path: &str, endpoint: &StorageEndpointArgs) -> Result<Storage> {
     let options = StorageOptions {
         s3_region: endpoint.s3_region.clone(),
         s3_endpoint: endpoint.s3_endpoint.clone(),
         s3_path_style: endpoint.s3_path_style,
         allow_http: endpoint.allow_http,
     };
-    Ok(SnapshotStore::new(Storage::open(path, &options)?))
+    Storage::open(path, &options)
 }
 
 pub(crate) fn print_json<T: Serialize>(value: &T) -> Result<()> {

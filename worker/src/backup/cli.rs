@@ -27,7 +27,6 @@ use crate::error::{Error, Result};
 use crate::groups::split_names;
 use crate::kafka::GroupAdmin;
 use crate::report::{thousands, BoxReport};
-use crate::storage::{Storage, StorageOptions};
 use crate::task::{BackupCleanupTask, BackupTask, KafkaTarget, StorageTarget, TopicSelection};
 
 /// Environment variable the operator sets to the Job's name: the backup id shared by every
@@ -366,21 +365,9 @@ pub fn backup_box(r: &BackupReport) -> String {
     out
 }
 
-fn open_storage(path: &str, endpoint: &crate::cli::StorageEndpointArgs) -> Result<Storage> {
-    Storage::open(
-        path,
-        &StorageOptions {
-            s3_region: endpoint.s3_region.clone(),
-            s3_endpoint: endpoint.s3_endpoint.clone(),
-            s3_path_style: endpoint.s3_path_style,
-            allow_http: endpoint.allow_http,
-        },
-    )
-}
-
 /// `tidemark list`
 pub async fn list(a: BackupListArgs) -> Result<i32> {
-    let storage = open_storage(&a.storage.path, &a.storage.endpoint)?;
+    let storage = crate::app::open_storage_at(&a.storage.path, &a.storage.endpoint)?;
     let backups = list_backups(&storage).await?;
     match a.format.format {
         Format::Json => {
@@ -425,7 +412,7 @@ fn list_table(backups: &[BackupSummary]) -> String {
 
 /// `tidemark describe`
 pub async fn describe(a: DescribeArgs) -> Result<i32> {
-    let storage = open_storage(&a.storage.path, &a.storage.endpoint)?;
+    let storage = crate::app::open_storage_at(&a.storage.path, &a.storage.endpoint)?;
     let manifests = load_manifests(&storage, &a.backup_id).await?;
     match a.format {
         DescribeFormat::Json => print_json(&manifests_doc(&manifests))?,
@@ -519,7 +506,7 @@ fn manifests_doc(manifests: &[super::manifest::Manifest]) -> serde_json::Value {
 
 /// `tidemark verify-backup`
 pub async fn verify(a: VerifyBackupArgs) -> Result<i32> {
-    let storage = open_storage(&a.storage.path, &a.storage.endpoint)?;
+    let storage = crate::app::open_storage_at(&a.storage.path, &a.storage.endpoint)?;
     let r = verify_backup(&storage, &a.backup_id, a.deep).await?;
     match a.format.format {
         Format::Json => print_json(&r)?,
