@@ -45,6 +45,8 @@ pub const DEFAULT_CONCURRENT_PARTITIONS: usize = 32;
 const IN_FLIGHT_SEGMENTS: usize = 4;
 /// Budget for librdkafka's pre-fetch queues, shared by the partitions read at once.
 const PREFETCH_BUDGET_KB: usize = 64 * 1024;
+/// Budget for the open (not yet sealed) segments of the partitions read at once.
+const OPEN_SEGMENT_BUDGET: u64 = 64 * 1024 * 1024;
 /// How often the checkpoint is rewritten while segments are being stored.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// How often progress is logged.
@@ -781,8 +783,13 @@ fn consume(
     tx: &tokio::sync::mpsc::Sender<Sealed>,
     stop: &AtomicBool,
 ) -> Result<ReadStats> {
-    let per_partition_kb =
-        (PREFETCH_BUDGET_KB / opts.max_active.min(specs.len().max(1))).clamp(1024, 16 * 1024);
+    let reading_at_once = opts.max_active.min(specs.len().max(1));
+    let per_partition_kb = (PREFETCH_BUDGET_KB / reading_at_once).clamp(1024, 16 * 1024);
+    // Open segments share a budget too, so memory stays bounded however many partitions are
+    // read at once: segments close earlier (never below 1 MiB) when many are open.
+    let segment_cap = (OPEN_SEGMENT_BUDGET / reading_at_once as u64)
+        .max(1024 * 1024)
+        .min(opts.segment_max_bytes);
     let mut cfg = config.client_config();
     cfg.set("group.id", "tidemark-backup")
         .set("enable.auto.commit", "false")
@@ -1008,7 +1015,7 @@ fn consume(
                     (Some(limit), Some(lo), Some(hi)) => hi.saturating_sub(lo) >= limit as i64,
                     _ => false,
                 };
-                if writer.uncompressed_bytes() >= opts.segment_max_bytes || span_full {
+                if writer.uncompressed_bytes() >= segment_cap || span_full {
                     let w = st.writer.take();
                     send(Sealed {
                         part: i,
