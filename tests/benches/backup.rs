@@ -4,6 +4,7 @@
 //! an optimised build). Optional env:
 //!
 //! - `BENCH_BACKUP_MB` (1024): MiB of record data (key + value + header bytes) to produce;
+//! - `BENCH_BACKUP_PARTITIONS` (8): partitions of the topic;
 //! - `BENCH_BACKUP_RUNS` (2): how many times the baseline and every backup are measured; the
 //!   fastest run counts for throughput, the largest peak RSS for memory;
 //! - `BENCH_BACKUP_CODECS` (`none,zstd,lz4`): the `--compression` values to run;
@@ -12,15 +13,18 @@
 //! - `BENCH_BACKUP_PROPERTIES`: comma-separated librdkafka `key=value` properties given to both
 //!   the baseline consumer and (as `-X key=value`) the backup's reader, after their own settings
 //!   (e.g. `fetch.wait.max.ms=5,fetch.queue.backoff.ms=10`);
-//! - `BENCH_BACKUP_TRACE=1`: print each backup's resident set and CPU time every second, and its
-//!   stderr (add `-v` to `BENCH_BACKUP_ARGS` for the engine's progress log).
+//! - `BENCH_BACKUP_DIR` (the system temporary directory): where the backups are written (each
+//!   in a fresh temporary directory, deleted once checked);
+//! - `BENCH_BACKUP_TRACE=1`: print each backup's resident set and CPU time every second, its
+//!   user/system time, page faults, context switches and busiest threads, and its stderr (add
+//!   `-v` to `BENCH_BACKUP_ARGS` for the engine's progress log).
 //!
 //! What it measures, in one run:
 //!
-//! 1. Produce: a topic of 8 partitions filled with ~1 KiB JSON-like order events (keys, a
-//!    `trace-id` header on every 4th record, random ids and a random signature so it compresses
-//!    like real data, not like zeros) by an rdkafka producer with large batches, linger and no
-//!    producer compression (the broker holds raw bytes). Every partition ends with a
+//! 1. Produce: a topic of 8 partitions (by default) filled with ~1 KiB JSON-like order events
+//!    (keys, a `trace-id` header on every 4th record, random ids and a random signature so it
+//!    compresses like real data, not like zeros) by an rdkafka producer with large batches, linger
+//!    and no producer compression (the broker holds raw bytes). Every partition ends with a
 //!    single-record batch, because tansu's high watermark is the last batch's base offset + 1.
 //! 2. Baseline: what `kcat -C -e` does (Debian's kcat cannot talk to tansu) — a bare rdkafka
 //!    `BaseConsumer` assigned to every partition from the beginning, reading until each reports
@@ -28,6 +32,9 @@
 //!    backup's reader (`consume()` in worker/src/backup/engine.rs): read_committed,
 //!    `fetch.max.bytes`, `queued.max.messages.kbytes` and `fetch.wait.max.ms` — tansu holds every
 //!    fetch for the full `fetch.wait.max.ms`, so that value bounds both sides alike.
+//!    A reference consumer, the same loop with librdkafka's own prefetch settings (only
+//!    `fetch.wait.max.ms` and the isolation level set), is timed too: it shows what the reader's
+//!    prefetch settings cost, which the ratio to the baseline cannot.
 //! 3. The real CLI (`tidemark-under-test`, the `tidemark` entry point): `backup --compression
 //!    none`, `zstd` (level 3) and `lz4`, each to a fresh backup id in a temporary directory on
 //!    local disk. Wall time of the process, MiB/s (record bytes / wall), the ratio to the
@@ -46,6 +53,7 @@
 //!
 //! Each backup is deleted once checked, so the disk never holds more than one.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -66,7 +74,11 @@ use tidemark_tests::{env_usize, Tansu};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tidemark-under-test");
 const TOPIC: &str = "bench-backup";
-const PARTITIONS: usize = 8;
+/// Partitions of the topic: `BENCH_BACKUP_PARTITIONS` (8).
+fn partitions() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| env_usize("BENCH_BACKUP_PARTITIONS", 8).clamp(1, 10_000))
+}
 const MIB: f64 = 1024.0 * 1024.0;
 
 // The backup reader's client settings (engine.rs `consume()`), mirrored by the baseline.
@@ -306,7 +318,7 @@ async fn create_topic(bs: &str) {
         .set("bootstrap.servers", bs)
         .create()
         .expect("admin client");
-    let topic = NewTopic::new(TOPIC, PARTITIONS as i32, TopicReplication::Fixed(1));
+    let topic = NewTopic::new(TOPIC, partitions() as i32, TopicReplication::Fixed(1));
     for r in admin
         .create_topics(
             &[topic],
@@ -358,8 +370,8 @@ fn produce(bs: &str, target_bytes: u64) -> Produced {
     let mut rng = Rng(0x7469_6465_6d61_726b);
     let mut g = Gen::default();
     let mut out = Produced {
-        records: vec![0; PARTITIONS],
-        fingerprints: vec![0; PARTITIONS],
+        records: vec![0; partitions()],
+        fingerprints: vec![0; partitions()],
         bytes: 0,
         headers: 0,
         wall: Duration::ZERO,
@@ -385,13 +397,13 @@ fn produce(bs: &str, target_bytes: u64) -> Produced {
         send(&producer, g, p as i32);
     };
     while out.bytes < target_bytes {
-        one(&mut g, &mut out, seq, seq as usize % PARTITIONS);
+        one(&mut g, &mut out, seq, seq as usize % partitions());
         seq += 1;
     }
     producer.flush(Duration::from_secs(300)).expect("flush");
     // One record per partition, each alone in its batch: tansu's high watermark is the last
     // batch's base offset + 1.
-    for p in 0..PARTITIONS {
+    for p in 0..partitions() {
         one(&mut g, &mut out, seq, p);
         seq += 1;
     }
@@ -416,7 +428,8 @@ fn produce(bs: &str, target_bytes: u64) -> Produced {
 // Measuring
 
 /// `queued.max.messages.kbytes` as engine.rs computes it for `partitions` partitions read at
-/// once (default `--max-concurrent-partitions` 32).
+/// once (default `--max-concurrent-partitions` 32). librdkafka applies it to the consumer's one
+/// queue, not per partition.
 fn prefetch_kb(partitions: usize) -> usize {
     (PREFETCH_BUDGET_KB
         / partitions.clamp(1, tidemark::backup::engine::DEFAULT_CONCURRENT_PARTITIONS))
@@ -465,7 +478,11 @@ struct Consumed {
 }
 
 /// The bare consumer loop (what `kcat -C -e` does), with the backup reader's settings.
-fn baseline(bs: &str, produced: &Produced, broker_pid: &str) -> Consumed {
+///
+/// With `reader_settings` false it is the reference: librdkafka's own prefetch settings
+/// (`queued.max.messages.kbytes`, `fetch.max.bytes` left at their defaults), the same
+/// `fetch.wait.max.ms` and isolation level — what the reader's prefetch settings cost.
+fn baseline(bs: &str, produced: &Produced, broker_pid: &str, reader_settings: bool) -> Consumed {
     let cpu0 = cpu_secs("self");
     let broker0 = cpu_secs(broker_pid);
     let started = Instant::now();
@@ -477,24 +494,26 @@ fn baseline(bs: &str, produced: &Produced, broker_pid: &str) -> Consumed {
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
-        .set(
-            "queued.max.messages.kbytes",
-            prefetch_kb(PARTITIONS).to_string(),
-        )
-        .set("fetch.max.bytes", FETCH_MAX_BYTES)
         .set("fetch.wait.max.ms", FETCH_WAIT_MAX_MS);
+    if reader_settings {
+        cfg.set(
+            "queued.max.messages.kbytes",
+            prefetch_kb(partitions()).to_string(),
+        )
+        .set("fetch.max.bytes", FETCH_MAX_BYTES);
+    }
     for (k, v) in extra_properties() {
         cfg.set(k, v);
     }
     let consumer: BaseConsumer = cfg.create().expect("baseline consumer");
     let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
+    for p in 0..partitions() {
         tpl.add_partition_offset(TOPIC, p as i32, Offset::Beginning)
             .expect("tpl");
     }
     consumer.assign(&tpl).expect("assign");
-    let mut records = vec![0u64; PARTITIONS];
-    let mut at_end = [false; PARTITIONS];
+    let mut records = vec![0u64; partitions()];
+    let mut at_end = vec![false; partitions()];
     let mut bytes = 0u64;
     let mut last = Instant::now();
     while at_end.iter().any(|e| !e) {
@@ -555,9 +574,13 @@ struct Measured {
     sampled_hwm_kib: u64,
     user: f64,
     sys: f64,
+    minor_faults: u64,
+    voluntary_switches: u64,
     broker_cpu: f64,
     /// (seconds since start, VmRSS KiB, CPU seconds) once a second.
     trace: Vec<(f64, u64, f64)>,
+    /// CPU seconds per thread (name, seconds), busiest first, sampled every 100 ms.
+    threads: Vec<(String, f64)>,
 }
 
 impl Measured {
@@ -608,6 +631,26 @@ fn status_kib(status: &str, field: &str) -> Option<u64> {
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// CPU seconds of every thread of `pid` so far (`/proc/<pid>/task/<tid>/stat`), by thread id,
+/// with the thread's name; threads that ended keep their last reading.
+fn thread_cpu(pid: u32, threads: &mut BTreeMap<String, (String, f64)>) {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return;
+    };
+    for t in tasks.flatten() {
+        let tid = t.file_name().to_string_lossy().into_owned();
+        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+            continue;
+        };
+        let name = stat
+            .split_once('(')
+            .and_then(|(_, rest)| rest.rsplit_once(')'))
+            .map_or(String::new(), |(n, _)| n.to_string());
+        let cpu = cpu_secs(&format!("{pid}/task/{tid}"));
+        threads.insert(tid, (name, cpu));
+    }
+}
+
 /// The measuring helper: this binary re-executed with [`MEASURE_ENV`] set runs the command after
 /// `--` (stdio inherited), polls its VmHWM, reaps it with `wait4` and writes what it used to the
 /// file named by [`MEASURE_ENV`], then exits with its exit code.
@@ -633,6 +676,8 @@ fn measure_helper(out: std::ffi::OsString) -> ! {
         let mut hwm = 0u64;
         let mut trace = Vec::new();
         let mut next_trace = Duration::ZERO;
+        let mut next_threads = Duration::ZERO;
+        let mut threads: BTreeMap<String, (String, f64)> = BTreeMap::new();
         while !flag.load(Ordering::Relaxed) {
             let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
                 break;
@@ -643,6 +688,10 @@ fn measure_helper(out: std::ffi::OsString) -> ! {
             };
             hwm = hwm.max(h);
             let at = started.elapsed();
+            if at >= next_threads {
+                next_threads += Duration::from_millis(100);
+                thread_cpu(pid, &mut threads);
+            }
             if at >= next_trace {
                 next_trace += Duration::from_secs(1);
                 let rss = status_kib(&status, "VmRSS:").unwrap_or(0);
@@ -654,12 +703,14 @@ fn measure_helper(out: std::ffi::OsString) -> ! {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        (hwm, trace)
+        (hwm, trace, threads)
     });
     let (status, usage) = wait_rusage(pid);
     let wall = started.elapsed();
     done.store(true, Ordering::Relaxed);
-    let (hwm, trace) = sampler.join().expect("sampler");
+    let (hwm, trace, threads) = sampler.join().expect("sampler");
+    let mut threads: Vec<(String, f64)> = threads.into_values().collect();
+    threads.sort_by(|a, b| b.1.total_cmp(&a.1));
     drop(child);
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     let code = if libc::WIFEXITED(status) {
@@ -674,7 +725,10 @@ fn measure_helper(out: std::ffi::OsString) -> ! {
         "sampled_hwm_kib": hwm,
         "user_s": secs(usage.ru_utime),
         "sys_s": secs(usage.ru_stime),
+        "minor_faults": usage.ru_minflt,
+        "voluntary_switches": usage.ru_nvcsw,
         "trace": trace,
+        "threads": threads,
     });
     std::fs::write(&out, result.to_string()).expect("measuring helper: write the result");
     std::process::exit(code);
@@ -726,6 +780,8 @@ fn run_measured(args: &[String], broker_pid: &str) -> Measured {
         sampled_hwm_kib: m["sampled_hwm_kib"].as_u64().unwrap_or_default(),
         user: f("user_s"),
         sys: f("sys_s"),
+        minor_faults: m["minor_faults"].as_u64().unwrap_or_default(),
+        voluntary_switches: m["voluntary_switches"].as_u64().unwrap_or_default(),
         broker_cpu,
         trace: m["trace"]
             .as_array()
@@ -736,6 +792,19 @@ fn run_measured(args: &[String], broker_pid: &str) -> Measured {
                             s[0].as_f64().unwrap_or_default(),
                             s[1].as_u64().unwrap_or_default(),
                             s[2].as_f64().unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        threads: m["threads"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .map(|s| {
+                        (
+                            s[0].as_str().unwrap_or_default().to_string(),
+                            s[1].as_f64().unwrap_or_default(),
                         )
                     })
                     .collect()
@@ -771,8 +840,8 @@ async fn check_content(dir: &Path, id: &str, produced: &Produced) {
         .topics
         .get(TOPIC)
         .unwrap_or_else(|| panic!("{id}: no {TOPIC} in the manifest"));
-    assert_eq!(topic.partition_data.len(), PARTITIONS, "{id}: partitions");
-    for p in 0..PARTITIONS {
+    assert_eq!(topic.partition_data.len(), partitions(), "{id}: partitions");
+    for p in 0..partitions() {
         let pd = &topic.partition_data[&(p as i32)];
         let n = produced.records[p];
         assert_eq!(
@@ -880,6 +949,19 @@ async fn backup_once(
                 *rss as f64 / 1024.0
             );
         }
+        println!(
+            "  [{id}] CPU user {:.2} s, system {:.2} s, {} minor page faults, {} voluntary context switches; busiest threads: {}",
+            proc.user,
+            proc.sys,
+            proc.minor_faults,
+            proc.voluntary_switches,
+            proc.threads
+                .iter()
+                .take(8)
+                .map(|(n, c)| format!("{n} {c:.2} s"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         if !proc.stderr.is_empty() {
             println!("  [{id}] stderr:\n{}", proc.stderr);
         }
@@ -890,7 +972,7 @@ async fn backup_once(
     assert_eq!(r["records"], total, "{id}: records in the report");
     assert_eq!(r["records_this_run"], total, "{id}: records_this_run");
     assert_eq!(r["bytes"], produced.bytes, "{id}: bytes in the report");
-    assert_eq!(r["partitions"], PARTITIONS as u64, "{id}: partitions");
+    assert_eq!(r["partitions"], partitions() as u64, "{id}: partitions");
     let stored = r["stored_bytes"].as_u64().expect("stored_bytes");
     let segments = r["segments"].as_u64().expect("segments");
     let on_disk = disk_usage(&dir);
@@ -1022,13 +1104,16 @@ async fn bench() {
 
     let store = tempfile::Builder::new()
         .prefix("tidemark-bench-backup-")
-        .tempdir_in(std::env::temp_dir())
+        .tempdir_in(
+            std::env::var_os("BENCH_BACKUP_DIR").map_or_else(std::env::temp_dir, Into::into),
+        )
         .expect("tempdir");
     let root = store.path();
     let mut bases = Vec::with_capacity(runs);
+    let mut refs = Vec::with_capacity(runs);
     let mut backups: Vec<BackupRun> = Vec::new();
     for run in 1..=runs {
-        let b = baseline(&bs, &produced, &broker_pid);
+        let b = baseline(&bs, &produced, &broker_pid, true);
         println!(
             "run {run}: baseline consumer {} records in {:.2} s ({:.1} MiB/s)",
             b.records,
@@ -1036,6 +1121,14 @@ async fn bench() {
             b.bytes as f64 / MIB / b.wall.as_secs_f64()
         );
         bases.push(b);
+        let r = baseline(&bs, &produced, &broker_pid, false);
+        println!(
+            "run {run}: reference consumer (librdkafka default prefetch) {} records in {:.2} s ({:.1} MiB/s)",
+            r.records,
+            r.wall.as_secs_f64(),
+            r.bytes as f64 / MIB / r.wall.as_secs_f64()
+        );
+        refs.push(r);
         for codec in &codecs {
             let r = backup_once(
                 &bs,
@@ -1066,7 +1159,7 @@ async fn bench() {
     let prefetch = props
         .iter()
         .find(|(k, _)| k == "queued.max.messages.kbytes")
-        .map_or(prefetch_kb(PARTITIONS).to_string(), |(_, v)| v.clone());
+        .map_or(prefetch_kb(partitions()).to_string(), |(_, v)| v.clone());
     let setting = |key: &str, default: &str| {
         props
             .iter()
@@ -1083,7 +1176,8 @@ async fn bench() {
         load()
     );
     println!(
-        "topic {TOPIC}: {PARTITIONS} partitions, {total} records, {data_mib:.1} MiB key+value+header bytes (avg {:.0} B/record, {} with a header)",
+        "topic {TOPIC}: {} partitions, {total} records, {data_mib:.1} MiB key+value+header bytes (avg {:.0} B/record, {} with a header)",
+        partitions(),
         produced.bytes as f64 / total as f64,
         produced.headers
     );
@@ -1101,6 +1195,7 @@ async fn bench() {
     if !extra_args.is_empty() {
         println!("extra backup arguments: {extra_args:?}");
     }
+    println!("backups written under {}", root.display());
     println!(
         "{runs} run(s); throughput: the fastest run; peak RSS: the largest; RSS = ru_maxrss of the backup process alone (wait4 in a measuring helper), VmHWM = its /proc status polled every 10 ms"
     );
@@ -1123,22 +1218,27 @@ async fn bench() {
     );
     for run in 1..=runs {
         let b = &bases[run - 1];
-        println!(
-            "  {:<3} {:<22} {:>7.2} {:>8.1} {:>6} {:>8} {:>9} {:>6} {:>8} {:>8} {:>8.2} {:>8.2} {:>9}",
-            run,
-            "baseline consumer",
-            b.wall.as_secs_f64(),
-            base_mib_s(b),
-            "1.00",
-            "-",
-            "-",
-            "-",
-            "-",
-            "-",
-            b.cpu,
-            b.broker_cpu,
-            "-"
-        );
+        for (what, c) in [
+            ("baseline consumer", b),
+            ("reference consumer", &refs[run - 1]),
+        ] {
+            println!(
+                "  {:<3} {:<22} {:>7.2} {:>8.1} {:>6.2} {:>8} {:>9} {:>6} {:>8} {:>8} {:>8.2} {:>8.2} {:>9}",
+                run,
+                what,
+                c.wall.as_secs_f64(),
+                base_mib_s(c),
+                base_mib_s(c) / base_mib_s(b),
+                "-",
+                "-",
+                "-",
+                "-",
+                "-",
+                c.cpu,
+                c.broker_cpu,
+                "-"
+            );
+        }
         for r in backups.iter().filter(|r| r.run == run) {
             let mib_s = r.mib_s(produced.bytes);
             println!(
@@ -1172,6 +1272,14 @@ async fn bench() {
     row(
         "baseline consumer MiB/s (best / median)",
         format!("{base_best:.1} / {base_median:.1}"),
+    );
+    let ref_best = best(refs.iter().map(base_mib_s));
+    row(
+        "reference consumer, librdkafka default prefetch (best)",
+        format!(
+            "{ref_best:.1} MiB/s ({:.2}x the baseline; what the reader's prefetch settings cost)",
+            ref_best / base_best
+        ),
     );
     let mut rss_worst = 0.0f64;
     for codec in &codecs {
