@@ -77,18 +77,24 @@ fn run_task(dir: &Path, name: &str, yaml: &str, env: &[(&str, &str)]) -> Run {
     }
 }
 
-/// A task document for `operation` against `bootstrap`, storing snapshots under `storage`.
-fn task(operation: &str, bootstrap: &str, storage: &Path, extra: &str) -> String {
+/// A task document of `kind` against `bootstrap`, with `storage` as its location; `head` goes
+/// before the connection settings and `extra` after them.
+fn doc(kind: &str, head: &str, bootstrap: &str, storage: &Path, extra: &str) -> String {
     format!(
         "apiVersion: tidemark.dev/task-v1\n\
-         kind: offsetRollback\n\
-         source: default/{operation}-test\n\
-         operation: {operation}\n\
+         kind: {kind}\n\
+         {head}\
          kafka:\n  bootstrapServers: [\"{bootstrap}\"]\n  securityProtocol: PLAINTEXT\n\
          storage:\n  type: location\n  url: {}\n\
          {extra}",
         storage.display()
     )
+}
+
+/// A task document for `operation` against `bootstrap`, storing snapshots under `storage`.
+fn task(operation: &str, bootstrap: &str, storage: &Path, extra: &str) -> String {
+    let head = format!("source: default/{operation}-test\noperation: {operation}\n");
+    doc("offsetRollback", &head, bootstrap, storage, extra)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -675,14 +681,12 @@ fn config_map_storage_without_an_api_server_is_storage_unreachable() {
 
 /// An offset-reset task document against `bootstrap`, with safety snapshots under `storage`.
 fn reset_task(bootstrap: &str, storage: &Path, extra: &str) -> String {
-    format!(
-        "apiVersion: tidemark.dev/task-v1\n\
-         kind: offsetReset\n\
-         source: default/reset-test\n\
-         kafka:\n  bootstrapServers: [\"{bootstrap}\"]\n  securityProtocol: PLAINTEXT\n\
-         storage:\n  type: location\n  url: {}\n\
-         {extra}",
-        storage.display()
+    doc(
+        "offsetReset",
+        "source: default/reset-test\n",
+        bootstrap,
+        storage,
+        extra,
     )
 }
 
