@@ -43,7 +43,7 @@ pub const DEFAULT_SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
 pub const DEFAULT_CONCURRENT_PARTITIONS: usize = 32;
 /// Segments being compressed or stored at once (each holds at most a segment's bytes twice).
 const IN_FLIGHT_SEGMENTS: usize = 4;
-/// Budget for librdkafka's pre-fetch queues, shared by the partitions read at once.
+/// Budget for librdkafka's pre-fetch queue (one queue for all partitions read at once).
 const PREFETCH_BUDGET_KB: usize = 64 * 1024;
 /// Budget for the open (not yet sealed) segments of the partitions read at once.
 const OPEN_SEGMENT_BUDGET: u64 = 64 * 1024 * 1024;
@@ -784,7 +784,6 @@ fn consume(
     stop: &AtomicBool,
 ) -> Result<ReadStats> {
     let reading_at_once = opts.max_active.min(specs.len().max(1));
-    let per_partition_kb = (PREFETCH_BUDGET_KB / reading_at_once).clamp(1024, 16 * 1024);
     // Open segments share a budget too, so memory stays bounded however many partitions are
     // read at once: segments close earlier (never below 1 MiB) when many are open.
     let segment_cap = (OPEN_SEGMENT_BUDGET / reading_at_once as u64)
@@ -797,7 +796,11 @@ fn consume(
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "false")
-        .set("queued.max.messages.kbytes", per_partition_kb.to_string())
+        // librdkafka applies this to the consumer's one queue (not per partition); above it,
+        // fetching pauses for fetch.queue.backoff.ms (1 s by default), which stalls a reader
+        // that is briefly behind, so the pause is kept short.
+        .set("queued.max.messages.kbytes", PREFETCH_BUDGET_KB.to_string())
+        .set("fetch.queue.backoff.ms", "10")
         .set("fetch.max.bytes", "16777216")
         .set("fetch.wait.max.ms", "100");
     for (k, v) in &config.properties {
