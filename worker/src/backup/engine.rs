@@ -42,7 +42,7 @@ pub const DEFAULT_SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
 /// Default partitions read at once.
 pub const DEFAULT_CONCURRENT_PARTITIONS: usize = 32;
 /// Segments being compressed or stored at once (each holds at most a segment's bytes twice).
-const IN_FLIGHT_SEGMENTS: usize = 4;
+const IN_FLIGHT_SEGMENTS: usize = 2;
 /// Budget for librdkafka's pre-fetch queue (one queue for all partitions read at once).
 const PREFETCH_BUDGET_KB: usize = 64 * 1024;
 /// Budget for the open (not yet sealed) segments of the partitions read at once.
