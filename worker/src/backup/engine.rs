@@ -480,7 +480,7 @@ pub async fn run_backup(
         cluster: admin.config().bootstrap_servers.clone(),
         started_at,
         completed_at: Utc::now(),
-        compression: codec_name(req.codec).to_string(),
+        compression: req.codec.name().to_string(),
         compression_level: match req.codec {
             Codec::Zstd { level } => Some(level),
             _ => None,
@@ -511,14 +511,6 @@ pub async fn run_backup(
         report.mib_per_second = read.bytes as f64 / secs / (1024.0 * 1024.0);
     }
     Ok(report)
-}
-
-fn codec_name(codec: Codec) -> &'static str {
-    match codec {
-        Codec::None => "none",
-        Codec::Zstd { .. } => "zstd",
-        Codec::Lz4 => "lz4",
-    }
 }
 
 fn mode_name(mode: BackupMode) -> &'static str {
