@@ -89,6 +89,10 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::List(a) => crate::backup::cli::list(a).await,
         Command::Describe(a) => crate::backup::cli::describe(a).await,
         Command::VerifyBackup(a) => crate::backup::cli::verify(a).await,
+        Command::Restore(a) => crate::restore::cli::restore(a, false).await,
+        Command::ThreePhaseRestore(a) => crate::restore::cli::restore(a, true).await,
+        Command::ValidateRestore(a) => crate::restore::cli::validate(a).await,
+        Command::ShowOffsetMapping(a) => crate::restore::cli::show_offset_mapping(a).await,
         Command::Run(a) => crate::run::run_task(&a.task, &a.result_file).await,
     }
 }
@@ -115,6 +119,15 @@ pub fn error_format(cli: &Cli) -> Format {
         Command::VerifyBackup(a) => a.format.format,
         Command::Describe(a) => match a.format {
             DescribeFormat::Json => Format::Json,
+            _ => Format::Text,
+        },
+        Command::Restore(a) | Command::ThreePhaseRestore(a) => a.format.format,
+        Command::ValidateRestore(a) => match a.format {
+            DescribeFormat::Json => Format::Json,
+            _ => Format::Text,
+        },
+        Command::ShowOffsetMapping(a) => match a.format {
+            crate::cli::MappingFormat::Json => Format::Json,
             _ => Format::Text,
         },
         // `run` has already printed its JSON report, failure included.

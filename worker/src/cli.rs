@@ -43,6 +43,14 @@ pub enum Command {
     Describe(DescribeArgs),
     /// Check a backup's segments against their checksums and the manifest (--deep: every record).
     VerifyBackup(VerifyBackupArgs),
+    /// Restore a backup's records to a cluster, exactly once and resumable (seed 004's configuration).
+    Restore(RestoreArgs),
+    /// Check a restore configuration against the backup and the target cluster; changes nothing.
+    ValidateRestore(ValidateRestoreArgs),
+    /// Show a restore's source -> target offset mapping (before any restore: the backup's offset ranges).
+    ShowOffsetMapping(ShowMappingArgs),
+    /// Restore the data, then translate the backup's consumer offsets through the exact mapping and commit them.
+    ThreePhaseRestore(RestoreArgs),
     /// Run a task document rendered by the operator and write its result (used in Kubernetes Jobs).
     Run(RunArgs),
 }
@@ -534,6 +542,61 @@ pub struct VerifyBackupArgs {
     pub deep: bool,
     #[command(flatten)]
     pub format: FormatArgs,
+}
+
+/// `restore`, `three-phase-restore`
+#[derive(Debug, Clone, Args)]
+pub struct RestoreArgs {
+    /// Restore configuration (YAML, `mode: restore`).
+    #[arg(short = 'c', long, value_name = "FILE")]
+    pub config: std::path::PathBuf,
+    /// Validate and report only (as `restore.dry_run: true`).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Name of this restore (default: derived from the configuration, so the same configuration resumes the same restore).
+    #[arg(long)]
+    pub restore_id: Option<String>,
+    /// Extra librdkafka client property for the target, repeatable (key=value).
+    #[arg(long = "kafka-property", short = 'X', value_name = "KEY=VALUE")]
+    pub kafka_properties: Vec<String>,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+/// `validate-restore`
+#[derive(Debug, Clone, Args)]
+pub struct ValidateRestoreArgs {
+    /// Restore configuration (YAML, `mode: restore`).
+    #[arg(short = 'c', long, value_name = "FILE")]
+    pub config: std::path::PathBuf,
+    /// Report format.
+    #[arg(short = 'f', long, value_enum, default_value_t = DescribeFormat::Text)]
+    pub format: DescribeFormat,
+}
+
+/// Output of `show-offset-mapping`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MappingFormat {
+    Text,
+    Json,
+    Yaml,
+    Csv,
+}
+
+/// `show-offset-mapping`
+#[derive(Debug, Clone, Args)]
+pub struct ShowMappingArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// The backup.
+    #[arg(short = 'b', long)]
+    pub backup_id: String,
+    /// The restore whose mapping to show (default: the newest restore of the backup).
+    #[arg(short = 'r', long)]
+    pub restore_id: Option<String>,
+    /// Report format.
+    #[arg(short = 'f', long, value_enum, default_value_t = MappingFormat::Text)]
+    pub format: MappingFormat,
 }
 
 /// `run`

@@ -11,6 +11,7 @@ pub mod kafka;
 pub mod kmap;
 pub mod report;
 pub mod reset;
+pub mod restore;
 pub mod rollback;
 pub mod run;
 pub mod snapshot;

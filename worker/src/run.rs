@@ -78,6 +78,16 @@ pub async fn run_task(task_file: &Path, result_file: &Path) -> Result<i32> {
                 failed.operation = Some("backup".into());
                 run_backup(t).await
             }
+            TaskWork::Restore(t) => {
+                tracing::info!(
+                    source = task.source.as_deref().unwrap_or("-"),
+                    operation = task.operation(),
+                    backup_id = %t.backup_id,
+                    "running task"
+                );
+                failed.operation = Some(task.operation().to_string());
+                crate::restore::cli::run_restore_outcome(t).await
+            }
             TaskWork::BackupCleanup(t) => {
                 tracing::info!(source = task.source.as_deref().unwrap_or("-"), operation = "backup-cleanup", chain = %t.chain, "running task");
                 failed.operation = Some("backup-cleanup".into());

@@ -47,6 +47,8 @@ pub enum TaskWork {
     Backup(BackupTask),
     /// Retention for a KafkaBackup's backups: delete those beyond keepLast / older than maxAge.
     BackupCleanup(BackupCleanupTask),
+    /// A KafkaRestore run (or its validation when `dryRun`).
+    Restore(RestoreTask),
 }
 
 /// Copy topics' records (and the consumer offsets on them) into a backup.
@@ -150,6 +152,157 @@ pub struct BackupCleanupTask {
     /// Delete complete backups older than this (e.g. `30d`, `12h`); the newest is always kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_age: Option<String>,
+}
+
+/// Default of [`RestoreTask::max_concurrent_partitions`] (seed 004's default).
+pub const DEFAULT_RESTORE_CONCURRENCY: usize = 4;
+/// Default of [`RestoreTask::produce_batch_size`]: records handed to the producer per batch.
+pub const DEFAULT_PRODUCE_BATCH: usize = 1000;
+/// Default of [`RestoreTask::checkpoint_interval_secs`].
+pub const DEFAULT_CHECKPOINT_SECS: u64 = 10;
+
+/// Write a backup's records back to a cluster, exactly once, and optionally put consumer
+/// groups back where they were (three-phase restore).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RestoreTask {
+    /// The target cluster.
+    pub kafka: KafkaTarget,
+    /// Where the backup is (a location).
+    pub storage: StorageTarget,
+    pub backup_id: String,
+    /// Names this restore: its checkpoint and offset mapping live under
+    /// `backups/<backupId>/restores/<restoreId>/`. A run with the id of an unfinished restore
+    /// resumes it; of a finished one, reports it as already complete. Default: derived from the
+    /// task's content (the same configuration resumes the same restore); the operator uses the
+    /// KafkaRestore's uid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_id: Option<String>,
+    /// Backed-up topics to restore: names, globs or `~regex`; empty `include` means all.
+    #[serde(default)]
+    pub topics: TopicSelection,
+    /// PITR window, epoch milliseconds, inclusive at both ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_window_start: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_window_end: Option<i64>,
+    /// Only these source partitions (every selected topic); empty means all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_partitions: Vec<i32>,
+    /// Source topic -> target topic.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub topic_mapping: BTreeMap<String, String>,
+    /// Source partition -> target partition (every selected topic); unmapped partitions keep
+    /// their number.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub partition_mapping: BTreeMap<i32, i32>,
+    /// Create missing target topics from the backed-up metadata (partitions, replication
+    /// factor, configs).
+    #[serde(default)]
+    pub create_topics: bool,
+    /// What to do with a target partition that already holds records.
+    #[serde(default)]
+    pub existing_data: ExistingData,
+    #[serde(default)]
+    pub consumer_group_strategy: GroupStrategy,
+    /// Add the source offset and timestamp to each record as headers.
+    #[serde(default)]
+    pub include_original_offset_header: bool,
+    /// Names of those headers.
+    #[serde(default)]
+    pub original_header_style: HeaderStyle,
+    /// Validate and report, change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// `all` (default, idempotent producer) or `1`.
+    #[serde(default)]
+    pub acks: Acks,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_partitions: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub produce_batch_size: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_records_per_sec: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_bytes_per_sec: Option<u64>,
+    /// How often progress is checkpointed (default 10 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_interval_secs: Option<u64>,
+    /// A local file for the checkpoint instead of the backup storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_state: Option<String>,
+    /// Translate and commit consumer-group offsets after the data (phase three).
+    #[serde(default)]
+    pub reset_consumer_offsets: bool,
+    /// Groups whose offsets are translated; empty means every group in the offsets source.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consumer_groups: Vec<String>,
+    /// Translate this offset snapshot (in `storage`) instead of the offsets captured with the
+    /// backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offsets_snapshot_id: Option<String>,
+    /// Store the offsets about to change before committing (default true).
+    #[serde(default = "yes")]
+    pub snapshot_before_reset: bool,
+    /// A local file to write the offset mapping report to (JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset_report: Option<String>,
+}
+
+/// A target partition that already holds records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ExistingData {
+    /// Refuse the restore, naming the partitions (default).
+    #[default]
+    Refuse,
+    /// Add the restored records after what is there.
+    Append,
+    /// Delete what is there first (Kafka's DeleteRecords up to the end offset).
+    Purge,
+}
+
+/// What happens to consumer-group offsets (seed 004's strategies).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GroupStrategy {
+    /// Leave offsets alone (default).
+    #[default]
+    Skip,
+    /// Records carry their source offset in headers; offsets are translated exactly through
+    /// the restore's offset mapping.
+    HeaderBased,
+    /// Offsets are translated through the timestamp of the record each committed offset points
+    /// at, looked up in the target like Kafka's `--to-datetime`.
+    TimestampBased,
+    /// The mapping is rebuilt by reading the original-offset headers back from the target.
+    ClusterScan,
+    /// Only report the mapping and the translated offsets; change nothing.
+    Manual,
+}
+
+/// Names of the original-offset headers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HeaderStyle {
+    /// `x-original-offset`, `x-original-timestamp` (default).
+    #[default]
+    Original,
+    /// `x-kafka-backup-offset`, `x-kafka-backup-timestamp`, `x-kafka-backup-partition`.
+    KafkaBackup,
+}
+
+/// Producer acknowledgements.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Acks {
+    /// Every in-sync replica; the producer is idempotent.
+    #[default]
+    #[serde(rename = "all", alias = "-1")]
+    All,
+    /// The leader only; not idempotent, so one request is in flight per connection and a failed
+    /// request ends the run (a re-run resumes exactly).
+    #[serde(rename = "1")]
+    Leader,
 }
 
 /// Default of [`OffsetResetTask::max_concurrent`]: groups reset at once.
@@ -364,9 +517,40 @@ pub struct TaskResult {
     /// What a backup stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<ResultBackup>,
+    /// What a restore did (or, in a dry run, would do).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<ResultRestore>,
     /// Set when the task failed: the error's label and exit code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ResultError>,
+}
+
+/// A restore's summary.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultRestore {
+    pub restore_id: String,
+    /// Only validated; nothing was written.
+    pub dry_run: bool,
+    /// Whether every selected record is in the target.
+    pub complete: bool,
+    pub topics: u64,
+    pub partitions: u64,
+    /// Records selected (the whole restore).
+    pub records_total: u64,
+    /// Records in the target so far (including earlier attempts).
+    pub records_restored: u64,
+    pub bytes_total: u64,
+    pub bytes_restored: u64,
+    /// Object key of the offset mapping, relative to the storage location.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset_mapping: Option<String>,
+    /// Groups whose offsets were translated (and committed unless a dry run or manual).
+    pub groups_translated: u64,
+    pub groups_failed: u64,
+    /// One-line summary of a validation (dry run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<String>,
 }
 
 /// A backup's summary.
@@ -502,6 +686,7 @@ impl Task {
             TaskWork::OffsetReset(t) => t.validate(),
             TaskWork::Backup(t) => t.validate(),
             TaskWork::BackupCleanup(t) => t.validate(),
+            TaskWork::Restore(t) => t.validate(),
         }
     }
 
@@ -513,6 +698,8 @@ impl Task {
             TaskWork::OffsetReset(_) => "reset",
             TaskWork::Backup(_) => "backup",
             TaskWork::BackupCleanup(_) => "backup-cleanup",
+            TaskWork::Restore(t) if t.dry_run => "validate-restore",
+            TaskWork::Restore(_) => "restore",
         }
     }
 }
@@ -721,6 +908,126 @@ impl BackupTask {
             ));
         }
         Ok(())
+    }
+}
+
+impl RestoreTask {
+    /// Checks the storage (a location), the ids, the topic patterns and mappings, the window
+    /// and bounds. Whether the backup holds what is asked is checked when it is read.
+    pub fn validate(&self) -> Result<()> {
+        self.kafka.validate()?;
+        match &self.storage {
+            StorageTarget::Location { .. } => self.storage.validate()?,
+            StorageTarget::ConfigMap { .. } => {
+                return Err(field_error(
+                    "storage",
+                    "is a ConfigMap; backups live in a PVC, s3, gcs or azure location",
+                ))
+            }
+        }
+        validate_id(&self.backup_id).map_err(|e| field_invalid("backupId", e))?;
+        if let Some(id) = &self.restore_id {
+            validate_id(id).map_err(|e| field_invalid("restoreId", e))?;
+        }
+        if let Some(id) = &self.offsets_snapshot_id {
+            validate_id(id).map_err(|e| field_invalid("offsetsSnapshotId", e))?;
+        }
+        crate::backup::select::TopicFilter::new(&self.topics.include, &self.topics.exclude)
+            .map_err(|e| Error::invalid(format!("task field 'topics': {e}")))?;
+        if let (Some(s), Some(e)) = (self.time_window_start, self.time_window_end) {
+            if s > e {
+                return Err(field_error(
+                    "timeWindowStart",
+                    format!("({s}) is after timeWindowEnd ({e}): the window is empty"),
+                ));
+            }
+        }
+        for (field, v) in [
+            ("timeWindowStart", self.time_window_start),
+            ("timeWindowEnd", self.time_window_end),
+        ] {
+            if let Some(v) = v {
+                if v < 0 {
+                    return Err(field_error(
+                        field,
+                        format!("is {v}; give epoch milliseconds (0 or more)"),
+                    ));
+                }
+            }
+        }
+        if let Some(p) = self.source_partitions.iter().find(|p| **p < 0) {
+            return Err(field_error(
+                "sourcePartitions",
+                format!("holds {p}; partitions are 0 or more"),
+            ));
+        }
+        for (from, to) in &self.partition_mapping {
+            if *from < 0 || *to < 0 {
+                return Err(field_error(
+                    "partitionMapping",
+                    format!("maps {from} to {to}; partitions are 0 or more"),
+                ));
+            }
+        }
+        for (from, to) in &self.topic_mapping {
+            crate::reset::spec::validate_topic_name(to)
+                .map_err(|e| Error::invalid(format!("task field 'topicMapping.{from}': {e}")))?;
+        }
+        for (field, v) in [
+            ("maxConcurrentPartitions", self.max_concurrent_partitions),
+            ("produceBatchSize", self.produce_batch_size),
+        ] {
+            if v == Some(0) {
+                return Err(field_error(field, "is 0; use 1 or more"));
+            }
+        }
+        if self.checkpoint_interval_secs == Some(0) {
+            return Err(field_error("checkpointIntervalSecs", "is 0; use 1 or more"));
+        }
+        if self.consumer_group_strategy == GroupStrategy::ClusterScan
+            && !self.include_original_offset_header
+        {
+            return Err(field_error(
+                "consumerGroupStrategy",
+                "is cluster-scan, which reads the original-offset headers back from the target: set includeOriginalOffsetHeader",
+            ));
+        }
+        if self.reset_consumer_offsets && self.consumer_group_strategy == GroupStrategy::Skip {
+            return Err(field_error(
+                "resetConsumerOffsets",
+                "is true but consumerGroupStrategy is skip: choose header-based (exact), timestamp-based, cluster-scan or manual",
+            ));
+        }
+        if let Some(g) = self.consumer_groups.iter().find(|g| g.trim().is_empty()) {
+            return Err(field_error(
+                "consumerGroups",
+                format!("holds an empty name ('{g}')"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The effective restore id: the given one, or `restore-<12 hex>` of a hash over what
+    /// decides the restored content (backup, selection, window, mappings, headers, target).
+    pub fn effective_restore_id(&self) -> String {
+        if let Some(id) = &self.restore_id {
+            return id.clone();
+        }
+        let key = serde_json::json!({
+            "backup": self.backup_id,
+            "servers": self.kafka.bootstrap_servers,
+            "topics": self.topics,
+            "start": self.time_window_start,
+            "end": self.time_window_end,
+            "partitions": self.source_partitions,
+            "topicMapping": self.topic_mapping,
+            "partitionMapping": self.partition_mapping,
+            "headers": self.include_original_offset_header,
+            "style": self.original_header_style,
+        });
+        let digest = crc32c::crc32c(key.to_string().as_bytes());
+        let digest2 = crc32c::crc32c(format!("{digest}{key}").as_bytes());
+        format!("restore-{digest:08x}{:04x}", digest2 & 0xffff)
     }
 }
 

@@ -68,52 +68,52 @@ struct Source {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Security {
+pub(crate) struct Security {
     #[serde(default)]
-    security_protocol: Option<String>,
+    pub(crate) security_protocol: Option<String>,
     #[serde(default)]
-    sasl_mechanism: Option<String>,
+    pub(crate) sasl_mechanism: Option<String>,
     #[serde(default)]
-    sasl_username: Option<String>,
+    pub(crate) sasl_username: Option<String>,
     #[serde(default)]
-    sasl_password: Option<String>,
+    pub(crate) sasl_password: Option<String>,
     #[serde(default)]
-    ssl_ca_location: Option<String>,
+    pub(crate) ssl_ca_location: Option<String>,
     #[serde(default)]
-    ssl_certificate_location: Option<String>,
+    pub(crate) ssl_certificate_location: Option<String>,
     #[serde(default)]
-    ssl_key_location: Option<String>,
+    pub(crate) ssl_key_location: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TopicSelectionYaml {
+pub(crate) struct TopicSelectionYaml {
     #[serde(default)]
-    include: Vec<String>,
+    pub(crate) include: Vec<String>,
     #[serde(default)]
-    exclude: Vec<String>,
+    pub(crate) exclude: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct StorageSection {
-    backend: String,
+pub(crate) struct StorageSection {
+    pub(crate) backend: String,
     #[serde(default)]
-    path: Option<String>,
+    pub(crate) path: Option<String>,
     #[serde(default)]
-    bucket: Option<String>,
+    pub(crate) bucket: Option<String>,
     #[serde(default)]
-    container: Option<String>,
+    pub(crate) container: Option<String>,
     #[serde(default)]
-    prefix: Option<String>,
+    pub(crate) prefix: Option<String>,
     #[serde(default)]
-    region: Option<String>,
+    pub(crate) region: Option<String>,
     #[serde(default)]
-    endpoint: Option<String>,
+    pub(crate) endpoint: Option<String>,
     #[serde(default)]
-    path_style: bool,
+    pub(crate) path_style: bool,
     #[serde(default)]
-    allow_http: bool,
+    pub(crate) allow_http: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -180,32 +180,16 @@ pub fn parse_config(
         None => Compression::Zstd,
         Some(c) => parse_compression(c).map_err(bad)?,
     };
-    let sec = &f.source.security;
-    let credentials = match (&sec.sasl_username, &sec.sasl_password) {
-        (None, None) => None,
-        (Some(u), Some(p)) => Some((
-            expand(u, &env).map_err(|e| bad(format!("source.security.sasl_username: {e}")))?,
-            expand(p, &env).map_err(|e| bad(format!("source.security.sasl_password: {e}")))?,
-        )),
-        _ => {
-            return Err(bad(
-                "source.security: give both sasl_username and sasl_password, or neither (then KAFKA_USERNAME and KAFKA_PASSWORD are used)".into(),
-            ))
-        }
-    };
+    let (kafka, credentials) = kafka_target(
+        &f.source.bootstrap_servers,
+        &f.source.security,
+        &f.source.properties,
+        "source",
+        &env,
+    )
+    .map_err(bad)?;
     let task = BackupTask {
-        kafka: KafkaTarget {
-            bootstrap_servers: f.source.bootstrap_servers.clone(),
-            security_protocol: sec
-                .security_protocol
-                .clone()
-                .unwrap_or_else(|| "PLAINTEXT".into()),
-            sasl_mechanism: sec.sasl_mechanism.clone(),
-            ssl_ca_location: sec.ssl_ca_location.clone(),
-            ssl_certificate_location: sec.ssl_certificate_location.clone(),
-            ssl_key_location: sec.ssl_key_location.clone(),
-            properties: f.source.properties.clone(),
-        },
+        kafka,
         storage,
         backup_id: f.backup_id.clone(),
         topics: TopicSelection {
@@ -226,6 +210,43 @@ pub fn parse_config(
         shard_count: f.backup.shard_count.unwrap_or(1),
     };
     Ok(BackupConfig { task, credentials })
+}
+
+/// The cluster section of a configuration file (`source` of a backup, `target` of a restore):
+/// the [`KafkaTarget`], and SASL credentials when the file gives them (`${VAR}` read from
+/// `env`). `section` names the section in errors.
+pub(crate) fn kafka_target(
+    servers: &[String],
+    sec: &Security,
+    properties: &BTreeMap<String, String>,
+    section: &str,
+    env: &impl Fn(&str) -> Option<String>,
+) -> std::result::Result<(KafkaTarget, Option<(String, String)>), String> {
+    let credentials = match (&sec.sasl_username, &sec.sasl_password) {
+        (None, None) => None,
+        (Some(u), Some(p)) => Some((
+            expand(u, env).map_err(|e| format!("{section}.security.sasl_username: {e}"))?,
+            expand(p, env).map_err(|e| format!("{section}.security.sasl_password: {e}"))?,
+        )),
+        _ => {
+            return Err(format!(
+                "{section}.security: give both sasl_username and sasl_password, or neither (then KAFKA_USERNAME and KAFKA_PASSWORD are used)"
+            ))
+        }
+    };
+    let kafka = KafkaTarget {
+        bootstrap_servers: servers.to_vec(),
+        security_protocol: sec
+            .security_protocol
+            .clone()
+            .unwrap_or_else(|| "PLAINTEXT".into()),
+        sasl_mechanism: sec.sasl_mechanism.clone(),
+        ssl_ca_location: sec.ssl_ca_location.clone(),
+        ssl_certificate_location: sec.ssl_certificate_location.clone(),
+        ssl_key_location: sec.ssl_key_location.clone(),
+        properties: properties.clone(),
+    };
+    Ok((kafka, credentials))
 }
 
 /// `one_shot`, `one-shot`, `oneShot`; `continuous`; `incremental`.
@@ -251,7 +272,7 @@ pub fn parse_compression(c: &str) -> std::result::Result<Compression, String> {
 }
 
 /// A `${VAR}` reference read from `env`, or the literal text.
-fn expand(
+pub(crate) fn expand(
     value: &str,
     env: &impl Fn(&str) -> Option<String>,
 ) -> std::result::Result<String, String> {
@@ -261,7 +282,7 @@ fn expand(
     }
 }
 
-fn storage_target(s: &StorageSection) -> std::result::Result<StorageTarget, String> {
+pub(crate) fn storage_target(s: &StorageSection) -> std::result::Result<StorageTarget, String> {
     let need = |v: &Option<String>, what: &str| {
         v.clone()
             .filter(|x| !x.trim().is_empty())

@@ -75,7 +75,7 @@ fn crash_due(point: &str) -> bool {
     }
 }
 
-fn crash_at(point: &str) {
+pub(crate) fn crash_at(point: &str) {
     if crash_due(point) {
         eprintln!("TIDEMARK_CRASH_AT: aborting at {point}");
         std::process::abort();

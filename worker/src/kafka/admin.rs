@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use rdkafka::admin::AdminClient;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
-use rdkafka::ClientContext;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use rdkafka_sys::bindings as rd;
 use rdkafka_sys::types::RDKafkaErrorCode;
 use tokio::sync::oneshot;
@@ -609,6 +609,77 @@ impl GroupAdmin {
             }
         }
         Ok(out)
+    }
+
+    /// Creates `topic` with `partitions`, `replication_factor` and `configs` (what a backup
+    /// recorded). A topic that already exists is an error naming it.
+    pub async fn create_topic(
+        &self,
+        topic: &str,
+        partitions: i32,
+        replication_factor: i32,
+        configs: &std::collections::BTreeMap<String, String>,
+    ) -> Result<()> {
+        use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+        let what = format!("failed to create topic '{topic}'");
+        let started = Instant::now();
+        let mut new = NewTopic::new(
+            topic,
+            partitions,
+            TopicReplication::Fixed(replication_factor),
+        );
+        for (k, v) in configs {
+            new = new.set(k, v);
+        }
+        let opts = AdminOptions::new()
+            .request_timeout(Some(self.config.request_timeout))
+            .operation_timeout(Some(self.config.request_timeout));
+        let results = self
+            .inner
+            .client
+            .create_topics([&new], &opts)
+            .await
+            .map_err(|e| self.kafka_error(&e, started, &what))?;
+        for r in results {
+            if let Err((name, code)) = r {
+                return Err(Error::Kafka(format!(
+                    "failed to create topic '{name}' ({partitions} partitions, replication factor {replication_factor}): {code}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the records before the given offsets (Kafka's DeleteRecords: the log start
+    /// moves there). Any partition's failure is an error naming it.
+    pub async fn delete_records(&self, upto: &[(TopicPartition, i64)]) -> Result<()> {
+        use rdkafka::admin::AdminOptions;
+        const WHAT: &str = "failed to delete records";
+        let started = Instant::now();
+        let mut tpl = TopicPartitionList::new();
+        for ((t, p), o) in upto {
+            tpl.add_partition_offset(t, *p, Offset::Offset(*o))
+                .map_err(|e| Error::Kafka(format!("{WHAT} of {t}-{p}: {e}")))?;
+        }
+        let opts = AdminOptions::new()
+            .request_timeout(Some(self.config.request_timeout))
+            .operation_timeout(Some(self.config.request_timeout));
+        let out = self
+            .inner
+            .client
+            .delete_records(&tpl, &opts)
+            .await
+            .map_err(|e| self.kafka_error(&e, started, WHAT))?;
+        for e in out.elements() {
+            if let Err(err) = e.error() {
+                return Err(Error::Kafka(format!(
+                    "{WHAT} of {}-{}: {err}",
+                    e.topic(),
+                    e.partition()
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Names of all topics in the cluster, sorted (internal topics such as

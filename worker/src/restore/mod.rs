@@ -1,0 +1,17 @@
+//! Restores: a backup's records written back to a cluster exactly once, with the exact offset
+//! mapping that puts consumer groups back where they were (three-phase restore).
+//!
+//! - [`config`]: seed 004's restore configuration file.
+//! - [`plan`]: what a restore selects from a backup (topics, partitions, PITR window, mappings)
+//!   and what the target must look like; `validate-restore`'s report.
+//! - [`engine`]: producing, checkpointing and resuming exactly once.
+//! - [`mapping`]: the source -> target offset mapping, as runs, and its translation rule.
+//! - [`groups`]: consumer-group strategies and phase three (offsets translated and committed).
+//! - [`cli`]: `restore`, `validate-restore`, `show-offset-mapping`, `three-phase-restore`.
+
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod groups;
+pub mod mapping;
+pub mod plan;

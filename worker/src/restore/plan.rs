@@ -1,0 +1,689 @@
+//! What a restore selects from a backup, and the report `validate-restore` prints.
+//!
+//! Selection, in order: topics (include/exclude patterns; empty include = every backed-up
+//! topic), source partitions, then the PITR window: a segment is read only when its min/max
+//! timestamps (the manifest's PITR index) overlap the window, and within a segment that
+//! straddles a bound each record is kept when `start <= timestamp <= end` (both inclusive, to
+//! the millisecond). Each selected source partition becomes a [`Unit`] aimed at its target
+//! topic (`topic_mapping`) and partition (`partition_mapping`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{TimeZone, Utc};
+use serde::Serialize;
+
+use crate::backup::format::Record;
+use crate::backup::manifest::{Manifest, SegmentEntry};
+use crate::backup::read::{load_manifests, read_segment};
+use crate::backup::select::TopicFilter;
+use crate::error::{Error, Result};
+use crate::report::thousands;
+use crate::storage::Storage;
+use crate::task::{GroupStrategy, RestoreTask};
+
+/// Key, value and header bytes of a record (what backup reports count).
+pub fn payload_bytes(r: &Record) -> u64 {
+    let h: usize = r
+        .headers
+        .iter()
+        .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+        .sum();
+    (r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len) + h) as u64
+}
+
+/// The PITR window, both ends inclusive.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Window {
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+}
+
+impl Window {
+    pub fn is_open(&self) -> bool {
+        self.start.is_none() && self.end.is_none()
+    }
+
+    /// Whether a record stamped `ts` is selected. With a bound set, a record without a
+    /// timestamp (-1) cannot be placed in time and is not.
+    pub fn contains(&self, ts: i64) -> bool {
+        if self.is_open() {
+            return true;
+        }
+        ts >= 0 && self.start.is_none_or(|s| ts >= s) && self.end.is_none_or(|e| ts <= e)
+    }
+
+    /// Whether a segment whose records span `[min, max]` may hold selected records.
+    pub fn overlaps(&self, min: i64, max: i64) -> bool {
+        self.start.is_none_or(|s| max >= s) && self.end.is_none_or(|e| min <= e)
+    }
+
+    /// Whether every record of a segment spanning `[min, max]` is selected.
+    pub fn covers(&self, min: i64, max: i64) -> bool {
+        self.is_open() || (min >= 0 && self.contains(min) && self.contains(max))
+    }
+}
+
+/// One selected source partition and where it goes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unit {
+    pub source_topic: String,
+    pub source_partition: i32,
+    pub target_topic: String,
+    pub target_partition: i32,
+    /// Segments overlapping the window, in offset order.
+    pub segments: Vec<SegmentEntry>,
+    /// Selected records and their key/value/header bytes (exact).
+    pub records: u64,
+    pub bytes: u64,
+    /// Timestamps of the selected records.
+    pub min_timestamp: Option<i64>,
+    pub max_timestamp: Option<i64>,
+    /// The partition's records and payload bytes in the backup (for byte estimates).
+    pub backup_records: u64,
+    pub backup_bytes: u64,
+}
+
+impl Unit {
+    /// `topic/partition` of the source, the unit's name in checkpoints and messages.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.source_topic, self.source_partition)
+    }
+}
+
+/// A target topic and what re-creating it from the backup takes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TargetTopic {
+    pub name: String,
+    /// The backed-up topics restored into it.
+    pub sources: Vec<String>,
+    /// Partitions the restore writes to; the topic needs more than the largest.
+    pub partitions_written: Vec<i32>,
+    /// From the backup: partitions, replication factor and configs of the (first) source.
+    pub backup_partitions: i32,
+    pub backup_replication_factor: i32,
+    pub backup_configs: BTreeMap<String, String>,
+}
+
+/// Everything a restore will do to the data, decided from the backup alone.
+#[derive(Debug, Clone)]
+pub struct RestorePlan {
+    pub backup_id: String,
+    pub window: Window,
+    /// In (source topic, partition) order.
+    pub units: Vec<Unit>,
+    pub targets: BTreeMap<String, TargetTopic>,
+    pub topics: usize,
+    pub segments: usize,
+    /// Segments of the selected partitions skipped by the PITR index.
+    pub segments_pruned: usize,
+    pub records: u64,
+    pub bytes: u64,
+    pub min_timestamp: Option<i64>,
+    pub max_timestamp: Option<i64>,
+    /// The captured consumer offsets' keys (one per shard), if captured.
+    pub offsets_keys: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// Reads the backup's manifests and selects what `t` asks for. Every selection mistake is an
+/// [`Error::InvalidInput`] naming the option: nothing selected, a mapping or partition the
+/// backup does not hold, two sources merged out of order, an empty window.
+pub async fn build_plan(storage: &Storage, t: &RestoreTask) -> Result<RestorePlan> {
+    let manifests = load_manifests(storage, &t.backup_id).await?;
+    let mut plan = select(&manifests, t)?;
+    count_selected(storage, &mut plan).await?;
+    if plan.records == 0 {
+        return Err(Error::invalid(format!(
+            "no record of backup '{}' is selected: {} (the backup holds records from {} to {})",
+            t.backup_id,
+            describe_window(plan.window),
+            fmt_ms(backup_min(&manifests)),
+            fmt_ms(backup_max(&manifests)),
+        )));
+    }
+    Ok(plan)
+}
+
+fn describe_window(w: Window) -> String {
+    match (w.start, w.end) {
+        (None, None) => "the selected partitions are empty".into(),
+        _ => format!(
+            "no record is stamped within the time window {} .. {}",
+            w.start
+                .map_or("(open)".into(), |s| format!("{s} ({})", fmt_ms(Some(s)))),
+            w.end
+                .map_or("(open)".into(), |e| format!("{e} ({})", fmt_ms(Some(e)))),
+        ),
+    }
+}
+
+fn backup_min(ms: &[Manifest]) -> Option<i64> {
+    ms.iter()
+        .flat_map(|m| m.topics.values())
+        .flat_map(|t| t.partition_data.values())
+        .flat_map(|p| p.segments.iter())
+        .map(|s| s.stats.min_timestamp)
+        .filter(|t| *t >= 0)
+        .min()
+}
+
+fn backup_max(ms: &[Manifest]) -> Option<i64> {
+    ms.iter()
+        .flat_map(|m| m.topics.values())
+        .flat_map(|t| t.partition_data.values())
+        .flat_map(|p| p.segments.iter())
+        .map(|s| s.stats.max_timestamp)
+        .max()
+}
+
+/// `2024-01-15 10:00:00.000 UTC`, or `-` when unknown.
+pub fn fmt_ms(ms: Option<i64>) -> String {
+    match ms.and_then(|m| Utc.timestamp_millis_opt(m).single()) {
+        Some(t) => t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string(),
+        None => "-".into(),
+    }
+}
+
+/// The pure part of planning: topics, partitions, mappings and segment pruning.
+pub fn select(manifests: &[Manifest], t: &RestoreTask) -> Result<RestorePlan> {
+    let include: Vec<String> = if t.topics.include.is_empty() {
+        vec!["*".into()]
+    } else {
+        t.topics.include.clone()
+    };
+    let filter = TopicFilter::new(&include, &t.topics.exclude)
+        .map_err(|e| Error::invalid(format!("topics: {e}")))?;
+    // Merge the shards: topic -> partition -> data.
+    let mut topics: BTreeMap<
+        &str,
+        (
+            &crate::backup::manifest::TopicData,
+            BTreeMap<i32, &crate::backup::manifest::PartitionData>,
+        ),
+    > = BTreeMap::new();
+    for m in manifests {
+        for (name, td) in &m.topics {
+            let e = topics.entry(name.as_str()).or_insert((td, BTreeMap::new()));
+            for (p, pd) in &td.partition_data {
+                e.1.insert(*p, pd);
+            }
+        }
+    }
+    let all: Vec<String> = topics.keys().map(|s| s.to_string()).collect();
+    let selected: Vec<&String> = filter.select(&all);
+    if selected.is_empty() {
+        return Err(Error::invalid(format!(
+            "no topic of backup '{}' matches the topic patterns (include {:?}, exclude {:?}); it holds: {}",
+            t.backup_id,
+            include,
+            t.topics.exclude,
+            if all.is_empty() { "no topics".to_string() } else { all.join(", ") }
+        )));
+    }
+    let mut warnings = Vec::new();
+    for pattern in filter.unmatched_includes(&all) {
+        warnings.push(format!(
+            "topic pattern '{pattern}' matches no backed-up topic"
+        ));
+    }
+    for from in t.topic_mapping.keys() {
+        if !selected.iter().any(|s| *s == from) {
+            return Err(Error::invalid(format!(
+                "topic_mapping names '{from}', which is not among the topics restored ({})",
+                selected
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    let window = Window {
+        start: t.time_window_start,
+        end: t.time_window_end,
+    };
+    let wanted: BTreeSet<i32> = t.source_partitions.iter().copied().collect();
+    let mut seen_partitions = BTreeSet::new();
+    let mut plan = RestorePlan {
+        backup_id: t.backup_id.clone(),
+        window,
+        units: Vec::new(),
+        targets: BTreeMap::new(),
+        topics: 0,
+        segments: 0,
+        segments_pruned: 0,
+        records: 0,
+        bytes: 0,
+        min_timestamp: None,
+        max_timestamp: None,
+        offsets_keys: manifests.iter().filter_map(|m| m.offsets.clone()).collect(),
+        warnings: Vec::new(),
+    };
+    for name in &selected {
+        let (td, parts) = &topics[name.as_str()];
+        let target_topic = t
+            .topic_mapping
+            .get(*name)
+            .cloned()
+            .unwrap_or_else(|| (*name).clone());
+        let mut any = false;
+        for (p, pd) in parts {
+            seen_partitions.insert(*p);
+            if !wanted.is_empty() && !wanted.contains(p) {
+                continue;
+            }
+            let target_partition = t.partition_mapping.get(p).copied().unwrap_or(*p);
+            let mut segments = Vec::new();
+            for s in &pd.segments {
+                if window.overlaps(s.stats.min_timestamp, s.stats.max_timestamp) {
+                    segments.push(s.clone());
+                } else {
+                    plan.segments_pruned += 1;
+                }
+            }
+            plan.segments += segments.len();
+            any = true;
+            let target = plan
+                .targets
+                .entry(target_topic.clone())
+                .or_insert_with(|| TargetTopic {
+                    name: target_topic.clone(),
+                    sources: Vec::new(),
+                    partitions_written: Vec::new(),
+                    backup_partitions: td.partitions,
+                    backup_replication_factor: td.replication_factor,
+                    backup_configs: td.configs.clone(),
+                });
+            if !target.sources.contains(name) {
+                target.sources.push((*name).clone());
+            }
+            if !target.partitions_written.contains(&target_partition) {
+                target.partitions_written.push(target_partition);
+            }
+            plan.units.push(Unit {
+                source_topic: (*name).clone(),
+                source_partition: *p,
+                target_topic: target_topic.clone(),
+                target_partition,
+                segments,
+                records: 0,
+                bytes: 0,
+                min_timestamp: None,
+                max_timestamp: None,
+                backup_records: pd.records,
+                backup_bytes: pd.bytes,
+            });
+        }
+        if any {
+            plan.topics += 1;
+        }
+    }
+    for p in &wanted {
+        if !seen_partitions.contains(p) {
+            return Err(Error::invalid(format!(
+                "source_partitions names partition {p}, which no restored topic has in backup '{}'",
+                t.backup_id
+            )));
+        }
+    }
+    for from in t.partition_mapping.keys() {
+        if !plan.units.iter().any(|u| u.source_partition == *from) {
+            warnings.push(format!(
+                "partition_mapping maps partition {from}, which is not restored"
+            ));
+        }
+    }
+    if plan.units.is_empty() {
+        return Err(Error::invalid(format!(
+            "no partition of the selected topics is restored (source_partitions {:?})",
+            t.source_partitions
+        )));
+    }
+    for target in plan.targets.values_mut() {
+        target.partitions_written.sort_unstable();
+        if target.sources.len() > 1 {
+            warnings.push(format!(
+                "target topic '{}' receives several backed-up topics ({}); they are written one after another",
+                target.name,
+                target.sources.join(", ")
+            ));
+        }
+    }
+    let mut lanes: BTreeMap<(&str, i32), Vec<String>> = BTreeMap::new();
+    for u in &plan.units {
+        lanes
+            .entry((u.target_topic.as_str(), u.target_partition))
+            .or_default()
+            .push(u.key());
+    }
+    for ((topic, p), sources) in lanes {
+        if sources.len() > 1 {
+            warnings.push(format!(
+                "{topic}-{p} receives {} source partitions ({}), one after another: their records are not interleaved by time",
+                sources.len(),
+                sources.join(", ")
+            ));
+        }
+    }
+    if t.consumer_group_strategy == GroupStrategy::HeaderBased && !t.include_original_offset_header
+    {
+        warnings.push("consumer_group_strategy header-based without include_original_offset_header: offsets are translated through the restore's exact mapping, but records carry no original-offset headers".into());
+    }
+    plan.warnings = warnings;
+    Ok(plan)
+}
+
+/// Counts the selected records: whole segments inside the window from the manifest, segments
+/// straddling a bound by reading them.
+async fn count_selected(storage: &Storage, plan: &mut RestorePlan) -> Result<()> {
+    let window = plan.window;
+    for u in &mut plan.units {
+        let whole = u.segments.iter().map(|s| s.stats.records).sum::<u64>() == u.backup_records
+            && u.segments
+                .iter()
+                .all(|s| window.covers(s.stats.min_timestamp, s.stats.max_timestamp));
+        for s in &u.segments {
+            if window.covers(s.stats.min_timestamp, s.stats.max_timestamp) {
+                u.records += s.stats.records;
+                u.bytes += segment_payload_bytes(u.backup_bytes, u.backup_records, s);
+                u.min_timestamp = Some(
+                    u.min_timestamp
+                        .map_or(s.stats.min_timestamp, |m| m.min(s.stats.min_timestamp)),
+                );
+                u.max_timestamp = Some(
+                    u.max_timestamp
+                        .map_or(s.stats.max_timestamp, |m| m.max(s.stats.max_timestamp)),
+                );
+                continue;
+            }
+            for r in read_segment(storage, s).await? {
+                if window.contains(r.timestamp) {
+                    u.records += 1;
+                    u.bytes += payload_bytes(&r);
+                    u.min_timestamp =
+                        Some(u.min_timestamp.map_or(r.timestamp, |m| m.min(r.timestamp)));
+                    u.max_timestamp =
+                        Some(u.max_timestamp.map_or(r.timestamp, |m| m.max(r.timestamp)));
+                }
+            }
+        }
+        if whole {
+            u.bytes = u.backup_bytes;
+        }
+        plan.records += u.records;
+        plan.bytes += u.bytes;
+        if let Some(m) = u.min_timestamp {
+            plan.min_timestamp = Some(plan.min_timestamp.map_or(m, |x| x.min(m)));
+        }
+        if let Some(m) = u.max_timestamp {
+            plan.max_timestamp = Some(plan.max_timestamp.map_or(m, |x| x.max(m)));
+        }
+    }
+    Ok(())
+}
+
+/// Key/value/header bytes of a whole segment: the manifest counts them per partition, so a
+/// segment gets its share by records (exact when every segment of the partition is selected,
+/// since the shares then add up to the partition's count up to rounding).
+fn segment_payload_bytes(partition_bytes: u64, partition_records: u64, s: &SegmentEntry) -> u64 {
+    if partition_records == 0 {
+        return 0;
+    }
+    (u128::from(partition_bytes) * u128::from(s.stats.records) / u128::from(partition_records))
+        as u64
+}
+
+/// `validate-restore`'s report (seed 004's fields, plus the problems found).
+#[derive(Debug, Clone, Serialize)]
+pub struct ValidationReport {
+    /// `valid` or `invalid`.
+    pub status: &'static str,
+    pub valid: bool,
+    pub backup_id: String,
+    pub restore_id: String,
+    pub target_cluster: String,
+    pub topics_to_restore: usize,
+    pub partitions_to_restore: usize,
+    pub segments_to_process: usize,
+    pub segments_skipped_by_time_index: usize,
+    pub records_to_restore: u64,
+    pub bytes_to_restore: u64,
+    pub time_window_start: Option<i64>,
+    pub time_window_end: Option<i64>,
+    /// Timestamps of the first and last selected record.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// Per target topic: sources, partitions written, and whether it exists / will be created.
+    pub targets: Vec<TargetCheck>,
+    pub consumer_offset_actions: Vec<String>,
+    pub problems: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// What validation found about one target topic.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetCheck {
+    pub topic: String,
+    pub sources: Vec<String>,
+    pub partitions_written: Vec<i32>,
+    /// `exists`, `will be created`, `missing`, or `unknown` (cluster not reachable).
+    pub state: String,
+    /// Partitions of the existing topic.
+    pub partitions: Option<i32>,
+    /// Records already in the partitions written (existing topic).
+    pub existing_records: Option<u64>,
+}
+
+/// Lines for the report's CONSUMER OFFSET ACTIONS section.
+pub fn offset_actions(t: &RestoreTask) -> Vec<String> {
+    let mut v = Vec::new();
+    if t.include_original_offset_header {
+        v.push(match t.original_header_style {
+            crate::task::HeaderStyle::Original => {
+                "Original offsets will be stored in message headers (x-original-offset, x-original-timestamp)".to_string()
+            }
+            crate::task::HeaderStyle::KafkaBackup => {
+                "Original offsets will be stored in message headers (x-kafka-backup-offset, -timestamp, -partition)".to_string()
+            }
+        });
+    }
+    v.push(match t.consumer_group_strategy {
+        GroupStrategy::Skip => "Consumer group offsets are left as they are (skip)".to_string(),
+        GroupStrategy::HeaderBased => "Consumer group offsets are translated exactly through the restore's offset mapping (header-based)".to_string(),
+        GroupStrategy::TimestampBased => "Consumer group offsets are translated through record timestamps (timestamp-based, approximate)".to_string(),
+        GroupStrategy::ClusterScan => "The offset mapping is rebuilt by scanning the restored records' headers in the target (cluster-scan)".to_string(),
+        GroupStrategy::Manual => "An offset mapping report is produced; no group is changed (manual)".to_string(),
+    });
+    if t.reset_consumer_offsets && t.consumer_group_strategy != GroupStrategy::Manual {
+        v.push(format!(
+            "Committed offsets of {} will be translated and committed (inactive groups only, safety snapshot first)",
+            if t.consumer_groups.is_empty() {
+                "every group captured with the backup".to_string()
+            } else {
+                t.consumer_groups.join(", ")
+            }
+        ));
+    }
+    v
+}
+
+/// Bytes as `12.5 GB` (decimal, like the seed's report).
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i + 1 < UNITS.len() {
+        v /= 1000.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}
+
+/// The boxed text form of a validation report.
+pub fn validation_box(r: &ValidationReport) -> String {
+    const W: usize = 70;
+    let line = |s: &str| {
+        let pad = W.saturating_sub(s.chars().count());
+        format!("║ {s}{} ║\n", " ".repeat(pad))
+    };
+    let center = |s: &str| {
+        let total = W.saturating_sub(s.chars().count());
+        format!(
+            "║ {}{s}{} ║\n",
+            " ".repeat(total / 2),
+            " ".repeat(total - total / 2)
+        )
+    };
+    let rule = format!("╠{}╣\n", "═".repeat(W + 2));
+    let mut out = format!("╔{}╗\n", "═".repeat(W + 2));
+    out += &center("RESTORE VALIDATION REPORT");
+    out += &rule;
+    out += &line(&format!(
+        "Status:         {}",
+        if r.valid { "✓ VALID" } else { "✗ INVALID" }
+    ));
+    out += &line(&format!("Backup ID:      {}", r.backup_id));
+    out += &line(&format!("Restore ID:     {}", r.restore_id));
+    out += &line(&format!("Target:         {}", r.target_cluster));
+    out += &rule;
+    out += &center("RESTORE SUMMARY");
+    out += &rule;
+    out += &line(&format!("Topics to restore:    {}", r.topics_to_restore));
+    out += &line(&format!(
+        "Partitions:           {}",
+        r.partitions_to_restore
+    ));
+    out += &line(&format!(
+        "Segments to process:  {} ({} skipped by the time index)",
+        r.segments_to_process, r.segments_skipped_by_time_index
+    ));
+    out += &line(&format!(
+        "Records to restore:   {}",
+        thousands(r.records_to_restore)
+    ));
+    out += &line(&format!(
+        "Bytes to restore:     {}",
+        human_bytes(r.bytes_to_restore)
+    ));
+    out += &rule;
+    out += &center("TIME RANGE");
+    out += &rule;
+    out += &line(&format!("From: {}", r.from.as_deref().unwrap_or("-")));
+    out += &line(&format!("To:   {}", r.to.as_deref().unwrap_or("-")));
+    if !r.targets.is_empty() {
+        out += &rule;
+        out += &center("TARGET TOPICS");
+        out += &rule;
+        for t in &r.targets {
+            let parts = match t.partitions {
+                Some(p) => format!(", {p} partitions"),
+                None => String::new(),
+            };
+            let existing = match t.existing_records {
+                Some(n) if n > 0 => format!(", {} records already there", thousands(n)),
+                _ => String::new(),
+            };
+            out += &line(&format!(
+                "{} <- {}: {}{parts}{existing}",
+                t.topic,
+                t.sources.join(", "),
+                t.state
+            ));
+        }
+    }
+    out += &rule;
+    out += &center("CONSUMER OFFSET ACTIONS");
+    out += &rule;
+    for a in &r.consumer_offset_actions {
+        for chunk in wrap(&format!("• {a}"), W) {
+            out += &line(&chunk);
+        }
+    }
+    if !r.problems.is_empty() {
+        out += &rule;
+        out += &center("PROBLEMS");
+        out += &rule;
+        for p in &r.problems {
+            for chunk in wrap(&format!("✗ {p}"), W) {
+                out += &line(&chunk);
+            }
+        }
+    }
+    if !r.warnings.is_empty() {
+        out += &rule;
+        out += &center("WARNINGS");
+        out += &rule;
+        for w in &r.warnings {
+            for chunk in wrap(&format!("! {w}"), W) {
+                out += &line(&chunk);
+            }
+        }
+    }
+    out += &format!("╚{}╝\n", "═".repeat(W + 2));
+    out
+}
+
+/// Splits text into lines of at most `width` characters at spaces.
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut cur = String::new();
+    for word in text.split(' ') {
+        if !cur.is_empty() && cur.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut cur));
+            cur.push_str("  ");
+        } else if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(word);
+    }
+    if !cur.is_empty() {
+        lines.push(cur);
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_is_inclusive_at_both_ends() {
+        let w = Window {
+            start: Some(1000),
+            end: Some(2000),
+        };
+        assert!(!w.contains(999));
+        assert!(w.contains(1000));
+        assert!(w.contains(2000));
+        assert!(!w.contains(2001));
+        assert!(!w.contains(-1), "no timestamp, no place in a window");
+        assert!(Window::default().contains(-1));
+        assert!(w.overlaps(500, 1000));
+        assert!(w.overlaps(2000, 3000));
+        assert!(!w.overlaps(2001, 3000));
+        assert!(!w.overlaps(0, 999));
+        assert!(w.covers(1000, 2000));
+        assert!(!w.covers(999, 2000));
+        let open_end = Window {
+            start: Some(5),
+            end: None,
+        };
+        assert!(open_end.contains(i64::MAX));
+        assert!(!open_end.contains(4));
+    }
+
+    #[test]
+    fn numbers_read_like_the_seed_report() {
+        assert_eq!(human_bytes(12_500_000_000), "12.5 GB");
+        assert_eq!(human_bytes(12), "12 B");
+        assert_eq!(
+            fmt_ms(Some(1_705_312_800_000)),
+            "2024-01-15 10:00:00.000 UTC"
+        );
+        assert_eq!(wrap("aaa bbb ccc", 7), vec!["aaa bbb", "  ccc"]);
+    }
+}
