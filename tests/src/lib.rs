@@ -5,6 +5,7 @@
 //! `PATH`. A missing tool fails the test with the command that installs it; nothing is skipped.
 
 pub mod objstore;
+pub mod records;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -227,7 +227,7 @@ pub fn select(manifests: &[Manifest], t: &RestoreTask) -> Result<RestorePlan> {
         ));
     }
     for from in t.topic_mapping.keys() {
-        if !selected.iter().any(|s| *s == from) {
+        if !selected.contains(&from) {
             return Err(Error::invalid(format!(
                 "topic_mapping names '{from}', which is not among the topics restored ({})",
                 selected
