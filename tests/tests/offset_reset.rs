@@ -811,8 +811,8 @@ async fn bad_input_is_a_clear_error_that_changes_nothing() {
         ),
         (
             vec!["-g", "g", "--backup-id", "b1", "--path", path],
-            2,
-            "--backup-id b1",
+            3,
+            "backup 'b1' not found",
         ),
     ];
     for (args, code, text) in &cases {

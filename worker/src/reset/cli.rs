@@ -165,21 +165,39 @@ async fn setup(a: &ResetArgs) -> Result<(GroupAdmin, ResetRequest)> {
         ([one], None, false) => Some(one.clone()),
         _ => None,
     };
-    let (spec, csv_source) = flags_strategy(&a.spec)?;
-    let store = match (&spec, &a.storage.path) {
-        (ResetStrategy::FromSnapshot { .. }, Some(path)) => {
-            Some(open_store_at(path, &a.storage.endpoint)?)
+    let (strategy, label) = match (&a.spec.backup_id, flags_strategy(&a.spec)) {
+        (Some(id), Err(_)) => {
+            let Some(path) = &a.storage.path else {
+                return Err(Error::invalid(format!(
+                    "--backup-id {id}: pass --path, the storage location holding the backup and its restore's offset mapping"
+                )));
+            };
+            let storage = crate::app::open_storage_at(path, &a.storage.endpoint)?;
+            (
+                Strategy::Explicit(
+                    crate::restore::groups::explicit_from_backup(&storage, id).await?,
+                ),
+                format!("--backup-id {id}"),
+            )
         }
-        _ => None,
+        (_, spec) => {
+            let (spec, csv_source) = spec?;
+            let store = match (&spec, &a.storage.path) {
+                (ResetStrategy::FromSnapshot { .. }, Some(path)) => {
+                    Some(open_store_at(path, &a.storage.endpoint)?)
+                }
+                _ => None,
+            };
+            resolve_strategy(
+                &spec,
+                Origin::Cli,
+                &csv_source,
+                single_group.as_deref(),
+                store.as_ref(),
+            )
+            .await?
+        }
     };
-    let (strategy, label) = resolve_strategy(
-        &spec,
-        Origin::Cli,
-        &csv_source,
-        single_group.as_deref(),
-        store.as_ref(),
-    )
-    .await?;
     let documented = matches!(strategy, Strategy::Explicit(_));
     let selector = if names.is_empty() && a.groups.groups_regex.is_none() && !a.groups.all_groups {
         if !documented {
@@ -261,13 +279,8 @@ fn flags_strategy(s: &ResetSpecArgs) -> Result<(ResetStrategy, String)> {
             snapshot_id: snapshot_id.clone(),
         });
     }
-    if let Some(id) = &s.backup_id {
-        return Err(Error::invalid(format!(
-            "--backup-id {id}: resets from a backup's offset mapping need a restore of that backup, and this version cannot restore yet; use --from-snapshot, --from-file or a Kafka reset spec (--to-datetime, ...)"
-        )));
-    }
     Err(Error::invalid(
-        "choose one reset spec: --to-earliest, --to-latest, --to-current, --to-offset, --shift-by, --to-datetime, --by-duration, --from-file or --from-snapshot",
+        "choose one reset spec: --to-earliest, --to-latest, --to-current, --to-offset, --shift-by, --to-datetime, --by-duration, --from-file, --from-snapshot or --backup-id",
     ))
 }
 

@@ -75,14 +75,26 @@ pub async fn source_offsets(
         let snap = SnapshotStore::new(storage.clone()).load(id).await?;
         return Ok((snap, format!("offset snapshot '{id}'")));
     }
-    if plan.offsets_keys.is_empty() {
+    let snap = captured_offsets(storage, &t.backup_id, &plan.offsets_keys).await?;
+    Ok((
+        snap,
+        format!("consumer offsets captured with backup '{}'", t.backup_id),
+    ))
+}
+
+/// The consumer offsets a backup captured (`keys`: one object per shard), merged.
+pub async fn captured_offsets(
+    storage: &Storage,
+    backup_id: &str,
+    keys: &[String],
+) -> Result<OffsetSnapshot> {
+    if keys.is_empty() {
         return Err(Error::invalid(format!(
-            "backup '{}' holds no captured consumer offsets (it was taken without capture_offsets); give offsets_snapshot_id, an offset snapshot taken before the incident",
-            t.backup_id
+            "backup '{backup_id}' holds no captured consumer offsets (it was taken without capture_offsets); give offsets_snapshot_id, an offset snapshot taken before the incident"
         )));
     }
     let mut merged: Option<OffsetSnapshot> = None;
-    for key in &plan.offsets_keys {
+    for key in keys {
         let data = storage.get(key).await?.ok_or_else(|| Error::Malformed {
             kind: "captured offsets",
             file: key.clone(),
@@ -107,11 +119,43 @@ pub async fn source_offsets(
             }
         }
     }
-    let snap = merged.ok_or_else(|| Error::invalid("no captured offsets".to_string()))?;
-    Ok((
-        snap,
-        format!("consumer offsets captured with backup '{}'", t.backup_id),
-    ))
+    merged.ok_or_else(|| Error::invalid(format!("backup '{backup_id}' holds no captured offsets")))
+}
+
+/// `offset-reset --backup-id B`: the offsets captured with backup `B`, translated through the
+/// mapping of its newest restore, as an explicit plan (every captured group; the reset's group
+/// selection then picks from it).
+pub async fn explicit_from_backup(storage: &Storage, backup_id: &str) -> Result<Explicit> {
+    let manifests = crate::backup::read::load_manifests(storage, backup_id).await?;
+    let mapping = super::cli::newest_mapping(storage, backup_id)
+        .await?
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "backup '{backup_id}' has no restore in {}: its offset mapping is written by `tidemark restore`; restore it first",
+                storage.display()
+            ))
+        })?;
+    let keys: Vec<String> = manifests.iter().filter_map(|m| m.offsets.clone()).collect();
+    let snap = captured_offsets(storage, backup_id, &keys).await?;
+    let mut offsets = BTreeMap::new();
+    for (g, gs) in &snap.groups {
+        let committed: BTreeMap<(String, i32), i64> = gs
+            .to_commits()
+            .into_iter()
+            .map(|c| ((c.topic, c.partition), c.offset))
+            .collect();
+        let tr = mapping.translate_group(&committed);
+        if !tr.offsets.is_empty() {
+            offsets.insert(g.clone(), tr.offsets);
+        }
+    }
+    Ok(Explicit {
+        source: format!(
+            "the offset mapping of restore '{}' of backup '{backup_id}'",
+            mapping.restore_id
+        ),
+        offsets,
+    })
 }
 
 /// Translates the groups' offsets and, unless `manual` or `dry_run`, commits them.
