@@ -637,6 +637,35 @@ async fn three_phase_restore_puts_each_group_on_the_record_it_had_not_read() {
     assert!(!committed_map(&a, "billing")
         .await
         .contains_key(&("payments-manual".to_string(), 0)));
+
+    // offset-reset-bulk --backup-id: the captured offsets through the newest restore's mapping
+    // (the manual one, into payments-manual), for the selected groups only.
+    let bulk = cli(
+        &[
+            "offset-reset-bulk",
+            "--path",
+            store_s,
+            "--backup-id",
+            "b1",
+            "--groups",
+            "billing",
+            "--bootstrap-servers",
+            &bs,
+            "--execute",
+            "-f",
+            "json",
+        ],
+        &[],
+    );
+    expect_code(&bulk, 0);
+    assert_eq!(bulk.json()["total_groups"], 1, "{}", bulk.stdout);
+    let offsets = committed_map(&a, "billing").await;
+    assert_eq!(offsets.get(&("payments-manual".to_string(), 0)), Some(&120));
+    assert_eq!(offsets.get(&("payments-manual".to_string(), 1)), Some(&37));
+    assert!(committed_map(&a, "audit")
+        .await
+        .keys()
+        .all(|(t, _)| t != "payments-manual"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -717,4 +746,132 @@ async fn bad_restore_configurations_name_the_problem_and_change_nothing() {
     // The backup itself still reads back whole.
     let (_, recs) = read_backup(&store, "b1").await;
     assert_eq!(recs.values().map(Vec::len).sum::<usize>(), 100);
+}
+
+/// Rewrites backup `id` as a backup of a compacted topic would look: the records at offsets
+/// `o % 3 == 1` are gone (gaps, recorded in the manifest), everything else byte for byte.
+async fn compact_backup(store: &Path, id: &str) {
+    use tidemark::backup::format::{Codec, SegmentWriter};
+    use tidemark::backup::manifest::Manifest;
+    let s = tidemark_tests::records::storage(store);
+    let manifests = tidemark::backup::read::load_manifests(&s, id)
+        .await
+        .expect("manifests");
+    for mut m in manifests {
+        for td in m.topics.values_mut() {
+            for pd in td.partition_data.values_mut() {
+                pd.records = 0;
+                pd.bytes = 0;
+                pd.gaps = Default::default();
+                let mut prev_end = pd.start_offset;
+                for seg in &mut pd.segments {
+                    let recs = tidemark::backup::read::read_segment(&s, seg)
+                        .await
+                        .expect("segment");
+                    let mut w = SegmentWriter::new(Codec::Lz4);
+                    for r in recs.iter().filter(|r| r.offset % 3 != 1) {
+                        pd.gaps.add(prev_end, r.offset);
+                        prev_end = r.offset + 1;
+                        pd.records += 1;
+                        pd.bytes += tidemark::restore::plan::payload_bytes(r);
+                        w.push_record(r).expect("push");
+                    }
+                    let (bytes, stats) = w.finish().expect("finish");
+                    s.put(&seg.key, bytes.into()).await.expect("put");
+                    seg.stats = stats;
+                }
+                pd.gaps.add(prev_end, pd.end_offset);
+            }
+        }
+        m.compute_totals();
+        let key = tidemark::backup::manifest::manifest_key(id, m.shard_index, m.shard_count);
+        let json = serde_json::to_vec(&m).expect("json");
+        Manifest::from_json(&json, &key).expect("still a manifest");
+        s.put(&key, json.into()).await.expect("put manifest");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_gaps_translate_exactly_with_every_strategy() {
+    let kafka = Tansu::start();
+    let bs = kafka.bootstrap();
+    create_topic(&bs, "accounts", 1, &[]).await;
+    let p = producer(&bs);
+    let base = 1_700_000_000_000i64;
+    for i in 0..90i64 {
+        if i == 89 {
+            p.flush(Duration::from_secs(10)).expect("flush");
+        }
+        p.send(
+            FutureRecord::<[u8], [u8]>::to("accounts")
+                .partition(0)
+                .key(format!("acct-{i}").as_bytes())
+                .payload(format!("balance {i}").as_bytes())
+                .timestamp(base + i * 1000),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap_or_else(|(e, _)| panic!("produce: {e}"));
+    }
+    p.flush(Duration::from_secs(10)).expect("flush");
+    let a = admin(&bs).await;
+    // 31 was compacted away: the group resumes at 32. 60 survives.
+    commit(&a, "ledger", &commits("accounts", &[31])).await;
+    commit(&a, "report", &commits("accounts", &[60])).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    let store_s = store.to_str().expect("utf8");
+    backup(&bs, store_s, "accounts", "b1");
+    compact_backup(&store, "b1").await;
+    let verify = cli(&["verify-backup", "-p", store_s, "-b", "b1", "--deep"], &[]);
+    expect_code(&verify, 0);
+
+    for (i, strategy) in ["header-based", "cluster-scan", "timestamp-based"]
+        .iter()
+        .enumerate()
+    {
+        let target = format!("accounts-{i}");
+        let restore = format!(
+            "  topic_mapping:\n    accounts: {target}\n  create_topics: true\n  produce_batch_size: 1\n  include_original_offset_header: true\n  consumer_group_strategy: {strategy}\n  reset_consumer_offsets: true\n"
+        );
+        let cfg = config(
+            dir.path(),
+            &format!("{strategy}.yaml"),
+            &bs,
+            store_s,
+            "b1",
+            "accounts",
+            &restore,
+        );
+        let out = cli(&["restore", "--config", &cfg, "-f", "json"], &[]);
+        expect_code(&out, 0);
+        let j = out.json();
+        assert_eq!(j["records"], 60, "{strategy}: 2 of every 3 records: {j}");
+        let offsets = committed_map(&a, "ledger").await;
+        // Source 32 is the 22nd surviving record: target offset 21.
+        assert_eq!(
+            offsets.get(&(target.clone(), 0)),
+            Some(&21),
+            "{strategy}: {j}"
+        );
+        let first = first_record_for_group(&bs, "ledger", &target, 0).expect("a record");
+        assert_eq!(first.key.as_deref(), Some(&b"acct-32"[..]), "{strategy}");
+        let first = first_record_for_group(&bs, "report", &target, 0).expect("a record");
+        assert_eq!(first.key.as_deref(), Some(&b"acct-60"[..]), "{strategy}");
+        let m = cli(
+            &[
+                "show-offset-mapping",
+                "-p",
+                store_s,
+                "-b",
+                "b1",
+                "-f",
+                "json",
+            ],
+            &[],
+        );
+        expect_code(&m, 0);
+        // runs: {0}, {2,3}, {5,6}, ... {86,87} (29 pairs), {89}
+        assert_eq!(m.json()["partitions"][0]["runs"], 31, "{}", m.stdout);
+    }
 }
