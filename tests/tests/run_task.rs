@@ -939,3 +939,104 @@ async fn backup_tasks_take_their_id_and_shard_from_the_job() {
         lost.result.message
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_tasks_validate_restore_and_translate_groups() {
+    let kafka = Tansu::start();
+    let bs = kafka.bootstrap();
+    let work = tempfile::tempdir().expect("tempdir");
+    let dir = work.path();
+    let storage = dir.join("storage");
+    create_and_fill(&bs, "orders", 3, 20).await;
+    let admin = admin(&bs).await;
+    commit(&admin, "order-processor", &commits("orders", &[5, 7, 9])).await;
+    let backup = run_cli(
+        BIN,
+        &[
+            "backup",
+            "--bootstrap-servers",
+            &bs,
+            "-p",
+            storage.to_str().expect("utf8"),
+            "--topics",
+            "orders",
+            "--backup-id",
+            "b1",
+        ],
+        &[],
+    );
+    assert_eq!(backup.code, 0, "{backup:?}");
+    // produceBatchSize 1 keeps tansu's end offsets exact (it reports a batch's base offset + 1).
+    let restore = |extra: &str| {
+        doc(
+            "restore",
+            "source: default/dr\n",
+            &bs,
+            &storage,
+            &format!(
+                "backupId: b1\nrestoreId: kr-1234\ntopicMapping: {{orders: orders-copy}}\ncreateTopics: true\nproduceBatchSize: 1\nconsumerGroupStrategy: header-based\nresetConsumerOffsets: true\n{extra}"
+            ),
+        )
+    };
+    let dry = run_task(dir, "dry", &restore("dryRun: true\n"), &[]);
+    assert_eq!(dry.out.code, 0, "{:?}", dry.out);
+    assert_eq!(dry.result.operation.as_deref(), Some("validate-restore"));
+    let r = dry.result.restore.as_ref().expect("restore summary");
+    assert!(r.dry_run);
+    assert_eq!(r.records_total, 60);
+    assert!(
+        r.validation
+            .as_deref()
+            .is_some_and(|v| v.contains("is valid")),
+        "{r:?}"
+    );
+    assert!(
+        !admin
+            .list_topics()
+            .await
+            .expect("topics")
+            .contains(&"orders-copy".to_string()),
+        "a dry run creates nothing"
+    );
+
+    let run = run_task(dir, "restore", &restore(""), &[]);
+    assert_eq!(run.out.code, 0, "{:?}", run.out);
+    let r = run.result.restore.as_ref().expect("restore summary");
+    assert_eq!(r.restore_id, "kr-1234");
+    assert!(r.complete);
+    assert_eq!((r.records_restored, r.records_total), (60, 60));
+    assert_eq!(r.groups_translated, 1);
+    assert_eq!(
+        r.offset_mapping.as_deref(),
+        Some("backups/b1/restores/kr-1234/mapping.json")
+    );
+    let copy = tidemark_tests::committed_map(&admin, "order-processor").await;
+    assert_eq!(
+        tidemark_tests::topic_offsets(&copy, "orders-copy"),
+        vec![5, 7, 9]
+    );
+    // A retried Job finds the restore complete and writes nothing.
+    let again = run_task(dir, "again", &restore(""), &[]);
+    assert_eq!(again.out.code, 0, "{:?}", again.out);
+    assert!(
+        again.result.message.contains("already complete"),
+        "{}",
+        again.result.message
+    );
+
+    // An invalid dry run fails the task with the problem in its message.
+    let bad = run_task(
+        dir,
+        "bad",
+        &restore("dryRun: true\nsourcePartitions: [9]\n"),
+        &[],
+    );
+    assert_eq!(bad.out.code, 2, "{:?}", bad.out);
+    assert!(
+        bad.result
+            .message
+            .contains("source_partitions names partition 9"),
+        "{}",
+        bad.result.message
+    );
+}
