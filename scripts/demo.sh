@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Tidemark demo: a local Kafka-protocol broker, filesystem storage under ./demo-data, a backup
-# (list, describe, deep verify), the
+# (list, describe, deep verify), a three-phase restore into a new topic with its offset mapping, the
 # offset safety net end to end — snapshot, a botched offset change, verify, rollback, export —
 # and offset reset: plan, execute with a safety snapshot, undo, bulk dry run, script.
 # Everything it needs is installed on first run (cached in ~/.cache/tidemark/tools).
@@ -42,6 +42,32 @@ step "0c. Every partition's offsets, sizes and time range" \
   "$TIDEMARK" describe --path "$STORE" --backup-id first-backup
 step "0d. Every record decoded and checked against its checksum" \
   "$TIDEMARK" verify-backup --path "$STORE" --backup-id first-backup --deep
+cat > "$STORE/restore.yaml" <<EOF
+mode: restore
+backup_id: first-backup
+target:
+  bootstrap_servers: [$BOOTSTRAP]
+  topics:
+    include: [orders]
+storage:
+  backend: filesystem
+  path: $STORE
+restore:
+  topic_mapping: {orders: orders-restored}
+  create_topics: true
+  include_original_offset_header: true
+  consumer_group_strategy: header-based
+  consumer_groups: [order-processor]
+  # One record per batch: the demo broker reports a batch's base offset + 1 as the end offset,
+  # and offsets are clamped to the end offset as Kafka's own tool does.
+  produce_batch_size: 1
+EOF
+step "0e. Validate a restore of orders into orders-restored (changes nothing)" \
+  "$TIDEMARK" validate-restore --config "$STORE/restore.yaml"
+step "0f. Three-phase restore: the records exactly once, then order-processor's offsets translated" \
+  "$TIDEMARK" three-phase-restore --config "$STORE/restore.yaml"
+step "0g. Where every source offset went" \
+  "$TIDEMARK" show-offset-mapping --path "$STORE" --backup-id first-backup
 step "1. Safety snapshot before a risky change" \
   "$TIDEMARK" offset-rollback snapshot --path "$STORE" --groups order-processor,payment-handler,analytics \
   --bootstrap-servers "$BOOTSTRAP" --description "Before the 14:00 deploy" --snapshot-id before-deploy

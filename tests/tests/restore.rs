@@ -276,6 +276,58 @@ async fn backup_delete_restore_gives_back_every_record() {
     );
     let unchanged = read_topic(&bs, "orders", 3);
     assert_eq!(unchanged, after, "a refused restore writes nothing");
+
+    // Purge deletes the records there first with Kafka's DeleteRecords. tansu 0.6 does not
+    // implement DeleteRecords: the restore must stop before writing anything, naming the
+    // partition and the way out.
+    let cfg3 = config(
+        dir.path(),
+        "r3.yaml",
+        &bs,
+        store_s,
+        "b1",
+        "orders",
+        "  existing_data: purge\n  source_partitions: [0]\n",
+    );
+    let purged = cli(
+        &["restore", "--config", &cfg3, "--restore-id", "purge"],
+        &[],
+    );
+    expect_code(&purged, 9);
+    assert!(
+        purged
+            .stderr
+            .contains("failed to delete records of orders-0")
+            && purged.stderr.contains("nothing was written"),
+        "{}",
+        purged.stderr
+    );
+    assert_eq!(
+        read_topic(&bs, "orders", 3),
+        after,
+        "a failed purge writes nothing"
+    );
+    // Append: the backup's records after what is there.
+    let cfg4 = config(
+        dir.path(),
+        "r4.yaml",
+        &bs,
+        store_s,
+        "b1",
+        "orders",
+        "  existing_data: append\n  source_partitions: [2]\n",
+    );
+    let appended = cli(
+        &["restore", "--config", &cfg4, "--restore-id", "append"],
+        &[],
+    );
+    expect_code(&appended, 0);
+    let p2 = all_of(&read_topic(&bs, "orders", 3), "orders", 2);
+    let want2 = all_of(&before, "orders", 2);
+    assert_eq!(p2.len(), 2 * want2.len());
+    for (g, w) in p2[want2.len()..].iter().zip(&want2) {
+        same_content(g, w, &[]);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

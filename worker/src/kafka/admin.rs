@@ -673,9 +673,12 @@ impl GroupAdmin {
         for e in out.elements() {
             if let Err(err) = e.error() {
                 return Err(Error::Kafka(format!(
-                    "{WHAT} of {}-{}: {err}",
+                    "{WHAT} of {}-{} (Kafka's DeleteRecords, up to offset {}): {err}; nothing was written. A broker without DeleteRecords cannot purge: restore to another topic (topic_mapping), or delete and re-create the topic",
                     e.topic(),
-                    e.partition()
+                    e.partition(),
+                    upto.iter()
+                        .find(|((t, p), _)| t == e.topic() && *p == e.partition())
+                        .map_or(-1, |(_, o)| *o)
                 )));
             }
         }
