@@ -420,6 +420,27 @@ restore:
     }
 
     #[test]
+    fn the_same_configuration_resumes_the_same_restore() {
+        let a = parse_config(FULL, "restore.yaml", env).expect("parses").task;
+        let mut b = a.clone();
+        b.rate_limit_records_per_sec = Some(1);
+        b.checkpoint_interval_secs = Some(5);
+        assert_eq!(
+            a.effective_restore_id(),
+            b.effective_restore_id(),
+            "throttles and intervals do not change what is restored"
+        );
+        assert!(a.effective_restore_id().starts_with("restore-"));
+        crate::snapshot::validate_id(&a.effective_restore_id()).expect("a valid id");
+        let mut c = a.clone();
+        c.time_window_end = Some(1_705_316_400_001);
+        assert_ne!(a.effective_restore_id(), c.effective_restore_id());
+        let mut d = a.clone();
+        d.restore_id = Some("dr-1".into());
+        assert_eq!(d.effective_restore_id(), "dr-1");
+    }
+
+    #[test]
     fn the_minimal_guide_example_restores_everything() {
         let text = "mode: restore\nbackup_id: b1\ntarget:\n  bootstrap_servers: [localhost:9092]\n  topics:\n    include: ['*']\nstorage:\n  backend: filesystem\n  path: /data\n";
         let c = parse_config(text, "f", env).expect("parses");
