@@ -1,7 +1,7 @@
 //! Prometheus metrics of the operator (served on `/metrics`): reconciles, reconcile failures by
 //! error label, reconcile durations, and worker Jobs by kind and outcome. Every series is
 //! labelled with the custom resource `kind` (KafkaBackup, KafkaOffsetReset,
-//! KafkaOffsetRollback), so one set serves every controller. A scheduled KafkaBackup counts a
+//! KafkaOffsetRollback, KafkaRestore), so one set serves every controller. A scheduled KafkaBackup counts a
 //! Job as created when it sees a new one of its CronJob's start, and each ended one once.
 
 use std::time::Instant;

@@ -13,12 +13,16 @@ use kube::Resource;
 use tidemark::backup::cli::parse_age;
 use tidemark::backup::select::TopicFilter;
 
+use crate::build::restore;
 use crate::build::{RunId, WorkerKind, RUN_ANNOTATION};
 use crate::crd::backup::{BackupMode, Compression, MAX_PARALLELISM};
 use crate::crd::common::{KafkaClusterSpec, StorageSpec, StorageType, DEFAULT_CA_KEY};
 use crate::crd::reset::ResetStrategy;
+use crate::crd::restore::{
+    GroupStrategy, MAX_CHECKPOINT_INTERVAL_SECS, MAX_CONCURRENT_PARTITIONS, MAX_PRODUCE_BATCH,
+};
 use crate::crd::rollback::{Operation, SNAPSHOT_ID_PATTERN};
-use crate::crd::{KafkaBackup, KafkaOffsetReset, KafkaOffsetRollback};
+use crate::crd::{KafkaBackup, KafkaOffsetReset, KafkaOffsetRollback, KafkaRestore};
 
 /// A property key carries a secret.
 pub const REASON_SECRET_IN_PROPERTIES: &str = "SecretInProperties";
@@ -173,8 +177,9 @@ fn cluster_problems(cluster: &KafkaClusterSpec, problems: &mut Vec<Problem>) {
     }
 }
 
-/// `spec.storage`: the block of the chosen storage type is present.
-fn storage_problems(storage: &StorageSpec, problems: &mut Vec<Problem>) {
+/// A storage block (`storage_field`, e.g. `spec.storage`): the block of the chosen storage type is
+/// present.
+fn storage_problems(storage_field: &str, storage: &StorageSpec, problems: &mut Vec<Problem>) {
     let (present, field) = match storage.storage_type.normalized() {
         StorageType::Pvc => (storage.pvc.is_some(), "pvc"),
         StorageType::S3 => (storage.s3.is_some(), "s3"),
@@ -187,16 +192,22 @@ fn storage_problems(storage: &StorageSpec, problems: &mut Vec<Problem>) {
     if !present {
         problems.push(Problem::new(
             REASON_MISSING_FIELD,
-            format!("spec.storage.{field} is required when storageType is {field}"),
+            format!("{storage_field}.{field} is required when storageType is {field}"),
         ));
     }
 }
 
 /// A problem with the snapshot id in `field` (`spec.snapshotId`, `spec.fromSnapshotId`).
 fn snapshot_id_problem(field: &str, id: &str) -> Option<Problem> {
+    id_problem(REASON_INVALID_SNAPSHOT_ID, field, id)
+}
+
+/// A problem with the id (of a snapshot, of a backup) in `field`, with `reason`: ids must be
+/// valid for the worker's storage and never escape their folder.
+fn id_problem(reason: &'static str, field: &str, id: &str) -> Option<Problem> {
     (!is_valid_snapshot_id(id)).then(|| {
         Problem::new(
-            REASON_INVALID_SNAPSHOT_ID,
+            reason,
             format!(
                 "{field} '{id}' is invalid: use letters, digits, '.', '_' and '-', starting with a letter or digit, at most 248 characters, without '..' (pattern {SNAPSHOT_ID_PATTERN})"
             ),
@@ -240,7 +251,7 @@ impl SpecChecks for KafkaOffsetRollback {
                     "spec.storage is required for operation {op}: say where snapshots are kept"
                 ),
             )),
-            Some(storage) => storage_problems(storage, &mut problems),
+            Some(storage) => storage_problems("spec.storage", storage, &mut problems),
         }
         problems
     }
@@ -330,7 +341,7 @@ impl SpecChecks for KafkaOffsetReset {
                 "spec.storage is required for the safety snapshot taken before the reset; set storage, or snapshotBeforeReset: false to reset without a way back",
             )),
             None => {}
-            Some(storage) => storage_problems(storage, &mut problems),
+            Some(storage) => storage_problems("spec.storage", storage, &mut problems),
         }
 
         if problems.is_empty() {
@@ -492,6 +503,28 @@ pub fn parse_schedule(schedule: &str) -> Result<(), String> {
         .map_err(|_| "it never fires (no date matches its day, month and weekday)".to_string())
 }
 
+/// The entries of a topic `list` (`include` or `exclude`) in `field` that the worker's own
+/// parser refuses (an exact name, a glob or a whole-name `~regex`), one problem each.
+fn topic_pattern_problems(field: &str, list: &str, entries: &[String]) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let one = std::slice::from_ref(entry);
+        let parsed = match list {
+            "include" => TopicFilter::new(one, &[]),
+            _ => TopicFilter::new(&[], one),
+        };
+        if let Err(e) = parsed {
+            // Regex errors span lines; a condition message is one.
+            let e = e.split_whitespace().collect::<Vec<_>>().join(" ");
+            problems.push(Problem::new(
+                REASON_INVALID_FIELD,
+                format!("{field}[{i}] is invalid: {e}"),
+            ));
+        }
+    }
+    problems
+}
+
 impl SpecChecks for KafkaBackup {
     fn spec_problems(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
@@ -503,7 +536,7 @@ impl SpecChecks for KafkaBackup {
                 "spec.storage.storageType configMap is not supported for backups (a ConfigMap holds at most 1 MiB): use pvc, s3, azure or gcs",
             ));
         } else {
-            storage_problems(&spec.storage, &mut problems);
+            storage_problems("spec.storage", &spec.storage, &mut problems);
         }
 
         let topics = &spec.topics;
@@ -514,23 +547,11 @@ impl SpecChecks for KafkaBackup {
             ));
         }
         for (list, entries) in [("include", &topics.include), ("exclude", &topics.exclude)] {
-            for (i, entry) in entries.iter().enumerate() {
-                let field = format!("spec.topics.{list}[{i}]");
-                // The worker's own parser: an exact name, a glob or a whole-name ~regex.
-                let one = std::slice::from_ref(entry);
-                let parsed = match list {
-                    "include" => TopicFilter::new(one, &[]),
-                    _ => TopicFilter::new(&[], one),
-                };
-                if let Err(e) = parsed {
-                    // Regex errors span lines; a condition message is one.
-                    let e = e.split_whitespace().collect::<Vec<_>>().join(" ");
-                    problems.push(Problem::new(
-                        REASON_INVALID_FIELD,
-                        format!("{field} is invalid: {e}"),
-                    ));
-                }
-            }
+            problems.extend(topic_pattern_problems(
+                &format!("spec.topics.{list}"),
+                list,
+                entries,
+            ));
         }
 
         if let Some(level) = spec.compression_level {
@@ -626,6 +647,225 @@ impl SpecChecks for KafkaBackup {
     }
 }
 
+/// The spec fields of a KafkaRestore behind the fields of its restore task.
+const RESTORE_FIELDS: &[(&str, &str)] = &[
+    ("kafka", "spec.kafkaCluster"),
+    ("storage.url", "spec.backupRef.storage"),
+    ("storage", "spec.backupRef.storage"),
+    ("backupId", "spec.backupRef.backupId"),
+    ("restoreId", "the restore id (kr-<uid>)"),
+    ("timeWindowStart", "spec.pitr start"),
+    ("timeWindowEnd", "spec.pitr end"),
+    ("consumerGroupStrategy", "spec.consumerGroups.strategy"),
+    ("resetConsumerOffsets", "spec.consumerGroups.resetOffsets"),
+    ("consumerGroups", "spec.consumerGroups.groups"),
+    ("offsetsSnapshotId", "spec.consumerGroups.offsetsSnapshotId"),
+    ("rateLimitRecordsPerSec", "spec.rateLimit.recordsPerSec"),
+    ("rateLimitBytesPerSec", "spec.rateLimit.bytesPerSec"),
+];
+
+impl SpecChecks for KafkaRestore {
+    fn spec_problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let spec = &self.spec;
+        cluster_problems(&spec.kafka_cluster, &mut problems);
+
+        // backupRef: a KafkaBackup by name, or a backup id in a storage.
+        let backup_ref = &spec.backup_ref;
+        match (&backup_ref.name, &backup_ref.storage) {
+            (None, None) => problems.push(Problem::new(
+                REASON_MISSING_FIELD,
+                "spec.backupRef needs name (a KafkaBackup in this namespace) or backupId and storage",
+            )),
+            (Some(_), Some(_)) => problems.push(Problem::new(
+                REASON_UNUSED_FIELD,
+                "spec.backupRef.storage is only used without spec.backupRef.name: a KafkaBackup brings its own storage",
+            )),
+            (None, Some(storage)) => {
+                if backup_ref.backup_id.is_none() {
+                    problems.push(Problem::new(
+                        REASON_MISSING_FIELD,
+                        "spec.backupRef.backupId is required with spec.backupRef.storage",
+                    ));
+                }
+                if storage.storage_type.normalized() == StorageType::ConfigMap {
+                    problems.push(Problem::new(
+                        REASON_UNSUPPORTED_STORAGE,
+                        "spec.backupRef.storage.storageType configMap cannot hold backups: use pvc, s3, azure or gcs",
+                    ));
+                } else {
+                    storage_problems("spec.backupRef.storage", storage, &mut problems);
+                }
+            }
+            (Some(_), None) => {}
+        }
+        if let Some(id) = &backup_ref.backup_id {
+            problems.extend(id_problem(
+                REASON_INVALID_FIELD,
+                "spec.backupRef.backupId",
+                id,
+            ));
+        }
+
+        // The window: each end in one form, a real date-time, not before 1970, start <= end.
+        if let Some(pitr) = &spec.pitr {
+            let mut ends = Vec::new();
+            for (end, time, ms) in [
+                ("start", &pitr.start_time, pitr.start_timestamp_ms),
+                ("end", &pitr.end_time, pitr.end_timestamp_ms),
+            ] {
+                if time.is_some() && ms.is_some() {
+                    problems.push(Problem::new(
+                        REASON_UNUSED_FIELD,
+                        format!(
+                            "spec.pitr.{end}Time and spec.pitr.{end}TimestampMs are two forms of the same bound: give one"
+                        ),
+                    ));
+                }
+                let value = match time {
+                    Some(text) => match restore::epoch_ms(text) {
+                        Ok(v) => Some(v),
+                        Err(why) => {
+                            problems.push(Problem::new(
+                                REASON_INVALID_FIELD,
+                                format!("spec.pitr.{end}Time {why}"),
+                            ));
+                            None
+                        }
+                    },
+                    None => ms,
+                };
+                if let Some(v) = value.filter(|v| *v < 0) {
+                    problems.push(Problem::new(
+                        REASON_INVALID_FIELD,
+                        format!(
+                            "spec.pitr {end} is {v} ms, before 1970-01-01T00:00:00Z; record timestamps are epoch milliseconds, 0 or more"
+                        ),
+                    ));
+                }
+                ends.push(value);
+            }
+            match (ends[0], ends[1]) {
+                (None, None) if pitr.start_time.is_none() && pitr.end_time.is_none() => {
+                    problems.push(Problem::new(
+                        REASON_MISSING_FIELD,
+                        "spec.pitr needs a start, an end or both (startTime or startTimestampMs, endTime or endTimestampMs)",
+                    ))
+                }
+                (Some(start), Some(end)) if start > end => problems.push(Problem::new(
+                    REASON_INVALID_FIELD,
+                    format!(
+                        "spec.pitr starts after it ends ({start} ms > {end} ms): the window is empty"
+                    ),
+                )),
+                _ => {}
+            }
+        }
+
+        if let Some(p) = spec.source_partitions.iter().find(|p| **p < 0) {
+            problems.push(Problem::new(
+                REASON_INVALID_FIELD,
+                format!("spec.sourcePartitions holds {p}; partitions are 0 or more"),
+            ));
+        }
+        if let Err(e) = restore::partition_mapping(&spec.partition_mapping) {
+            problems.push(Problem::new(
+                REASON_INVALID_FIELD,
+                e.to_string().replace("failed to build: ", ""),
+            ));
+        }
+        if let Some((from, to)) = spec.partition_mapping.iter().find(|(_, to)| **to < 0) {
+            problems.push(Problem::new(
+                REASON_INVALID_FIELD,
+                format!("spec.partitionMapping maps {from} to {to}; partitions are 0 or more"),
+            ));
+        }
+        if let Some(topics) = &spec.topics {
+            for (list, entries) in [("include", &topics.include), ("exclude", &topics.exclude)] {
+                problems.extend(topic_pattern_problems(
+                    &format!("spec.topics.{list}"),
+                    list,
+                    entries,
+                ));
+            }
+        }
+
+        // Consumer groups and headers.
+        let groups = spec.consumer_groups.clone().unwrap_or_default();
+        if groups.reset_offsets && groups.strategy == GroupStrategy::Skip {
+            problems.push(Problem::new(
+                REASON_INVALID_FIELD,
+                "spec.consumerGroups.resetOffsets needs a strategy other than skip: header-based (exact), timestamp-based, cluster-scan or manual",
+            ));
+        }
+        if (!groups.groups.is_empty() || groups.offsets_snapshot_id.is_some())
+            && !groups.reset_offsets
+            && groups.strategy != GroupStrategy::Manual
+        {
+            problems.push(Problem::new(
+                REASON_UNUSED_FIELD,
+                "spec.consumerGroups.groups and spec.consumerGroups.offsetsSnapshotId are only used with resetOffsets: true or strategy manual",
+            ));
+        }
+        if groups.strategy == GroupStrategy::ClusterScan && !spec.include_original_offset_header {
+            problems.push(Problem::new(
+                REASON_MISSING_FIELD,
+                "spec.consumerGroups.strategy cluster-scan reads the original-offset headers back from the target: set spec.includeOriginalOffsetHeader: true",
+            ));
+        }
+        if spec.original_header_style.is_some() && !spec.include_original_offset_header {
+            problems.push(Problem::new(
+                REASON_UNUSED_FIELD,
+                "spec.originalHeaderStyle is only used with spec.includeOriginalOffsetHeader: true",
+            ));
+        }
+        if let Some(id) = &groups.offsets_snapshot_id {
+            problems.extend(snapshot_id_problem(
+                "spec.consumerGroups.offsetsSnapshotId",
+                id,
+            ));
+        }
+
+        if let Some(n) = spec.max_concurrent_partitions {
+            problems.extend(range_problem(
+                "spec.maxConcurrentPartitions",
+                n,
+                1..=MAX_CONCURRENT_PARTITIONS,
+            ));
+        }
+        if let Some(n) = spec.produce_batch_size {
+            problems.extend(range_problem(
+                "spec.produceBatchSize",
+                n,
+                1..=MAX_PRODUCE_BATCH,
+            ));
+        }
+        if let Some(n) = spec.checkpoint_interval_secs {
+            problems.extend(range_problem(
+                "spec.checkpointIntervalSecs",
+                n,
+                1..=MAX_CHECKPOINT_INTERVAL_SECS,
+            ));
+        }
+        let rate = spec.rate_limit.clone().unwrap_or_default();
+        for (field, value) in [
+            ("spec.rateLimit.recordsPerSec", rate.records_per_sec),
+            ("spec.rateLimit.bytesPerSec", rate.bytes_per_sec),
+        ] {
+            if let Some(value) = value {
+                problems.extend(range_problem(field, value, 1..=i64::MAX));
+            }
+        }
+
+        // Once the task can be built (a backup in the spec, or resolved), what the worker
+        // refuses.
+        if problems.is_empty() {
+            problems.extend(worker_problem(self, RESTORE_FIELDS));
+        }
+        problems
+    }
+}
+
 /// `^[A-Za-z0-9][A-Za-z0-9._-]{0,247}$` without `..` (the schema's rule, checked again).
 fn is_valid_snapshot_id(id: &str) -> bool {
     let bytes = id.as_bytes();
@@ -685,31 +925,25 @@ pub fn referenced_secrets<K: WorkerKind>(cr: &K) -> Vec<SecretReference> {
             }
         }
     }
-    let credentials =
-        cr.storage()
-            .ok()
-            .flatten()
-            .and_then(|storage| match storage.storage_type.normalized() {
-                StorageType::S3 => storage
-                    .s3
-                    .as_ref()
-                    .and_then(|s| s.credentials_secret.as_ref())
-                    .map(|c| ("spec.storage.s3.credentialsSecret", c)),
-                StorageType::Azure => storage
-                    .azure
-                    .as_ref()
-                    .and_then(|s| s.credentials_secret.as_ref())
-                    .map(|c| ("spec.storage.azure.credentialsSecret", c)),
-                StorageType::Gcs => storage
-                    .gcs
-                    .as_ref()
-                    .and_then(|s| s.credentials_secret.as_ref())
-                    .map(|c| ("spec.storage.gcs.credentialsSecret", c)),
-                _ => None,
-            });
-    if let Some((field, secret)) = credentials {
+    let storage = cr.storage().ok().flatten();
+    let credentials = storage.and_then(|storage| match storage.storage_type.normalized() {
+        StorageType::S3 => storage
+            .s3
+            .as_ref()
+            .and_then(|s| s.credentials_secret.as_ref()),
+        StorageType::Azure => storage
+            .azure
+            .as_ref()
+            .and_then(|s| s.credentials_secret.as_ref()),
+        StorageType::Gcs => storage
+            .gcs
+            .as_ref()
+            .and_then(|s| s.credentials_secret.as_ref()),
+        _ => None,
+    });
+    if let (Some(storage), Some(secret)) = (storage, credentials) {
         refs.push(SecretReference {
-            field,
+            field: cr.storage_credentials_field(storage.storage_type),
             name: secret.name.clone(),
             keys: Vec::new(),
         });
@@ -1293,6 +1527,258 @@ mod backup_tests {
         assert_eq!(
             spec_field(BACKUP_FIELDS, "kafka.securityProtocol"),
             "spec.kafkaCluster.securityProtocol"
+        );
+    }
+}
+
+#[cfg(test)]
+mod restore_tests {
+    use super::tests::assert_one_problem;
+    use super::*;
+    use crate::build::fixtures::*;
+    use crate::controller::restore::resolve;
+
+    fn problems(yaml: &str) -> Vec<Problem> {
+        validate(&kr(yaml))
+    }
+
+    /// The restore samples, by name resolved through the KafkaBackup `orders-snapshot`.
+    fn resolved(yaml: &str) -> KafkaRestore {
+        resolve(
+            &kr(yaml),
+            Some(&orders_backup(
+                "orders-snapshot-g1-r0-3c9a7e10",
+                "Completed",
+            )),
+        )
+        .expect("resolved")
+    }
+
+    #[test]
+    fn every_restore_sample_is_valid_before_and_after_resolution() {
+        for yaml in [
+            RESTORE_FULL,
+            RESTORE_PITR_NEW_TOPIC,
+            RESTORE_THREE_PHASE,
+            RESTORE_DRY_RUN,
+        ] {
+            assert_eq!(problems(yaml), [], "{yaml}");
+            assert_eq!(validate(&resolved(yaml)), [], "{yaml}");
+        }
+    }
+
+    #[test]
+    fn what_the_schema_requires_of_a_restore_is_checked_again() {
+        // Manifests the CRD's rules reject, as if stored before those rules existed.
+        let pitr = RESTORE_PITR_NEW_TOPIC;
+        let three = RESTORE_THREE_PHASE;
+        let cases = [
+            (
+                RESTORE_FULL.replace("  backupRef:\n    name: orders-snapshot\n", "  backupRef: {}\n"),
+                REASON_MISSING_FIELD,
+                "spec.backupRef needs name (a KafkaBackup in this namespace) or backupId and storage",
+            ),
+            (
+                pitr.replace("  backupRef:\n", "  backupRef:\n    name: payments-nightly\n"),
+                REASON_UNUSED_FIELD,
+                "spec.backupRef.storage is only used without spec.backupRef.name",
+            ),
+            (
+                pitr.replace("    backupId: payments-nightly-2b1e4c7d-29000000\n", ""),
+                REASON_MISSING_FIELD,
+                "spec.backupRef.backupId is required with spec.backupRef.storage",
+            ),
+            (
+                pitr.replace("      storageType: s3\n", "      storageType: configMap\n"),
+                REASON_UNSUPPORTED_STORAGE,
+                "spec.backupRef.storage.storageType configMap cannot hold backups",
+            ),
+            (
+                pitr.replace("      storageType: s3\n", "      storageType: gcs\n"),
+                REASON_MISSING_FIELD,
+                "spec.backupRef.storage.gcs is required when storageType is gcs",
+            ),
+            (
+                RESTORE_DRY_RUN.replace("orders-snapshot-g1-r0-6f1c2a9e", "a..b"),
+                REASON_INVALID_FIELD,
+                "spec.backupRef.backupId 'a..b' is invalid",
+            ),
+            (
+                pitr.replace("    endTime: \"2025-01-15T15:00:00Z\"\n", "    endTime: \"2025-01-15T15:00:00Z\"\n    endTimestampMs: 5\n"),
+                REASON_UNUSED_FIELD,
+                "spec.pitr.endTime and spec.pitr.endTimestampMs are two forms of the same bound",
+            ),
+            (
+                pitr.replace("2025-01-15T00:00:00Z", "2025-01-16T00:00:00Z"),
+                REASON_INVALID_FIELD,
+                "spec.pitr starts after it ends (1736985600000 ms > 1736953200000 ms)",
+            ),
+            (
+                pitr.replace("2025-01-15T00:00:00Z", "2025-01-15 00:00"),
+                REASON_INVALID_FIELD,
+                "spec.pitr.startTime '2025-01-15 00:00' is not an RFC 3339 date-time",
+            ),
+            (
+                pitr.replace(
+                    "    startTime: \"2025-01-15T00:00:00Z\"\n    endTime: \"2025-01-15T15:00:00Z\"\n",
+                    "    {}\n",
+                ).replace("  pitr:\n    {}\n", "  pitr: {}\n"),
+                REASON_MISSING_FIELD,
+                "spec.pitr needs a start, an end or both",
+            ),
+            (
+                RESTORE_DRY_RUN.replace("    \"2\": 0\n", "    \"02\": 0\n"),
+                REASON_INVALID_FIELD,
+                "spec.partitionMapping has the key '02', which is not a partition number",
+            ),
+            (
+                RESTORE_DRY_RUN.replace("    \"2\": 0\n", "    \"2\": -3\n"),
+                REASON_INVALID_FIELD,
+                "spec.partitionMapping maps 2 to -3; partitions are 0 or more",
+            ),
+            (
+                RESTORE_DRY_RUN.replace("  sourcePartitions:\n    - 2\n", "  sourcePartitions:\n    - -2\n"),
+                REASON_INVALID_FIELD,
+                "spec.sourcePartitions holds -2",
+            ),
+            (
+                three.replace("    strategy: header-based\n", "    strategy: skip\n"),
+                REASON_INVALID_FIELD,
+                "spec.consumerGroups.resetOffsets needs a strategy other than skip",
+            ),
+            (
+                three.replace("    resetOffsets: true\n", ""),
+                REASON_UNUSED_FIELD,
+                "spec.consumerGroups.groups and spec.consumerGroups.offsetsSnapshotId are only used with resetOffsets: true or strategy manual",
+            ),
+            (
+                three
+                    .replace("    strategy: header-based\n", "    strategy: cluster-scan\n")
+                    .replace("  includeOriginalOffsetHeader: true\n  originalHeaderStyle: original\n", ""),
+                REASON_MISSING_FIELD,
+                "spec.consumerGroups.strategy cluster-scan reads the original-offset headers back from the target",
+            ),
+            (
+                three.replace("  includeOriginalOffsetHeader: true\n", ""),
+                REASON_UNUSED_FIELD,
+                "spec.originalHeaderStyle is only used with spec.includeOriginalOffsetHeader: true",
+            ),
+            (
+                three.replace("    snapshotBeforeReset: true\n", "    snapshotBeforeReset: true\n    offsetsSnapshotId: a..b\n"),
+                REASON_INVALID_SNAPSHOT_ID,
+                "spec.consumerGroups.offsetsSnapshotId 'a..b' is invalid",
+            ),
+            (
+                RESTORE_FULL.replace("maxConcurrentPartitions: 8", "maxConcurrentPartitions: 0"),
+                REASON_INVALID_FIELD,
+                "spec.maxConcurrentPartitions is 0; use 1 to 10000",
+            ),
+            (
+                pitr.replace("checkpointIntervalSecs: 30", "checkpointIntervalSecs: 0"),
+                REASON_INVALID_FIELD,
+                "spec.checkpointIntervalSecs is 0; use 1 to 86400",
+            ),
+            (
+                pitr.replace("recordsPerSec: 50000", "recordsPerSec: 0"),
+                REASON_INVALID_FIELD,
+                "spec.rateLimit.recordsPerSec is 0",
+            ),
+            (
+                three.replace("      - \"*-retry\"\n", "      - \"~(\"\n"),
+                REASON_INVALID_FIELD,
+                "spec.topics.exclude[0] is invalid: exclude pattern '~(' is not a valid regex",
+            ),
+            (
+                pitr.replace(
+                    "    saslSecret:\n      name: kafka-credentials\n      mechanism: SCRAM-SHA-512\n",
+                    "",
+                ),
+                REASON_MISSING_FIELD,
+                "spec.kafkaCluster.saslSecret is required with securityProtocol SASL_SSL",
+            ),
+        ];
+        for (yaml, reason, message) in cases {
+            assert_one_problem(&problems(&yaml), reason, message);
+        }
+    }
+
+    #[test]
+    fn what_the_worker_refuses_is_named_by_its_spec_field() {
+        // A target topic Kafka reserves: only the worker's own check knows.
+        let yaml = RESTORE_PITR_NEW_TOPIC.replace("transactions-recovered", "..");
+        let problems = problems(&yaml);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].reason, REASON_INVALID_FIELD);
+        assert!(
+            problems[0]
+                .message
+                .starts_with("spec.topicMapping.transactions: topic name '..' is not allowed"),
+            "{}",
+            problems[0].message
+        );
+        // By name, the worker's check runs once the backup is resolved.
+        let yaml = RESTORE_FULL.replace(
+            "  createTopics: true\n",
+            "  createTopics: true\n  topicMapping:\n    orders: \"..\"\n",
+        );
+        assert_eq!(
+            validate(&kr(&yaml)),
+            [],
+            "nothing to build the task from yet"
+        );
+        let problems = validate(&resolved(&yaml));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].message.starts_with("spec.topicMapping.orders"));
+
+        let field = |f| spec_field(RESTORE_FIELDS, f);
+        assert_eq!(field("storage.url"), "spec.backupRef.storage");
+        assert_eq!(field("backupId"), "spec.backupRef.backupId");
+        assert_eq!(field("consumerGroups"), "spec.consumerGroups.groups");
+        assert_eq!(
+            field("consumerGroupStrategy"),
+            "spec.consumerGroups.strategy"
+        );
+        assert_eq!(field("topicMapping.orders"), "spec.topicMapping.orders");
+        assert_eq!(
+            field("kafka.bootstrapServers"),
+            "spec.kafkaCluster.bootstrapServers"
+        );
+    }
+
+    #[test]
+    fn a_restore_references_the_secrets_its_job_uses() {
+        assert_eq!(
+            referenced_secrets(&kr(RESTORE_PITR_NEW_TOPIC))
+                .iter()
+                .map(|r| (r.field, r.name.as_str()))
+                .collect::<Vec<_>>(),
+            [
+                ("spec.kafkaCluster.tlsSecret", "kafka-tls"),
+                ("spec.kafkaCluster.saslSecret", "kafka-credentials"),
+                (
+                    "spec.backupRef.storage.s3.credentialsSecret",
+                    "s3-credentials"
+                ),
+            ]
+        );
+        // Before resolution the storage of a KafkaBackup is unknown; after, its Secret is the
+        // KafkaBackup's.
+        let by_name = RESTORE_FULL;
+        assert_eq!(referenced_secrets(&kr(by_name)), []);
+        assert_eq!(referenced_secrets(&resolved(by_name)), []);
+        let mut cr = kr(by_name);
+        let mut backup = kb(BACKUP_DAILY_S3);
+        backup.metadata.name = Some("orders-snapshot".into());
+        backup.status = orders_backup("b1", "Completed").status;
+        cr = resolve(&cr, Some(&backup)).expect("resolved");
+        assert_eq!(
+            referenced_secrets(&cr),
+            [SecretReference {
+                field:
+                    "spec.storage.s3.credentialsSecret of the KafkaBackup in spec.backupRef.name",
+                name: "s3-credentials".into(),
+                keys: vec![],
+            }]
         );
     }
 }

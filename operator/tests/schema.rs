@@ -10,7 +10,7 @@ use std::path::Path;
 
 use common::{assert_rejected, case, check_cel_rules, document, documents, edit, Case, Layer};
 use tidemark_operator::crd::{
-    KafkaBackup, KafkaOffsetReset, KafkaOffsetRollback, KafkaOffsetRollbackStatus,
+    KafkaBackup, KafkaOffsetReset, KafkaOffsetRollback, KafkaOffsetRollbackStatus, KafkaRestore,
 };
 
 /// Checks KafkaOffsetRollback manifests.
@@ -216,6 +216,7 @@ fn every_sample_manifest_is_accepted() {
     let rollbacks = Checker::new();
     let resets = common::Checker::<KafkaOffsetReset>::new();
     let backups = common::Checker::<KafkaBackup>::new();
+    let restores = common::Checker::<KafkaRestore>::new();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/samples");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("config/samples")
@@ -229,6 +230,7 @@ fn every_sample_manifest_is_accepted() {
     let mut operations = Vec::new();
     let mut strategies = Vec::new();
     let mut modes = Vec::new();
+    let mut restore_kinds = Vec::new();
     for path in &files {
         let text = std::fs::read_to_string(path).expect("readable");
         for doc in documents(&text) {
@@ -270,6 +272,34 @@ fn every_sample_manifest_is_accepted() {
                     modes.push(format!("{} {schedule}", cr.spec.mode.as_str()));
                     tidemark_operator::validate::validate(&cr)
                 }
+                Some("KafkaRestore") => {
+                    let mut cr = restores
+                        .check(&doc)
+                        .unwrap_or_else(|r| panic!("{} refused: {r:#?}", path.display()));
+                    cr.metadata.namespace = Some("kafka-backup".into());
+                    cr.metadata.uid = Some("9e8d7c6b-5a49-4f38-a726-15f4e3d2c1b0".into());
+                    let spec = &cr.spec;
+                    let by = if spec.backup_ref.name.is_some() {
+                        "KafkaBackup"
+                    } else {
+                        "backupId"
+                    };
+                    let kind = if spec.dry_run {
+                        "dry run"
+                    } else if spec
+                        .consumer_groups
+                        .as_ref()
+                        .is_some_and(|g| g.reset_offsets)
+                    {
+                        "three-phase"
+                    } else if spec.pitr.is_some() {
+                        "pitr"
+                    } else {
+                        "full"
+                    };
+                    restore_kinds.push(format!("{kind} from {by}"));
+                    tidemark_operator::validate::validate(&cr)
+                }
                 other => panic!("{}: unexpected kind {other:?}", path.display()),
             };
             assert!(
@@ -289,6 +319,16 @@ fn every_sample_manifest_is_accepted() {
             "incremental scheduled",
             "oneShot once",
             "oneShot scheduled"
+        ]
+    );
+    restore_kinds.sort();
+    assert_eq!(
+        restore_kinds,
+        [
+            "dry run from KafkaBackup",
+            "full from KafkaBackup",
+            "pitr from backupId",
+            "three-phase from KafkaBackup"
         ]
     );
     strategies.sort();

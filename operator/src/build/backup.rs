@@ -24,7 +24,7 @@ use tidemark::task::{
 
 use super::job::{job_with, JobParts, JOB_NAME_LABEL};
 use super::task::{kafka_target, source, storage_target, task_config_map_with};
-use super::{child_name, count, fnv1a, instance_hash, label_value, name, namespace};
+use super::{child_name, count, fnv1a, instance_hash, label_value, name, namespace, positive};
 use super::{owner_labels, ConfigMapAccess, Error, RunId, Schedule, WorkerKind};
 use crate::config::OperatorConfig;
 use crate::crd::backup::{BackupMode, Compression, MAX_PARALLELISM};
@@ -66,11 +66,6 @@ pub fn backup_id_env() -> EnvVar {
         }),
         ..EnvVar::default()
     }
-}
-
-/// `value` (at least 1 by the schema) as a task count.
-fn positive<T: TryFrom<i64>>(value: Option<i64>, field: &'static str) -> Result<Option<T>, Error> {
-    value.map(|v| count(v, field)).transpose()
 }
 
 impl WorkerKind for KafkaBackup {

@@ -48,6 +48,11 @@ const SECRET_FILE_MODE: i32 = 0o440;
 /// failure policy fails the Job at once instead of spending `backoffLimit` on them.
 pub const PERMANENT_EXIT_CODES: [i32; 7] = [2, 3, 4, 6, 8, 11, 13];
 
+/// [`PERMANENT_EXIT_CODES`] plus 10, a partial failure (some consumer groups were not changed),
+/// for kinds that change consumer offsets: their status lists what failed, and bumping the run
+/// annotation runs them again on purpose, instead of the Job controller retrying at once.
+pub const PARTIAL_FAILURE_EXIT_CODES: [i32; 8] = [2, 3, 4, 6, 8, 10, 11, 13];
+
 /// Environment variable with the SASL username.
 pub const ENV_KAFKA_USERNAME: &str = "KAFKA_USERNAME";
 /// Environment variable with the SASL password.

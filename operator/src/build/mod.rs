@@ -10,6 +10,7 @@ pub mod cronjob;
 pub mod job;
 pub mod rbac;
 pub mod reset;
+pub mod restore;
 pub mod rollback;
 pub mod service_account;
 pub mod task;
@@ -22,7 +23,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{Resource, ResourceExt};
 use tidemark::task::Task;
 
-use crate::crd::common::{JobOptions, KafkaClusterSpec, StorageSpec};
+use crate::crd::common::{JobOptions, KafkaClusterSpec, StorageSpec, StorageType};
 
 /// Field manager of every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "tidemark-operator";
@@ -134,6 +135,15 @@ impl RunId {
             run,
         })
     }
+
+    /// The run id written as `g<generation>-r<run>` (a status's `run`), if `text` is one.
+    pub fn parse(text: &str) -> Option<RunId> {
+        let (generation, run) = text.strip_prefix('g')?.split_once("-r")?;
+        Some(RunId {
+            generation: generation.parse().ok()?,
+            run: run.parse().ok()?,
+        })
+    }
 }
 
 /// `g<generation>-r<run>`, e.g. `g3-r0`: used in child names and the [`RUN_LABEL`].
@@ -194,6 +204,11 @@ where
         field,
         reason: format!("is {value}; it cannot be negative"),
     })
+}
+
+/// An optional `value` (at least 1 by the schema) as a task count, refused like [`count`].
+fn positive<T: TryFrom<i64>>(value: Option<i64>, field: &'static str) -> Result<Option<T>, Error> {
+    value.map(|v| count(v, field)).transpose()
 }
 
 /// 32-bit FNV-1a: a stable, dependency-free hash for name suffixes (not for security).
@@ -330,6 +345,17 @@ pub trait WorkerKind: Resource<DynamicType = ()> {
     fn schedule(&self) -> Option<Schedule<'_>> {
         None
     }
+
+    /// The field that names the credentials Secret of a [`storage`](Self::storage) of type
+    /// `storage_type`, for messages (default `spec.storage.<type>.credentialsSecret`).
+    fn storage_credentials_field(&self, storage_type: StorageType) -> &'static str {
+        match storage_type.normalized() {
+            StorageType::S3 => "spec.storage.s3.credentialsSecret",
+            StorageType::Azure => "spec.storage.azure.credentialsSecret",
+            StorageType::Gcs => "spec.storage.gcs.credentialsSecret",
+            _ => "spec.storage",
+        }
+    }
 }
 
 /// A cron schedule of a resource's runs.
@@ -379,14 +405,14 @@ pub fn name<K: Resource>(obj: &K) -> Result<String, Error> {
 #[cfg(test)]
 pub(crate) mod fixtures {
     //! Test fixtures: the seed's KafkaOffsetRollback examples (shared with the schema tests in
-    //! `tests/fixtures/seed003/`) and the KafkaOffsetReset samples (`config/samples/`), with the
-    //! metadata the API server adds.
+    //! `tests/fixtures/seed003/`) and the KafkaOffsetReset, KafkaBackup and KafkaRestore samples
+    //! (`config/samples/`), with the metadata the API server adds.
 
     use k8s_openapi::api::batch::v1::Job;
     use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec};
     use tidemark::task::Task;
 
-    use crate::crd::{KafkaBackup, KafkaOffsetReset, KafkaOffsetRollback};
+    use crate::crd::{KafkaBackup, KafkaOffsetReset, KafkaOffsetRollback, KafkaRestore};
 
     /// The pod spec of a built Job.
     pub fn pod(job: &Job) -> &PodSpec {
@@ -439,6 +465,55 @@ pub(crate) mod fixtures {
         meta.uid = Some("3c9a7e10-2b4d-4f6a-8e1c-5d7b9a0f2e64".into());
         meta.generation = Some(1);
         cr
+    }
+
+    /// A KafkaRestore manifest as the API server returns it, like [`korb`].
+    pub fn kr(yaml: &str) -> KafkaRestore {
+        let mut cr: KafkaRestore = serde_yaml_ng::from_str(yaml).expect("valid manifest");
+        let meta = &mut cr.metadata;
+        meta.namespace.get_or_insert_with(|| "kafka-backup".into());
+        meta.uid = Some(RESTORE_UID.into());
+        meta.generation = Some(1);
+        cr
+    }
+
+    /// The uid [`kr`] gives a KafkaRestore.
+    pub const RESTORE_UID: &str = "9e8d7c6b-5a49-4f38-a726-15f4e3d2c1b0";
+
+    /// Everything of the KafkaBackup `orders-snapshot` ([`BACKUP_ONE_SHOT_PVC`]), by name,
+    /// creating topics, with Job options and resources.
+    pub const RESTORE_FULL: &str = include_str!("../../../config/samples/kafkarestore-full.yaml");
+
+    /// A window in RFC 3339 into a renamed topic, over SASL_SSL, from a backup id in S3 with a
+    /// credentials Secret; rate limit and checkpoint interval.
+    pub const RESTORE_PITR_NEW_TOPIC: &str =
+        include_str!("../../../config/samples/kafkarestore-pitr-new-topic.yaml");
+
+    /// header-based with original-offset headers, offsets reset for two groups after a safety
+    /// snapshot; the KafkaBackup `orders-snapshot` by name.
+    pub const RESTORE_THREE_PHASE: &str =
+        include_str!("../../../config/samples/kafkarestore-three-phase.yaml");
+
+    /// Dry run of one partition into partition 0 of a new topic, up to an epoch-ms end; a
+    /// KafkaBackup by name with an explicit backup id; strategy manual.
+    pub const RESTORE_DRY_RUN: &str =
+        include_str!("../../../config/samples/kafkarestore-dry-run.yaml");
+
+    /// The KafkaBackup `orders-snapshot` ([`BACKUP_ONE_SHOT_PVC`]) whose newest backup `id`
+    /// ended in `phase` (`Completed` or `Failed`), as the operator's status says it.
+    pub fn orders_backup(id: &str, phase: &str) -> KafkaBackup {
+        let mut value = serde_json::to_value(kb(BACKUP_ONE_SHOT_PVC)).expect("kb");
+        let (reason, message) = match phase {
+            "Completed" => ("BackupCompleted", format!("backup {id}: 1000 records")),
+            _ => ("StorageError", "the bucket refused a write".to_string()),
+        };
+        value["status"] = serde_json::json!({
+            "phase": phase, "run": "g1-r0", "jobName": id, "lastBackupId": id,
+            "lastRun": {"jobName": id, "phase": phase, "reason": reason, "message": message,
+                        "completionTime": "2024-12-01T02:10:00Z"},
+            "records": 1000
+        });
+        serde_json::from_value(value).expect("a KafkaBackup with a status")
     }
 
     /// One-shot, PLAINTEXT, to a PVC.
@@ -660,6 +735,18 @@ mod tests {
         let err = RunId::of(&cr).expect_err("not a number");
         assert_eq!(err.label(), "invalid_run_annotation");
         assert!(err.to_string().contains("'again'"), "{err}");
+    }
+
+    #[test]
+    fn run_ids_read_back_from_their_text() {
+        let id = RunId {
+            generation: 12,
+            run: 3,
+        };
+        assert_eq!(RunId::parse(&id.to_string()), Some(id));
+        for bad in ["", "g1", "g1-", "g-r0", "1-r0", "g1-r-1", "gx-r0", "g1-r0-x"] {
+            assert_eq!(RunId::parse(bad), None, "{bad}");
+        }
     }
 
     #[test]

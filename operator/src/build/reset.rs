@@ -26,7 +26,7 @@ pub const COMPONENT: &str = "offset-reset";
 /// groups must not be re-run by the Job controller: the retry would plan again from offsets it
 /// already moved (a shiftBy would shift those groups twice). The status lists the failed groups;
 /// bumping the run annotation runs it again on purpose.
-pub const RESET_PERMANENT_EXIT_CODES: [i32; 8] = [2, 3, 4, 6, 8, 10, 11, 13];
+pub const RESET_PERMANENT_EXIT_CODES: [i32; 8] = super::job::PARTIAL_FAILURE_EXIT_CODES;
 
 /// Longest part of the resource name kept in a safety snapshot id.
 const MAX_NAME_IN_ID: usize = 100;

@@ -184,15 +184,9 @@ pub fn combine(shards: Vec<ShardResult>) -> (ShardCounts, Result<TaskResult, Str
         failed: clamp((total - completed) as u64),
     };
     if total <= 1 {
-        let result = st::single_result(shards).map(|mut r| {
-            if r.phase == PHASE_COMPLETED && !complete(&r) {
-                r.phase = PHASE_FAILED.to_string();
-                r.message = format!(
-                    "{}; the worker did not report the backup complete",
-                    r.message
-                );
-            }
-            r
+        let result = st::single_result(shards).map(|r| {
+            let done = complete(&r);
+            st::failed_unless_complete(r, done, "backup")
         });
         return (counts, result);
     }

@@ -1,12 +1,14 @@
 //! The controllers, one per kind (a kube-runtime `Controller` each), and what they share: the
 //! [`RunKind`] view of a kind that runs as worker Jobs (each kind's module implements it; the
 //! reconcile in [`worker`] is written once against it, and a kind may replace it — a
-//! KafkaBackup with a schedule runs a CronJob, see [`backup`]), the [`Context`], the [`Error`] of a
+//! KafkaBackup with a schedule runs a CronJob, see [`backup`]; a KafkaRestore first resolves the
+//! KafkaBackup it names, see [`restore`]), the [`Context`], the [`Error`] of a
 //! reconcile with its metric label, and the error policy (an invalid spec waits for a change, a
-//! missing Secret is polled, API errors back off).
+//! missing Secret or referenced resource is polled, API errors back off).
 
 pub mod backup;
 pub mod reset;
+pub mod restore;
 pub mod rollback;
 pub mod status;
 pub mod worker;
@@ -34,13 +36,13 @@ use tidemark::task::TaskResult;
 use crate::build::{WorkerKind, OWNER_KIND_LABEL};
 use crate::config::OperatorConfig;
 use crate::crd::status::RunStatus;
-use crate::crd::{KafkaBackup, KafkaOffsetReset, KafkaOffsetRollback};
+use crate::crd::{KafkaBackup, KafkaOffsetReset, KafkaOffsetRollback, KafkaRestore};
 use crate::metrics::Metrics;
 use crate::validate::SpecChecks;
 use status::{Reasons, ShardResult};
 
 /// Every kind the operator runs a controller for ([`run`]), as metrics and logs name them.
-pub const KINDS: [&str; 3] = [backup::KIND, reset::KIND, rollback::KIND];
+pub const KINDS: [&str; 4] = [backup::KIND, reset::KIND, rollback::KIND, restore::KIND];
 
 /// What the shared reconcile ([`worker::reconcile`]) needs from a kind beyond its builders
 /// ([`WorkerKind`]) and checks ([`SpecChecks`]): its status type, which embeds the shared
@@ -114,6 +116,9 @@ pub trait RunKind:
 
 /// How often a resource waiting for a Secret is checked again (Secrets are not watched).
 pub const SECRET_POLL: Duration = Duration::from_secs(30);
+/// How often a resource waiting for a referenced resource (a KafkaRestore for its
+/// KafkaBackup's first completed backup) is checked again.
+pub const REFERENCE_POLL: Duration = Duration::from_secs(30);
 /// How often a running Job is looked at again, besides the Job's own watch events.
 pub const RUNNING_POLL: Duration = Duration::from_secs(60);
 /// First and longest delay before retrying after an API error.
@@ -132,6 +137,13 @@ pub enum Error {
     /// A referenced Secret or entry is missing (the `Stalled` condition says which); polled.
     #[error("waiting for a Secret ({reason}): {message}")]
     MissingSecret {
+        reason: &'static str,
+        message: String,
+    },
+    /// A referenced resource is missing or not ready (a KafkaRestore's KafkaBackup without a
+    /// completed backup; the `Stalled` condition says which); polled.
+    #[error("waiting for a referenced resource ({reason}): {message}")]
+    MissingReference {
         reason: &'static str,
         message: String,
     },
@@ -174,6 +186,7 @@ impl Error {
         match self {
             Error::InvalidSpec { .. } => "invalid_spec",
             Error::MissingSecret { .. } => "missing_secret",
+            Error::MissingReference { .. } => "missing_reference",
             Error::Build(_) => "build",
             Error::Fetch { .. } => "fetch",
             Error::Apply { .. } => "apply",
@@ -272,7 +285,8 @@ impl Context {
 }
 
 /// Error policy of every controller: an invalid spec waits for a change, a missing Secret is
-/// checked again in [`SECRET_POLL`], anything else (API errors) retries with backoff.
+/// checked again in [`SECRET_POLL`] and a missing or unready referenced resource in
+/// [`REFERENCE_POLL`], anything else (API errors) retries with backoff.
 pub fn error_policy<K>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action
 where
     K: Resource<DynamicType = ()>,
@@ -282,6 +296,7 @@ where
     match error {
         Error::InvalidSpec { .. } | Error::Build(_) => Action::await_change(),
         Error::MissingSecret { .. } => Action::requeue(SECRET_POLL),
+        Error::MissingReference { .. } => Action::requeue(REFERENCE_POLL),
         _ => {
             let delay = ctx.backoff(obj.as_ref());
             tracing::warn!(
@@ -320,7 +335,8 @@ pub async fn run(
     futures::join!(
         controller::<KafkaBackup>(ctx.clone(), shutdown.clone()),
         controller::<KafkaOffsetRollback>(ctx.clone(), shutdown.clone()),
-        controller::<KafkaOffsetReset>(ctx, shutdown),
+        controller::<KafkaOffsetReset>(ctx.clone(), shutdown.clone()),
+        controller::<KafkaRestore>(ctx, shutdown),
     );
 }
 

@@ -8,7 +8,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Resource, ResourceExt};
-use tidemark::task::{TaskResult, PHASE_COMPLETED};
+use tidemark::task::{TaskResult, PHASE_COMPLETED, PHASE_FAILED};
 
 use super::RunKind;
 use crate::build::job::{COMPLETION_INDEX_LABEL, CONTAINER_NAME};
@@ -420,6 +420,19 @@ pub fn finished<K: RunKind>(
         // kstatus (Flux) and Argo CD report it as failed rather than healthy.
         .all(succeeded, false, !succeeded, &reason, &message);
     (status, succeeded)
+}
+
+/// `result`, made `Failed` when the worker reported `Completed` although its `what` (backup,
+/// restore) is not `complete`, with why added to the message.
+pub fn failed_unless_complete(mut result: TaskResult, complete: bool, what: &str) -> TaskResult {
+    if result.phase == PHASE_COMPLETED && !complete {
+        result.phase = PHASE_FAILED.to_string();
+        result.message = format!(
+            "{}; the worker did not report the {what} complete",
+            result.message
+        );
+    }
+    result
 }
 
 /// A worker count as a status integer (saturating).

@@ -5,9 +5,10 @@
 //! never run again, and a Job deleted mid-run is reported, never recreated.
 //!
 //! The steps are public so that a kind with another way to run (a scheduled KafkaBackup's
-//! CronJob) is built from the same pieces: [`validated_run`], [`check_secrets`],
-//! [`apply_task_children`], [`job_results`] (one result per shard of an Indexed Job),
-//! [`apply`], [`delete`] and [`write_status`].
+//! CronJob) or a step of its own before a run starts (a KafkaRestore resolving its KafkaBackup,
+//! only while [`run_started`] is false) is built from the same pieces: [`validated_run`],
+//! [`check_secrets`], [`apply_task_children`], [`job_results`] (one result per shard of an
+//! Indexed Job), [`apply`], [`delete`] and [`write_status`].
 
 use std::sync::Arc;
 
@@ -25,7 +26,7 @@ use tracing::instrument;
 use super::status as st;
 use super::{Context, Error, RunKind, RUNNING_POLL};
 use crate::build::{self, RunId, FIELD_MANAGER};
-use crate::crd::status::Phase;
+use crate::crd::status::{Phase, RunStatus};
 use crate::metrics::{JOB_CREATED, JOB_DELETED, JOB_FAILED, JOB_SUCCEEDED};
 use crate::validate::{referenced_secrets, validate};
 
@@ -76,26 +77,51 @@ pub async fn validated_run<K: RunKind>(cr: &K, ctx: &Context) -> Result<RunId, E
     RunId::of(cr).map_err(Error::Build)
 }
 
+/// Where `run` of a resource stands, by its status `common`.
+enum RunState<'a> {
+    /// It finished (Completed or Failed): each run executes once.
+    Finished,
+    /// Its Job `.0` is running.
+    Running(&'a str),
+    /// It has not started (or stalled before its Job).
+    NotStarted,
+}
+
+fn run_state(common: &RunStatus, run: RunId) -> RunState<'_> {
+    if common.run.as_deref() != Some(run.to_string().as_str()) {
+        return RunState::NotStarted;
+    }
+    match (common.phase, common.job_name.as_deref()) {
+        (Some(Phase::Completed | Phase::Failed), _) => RunState::Finished,
+        (Some(Phase::Running), Some(job)) => RunState::Running(job),
+        _ => RunState::NotStarted,
+    }
+}
+
+/// Whether `run` of `cr` has started its Job (it runs or has finished): [`run_once`] then only
+/// observes it or leaves it alone, and builds nothing.
+pub fn run_started<K: RunKind>(cr: &K, run: RunId) -> bool {
+    cr.status()
+        .is_some_and(|s| !matches!(run_state(K::common(s), run), RunState::NotStarted))
+}
+
 /// Runs `run` of `cr` once: starts its Job, observes it while it runs, and records how it
 /// ended; a finished run is left alone.
 pub async fn run_once<K: RunKind>(cr: &K, ctx: &Context, run: RunId) -> Result<Action, Error> {
     let current = cr.status().cloned().unwrap_or_default();
     let common = K::common(&current);
-    let this_run = common.run.as_deref() == Some(run.to_string().as_str());
 
-    if this_run {
-        match (common.phase, common.job_name.as_deref()) {
-            // Each run executes once.
-            (Some(Phase::Completed | Phase::Failed), _) => return Ok(Action::await_change()),
-            (Some(Phase::Running), Some(job)) => {
-                return observe(cr, ctx, &current, job).await;
-            }
-            _ => {}
+    match run_state(common, run) {
+        RunState::Finished => return Ok(Action::await_change()),
+        RunState::Running(job) => return observe(cr, ctx, &current, job).await,
+        RunState::NotStarted => {}
+    }
+    if common.run.as_deref() != Some(run.to_string().as_str()) {
+        if let (Some(old_run), Some(old_job)) = (&common.run, &common.job_name) {
+            // A new run supersedes the previous one: its Job (stopped if still running) and
+            // task ConfigMap go.
+            delete_previous(cr, ctx, old_run, old_job).await?;
         }
-    } else if let (Some(old_run), Some(old_job)) = (&common.run, &common.job_name) {
-        // A new run supersedes the previous one: its Job (stopped if still running) and task
-        // ConfigMap go.
-        delete_previous(cr, ctx, old_run, old_job).await?;
     }
     start(cr, ctx, run).await
 }

@@ -4,11 +4,13 @@
 pub mod backup;
 pub mod common;
 pub mod reset;
+pub mod restore;
 pub mod rollback;
 pub mod status;
 
 pub use backup::{KafkaBackup, KafkaBackupSpec, KafkaBackupStatus};
 pub use reset::{KafkaOffsetReset, KafkaOffsetResetSpec, KafkaOffsetResetStatus};
+pub use restore::{KafkaRestore, KafkaRestoreSpec, KafkaRestoreStatus};
 pub use rollback::{KafkaOffsetRollback, KafkaOffsetRollbackSpec, KafkaOffsetRollbackStatus};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
@@ -26,6 +28,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         KafkaBackup::crd(),
         KafkaOffsetReset::crd(),
         KafkaOffsetRollback::crd(),
+        KafkaRestore::crd(),
     ];
     for crd in &mut crds {
         for version in &mut crd.spec.versions {

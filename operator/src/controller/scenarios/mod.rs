@@ -5,6 +5,7 @@
 
 mod backup;
 mod reset;
+mod restore;
 mod rollback;
 
 use std::panic::resume_unwind;
