@@ -744,7 +744,9 @@ mod tests {
             run: 3,
         };
         assert_eq!(RunId::parse(&id.to_string()), Some(id));
-        for bad in ["", "g1", "g1-", "g-r0", "1-r0", "g1-r-1", "gx-r0", "g1-r0-x"] {
+        for bad in [
+            "", "g1", "g1-", "g-r0", "1-r0", "g1-r-1", "gx-r0", "g1-r0-x",
+        ] {
             assert_eq!(RunId::parse(bad), None, "{bad}");
         }
     }

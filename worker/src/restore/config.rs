@@ -421,7 +421,9 @@ restore:
 
     #[test]
     fn the_same_configuration_resumes_the_same_restore() {
-        let a = parse_config(FULL, "restore.yaml", env).expect("parses").task;
+        let a = parse_config(FULL, "restore.yaml", env)
+            .expect("parses")
+            .task;
         let mut b = a.clone();
         b.rate_limit_records_per_sec = Some(1);
         b.checkpoint_interval_secs = Some(5);
