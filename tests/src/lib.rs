@@ -4,6 +4,7 @@
 //! Tools are looked up in `$TIDEMARK_TOOLS/bin` (default `~/.cache/tidemark/tools/bin`), then on
 //! `PATH`. A missing tool fails the test with the command that installs it; nothing is skipped.
 
+pub mod bench;
 pub mod objstore;
 pub mod records;
 

@@ -1,0 +1,868 @@
+//! Restore throughput and memory benchmark on a real broker (tansu, memory engine, loopback).
+//!
+//! `cargo bench -p tidemark-tests --bench restore --profile dev` (or without `--profile dev` for
+//! an optimised build). Optional env:
+//!
+//! - `BENCH_RESTORE_MB` (512): MiB of record data (key + value + header bytes) to produce;
+//! - `BENCH_RESTORE_PARTITIONS` (8): partitions of the topic;
+//! - `BENCH_RESTORE_RUNS` (2): how many times the baseline and the restore are measured, each
+//!   into a fresh target topic; the fastest run counts for throughput, the largest peak RSS for
+//!   memory;
+//! - `BENCH_RESTORE_CONCURRENCY` (8): the restore's `restore.max_concurrent_partitions`;
+//! - `BENCH_RESTORE_PROPERTIES`: comma-separated librdkafka `key=value` properties given to both
+//!   the baseline producer and (as `target.properties` in the configuration) the restore, after
+//!   their own settings (e.g. `linger.ms=20,enable.sparse.connections=false`; a value cannot hold a
+//!   comma);
+//! - `BENCH_RESTORE_ARGS`: extra arguments for every `tidemark restore` run (whitespace-separated,
+//!   e.g. `-v` for the engine's progress log, or `-vv -X debug=eos,topic -X log_level=7` for
+//!   the restore producer's librdkafka log, shown with `BENCH_RESTORE_TRACE=1`);
+//! - `BENCH_RESTORE_DIR` (the system temporary directory): where the backup is written;
+//! - `BENCH_RESTORE_WARMUP` (1): 0 skips the untimed warm-up copy (see 2.);
+//! - `BENCH_RESTORE_TRACE=1`: print each restore's resident set and CPU time every second, its
+//!   user/system time, page faults, context switches and busiest threads, and its stderr.
+//!
+//! What it measures, in one run:
+//!
+//! 1. Source: a topic of 8 partitions (by default) filled with the backup benchmark's ~1 KiB
+//!    order events (keys, a `trace-id` header on every 4th record), every partition ending with
+//!    a single-record batch (tansu's high watermark is the last batch's base offset + 1), backed
+//!    up once with the real CLI (`backup --compression lz4`). The backup is read back through
+//!    the library into memory and checked against what was produced (offsets contiguous, a
+//!    SHA-256-based fingerprint of every key, value and header).
+//! 2. Baseline: what `kcat -P` does (Debian's kcat cannot talk to tansu) — one loop handing the
+//!    same records (key, value, headers, timestamp; already decoded, in memory) to a bare rdkafka
+//!    `ThreadedProducer`, 1000 records of one partition after 1000 of the next, into a fresh
+//!    topic with the same partitions. It uses the restore producer's settings (`make_producer()`
+//!    in worker/src/restore/engine.rs): `enable.idempotence=true`, `acks=all`,
+//!    `queue.buffering.max.kbytes=65536`, `batch.num.messages=1000`, `message.max.bytes`. Timed
+//!    from the first send to the end of `flush()`; every delivery report is counted and any error
+//!    fails the benchmark. One untimed copy comes first (a warm-up: tansu's first copy of the
+//!    data is slower than later ones, which reuse the memory of the deleted topics).
+//! 3. The real CLI (`tidemark-under-test`, the `tidemark` entry point): `restore --config FILE
+//!    -f json` with a seed-004 configuration (filesystem storage, `topic_mapping` to a fresh
+//!    topic, `create_topics: true`, `max_concurrent_partitions: 8`). Wall time of the process
+//!    (reading the manifest, creating the topic, checkpoints and the offset mapping included),
+//!    MiB/s and records/s, the ratio to the baseline, CPU time and peak RSS. Peak RSS is the
+//!    restore process's own `ru_maxrss` from `wait4(pid)` in the measuring helper (see
+//!    `tidemark_tests::bench::run_measured`), with its VmHWM polled every 10 ms as a
+//!    cross-check. For both the baseline and the restore, a watcher polls the target's high
+//!    watermarks every 5 ms and notes when the first records reached the broker (`1st rec s`):
+//!    the time either side spends before it writes anything (for an idempotent producer,
+//!    librdkafka's producer id handshake).
+//! 4. Correctness: every restore's report must show the produced record and byte counts, and
+//!    the target topic, read back with a plain consumer (`fetch.wait.max.ms=5`), must hold per
+//!    partition the same number of records from offset 0 without a gap, with the same keys,
+//!    values and headers (fingerprints) and timestamps. A wrong result panics.
+//! 5. A table with PASS/FAIL per goal: restore ≥ 0.8× the baseline, peak RSS ≤ 256 MiB. A
+//!    missed goal does not panic.
+//!
+//! Target topics are deleted once checked, so the broker holds at most the source and one copy.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::Value;
+use tidemark::backup::format::Record;
+use tidemark::backup::read::{load_manifests, read_segment};
+use tidemark::storage::{Storage, StorageOptions};
+use tidemark_tests::bench::{
+    best, cpu_secs, create_topic, disk_usage, fingerprint, measure_helper_if_asked, median, num,
+    produce, properties_from_env, run_measured, verdict, Deliveries, Measured, Produced, MIB,
+};
+use tidemark_tests::{env_usize, time_cli, Tansu};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tidemark-under-test");
+const SOURCE: &str = "bench-restore";
+const BACKUP_ID: &str = "b";
+
+/// Partitions of the topic: `BENCH_RESTORE_PARTITIONS` (8).
+fn partitions() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| env_usize("BENCH_RESTORE_PARTITIONS", 8).clamp(1, 10_000))
+}
+
+// The restore producer's settings (engine.rs `make_producer()`), mirrored by the baseline.
+const QUEUE_KBYTES: &str = "65536";
+const MESSAGE_MAX_BYTES: &str = "67108864";
+/// `batch.num.messages`: the restore's `produce_batch_size` default (task.rs
+/// `DEFAULT_PRODUCE_BATCH`), also how many records of one partition the baseline sends before
+/// moving to the next.
+const BATCH: usize = tidemark::task::DEFAULT_PRODUCE_BATCH;
+
+const GOAL_RATIO: f64 = 0.8;
+const GOAL_RSS_MIB: f64 = 256.0;
+
+/// `BENCH_RESTORE_PROPERTIES` as key/value pairs.
+fn extra_properties() -> Vec<(String, String)> {
+    properties_from_env("BENCH_RESTORE_PROPERTIES")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The source
+
+/// The backup's records in memory, per partition in offset order, and what a restored copy must
+/// hold per partition.
+struct Source {
+    records: Vec<Vec<Record>>,
+    /// Wrapping sum of the records' timestamps, per partition.
+    timestamps: Vec<u64>,
+}
+
+fn headers_of(r: &Record) -> Vec<(&str, Option<&[u8]>)> {
+    r.headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_deref()))
+        .collect()
+}
+
+/// Reads the backup back through the library into memory and checks it against what was
+/// produced: every partition from offset 0 without a gap, the same records and counts.
+async fn load_source(dir: &Path, produced: &Produced) -> Source {
+    let storage = Storage::open(dir.to_str().expect("utf8"), &StorageOptions::default())
+        .expect("open backup storage");
+    let manifests = load_manifests(&storage, BACKUP_ID).await.expect("manifest");
+    assert_eq!(manifests.len(), 1, "one shard");
+    let topic = manifests[0]
+        .topics
+        .get(SOURCE)
+        .unwrap_or_else(|| panic!("no {SOURCE} in the manifest"));
+    assert_eq!(topic.partition_data.len(), partitions(), "partitions");
+    let mut out = Source {
+        records: Vec::with_capacity(partitions()),
+        timestamps: vec![0; partitions()],
+    };
+    for p in 0..partitions() {
+        let pd = &topic.partition_data[&(p as i32)];
+        let mut records: Vec<Record> = Vec::with_capacity(produced.records[p] as usize);
+        let mut fp = 0u64;
+        for seg in &pd.segments {
+            for r in read_segment(&storage, seg)
+                .await
+                .unwrap_or_else(|e| panic!("{SOURCE}-{p}: {e}"))
+            {
+                assert_eq!(r.offset, records.len() as i64, "{SOURCE}-{p} offsets");
+                fp = fp.wrapping_add(fingerprint(
+                    r.key.as_deref(),
+                    r.value.as_deref(),
+                    &headers_of(&r),
+                ));
+                out.timestamps[p] = out.timestamps[p].wrapping_add(r.timestamp as u64);
+                records.push(r);
+            }
+        }
+        assert_eq!(
+            records.len() as u64,
+            produced.records[p],
+            "{SOURCE}-{p}: records in the backup"
+        );
+        assert_eq!(
+            fp, produced.fingerprints[p],
+            "{SOURCE}-{p}: the backup holds other records than were produced"
+        );
+        out.records.push(records);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measuring
+
+/// One timed run (baseline or restore) into `topic`.
+struct Run {
+    topic: String,
+    wall: Duration,
+    /// CPU seconds of the producing side (the benchmark process for the baseline).
+    cpu: f64,
+    broker_cpu: f64,
+    /// The restore process, for the restore.
+    proc: Option<Measured>,
+    report_ms: f64,
+    report_mib_s: f64,
+    /// Reading the target back (correctness check, not timed into the figures).
+    check: Duration,
+    /// When the first records reached the broker (see [`Landing`]).
+    first_landed: Option<Duration>,
+}
+
+impl Run {
+    fn mib_s(&self, bytes: u64) -> f64 {
+        bytes as f64 / MIB / self.wall.as_secs_f64()
+    }
+
+    fn records_s(&self, records: u64) -> f64 {
+        records as f64 / self.wall.as_secs_f64()
+    }
+}
+
+/// The baseline producer: the restore producer's settings, then `BENCH_RESTORE_PROPERTIES`.
+fn baseline_producer(bs: &str) -> ThreadedProducer<Deliveries> {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", bs)
+        .set("queue.buffering.max.kbytes", QUEUE_KBYTES)
+        .set("message.max.bytes", MESSAGE_MAX_BYTES)
+        .set("batch.num.messages", BATCH.to_string())
+        .set("enable.idempotence", "true")
+        .set("acks", "all");
+    for (k, v) in extra_properties() {
+        cfg.set(k, v);
+    }
+    cfg.create_with_context(Deliveries::default())
+        .expect("baseline producer")
+}
+
+fn send_record(producer: &ThreadedProducer<Deliveries>, topic: &str, partition: i32, r: &Record) {
+    let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).partition(partition);
+    if !r.headers.is_empty() {
+        let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
+        for (k, v) in &r.headers {
+            headers = headers.insert(Header {
+                key: k,
+                value: v.as_deref(),
+            });
+        }
+        rec = rec.headers(headers);
+    }
+    if let Some(k) = &r.key {
+        rec = rec.key(k.as_slice());
+    }
+    if let Some(v) = &r.value {
+        rec = rec.payload(v.as_slice());
+    }
+    if r.timestamp >= 0 {
+        rec = rec.timestamp(r.timestamp);
+    }
+    loop {
+        match producer.send(rec) {
+            Ok(()) => return,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                rec = back;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((e, _)) => panic!("baseline: produce to {topic}-{partition}: {e}"),
+        }
+    }
+}
+
+/// The bare producer loop (what `kcat -P` does) over the records in memory, into `topic`
+/// (already created): [`BATCH`] records of one partition, then of the next, round after round.
+fn baseline(bs: &str, topic: &str, source: &Source, broker_pid: &str) -> (Duration, f64, f64) {
+    let producer = baseline_producer(bs);
+    let total: usize = source.records.iter().map(Vec::len).sum();
+    let cpu0 = cpu_secs("self");
+    let broker0 = cpu_secs(broker_pid);
+    let started = Instant::now();
+    let mut next = vec![0usize; source.records.len()];
+    loop {
+        let mut sent = false;
+        for (p, records) in source.records.iter().enumerate() {
+            let end = (next[p] + BATCH).min(records.len());
+            for r in &records[next[p]..end] {
+                send_record(&producer, topic, p as i32, r);
+            }
+            sent |= end > next[p];
+            next[p] = end;
+        }
+        if !sent {
+            break;
+        }
+    }
+    producer
+        .flush(Duration::from_secs(600))
+        .expect("baseline: flush");
+    let wall = started.elapsed();
+    let cpu = cpu_secs("self") - cpu0;
+    let broker_cpu = cpu_secs(broker_pid) - broker0;
+    let ctx = producer.context();
+    let failed = ctx.failed.load(Ordering::Relaxed);
+    assert_eq!(
+        failed,
+        0,
+        "baseline: {failed} records were not delivered; first error: {:?}",
+        ctx.first_error
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_default()
+    );
+    assert_eq!(
+        ctx.ok.load(Ordering::Relaxed),
+        total as u64,
+        "baseline: delivery reports"
+    );
+    (wall, cpu, broker_cpu)
+}
+
+/// Watches `topic` from another thread and notes when its first records reach the broker (a
+/// partition's high watermark above 0, polled every 5 ms; the topic is looked for in the
+/// cluster's metadata first, so the watch never creates it): how long a run takes to get going.
+struct Landing {
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<Option<Duration>>,
+}
+
+impl Landing {
+    fn start(bs: &str, topic: &str) -> Landing {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bs)
+            .create()
+            .expect("watermark watcher");
+        let topic = topic.to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let started = Instant::now();
+        let handle = std::thread::spawn(move || {
+            let timeout = Duration::from_secs(1);
+            let mut exists = false;
+            while !flag.load(Ordering::Relaxed) {
+                if !exists {
+                    exists = consumer.fetch_metadata(None, timeout).is_ok_and(|m| {
+                        m.topics()
+                            .iter()
+                            .any(|t| t.name() == topic && !t.partitions().is_empty())
+                    });
+                }
+                if exists {
+                    for p in 0..partitions() {
+                        if let Ok((_, high)) = consumer.fetch_watermarks(&topic, p as i32, timeout)
+                        {
+                            if high > 0 {
+                                return Some(started.elapsed());
+                            }
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            None
+        });
+        Landing { stop, handle }
+    }
+
+    fn finish(self) -> Option<Duration> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().expect("watermark watcher")
+    }
+}
+
+/// A YAML string (JSON's quoting is valid YAML).
+fn yaml_str(s: &str) -> String {
+    Value::String(s.to_string()).to_string()
+}
+
+/// Writes the seed-004 restore configuration for `target` and returns its path.
+fn write_config(dir: &Path, bs: &str, store: &Path, restore_id: &str, target: &str) -> String {
+    let props = extra_properties();
+    let properties = if props.is_empty() {
+        String::new()
+    } else {
+        let mut s = "  properties:\n".to_string();
+        for (k, v) in &props {
+            s.push_str(&format!("    {}: {}\n", yaml_str(k), yaml_str(v)));
+        }
+        s
+    };
+    let text = format!(
+        "mode: restore\n\
+         backup_id: {BACKUP_ID}\n\
+         restore_id: {restore_id}\n\
+         target:\n  \
+           bootstrap_servers: [{}]\n  \
+           topics:\n    include: [{SOURCE}]\n\
+         {properties}\
+         storage:\n  backend: filesystem\n  path: {}\n\
+         restore:\n  \
+           topic_mapping:\n    {SOURCE}: {target}\n  \
+           create_topics: true\n  \
+           max_concurrent_partitions: {}\n",
+        yaml_str(bs),
+        yaml_str(store.to_str().expect("utf8")),
+        env_usize("BENCH_RESTORE_CONCURRENCY", 8).max(1),
+    );
+    let path = dir.join(format!("{restore_id}.yaml"));
+    std::fs::write(&path, text).expect("write the restore configuration");
+    path.to_str().expect("utf8").to_string()
+}
+
+/// Reads `topic` back with a plain consumer and checks it holds `source`: per partition the
+/// same count from offset 0 without a gap, the same keys, values and headers (fingerprints) and
+/// timestamps, and nothing more.
+fn check_target(bs: &str, topic: &str, produced: &Produced, source: &Source) -> Duration {
+    let started = Instant::now();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bs)
+        .set("group.id", "bench-restore-check")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "true")
+        .set("fetch.wait.max.ms", "5")
+        .create()
+        .expect("check consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions() {
+        tpl.add_partition_offset(topic, p as i32, Offset::Beginning)
+            .expect("tpl");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let n = partitions();
+    let mut records = vec![0u64; n];
+    let mut fps = vec![0u64; n];
+    let mut timestamps = vec![0u64; n];
+    let mut last = Instant::now();
+    // Done once every partition holds its records; then a short extra read for anything more.
+    let mut done_at: Option<Instant> = None;
+    loop {
+        if done_at.is_none() && records == produced.records {
+            done_at = Some(Instant::now());
+        }
+        if done_at.is_some_and(|d| d.elapsed() > Duration::from_millis(300)) {
+            break;
+        }
+        match consumer.poll(Duration::from_millis(50)) {
+            Some(Ok(m)) => {
+                let p = m.partition() as usize;
+                assert_eq!(m.offset(), records[p] as i64, "{topic}-{p} offsets");
+                records[p] += 1;
+                assert!(
+                    records[p] <= produced.records[p],
+                    "{topic}-{p} holds more records than the source ({})",
+                    produced.records[p]
+                );
+                let headers: Vec<(&str, Option<&[u8]>)> = m
+                    .headers()
+                    .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
+                    .unwrap_or_default();
+                fps[p] = fps[p].wrapping_add(fingerprint(m.key(), m.payload(), &headers));
+                timestamps[p] =
+                    timestamps[p].wrapping_add(m.timestamp().to_millis().unwrap_or(-1) as u64);
+                last = Instant::now();
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) | None => assert!(
+                last.elapsed() < Duration::from_secs(60),
+                "{topic}: nothing read for 60 s ({records:?} of {:?})",
+                produced.records
+            ),
+            Some(Err(e)) => panic!("reading {topic} back: {e}"),
+        }
+    }
+    for p in 0..n {
+        assert_eq!(
+            fps[p], produced.fingerprints[p],
+            "{topic}-{p} holds other keys/values/headers than the source"
+        );
+        assert_eq!(
+            timestamps[p], source.timestamps[p],
+            "{topic}-{p} holds other timestamps than the source"
+        );
+    }
+    started.elapsed()
+}
+
+async fn delete_topic(bs: &str, topic: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bs)
+        .create()
+        .expect("admin client");
+    match admin
+        .delete_topics(
+            &[topic],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await
+    {
+        Ok(rs) => {
+            for r in rs {
+                if let Err((t, e)) = r {
+                    println!("  (could not delete {t}: {e}; the broker keeps it)");
+                }
+            }
+        }
+        Err(e) => println!("  (could not delete {topic}: {e}; the broker keeps it)"),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn restore_once(
+    bs: &str,
+    root: &Path,
+    run: usize,
+    produced: &Produced,
+    source: &Source,
+    broker_pid: &str,
+    extra_args: &[String],
+    trace: bool,
+) -> Run {
+    let restore_id = format!("bench-r{run}");
+    let target = format!("{SOURCE}-restored-{run}");
+    let cfg = write_config(root, bs, root, &restore_id, &target);
+    let mut args: Vec<String> = ["restore", "--config", &cfg, "-f", "json"]
+        .map(String::from)
+        .to_vec();
+    args.extend(extra_args.iter().cloned());
+    let landing = Landing::start(bs, &target);
+    let proc = run_measured(BIN, &args, broker_pid);
+    let first_landed = landing.finish();
+    if trace {
+        proc.print_trace(&restore_id);
+    }
+    let r = proc.json(&format!("restore {restore_id}"));
+    let total = produced.total_records();
+    assert_eq!(r["complete"], true, "{restore_id}: {r}");
+    assert_eq!(r["records"], total, "{restore_id}: records in the report");
+    assert_eq!(
+        r["records_this_run"], total,
+        "{restore_id}: records_this_run"
+    );
+    assert_eq!(
+        r["bytes"], produced.bytes,
+        "{restore_id}: bytes in the report"
+    );
+    assert_eq!(
+        r["topics_created"][0], target,
+        "{restore_id}: topic created"
+    );
+    let check = check_target(bs, &target, produced, source);
+    delete_topic(bs, &target).await;
+    Run {
+        topic: target,
+        wall: proc.wall,
+        cpu: proc.user + proc.sys,
+        broker_cpu: proc.broker_cpu,
+        report_ms: num(&r["duration_ms"], "duration_ms"),
+        report_mib_s: num(&r["mib_per_second"], "mib_per_second"),
+        check,
+        first_landed,
+        proc: Some(proc),
+    }
+}
+
+async fn baseline_once(
+    bs: &str,
+    run: usize,
+    produced: &Produced,
+    source: &Source,
+    broker_pid: &str,
+) -> Run {
+    let topic = format!("{SOURCE}-baseline-{run}");
+    create_topic(bs, &topic, partitions()).await;
+    let landing = Landing::start(bs, &topic);
+    let (wall, cpu, broker_cpu) = baseline(bs, &topic, source, broker_pid);
+    let first_landed = landing.finish();
+    let check = check_target(bs, &topic, produced, source);
+    delete_topic(bs, &topic).await;
+    Run {
+        topic,
+        wall,
+        cpu,
+        broker_cpu,
+        proc: None,
+        report_ms: 0.0,
+        report_mib_s: 0.0,
+        check,
+        first_landed,
+    }
+}
+
+fn main() {
+    measure_helper_if_asked();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(bench());
+}
+
+async fn bench() {
+    let mb = env_usize("BENCH_RESTORE_MB", 512).max(1);
+    let runs = env_usize("BENCH_RESTORE_RUNS", 2).max(1);
+    let extra_args: Vec<String> = std::env::var("BENCH_RESTORE_ARGS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    let trace = std::env::var("BENCH_RESTORE_TRACE").is_ok_and(|v| v == "1");
+    let warmup = env_usize("BENCH_RESTORE_WARMUP", 1) > 0;
+    let out_dir = Path::new(BIN)
+        .parent()
+        .and_then(Path::file_name)
+        .map(|d| d.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let profile = match out_dir.as_str() {
+        "debug" => "dev",
+        "release" => "release (cargo bench default)",
+        other => other,
+    };
+    let assertions = if cfg!(debug_assertions) { "on" } else { "off" };
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    let load = || {
+        std::fs::read_to_string("/proc/loadavg")
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    let load_before = load();
+
+    let kafka = Tansu::start();
+    let bs = kafka.bootstrap();
+    let broker_pid = kafka.server.pid().to_string();
+    create_topic(&bs, SOURCE, partitions()).await;
+    let produced = produce(&bs, SOURCE, partitions(), mb as u64 * 1024 * 1024);
+    let total = produced.total_records();
+    let data_mib = produced.bytes as f64 / MIB;
+    println!(
+        "produced {total} records, {data_mib:.1} MiB in {:.2} s ({:.1} MiB/s)",
+        produced.wall.as_secs_f64(),
+        data_mib / produced.wall.as_secs_f64(),
+    );
+
+    let store = tempfile::Builder::new()
+        .prefix("tidemark-bench-restore-")
+        .tempdir_in(
+            std::env::var_os("BENCH_RESTORE_DIR").map_or_else(std::env::temp_dir, Into::into),
+        )
+        .expect("tempdir");
+    let root = store.path();
+    let root_s = root.to_str().expect("utf8");
+    let (backup_wall, b) = time_cli(
+        BIN,
+        &[
+            "backup",
+            "--bootstrap-servers",
+            &bs,
+            "--path",
+            root_s,
+            "--topics",
+            SOURCE,
+            "--backup-id",
+            BACKUP_ID,
+            "--compression",
+            "lz4",
+            "-f",
+            "json",
+        ],
+    );
+    assert_eq!(b["complete"], true, "backup: {b}");
+    assert_eq!(b["records"], total, "backup: records");
+    assert_eq!(b["bytes"], produced.bytes, "backup: bytes");
+    let stored = b["stored_bytes"].as_u64().expect("stored_bytes");
+    let segments = b["segments"].as_u64().expect("segments");
+    println!(
+        "backup --compression lz4: {:.2} s, {:.1} MiB stored in {segments} segments ({:.1} MiB on disk)",
+        backup_wall.as_secs_f64(),
+        stored as f64 / MIB,
+        disk_usage(root) as f64 / MIB
+    );
+    let loading = Instant::now();
+    let source = load_source(root, &produced).await;
+    println!(
+        "backup read back into memory and checked in {:.2} s",
+        loading.elapsed().as_secs_f64()
+    );
+
+    if warmup {
+        // The broker's first copy of the data costs more (fresh memory) than later ones, which
+        // reuse what deleted topics freed: one untimed copy first, so every measured run is alike.
+        let w = baseline_once(&bs, 0, &produced, &source, &broker_pid).await;
+        println!(
+            "warm-up: baseline producer into a scratch topic {:.2} s ({:.1} MiB/s; not counted), broker CPU {:.2} s",
+            w.wall.as_secs_f64(),
+            w.mib_s(produced.bytes),
+            w.broker_cpu
+        );
+    }
+    let mut bases: Vec<Run> = Vec::with_capacity(runs);
+    let mut restores: Vec<Run> = Vec::with_capacity(runs);
+    for run in 1..=runs {
+        let b = baseline_once(&bs, run, &produced, &source, &broker_pid).await;
+        println!(
+            "run {run}: baseline producer {total} records in {:.2} s ({:.1} MiB/s, {:.0} records/s) into {}; read back and matched in {:.2} s",
+            b.wall.as_secs_f64(),
+            b.mib_s(produced.bytes),
+            b.records_s(total),
+            b.topic,
+            b.check.as_secs_f64()
+        );
+        bases.push(b);
+        let r = restore_once(
+            &bs,
+            root,
+            run,
+            &produced,
+            &source,
+            &broker_pid,
+            &extra_args,
+            trace,
+        )
+        .await;
+        let proc = r.proc.as_ref().expect("restore process");
+        println!(
+            "run {run}: restore {:.2} s ({:.1} MiB/s, {:.0} records/s; report {:.2} s), peak RSS {:.1} MiB into {}; read back and matched in {:.2} s",
+            r.wall.as_secs_f64(),
+            r.mib_s(produced.bytes),
+            r.records_s(total),
+            r.report_ms / 1000.0,
+            proc.maxrss_kib as f64 / 1024.0,
+            r.topic,
+            r.check.as_secs_f64()
+        );
+        restores.push(r);
+    }
+
+    let mib_s = |r: &Run| r.mib_s(produced.bytes);
+    let rec_s = |r: &Run| r.records_s(total);
+    let base_best = best(bases.iter().map(mib_s));
+    let base_rec_best = best(bases.iter().map(rec_s));
+    let rest_best = best(restores.iter().map(mib_s));
+    let rest_rec_best = best(restores.iter().map(rec_s));
+    let rss_worst = restores
+        .iter()
+        .filter_map(|r| r.proc.as_ref())
+        .map(|p| p.maxrss_kib as f64 / 1024.0)
+        .fold(0.0, f64::max);
+    let props = extra_properties();
+
+    println!();
+    println!(
+        "restore benchmark — profile: {profile} (target/{out_dir}, debug assertions {assertions}), tansu memory engine on loopback, {cpus} CPUs"
+    );
+    println!(
+        "load average (1/5/15 min) before: {load_before}, after: {}",
+        load()
+    );
+    println!(
+        "topic {SOURCE}: {} partitions, {total} records, {data_mib:.1} MiB key+value+header bytes (avg {:.0} B/record, {} with a header); backup lz4, {:.1} MiB stored, {segments} segments",
+        partitions(),
+        produced.bytes as f64 / total as f64,
+        produced.headers,
+        stored as f64 / MIB
+    );
+    println!(
+        "producer settings, baseline and restore alike: enable.idempotence=true acks=all queue.buffering.max.kbytes={QUEUE_KBYTES} batch.num.messages={BATCH} message.max.bytes={MESSAGE_MAX_BYTES} (librdkafka defaults otherwise)"
+    );
+    if !props.is_empty() {
+        println!("  (BENCH_RESTORE_PROPERTIES: {props:?})");
+    }
+    println!(
+        "restore: max_concurrent_partitions {}, create_topics, topic_mapping to a fresh topic per run",
+        env_usize("BENCH_RESTORE_CONCURRENCY", 8).max(1)
+    );
+    if !extra_args.is_empty() {
+        println!("extra restore arguments: {extra_args:?}");
+    }
+    println!(
+        "{runs} run(s); throughput: the fastest run; peak RSS: the largest; RSS = ru_maxrss of the restore process alone (wait4 in a measuring helper), VmHWM = its /proc status polled every 10 ms"
+    );
+    println!(
+        "1st rec s: when the target's first records reached the broker (a high watermark above 0, polled every 5 ms), from the first send (baseline) or the process start (restore)"
+    );
+    println!();
+    println!(
+        "  {:<3} {:<18} {:>7} {:>8} {:>10} {:>6} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8}",
+        "run",
+        "what",
+        "wall s",
+        "MiB/s",
+        "records/s",
+        "ratio",
+        "1st rec s",
+        "report s",
+        "RSS MiB",
+        "VmHWM",
+        "CPU s",
+        "broker s"
+    );
+    let landed = |r: &Run| {
+        r.first_landed
+            .map_or("-".to_string(), |d| format!("{:.2}", d.as_secs_f64()))
+    };
+    for run in 1..=runs {
+        let b = &bases[run - 1];
+        println!(
+            "  {:<3} {:<18} {:>7.2} {:>8.1} {:>10.0} {:>6.2} {:>9} {:>9} {:>8} {:>8} {:>8.2} {:>8.2}",
+            run,
+            "baseline producer",
+            b.wall.as_secs_f64(),
+            mib_s(b),
+            rec_s(b),
+            1.0,
+            landed(b),
+            "-",
+            "-",
+            "-",
+            b.cpu,
+            b.broker_cpu
+        );
+        let r = &restores[run - 1];
+        let p = r.proc.as_ref().expect("restore process");
+        println!(
+            "  {:<3} {:<18} {:>7.2} {:>8.1} {:>10.0} {:>6.2} {:>9} {:>9.2} {:>8.1} {:>8.1} {:>8.2} {:>8.2}",
+            run,
+            "restore",
+            r.wall.as_secs_f64(),
+            mib_s(r),
+            rec_s(r),
+            mib_s(r) / mib_s(b),
+            landed(r),
+            r.report_ms / 1000.0,
+            p.maxrss_kib as f64 / 1024.0,
+            p.sampled_hwm_kib as f64 / 1024.0,
+            r.cpu,
+            r.broker_cpu
+        );
+    }
+    println!();
+    let row = |name: &str, value: String| println!("  {name:<52} {value}");
+    row(
+        "baseline producer MiB/s, records/s (best)",
+        format!(
+            "{base_best:.1} MiB/s, {base_rec_best:.0} records/s (median {:.1} MiB/s)",
+            median(bases.iter().map(mib_s).collect())
+        ),
+    );
+    row(
+        "restore MiB/s, records/s (best)",
+        format!(
+            "{rest_best:.1} MiB/s, {rest_rec_best:.0} records/s (median {:.1} MiB/s; engine's own figure {:.1} MiB/s)",
+            median(restores.iter().map(mib_s).collect()),
+            best(restores.iter().map(|r| r.report_mib_s))
+        ),
+    );
+    let first = |runs: &[Run]| {
+        runs.iter()
+            .filter_map(|r| r.first_landed)
+            .map(|d| d.as_secs_f64())
+            .fold(f64::INFINITY, f64::min)
+    };
+    row(
+        "first records in the target after (best)",
+        format!(
+            "baseline {:.2} s from the first send, restore {:.2} s from the process start",
+            first(&bases),
+            first(&restores)
+        ),
+    );
+    let ratio = rest_best / base_best;
+    row(
+        &format!("restore / baseline (goal >= {GOAL_RATIO})"),
+        format!("{ratio:.2}  {}", verdict(ratio >= GOAL_RATIO)),
+    );
+    row(
+        &format!("restore peak RSS, largest run (goal <= {GOAL_RSS_MIB:.0} MiB)"),
+        format!("{rss_worst:.1} MiB  {}", verdict(rss_worst <= GOAL_RSS_MIB)),
+    );
+    row(
+        "correctness (every run)",
+        format!(
+            "{total} records / {} bytes in each restore report; every target read back with the same records per partition (offsets from 0, keys, values, headers, timestamps)",
+            produced.bytes
+        ),
+    );
+}
