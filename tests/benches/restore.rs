@@ -34,7 +34,7 @@
 //!    `ThreadedProducer`, 1000 records of one partition after 1000 of the next, into a fresh
 //!    topic with the same partitions. It uses the restore producer's settings (`make_producer()`
 //!    in worker/src/restore/engine.rs): `enable.idempotence=true`, `acks=all`,
-//!    `queue.buffering.max.kbytes=65536`, `batch.num.messages=1000`, `message.max.bytes`. Timed
+//!    `queue.buffering.max.kbytes=16384`, `enable.sparse.connections=false`, `batch.num.messages=1000`, `message.max.bytes`. Timed
 //!    from the first send to the end of `flush()`; every delivery report is counted and any error
 //!    fails the benchmark. One untimed copy comes first (a warm-up: tansu's first copy of the
 //!    data is slower than later ones, which reuse the memory of the deleted topics).
@@ -90,7 +90,7 @@ fn partitions() -> usize {
 }
 
 // The restore producer's settings (engine.rs `make_producer()`), mirrored by the baseline.
-const QUEUE_KBYTES: &str = "65536";
+const QUEUE_KBYTES: &str = "16384";
 const MESSAGE_MAX_BYTES: &str = "67108864";
 /// `batch.num.messages`: the restore's `produce_batch_size` default (task.rs
 /// `DEFAULT_PRODUCE_BATCH`), also how many records of one partition the baseline sends before
@@ -207,6 +207,7 @@ fn baseline_producer(bs: &str) -> ThreadedProducer<Deliveries> {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", bs)
         .set("queue.buffering.max.kbytes", QUEUE_KBYTES)
+        .set("enable.sparse.connections", "false")
         .set("message.max.bytes", MESSAGE_MAX_BYTES)
         .set("batch.num.messages", BATCH.to_string())
         .set("enable.idempotence", "true")
@@ -745,7 +746,7 @@ async fn bench() {
         stored as f64 / MIB
     );
     println!(
-        "producer settings, baseline and restore alike: enable.idempotence=true acks=all queue.buffering.max.kbytes={QUEUE_KBYTES} batch.num.messages={BATCH} message.max.bytes={MESSAGE_MAX_BYTES} (librdkafka defaults otherwise)"
+        "producer settings, baseline and restore alike: enable.idempotence=true acks=all queue.buffering.max.kbytes={QUEUE_KBYTES} enable.sparse.connections=false batch.num.messages={BATCH} message.max.bytes={MESSAGE_MAX_BYTES} (librdkafka defaults otherwise)"
     );
     if !props.is_empty() {
         println!("  (BENCH_RESTORE_PROPERTIES: {props:?})");

@@ -47,7 +47,7 @@ use crate::task::{Acks, ExistingData, HeaderStyle, RestoreTask};
 /// Version tag of the checkpoint document.
 pub const CHECKPOINT_FORMAT: &str = "tidemark-restore-checkpoint/1";
 /// Bytes librdkafka may hold in its send queue (bounds memory at any data size).
-const QUEUE_KBYTES: &str = "65536";
+const QUEUE_KBYTES: &str = "16384";
 /// How long a partition's end offset must stay still before the tail of an interrupted run is
 /// read (requests of a killed process may still be landing).
 const SETTLE: Duration = Duration::from_millis(500);
@@ -875,7 +875,10 @@ fn make_producer(
     shared: Arc<Shared>,
 ) -> Result<ThreadedProducer<DeliveryContext>> {
     let mut cc = config.client_config();
+    // Sparse connections make the idempotent producer wait up to a second for a broker
+    // connection before it can acquire its producer id; a restore connects right away.
     cc.set("queue.buffering.max.kbytes", QUEUE_KBYTES)
+        .set("enable.sparse.connections", "false")
         .set("message.max.bytes", "67108864")
         .set(
             "batch.num.messages",
