@@ -685,7 +685,9 @@ fn opt(v: Option<i64>) -> String {
 fn mapping_text(v: &MappingView) -> String {
     let mut out = String::new();
     let title = "OFFSET MAPPING REPORT";
-    let w = 100;
+    // Columns: topic/partition 18, source range 21, target range 30, two timestamps 19 each,
+    // each with a leading space and a separator.
+    let w = 1 + 18 + 2 + 21 + 2 + 30 + 2 + 19 + 2 + 19;
     out += &format!("╔{}╗\n", "═".repeat(w));
     out += &format!("║{:^w$}║\n", title);
     out += &format!("╠{}╣\n", "═".repeat(w));
@@ -720,7 +722,7 @@ fn mapping_text(v: &MappingView) -> String {
     }
     out += &format!("╠{}╣\n", "═".repeat(w));
     out += &format!(
-        "║ {:<18}│ {:<21}│ {:<21}│ {:<17}│ {:<16}║\n",
+        "║ {:<18}│ {:<21}│ {:<30}│ {:<19}│ {:<19}║\n",
         "Topic/Partition",
         "Source Offset Range",
         "Target Offset Range",
@@ -746,10 +748,10 @@ fn mapping_text(v: &MappingView) -> String {
             s.get(..19).unwrap_or(&s).to_string()
         };
         out += &format!(
-            "║ {:<18}│ {:<21}│ {:<21}│ {:<17}│ {:<16}║\n",
+            "║ {:<18}│ {:<21}│ {:<30}│ {:<19}│ {:<19}║\n",
             crate::report::truncate(&format!("{}/{}", r.topic, r.partition), 18),
             format!("{} - {}", opt(r.source_first), opt(r.source_last)),
-            crate::report::truncate(&target, 21),
+            crate::report::truncate(&target, 30),
             short(r.first_timestamp),
             short(r.last_timestamp),
         );
@@ -810,4 +812,51 @@ pub fn restore_location(storage: &Storage, backup_id: &str, restore_id: &str) ->
         storage.display(),
         restore_dir(backup_id, restore_id)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mapping_box_lines_up() {
+        let row = |topic: &str, target: &str| MappingRow {
+            topic: topic.into(),
+            partition: 0,
+            target_topic: Some(target.into()),
+            target_partition: Some(0),
+            source_first: Some(0),
+            source_last: Some(999_999),
+            target_first: Some(0),
+            target_last: Some(999_999),
+            records: 1_000_000,
+            first_timestamp: Some(1_705_312_800_000),
+            last_timestamp: Some(1_705_316_400_000),
+            runs: 1,
+        };
+        let view = MappingView {
+            backup_id: "b1".into(),
+            restore_id: Some("r1".into()),
+            target_cluster: Some("kafka:9092".into()),
+            complete: Some(true),
+            partitions: vec![row("orders", "orders"), row("orders", "orders-restored")],
+            mapping: None,
+        };
+        let text = mapping_text(&view);
+        let boxed: Vec<usize> = text
+            .lines()
+            .take_while(|l| !l.is_empty())
+            .map(|l| l.chars().count())
+            .collect();
+        assert!(boxed.iter().all(|n| *n == boxed[0]), "{text}");
+        assert!(text.contains("orders-restored/0 0 - 999999"), "{text}");
+        assert!(text.contains("2024-01-15 10:00:00"), "{text}");
+        let csv = mapping_csv(&view);
+        assert!(
+            csv.lines().nth(2).is_some_and(
+                |l| l.starts_with("orders,0,orders-restored,0,0,999999,0,999999,1000000,")
+            ),
+            "{csv}"
+        );
+    }
 }
