@@ -330,25 +330,33 @@ async fn backup_delete_restore_gives_back_every_record() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pitr_bounds_are_inclusive_and_remaps_land_where_asked() {
-    let kafka = Tansu::start();
-    let bs = kafka.bootstrap();
-    create_topic(&bs, "events", 2, &[]).await;
-    let p = producer(&bs);
-    let base = 1_700_000_000_000i64;
-    for part in 0..2 {
-        for i in 0..100i64 {
-            if i == 99 {
+/// Epoch ms of record 0 in the topics `fill_timed` writes; record `i` is stamped `i` seconds later.
+const BASE: i64 = 1_700_000_000_000;
+
+/// Creates `topic` and writes `n` records to each partition: key `key(partition, i)`, value
+/// `value(i)`, timestamp `BASE + i * 1000`; each partition ends with a single-record batch
+/// (tansu's end offset is its last batch's base offset + 1).
+async fn fill_timed(
+    bs: &str,
+    topic: &str,
+    partitions: i32,
+    n: i64,
+    key: impl Fn(i32, i64) -> String,
+    value: impl Fn(i64) -> String,
+) {
+    create_topic(bs, topic, partitions, &[]).await;
+    let p = producer(bs);
+    for part in 0..partitions {
+        for i in 0..n {
+            if i == n - 1 {
                 p.flush(Duration::from_secs(10)).expect("flush");
             }
-            let key = format!("k{part}-{i}");
             p.send(
-                FutureRecord::<[u8], [u8]>::to("events")
+                FutureRecord::<[u8], [u8]>::to(topic)
                     .partition(part)
-                    .key(key.as_bytes())
-                    .payload(format!("v{i}").as_bytes())
-                    .timestamp(base + i * 1000),
+                    .key(key(part, i).as_bytes())
+                    .payload(value(i).as_bytes())
+                    .timestamp(BASE + i * 1000),
                 Duration::from_secs(10),
             )
             .await
@@ -356,6 +364,21 @@ async fn pitr_bounds_are_inclusive_and_remaps_land_where_asked() {
         }
         p.flush(Duration::from_secs(10)).expect("flush");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pitr_bounds_are_inclusive_and_remaps_land_where_asked() {
+    let kafka = Tansu::start();
+    let bs = kafka.bootstrap();
+    fill_timed(
+        &bs,
+        "events",
+        2,
+        100,
+        |p, i| format!("k{p}-{i}"),
+        |i| format!("v{i}"),
+    )
+    .await;
     let before = read_topic(&bs, "events", 2);
     let dir = tempfile::tempdir().expect("tempdir");
     let store = dir.path().join("store");
@@ -363,7 +386,7 @@ async fn pitr_bounds_are_inclusive_and_remaps_land_where_asked() {
     backup(&bs, store_s, "events", "b1");
 
     // [base+20s, base+40s] inclusive, partition 0 only, to events-pitr partition 1.
-    let (start, end) = (base + 20_000, base + 40_000);
+    let (start, end) = (BASE + 20_000, BASE + 40_000);
     let restore = format!(
         "  time_window_start: {start}\n  time_window_end: {end}\n  source_partitions: [0]\n  topic_mapping:\n    events: events-pitr\n  partition_mapping:\n    0: 1\n  create_topics: true\n  include_original_offset_header: true\n"
     );
@@ -561,27 +584,15 @@ fn first_record_for_group(bs: &str, group: &str, topic: &str, partition: i32) ->
 async fn three_phase_restore_puts_each_group_on_the_record_it_had_not_read() {
     let kafka = Tansu::start();
     let bs = kafka.bootstrap();
-    create_topic(&bs, "payments", 2, &[]).await;
-    let p = producer(&bs);
-    let base = 1_700_000_000_000i64;
-    for part in 0..2 {
-        for i in 0..200i64 {
-            if i == 199 {
-                p.flush(Duration::from_secs(10)).expect("flush");
-            }
-            p.send(
-                FutureRecord::<[u8], [u8]>::to("payments")
-                    .partition(part)
-                    .key(format!("p{part}-{i}").as_bytes())
-                    .payload(format!("amount {i}").as_bytes())
-                    .timestamp(base + i * 1000),
-                Duration::from_secs(10),
-            )
-            .await
-            .unwrap_or_else(|(e, _)| panic!("produce: {e}"));
-        }
-        p.flush(Duration::from_secs(10)).expect("flush");
-    }
+    fill_timed(
+        &bs,
+        "payments",
+        2,
+        200,
+        |p, i| format!("p{p}-{i}"),
+        |i| format!("amount {i}"),
+    )
+    .await;
     let a = admin(&bs).await;
     // Three groups: mid-way, at the start, and one that had read everything of partition 1.
     commit(&a, "billing", &commits("payments", &[120, 37])).await;
@@ -635,8 +646,8 @@ async fn three_phase_restore_puts_each_group_on_the_record_it_had_not_read() {
     // the end.
     let restore = format!(
         "  time_window_start: {}\n  time_window_end: {}\n  topic_mapping:\n    payments: payments-pitr\n  create_topics: true\n  produce_batch_size: 1\n  consumer_group_strategy: header-based\n  reset_consumer_offsets: true\n  consumer_groups: [billing, audit, late]\n",
-        base + 50_000,
-        base + 149_000
+        BASE + 50_000,
+        BASE + 149_000
     );
     let cfg = config(
         dir.path(),
@@ -847,25 +858,15 @@ async fn compact_backup(store: &Path, id: &str) {
 async fn compaction_gaps_translate_exactly_with_every_strategy() {
     let kafka = Tansu::start();
     let bs = kafka.bootstrap();
-    create_topic(&bs, "accounts", 1, &[]).await;
-    let p = producer(&bs);
-    let base = 1_700_000_000_000i64;
-    for i in 0..90i64 {
-        if i == 89 {
-            p.flush(Duration::from_secs(10)).expect("flush");
-        }
-        p.send(
-            FutureRecord::<[u8], [u8]>::to("accounts")
-                .partition(0)
-                .key(format!("acct-{i}").as_bytes())
-                .payload(format!("balance {i}").as_bytes())
-                .timestamp(base + i * 1000),
-            Duration::from_secs(10),
-        )
-        .await
-        .unwrap_or_else(|(e, _)| panic!("produce: {e}"));
-    }
-    p.flush(Duration::from_secs(10)).expect("flush");
+    fill_timed(
+        &bs,
+        "accounts",
+        1,
+        90,
+        |_, i| format!("acct-{i}"),
+        |i| format!("balance {i}"),
+    )
+    .await;
     let a = admin(&bs).await;
     // 31 was compacted away: the group resumes at 32. 60 survives.
     commit(&a, "ledger", &commits("accounts", &[31])).await;

@@ -119,6 +119,40 @@ pub fn opt_offset(o: Option<i64>) -> String {
     o.map_or_else(|| "-".to_string(), |v| v.to_string())
 }
 
+/// Draws a progress bar on stderr until the returned flag is set. `read` gives the total, the
+/// position and the message, polled five times a second.
+pub fn spawn_progress_bar(
+    read: impl Fn() -> (u64, u64, String) + Send + 'static,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    tokio::task::JoinHandle<()>,
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let done = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&done);
+    let handle = tokio::spawn(async move {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {percent:>3}% {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        loop {
+            let (total, position, message) = read();
+            bar.set_length(total.max(1));
+            bar.set_position(position.min(total));
+            bar.set_message(message);
+            if flag.load(Ordering::SeqCst) {
+                bar.finish_and_clear();
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    });
+    (done, handle)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1007,13 +1007,11 @@ impl RestoreTask {
         Ok(())
     }
 
-    /// The effective restore id: the given one, or `restore-<12 hex>` of a hash over what
-    /// decides the restored content (backup, selection, window, mappings, headers, target).
-    pub fn effective_restore_id(&self) -> String {
-        if let Some(id) = &self.restore_id {
-            return id.clone();
-        }
-        let key = serde_json::json!({
+    /// What decides the restored content (backup, target, selection, window, mappings,
+    /// headers), as canonical JSON: the same selection restores the same records to the same
+    /// places. Throttles, intervals and group settings are not part of it.
+    pub fn selection_key(&self) -> String {
+        serde_json::json!({
             "backup": self.backup_id,
             "servers": self.kafka.bootstrap_servers,
             "topics": self.topics,
@@ -1024,8 +1022,18 @@ impl RestoreTask {
             "partitionMapping": self.partition_mapping,
             "headers": self.include_original_offset_header,
             "style": self.original_header_style,
-        });
-        let digest = crc32c::crc32c(key.to_string().as_bytes());
+        })
+        .to_string()
+    }
+
+    /// The effective restore id: the given one, or `restore-<12 hex>` of a hash over
+    /// [`selection_key`](Self::selection_key).
+    pub fn effective_restore_id(&self) -> String {
+        if let Some(id) = &self.restore_id {
+            return id.clone();
+        }
+        let key = self.selection_key();
+        let digest = crc32c::crc32c(key.as_bytes());
         let digest2 = crc32c::crc32c(format!("{digest}{key}").as_bytes());
         format!("restore-{digest:08x}{:04x}", digest2 & 0xffff)
     }

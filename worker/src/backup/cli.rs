@@ -26,7 +26,7 @@ use crate::cli::{
 use crate::error::{Error, Result};
 use crate::groups::split_names;
 use crate::kafka::GroupAdmin;
-use crate::report::{thousands, BoxReport};
+use crate::report::{spawn_progress_bar, thousands, BoxReport};
 use crate::task::{BackupCleanupTask, BackupTask, KafkaTarget, StorageTarget, TopicSelection};
 
 /// Environment variable the operator sets to the Job's name: the backup id shared by every
@@ -248,8 +248,22 @@ pub async fn backup(a: BackupArgs) -> Result<i32> {
         other => other,
     })?;
     let progress = Arc::new(LiveProgress::default());
-    let bar = (a.format.format == Format::Text && std::io::stderr().is_terminal())
-        .then(|| progress_bar(Arc::clone(&progress)));
+    let bar = (a.format.format == Format::Text && std::io::stderr().is_terminal()).then(|| {
+        let p = Arc::clone(&progress);
+        spawn_progress_bar(move || {
+            (
+                p.offsets_total.load(Ordering::Relaxed),
+                p.offsets_done.load(Ordering::Relaxed),
+                format!(
+                    "{} records, {}, {}/{} partitions",
+                    thousands(p.records.load(Ordering::Relaxed) as i64),
+                    size(p.bytes.load(Ordering::Relaxed)),
+                    p.partitions_done.load(Ordering::Relaxed),
+                    p.partitions_total.load(Ordering::Relaxed)
+                ),
+            )
+        })
+    });
     let result = run_backup_task(&task, credentials, stop_on_signal(), progress).await;
     if let Some((done, handle)) = bar {
         done.store(true, Ordering::SeqCst);
@@ -261,39 +275,6 @@ pub async fn backup(a: BackupArgs) -> Result<i32> {
         Format::Text => print!("{}", backup_box(&report)),
     }
     Ok(0)
-}
-
-/// Draws a progress bar on stderr until the returned flag is set.
-fn progress_bar(p: Arc<LiveProgress>) -> (Arc<AtomicBool>, tokio::task::JoinHandle<()>) {
-    let done = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&done);
-    let handle = tokio::spawn(async move {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {percent:>3}% {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        loop {
-            let total = p.offsets_total.load(Ordering::Relaxed);
-            bar.set_length(total.max(1));
-            bar.set_position(p.offsets_done.load(Ordering::Relaxed).min(total));
-            bar.set_message(format!(
-                "{} records, {}, {}/{} partitions",
-                thousands(p.records.load(Ordering::Relaxed) as i64),
-                size(p.bytes.load(Ordering::Relaxed)),
-                p.partitions_done.load(Ordering::Relaxed),
-                p.partitions_total.load(Ordering::Relaxed)
-            ));
-            if flag.load(Ordering::SeqCst) {
-                bar.finish_and_clear();
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        }
-    });
-    (done, handle)
 }
 
 fn size(bytes: u64) -> String {

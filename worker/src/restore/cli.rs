@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::config::parse_config;
 use super::engine::{prepare_targets, run_restore, LiveProgress, RestoreReport, RestoreRequest};
 use super::groups::{source_offsets, translate_and_apply, GroupsReport};
-use super::mapping::{mapping_key, restore_dir, OffsetMapping};
+use super::mapping::{mapping_key, OffsetMapping};
 use super::plan::{
     build_plan, fmt_ms, human_bytes, offset_actions, validation_box, RestorePlan, TargetCheck,
     ValidationReport,
@@ -23,7 +23,7 @@ use crate::cli::{
 };
 use crate::error::{Error, Result};
 use crate::kafka::GroupAdmin;
-use crate::report::{thousands, BoxReport};
+use crate::report::{spawn_progress_bar, thousands, BoxReport};
 use crate::run::TaskOutcome;
 use crate::storage::Storage;
 use crate::task::{GroupStrategy, RestoreTask, ResultRestore, TaskResult, PHASE_COMPLETED};
@@ -77,8 +77,22 @@ pub async fn restore(a: RestoreArgs, three_phase: bool) -> Result<i32> {
         return Ok(if report.valid { 0 } else { 2 });
     }
     let progress = Arc::new(LiveProgress::default());
-    let bar = (a.format.format == Format::Text && std::io::stderr().is_terminal())
-        .then(|| progress_bar(Arc::clone(&progress)));
+    let bar = (a.format.format == Format::Text && std::io::stderr().is_terminal()).then(|| {
+        let p = Arc::clone(&progress);
+        spawn_progress_bar(move || {
+            (
+                p.records_total.load(Ordering::Relaxed),
+                p.records.load(Ordering::Relaxed),
+                format!(
+                    "{} records, {}, {}/{} partitions",
+                    thousands(p.records.load(Ordering::Relaxed)),
+                    human_bytes(p.bytes.load(Ordering::Relaxed)),
+                    p.partitions_done.load(Ordering::Relaxed),
+                    p.partitions_total.load(Ordering::Relaxed)
+                ),
+            )
+        })
+    });
     let stop = crate::backup::cli::stop_on_signal();
     let result = run_restore_task(&task, c.credentials, stop, progress).await;
     if let Some((done, handle)) = bar {
@@ -496,39 +510,6 @@ pub fn restore_box(r: &FullReport) -> String {
     out
 }
 
-/// Draws a progress bar on stderr until the returned flag is set.
-fn progress_bar(p: Arc<LiveProgress>) -> (Arc<AtomicBool>, tokio::task::JoinHandle<()>) {
-    let done = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&done);
-    let handle = tokio::spawn(async move {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {percent:>3}% {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        loop {
-            let total = p.records_total.load(Ordering::Relaxed);
-            bar.set_length(total.max(1));
-            bar.set_position(p.records.load(Ordering::Relaxed).min(total));
-            bar.set_message(format!(
-                "{} records, {}, {}/{} partitions",
-                thousands(p.records.load(Ordering::Relaxed)),
-                human_bytes(p.bytes.load(Ordering::Relaxed)),
-                p.partitions_done.load(Ordering::Relaxed),
-                p.partitions_total.load(Ordering::Relaxed)
-            ));
-            if flag.load(Ordering::SeqCst) {
-                bar.finish_and_clear();
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        }
-    });
-    (done, handle)
-}
-
 /// One row of `show-offset-mapping`.
 #[derive(Debug, Clone, Serialize)]
 pub struct MappingRow {
@@ -803,15 +784,6 @@ fn csv_field(s: &str) -> String {
     } else {
         s.to_string()
     }
-}
-
-/// Where a restore keeps its files (for messages).
-pub fn restore_location(storage: &Storage, backup_id: &str, restore_id: &str) -> String {
-    format!(
-        "{}/{}",
-        storage.display(),
-        restore_dir(backup_id, restore_id)
-    )
 }
 
 #[cfg(test)]

@@ -233,19 +233,7 @@ pub fn checkpoint_store(storage: &Storage, t: &RestoreTask, restore_id: &str) ->
 
 /// Fingerprint of the selection (what a resumed run must share with the first one).
 pub fn config_hash(t: &RestoreTask, restore_id: &str) -> String {
-    let key = serde_json::json!({
-        "restore": restore_id,
-        "backup": t.backup_id,
-        "topics": t.topics,
-        "start": t.time_window_start,
-        "end": t.time_window_end,
-        "partitions": t.source_partitions,
-        "topicMapping": t.topic_mapping,
-        "partitionMapping": t.partition_mapping,
-        "headers": t.include_original_offset_header,
-        "style": t.original_header_style,
-    })
-    .to_string();
+    let key = format!("{restore_id}\n{}", t.selection_key());
     format!("{:08x}", crc32c::crc32c(key.as_bytes()))
 }
 
@@ -477,7 +465,9 @@ fn lock(m: &Mutex<UnitState>) -> std::sync::MutexGuard<'_, UnitState> {
 }
 
 /// Header names for the original offset.
-fn header_names(style: HeaderStyle) -> (&'static str, &'static str, Option<&'static str>) {
+pub(crate) fn header_names(
+    style: HeaderStyle,
+) -> (&'static str, &'static str, Option<&'static str>) {
     match style {
         HeaderStyle::Original => ("x-original-offset", "x-original-timestamp", None),
         HeaderStyle::KafkaBackup => (
