@@ -468,14 +468,7 @@ fn scan_partition(
     style: HeaderStyle,
     out: &mut [PartitionMapping],
 ) -> Result<()> {
-    let (off_name, _, part_name) = match style {
-        HeaderStyle::Original => ("x-original-offset", "", None),
-        HeaderStyle::KafkaBackup => (
-            "x-kafka-backup-offset",
-            "",
-            Some("x-kafka-backup-partition"),
-        ),
-    };
+    let (off_name, _, part_name) = super::engine::header_names(style);
     let mut cc = config.client_config();
     cc.set("group.id", "tidemark-cluster-scan")
         .set("enable.auto.commit", "false")
