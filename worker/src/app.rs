@@ -38,13 +38,20 @@ pub fn main() -> ! {
             std::process::exit(1);
         }
     };
-    let code = match runtime.block_on(run(cli)) {
+    let operation = operation(&cli.command);
+    let code = match runtime.block_on(async move {
+        // Opt-in Prometheus endpoint (TIDEMARK_METRICS_ADDR), bound before any work starts.
+        crate::metrics::serve_from_env().await?;
+        crate::metrics::WorkerMetrics::global().start(operation);
+        run(cli).await
+    }) {
         Ok(code) => code,
         Err(err) => {
             report_error(&err, format);
             err.exit_code()
         }
     };
+    crate::metrics::WorkerMetrics::global().finish(code == 0);
     drop(runtime);
     std::process::exit(code);
 }
@@ -63,6 +70,25 @@ fn init_logging(format: LogFormat, verbose: u8) {
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
+    }
+}
+
+/// The top-level verb of `command`, as metrics name the operation.
+pub fn operation(command: &Command) -> &'static str {
+    match command {
+        Command::OffsetRollback(_) => "offset-rollback",
+        Command::Offsets(_) => "offsets",
+        Command::OffsetReset(_) => "offset-reset",
+        Command::OffsetResetBulk(_) => "offset-reset-bulk",
+        Command::Backup(_) => "backup",
+        Command::List(_) => "list",
+        Command::Describe(_) => "describe",
+        Command::VerifyBackup(_) => "verify-backup",
+        Command::Restore(_) => "restore",
+        Command::ValidateRestore(_) => "validate-restore",
+        Command::ShowOffsetMapping(_) => "show-offset-mapping",
+        Command::ThreePhaseRestore(_) => "three-phase-restore",
+        Command::Run(_) => "run",
     }
 }
 

@@ -48,6 +48,7 @@ pub async fn run_backup_task(
     progress: Arc<LiveProgress>,
 ) -> Result<BackupReport> {
     t.validate()?;
+    crate::metrics::WorkerMetrics::global().watch_backup(&progress);
     let backup_id = match &t.backup_id {
         Some(id) => id.clone(),
         None => match std::env::var(ENV_BACKUP_ID)

@@ -123,6 +123,7 @@ pub async fn run_restore_task(
     progress: Arc<LiveProgress>,
 ) -> Result<FullReport> {
     t.validate()?;
+    crate::metrics::WorkerMetrics::global().watch_restore(&progress);
     let restore_id = t.effective_restore_id();
     let storage = crate::run::open_location(&t.storage)?;
     let admin = GroupAdmin::connect(&crate::run::kafka_config_with(&t.kafka, credentials)?).await?;
