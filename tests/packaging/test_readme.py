@@ -95,8 +95,9 @@ def parse(command: str) -> dict:
             deep_merge(values, yaml.safe_load(path.read_text()) or {})
     if sets:  # repeated --set flags are parsed into one map, as Helm does
         values = deep_merge(values, helm.parse_set_string(",".join(sets)))
+    versions = [value for name, value in flags if name == "--version"]
     return {"release": release, "chart": chart, "namespace": namespace, "values": values,
-            "subcommand": words[1]}
+            "subcommand": words[1], "version": versions[-1] if versions else None}
 
 
 def chart_of(reference: str) -> Path:
@@ -113,6 +114,10 @@ def chart_of(reference: str) -> Path:
 def check(command: str) -> None:
     parsed = parse(command)
     chart_of(parsed["chart"])
+    if parsed["version"] is not None:
+        chart_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["version"]
+        assert parsed["version"] == chart_version, (
+            f"{command}: --version {parsed['version']}, but the chart is {chart_version}")
     helm.validate_release_name(parsed["release"])
     rendered = render(parsed["values"], release=parsed["release"],
                       namespace=parsed["namespace"])
@@ -157,7 +162,7 @@ def test_each_chart_readme_helm_command_renders(command):
 def test_the_chart_readme_shows_both_installs():
     parsed = [parse(c) for c in CHART_COMMANDS]
     assert {"release": "tidemark", "chart": "./charts/tidemark", "namespace": "tidemark-system",
-            "values": {}, "subcommand": "install"} in parsed
+            "values": {}, "subcommand": "install", "version": None} in parsed
     assert any(p["values"] == {"watchNamespace": "kafka"} for p in parsed)
 
 
