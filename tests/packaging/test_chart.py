@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import helm_python as helm
 import pytest
 import yaml
 
@@ -357,3 +358,12 @@ def test_chart_metadata():
                 assert f"| `{path}{k}` |" in readme, f"{path}{k} is not in the README's table"
 
     walk(values, schema["properties"], "")
+
+
+def test_a_numeric_image_tag_from_set_is_text():
+    values = helm.parse_set_string("image.tag=2,worker.image.tag=3")
+    assert values["image"]["tag"] == 2, "Helm's --set makes it an integer"
+    env = env_of(render(values))
+    container = render(values).one("Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "ghcr.io/tidemark-dev/tidemark:2"
+    assert env["TIDEMARK_WORKER_IMAGE"] == "ghcr.io/tidemark-dev/tidemark:3"

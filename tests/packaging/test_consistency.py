@@ -17,13 +17,11 @@ from conftest import (
     CHART,
     CONFIG,
     CRDS,
-    NAMESPACE,
     NAMESPACED,
     ROOT,
     SCENARIOS,
     config_objects,
     key,
-    load_documents,
     render,
     schema_validate,
 )

@@ -54,7 +54,7 @@ app.kubernetes.io/component: operator
 {{- end -}}
 
 {{- define "tidemark.imageTag" -}}
-{{- default .Chart.AppVersion .Values.image.tag -}}
+{{- default .Chart.AppVersion (toString .Values.image.tag) -}}
 {{- end -}}
 
 {{- define "tidemark.image" -}}
@@ -63,7 +63,7 @@ app.kubernetes.io/component: operator
 
 {{- define "tidemark.workerImage" -}}
 {{- $repository := default .Values.image.repository .Values.worker.image.repository -}}
-{{- $tag := default (include "tidemark.imageTag" .) .Values.worker.image.tag -}}
+{{- $tag := default (include "tidemark.imageTag" .) (toString .Values.worker.image.tag) -}}
 {{- printf "%s:%s" $repository $tag -}}
 {{- end -}}
 
