@@ -10,4 +10,6 @@ if [ ! -x "$PYTHON" ]; then
   echo "error: $PYTHON is missing; run scripts/install-test-tools.sh first" >&2
   exit 1
 fi
+# No __pycache__ or .pytest_cache left in the work tree.
+export PYTHONDONTWRITEBYTECODE=1
 exec "$PYTHON" -m pytest tests/packaging -p no:cacheprovider -q "$@"
