@@ -15,10 +15,11 @@ use k8s_openapi::api::batch::v1::{
     PodFailurePolicyOnPodConditionsPattern, PodFailurePolicyRule,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvFromSource, EnvVar,
-    EnvVarSource, KeyToPath, LocalObjectReference, PersistentVolumeClaimVolumeSource,
-    PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, SecretEnvSource,
-    SecretKeySelector, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvFromSource, EnvVar, EnvVarSource, KeyToPath, LocalObjectReference,
+    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
+    SeccompProfile, SecretEnvSource, SecretKeySelector, SecretVolumeSource, SecurityContext,
+    Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -52,6 +53,13 @@ pub const PERMANENT_EXIT_CODES: [i32; 7] = [2, 3, 4, 6, 8, 11, 13];
 /// for kinds that change consumer offsets: their status lists what failed, and bumping the run
 /// annotation runs them again on purpose, instead of the Job controller retrying at once.
 pub const PARTIAL_FAILURE_EXIT_CODES: [i32; 8] = [2, 3, 4, 6, 8, 10, 11, 13];
+
+/// Port of the worker's Prometheus endpoint (`/metrics`), named [`METRICS_PORT_NAME`].
+pub const METRICS_PORT: i32 = 9090;
+/// Name of the worker container's metrics port, for a PodMonitor.
+pub const METRICS_PORT_NAME: &str = "metrics";
+/// The worker's log format variable: worker pods log JSON lines, like the operator.
+pub const ENV_LOG_FORMAT: &str = "TIDEMARK_LOG_FORMAT";
 
 /// Environment variable with the SASL username.
 pub const ENV_KAFKA_USERNAME: &str = "KAFKA_USERNAME";
@@ -157,6 +165,12 @@ pub fn job_spec<K: WorkerKind>(
         storage_wiring(storage, &mut volumes, &mut mounts, &mut env, &mut env_from);
     }
     env.extend(parts.env.iter().cloned());
+    // Every worker serves its progress on /metrics and logs JSON lines.
+    env.push(plain_env(
+        tidemark::metrics::ENV_METRICS_ADDR,
+        &format!("0.0.0.0:{METRICS_PORT}"),
+    ));
+    env.push(plain_env(ENV_LOG_FORMAT, "json"));
     let uses_api = worker_config_map(cr)?.is_some();
 
     let job_options = cr.job_options().cloned().unwrap_or_default();
@@ -167,7 +181,13 @@ pub fn job_spec<K: WorkerKind>(
         image_pull_policy: Some(config.image_pull_policy.clone()),
         command: Some(vec!["tidemark".into()]),
         args: Some(vec!["run".into(), "--task".into(), TASK_PATH.into()]),
-        env: (!env.is_empty()).then_some(env),
+        ports: Some(vec![ContainerPort {
+            name: Some(METRICS_PORT_NAME.into()),
+            container_port: METRICS_PORT,
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        }]),
+        env: Some(env),
         env_from: (!env_from.is_empty()).then_some(env_from),
         resources: Some(
             cr.resources()
@@ -450,6 +470,14 @@ mod tests {
             .collect()
     }
 
+    /// The names of the env vars besides the ones every worker gets (metrics, log format).
+    fn own_env(container: &Container) -> Vec<String> {
+        env_map(container)
+            .into_keys()
+            .filter(|k| k != "TIDEMARK_METRICS_ADDR" && k != "TIDEMARK_LOG_FORMAT")
+            .collect()
+    }
+
     const RUN: RunId = RunId {
         generation: 1,
         run: 0,
@@ -587,6 +615,48 @@ mod tests {
     }
 
     #[test]
+    fn every_worker_serves_metrics_on_a_named_port_and_logs_json() {
+        for yaml in [
+            QUICK_SNAPSHOT,
+            PRE_MIGRATION_SNAPSHOT,
+            MTLS_PVC,
+            DELETE_SNAPSHOT,
+        ] {
+            let job = build(yaml);
+            let c = container(&job);
+            let env = env_map(c);
+            assert_eq!(
+                env["TIDEMARK_METRICS_ADDR"].value.as_deref(),
+                Some("0.0.0.0:9090")
+            );
+            assert_eq!(env["TIDEMARK_LOG_FORMAT"].value.as_deref(), Some("json"));
+            let ports = c.ports.as_ref().expect("ports");
+            assert_eq!(ports.len(), 1);
+            assert_eq!(ports[0].name.as_deref(), Some("metrics"));
+            assert_eq!(ports[0].container_port, 9090);
+            assert_eq!(ports[0].protocol.as_deref(), Some("TCP"));
+            // The address the Job sets is the one the worker reads.
+            assert!(env.contains_key(tidemark::metrics::ENV_METRICS_ADDR));
+            // A PodMonitor selects worker pods by this label.
+            let labels = pod_labels(&job);
+            assert_eq!(
+                labels
+                    .get("app.kubernetes.io/managed-by")
+                    .map(String::as_str),
+                Some("tidemark-operator")
+            );
+        }
+    }
+
+    fn pod_labels(job: &Job) -> BTreeMap<String, String> {
+        job.spec
+            .as_ref()
+            .and_then(|s| s.template.metadata.as_ref())
+            .and_then(|m| m.labels.clone())
+            .unwrap_or_default()
+    }
+
+    #[test]
     fn sasl_credentials_are_secret_key_refs_with_default_keys() {
         let job = build(PRE_MIGRATION_SNAPSHOT);
         let env = env_map(container(&job));
@@ -684,7 +754,11 @@ mod tests {
             )
         );
         assert_eq!(c.image_pull_policy.as_deref(), Some("IfNotPresent"));
-        assert!(c.env.is_none(), "PLAINTEXT and a ConfigMap need no env");
+        assert_eq!(
+            own_env(c),
+            Vec::<String>::new(),
+            "PLAINTEXT and a ConfigMap need no env"
+        );
 
         let config = OperatorConfig {
             worker_image: "registry.local/tidemark:dev".into(),
@@ -747,7 +821,7 @@ mod tests {
             "      - kafka:9092\n    securityProtocol: SASL_SSL\n    saslSecret: {name: kafka-credentials}\n",
         );
         let job = build(&yaml);
-        assert!(container(&job).env.is_none());
+        assert_eq!(own_env(container(&job)), Vec::<String>::new());
         assert_eq!(mounts(&job).len(), 2);
     }
 
@@ -781,7 +855,11 @@ mod tests {
             .as_ref()
             .expect("pvc");
         assert_eq!(pvc.claim_name, "offset-backups");
-        assert!(container(&job).env.is_none(), "SSL without SASL has no env");
+        assert_eq!(
+            own_env(container(&job)),
+            Vec::<String>::new(),
+            "SSL without SASL has no env"
+        );
     }
 
     #[test]

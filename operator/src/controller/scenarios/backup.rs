@@ -145,7 +145,14 @@ async fn a_new_one_shot_backup_runs_one_job() {
             assert_eq!(
                 env,
                 &json!([{"name": "TIDEMARK_BACKUP_ID", "valueFrom": {"fieldRef": {
-                    "fieldPath": "metadata.labels['batch.kubernetes.io/job-name']"}}}])
+                    "fieldPath": "metadata.labels['batch.kubernetes.io/job-name']"}}},
+                    {"name": "TIDEMARK_METRICS_ADDR", "value": "0.0.0.0:9090"},
+                    {"name": "TIDEMARK_LOG_FORMAT", "value": "json"}])
+            );
+            let port = &pod["containers"][0]["ports"][0];
+            assert_eq!(
+                port,
+                &json!({"name": "metrics", "containerPort": 9090, "protocol": "TCP"})
             );
         }),
         status(&cr, move |s| {
@@ -666,6 +673,107 @@ async fn a_finished_scheduled_job_is_recorded_and_cleaned_up_after() {
     let (result, _, metrics) = scenario(cr, calls).await;
     assert_eq!(result.expect("reconciled"), Action::requeue(SCHEDULE_POLL));
     assert_eq!(metrics.job_count(KIND, "succeeded"), 1);
+}
+
+// (g2) The CronJob started a backup: the status says Running (Reconciling) and a
+// `BackupStarted` Event marks the transition; the recorded backup is not read again.
+#[tokio::test]
+async fn a_started_scheduled_job_is_running_with_an_event() {
+    let cr = kb(BACKUP_DAILY_S3);
+    let cron = cron_job_name(&cr).expect("name");
+    let last = format!("{cron}-28885800");
+    let started = format!("{cron}-28887240");
+    let cr = scheduled(cr, "g1-r0", &last);
+    let done = backup_job(
+        &cr,
+        &last,
+        "g1-r0",
+        "2024-11-30T02:00:00Z",
+        Some(("Complete", "CompletionsReached", "2024-11-30T02:30:00Z")),
+    );
+    let running = backup_job(&cr, &started, "g1-r0", "2024-12-01T02:00:02Z", None);
+    let job_name = started.clone();
+    let mut calls = daily_secrets(secret("s3-credentials", &["AWS_ACCESS_KEY_ID"]));
+    calls.extend([
+        apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
+        apply(
+            path("v1", "configmaps", "payments-nightly-task-g1-r0"),
+            |_| {},
+        ),
+        apply(path("batch/v1", "cronjobs", &cron), |_| {}),
+        list_jobs("payments-nightly", vec![done, running]),
+        list_tasks("payments-nightly", &["g1-r0"]),
+        status(&cr, move |s| {
+            assert_eq!(s["phase"], "Running");
+            assert_eq!(s["jobName"], job_name.as_str());
+            assert_eq!(s["startTime"], "2024-12-01T02:00:02Z");
+            assert_eq!(
+                s["lastRun"]["phase"], "Completed",
+                "the last backup is kept"
+            );
+            assert_conditions(s, [false, true, false], "JobRunning");
+        }),
+        event("Normal", "BackupStarted"),
+    ]);
+    let (result, _, metrics) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
+    assert_eq!(metrics.job_count(KIND, "created"), 1);
+}
+
+// (g3) A scheduled backup failed: its result is read once, the status stays Scheduled but
+// Stalled (with the worker's reason) until a later backup succeeds, a Warning `JobFailed` Event
+// says so, and no cleanup runs after a failed backup.
+#[tokio::test]
+async fn a_failed_scheduled_job_stalls_with_a_warning_event() {
+    let cr = kb(BACKUP_DAILY_S3);
+    let cron = cron_job_name(&cr).expect("name");
+    let last = format!("{cron}-28885800");
+    let failed_name = format!("{cron}-28887240");
+    let cr = scheduled(cr, "g1-r0", &last);
+    let done = backup_job(
+        &cr,
+        &last,
+        "g1-r0",
+        "2024-11-30T02:00:00Z",
+        Some(("Complete", "CompletionsReached", "2024-11-30T02:30:00Z")),
+    );
+    let failed = backup_job(
+        &cr,
+        &failed_name,
+        "g1-r0",
+        "2024-12-01T02:00:02Z",
+        Some(("Failed", "BackoffLimitExceeded", "2024-12-01T02:09:00Z")),
+    );
+    let job_name = failed_name.clone();
+    let mut calls = daily_secrets(secret("s3-credentials", &["AWS_ACCESS_KEY_ID"]));
+    calls.extend([
+        apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
+        apply(
+            path("v1", "configmaps", "payments-nightly-task-g1-r0"),
+            |_| {},
+        ),
+        apply(path("batch/v1", "cronjobs", &cron), |_| {}),
+        list_jobs("payments-nightly", vec![done, failed]),
+        list_tasks("payments-nightly", &["g1-r0"]),
+        pods_call(
+            &failed_name,
+            &[(
+                "2024-12-01T02:08:00Z",
+                Some(backup_result(0, &failed_name, 7, false)),
+            )],
+        ),
+        status(&cr, move |s| {
+            assert_eq!(s["phase"], "Scheduled");
+            assert_eq!(s["jobName"], job_name.as_str());
+            assert_eq!(s["lastRun"]["phase"], "Failed");
+            assert_eq!(s["lastSuccessfulTime"], "2024-11-30T02:30:00Z");
+            assert_conditions(s, [false, false, true], "StorageError");
+        }),
+        event("Warning", "JobFailed"),
+    ]);
+    let (result, _, metrics) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::requeue(SCHEDULE_POLL));
+    assert_eq!(metrics.job_count(KIND, "failed"), 1);
 }
 
 // (h) A missing Secret stalls a scheduled backup before its CronJob exists.
