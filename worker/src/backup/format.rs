@@ -537,23 +537,269 @@ struct Header {
 /// Verifies magic, version, lengths and checksum, then decodes every record. `name` (the
 /// object's path) is in every error.
 pub fn decode_segment(data: &[u8], name: &str) -> Result<(SegmentStats, Vec<Record>), FormatError> {
-    let header = read_header(data, name)?;
+    let seg = decode_segment_shared(bytes::Bytes::copy_from_slice(data), name, Vec::new())?;
+    let records = seg.iter().map(|r| r.to_record()).collect();
+    Ok((seg.stats, records))
+}
+
+/// [`decode_segment`] without copying a byte of the records: the result borrows keys, values
+/// and headers from one block — the object itself when it is stored uncompressed, otherwise
+/// `buffer` (any spare `Vec`, e.g. the one a finished segment gave back with
+/// [`DecodedSegment::into_buffer`]) filled with the decompressed block. Every check of
+/// [`decode_segment`] is made.
+pub fn decode_segment_shared(
+    data: bytes::Bytes,
+    name: &str,
+    mut buffer: Vec<u8>,
+) -> Result<DecodedSegment, FormatError> {
+    let header = read_header(&data, name)?;
     let stored = &data[header.block_start..header.block_end];
     let expected = header.stats.uncompressed_bytes;
-    let decompressed;
-    let block: &[u8] = match header.codec {
+    let block = match header.codec {
         CODEC_ZSTD => {
-            decompressed = zstd_decompress(stored, expected).map_err(|e| corrupt(name, e))?;
-            &decompressed
+            zstd_decompress(stored, expected, &mut buffer).map_err(|e| corrupt(name, e))?;
+            Block::Owned(buffer)
         }
         CODEC_LZ4 => {
-            decompressed = lz4_decompress(stored, expected).map_err(|e| corrupt(name, e))?;
-            &decompressed
+            lz4_decompress(stored, expected, &mut buffer).map_err(|e| corrupt(name, e))?;
+            Block::Owned(buffer)
         }
-        _ => stored,
+        _ => Block::Shared(data.slice(header.block_start..header.block_end), buffer),
     };
-    let records = decode_block(block, &header.stats).map_err(|e| corrupt(name, e))?;
-    Ok((header.stats, records))
+    let (index, headers) =
+        decode_block(block.bytes(), &header.stats).map_err(|e| corrupt(name, e))?;
+    Ok(DecodedSegment {
+        stats: header.stats,
+        block,
+        index,
+        headers,
+    })
+}
+
+/// Where a decoded segment's record block lives.
+enum Block {
+    /// Decompressed into a buffer of our own.
+    Owned(Vec<u8>),
+    /// A slice of the (uncompressed) object; the spare buffer is kept to be given back.
+    Shared(bytes::Bytes, Vec<u8>),
+}
+
+impl Block {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Block::Owned(v) => v,
+            Block::Shared(b, _) => b,
+        }
+    }
+}
+
+/// Marks a null key, value or header value in a [`Span`].
+const NULL_LEN: u32 = u32::MAX;
+
+/// A byte range of the block (blocks are at most [`MAX_BLOCK_BYTES`], so `u32` holds it).
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+impl Span {
+    const NULL: Span = Span {
+        start: 0,
+        len: NULL_LEN,
+    };
+
+    fn get(self, block: &[u8]) -> Option<&[u8]> {
+        if self.len == NULL_LEN {
+            return None;
+        }
+        let start = self.start as usize;
+        block.get(start..start + self.len as usize)
+    }
+}
+
+/// One record of a decoded block: where its parts are.
+#[derive(Clone, Copy, Debug)]
+struct IndexEntry {
+    offset: i64,
+    timestamp: i64,
+    key: Span,
+    value: Span,
+    /// Its headers: `headers[first..first + count]` of the segment.
+    first_header: u32,
+    header_count: u32,
+    timestamp_type: TimestampType,
+}
+
+/// One header of a decoded block (the key checked to be UTF-8).
+#[derive(Clone, Copy, Debug)]
+struct HeaderEntry {
+    key: Span,
+    value: Span,
+}
+
+/// A verified, decoded segment whose records borrow from one block (see
+/// [`decode_segment_shared`]).
+pub struct DecodedSegment {
+    stats: SegmentStats,
+    block: Block,
+    index: Vec<IndexEntry>,
+    headers: Vec<HeaderEntry>,
+}
+
+impl fmt::Debug for DecodedSegment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DecodedSegment")
+            .field("stats", &self.stats)
+            .field("records", &self.index.len())
+            .finish()
+    }
+}
+
+impl DecodedSegment {
+    /// The segment's header stats.
+    pub fn stats(&self) -> &SegmentStats {
+        &self.stats
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether it holds no record (never true for a decoded segment).
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// The `i`th record, if there is one.
+    pub fn get(&self, i: usize) -> Option<RecordRef<'_>> {
+        let e = self.index.get(i)?;
+        let block = self.block.bytes();
+        let first = e.first_header as usize;
+        Some(RecordRef {
+            offset: e.offset,
+            timestamp: e.timestamp,
+            timestamp_type: e.timestamp_type,
+            key: e.key.get(block),
+            value: e.value.get(block),
+            headers: self
+                .headers
+                .get(first..first + e.header_count as usize)
+                .unwrap_or_default(),
+            block,
+        })
+    }
+
+    /// The records in offset order.
+    pub fn iter(&self) -> Records<'_> {
+        Records { seg: self, next: 0 }
+    }
+
+    /// Bytes of memory it holds (block, index and headers), for memory budgets.
+    pub fn memory(&self) -> usize {
+        let block = match &self.block {
+            Block::Owned(v) => v.capacity(),
+            Block::Shared(b, spare) => b.len() + spare.capacity(),
+        };
+        block
+            + self.index.capacity() * std::mem::size_of::<IndexEntry>()
+            + self.headers.capacity() * std::mem::size_of::<HeaderEntry>()
+    }
+
+    /// Gives back the buffer the block was decompressed into (or the unused one it was given),
+    /// for the next [`decode_segment_shared`].
+    pub fn into_buffer(self) -> Vec<u8> {
+        match self.block {
+            Block::Owned(v) | Block::Shared(_, v) => v,
+        }
+    }
+}
+
+/// The records of a [`DecodedSegment`] in offset order.
+pub struct Records<'a> {
+    seg: &'a DecodedSegment,
+    next: usize,
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = RecordRef<'a>;
+
+    fn next(&mut self) -> Option<RecordRef<'a>> {
+        let r = self.seg.get(self.next)?;
+        self.next += 1;
+        Some(r)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.seg.len().saturating_sub(self.next);
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for Records<'_> {}
+
+/// One record of a [`DecodedSegment`], borrowed.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordRef<'a> {
+    /// The record's offset in its source partition.
+    pub offset: i64,
+    /// Milliseconds since the epoch (-1 when not available).
+    pub timestamp: i64,
+    /// What the timestamp means.
+    pub timestamp_type: TimestampType,
+    /// The key; `None` is null, distinct from empty.
+    pub key: Option<&'a [u8]>,
+    /// The value; `None` is null (a tombstone), distinct from empty.
+    pub value: Option<&'a [u8]>,
+    headers: &'a [HeaderEntry],
+    block: &'a [u8],
+}
+
+impl<'a> RecordRef<'a> {
+    /// Number of headers.
+    pub fn header_count(&self) -> usize {
+        self.headers.len()
+    }
+
+    /// The headers in order (duplicate keys kept; a value may be null).
+    pub fn headers(&self) -> impl ExactSizeIterator<Item = (&'a str, Option<&'a [u8]>)> + 'a {
+        let block = self.block;
+        self.headers.iter().map(move |h| {
+            let key = h
+                .key
+                .get(block)
+                .and_then(|k| std::str::from_utf8(k).ok())
+                .unwrap_or_default();
+            (key, h.value.get(block))
+        })
+    }
+
+    /// Key, value and header bytes (keys and values of headers included).
+    pub fn payload_bytes(&self) -> u64 {
+        let len = |s: Option<&[u8]>| s.map_or(0, |b| b.len() as u64);
+        len(self.key)
+            + len(self.value)
+            + self
+                .headers()
+                .map(|(k, v)| k.len() as u64 + len(v))
+                .sum::<u64>()
+    }
+
+    /// An owned copy.
+    pub fn to_record(&self) -> Record {
+        Record {
+            offset: self.offset,
+            timestamp: self.timestamp,
+            timestamp_type: self.timestamp_type,
+            key: self.key.map(<[u8]>::to_vec),
+            value: self.value.map(<[u8]>::to_vec),
+            headers: self
+                .headers()
+                .map(|(k, v)| (k.to_string(), v.map(<[u8]>::to_vec)))
+                .collect(),
+        }
+    }
 }
 
 /// Reads only the header and verifies the checksum (for `verify-backup` without --deep).
@@ -755,7 +1001,7 @@ fn hex(bytes: &[u8]) -> String {
 /// declare that content size and fill the block; the output buffer is reserved (not touched)
 /// up front and zstd refuses to write past it, so a frame that would inflate further is
 /// refused without being inflated.
-fn zstd_decompress(stored: &[u8], expected: u64) -> Result<Vec<u8>, String> {
+fn zstd_decompress(stored: &[u8], expected: u64, out: &mut Vec<u8>) -> Result<(), String> {
     use zstd::zstd_safe;
     match zstd_safe::get_frame_content_size(stored) {
         Ok(Some(n)) if n == expected => {}
@@ -782,22 +1028,30 @@ fn zstd_decompress(stored: &[u8], expected: u64) -> Result<Vec<u8>, String> {
             ));
         }
     }
-    let mut out = Vec::with_capacity(expected as usize);
+    out.clear();
+    out.reserve(expected as usize);
     let n = zstd::bulk::Decompressor::new()
-        .and_then(|mut d| d.decompress_to_buffer(stored, &mut out))
+        .and_then(|mut d| d.decompress_to_buffer(stored, out))
         .map_err(|e| format!("zstd data does not decompress into {expected} bytes: {e}"))?;
     if n as u64 != expected {
         return Err(format!(
             "zstd block decompresses to {n} bytes, the header says {expected}"
         ));
     }
-    Ok(out)
+    Ok(())
 }
 
-/// Decompresses an LZ4 block into exactly `expected` bytes.
-fn lz4_decompress(stored: &[u8], expected: u64) -> Result<Vec<u8>, String> {
-    let mut out = vec![0u8; expected as usize];
-    let n = lz4_flex::block::decompress_into(stored, &mut out).map_err(|e| {
+/// Decompresses an LZ4 block into exactly `expected` bytes. A reused buffer is not cleared
+/// first: the check that the block fills all `expected` bytes means none of its old content
+/// survives.
+fn lz4_decompress(stored: &[u8], expected: u64, out: &mut Vec<u8>) -> Result<(), String> {
+    let expected_len = expected as usize;
+    if out.len() < expected_len {
+        out.resize(expected_len, 0);
+    } else {
+        out.truncate(expected_len);
+    }
+    let n = lz4_flex::block::decompress_into(stored, out).map_err(|e| {
         format!("lz4 data does not decompress into the {expected} bytes the header says: {e}")
     })?;
     if n as u64 != expected {
@@ -805,15 +1059,19 @@ fn lz4_decompress(stored: &[u8], expected: u64) -> Result<Vec<u8>, String> {
             "lz4 block decompresses to {n} bytes, the header says {expected}"
         ));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Decodes the record block and checks it against the header's stats.
-fn decode_block(block: &[u8], stats: &SegmentStats) -> Result<Vec<Record>, String> {
+fn decode_block(
+    block: &[u8],
+    stats: &SegmentStats,
+) -> Result<(Vec<IndexEntry>, Vec<HeaderEntry>), String> {
     let mut cur = Cursor { buf: block, pos: 0 };
     // The count was checked against the block's length; memory still grows only with the
     // records really decoded.
     let mut out = Vec::with_capacity(stats.records.min(1 << 16) as usize);
+    let mut all_headers: Vec<HeaderEntry> = Vec::new();
     let mut previous = i128::from(stats.first_offset) - 1;
     let mut last_ts = 0i64;
     let (mut min_ts, mut max_ts) = (i64::MAX, i64::MIN);
@@ -841,8 +1099,10 @@ fn decode_block(block: &[u8], stats: &SegmentStats) -> Result<Vec<Record>, Strin
             .uvarint()
             .map_err(|e| at(&format!("timestamp delta: {e}")))?;
         let timestamp = last_ts.wrapping_add(unzigzag(ts_delta));
-        let key = cur.nullable().map_err(|e| at(&format!("key: {e}")))?;
-        let value = cur.nullable().map_err(|e| at(&format!("value: {e}")))?;
+        let key = cur.nullable_span().map_err(|e| at(&format!("key: {e}")))?;
+        let value = cur
+            .nullable_span()
+            .map_err(|e| at(&format!("value: {e}")))?;
         let count = cur
             .uvarint()
             .map_err(|e| at(&format!("header count: {e}")))?;
@@ -852,27 +1112,33 @@ fn decode_block(block: &[u8], stats: &SegmentStats) -> Result<Vec<Record>, Strin
                 cur.remaining()
             )));
         }
-        let mut headers = Vec::with_capacity(count as usize);
+        let first_header = u32::try_from(all_headers.len())
+            .map_err(|_| at("more headers than one segment can index"))?;
         for h in 0..count {
             let hkey = cur
-                .string()
+                .string_span()
                 .map_err(|e| at(&format!("header {h} key: {e}")))?;
             let hvalue = cur
-                .nullable()
+                .nullable_span()
                 .map_err(|e| at(&format!("header {h} value: {e}")))?;
-            headers.push((hkey, hvalue));
+            all_headers.push(HeaderEntry {
+                key: hkey,
+                value: hvalue,
+            });
         }
         previous = i128::from(offset);
         last_ts = timestamp;
         min_ts = min_ts.min(timestamp);
         max_ts = max_ts.max(timestamp);
-        out.push(Record {
+        out.push(IndexEntry {
             offset,
             timestamp,
-            timestamp_type,
             key,
             value,
-            headers,
+            first_header,
+            // count <= remaining / 2 < 2^31 (the block is at most 1 GiB).
+            header_count: count as u32,
+            timestamp_type,
         });
     }
     if cur.remaining() != 0 {
@@ -894,7 +1160,7 @@ fn decode_block(block: &[u8], stats: &SegmentStats) -> Result<Vec<Record>, Strin
             stats.min_timestamp, stats.max_timestamp
         ));
     }
-    Ok(out)
+    Ok((out, all_headers))
 }
 
 /// Appends `v` as an unsigned LEB128 varint (7 bits a byte, low first, high bit = more).
@@ -977,17 +1243,32 @@ impl<'a> Cursor<'a> {
         Ok(&self.buf[start..self.pos])
     }
 
-    fn nullable(&mut self) -> Result<Option<Vec<u8>>, String> {
+    /// Where `take(len)` would land, as a span (the block is at most 1 GiB, so it fits).
+    fn span(&mut self, len: u64) -> Result<Span, String> {
+        let start = self.pos;
+        self.take(len)?;
+        Ok(Span {
+            start: start as u32,
+            len: len as u32,
+        })
+    }
+
+    fn nullable_span(&mut self) -> Result<Span, String> {
         match self.uvarint()? {
-            0 => Ok(None),
-            n => Ok(Some(self.take(n - 1)?.to_vec())),
+            0 => Ok(Span::NULL),
+            n => self.span(n - 1),
         }
     }
 
-    fn string(&mut self) -> Result<String, String> {
+    fn string_span(&mut self) -> Result<Span, String> {
         let len = self.uvarint()?;
+        let start = self.pos;
         let bytes = self.take(len)?;
-        String::from_utf8(bytes.to_vec()).map_err(|e| format!("not UTF-8: {e}"))
+        std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
+        Ok(Span {
+            start: start as u32,
+            len: len as u32,
+        })
     }
 }
 
@@ -1104,6 +1385,43 @@ mod tests {
                 &[],
             ),
         ]
+    }
+
+    #[test]
+    fn shared_decoding_borrows_and_reuses_buffers() {
+        let records = edge_records();
+        // A dirty, too-large buffer from an earlier segment must not leak into the next one.
+        let mut buffer = vec![0xAB; 3 << 20];
+        for codec in codecs() {
+            let (bytes, stats) = encode(codec, &records);
+            let data = bytes::Bytes::from(bytes);
+            let seg = decode_segment_shared(data.clone(), NAME, buffer).expect("decode");
+            assert_eq!(seg.stats(), &stats);
+            assert_eq!(seg.len(), records.len());
+            assert_eq!(seg.iter().len(), records.len());
+            for (r, expected) in seg.iter().zip(&records) {
+                assert_eq!(&r.to_record(), expected, "{codec:?}");
+                let len = |v: &Option<Vec<u8>>| v.as_ref().map_or(0, Vec::len) as u64;
+                let header_bytes: u64 = expected
+                    .headers
+                    .iter()
+                    .map(|(k, v)| k.len() as u64 + len(v))
+                    .sum();
+                assert_eq!(
+                    r.payload_bytes(),
+                    len(&expected.key) + len(&expected.value) + header_bytes
+                );
+            }
+            if codec == Codec::None {
+                // The records point into the object itself.
+                let value = seg.get(0).and_then(|r| r.value).expect("value");
+                let inside = data.as_ptr_range();
+                assert!(inside.contains(&value.as_ptr()));
+            }
+            assert!(seg.memory() >= stats.uncompressed_bytes as usize);
+            buffer = seg.into_buffer();
+        }
+        assert!(buffer.capacity() >= 3 << 20, "the buffer comes back");
     }
 
     fn encode(codec: Codec, records: &[Record]) -> (Vec<u8>, SegmentStats) {

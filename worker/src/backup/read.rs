@@ -7,7 +7,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::format::{check_segment, decode_segment, Record};
+use super::format::{check_segment, decode_segment_shared, DecodedSegment, Record};
 use super::manifest::{Manifest, SegmentEntry, BACKUPS_DIR};
 use crate::error::{Error, Result};
 use crate::storage::Storage;
@@ -194,6 +194,18 @@ pub async fn load_manifests(storage: &Storage, id: &str) -> Result<Vec<Manifest>
 /// Reads and decodes one segment, verifying its checksum and that it holds what the manifest
 /// says (offsets and count); errors name the object.
 pub async fn read_segment(storage: &Storage, entry: &SegmentEntry) -> Result<Vec<Record>> {
+    let seg = read_segment_shared(storage, entry, Vec::new()).await?;
+    Ok(seg.iter().map(|r| r.to_record()).collect())
+}
+
+/// [`read_segment`] without copying the records: they borrow from the object (uncompressed) or
+/// from `buffer` filled with the decompressed block (see
+/// [`decode_segment_shared`](super::format::decode_segment_shared)).
+pub async fn read_segment_shared(
+    storage: &Storage,
+    entry: &SegmentEntry,
+    buffer: Vec<u8>,
+) -> Result<DecodedSegment> {
     let data = storage
         .get(&entry.key)
         .await?
@@ -202,11 +214,12 @@ pub async fn read_segment(storage: &Storage, entry: &SegmentEntry) -> Result<Vec
             file: entry.key.clone(),
             reason: "the object is missing".into(),
         })?;
-    let (stats, records) = decode_segment(&data, &entry.key).map_err(|e| Error::Malformed {
+    let seg = decode_segment_shared(data, &entry.key, buffer).map_err(|e| Error::Malformed {
         kind: "backup segment",
         file: entry.key.clone(),
         reason: e.to_string(),
     })?;
+    let stats = seg.stats();
     if stats.records != entry.stats.records
         || stats.first_offset != entry.stats.first_offset
         || stats.last_offset != entry.stats.last_offset
@@ -222,7 +235,7 @@ pub async fn read_segment(storage: &Storage, entry: &SegmentEntry) -> Result<Vec
             ),
         });
     }
-    Ok(records)
+    Ok(seg)
 }
 
 /// One problem `verify-backup` found.
@@ -311,16 +324,16 @@ pub async fn verify_backup(storage: &Storage, id: &str, deep: bool) -> Result<Ve
                     };
                     r.bytes_checked += data.len() as u64;
                     if deep {
-                        match decode_segment(&data, &seg.key) {
+                        match decode_segment_shared(data.clone(), &seg.key, Vec::new()) {
                             Err(e) => r.problems.push(Problem {
                                 object: seg.key.clone(),
                                 problem: e.to_string(),
                             }),
-                            Ok((stats, recs)) => {
+                            Ok(recs) => {
                                 r.records_checked += recs.len() as u64;
-                                check_stats(&mut r.problems, seg, &stats);
+                                check_stats(&mut r.problems, seg, recs.stats());
                                 let mut last: Option<i64> = None;
-                                for rec in &recs {
+                                for rec in recs.iter() {
                                     if last.is_some_and(|l| rec.offset <= l)
                                         || rec.offset < s.first_offset
                                         || rec.offset > s.last_offset

@@ -36,9 +36,9 @@ use serde::{Deserialize, Serialize};
 use super::mapping::{
     checkpoint_key, mapping_key, OffsetMapping, PartitionMapping, MAPPING_FORMAT,
 };
-use super::plan::{payload_bytes, RestorePlan, Unit, Window};
-use crate::backup::format::{Record, TimestampType};
-use crate::backup::read::read_segment;
+use super::plan::{RestorePlan, Unit, Window};
+use crate::backup::format::{DecodedSegment, RecordRef, TimestampType};
+use crate::backup::read::read_segment_shared;
 use crate::error::{Error, Result};
 use crate::kafka::{GroupAdmin, KafkaConfig, OffsetSpec};
 use crate::storage::Storage;
@@ -52,6 +52,10 @@ const QUEUE_KBYTES: &str = "16384";
 /// read (requests of a killed process may still be landing).
 const SETTLE: Duration = Duration::from_millis(500);
 const SETTLE_MAX: Duration = Duration::from_secs(30);
+/// Memory for segments read ahead and being sent, shared by every lane: the stored objects
+/// while they are decompressed and the decoded blocks (a lane holds the segment it sends and
+/// the next one). A segment larger than this is read alone.
+const SEGMENT_MEMORY_BYTES: u64 = 64 << 20;
 /// Progress is logged this often.
 const LOG_EVERY: Duration = Duration::from_secs(5);
 
@@ -645,6 +649,10 @@ pub async fn run_restore(
         store: store.clone(),
         checkpoint: Arc::new(Mutex::new(checkpoint.clone())),
         ckpt_lock: ckpt,
+        segment_memory: Arc::new(tokio::sync::Semaphore::new(
+            (SEGMENT_MEMORY_BYTES / 1024) as usize,
+        )),
+        buffers: Arc::new(Mutex::new(Vec::new())),
     });
     let next_lane = Arc::new(AtomicUsize::new(0));
     let lanes = Arc::new(lanes);
@@ -911,6 +919,10 @@ struct LaneContext {
     store: CheckpointStore,
     checkpoint: Arc<Mutex<Checkpoint>>,
     ckpt_lock: Arc<tokio::sync::Mutex<()>>,
+    /// [`SEGMENT_MEMORY_BYTES`] in KiB permits.
+    segment_memory: Arc<tokio::sync::Semaphore>,
+    /// Decompression buffers of finished segments, reused (no fresh pages per segment).
+    buffers: Arc<Mutex<Vec<Vec<u8>>>>,
 }
 
 /// Copies the live unit states into the checkpoint and writes it (one writer at a time).
@@ -1015,7 +1027,6 @@ fn write_unit(ctx: &LaneContext, i: usize, unit: &Unit, resumed: bool) -> Result
     } else {
         None
     };
-    let (off_h, ts_h, part_h) = header_names(ctx.headers.unwrap_or_default());
     let segs = &unit.segments;
     let mut prefetch = segs.first().map(|s| spawn_read(ctx, s.clone()));
     for idx in 0..segs.len() {
@@ -1029,51 +1040,16 @@ fn write_unit(ctx: &LaneContext, i: usize, unit: &Unit, resumed: bool) -> Result
                 prefetch = Some(SegmentRead::Skipped);
             }
         }
-        let records = match current {
+        let loaded = match current {
             SegmentRead::Skipped => continue,
             SegmentRead::Pending(h) => ctx
                 .handle
                 .block_on(h)
                 .map_err(|e| Error::Kafka(format!("reading a segment did not complete: {e}")))??,
         };
-        let mut pending: Vec<&Record> = Vec::with_capacity(ctx.batch);
-        for r in &records {
-            if last_confirmed.is_some_and(|c| r.offset <= c) || !ctx.window.contains(r.timestamp) {
-                continue;
-            }
-            if let Some(reader) = tail.as_mut() {
-                match reader.next()? {
-                    Some(found) => {
-                        check_same(unit, r, &found)?;
-                        let mut s = lock(&ctx.shared.units[i]);
-                        let bytes = payload_bytes(r);
-                        s.mapping.push(r.offset, found.offset, r.timestamp);
-                        s.bytes += bytes;
-                        ctx.shared.progress.records.fetch_add(1, Ordering::Relaxed);
-                        ctx.shared
-                            .progress
-                            .bytes
-                            .fetch_add(bytes, Ordering::Relaxed);
-                        ctx.found_on_resume.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                    None => {
-                        tail = None;
-                    }
-                }
-            }
-            pending.push(r);
-            if pending.len() >= ctx.batch {
-                send_batch(ctx, i, unit, &pending, (off_h, ts_h, part_h))?;
-                pending.clear();
-                if ctx.stop.load(Ordering::Relaxed) || ctx.shared.failed.load(Ordering::Relaxed) {
-                    return Ok(());
-                }
-            }
-        }
-        if !pending.is_empty() {
-            send_batch(ctx, i, unit, &pending, (off_h, ts_h, part_h))?;
-        }
+        let outcome = send_segment(ctx, i, unit, &loaded.segment, last_confirmed, &mut tail);
+        loaded.release(ctx);
+        outcome?;
         if ctx.stop.load(Ordering::Relaxed) || ctx.shared.failed.load(Ordering::Relaxed) {
             return Ok(());
         }
@@ -1107,26 +1083,123 @@ fn write_unit(ctx: &LaneContext, i: usize, unit: &Unit, resumed: bool) -> Result
     }
 }
 
-enum SegmentRead {
-    Skipped,
-    Pending(tokio::task::JoinHandle<Result<Vec<Record>>>),
+/// Sends one segment's selected records after `last_confirmed`; on resume, first matches them
+/// against what the interrupted run left in the target (`tail`, cleared once it runs out).
+fn send_segment(
+    ctx: &LaneContext,
+    i: usize,
+    unit: &Unit,
+    segment: &DecodedSegment,
+    last_confirmed: Option<i64>,
+    tail: &mut Option<TailReader>,
+) -> Result<()> {
+    let mut pending: Vec<(RecordRef<'_>, u64)> = Vec::with_capacity(ctx.batch);
+    for r in segment.iter() {
+        if last_confirmed.is_some_and(|c| r.offset <= c) || !ctx.window.contains(r.timestamp) {
+            continue;
+        }
+        if let Some(reader) = tail.as_mut() {
+            match reader.next()? {
+                Some(found) => {
+                    check_same(unit, &r, &found)?;
+                    let mut s = lock(&ctx.shared.units[i]);
+                    let bytes = r.payload_bytes();
+                    s.mapping.push(r.offset, found.offset, r.timestamp);
+                    s.bytes += bytes;
+                    ctx.shared.progress.records.fetch_add(1, Ordering::Relaxed);
+                    ctx.shared
+                        .progress
+                        .bytes
+                        .fetch_add(bytes, Ordering::Relaxed);
+                    ctx.found_on_resume.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                None => *tail = None,
+            }
+        }
+        pending.push((r, r.payload_bytes()));
+        if pending.len() >= ctx.batch {
+            send_batch(ctx, i, unit, &pending)?;
+            pending.clear();
+            if ctx.stop.load(Ordering::Relaxed) || ctx.shared.failed.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+        }
+    }
+    if !pending.is_empty() {
+        send_batch(ctx, i, unit, &pending)?;
+    }
+    Ok(())
 }
 
+enum SegmentRead {
+    Skipped,
+    Pending(tokio::task::JoinHandle<Result<Loaded>>),
+}
+
+/// A segment read and decoded, holding its share of [`SEGMENT_MEMORY_BYTES`].
+struct Loaded {
+    segment: DecodedSegment,
+    _memory: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Loaded {
+    /// Gives the decompression buffer back for the next segment, then the memory permit.
+    fn release(self, ctx: &LaneContext) {
+        let buffer = self.segment.into_buffer();
+        if buffer.capacity() > 0 {
+            let mut pool = match ctx.buffers.lock() {
+                Ok(p) => p,
+                Err(p) => p.into_inner(),
+            };
+            pool.push(buffer);
+        }
+    }
+}
+
+/// Reads and decodes a segment on the runtime once the memory it needs is free (what the
+/// stored object and its decompressed block take, at most the whole budget).
 fn spawn_read(ctx: &LaneContext, entry: crate::backup::manifest::SegmentEntry) -> SegmentRead {
     let storage = ctx.storage.clone();
-    SegmentRead::Pending(
-        ctx.handle
-            .spawn(async move { read_segment(&storage, &entry).await }),
-    )
+    let memory = Arc::clone(&ctx.segment_memory);
+    let buffers = Arc::clone(&ctx.buffers);
+    let compressed = entry.stats.codec != "none";
+    let need = entry.stats.stored_bytes
+        + if compressed {
+            entry.stats.uncompressed_bytes
+        } else {
+            0
+        };
+    let permits = need.div_ceil(1024).clamp(1, SEGMENT_MEMORY_BYTES / 1024) as u32;
+    SegmentRead::Pending(ctx.handle.spawn(async move {
+        let permit = memory
+            .acquire_many_owned(permits)
+            .await
+            .map_err(|e| Error::Kafka(format!("segment memory budget closed: {e}")))?;
+        let buffer = if compressed {
+            let mut pool = match buffers.lock() {
+                Ok(p) => p,
+                Err(p) => p.into_inner(),
+            };
+            pool.pop().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let segment = read_segment_shared(&storage, &entry, buffer).await?;
+        Ok(Loaded {
+            segment,
+            _memory: permit,
+        })
+    }))
 }
 
 /// A record found in the target on resume must be the one the sequence expects.
-fn check_same(unit: &Unit, expected: &Record, found: &Found) -> Result<()> {
+fn check_same(unit: &Unit, expected: &RecordRef<'_>, found: &Found) -> Result<()> {
     let ts_ok = expected.timestamp_type == TimestampType::LogAppendTime
         || expected.timestamp < 0
         || found.timestamp == expected.timestamp
         || found.log_append_time;
-    if found.key == expected.key && found.value == expected.value && ts_ok {
+    if found.key.as_deref() == expected.key && found.value.as_deref() == expected.value && ts_ok {
         return Ok(());
     }
     Err(Error::VerificationFailed(format!(
@@ -1143,57 +1216,53 @@ fn send_batch(
     ctx: &LaneContext,
     i: usize,
     unit: &Unit,
-    batch: &[&Record],
-    names: (&str, &str, Option<&str>),
+    batch: &[(RecordRef<'_>, u64)],
 ) -> Result<()> {
-    let bytes: u64 = batch.iter().map(|r| payload_bytes(r)).sum();
+    let bytes: u64 = batch.iter().map(|(_, b)| b).sum();
     ctx.limiter.wait(batch.len() as u64, bytes, &ctx.stop);
     {
         let mut s = lock(&ctx.shared.units[i]);
-        for r in batch {
-            s.inflight
-                .push_back((r.offset, r.timestamp, payload_bytes(r)));
+        for (r, b) in batch {
+            s.inflight.push_back((r.offset, r.timestamp, *b));
         }
     }
-    for (n, r) in batch.iter().enumerate() {
-        let mut headers = OwnedHeaders::new_with_capacity(r.headers.len() + 3);
-        for (k, v) in &r.headers {
-            headers = headers.insert(Header {
-                key: k,
-                value: v.as_deref(),
-            });
-        }
-        let offset_text;
-        let ts_text;
-        let part_text;
-        if ctx.headers.is_some() {
-            offset_text = r.offset.to_string();
-            ts_text = r.timestamp.to_string();
-            headers = headers.insert(Header {
-                key: names.0,
-                value: Some(offset_text.as_bytes()),
-            });
-            headers = headers.insert(Header {
-                key: names.1,
-                value: Some(ts_text.as_bytes()),
-            });
-            if let Some(p) = names.2 {
-                part_text = unit.source_partition.to_string();
-                headers = headers.insert(Header {
-                    key: p,
-                    value: Some(part_text.as_bytes()),
-                });
-            }
-        }
+    let names = header_names(ctx.headers.unwrap_or_default());
+    for (n, (r, _)) in batch.iter().enumerate() {
         let mut rec: BaseRecord<'_, [u8], [u8], usize> =
-            BaseRecord::with_opaque_to(&unit.target_topic, i)
-                .partition(unit.target_partition)
-                .headers(headers);
-        if let Some(k) = &r.key {
-            rec = rec.key(k.as_slice());
+            BaseRecord::with_opaque_to(&unit.target_topic, i).partition(unit.target_partition);
+        // librdkafka allocates a header list per record that has one: only when needed.
+        if r.header_count() > 0 || ctx.headers.is_some() {
+            let extra = if ctx.headers.is_some() { 3 } else { 0 };
+            let mut headers = OwnedHeaders::new_with_capacity(r.header_count() + extra);
+            for (key, value) in r.headers() {
+                headers = headers.insert(Header { key, value });
+            }
+            if ctx.headers.is_some() {
+                let offset_text = r.offset.to_string();
+                let ts_text = r.timestamp.to_string();
+                headers = headers.insert(Header {
+                    key: names.0,
+                    value: Some(offset_text.as_bytes()),
+                });
+                headers = headers.insert(Header {
+                    key: names.1,
+                    value: Some(ts_text.as_bytes()),
+                });
+                if let Some(p) = names.2 {
+                    let part_text = unit.source_partition.to_string();
+                    headers = headers.insert(Header {
+                        key: p,
+                        value: Some(part_text.as_bytes()),
+                    });
+                }
+            }
+            rec = rec.headers(headers);
         }
-        if let Some(v) = &r.value {
-            rec = rec.payload(v.as_slice());
+        if let Some(k) = r.key {
+            rec = rec.key(k);
+        }
+        if let Some(v) = r.value {
+            rec = rec.payload(v);
         }
         if r.timestamp >= 0 {
             rec = rec.timestamp(r.timestamp);

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::backup::format::Record;
 use crate::backup::manifest::{Manifest, SegmentEntry};
-use crate::backup::read::{load_manifests, read_segment};
+use crate::backup::read::{load_manifests, read_segment_shared};
 use crate::backup::select::TopicFilter;
 use crate::error::{Error, Result};
 use crate::report::thousands;
@@ -396,10 +396,10 @@ async fn count_selected(storage: &Storage, plan: &mut RestorePlan) -> Result<()>
                 );
                 continue;
             }
-            for r in read_segment(storage, s).await? {
+            for r in read_segment_shared(storage, s, Vec::new()).await?.iter() {
                 if window.contains(r.timestamp) {
                     u.records += 1;
-                    u.bytes += payload_bytes(&r);
+                    u.bytes += r.payload_bytes();
                     u.min_timestamp =
                         Some(u.min_timestamp.map_or(r.timestamp, |m| m.min(r.timestamp)));
                     u.max_timestamp =
