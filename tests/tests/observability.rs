@@ -1,6 +1,8 @@
 //! The Grafana dashboard (`docs/observability/grafana-dashboard.json`) queries only metrics and
 //! labels the code exposes, and `docs/observability.md` documents every metric: the names are
 //! taken from what the operator's and the worker's registries actually encode, not from a list.
+//! A `tidemark` process started with `TIDEMARK_METRICS_ADDR` serves its backup's progress over
+//! HTTP while it runs, and refuses a malformed address before doing anything.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -323,4 +325,100 @@ fn the_observability_guide_documents_every_metric() {
         assert!(guide.contains(&format!("`{name}`")), "{name}");
     }
     assert!(guide.contains(tidemark::metrics::ENV_METRICS_ADDR));
+}
+
+/// `GET /metrics` on `port`, or `None` while nothing answers.
+fn scrape(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: worker\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+/// Kills the child when dropped, so a failing assertion leaves no process behind.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_backup_process_serves_its_progress_while_it_runs() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A broker that refuses connections keeps the backup waiting for metadata (30 s) after it
+    // started: long enough to scrape it.
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tidemark-under-test"))
+        .args([
+            "backup",
+            "--bootstrap-servers",
+            "127.0.0.1:1",
+            "--topics",
+            "orders",
+        ])
+        .arg("--path")
+        .arg(dir.path())
+        .env(
+            tidemark::metrics::ENV_METRICS_ADDR,
+            format!("127.0.0.1:{port}"),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("tidemark runs");
+    let _running = Running(child);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let text = loop {
+        if let Some(text) = scrape(port).filter(|t| t.contains("operation=\"backup\"")) {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no backup metrics on port {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    for series in [
+        r#"tidemark_worker_phase{operation="backup",phase="running"} 1"#,
+        r#"tidemark_worker_records_total{operation="backup"} 0"#,
+        r#"tidemark_worker_bytes_total{operation="backup"} 0"#,
+    ] {
+        assert!(text.contains(series), "{series} missing from\n{text}");
+    }
+    assert!(text.contains(&format!(
+        "tidemark_worker_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    )));
+}
+
+#[test]
+fn a_bad_metrics_address_fails_before_any_work() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tidemark-under-test"))
+        .arg("list")
+        .arg("--path")
+        .arg(dir.path())
+        .env(tidemark::metrics::ENV_METRICS_ADDR, "9090")
+        .output()
+        .expect("tidemark runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("TIDEMARK_METRICS_ADDR '9090': expected host:port"),
+        "{stderr}"
+    );
 }
