@@ -1214,6 +1214,13 @@ impl<'a> Cursor<'a> {
 
     /// A canonical LEB128 varint of at most 10 bytes.
     fn uvarint(&mut self) -> Result<u64, String> {
+        // Most varints of a block (lengths, deltas) are one byte.
+        if let Some(&b) = self.buf.get(self.pos) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(b));
+            }
+        }
         let mut v: u64 = 0;
         for i in 0..10 {
             let b = self.byte()?;
