@@ -34,8 +34,11 @@
 //!    `ThreadedProducer`, 1000 records of one partition after 1000 of the next, into a fresh
 //!    topic with the same partitions. It uses the restore producer's settings (`make_producer()`
 //!    in worker/src/restore/engine.rs): `enable.idempotence=true`, `acks=all`,
-//!    `queue.buffering.max.kbytes=16384`, `enable.sparse.connections=false`, `batch.num.messages=1000`, `message.max.bytes`. Timed
-//!    from the first send to the end of `flush()`; every delivery report is counted and any error
+//!    `queue.buffering.max.kbytes=16384`, `enable.sparse.connections=false`, `batch.num.messages=1000`, `message.max.bytes`. Before
+//!    the clock starts, the producer sends one record to a scratch topic and waits for it, so it
+//!    has its producer id and connection (the restore pays for its own start-up inside its
+//!    time: process start, manifest, topic creation, producer id). Timed from the first send
+//!    to the end of `flush()`; every delivery report is counted and any error
 //!    fails the benchmark. One untimed copy comes first (a warm-up: tansu's first copy of the
 //!    data is slower than later ones, which reuse the memory of the deleted topics).
 //! 3. The real CLI (`tidemark-under-test`, the `tidemark` entry point): `restore --config FILE
@@ -74,13 +77,16 @@ use tidemark::backup::format::Record;
 use tidemark::backup::read::{load_manifests, read_segment};
 use tidemark::storage::{Storage, StorageOptions};
 use tidemark_tests::bench::{
-    best, cpu_secs, create_topic, disk_usage, fingerprint, measure_helper_if_asked, median, num,
-    produce, properties_from_env, run_measured, verdict, Deliveries, Measured, Produced, MIB,
+    best, busiest_threads, cpu_secs, create_topic, disk_usage, fingerprint,
+    measure_helper_if_asked, median, num, produce, properties_from_env, run_measured,
+    thread_cpu_secs, verdict, Deliveries, Measured, Produced, MIB,
 };
 use tidemark_tests::{env_usize, time_cli, Tansu};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tidemark-under-test");
 const SOURCE: &str = "bench-restore";
+/// One partition the baseline producer sends a record to before its timed loop.
+const WARM_TOPIC: &str = "bench-restore-warm";
 const BACKUP_ID: &str = "b";
 
 /// Partitions of the topic: `BENCH_RESTORE_PARTITIONS` (8).
@@ -252,13 +258,37 @@ fn send_record(producer: &ThreadedProducer<Deliveries>, topic: &str, partition: 
     }
 }
 
+/// `BENCH_RESTORE_TRACE=1`.
+fn trace() -> bool {
+    std::env::var("BENCH_RESTORE_TRACE").is_ok_and(|v| v == "1")
+}
+
+/// Sends one record to [`WARM_TOPIC`] and waits for it: the idempotent producer's id handshake
+/// and the connection happen before the timed loop.
+fn warm_up_producer(producer: &ThreadedProducer<Deliveries>) {
+    let rec: BaseRecord<'_, str, str> = BaseRecord::to(WARM_TOPIC).partition(0).payload("warm");
+    producer
+        .send(rec)
+        .map_err(|(e, _)| e)
+        .expect("baseline: warm-up record");
+    producer
+        .flush(Duration::from_secs(30))
+        .expect("baseline: warm-up flush");
+    let ok = producer.context().ok.swap(0, Ordering::Relaxed);
+    assert_eq!(ok, 1, "baseline: warm-up record delivered");
+}
+
 /// The bare producer loop (what `kcat -P` does) over the records in memory, into `topic`
 /// (already created): [`BATCH`] records of one partition, then of the next, round after round.
 fn baseline(bs: &str, topic: &str, source: &Source, broker_pid: &str) -> (Duration, f64, f64) {
     let producer = baseline_producer(bs);
+    // Untimed: one record to a scratch topic, so the loop starts with the producer id acquired
+    // and the broker connected (a process of its own would pay that too; the restore does).
+    warm_up_producer(&producer);
     let total: usize = source.records.iter().map(Vec::len).sum();
     let cpu0 = cpu_secs("self");
     let broker0 = cpu_secs(broker_pid);
+    let threads0 = thread_cpu_secs();
     let started = Instant::now();
     let mut next = vec![0usize; source.records.len()];
     loop {
@@ -280,6 +310,18 @@ fn baseline(bs: &str, topic: &str, source: &Source, broker_pid: &str) -> (Durati
         .expect("baseline: flush");
     let wall = started.elapsed();
     let cpu = cpu_secs("self") - cpu0;
+    if trace() {
+        let busiest = busiest_threads(&threads0, &thread_cpu_secs());
+        println!(
+            "  [baseline] busiest threads: {}",
+            busiest
+                .iter()
+                .take(6)
+                .map(|(n, c)| format!("{n} {c:.2} s"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let broker_cpu = cpu_secs(broker_pid) - broker0;
     let ctx = producer.context();
     let failed = ctx.failed.load(Ordering::Relaxed);
@@ -590,7 +632,7 @@ async fn bench() {
         .split_whitespace()
         .map(String::from)
         .collect();
-    let trace = std::env::var("BENCH_RESTORE_TRACE").is_ok_and(|v| v == "1");
+    let trace = trace();
     let warmup = env_usize("BENCH_RESTORE_WARMUP", 1) > 0;
     let out_dir = Path::new(BIN)
         .parent()
@@ -615,6 +657,7 @@ async fn bench() {
     let bs = kafka.bootstrap();
     let broker_pid = kafka.server.pid().to_string();
     create_topic(&bs, SOURCE, partitions()).await;
+    create_topic(&bs, WARM_TOPIC, 1).await;
     let produced = produce(&bs, SOURCE, partitions(), mb as u64 * 1024 * 1024);
     let total = produced.total_records();
     let data_mib = produced.bytes as f64 / MIB;

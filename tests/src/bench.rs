@@ -394,6 +394,43 @@ pub fn cpu_secs(pid: &str) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// CPU seconds of every thread of this process, by thread id: (name, seconds).
+pub fn thread_cpu_secs() -> std::collections::BTreeMap<String, (String, f64)> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let tid = entry.file_name().to_string_lossy().into_owned();
+        let name = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        out.insert(
+            tid.clone(),
+            (
+                name.trim().to_string(),
+                cpu_secs(&format!("self/task/{tid}")),
+            ),
+        );
+    }
+    out
+}
+
+/// The threads that used the most CPU between two [`thread_cpu_secs`] readings, busiest first.
+pub fn busiest_threads(
+    before: &std::collections::BTreeMap<String, (String, f64)>,
+    after: &std::collections::BTreeMap<String, (String, f64)>,
+) -> Vec<(String, f64)> {
+    let mut v: Vec<(String, f64)> = after
+        .iter()
+        .map(|(tid, (name, cpu))| {
+            let was = before.get(tid).map_or(0.0, |(_, c)| *c);
+            (name.clone(), cpu - was)
+        })
+        .filter(|(_, d)| *d > 0.0)
+        .collect();
+    v.sort_by(|a, b| b.1.total_cmp(&a.1));
+    v
+}
+
 /// A finished child process and what it used.
 pub struct Measured {
     pub wall: Duration,

@@ -329,6 +329,40 @@ impl Storage {
         }
     }
 
+    /// [`get`](Self::get) into `buffer`'s memory where the backend allows it (a local directory
+    /// and a key of plain characters): its content is replaced and its capacity reused, and the
+    /// result converts back into it with `Bytes::try_into_mut` once every copy is dropped.
+    /// Elsewhere the same as `get`.
+    pub async fn get_into(&self, key: &str, buffer: Vec<u8>) -> Result<Option<Bytes>> {
+        if let Backend::Local { root } = &self.backend {
+            let normalized = normalize_key(key, false)?;
+            let plain = normalized.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/' | b'=')
+            });
+            if plain {
+                let path = root.join(&normalized);
+                let read = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+                    use std::io::Read;
+                    let mut buffer = buffer;
+                    buffer.clear();
+                    std::fs::File::open(&path)?.read_to_end(&mut buffer)?;
+                    Ok(buffer)
+                })
+                .await
+                .map_err(|e| {
+                    self.storage_error(format!("reading '{normalized}' did not complete: {e}"))
+                })?;
+                return match read {
+                    Ok(data) => Ok(Some(Bytes::from(data))),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(self
+                        .storage_error(format!("read '{normalized}' failed: {}", io_reason(&e)))),
+                };
+            }
+        }
+        self.get(key).await
+    }
+
     /// Writes an object atomically (readers see the old or the new content, never a torn one).
     pub async fn put(&self, key: &str, data: Bytes) -> Result<()> {
         let key = normalize_key(key, false)?;
@@ -1556,6 +1590,44 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().contains('#'))
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn get_into_reads_into_the_given_memory() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::invalid(e.to_string()))?;
+        let storage = Storage::open(
+            &dir.path().display().to_string(),
+            &StorageOptions::default(),
+        )?;
+        let payload = Bytes::from((0..=255u8).cycle().take(300_000).collect::<Vec<_>>());
+        storage.put("backups/b-1/x.seg", payload.clone()).await?;
+        storage.put("odd name", Bytes::from_static(b"odd")).await?;
+
+        // A used, larger buffer: its old bytes are gone, its memory is reused and comes back.
+        let buffer = vec![7u8; 1 << 20];
+        let at = buffer.as_ptr();
+        let data = storage.get_into("backups/b-1/x.seg", buffer).await?;
+        let data = data.ok_or_else(|| Error::invalid("missing".to_string()))?;
+        assert_eq!(data, payload);
+        assert_eq!(data.as_ptr(), at);
+        let back = Vec::from(
+            data.try_into_mut()
+                .map_err(|_| Error::invalid("shared".to_string()))?,
+        );
+        assert_eq!(back.as_ptr(), at);
+        assert!(back.capacity() >= 1 << 20);
+
+        // Missing objects, keys that go through object_store, bad keys: as `get`.
+        assert_eq!(storage.get_into("backups/b-1/none.seg", back).await?, None);
+        assert_eq!(
+            storage.get_into("odd name", Vec::new()).await?,
+            Some(Bytes::from_static(b"odd"))
+        );
+        assert!(matches!(
+            storage.get_into("../escape", Vec::new()).await,
+            Err(Error::InvalidInput(_))
+        ));
         Ok(())
     }
 

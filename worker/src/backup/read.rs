@@ -206,19 +206,34 @@ pub async fn read_segment_shared(
     entry: &SegmentEntry,
     buffer: Vec<u8>,
 ) -> Result<DecodedSegment> {
+    read_segment_reusing(storage, entry, buffer, Vec::new())
+        .await
+        .map(|(seg, _)| seg)
+}
+
+/// [`read_segment_shared`] that also reads the object into `object` (on a local directory)
+/// and gives that memory back when the decoded records do not point into it (a compressed
+/// segment), for the next read.
+pub async fn read_segment_reusing(
+    storage: &Storage,
+    entry: &SegmentEntry,
+    buffer: Vec<u8>,
+    object: Vec<u8>,
+) -> Result<(DecodedSegment, Option<Vec<u8>>)> {
     let data = storage
-        .get(&entry.key)
+        .get_into(&entry.key, object)
         .await?
         .ok_or_else(|| Error::Malformed {
             kind: "backup segment",
             file: entry.key.clone(),
             reason: "the object is missing".into(),
         })?;
-    let seg = decode_segment_shared(data, &entry.key, buffer).map_err(|e| Error::Malformed {
-        kind: "backup segment",
-        file: entry.key.clone(),
-        reason: e.to_string(),
-    })?;
+    let seg =
+        decode_segment_shared(data.clone(), &entry.key, buffer).map_err(|e| Error::Malformed {
+            kind: "backup segment",
+            file: entry.key.clone(),
+            reason: e.to_string(),
+        })?;
     let stats = seg.stats();
     if stats.records != entry.stats.records
         || stats.first_offset != entry.stats.first_offset
@@ -235,7 +250,9 @@ pub async fn read_segment_shared(
             ),
         });
     }
-    Ok(seg)
+    // Unique once decoded unless the records point into it.
+    let object = data.try_into_mut().ok().map(Vec::from);
+    Ok((seg, object))
 }
 
 /// One problem `verify-backup` found.

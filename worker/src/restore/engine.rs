@@ -38,7 +38,7 @@ use super::mapping::{
 };
 use super::plan::{RestorePlan, Unit, Window};
 use crate::backup::format::{DecodedSegment, RecordRef, TimestampType};
-use crate::backup::read::read_segment_shared;
+use crate::backup::read::read_segment_reusing;
 use crate::error::{Error, Result};
 use crate::kafka::{GroupAdmin, KafkaConfig, OffsetSpec};
 use crate::storage::Storage;
@@ -1180,16 +1180,19 @@ fn spawn_read(ctx: &LaneContext, entry: crate::backup::manifest::SegmentEntry) -
             .acquire_many_owned(permits)
             .await
             .map_err(|e| Error::Kafka(format!("segment memory budget closed: {e}")))?;
-        let buffer = if compressed {
-            let mut pool = match buffers.lock() {
-                Ok(p) => p,
-                Err(p) => p.into_inner(),
-            };
-            pool.pop().unwrap_or_default()
-        } else {
-            Vec::new()
+        let take = || match buffers.lock() {
+            Ok(mut p) => p.pop().unwrap_or_default(),
+            Err(p) => p.into_inner().pop().unwrap_or_default(),
         };
-        let segment = read_segment_shared(&storage, &entry, buffer).await?;
+        let buffer = if compressed { take() } else { Vec::new() };
+        let object = take();
+        let (segment, object) = read_segment_reusing(&storage, &entry, buffer, object).await?;
+        if let Some(object) = object.filter(|o| o.capacity() > 0) {
+            match buffers.lock() {
+                Ok(mut p) => p.push(object),
+                Err(p) => p.into_inner().push(object),
+            }
+        }
         Ok(Loaded {
             segment,
             _memory: permit,
