@@ -90,13 +90,10 @@ const GOAL_RSS_MIB: f64 = 256.0;
 // ---------------------------------------------------------------------------------------------
 // Measuring
 
-/// `queued.max.messages.kbytes` as engine.rs computes it for `partitions` partitions read at
-/// once (default `--max-concurrent-partitions` 32). librdkafka applies it to the consumer's one
-/// queue, not per partition.
-fn prefetch_kb(partitions: usize) -> usize {
-    (PREFETCH_BUDGET_KB
-        / partitions.clamp(1, tidemark::backup::engine::DEFAULT_CONCURRENT_PARTITIONS))
-    .clamp(1024, 16 * 1024)
+/// `queued.max.messages.kbytes` as engine.rs sets it: the whole budget, since librdkafka
+/// applies it to the consumer's one queue, not per partition.
+fn prefetch_kb() -> usize {
+    PREFETCH_BUDGET_KB
 }
 
 /// `BENCH_BACKUP_PROPERTIES` as key/value pairs.
@@ -134,7 +131,7 @@ fn baseline(bs: &str, produced: &Produced, broker_pid: &str, reader_settings: bo
     if reader_settings {
         cfg.set(
             "queued.max.messages.kbytes",
-            prefetch_kb(partitions()).to_string(),
+            prefetch_kb().to_string(),
         )
         .set("fetch.max.bytes", FETCH_MAX_BYTES);
     }
@@ -479,7 +476,7 @@ async fn bench() {
     let prefetch = props
         .iter()
         .find(|(k, _)| k == "queued.max.messages.kbytes")
-        .map_or(prefetch_kb(partitions()).to_string(), |(_, v)| v.clone());
+        .map_or(prefetch_kb().to_string(), |(_, v)| v.clone());
     let setting = |key: &str, default: &str| {
         props
             .iter()

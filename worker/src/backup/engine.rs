@@ -47,6 +47,8 @@ const IN_FLIGHT_SEGMENTS: usize = 2;
 const PREFETCH_BUDGET_KB: usize = 64 * 1024;
 /// Budget for the open (not yet sealed) segments of the partitions read at once.
 const OPEN_SEGMENT_BUDGET: u64 = 64 * 1024 * 1024;
+/// Room reserved in a new segment beyond its size limit, for the record that crosses it.
+const SEGMENT_SLACK: u64 = 256 * 1024;
 /// How often the checkpoint is rewritten while segments are being stored.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// How often progress is logged.
@@ -976,7 +978,9 @@ fn consume(
                         .map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len))
                         .sum::<usize>();
                 if st.writer.is_none() {
-                    st.writer = Some(SegmentWriter::new(opts.codec));
+                    // Room for a full segment and its last record: never moved while filled.
+                    let room = segment_cap.saturating_add(SEGMENT_SLACK) as usize;
+                    st.writer = Some(SegmentWriter::with_capacity(opts.codec, room));
                     st.opened = Instant::now();
                 }
                 let writer = st

@@ -304,6 +304,8 @@ pub struct SegmentWriter {
     codec: Codec,
     /// [`MAX_BLOCK_BYTES`], lower in tests.
     max_block: u64,
+    /// [`HEADER_LEN`] bytes kept for the header, then the record block: an uncompressed
+    /// segment is finished in place, without copying its records.
     block: Vec<u8>,
     records: u64,
     first_offset: Option<i64>,
@@ -318,7 +320,7 @@ impl fmt::Debug for SegmentWriter {
         f.debug_struct("SegmentWriter")
             .field("codec", &self.codec)
             .field("records", &self.records)
-            .field("uncompressed_bytes", &self.block.len())
+            .field("uncompressed_bytes", &self.uncompressed_bytes())
             .field("first_offset", &self.first_offset)
             .field("last_offset", &self.last_offset)
             .finish()
@@ -328,10 +330,18 @@ impl fmt::Debug for SegmentWriter {
 impl SegmentWriter {
     /// An empty segment that will be compressed with `codec`.
     pub fn new(codec: Codec) -> Self {
+        Self::with_capacity(codec, 0)
+    }
+
+    /// [`new`](Self::new) with room for a record block of `bytes` (plus the header and the
+    /// checksum), so a segment that stays within it is never moved while it grows.
+    pub fn with_capacity(codec: Codec, bytes: usize) -> Self {
+        let mut block = Vec::with_capacity(HEADER_LEN + bytes + CHECKSUM_LEN);
+        block.resize(HEADER_LEN, 0);
         SegmentWriter {
             codec,
             max_block: MAX_BLOCK_BYTES,
-            block: Vec::new(),
+            block,
             records: 0,
             first_offset: None,
             last_offset: None,
@@ -383,9 +393,10 @@ impl SegmentWriter {
             self.block.extend_from_slice(hkey.as_bytes());
             put_nullable(&mut self.block, *hvalue);
         }
-        if self.block.len() as u64 > self.max_block {
+        if (self.block.len() - HEADER_LEN) as u64 > self.max_block {
             let needed = self.block.len() - start;
             self.block.truncate(start);
+            let start = start - HEADER_LEN;
             return Err(FormatError::SegmentFull(if start == 0 {
                 format!(
                     "record {offset} needs {needed} bytes, more than one segment can hold ({})",
@@ -431,7 +442,7 @@ impl SegmentWriter {
 
     /// Length of the record block so far, before compression.
     pub fn uncompressed_bytes(&self) -> u64 {
-        self.block.len() as u64
+        (self.block.len() - HEADER_LEN) as u64
     }
 
     /// Offset of the first record, if any.
@@ -470,45 +481,57 @@ impl SegmentWriter {
         ) else {
             return Err(FormatError::Empty);
         };
-        let compressed;
-        let stored: &[u8] = match self.codec {
-            Codec::None => &self.block,
+        let records = u32::try_from(self.records)
+            .map_err(|_| FormatError::SegmentFull(format!("{} records", self.records)))?;
+        let uncompressed = self.uncompressed_bytes();
+        let header = |stored: usize| -> [u8; HEADER_LEN] {
+            let mut h = [0u8; HEADER_LEN];
+            h[0..4].copy_from_slice(&MAGIC);
+            h[4] = FORMAT_MAJOR;
+            h[5] = FORMAT_MINOR;
+            h[6..8].copy_from_slice(&(HEADER_LEN as u16).to_le_bytes());
+            h[8] = self.codec.id();
+            // 9: flags, 10-11: reserved (0)
+            h[12..16].copy_from_slice(&records.to_le_bytes());
+            h[16..24].copy_from_slice(&first_offset.to_le_bytes());
+            h[24..32].copy_from_slice(&last_offset.to_le_bytes());
+            h[32..40].copy_from_slice(&min_ts.to_le_bytes());
+            h[40..48].copy_from_slice(&max_ts.to_le_bytes());
+            h[48..56].copy_from_slice(&uncompressed.to_le_bytes());
+            h[56..64].copy_from_slice(&(stored as u64).to_le_bytes());
+            h
+        };
+        let body = &self.block[HEADER_LEN..];
+        let compressed = match self.codec {
+            Codec::None => None,
             Codec::Zstd { level } => {
                 if !(1..=22).contains(&level) {
                     return Err(FormatError::InvalidLevel(level));
                 }
-                compressed = zstd::bulk::compress(&self.block, level).map_err(|e| {
-                    FormatError::Compress {
+                Some(
+                    zstd::bulk::compress(body, level).map_err(|e| FormatError::Compress {
                         codec: "zstd",
                         reason: e.to_string(),
-                    }
-                })?;
-                &compressed
+                    })?,
+                )
             }
-            Codec::Lz4 => {
-                compressed = lz4_flex::block::compress(&self.block);
-                &compressed
+            Codec::Lz4 => Some(lz4_flex::block::compress(body)),
+        };
+        let mut out = match compressed {
+            // The records stay where they are; the header goes in the room kept for it.
+            None => {
+                let h = header(body.len());
+                let mut block = self.block;
+                block[..HEADER_LEN].copy_from_slice(&h);
+                block
+            }
+            Some(stored) => {
+                let mut out = Vec::with_capacity(HEADER_LEN + stored.len() + CHECKSUM_LEN);
+                out.extend_from_slice(&header(stored.len()));
+                out.extend_from_slice(&stored);
+                out
             }
         };
-        let records = u32::try_from(self.records)
-            .map_err(|_| FormatError::SegmentFull(format!("{} records", self.records)))?;
-        let mut out = Vec::with_capacity(HEADER_LEN + stored.len() + CHECKSUM_LEN);
-        out.extend_from_slice(&MAGIC);
-        out.push(FORMAT_MAJOR);
-        out.push(FORMAT_MINOR);
-        out.extend_from_slice(&(HEADER_LEN as u16).to_le_bytes());
-        out.push(self.codec.id());
-        out.push(0); // flags
-        out.extend_from_slice(&[0, 0]); // reserved
-        out.extend_from_slice(&records.to_le_bytes());
-        out.extend_from_slice(&first_offset.to_le_bytes());
-        out.extend_from_slice(&last_offset.to_le_bytes());
-        out.extend_from_slice(&min_ts.to_le_bytes());
-        out.extend_from_slice(&max_ts.to_le_bytes());
-        out.extend_from_slice(&(self.block.len() as u64).to_le_bytes());
-        out.extend_from_slice(&(stored.len() as u64).to_le_bytes());
-        debug_assert_eq!(out.len(), HEADER_LEN);
-        out.extend_from_slice(stored);
         let crc = crc32c::crc32c(&out);
         out.extend_from_slice(&crc.to_le_bytes());
         let stats = SegmentStats {
@@ -517,7 +540,7 @@ impl SegmentWriter {
             last_offset,
             min_timestamp: min_ts,
             max_timestamp: max_ts,
-            uncompressed_bytes: self.block.len() as u64,
+            uncompressed_bytes: uncompressed,
             stored_bytes: out.len() as u64,
             crc32c: crc,
             codec: self.codec.name().to_string(),
