@@ -10,7 +10,9 @@
 //! - `BENCH_BACKUP_CODECS` (`none,zstd,lz4`): the `--compression` values to run;
 //! - `BENCH_BACKUP_ARGS`: extra arguments for every `tidemark backup` run (whitespace-separated,
 //!   e.g. `--segment-max-bytes 4194304 --max-concurrent-partitions 4`);
-//! - `BENCH_BACKUP_PROPERTIES`: comma-separated librdkafka `key=value` properties given to both
+//! - `BENCH_BACKUP_PROPERTIES` (`fetch.wait.max.ms=5`; tansu holds every fetch for the whole
+//!   wait, so the reader's 100 ms would be all either side measures): comma-separated librdkafka
+//!   `key=value` properties given to both
 //!   the baseline consumer and (as `-X key=value`) the backup's reader, after their own settings
 //!   (e.g. `fetch.wait.max.ms=5,fetch.queue.backoff.ms=10`);
 //! - `BENCH_BACKUP_DIR` (the system temporary directory): where the backups are written (each
@@ -97,7 +99,13 @@ fn prefetch_kb() -> usize {
 }
 
 /// `BENCH_BACKUP_PROPERTIES` as key/value pairs.
+/// Unset: `fetch.wait.max.ms=5` — tansu holds every fetch for the full wait (100 ms, the
+/// reader's own setting for real brokers), which would measure that wait on both sides and
+/// nothing else; an empty value keeps the reader's settings.
 fn extra_properties() -> Vec<(String, String)> {
+    if std::env::var_os("BENCH_BACKUP_PROPERTIES").is_none() {
+        return vec![("fetch.wait.max.ms".to_string(), "5".to_string())];
+    }
     properties_from_env("BENCH_BACKUP_PROPERTIES")
 }
 
@@ -129,11 +137,8 @@ fn baseline(bs: &str, produced: &Produced, broker_pid: &str, reader_settings: bo
         .set("enable.partition.eof", "true")
         .set("fetch.wait.max.ms", FETCH_WAIT_MAX_MS);
     if reader_settings {
-        cfg.set(
-            "queued.max.messages.kbytes",
-            prefetch_kb().to_string(),
-        )
-        .set("fetch.max.bytes", FETCH_MAX_BYTES);
+        cfg.set("queued.max.messages.kbytes", prefetch_kb().to_string())
+            .set("fetch.max.bytes", FETCH_MAX_BYTES);
     }
     for (k, v) in extra_properties() {
         cfg.set(k, v);

@@ -571,7 +571,7 @@ async fn store_segment(
                 eprintln!("TIDEMARK_CRASH_AT: aborting in the middle of storing {key}");
                 std::process::abort();
             }
-            storage.put(&key, Bytes::from(data)).await?;
+            storage.put_large(&key, Bytes::from(data)).await?;
             crash_at("segment-stored");
             Some(SegmentEntry { key, stats })
         }
