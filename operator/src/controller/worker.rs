@@ -33,7 +33,7 @@ use crate::validate::{referenced_secrets, validate};
 pub use crate::build::job::JOB_NAME_LABEL;
 
 /// Reconciles one resource of kind `K` ([`RunKind::reconcile`]), timing it.
-#[instrument(skip(ctx, obj), fields(kind = %K::kind(&()), name = %obj.name_any(), namespace = obj.namespace().unwrap_or_default()))]
+#[instrument(skip(ctx, obj), fields(kind = %K::kind(&()), resource = %obj.name_any(), namespace = obj.namespace().unwrap_or_default()))]
 pub async fn reconcile<K: RunKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile(&K::kind(&()));
     let result = obj.reconcile(&ctx).await;
