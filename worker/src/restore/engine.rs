@@ -653,7 +653,7 @@ pub async fn run_restore(
             (SEGMENT_MEMORY_BYTES / 1024) as usize,
         )),
         buffers: Arc::new(Mutex::new(Vec::new())),
-        send_lock: Mutex::new(()),
+        send_lock: tokio::sync::Mutex::new(()),
     });
     let next_lane = Arc::new(AtomicUsize::new(0));
     let lanes = Arc::new(lanes);
@@ -925,8 +925,10 @@ struct LaneContext {
     /// Decompression buffers of finished segments, reused (no fresh pages per segment).
     buffers: Arc<Mutex<Vec<Vec<u8>>>>,
     /// Held while a lane hands a batch to the producer: one thread at a time in librdkafka's
-    /// send path, instead of every lane contending for its locks record by record.
-    send_lock: Mutex<()>,
+    /// send path, instead of every lane contending for its locks record by record. Fair (first
+    /// come, first served), so the lanes take turns and every partition's queue keeps filling,
+    /// as a single loop over the partitions would.
+    send_lock: tokio::sync::Mutex<()>,
 }
 
 /// Copies the live unit states into the checkpoint and writes it (one writer at a time).
@@ -1234,10 +1236,7 @@ fn send_batch(
         }
     }
     let names = header_names(ctx.headers.unwrap_or_default());
-    let _sending = match ctx.send_lock.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    };
+    let _sending = ctx.send_lock.blocking_lock();
     for (n, (r, _)) in batch.iter().enumerate() {
         let mut rec: BaseRecord<'_, [u8], [u8], usize> =
             BaseRecord::with_opaque_to(&unit.target_topic, i).partition(unit.target_partition);
