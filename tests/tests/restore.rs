@@ -836,7 +836,7 @@ async fn compact_backup(store: &Path, id: &str) {
                         pd.gaps.add(prev_end, r.offset);
                         prev_end = r.offset + 1;
                         pd.records += 1;
-                        pd.bytes += tidemark::restore::plan::payload_bytes(r);
+                        pd.bytes += r.payload_bytes();
                         w.push_record(r).expect("push");
                     }
                     let (bytes, stats) = w.finish().expect("finish");

@@ -762,7 +762,48 @@ fn is_plain_key(key: &str) -> bool {
 const DIRECT_ALIGN: usize = 4096;
 
 /// Aligned staging buffers of [`write_file_direct`], reused by later writes.
-static DIRECT_BUFFERS: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+static DIRECT_BUFFERS: BufferPool = BufferPool::new(4);
+
+/// Spare byte buffers kept for reuse, so large reads and writes do not fault in fresh memory
+/// each time. Keeps at most `max` (and no empty one).
+#[derive(Debug)]
+pub struct BufferPool {
+    spare: std::sync::Mutex<Vec<Vec<u8>>>,
+    max: usize,
+}
+
+impl BufferPool {
+    /// An empty pool that keeps at most `max` buffers.
+    pub const fn new(max: usize) -> Self {
+        BufferPool {
+            spare: std::sync::Mutex::new(Vec::new()),
+            max,
+        }
+    }
+
+    /// A spare buffer (its old content is still in it), or a new empty one.
+    pub fn take(&self) -> Vec<u8> {
+        match self.spare.lock() {
+            Ok(mut p) => p.pop(),
+            Err(p) => p.into_inner().pop(),
+        }
+        .unwrap_or_default()
+    }
+
+    /// Keeps `buffer` for a later [`take`](Self::take), unless it is empty or the pool full.
+    pub fn give(&self, buffer: Vec<u8>) {
+        if buffer.capacity() == 0 {
+            return;
+        }
+        let mut spare = match self.spare.lock() {
+            Ok(p) => p,
+            Err(p) => p.into_inner(),
+        };
+        if spare.len() < self.max {
+            spare.push(buffer);
+        }
+    }
+}
 
 /// Writes `data` to `path` atomically: a temporary file beside it, renamed into place. The
 /// whole 4 KiB blocks go through `O_DIRECT` from an aligned copy; the tail (and everything, on
@@ -792,10 +833,7 @@ fn write_file_direct(path: &FsPath, data: &[u8]) -> std::io::Result<()> {
                 .open(&tmp)
             {
                 Ok(mut file) => {
-                    let mut staging = match DIRECT_BUFFERS.lock() {
-                        Ok(mut p) => p.pop().unwrap_or_default(),
-                        Err(p) => p.into_inner().pop().unwrap_or_default(),
-                    };
+                    let mut staging = DIRECT_BUFFERS.take();
                     if staging.len() < direct_len + DIRECT_ALIGN {
                         staging.resize(direct_len + DIRECT_ALIGN, 0);
                     }
@@ -803,15 +841,7 @@ fn write_file_direct(path: &FsPath, data: &[u8]) -> std::io::Result<()> {
                     let aligned = &mut staging[at..at + direct_len];
                     aligned.copy_from_slice(&data[..direct_len]);
                     let written = file.write_all(aligned);
-                    {
-                        let mut pool = match DIRECT_BUFFERS.lock() {
-                            Ok(p) => p,
-                            Err(p) => p.into_inner(),
-                        };
-                        if pool.len() < 4 {
-                            pool.push(staging);
-                        }
-                    }
+                    DIRECT_BUFFERS.give(staging);
                     match written {
                         Ok(()) => done = direct_len,
                         // Refused after all: start again through the page cache.

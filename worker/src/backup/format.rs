@@ -179,6 +179,21 @@ pub struct Record {
     pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
+impl Record {
+    /// Key, value and header bytes (header keys included): what backup and restore reports
+    /// count, as [`RecordRef::payload_bytes`].
+    pub fn payload_bytes(&self) -> u64 {
+        let len = |v: &Option<Vec<u8>>| v.as_ref().map_or(0, Vec::len) as u64;
+        len(&self.key)
+            + len(&self.value)
+            + self
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() as u64 + len(v))
+                .sum::<u64>()
+    }
+}
+
 /// Stats of a finished segment, also what the manifest stores per segment (PITR index: MIN/MAX
 /// timestamp over all records, not first/last).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -557,9 +572,11 @@ struct Header {
     block_end: usize,
 }
 
-/// Verifies magic, version, lengths and checksum, then decodes every record. `name` (the
-/// object's path) is in every error.
-pub fn decode_segment(data: &[u8], name: &str) -> Result<(SegmentStats, Vec<Record>), FormatError> {
+/// Verifies magic, version, lengths and checksum, then decodes every record into owned copies.
+/// `name` (the object's path) is in every error. (Readers use [`decode_segment_shared`]; the
+/// tests compare whole records.)
+#[cfg(test)]
+fn decode_segment(data: &[u8], name: &str) -> Result<(SegmentStats, Vec<Record>), FormatError> {
     let seg = decode_segment_shared(bytes::Bytes::copy_from_slice(data), name, Vec::new())?;
     let records = seg.iter().map(|r| r.to_record()).collect();
     Ok((seg.stats, records))
@@ -1431,16 +1448,7 @@ mod tests {
             assert_eq!(seg.iter().len(), records.len());
             for (r, expected) in seg.iter().zip(&records) {
                 assert_eq!(&r.to_record(), expected, "{codec:?}");
-                let len = |v: &Option<Vec<u8>>| v.as_ref().map_or(0, Vec::len) as u64;
-                let header_bytes: u64 = expected
-                    .headers
-                    .iter()
-                    .map(|(k, v)| k.len() as u64 + len(v))
-                    .sum();
-                assert_eq!(
-                    r.payload_bytes(),
-                    len(&expected.key) + len(&expected.value) + header_bytes
-                );
+                assert_eq!(r.payload_bytes(), expected.payload_bytes());
             }
             if codec == Codec::None {
                 // The records point into the object itself.

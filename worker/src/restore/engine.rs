@@ -41,7 +41,7 @@ use crate::backup::format::{DecodedSegment, RecordRef, TimestampType};
 use crate::backup::read::read_segment_reusing;
 use crate::error::{Error, Result};
 use crate::kafka::{GroupAdmin, KafkaConfig, OffsetSpec};
-use crate::storage::Storage;
+use crate::storage::{BufferPool, Storage};
 use crate::task::{Acks, ExistingData, HeaderStyle, RestoreTask};
 
 /// Version tag of the checkpoint document.
@@ -56,6 +56,9 @@ const SETTLE_MAX: Duration = Duration::from_secs(30);
 /// while they are decompressed and the decoded blocks (a lane holds the segment it sends and
 /// the next one). A segment larger than this is read alone.
 const SEGMENT_MEMORY_BYTES: u64 = 64 << 20;
+/// Spare segment buffers kept for reuse (at most what the memory budget lets be in use at once,
+/// two per segment).
+const SEGMENT_BUFFERS: usize = 32;
 /// Progress is logged this often.
 const LOG_EVERY: Duration = Duration::from_secs(5);
 
@@ -652,7 +655,7 @@ pub async fn run_restore(
         segment_memory: Arc::new(tokio::sync::Semaphore::new(
             (SEGMENT_MEMORY_BYTES / 1024) as usize,
         )),
-        buffers: Arc::new(Mutex::new(Vec::new())),
+        buffers: Arc::new(BufferPool::new(SEGMENT_BUFFERS)),
         send_lock: tokio::sync::Mutex::new(()),
     });
     let next_lane = Arc::new(AtomicUsize::new(0));
@@ -922,8 +925,9 @@ struct LaneContext {
     ckpt_lock: Arc<tokio::sync::Mutex<()>>,
     /// [`SEGMENT_MEMORY_BYTES`] in KiB permits.
     segment_memory: Arc<tokio::sync::Semaphore>,
-    /// Decompression buffers of finished segments, reused (no fresh pages per segment).
-    buffers: Arc<Mutex<Vec<Vec<u8>>>>,
+    /// Buffers of finished segments (objects read, blocks decompressed), reused so no segment
+    /// needs fresh pages.
+    buffers: Arc<BufferPool>,
     /// Held while a lane hands a batch to the producer: one thread at a time in librdkafka's
     /// send path, instead of every lane contending for its locks record by record. Fair (first
     /// come, first served), so the lanes take turns and every partition's queue keeps filling,
@@ -1152,14 +1156,7 @@ struct Loaded {
 impl Loaded {
     /// Gives the decompression buffer back for the next segment, then the memory permit.
     fn release(self, ctx: &LaneContext) {
-        let buffer = self.segment.into_buffer();
-        if buffer.capacity() > 0 {
-            let mut pool = match ctx.buffers.lock() {
-                Ok(p) => p,
-                Err(p) => p.into_inner(),
-            };
-            pool.push(buffer);
-        }
+        ctx.buffers.give(self.segment.into_buffer());
     }
 }
 
@@ -1182,18 +1179,15 @@ fn spawn_read(ctx: &LaneContext, entry: crate::backup::manifest::SegmentEntry) -
             .acquire_many_owned(permits)
             .await
             .map_err(|e| Error::Kafka(format!("segment memory budget closed: {e}")))?;
-        let take = || match buffers.lock() {
-            Ok(mut p) => p.pop().unwrap_or_default(),
-            Err(p) => p.into_inner().pop().unwrap_or_default(),
+        let buffer = if compressed {
+            buffers.take()
+        } else {
+            Vec::new()
         };
-        let buffer = if compressed { take() } else { Vec::new() };
-        let object = take();
-        let (segment, object) = read_segment_reusing(&storage, &entry, buffer, object).await?;
-        if let Some(object) = object.filter(|o| o.capacity() > 0) {
-            match buffers.lock() {
-                Ok(mut p) => p.push(object),
-                Err(p) => p.into_inner().push(object),
-            }
+        let (segment, object) =
+            read_segment_reusing(&storage, &entry, buffer, buffers.take()).await?;
+        if let Some(object) = object {
+            buffers.give(object);
         }
         Ok(Loaded {
             segment,

@@ -12,7 +12,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{TimeZone, Utc};
 use serde::Serialize;
 
-use crate::backup::format::Record;
 use crate::backup::manifest::{Manifest, SegmentEntry};
 use crate::backup::read::{load_manifests, read_segment_shared};
 use crate::backup::select::TopicFilter;
@@ -20,16 +19,6 @@ use crate::error::{Error, Result};
 use crate::report::thousands;
 use crate::storage::Storage;
 use crate::task::{GroupStrategy, RestoreTask};
-
-/// Key, value and header bytes of a record (what backup reports count).
-pub fn payload_bytes(r: &Record) -> u64 {
-    let h: usize = r
-        .headers
-        .iter()
-        .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
-        .sum();
-    (r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len) + h) as u64
-}
 
 /// The PITR window, both ends inclusive.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
