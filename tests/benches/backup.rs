@@ -66,8 +66,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use tidemark::backup::read::{load_manifests, read_segment};
 use tidemark::storage::{Storage, StorageOptions};
 use tidemark_tests::bench::{
-    best, cpu_secs, create_topic, disk_usage, fingerprint, measure_helper_if_asked, median, num,
-    produce, properties_from_env, run_measured, verdict, Measured, Produced, MIB,
+    args_from_env, best, build_description, cpu_secs, create_topic, disk_usage, fingerprint,
+    load_average, measure_helper_if_asked, median, num, produce, properties_from_env, run_measured,
+    verdict, Measured, Produced, MIB,
 };
 use tidemark_tests::{env_usize, Tansu};
 
@@ -382,30 +383,10 @@ async fn bench() {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect();
-    let extra_args: Vec<String> = std::env::var("BENCH_BACKUP_ARGS")
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(String::from)
-        .collect();
+    let extra_args = args_from_env("BENCH_BACKUP_ARGS");
     let trace = std::env::var("BENCH_BACKUP_TRACE").is_ok_and(|v| v == "1");
-    let out_dir = Path::new(BIN)
-        .parent()
-        .and_then(Path::file_name)
-        .map(|d| d.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let profile = match out_dir.as_str() {
-        "debug" => "dev",
-        "release" => "release (cargo bench default)",
-        other => other,
-    };
-    let assertions = if cfg!(debug_assertions) { "on" } else { "off" };
-    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
-    let load = || {
-        std::fs::read_to_string("/proc/loadavg")
-            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-            .unwrap_or_default()
-    };
-    let load_before = load();
+    let build = build_description(BIN);
+    let load_before = load_average();
 
     let kafka = Tansu::start();
     let bs = kafka.bootstrap();
@@ -490,12 +471,10 @@ async fn bench() {
     };
 
     println!();
-    println!(
-        "backup benchmark — profile: {profile} (target/{out_dir}, debug assertions {assertions}), tansu memory engine on loopback, {cpus} CPUs"
-    );
+    println!("backup benchmark — {build}");
     println!(
         "load average (1/5/15 min) before: {load_before}, after: {}",
-        load()
+        load_average()
     );
     println!(
         "topic {TOPIC}: {} partitions, {total} records, {data_mib:.1} MiB key+value+header bytes (avg {:.0} B/record, {} with a header)",

@@ -77,9 +77,9 @@ use tidemark::backup::format::Record;
 use tidemark::backup::read::{load_manifests, read_segment};
 use tidemark::storage::{Storage, StorageOptions};
 use tidemark_tests::bench::{
-    best, busiest_threads, cpu_secs, create_topic, disk_usage, fingerprint,
-    measure_helper_if_asked, median, num, produce, properties_from_env, run_measured,
-    thread_cpu_secs, verdict, Deliveries, Measured, Produced, MIB,
+    args_from_env, best, build_description, busiest_threads, cpu_secs, create_topic, disk_usage,
+    fingerprint, load_average, measure_helper_if_asked, median, num, produce, properties_from_env,
+    run_measured, thread_cpu_secs, verdict, Deliveries, Measured, Produced, MIB,
 };
 use tidemark_tests::{env_usize, time_cli, Tansu};
 
@@ -627,31 +627,11 @@ fn main() {
 async fn bench() {
     let mb = env_usize("BENCH_RESTORE_MB", 512).max(1);
     let runs = env_usize("BENCH_RESTORE_RUNS", 2).max(1);
-    let extra_args: Vec<String> = std::env::var("BENCH_RESTORE_ARGS")
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(String::from)
-        .collect();
+    let extra_args = args_from_env("BENCH_RESTORE_ARGS");
     let trace = trace();
     let warmup = env_usize("BENCH_RESTORE_WARMUP", 1) > 0;
-    let out_dir = Path::new(BIN)
-        .parent()
-        .and_then(Path::file_name)
-        .map(|d| d.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let profile = match out_dir.as_str() {
-        "debug" => "dev",
-        "release" => "release (cargo bench default)",
-        other => other,
-    };
-    let assertions = if cfg!(debug_assertions) { "on" } else { "off" };
-    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
-    let load = || {
-        std::fs::read_to_string("/proc/loadavg")
-            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-            .unwrap_or_default()
-    };
-    let load_before = load();
+    let build = build_description(BIN);
+    let load_before = load_average();
 
     let kafka = Tansu::start();
     let bs = kafka.bootstrap();
@@ -774,12 +754,10 @@ async fn bench() {
     let props = extra_properties();
 
     println!();
-    println!(
-        "restore benchmark — profile: {profile} (target/{out_dir}, debug assertions {assertions}), tansu memory engine on loopback, {cpus} CPUs"
-    );
+    println!("restore benchmark — {build}");
     println!(
         "load average (1/5/15 min) before: {load_before}, after: {}",
-        load()
+        load_average()
     );
     println!(
         "topic {SOURCE}: {} partitions, {total} records, {data_mib:.1} MiB key+value+header bytes (avg {:.0} B/record, {} with a header); backup lz4, {:.1} MiB stored, {segments} segments",

@@ -394,6 +394,43 @@ pub fn cpu_secs(pid: &str) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// The whitespace-separated words of the environment variable `var` (extra CLI arguments).
+pub fn args_from_env(var: &str) -> Vec<String> {
+    std::env::var(var)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+/// What a benchmark binary was built as, for its report: `profile: … (target/…, debug
+/// assertions on|off), tansu memory engine on loopback, N CPUs`. `bin` is the binary under
+/// test (its directory names the profile).
+pub fn build_description(bin: &str) -> String {
+    let out_dir = std::path::Path::new(bin)
+        .parent()
+        .and_then(std::path::Path::file_name)
+        .map(|d| d.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let profile = match out_dir.as_str() {
+        "debug" => "dev",
+        "release" => "release (cargo bench default)",
+        other => other,
+    };
+    let assertions = if cfg!(debug_assertions) { "on" } else { "off" };
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    format!(
+        "profile: {profile} (target/{out_dir}, debug assertions {assertions}), tansu memory engine on loopback, {cpus} CPUs"
+    )
+}
+
+/// The 1, 5 and 15 minute load averages, space-separated.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
 /// CPU seconds of every thread of this process, by thread id: (name, seconds).
 pub fn thread_cpu_secs() -> std::collections::BTreeMap<String, (String, f64)> {
     let mut out = std::collections::BTreeMap::new();
