@@ -342,7 +342,12 @@ impl Storage {
                     use std::io::Read;
                     let mut buffer = buffer;
                     buffer.clear();
-                    std::fs::File::open(&path)?.read_to_end(&mut buffer)?;
+                    let mut file = std::fs::File::open(&path)?;
+                    // Exactly the object's size: a reused buffer too small grows once, not
+                    // step by step into fresh pages.
+                    let len = file.metadata()?.len();
+                    buffer.reserve_exact(usize::try_from(len).unwrap_or(0));
+                    file.read_to_end(&mut buffer)?;
                     Ok(buffer)
                 })
                 .await

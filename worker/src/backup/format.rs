@@ -750,8 +750,16 @@ impl DecodedSegment {
     /// Gives back the buffer the block was decompressed into (or the unused one it was given),
     /// for the next [`decode_segment_shared`].
     pub fn into_buffer(self) -> Vec<u8> {
+        self.into_buffers().0
+    }
+
+    /// [`into_buffer`](Self::into_buffer), and for a segment stored uncompressed also the
+    /// object's own memory when nothing else shares it (the records pointed into it), for the
+    /// next read of an object.
+    pub fn into_buffers(self) -> (Vec<u8>, Option<Vec<u8>>) {
         match self.block {
-            Block::Owned(v) | Block::Shared(_, v) => v,
+            Block::Owned(v) => (v, None),
+            Block::Shared(object, v) => (v, object.try_into_mut().ok().map(Vec::from)),
         }
     }
 }
@@ -1069,7 +1077,7 @@ fn zstd_decompress(stored: &[u8], expected: u64, out: &mut Vec<u8>) -> Result<()
         }
     }
     out.clear();
-    out.reserve(expected as usize);
+    out.reserve_exact(expected as usize);
     let n = zstd::bulk::Decompressor::new()
         .and_then(|mut d| d.decompress_to_buffer(stored, out))
         .map_err(|e| format!("zstd data does not decompress into {expected} bytes: {e}"))?;
@@ -1087,6 +1095,8 @@ fn zstd_decompress(stored: &[u8], expected: u64, out: &mut Vec<u8>) -> Result<()
 fn lz4_decompress(stored: &[u8], expected: u64, out: &mut Vec<u8>) -> Result<(), String> {
     let expected_len = expected as usize;
     if out.len() < expected_len {
+        // Exactly what is needed: a reused buffer grows once, not to twice its size.
+        out.reserve_exact(expected_len - out.len());
         out.resize(expected_len, 0);
     } else {
         out.truncate(expected_len);
@@ -1457,7 +1467,12 @@ mod tests {
                 assert!(inside.contains(&value.as_ptr()));
             }
             assert!(seg.memory() >= stats.uncompressed_bytes as usize);
-            buffer = seg.into_buffer();
+            let (block, object) = seg.into_buffers();
+            if codec == Codec::None {
+                // Shared with `data` still: not handed back.
+                assert!(object.is_none());
+            }
+            buffer = block;
         }
         assert!(buffer.capacity() >= 3 << 20, "the buffer comes back");
     }

@@ -13,6 +13,7 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::mem::ManuallyDrop;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -861,8 +862,8 @@ impl GroupAdmin {
     }
 }
 
-/// Shared state behind [`GroupAdmin`]. Field order is drop order: the polling thread is
-/// stopped in `Drop`, then the queues are destroyed, then the client.
+/// Shared state behind [`GroupAdmin`]. In `Drop` the polling thread is stopped, then the
+/// queues are destroyed, then the client (see [`Inner::release`]).
 struct Inner {
     shutdown: Arc<AtomicBool>,
     poller: Option<JoinHandle<()>>,
@@ -870,9 +871,9 @@ struct Inner {
     next_id: AtomicU64,
     /// Handle on the client's main queue, forwarded into `queue` so log and error events reach
     /// the polling thread (rust-rdkafka's admin client never serves the main queue).
-    main_queue: Queue,
-    queue: Arc<Queue>,
-    client: AdminClient<Ctx>,
+    main_queue: ManuallyDrop<Queue>,
+    queue: ManuallyDrop<Arc<Queue>>,
+    client: ManuallyDrop<AdminClient<Ctx>>,
 }
 
 type PendingMap = Mutex<HashMap<u64, oneshot::Sender<Event>>>;
@@ -900,12 +901,12 @@ impl Inner {
             poller: None,
             pending: Arc::new(Mutex::new(HashMap::new())),
             next_id: AtomicU64::new(1),
-            main_queue,
-            queue: Arc::new(queue),
-            client,
+            main_queue: ManuallyDrop::new(main_queue),
+            queue: ManuallyDrop::new(Arc::new(queue)),
+            client: ManuallyDrop::new(client),
         };
         let poller = {
-            let queue = Arc::clone(&inner.queue);
+            let queue = Arc::clone(&*inner.queue);
             let pending = Arc::clone(&inner.pending);
             let ctx = Arc::clone(inner.client.inner().context());
             let shutdown = Arc::clone(&inner.shutdown);
@@ -1080,7 +1081,29 @@ impl Drop for Inner {
         // ours, so destroying ours (next, via field drop) cannot leave a dangling forward.
         unsafe { rd::rd_kafka_queue_forward(self.main_queue.as_ptr(), ptr::null_mut()) };
         lock(&self.pending).clear();
+        // SAFETY: `drop` runs once and nothing uses these fields after it; each is taken once.
+        let rest = unsafe {
+            Released {
+                _main_queue: ManuallyDrop::take(&mut self.main_queue),
+                _queue: ManuallyDrop::take(&mut self.queue),
+                _client: ManuallyDrop::take(&mut self.client),
+            }
+        };
+        // rust-rdkafka's AdminClient joins a polling thread of its own when dropped, and that
+        // thread looks for the signal only every 100 ms: every command would end up to 100 ms
+        // later for nothing. The client is released on a thread of its own instead; if that
+        // thread cannot start, the closure (and `rest` in it) is dropped right here.
+        let _ = std::thread::Builder::new()
+            .name("tidemark-admin-release".into())
+            .spawn(move || drop(rest));
     }
+}
+
+/// What [`Inner`] releases last. Field order is drop order: the queues, then the client.
+struct Released {
+    _main_queue: Queue,
+    _queue: Arc<Queue>,
+    _client: AdminClient<Ctx>,
 }
 
 /// The polling thread: routes answers to their waiting requests by opaque id, and log and error

@@ -29,7 +29,7 @@ use chrono::{DateTime, Utc};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
@@ -52,13 +52,14 @@ const QUEUE_KBYTES: &str = "16384";
 /// read (requests of a killed process may still be landing).
 const SETTLE: Duration = Duration::from_millis(500);
 const SETTLE_MAX: Duration = Duration::from_secs(30);
-/// Memory for segments read ahead and being sent, shared by every lane: the stored objects
-/// while they are decompressed and the decoded blocks (a lane holds the segment it sends and
-/// the next one). A segment larger than this is read alone.
+/// Memory for segments read ahead and being sent, shared by every lane: a stored object until
+/// it is decompressed, a decoded block until the sender has handed all its records to the
+/// producer (a lane reads its next segment while the sender works through its earlier ones).
+/// A segment larger than this is read alone.
 const SEGMENT_MEMORY_BYTES: u64 = 64 << 20;
-/// Spare segment buffers kept for reuse (at most what the memory budget lets be in use at once,
-/// two per segment).
-const SEGMENT_BUFFERS: usize = 32;
+/// Spare buffers of each kind (stored objects, decompressed blocks) kept for reuse: at most as
+/// many as the memory budget lets be in use at once.
+const SEGMENT_BUFFERS: usize = 16;
 /// Progress is logged this often.
 const LOG_EVERY: Duration = Duration::from_secs(5);
 
@@ -402,6 +403,8 @@ struct UnitState {
     mapping: PartitionMapping,
     /// Sent, not yet reported: (source offset, timestamp, payload bytes), in send order.
     inflight: VecDeque<(i64, i64, u64)>,
+    /// Selected and handed to the sender, not yet sent.
+    queued: usize,
     bytes: u64,
     error: Option<String>,
     done: bool,
@@ -577,6 +580,7 @@ pub async fn run_restore(
                 UnitState {
                     mapping: c.mapping.clone(),
                     inflight: VecDeque::new(),
+                    queued: 0,
                     bytes: c.bytes,
                     error: None,
                     done: c.done,
@@ -591,6 +595,7 @@ pub async fn run_restore(
                     0,
                 ),
                 inflight: VecDeque::new(),
+                queued: 0,
                 bytes: 0,
                 error: None,
                 done: false,
@@ -628,8 +633,8 @@ pub async fn run_restore(
         }
     }
     let config = admin.config().clone();
-    let producer = make_producer(&config, t, Arc::clone(&shared))?;
-    let producer = Arc::new(producer);
+    let delivery = DeliveryThread::start(make_producer(&config, t, Arc::clone(&shared))?)?;
+    let producer = Arc::clone(&delivery.producer);
     let ckpt = Arc::new(tokio::sync::Mutex::new(()));
     let ctx = Arc::new(LaneContext {
         storage: storage.clone(),
@@ -655,9 +660,17 @@ pub async fn run_restore(
         segment_memory: Arc::new(tokio::sync::Semaphore::new(
             (SEGMENT_MEMORY_BYTES / 1024) as usize,
         )),
-        buffers: Arc::new(BufferPool::new(SEGMENT_BUFFERS)),
-        send_lock: tokio::sync::Mutex::new(()),
+        objects: Arc::new(BufferPool::new(SEGMENT_BUFFERS)),
+        blocks: Arc::new(BufferPool::new(SEGMENT_BUFFERS)),
+        sender: SendQueue::new(lanes.len()),
     });
+    let sender = {
+        let ctx = Arc::clone(&ctx);
+        std::thread::Builder::new()
+            .name("restore-send".into())
+            .spawn(move || run_sender(&ctx))
+            .map_err(|e| Error::Kafka(format!("cannot start the restore's sender thread: {e}")))?
+    };
     let next_lane = Arc::new(AtomicUsize::new(0));
     let lanes = Arc::new(lanes);
     let workers = t
@@ -665,23 +678,23 @@ pub async fn run_restore(
         .unwrap_or(crate::task::DEFAULT_RESTORE_CONCURRENCY)
         .min(lanes.len())
         .max(1);
-    let mut handles = Vec::new();
+    let mut workers_left = tokio::task::JoinSet::new();
     for _ in 0..workers {
         let ctx = Arc::clone(&ctx);
         let lanes = Arc::clone(&lanes);
         let next = Arc::clone(&next_lane);
-        handles.push(tokio::task::spawn_blocking(move || -> Result<()> {
+        workers_left.spawn_blocking(move || -> Result<()> {
             loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some((key, units)) = lanes.get(i) else {
                     return Ok(());
                 };
-                run_lane(&ctx, key, units)?;
+                run_lane(&ctx, i, key, units)?;
                 if ctx.stop.load(Ordering::Relaxed) {
                     return Ok(());
                 }
             }
-        }));
+        });
     }
     // Checkpoint and log while the lanes run.
     let interval = Duration::from_secs(
@@ -691,32 +704,26 @@ pub async fn run_restore(
     let mut last_ckpt = Instant::now();
     let mut last_log = Instant::now();
     let mut result: Result<()> = Ok(());
-    let mut pending = handles;
-    while !pending.is_empty() {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let mut still = Vec::new();
-        for h in pending {
-            if h.is_finished() {
-                match h.await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        if result.is_ok() {
-                            result = Err(e);
-                        }
-                        stop.store(true, Ordering::SeqCst);
+    loop {
+        let due = (last_ckpt + interval).min(last_log + LOG_EVERY);
+        tokio::select! {
+            joined = workers_left.join_next() => {
+                let failure = match joined {
+                    None => break,
+                    Some(Ok(Ok(()))) => None,
+                    Some(Ok(Err(e))) => Some(e),
+                    Some(Err(e)) => Some(Error::Kafka(format!("a restore worker failed: {e}"))),
+                };
+                if let Some(e) = failure {
+                    if result.is_ok() {
+                        result = Err(e);
                     }
-                    Err(e) => {
-                        if result.is_ok() {
-                            result = Err(Error::Kafka(format!("a restore worker failed: {e}")));
-                        }
-                        stop.store(true, Ordering::SeqCst);
-                    }
+                    stop.store(true, Ordering::SeqCst);
                 }
-            } else {
-                still.push(h);
+                continue;
             }
+            () = tokio::time::sleep_until(due.into()) => {}
         }
-        pending = still;
         if last_ckpt.elapsed() >= interval {
             write_checkpoint(&ctx).await?;
             last_ckpt = Instant::now();
@@ -732,6 +739,14 @@ pub async fn run_restore(
                 "restore progress"
             );
         }
+    }
+    // The lanes are done: whatever the sender still holds (after a stop) is dropped.
+    ctx.sender.close();
+    let joined = tokio::task::spawn_blocking(move || sender.join())
+        .await
+        .map_err(|e| Error::Kafka(format!("the restore's sender did not stop: {e}")))?;
+    if joined.is_err() && result.is_ok() {
+        result = Err(Error::Kafka("the restore's sender thread failed".into()));
     }
     // Everything sent is confirmed or failed once the queue is empty.
     let p = Arc::clone(&producer);
@@ -812,7 +827,7 @@ fn first_error(shared: &Shared) -> Option<String> {
     shared.units.iter().find_map(|u| lock(u).error.clone())
 }
 
-fn flush_all(p: &ThreadedProducer<DeliveryContext>) -> Result<()> {
+fn flush_all(p: &BaseProducer<DeliveryContext>) -> Result<()> {
     loop {
         match p.flush(Duration::from_secs(1)) {
             Ok(()) => return Ok(()),
@@ -875,7 +890,7 @@ fn make_producer(
     config: &KafkaConfig,
     t: &RestoreTask,
     shared: Arc<Shared>,
-) -> Result<ThreadedProducer<DeliveryContext>> {
+) -> Result<BaseProducer<DeliveryContext>> {
     let mut cc = config.client_config();
     // Sparse connections make the idempotent producer wait up to a second for a broker
     // connection before it can acquire its producer id; a restore connects right away.
@@ -906,13 +921,63 @@ fn make_producer(
         .map_err(|e| Error::Kafka(format!("cannot create the producer: {e}")))
 }
 
+/// The restore's producer and the thread that serves its delivery reports. Stopping it (on
+/// drop) takes at most [`DELIVERY_POLL`], where rdkafka's `ThreadedProducer` waits up to 100 ms
+/// for its thread at the end of every restore.
+struct DeliveryThread {
+    producer: Arc<BaseProducer<DeliveryContext>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// How long one poll of the delivery reports lasts (`BaseProducer::poll` serves reports until
+/// its timeout is over).
+const DELIVERY_POLL: Duration = Duration::from_millis(10);
+
+impl DeliveryThread {
+    fn start(producer: BaseProducer<DeliveryContext>) -> Result<DeliveryThread> {
+        let producer = Arc::new(producer);
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let producer = Arc::clone(&producer);
+            let stop = Arc::clone(&stop);
+            std::thread::Builder::new()
+                .name("restore-delivery".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        producer.poll(DELIVERY_POLL);
+                    }
+                })
+                .map_err(|e| {
+                    Error::Kafka(format!("cannot start the delivery report thread: {e}"))
+                })?
+        };
+        Ok(DeliveryThread {
+            producer,
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for DeliveryThread {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                tracing::warn!("the restore's delivery report thread panicked");
+            }
+        }
+    }
+}
+
 struct LaneContext {
     storage: Storage,
     plan_units: Vec<Unit>,
     window: Window,
     headers: Option<HeaderStyle>,
     shared: Arc<Shared>,
-    producer: Arc<ThreadedProducer<DeliveryContext>>,
+    producer: Arc<BaseProducer<DeliveryContext>>,
     config: KafkaConfig,
     lane_start: HashMap<(String, i32), i64>,
     batch: usize,
@@ -925,14 +990,71 @@ struct LaneContext {
     ckpt_lock: Arc<tokio::sync::Mutex<()>>,
     /// [`SEGMENT_MEMORY_BYTES`] in KiB permits.
     segment_memory: Arc<tokio::sync::Semaphore>,
-    /// Buffers of finished segments (objects read, blocks decompressed), reused so no segment
-    /// needs fresh pages.
-    buffers: Arc<BufferPool>,
-    /// Held while a lane hands a batch to the producer: one thread at a time in librdkafka's
-    /// send path, instead of every lane contending for its locks record by record. Fair (first
-    /// come, first served), so the lanes take turns and every partition's queue keeps filling,
-    /// as a single loop over the partitions would.
-    send_lock: tokio::sync::Mutex<()>,
+    /// Buffers of stored objects already decoded, reused so reading a segment needs no fresh
+    /// pages (fresh memory costs the kernel a page fault and a cleared page per 4 KiB).
+    objects: Arc<BufferPool>,
+    /// Buffers of decompressed blocks already sent, reused likewise. Kept apart from
+    /// `objects`: a block is several times larger than its object, and a block decompressed
+    /// into an object's buffer would have to grow it, into fresh pages.
+    blocks: Arc<BufferPool>,
+    /// The segments' selected records waiting for [`run_sender`], per lane in order.
+    sender: SendQueue,
+}
+
+/// Work for the one thread that hands records to the producer ([`run_sender`]): per lane, its
+/// segments' selected records in order.
+struct SendQueue {
+    jobs: Mutex<SendJobs>,
+    ready: std::sync::Condvar,
+}
+
+struct SendJobs {
+    lanes: Vec<VecDeque<SendJob>>,
+    /// No more jobs will come: the sender ends once it has none.
+    closed: bool,
+}
+
+/// One segment's selected records for a unit.
+struct SendJob {
+    unit: usize,
+    loaded: Loaded,
+    /// Indexes into the segment, ascending.
+    selected: Vec<u32>,
+    /// How many of `selected` are sent.
+    sent: usize,
+}
+
+impl SendQueue {
+    fn new(lanes: usize) -> Self {
+        SendQueue {
+            jobs: Mutex::new(SendJobs {
+                lanes: (0..lanes).map(|_| VecDeque::new()).collect(),
+                closed: false,
+            }),
+            ready: std::sync::Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SendJobs> {
+        match self.jobs.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    fn push(&self, lane: usize, job: SendJob) {
+        let mut jobs = self.lock();
+        if let Some(q) = jobs.lanes.get_mut(lane) {
+            q.push_back(job);
+        }
+        drop(jobs);
+        self.ready.notify_one();
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_all();
+    }
 }
 
 /// Copies the live unit states into the checkpoint and writes it (one writer at a time).
@@ -973,7 +1095,7 @@ async fn write_checkpoint(ctx: &LaneContext) -> Result<()> {
 }
 
 /// Writes one lane's units in order (on a blocking thread).
-fn run_lane(ctx: &LaneContext, key: &(String, i32), units: &[usize]) -> Result<()> {
+fn run_lane(ctx: &LaneContext, lane: usize, key: &(String, i32), units: &[usize]) -> Result<()> {
     let mut next_target = ctx.lane_start.get(key).copied();
     for &i in units {
         if ctx.stop.load(Ordering::Relaxed) {
@@ -1005,7 +1127,7 @@ fn run_lane(ctx: &LaneContext, key: &(String, i32), units: &[usize]) -> Result<(
             // The start is durable before the first record is sent.
             ctx.handle.block_on(write_checkpoint(ctx))?;
         }
-        write_unit(ctx, i, unit, started)?;
+        write_unit(ctx, lane, i, unit, started)?;
         if ctx.stop.load(Ordering::Relaxed) {
             return Ok(());
         }
@@ -1020,7 +1142,7 @@ fn run_lane(ctx: &LaneContext, key: &(String, i32), units: &[usize]) -> Result<(
 
 /// Reads a unit's segments and sends its selected records after the last one confirmed; for a
 /// unit an interrupted run started, first matches what already landed.
-fn write_unit(ctx: &LaneContext, i: usize, unit: &Unit, resumed: bool) -> Result<()> {
+fn write_unit(ctx: &LaneContext, lane: usize, i: usize, unit: &Unit, resumed: bool) -> Result<()> {
     let last_confirmed = lock(&ctx.shared.units[i])
         .mapping
         .runs
@@ -1057,9 +1179,28 @@ fn write_unit(ctx: &LaneContext, i: usize, unit: &Unit, resumed: bool) -> Result
                 .block_on(h)
                 .map_err(|e| Error::Kafka(format!("reading a segment did not complete: {e}")))??,
         };
-        let outcome = send_segment(ctx, i, unit, &loaded.segment, last_confirmed, &mut tail);
-        loaded.release(ctx);
-        outcome?;
+        let selected =
+            match select_records(i, unit, &loaded.segment, ctx, last_confirmed, &mut tail) {
+                Ok(selected) => selected,
+                Err(e) => {
+                    loaded.release(ctx);
+                    return Err(e);
+                }
+            };
+        if selected.is_empty() {
+            loaded.release(ctx);
+        } else {
+            lock(&ctx.shared.units[i]).queued += selected.len();
+            ctx.sender.push(
+                lane,
+                SendJob {
+                    unit: i,
+                    loaded,
+                    selected,
+                    sent: 0,
+                },
+            );
+        }
         if ctx.stop.load(Ordering::Relaxed) || ctx.shared.failed.load(Ordering::Relaxed) {
             return Ok(());
         }
@@ -1081,7 +1222,7 @@ fn write_unit(ctx: &LaneContext, i: usize, unit: &Unit, resumed: bool) -> Result
                     "{e}; the records confirmed so far are checkpointed: run the restore again to resume"
                 )));
             }
-            if s.inflight.is_empty() {
+            if s.queued == 0 && s.inflight.is_empty() {
                 s.done = true;
                 return Ok(());
             }
@@ -1093,18 +1234,19 @@ fn write_unit(ctx: &LaneContext, i: usize, unit: &Unit, resumed: bool) -> Result
     }
 }
 
-/// Sends one segment's selected records after `last_confirmed`; on resume, first matches them
-/// against what the interrupted run left in the target (`tail`, cleared once it runs out).
-fn send_segment(
-    ctx: &LaneContext,
+/// The indexes of one segment's records to send: those after `last_confirmed` inside the
+/// window; on resume, the first of them are matched against what the interrupted run left in
+/// the target (`tail`, cleared once it runs out) and recorded instead of sent.
+fn select_records(
     i: usize,
     unit: &Unit,
     segment: &DecodedSegment,
+    ctx: &LaneContext,
     last_confirmed: Option<i64>,
     tail: &mut Option<TailReader>,
-) -> Result<()> {
-    let mut pending: Vec<(RecordRef<'_>, u64)> = Vec::with_capacity(ctx.batch);
-    for r in segment.iter() {
+) -> Result<Vec<u32>> {
+    let mut selected = Vec::with_capacity(segment.len());
+    for (n, r) in segment.iter().enumerate() {
         if last_confirmed.is_some_and(|c| r.offset <= c) || !ctx.window.contains(r.timestamp) {
             continue;
         }
@@ -1127,19 +1269,10 @@ fn send_segment(
                 None => *tail = None,
             }
         }
-        pending.push((r, r.payload_bytes()));
-        if pending.len() >= ctx.batch {
-            send_batch(ctx, i, unit, &pending)?;
-            pending.clear();
-            if ctx.stop.load(Ordering::Relaxed) || ctx.shared.failed.load(Ordering::Relaxed) {
-                return Ok(());
-            }
-        }
+        // A segment holds at most `MAX_BLOCK_BYTES` of records, far fewer than u32::MAX.
+        selected.push(n as u32);
     }
-    if !pending.is_empty() {
-        send_batch(ctx, i, unit, &pending)?;
-    }
-    Ok(())
+    Ok(selected)
 }
 
 enum SegmentRead {
@@ -1156,7 +1289,11 @@ struct Loaded {
 impl Loaded {
     /// Gives the decompression buffer back for the next segment, then the memory permit.
     fn release(self, ctx: &LaneContext) {
-        ctx.buffers.give(self.segment.into_buffer());
+        let (block, object) = self.segment.into_buffers();
+        ctx.blocks.give(block);
+        if let Some(object) = object {
+            ctx.objects.give(object);
+        }
     }
 }
 
@@ -1165,7 +1302,8 @@ impl Loaded {
 fn spawn_read(ctx: &LaneContext, entry: crate::backup::manifest::SegmentEntry) -> SegmentRead {
     let storage = ctx.storage.clone();
     let memory = Arc::clone(&ctx.segment_memory);
-    let buffers = Arc::clone(&ctx.buffers);
+    let objects = Arc::clone(&ctx.objects);
+    let blocks = Arc::clone(&ctx.blocks);
     let compressed = entry.stats.codec != "none";
     let need = entry.stats.stored_bytes
         + if compressed {
@@ -1175,19 +1313,24 @@ fn spawn_read(ctx: &LaneContext, entry: crate::backup::manifest::SegmentEntry) -
         };
     let permits = need.div_ceil(1024).clamp(1, SEGMENT_MEMORY_BYTES / 1024) as u32;
     SegmentRead::Pending(ctx.handle.spawn(async move {
-        let permit = memory
+        let mut permit = memory
             .acquire_many_owned(permits)
             .await
             .map_err(|e| Error::Kafka(format!("segment memory budget closed: {e}")))?;
         let buffer = if compressed {
-            buffers.take()
+            blocks.take()
         } else {
             Vec::new()
         };
         let (segment, object) =
-            read_segment_reusing(&storage, &entry, buffer, buffers.take()).await?;
+            read_segment_reusing(&storage, &entry, buffer, objects.take()).await?;
         if let Some(object) = object {
-            buffers.give(object);
+            objects.give(object);
+            // The stored object is gone once decompressed: only the block stays in use.
+            let stored = entry.stats.stored_bytes.div_ceil(1024) as usize;
+            if stored < permit.num_permits() {
+                drop(permit.split(stored));
+            }
         }
         Ok(Loaded {
             segment,
@@ -1215,23 +1358,117 @@ fn check_same(unit: &Unit, expected: &RecordRef<'_>, found: &Found) -> Result<()
     )))
 }
 
-fn send_batch(
-    ctx: &LaneContext,
-    i: usize,
-    unit: &Unit,
-    batch: &[(RecordRef<'_>, u64)],
-) -> Result<()> {
-    let bytes: u64 = batch.iter().map(|(_, b)| b).sum();
-    ctx.limiter.wait(batch.len() as u64, bytes, &ctx.stop);
-    {
-        let mut s = lock(&ctx.shared.units[i]);
-        for (r, b) in batch {
-            s.inflight.push_back((r.offset, r.timestamp, *b));
+/// The one thread that hands records to the producer: it takes the lanes in turn, up to
+/// `batch` records of a lane's oldest job at each turn, as a bare loop over the partitions
+/// would. Every partition's queue in librdkafka keeps filling (an idempotent producer has one
+/// request per partition in flight, so throughput comes from many partitions at once), and the
+/// records are copied into librdkafka from one thread only. Ends once the queue is closed and
+/// empty; after a stop or a failure it drops what is left.
+fn run_sender(ctx: &LaneContext) {
+    /// Should the sender die, the lanes waiting for it stop instead of waiting forever.
+    struct Halt<'a>(&'a LaneContext);
+    impl Drop for Halt<'_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                self.0.shared.failed.store(true, Ordering::SeqCst);
+                self.0.stop.store(true, Ordering::SeqCst);
+            }
         }
     }
+    let _halt = Halt(ctx);
+    let mut turn = 0usize;
+    loop {
+        let (lane, mut job) = {
+            let mut jobs = ctx.sender.lock();
+            loop {
+                let halted =
+                    ctx.stop.load(Ordering::Relaxed) || ctx.shared.failed.load(Ordering::Relaxed);
+                if halted {
+                    for q in &mut jobs.lanes {
+                        for job in q.drain(..) {
+                            let left = job.selected.len() - job.sent;
+                            let mut s = lock(&ctx.shared.units[job.unit]);
+                            s.queued = s.queued.saturating_sub(left);
+                            drop(s);
+                            job.loaded.release(ctx);
+                        }
+                    }
+                }
+                // The lane whose partition has the fewest records outstanding: the queue's room
+                // goes where a partition would otherwise run dry, not to a deep backlog.
+                let n = jobs.lanes.len();
+                let next = (0..n)
+                    .map(|k| (turn + k) % n)
+                    .filter_map(|l| {
+                        let job = jobs.lanes[l].front()?;
+                        Some((l, lock(&ctx.shared.units[job.unit]).inflight.len()))
+                    })
+                    .min_by_key(|&(_, outstanding)| outstanding)
+                    .map(|(l, _)| l);
+                if let Some(l) = next {
+                    if let Some(job) = jobs.lanes[l].pop_front() {
+                        break (l, job);
+                    }
+                }
+                if jobs.closed {
+                    return;
+                }
+                jobs = match ctx
+                    .sender
+                    .ready
+                    .wait_timeout(jobs, Duration::from_millis(50))
+                {
+                    Ok((g, _)) => g,
+                    Err(p) => p.into_inner().0,
+                };
+            }
+        };
+        turn = lane + 1;
+        let end = (job.sent + ctx.batch).min(job.selected.len());
+        let wanted = end - job.sent;
+        let sent = send_chunk(ctx, &job, end);
+        job.sent += sent;
+        if sent == wanted && job.sent < job.selected.len() {
+            // More of this job at the lane's next turn, before its later jobs.
+            let mut jobs = ctx.sender.lock();
+            if let Some(q) = jobs.lanes.get_mut(lane) {
+                q.push_front(job);
+            }
+        } else {
+            let left = job.selected.len() - job.sent;
+            if left > 0 {
+                // Stopped or failed part-way: the rest is never sent.
+                let mut s = lock(&ctx.shared.units[job.unit]);
+                s.queued = s.queued.saturating_sub(left);
+            }
+            job.loaded.release(ctx);
+        }
+    }
+}
+
+/// Sends `job.selected[job.sent..end]`; returns how many were handed to the producer (fewer
+/// after a stop, a failure or an error, which is recorded in the unit's state).
+fn send_chunk(ctx: &LaneContext, job: &SendJob, end: usize) -> usize {
+    let i = job.unit;
+    let unit = &ctx.plan_units[i];
+    let segment = &job.loaded.segment;
+    let chunk = &job.selected[job.sent..end];
+    let records: Vec<RecordRef<'_>> = chunk
+        .iter()
+        .filter_map(|&n| segment.get(n as usize))
+        .collect();
+    let bytes: u64 = records.iter().map(RecordRef::payload_bytes).sum();
+    ctx.limiter.wait(records.len() as u64, bytes, &ctx.stop);
+    {
+        let mut s = lock(&ctx.shared.units[i]);
+        for r in &records {
+            s.inflight
+                .push_back((r.offset, r.timestamp, r.payload_bytes()));
+        }
+        s.queued = s.queued.saturating_sub(records.len());
+    }
     let names = header_names(ctx.headers.unwrap_or_default());
-    let _sending = ctx.send_lock.blocking_lock();
-    for (n, (r, _)) in batch.iter().enumerate() {
+    for (n, r) in records.iter().enumerate() {
         let mut rec: BaseRecord<'_, [u8], [u8], usize> =
             BaseRecord::with_opaque_to(&unit.target_topic, i).partition(unit.target_partition);
         // librdkafka allocates a header list per record that has one: only when needed.
@@ -1278,25 +1515,30 @@ fn send_batch(
                     rec = back;
                     std::thread::sleep(Duration::from_millis(1));
                     if ctx.shared.failed.load(Ordering::Relaxed) {
-                        drop_unsent(ctx, i, batch.len() - n);
-                        return Ok(());
+                        drop_unsent(ctx, i, records.len() - n);
+                        return n;
                     }
                 }
                 Err((e, _)) => {
-                    drop_unsent(ctx, i, batch.len() - n);
-                    return Err(Error::Kafka(format!(
-                        "cannot send source {} offset {} to {}-{}: {e}",
-                        unit.key(),
-                        r.offset,
-                        unit.target_topic,
-                        unit.target_partition
-                    )));
+                    drop_unsent(ctx, i, records.len() - n);
+                    let mut s = lock(&ctx.shared.units[i]);
+                    if s.error.is_none() {
+                        s.error = Some(format!(
+                            "cannot send source {} offset {} to {}-{}: {e}",
+                            unit.key(),
+                            r.offset,
+                            unit.target_topic,
+                            unit.target_partition
+                        ));
+                    }
+                    ctx.shared.failed.store(true, Ordering::SeqCst);
+                    return n;
                 }
             }
         }
         crash_at("restore-record");
     }
-    Ok(())
+    records.len()
 }
 
 /// Removes the last `n` in-flight entries (records never handed to the producer).
