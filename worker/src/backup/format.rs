@@ -1445,6 +1445,26 @@ mod tests {
     }
 
     #[test]
+    fn an_uncompressed_object_comes_back_once_nothing_else_holds_it() {
+        let records = edge_records();
+        let (bytes, _) = encode(Codec::None, &records);
+        let at = bytes.as_ptr();
+        let spare = Vec::with_capacity(1 << 10);
+        let seg = decode_segment_shared(bytes::Bytes::from(bytes), NAME, spare).expect("decode");
+        assert_eq!(seg.len(), records.len());
+        let (block, object) = seg.into_buffers();
+        assert!(block.capacity() >= 1 << 10, "the spare buffer comes back");
+        let object = object.expect("the object's memory comes back");
+        assert_eq!(object.as_ptr(), at, "the same allocation, not a copy");
+        // A compressed segment's block is its own buffer; there is no object to give back.
+        let (bytes, _) = encode(Codec::Lz4, &records);
+        let seg = decode_segment_shared(bytes::Bytes::from(bytes), NAME, object).expect("decode");
+        let (block, object) = seg.into_buffers();
+        assert!(object.is_none());
+        assert!(block.len() >= records.len());
+    }
+
+    #[test]
     fn shared_decoding_borrows_and_reuses_buffers() {
         let records = edge_records();
         // A dirty, too-large buffer from an earlier segment must not leak into the next one.
