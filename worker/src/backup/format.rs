@@ -1089,21 +1089,19 @@ fn zstd_decompress(stored: &[u8], expected: u64, out: &mut Vec<u8>) -> Result<()
     Ok(())
 }
 
-/// Decompresses an LZ4 block into exactly `expected` bytes. A reused buffer is not cleared
-/// first: the check that the block fills all `expected` bytes means none of its old content
-/// survives.
+/// Decompresses an LZ4 block into exactly `expected` bytes (`out`'s old content is dropped
+/// first; its memory is reused).
 fn lz4_decompress(stored: &[u8], expected: u64, out: &mut Vec<u8>) -> Result<(), String> {
-    let expected_len = expected as usize;
-    if out.len() < expected_len {
-        // Exactly what is needed: a reused buffer grows once, not to twice its size.
-        out.reserve_exact(expected_len - out.len());
-        out.resize(expected_len, 0);
-    } else {
-        out.truncate(expected_len);
-    }
-    let n = lz4_flex::block::decompress_into(stored, out).map_err(|e| {
-        format!("lz4 data does not decompress into the {expected} bytes the header says: {e}")
-    })?;
+    use super::lz4::{decompress_block, Lz4Error};
+    let n = usize::try_from(expected)
+        .map_err(|_| Lz4Error::TooLarge)
+        .and_then(|capacity| decompress_block(stored, capacity, out))
+        .map_err(|e| match e {
+            Lz4Error::TooLarge => format!("an lz4 block of {expected} bytes is too large"),
+            Lz4Error::Malformed => format!(
+                "lz4 data does not decompress into the {expected} bytes the header says: the block is malformed or expands to more"
+            ),
+        })?;
     if n as u64 != expected {
         return Err(format!(
             "lz4 block decompresses to {n} bytes, the header says {expected}"

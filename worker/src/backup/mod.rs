@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod format;
+pub mod lz4;
 pub mod manifest;
 pub mod read;
 pub mod select;

@@ -557,17 +557,6 @@ pub async fn run_restore(
             units: BTreeMap::new(),
         },
     };
-    let targets = prepare_targets(admin, plan, t, &checkpoint.units, false).await?;
-    if !targets.problems.is_empty() {
-        return Err(Error::invalid(targets.problems.join("; ")));
-    }
-    report.topics_created = targets.created.clone();
-    report.partitions_purged = targets.purged.clone();
-    report.warnings.extend(targets.warnings.iter().cloned());
-    if !targets.created.is_empty() {
-        wait_for_topics(admin, &targets.created).await?;
-    }
-
     // Unit states, from the checkpoint where it has them.
     let mut states = Vec::with_capacity(plan.units.len());
     let mut already = 0u64;
@@ -623,6 +612,22 @@ pub async fn run_restore(
         failed: AtomicBool::new(false),
     });
 
+    // The producer connects and acquires its producer id while the targets are prepared.
+    let config = admin.config().clone();
+    let delivery = DeliveryThread::start(make_producer(&config, t, Arc::clone(&shared))?)?;
+    let producer = Arc::clone(&delivery.producer);
+
+    let targets = prepare_targets(admin, plan, t, &checkpoint.units, false).await?;
+    if !targets.problems.is_empty() {
+        return Err(Error::invalid(targets.problems.join("; ")));
+    }
+    report.topics_created = targets.created.clone();
+    report.partitions_purged = targets.purged.clone();
+    report.warnings.extend(targets.warnings.iter().cloned());
+    if !targets.created.is_empty() {
+        wait_for_topics(admin, &targets.created).await?;
+    }
+
     // Lanes: units grouped by target partition, in plan order.
     let mut lanes: Vec<((String, i32), Vec<usize>)> = Vec::new();
     for (i, u) in plan.units.iter().enumerate() {
@@ -632,9 +637,6 @@ pub async fn run_restore(
             None => lanes.push((key, vec![i])),
         }
     }
-    let config = admin.config().clone();
-    let delivery = DeliveryThread::start(make_producer(&config, t, Arc::clone(&shared))?)?;
-    let producer = Arc::clone(&delivery.producer);
     let ckpt = Arc::new(tokio::sync::Mutex::new(()));
     let ctx = Arc::new(LaneContext {
         storage: storage.clone(),
