@@ -25,6 +25,7 @@ use crate::storage::{Storage, StorageOptions};
 /// command's code. `main.rs` is only this call.
 pub fn main() -> ! {
     use clap::Parser as _;
+    crate::malloc::tune();
     let cli = Cli::parse();
     init_logging(cli.log_format, cli.verbose);
     let format = error_format(&cli);
