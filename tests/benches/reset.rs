@@ -179,17 +179,6 @@ async fn main() {
     let n_base = env_usize("BENCH_RESET_BASELINE_GROUPS", 50).clamp(1, n_groups);
     let n_runs = env_usize("BENCH_RESET_RUNS", 3).max(1);
     let n_offsets = n_groups * n_parts;
-    let out_dir = Path::new(BIN)
-        .parent()
-        .and_then(Path::file_name)
-        .map(|d| d.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let profile = match out_dir.as_str() {
-        "debug" => "dev",
-        "release" => "release (cargo bench default)",
-        other => other,
-    };
-    let assertions = if cfg!(debug_assertions) { "on" } else { "off" };
 
     let kafka = Tansu::start();
     let bs = kafka.bootstrap();
@@ -321,7 +310,8 @@ async fn main() {
 
     println!();
     println!(
-        "offset-reset benchmark — profile: {profile} (target/{out_dir}, debug assertions {assertions}), tansu broker on loopback"
+        "offset-reset benchmark — {}",
+        tidemark_tests::bench::build_description(BIN)
     );
     println!(
         "{n_groups} groups x {n_parts} partitions = {n_offsets} offsets per reset; {n_runs} bulk runs, median reported"
