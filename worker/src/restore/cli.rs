@@ -126,8 +126,17 @@ pub async fn run_restore_task(
     crate::metrics::WorkerMetrics::global().watch_restore(&progress);
     let restore_id = t.effective_restore_id();
     let storage = crate::run::open_location(&t.storage)?;
+    let started = std::time::Instant::now();
     let admin = GroupAdmin::connect(&crate::run::kafka_config_with(&t.kafka, credentials)?).await?;
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "cluster reached"
+    );
     let plan = build_plan(&storage, t).await?;
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "plan built"
+    );
     let wants_groups =
         t.reset_consumer_offsets || t.consumer_group_strategy == GroupStrategy::Manual;
     // Phase one: the offsets to translate must exist before any record is written.

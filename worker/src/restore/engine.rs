@@ -616,6 +616,10 @@ pub async fn run_restore(
     let config = admin.config().clone();
     let delivery = DeliveryThread::start(make_producer(&config, t, Arc::clone(&shared))?)?;
     let producer = Arc::clone(&delivery.producer);
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "producer started"
+    );
 
     let targets = prepare_targets(admin, plan, t, &checkpoint.units, false).await?;
     if !targets.problems.is_empty() {
@@ -624,8 +628,16 @@ pub async fn run_restore(
     report.topics_created = targets.created.clone();
     report.partitions_purged = targets.purged.clone();
     report.warnings.extend(targets.warnings.iter().cloned());
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "targets prepared"
+    );
     if !targets.created.is_empty() {
         wait_for_topics(admin, &targets.created).await?;
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "created topics ready"
+        );
     }
 
     // Lanes: units grouped by target partition, in plan order.
@@ -655,6 +667,7 @@ pub async fn run_restore(
         limiter: RateLimiter::new(t.rate_limit_records_per_sec, t.rate_limit_bytes_per_sec),
         stop: Arc::clone(&stop),
         found_on_resume: AtomicU64::new(0),
+        queue_full_us: AtomicU64::new(0),
         handle: tokio::runtime::Handle::current(),
         store: store.clone(),
         checkpoint: Arc::new(Mutex::new(checkpoint.clone())),
@@ -742,6 +755,10 @@ pub async fn run_restore(
             );
         }
     }
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "lanes done"
+    );
     // The lanes are done: whatever the sender still holds (after a stop) is dropped.
     ctx.sender.close();
     let joined = tokio::task::spawn_blocking(move || sender.join())
@@ -755,6 +772,10 @@ pub async fn run_restore(
     let flushed = tokio::task::spawn_blocking(move || flush_all(&p))
         .await
         .map_err(|e| Error::Kafka(format!("flushing the producer did not complete: {e}")))?;
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "producer flushed"
+    );
     write_checkpoint(&ctx).await?;
     result?;
     flushed?;
@@ -796,6 +817,10 @@ pub async fn run_restore(
             plan.records
         )));
     }
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "lane ends checked"
+    );
     crash_at("restore-before-mapping");
     let json = serde_json::to_vec_pretty(&mapping).map_err(|e| Error::Malformed {
         kind: "offset mapping",
@@ -986,6 +1011,8 @@ struct LaneContext {
     limiter: RateLimiter,
     stop: Arc<AtomicBool>,
     found_on_resume: AtomicU64,
+    /// Microseconds the sender slept on a full producer queue.
+    queue_full_us: AtomicU64,
     handle: tokio::runtime::Handle,
     store: CheckpointStore,
     checkpoint: Arc<Mutex<Checkpoint>>,
@@ -1379,6 +1406,8 @@ fn run_sender(ctx: &LaneContext) {
     }
     let _halt = Halt(ctx);
     let mut turn = 0usize;
+    let mut first = true;
+    let mut idle = Duration::ZERO;
     loop {
         let (lane, mut job) = {
             let mut jobs = ctx.sender.lock();
@@ -1413,8 +1442,14 @@ fn run_sender(ctx: &LaneContext) {
                     }
                 }
                 if jobs.closed {
+                    tracing::debug!(
+                        idle_ms = idle.as_millis() as u64,
+                        queue_full_ms = ctx.queue_full_us.load(Ordering::Relaxed) / 1000,
+                        "sender finished"
+                    );
                     return;
                 }
+                let waiting = Instant::now();
                 jobs = match ctx
                     .sender
                     .ready
@@ -1423,8 +1458,15 @@ fn run_sender(ctx: &LaneContext) {
                     Ok((g, _)) => g,
                     Err(p) => p.into_inner().0,
                 };
+                if !first {
+                    idle += waiting.elapsed();
+                }
             }
         };
+        if first {
+            first = false;
+            tracing::debug!(lane, "first records handed to the producer");
+        }
         turn = lane + 1;
         let end = (job.sent + ctx.batch).min(job.selected.len());
         let wanted = end - job.sent;
@@ -1515,7 +1557,10 @@ fn send_chunk(ctx: &LaneContext, job: &SendJob, end: usize) -> usize {
                 Ok(()) => break,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     rec = back;
+                    let t0 = Instant::now();
                     std::thread::sleep(Duration::from_millis(1));
+                    ctx.queue_full_us
+                        .fetch_add(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
                     if ctx.shared.failed.load(Ordering::Relaxed) {
                         drop_unsent(ctx, i, records.len() - n);
                         return n;
