@@ -265,6 +265,10 @@ fn cargo_metadata(no_deps: bool) -> Value {
     ]);
     if no_deps {
         command.arg("--no-deps");
+    } else {
+        // The whole dependency graph of every platform needs crates that a build for this one
+        // never downloads (a fresh machine's registry has only those): resolve for the host.
+        command.args(["--filter-platform", &host_triple()]);
     }
     let output = command.output().expect("cargo metadata runs");
     assert!(
@@ -273,6 +277,21 @@ fn cargo_metadata(no_deps: bool) -> Value {
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).expect("metadata JSON")
+}
+
+/// The platform this toolchain builds for by default, from `rustc -vV`.
+fn host_triple() -> String {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let output = Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .expect("rustc -vV runs");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|line| line.strip_prefix("host: "))
+        .expect("rustc -vV names its host")
+        .trim()
+        .to_string()
 }
 
 /// The bin targets of each workspace package.
