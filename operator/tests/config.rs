@@ -172,7 +172,7 @@ fn the_operator_may_manage_every_child_it_builds() {
             &["create", "patch", "delete"],
         ),
         ("", "serviceaccounts", &["get", "create", "patch"]),
-        ("", "pods", &["get", "list", "watch"]),
+        ("", "pods", &["get", "list", "watch", "patch"]),
         ("events.k8s.io", "events", &["create", "patch"]),
         (
             "tidemark.dev",

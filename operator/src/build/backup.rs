@@ -24,7 +24,7 @@ use tidemark::task::{
 
 use super::job::{job_with, JobParts, JOB_NAME_LABEL};
 use super::task::{kafka_target, source, storage_target, task_config_map_with};
-use super::{child_name, count, fnv1a, instance_hash, label_value, name, namespace, positive};
+use super::{count, fnv1a, instance_hash, kind_child_name, label_value, name, namespace, positive};
 use super::{owner_labels, ConfigMapAccess, Error, RunId, Schedule, WorkerKind};
 use crate::config::OperatorConfig;
 use crate::crd::backup::{BackupMode, Compression, MAX_PARALLELISM};
@@ -70,6 +70,7 @@ pub fn backup_id_env() -> EnvVar {
 
 impl WorkerKind for KafkaBackup {
     const COMPONENT: &'static str = COMPONENT;
+    const TAG: &'static str = "kb";
 
     fn kafka_cluster(&self) -> Option<&KafkaClusterSpec> {
         Some(&self.spec.kafka_cluster)
@@ -92,10 +93,13 @@ impl WorkerKind for KafkaBackup {
         self.spec.resources.as_ref()
     }
 
-    /// `<name>-<run>-<hash>`, e.g. `orders-g1-r0-6f1c2a9e`: the backup's id.
+    /// `<name>-kb-<run>-<hash>`, e.g. `orders-kb-g1-r0-6f1c2a9e`: the backup's id.
     fn job_name(&self, run: RunId) -> Result<String, Error> {
         let hash = instance_hash(self)?;
-        Ok(child_name(&name(self)?, &format!("{run}-{hash:08x}")))
+        Ok(kind_child_name::<Self>(
+            &name(self)?,
+            &format!("{run}-{hash:08x}"),
+        ))
     }
 
     fn shards(&self) -> u32 {
@@ -192,9 +196,9 @@ pub fn cleanup_task(cr: &KafkaBackup) -> Result<Option<Task>, Error> {
     }))
 }
 
-/// Name of the ConfigMap with `cr_name`'s retention task: `<cr>-cleanup-task`.
+/// Name of the ConfigMap with `cr_name`'s retention task: `<cr>-kb-cleanup-task`.
 pub fn cleanup_config_map_name(cr_name: &str) -> String {
-    child_name(cr_name, "cleanup-task")
+    kind_child_name::<KafkaBackup>(cr_name, "cleanup-task")
 }
 
 /// The ConfigMap with `cr`'s retention task (the current spec's: every cleanup Job applies the
@@ -213,9 +217,9 @@ pub fn cleanup_config_map(cr: &KafkaBackup) -> Result<Option<ConfigMap>, Error> 
 }
 
 /// Name of the cleanup Job that follows backup `backup_id` of `cr_name`:
-/// `<cr>-cleanup-<hash of the id>`, the same every time (it is created once).
+/// `<cr>-kb-cleanup-<hash of the id>`, the same every time (it is created once).
 pub fn cleanup_job_name(cr_name: &str, backup_id: &str) -> String {
-    child_name(
+    kind_child_name::<KafkaBackup>(
         cr_name,
         &format!("cleanup-{:08x}", fnv1a(backup_id.as_bytes())),
     )
@@ -312,7 +316,7 @@ mod tests {
         let cm = task_config_map(&cr, RUN).expect("builds");
         assert_eq!(
             cm.metadata.name.as_deref(),
-            Some("orders-snapshot-task-g1-r0")
+            Some("orders-snapshot-kb-task-g1-r0")
         );
         let labels = cm.metadata.labels.as_ref().expect("labels");
         assert_eq!(labels["app.kubernetes.io/component"], "backup");
@@ -361,7 +365,7 @@ mod tests {
         let job = build(BACKUP_ONE_SHOT_PVC);
         let hash = instance_hash(&cr).expect("hash");
         let name = job.metadata.name.clone().expect("name");
-        assert_eq!(name, format!("orders-snapshot-g1-r0-{hash:08x}"));
+        assert_eq!(name, format!("orders-snapshot-kb-g1-r0-{hash:08x}"));
         assert_eq!(cr.job_name(RUN).expect("name"), name);
         tidemark::snapshot::validate_id(&name).expect("the Job's name is a valid backup id");
 
@@ -478,7 +482,15 @@ mod tests {
         // The job template is the Job a run without a schedule gets: Indexed, same task, same
         // labels (the Jobs it creates are found by them).
         let template = &spec.job_template;
-        let one_shot = job(&cr, RUN, &OperatorConfig::default()).expect("job");
+        let mut one_shot = job(&cr, RUN, &OperatorConfig::default()).expect("job");
+        // Except the result finalizer of a run's pods: the CronJob's are read by label.
+        if let Some(pod) = one_shot
+            .spec
+            .as_mut()
+            .and_then(|s| s.template.metadata.as_mut())
+        {
+            pod.finalizers = None;
+        }
         assert_eq!(template.spec.as_ref(), one_shot.spec.as_ref());
         assert_eq!(
             template.metadata.as_ref().and_then(|m| m.labels.as_ref()),
@@ -497,7 +509,7 @@ mod tests {
             .find(|v| v.name == "task")
             .and_then(|v| v.config_map.as_ref())
             .expect("task volume");
-        assert_eq!(volume.name, "events-hourly-task-g1-r0");
+        assert_eq!(volume.name, "events-hourly-kb-task-g1-r0");
 
         let suspended = BACKUP_HOURLY_INCREMENTAL_GCS
             .replace("  parallelism: 3\n", "  parallelism: 3\n  suspend: true\n");
@@ -584,7 +596,7 @@ mod tests {
         let cm = cleanup_config_map(&cr).expect("builds").expect("retention");
         assert_eq!(
             cm.metadata.name.as_deref(),
-            Some("payments-nightly-cleanup-task")
+            Some("payments-nightly-kb-cleanup-task")
         );
         let labels = cm.metadata.labels.as_ref().expect("labels");
         assert_eq!(labels["app.kubernetes.io/component"], "backup-cleanup");
@@ -607,7 +619,7 @@ mod tests {
             .expect("retention");
         let name = job.metadata.name.clone().expect("name");
         assert_eq!(name, cleanup_job_name("payments-nightly", id));
-        assert!(name.starts_with("payments-nightly-cleanup-") && name.len() <= 63);
+        assert!(name.starts_with("payments-nightly-kb-cleanup-") && name.len() <= 63);
         assert_ne!(name, cleanup_job_name("payments-nightly", "another-id"));
         let labels = job.metadata.labels.as_ref().expect("labels");
         assert_eq!(labels["app.kubernetes.io/component"], "backup-cleanup");
@@ -630,7 +642,7 @@ mod tests {
             .find(|v| v.name == "task")
             .and_then(|v| v.config_map.as_ref())
             .expect("task volume");
-        assert_eq!(volume.name, "payments-nightly-cleanup-task");
+        assert_eq!(volume.name, "payments-nightly-kb-cleanup-task");
         assert!(pod(&job)
             .volumes
             .iter()

@@ -12,7 +12,7 @@ use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::job::{job_spec, run_parts};
-use super::{child_name_within, instance_hash, name, namespace, owner_reference};
+use super::{instance_hash, kind_child_name_within, name, namespace, owner_reference};
 use super::{Error, RunId, WorkerKind};
 use crate::config::OperatorConfig;
 
@@ -28,10 +28,10 @@ pub const STARTING_DEADLINE_SECONDS: i64 = 3600;
 /// read from; `ttlSecondsAfterFinished` also applies).
 pub const JOBS_HISTORY_LIMIT: i32 = 3;
 
-/// Name of the CronJob of `cr`: `<name>-<hash>` (≤ [`MAX_CRON_JOB_NAME`] characters).
+/// Name of the CronJob of `cr`: `<name>-<tag>-<hash>` (≤ [`MAX_CRON_JOB_NAME`] characters).
 pub fn cron_job_name<K: WorkerKind>(cr: &K) -> Result<String, Error> {
     let hash = instance_hash(cr)?;
-    Ok(child_name_within(
+    Ok(kind_child_name_within::<K>(
         &name(cr)?,
         &format!("{hash:08x}"),
         MAX_CRON_JOB_NAME,

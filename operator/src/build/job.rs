@@ -25,7 +25,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::rbac::worker_config_map;
 use super::task::task_config_map_name;
-use super::{child_name, labels, name, namespace, owner_reference, Error, RunId, WorkerKind};
+use super::{kind_child_name, labels, name, namespace, owner_reference, Error, RunId, WorkerKind};
 use super::{CA_DIR, DATA_DIR, TASK_DIR, TASK_FILE_NAME, TASK_PATH, TLS_DIR};
 use crate::config::OperatorConfig;
 use crate::crd::common::{CredentialsSecretRef, KafkaClusterSpec, StorageSpec, StorageType};
@@ -68,9 +68,15 @@ pub const ENV_KAFKA_PASSWORD: &str = "KAFKA_PASSWORD";
 /// Environment variable with the SASL mechanism (also in the task).
 pub const ENV_KAFKA_SASL_MECHANISM: &str = "KAFKA_SASL_MECHANISM";
 
-/// Name of the Job of `cr_name`'s run `run`: `<cr>-<run>` (≤ 63 characters).
-pub fn job_name(cr_name: &str, run: RunId) -> String {
-    child_name(cr_name, &run.to_string())
+/// Finalizer on a run's Job and on its pods: they stay until the operator has read the run's
+/// result (the Job's conditions, the pods' termination messages) and written it into the
+/// status, even when the Job's `ttlSecondsAfterFinished` or a garbage collection deletes them
+/// first. The operator removes it once the result is recorded, or when it stops the run.
+pub const RESULT_FINALIZER: &str = "tidemark.dev/result";
+
+/// Name of the Job of `cr_name`'s run `run`: `<cr>-<tag>-<run>` (≤ 63 characters).
+pub fn job_name<K: WorkerKind + ?Sized>(cr_name: &str, run: RunId) -> String {
+    kind_child_name::<K>(cr_name, &run.to_string())
 }
 
 /// What distinguishes one worker Job of a resource from another: the resource's own wiring
@@ -95,16 +101,23 @@ pub struct JobParts {
 pub fn run_parts<K: WorkerKind>(cr: &K, run: RunId) -> Result<JobParts, Error> {
     Ok(JobParts {
         labels: labels(cr, K::COMPONENT, run),
-        task_config_map: task_config_map_name(&name(cr)?, run),
+        task_config_map: task_config_map_name::<K>(&name(cr)?, run),
         kafka: cr.kafka_cluster().is_some(),
         shards: cr.shards(),
         env: cr.worker_env(),
     })
 }
 
-/// The worker Job of `cr`'s run `run`, named by [`WorkerKind::job_name`].
+/// The worker Job of `cr`'s run `run`, named by [`WorkerKind::job_name`]; it and its pods
+/// carry the [`RESULT_FINALIZER`].
 pub fn job<K: WorkerKind>(cr: &K, run: RunId, config: &OperatorConfig) -> Result<Job, Error> {
-    job_with(cr, &cr.job_name(run)?, &run_parts(cr, run)?, config)
+    let mut job = job_with(cr, &cr.job_name(run)?, &run_parts(cr, run)?, config)?;
+    let finalizers = Some(vec![RESULT_FINALIZER.to_string()]);
+    job.metadata.finalizers.clone_from(&finalizers);
+    if let Some(pod) = job.spec.as_mut().and_then(|s| s.template.metadata.as_mut()) {
+        pod.finalizers = finalizers;
+    }
+    Ok(job)
 }
 
 /// A worker Job of `cr` named `job_name`, made of `parts`, owned by `cr`.
@@ -536,7 +549,12 @@ mod tests {
             let job = build(yaml);
             let cr_name = cr.metadata.name.clone().expect("name");
             let name = job.metadata.name.clone().expect("job name");
-            assert_eq!(name, format!("{cr_name}-g1-r0"));
+            assert_eq!(name, format!("{cr_name}-korb-g1-r0"));
+            // The Job and its pods keep the result until the operator has recorded it.
+            let held = Some(vec![RESULT_FINALIZER.to_string()]);
+            assert_eq!(job.metadata.finalizers, held);
+            let template = job.spec.as_ref().and_then(|s| s.template.metadata.as_ref());
+            assert_eq!(template.and_then(|m| m.finalizers.clone()), held);
             assert!(name.len() <= 63);
             assert_eq!(job.metadata.namespace, cr.metadata.namespace);
 
@@ -605,7 +623,7 @@ mod tests {
             assert_eq!(m["/etc/tidemark/task"], ("task".to_string(), true));
             assert_eq!(m["/tmp"], ("tmp".to_string(), false));
             let task_volume = volume(&job, "task").config_map.as_ref().expect("configMap");
-            assert_eq!(task_volume.name, format!("{cr_name}-task-g1-r0"));
+            assert_eq!(task_volume.name, format!("{cr_name}-korb-task-g1-r0"));
             assert!(volume(&job, "tmp").empty_dir.is_some());
 
             // The task ConfigMap the Job mounts is the one the task builder makes.

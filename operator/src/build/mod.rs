@@ -160,6 +160,22 @@ pub fn child_name(base: &str, suffix: &str) -> String {
     child_name_within(base, suffix, MAX_CHILD_NAME)
 }
 
+/// The name of a child of a resource of kind `K` named `cr_name`: [`child_name`] with the kind's
+/// [`WorkerKind::TAG`] before `suffix` (`orders-kr-g1-r0`), so that resources of different
+/// kinds with one name never share a child. The tag and suffix are never cut.
+pub fn kind_child_name<K: WorkerKind + ?Sized>(cr_name: &str, suffix: &str) -> String {
+    kind_child_name_within::<K>(cr_name, suffix, MAX_CHILD_NAME)
+}
+
+/// [`kind_child_name`] with at most `max` characters.
+pub fn kind_child_name_within<K: WorkerKind + ?Sized>(
+    cr_name: &str,
+    suffix: &str,
+    max: usize,
+) -> String {
+    child_name_within(cr_name, &format!("{}-{suffix}", K::TAG), max)
+}
+
 /// [`child_name`] with at most `max` characters (a CronJob's name leaves room for the suffix
 /// its Jobs get).
 pub fn child_name_within(base: &str, suffix: &str, max: usize) -> String {
@@ -294,6 +310,10 @@ pub trait WorkerKind: Resource<DynamicType = ()> {
     /// `app.kubernetes.io/component` of the children, e.g. `offset-rollback`.
     const COMPONENT: &'static str;
 
+    /// The kind's short name (`kb`, `kr`, `kor`, `korb`), part of every child's name
+    /// ([`kind_child_name`]).
+    const TAG: &'static str;
+
     /// The cluster the worker connects to; `None` when the run needs no Kafka connection (then
     /// no Kafka Secret is wired in either).
     fn kafka_cluster(&self) -> Option<&KafkaClusterSpec>;
@@ -320,10 +340,10 @@ pub trait WorkerKind: Resource<DynamicType = ()> {
         &job::PERMANENT_EXIT_CODES
     }
 
-    /// The name of the Job of run `run` (default [`job::job_name`]: `<name>-<run>`).
+    /// The name of the Job of run `run` (default [`job::job_name`]: `<name>-<tag>-<run>`).
     fn job_name(&self, run: RunId) -> Result<String, Error> {
         let name = self.meta().name.as_deref();
-        Ok(job::job_name(
+        Ok(job::job_name::<Self>(
             name.ok_or(Error::MissingMetadata("metadata.name"))?,
             run,
         ))
@@ -772,6 +792,89 @@ mod tests {
         let fits = "y".repeat(MAX_CHILD_NAME - "-g1-r0".len());
         assert_eq!(child_name(&fits, "g1-r0").len(), MAX_CHILD_NAME);
         assert!(!child_name(&format!("{fits}y"), "g1-r0").contains("yy-g1"));
+    }
+
+    /// Whether `name` is a DNS-1123 label, and so also a valid label value.
+    fn is_label(name: &str) -> bool {
+        let edge =
+            |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        name.len() <= MAX_CHILD_NAME
+            && edge(name.chars().next())
+            && edge(name.chars().last())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    }
+
+    /// Every child name of a resource of each kind named `name`.
+    fn children_named(name: &str) -> Vec<(&'static str, String)> {
+        use crate::crd::{KafkaBackup, KafkaOffsetReset, KafkaOffsetRollback, KafkaRestore};
+        let run = RunId {
+            generation: 12,
+            run: 3,
+        };
+        let mut backup = kb(BACKUP_HOURLY_INCREMENTAL_GCS);
+        backup.metadata.name = Some(name.to_string());
+        let mut names = vec![
+            ("kb job", backup.job_name(run).expect("name")),
+            ("kb cron", cronjob::cron_job_name(&backup).expect("name")),
+            ("kb cleanup task", backup::cleanup_config_map_name(name)),
+            (
+                "kb cleanup",
+                backup::cleanup_job_name(name, "some-backup-id"),
+            ),
+        ];
+        fn of<K: WorkerKind>(
+            tag: &'static str,
+            name: &str,
+            run: RunId,
+        ) -> Vec<(&'static str, String)> {
+            vec![
+                (tag, job::job_name::<K>(name, run)),
+                (tag, task::task_config_map_name::<K>(name, run)),
+                (tag, rbac::worker_rbac_name::<K>(name)),
+            ]
+        }
+        names.extend(of::<KafkaBackup>("kb", name, run));
+        names.extend(of::<KafkaRestore>("kr", name, run));
+        names.extend(of::<KafkaOffsetReset>("kor", name, run));
+        names.extend(of::<KafkaOffsetRollback>("korb", name, run));
+        names
+    }
+
+    #[test]
+    fn children_of_every_kind_are_distinct_labels_that_carry_the_kind() {
+        let long = |end: &str| format!("{}{end}", "orders.eu-west.".repeat(17));
+        for name in ["orders", "a.b", &long("a"), &long("b"), &"z".repeat(253)] {
+            let names = children_named(name);
+            for (what, child) in &names {
+                assert!(is_label(child), "{what}: {child} ({} chars)", child.len());
+            }
+            let mut distinct: Vec<&String> = names.iter().map(|(_, n)| n).collect();
+            distinct.sort();
+            distinct.dedup();
+            assert_eq!(distinct.len(), names.len(), "{names:?}");
+            // Each kind's children carry its tag, also when the name is cut.
+            for (tag, child) in names.iter().filter(|(t, _)| !t.contains(' ')) {
+                assert!(child.contains(&format!("-{tag}-")), "{tag}: {child}");
+            }
+        }
+        // Two long names that share their first 63 characters stay apart.
+        let a = children_named(&long("a"));
+        let b = children_named(&long("b"));
+        for ((_, x), (_, y)) in a.iter().zip(&b) {
+            assert_ne!(x, y);
+        }
+        assert_eq!(
+            job::job_name::<crate::crd::KafkaRestore>(
+                "orders",
+                RunId {
+                    generation: 1,
+                    run: 0
+                }
+            ),
+            "orders-kr-g1-r0"
+        );
     }
 
     #[test]

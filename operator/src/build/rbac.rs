@@ -14,14 +14,15 @@
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::{child_name, name, namespace, owner_labels, owner_reference};
+use super::{kind_child_name, name, namespace, owner_labels, owner_reference};
 use super::{ConfigMapAccess, Error, WorkerKind};
 use crate::config::OperatorConfig;
 use crate::crd::common::StorageType;
 
-/// Name of the worker Role and RoleBinding of `cr_name`: `<cr>-worker` (≤ 63 characters).
-pub fn worker_rbac_name(cr_name: &str) -> String {
-    child_name(cr_name, "worker")
+/// Name of the worker Role and RoleBinding of `cr_name`: `<cr>-<tag>-worker` (≤ 63
+/// characters).
+pub fn worker_rbac_name<K: WorkerKind>(cr_name: &str) -> String {
+    kind_child_name::<K>(cr_name, "worker")
 }
 
 /// The snapshot ConfigMap the worker of `cr` reads or writes through the API, if its storage is
@@ -98,7 +99,7 @@ pub fn worker_role_binding<K: WorkerKind>(
         role_ref: RoleRef {
             api_group: "rbac.authorization.k8s.io".into(),
             kind: "Role".into(),
-            name: worker_rbac_name(&name(cr)?),
+            name: worker_rbac_name::<K>(&name(cr)?),
         },
         subjects: Some(vec![Subject {
             kind: "ServiceAccount".into(),
@@ -111,7 +112,7 @@ pub fn worker_role_binding<K: WorkerKind>(
 
 fn metadata<K: WorkerKind>(cr: &K) -> Result<ObjectMeta, Error> {
     Ok(ObjectMeta {
-        name: Some(worker_rbac_name(&name(cr)?)),
+        name: Some(worker_rbac_name::<K>(&name(cr)?)),
         namespace: Some(namespace(cr)?),
         labels: Some(owner_labels(cr, K::COMPONENT)),
         owner_references: Some(vec![owner_reference(cr)?]),
@@ -132,7 +133,10 @@ mod tests {
     fn snapshot_to_a_config_map_may_create_it_and_patch_only_it() {
         let cr = korb(QUICK_SNAPSHOT);
         let role = worker_role(&cr).expect("builds").expect("a role");
-        assert_eq!(role.metadata.name.as_deref(), Some("quick-snapshot-worker"));
+        assert_eq!(
+            role.metadata.name.as_deref(),
+            Some("quick-snapshot-korb-worker")
+        );
         assert_eq!(role.metadata.namespace.as_deref(), Some("kafka-backup"));
         let owner = &role.metadata.owner_references.as_ref().expect("owner")[0];
         assert_eq!(owner.name, "quick-snapshot");
@@ -159,7 +163,7 @@ mod tests {
             .expect("a binding");
         assert_eq!(binding.metadata.name, role.metadata.name);
         assert_eq!(binding.role_ref.kind, "Role");
-        assert_eq!(binding.role_ref.name, "quick-snapshot-worker");
+        assert_eq!(binding.role_ref.name, "quick-snapshot-korb-worker");
         let subject = &binding.subjects.expect("subjects")[0];
         assert_eq!(subject.kind, "ServiceAccount");
         assert_eq!(subject.name, "tidemark-worker");

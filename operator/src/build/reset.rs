@@ -80,6 +80,7 @@ fn strategy(cr: &KafkaOffsetReset) -> Result<TaskStrategy, Error> {
 
 impl WorkerKind for KafkaOffsetReset {
     const COMPONENT: &'static str = COMPONENT;
+    const TAG: &'static str = "kor";
 
     fn kafka_cluster(&self) -> Option<&KafkaClusterSpec> {
         Some(&self.spec.kafka_cluster)
@@ -200,7 +201,7 @@ mod tests {
         let cm = task_config_map(&cr, RUN).expect("builds");
         assert_eq!(
             cm.metadata.name.as_deref(),
-            Some("replay-orders-task-g1-r0")
+            Some("replay-orders-kor-task-g1-r0")
         );
         let labels = cm.metadata.labels.as_ref().expect("labels");
         assert_eq!(labels["tidemark.dev/owner-kind"], "KafkaOffsetReset");
@@ -384,7 +385,10 @@ mod tests {
     #[test]
     fn the_job_runs_the_task_as_a_locked_down_worker() {
         let job = build(RESET_TO_DATETIME);
-        assert_eq!(job.metadata.name.as_deref(), Some("replay-orders-g1-r0"));
+        assert_eq!(
+            job.metadata.name.as_deref(),
+            Some("replay-orders-kor-g1-r0")
+        );
         let labels = job.metadata.labels.as_ref().expect("labels");
         assert_eq!(labels["app.kubernetes.io/component"], "offset-reset");
         assert_eq!(labels["tidemark.dev/owner-kind"], "KafkaOffsetReset");

@@ -124,6 +124,7 @@ pub fn partition_mapping(mapping: &BTreeMap<String, i32>) -> Result<BTreeMap<i32
 
 impl WorkerKind for KafkaRestore {
     const COMPONENT: &'static str = COMPONENT;
+    const TAG: &'static str = "kr";
 
     fn kafka_cluster(&self) -> Option<&KafkaClusterSpec> {
         Some(&self.spec.kafka_cluster)
@@ -406,7 +407,10 @@ spec:
     #[test]
     fn every_field_maps_into_the_restore_task() {
         let cm = task_config_map(&restore(EVERY_FIELD), RUN).expect("builds");
-        assert_eq!(cm.metadata.name.as_deref(), Some("every-field-task-g1-r0"));
+        assert_eq!(
+            cm.metadata.name.as_deref(),
+            Some("every-field-kr-task-g1-r0")
+        );
         let labels = cm.metadata.labels.as_ref().expect("labels");
         assert_eq!(labels["app.kubernetes.io/component"], "restore");
         assert_eq!(labels["tidemark.dev/owner-kind"], "KafkaRestore");
@@ -510,7 +514,7 @@ spec:
         let job = build(RESTORE_FULL);
         assert_eq!(
             job.metadata.name.as_deref(),
-            Some("orders-full-restore-g1-r0")
+            Some("orders-full-restore-kr-g1-r0")
         );
         let labels = job.metadata.labels.as_ref().expect("labels");
         assert_eq!(labels["app.kubernetes.io/component"], "restore");

@@ -16,6 +16,7 @@ pub const COMPONENT: &str = "offset-rollback";
 
 impl WorkerKind for KafkaOffsetRollback {
     const COMPONENT: &'static str = COMPONENT;
+    const TAG: &'static str = "korb";
 
     /// delete only touches storage: no Kafka connection, so no Kafka Secrets are needed.
     fn kafka_cluster(&self) -> Option<&KafkaClusterSpec> {

@@ -11,14 +11,15 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use tidemark::task::{KafkaTarget, StorageTarget, Task};
 
-use super::{child_name, labels, name, namespace, owner_reference, Error, RunId, WorkerKind};
+use super::{kind_child_name, labels, name, namespace, owner_reference, Error, RunId, WorkerKind};
 use super::{CA_DIR, DATA_DIR, TASK_FILE_NAME, TLS_DIR};
 use crate::crd::common::{KafkaClusterSpec, StorageSpec, StorageType};
 use crate::validate::is_secret_property;
 
-/// Name of the task ConfigMap of `cr_name`'s run `run`: `<cr>-task-<run>` (≤ 63 characters).
-pub fn task_config_map_name(cr_name: &str, run: RunId) -> String {
-    child_name(cr_name, &format!("task-{run}"))
+/// Name of the task ConfigMap of `cr_name`'s run `run`: `<cr>-<tag>-task-<run>` (≤ 63
+/// characters).
+pub fn task_config_map_name<K: WorkerKind>(cr_name: &str, run: RunId) -> String {
+    kind_child_name::<K>(cr_name, &format!("task-{run}"))
 }
 
 /// `namespace/name` of `cr`, the task's `source`.
@@ -149,7 +150,7 @@ fn join_url(scheme: &str, bucket: &str, prefix: Option<&str>) -> String {
 pub fn task_config_map<K: WorkerKind>(cr: &K, run: RunId) -> Result<ConfigMap, Error> {
     task_config_map_with(
         cr,
-        &task_config_map_name(&name(cr)?, run),
+        &task_config_map_name::<K>(&name(cr)?, run),
         labels(cr, K::COMPONENT, run),
         &cr.task(run)?,
     )
@@ -200,7 +201,7 @@ mod tests {
         let cm = task_config_map(&cr, run()).expect("builds");
         assert_eq!(
             cm.metadata.name.as_deref(),
-            Some("pre-migration-snapshot-task-g1-r0")
+            Some("pre-migration-snapshot-korb-task-g1-r0")
         );
         assert_eq!(cm.metadata.namespace.as_deref(), Some("kafka-backup"));
         let owners = cm.metadata.owner_references.as_ref().expect("owner");

@@ -282,8 +282,8 @@ fn record_last_run(
         } else {
             Phase::Failed
         },
-        reason: outcome.reason.clone(),
-        message: outcome.message.clone(),
+        reason: st::cap(&outcome.reason, st::MAX_STATUS_REASON),
+        message: st::cap(&outcome.message, st::MAX_STATUS_MESSAGE),
         completion_time: at,
     });
 }
@@ -316,8 +316,8 @@ pub async fn ensure_cleanup(
         return Ok(());
     };
     let ns = build::namespace(cr).map_err(Error::Build)?;
-    worker::apply::<ConfigMap>(ctx, &ns, &config_map).await?;
-    worker::apply::<Job>(ctx, &ns, &job).await?;
+    worker::apply_child(cr, ctx, &ns, &config_map).await?;
+    worker::apply_child(cr, ctx, &ns, &job).await?;
     let job_name = job.name_any();
     let note = format!(
         "Job {job_name} applies the retention of chain {} after backup {backup_id}",
@@ -492,7 +492,7 @@ async fn reconcile_scheduled(cr: &KafkaBackup, ctx: &Context, run: RunId) -> Res
     let cron_job = cronjob::cron_job(cr, run, &ctx.config)
         .map_err(Error::Build)?
         .ok_or(Error::Build(build::Error::MissingField("spec.schedule")))?;
-    let cron_job = worker::apply::<CronJob>(ctx, &ns, &cron_job).await?;
+    let cron_job = worker::apply_child(cr, ctx, &ns, &cron_job).await?;
 
     // The backup Jobs: the CronJob's, and those of earlier runs without a schedule.
     let selector = format!(

@@ -11,6 +11,7 @@ pub mod reset;
 pub mod restore;
 pub mod rollback;
 pub mod status;
+pub mod stop;
 pub mod worker;
 
 #[cfg(test)]
@@ -119,6 +120,9 @@ pub const SECRET_POLL: Duration = Duration::from_secs(30);
 /// How often a resource waiting for a referenced resource (a KafkaRestore for its
 /// KafkaBackup's first completed backup) is checked again.
 pub const REFERENCE_POLL: Duration = Duration::from_secs(30);
+/// How often a run waiting for the runs it supersedes to stop is looked at again, besides the
+/// watch events of their Jobs.
+pub const PREVIOUS_RUN_POLL: Duration = Duration::from_secs(5);
 /// How often a running Job is looked at again, besides the Job's own watch events.
 pub const RUNNING_POLL: Duration = Duration::from_secs(60);
 /// First and longest delay before retrying after an API error.
@@ -147,6 +151,10 @@ pub enum Error {
         reason: &'static str,
         message: String,
     },
+    /// A child's name is taken by an object the resource does not control (the `Stalled`
+    /// condition names it and its owner); nothing is applied over it, and it is polled.
+    #[error("child conflict: {message}")]
+    ChildConflict { message: String },
     /// A child could not be built from a spec that passed validation.
     #[error("failed to build the children")]
     Build(#[source] crate::build::Error),
@@ -187,6 +195,7 @@ impl Error {
             Error::InvalidSpec { .. } => "invalid_spec",
             Error::MissingSecret { .. } => "missing_secret",
             Error::MissingReference { .. } => "missing_reference",
+            Error::ChildConflict { .. } => "child_conflict",
             Error::Build(_) => "build",
             Error::Fetch { .. } => "fetch",
             Error::Apply { .. } => "apply",
@@ -244,11 +253,10 @@ impl Context {
     ) where
         K: Resource<DynamicType = ()>,
     {
-        let note: String = note.chars().take(1000).collect();
         let event = Event {
             type_,
-            reason: reason.to_string(),
-            note: Some(note),
+            reason: status::cap(reason, 128),
+            note: Some(status::cap(note, status::MAX_EVENT_NOTE)),
             action: action.to_string(),
             secondary: None,
         };
@@ -296,7 +304,9 @@ where
     match error {
         Error::InvalidSpec { .. } | Error::Build(_) => Action::await_change(),
         Error::MissingSecret { .. } => Action::requeue(SECRET_POLL),
-        Error::MissingReference { .. } => Action::requeue(REFERENCE_POLL),
+        Error::MissingReference { .. } | Error::ChildConflict { .. } => {
+            Action::requeue(REFERENCE_POLL)
+        }
         _ => {
             let delay = ctx.backoff(obj.as_ref());
             tracing::warn!(

@@ -6,7 +6,7 @@
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::{Resource, ResourceExt};
 use tidemark::task::{TaskResult, PHASE_COMPLETED, PHASE_FAILED};
 
@@ -34,6 +34,55 @@ pub const REASON_RESULT_MISSING: &str = "ResultMissing";
 pub const REASON_SECRET_NOT_FOUND: &str = "SecretNotFound";
 /// A referenced Secret lacks an entry the worker reads.
 pub const REASON_KEY_NOT_FOUND: &str = "KeyNotFound";
+
+/// Longest condition message (and other free-text status field) the operator writes, in bytes:
+/// what Kubernetes allows in a `metav1.Condition` message. Longer text is cut ([`cap`]).
+pub const MAX_STATUS_MESSAGE: usize = 32 * 1024;
+/// Longest reason the operator writes, in bytes (a `metav1.Condition` reason's limit).
+pub const MAX_STATUS_REASON: usize = 1024;
+/// Longest Event note, in bytes: Kubernetes refuses an `events.k8s.io/v1` note over 1 KiB.
+pub const MAX_EVENT_NOTE: usize = 1024;
+/// What ends a text [`cap`] cut.
+pub const TRUNCATED: &str = " ... [truncated]";
+
+/// `text` in at most `max` bytes: as is when it fits, else cut on a character boundary and
+/// ended with [`TRUNCATED`].
+pub fn cap(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max.saturating_sub(TRUNCATED.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{TRUNCATED}", &text[..end])
+}
+
+/// A new run waits for the Jobs and pods of the runs it supersedes to be gone.
+pub const REASON_WAITING_FOR_PREVIOUS_RUN: &str = "WaitingForPreviousRun";
+/// A child's name is taken by an object this resource does not control.
+pub const REASON_CHILD_CONFLICT: &str = "ChildConflict";
+
+/// Why the existing object `kind` `ns/name` (its `meta`) is not a child of the resource with
+/// uid `uid`, for a `ChildConflict` message; `None` when the resource controls it (its
+/// controller owner reference has that uid).
+pub fn foreign_child(meta: &ObjectMeta, kind: &str, uid: &str) -> Option<String> {
+    let name = meta.name.as_deref().unwrap_or_default();
+    let ns = meta.namespace.as_deref().unwrap_or_default();
+    let controller = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true));
+    let owner = match controller {
+        Some(o) if o.uid == uid => return None,
+        Some(o) => format!("is owned by {} {} (uid {})", o.kind, o.name, o.uid),
+        None => "has no owner".to_string(),
+    };
+    Some(format!(
+        "{kind} {ns}/{name} already exists and {owner}; it is left as it is. Delete or rename that {kind}, or rename this resource"
+    ))
+}
 
 /// The current time as a Kubernetes timestamp (RFC 3339, whole seconds, UTC).
 pub fn now() -> String {
@@ -69,8 +118,8 @@ impl<'a> Conditions<'a> {
         self.out.push(Condition {
             type_: type_.to_string(),
             status: status.to_string(),
-            reason: reason.to_string(),
-            message: message.to_string(),
+            reason: cap(reason, MAX_STATUS_REASON),
+            message: cap(message, MAX_STATUS_MESSAGE),
             last_transition_time,
             observed_generation: self.generation,
         });
@@ -633,6 +682,54 @@ mod tests {
 
     fn ready_reason(status: &KafkaOffsetRollbackStatus) -> &str {
         ready(&status.common).map_or("", |c| c.reason.as_str())
+    }
+
+    #[test]
+    fn long_text_is_cut_on_a_character_boundary_with_a_marker() {
+        assert_eq!(cap("short", 10), "short");
+        let exact = "x".repeat(32);
+        assert_eq!(cap(&exact, 32), exact);
+        let long = "é".repeat(100); // two bytes each
+        let cut = cap(&long, 41);
+        assert!(cut.len() <= 41, "{}", cut.len());
+        assert!(cut.ends_with(TRUNCATED), "{cut}");
+        assert!(cut.starts_with("éé"), "{cut}");
+        // A condition never carries more than the cap, however long the message.
+        let cr = korb(QUICK_SNAPSHOT);
+        let huge = "m".repeat(100 * 1024);
+        let status = stalled(&cr, None, REASON_SECRET_NOT_FOUND, &huge, "t");
+        for c in &status.common.conditions {
+            assert!(c.message.len() <= MAX_STATUS_MESSAGE, "{}", c.message.len());
+            assert!(c.message.ends_with(TRUNCATED));
+        }
+    }
+
+    #[test]
+    fn only_a_child_the_resource_controls_is_its_own() {
+        let meta = |owners: serde_json::Value| -> ObjectMeta {
+            serde_json::from_value(serde_json::json!({
+                "name": "orders-kr-g1-r0", "namespace": "ns", "ownerReferences": owners
+            }))
+            .expect("meta")
+        };
+        let owner = |uid: &str, controller: bool| {
+            serde_json::json!({"apiVersion": "tidemark.dev/v1alpha1", "kind": "KafkaOffsetReset",
+                               "name": "orders", "uid": uid, "controller": controller})
+        };
+        assert_eq!(
+            foreign_child(&meta(serde_json::json!([owner("me", true)])), "Job", "me"),
+            None
+        );
+        assert_eq!(
+            foreign_child(&meta(serde_json::json!([owner("other", true)])), "Job", "me")
+                .as_deref(),
+            Some("Job ns/orders-kr-g1-r0 already exists and is owned by KafkaOffsetReset orders (uid other); it is left as it is. Delete or rename that Job, or rename this resource")
+        );
+        // A reference that is not the controller does not make it ours.
+        let message = foreign_child(&meta(serde_json::json!([owner("me", false)])), "Job", "me");
+        assert!(message.expect("foreign").contains("has no owner"));
+        let message = foreign_child(&meta(serde_json::Value::Null), "Job", "me");
+        assert!(message.expect("foreign").contains("has no owner"));
     }
 
     #[test]

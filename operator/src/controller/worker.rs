@@ -24,11 +24,13 @@ use serde::Serialize;
 use tracing::instrument;
 
 use super::status as st;
-use super::{Context, Error, RunKind, RUNNING_POLL};
+use super::{stop, Context, Error, RunKind, PREVIOUS_RUN_POLL, RUNNING_POLL};
+use crate::build::job::RESULT_FINALIZER;
 use crate::build::{self, RunId, FIELD_MANAGER};
 use crate::crd::status::{Phase, RunStatus};
 use crate::metrics::{JOB_CREATED, JOB_DELETED, JOB_FAILED, JOB_SUCCEEDED};
 use crate::validate::{referenced_secrets, validate};
+use tidemark::task::PHASE_COMPLETED;
 
 pub use crate::build::job::JOB_NAME_LABEL;
 
@@ -54,6 +56,11 @@ pub async fn reconcile_run<K: RunKind>(cr: &K, ctx: &Context) -> Result<Action, 
 pub async fn validated_run<K: RunKind>(cr: &K, ctx: &Context) -> Result<RunId, Error> {
     let problems = validate(cr);
     if let Some(first) = problems.first() {
+        if cr.status().is_some() {
+            // Nothing of the resource runs while its spec is invalid.
+            let jobs = stop::other_run_jobs(cr, ctx, None).await?;
+            stop::stop_other_runs(cr, ctx, &jobs, None).await?;
+        }
         let message = problems
             .iter()
             .map(|p| p.message.as_str())
@@ -112,18 +119,76 @@ pub async fn run_once<K: RunKind>(cr: &K, ctx: &Context, run: RunId) -> Result<A
     let common = K::common(&current);
 
     match run_state(common, run) {
-        RunState::Finished => return Ok(Action::await_change()),
+        RunState::Finished => return release_finished(cr, ctx, common).await,
         RunState::Running(job) => return observe(cr, ctx, &current, job).await,
         RunState::NotStarted => {}
     }
-    if common.run.as_deref() != Some(run.to_string().as_str()) {
-        if let (Some(old_run), Some(old_job)) = (&common.run, &common.job_name) {
-            // A new run supersedes the previous one: its Job (stopped if still running) and
-            // task ConfigMap go.
-            delete_previous(cr, ctx, old_run, old_job).await?;
+    if cr.status().is_some() && common.run.as_deref() != Some(run.to_string().as_str()) {
+        if let Some(action) = supersede(cr, ctx, &current, run).await? {
+            return Ok(action);
         }
     }
     start(cr, ctx, run).await
+}
+
+/// Before `run` starts, the runs it supersedes stop ([`stop::stop_other_runs`]): `None` once
+/// they are gone (and the previous run's task ConfigMap deleted), else the action while `run`
+/// waits. A previous run that ended before it was recorded is recorded first.
+async fn supersede<K: RunKind>(
+    cr: &K,
+    ctx: &Context,
+    current: &K::Status,
+    run: RunId,
+) -> Result<Option<Action>, Error> {
+    let common = K::common(current);
+    let jobs = stop::other_run_jobs(cr, ctx, Some(run)).await?;
+    let unrecorded = jobs.iter().find(|j| {
+        common.phase == Some(Phase::Running)
+            && common.job_name.as_deref() == Some(j.name_any().as_str())
+            && j.meta().deletion_timestamp.is_none()
+            && st::job_end(j).is_some()
+    });
+    if let Some(job) = unrecorded {
+        observe_job(cr, ctx, current, job).await?;
+        return Ok(Some(Action::requeue(PREVIOUS_RUN_POLL)));
+    }
+    if let Some(left) = stop::stop_other_runs(cr, ctx, &jobs, Some(run)).await? {
+        let status = stop::waiting(cr, current, run, &left, &st::now());
+        let event = (
+            EventType::Normal,
+            st::REASON_WAITING_FOR_PREVIOUS_RUN,
+            "StopRun",
+        );
+        write_status(cr, ctx, status, Some(event)).await?;
+        return Ok(Some(Action::requeue(PREVIOUS_RUN_POLL)));
+    }
+    if let Some(old_run) = &common.run {
+        delete_task_config_map(cr, ctx, old_run).await?;
+    }
+    Ok(None)
+}
+
+/// A finished run's Job and pods lose their result finalizer (the result is in the status;
+/// the operator may have stopped between writing it and releasing them).
+async fn release_finished<K: RunKind>(
+    cr: &K,
+    ctx: &Context,
+    common: &RunStatus,
+) -> Result<Action, Error> {
+    let Some(job_name) = common.job_name.as_deref() else {
+        return Ok(Action::await_change());
+    };
+    let ns = build::namespace(cr).map_err(Error::Build)?;
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let job = get_job(&jobs, job_name, &ns).await?;
+    let held = |j: &Job| j.finalizers().iter().any(|f| f == RESULT_FINALIZER);
+    if job.as_ref().is_none_or(held) {
+        release_pods(ctx, &ns, &job_pods(ctx, &ns, job_name).await?).await?;
+    }
+    if let Some(job) = &job {
+        stop::release(&jobs, job).await?;
+    }
+    Ok(Action::await_change())
 }
 
 /// Checks the Secrets, applies the children and marks the run Running.
@@ -132,7 +197,7 @@ async fn start<K: RunKind>(cr: &K, ctx: &Context, run: RunId) -> Result<Action, 
     check_secrets(cr, ctx, run).await?;
     let job = build::job::job(cr, run, &ctx.config).map_err(Error::Build)?;
     apply_task_children(cr, ctx, run).await?;
-    apply::<Job>(ctx, &ns, &job).await?;
+    apply_child(cr, ctx, &ns, &job).await?;
 
     // Status.
     let job_name = job.name_any();
@@ -224,13 +289,38 @@ pub async fn apply_task_children<K: RunKind>(
 
     apply::<ServiceAccount>(ctx, &ns, &service_account).await?;
     if let Some(role) = &role {
-        apply::<Role>(ctx, &ns, role).await?;
+        apply_child::<K, Role>(cr, ctx, &ns, role).await?;
     }
     if let Some(binding) = &binding {
-        apply::<RoleBinding>(ctx, &ns, binding).await?;
+        apply_child::<K, RoleBinding>(cr, ctx, &ns, binding).await?;
     }
-    apply::<ConfigMap>(ctx, &ns, &task).await?;
+    apply_child(cr, ctx, &ns, &task).await?;
     Ok(())
+}
+
+/// The pods of the Job `job_name` (also those left after the Job was deleted).
+pub async fn job_pods(ctx: &Context, ns: &str, job_name: &str) -> Result<Vec<Pod>, Error> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let list = pods
+        .list(&ListParams::default().labels(&format!("{JOB_NAME_LABEL}={job_name}")))
+        .await
+        .map_err(|source| Error::Fetch {
+            what: format!("the pods of Job {ns}/{job_name}"),
+            source,
+        })?;
+    Ok(list.items)
+}
+
+/// The result of each of `shards` shards among a Job's `pods`, read from their termination
+/// messages.
+fn pod_results(pods: &[Pod], job_name: &str, shards: u32) -> Vec<st::ShardResult> {
+    let results = st::shard_results(pods, shards);
+    for shard in &results {
+        if let Err(why) = &shard.result {
+            tracing::warn!(job = job_name, shard = shard.index, reason = %why, "no worker result");
+        }
+    }
+    results
 }
 
 /// The result of each shard of the Job `job_name`, read from its pods' termination messages.
@@ -240,21 +330,25 @@ pub async fn job_results(
     job_name: &str,
     shards: u32,
 ) -> Result<Vec<st::ShardResult>, Error> {
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-    let list = pods
-        .list(&ListParams::default().labels(&format!("{JOB_NAME_LABEL}={job_name}")))
-        .await
-        .map_err(|source| Error::Fetch {
-            what: format!("the pods of Job {ns}/{job_name}"),
-            source,
-        })?;
-    let results = st::shard_results(&list.items, shards);
-    for shard in &results {
-        if let Err(why) = &shard.result {
-            tracing::warn!(job = job_name, shard = shard.index, reason = %why, "no worker result");
-        }
+    let pods = job_pods(ctx, ns, job_name).await?;
+    Ok(pod_results(&pods, job_name, shards))
+}
+
+/// Removes the result finalizer from `pods` ([`stop::release`]).
+async fn release_pods(ctx: &Context, ns: &str, pods: &[Pod]) -> Result<(), Error> {
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    for pod in pods {
+        stop::release(&api, pod).await?;
     }
-    Ok(results)
+    Ok(())
+}
+
+/// The Job `name`, if it exists.
+async fn get_job(api: &Api<Job>, name: &str, ns: &str) -> Result<Option<Job>, Error> {
+    api.get_opt(name).await.map_err(|source| Error::Fetch {
+        what: format!("Job {ns}/{name}"),
+        source,
+    })
 }
 
 /// Looks at the Job of the running run: still running, ended, or gone.
@@ -266,34 +360,56 @@ async fn observe<K: RunKind>(
 ) -> Result<Action, Error> {
     let ns = build::namespace(cr).map_err(Error::Build)?;
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
-    let job = jobs
-        .get_opt(job_name)
-        .await
-        .map_err(|source| Error::Fetch {
-            what: format!("Job {ns}/{job_name}"),
-            source,
-        })?;
-    let Some(job) = job else {
+    match get_job(&jobs, job_name, &ns).await? {
+        Some(job) => observe_job(cr, ctx, current, &job).await,
+        None => record(cr, ctx, current, job_name, None).await,
+    }
+}
+
+/// Looks at `job`, the Job of the run `current` describes: a Job still running is looked at
+/// again later; an ended one (also one being deleted) has its result recorded.
+async fn observe_job<K: RunKind>(
+    cr: &K,
+    ctx: &Context,
+    current: &K::Status,
+    job: &Job,
+) -> Result<Action, Error> {
+    if st::job_end(job).is_none() && job.meta().deletion_timestamp.is_none() {
+        return Ok(Action::requeue(RUNNING_POLL));
+    }
+    record(cr, ctx, current, &job.name_any(), Some(job)).await
+}
+
+/// Records how the run whose Job is `job_name` ended, then releases its Job's and pods' result
+/// finalizers. `job` is the Job, `None` when it is gone: a Job gone (or being deleted) before it
+/// ended counts as `Complete` when its pods (kept by their finalizer) show every shard
+/// completed, else the run failed with `JobDeleted`.
+async fn record<K: RunKind>(
+    cr: &K,
+    ctx: &Context,
+    current: &K::Status,
+    job_name: &str,
+    job: Option<&Job>,
+) -> Result<Action, Error> {
+    let ns = build::namespace(cr).map_err(Error::Build)?;
+    let pods = job_pods(ctx, &ns, job_name).await?;
+    let shards = job.map_or_else(|| cr.shards(), st::job_shards);
+    let mut base = current.clone();
+    let result = cr.combine_shards(&mut base, pod_results(&pods, job_name, shards));
+    let end = job.and_then(st::job_end).or_else(|| {
+        let completed = result.as_ref().is_ok_and(|r| r.phase == PHASE_COMPLETED);
+        completed.then_some(st::JobEnd::Complete)
+    });
+    let kind = K::kind(&());
+    let Some(end) = end else {
         let status = st::job_deleted(cr, current, job_name, &st::now());
-        if write_status(
-            cr,
-            ctx,
-            status,
-            Some((EventType::Warning, st::REASON_JOB_DELETED, "ObserveJob")),
-        )
-        .await?
-        {
-            ctx.metrics.job(&K::kind(&()), JOB_DELETED);
+        let event = (EventType::Warning, st::REASON_JOB_DELETED, "ObserveJob");
+        if write_status(cr, ctx, status, Some(event)).await? {
+            ctx.metrics.job(&kind, JOB_DELETED);
         }
+        release_all(ctx, &ns, &pods, job).await?;
         return Ok(Action::await_change());
     };
-    let Some(end) = st::job_end(&job) else {
-        return Ok(Action::requeue(RUNNING_POLL));
-    };
-
-    let shards = job_results(ctx, &ns, job_name, st::job_shards(&job)).await?;
-    let mut base = current.clone();
-    let result = cr.combine_shards(&mut base, shards);
     let (mut status, succeeded) = st::finished(cr, &base, job_name, &end, result, &st::now());
     cr.after_run(ctx, &mut status).await?;
     let (type_, reason, outcome) = if succeeded {
@@ -302,22 +418,26 @@ async fn observe<K: RunKind>(
         (EventType::Warning, "JobFailed", JOB_FAILED)
     };
     if write_status(cr, ctx, status, Some((type_, reason, "ObserveJob"))).await? {
-        ctx.metrics.job(&K::kind(&()), outcome);
+        ctx.metrics.job(&kind, outcome);
     }
+    release_all(ctx, &ns, &pods, job).await?;
     Ok(Action::await_change())
 }
 
-/// Deletes the Job and task ConfigMap of the superseded run `old_run` (absent ones are fine).
-async fn delete_previous<K: RunKind>(
-    cr: &K,
+/// Releases the result finalizers of a recorded run: its pods first, its Job last (a Job
+/// without one means its pods were released too).
+async fn release_all(
     ctx: &Context,
-    old_run: &str,
-    old_job: &str,
+    ns: &str,
+    pods: &[Pod],
+    job: Option<&Job>,
 ) -> Result<(), Error> {
-    let ns = build::namespace(cr).map_err(Error::Build)?;
-    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
-    delete(&jobs, old_job, "Job", &ns).await?;
-    delete_task_config_map(cr, ctx, old_run).await
+    release_pods(ctx, ns, pods).await?;
+    if let Some(job) = job {
+        let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
+        stop::release(&jobs, job).await?;
+    }
+    Ok(())
 }
 
 /// Deletes the task ConfigMap of `cr`'s run `run` (absent is fine).
@@ -328,7 +448,7 @@ pub async fn delete_task_config_map<K: RunKind>(
 ) -> Result<(), Error> {
     let ns = build::namespace(cr).map_err(Error::Build)?;
     let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
-    let task = build::child_name(&cr.name_any(), &format!("task-{run}"));
+    let task = build::kind_child_name::<K>(&cr.name_any(), &format!("task-{run}"));
     delete(&config_maps, &task, "ConfigMap", &ns).await
 }
 
@@ -348,6 +468,42 @@ where
             source,
         }),
     }
+}
+
+/// Server-side applies `obj`, a child of `cr`, like [`apply`] — unless an object of its name
+/// exists that `cr` does not control (another resource's child, or an object of someone
+/// else): that one is never adopted or changed; `cr` is stalled with `ChildConflict` (and an
+/// Event) naming it and its owner, and [`Error::ChildConflict`] returned.
+pub async fn apply_child<K, C>(cr: &K, ctx: &Context, ns: &str, obj: &C) -> Result<C, Error>
+where
+    K: RunKind,
+    C: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<C> = Api::namespaced(ctx.client.clone(), ns);
+    let name = obj.name_any();
+    let kind = C::kind(&()).to_string();
+    let existing = api.get_opt(&name).await.map_err(|source| Error::Fetch {
+        what: format!("{kind} {ns}/{name}"),
+        source,
+    })?;
+    let uid = cr.meta().uid.as_deref().unwrap_or_default();
+    if let Some(message) = existing.and_then(|e| st::foreign_child(e.meta(), &kind, uid)) {
+        let reason = st::REASON_CHILD_CONFLICT;
+        let status = st::stalled(cr, RunId::of(cr).ok(), reason, &message, &st::now());
+        write_status(
+            cr,
+            ctx,
+            status,
+            Some((EventType::Warning, reason, "ApplyChild")),
+        )
+        .await?;
+        return Err(Error::ChildConflict { message });
+    }
+    apply(ctx, ns, obj).await
 }
 
 /// Server-side applies `obj` under [`FIELD_MANAGER`], taking over conflicting fields.

@@ -81,7 +81,7 @@ fn list_tasks(name: &'static str, runs: &[&str]) -> Call {
     let items = runs
         .iter()
         .map(|run| {
-            json!({"metadata": {"name": format!("{name}-task-{run}"), "namespace": NS,
+            json!({"metadata": {"name": format!("{name}-kb-task-{run}"), "namespace": NS,
                                 "labels": {"tidemark.dev/run": run}}})
         })
         .collect();
@@ -121,7 +121,7 @@ async fn a_new_one_shot_backup_runs_one_job() {
     let calls = vec![
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
         apply(
-            path("v1", "configmaps", "orders-snapshot-task-g1-r0"),
+            path("v1", "configmaps", "orders-snapshot-kb-task-g1-r0"),
             |body| {
                 let task = body["data"]["task.yaml"].as_str().expect("task");
                 assert!(task.contains("kind: backup"), "{task}");
@@ -184,7 +184,7 @@ async fn a_sharded_backup_runs_an_indexed_job() {
         ),
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
         apply(
-            path("v1", "configmaps", "events-hourly-task-g1-r0"),
+            path("v1", "configmaps", "events-hourly-kb-task-g1-r0"),
             |body| {
                 let task = body["data"]["task.yaml"].as_str().expect("task");
                 assert!(task.contains("shardCount: 3"), "{task}");
@@ -378,7 +378,7 @@ async fn retention_creates_one_cleanup_job_per_backup() {
         ),
         pods_call(&job, &[("2024-12-01T02:29:00Z", Some(result))]),
         apply(
-            path("v1", "configmaps", "payments-nightly-cleanup-task"),
+            path("v1", "configmaps", "payments-nightly-kb-cleanup-task"),
             |body| {
                 let task = body["data"]["task.yaml"].as_str().expect("task");
                 assert!(task.contains("kind: backupCleanup"), "{task}");
@@ -404,7 +404,7 @@ async fn retention_creates_one_cleanup_job_per_backup() {
             let pod = pod_spec(&body["spec"]);
             assert_eq!(
                 pod["volumes"][0]["configMap"]["name"],
-                "payments-nightly-cleanup-task"
+                "payments-nightly-kb-cleanup-task"
             );
             assert!(!body.to_string().contains("KAFKA_PASSWORD"), "{body}");
         }),
@@ -441,7 +441,13 @@ async fn retention_creates_one_cleanup_job_per_backup() {
             job_name: cleanup.clone(),
         });
     }
-    let (result, _, _) = scenario(done, vec![]).await;
+    // (Its Job is only read, for a result finalizer left behind: it has none.)
+    let job = done.job_name(RUN).expect("name");
+    let calls = vec![get(
+        path("batch/v1", "jobs", &job),
+        job_reply(&job, Some(("Complete", "CompletionsReached"))),
+    )];
+    let (result, _, _) = scenario(done, calls).await;
     assert_eq!(result.expect("reconciled"), Action::await_change());
 }
 
@@ -456,7 +462,7 @@ async fn a_scheduled_backup_applies_a_cron_job_and_no_job() {
     calls.extend([
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
         apply(
-            path("v1", "configmaps", "payments-nightly-task-g1-r0"),
+            path("v1", "configmaps", "payments-nightly-kb-task-g1-r0"),
             |body| {
                 let task = body["data"]["task.yaml"].as_str().expect("task");
                 assert!(task.contains("compressionLevel: 6"), "{task}");
@@ -474,7 +480,7 @@ async fn a_scheduled_backup_applies_a_cron_job_and_no_job() {
             let pod = pod_spec(&template["spec"]);
             assert_eq!(
                 pod["volumes"][0]["configMap"]["name"],
-                "payments-nightly-task-g1-r0"
+                "payments-nightly-kb-task-g1-r0"
             );
             assert!(body.to_string().contains("TIDEMARK_BACKUP_ID"), "{body}");
             assert!(!body.to_string().contains("czNudGluZWw"), "{body}");
@@ -543,7 +549,7 @@ async fn toggling_suspend_patches_the_cron_job() {
     calls.extend([
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
         apply(
-            path("v1", "configmaps", "payments-nightly-task-g2-r0"),
+            path("v1", "configmaps", "payments-nightly-kb-task-g2-r0"),
             |_| {},
         ),
         apply(path("batch/v1", "cronjobs", &cron), |body| {
@@ -557,7 +563,7 @@ async fn toggling_suspend_patches_the_cron_job() {
         list_tasks("payments-nightly", &["g1-r0", "g2-r0"]),
         Call::new(
             Method::DELETE,
-            path("v1", "configmaps", "payments-nightly-task-g1-r0"),
+            path("v1", "configmaps", "payments-nightly-kb-task-g1-r0"),
             Reply::Json(
                 StatusCode::OK,
                 json!({"kind": "Status", "status": "Success"}),
@@ -616,7 +622,10 @@ async fn a_finished_scheduled_job_is_recorded_and_cleaned_up_after() {
             secret("gcs-credentials", &["GOOGLE_SERVICE_ACCOUNT_KEY"]),
         ),
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
-        apply(path("v1", "configmaps", "events-hourly-task-g2-r0"), |_| {}),
+        apply(
+            path("v1", "configmaps", "events-hourly-kb-task-g2-r0"),
+            |_| {},
+        ),
         apply(path("batch/v1", "cronjobs", &cron), |_| {}),
         list_jobs("events-hourly", vec![still_running, old_done, new_done]),
         list_tasks("events-hourly", &["g1-r0", "g2-r0"]),
@@ -641,7 +650,7 @@ async fn a_finished_scheduled_job_is_recorded_and_cleaned_up_after() {
             ],
         ),
         apply(
-            path("v1", "configmaps", "events-hourly-cleanup-task"),
+            path("v1", "configmaps", "events-hourly-kb-cleanup-task"),
             |body| {
                 let task = body["data"]["task.yaml"].as_str().expect("task");
                 assert!(task.contains("maxAge: 14d"), "{task}");
@@ -697,7 +706,7 @@ async fn a_started_scheduled_job_is_running_with_an_event() {
     calls.extend([
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
         apply(
-            path("v1", "configmaps", "payments-nightly-task-g1-r0"),
+            path("v1", "configmaps", "payments-nightly-kb-task-g1-r0"),
             |_| {},
         ),
         apply(path("batch/v1", "cronjobs", &cron), |_| {}),
@@ -749,7 +758,7 @@ async fn a_failed_scheduled_job_stalls_with_a_warning_event() {
     calls.extend([
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
         apply(
-            path("v1", "configmaps", "payments-nightly-task-g1-r0"),
+            path("v1", "configmaps", "payments-nightly-kb-task-g1-r0"),
             |_| {},
         ),
         apply(path("batch/v1", "cronjobs", &cron), |_| {}),
@@ -840,19 +849,27 @@ async fn removing_the_schedule_deletes_the_cron_job_and_runs_once() {
             json!({"kind": "Status", "status": "Success"}),
         )
     };
-    let mut calls = vec![
-        Call::new(Method::DELETE, path("batch/v1", "cronjobs", &cron), gone()),
+    let mut calls = vec![Call::new(
+        Method::DELETE,
+        path("batch/v1", "cronjobs", &cron),
+        gone(),
+    )];
+    // The CronJob's last Job is the CronJob's, not a run of the resource: not stopped here.
+    let cron_owned = json!({"apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": last, "namespace": NS, "uid": "j1",
+                     "labels": {"tidemark.dev/run": "g1-r0"},
+                     "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob",
+                                          "name": cron, "uid": "c1", "controller": true}]}});
+    calls.push(list_run_jobs(&cr, vec![cron_owned]));
+    calls.push(list_run_pods(&cr, vec![]));
+    calls.push(
         Call::new(
             Method::DELETE,
-            path("batch/v1", "jobs", &last),
-            not_found("jobs", &last),
-        ),
-        Call::new(
-            Method::DELETE,
-            path("v1", "configmaps", "payments-nightly-task-g1-r0"),
+            path("v1", "configmaps", "payments-nightly-kb-task-g1-r0"),
             gone(),
-        ),
-    ];
+        )
+        .check(|body, _| assert_eq!(body["propagationPolicy"], "Background")),
+    );
     calls.extend(daily_secrets(secret(
         "s3-credentials",
         &["AWS_ACCESS_KEY_ID"],
@@ -860,7 +877,7 @@ async fn removing_the_schedule_deletes_the_cron_job_and_runs_once() {
     calls.extend([
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
         apply(
-            path("v1", "configmaps", "payments-nightly-task-g2-r0"),
+            path("v1", "configmaps", "payments-nightly-kb-task-g2-r0"),
             |_| {},
         ),
         apply(path("batch/v1", "jobs", &job), |_| {}),

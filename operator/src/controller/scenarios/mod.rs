@@ -7,6 +7,7 @@ mod backup;
 mod reset;
 mod restore;
 mod rollback;
+mod runs;
 
 use std::panic::resume_unwind;
 use std::sync::Arc;
@@ -42,6 +43,8 @@ enum Reply {
 
 /// One expected API call.
 struct Call {
+    /// Calls made just before this one (the read of a child before it is applied).
+    before: Vec<Call>,
     method: Method,
     path: String,
     check: Check,
@@ -51,6 +54,7 @@ struct Call {
 impl Call {
     fn new(method: Method, path: impl Into<String>, reply: Reply) -> Self {
         Call {
+            before: Vec::new(),
             method,
             path: path.into(),
             check: Box::new(|_, _| {}),
@@ -83,13 +87,42 @@ fn get(path: impl Into<String>, reply: Reply) -> Call {
     Call::new(Method::GET, path, reply)
 }
 
-/// A server-side apply of a namespaced child, under the operator's field manager.
+/// A server-side apply of a namespaced child, under the operator's field manager; a child the
+/// resource owns (anything but the shared worker ServiceAccount) is read first, and is not
+/// there yet ([`Call::existing`] answers otherwise).
 fn apply(path: impl Into<String>, check: impl Fn(&Value) + Send + 'static) -> Call {
-    Call::new(Method::PATCH, path, Reply::Echo).check(move |body, query| {
+    let path = path.into();
+    let mut call = Call::new(Method::PATCH, path.clone(), Reply::Echo).check(move |body, query| {
         assert!(query.contains("fieldManager=tidemark-operator"), "{query}");
         assert!(query.contains("force=true"), "{query}");
         check(body);
-    })
+    });
+    if !path.contains("/serviceaccounts/") {
+        let name = path.rsplit('/').next().unwrap_or_default().to_string();
+        call.before.push(get(path, not_found("object", &name)));
+    }
+    call
+}
+
+impl Call {
+    /// This apply's read of the child answered with `obj` (an existing child).
+    fn existing(mut self, obj: Value) -> Self {
+        if let Some(read) = self.before.first_mut() {
+            read.reply = Reply::Json(StatusCode::OK, obj);
+        }
+        self
+    }
+}
+
+/// `calls` with the calls each makes before it ([`Call::before`]) in their place.
+fn flatten(calls: Vec<Call>) -> Vec<Call> {
+    let mut out = Vec::new();
+    for mut call in calls {
+        let before = std::mem::take(&mut call.before);
+        out.extend(flatten(before));
+        out.push(call);
+    }
+    out
 }
 
 fn status_path<K: RunKind>(name: &str) -> String {
@@ -162,7 +195,7 @@ fn assert_conditions(status: &Value, [ready, reconciling, stalled]: [bool; 3], r
 
 /// Answers `calls` in order, then makes sure nothing else is asked.
 async fn serve(mut handle: Handle, calls: Vec<Call>) {
-    for (i, call) in calls.into_iter().enumerate() {
+    for (i, call) in flatten(calls).into_iter().enumerate() {
         let expected = format!("call #{i}: {} {}", call.method, call.path);
         let (request, send) = match tokio::time::timeout(TIMEOUT, handle.next_request()).await {
             Ok(Some(next)) => next,
@@ -380,24 +413,53 @@ fn ended_job(
     ]
 }
 
-/// The deletes (in the background) of the Job and task ConfigMap of `name`'s superseded run
-/// `run`, answered with `job` and `config_map`.
-fn superseded_run(name: &str, run: &str, job: Reply, config_map: Reply) -> Vec<Call> {
-    let background =
-        |body: &Value, _: &str| assert_eq!(body["propagationPolicy"], "Background", "{body}");
+/// The label selector of the Jobs and pods of `cr`'s runs, as a query.
+fn owner_query<K: RunKind>(cr: &K) -> String {
+    format!(
+        "labelSelector=tidemark.dev%2Fowner-kind%3D{}%2Ctidemark.dev%2Fowner-name%3D{}",
+        K::kind(&()),
+        cr.meta().name.clone().expect("name")
+    )
+}
+
+/// The list of `cr`'s Jobs (by its owner labels), answered with `items`.
+fn list_run_jobs<K: RunKind>(cr: &K, items: Vec<Value>) -> Call {
+    let query = owner_query(cr);
+    get(
+        format!("/apis/batch/v1/namespaces/{NS}/jobs"),
+        Reply::Json(
+            StatusCode::OK,
+            json!({"apiVersion": "batch/v1", "kind": "JobList", "metadata": {}, "items": items}),
+        ),
+    )
+    .check(move |_, q| assert!(q.contains(&query), "{q}"))
+}
+
+/// The list of `cr`'s worker pods (by its owner labels), answered with `items`.
+fn list_run_pods<K: RunKind>(cr: &K, items: Vec<Value>) -> Call {
+    let query = owner_query(cr);
+    get(
+        format!("/api/v1/namespaces/{NS}/pods"),
+        Reply::Json(
+            StatusCode::OK,
+            json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items}),
+        ),
+    )
+    .check(move |_, q| assert!(q.contains(&query), "{q}"))
+}
+
+/// The calls before a new run of `cr` starts when nothing of its previous run `run` is left:
+/// its Jobs and pods are listed (none of another run), and the previous run's task ConfigMap
+/// is deleted in the background (answered with `config_map`).
+fn superseded_run<K: RunKind>(cr: &K, run: &str, config_map: Reply) -> Vec<Call> {
+    let name = cr.meta().name.clone().expect("name");
+    let task = format!("{name}-{}-task-{run}", K::TAG);
     vec![
-        Call::new(
-            Method::DELETE,
-            path("batch/v1", "jobs", &format!("{name}-{run}")),
-            job,
-        )
-        .check(background),
-        Call::new(
-            Method::DELETE,
-            path("v1", "configmaps", &format!("{name}-task-{run}")),
-            config_map,
-        )
-        .check(background),
+        list_run_jobs(cr, vec![]),
+        list_run_pods(cr, vec![]),
+        Call::new(Method::DELETE, path("v1", "configmaps", &task), config_map).check(
+            |body: &Value, _: &str| assert_eq!(body["propagationPolicy"], "Background", "{body}"),
+        ),
     ]
 }
 
@@ -439,8 +501,8 @@ fn name_and_job<K: RunKind>(cr: &K) -> (String, String) {
     (name, job)
 }
 
-/// The Job of `cr`'s running run was deleted: Failed with `JobDeleted` and Stalled, with the
-/// command that runs it again; never recreated.
+/// The Job of `cr`'s running run was deleted, and no pod of it shows a result: Failed with
+/// `JobDeleted` and Stalled, with the command that runs it again; never recreated.
 async fn job_deleted_mid_run<K: RunKind>(cr: K) {
     let (name, job) = name_and_job(&cr);
     let cr = with_status(cr, "g1-r0", "Running", &job);
@@ -452,6 +514,7 @@ async fn job_deleted_mid_run<K: RunKind>(cr: K) {
     let job_name = job.clone();
     let calls = vec![
         get(path("batch/v1", "jobs", &job), not_found("jobs", &job)),
+        pods_call(&job, &[]),
         status(&cr, move |s| {
             assert_eq!(s["phase"], "Failed");
             assert_eq!(s["run"], "g1-r0");
@@ -498,12 +561,17 @@ async fn failed_job_without_a_result<K: RunKind>(cr: K) {
     assert_eq!(metrics.job_count(&K::kind(&()), "failed"), 1);
 }
 
-/// A finished run (Completed or Failed) of `cr` is not run again, and nothing is written.
+/// A finished run (Completed or Failed) of `cr` is not run again, and nothing is written: its
+/// Job is only read, for a result finalizer left behind (it has none).
 async fn finished_runs_make_no_calls<K: RunKind>(cr: K) {
     let (_, job) = name_and_job(&cr);
     for phase in ["Completed", "Failed"] {
         let cr = with_status(cr.clone(), "g1-r0", phase, &job);
-        let (result, _, _) = scenario(cr, vec![]).await;
+        let calls = vec![get(
+            path("batch/v1", "jobs", &job),
+            job_reply(&job, Some(("Complete", "CompletionsReached"))),
+        )];
+        let (result, _, _) = scenario(cr, calls).await;
         assert_eq!(result.expect("reconciled"), Action::await_change());
     }
 }

@@ -64,7 +64,7 @@ async fn a_new_reset_checks_secrets_applies_children_and_runs() {
             assert_eq!(body["kind"], "ServiceAccount");
         }),
         apply(
-            path("v1", "configmaps", "replay-orders-task-g1-r0"),
+            path("v1", "configmaps", "replay-orders-kor-task-g1-r0"),
             move |body| {
                 assert_eq!(
                     body["metadata"]["ownerReferences"][0]["kind"],
@@ -80,22 +80,25 @@ async fn a_new_reset_checks_secrets_applies_children_and_runs() {
                 assert!(!task.contains("czNudGluZWw"), "{task}");
             },
         ),
-        apply(path("batch/v1", "jobs", "replay-orders-g1-r0"), |body| {
-            assert_eq!(body["kind"], "Job");
-            assert_eq!(
-                body["metadata"]["labels"]["tidemark.dev/owner-kind"],
-                "KafkaOffsetReset"
-            );
-            let container = &body["spec"]["template"]["spec"]["containers"][0];
-            assert_eq!(
-                container["args"],
-                json!(["run", "--task", "/etc/tidemark/task/task.yaml"])
-            );
-        }),
+        apply(
+            path("batch/v1", "jobs", "replay-orders-kor-g1-r0"),
+            |body| {
+                assert_eq!(body["kind"], "Job");
+                assert_eq!(
+                    body["metadata"]["labels"]["tidemark.dev/owner-kind"],
+                    "KafkaOffsetReset"
+                );
+                let container = &body["spec"]["template"]["spec"]["containers"][0];
+                assert_eq!(
+                    container["args"],
+                    json!(["run", "--task", "/etc/tidemark/task/task.yaml"])
+                );
+            },
+        ),
         status(&cr, |s| {
             assert_eq!(s["phase"], "Running");
             assert_eq!(s["run"], "g1-r0");
-            assert_eq!(s["jobName"], "replay-orders-g1-r0");
+            assert_eq!(s["jobName"], "replay-orders-kor-g1-r0");
             assert_eq!(s["dryRun"], false);
             assert!(
                 s.get("snapshotId").is_none(),
@@ -104,7 +107,7 @@ async fn a_new_reset_checks_secrets_applies_children_and_runs() {
             assert_conditions(s, [false, true, false], "JobRunning");
             assert_eq!(
                 condition(s, "Reconciling")["message"],
-                "Job replay-orders-g1-r0 is running reset toDatetime (run g1-r0)"
+                "Job replay-orders-kor-g1-r0 is running reset toDatetime (run g1-r0)"
             );
         }),
         event("Normal", "JobCreated"),
@@ -123,7 +126,7 @@ async fn a_config_map_snapshot_gets_a_worker_role() {
     let calls = vec![
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
         apply(
-            path(rbac, "roles", "restore-before-change-worker"),
+            path(rbac, "roles", "restore-before-change-kor-worker"),
             |body| {
                 assert_eq!(
                     body["rules"][0]["resourceNames"],
@@ -134,11 +137,11 @@ async fn a_config_map_snapshot_gets_a_worker_role() {
             },
         ),
         apply(
-            path(rbac, "rolebindings", "restore-before-change-worker"),
+            path(rbac, "rolebindings", "restore-before-change-kor-worker"),
             |body| assert_eq!(body["subjects"][0]["name"], "tidemark-worker"),
         ),
         apply(
-            path("v1", "configmaps", "restore-before-change-task-g1-r0"),
+            path("v1", "configmaps", "restore-before-change-kor-task-g1-r0"),
             |body| {
                 let task = body["data"]["task.yaml"].as_str().expect("task");
                 assert!(task.contains("type: fromSnapshot"), "{task}");
@@ -146,7 +149,7 @@ async fn a_config_map_snapshot_gets_a_worker_role() {
             },
         ),
         apply(
-            path("batch/v1", "jobs", "restore-before-change-g1-r0"),
+            path("batch/v1", "jobs", "restore-before-change-kor-g1-r0"),
             |body| {
                 assert_eq!(
                     body["spec"]["template"]["spec"]["automountServiceAccountToken"],
@@ -167,10 +170,10 @@ async fn a_config_map_snapshot_gets_a_worker_role() {
 async fn a_successful_reset_completes_with_groups_plan_and_snapshot() {
     let cr = kor(RESET_TO_DATETIME);
     let snapshot_id = safety_snapshot_id(&cr, RUN).expect("id");
-    let cr = with_status(cr, "g1-r0", "Running", "replay-orders-g1-r0");
+    let cr = with_status(cr, "g1-r0", "Running", "replay-orders-kor-g1-r0");
     let mut result = reset_result("Completed", false, 2, 0);
     result["snapshotId"] = json!(snapshot_id);
-    let job = "replay-orders-g1-r0";
+    let job = "replay-orders-kor-g1-r0";
     let expected_id = snapshot_id.clone();
     let mut calls = ended_job(
         job,
@@ -211,12 +214,12 @@ async fn a_successful_reset_completes_with_groups_plan_and_snapshot() {
 async fn a_failed_reset_fails_and_stalls_with_the_snapshot_to_undo_it() {
     let cr = kor(RESET_FROM_FILE);
     let snapshot_id = safety_snapshot_id(&cr, RUN).expect("id");
-    let cr = with_status(cr, "g1-r0", "Running", "apply-offsets-plan-g1-r0");
+    let cr = with_status(cr, "g1-r0", "Running", "apply-offsets-plan-kor-g1-r0");
     let mut result = reset_result("Failed", false, 80, 3);
     result["snapshotId"] = json!(snapshot_id);
     result["error"] = json!({"kind": "partial_failure", "exitCode": 10});
     result["message"] = json!("3 of 80 groups failed: their consumers are still running");
-    let job = "apply-offsets-plan-g1-r0";
+    let job = "apply-offsets-plan-kor-g1-r0";
     let expected_id = snapshot_id.clone();
     let mut calls = ended_job(
         job,
@@ -263,7 +266,7 @@ async fn a_dry_run_plans_and_reports_without_a_snapshot() {
     let calls = vec![
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
         apply(
-            path("v1", "configmaps", "plan-payments-rewind-task-g1-r0"),
+            path("v1", "configmaps", "plan-payments-rewind-kor-task-g1-r0"),
             |body| {
                 let task = body["data"]["task.yaml"].as_str().expect("task");
                 assert!(task.contains("dryRun: true"), "{task}");
@@ -273,7 +276,7 @@ async fn a_dry_run_plans_and_reports_without_a_snapshot() {
             },
         ),
         apply(
-            path("batch/v1", "jobs", "plan-payments-rewind-g1-r0"),
+            path("batch/v1", "jobs", "plan-payments-rewind-kor-g1-r0"),
             |body| {
                 assert_eq!(
                     body["spec"]["template"]["spec"]["automountServiceAccountToken"],
@@ -286,7 +289,7 @@ async fn a_dry_run_plans_and_reports_without_a_snapshot() {
             assert_eq!(s["dryRun"], true);
             assert_eq!(
                 condition(s, "Reconciling")["message"],
-                "Job plan-payments-rewind-g1-r0 is running reset toEarliest (dry run) (run g1-r0)"
+                "Job plan-payments-rewind-kor-g1-r0 is running reset toEarliest (dry run) (run g1-r0)"
             );
         }),
         event("Normal", "JobCreated"),
@@ -294,11 +297,11 @@ async fn a_dry_run_plans_and_reports_without_a_snapshot() {
     let (result, _, _) = scenario(cr.clone(), calls).await;
     assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
 
-    let cr = with_status(cr, "g1-r0", "Running", "plan-payments-rewind-g1-r0");
+    let cr = with_status(cr, "g1-r0", "Running", "plan-payments-rewind-kor-g1-r0");
     let mut result = reset_result("Completed", true, 3, 0);
     // A worker that names the id it would have used still leaves no snapshot to roll back to.
     result["snapshotId"] = json!("never-stored");
-    let job = "plan-payments-rewind-g1-r0";
+    let job = "plan-payments-rewind-kor-g1-r0";
     let mut calls = ended_job(
         job,
         ("Complete", "CompletionsReached"),
@@ -376,7 +379,7 @@ async fn a_spec_edit_after_a_reset_starts_a_new_run_with_a_new_snapshot_id() {
         kor(RESET_SHIFT_BY),
         "g1-r0",
         "Completed",
-        "rewind-billing-g1-r0",
+        "rewind-billing-kor-g1-r0",
     );
     cr.metadata.generation = Some(2);
     if let Some(s) = cr.status.as_mut() {
@@ -392,18 +395,17 @@ async fn a_spec_edit_after_a_reset_starts_a_new_run_with_a_new_snapshot_id() {
     )
     .expect("id");
     assert_ne!(new_id, safety_snapshot_id(&cr, RUN).expect("id"));
-    let gone = || not_found("x", "y");
-    let mut calls = superseded_run("rewind-billing", "g1-r0", gone(), gone());
+    let mut calls = superseded_run(&cr, "g1-r0", not_found("x", "y"));
     calls.extend([
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
         apply(
-            path("v1", "configmaps", "rewind-billing-task-g2-r0"),
+            path("v1", "configmaps", "rewind-billing-kor-task-g2-r0"),
             move |body| {
                 let task = body["data"]["task.yaml"].as_str().expect("task");
                 assert!(task.contains(&format!("snapshotId: {new_id}")), "{task}");
             },
         ),
-        apply(path("batch/v1", "jobs", "rewind-billing-g2-r0"), |_| {}),
+        apply(path("batch/v1", "jobs", "rewind-billing-kor-g2-r0"), |_| {}),
         status(&cr, |s| {
             assert_eq!(s["phase"], "Running");
             assert_eq!(s["run"], "g2-r0");
@@ -441,6 +443,40 @@ async fn an_invalid_pattern_stalls_and_awaits_a_change() {
     let (result, policy, _) = scenario(cr, calls).await;
     assert_eq!(result.expect_err("invalid").metric_label(), "invalid_spec");
     assert_eq!(policy, Some(Action::await_change()));
+}
+
+// A validation message of 100 KiB (a huge invalid pattern) reaches no condition or Event note
+// whole: each is cut under its cap, with a marker.
+#[tokio::test]
+async fn a_huge_validation_message_is_capped_in_status_and_event() {
+    let pattern = format!("payments-({}", "x".repeat(100 * 1024));
+    let cr = kor(&RESET_DRY_RUN.replace("\"payments-.*\"", &format!("\"{pattern}\"")));
+    let long = crate::validate::validate(&cr)
+        .first()
+        .map(|p| p.message.len())
+        .expect("a problem");
+    assert!(long > 100 * 1024, "the message itself is long: {long}");
+    let calls = vec![
+        status(&cr, |s| {
+            assert_condition(s, "Stalled", "True", "InvalidField");
+            for c in s["conditions"].as_array().expect("conditions") {
+                let message = c["message"].as_str().expect("message");
+                assert!(
+                    message.len() <= crate::controller::status::MAX_STATUS_MESSAGE,
+                    "{}",
+                    message.len()
+                );
+                assert!(message.ends_with(" ... [truncated]"), "{message}");
+            }
+        }),
+        event("Warning", "InvalidField").check(|body, _| {
+            let note = body["note"].as_str().expect("note");
+            assert!(note.len() <= 1024, "{}", note.len());
+            assert!(note.starts_with("spec.consumerGroupPattern"), "{note}");
+        }),
+    ];
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(result.expect_err("invalid").metric_label(), "invalid_spec");
 }
 
 // A finished reset is not run again.

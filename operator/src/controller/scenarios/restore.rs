@@ -44,10 +44,10 @@ fn with_restore_status(cr: KafkaRestore, status: Value) -> KafkaRestore {
     serde_json::from_value(value).expect("a KafkaRestore with a status")
 }
 
-/// `cr` with the status of its running run `g1-r0` (Job `<name>-g1-r0`) on backup `backup`.
+/// `cr` with the status of its running run `g1-r0` (Job `<name>-kr-g1-r0`) on backup `backup`.
 fn running(cr: KafkaRestore, backup: &str) -> KafkaRestore {
     let name = cr.metadata.name.clone().expect("name");
-    let mut cr = with_status(cr, "g1-r0", "Running", &format!("{name}-g1-r0"));
+    let mut cr = with_status(cr, "g1-r0", "Running", &format!("{name}-kr-g1-r0"));
     if let Some(s) = cr.status.as_mut() {
         s.backup_id = Some(backup.into());
         s.restore_id = Some(format!("kr-{RESTORE_UID}"));
@@ -82,7 +82,7 @@ async fn a_new_restore_resolves_its_kafka_backup_and_runs_one_job() {
         get_kafka_backup(kafka_backup(ORDERS_BACKUP, "Completed")),
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
         apply(
-            path("v1", "configmaps", "orders-full-restore-task-g1-r0"),
+            path("v1", "configmaps", "orders-full-restore-kr-task-g1-r0"),
             |body| {
                 assert_eq!(
                     body["metadata"]["ownerReferences"][0]["kind"],
@@ -104,7 +104,7 @@ async fn a_new_restore_resolves_its_kafka_backup_and_runs_one_job() {
             },
         ),
         apply(
-            path("batch/v1", "jobs", "orders-full-restore-g1-r0"),
+            path("batch/v1", "jobs", "orders-full-restore-kr-g1-r0"),
             |body| {
                 assert_eq!(
                     body["metadata"]["labels"]["app.kubernetes.io/component"],
@@ -121,7 +121,7 @@ async fn a_new_restore_resolves_its_kafka_backup_and_runs_one_job() {
         status(&cr, |s| {
             assert_eq!(s["phase"], "Running");
             assert_eq!(s["run"], "g1-r0");
-            assert_eq!(s["jobName"], "orders-full-restore-g1-r0");
+            assert_eq!(s["jobName"], "orders-full-restore-kr-g1-r0");
             assert_eq!(s["backupId"], ORDERS_BACKUP);
             assert_eq!(s["kafkaBackup"], "orders-snapshot");
             assert_eq!(s["restoreId"], format!("kr-{RESTORE_UID}").as_str());
@@ -133,7 +133,7 @@ async fn a_new_restore_resolves_its_kafka_backup_and_runs_one_job() {
             assert_conditions(s, [false, true, false], "JobRunning");
             assert_eq!(
                 condition(s, "Reconciling")["message"],
-                format!("Job orders-full-restore-g1-r0 is running a restore of backup {ORDERS_BACKUP} of KafkaBackup orders-snapshot (run g1-r0)").as_str()
+                format!("Job orders-full-restore-kr-g1-r0 is running a restore of backup {ORDERS_BACKUP} of KafkaBackup orders-snapshot (run g1-r0)").as_str()
             );
         }),
         event("Normal", "JobCreated"),
@@ -158,7 +158,7 @@ async fn a_restore_from_a_backup_id_checks_its_secrets_and_converts_the_window()
             path(
                 "v1",
                 "configmaps",
-                "transactions-before-incident-task-g1-r0",
+                "transactions-before-incident-kr-task-g1-r0",
             ),
             |body| {
                 let task = body["data"]["task.yaml"].as_str().expect("task");
@@ -174,7 +174,7 @@ async fn a_restore_from_a_backup_id_checks_its_secrets_and_converts_the_window()
             },
         ),
         apply(
-            path("batch/v1", "jobs", "transactions-before-incident-g1-r0"),
+            path("batch/v1", "jobs", "transactions-before-incident-kr-g1-r0"),
             |body| {
                 let container = &body["spec"]["template"]["spec"]["containers"][0];
                 assert_eq!(
@@ -200,7 +200,7 @@ async fn a_restore_from_a_backup_id_checks_its_secrets_and_converts_the_window()
 #[tokio::test]
 async fn a_successful_restore_completes_with_progress_mapping_and_snapshot() {
     let cr = running(kr(RESTORE_THREE_PHASE), ORDERS_BACKUP);
-    let job = "orders-three-phase-g1-r0";
+    let job = "orders-three-phase-kr-g1-r0";
     let mut calls = ended_job(
         job,
         ("Complete", "CompletionsReached"),
@@ -244,7 +244,7 @@ async fn a_successful_restore_completes_with_progress_mapping_and_snapshot() {
 #[tokio::test]
 async fn failed_groups_fail_the_restore_and_keep_the_snapshot() {
     let cr = running(kr(RESTORE_THREE_PHASE), ORDERS_BACKUP);
-    let job = "orders-three-phase-g1-r0";
+    let job = "orders-three-phase-kr-g1-r0";
     let mut result = restore_result(1000, 1, 1);
     result["message"] = json!("Restore done; 1 of 2 groups translated (header-based), 1 failed");
     let mut calls = ended_job(
@@ -261,7 +261,7 @@ async fn failed_groups_fail_the_restore_and_keep_the_snapshot() {
             assert_conditions(s, [false, false, true], "GroupsFailed");
             assert_eq!(
                 condition(s, "Ready")["message"],
-                "Job orders-three-phase-g1-r0 failed (PodFailurePolicy: PodFailurePolicy happened) after the worker reported: Restore done; 1 of 2 groups translated (header-based), 1 failed"
+                "Job orders-three-phase-kr-g1-r0 failed (PodFailurePolicy: PodFailurePolicy happened) after the worker reported: Restore done; 1 of 2 groups translated (header-based), 1 failed"
             );
         }),
         event("Warning", "JobFailed"),
@@ -277,7 +277,7 @@ async fn failed_groups_fail_the_restore_and_keep_the_snapshot() {
 async fn an_incomplete_restore_fails_with_its_progress() {
     let cr = running(kr(RESTORE_FULL), ORDERS_BACKUP);
     let mut calls = ended_job(
-        "orders-full-restore-g1-r0",
+        "orders-full-restore-kr-g1-r0",
         ("Complete", "CompletionsReached"),
         &[("2024-12-01T12:20:00Z", Some(restore_result(420, 0, 0)))],
     );
@@ -382,10 +382,13 @@ async fn a_kafka_backup_without_a_completed_backup_stalls_the_restore() {
         get_kafka_backup(kafka_backup(ORDERS_BACKUP, "Completed")),
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
         apply(
-            path("v1", "configmaps", "orders-three-phase-task-g1-r0"),
+            path("v1", "configmaps", "orders-three-phase-kr-task-g1-r0"),
             |_| {},
         ),
-        apply(path("batch/v1", "jobs", "orders-three-phase-g1-r0"), |_| {}),
+        apply(
+            path("batch/v1", "jobs", "orders-three-phase-kr-g1-r0"),
+            |_| {},
+        ),
         status(&again, |s| {
             assert_eq!(s["phase"], "Running");
             assert_eq!(s["backupId"], ORDERS_BACKUP);
@@ -407,7 +410,7 @@ async fn a_dry_run_validates_and_reports_without_writing() {
         get_kafka_backup(kafka_backup("orders-snapshot-g2-r0-3c9a7e10", "Failed")),
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
         apply(
-            path("v1", "configmaps", "orders-partition-2-check-task-g1-r0"),
+            path("v1", "configmaps", "orders-partition-2-check-kr-task-g1-r0"),
             move |body| {
                 let task = body["data"]["task.yaml"].as_str().expect("task");
                 assert!(task.contains("dryRun: true"), "{task}");
@@ -416,7 +419,7 @@ async fn a_dry_run_validates_and_reports_without_writing() {
             },
         ),
         apply(
-            path("batch/v1", "jobs", "orders-partition-2-check-g1-r0"),
+            path("batch/v1", "jobs", "orders-partition-2-check-kr-g1-r0"),
             |_| {},
         ),
         status(&cr, move |s| {
@@ -425,7 +428,7 @@ async fn a_dry_run_validates_and_reports_without_writing() {
             assert_eq!(s["backupId"], chosen);
             assert_eq!(
                 condition(s, "Reconciling")["message"],
-                format!("Job orders-partition-2-check-g1-r0 is running a dry run (validate-restore) of backup {chosen} of KafkaBackup orders-snapshot (run g1-r0)").as_str()
+                format!("Job orders-partition-2-check-kr-g1-r0 is running a dry run (validate-restore) of backup {chosen} of KafkaBackup orders-snapshot (run g1-r0)").as_str()
             );
         }),
         event("Normal", "JobCreated"),
@@ -443,7 +446,7 @@ async fn a_dry_run_validates_and_reports_without_writing() {
                     "groupsFailed": 0, "validation": validation}
     });
     let mut calls = ended_job(
-        "orders-partition-2-check-g1-r0",
+        "orders-partition-2-check-kr-g1-r0",
         ("Complete", "CompletionsReached"),
         &[("2024-12-01T12:01:00Z", Some(result))],
     );
@@ -479,7 +482,7 @@ async fn an_invalid_dry_run_fails_with_the_workers_reason() {
         "error": {"kind": "invalid_input", "exitCode": 2}
     });
     let mut calls = ended_job(
-        "orders-partition-2-check-g1-r0",
+        "orders-partition-2-check-kr-g1-r0",
         ("Failed", "PodFailurePolicy"),
         &[("2024-12-01T12:01:00Z", Some(result))],
     );
@@ -518,7 +521,7 @@ fn after_run(phase: &str, dry_run: bool, generation: i64, run: Option<&str>) -> 
         kr(&yaml),
         json!({
             "phase": phase, "run": "g1-r0", "observedGeneration": 1,
-            "jobName": "orders-full-restore-g1-r0", "backupId": ORDERS_BACKUP,
+            "jobName": "orders-full-restore-kr-g1-r0", "backupId": ORDERS_BACKUP,
             "kafkaBackup": "orders-snapshot", "restoreId": format!("kr-{RESTORE_UID}"),
             "dryRun": dry_run,
             "progress": {"recordsRestored": 1000, "recordsTotal": 1000, "bytesRestored": 1,
@@ -543,19 +546,14 @@ fn rerun_on_the_same_backup(cr: &KafkaRestore, run: &'static str) -> Vec<Call> {
         "orders-snapshot-g5-r0-3c9a7e10",
         "Completed",
     ))];
-    calls.extend(superseded_run(
-        "orders-full-restore",
-        "g1-r0",
-        gone(),
-        gone(),
-    ));
+    calls.extend(superseded_run(cr, "g1-r0", gone()));
     calls.extend([
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
         apply(
             path(
                 "v1",
                 "configmaps",
-                &format!("orders-full-restore-task-{run}"),
+                &format!("orders-full-restore-kr-task-{run}"),
             ),
             |body| {
                 let task = body["data"]["task.yaml"].as_str().expect("task");
@@ -570,7 +568,7 @@ fn rerun_on_the_same_backup(cr: &KafkaRestore, run: &'static str) -> Vec<Call> {
             },
         ),
         apply(
-            path("batch/v1", "jobs", &format!("orders-full-restore-{run}")),
+            path("batch/v1", "jobs", &format!("orders-full-restore-kr-{run}")),
             |_| {},
         ),
         status(cr, move |s| {

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::StatusCode;
 use kube::runtime::controller::Action;
 use serde_json::{json, Value};
 
@@ -33,7 +32,7 @@ async fn a_new_resource_checks_secrets_applies_children_and_runs() {
             assert_eq!(body["automountServiceAccountToken"], false);
         }),
         apply(
-            path("v1", "configmaps", "pre-migration-snapshot-task-g1-r0"),
+            path("v1", "configmaps", "pre-migration-snapshot-korb-task-g1-r0"),
             |body| {
                 assert_eq!(
                     body["metadata"]["ownerReferences"][0]["name"],
@@ -48,7 +47,7 @@ async fn a_new_resource_checks_secrets_applies_children_and_runs() {
             },
         ),
         apply(
-            path("batch/v1", "jobs", "pre-migration-snapshot-g1-r0"),
+            path("batch/v1", "jobs", "pre-migration-snapshot-korb-g1-r0"),
             |body| {
                 assert_eq!(body["kind"], "Job");
                 assert_eq!(body["metadata"]["ownerReferences"][0]["controller"], true);
@@ -66,7 +65,7 @@ async fn a_new_resource_checks_secrets_applies_children_and_runs() {
         status(&cr, |s| {
             assert_eq!(s["phase"], "Running");
             assert_eq!(s["run"], "g1-r0");
-            assert_eq!(s["jobName"], "pre-migration-snapshot-g1-r0");
+            assert_eq!(s["jobName"], "pre-migration-snapshot-korb-g1-r0");
             assert_eq!(s["snapshotId"], "pre-migration-20241201-1200");
             assert_eq!(s["operation"], "snapshot");
             assert_eq!(s["observedGeneration"], 1);
@@ -90,7 +89,7 @@ async fn config_map_storage_gets_a_worker_role() {
             path(
                 "rbac.authorization.k8s.io/v1",
                 "roles",
-                "quick-snapshot-worker",
+                "quick-snapshot-korb-worker",
             ),
             |body| {
                 assert_eq!(
@@ -103,17 +102,20 @@ async fn config_map_storage_gets_a_worker_role() {
             path(
                 "rbac.authorization.k8s.io/v1",
                 "rolebindings",
-                "quick-snapshot-worker",
+                "quick-snapshot-korb-worker",
             ),
             |body| {
                 assert_eq!(body["subjects"][0]["name"], "tidemark-worker");
             },
         ),
         apply(
-            path("v1", "configmaps", "quick-snapshot-task-g1-r0"),
+            path("v1", "configmaps", "quick-snapshot-korb-task-g1-r0"),
             |_| {},
         ),
-        apply(path("batch/v1", "jobs", "quick-snapshot-g1-r0"), |_| {}),
+        apply(
+            path("batch/v1", "jobs", "quick-snapshot-korb-g1-r0"),
+            |_| {},
+        ),
         status(&cr, |s| assert_eq!(s["phase"], "Running")),
         event("Normal", "JobCreated"),
     ];
@@ -126,13 +128,13 @@ async fn config_map_storage_gets_a_worker_role() {
 async fn a_successful_job_completes_the_run_with_snapshot_data() {
     let cr = korb(&QUICK_SNAPSHOT.replace("  snapshotId: \"quick-snapshot-001\"\n", ""));
     assert_eq!(cr.spec.snapshot_id, None);
-    let cr = with_status(cr, "g1-r0", "Running", "quick-snapshot-g1-r0");
+    let cr = with_status(cr, "g1-r0", "Running", "quick-snapshot-korb-g1-r0");
     let result = json!({
         "phase": "Completed", "operation": "snapshot", "snapshotId": "snapshot-20241201-120105",
         "message": "Snapshot snapshot-20241201-120105 created successfully: 1 group, 3 partitions",
         "snapshotData": {"groups": 1, "totalPartitions": 3, "timestamp": "2024-12-01T12:01:05Z"}
     });
-    let job = "quick-snapshot-g1-r0";
+    let job = "quick-snapshot-korb-g1-r0";
     let mut calls = ended_job(
         job,
         ("Complete", "CompletionsReached"),
@@ -175,7 +177,7 @@ async fn a_strict_verify_with_differences_fails_and_lists_them() {
         korb(VERIFY_ROLLBACK),
         "g1-r0",
         "Running",
-        "verify-rollback-g1-r0",
+        "verify-rollback-korb-g1-r0",
     );
     let differences: Vec<Value> = (0..60)
         .map(|p| json!({"group": "order-processor", "topic": "orders", "partition": p, "expected": 100, "actual": 140}))
@@ -187,7 +189,7 @@ async fn a_strict_verify_with_differences_fails_and_lists_them() {
         "verification": {"matched": false, "totalDifferences": 75, "differences": differences},
         "error": {"kind": "verification_failed", "exitCode": 11}
     });
-    let job = "verify-rollback-g1-r0";
+    let job = "verify-rollback-korb-g1-r0";
     let mut calls = ended_job(
         job,
         ("Failed", "PodFailurePolicy"),
@@ -219,14 +221,14 @@ async fn a_strict_verify_with_differences_fails_and_lists_them() {
 #[tokio::test]
 async fn a_lenient_verify_with_differences_completes() {
     let cr = korb(&VERIFY_ROLLBACK.replace("strict: true", "strict: false"));
-    let cr = with_status(cr, "g1-r0", "Running", "verify-rollback-g1-r0");
+    let cr = with_status(cr, "g1-r0", "Running", "verify-rollback-korb-g1-r0");
     let result = json!({
         "phase": "Completed", "operation": "verify", "snapshotId": "pre-migration-20241201-1200",
         "message": "Mismatch with snapshot pre-migration-20241201-1200: 1 of 3 partitions in 1 of 1 group",
         "verification": {"matched": false, "totalDifferences": 1,
             "differences": [{"group": "order-processor", "topic": "orders", "partition": 2, "expected": 5}]}
     });
-    let job = "verify-rollback-g1-r0";
+    let job = "verify-rollback-korb-g1-r0";
     let mut calls = ended_job(
         job,
         ("Complete", "CompletionsReached"),
@@ -252,7 +254,7 @@ async fn a_failed_job_fails_the_run_with_a_warning_event() {
         korb(EMERGENCY_ROLLBACK),
         "g1-r0",
         "Running",
-        "emergency-rollback-g1-r0",
+        "emergency-rollback-korb-g1-r0",
     );
     let old = json!({"phase": "Failed", "message": "older attempt", "error": {"kind": "kafka_error", "exitCode": 9}});
     let newest = json!({
@@ -260,7 +262,7 @@ async fn a_failed_job_fails_the_run_with_a_warning_event() {
         "message": "failed to connect to kafka:9092: broker transport failure",
         "error": {"kind": "connection_failed", "exitCode": 5}
     });
-    let job = "emergency-rollback-g1-r0";
+    let job = "emergency-rollback-korb-g1-r0";
     let mut calls = ended_job(
         job,
         ("Failed", "BackoffLimitExceeded"),
@@ -367,7 +369,7 @@ async fn a_spec_edit_after_completion_starts_a_new_run() {
         korb(QUICK_SNAPSHOT),
         "g1-r0",
         "Completed",
-        "quick-snapshot-g1-r0",
+        "quick-snapshot-korb-g1-r0",
     );
     cr.metadata.generation = Some(2);
     if let Some(s) = cr.status.as_mut() {
@@ -377,15 +379,10 @@ async fn a_spec_edit_after_completion_starts_a_new_run() {
             timestamp: "2024-12-01T12:01:05Z".into(),
         });
     }
-    let deleted = Reply::Json(
-        StatusCode::OK,
-        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
-    );
     let mut calls = superseded_run(
-        "quick-snapshot",
+        &cr,
         "g1-r0",
-        deleted,
-        not_found("configmaps", "quick-snapshot-task-g1-r0"),
+        not_found("configmaps", "quick-snapshot-korb-task-g1-r0"),
     );
     calls.extend([
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
@@ -393,7 +390,7 @@ async fn a_spec_edit_after_completion_starts_a_new_run() {
             path(
                 "rbac.authorization.k8s.io/v1",
                 "roles",
-                "quick-snapshot-worker",
+                "quick-snapshot-korb-worker",
             ),
             |_| {},
         ),
@@ -401,22 +398,25 @@ async fn a_spec_edit_after_completion_starts_a_new_run() {
             path(
                 "rbac.authorization.k8s.io/v1",
                 "rolebindings",
-                "quick-snapshot-worker",
+                "quick-snapshot-korb-worker",
             ),
             |_| {},
         ),
         apply(
-            path("v1", "configmaps", "quick-snapshot-task-g2-r0"),
+            path("v1", "configmaps", "quick-snapshot-korb-task-g2-r0"),
             |body| {
                 assert_eq!(body["metadata"]["labels"]["tidemark.dev/run"], "g2-r0");
             },
         ),
-        apply(path("batch/v1", "jobs", "quick-snapshot-g2-r0"), |_| {}),
+        apply(
+            path("batch/v1", "jobs", "quick-snapshot-korb-g2-r0"),
+            |_| {},
+        ),
         status(&cr, |s| {
             assert_eq!(s["phase"], "Running");
             assert_eq!(s["run"], "g2-r0");
             assert_eq!(s["observedGeneration"], 2);
-            assert_eq!(s["jobName"], "quick-snapshot-g2-r0");
+            assert_eq!(s["jobName"], "quick-snapshot-korb-g2-r0");
             assert!(
                 s.get("snapshotData").is_none(),
                 "the old run's results go: {s}"
@@ -437,18 +437,17 @@ async fn a_bumped_run_annotation_starts_a_new_run() {
         korb(CLEANUP_OLD_SNAPSHOT),
         "g1-r0",
         "Failed",
-        "cleanup-old-snapshot-g1-r0",
+        "cleanup-old-snapshot-korb-g1-r0",
     );
     cr.metadata.annotations = Some([("tidemark.dev/run".to_string(), "1".to_string())].into());
-    let gone = || not_found("jobs", "x");
-    let mut calls = superseded_run("cleanup-old-snapshot", "g1-r0", gone(), gone());
+    let mut calls = superseded_run(&cr, "g1-r0", not_found("jobs", "x"));
     calls.extend([
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
         apply(
             path(
                 "rbac.authorization.k8s.io/v1",
                 "roles",
-                "cleanup-old-snapshot-worker",
+                "cleanup-old-snapshot-korb-worker",
             ),
             |_| {},
         ),
@@ -456,16 +455,16 @@ async fn a_bumped_run_annotation_starts_a_new_run() {
             path(
                 "rbac.authorization.k8s.io/v1",
                 "rolebindings",
-                "cleanup-old-snapshot-worker",
+                "cleanup-old-snapshot-korb-worker",
             ),
             |_| {},
         ),
         apply(
-            path("v1", "configmaps", "cleanup-old-snapshot-task-g1-r1"),
+            path("v1", "configmaps", "cleanup-old-snapshot-korb-task-g1-r1"),
             |_| {},
         ),
         apply(
-            path("batch/v1", "jobs", "cleanup-old-snapshot-g1-r1"),
+            path("batch/v1", "jobs", "cleanup-old-snapshot-korb-g1-r1"),
             |_| {},
         ),
         status(&cr, |s| assert_eq!(s["run"], "g1-r1")),
