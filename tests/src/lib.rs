@@ -215,6 +215,8 @@ fn spawn_tansu_advertising(
         cmd.arg("--authentication");
     }
     cmd.env("RUST_LOG", "warn");
+    // Each broker its own cluster id, as real clusters have (tansu's default is shared).
+    cmd.env("CLUSTER_ID", format!("tansu-{port}"));
     let log = dir.join(format!("tansu-{port}-{}.log", unique()));
     Server::spawn(cmd, port, log, "tansu broker")
 }

@@ -556,6 +556,9 @@ pub struct RestoreArgs {
     /// Name of this restore (default: derived from the configuration, so the same configuration resumes the same restore).
     #[arg(long)]
     pub restore_id: Option<String>,
+    /// Restore only the named backup of an incremental chain, not the links before it (as `restore.chain: single`).
+    #[arg(long)]
+    pub single_link: bool,
     /// Extra librdkafka client property for the target, repeatable (key=value).
     #[arg(long = "kafka-property", short = 'X', value_name = "KEY=VALUE")]
     pub kafka_properties: Vec<String>,

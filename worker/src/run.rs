@@ -333,7 +333,7 @@ fn reset_outcome(report: &crate::reset::ResetReport) -> TaskOutcome {
 async fn run_backup(t: &crate::task::BackupTask) -> Result<TaskOutcome> {
     let stop = crate::backup::cli::stop_on_signal();
     let r = crate::backup::cli::run_backup_task(t, None, stop, Default::default()).await?;
-    let message = if r.already_complete {
+    let mut message = if r.already_complete {
         format!(
             "Backup {} shard {} of {} was already complete",
             r.backup_id,
@@ -356,6 +356,12 @@ async fn run_backup(t: &crate::task::BackupTask) -> Result<TaskOutcome> {
             count(r.segments as usize, "segment"),
         )
     };
+    if !r.discontinuities.is_empty() {
+        message += &format!(
+            "; {}",
+            crate::backup::manifest::describe_discontinuities(&r.discontinuities)
+        );
+    }
     Ok(TaskOutcome {
         result: TaskResult {
             phase: PHASE_COMPLETED.into(),
@@ -372,6 +378,7 @@ async fn run_backup(t: &crate::task::BackupTask) -> Result<TaskOutcome> {
                 segments: r.segments,
                 groups_captured: r.groups_captured,
                 deleted: Vec::new(),
+                discontinuities: r.discontinuities.len() as u64,
             }),
             ..TaskResult::default()
         },

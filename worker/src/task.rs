@@ -171,6 +171,10 @@ pub struct RestoreTask {
     /// Where the backup is (a location).
     pub storage: StorageTarget,
     pub backup_id: String,
+    /// `full` (default): a backup of an incremental chain is restored with every link before
+    /// it, oldest first; `single`: only the named backup's own records.
+    #[serde(default, skip_serializing_if = "ChainScope::is_full")]
+    pub chain: ChainScope,
     /// Names this restore: its checkpoint and offset mapping live under
     /// `backups/<backupId>/restores/<restoreId>/`. A run with the id of an unfinished restore
     /// resumes it; of a finished one, reports it as already complete. Default: derived from the
@@ -247,6 +251,23 @@ pub struct RestoreTask {
     /// A local file to write the offset mapping report to (JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset_report: Option<String>,
+}
+
+/// Which links of an incremental backup chain a restore reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ChainScope {
+    /// The named backup and every backup it continues, oldest first (default).
+    #[default]
+    Full,
+    /// The named backup alone.
+    Single,
+}
+
+impl ChainScope {
+    pub fn is_full(&self) -> bool {
+        *self == ChainScope::Full
+    }
 }
 
 /// A target partition that already holds records.
@@ -573,6 +594,14 @@ pub struct ResultBackup {
     /// Backups deleted by a cleanup task.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deleted: Vec<String>,
+    /// Partitions an incremental backup started at a new log start because the topic was
+    /// re-created or truncated since the parent backup (named in the message and manifest).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub discontinuities: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// An offset reset's summary, with per-group results truncated to fit the termination message.
@@ -1011,7 +1040,7 @@ impl RestoreTask {
     /// headers), as canonical JSON: the same selection restores the same records to the same
     /// places. Throttles, intervals and group settings are not part of it.
     pub fn selection_key(&self) -> String {
-        serde_json::json!({
+        let mut key = serde_json::json!({
             "backup": self.backup_id,
             "servers": self.kafka.bootstrap_servers,
             "topics": self.topics,
@@ -1022,8 +1051,12 @@ impl RestoreTask {
             "partitionMapping": self.partition_mapping,
             "headers": self.include_original_offset_header,
             "style": self.original_header_style,
-        })
-        .to_string()
+        });
+        // Only a non-default chain scope joins the key, so existing restore ids stay as they were.
+        if let (ChainScope::Single, Some(o)) = (self.chain, key.as_object_mut()) {
+            o.insert("chain".into(), serde_json::json!(self.chain));
+        }
+        key.to_string()
     }
 
     /// The effective restore id: the given one, or `restore-<12 hex>` of a hash over

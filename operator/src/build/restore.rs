@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::jiff::Timestamp;
 use tidemark::task::{
-    Acks as TaskAcks, ExistingData as TaskExistingData, GroupStrategy as TaskStrategy,
+    Acks as TaskAcks, ChainScope, ExistingData as TaskExistingData, GroupStrategy as TaskStrategy,
     HeaderStyle as TaskHeaderStyle, RestoreTask, Task, TaskWork, TopicSelection as TaskTopics,
     TASK_API_VERSION,
 };
@@ -23,7 +23,7 @@ use super::task::{kafka_target, source, storage_target};
 use super::{count, namespace, positive, ConfigMapAccess, Error, RunId, WorkerKind};
 use crate::crd::common::{JobOptions, KafkaClusterSpec, StorageSpec, StorageType};
 use crate::crd::restore::{
-    Acks, ExistingData, GroupStrategy, HeaderStyle, PitrSpec, ResolvedBackup,
+    Acks, ExistingData, GroupStrategy, HeaderStyle, PitrSpec, ResolvedBackup, RestoreChain,
 };
 use crate::crd::KafkaRestore;
 
@@ -201,6 +201,10 @@ impl WorkerKind for KafkaRestore {
                 kafka: kafka_target(&spec.kafka_cluster),
                 storage: storage_target(storage, &namespace(self)?)?,
                 backup_id: backup_id.to_string(),
+                chain: match spec.chain {
+                    RestoreChain::Full => ChainScope::Full,
+                    RestoreChain::Single => ChainScope::Single,
+                },
                 restore_id: Some(restore_id(self)?),
                 topics: TaskTopics {
                     include: topics.include,
@@ -365,6 +369,7 @@ spec:
         endpoint: "http://minio.minio:9000"
         pathStyle: true
         allowHttp: true
+  chain: single
   topics:
     include: [orders, "payments-*", "~audit-(eu|us)"]
     exclude: ["*-test"]
@@ -437,6 +442,7 @@ spec:
                 allow_http: true,
             },
             backup_id: "orders-g7-r0-0a1b2c3d".into(),
+            chain: ChainScope::Single,
             restore_id: Some(format!("kr-{RESTORE_UID}")),
             topics: TaskTopics {
                 include: vec![
@@ -489,6 +495,37 @@ spec:
         }))
         .expect("the worker's defaults");
         assert_eq!(t, worker);
+    }
+
+    #[test]
+    fn a_restore_of_an_incremental_kafka_backup_restores_its_whole_chain() {
+        // An hourly incremental KafkaBackup whose newest backup is the third link of its chain.
+        let newest = "orders-hourly-g1-r2-77aa0b1c";
+        let mut value = serde_json::to_value(kb(BACKUP_HOURLY_INCREMENTAL_GCS)).expect("kb");
+        value["metadata"]["name"] = "orders-snapshot".into();
+        value["status"] = serde_json::json!({
+            "phase": "Scheduled", "lastBackupId": newest,
+            "lastRun": {"jobName": newest, "phase": "Completed", "reason": "BackupCompleted",
+                        "message": "backup complete", "completionTime": "2024-12-01T03:00:05Z"}
+        });
+        let incremental: KafkaBackup = serde_json::from_value(value).expect("a KafkaBackup");
+        let yaml = "apiVersion: tidemark.dev/v1alpha1\nkind: KafkaRestore\nmetadata:\n  name: chain\nspec:\n  kafkaCluster:\n    bootstrapServers: [kafka:9092]\n  backupRef:\n    name: orders-snapshot\n";
+        let render = |yaml: &str| {
+            let cr = resolve(&kr(yaml), Some(&incremental)).expect("resolved");
+            parse_back(&task_config_map(&cr, RUN).expect("builds"))
+        };
+        let t = render(yaml);
+        assert_eq!(t.backup_id, newest, "the newest link of the chain");
+        assert_eq!(
+            t.chain,
+            ChainScope::Full,
+            "restoring the newest link restores every link before it"
+        );
+        // The task the worker reads asks for the chain (the default is not left implicit
+        // in the operator's own types).
+        let single = render(&format!("{yaml}  chain: single\n"));
+        assert_eq!(single.chain, ChainScope::Single);
+        assert_eq!(single.backup_id, newest);
     }
 
     #[test]

@@ -118,6 +118,7 @@ impl RunKind for KafkaBackup {
         status.stored_bytes = count(|b| b.stored_bytes);
         status.segments = count(|b| b.segments);
         status.groups_captured = count(|b| b.groups_captured);
+        status.discontinuities = count(|b| b.discontinuities).filter(|n| *n > 0);
         let complete = backup.is_some_and(|b| b.complete);
         Reasons {
             succeeded: REASON_BACKUP_COMPLETED.to_string(),
@@ -221,6 +222,7 @@ pub fn combine(shards: Vec<ShardResult>) -> (ShardCounts, Result<TaskResult, Str
         sum.stored_bytes = sum.stored_bytes.saturating_add(b.stored_bytes);
         sum.segments = sum.segments.saturating_add(b.segments);
         sum.groups_captured = sum.groups_captured.max(b.groups_captured);
+        sum.discontinuities = sum.discontinuities.saturating_add(b.discontinuities);
     }
     let first_failure = shards
         .iter()

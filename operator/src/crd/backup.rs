@@ -296,6 +296,11 @@ pub struct KafkaBackupStatus {
     /// shard captured, as a group may commit on partitions of several shards).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub groups_captured: Option<i64>,
+    /// Partitions the newest finished (incremental) backup started at a new log start,
+    /// because the topic was re-created or truncated since the parent backup; the message of
+    /// `lastRun` and the backup's manifest name them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discontinuities: Option<i64>,
     /// The shards (pods) of the newest finished backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shards: Option<ShardCounts>,

@@ -61,6 +61,12 @@ pub struct KafkaRestoreSpec {
     /// `backupId` of its), or a `backupId` in a `storage`.
     pub backup_ref: BackupRef,
 
+    /// Which backups of an incremental chain are restored: `full` (default) restores the
+    /// backup with every backup it continues, oldest first (every record exactly once, one
+    /// offset mapping); `single` restores that backup's own records alone.
+    #[serde(default)]
+    pub chain: RestoreChain,
+
     /// Backed-up topics to restore (default: all of them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topics: Option<RestoreTopics>,
@@ -251,6 +257,19 @@ pub struct PitrSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub end_timestamp_ms: Option<i64>,
+}
+
+/// Which links of an incremental backup chain a restore reads.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum RestoreChain {
+    /// The backup and every backup before it in its chain.
+    #[default]
+    Full,
+    /// The backup alone.
+    Single,
 }
 
 /// What happens to a target partition that already holds records.

@@ -363,12 +363,12 @@ pub async fn list(a: BackupListArgs) -> Result<i32> {
 fn list_table(backups: &[BackupSummary]) -> String {
     let mut out = String::from("Backups:\n\n");
     out.push_str(&format!(
-        "{:<36} {:<10} {:<20} {:>7} {:>12} {:>10}  {:<12} {}\n",
-        "BACKUP ID", "STATUS", "STARTED", "TOPICS", "RECORDS", "STORED", "MODE", "CHAIN"
+        "{:<36} {:<10} {:<20} {:>7} {:>12} {:>10}  {:<12} {:<16} {}\n",
+        "BACKUP ID", "STATUS", "STARTED", "TOPICS", "RECORDS", "STORED", "MODE", "CHAIN", "PARENT"
     ));
     for b in backups {
         out.push_str(&format!(
-            "{:<36} {:<10} {:<20} {:>7} {:>12} {:>10}  {:<12} {}\n",
+            "{:<36} {:<10} {:<20} {:>7} {:>12} {:>10}  {:<12} {:<16} {}\n",
             b.backup_id,
             if b.complete {
                 "complete".to_string()
@@ -383,6 +383,7 @@ fn list_table(backups: &[BackupSummary]) -> String {
             size(b.stored_bytes),
             b.mode.as_deref().unwrap_or("-"),
             b.chain.as_deref().unwrap_or("-"),
+            b.parent.as_deref().unwrap_or("-"),
         ));
         for p in &b.problems {
             out.push_str(&format!("  problem: {p}\n"));
@@ -396,11 +397,19 @@ fn list_table(backups: &[BackupSummary]) -> String {
 pub async fn describe(a: DescribeArgs) -> Result<i32> {
     let storage = crate::app::open_storage_at(&a.storage.path, &a.storage.endpoint)?;
     let manifests = load_manifests(&storage, &a.backup_id).await?;
+    // The chain this backup completes, oldest first (a restore of it restores all of them).
+    let links = match manifests[0].parent {
+        None => Ok(vec![a.backup_id.clone()]),
+        Some(_) => super::read::load_chain(&storage, &a.backup_id, crate::task::ChainScope::Full)
+            .await
+            .map(|l| l.into_iter().map(|l| l.backup_id).collect::<Vec<_>>())
+            .map_err(|e| e.to_string()),
+    };
     match a.format {
-        DescribeFormat::Json => print_json(&manifests_doc(&manifests))?,
+        DescribeFormat::Json => print_json(&manifests_doc(&manifests, &links))?,
         DescribeFormat::Yaml => print!(
             "{}",
-            serde_yaml_ng::to_string(&manifests_doc(&manifests))
+            serde_yaml_ng::to_string(&manifests_doc(&manifests, &links))
                 .map_err(|e| Error::Kafka(format!("failed to encode the description: {e}")))?
         ),
         DescribeFormat::Text => {
@@ -413,6 +422,15 @@ pub async fn describe(a: DescribeArgs) -> Result<i32> {
             ));
             if let Some(p) = &m0.parent {
                 out.push_str(&format!("  Continues: {p}\n"));
+                match &links {
+                    Ok(l) => out.push_str(&format!(
+                        "  Chain {}: {} links, oldest first: {}\n",
+                        m0.chain.as_deref().unwrap_or("-"),
+                        l.len(),
+                        l.join(" > ")
+                    )),
+                    Err(e) => out.push_str(&format!("  Chain: broken: {e}\n")),
+                }
             }
             out.push_str(&format!(
                 "  Started: {}   Completed: {}\n\n",
@@ -469,6 +487,18 @@ pub async fn describe(a: DescribeArgs) -> Result<i32> {
                         ts(lo),
                         ts(hi)
                     ));
+                    if let Some(x) = &d.discontinuity {
+                        out.push_str(&format!(
+                            "  {:>9} {}: the parent backup ended at {}, this one starts the log at {}\n",
+                            "",
+                            match x.kind {
+                                super::manifest::DiscontinuityKind::Recreated => "topic re-created",
+                                super::manifest::DiscontinuityKind::Truncated => "log truncated",
+                            },
+                            x.parent_end,
+                            x.new_start
+                        ));
+                    }
                 }
                 out.push('\n');
             }
@@ -478,12 +508,22 @@ pub async fn describe(a: DescribeArgs) -> Result<i32> {
     Ok(0)
 }
 
-fn manifests_doc(manifests: &[super::manifest::Manifest]) -> serde_json::Value {
-    if manifests.len() == 1 {
+fn manifests_doc(
+    manifests: &[super::manifest::Manifest],
+    links: &std::result::Result<Vec<String>, String>,
+) -> serde_json::Value {
+    let mut doc = if manifests.len() == 1 {
         serde_json::to_value(&manifests[0]).unwrap_or(serde_json::Value::Null)
     } else {
         serde_json::json!({ "backup_id": manifests[0].backup_id, "shards": manifests })
+    };
+    if let Some(o) = doc.as_object_mut() {
+        match links {
+            Ok(l) => o.insert("links".into(), serde_json::json!(l)),
+            Err(e) => o.insert("links_problem".into(), serde_json::json!(e)),
+        };
     }
+    doc
 }
 
 /// `tidemark verify-backup`

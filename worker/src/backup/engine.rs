@@ -26,7 +26,8 @@ use serde::Serialize;
 use super::format::{Codec, SegmentWriter, TimestampType};
 use super::manifest::{
     checkpoint_key, manifest_key, offsets_key, partition_dir, segment_key, Checkpoint,
-    CheckpointPartition, Gaps, Manifest, PartitionData, SegmentEntry, TopicData, FORMAT,
+    CheckpointPartition, Discontinuity, DiscontinuityKind, Gaps, Manifest, PartitionData,
+    PartitionDiscontinuity, SegmentEntry, TopicData, FORMAT,
 };
 use super::read::{complete_backups, load_manifests};
 use super::select::TopicFilter;
@@ -151,6 +152,9 @@ pub struct BackupReport {
     pub mib_per_second: f64,
     pub manifest: String,
     pub warnings: Vec<String>,
+    /// Partitions whose log broke since the parent backup (incremental backups).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub discontinuities: Vec<PartitionDiscontinuity>,
 }
 
 /// One partition to read.
@@ -232,6 +236,8 @@ pub async fn run_backup(
     }
     let mut topics: BTreeMap<String, TopicData> = BTreeMap::new();
     let mut all_parts: Vec<TopicPartition> = Vec::new();
+    // Topic ids tell a re-created topic from the one the parent backed up; optional.
+    let mut topic_ids = admin.topic_ids(&selected).await.unwrap_or_default();
     for t in &selected {
         let layout = admin.topic_layout(t).await?;
         let configs = match admin.topic_configs(t).await {
@@ -247,6 +253,7 @@ pub async fn run_backup(
         topics.insert(
             t.clone(),
             TopicData {
+                topic_id: topic_ids.remove(t),
                 partitions: i32::try_from(layout.partitions.len()).unwrap_or(i32::MAX),
                 replication_factor: layout.replication_factor,
                 configs,
@@ -289,19 +296,9 @@ pub async fn run_backup(
         }
         _ => None,
     };
-    let parent_ends: HashMap<TopicPartition, i64> = match &parent {
-        None => HashMap::new(),
-        Some(p) => load_manifests(storage, &p.backup_id)
-            .await?
-            .iter()
-            .flat_map(|m| {
-                m.topics.iter().flat_map(|(t, td)| {
-                    td.partition_data
-                        .iter()
-                        .map(move |(p, d)| ((t.clone(), *p), d.end_offset))
-                })
-            })
-            .collect(),
+    let parent_ends = match &parent {
+        None => ParentEnds::default(),
+        Some(p) => ParentEnds::of(&load_manifests(storage, &p.backup_id).await?),
     };
     let (starts, ends) = tokio::try_join!(
         admin.list_offsets_isolated(&mine, OffsetSpec::Earliest, false),
@@ -317,12 +314,17 @@ pub async fn run_backup(
             .and_then(|c| c.partitions.get(&tp.0))
             .and_then(|m| m.get(&tp.1));
         let (data, next) = match before {
-            Some(cp) => (cp.data.clone(), cp.next_offset),
+            Some(cp) => {
+                if let Some(d) = &cp.data.discontinuity {
+                    warnings.push(discontinuity_warning(tp, d));
+                }
+                (cp.data.clone(), cp.next_offset)
+            }
             None => {
-                let start = match parent_ends.get(tp) {
-                    Some(end) => *end,
-                    None => log_start,
-                };
+                let (start, discontinuity) = parent_ends.start(tp, &topics, log_start, lso);
+                if let Some(d) = &discontinuity {
+                    warnings.push(discontinuity_warning(tp, d));
+                }
                 let target = match req.mode {
                     BackupMode::Continuous => i64::MAX,
                     _ => lso.max(start),
@@ -331,6 +333,7 @@ pub async fn run_backup(
                     PartitionData {
                         start_offset: start,
                         end_offset: target,
+                        discontinuity,
                         ..PartitionData::default()
                     },
                     start,
@@ -515,6 +518,137 @@ pub async fn run_backup(
     Ok(report)
 }
 
+/// Where the parent backup of an incremental backup ended, per partition, and its topic ids.
+#[derive(Debug, Default)]
+struct ParentEnds {
+    ends: HashMap<TopicPartition, i64>,
+    topic_ids: HashMap<String, String>,
+}
+
+impl ParentEnds {
+    fn of(manifests: &[Manifest]) -> ParentEnds {
+        let mut p = ParentEnds::default();
+        for m in manifests {
+            for (t, td) in &m.topics {
+                if let Some(id) = &td.topic_id {
+                    p.topic_ids.insert(t.clone(), id.clone());
+                }
+                for (part, d) in &td.partition_data {
+                    p.ends.insert((t.clone(), *part), d.end_offset);
+                }
+            }
+        }
+        p
+    }
+
+    /// Where an incremental backup starts a partition whose log now spans
+    /// `[log_start, end)`: at the parent's end, unless the log no longer continues there.
+    /// A topic with another id, or whose end is before the parent's end, was re-created; a log
+    /// starting after the parent's end was truncated past it. Both start at the log start.
+    fn start(
+        &self,
+        tp: &TopicPartition,
+        topics: &BTreeMap<String, TopicData>,
+        log_start: i64,
+        end: i64,
+    ) -> (i64, Option<Discontinuity>) {
+        let Some(&parent_end) = self.ends.get(tp) else {
+            return (log_start, None);
+        };
+        let now_id = topics.get(&tp.0).and_then(|t| t.topic_id.as_ref());
+        let other_id = matches!((self.topic_ids.get(&tp.0), now_id), (Some(a), Some(b)) if a != b);
+        let kind = if other_id || end < parent_end {
+            DiscontinuityKind::Recreated
+        } else if log_start > parent_end {
+            DiscontinuityKind::Truncated
+        } else {
+            return (parent_end, None);
+        };
+        (
+            log_start,
+            Some(Discontinuity {
+                kind,
+                parent_end,
+                new_start: log_start,
+            }),
+        )
+    }
+}
+
+#[cfg(test)]
+mod parent_end_tests {
+    use super::*;
+
+    fn parent(end: i64, id: Option<&str>) -> ParentEnds {
+        ParentEnds {
+            ends: HashMap::from([(("t".to_string(), 0), end)]),
+            topic_ids: id
+                .map(|i| HashMap::from([("t".to_string(), i.to_string())]))
+                .unwrap_or_default(),
+        }
+    }
+
+    fn now(id: Option<&str>) -> BTreeMap<String, TopicData> {
+        BTreeMap::from([(
+            "t".to_string(),
+            TopicData {
+                topic_id: id.map(str::to_string),
+                ..TopicData::default()
+            },
+        )])
+    }
+
+    fn kind(d: Option<Discontinuity>) -> Option<DiscontinuityKind> {
+        d.map(|d| d.kind)
+    }
+
+    #[test]
+    fn an_incremental_backup_continues_where_its_parent_ended() {
+        let tp = ("t".to_string(), 0);
+        let (start, d) = parent(30, Some("A")).start(&tp, &now(Some("A")), 0, 50);
+        assert_eq!((start, d), (30, None));
+        // A partition the parent did not have starts at its log start.
+        let (start, d) = parent(30, None).start(&("t".to_string(), 1), &now(None), 4, 9);
+        assert_eq!((start, d), (4, None));
+    }
+
+    #[test]
+    fn a_recreated_topic_is_told_by_its_id_or_by_an_end_before_the_parents() {
+        let tp = ("t".to_string(), 0);
+        // Another id, refilled past the parent's end.
+        let (start, d) = parent(30, Some("A")).start(&tp, &now(Some("B")), 0, 40);
+        assert_eq!((start, kind(d)), (0, Some(DiscontinuityKind::Recreated)));
+        assert_eq!(d.map(|d| (d.parent_end, d.new_start)), Some((30, 0)));
+        // No ids: the end is before the parent's end.
+        let (start, d) = parent(30, None).start(&tp, &now(None), 0, 10);
+        assert_eq!((start, kind(d)), (0, Some(DiscontinuityKind::Recreated)));
+    }
+
+    #[test]
+    fn a_log_truncated_past_the_parents_end_starts_at_the_new_log_start() {
+        let tp = ("t".to_string(), 0);
+        let (start, d) = parent(30, Some("A")).start(&tp, &now(Some("A")), 45, 60);
+        assert_eq!((start, kind(d)), (45, Some(DiscontinuityKind::Truncated)));
+        assert_eq!(d.map(|d| (d.parent_end, d.new_start)), Some((30, 45)));
+        // Truncated exactly up to the parent's end: nothing was lost, no discontinuity.
+        let (start, d) = parent(30, Some("A")).start(&tp, &now(Some("A")), 30, 60);
+        assert_eq!((start, d), (30, None));
+    }
+}
+
+fn discontinuity_warning(tp: &TopicPartition, d: &Discontinuity) -> String {
+    match d.kind {
+        DiscontinuityKind::Recreated => format!(
+            "{}-{}: the topic was re-created since the parent backup (which ended at offset {}); this backup starts the new log at offset {}",
+            tp.0, tp.1, d.parent_end, d.new_start
+        ),
+        DiscontinuityKind::Truncated => format!(
+            "{}-{}: offsets {}..{} were deleted since the parent backup ended (the log was truncated past its end); this backup starts at offset {}",
+            tp.0, tp.1, d.parent_end, d.new_start, d.new_start
+        ),
+    }
+}
+
 fn mode_name(mode: BackupMode) -> &'static str {
     match mode {
         BackupMode::OneShot => "one_shot",
@@ -541,6 +675,7 @@ fn report_from_manifest(m: &Manifest, key: &str, started: Instant) -> BackupRepo
         duration_ms: started.elapsed().as_millis(),
         manifest: key.to_string(),
         warnings: m.warnings.clone(),
+        discontinuities: m.discontinuities(),
         ..BackupReport::default()
     }
 }

@@ -125,11 +125,80 @@ pub struct PartitionData {
     pub gaps: Gaps,
     /// Segments in offset order.
     pub segments: Vec<SegmentEntry>,
+    /// Set when an incremental backup found the partition's log did not continue where the
+    /// parent backup ended (the topic was re-created, or truncated past that point).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discontinuity: Option<Discontinuity>,
+}
+
+/// How a partition's log broke between a parent backup and the incremental backup after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiscontinuityKind {
+    /// The topic was deleted and created again (another topic id, or an end offset before the
+    /// parent's end): offsets start over, a new era of the partition.
+    Recreated,
+    /// Records after the parent's end were deleted (the log start moved past it): offsets
+    /// continue, with a hole.
+    Truncated,
+}
+
+impl DiscontinuityKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            DiscontinuityKind::Recreated => "recreated",
+            DiscontinuityKind::Truncated => "truncated",
+        }
+    }
+}
+
+/// A [`Discontinuity`] with the partition it concerns (reports and status).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionDiscontinuity {
+    pub topic: String,
+    pub partition: i32,
+    #[serde(flatten)]
+    pub discontinuity: Discontinuity,
+}
+
+/// `log broken since the parent backup: orders-0 re-created (parent ended at 5, new log start 0), …`
+pub fn describe_discontinuities(list: &[PartitionDiscontinuity]) -> String {
+    let parts: Vec<String> = list
+        .iter()
+        .map(|d| {
+            format!(
+                "{}-{} {} (parent ended at {}, new log start {})",
+                d.topic,
+                d.partition,
+                match d.discontinuity.kind {
+                    DiscontinuityKind::Recreated => "re-created",
+                    DiscontinuityKind::Truncated => "truncated",
+                },
+                d.discontinuity.parent_end,
+                d.discontinuity.new_start
+            )
+        })
+        .collect();
+    format!("log broken since the parent backup: {}", parts.join(", "))
+}
+
+/// Where an incremental backup found a partition's log broken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Discontinuity {
+    pub kind: DiscontinuityKind,
+    /// The offset the parent backup ended at (exclusive).
+    pub parent_end: i64,
+    /// The log start this backup started from.
+    pub new_start: i64,
 }
 
 /// A backed-up topic: what re-creating it needs, and its partitions' data in this shard.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TopicData {
+    /// The topic's id in the cluster (base64), when the broker reports one: an incremental
+    /// backup that finds another id knows the topic was re-created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_id: Option<String>,
     /// Partition count of the topic when backed up.
     pub partitions: i32,
     pub replication_factor: i32,
@@ -183,6 +252,22 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The partitions whose log broke since the parent backup.
+    pub fn discontinuities(&self) -> Vec<PartitionDiscontinuity> {
+        self.topics
+            .iter()
+            .flat_map(|(t, td)| {
+                td.partition_data.iter().filter_map(move |(p, d)| {
+                    d.discontinuity.map(|x| PartitionDiscontinuity {
+                        topic: t.clone(),
+                        partition: *p,
+                        discontinuity: x,
+                    })
+                })
+            })
+            .collect()
+    }
+
     /// Recomputes [`Manifest::totals`] from the partitions.
     pub fn compute_totals(&mut self) {
         let mut t = Totals {

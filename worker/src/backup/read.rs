@@ -11,6 +11,7 @@ use super::format::{check_segment, decode_segment_shared, DecodedSegment, Record
 use super::manifest::{Manifest, SegmentEntry, BACKUPS_DIR};
 use crate::error::{Error, Result};
 use crate::storage::Storage;
+use crate::task::ChainScope;
 
 /// A backup as `list` shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -189,6 +190,49 @@ pub async fn load_manifests(storage: &Storage, id: &str) -> Result<Vec<Manifest>
         )));
     }
     Ok(manifests)
+}
+
+/// One backup of a chain, with its shards' manifests.
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub backup_id: String,
+    pub manifests: Vec<Manifest>,
+}
+
+/// Links a chain may have before it is taken for a loop of parents.
+const MAX_LINKS: usize = 10_000;
+
+/// The backups a restore of `id` reads, oldest first: with [`ChainScope::Full`], `id` and every
+/// backup it continues (its `parent`, that one's parent, ...); with `Single`, `id` alone.
+pub async fn load_chain(storage: &Storage, id: &str, scope: ChainScope) -> Result<Vec<Link>> {
+    let mut links = vec![Link {
+        backup_id: id.to_string(),
+        manifests: load_manifests(storage, id).await?,
+    }];
+    while scope == ChainScope::Full {
+        let child = &links[links.len() - 1];
+        let Some(parent) = child.manifests.iter().find_map(|m| m.parent.clone()) else {
+            break;
+        };
+        if links.iter().any(|l| l.backup_id == parent) || links.len() >= MAX_LINKS {
+            return Err(Error::invalid(format!(
+                "backup '{}' names '{parent}' as its parent, which is already in its chain: the chain's manifests are inconsistent; restore one link alone with chain: single",
+                child.backup_id
+            )));
+        }
+        let manifests = load_manifests(storage, &parent).await.map_err(|e| {
+            Error::invalid(format!(
+                "backup '{}' continues backup '{parent}' (incremental chain), which cannot be read: {e}; restore '{}' alone with chain: single (--single-link)",
+                child.backup_id, child.backup_id
+            ))
+        })?;
+        links.push(Link {
+            backup_id: parent,
+            manifests,
+        });
+    }
+    links.reverse();
+    Ok(links)
 }
 
 /// Reads and decodes one segment, verifying its checksum and that it holds what the manifest

@@ -686,6 +686,91 @@ impl GroupAdmin {
         Ok(())
     }
 
+    /// The cluster's id, when the brokers report one (what tells two clusters apart whatever
+    /// their addresses).
+    pub async fn cluster_id(&self) -> Option<String> {
+        let inner = Arc::clone(&self.inner);
+        let timeout = self.config.request_timeout;
+        tokio::task::spawn_blocking(move || inner.client.inner().fetch_cluster_id(timeout))
+            .await
+            .ok()
+            .flatten()
+            .filter(|id| !id.is_empty())
+    }
+
+    /// The topic ids (base64) of `topics`, from Kafka's DescribeTopics. A topic without an
+    /// id (a broker too old to report one) or whose description failed is left out: ids are
+    /// a hint, never required.
+    pub async fn topic_ids(&self, topics: &[String]) -> Result<HashMap<String, String>> {
+        const WHAT: &str = "failed to describe topics";
+        let mut out = HashMap::new();
+        if topics.is_empty() {
+            return Ok(out);
+        }
+        let reply = {
+            let names = topics
+                .iter()
+                .map(|t| c_string(t, "topic"))
+                .collect::<Result<Vec<_>>>()?;
+            let mut pointers: Vec<*const c_char> = names.iter().map(|n| n.as_ptr()).collect();
+            // SAFETY: `pointers` holds valid C strings (kept alive by `names`), which librdkafka
+            // copies into the new collection; the guard destroys it.
+            let collection = Owned::new(
+                unsafe {
+                    rd::rd_kafka_TopicCollection_of_topic_names(
+                        pointers.as_mut_ptr(),
+                        pointers.len(),
+                    )
+                },
+                rd::rd_kafka_TopicCollection_destroy,
+                "topic collection",
+            )?;
+            self.inner.dispatch(
+                rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBETOPICS,
+                self.config.request_timeout,
+                false,
+                |rk, options, queue| {
+                    // SAFETY: handles from `dispatch` are live; librdkafka copies the
+                    // collection before returning (the guard still owns and frees it).
+                    unsafe { rd::rd_kafka_DescribeTopics(rk, collection.as_ptr(), options, queue) }
+                },
+            )?
+        };
+        let event = self.answer(reply, WHAT).await?;
+        // SAFETY: `event` is live; the result view lives as long as the event.
+        let result = unsafe { rd::rd_kafka_event_DescribeTopics_result(event.as_ptr()) };
+        if result.is_null() {
+            return Err(unexpected_event(WHAT));
+        }
+        let mut count = 0usize;
+        // SAFETY: `result` is a DescribeTopics result owned by `event`.
+        let descriptions = unsafe { rd::rd_kafka_DescribeTopics_result_topics(result, &mut count) };
+        // SAFETY: an array of `count` descriptions owned by the event.
+        for d in unsafe { raw_slice(descriptions, count) } {
+            // SAFETY: each description, its name and id are live while `event` is; the
+            // strings are copied out.
+            let (name, id) = unsafe {
+                if !rd::rd_kafka_TopicDescription_error(*d).is_null() {
+                    continue;
+                }
+                let uuid = rd::rd_kafka_TopicDescription_topic_id(*d);
+                let id = if uuid.is_null()
+                    || (rd::rd_kafka_Uuid_most_significant_bits(uuid) == 0
+                        && rd::rd_kafka_Uuid_least_significant_bits(uuid) == 0)
+                {
+                    String::new()
+                } else {
+                    owned_str(rd::rd_kafka_Uuid_base64str(uuid))
+                };
+                (owned_str(rd::rd_kafka_TopicDescription_name(*d)), id)
+            };
+            if !id.is_empty() {
+                out.insert(name, id);
+            }
+        }
+        Ok(out)
+    }
+
     /// Names of all topics in the cluster, sorted (internal topics such as
     /// `__consumer_offsets` included).
     pub async fn list_topics(&self) -> Result<Vec<String>> {

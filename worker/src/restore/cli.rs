@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::config::parse_config;
 use super::engine::{prepare_targets, run_restore, LiveProgress, RestoreReport, RestoreRequest};
 use super::groups::{source_offsets, translate_and_apply, GroupsReport};
-use super::mapping::{mapping_key, OffsetMapping};
+use super::mapping::{groups_key, mapping_key, OffsetMapping};
 use super::plan::{
     build_plan, fmt_ms, human_bytes, offset_actions, validation_box, RestorePlan, TargetCheck,
     ValidationReport,
@@ -60,6 +60,9 @@ pub async fn restore(a: RestoreArgs, three_phase: bool) -> Result<i32> {
     }
     if a.dry_run {
         task.dry_run = true;
+    }
+    if a.single_link {
+        task.chain = crate::task::ChainScope::Single;
     }
     if three_phase {
         task.reset_consumer_offsets = true;
@@ -155,8 +158,16 @@ pub async fn run_restore_task(
         task: t.clone(),
         progress,
     };
-    let report = run_restore(&admin, &storage, &plan, &req, stop).await?;
-    let groups = if wants_groups && report.complete {
+    let mut report = run_restore(&admin, &storage, &plan, &req, stop).await?;
+    let mut groups = None;
+    let groups_done = groups_key(&t.backup_id, &restore_id);
+    if wants_groups && report.already_complete && storage.get(&groups_done).await?.is_some() {
+        // Phase three ran when the restore completed: committing again would move groups
+        // that have consumed since back to where the restore put them.
+        report.warnings.push(format!(
+            "consumer group offsets were committed when this restore completed ({groups_done}); nothing is committed again"
+        ));
+    } else if wants_groups && report.complete {
         let key = mapping_key(&t.backup_id, &restore_id);
         let data = storage.get(&key).await?.ok_or_else(|| Error::Malformed {
             kind: "offset mapping",
@@ -164,10 +175,17 @@ pub async fn run_restore_task(
             reason: "the object is missing".into(),
         })?;
         let mapping = OffsetMapping::from_json(&data, &key)?;
-        Some(translate_and_apply(&admin, &storage, &plan, &mapping, t, false).await?)
-    } else {
-        None
-    };
+        let g = translate_and_apply(&admin, &storage, &plan, &mapping, t, false).await?;
+        if t.consumer_group_strategy != GroupStrategy::Manual {
+            let json = serde_json::to_vec_pretty(&g).map_err(|e| Error::Malformed {
+                kind: "restore groups record",
+                file: groups_done.clone(),
+                reason: e.to_string(),
+            })?;
+            storage.put(&groups_done, json.into()).await?;
+        }
+        groups = Some(g);
+    }
     Ok(FullReport {
         status: if groups.as_ref().is_some_and(|g| g.groups_failed > 0) {
             "partial_success"
@@ -308,6 +326,7 @@ pub async fn validate_task(
         status: "invalid",
         valid: false,
         backup_id: t.backup_id.clone(),
+        links: Vec::new(),
         restore_id: t.effective_restore_id(),
         target_cluster: t.kafka.bootstrap_servers.join(","),
         topics_to_restore: 0,
@@ -392,6 +411,7 @@ fn finish(mut r: ValidationReport) -> ValidationReport {
 }
 
 fn fill_from_plan(r: &mut ValidationReport, plan: &RestorePlan) {
+    r.links = plan.links.clone();
     r.topics_to_restore = plan.topics;
     r.partitions_to_restore = plan.units.len();
     r.segments_to_process = plan.segments;
@@ -438,6 +458,9 @@ pub fn restore_box(r: &FullReport) -> String {
             format!("{} of {}", thousands(d.records), thousands(d.records_total)),
         )
         .field("Data", human_bytes(d.bytes));
+    if d.links.len() > 1 {
+        b.field("Chain", d.links.join(" > "));
+    }
     if d.resumed {
         b.field("Found On Resume", thousands(d.records_found_on_resume));
     }

@@ -12,6 +12,7 @@
 //!   topics: {include: [orders, "events-*", "~transactions-\\d+"], exclude: ["*-internal"]}
 //! storage: {backend: s3, bucket: kafka-backups, region: us-east-1, prefix: prod}
 //! restore:
+//!   chain: full                           # full (the chain up to backup_id) | single (that link alone)
 //!   time_window_start: 1705312800000      # epoch ms, inclusive
 //!   time_window_end: 1705316400000        # epoch ms, inclusive
 //!   source_partitions: [0, 1, 2]
@@ -42,7 +43,9 @@ use serde::Deserialize;
 use crate::backup::config::TopicSelectionYaml;
 use crate::backup::config::{kafka_target, storage_target, Security, StorageSection};
 use crate::error::{Error, Result};
-use crate::task::{Acks, ExistingData, GroupStrategy, HeaderStyle, RestoreTask, TopicSelection};
+use crate::task::{
+    Acks, ChainScope, ExistingData, GroupStrategy, HeaderStyle, RestoreTask, TopicSelection,
+};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -72,6 +75,9 @@ struct Target {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RestoreSection {
+    /// `full` (the backup with every link of its chain before it) or `single`.
+    #[serde(default)]
+    chain: ChainScope,
     #[serde(default)]
     time_window_start: Option<i64>,
     #[serde(default)]
@@ -169,6 +175,7 @@ pub fn parse_config(
         kafka,
         storage,
         backup_id: f.backup_id.clone(),
+        chain: r.chain,
         restore_id: f.restore_id.clone(),
         topics,
         time_window_start: r.time_window_start,

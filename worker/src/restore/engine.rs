@@ -34,7 +34,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 use super::mapping::{
-    checkpoint_key, mapping_key, OffsetMapping, PartitionMapping, MAPPING_FORMAT,
+    checkpoint_key, mapping_key, Fingerprint, OffsetMapping, PartitionMapping, MAPPING_FORMAT,
 };
 use super::plan::{RestorePlan, Unit, Window};
 use crate::backup::format::{DecodedSegment, RecordRef, TimestampType};
@@ -87,6 +87,8 @@ pub struct RestoreRequest {
 pub struct RestoreReport {
     pub restore_id: String,
     pub backup_id: String,
+    /// The backups restored, oldest first (the chain up to `backup_id`, or that one alone).
+    pub links: Vec<String>,
     pub target_cluster: String,
     /// Every selected record is in the target and the mapping is stored.
     pub complete: bool,
@@ -510,12 +512,16 @@ pub async fn run_restore(
         records_total: plan.records,
         bytes_total: plan.bytes,
         offset_mapping: mkey.clone(),
+        links: plan.links.clone(),
         warnings: plan.warnings.clone(),
         ..RestoreReport::default()
     };
+    let fingerprint = Fingerprint::of(t);
+    let cluster_id = admin.cluster_id().await;
     if let Some(data) = storage.get(&mkey).await? {
         let m = OffsetMapping::from_json(&data, &mkey)?;
         if m.complete {
+            same_restore(&m, &mkey, &fingerprint, cluster_id.as_deref(), &cluster)?;
             report.complete = true;
             report.already_complete = true;
             report.records = m.partitions.iter().map(|p| p.records).sum();
@@ -578,11 +584,14 @@ pub async fn run_restore(
                 }
             }
             None => UnitState {
-                mapping: PartitionMapping::new(
-                    (&u.source_topic, u.source_partition),
-                    (&u.target_topic, u.target_partition),
-                    0,
-                ),
+                mapping: PartitionMapping {
+                    era: u.era,
+                    ..PartitionMapping::new(
+                        (&u.source_topic, u.source_partition),
+                        (&u.target_topic, u.target_partition),
+                        0,
+                    )
+                },
                 inflight: VecDeque::new(),
                 queued: 0,
                 bytes: 0,
@@ -808,6 +817,8 @@ pub async fn run_restore(
         target_cluster: cluster,
         created_at: Utc::now(),
         complete: true,
+        fingerprint: Some(fingerprint),
+        target_cluster_id: cluster_id,
         partitions,
     };
     let restored: u64 = mapping.partitions.iter().map(|p| p.records).sum();
@@ -848,6 +859,53 @@ pub async fn run_restore(
     report.records_per_second = report.records_this_run as f64 / secs;
     report.mib_per_second = report.bytes_this_run as f64 / secs / (1024.0 * 1024.0);
     Ok(report)
+}
+
+/// A completed restore is only "already complete" for the same request: other settings, or
+/// another target cluster, are invalid input naming what differs (nothing is written or
+/// committed). A mapping stored before fingerprints were kept is taken as it is.
+fn same_restore(
+    m: &OffsetMapping,
+    key: &str,
+    fingerprint: &Fingerprint,
+    cluster_id: Option<&str>,
+    cluster: &str,
+) -> Result<()> {
+    let mut differs = match &m.fingerprint {
+        Some(earlier) => fingerprint.differences(earlier),
+        None => Vec::new(),
+    };
+    let other_cluster = match (m.target_cluster_id.as_deref(), cluster_id) {
+        (Some(a), Some(b)) => a != b,
+        _ => m.fingerprint.is_some() && !same_servers(&m.target_cluster, cluster),
+    };
+    if other_cluster {
+        differs.push(format!(
+            "target cluster: {} (id {}) -> {cluster} (id {})",
+            m.target_cluster,
+            m.target_cluster_id.as_deref().unwrap_or("unknown"),
+            cluster_id.unwrap_or("unknown")
+        ));
+    }
+    if differs.is_empty() {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "restore '{}' of backup '{}' already completed ({key}) with other settings; {}. Run it with the settings it completed with, or give this restore another id (--restore-id)",
+        m.restore_id,
+        m.backup_id,
+        differs.join("; ")
+    )))
+}
+
+/// Whether two bootstrap lists name the same servers (order aside).
+fn same_servers(a: &str, b: &str) -> bool {
+    let set = |s: &str| {
+        let mut v: Vec<String> = s.split(',').map(|x| x.trim().to_lowercase()).collect();
+        v.sort();
+        v
+    };
+    set(a) == set(b)
 }
 
 fn first_error(shared: &Shared) -> Option<String> {

@@ -330,8 +330,10 @@ async fn by_timestamp(
     for ((topic, partition), offset) in committed {
         let (Some(pm), Some(unit)) = (
             mapping.partition(topic, *partition),
+            // The newest era, as the mapping's (captured offsets refer to it).
             plan.units
                 .iter()
+                .rev()
                 .find(|u| u.source_topic == *topic && u.source_partition == *partition),
         ) else {
             out.uncovered.push((topic.clone(), *partition));

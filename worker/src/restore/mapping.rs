@@ -32,6 +32,11 @@ pub fn mapping_key(backup_id: &str, restore_id: &str) -> String {
     format!("{}mapping.json", restore_dir(backup_id, restore_id))
 }
 
+/// Key of the record that a restore's consumer offsets were committed (phase three ran).
+pub fn groups_key(backup_id: &str, restore_id: &str) -> String {
+    format!("{}groups.json", restore_dir(backup_id, restore_id))
+}
+
 /// Key of a restore's checkpoint (when no local checkpoint file is configured).
 pub fn checkpoint_key(backup_id: &str, restore_id: &str) -> String {
     format!("{}checkpoint.json", restore_dir(backup_id, restore_id))
@@ -68,6 +73,10 @@ impl Run {
 pub struct PartitionMapping {
     pub source_topic: String,
     pub source_partition: i32,
+    /// After a topic re-created within the restored chain: which era of the source partition
+    /// (offsets start over in each); the newest is the one consumer offsets translate through.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub era: u32,
     pub target_topic: String,
     pub target_partition: i32,
     /// Records restored.
@@ -85,6 +94,7 @@ impl PartitionMapping {
         PartitionMapping {
             source_topic: source.0.to_string(),
             source_partition: source.1,
+            era: 0,
             target_topic: target.0.to_string(),
             target_partition: target.1,
             records: 0,
@@ -155,6 +165,12 @@ pub struct OffsetMapping {
     pub created_at: DateTime<Utc>,
     /// Whether the restore finished (an unfinished one maps what landed so far).
     pub complete: bool,
+    /// What the restore was asked to do; a later run of the same restore id must ask the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<Fingerprint>,
+    /// The target cluster's id, when the cluster reports one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_cluster_id: Option<String>,
     /// Per source partition, in (topic, partition) order.
     pub partitions: Vec<PartitionMapping>,
 }
@@ -180,11 +196,12 @@ impl OffsetMapping {
         Ok(m)
     }
 
-    /// The mapping of one source partition.
+    /// The mapping of one source partition (its newest era, which captured offsets refer to).
     pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionMapping> {
         self.partitions
             .iter()
-            .find(|p| p.source_topic == topic && p.source_partition == partition)
+            .filter(|p| p.source_topic == topic && p.source_partition == partition)
+            .max_by_key(|p| p.era)
     }
 
     /// Translates committed source offsets (`(topic, partition) -> offset`) of one group to
@@ -222,6 +239,84 @@ impl OffsetMapping {
             }
         }
         out
+    }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// What a restore was asked to do, kept with its completion: every setting that decides what
+/// lands in the target or which consumer offsets are committed, and a hash over them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// crc32c of the settings' JSON.
+    pub hash: String,
+    /// Setting (as named in a restore configuration) -> value.
+    pub settings: BTreeMap<String, serde_json::Value>,
+}
+
+impl Fingerprint {
+    /// The fingerprint of `t`.
+    pub fn of(t: &crate::task::RestoreTask) -> Fingerprint {
+        let settings: BTreeMap<String, serde_json::Value> = [
+            ("backup_id", serde_json::json!(t.backup_id)),
+            ("chain", serde_json::json!(t.chain)),
+            ("topics", serde_json::json!(t.topics)),
+            ("time_window_start", serde_json::json!(t.time_window_start)),
+            ("time_window_end", serde_json::json!(t.time_window_end)),
+            ("source_partitions", serde_json::json!(t.source_partitions)),
+            ("topic_mapping", serde_json::json!(t.topic_mapping)),
+            ("partition_mapping", serde_json::json!(t.partition_mapping)),
+            (
+                "include_original_offset_header",
+                serde_json::json!(t.include_original_offset_header),
+            ),
+            (
+                "original_offset_header_style",
+                serde_json::json!(t.original_header_style),
+            ),
+            (
+                "consumer_group_strategy",
+                serde_json::json!(t.consumer_group_strategy),
+            ),
+            (
+                "reset_consumer_offsets",
+                serde_json::json!(t.reset_consumer_offsets),
+            ),
+            ("consumer_groups", serde_json::json!(t.consumer_groups)),
+            (
+                "offsets_snapshot_id",
+                serde_json::json!(t.offsets_snapshot_id),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let text = serde_json::to_string(&settings).unwrap_or_default();
+        Fingerprint {
+            hash: format!("{:08x}", crc32c::crc32c(text.as_bytes())),
+            settings,
+        }
+    }
+
+    /// The settings that differ from `earlier`: `name: earlier value -> this value`.
+    pub fn differences(&self, earlier: &Fingerprint) -> Vec<String> {
+        let null = serde_json::Value::Null;
+        let mut names: Vec<&String> = self.settings.keys().collect();
+        names.extend(earlier.settings.keys());
+        names.sort();
+        names.dedup();
+        names
+            .into_iter()
+            .filter_map(|k| {
+                let (a, b) = (
+                    earlier.settings.get(k).unwrap_or(&null),
+                    self.settings.get(k).unwrap_or(&null),
+                );
+                (a != b).then(|| format!("{k}: {a} -> {b}"))
+            })
+            .collect()
     }
 }
 
@@ -324,6 +419,8 @@ mod tests {
             target_cluster: "k:9092".into(),
             created_at: Utc::now(),
             complete: true,
+            fingerprint: None,
+            target_cluster_id: None,
             partitions: vec![mapping(&[(0, 0), (1, 1), (2, 2)])],
         };
         let mut second = PartitionMapping::new(("orders", 1), ("orders-r", 0), 3);

@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{TimeZone, Utc};
 use serde::Serialize;
 
-use crate::backup::manifest::{Manifest, SegmentEntry};
-use crate::backup::read::{load_manifests, read_segment_shared};
+use crate::backup::manifest::{DiscontinuityKind, Manifest, SegmentEntry, TopicData};
+use crate::backup::read::{load_chain, read_segment_shared, Link};
 use crate::backup::select::TopicFilter;
 use crate::error::{Error, Result};
 use crate::report::thousands;
@@ -52,11 +52,15 @@ impl Window {
     }
 }
 
-/// One selected source partition and where it goes.
+/// One selected source partition (one era of it, see [`Unit::era`]) and where it goes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Unit {
     pub source_topic: String,
     pub source_partition: i32,
+    /// 0, or the number of times the topic was re-created before these records were written
+    /// (within the links restored): offsets start over in each era, so each is a unit of its
+    /// own, restored after the one before it into the same target partition.
+    pub era: u32,
     pub target_topic: String,
     pub target_partition: i32,
     /// Segments overlapping the window, in offset order.
@@ -73,9 +77,13 @@ pub struct Unit {
 }
 
 impl Unit {
-    /// `topic/partition` of the source, the unit's name in checkpoints and messages.
+    /// `topic/partition` of the source (`topic/partition~era` after a re-created topic), the
+    /// unit's name in checkpoints and messages.
     pub fn key(&self) -> String {
-        format!("{}/{}", self.source_topic, self.source_partition)
+        match self.era {
+            0 => format!("{}/{}", self.source_topic, self.source_partition),
+            e => format!("{}/{}~{e}", self.source_topic, self.source_partition),
+        }
     }
 }
 
@@ -97,6 +105,8 @@ pub struct TargetTopic {
 #[derive(Debug, Clone)]
 pub struct RestorePlan {
     pub backup_id: String,
+    /// The backups restored, oldest first: the chain up to `backup_id`, or that backup alone.
+    pub links: Vec<String>,
     pub window: Window,
     /// In (source topic, partition) order.
     pub units: Vec<Unit>,
@@ -118,8 +128,9 @@ pub struct RestorePlan {
 /// [`Error::InvalidInput`] naming the option: nothing selected, a mapping or partition the
 /// backup does not hold, two sources merged out of order, an empty window.
 pub async fn build_plan(storage: &Storage, t: &RestoreTask) -> Result<RestorePlan> {
-    let manifests = load_manifests(storage, &t.backup_id).await?;
-    let mut plan = select(&manifests, t)?;
+    let links = load_chain(storage, &t.backup_id, t.chain).await?;
+    let mut plan = select_links(&links, t)?;
+    let manifests: Vec<Manifest> = links.into_iter().flat_map(|l| l.manifests).collect();
     count_selected(storage, &mut plan).await?;
     if plan.records == 0 {
         return Err(Error::invalid(format!(
@@ -173,8 +184,86 @@ pub fn fmt_ms(ms: Option<i64>) -> String {
     }
 }
 
-/// The pure part of planning: topics, partitions, mappings and segment pruning.
+/// A stretch of one partition's offsets over consecutive links (offsets only increase in it).
+#[derive(Debug, Clone, Default)]
+struct Era {
+    segments: Vec<SegmentEntry>,
+    records: u64,
+    bytes: u64,
+    /// Where the last link that covered the partition ended (exclusive).
+    end: i64,
+}
+
+/// A topic over the links: the newest link's metadata and each partition's eras in order.
+struct MergedTopic<'a> {
+    meta: &'a TopicData,
+    partitions: BTreeMap<i32, Vec<Era>>,
+}
+
+/// Puts the links' partitions end to end. A link whose partition records a re-created topic
+/// starts a new era; a link that would repeat offsets its parent already holds is refused (a
+/// chain never overlaps, so its manifests are inconsistent).
+fn merge_links(links: &[Link]) -> Result<BTreeMap<&str, MergedTopic<'_>>> {
+    let mut topics: BTreeMap<&str, MergedTopic<'_>> = BTreeMap::new();
+    for link in links {
+        for m in &link.manifests {
+            for (name, td) in &m.topics {
+                let merged = topics.entry(name.as_str()).or_insert(MergedTopic {
+                    meta: td,
+                    partitions: BTreeMap::new(),
+                });
+                merged.meta = td;
+                for (p, pd) in &td.partition_data {
+                    let eras = merged.partitions.entry(*p).or_default();
+                    let new_era = eras.is_empty()
+                        || pd
+                            .discontinuity
+                            .is_some_and(|d| d.kind == DiscontinuityKind::Recreated);
+                    if new_era {
+                        eras.push(Era::default());
+                    }
+                    let era = eras.last_mut().expect("an era was just ensured");
+                    if let Some(first) = pd.segments.first() {
+                        if !new_era && first.stats.first_offset < era.end {
+                            return Err(Error::Malformed {
+                                kind: "backup manifest",
+                                file: crate::backup::manifest::manifest_key(
+                                    &link.backup_id,
+                                    m.shard_index,
+                                    m.shard_count,
+                                ),
+                                reason: format!(
+                                    "{name}-{p} starts at offset {}, before offset {} where the backups before it in the chain ended: the links overlap",
+                                    first.stats.first_offset, era.end
+                                ),
+                            });
+                        }
+                    }
+                    era.segments.extend(pd.segments.iter().cloned());
+                    era.records += pd.records;
+                    era.bytes += pd.bytes;
+                    era.end = pd.end_offset;
+                }
+            }
+        }
+    }
+    Ok(topics)
+}
+
+/// The pure part of planning for one backup (a chain of one link).
 pub fn select(manifests: &[Manifest], t: &RestoreTask) -> Result<RestorePlan> {
+    select_links(
+        &[Link {
+            backup_id: t.backup_id.clone(),
+            manifests: manifests.to_vec(),
+        }],
+        t,
+    )
+}
+
+/// The pure part of planning: topics, partitions, mappings and segment pruning, over the
+/// links of a chain (oldest first).
+pub fn select_links(links: &[Link], t: &RestoreTask) -> Result<RestorePlan> {
     let include: Vec<String> = if t.topics.include.is_empty() {
         vec!["*".into()]
     } else {
@@ -182,22 +271,8 @@ pub fn select(manifests: &[Manifest], t: &RestoreTask) -> Result<RestorePlan> {
     };
     let filter = TopicFilter::new(&include, &t.topics.exclude)
         .map_err(|e| Error::invalid(format!("topics: {e}")))?;
-    // Merge the shards: topic -> partition -> data.
-    let mut topics: BTreeMap<
-        &str,
-        (
-            &crate::backup::manifest::TopicData,
-            BTreeMap<i32, &crate::backup::manifest::PartitionData>,
-        ),
-    > = BTreeMap::new();
-    for m in manifests {
-        for (name, td) in &m.topics {
-            let e = topics.entry(name.as_str()).or_insert((td, BTreeMap::new()));
-            for (p, pd) in &td.partition_data {
-                e.1.insert(*p, pd);
-            }
-        }
-    }
+    // Merge the links and their shards: topic -> partition -> eras.
+    let topics = merge_links(links)?;
     let all: Vec<String> = topics.keys().map(|s| s.to_string()).collect();
     let selected: Vec<&String> = filter.select(&all);
     if selected.is_empty() {
@@ -233,8 +308,21 @@ pub fn select(manifests: &[Manifest], t: &RestoreTask) -> Result<RestorePlan> {
     };
     let wanted: BTreeSet<i32> = t.source_partitions.iter().copied().collect();
     let mut seen_partitions = BTreeSet::new();
+    // The consumer offsets captured with the newest link that captured any.
+    let offsets_keys = links
+        .iter()
+        .rev()
+        .map(|l| {
+            l.manifests
+                .iter()
+                .filter_map(|m| m.offsets.clone())
+                .collect::<Vec<_>>()
+        })
+        .find(|keys| !keys.is_empty())
+        .unwrap_or_default();
     let mut plan = RestorePlan {
         backup_id: t.backup_id.clone(),
+        links: links.iter().map(|l| l.backup_id.clone()).collect(),
         window,
         units: Vec::new(),
         targets: BTreeMap::new(),
@@ -245,63 +333,40 @@ pub fn select(manifests: &[Manifest], t: &RestoreTask) -> Result<RestorePlan> {
         bytes: 0,
         min_timestamp: None,
         max_timestamp: None,
-        offsets_keys: manifests.iter().filter_map(|m| m.offsets.clone()).collect(),
+        offsets_keys,
         warnings: Vec::new(),
     };
     for name in &selected {
-        let (td, parts) = &topics[name.as_str()];
+        let MergedTopic {
+            meta: td,
+            partitions: parts,
+        } = &topics[name.as_str()];
         let target_topic = t
             .topic_mapping
             .get(*name)
             .cloned()
             .unwrap_or_else(|| (*name).clone());
         let mut any = false;
-        for (p, pd) in parts {
+        for (p, eras) in parts {
             seen_partitions.insert(*p);
             if !wanted.is_empty() && !wanted.contains(p) {
                 continue;
             }
             let target_partition = t.partition_mapping.get(p).copied().unwrap_or(*p);
-            let mut segments = Vec::new();
-            for s in &pd.segments {
-                if window.overlaps(s.stats.min_timestamp, s.stats.max_timestamp) {
-                    segments.push(s.clone());
-                } else {
-                    plan.segments_pruned += 1;
-                }
+            add_units(
+                &mut plan,
+                (name, *p),
+                (&target_topic, target_partition),
+                td,
+                eras,
+            );
+            if eras.len() > 1 {
+                warnings.push(format!(
+                    "{name}-{p} was re-created within the chain: its {} eras are restored one after another into {target_topic}-{target_partition}; captured consumer offsets translate through the newest",
+                    eras.len()
+                ));
             }
-            plan.segments += segments.len();
             any = true;
-            let target = plan
-                .targets
-                .entry(target_topic.clone())
-                .or_insert_with(|| TargetTopic {
-                    name: target_topic.clone(),
-                    sources: Vec::new(),
-                    partitions_written: Vec::new(),
-                    backup_partitions: td.partitions,
-                    backup_replication_factor: td.replication_factor,
-                    backup_configs: td.configs.clone(),
-                });
-            if !target.sources.contains(name) {
-                target.sources.push((*name).clone());
-            }
-            if !target.partitions_written.contains(&target_partition) {
-                target.partitions_written.push(target_partition);
-            }
-            plan.units.push(Unit {
-                source_topic: (*name).clone(),
-                source_partition: *p,
-                target_topic: target_topic.clone(),
-                target_partition,
-                segments,
-                records: 0,
-                bytes: 0,
-                min_timestamp: None,
-                max_timestamp: None,
-                backup_records: pd.records,
-                backup_bytes: pd.bytes,
-            });
         }
         if any {
             plan.topics += 1;
@@ -339,7 +404,7 @@ pub fn select(manifests: &[Manifest], t: &RestoreTask) -> Result<RestorePlan> {
         }
     }
     let mut lanes: BTreeMap<(&str, i32), Vec<String>> = BTreeMap::new();
-    for u in &plan.units {
+    for u in plan.units.iter().filter(|u| u.era == 0) {
         lanes
             .entry((u.target_topic.as_str(), u.target_partition))
             .or_default()
@@ -360,6 +425,64 @@ pub fn select(manifests: &[Manifest], t: &RestoreTask) -> Result<RestorePlan> {
     }
     plan.warnings = warnings;
     Ok(plan)
+}
+
+/// One unit per era of the source partition `source`, aimed at `target`, with the segments
+/// that overlap the window.
+fn add_units(
+    plan: &mut RestorePlan,
+    source: (&String, i32),
+    target: (&String, i32),
+    td: &TopicData,
+    eras: &[Era],
+) {
+    let (name, p) = source;
+    let (target_topic, target_partition) = target;
+    let t = plan
+        .targets
+        .entry(target_topic.clone())
+        .or_insert_with(|| TargetTopic {
+            name: target_topic.clone(),
+            sources: Vec::new(),
+            partitions_written: Vec::new(),
+            backup_partitions: td.partitions,
+            backup_replication_factor: td.replication_factor,
+            backup_configs: td.configs.clone(),
+        });
+    if !t.sources.contains(name) {
+        t.sources.push(name.clone());
+    }
+    if !t.partitions_written.contains(&target_partition) {
+        t.partitions_written.push(target_partition);
+    }
+    for (era, pd) in eras.iter().enumerate() {
+        let mut segments = Vec::new();
+        for s in &pd.segments {
+            if plan
+                .window
+                .overlaps(s.stats.min_timestamp, s.stats.max_timestamp)
+            {
+                segments.push(s.clone());
+            } else {
+                plan.segments_pruned += 1;
+            }
+        }
+        plan.segments += segments.len();
+        plan.units.push(Unit {
+            source_topic: name.clone(),
+            source_partition: p,
+            era: u32::try_from(era).unwrap_or(u32::MAX),
+            target_topic: target_topic.clone(),
+            target_partition,
+            segments,
+            records: 0,
+            bytes: 0,
+            min_timestamp: None,
+            max_timestamp: None,
+            backup_records: pd.records,
+            backup_bytes: pd.bytes,
+        });
+    }
 }
 
 /// Counts the selected records: whole segments inside the window from the manifest, segments
@@ -429,6 +552,8 @@ pub struct ValidationReport {
     pub status: &'static str,
     pub valid: bool,
     pub backup_id: String,
+    /// The backups restored, oldest first (the chain up to `backup_id`).
+    pub links: Vec<String>,
     pub restore_id: String,
     pub target_cluster: String,
     pub topics_to_restore: usize,
@@ -536,6 +661,11 @@ pub fn validation_box(r: &ValidationReport) -> String {
         if r.valid { "✓ VALID" } else { "✗ INVALID" }
     ));
     out += &line(&format!("Backup ID:      {}", r.backup_id));
+    if r.links.len() > 1 {
+        for chunk in wrap(&format!("Chain:          {}", r.links.join(" > ")), W) {
+            out += &line(&chunk);
+        }
+    }
     out += &line(&format!("Restore ID:     {}", r.restore_id));
     out += &line(&format!("Target:         {}", r.target_cluster));
     out += &rule;
@@ -663,6 +793,115 @@ mod tests {
         };
         assert!(open_end.contains(i64::MAX));
         assert!(!open_end.contains(4));
+    }
+
+    fn segment(backup: &str, first: i64, last: i64) -> SegmentEntry {
+        SegmentEntry {
+            key: format!("backups/{backup}/topics/t/0/{first:020}.seg"),
+            stats: crate::backup::format::SegmentStats {
+                records: (last - first + 1) as u64,
+                first_offset: first,
+                last_offset: last,
+                min_timestamp: first,
+                max_timestamp: last,
+                uncompressed_bytes: 0,
+                stored_bytes: 0,
+                crc32c: 0,
+                codec: "none".into(),
+            },
+        }
+    }
+
+    /// A one-shard backup of partition t-0 holding offsets `[from, to)` in one segment.
+    fn link(id: &str, parent: Option<&str>, from: i64, to: i64, recreated: Option<i64>) -> Link {
+        let data = crate::backup::manifest::PartitionData {
+            start_offset: from,
+            end_offset: to,
+            records: (to - from) as u64,
+            segments: vec![segment(id, from, to - 1)],
+            discontinuity: recreated.map(|parent_end| crate::backup::manifest::Discontinuity {
+                kind: DiscontinuityKind::Recreated,
+                parent_end,
+                new_start: from,
+            }),
+            ..Default::default()
+        };
+        let manifest: Manifest = serde_json::from_value(serde_json::json!({
+            "format": crate::backup::manifest::FORMAT, "backup_id": id, "parent": parent,
+            "mode": "incremental", "shard_index": 0, "shard_count": 1, "cluster": "k",
+            "started_at": "2026-01-01T00:00:00Z", "completed_at": "2026-01-01T00:00:00Z",
+            "compression": "none", "isolation": "read_committed",
+            "totals": {"topics": 1, "partitions": 1, "records": 0, "bytes": 0,
+                       "stored_bytes": 0, "segments": 1},
+            "topics": {"t": {"partitions": 1, "replication_factor": 1, "configs": {},
+                             "partition_data": {"0": data}}}
+        }))
+        .expect("a manifest");
+        Link {
+            backup_id: id.into(),
+            manifests: vec![manifest],
+        }
+    }
+
+    fn task(id: &str) -> RestoreTask {
+        serde_json::from_value(serde_json::json!({
+            "kafka": {"bootstrapServers": ["k:9092"], "securityProtocol": "PLAINTEXT"},
+            "storage": {"type": "location", "url": "/b"},
+            "backupId": id,
+        }))
+        .expect("a task")
+    }
+
+    #[test]
+    fn a_chain_is_one_unit_per_partition_with_every_links_segments_in_order() {
+        let links = [
+            link("n1", None, 0, 40, None),
+            link("n2", Some("n1"), 40, 70, None),
+            link("n3", Some("n2"), 70, 100, None),
+        ];
+        let plan = select_links(&links, &task("n3")).expect("plans");
+        assert_eq!(plan.links, ["n1", "n2", "n3"]);
+        assert_eq!(plan.units.len(), 1);
+        let firsts: Vec<i64> = plan.units[0]
+            .segments
+            .iter()
+            .map(|s| s.stats.first_offset)
+            .collect();
+        assert_eq!(firsts, [0, 40, 70]);
+        assert_eq!(plan.units[0].backup_records, 100);
+    }
+
+    #[test]
+    fn a_recreated_topic_starts_a_new_unit_after_the_old_one() {
+        let links = [
+            link("e1", None, 0, 30, None),
+            link("e2", Some("e1"), 0, 40, Some(30)),
+            link("e3", Some("e2"), 40, 50, None),
+        ];
+        let plan = select_links(&links, &task("e3")).expect("plans");
+        let units: Vec<(String, u64, i32)> = plan
+            .units
+            .iter()
+            .map(|u| (u.key(), u.backup_records, u.target_partition))
+            .collect();
+        assert_eq!(
+            units,
+            [("t/0".to_string(), 30, 0), ("t/0~1".to_string(), 50, 0)]
+        );
+    }
+
+    #[test]
+    fn links_that_overlap_are_refused_naming_the_manifest() {
+        let links = [
+            link("n1", None, 0, 40, None),
+            link("n2", Some("n1"), 35, 70, None),
+        ];
+        let err = select_links(&links, &task("n2")).expect_err("refused");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("backups/n2/manifest/00000-of-00001.json") && msg.contains("overlap"),
+            "{msg}"
+        );
     }
 
     #[test]
