@@ -61,6 +61,11 @@ pub enum Error {
     #[error("{0}")]
     VerificationFailed(String),
 
+    /// Another worker holds the lease on this backup shard or restore (or took it over from
+    /// this one): nothing was written, or writing stopped.
+    #[error("another worker holds the lease on {resource}: {detail}")]
+    LeaseHeld { resource: String, detail: String },
+
     /// A local file could not be read or written.
     #[error("failed to access {path}: {source}")]
     Io {
@@ -102,6 +107,7 @@ impl Error {
             Error::Partial(_) => "partial_failure",
             Error::VerificationFailed(_) => "verification_failed",
             Error::Io { .. } => "io_error",
+            Error::LeaseHeld { .. } => "lease_held",
         }
     }
 
@@ -120,6 +126,7 @@ impl Error {
             Error::Partial(_) => 10,
             Error::VerificationFailed(_) => 11,
             Error::Io { .. } => 12,
+            Error::LeaseHeld { .. } => 14,
         }
     }
 

@@ -9,6 +9,7 @@ pub mod error;
 pub mod groups;
 pub mod kafka;
 pub mod kmap;
+pub mod lease;
 pub mod malloc;
 pub mod metrics;
 pub mod report;

@@ -5,6 +5,19 @@
 //! recursive, by plain string prefix, sorted by key; every failure names the location as the
 //! user wrote it (never credentials) and says what to check.
 //!
+//! # Durability and create-only objects
+//!
+//! On a local directory every write is durable when it returns: the staged file is fsynced
+//! before the rename (or hard link) that publishes it, and its directory after (new directories
+//! too). Objects that are written once (backup segments and manifests, restore mappings) go
+//! through [`Storage::put_once`] / [`Storage::put_large`]: a conditional create on every
+//! backend, where an existing object is accepted only when it holds the same bytes (a retry
+//! after a crash) and is otherwise an error naming the key. Only checkpoints, reports and leases
+//! are replaced; leases only by compare-and-swap ([`Storage::replace_versioned`]).
+//!
+//! A handle made with [`Storage::fenced`] refuses every write once its [`WriteFence`] closes
+//! (the writer's lease was lost or could not be renewed in time).
+//!
 //! # Locations
 //!
 //! | form | backend |
@@ -51,12 +64,12 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
-use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, S3ConditionalPut};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::client::{HttpError, HttpErrorKind};
 use object_store::gcp::{GcpCredential, GoogleCloudStorageBuilder, GoogleConfigKey};
@@ -68,6 +81,9 @@ use object_store::{
 };
 
 use crate::error::{Error, Result};
+
+mod flock;
+mod local;
 
 /// Environment variable for [`StorageOptions::s3_endpoint`] (CLI: `--s3-endpoint`).
 pub const ENV_S3_ENDPOINT: &str = "TIDEMARK_S3_ENDPOINT";
@@ -188,6 +204,104 @@ pub struct ObjectInfo {
 pub struct Storage {
     display: String,
     backend: Backend,
+    /// Set on handles that write on behalf of a lease holder: writes stop once it closes.
+    fence: Option<Arc<WriteFence>>,
+}
+
+/// The version of an object read with [`Storage::get_versioned`], for a compare-and-swap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectVersion(Version);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Version {
+    /// What the service reports (S3 and Azure: the ETag; GCS: the generation).
+    Remote {
+        e_tag: Option<String>,
+        version: Option<String>,
+    },
+    /// A local file: its whole content (the swap compares it under an exclusive lock).
+    Local(Bytes),
+}
+
+/// Closes a [`Storage`] handle for writes when the lease its writer holds can no longer be
+/// trusted: explicitly ([`close`](Self::close): the lease was taken over) or because it was not
+/// renewed in time (the deadline passed, [`extend`](Self::extend) moves it).
+#[derive(Debug)]
+pub struct WriteFence {
+    resource: String,
+    state: std::sync::Mutex<FenceState>,
+}
+
+#[derive(Debug)]
+struct FenceState {
+    valid_until: Instant,
+    closed: Option<String>,
+}
+
+impl WriteFence {
+    /// A fence for `resource` (named in its error) that is open until `valid_until`.
+    pub fn new(resource: impl Into<String>, valid_until: Instant) -> Arc<WriteFence> {
+        Arc::new(WriteFence {
+            resource: resource.into(),
+            state: std::sync::Mutex::new(FenceState {
+                valid_until,
+                closed: None,
+            }),
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, FenceState> {
+        match self.state.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Keeps the fence open until `until` (a renewal succeeded); never shortens it.
+    pub fn extend(&self, until: Instant) {
+        let mut s = self.state();
+        if until > s.valid_until {
+            s.valid_until = until;
+        }
+    }
+
+    /// Closes the fence for good; the first reason is kept.
+    pub fn close(&self, reason: impl Into<String>) {
+        let mut s = self.state();
+        if s.closed.is_none() {
+            s.closed = Some(reason.into());
+        }
+    }
+
+    /// Closed by [`close`](Self::close) (not merely past its deadline, which a renewal moves).
+    pub fn is_closed(&self) -> bool {
+        self.state().closed.is_some()
+    }
+
+    /// Why the fence is closed, if it is (closed explicitly, or its deadline passed).
+    pub fn closed_reason(&self) -> Option<String> {
+        let s = self.state();
+        match &s.closed {
+            Some(reason) => Some(reason.clone()),
+            None if Instant::now() >= s.valid_until => Some(
+                "this worker could not renew its lease in time, so it stopped writing before the \
+                 lease could expire; run it again to resume"
+                    .to_string(),
+            ),
+            None => None,
+        }
+    }
+
+    /// `Ok` while writes may go on; else [`Error::LeaseHeld`] with the reason.
+    pub fn check(&self) -> Result<()> {
+        match self.closed_reason() {
+            None => Ok(()),
+            Some(detail) => Err(Error::LeaseHeld {
+                resource: self.resource.clone(),
+                detail,
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -294,7 +408,26 @@ impl Storage {
                 }
             }
         };
-        Ok(Storage { display, backend })
+        Ok(Storage {
+            display,
+            backend,
+            fence: None,
+        })
+    }
+
+    /// The same location, with every write (put, delete) refused once `fence` closes.
+    pub fn fenced(&self, fence: Arc<WriteFence>) -> Storage {
+        Storage {
+            fence: Some(fence),
+            ..self.clone()
+        }
+    }
+
+    fn check_fence(&self) -> Result<()> {
+        match &self.fence {
+            Some(f) => f.check(),
+            None => Ok(()),
+        }
     }
 
     /// The location as the user gave it (no credentials).
@@ -365,31 +498,40 @@ impl Storage {
         self.get(key).await
     }
 
-    /// [`put`](Self::put) for large objects written once and not read back soon (backup
-    /// segments). On a local directory the bytes bypass the page cache where the filesystem
-    /// allows it (`O_DIRECT`, through a reused aligned buffer): a backup neither evicts what the
-    /// node has cached nor fills the pod's memory with dirty pages, and the kernel spends no
-    /// time on page-cache pages. Atomic like `put` (a temporary file renamed into place).
+    /// [`put_once`](Self::put_once) for large objects not read back soon (backup segments). On a
+    /// local directory the bytes bypass the page cache where the filesystem allows it
+    /// (`O_DIRECT`, through a reused aligned buffer): a backup neither evicts what the node has
+    /// cached nor fills the pod's memory with dirty pages. Durable and create-only like
+    /// `put_once`.
     pub async fn put_large(&self, key: &str, data: Bytes) -> Result<()> {
+        self.check_fence()?;
         if let Backend::Local { root } = &self.backend {
             let normalized = normalize_key(key, false)?;
             if is_plain_key(&normalized) {
                 let path = root.join(&normalized);
-                let written = tokio::task::spawn_blocking(move || write_file_direct(&path, &data))
-                    .await
-                    .map_err(|e| {
-                        self.storage_error(format!("writing '{normalized}' did not complete: {e}"))
-                    })?;
-                return written.map_err(|e| {
-                    self.storage_error(format!("write '{normalized}' failed: {}", io_reason(&e)))
-                });
+                let staged = data.clone();
+                let written = tokio::task::spawn_blocking(move || {
+                    local::write_durable(&path, &staged, local::Publish::Create, true)
+                })
+                .await
+                .map_err(|e| {
+                    self.storage_error(format!("writing '{normalized}' did not complete: {e}"))
+                })?;
+                return match written {
+                    Ok(local::Published::Written) => Ok(()),
+                    Ok(local::Published::Exists) => self.accept_identical(&normalized, &data).await,
+                    Err(e) => Err(self
+                        .storage_error(format!("write '{normalized}' failed: {}", io_reason(&e)))),
+                };
             }
         }
-        self.put(key, data).await
+        self.put_once(key, data).await
     }
 
-    /// Writes an object atomically (readers see the old or the new content, never a torn one).
+    /// Writes an object atomically (readers see the old or the new content, never a torn one),
+    /// replacing any object with that key. For objects that may be rewritten (checkpoints).
     pub async fn put(&self, key: &str, data: Bytes) -> Result<()> {
+        self.check_fence()?;
         let key = normalize_key(key, false)?;
         let Some((store, path)) = self.resolve(&key, true).await? else {
             return Err(self.storage_error(format!("cannot write '{key}': root is missing")));
@@ -401,9 +543,57 @@ impl Storage {
             .map_err(|e| self.failure("write", &key, &e))
     }
 
+    /// Creates an object that is never overwritten (segments, manifests, mappings): a
+    /// conditional create; when the key already exists, its content is read back and accepted
+    /// only if it is the same bytes (an idempotent retry after a crash or a lost response),
+    /// otherwise the write fails naming the key and nothing is changed.
+    pub async fn put_once(&self, key: &str, data: Bytes) -> Result<()> {
+        self.check_fence()?;
+        let key = normalize_key(key, false)?;
+        let Some((store, path)) = self.resolve(&key, true).await? else {
+            return Err(self.storage_error(format!("cannot write '{key}': root is missing")));
+        };
+        match store
+            .put_opts(
+                &path,
+                data.clone().into(),
+                object_store::PutMode::Create.into(),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                self.accept_identical(&key, &data).await
+            }
+            Err(e) => Err(self.failure("write", &key, &e)),
+        }
+    }
+
+    /// After a create found `key` taken: `Ok` when it holds `data`, else an error naming it.
+    async fn accept_identical(&self, key: &str, data: &Bytes) -> Result<()> {
+        match self.get(key).await? {
+            Some(existing) if existing == *data => {
+                tracing::debug!(key, "object already stored with the same content");
+                Ok(())
+            }
+            Some(existing) => Err(Error::VerificationFailed(format!(
+                "refusing to overwrite '{key}' in {}: it already exists with other content ({} \
+                 bytes, this write has {}); objects are created once and never replaced: another \
+                 worker wrote it, or this id was used before",
+                self.display,
+                existing.len(),
+                data.len()
+            ))),
+            None => Err(self.storage_error(format!(
+                "'{key}' was reported as existing but cannot be read back; run again"
+            ))),
+        }
+    }
+
     /// Writes an object only if no object has that key (a conditional create, atomic on every
     /// backend); `Ok(false)` when one already exists, which is then left untouched.
     pub async fn put_new(&self, key: &str, data: Bytes) -> Result<bool> {
+        self.check_fence()?;
         let key = normalize_key(key, false)?;
         let Some((store, path)) = self.resolve(&key, true).await? else {
             return Err(self.storage_error(format!("cannot write '{key}': root is missing")));
@@ -418,8 +608,152 @@ impl Storage {
         }
     }
 
+    /// Reads an object with its version, for [`replace_versioned`](Self::replace_versioned);
+    /// `Ok(None)` when it does not exist. Not fenced (leases use it).
+    pub async fn get_versioned(&self, key: &str) -> Result<Option<(Bytes, ObjectVersion)>> {
+        let key = normalize_key(key, false)?;
+        if let Some(path) = self.local_path(&key, false).await? {
+            let read = tokio::task::spawn_blocking(move || std::fs::read(&path))
+                .await
+                .map_err(|e| {
+                    self.storage_error(format!("reading '{key}' did not complete: {e}"))
+                })?;
+            return match read {
+                Ok(data) => {
+                    let data = Bytes::from(data);
+                    Ok(Some((data.clone(), ObjectVersion(Version::Local(data)))))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => {
+                    Err(self.storage_error(format!("read '{key}' failed: {}", io_reason(&e))))
+                }
+            };
+        }
+        let Some((store, path)) = self.resolve(&key, false).await? else {
+            return Ok(None);
+        };
+        let result = match store.get(&path).await {
+            Ok(result) => result,
+            Err(e) if self.is_missing_object(&e) => return Ok(None),
+            Err(e) => return Err(self.failure("read", &key, &e)),
+        };
+        let version = Version::Remote {
+            e_tag: result.meta.e_tag.clone(),
+            version: result.meta.version.clone(),
+        };
+        match result.bytes().await {
+            Ok(data) => Ok(Some((data, ObjectVersion(version)))),
+            Err(e) if self.is_missing_object(&e) => Ok(None),
+            Err(e) => Err(self.failure("read", &key, &e)),
+        }
+    }
+
+    /// Creates an object only if none has that key, returning its version; `Ok(None)` when one
+    /// exists (left untouched). Not fenced (leases use it).
+    pub async fn create_versioned(&self, key: &str, data: Bytes) -> Result<Option<ObjectVersion>> {
+        self.swap(key, data, None).await
+    }
+
+    /// Replaces an object only if it is still at `expected` (compare-and-swap), returning the
+    /// new version; `Ok(None)` when it changed or was deleted meanwhile. Atomic on every
+    /// backend: S3 `If-Match` on the ETag, Azure `If-Match`, GCS `ifGenerationMatch`; a local
+    /// directory compares the content under an exclusive `flock` that every swap of the object
+    /// takes. Not fenced (leases use it).
+    pub async fn replace_versioned(
+        &self,
+        key: &str,
+        data: Bytes,
+        expected: &ObjectVersion,
+    ) -> Result<Option<ObjectVersion>> {
+        self.swap(key, data, Some(expected)).await
+    }
+
+    async fn swap(
+        &self,
+        key: &str,
+        data: Bytes,
+        expected: Option<&ObjectVersion>,
+    ) -> Result<Option<ObjectVersion>> {
+        let key = normalize_key(key, false)?;
+        if let Some(path) = self.local_path(&key, true).await? {
+            let want = match expected {
+                None => None,
+                Some(ObjectVersion(Version::Local(b))) => Some(b.clone()),
+                Some(_) => {
+                    return Err(self.storage_error(format!(
+                        "cannot swap '{key}': its version comes from another storage"
+                    )))
+                }
+            };
+            let new = data.clone();
+            let swapped = tokio::task::spawn_blocking(move || {
+                local::swap_locked(&path, want.as_deref(), &new)
+            })
+            .await
+            .map_err(|e| self.storage_error(format!("writing '{key}' did not complete: {e}")))?;
+            return match swapped {
+                Ok(true) => Ok(Some(ObjectVersion(Version::Local(data)))),
+                Ok(false) => Ok(None),
+                Err(e) => {
+                    Err(self.storage_error(format!("write '{key}' failed: {}", io_reason(&e))))
+                }
+            };
+        }
+        let Some((store, path)) = self.resolve(&key, true).await? else {
+            return Err(self.storage_error(format!("cannot write '{key}': root is missing")));
+        };
+        let mode = match expected {
+            None => object_store::PutMode::Create,
+            Some(ObjectVersion(Version::Remote { e_tag, version })) => {
+                object_store::PutMode::Update(object_store::UpdateVersion {
+                    e_tag: e_tag.clone(),
+                    version: version.clone(),
+                })
+            }
+            Some(_) => {
+                return Err(self.storage_error(format!(
+                    "cannot swap '{key}': its version comes from another storage"
+                )))
+            }
+        };
+        match store.put_opts(&path, data.into(), mode.into()).await {
+            Ok(r) => Ok(Some(ObjectVersion(Version::Remote {
+                e_tag: r.e_tag,
+                version: r.version,
+            }))),
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. }) => Ok(None),
+            Err(e) if self.is_missing_object(&e) => Ok(None),
+            Err(e) => Err(self.failure("conditional write", &key, &e)),
+        }
+    }
+
+    /// The file of `key` in a local directory (`None` on object stores, or when the directory
+    /// does not exist and `create` is false), mapped as object_store's local store maps keys.
+    async fn local_path(&self, key: &str, create: bool) -> Result<Option<PathBuf>> {
+        let Backend::Local { root } = &self.backend else {
+            return Ok(None);
+        };
+        if is_plain_key(key) {
+            if create {
+                self.local_store(root, true).await?;
+            }
+            return Ok(Some(root.join(key)));
+        }
+        if self.local_store(root, create).await?.is_none() {
+            return Ok(None);
+        }
+        let path = ObjectPath::parse(key)
+            .map_err(|e| Error::invalid(format!("invalid storage key '{key}': {e}")))?;
+        LocalFileSystem::new_with_prefix(root)
+            .and_then(|fs| fs.path_to_filesystem(&path))
+            .map(Some)
+            .map_err(|e| self.storage_error(format!("cannot map '{key}' to a file: {e}")))
+    }
+
     /// Deletes an object; `Ok(false)` when it did not exist.
     pub async fn delete(&self, key: &str) -> Result<bool> {
+        self.check_fence()?;
         let key = normalize_key(key, false)?;
         let Some((store, path)) = self.resolve(&key, false).await? else {
             return Ok(false);
@@ -541,9 +875,12 @@ impl Storage {
                 )))
             }
         }
-        let store = LocalFileSystem::new_with_prefix(root).map_err(|e| {
-            self.storage_error(format!("cannot open directory {}: {e}", root.display()))
-        })?;
+        // fsync the staged file before it is published and the directory after.
+        let store = LocalFileSystem::new_with_prefix(root)
+            .map_err(|e| {
+                self.storage_error(format!("cannot open directory {}: {e}", root.display()))
+            })?
+            .with_fsync(true);
         Ok(Some(Arc::new(store)))
     }
 
@@ -763,12 +1100,6 @@ fn is_plain_key(key: &str) -> bool {
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/' | b'='))
 }
 
-/// Alignment `O_DIRECT` needs for the buffer, the file offset and the length.
-const DIRECT_ALIGN: usize = 4096;
-
-/// Aligned staging buffers of [`write_file_direct`], reused by later writes.
-static DIRECT_BUFFERS: BufferPool = BufferPool::new(4);
-
 /// Spare byte buffers kept for reuse, so large reads and writes do not fault in fresh memory
 /// each time. Keeps at most `max` (and no empty one).
 #[derive(Debug)]
@@ -808,77 +1139,6 @@ impl BufferPool {
             spare.push(buffer);
         }
     }
-}
-
-/// Writes `data` to `path` atomically: a temporary file beside it, renamed into place. The
-/// whole 4 KiB blocks go through `O_DIRECT` from an aligned copy; the tail (and everything, on
-/// a filesystem that refuses `O_DIRECT`, such as tmpfs) through the page cache.
-fn write_file_direct(path: &FsPath, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(std::io::Error::other("not a file path"));
-    };
-    std::fs::create_dir_all(dir)?;
-    // `<name>#<digits>`: the staging names object_store's local listing leaves out, so a file a
-    // crash leaves behind is never taken for an object.
-    let tmp = dir.join(format!(
-        "{}#{}",
-        name.to_string_lossy(),
-        rand::random::<u32>()
-    ));
-    let write = || -> std::io::Result<()> {
-        let direct_len = data.len() / DIRECT_ALIGN * DIRECT_ALIGN;
-        let mut done = 0;
-        if direct_len > 0 {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .custom_flags(libc::O_DIRECT)
-                .open(&tmp)
-            {
-                Ok(mut file) => {
-                    let mut staging = DIRECT_BUFFERS.take();
-                    if staging.len() < direct_len + DIRECT_ALIGN {
-                        staging.resize(direct_len + DIRECT_ALIGN, 0);
-                    }
-                    let at = staging.as_ptr().align_offset(DIRECT_ALIGN);
-                    let aligned = &mut staging[at..at + direct_len];
-                    aligned.copy_from_slice(&data[..direct_len]);
-                    let written = file.write_all(aligned);
-                    DIRECT_BUFFERS.give(staging);
-                    match written {
-                        Ok(()) => done = direct_len,
-                        // Refused after all: start again through the page cache.
-                        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                            drop(file);
-                            std::fs::remove_file(&tmp)?;
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-                // The filesystem does not do O_DIRECT (tmpfs): the page cache it is.
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let mut file = if done > 0 {
-            std::fs::OpenOptions::new().append(true).open(&tmp)?
-        } else {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)?
-        };
-        file.write_all(&data[done..])?;
-        drop(file);
-        std::fs::rename(&tmp, path)
-    };
-    let result = write();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 fn io_reason(e: &std::io::Error) -> String {
@@ -1167,6 +1427,9 @@ fn build_s3(
     for (key, value) in client_settings(options.allow_http) {
         b = b.with_config(AmazonS3ConfigKey::Client(key), value);
     }
+    // Conditional writes (If-None-Match / If-Match on the ETag) for create-only objects and
+    // leases, whatever AWS_CONDITIONAL_PUT says: AWS S3 and most compatible stores have them.
+    b = b.with_conditional_put(S3ConditionalPut::ETagMatch);
     let store = b.with_retry(retry_config()).build().map_err(|e| {
         build_error(
             location,
@@ -1782,7 +2045,91 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn put_large_writes_atomically_around_the_page_cache() -> Result<()> {
+    async fn a_fenced_handle_stops_writing_when_its_fence_closes() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::invalid(e.to_string()))?;
+        let storage = Storage::open(
+            &dir.path().display().to_string(),
+            &StorageOptions::default(),
+        )?;
+        let fence = WriteFence::new(
+            "backup 'b' shard 0",
+            Instant::now() + Duration::from_secs(60),
+        );
+        let fenced = storage.fenced(Arc::clone(&fence));
+        fenced.put("a", Bytes::from_static(b"1")).await?;
+        fence.close("this worker lost its lease 'k': someone took it over");
+        for result in [
+            fenced.put("a", Bytes::from_static(b"2")).await,
+            fenced.put_once("b", Bytes::from_static(b"2")).await,
+            fenced.put_large("c", Bytes::from_static(b"2")).await,
+            fenced.delete("a").await.map(|_| ()),
+        ] {
+            match result {
+                Err(e @ Error::LeaseHeld { .. }) => {
+                    assert_eq!(e.exit_code(), 14);
+                    assert!(e.to_string().contains("backup 'b' shard 0"), "{e}");
+                }
+                other => panic!("expected the lease error, got {other:?}"),
+            }
+        }
+        // Reads go on; the unfenced handle is not affected.
+        assert_eq!(fenced.get("a").await?, Some(Bytes::from_static(b"1")));
+        storage.put("a", Bytes::from_static(b"3")).await?;
+        // A deadline that passes closes the fence too, until a renewal extends it.
+        let late = WriteFence::new("r", Instant::now());
+        let fenced = storage.fenced(Arc::clone(&late));
+        assert!(fenced.put("x", Bytes::new()).await.is_err());
+        late.extend(Instant::now() + Duration::from_secs(60));
+        fenced.put("x", Bytes::new()).await?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn local_compare_and_swap() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::invalid(e.to_string()))?;
+        let storage = Storage::open(
+            &dir.path().join("new").display().to_string(),
+            &StorageOptions::default(),
+        )?;
+        assert_eq!(storage.get_versioned("l/odd key.json").await?, None);
+        let v1 = storage
+            .create_versioned("l/odd key.json", Bytes::from_static(b"1"))
+            .await?
+            .ok_or_else(|| Error::invalid("created".to_string()))?;
+        assert_eq!(
+            storage
+                .create_versioned("l/odd key.json", Bytes::from_static(b"x"))
+                .await?,
+            None
+        );
+        let (data, read) = storage
+            .get_versioned("l/odd key.json")
+            .await?
+            .ok_or_else(|| Error::invalid("exists".to_string()))?;
+        assert_eq!((data, &read), (Bytes::from_static(b"1"), &v1));
+        let v2 = storage
+            .replace_versioned("l/odd key.json", Bytes::from_static(b"2"), &v1)
+            .await?;
+        assert!(v2.is_some());
+        // The old version no longer matches.
+        assert_eq!(
+            storage
+                .replace_versioned("l/odd key.json", Bytes::from_static(b"3"), &v1)
+                .await?,
+            None
+        );
+        assert_eq!(
+            storage.get("l/odd key.json").await?,
+            Some(Bytes::from_static(b"2"))
+        );
+        // Only the object is listed, not its lock.
+        let keys: Vec<String> = storage.list("").await?.into_iter().map(|o| o.key).collect();
+        assert_eq!(keys, ["l/odd key.json"]);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn put_large_creates_once_around_the_page_cache() -> Result<()> {
         let dir = tempfile::tempdir().map_err(|e| Error::invalid(e.to_string()))?;
         let storage = Storage::open(
             &dir.path().display().to_string(),
@@ -1801,10 +2148,15 @@ mod tests {
                 Some(payload.clone()),
                 "{len} bytes"
             );
-            // Written again: replaced whole.
-            let other = Bytes::from(vec![0xEE; len / 2]);
-            storage.put_large(&key, other.clone()).await?;
-            assert_eq!(storage.get(&key).await?, Some(other));
+            // Written again: the same bytes are accepted, other bytes refused naming the key,
+            // and the object is unchanged.
+            storage.put_large(&key, payload.clone()).await?;
+            let other = Bytes::from(vec![0xEE; len / 2 + 1]);
+            match storage.put_large(&key, other).await {
+                Err(Error::VerificationFailed(m)) => assert!(m.contains(&key), "{m}"),
+                r => panic!("expected a refusal, got {r:?}"),
+            }
+            assert_eq!(storage.get(&key).await?, Some(payload));
         }
         // No staging file is left, and a stray one (a crash) is not listed.
         let part = dir.path().join("backups/b/topics/t/0");

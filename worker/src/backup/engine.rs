@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use super::format::{Codec, SegmentWriter, TimestampType};
 use super::manifest::{
-    checkpoint_key, manifest_key, offsets_key, partition_dir, segment_key, Checkpoint,
+    checkpoint_key, lease_key, manifest_key, offsets_key, partition_dir, segment_key, Checkpoint,
     CheckpointPartition, Discontinuity, DiscontinuityKind, Gaps, Manifest, PartitionData,
     PartitionDiscontinuity, SegmentEntry, TopicData, FORMAT,
 };
@@ -34,6 +34,7 @@ use super::select::TopicFilter;
 use crate::error::{Error, Result};
 use crate::groups::read_committed;
 use crate::kafka::{GroupAdmin, KafkaConfig, OffsetSpec, TopicPartition};
+use crate::lease::Lease;
 use crate::snapshot::{GroupSnapshot, OffsetSnapshot};
 use crate::storage::Storage;
 use crate::task::BackupMode;
@@ -198,8 +199,26 @@ struct Stored {
     progress: Progress,
 }
 
-/// Runs one shard of a backup to completion (or, in continuous mode, until `stop`).
+/// Runs one shard of a backup to completion (or, in continuous mode, until `stop`), holding
+/// the shard's lease: a second worker on the same shard fails with [`Error::LeaseHeld`], and a
+/// run that loses its lease stops writing (see [`crate::lease`]).
 pub async fn run_backup(
+    admin: &GroupAdmin,
+    storage: &Storage,
+    req: &BackupRequest,
+    stop: Arc<AtomicBool>,
+) -> Result<BackupReport> {
+    let (id, shard, count) = (req.backup_id.as_str(), req.shard_index, req.shard_count);
+    let resource = format!(
+        "backup '{id}' shard {}",
+        super::manifest::shard_name(shard, count)
+    );
+    let lease = Lease::hold(storage, &lease_key(id, shard, count), &resource, &stop).await?;
+    let result = backup_shard(admin, &lease.storage(), req, stop).await;
+    lease.finish(result).await
+}
+
+async fn backup_shard(
     admin: &GroupAdmin,
     storage: &Storage,
     req: &BackupRequest,
@@ -276,6 +295,9 @@ pub async fn run_backup(
         None => None,
     };
     let resumed = checkpoint.is_some();
+    if let Some(c) = &checkpoint {
+        remove_unlisted_segments(storage, id, c, &mine).await?;
+    }
     let started_at = checkpoint
         .as_ref()
         .and_then(|c| c.started_at)
@@ -500,7 +522,7 @@ pub async fn run_backup(
     let json = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| Error::Kafka(format!("failed to encode the manifest: {e}")))?;
     crash_at("before-manifest");
-    storage.put(&mkey, Bytes::from(json)).await?;
+    storage.put_once(&mkey, Bytes::from(json)).await?;
     crash_at("after-manifest");
     remove_strays(storage, &manifest).await?;
     storage.delete(&ckey).await?;
@@ -818,6 +840,33 @@ async fn remove_strays(storage: &Storage, m: &Manifest) -> Result<()> {
                     tracing::info!(key = %o.key, "removing a segment an interrupted run left behind");
                     storage.delete(&o.key).await?;
                 }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Before a resumed run writes: deletes the segment objects of this shard's partitions that the
+/// checkpoint does not list (what the interrupted run stored after its last checkpoint, perhaps
+/// torn), so that segments, which are created once and never replaced, can be written again.
+/// Only the lease holder gets here: nobody else writes these partitions.
+async fn remove_unlisted_segments(
+    storage: &Storage,
+    id: &str,
+    checkpoint: &Checkpoint,
+    mine: &[TopicPartition],
+) -> Result<()> {
+    for (topic, p) in mine {
+        let keep: BTreeSet<&str> = checkpoint
+            .partitions
+            .get(topic)
+            .and_then(|m| m.get(p))
+            .map(|c| c.data.segments.iter().map(|s| s.key.as_str()).collect())
+            .unwrap_or_default();
+        for o in storage.list(&partition_dir(id, topic, *p)).await? {
+            if !keep.contains(o.key.as_str()) {
+                tracing::info!(key = %o.key, "removing a segment the interrupted run stored after its last checkpoint");
+                storage.delete(&o.key).await?;
             }
         }
     }

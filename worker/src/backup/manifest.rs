@@ -53,6 +53,11 @@ pub fn checkpoint_key(id: &str, index: u32, count: u32) -> String {
     )
 }
 
+/// Key of a shard's lease (held by the one worker writing the shard).
+pub fn lease_key(id: &str, index: u32, count: u32) -> String {
+    format!("{}lease/{}.json", backup_dir(id), shard_name(index, count))
+}
+
 /// Key of a shard's captured consumer offsets.
 pub fn offsets_key(id: &str, index: u32, count: u32) -> String {
     format!(

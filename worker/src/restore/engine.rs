@@ -34,13 +34,15 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 use super::mapping::{
-    checkpoint_key, mapping_key, Fingerprint, OffsetMapping, PartitionMapping, MAPPING_FORMAT,
+    checkpoint_key, mapping_key, restore_dir, Fingerprint, OffsetMapping, PartitionMapping,
+    MAPPING_FORMAT,
 };
 use super::plan::{RestorePlan, Unit, Window};
 use crate::backup::format::{DecodedSegment, RecordRef, TimestampType};
 use crate::backup::read::read_segment_reusing;
 use crate::error::{Error, Result};
 use crate::kafka::{GroupAdmin, KafkaConfig, OffsetSpec};
+use crate::lease::Lease;
 use crate::storage::{BufferPool, Storage};
 use crate::task::{Acks, ExistingData, HeaderStyle, RestoreTask};
 
@@ -492,7 +494,26 @@ pub(crate) fn header_names(
 
 /// Runs a restore to completion. `stop` ends it early (SIGTERM): what was sent is confirmed and
 /// checkpointed, and the run fails as [`Error::Partial`] so that running it again resumes.
+/// The restore id's lease is held throughout: a second worker on it fails with
+/// [`Error::LeaseHeld`], and a run that loses its lease stops (see [`crate::lease`]).
 pub async fn run_restore(
+    admin: &GroupAdmin,
+    storage: &Storage,
+    plan: &RestorePlan,
+    req: &RestoreRequest,
+    stop: Arc<AtomicBool>,
+) -> Result<RestoreReport> {
+    let key = format!(
+        "{}lease.json",
+        restore_dir(&req.task.backup_id, &req.restore_id)
+    );
+    let resource = format!("restore '{}'", req.restore_id);
+    let lease = Lease::hold(storage, &key, &resource, &stop).await?;
+    let result = restore_under_lease(admin, &lease.storage(), plan, req, stop).await;
+    lease.finish(result).await
+}
+
+async fn restore_under_lease(
     admin: &GroupAdmin,
     storage: &Storage,
     plan: &RestorePlan,
@@ -807,9 +828,7 @@ pub async fn run_restore(
         let u = lock(s);
         partitions.push(u.mapping.clone());
     }
-    report
-        .warnings
-        .extend(check_lane_ends(admin, &partitions).await?);
+    check_target_ends(admin, plan, &partitions).await?;
     let mapping = OffsetMapping {
         format: MAPPING_FORMAT.into(),
         backup_id: t.backup_id.clone(),
@@ -822,12 +841,6 @@ pub async fn run_restore(
         partitions,
     };
     let restored: u64 = mapping.partitions.iter().map(|p| p.records).sum();
-    if restored != plan.records {
-        return Err(Error::VerificationFailed(format!(
-            "the restore selected {} records but the target received {restored}",
-            plan.records
-        )));
-    }
     tracing::debug!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "lane ends checked"
@@ -838,7 +851,7 @@ pub async fn run_restore(
         file: mkey.clone(),
         reason: e.to_string(),
     })?;
-    storage.put(&mkey, Bytes::from(json.clone())).await?;
+    storage.put_once(&mkey, Bytes::from(json.clone())).await?;
     crash_at("restore-after-mapping");
     if let Some(path) = &t.offset_report {
         std::fs::write(path, &json).map_err(|e| Error::Io {
@@ -941,34 +954,90 @@ async fn wait_for_topics(admin: &GroupAdmin, topics: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// After the restore: a lane whose end offset is past the last record written had another
-/// writer (or duplicates): warn, naming it.
-async fn check_lane_ends(admin: &GroupAdmin, parts: &[PartitionMapping]) -> Result<Vec<String>> {
-    let mut ends: BTreeMap<(String, i32), i64> = BTreeMap::new();
-    for p in parts {
-        let e = ends
-            .entry((p.target_topic.clone(), p.target_partition))
-            .or_insert(p.target_end);
-        *e = (*e).max(p.target_end);
+/// After the restore, the target against the plan: every unit confirmed the records the plan
+/// selected for it, and each target partition ends exactly where those records end (its first
+/// restored offset plus the planned records). A partition that ends later holds records this
+/// restore did not write (another writer, or a second restore of the same id); one that ends
+/// earlier lost records.
+async fn check_target_ends(
+    admin: &GroupAdmin,
+    plan: &RestorePlan,
+    parts: &[PartitionMapping],
+) -> Result<()> {
+    // Per target partition: first restored offset and planned records.
+    let mut lanes: BTreeMap<(String, i32), (i64, u64)> = BTreeMap::new();
+    for (u, m) in plan.units.iter().zip(parts) {
+        if m.records != u.records {
+            return Err(Error::VerificationFailed(format!(
+                "{} selected {} records for {}-{} but {} were confirmed",
+                u.key(),
+                u.records,
+                u.target_topic,
+                u.target_partition,
+                m.records
+            )));
+        }
+        if let Some((first, _)) = m.target_range() {
+            let lane = lanes
+                .entry((u.target_topic.clone(), u.target_partition))
+                .or_insert((first, 0));
+            lane.0 = lane.0.min(first);
+            lane.1 += u.records;
+        }
     }
-    let tps: Vec<(String, i32)> = ends.keys().cloned().collect();
+    let tps: Vec<(String, i32)> = lanes.keys().cloned().collect();
     let latest = admin
         .list_offsets_isolated(&tps, OffsetSpec::Latest, false)
         .await?;
-    let mut warnings = Vec::new();
-    for (tp, l) in tps.iter().zip(latest) {
-        let l = l?.offset;
-        let ours = ends[tp];
-        if l > ours {
-            warnings.push(format!(
-                "{}-{} ends at offset {l}, after the restore's last record ({}): something else wrote to it during the restore",
+    for (tp, end) in tps.iter().zip(latest) {
+        let end = end?.offset;
+        let (first, records) = lanes[tp];
+        let expected = first + records as i64;
+        if end > expected {
+            return Err(Error::VerificationFailed(format!(
+                "{}-{} ends at offset {end}, but this restore's {records} records there end at {expected}: something else wrote to it during the restore (another writer, or a second run of this restore); restore to an empty partition with no other writer",
+                tp.0, tp.1
+            )));
+        }
+        if end < expected && !last_record_present(admin, tp, end, expected).await? {
+            return Err(Error::VerificationFailed(format!(
+                "{}-{} ends at offset {end}, before the restore's last record at {}: records are missing from the target",
                 tp.0,
                 tp.1,
-                ours - 1
-            ));
+                expected - 1
+            )));
         }
     }
-    Ok(warnings)
+    Ok(())
+}
+
+/// Some brokers report an end offset that trails the last batch: reads from just before it to
+/// the end, and whether the last record is at `expected - 1` (an error when there are more).
+async fn last_record_present(
+    admin: &GroupAdmin,
+    tp: &(String, i32),
+    end: i64,
+    expected: i64,
+) -> Result<bool> {
+    let config = admin.config().clone();
+    let (topic, partition) = tp.clone();
+    tokio::task::spawn_blocking(move || -> Result<bool> {
+        let mut reader = TailReader::open(&config, &topic, partition, (end - 1).max(0))?;
+        let mut last = None;
+        while let Some(found) = reader.next()? {
+            last = Some(found.offset);
+        }
+        match last {
+            Some(last) if last >= expected => Err(Error::VerificationFailed(format!(
+                "{topic}-{partition} holds a record at offset {last}, after this restore's last record at {}: something else wrote to it during the restore (another writer, or a second run of this restore); restore to an empty partition with no other writer",
+                expected - 1
+            ))),
+            Some(last) => Ok(last == expected - 1),
+            None => Ok(false),
+        }
+    })
+    .await
+    .map_err(|e| Error::Kafka(format!("reading the target back did not complete: {e}")))?
 }
 
 fn make_producer(
