@@ -32,6 +32,9 @@ pub struct Faults {
     pub stall_every: Option<u64>,
     /// How long a stall lasts.
     pub stall_for: Duration,
+    /// Reset the connection carrying a chunk that contains these bytes (a request line such as
+    /// `POST /bucket?delete`), before forwarding it.
+    pub reset_on: Option<Vec<u8>>,
     /// Inject at most this many faults (resets and stalls) from when these faults are set, so
     /// a run always ends.
     pub budget: Option<u64>,
@@ -94,9 +97,17 @@ impl Shared {
             .is_none_or(|b| self.injected() - self.budget_base.load(Ordering::Relaxed) < b)
     }
 
-    /// Counts `len` bytes about to be forwarded and decides the faults they trigger.
-    fn account(&self, len: usize) -> Verdict {
+    /// Counts the bytes of `chunk`, about to be forwarded, and decides the faults they trigger.
+    fn account(&self, chunk: &[u8]) -> Verdict {
+        let len = chunk.len();
         let f = self.lock_faults();
+        if let Some(pattern) = f.reset_on.as_deref().filter(|p| !p.is_empty()) {
+            if chunk.windows(pattern.len()).any(|w| w == pattern) && self.within_budget(&f) {
+                self.resets.fetch_add(1, Ordering::Relaxed);
+                eprintln!("fault proxy to {}: reset on a chunk", self.upstream);
+                return Verdict::ResetAfter(0);
+            }
+        }
         let before = self.counted.fetch_add(len as u64, Ordering::Relaxed);
         let after = before + len as u64;
         self.bytes.fetch_add(len as u64, Ordering::Relaxed);
@@ -320,7 +331,7 @@ where
             };
             tokio::time::sleep_until(due.into()).await;
             // Count first: the chunk that sets a stall off waits for it too.
-            let verdict = shared.account(data.len());
+            let verdict = shared.account(&data);
             shared.wait_stall().await;
             match verdict {
                 Verdict::Forward => {
