@@ -466,6 +466,28 @@ mod tests {
     }
 
     #[test]
+    fn a_chunk_with_the_pattern_is_reset_before_it_is_forwarded() {
+        let proxy = FaultProxy::start(echo_server());
+        proxy.set_faults(Faults {
+            reset_on: Some(b"?delete".to_vec()),
+            budget: Some(1),
+            ..Faults::default()
+        });
+        let mut s = connect(&proxy);
+        s.write_all(b"GET /b/k").expect("write");
+        let mut back = [0u8; 8];
+        s.read_exact(&mut back).expect("an innocent request passes");
+        s.write_all(b"POST /b?delete").expect("write");
+        assert_eq!(drain(&mut s), (0, Some(ErrorKind::ConnectionReset)));
+        // The budget is spent: the next one passes.
+        let mut s = connect(&proxy);
+        s.write_all(b"POST /b?delete").expect("write");
+        let mut back = [0u8; 14];
+        s.read_exact(&mut back).expect("read");
+        assert_eq!(proxy.stats().resets, 1);
+    }
+
+    #[test]
     fn latency_delays_each_direction() {
         let proxy = FaultProxy::start(echo_server());
         proxy.set_faults(Faults {
