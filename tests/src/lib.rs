@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod objstore;
+pub mod proxy;
 pub mod records;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -113,6 +114,8 @@ pub struct Tansu {
     pub dir: tempfile::TempDir,
     storage: String,
     authentication: bool,
+    /// The port the broker names in its metadata (its own, or a proxy's in front of it).
+    advertised_port: u16,
 }
 
 impl Tansu {
@@ -132,6 +135,21 @@ impl Tansu {
         Self::launch(storage, false, dir)
     }
 
+    /// A broker with sqlite storage on `port` that advertises `advertised_port` (a proxy in
+    /// front of it, through which every client then talks to it after bootstrapping).
+    pub fn start_sqlite_advertising(port: u16, advertised_port: u16) -> Tansu {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = format!("sqlite://{}", dir.path().join("tansu.db").display());
+        let server = spawn_tansu_advertising(&storage, false, port, advertised_port, dir.path());
+        Tansu {
+            server,
+            dir,
+            storage,
+            authentication: false,
+            advertised_port,
+        }
+    }
+
     fn launch(storage: String, authentication: bool, dir: tempfile::TempDir) -> Tansu {
         let port = free_port();
         let server = spawn_tansu(&storage, authentication, port, dir.path());
@@ -140,6 +158,7 @@ impl Tansu {
             dir,
             storage,
             authentication,
+            advertised_port: port,
         }
     }
 
@@ -166,12 +185,24 @@ impl Tansu {
 
     /// Restarts the broker on the same port and storage, with or without SASL authentication.
     pub fn restart(&mut self, authentication: bool) {
-        self.server.stop();
+        self.kill();
         self.authentication = authentication;
-        self.server = spawn_tansu(
+        self.start_again();
+    }
+
+    /// Kills the broker (SIGKILL) and waits for it to be gone.
+    pub fn kill(&mut self) {
+        self.server.stop();
+    }
+
+    /// Starts the broker again on the same port, storage and advertised address (after
+    /// [`Self::kill`]).
+    pub fn start_again(&mut self) {
+        self.server = spawn_tansu_advertising(
             &self.storage,
-            authentication,
+            self.authentication,
             self.server.port,
+            self.advertised_port,
             self.dir.path(),
         );
     }

@@ -161,15 +161,19 @@ pub fn read_topic(bs: &str, topic: &str, partitions: i32) -> Records {
 
 /// Every record a backup holds, read through the library (checksums verified).
 pub async fn read_backup(path: &Path, id: &str) -> (Vec<Manifest>, Records) {
-    let s = storage(path);
-    let manifests = load_manifests(&s, id).await.expect("load manifests");
+    read_backup_in(&storage(path), id).await
+}
+
+/// Every record a backup in storage `s` holds, read through the library (checksums verified).
+pub async fn read_backup_in(s: &Storage, id: &str) -> (Vec<Manifest>, Records) {
+    let manifests = load_manifests(s, id).await.expect("load manifests");
     let mut out: Records = BTreeMap::new();
     for m in &manifests {
         for (topic, td) in &m.topics {
             for (p, d) in &td.partition_data {
                 let recs = out.entry((topic.clone(), *p)).or_default();
                 for seg in &d.segments {
-                    recs.extend(read_segment(&s, seg).await.expect("read segment"));
+                    recs.extend(read_segment(s, seg).await.expect("read segment"));
                 }
             }
         }
