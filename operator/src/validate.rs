@@ -28,6 +28,11 @@ use crate::crd::{KafkaBackup, KafkaOffsetReset, KafkaOffsetRollback, KafkaRestor
 pub const REASON_SECRET_IN_PROPERTIES: &str = "SecretInProperties";
 /// A property key is set from the spec's own fields.
 pub const REASON_PROPERTY_MANAGED_BY_SPEC: &str = "PropertyManagedBySpec";
+/// A property key would switch a guarantee off or load code
+/// ([`tidemark::kafka::properties::REFUSED_PROPERTIES`]).
+pub const REASON_UNSAFE_PROPERTY: &str = "UnsafeProperty";
+/// `kafkaCluster.tlsInsecureSkipVerify` is on: the reason of the Warning Event each run raises.
+pub const REASON_INSECURE_TLS: &str = "InsecureTls";
 /// The `tidemark.dev/run` annotation is not a whole number.
 pub const REASON_INVALID_RUN_ANNOTATION: &str = "InvalidRunAnnotation";
 /// A field the operation needs is missing.
@@ -108,6 +113,24 @@ pub fn is_secret_property(key: &str) -> bool {
 pub trait SpecChecks: Resource {
     /// Everything wrong with the spec that the schema does not (or might not) catch.
     fn spec_problems(&self) -> Vec<Problem>;
+
+    /// The Kafka cluster the resource's worker connects to, if any.
+    fn kafka_cluster(&self) -> Option<&KafkaClusterSpec>;
+}
+
+/// What `cr` asks for that runs but gives up a guarantee (TLS verification off): each is
+/// published as a Warning Event when a run's Job is created.
+pub fn warnings<K: SpecChecks>(cr: &K) -> Vec<Problem> {
+    cr.kafka_cluster()
+        .filter(|c| c.tls_insecure_skip_verify && c.security_protocol.uses_tls())
+        .map(|_| {
+            Problem::new(
+                REASON_INSECURE_TLS,
+                "spec.kafkaCluster.tlsInsecureSkipVerify is true: the worker connects without verifying the brokers' TLS certificates and host names",
+            )
+        })
+        .into_iter()
+        .collect()
 }
 
 /// Everything wrong with `cr` that the schema does not (or might not) catch; empty when it can
@@ -173,7 +196,18 @@ fn cluster_problems(cluster: &KafkaClusterSpec, problems: &mut Vec<Problem>) {
                     "spec.kafkaCluster.properties['{key}'] is set by the operator; use spec.{field} instead"
                 ),
             ));
+        } else if let Some(why) = tidemark::kafka::properties::refusal(key) {
+            problems.push(Problem::new(
+                REASON_UNSAFE_PROPERTY,
+                format!("spec.kafkaCluster.properties['{key}'] {why}"),
+            ));
         }
+    }
+    if cluster.tls_insecure_skip_verify && !cluster.security_protocol.uses_tls() {
+        problems.push(Problem::new(
+            REASON_INVALID_FIELD,
+            "spec.kafkaCluster.tlsInsecureSkipVerify is only used with securityProtocol SSL or SASL_SSL",
+        ));
     }
 }
 
@@ -216,6 +250,10 @@ fn id_problem(reason: &'static str, field: &str, id: &str) -> Option<Problem> {
 }
 
 impl SpecChecks for KafkaOffsetRollback {
+    fn kafka_cluster(&self) -> Option<&KafkaClusterSpec> {
+        self.spec.kafka_cluster.as_ref()
+    }
+
     fn spec_problems(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
         let spec = &self.spec;
@@ -258,6 +296,10 @@ impl SpecChecks for KafkaOffsetRollback {
 }
 
 impl SpecChecks for KafkaOffsetReset {
+    fn kafka_cluster(&self) -> Option<&KafkaClusterSpec> {
+        Some(&self.spec.kafka_cluster)
+    }
+
     fn spec_problems(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
         let spec = &self.spec;
@@ -526,6 +568,10 @@ fn topic_pattern_problems(field: &str, list: &str, entries: &[String]) -> Vec<Pr
 }
 
 impl SpecChecks for KafkaBackup {
+    fn kafka_cluster(&self) -> Option<&KafkaClusterSpec> {
+        Some(&self.spec.kafka_cluster)
+    }
+
     fn spec_problems(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
         let spec = &self.spec;
@@ -665,6 +711,10 @@ const RESTORE_FIELDS: &[(&str, &str)] = &[
 ];
 
 impl SpecChecks for KafkaRestore {
+    fn kafka_cluster(&self) -> Option<&KafkaClusterSpec> {
+        Some(&self.spec.kafka_cluster)
+    }
+
     fn spec_problems(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
         let spec = &self.spec;
@@ -1012,6 +1062,73 @@ mod tests {
         }
         assert!(!is_secret_property("client.id"));
         assert!(!is_secret_property("sasl.kerberos.service.name"));
+    }
+
+    /// A key the worker's table refuses, spelled as it would be set.
+    fn refused_key(p: &tidemark::kafka::properties::RefusedProperty) -> String {
+        if p.contains {
+            format!("x.{}", p.key)
+        } else {
+            p.key.to_string()
+        }
+    }
+
+    #[test]
+    fn every_unsafe_property_stalls_naming_it_and_what_to_use_instead() {
+        for p in tidemark::kafka::properties::REFUSED_PROPERTIES {
+            let key = refused_key(p);
+            let mut rollback = korb(VERIFY_ROLLBACK);
+            let cluster = rollback.spec.kafka_cluster.as_mut().expect("kafkaCluster");
+            cluster.properties.insert(key.clone(), "v".into());
+            let mut restore = kr(RESTORE_FULL);
+            restore
+                .spec
+                .kafka_cluster
+                .properties
+                .insert(key.clone(), "v".into());
+            for problems in [validate(&rollback), validate(&restore)] {
+                if key == "security.protocol" {
+                    // Set by the spec's own field; refused as such.
+                    assert_one_problem(
+                        &problems,
+                        REASON_PROPERTY_MANAGED_BY_SPEC,
+                        "spec.kafkaCluster.securityProtocol",
+                    );
+                    continue;
+                }
+                assert_one_problem(
+                    &problems,
+                    REASON_UNSAFE_PROPERTY,
+                    &format!("spec.kafkaCluster.properties['{key}'] {}", p.risk),
+                );
+                assert!(problems[0].message.contains(p.instead), "{problems:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn skipping_tls_verification_is_a_field_that_warns() {
+        let mut cr = korb(VERIFY_ROLLBACK);
+        assert_eq!(warnings(&cr), []);
+        let cluster = cr.spec.kafka_cluster.as_mut().expect("kafkaCluster");
+        cluster.tls_insecure_skip_verify = true;
+        // Without TLS the field means nothing: refused, as the schema does.
+        assert_one_problem(
+            &validate(&cr),
+            REASON_INVALID_FIELD,
+            "spec.kafkaCluster.tlsInsecureSkipVerify is only used with securityProtocol SSL or SASL_SSL",
+        );
+        let cluster = cr.spec.kafka_cluster.as_mut().expect("kafkaCluster");
+        cluster.security_protocol = crate::crd::common::SecurityProtocol::Ssl;
+        assert_eq!(validate(&cr), []);
+        let warned = warnings(&cr);
+        assert_eq!(reasons(&warned), [REASON_INSECURE_TLS]);
+        assert!(warned[0]
+            .message
+            .contains("spec.kafkaCluster.tlsInsecureSkipVerify"));
+        // The worker's task carries it.
+        let cluster = cr.spec.kafka_cluster.as_ref().expect("kafkaCluster");
+        assert!(crate::build::task::kafka_target(cluster).tls_insecure_skip_verify);
     }
 
     #[test]

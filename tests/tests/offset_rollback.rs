@@ -993,3 +993,126 @@ async fn tls_cluster_with_ca_and_handshake_failure() {
         missing.stderr
     );
 }
+
+/// The offsets of `group` in the stored snapshot document `id`, keyed by (topic, partition).
+fn stored_offsets(
+    store: &std::path::Path,
+    id: &str,
+    group: &str,
+) -> std::collections::BTreeMap<(String, i32), i64> {
+    let doc: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(store.join("snapshots").join(format!("{id}.json"))).expect("read snapshot"),
+    )
+    .expect("snapshot json");
+    let mut out = std::collections::BTreeMap::new();
+    let Some(topics) = doc["groups"][group]["topics"].as_object() else {
+        return out;
+    };
+    for (topic, parts) in topics {
+        for (p, s) in parts.as_object().expect("partitions") {
+            out.insert(
+                (topic.clone(), p.parse().expect("partition")),
+                s["offset"].as_i64().expect("offset"),
+            );
+        }
+    }
+    out
+}
+
+// A rollback first stores the offsets it is about to replace (exactly the partitions whose
+// offset changes), reports that safety snapshot, and rolling back to it undoes the rollback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_keeps_a_safety_snapshot_that_undoes_it() {
+    let kafka = Tansu::start();
+    let bs = kafka.bootstrap();
+    let store = tempfile::tempdir().expect("tempdir");
+    let path = store.path().to_str().expect("utf8 path");
+    create_and_fill(&bs, "ledger", 3, 20).await;
+    let admin = admin(&bs).await;
+    commit(&admin, "ledger-reader", &commits("ledger", &[4, 5, 6])).await;
+    commit(&admin, "ledger-audit", &commits("ledger", &[1, 2, 3])).await;
+    let snap = cli(&[
+        "offset-rollback",
+        "snapshot",
+        "-p",
+        path,
+        "--groups",
+        "ledger-reader,ledger-audit",
+        "--bootstrap-servers",
+        &bs,
+        "-f",
+        "json",
+    ]);
+    assert_eq!(snap.code, 0, "{snap:?}");
+    let id = snap.json()["snapshot_id"].as_str().expect("id").to_string();
+
+    // The groups move on; partition 1 of the reader stays where the snapshot has it.
+    commit(&admin, "ledger-reader", &commits("ledger", &[10, 5, 15])).await;
+    commit(&admin, "ledger-audit", &commits("ledger", &[7, 8, 9])).await;
+    let groups = ["ledger-reader", "ledger-audit"];
+    let mut before = Vec::new();
+    for g in groups {
+        before.push(committed_map(&admin, g).await);
+    }
+
+    let rb = cli(&[
+        "offset-rollback",
+        "rollback",
+        "-p",
+        path,
+        "-s",
+        &id,
+        "--bootstrap-servers",
+        &bs,
+        "-f",
+        "json",
+    ]);
+    assert_eq!(rb.code, 0, "{rb:?}");
+    let report = rb.json();
+    assert_eq!(report["status"], "success");
+    let safety = report["safety_snapshot_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("safety_snapshot_id in {report}"))
+        .to_string();
+    assert_ne!(safety, id);
+    assert_eq!(report["safety_snapshot_path"], path);
+
+    // The safety snapshot holds exactly the offsets the rollback replaced.
+    for (g, was) in groups.iter().zip(&before) {
+        let target = stored_offsets(store.path(), &id, g);
+        let kept = stored_offsets(store.path(), &safety, g);
+        let replaced: std::collections::BTreeMap<(String, i32), i64> = was
+            .iter()
+            .filter(|(tp, o)| target.get(*tp) != Some(*o))
+            .map(|(tp, o)| (tp.clone(), *o))
+            .collect();
+        assert_eq!(kept, replaced, "group {g}");
+        assert_eq!(committed_map(&admin, g).await, target, "rolled back {g}");
+    }
+    assert_eq!(
+        stored_offsets(store.path(), &safety, "ledger-reader").len(),
+        2,
+        "the unchanged partition is not in the safety snapshot"
+    );
+
+    // Rolling back to the safety snapshot restores the offsets from before the rollback.
+    let undo = cli(&[
+        "offset-rollback",
+        "rollback",
+        "-p",
+        path,
+        "-s",
+        &safety,
+        "--bootstrap-servers",
+        &bs,
+    ]);
+    assert_eq!(undo.code, 0, "{undo:?}");
+    assert!(
+        undo.stdout.contains("Safety snapshot: "),
+        "the text report names the undo's own safety snapshot: {}",
+        undo.stdout
+    );
+    for (g, was) in groups.iter().zip(&before) {
+        assert_eq!(&committed_map(&admin, g).await, was, "undone {g}");
+    }
+}

@@ -18,7 +18,7 @@ use crate::rollback::{
     rollback, take_snapshot, verify_snapshot, RollbackReport, RunStatus, SnapshotOutcome,
     SnapshotRequest, VerifyReport,
 };
-use crate::snapshot::{generate_id, validate_id, OffsetSnapshot, SnapshotStore};
+use crate::snapshot::{generate_id, validate_id, OffsetSnapshot, SafetySnapshot, SnapshotStore};
 use crate::storage::{Storage, StorageOptions};
 
 /// The whole `tidemark` process: parse arguments, set up logging, run, exit with the
@@ -187,6 +187,7 @@ pub(crate) fn kafka_config(a: &KafkaArgs) -> Result<KafkaConfig> {
         &a.kafka_properties,
     )?;
     cfg.request_timeout = Duration::from_secs(a.request_timeout);
+    cfg.tls_insecure_skip_verify = a.insecure_skip_tls_verify;
     Ok(cfg)
 }
 
@@ -390,7 +391,20 @@ async fn cmd_rollback(a: RollbackArgs) -> Result<i32> {
         .sum();
     let admin = GroupAdmin::connect(&kafka_config(&a.kafka)?).await?;
     let verify = a.verify && !a.no_verify;
-    let report = rollback(&admin, &snap, &only, verify, a.max_concurrent).await?;
+    let safety = SafetySnapshot {
+        store: store.clone(),
+        id: a.safety_snapshot_id.clone(),
+        reuse_existing: false,
+    };
+    let report = rollback(
+        &admin,
+        &snap,
+        &only,
+        verify,
+        a.max_concurrent,
+        Some(&safety),
+    )
+    .await?;
     match a.format.format {
         Format::Json => print_json(&report)?,
         Format::Text => {
@@ -399,6 +413,15 @@ async fn cmd_rollback(a: RollbackArgs) -> Result<i32> {
             println!("  Groups: {}", report.total_groups);
             println!("  Offsets: {selected_offsets}\n");
             print!("{}", rollback_text(&report));
+            if let Some(id) = &report.safety_snapshot_id {
+                println!(
+                    "\nSafety snapshot: {id} (the offsets this rollback replaced; to undo it: tidemark offset-rollback rollback -p {} -s {id})",
+                    a.storage.path
+                );
+            }
+            for w in &report.warnings {
+                println!("Warning: {w}");
+            }
             if let Some(v) = &report.verification {
                 println!();
                 print!("{}", verify_text(v));
@@ -432,6 +455,12 @@ fn rollback_text(r: &RollbackReport) -> String {
         .field("Groups Rolled Back", thousands(r.groups_rolled_back as i64))
         .field("Groups Failed", thousands(r.groups_failed as i64))
         .field("Offsets Restored", thousands(r.offsets_restored as i64))
+        .field(
+            "Safety Snapshot",
+            r.safety_snapshot_id
+                .as_deref()
+                .unwrap_or("none (nothing changed)"),
+        )
         .field(
             "Duration",
             format!("{} ms", thousands(r.duration_ms as i64)),

@@ -137,6 +137,11 @@ pub struct KafkaArgs {
     #[arg(long = "kafka-property", short = 'X', value_name = "KEY=VALUE")]
     pub kafka_properties: Vec<String>,
 
+    /// Connect over TLS without verifying the broker's certificate or host name (never the
+    /// default; refused as a -X property). Only for a broker whose certificate cannot be verified.
+    #[arg(long)]
+    pub insecure_skip_tls_verify: bool,
+
     /// Seconds to wait for the cluster to answer one request.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600), value_name = "SECS")]
     pub request_timeout: u64,
@@ -271,6 +276,10 @@ pub struct RollbackArgs {
     /// Groups rolled back at once.
     #[arg(long, default_value_t = DEFAULT_CONCURRENCY, value_parser = parse_concurrency)]
     pub max_concurrent: usize,
+    /// Id of the safety snapshot of the offsets the rollback replaces, stored (in --path) before
+    /// anything changes (default: generated; reported either way).
+    #[arg(long, value_name = "ID")]
+    pub safety_snapshot_id: Option<String>,
     #[command(flatten)]
     pub format: FormatArgs,
 }
@@ -448,6 +457,10 @@ pub struct BackupArgs {
     /// Extra librdkafka client property, repeatable (key=value), e.g. -X fetch.wait.max.ms=5.
     #[arg(long = "kafka-property", short = 'X', value_name = "KEY=VALUE")]
     pub kafka_properties: Vec<String>,
+    /// Connect over TLS without verifying the broker's certificate or host name (never the
+    /// default; refused as a -X property). Only for a broker whose certificate cannot be verified.
+    #[arg(long)]
+    pub insecure_skip_tls_verify: bool,
     /// Storage location: a directory, s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or az://CONTAINER/PREFIX.
     #[arg(short = 'p', long, env = "TIDEMARK_PATH", value_name = "LOCATION")]
     pub path: Option<String>,
@@ -562,6 +575,10 @@ pub struct RestoreArgs {
     /// Extra librdkafka client property for the target, repeatable (key=value).
     #[arg(long = "kafka-property", short = 'X', value_name = "KEY=VALUE")]
     pub kafka_properties: Vec<String>,
+    /// Connect over TLS without verifying the broker's certificate or host name (never the
+    /// default; refused as a -X property). Only for a broker whose certificate cannot be verified.
+    #[arg(long)]
+    pub insecure_skip_tls_verify: bool,
     #[command(flatten)]
     pub format: FormatArgs,
 }

@@ -10,8 +10,11 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::groups::{read_committed, GroupSelector};
-use crate::kafka::{CommittedOffset, GroupAdmin, GroupState};
-use crate::snapshot::{generate_id, validate_id, GroupSnapshot, OffsetSnapshot, SnapshotStore};
+use crate::kafka::{CommittedOffset, GroupAdmin, GroupDescription, GroupState};
+use crate::snapshot::{
+    generate_id, validate_id, GroupSnapshot, OffsetSnapshot, SafetySnapshot, SafetyStored,
+    SnapshotStore,
+};
 
 /// Kafka's refusal for groups with live members, word for word.
 pub fn inactive_group_error(group: &str, state: GroupState) -> String {
@@ -204,6 +207,12 @@ pub struct RollbackReport {
     pub status: RunStatus,
     pub snapshot_id: String,
     pub snapshot_created_at: String,
+    /// The snapshot of the offsets this rollback replaced (roll back to it to undo it); absent
+    /// when nothing changed or no safety snapshot was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub safety_snapshot_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub safety_snapshot_path: Option<String>,
     pub total_groups: usize,
     pub groups_rolled_back: usize,
     pub groups_failed: usize,
@@ -212,6 +221,8 @@ pub struct RollbackReport {
     pub group_outcomes: Vec<GroupOutcome>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verification: Option<VerifyReport>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// The snapshot's groups restricted to `only` (all when empty); naming a group the snapshot
@@ -242,66 +253,41 @@ pub fn select_snapshot_groups<'a>(
 }
 
 /// Commits the snapshot's offsets for every selected inactive group. Active groups get Kafka's
-/// error and are left untouched; the others proceed. With `verify`, re-reads the rolled-back
-/// groups and compares them with the snapshot.
+/// error and are left untouched; the others proceed. With `safety`, the committed offsets about
+/// to change (partitions of the inactive groups whose offset differs from the snapshot's) are
+/// stored first, so that rolling back to that snapshot undoes this rollback; when it cannot be
+/// stored, nothing is changed. With `verify`, re-reads the rolled-back groups and compares them
+/// with the snapshot.
 pub async fn rollback(
     admin: &GroupAdmin,
     snap: &OffsetSnapshot,
     only: &[String],
     verify: bool,
     concurrency: usize,
+    safety: Option<&SafetySnapshot>,
 ) -> Result<RollbackReport> {
     let started = Instant::now();
     let selected = select_snapshot_groups(snap, only)?;
     let names: Vec<String> = selected.iter().map(|(g, _)| (*g).clone()).collect();
     let described = admin.describe_groups(&names).await?;
+    let mut warnings = Vec::new();
+    let stored = match safety {
+        None => None,
+        Some(safety) => {
+            let inactive: Vec<(&String, &GroupSnapshot)> = selected
+                .iter()
+                .zip(&described)
+                .filter(|(_, d)| d.as_ref().is_ok_and(|d| d.state.is_inactive()))
+                .map(|(g, _)| *g)
+                .collect();
+            store_safety_snapshot(admin, snap, &inactive, safety, concurrency, &mut warnings)
+                .await?
+        }
+    };
     let jobs = selected
         .into_iter()
         .zip(described)
-        .map(|((group, gsnap), desc)| async move {
-            let t = Instant::now();
-            let commits = gsnap.to_commits();
-            let mut outcome = GroupOutcome {
-                group: group.clone(),
-                status: "failed",
-                state: None,
-                offsets: 0,
-                error: None,
-                partition_errors: Vec::new(),
-                duration_ms: 0,
-            };
-            match desc {
-                Err(e) => outcome.error = Some(e.to_string()),
-                Ok(d) if !d.state.is_inactive() => {
-                    outcome.state = Some(d.state.to_string());
-                    outcome.error = Some(inactive_group_error(group, d.state));
-                }
-                Ok(d) => {
-                    outcome.state = Some(d.state.to_string());
-                    match admin.alter_offsets(group, &commits).await {
-                        Err(e) => outcome.error = Some(e.to_string()),
-                        Ok(failures) if failures.is_empty() => {
-                            outcome.status = "success";
-                            outcome.offsets = commits.len();
-                        }
-                        Ok(failures) => {
-                            outcome.offsets = commits.len() - failures.len();
-                            outcome.error = Some(format!(
-                                "{} of {} partitions could not be committed",
-                                failures.len(),
-                                commits.len()
-                            ));
-                            outcome.partition_errors = failures
-                                .iter()
-                                .map(|f| format!("{}:{}: {}", f.topic, f.partition, f.error))
-                                .collect();
-                        }
-                    }
-                }
-            }
-            outcome.duration_ms = t.elapsed().as_millis();
-            outcome
-        });
+        .map(|((group, gsnap), desc)| roll_back_group(admin, group, gsnap, desc));
     let mut outcomes: Vec<GroupOutcome> = stream::iter(jobs)
         .buffer_unordered(concurrency.max(1))
         .collect()
@@ -322,6 +308,8 @@ pub async fn rollback(
         status: RunStatus::from_counts(ok.len(), failed),
         snapshot_id: snap.snapshot_id.clone(),
         snapshot_created_at: snap.timestamp.to_rfc3339_opts(SecondsFormat::Secs, true),
+        safety_snapshot_id: stored.as_ref().map(|s| s.id.clone()),
+        safety_snapshot_path: stored.map(|s| s.location),
         total_groups: outcomes.len(),
         groups_rolled_back: ok.len(),
         groups_failed: failed,
@@ -329,7 +317,108 @@ pub async fn rollback(
         duration_ms: started.elapsed().as_millis(),
         group_outcomes: outcomes,
         verification,
+        warnings,
     })
+}
+
+/// Stores the committed offsets of `groups` (the inactive ones, which the rollback changes) on
+/// the partitions whose offset differs from `snap`'s, as the safety snapshot.
+async fn store_safety_snapshot(
+    admin: &GroupAdmin,
+    snap: &OffsetSnapshot,
+    groups: &[(&String, &GroupSnapshot)],
+    safety: &SafetySnapshot,
+    concurrency: usize,
+    warnings: &mut Vec<String>,
+) -> Result<Option<SafetyStored>> {
+    let names: Vec<String> = groups.iter().map(|(g, _)| (*g).clone()).collect();
+    let current = read_committed(admin, &names, concurrency).await?;
+    let mut before = BTreeMap::new();
+    let mut uncommitted = 0usize;
+    for (group, gsnap) in groups {
+        let now: BTreeMap<(&str, i32), &CommittedOffset> = current
+            .offsets
+            .get(*group)
+            .map(|v| {
+                v.iter()
+                    .map(|o| ((o.topic.as_str(), o.partition), o))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut changing = Vec::new();
+        for target in gsnap.to_commits() {
+            match now.get(&(target.topic.as_str(), target.partition)) {
+                None => uncommitted += 1,
+                Some(o) if o.offset != target.offset => changing.push((*o).clone()),
+                Some(_) => {}
+            }
+        }
+        before.insert((*group).clone(), changing);
+    }
+    let stored = safety
+        .store(
+            &admin.config().bootstrap_servers,
+            format!("Before rollback to snapshot {}", snap.snapshot_id),
+            before,
+        )
+        .await?;
+    if uncommitted > 0 && !stored.as_ref().is_some_and(|s| s.reused) {
+        warnings.push(format!(
+            "{uncommitted} partitions had no committed offset before this rollback; rolling back to the safety snapshot leaves them at the snapshot's offsets (Kafka has no way to un-commit short of deleting the group's offsets)"
+        ));
+    }
+    Ok(stored)
+}
+
+/// Commits `gsnap`'s offsets for `group` if `desc` says it is inactive.
+async fn roll_back_group(
+    admin: &GroupAdmin,
+    group: &str,
+    gsnap: &GroupSnapshot,
+    desc: Result<GroupDescription>,
+) -> GroupOutcome {
+    let t = Instant::now();
+    let commits = gsnap.to_commits();
+    let mut outcome = GroupOutcome {
+        group: group.to_string(),
+        status: "failed",
+        state: None,
+        offsets: 0,
+        error: None,
+        partition_errors: Vec::new(),
+        duration_ms: 0,
+    };
+    match desc {
+        Err(e) => outcome.error = Some(e.to_string()),
+        Ok(d) if !d.state.is_inactive() => {
+            outcome.state = Some(d.state.to_string());
+            outcome.error = Some(inactive_group_error(group, d.state));
+        }
+        Ok(d) => {
+            outcome.state = Some(d.state.to_string());
+            match admin.alter_offsets(group, &commits).await {
+                Err(e) => outcome.error = Some(e.to_string()),
+                Ok(failures) if failures.is_empty() => {
+                    outcome.status = "success";
+                    outcome.offsets = commits.len();
+                }
+                Ok(failures) => {
+                    outcome.offsets = commits.len() - failures.len();
+                    outcome.error = Some(format!(
+                        "{} of {} partitions could not be committed",
+                        failures.len(),
+                        commits.len()
+                    ));
+                    outcome.partition_errors = failures
+                        .iter()
+                        .map(|f| format!("{}:{}: {}", f.topic, f.partition, f.error))
+                        .collect();
+                }
+            }
+        }
+    }
+    outcome.duration_ms = t.elapsed().as_millis();
+    outcome
 }
 
 /// Compares the selected groups' committed offsets with the snapshot. Every snapshot partition

@@ -20,7 +20,7 @@ use crate::rollback::{
     rollback, select_snapshot_groups, take_snapshot, verify_snapshot, RollbackReport, RunStatus,
     SnapshotRequest, VerifyReport,
 };
-use crate::snapshot::{generate_id, OffsetSnapshot, SnapshotStore};
+use crate::snapshot::{generate_id, OffsetSnapshot, SafetySnapshot, SnapshotStore};
 use crate::storage::{Storage, StorageOptions};
 use crate::task::{
     KafkaTarget, OffsetResetTask, OffsetRollbackTask, ResultDifference, ResultError, ResultGroup,
@@ -458,12 +458,18 @@ async fn run_offset_rollback(t: &OffsetRollbackTask, snapshot_id: &str) -> Resul
             let only = split_names(&t.consumer_groups);
             select_snapshot_groups(&snap, &only)?;
             let admin = connect(t).await?;
+            let safety = SafetySnapshot {
+                store: store.clone(),
+                reuse_existing: t.safety_snapshot_id.is_some(),
+                id: t.safety_snapshot_id.clone(),
+            };
             let report = rollback(
                 &admin,
                 &snap,
                 &only,
                 t.verify_after_rollback,
                 DEFAULT_CONCURRENCY,
+                Some(&safety),
             )
             .await?;
             Ok(rollback_outcome(base, &snap, &report))
@@ -572,6 +578,10 @@ fn rollback_outcome(
             }
         )
     };
+    let message = match &report.safety_snapshot_id {
+        Some(safety) => format!("{message}; the offsets it replaced are in snapshot {safety}"),
+        None => message,
+    };
     let failure = match rollback_exit_code(report) {
         0 => None,
         10 => Some(Error::Partial(message.clone())),
@@ -584,6 +594,7 @@ fn rollback_outcome(
             verification: report.verification.as_ref().map(verification),
             groups_rolled_back: Some(report.groups_rolled_back as u64),
             groups_failed: Some(report.groups_failed as u64),
+            safety_snapshot_id: report.safety_snapshot_id.clone(),
             ..base
         },
         to_report(report),
@@ -712,7 +723,7 @@ pub fn kafka_config_with(
         .iter()
         .map(|(key, value)| format!("{key}={value}"))
         .collect();
-    KafkaConfig::resolve_with_credentials(
+    let mut config = KafkaConfig::resolve_with_credentials(
         &k.bootstrap_servers.join(","),
         protocol,
         mechanism,
@@ -723,7 +734,9 @@ pub fn kafka_config_with(
         },
         &properties,
         credentials,
-    )
+    )?;
+    config.tls_insecure_skip_verify = k.tls_insecure_skip_verify;
+    Ok(config)
 }
 
 #[cfg(test)]
@@ -833,6 +846,8 @@ mod tests {
             },
             snapshot_id: "s1".into(),
             snapshot_created_at: "2024-12-01T12:00:00Z".into(),
+            safety_snapshot_id: Some("before-s1".into()),
+            safety_snapshot_path: Some("/backups".into()),
             total_groups: 2,
             groups_rolled_back: 2 - failed,
             groups_failed: failed,
@@ -840,6 +855,7 @@ mod tests {
             duration_ms: 1,
             group_outcomes: vec![outcome("a", failed < 2), outcome("b", failed == 0)],
             verification,
+            warnings: Vec::new(),
         }
     }
 
@@ -854,10 +870,13 @@ mod tests {
         assert_eq!(ok.result.groups_rolled_back, Some(2));
         assert_eq!(ok.result.groups_failed, Some(0));
         assert!(
-            ok.result.message.ends_with("; verified"),
+            ok.result
+                .message
+                .ends_with("; verified; the offsets it replaced are in snapshot before-s1"),
             "{}",
             ok.result.message
         );
+        assert_eq!(ok.result.safety_snapshot_id.as_deref(), Some("before-s1"));
 
         let partial = rollback_outcome(base(), &snap(), &rollback_report(1, None));
         assert_eq!(
@@ -899,6 +918,7 @@ mod tests {
             ssl_certificate_location: None,
             ssl_key_location: None,
             properties: [("client.id".to_string(), "tidemark".to_string())].into(),
+            tls_insecure_skip_verify: false,
         };
         let cfg = kafka_config(&k).expect("config");
         assert_eq!(cfg.bootstrap_servers, "k1:9092,k2:9092");

@@ -149,6 +149,84 @@ impl OffsetSnapshot {
     }
 }
 
+/// Where an operation that moves committed offsets (reset, rollback) keeps the offsets it is
+/// about to change, stored before it changes them, so that rolling back to it undoes the
+/// operation.
+#[derive(Debug, Clone)]
+pub struct SafetySnapshot {
+    pub store: SnapshotStore,
+    /// Snapshot id (default: generated).
+    pub id: Option<String>,
+    /// An existing snapshot with this id is kept as it is rather than refused: a retried run
+    /// keeps the offsets its first attempt captured.
+    pub reuse_existing: bool,
+}
+
+/// A stored (or kept) safety snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SafetyStored {
+    pub id: String,
+    /// The store's location.
+    pub location: String,
+    /// It existed (a retried run) and was kept as it was.
+    pub reused: bool,
+}
+
+impl SafetySnapshot {
+    /// Stores `before` (each group's committed offsets about to change) as a snapshot of
+    /// `cluster`, `description` saying what changes them. `None` when there is nothing to
+    /// store; an existing id is an error unless [`reuse_existing`](Self::reuse_existing).
+    pub async fn store(
+        &self,
+        cluster: &str,
+        description: String,
+        before: BTreeMap<String, Vec<CommittedOffset>>,
+    ) -> Result<Option<SafetyStored>> {
+        let now = Utc::now();
+        let id = match &self.id {
+            Some(id) => {
+                validate_id(id)?;
+                id.clone()
+            }
+            None => generate_id(now),
+        };
+        let stored = |reused| SafetyStored {
+            id: id.clone(),
+            location: self.store.location().to_string(),
+            reused,
+        };
+        if self.store.exists(&id).await? {
+            if self.reuse_existing {
+                self.store.load(&id).await?;
+                return Ok(Some(stored(true)));
+            }
+            return Err(Error::invalid(format!(
+                "snapshot '{id}' already exists in {}; choose another --snapshot-id",
+                self.store.location()
+            )));
+        }
+        let read_at = now.timestamp_millis();
+        let groups: BTreeMap<String, GroupSnapshot> = before
+            .into_iter()
+            .filter(|(_, offsets)| !offsets.is_empty())
+            .map(|(g, offsets)| (g, GroupSnapshot::from_committed(&offsets, read_at)))
+            .collect();
+        if groups.is_empty() {
+            return Ok(None);
+        }
+        self.store
+            .save(&OffsetSnapshot {
+                snapshot_id: id.clone(),
+                timestamp: now,
+                cluster: cluster.to_string(),
+                description: Some(description),
+                groups,
+            })
+            .await?;
+        Ok(Some(stored(false)))
+    }
+}
+
 /// A new id: `snap-YYYYMMDD-HHMMSS-<8 hex>`.
 pub fn generate_id(now: DateTime<Utc>) -> String {
     format!(

@@ -451,6 +451,10 @@ pub struct OffsetRollbackTask {
     /// rollback: re-read and compare afterwards (default true).
     #[serde(default = "yes")]
     pub verify_after_rollback: bool,
+    /// rollback: id of the safety snapshot of the offsets it replaces (default: generated). An
+    /// existing snapshot with this id is kept: a retried run keeps what its first attempt stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safety_snapshot_id: Option<String>,
 }
 
 fn yes() -> bool {
@@ -483,8 +487,13 @@ pub struct KafkaTarget {
     pub ssl_certificate_location: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssl_key_location: Option<String>,
+    /// Extra librdkafka properties; secret-bearing keys and those that would switch a
+    /// guarantee off or load code are refused.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub properties: BTreeMap<String, String>,
+    /// Connect over TLS without verifying the broker's certificate and host name.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tls_insecure_skip_verify: bool,
 }
 
 /// Where snapshots are kept.
@@ -530,6 +539,9 @@ pub struct TaskResult {
     pub verification: Option<ResultVerification>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub groups_rolled_back: Option<u64>,
+    /// rollback: the snapshot of the offsets it replaced (roll back to it to undo the rollback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safety_snapshot_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub groups_failed: Option<u64>,
     /// What an offset reset planned or did.
@@ -1094,7 +1106,8 @@ impl BackupCleanupTask {
 }
 
 impl KafkaTarget {
-    /// Checks that there are bootstrap servers and that the protocol and mechanism are known.
+    /// Checks that there are bootstrap servers, that the protocol and mechanism are known,
+    /// and that no property carries a secret, switches a guarantee off or loads code.
     pub fn validate(&self) -> Result<()> {
         if self.bootstrap_servers.iter().all(|s| s.trim().is_empty()) {
             return Err(field_error(
@@ -1113,6 +1126,22 @@ impl KafkaTarget {
             return Err(field_error(
                 "kafka.properties",
                 format!("has an empty key ('{k}')"),
+            ));
+        }
+        for key in self.properties.keys() {
+            if let Some(why) = crate::kafka::properties::refusal(key) {
+                return Err(field_error(&format!("kafka.properties[{key}]"), why));
+            }
+        }
+        if self.tls_insecure_skip_verify
+            && !self
+                .security_protocol
+                .parse::<SecurityProtocol>()
+                .is_ok_and(SecurityProtocol::uses_tls)
+        {
+            return Err(field_error(
+                "kafka.tlsInsecureSkipVerify",
+                "is only used with securityProtocol SSL or SASL_SSL",
             ));
         }
         Ok(())
@@ -1360,6 +1389,64 @@ description: Before the migration
         let kafka = t.kafka.as_ref().expect("kafka");
         assert_eq!(kafka.properties["client.id"], "tidemark");
         assert_eq!(task.operation(), "snapshot");
+    }
+
+    #[test]
+    fn every_refused_property_fails_task_validation_naming_it() {
+        for p in crate::kafka::properties::REFUSED_PROPERTIES {
+            let key = if p.contains {
+                format!("x.{}", p.key)
+            } else {
+                p.key.to_string()
+            };
+            let text = SNAPSHOT_TASK.replace("client.id: tidemark", &format!("{key}: \"v\""));
+            let err = parse(&text).and_then(|t| t.validate()).expect_err(&key);
+            assert_eq!(err.exit_code(), 2, "{key}");
+            let msg = err.to_string();
+            assert!(
+                msg.contains(&format!("task field 'kafka.properties[{key}]'")),
+                "{msg}"
+            );
+            assert!(msg.contains(p.instead), "{msg}");
+        }
+    }
+
+    #[test]
+    fn tls_verification_is_skipped_only_by_its_own_field_and_only_with_tls() {
+        let insecure = SNAPSHOT_TASK.replace(
+            "  sslCaLocation: /etc/tidemark/kafka-tls/ca.crt\n",
+            "  tlsInsecureSkipVerify: true\n",
+        );
+        let task = parse(&insecure).expect("parses");
+        task.validate().expect("valid with SASL_SSL");
+        let TaskWork::OffsetRollback(t) = &task.work else {
+            panic!("an offset-rollback task: {task:?}");
+        };
+        let kafka = t.kafka.as_ref().expect("kafka");
+        assert!(kafka.tls_insecure_skip_verify);
+        let config = crate::run::kafka_config_with(kafka, Some(("u".into(), "p".into())))
+            .expect("config")
+            .admin_config();
+        assert_eq!(
+            config.get("enable.ssl.certificate.verification"),
+            Some("false")
+        );
+        assert_eq!(
+            config.get("ssl.endpoint.identification.algorithm"),
+            Some("none")
+        );
+
+        let plain = insecure.replace(
+            "securityProtocol: SASL_SSL",
+            "securityProtocol: SASL_PLAINTEXT",
+        );
+        let err = parse(&plain)
+            .and_then(|t| t.validate())
+            .expect_err("no TLS");
+        assert!(
+            err.to_string().contains("kafka.tlsInsecureSkipVerify"),
+            "{err}"
+        );
     }
 
     #[test]

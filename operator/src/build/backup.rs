@@ -330,6 +330,7 @@ mod tests {
                 ssl_certificate_location: None,
                 ssl_key_location: None,
                 properties: BTreeMap::new(),
+                tls_insecure_skip_verify: false,
             },
             storage: StorageTarget::Location {
                 url: "/var/lib/tidemark/orders".into(),

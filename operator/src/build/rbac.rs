@@ -186,6 +186,14 @@ mod tests {
             .rules
             .expect("rules");
         assert_eq!(rules.len(), 1);
+        // rollback adds its safety snapshot to the ConfigMap.
+        assert_eq!(verbs(&rules[0]), ["get", "patch"]);
+        let verify = QUICK_SNAPSHOT.replace("operation: snapshot", "operation: verify");
+        let rules = worker_role(&korb(&verify))
+            .expect("builds")
+            .expect("role")
+            .rules
+            .expect("rules");
         assert_eq!(verbs(&rules[0]), ["get"]);
     }
 

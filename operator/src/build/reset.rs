@@ -221,6 +221,7 @@ mod tests {
                 ssl_certificate_location: None,
                 ssl_key_location: None,
                 properties: BTreeMap::new(),
+                tls_insecure_skip_verify: false,
             },
             consumer_groups: vec!["order-processor".into(), "order-auditor".into()],
             groups_regex: None,

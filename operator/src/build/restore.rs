@@ -335,6 +335,7 @@ mod tests {
             ssl_certificate_location: None,
             ssl_key_location: None,
             properties: BTreeMap::new(),
+            tls_insecure_skip_verify: false,
         }
     }
 

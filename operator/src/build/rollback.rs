@@ -6,13 +6,29 @@ use k8s_openapi::api::core::v1::ResourceRequirements;
 use tidemark::task::{OffsetRollbackTask, RollbackOperation, Task, TaskWork, TASK_API_VERSION};
 
 use super::task::{kafka_target, source, storage_target};
-use super::{namespace, required_storage, ConfigMapAccess, Error, RunId, WorkerKind};
+use super::{
+    instance_hash, name, namespace, required_storage, ConfigMapAccess, Error, RunId, WorkerKind,
+};
 use crate::crd::common::{JobOptions, KafkaClusterSpec, StorageSpec};
 use crate::crd::rollback::Operation;
 use crate::crd::KafkaOffsetRollback;
 
 /// `app.kubernetes.io/component` of a KafkaOffsetRollback's children.
 pub const COMPONENT: &str = "offset-rollback";
+
+/// Longest part of the resource name kept in a safety snapshot id.
+const MAX_NAME_IN_ID: usize = 100;
+
+/// The id of the safety snapshot a rollback run `run` of `cr` stores before changing offsets:
+/// `<name>-rollback-<run>-<hash>` (the hash covers namespace, name and uid), the same for
+/// every attempt of one run, so a retried Job keeps what its first attempt stored.
+pub fn safety_snapshot_id(cr: &KafkaOffsetRollback, run: RunId) -> Result<String, Error> {
+    let cr_name = name(cr)?;
+    let hash = instance_hash(cr)?;
+    let cut = &cr_name[..cr_name.len().min(MAX_NAME_IN_ID)];
+    let cut = cut.trim_end_matches(['-', '.']);
+    Ok(format!("{cut}-rollback-{run}-{hash:08x}"))
+}
 
 impl WorkerKind for KafkaOffsetRollback {
     const COMPONENT: &'static str = COMPONENT;
@@ -35,10 +51,11 @@ impl WorkerKind for KafkaOffsetRollback {
     fn config_map_access(&self) -> ConfigMapAccess {
         match self.spec.operation {
             Operation::Snapshot => ConfigMapAccess::Create,
-            // delete removes one entry with a patch.
-            Operation::Delete => ConfigMapAccess::Write,
-            // rollback and verify only read the snapshot.
-            Operation::Rollback | Operation::Verify => ConfigMapAccess::Read,
+            // delete removes one entry with a patch; rollback adds its safety snapshot to the
+            // ConfigMap it reads the snapshot from.
+            Operation::Delete | Operation::Rollback => ConfigMapAccess::Write,
+            // verify only reads the snapshot.
+            Operation::Verify => ConfigMapAccess::Read,
         }
     }
 
@@ -50,7 +67,7 @@ impl WorkerKind for KafkaOffsetRollback {
         self.spec.resources.as_ref()
     }
 
-    fn task(&self, _run: RunId) -> Result<Task, Error> {
+    fn task(&self, run: RunId) -> Result<Task, Error> {
         let spec = &self.spec;
         let kafka = match (spec.operation, self.kafka_cluster()) {
             (Operation::Delete, _) => None,
@@ -78,6 +95,10 @@ impl WorkerKind for KafkaOffsetRollback {
                 description: None,
                 strict: spec.verify.as_ref().is_some_and(|v| v.strict),
                 verify_after_rollback: true,
+                safety_snapshot_id: match spec.operation {
+                    Operation::Rollback => Some(safety_snapshot_id(self, run)?),
+                    _ => None,
+                },
             }),
         })
     }

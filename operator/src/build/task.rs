@@ -62,6 +62,7 @@ pub fn kafka_target(cluster: &KafkaClusterSpec) -> KafkaTarget {
             .filter(|(k, _)| !is_secret_property(k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
+        tls_insecure_skip_verify: tls && cluster.tls_insecure_skip_verify,
     }
 }
 
@@ -225,6 +226,7 @@ mod tests {
                     ssl_certificate_location: None,
                     ssl_key_location: None,
                     properties: BTreeMap::new(),
+                    tls_insecure_skip_verify: false,
                 }),
                 storage: StorageTarget::Location {
                     url: "s3://kafka-snapshots/offset-snapshots".into(),
@@ -243,6 +245,7 @@ mod tests {
                 description: None,
                 strict: false,
                 verify_after_rollback: true,
+                safety_snapshot_id: None,
             }),
         };
         assert_eq!(parse_back(&cm), expected);
@@ -307,6 +310,14 @@ mod tests {
         );
         assert!(t.verify_after_rollback);
         assert!(!t.strict);
+        let safety = t
+            .safety_snapshot_id
+            .expect("a rollback names its safety snapshot");
+        assert!(
+            safety.starts_with("emergency-rollback-rollback-g1-r0-"),
+            "{safety}"
+        );
+        tidemark::snapshot::validate_id(&safety).expect("a valid snapshot id");
 
         let t = work(VERIFY_ROLLBACK);
         assert_eq!(t.operation, RollbackOperation::Verify);

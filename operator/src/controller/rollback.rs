@@ -80,6 +80,7 @@ impl RunKind for KafkaOffsetRollback {
         });
         status.groups_rolled_back = result.groups_rolled_back.map(clamp);
         status.groups_failed = result.groups_failed.map(clamp);
+        status.safety_snapshot_id = result.safety_snapshot_id.clone();
         let matched = result.verification.as_ref().is_none_or(|v| v.matched);
         let succeeded = match self.spec.operation {
             Operation::Snapshot => "SnapshotCreated",

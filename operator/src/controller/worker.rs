@@ -29,7 +29,7 @@ use crate::build::job::RESULT_FINALIZER;
 use crate::build::{self, RunId, FIELD_MANAGER};
 use crate::crd::status::{Phase, RunStatus};
 use crate::metrics::{JOB_CREATED, JOB_DELETED, JOB_FAILED, JOB_SUCCEEDED};
-use crate::validate::{referenced_secrets, validate};
+use crate::validate::{referenced_secrets, validate, warnings};
 use tidemark::task::PHASE_COMPLETED;
 
 pub use crate::build::job::JOB_NAME_LABEL;
@@ -210,6 +210,10 @@ async fn start<K: RunKind>(cr: &K, ctx: &Context, run: RunId) -> Result<Action, 
         ctx.metrics.job(&K::kind(&()), JOB_CREATED);
         ctx.publish(cr, EventType::Normal, "JobCreated", "CreateJob", &message)
             .await;
+        for w in warnings(cr) {
+            ctx.publish(cr, EventType::Warning, w.reason, "CreateJob", &w.message)
+                .await;
+        }
     }
     Ok(Action::requeue(RUNNING_POLL))
 }

@@ -20,6 +20,7 @@ pub const DATA_KEY_PATTERN: &str = r"^[-._a-zA-Z0-9]+$";
 #[x_kube(validation = Rule::new("!(self.securityProtocol in ['SASL_PLAINTEXT', 'SASL_SSL']) || has(self.saslSecret)").message("saslSecret is required when securityProtocol is SASL_PLAINTEXT or SASL_SSL").reason(Reason::FieldValueRequired))]
 #[x_kube(validation = Rule::new("!has(self.saslSecret) || self.securityProtocol in ['SASL_PLAINTEXT', 'SASL_SSL']").message("saslSecret is only used with securityProtocol SASL_PLAINTEXT or SASL_SSL; set securityProtocol").reason(Reason::FieldValueInvalid))]
 #[x_kube(validation = Rule::new("!(has(self.tlsSecret) || has(self.caSecret)) || self.securityProtocol in ['SSL', 'SASL_SSL']").message("tlsSecret and caSecret are only used with securityProtocol SSL or SASL_SSL; set securityProtocol").reason(Reason::FieldValueInvalid))]
+#[x_kube(validation = Rule::new("!has(self.tlsInsecureSkipVerify) || !self.tlsInsecureSkipVerify || self.securityProtocol in ['SSL', 'SASL_SSL']").message("tlsInsecureSkipVerify is only used with securityProtocol SSL or SASL_SSL").reason(Reason::FieldValueInvalid))]
 pub struct KafkaClusterSpec {
     /// Kafka brokers as host:port (at most 100).
     #[schemars(length(min = 1, max = 100), inner(length(min = 1, max = 255)))]
@@ -46,10 +47,17 @@ pub struct KafkaClusterSpec {
     pub sasl_secret: Option<SaslSecretRef>,
 
     /// Extra librdkafka client properties. Keys that carry secrets (`sasl.password`,
-    /// `ssl.key.password`, …) are refused: those belong in Secrets.
+    /// `ssl.key.password`, …) are refused: those belong in Secrets. So are keys that would
+    /// switch a guarantee off or load code (`enable.idempotence`, `acks`, `isolation.level`,
+    /// `enable.ssl.certificate.verification`, `plugin.library.paths`, …; see the docs).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("maxProperties" = 100))]
     pub properties: BTreeMap<String, String>,
+
+    /// Connect over TLS without verifying the broker's certificate and host name. Only for a
+    /// broker whose certificate cannot be verified; every run raises a Warning Event.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tls_insecure_skip_verify: bool,
 }
 
 /// Kafka's `security.protocol`.

@@ -126,6 +126,10 @@ pub struct KafkaOffsetRollbackStatus {
     pub groups_rolled_back: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub groups_failed: Option<i64>,
+    /// Rollback: the snapshot of the offsets it replaced, stored in `spec.storage` before any
+    /// change; a rollback with this snapshotId undoes the rollback. Absent when nothing changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safety_snapshot_id: Option<String>,
 }
 
 /// What a snapshot holds.

@@ -173,6 +173,7 @@ pub async fn backup(a: BackupArgs) -> Result<i32> {
                         ssl_certificate_location: None,
                         ssl_key_location: None,
                         properties: BTreeMap::new(),
+                        tls_insecure_skip_verify: false,
                     },
                     storage: StorageTarget::Location {
                         url: path,
@@ -207,6 +208,7 @@ pub async fn backup(a: BackupArgs) -> Result<i32> {
     for (k, v) in crate::kafka::config::parse_properties(&a.kafka_properties)? {
         task.kafka.properties.insert(k, v);
     }
+    task.kafka.tls_insecure_skip_verify |= a.insecure_skip_tls_verify;
     if let Some(id) = &a.backup_id {
         task.backup_id = Some(id.clone());
     }

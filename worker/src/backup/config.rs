@@ -83,6 +83,9 @@ pub(crate) struct Security {
     pub(crate) ssl_certificate_location: Option<String>,
     #[serde(default)]
     pub(crate) ssl_key_location: Option<String>,
+    /// Connect over TLS without verifying the broker's certificate and host name.
+    #[serde(default)]
+    pub(crate) tls_insecure_skip_verify: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -234,6 +237,12 @@ pub(crate) fn kafka_target(
             ))
         }
     };
+    if let Some((key, why)) = properties
+        .keys()
+        .find_map(|k| crate::kafka::properties::refusal(k).map(|why| (k, why)))
+    {
+        return Err(format!("{section}.properties['{key}'] {why}"));
+    }
     let kafka = KafkaTarget {
         bootstrap_servers: servers.to_vec(),
         security_protocol: sec
@@ -245,6 +254,7 @@ pub(crate) fn kafka_target(
         ssl_certificate_location: sec.ssl_certificate_location.clone(),
         ssl_key_location: sec.ssl_key_location.clone(),
         properties: properties.clone(),
+        tls_insecure_skip_verify: sec.tls_insecure_skip_verify,
     };
     Ok((kafka, credentials))
 }

@@ -967,24 +967,23 @@ fn consume(
     let segment_cap = (OPEN_SEGMENT_BUDGET / reading_at_once as u64)
         .max(1024 * 1024)
         .min(opts.segment_max_bytes);
-    let mut cfg = config.client_config();
-    cfg.set("group.id", "tidemark-backup")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "false")
+    let reader = crate::kafka::Reader {
+        group_id: "tidemark-backup",
+        isolation: crate::kafka::Isolation::ReadCommitted,
+        offset_reset: "earliest",
+        partition_eof: false,
+    };
+    let tuning = [
         // librdkafka applies this to the consumer's one queue (not per partition); above it,
         // fetching pauses for fetch.queue.backoff.ms (1 s by default), which stalls a reader
         // that is briefly behind, so the pause is kept short.
-        .set("queued.max.messages.kbytes", PREFETCH_BUDGET_KB.to_string())
-        .set("fetch.queue.backoff.ms", "10")
-        .set("fetch.max.bytes", "16777216")
-        .set("fetch.wait.max.ms", "100");
-    for (k, v) in &config.properties {
-        cfg.set(k, v);
-    }
-    let consumer: BaseConsumer = cfg
+        ("queued.max.messages.kbytes", PREFETCH_BUDGET_KB.to_string()),
+        ("fetch.queue.backoff.ms", "10".to_string()),
+        ("fetch.max.bytes", "16777216".to_string()),
+        ("fetch.wait.max.ms", "100".to_string()),
+    ];
+    let consumer: BaseConsumer = config
+        .consumer_config(&reader, &tuning)
         .create()
         .map_err(|e| Error::Kafka(format!("failed to create the backup reader: {e}")))?;
     let mut index: HashMap<String, HashMap<i32, usize>> = HashMap::new();

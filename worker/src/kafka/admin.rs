@@ -968,10 +968,9 @@ type Answer<T> = std::result::Result<T, (RDKafkaErrorCode, String)>;
 
 impl Inner {
     fn new(config: &KafkaConfig) -> Result<Inner> {
-        let mut client_config = config.client_config();
-        // An admin tool must never create topics by asking about them.
-        client_config.set("allow.auto.create.topics", "false");
-        let client: AdminClient<Ctx> = client_config
+        // An admin tool never creates topics by asking about them (set by admin_config).
+        let client: AdminClient<Ctx> = config
+            .admin_config()
             .create_with_context(Ctx::new(config))
             .map_err(creation_error)?;
         let rk = client.inner().native_ptr();

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 
+use super::properties::{refusal, refused_property};
 use crate::error::{Error, Result};
 
 /// Environment variable holding the SASL username.
@@ -154,8 +155,12 @@ pub struct KafkaConfig {
     pub security_protocol: SecurityProtocol,
     pub sasl: Option<SaslCredentials>,
     pub tls: TlsFiles,
-    /// Extra librdkafka properties (`--kafka-property key=value`), applied last.
+    /// Extra librdkafka properties (`--kafka-property key=value`), applied before the
+    /// connection and the guarantees; [`parse_properties`] refuses the unsafe ones.
     pub properties: Vec<(String, String)>,
+    /// Connect over TLS without verifying the broker's certificate and host name (the
+    /// explicit `--insecure-skip-tls-verify`; refused as a property).
+    pub tls_insecure_skip_verify: bool,
     /// Upper bound for one admin request or metadata round trip.
     pub request_timeout: Duration,
 }
@@ -173,6 +178,7 @@ impl KafkaConfig {
             sasl: None,
             tls: TlsFiles::default(),
             properties: Vec::new(),
+            tls_insecure_skip_verify: false,
             request_timeout: Duration::from_secs(30),
         }
     }
@@ -267,20 +273,96 @@ impl KafkaConfig {
         Ok(config)
     }
 
-    /// The librdkafka configuration for any client role. Callers add role-specific keys.
+    /// The admin client's librdkafka configuration ([`admin_config`](Self::admin_config)).
     pub fn client_config(&self) -> ClientConfig {
+        self.admin_config()
+    }
+
+    /// The admin client's configuration: it never creates a topic by asking about it.
+    pub fn admin_config(&self) -> ClientConfig {
+        self.build(&[], &[("allow.auto.create.topics", "false")])
+    }
+
+    /// A reader's configuration: `tuning` (the worker's defaults for this reader), then the
+    /// user's properties, then the connection and what the worker relies on ([`Reader`]).
+    pub fn consumer_config(&self, reader: &Reader<'_>, tuning: &[(&str, String)]) -> ClientConfig {
+        self.build(
+            tuning,
+            &[
+                ("group.id", reader.group_id),
+                ("enable.auto.commit", "false"),
+                ("enable.auto.offset.store", "false"),
+                ("isolation.level", reader.isolation.as_str()),
+                ("auto.offset.reset", reader.offset_reset),
+                (
+                    "enable.partition.eof",
+                    if reader.partition_eof {
+                        "true"
+                    } else {
+                        "false"
+                    },
+                ),
+                ("allow.auto.create.topics", "false"),
+            ],
+        )
+    }
+
+    /// A producer's configuration: `tuning`, then the user's properties, then the connection
+    /// and the acknowledgements `acks` asks for (idempotent with every in-sync replica, or the
+    /// leader alone with one request in flight and no retries).
+    pub fn producer_config(&self, acks: ProducerAcks, tuning: &[(&str, String)]) -> ClientConfig {
+        let guarantees: &[(&str, &str)] = match acks {
+            ProducerAcks::All => &[("enable.idempotence", "true"), ("acks", "all")],
+            ProducerAcks::Leader => &[
+                ("enable.idempotence", "false"),
+                ("acks", "1"),
+                ("retries", "0"),
+                ("max.in.flight.requests.per.connection", "1"),
+            ],
+        };
+        self.build(tuning, guarantees)
+    }
+
+    /// Every client's configuration, in this order: the worker's defaults and `tuning` (which
+    /// the user may override), the user's properties (refused ones skipped: they are refused
+    /// before a client is built, this is the second line), the connection from the
+    /// configuration's own fields with TLS verification, then the role's `guarantees`.
+    fn build(&self, tuning: &[(&str, String)], guarantees: &[(&str, &str)]) -> ClientConfig {
         let mut cfg = ClientConfig::new();
+        cfg.set("client.id", "tidemark").set("log_level", "3").set(
+            "socket.connection.setup.timeout.ms",
+            self.request_timeout
+                .as_millis()
+                .min(i32::MAX as u128)
+                .to_string(),
+        );
+        for (k, v) in tuning {
+            cfg.set(*k, v);
+        }
+        for (k, v) in &self.properties {
+            if refused_property(k).is_none() {
+                cfg.set(k, v);
+            }
+        }
+        self.set_connection(&mut cfg);
+        for (k, v) in guarantees {
+            cfg.set(*k, *v);
+        }
+        cfg
+    }
+
+    /// Brokers, security protocol, SASL, TLS files and TLS verification, from the fields;
+    /// librdkafka's other spellings of the same keys are removed so these win.
+    fn set_connection(&self, cfg: &mut ClientConfig) {
+        for alias in [
+            "metadata.broker.list",
+            "sasl.mechanisms",
+            "request.required.acks",
+        ] {
+            cfg.remove(alias);
+        }
         cfg.set("bootstrap.servers", &self.bootstrap_servers)
-            .set("security.protocol", self.security_protocol.as_str())
-            .set("client.id", "tidemark")
-            .set("log_level", "3")
-            .set(
-                "socket.connection.setup.timeout.ms",
-                self.request_timeout
-                    .as_millis()
-                    .min(i32::MAX as u128)
-                    .to_string(),
-            );
+            .set("security.protocol", self.security_protocol.as_str());
         if let Some(sasl) = &self.sasl {
             cfg.set("sasl.mechanism", sasl.mechanism.as_str())
                 .set("sasl.username", &sasl.username)
@@ -296,12 +378,55 @@ impl KafkaConfig {
             if let Some(key) = &self.tls.key_location {
                 cfg.set("ssl.key.location", key);
             }
+            let verify = !self.tls_insecure_skip_verify;
+            cfg.set("enable.ssl.certificate.verification", verify.to_string())
+                .set(
+                    "ssl.endpoint.identification.algorithm",
+                    if verify { "https" } else { "none" },
+                );
         }
-        for (k, v) in &self.properties {
-            cfg.set(k, v);
-        }
-        cfg
     }
+}
+
+/// What a reader relies on, set after the user's properties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reader<'a> {
+    /// The worker's internal group id (never committed to).
+    pub group_id: &'a str,
+    pub isolation: Isolation,
+    /// `earliest` or `error` (a reader that must not move on its own).
+    pub offset_reset: &'a str,
+    /// Whether the reader waits for end-of-partition events.
+    pub partition_eof: bool,
+}
+
+/// Which records a reader sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// Committed records only: every reader of user data (backups).
+    ReadCommitted,
+    /// Everything up to the high watermark: readers of the worker's own non-transactional
+    /// writes and record lookups by offset.
+    ReadUncommitted,
+}
+
+impl Isolation {
+    /// The librdkafka spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isolation::ReadCommitted => "read_committed",
+            Isolation::ReadUncommitted => "read_uncommitted",
+        }
+    }
+}
+
+/// A producer's acknowledgements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProducerAcks {
+    /// Every in-sync replica, idempotent (the default).
+    All,
+    /// The leader alone, not idempotent: one request in flight, no retries.
+    Leader,
 }
 
 /// Trims and validates a comma-separated `host:port` list.
@@ -330,7 +455,8 @@ pub fn normalize_servers(raw: &str) -> Result<String> {
     Ok(servers.join(","))
 }
 
-/// Parses `key=value` librdkafka properties, refusing secret-bearing keys.
+/// Parses `key=value` librdkafka properties, refusing secret-bearing keys and those that would
+/// switch a guarantee off or load code ([`super::properties::REFUSED_PROPERTIES`]).
 pub fn parse_properties(raw: &[String]) -> Result<Vec<(String, String)>> {
     raw.iter()
         .map(|p| {
@@ -345,6 +471,9 @@ pub fn parse_properties(raw: &[String]) -> Result<Vec<(String, String)>> {
                 return Err(Error::invalid(format!(
                     "Kafka property '{k}' carries a secret; pass it through the environment ({ENV_PASSWORD}) or a mounted file instead"
                 )));
+            }
+            if let Some(why) = refusal(k) {
+                return Err(Error::invalid(format!("Kafka property '{k}' {why}")));
             }
             Ok((k.to_string(), v.trim().to_string()))
         })
@@ -397,6 +526,129 @@ mod tests {
         assert!(parse_properties(&["noequals".into()]).is_err());
         let ok = parse_properties(&["fetch.wait.max.ms = 5".into()]).ok();
         assert_eq!(ok, Some(vec![("fetch.wait.max.ms".into(), "5".into())]));
+    }
+
+    #[test]
+    fn every_refused_property_is_refused_by_name() {
+        for p in crate::kafka::properties::REFUSED_PROPERTIES {
+            let key = if p.contains {
+                format!("x.{}.y", p.key)
+            } else {
+                p.key.to_string()
+            };
+            let err = parse_properties(&[format!("{key}=v")]).expect_err(&key);
+            assert_eq!(err.exit_code(), 2, "{key}");
+            let text = err.to_string();
+            assert!(text.contains(&format!("'{key}'")), "{text}");
+            assert!(text.contains(p.instead), "{text}");
+        }
+    }
+
+    /// A configuration whose properties try to switch every guarantee off, as if they had got
+    /// past the checks.
+    fn hostile(protocol: SecurityProtocol) -> KafkaConfig {
+        let mut c = KafkaConfig::new("k:9093");
+        c.security_protocol = protocol;
+        c.properties = [
+            ("enable.idempotence", "false"),
+            ("acks", "0"),
+            ("request.required.acks", "0"),
+            ("isolation.level", "read_uncommitted"),
+            ("enable.auto.commit", "true"),
+            ("enable.auto.offset.store", "true"),
+            ("auto.offset.reset", "latest"),
+            ("enable.partition.eof", "false"),
+            ("group.id", "theirs"),
+            ("allow.auto.create.topics", "true"),
+            ("enable.ssl.certificate.verification", "false"),
+            ("ssl.endpoint.identification.algorithm", "none"),
+            ("security.protocol", "PLAINTEXT"),
+            ("metadata.broker.list", "evil:9092"),
+            ("plugin.library.paths", "/tmp/x.so"),
+            ("fetch.wait.max.ms", "7"),
+            ("linger.ms", "3"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        c
+    }
+
+    #[test]
+    fn the_guarantees_win_over_properties() {
+        let c = hostile(SecurityProtocol::Ssl);
+        let p = c.producer_config(ProducerAcks::All, &[("linger.ms", "5".into())]);
+        assert_eq!(p.get("enable.idempotence"), Some("true"));
+        assert_eq!(p.get("acks"), Some("all"));
+        assert_eq!(p.get("request.required.acks"), None);
+        assert_eq!(p.get("security.protocol"), Some("SSL"));
+        assert_eq!(p.get("enable.ssl.certificate.verification"), Some("true"));
+        assert_eq!(
+            p.get("ssl.endpoint.identification.algorithm"),
+            Some("https")
+        );
+        assert_eq!(p.get("bootstrap.servers"), Some("k:9093"));
+        assert_eq!(p.get("metadata.broker.list"), None);
+        assert_eq!(p.get("plugin.library.paths"), None);
+        // Tuning: the user's value wins over the worker's default.
+        assert_eq!(p.get("linger.ms"), Some("3"));
+
+        let leader = c.producer_config(ProducerAcks::Leader, &[]);
+        assert_eq!(leader.get("enable.idempotence"), Some("false"));
+        assert_eq!(leader.get("acks"), Some("1"));
+        assert_eq!(leader.get("retries"), Some("0"));
+
+        let reader = Reader {
+            group_id: "tidemark-backup",
+            isolation: Isolation::ReadCommitted,
+            offset_reset: "earliest",
+            partition_eof: false,
+        };
+        let r = c.consumer_config(&reader, &[("fetch.wait.max.ms", "100".into())]);
+        assert_eq!(r.get("isolation.level"), Some("read_committed"));
+        assert_eq!(r.get("enable.auto.commit"), Some("false"));
+        assert_eq!(r.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(r.get("auto.offset.reset"), Some("earliest"));
+        assert_eq!(r.get("enable.partition.eof"), Some("false"));
+        assert_eq!(r.get("group.id"), Some("tidemark-backup"));
+        assert_eq!(r.get("allow.auto.create.topics"), Some("false"));
+        assert_eq!(r.get("enable.ssl.certificate.verification"), Some("true"));
+        assert_eq!(r.get("fetch.wait.max.ms"), Some("7"));
+
+        let a = c.admin_config();
+        assert_eq!(a.get("allow.auto.create.topics"), Some("false"));
+        assert_eq!(
+            a.get("ssl.endpoint.identification.algorithm"),
+            Some("https")
+        );
+    }
+
+    #[test]
+    fn tls_verification_is_off_only_through_the_explicit_setting() {
+        let mut c = hostile(SecurityProtocol::SaslSsl);
+        c.sasl = Some(SaslCredentials {
+            mechanism: SaslMechanism::ScramSha512,
+            username: "u".into(),
+            password: "p".into(),
+        });
+        let on = c.admin_config();
+        assert_eq!(on.get("enable.ssl.certificate.verification"), Some("true"));
+        c.tls_insecure_skip_verify = true;
+        for cfg in [c.admin_config(), c.producer_config(ProducerAcks::All, &[])] {
+            assert_eq!(
+                cfg.get("enable.ssl.certificate.verification"),
+                Some("false")
+            );
+            assert_eq!(
+                cfg.get("ssl.endpoint.identification.algorithm"),
+                Some("none")
+            );
+            assert_eq!(cfg.get("security.protocol"), Some("SASL_SSL"));
+        }
+        // Without TLS there is nothing to verify; the keys stay unset.
+        let plain = hostile(SecurityProtocol::Plaintext).admin_config();
+        assert_eq!(plain.get("enable.ssl.certificate.verification"), None);
+        assert_eq!(plain.get("security.protocol"), Some("PLAINTEXT"));
     }
 
     #[test]

@@ -3,11 +3,15 @@
 
 pub mod admin;
 pub mod config;
+pub mod properties;
 
 use std::fmt;
 
 pub use admin::GroupAdmin;
-pub use config::{KafkaConfig, SaslCredentials, SaslMechanism, SecurityProtocol, TlsFiles};
+pub use config::{
+    Isolation, KafkaConfig, ProducerAcks, Reader, SaslCredentials, SaslMechanism, SecurityProtocol,
+    TlsFiles,
+};
 
 /// A consumer group's state as Kafka reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use backoff::backoff::Backoff;
-use chrono::Utc;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
 
@@ -22,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::groups::{read_committed, GroupSelector};
 use crate::kafka::{CommittedOffset, GroupAdmin, GroupState, OffsetSpec, TopicPartition};
 use crate::rollback::RunStatus;
-use crate::snapshot::{generate_id, validate_id, GroupSnapshot, OffsetSnapshot, SnapshotStore};
+use crate::snapshot::{OffsetSnapshot, SnapshotStore};
 
 /// Topics whose metadata is fetched at once.
 const METADATA_CONCURRENCY: usize = 8;
@@ -593,26 +592,7 @@ async fn store_safety_snapshot(
     else {
         return Ok(None);
     };
-    let now = Utc::now();
-    let id = match id {
-        Some(id) => {
-            validate_id(id)?;
-            id.clone()
-        }
-        None => generate_id(now),
-    };
-    if store.exists(&id).await? {
-        if *reuse_existing {
-            store.load(&id).await?;
-            return Ok(Some((id, store.location().to_string(), true)));
-        }
-        return Err(Error::invalid(format!(
-            "snapshot '{id}' already exists in {}; choose another --snapshot-id",
-            store.location()
-        )));
-    }
-    let read_at = now.timestamp_millis();
-    let mut groups = BTreeMap::new();
+    let mut before = BTreeMap::new();
     let mut uncommitted = 0usize;
     for g in plan.groups.iter().filter(|g| g.eligible()) {
         let changing: BTreeSet<(&str, i32)> = g
@@ -620,45 +600,40 @@ async fn store_safety_snapshot(
             .map(|p| (p.topic.as_str(), p.partition))
             .collect();
         uncommitted += g.changing().filter(|p| p.current.is_none()).count();
-        let before: Vec<CommittedOffset> = g
+        let offsets: Vec<CommittedOffset> = g
             .committed
             .iter()
             .filter(|o| changing.contains(&(o.topic.as_str(), o.partition)))
             .cloned()
             .collect();
-        if !before.is_empty() {
-            groups.insert(
-                g.group.clone(),
-                GroupSnapshot::from_committed(&before, read_at),
-            );
-        }
+        before.insert(g.group.clone(), offsets);
+    }
+    let target = crate::snapshot::SafetySnapshot {
+        store: store.clone(),
+        id: id.clone(),
+        reuse_existing: *reuse_existing,
+    };
+    let description = description
+        .clone()
+        .unwrap_or_else(|| format!("Before offset reset {}", plan.strategy));
+    let stored = target
+        .store(&admin.config().bootstrap_servers, description, before)
+        .await?;
+    if stored.as_ref().is_some_and(|s| s.reused) {
+        return Ok(stored.map(|s| (s.id, s.location, true)));
     }
     if uncommitted > 0 {
         warnings.push(format!(
             "{uncommitted} partitions had no committed offset before this reset; rolling back to the safety snapshot leaves them at their new offsets (Kafka has no way to un-commit short of deleting the group's offsets)"
         ));
     }
-    if groups.is_empty() {
-        if plan.partitions_changing() > 0 {
-            warnings.push(
-                "no partition about to change had a committed offset, so there was nothing to snapshot".into(),
-            );
-        }
-        return Ok(None);
+    if stored.is_none() && plan.partitions_changing() > 0 {
+        warnings.push(
+            "no partition about to change had a committed offset, so there was nothing to snapshot"
+                .into(),
+        );
     }
-    let snap = OffsetSnapshot {
-        snapshot_id: id.clone(),
-        timestamp: now,
-        cluster: admin.config().bootstrap_servers.clone(),
-        description: Some(
-            description
-                .clone()
-                .unwrap_or_else(|| format!("Before offset reset {}", plan.strategy)),
-        ),
-        groups,
-    };
-    store.save(&snap).await?;
-    Ok(Some((id, store.location().to_string(), false)))
+    Ok(stored.map(|s| (s.id, s.location, s.reused)))
 }
 
 struct Committed {
@@ -811,6 +786,8 @@ fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::snapshot::GroupSnapshot;
+    use chrono::Utc;
 
     #[test]
     fn a_baseline_replaces_the_offsets_an_interrupted_attempt_moved() {

@@ -226,20 +226,19 @@ struct RecordReader {
 
 impl RecordReader {
     fn new(config: &KafkaConfig, topic: &str, partition: i32) -> Result<Self> {
-        let mut cfg = config.client_config();
-        cfg.set("group.id", "tidemark-offset-lookup")
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("enable.partition.eof", "true")
-            .set("auto.offset.reset", "earliest")
-            .set("isolation.level", "read_uncommitted")
-            .set("fetch.wait.max.ms", "10")
-            .set("max.partition.fetch.bytes", "65536")
-            .set("queued.max.messages.kbytes", "1024");
-        for (k, v) in &config.properties {
-            cfg.set(k, v);
-        }
-        let consumer: BaseConsumer = cfg
+        let reader = crate::kafka::Reader {
+            group_id: "tidemark-offset-lookup",
+            isolation: crate::kafka::Isolation::ReadUncommitted,
+            offset_reset: "earliest",
+            partition_eof: true,
+        };
+        let tuning = [
+            ("fetch.wait.max.ms", "10".to_string()),
+            ("max.partition.fetch.bytes", "65536".to_string()),
+            ("queued.max.messages.kbytes", "1024".to_string()),
+        ];
+        let consumer: BaseConsumer = config
+            .consumer_config(&reader, &tuning)
             .create()
             .map_err(|e| Error::Kafka(format!("failed to create a record reader: {e}")))?;
         Ok(RecordReader {

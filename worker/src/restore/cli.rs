@@ -55,6 +55,7 @@ pub async fn restore(a: RestoreArgs, three_phase: bool) -> Result<i32> {
     for (k, v) in crate::kafka::config::parse_properties(&a.kafka_properties)? {
         task.kafka.properties.insert(k, v);
     }
+    task.kafka.tls_insecure_skip_verify |= a.insecure_skip_tls_verify;
     if a.restore_id.is_some() {
         task.restore_id = a.restore_id.clone();
     }

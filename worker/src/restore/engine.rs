@@ -41,7 +41,7 @@ use super::plan::{RestorePlan, Unit, Window};
 use crate::backup::format::{DecodedSegment, RecordRef, TimestampType};
 use crate::backup::read::read_segment_reusing;
 use crate::error::{Error, Result};
-use crate::kafka::{GroupAdmin, KafkaConfig, OffsetSpec};
+use crate::kafka::{GroupAdmin, Isolation, KafkaConfig, OffsetSpec, ProducerAcks, Reader};
 use crate::lease::Lease;
 use crate::storage::{BufferPool, Storage};
 use crate::task::{Acks, ExistingData, HeaderStyle, RestoreTask};
@@ -1045,33 +1045,27 @@ fn make_producer(
     t: &RestoreTask,
     shared: Arc<Shared>,
 ) -> Result<BaseProducer<DeliveryContext>> {
-    let mut cc = config.client_config();
+    let acks = match t.acks {
+        Acks::All => ProducerAcks::All,
+        Acks::Leader => ProducerAcks::Leader,
+    };
     // Sparse connections make the idempotent producer wait up to a second for a broker
     // connection before it can acquire its producer id; a restore connects right away.
-    cc.set("queue.buffering.max.kbytes", QUEUE_KBYTES)
-        .set("enable.sparse.connections", "false")
-        .set("message.max.bytes", "67108864")
-        .set(
+    let tuning = [
+        ("queue.buffering.max.kbytes", QUEUE_KBYTES.to_string()),
+        ("enable.sparse.connections", "false".to_string()),
+        ("message.max.bytes", "67108864".to_string()),
+        (
             "batch.num.messages",
             t.produce_batch_size
                 .unwrap_or(crate::task::DEFAULT_PRODUCE_BATCH)
                 .to_string(),
-        );
-    match t.acks {
-        Acks::All => {
-            cc.set("enable.idempotence", "true").set("acks", "all");
-        }
-        Acks::Leader => {
-            cc.set("enable.idempotence", "false")
-                .set("acks", "1")
-                .set("retries", "0")
-                .set("max.in.flight.requests.per.connection", "1");
-        }
-    }
-    for (k, v) in &t.kafka.properties {
-        cc.set(k, v);
-    }
-    cc.create_with_context(DeliveryContext { shared })
+        ),
+    ];
+    // The user's properties are in `config` (from the task); the guarantees are set last.
+    config
+        .producer_config(acks, &tuning)
+        .create_with_context(DeliveryContext { shared })
         .map_err(|e| Error::Kafka(format!("cannot create the producer: {e}")))
 }
 
@@ -1741,13 +1735,14 @@ struct TailReader {
 
 impl TailReader {
     fn open(config: &KafkaConfig, topic: &str, partition: i32, from: i64) -> Result<TailReader> {
-        let mut cc = config.client_config();
-        cc.set("group.id", "tidemark-restore-resume")
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "true")
-            .set("isolation.level", "read_uncommitted")
-            .set("auto.offset.reset", "error")
-            .set("fetch.wait.max.ms", "50");
+        // The restore's own writes, which are not transactional: everything up to the end.
+        let reader = Reader {
+            group_id: "tidemark-restore-resume",
+            isolation: Isolation::ReadUncommitted,
+            offset_reset: "error",
+            partition_eof: true,
+        };
+        let cc = config.consumer_config(&reader, &[("fetch.wait.max.ms", "50".into())]);
         let consumer: BaseConsumer = cc.create().map_err(|e| {
             Error::Kafka(format!(
                 "cannot create a reader for {topic}-{partition}: {e}"

@@ -471,11 +471,13 @@ fn scan_partition(
     out: &mut [PartitionMapping],
 ) -> Result<()> {
     let (off_name, _, part_name) = super::engine::header_names(style);
-    let mut cc = config.client_config();
-    cc.set("group.id", "tidemark-cluster-scan")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .set("fetch.wait.max.ms", "50");
+    let reader = crate::kafka::Reader {
+        group_id: "tidemark-cluster-scan",
+        isolation: crate::kafka::Isolation::ReadCommitted,
+        offset_reset: "earliest",
+        partition_eof: true,
+    };
+    let cc = config.consumer_config(&reader, &[("fetch.wait.max.ms", "50".into())]);
     let consumer: BaseConsumer = cc.create().map_err(|e| {
         Error::Kafka(format!(
             "cannot create a reader for {topic}-{partition}: {e}"

@@ -79,6 +79,49 @@ async fn a_new_resource_checks_secrets_applies_children_and_runs() {
     assert_eq!(metrics.job_count("KafkaOffsetRollback", "created"), 1);
 }
 
+// (a'') TLS verification skipped through kafkaCluster.tlsInsecureSkipVerify: the task carries
+// it, and creating the Job raises a Warning Event naming the field.
+#[tokio::test]
+async fn skipping_tls_verification_raises_a_warning_event() {
+    let cr = korb(&EMERGENCY_ROLLBACK.replace(
+        "    securityProtocol: SASL_SSL\n",
+        "    securityProtocol: SASL_SSL\n    tlsInsecureSkipVerify: true\n",
+    ));
+    let calls = vec![
+        get(
+            path("v1", "secrets", "kafka-credentials"),
+            secret("kafka-credentials", &["username", "password"]),
+        ),
+        apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
+        apply(
+            path("v1", "configmaps", "emergency-rollback-task-g1-r0"),
+            |body| {
+                let task = body["data"]["task.yaml"].as_str().expect("task");
+                assert!(task.contains("tlsInsecureSkipVerify: true"), "{task}");
+                assert!(
+                    task.contains("safetySnapshotId: emergency-rollback-rollback-g1-r0-"),
+                    "{task}"
+                );
+            },
+        ),
+        apply(path("batch/v1", "jobs", "emergency-rollback-g1-r0"), |_| {}),
+        status(&cr, |s| assert_eq!(s["phase"], "Running")),
+        event("Normal", "JobCreated"),
+        event("Warning", "InsecureTls").check(|body, _| {
+            assert_eq!(body["type"], "Warning", "{body}");
+            assert_eq!(body["reason"], "InsecureTls", "{body}");
+            assert!(
+                body["note"]
+                    .as_str()
+                    .is_some_and(|n| n.contains("spec.kafkaCluster.tlsInsecureSkipVerify")),
+                "{body}"
+            );
+        }),
+    ];
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
+}
+
 // (a') ConfigMap storage also gets the worker Role and RoleBinding, before the Job.
 #[tokio::test]
 async fn config_map_storage_gets_a_worker_role() {
@@ -168,6 +211,43 @@ async fn a_successful_job_completes_the_run_with_snapshot_data() {
     let (result, _, metrics) = scenario(cr, calls).await;
     assert_eq!(result.expect("reconciled"), Action::await_change());
     assert_eq!(metrics.job_count("KafkaOffsetRollback", "succeeded"), 1);
+}
+
+// (b') A rollback's result names the safety snapshot of the offsets it replaced: the status
+// shows it, so that a rollback to it undoes the rollback.
+#[tokio::test]
+async fn a_rollback_shows_its_safety_snapshot() {
+    let cr = with_status(
+        korb(EMERGENCY_ROLLBACK),
+        "g1-r0",
+        "Running",
+        "emergency-rollback-g1-r0",
+    );
+    let result = json!({
+        "phase": "Completed", "operation": "rollback", "snapshotId": "pre-migration-20241201-1200",
+        "message": "Rolled back 1 group (3 offsets) to snapshot pre-migration-20241201-1200; verified; the offsets it replaced are in snapshot emergency-rollback-rollback-g1-r0-1a2b3c4d",
+        "groupsRolledBack": 1, "groupsFailed": 0,
+        "safetySnapshotId": "emergency-rollback-rollback-g1-r0-1a2b3c4d"
+    });
+    let mut calls = ended_job(
+        "emergency-rollback-g1-r0",
+        ("Complete", "CompletionsReached"),
+        &[("2024-12-01T12:01:06Z", Some(result))],
+    );
+    calls.extend([
+        status(&cr, |s| {
+            assert_eq!(s["phase"], "Completed");
+            assert_eq!(
+                s["safetySnapshotId"],
+                "emergency-rollback-rollback-g1-r0-1a2b3c4d"
+            );
+            assert_eq!(s["snapshotId"], "pre-migration-20241201-1200");
+            assert_condition(s, "Ready", "True", "RolledBack");
+        }),
+        event("Normal", "JobSucceeded"),
+    ]);
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::await_change());
 }
 
 // (c) A strict verify that finds differences fails, listing them.
