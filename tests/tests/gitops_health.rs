@@ -281,6 +281,7 @@ fn backup_result(id: &str, complete: bool) -> TaskResult {
             segments: 3,
             groups_captured: 1,
             deleted: Vec::new(),
+            ..ResultBackup::default()
         }),
         error: (!complete).then(|| ResultError {
             kind: "storage_unreachable".into(),
