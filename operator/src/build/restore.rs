@@ -510,7 +510,8 @@ spec:
             "lastRun": {"jobName": newest, "phase": "Completed", "reason": "BackupCompleted",
                         "message": "backup complete", "completionTime": "2024-12-01T03:00:05Z"}
         });
-        let incremental: KafkaBackup = serde_json::from_value(value).expect("a KafkaBackup");
+        let incremental: crate::crd::KafkaBackup =
+            serde_json::from_value(value).expect("a KafkaBackup");
         let yaml = "apiVersion: tidemark.dev/v1alpha1\nkind: KafkaRestore\nmetadata:\n  name: chain\nspec:\n  kafkaCluster:\n    bootstrapServers: [kafka:9092]\n  backupRef:\n    name: orders-snapshot\n";
         let render = |yaml: &str| {
             let cr = resolve(&kr(yaml), Some(&incremental)).expect("resolved");

@@ -209,9 +209,13 @@ pub async fn load_chain(storage: &Storage, id: &str, scope: ChainScope) -> Resul
         backup_id: id.to_string(),
         manifests: load_manifests(storage, id).await?,
     }];
-    while scope == ChainScope::Full {
+    loop {
         let child = &links[links.len() - 1];
-        let Some(parent) = child.manifests.iter().find_map(|m| m.parent.clone()) else {
+        let parent = match scope {
+            ChainScope::Full => child.manifests.iter().find_map(|m| m.parent.clone()),
+            ChainScope::Single => None,
+        };
+        let Some(parent) = parent else {
             break;
         };
         if links.iter().any(|l| l.backup_id == parent) || links.len() >= MAX_LINKS {
