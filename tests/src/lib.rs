@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod objstore;
 pub mod records;
+pub mod sparse;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

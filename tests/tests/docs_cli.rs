@@ -471,6 +471,7 @@ fn every_error() -> Vec<Error> {
             path: PathBuf::new(),
             source: std::io::Error::other("x"),
         },
+        Error::Interrupted(String::new()),
     ];
     for e in &all {
         match e {
@@ -486,7 +487,8 @@ fn every_error() -> Vec<Error> {
             | Error::Kafka(_)
             | Error::Partial(_)
             | Error::VerificationFailed(_)
-            | Error::Io { .. } => {}
+            | Error::Io { .. }
+            | Error::Interrupted(_) => {}
         }
     }
     all

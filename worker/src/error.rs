@@ -6,6 +6,11 @@ use std::path::PathBuf;
 /// Result alias used across the worker library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Exit code of a run stopped before it finished that resumes from its checkpoint when run
+/// again (75, `EX_TEMPFAIL`): the operator's backup Jobs replace such a pod without counting a
+/// failure.
+pub const EXIT_INTERRUPTED: i32 = 75;
+
 /// Every way a `tidemark` command can fail.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -61,6 +66,11 @@ pub enum Error {
     #[error("{0}")]
     VerificationFailed(String),
 
+    /// The run was stopped (SIGTERM: an eviction, a drain, a deleted pod) before it finished;
+    /// its checkpoint is stored and running it again resumes there.
+    #[error("{0}")]
+    Interrupted(String),
+
     /// A local file could not be read or written.
     #[error("failed to access {path}: {source}")]
     Io {
@@ -102,6 +112,7 @@ impl Error {
             Error::Partial(_) => "partial_failure",
             Error::VerificationFailed(_) => "verification_failed",
             Error::Io { .. } => "io_error",
+            Error::Interrupted(_) => "interrupted",
         }
     }
 
@@ -120,6 +131,7 @@ impl Error {
             Error::Partial(_) => 10,
             Error::VerificationFailed(_) => 11,
             Error::Io { .. } => 12,
+            Error::Interrupted(_) => EXIT_INTERRUPTED,
         }
     }
 
