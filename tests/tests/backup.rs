@@ -625,7 +625,7 @@ async fn a_sigtermed_continuous_backup_resumes_and_keeps_backing_up() {
     let result: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&result_file).expect("result")).expect("json");
     assert_eq!(result["phase"], "Failed", "{result}");
-    assert_eq!(result["error"]["kind"], "interrupted", "{result}");
+    assert_eq!(result["error"]["kind"], "backup_interrupted", "{result}");
     assert_eq!(result["error"]["exitCode"], 75, "{result}");
     assert_eq!(result["backup"]["complete"], false, "{result}");
     assert_eq!(result["backup"]["records"], 625, "{result}");

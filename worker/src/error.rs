@@ -112,7 +112,7 @@ impl Error {
             Error::Partial(_) => "partial_failure",
             Error::VerificationFailed(_) => "verification_failed",
             Error::Io { .. } => "io_error",
-            Error::Interrupted(_) => "interrupted",
+            Error::Interrupted(_) => "backup_interrupted",
         }
     }
 

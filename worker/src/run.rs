@@ -330,7 +330,7 @@ fn reset_outcome(report: &crate::reset::ResetReport) -> TaskOutcome {
 }
 
 /// Runs one shard of a backup. An interrupted run (SIGTERM) reports `Failed` with the
-/// `interrupted` error, its checkpoint time and lag, and exits 75: resumable.
+/// `backup_interrupted` error, its checkpoint time and lag, and exits 75: resumable.
 async fn run_backup(t: &crate::task::BackupTask) -> Result<TaskOutcome> {
     let signals = crate::backup::cli::stop_or_finish_on_signal();
     let r = crate::backup::cli::run_backup_task(t, None, signals, Default::default()).await?;

@@ -945,7 +945,7 @@ async fn a_continuous_backups_last_checkpoint_and_lag_reach_the_status() {
     let job = cr.job_name(RUN).expect("name");
     let cr = with_status(cr, "g1-r0", "Running", &job);
     let mut interrupted = backup_result(0, &job, 500, false);
-    interrupted["error"] = json!({"kind": "interrupted", "exitCode": 75});
+    interrupted["error"] = json!({"kind": "backup_interrupted", "exitCode": 75});
     interrupted["backup"]["checkpointTime"] = json!("2024-12-01T12:30:00Z");
     interrupted["backup"]["lag"] = json!(42);
     let calls = vec![
