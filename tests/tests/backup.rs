@@ -503,7 +503,7 @@ async fn corruption_is_reported_naming_the_object_and_bad_input_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shards_form_one_backup_and_continuous_backups_end_cleanly_on_sigterm() {
+async fn shards_form_one_backup() {
     let kafka = Tansu::start();
     let bs = kafka.bootstrap();
     fill(&bs, "sharded", 3, 400).await;
@@ -552,74 +552,140 @@ async fn shards_form_one_backup_and_continuous_backups_end_cleanly_on_sigterm() 
         &cli(&["verify-backup", "-p", path, "-b", "split", "--deep"]),
         0,
     );
+}
 
-    // Continuous: runs until SIGTERM, then stores what it read and writes its manifest.
-    let child = std::process::Command::new(BIN)
-        .args([
+/// Sends `signal` to `child` and waits for it.
+fn signal_and_wait(child: std::process::Child, signal: &str) -> std::process::Output {
+    let sent = std::process::Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    child.wait_with_output().expect("wait")
+}
+
+fn spawn(args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
+    std::process::Command::new(BIN)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn")
+}
+
+/// A continuous backup goes on across SIGTERM (an eviction, a drain): the interrupted run
+/// stores what it read and its checkpoint, reports the checkpoint time and lag, and exits 75;
+/// run again, it resumes there and keeps backing up, until Ctrl-C ends it with its manifest.
+/// Every record is in the backup exactly once across the two runs, including those produced
+/// while it was stopped and after it restarted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigtermed_continuous_backup_resumes_and_keeps_backing_up() {
+    let kafka = Tansu::start();
+    let bs = kafka.bootstrap();
+    fill(&bs, "live", 3, 200).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().to_str().expect("utf8");
+    let p = producer(&bs);
+
+    // The first run, as the operator's Job runs it: `run --task`, the id from the env.
+    let task = dir.path().join("task.yaml");
+    std::fs::write(
+        &task,
+        format!(
+            "apiVersion: tidemark.dev/task-v1\nkind: backup\n\
+             kafka:\n  bootstrapServers: [\"{bs}\"]\n  securityProtocol: PLAINTEXT\n\
+             storage:\n  type: location\n  url: {path}\n\
+             topics: {{include: [live]}}\nmode: continuous\nchain: default-live\n"
+        ),
+    )
+    .expect("task");
+    let result_file = dir.path().join("result.json");
+    let first = spawn(
+        &[
+            "run",
+            "--task",
+            task.to_str().expect("utf8"),
+            "--result-file",
+            result_file.to_str().expect("utf8"),
+        ],
+        &[("TIDEMARK_BACKUP_ID", "live-g1-r0")],
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    produce_varied(&p, "live", 2, 200, 25).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let out = signal_and_wait(first, "-TERM");
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "SIGTERM: interrupted, resumable\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&result_file).expect("result")).expect("json");
+    assert_eq!(result["phase"], "Failed", "{result}");
+    assert_eq!(result["error"]["kind"], "backup_interrupted", "{result}");
+    assert_eq!(result["error"]["exitCode"], 75, "{result}");
+    assert_eq!(result["backup"]["complete"], false, "{result}");
+    assert_eq!(result["backup"]["records"], 625, "{result}");
+    assert!(result["backup"]["checkpointTime"].is_string(), "{result}");
+    assert_eq!(
+        result["backup"]["lag"], 0,
+        "nothing was left unread: {result}"
+    );
+    let none = cli(&["describe", "-p", path, "-b", "live-g1-r0"]);
+    expect_code(&none, 2);
+    assert!(
+        none.stderr.contains("is incomplete"),
+        "no manifest after SIGTERM: {}",
+        none.stderr
+    );
+
+    // Records produced while it was stopped, then the second run resumes and keeps going.
+    produce_varied(&p, "live", 1, 200, 10).await;
+    let second = spawn(
+        &[
             "backup",
             "--bootstrap-servers",
             &bs,
             "--path",
             path,
             "--topics",
-            "sharded",
-            "--backup-id",
             "live",
+            "--backup-id",
+            "live-g1-r0",
             "--mode",
             "continuous",
+            "--chain",
+            "default-live",
             "--format",
             "json",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
+        ],
+        &[],
+    );
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let p = producer(&bs);
-    produce_varied(&p, "sharded", 2, 400, 25).await;
+    produce_varied(&p, "live", 0, 200, 15).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill -TERM");
-    assert!(term.success());
-    let out = child.wait_with_output().expect("wait");
+    let out = signal_and_wait(second, "-INT");
     assert!(
         out.status.success(),
-        "{}\n{}",
+        "Ctrl-C ends a continuous backup\n{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
-    assert_eq!(report["complete"], true);
-    assert_eq!(report["mode"], "continuous");
-    let (manifests, got) = read_backup(dir.path(), "live").await;
-    let now = read_topic(&bs, "sharded", 3);
-    for ((t, part), d) in &manifests[0].topics["sharded"]
-        .partition_data
-        .iter()
-        .map(|(p, d)| (("sharded".to_string(), *p), d))
-        .collect::<Vec<_>>()
-    {
-        let want: Vec<Record> = now[&(t.clone(), *part)]
-            .iter()
-            .filter(|r| r.offset < d.end_offset)
-            .cloned()
-            .collect();
-        assert_eq!(
-            got.get(&(t.clone(), *part)).cloned().unwrap_or_default(),
-            want,
-            "{t}-{part}"
-        );
-        assert!(
-            d.end_offset >= 400,
-            "{t}-{part} read at least what was there at the start"
-        );
-    }
-    assert_eq!(
-        manifests[0].topics["sharded"].partition_data[&2].end_offset, 425,
-        "records produced while it ran are in it"
-    );
+    assert_eq!(report["complete"], true, "{report}");
+    assert_eq!(report["resumed"], true, "{report}");
+    assert_eq!(report["records_this_run"], 25, "{report}");
+    let (manifests, got) = read_backup(dir.path(), "live-g1-r0").await;
+    let want = read_topic(&bs, "live", 3);
+    assert_same(&got, &want);
+    let ends: Vec<i64> = (0..3)
+        .map(|p| manifests[0].topics["live"].partition_data[&p].end_offset)
+        .collect();
+    assert_eq!(ends, [215, 210, 225]);
+    assert_eq!(manifests[0].totals.records, 650);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -719,4 +785,248 @@ async fn retention_deletes_old_backups_but_never_a_kept_backups_parent() {
         !ids.contains(&"daily-0".to_string()) && ids.contains(&"daily-1".to_string()),
         "{ids:?}"
     );
+}
+
+/// Retention counts only backups that verify: `keepLast: 1` with a damaged newest backup (a
+/// byte flipped in a segment) keeps the previous one and leaves the damaged one alone, not
+/// counted; an incomplete backup (killed before its manifest) is deleted once its last write is
+/// older than the grace period, a younger one is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_counts_only_backups_that_verify_and_removes_stale_incomplete_ones() {
+    let kafka = Tansu::start();
+    let bs = kafka.bootstrap();
+    fill(&bs, "ret", 1, 30).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().to_str().expect("utf8");
+    let p = producer(&bs);
+    let backup = |id: &str, env: &[(&str, &str)]| {
+        run_cli(
+            BIN,
+            &[
+                "backup",
+                "--bootstrap-servers",
+                &bs,
+                "--path",
+                path,
+                "--topics",
+                "ret",
+                "--backup-id",
+                id,
+                "--chain",
+                "r",
+                "--compression",
+                "none",
+                "--format",
+                "json",
+            ],
+            env,
+        )
+    };
+    expect_code(&backup("ret-0", &[]), 0);
+    let (_, good) = read_backup(dir.path(), "ret-0").await;
+    produce_varied(&p, "ret", 0, 30, 5).await;
+    expect_code(&backup("ret-1", &[]), 0);
+    for id in ["stale-2", "fresh-3"] {
+        let crashed = backup(id, &[("TIDEMARK_CRASH_AT", "before-manifest:1")]);
+        assert_ne!(crashed.code, 0, "{}", crashed.stderr);
+    }
+
+    // Flip one byte in the middle of ret-1's segment.
+    let seg_dir = dir.path().join("backups/ret-1/topics/ret/0");
+    let seg = std::fs::read_dir(&seg_dir)
+        .expect("segments")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.extension().is_some_and(|x| x == "seg"))
+        .expect("a segment");
+    let mut bytes = std::fs::read(&seg).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&seg, bytes).expect("write");
+    expect_code(&cli(&["verify-backup", "-p", path, "-b", "ret-1"]), 11);
+
+    // stale-2 was last written two days ago.
+    let stale = dir.path().join("backups/stale-2");
+    let touched = std::process::Command::new("find")
+        .arg(&stale)
+        .args([
+            "-type",
+            "f",
+            "-exec",
+            "touch",
+            "-d",
+            "2 days ago",
+            "{}",
+            "+",
+        ])
+        .status()
+        .expect("find -exec touch");
+    assert!(touched.success());
+
+    let task = dir.path().join("cleanup.yaml");
+    std::fs::write(
+        &task,
+        format!(
+            "apiVersion: tidemark.dev/task-v1\nkind: backupCleanup\nstorage: {{type: location, url: {path}}}\nchain: r\nkeepLast: 1\n"
+        ),
+    )
+    .expect("task");
+    let result_file = dir.path().join("cleanup.result");
+    let out = cli(&[
+        "run",
+        "--task",
+        task.to_str().expect("utf8"),
+        "--result-file",
+        result_file.to_str().expect("utf8"),
+    ]);
+    expect_code(&out, 0);
+    let report = out.json()["report"].clone();
+    assert_eq!(report["kept"], serde_json::json!(["ret-0"]), "{report}");
+    assert_eq!(report["damaged"], serde_json::json!(["ret-1"]), "{report}");
+    assert_eq!(
+        report["deleted"],
+        serde_json::json!(["stale-2"]),
+        "{report}"
+    );
+    assert_eq!(
+        report["deleted_incomplete"],
+        serde_json::json!(["stale-2"]),
+        "{report}"
+    );
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&result_file).expect("result")).expect("json");
+    assert_eq!(result["backup"]["deleted"], serde_json::json!(["stale-2"]));
+    assert_eq!(result["backup"]["deletedTotal"], 1);
+    assert_eq!(result["backup"]["damaged"], serde_json::json!(["ret-1"]));
+
+    let s = storage(dir.path());
+    assert!(s.list("backups/stale-2/").await.expect("list").is_empty());
+    assert!(!s.list("backups/fresh-3/").await.expect("list").is_empty());
+    assert!(!s.list("backups/ret-1/").await.expect("list").is_empty());
+    let (_, still) = read_backup(dir.path(), "ret-0").await;
+    assert_same(&still, &good);
+}
+
+/// The records of partition 0 of `topic`, as a plain consumer reads them, each offset once
+/// (tansu serves the batches after a batch that skips offsets twice to a plain consumer).
+fn read_once(bs: &str, topic: &str) -> tidemark_tests::records::Records {
+    let mut all = read_topic(bs, topic, 1);
+    for records in all.values_mut() {
+        let mut seen = std::collections::BTreeSet::new();
+        records.retain(|r| seen.insert(r.offset));
+    }
+    all
+}
+
+fn offsets_of(bs: &str, topic: &str) -> Vec<i64> {
+    read_once(bs, topic)[&(topic.to_string(), 0)]
+        .iter()
+        .map(|r| r.offset)
+        .collect()
+}
+
+/// A broker that serves a batch whose records skip offsets (written by hand: records four
+/// offsets apart): on a topic that is not compacted, the backup counts the skipped offsets as
+/// unexplained — report, manifest, task result — and warns. The backup still holds every record
+/// the broker serves. (tansu describes no topic config, so a compacted topic cannot be told
+/// apart here; the classification of compacted topics is unit-tested in the engine.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_whose_broker_skips_offsets_reports_the_unexplained_gap() {
+    use tidemark_tests::sparse::produce_sparse;
+    let kafka = Tansu::start();
+    let bs = kafka.bootstrap();
+    create_topic(&bs, "holes", 1, &[]).await;
+    let p = producer(&bs);
+    produce_varied(&p, "holes", 0, 0, 5).await;
+    assert_eq!(
+        produce_sparse(&bs, "holes", 0, &[0, 4], 4),
+        0,
+        "the broker took the batch"
+    );
+    // Single-record batches after it (a fetch from inside a batch is not what is tested).
+    for i in 5..8 {
+        produce_varied(&p, "holes", 0, i, 1).await;
+    }
+    let served = offsets_of(&bs, "holes");
+    assert_eq!(
+        served,
+        [0, 1, 2, 3, 4, 5, 9, 10, 11, 12],
+        "the broker skips 6..9"
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().to_str().expect("utf8");
+    let out = cli(&[
+        "backup",
+        "--bootstrap-servers",
+        &bs,
+        "--path",
+        path,
+        "--topics",
+        "holes",
+        "--backup-id",
+        "gaps",
+        "--format",
+        "json",
+    ]);
+    expect_code(&out, 0);
+    let report = out.json();
+    eprintln!(
+        "DEBUG {}",
+        std::fs::read_to_string(dir.path().join("backups/gaps/manifest/00000-of-00001.json"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("cleanup") || l.contains("configs"))
+            .collect::<Vec<_>>()
+            .join("|")
+    );
+    assert_eq!(report["records"], 10, "{report}");
+    assert_eq!(report["gaps"]["offsets"], 3, "{report}");
+    assert_eq!(report["gaps"]["unexplained"], 3, "{report}");
+    let warnings = report["warnings"].to_string();
+    assert!(
+        warnings.contains("holes-0: 3 offsets hold no record and nothing explains it")
+            && warnings.contains("(gaps 6..9)"),
+        "{warnings}"
+    );
+    let (_, got) = read_backup(dir.path(), "gaps").await;
+    let want = read_once(&bs, "holes");
+    assert_same(&got, &want);
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("backups/gaps/manifest/00000-of-00001.json"))
+            .expect("manifest"),
+    )
+    .expect("json");
+    let gaps = |t: &str| manifest["topics"][t]["partition_data"]["0"]["gaps"].clone();
+    assert_eq!(gaps("holes")["ranges"], serde_json::json!([[6, 9]]));
+    assert_eq!(
+        (&gaps("holes")["unexplained"], &gaps("holes")["compacted"]),
+        (&serde_json::json!(3), &serde_json::json!(0))
+    );
+    assert_eq!(manifest["totals"]["gaps"]["unexplained"], 3);
+
+    // The operator's Jobs: the task result carries the figures.
+    let task = dir.path().join("task.yaml");
+    std::fs::write(
+        &task,
+        format!(
+            "apiVersion: tidemark.dev/task-v1\nkind: backup\n\
+             kafka:\n  bootstrapServers: [\"{bs}\"]\n  securityProtocol: PLAINTEXT\n\
+             storage:\n  type: location\n  url: {path}\n\
+             backupId: gaps-task\ntopics: {{include: [holes]}}\n"
+        ),
+    )
+    .expect("task");
+    let result_file = dir.path().join("result.json");
+    let out = cli(&[
+        "run",
+        "--task",
+        task.to_str().expect("utf8"),
+        "--result-file",
+        result_file.to_str().expect("utf8"),
+    ]);
+    expect_code(&out, 0);
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&result_file).expect("result")).expect("json");
+    assert_eq!(result["backup"]["gapOffsets"], 3, "{result}");
+    assert_eq!(result["backup"]["unexplainedGapOffsets"], 3, "{result}");
 }

@@ -475,6 +475,7 @@ fn every_error() -> Vec<Error> {
             resource: String::new(),
             detail: String::new(),
         },
+        Error::Interrupted(String::new()),
     ];
     for e in &all {
         match e {
@@ -492,6 +493,7 @@ fn every_error() -> Vec<Error> {
             | Error::VerificationFailed(_)
             | Error::Io { .. }
             | Error::LeaseHeld { .. } => {}
+            | Error::Interrupted(_) => {}
         }
     }
     all

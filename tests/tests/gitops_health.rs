@@ -280,7 +280,6 @@ fn backup_result(id: &str, complete: bool) -> TaskResult {
             stored_bytes: 30_000,
             segments: 3,
             groups_captured: 1,
-            deleted: Vec::new(),
             ..ResultBackup::default()
         }),
         error: (!complete).then(|| ResultError {

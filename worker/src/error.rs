@@ -6,6 +6,11 @@ use std::path::PathBuf;
 /// Result alias used across the worker library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Exit code of a run stopped before it finished that resumes from its checkpoint when run
+/// again (75, `EX_TEMPFAIL`): the operator's backup Jobs replace such a pod without counting a
+/// failure.
+pub const EXIT_INTERRUPTED: i32 = 75;
+
 /// Every way a `tidemark` command can fail.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -65,6 +70,10 @@ pub enum Error {
     /// this one): nothing was written, or writing stopped.
     #[error("another worker holds the lease on {resource}: {detail}")]
     LeaseHeld { resource: String, detail: String },
+    /// The run was stopped (SIGTERM: an eviction, a drain, a deleted pod) before it finished;
+    /// its checkpoint is stored and running it again resumes there.
+    #[error("{0}")]
+    Interrupted(String),
 
     /// A local file could not be read or written.
     #[error("failed to access {path}: {source}")]
@@ -108,6 +117,7 @@ impl Error {
             Error::VerificationFailed(_) => "verification_failed",
             Error::Io { .. } => "io_error",
             Error::LeaseHeld { .. } => "lease_held",
+            Error::Interrupted(_) => "backup_interrupted",
         }
     }
 
@@ -127,6 +137,7 @@ impl Error {
             Error::VerificationFailed(_) => 11,
             Error::Io { .. } => 12,
             Error::LeaseHeld { .. } => 14,
+            Error::Interrupted(_) => EXIT_INTERRUPTED,
         }
     }
 

@@ -329,11 +329,19 @@ fn reset_outcome(report: &crate::reset::ResetReport) -> TaskOutcome {
     )
 }
 
-/// Runs one shard of a backup.
+/// Runs one shard of a backup. An interrupted run (SIGTERM) reports `Failed` with the
+/// `backup_interrupted` error, its checkpoint time and lag, and exits 75: resumable.
 async fn run_backup(t: &crate::task::BackupTask) -> Result<TaskOutcome> {
-    let stop = crate::backup::cli::stop_on_signal();
-    let r = crate::backup::cli::run_backup_task(t, None, stop, Default::default()).await?;
-    let mut message = if r.already_complete {
+    let signals = crate::backup::cli::stop_or_finish_on_signal();
+    let r = crate::backup::cli::run_backup_task(t, None, signals, Default::default()).await?;
+    let shard = if r.shard_count > 1 {
+        format!(" shard {} of {}", r.shard_index + 1, r.shard_count)
+    } else {
+        String::new()
+    };
+    let mut message = if r.interrupted {
+        crate::backup::cli::interrupted_error(&r).to_string()
+    } else if r.already_complete {
         format!(
             "Backup {} shard {} of {} was already complete",
             r.backup_id,
@@ -342,13 +350,8 @@ async fn run_backup(t: &crate::task::BackupTask) -> Result<TaskOutcome> {
         )
     } else {
         format!(
-            "Backup {}{}: {} in {} of {}, {} stored in {}",
+            "Backup {}{shard}: {} in {} of {}, {} stored in {}",
             r.backup_id,
-            if r.shard_count > 1 {
-                format!(" shard {} of {}", r.shard_index + 1, r.shard_count)
-            } else {
-                String::new()
-            },
             count(r.records as usize, "record"),
             count(r.partitions as usize, "partition"),
             count(r.topics as usize, "topic"),
@@ -362,9 +365,21 @@ async fn run_backup(t: &crate::task::BackupTask) -> Result<TaskOutcome> {
             crate::backup::manifest::describe_discontinuities(&r.discontinuities)
         );
     }
+    if r.gaps.unexplained > 0 {
+        message.push_str(&format!(
+            "; {} offsets hold no record and nothing explains it",
+            r.gaps.unexplained
+        ));
+    }
+    let (phase, error, exit_code) = if r.interrupted {
+        let e = crate::backup::cli::interrupted_error(&r);
+        (PHASE_FAILED, Some(result_error(&e)), e.exit_code())
+    } else {
+        (PHASE_COMPLETED, None, 0)
+    };
     Ok(TaskOutcome {
         result: TaskResult {
-            phase: PHASE_COMPLETED.into(),
+            phase: phase.into(),
             operation: Some("backup".into()),
             message,
             backup: Some(crate::task::ResultBackup {
@@ -377,31 +392,51 @@ async fn run_backup(t: &crate::task::BackupTask) -> Result<TaskOutcome> {
                 stored_bytes: r.stored_bytes,
                 segments: r.segments,
                 groups_captured: r.groups_captured,
-                deleted: Vec::new(),
                 discontinuities: r.discontinuities.len() as u64,
+                gap_offsets: r.gaps.offsets,
+                unexplained_gap_offsets: r.gaps.unexplained,
+                checkpoint_time: r
+                    .checkpoint_at
+                    .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
+                lag: r.lag,
+                ..Default::default()
             }),
+            error,
             ..TaskResult::default()
         },
         report: to_report(&r),
-        exit_code: 0,
+        exit_code,
     })
 }
 
 /// Applies retention to a backup chain.
 async fn run_cleanup(t: &crate::task::BackupCleanupTask) -> Result<TaskOutcome> {
+    use crate::task::MAX_RESULT_IDS;
     let r = crate::backup::cli::run_cleanup_task(t).await?;
+    let mut message = format!(
+        "Retention for chain {}: deleted {}, kept {}",
+        r.chain,
+        count(r.deleted.len(), "backup"),
+        count(r.kept.len(), "backup")
+    );
+    if !r.deleted.is_empty() {
+        message.push_str(&format!(" (deleted: {})", r.deleted.join(", ")));
+    }
+    if !r.damaged.is_empty() {
+        message.push_str(&format!(
+            "; damaged, not counted as kept: {}",
+            r.damaged.join(", ")
+        ));
+    }
     Ok(TaskOutcome {
         result: TaskResult {
             phase: PHASE_COMPLETED.into(),
             operation: Some("backup-cleanup".into()),
-            message: format!(
-                "Retention for chain {}: deleted {}, kept {}",
-                r.chain,
-                count(r.deleted.len(), "backup"),
-                count(r.kept.len(), "backup")
-            ),
+            message,
             backup: Some(crate::task::ResultBackup {
-                deleted: r.deleted.clone(),
+                deleted: r.deleted.iter().take(MAX_RESULT_IDS).cloned().collect(),
+                deleted_total: r.deleted.len() as u64,
+                damaged: r.damaged.iter().take(MAX_RESULT_IDS).cloned().collect(),
                 ..Default::default()
             }),
             ..TaskResult::default()

@@ -152,6 +152,10 @@ pub struct BackupCleanupTask {
     /// Delete complete backups older than this (e.g. `30d`, `12h`); the newest is always kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_age: Option<String>,
+    /// Delete incomplete backups of the chain (interrupted and never resumed) whose last write
+    /// is older than this (default `24h`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incomplete_grace_period: Option<String>,
 }
 
 /// Default of [`RestoreTask::max_concurrent_partitions`] (seed 004's default).
@@ -603,14 +607,37 @@ pub struct ResultBackup {
     pub segments: u64,
     /// Consumer groups whose offsets were captured.
     pub groups_captured: u64,
-    /// Backups deleted by a cleanup task.
+    /// Backups deleted by a cleanup task (the first [`MAX_RESULT_IDS`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deleted: Vec<String>,
     /// Partitions an incremental backup started at a new log start because the topic was
     /// re-created or truncated since the parent backup (named in the message and manifest).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub discontinuities: u64,
+    /// Backups a cleanup task deleted, all of them (`deleted` may be cut).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deleted_total: u64,
+    /// Complete backups a cleanup task found damaged (not counted as kept; the first
+    /// [`MAX_RESULT_IDS`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub damaged: Vec<String>,
+    /// Offsets in the backed-up ranges that hold no record (compaction, retention,
+    /// transaction markers, unexplained).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub gap_offsets: u64,
+    /// Of those, the offsets nothing explains (a topic that is not compacted).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unexplained_gap_offsets: u64,
+    /// When an interrupted backup last wrote its checkpoint (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_time: Option<String>,
+    /// Offsets an interrupted backup was behind the high watermarks at its last checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag: Option<u64>,
 }
+
+/// Ids listed at most in a result's lists of backups.
+pub const MAX_RESULT_IDS: usize = 20;
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
@@ -1100,6 +1127,14 @@ impl BackupCleanupTask {
         }
         if let Some(age) = &self.max_age {
             crate::backup::cli::parse_age(age).map_err(|e| field_invalid("maxAge", e))?;
+        }
+        if let Some(age) = &self.incomplete_grace_period {
+            crate::backup::cli::parse_age(age).map_err(|_| {
+                field_error(
+                    "incompleteGracePeriod",
+                    format!("is '{age}', not a duration like 24h, 90m or 2d"),
+                )
+            })?;
         }
         Ok(())
     }

@@ -113,6 +113,16 @@ impl WorkerKind for KafkaBackup {
         vec![backup_id_env()]
     }
 
+    /// A backup stopped by SIGTERM (an eviction, a drain, a node shutdown) stores what it read
+    /// and its checkpoint and exits 75: its replacement pod resumes there.
+    fn resumable_exit_codes(&self) -> &'static [i32] {
+        &[tidemark::error::EXIT_INTERRUPTED]
+    }
+
+    fn runs_until_stopped(&self) -> bool {
+        self.spec.mode == BackupMode::Continuous
+    }
+
     fn schedule(&self) -> Option<Schedule<'_>> {
         self.spec.schedule.as_deref().map(|cron| Schedule {
             cron,
@@ -192,6 +202,7 @@ pub fn cleanup_task(cr: &KafkaBackup) -> Result<Option<Task>, Error> {
                 .map(|n| count(n, "spec.retention.keepLast"))
                 .transpose()?,
             max_age: retention.max_age.clone(),
+            incomplete_grace_period: retention.incomplete_grace_period.clone(),
         }),
     }))
 }
@@ -720,6 +731,77 @@ mod tests {
             err.to_string()
                 .contains("spec.rateLimit.recordsPerSec is -5"),
             "{err}"
+        );
+    }
+    /// The rules of the pod failure policy of `job`: (action, pod condition or exit codes).
+    fn rules(job: &Job) -> Vec<(String, String)> {
+        let policy = job
+            .spec
+            .as_ref()
+            .and_then(|s| s.pod_failure_policy.as_ref())
+            .expect("a pod failure policy");
+        policy
+            .rules
+            .iter()
+            .map(|r| {
+                let on = match (&r.on_pod_conditions, &r.on_exit_codes) {
+                    (Some(c), _) => c[0].type_.clone(),
+                    (_, Some(e)) => format!("{} {:?}", e.operator, e.values),
+                    _ => String::new(),
+                };
+                (r.action.clone(), on)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_interrupted_backup_pod_is_replaced_without_counting_a_failure() {
+        let mut config = OperatorConfig::default();
+        config.job_defaults.active_deadline_seconds = Some(3600);
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+        for yaml in [BACKUP_CONTINUOUS_AZURE, BACKUP_ONE_SHOT_PVC] {
+            let job = job(&kb(yaml), RUN, &config).expect("builds");
+            assert_eq!(
+                rules(&job),
+                [
+                    pair("Ignore", "DisruptionTarget"),
+                    pair("Ignore", "In [75]"),
+                    pair("FailJob", "In [2, 3, 4, 6, 8, 11, 13]"),
+                ],
+                "evictions and SIGTERMed workers (exit 75, resumable) do not count against backoffLimit"
+            );
+        }
+        let continuous = job(&kb(BACKUP_CONTINUOUS_AZURE), RUN, &config).expect("builds");
+        let spec = continuous.spec.as_ref().expect("spec");
+        assert_eq!(
+            spec.backoff_limit,
+            Some(10),
+            "the resource's own backoffLimit"
+        );
+        assert_eq!(
+            spec.active_deadline_seconds, None,
+            "a continuous backup runs until it is stopped: no default deadline"
+        );
+        let one_shot = job(&kb(BACKUP_ONE_SHOT_PVC), RUN, &config).expect("builds");
+        assert_eq!(
+            one_shot
+                .spec
+                .as_ref()
+                .and_then(|s| s.active_deadline_seconds),
+            Some(3600)
+        );
+        let mut explicit = kb(BACKUP_CONTINUOUS_AZURE);
+        if let Some(j) = explicit.spec.job.as_mut() {
+            j.active_deadline_seconds = Some(60);
+        }
+        let explicit = job(&explicit, RUN, &config).expect("builds");
+        assert_eq!(
+            explicit
+                .spec
+                .as_ref()
+                .and_then(|s| s.active_deadline_seconds),
+            Some(60),
+            "a deadline the resource sets itself is kept"
         );
     }
 }

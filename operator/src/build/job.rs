@@ -227,15 +227,18 @@ pub fn job_spec<K: WorkerKind>(
     let shards = (parts.shards > 1).then(|| i32::try_from(parts.shards).unwrap_or(i32::MAX));
     Ok(JobSpec {
         backoff_limit: Some(job_options.backoff_limit.unwrap_or(defaults.backoff_limit)),
-        active_deadline_seconds: job_options
+        active_deadline_seconds: job_options.active_deadline_seconds.or(defaults
             .active_deadline_seconds
-            .or(defaults.active_deadline_seconds),
+            .filter(|_| !cr.runs_until_stopped())),
         ttl_seconds_after_finished: Some(
             job_options
                 .ttl_seconds_after_finished
                 .unwrap_or(defaults.ttl_seconds_after_finished),
         ),
-        pod_failure_policy: Some(pod_failure_policy(cr.permanent_exit_codes())),
+        pod_failure_policy: Some(pod_failure_policy(
+            cr.permanent_exit_codes(),
+            cr.resumable_exit_codes(),
+        )),
         completion_mode: shards.map(|_| "Indexed".to_string()),
         completions: shards,
         parallelism: shards,
@@ -277,30 +280,32 @@ pub fn job_spec<K: WorkerKind>(
     })
 }
 
-/// Evictions and preemptions do not count as failures; the `permanent` worker exit codes fail the
+/// Evictions and preemptions do not count as failures, nor do the `resumable` worker exit codes
+/// (a run stopped by SIGTERM that resumes from its checkpoint); the `permanent` ones fail the
 /// Job.
-fn pod_failure_policy(permanent: &[i32]) -> PodFailurePolicy {
-    PodFailurePolicy {
-        rules: vec![
-            PodFailurePolicyRule {
-                action: "Ignore".into(),
-                on_pod_conditions: Some(vec![PodFailurePolicyOnPodConditionsPattern {
-                    type_: "DisruptionTarget".into(),
-                    status: "True".into(),
-                }]),
-                on_exit_codes: None,
-            },
-            PodFailurePolicyRule {
-                action: "FailJob".into(),
-                on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
-                    container_name: Some(CONTAINER_NAME.into()),
-                    operator: "In".into(),
-                    values: permanent.to_vec(),
-                }),
-                on_pod_conditions: None,
-            },
-        ],
+fn pod_failure_policy(permanent: &[i32], resumable: &[i32]) -> PodFailurePolicy {
+    let on_exit = |action: &str, codes: &[i32]| PodFailurePolicyRule {
+        action: action.into(),
+        on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
+            container_name: Some(CONTAINER_NAME.into()),
+            operator: "In".into(),
+            values: codes.to_vec(),
+        }),
+        on_pod_conditions: None,
+    };
+    let mut rules = vec![PodFailurePolicyRule {
+        action: "Ignore".into(),
+        on_pod_conditions: Some(vec![PodFailurePolicyOnPodConditionsPattern {
+            type_: "DisruptionTarget".into(),
+            status: "True".into(),
+        }]),
+        on_exit_codes: None,
+    }];
+    if !resumable.is_empty() {
+        rules.push(on_exit("Ignore", resumable));
     }
+    rules.push(on_exit("FailJob", permanent));
+    PodFailurePolicy { rules }
 }
 
 /// TLS Secrets as read-only files (the task's `ssl*Location`s point at them) and SASL

@@ -340,6 +340,18 @@ pub trait WorkerKind: Resource<DynamicType = ()> {
         &job::PERMANENT_EXIT_CODES
     }
 
+    /// Worker exit codes of a run that was stopped and resumes from its checkpoint: the pod
+    /// is replaced without counting against `backoffLimit` (default none).
+    fn resumable_exit_codes(&self) -> &'static [i32] {
+        &[]
+    }
+
+    /// Whether a run goes on until it is stopped (a continuous backup): the operator's
+    /// default `activeDeadlineSeconds` does not apply to its Job (default false).
+    fn runs_until_stopped(&self) -> bool {
+        false
+    }
+
     /// The name of the Job of run `run` (default [`job::job_name`]: `<name>-<tag>-<run>`).
     fn job_name(&self, run: RunId) -> Result<String, Error> {
         let name = self.meta().name.as_deref();

@@ -50,6 +50,16 @@ pub const REASON_SUSPENDED: &str = "Suspended";
 pub const REASON_BACKUP_STARTED: &str = "BackupStarted";
 /// Event reason when a retention cleanup Job is created.
 pub const REASON_CLEANUP_CREATED: &str = "CleanupJobCreated";
+/// Event reason when a cleanup Job's result was read (what it deleted).
+pub const REASON_CLEANUP_COMPLETED: &str = "CleanupCompleted";
+/// Warning Event reason when a cleanup Job failed or left no result.
+pub const REASON_CLEANUP_FAILED: &str = "CleanupFailed";
+/// Warning Event reason when a cleanup found complete backups that fail verification.
+pub const REASON_DAMAGED_BACKUPS: &str = "DamagedBackups";
+/// Warning Event reason when a backup has offsets without records that nothing explains.
+pub const REASON_UNEXPLAINED_GAPS: &str = "UnexplainedGaps";
+/// Warning Event reason when the Job of a running continuous backup was gone and created again.
+pub const REASON_JOB_RECREATED: &str = "JobRecreated";
 
 /// How often an idle scheduled backup is looked at again, besides the CronJob's watch events.
 pub const SCHEDULE_POLL: Duration = Duration::from_secs(300);
@@ -89,6 +99,8 @@ impl RunKind for KafkaBackup {
             groups_captured: s.groups_captured,
             shards: s.shards.clone(),
             cleanup: s.cleanup.clone(),
+            gap_offsets: s.gap_offsets,
+            unexplained_gap_offsets: s.unexplained_gap_offsets,
             ..KafkaBackupStatus::default()
         }
     }
@@ -119,6 +131,8 @@ impl RunKind for KafkaBackup {
         status.segments = count(|b| b.segments);
         status.groups_captured = count(|b| b.groups_captured);
         status.discontinuities = count(|b| b.discontinuities).filter(|n| *n > 0);
+        status.gap_offsets = count(|b| b.gap_offsets);
+        status.unexplained_gap_offsets = count(|b| b.unexplained_gap_offsets);
         let complete = backup.is_some_and(|b| b.complete);
         Reasons {
             succeeded: REASON_BACKUP_COMPLETED.to_string(),
@@ -148,6 +162,7 @@ impl RunKind for KafkaBackup {
             let at = common.completion_time.clone();
             record_last_run(status, &job_name, &outcome, at);
         }
+        warn_of_unexplained_gaps(self, ctx, status).await;
         ensure_cleanup(self, ctx, status).await
     }
 
@@ -161,6 +176,22 @@ impl RunKind for KafkaBackup {
             let ns = build::namespace(self).map_err(Error::Build)?;
             let api: Api<CronJob> = Api::namespaced(ctx.client.clone(), &ns);
             worker::delete(&api, cron_job, "CronJob", &ns).await?;
+        }
+        let current = self.status.clone().unwrap_or_default();
+        let this_run = current.common.run.as_deref() == Some(run.to_string().as_str());
+        match (this_run, current.common.phase, &current.common.job_name) {
+            (true, Some(Phase::Running), Some(job)) if self.spec.mode == BackupMode::Continuous => {
+                if let Some(action) = keep_continuous_running(self, ctx, run, job).await? {
+                    return Ok(action);
+                }
+            }
+            (true, Some(Phase::Completed | Phase::Failed), _) if cleanup_pending(&current) => {
+                let mut status = current.clone();
+                observe_cleanup(self, ctx, &mut status).await?;
+                worker::write_status(self, ctx, status, None).await?;
+                return Ok(Action::await_change());
+            }
+            _ => {}
         }
         worker::run_once(self, ctx, run).await
     }
@@ -223,6 +254,10 @@ pub fn combine(shards: Vec<ShardResult>) -> (ShardCounts, Result<TaskResult, Str
         sum.segments = sum.segments.saturating_add(b.segments);
         sum.groups_captured = sum.groups_captured.max(b.groups_captured);
         sum.discontinuities = sum.discontinuities.saturating_add(b.discontinuities);
+        sum.gap_offsets = sum.gap_offsets.saturating_add(b.gap_offsets);
+        sum.unexplained_gap_offsets = sum
+            .unexplained_gap_offsets
+            .saturating_add(b.unexplained_gap_offsets);
     }
     let first_failure = shards
         .iter()
@@ -336,8 +371,204 @@ pub async fn ensure_cleanup(
     status.cleanup = Some(CleanupStatus {
         backup_id,
         job_name,
+        ..CleanupStatus::default()
     });
     Ok(())
+}
+
+/// Whether the cleanup Job in `status` has not been seen to end yet.
+fn cleanup_pending(status: &KafkaBackupStatus) -> bool {
+    status.cleanup.as_ref().is_some_and(|c| c.phase.is_none())
+}
+
+/// A Warning Event when the newest finished backup has offsets without records that nothing
+/// explains (its status says how many).
+async fn warn_of_unexplained_gaps(cr: &KafkaBackup, ctx: &Context, status: &KafkaBackupStatus) {
+    let Some(n) = status.unexplained_gap_offsets.filter(|n| *n > 0) else {
+        return;
+    };
+    let id = status.last_backup_id.as_deref().unwrap_or("-");
+    let note = format!(
+        "backup {id}: {n} offsets of topics that are not compacted hold no record and nothing explains it (records the broker lost or skipped, or aborted transactions); the backup report lists the partitions and ranges"
+    );
+    ctx.publish(
+        cr,
+        EventType::Warning,
+        REASON_UNEXPLAINED_GAPS,
+        "ObserveJob",
+        &note,
+    )
+    .await;
+}
+
+/// Reads the result of the cleanup Job in `status` once it ended: what it deleted and which
+/// backups it found damaged go to `status.cleanup`, with an Event (a Warning when backups are
+/// damaged or the Job failed). A Job that is gone counts as ended without a result.
+pub async fn observe_cleanup(
+    cr: &KafkaBackup,
+    ctx: &Context,
+    status: &mut KafkaBackupStatus,
+) -> Result<(), Error> {
+    let Some(cleanup) = status.cleanup.as_mut() else {
+        return Ok(());
+    };
+    let ns = build::namespace(cr).map_err(Error::Build)?;
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let job = jobs
+        .get_opt(&cleanup.job_name)
+        .await
+        .map_err(|source| Error::Fetch {
+            what: format!("Job {ns}/{}", cleanup.job_name),
+            source,
+        })?;
+    let end = match &job {
+        None => None,
+        Some(job) => match st::job_end(job) {
+            None => return Ok(()),
+            Some(end) => Some(end),
+        },
+    };
+    let result = match end {
+        None => Err(format!("its Job {} is gone", cleanup.job_name)),
+        Some(_) => worker::job_results(ctx, &ns, &cleanup.job_name, 1)
+            .await?
+            .into_iter()
+            .next()
+            .map_or_else(|| Err("no result".to_string()), |s| s.result),
+    };
+    let (type_, reason, note) = record_cleanup(cleanup, &end, result);
+    ctx.publish(cr, type_, reason, "ObserveCleanup", &note)
+        .await;
+    Ok(())
+}
+
+/// Fills `cleanup` from how its Job ended (`None`: gone) and its result; returns the Event.
+pub fn record_cleanup(
+    cleanup: &mut CleanupStatus,
+    end: &Option<JobEnd>,
+    result: Result<TaskResult, String>,
+) -> (EventType, &'static str, String) {
+    let succeeded = matches!(end, Some(JobEnd::Complete))
+        && result.as_ref().is_ok_and(|r| r.phase == PHASE_COMPLETED);
+    cleanup.phase = Some(if succeeded {
+        Phase::Completed
+    } else {
+        Phase::Failed
+    });
+    let job = cleanup.job_name.clone();
+    match result {
+        Ok(r) => {
+            let b = r.backup.clone().unwrap_or_default();
+            cleanup.deleted = b.deleted.clone();
+            cleanup.deleted_count = Some(clamp(b.deleted_total.max(b.deleted.len() as u64)));
+            cleanup.damaged = b.damaged.clone();
+            cleanup.message = Some(r.message.clone());
+            if !succeeded {
+                return (
+                    EventType::Warning,
+                    REASON_CLEANUP_FAILED,
+                    format!("cleanup Job {job} failed: {}", r.message),
+                );
+            }
+            let deleted = if b.deleted.is_empty() {
+                "deleted no backup".to_string()
+            } else {
+                format!(
+                    "deleted {} backups: {}",
+                    b.deleted_total.max(b.deleted.len() as u64),
+                    b.deleted.join(", ")
+                )
+            };
+            if b.damaged.is_empty() {
+                (
+                    EventType::Normal,
+                    REASON_CLEANUP_COMPLETED,
+                    format!("cleanup Job {job} {deleted}"),
+                )
+            } else {
+                (
+                    EventType::Warning,
+                    REASON_DAMAGED_BACKUPS,
+                    format!(
+                        "cleanup Job {job} {deleted}; backups that fail verification were neither counted nor deleted: {}",
+                        b.damaged.join(", ")
+                    ),
+                )
+            }
+        }
+        Err(why) => {
+            cleanup.message = Some(format!("no result was read: {why}"));
+            (
+                EventType::Warning,
+                REASON_CLEANUP_FAILED,
+                format!("cleanup Job {job} ended without a result ({why}); see its pod's log"),
+            )
+        }
+    }
+}
+
+/// Keeps the Job of a running continuous backup going: a Job that is gone (deleted by hand,
+/// or collected) is created again under the same name, so its pods resume the same backup
+/// from its checkpoint; while it runs, the newest interrupted worker's checkpoint time and lag
+/// go to the status. `None` when the Job has ended: the run's usual observation records it.
+async fn keep_continuous_running(
+    cr: &KafkaBackup,
+    ctx: &Context,
+    run: RunId,
+    job_name: &str,
+) -> Result<Option<Action>, Error> {
+    let ns = build::namespace(cr).map_err(Error::Build)?;
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let job = jobs
+        .get_opt(job_name)
+        .await
+        .map_err(|source| Error::Fetch {
+            what: format!("Job {ns}/{job_name}"),
+            source,
+        })?;
+    let Some(job) = job else {
+        let job = build::job::job(cr, run, &ctx.config).map_err(Error::Build)?;
+        worker::apply_task_children(cr, ctx, run).await?;
+        worker::apply::<Job>(ctx, &ns, &job).await?;
+        let note = format!(
+            "the Job {job_name} of continuous backup run {run} was gone; it was created again and resumes the backup from its checkpoint"
+        );
+        ctx.publish(
+            cr,
+            EventType::Warning,
+            REASON_JOB_RECREATED,
+            "ObserveJob",
+            &note,
+        )
+        .await;
+        return Ok(Some(Action::requeue(RUNNING_POLL)));
+    };
+    if st::job_end(&job).is_some() {
+        return Ok(None);
+    }
+    let shards = worker::job_results(ctx, &ns, job_name, st::job_shards(&job)).await?;
+    let mut status = cr.status.clone().unwrap_or_default();
+    record_checkpoints(&mut status, &shards);
+    worker::write_status(cr, ctx, status, None).await?;
+    Ok(Some(Action::requeue(RUNNING_POLL)))
+}
+
+/// The checkpoint time and lag of a running continuous backup, from its interrupted workers'
+/// results: the newest checkpoint of each shard; the time is the oldest of them (every shard
+/// has checkpointed since) and the lag their sum.
+pub fn record_checkpoints(status: &mut KafkaBackupStatus, shards: &[ShardResult]) {
+    let points: Vec<(String, u64)> = shards
+        .iter()
+        .filter_map(|s| {
+            let b = s.result.as_ref().ok()?.backup.as_ref()?;
+            Some((b.checkpoint_time.clone()?, b.lag.unwrap_or(0)))
+        })
+        .collect();
+    if points.is_empty() {
+        return;
+    }
+    status.last_checkpoint_time = points.iter().map(|(t, _)| t.clone()).min();
+    status.lag = Some(clamp(points.iter().map(|(_, l)| *l).sum()));
 }
 
 /// The backup Jobs of a scheduled KafkaBackup, as the scheduled reconcile found them.
@@ -558,6 +789,12 @@ async fn reconcile_scheduled(cr: &KafkaBackup, ctx: &Context, run: RunId) -> Res
         ended,
     };
     let (mut status, fresh) = scheduled_status(cr, run, seen, &st::now());
+    if fresh.is_some() {
+        warn_of_unexplained_gaps(cr, ctx, &status).await;
+    }
+    if cleanup_pending(&status) {
+        observe_cleanup(cr, ctx, &mut status).await?;
+    }
     ensure_cleanup(cr, ctx, &mut status).await?;
 
     let started = status.common.phase == Some(Phase::Running)

@@ -213,6 +213,12 @@ pub struct RetentionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = MAX_AGE_PATTERN))]
     pub max_age: Option<String>,
+
+    /// Delete incomplete backups of this chain (interrupted and never resumed) once their last
+    /// write is older than this (default `24h`), in the same form as `maxAge`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = MAX_AGE_PATTERN))]
+    pub incomplete_grace_period: Option<String>,
 }
 
 /// Throttles of each worker.
@@ -304,9 +310,25 @@ pub struct KafkaBackupStatus {
     /// The shards (pods) of the newest finished backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shards: Option<ShardCounts>,
-    /// The retention cleanup Job created after the newest successful backup.
+    /// The retention cleanup Job created after the newest successful backup, and what it
+    /// deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cleanup: Option<CleanupStatus>,
+    /// Offsets without a record in the newest finished backup's ranges (compaction,
+    /// retention, transaction markers, unexplained).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gap_offsets: Option<i64>,
+    /// Of those, offsets nothing explains in topics that are not compacted: records the broker
+    /// lost or skipped, or aborted transactions. Non-zero raises a Warning Event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unexplained_gap_offsets: Option<i64>,
+    /// A continuous backup: when a worker last wrote its checkpoint before it was stopped
+    /// (an eviction, a drain) and replaced (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_checkpoint_time: Option<String>,
+    /// A continuous backup: offsets it was behind the high watermarks at that checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag: Option<i64>,
 }
 
 /// How the newest finished backup ended.
@@ -339,11 +361,26 @@ pub struct ShardCounts {
 }
 
 /// A retention cleanup Job.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CleanupStatus {
     /// The backup after which it was created (one cleanup Job per successful backup).
     pub backup_id: String,
     /// The cleanup Job.
     pub job_name: String,
+    /// Completed or Failed once the Job ended (absent while it runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// The backups it deleted (the first 20; `deletedCount` counts them all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted: Vec<String>,
+    /// How many backups it deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_count: Option<i64>,
+    /// Complete backups that failed verification: not counted as kept, not deleted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub damaged: Vec<String>,
+    /// The worker's message (or why no result was read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }

@@ -44,7 +44,7 @@ pub fn generate_backup_id() -> String {
 pub async fn run_backup_task(
     t: &BackupTask,
     credentials: Option<(String, String)>,
-    stop: Arc<AtomicBool>,
+    signals: StopSignals,
     progress: Arc<LiveProgress>,
 ) -> Result<BackupReport> {
     t.validate()?;
@@ -99,13 +99,56 @@ pub async fn run_backup_task(
         shard_index,
         shard_count: t.shard_count,
         progress: Arc::clone(&progress),
+        finish: signals.finish,
     };
     tracing::info!(backup_id = %req.backup_id, shard = shard_index, shards = t.shard_count, location = %storage.display(), "backup starting");
-    run_backup(&admin, &storage, &req, stop).await
+    run_backup(&admin, &storage, &req, signals.stop).await
 }
 
-/// Sets the returned flag on SIGTERM or Ctrl-C: a continuous backup then ends with a final
-/// checkpoint and its manifest; a one-shot backup stops and can be resumed.
+/// The stop flags of a backup: `stop` on SIGTERM or Ctrl-C; `finish` too on Ctrl-C (SIGINT).
+#[derive(Debug, Clone, Default)]
+pub struct StopSignals {
+    pub stop: Arc<AtomicBool>,
+    /// The user asked a continuous backup to end (it then writes its manifest).
+    pub finish: Arc<AtomicBool>,
+}
+
+/// [`StopSignals`] set by the process's signals: SIGTERM (what Kubernetes sends on an
+/// eviction, a drain or a deleted pod) interrupts a backup, which stores what it read and its
+/// checkpoint and exits 75, to be resumed; Ctrl-C (SIGINT) also ends a continuous backup, which
+/// then writes its manifest.
+pub fn stop_or_finish_on_signal() -> StopSignals {
+    let signals = StopSignals::default();
+    let (stop, finish) = (Arc::clone(&signals.stop), Arc::clone(&signals.finish));
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut term) = signal(SignalKind::terminate()) else {
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => {
+                    tracing::warn!("SIGTERM: storing what was read and the checkpoint; running the backup again resumes there");
+                }
+                _ = tokio::signal::ctrl_c() => {
+                    tracing::warn!("interrupted: storing what was read; a continuous backup writes its manifest");
+                    finish.store(true, Ordering::SeqCst);
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            finish.store(true, Ordering::SeqCst);
+        }
+        stop.store(true, Ordering::SeqCst);
+    });
+    signals
+}
+
+/// Sets the returned flag on SIGTERM or Ctrl-C (a restore then stops and can be resumed;
+/// backups use [`stop_or_finish_on_signal`]).
 pub fn stop_on_signal() -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
@@ -267,7 +310,7 @@ pub async fn backup(a: BackupArgs) -> Result<i32> {
             )
         })
     });
-    let result = run_backup_task(&task, credentials, stop_on_signal(), progress).await;
+    let result = run_backup_task(&task, credentials, stop_or_finish_on_signal(), progress).await;
     if let Some((done, handle)) = bar {
         done.store(true, Ordering::SeqCst);
         let _ = handle.await;
@@ -277,7 +320,18 @@ pub async fn backup(a: BackupArgs) -> Result<i32> {
         Format::Json => print_json(&report)?,
         Format::Text => print!("{}", backup_box(&report)),
     }
+    if report.interrupted {
+        return Err(interrupted_error(&report));
+    }
     Ok(0)
+}
+
+/// The error of an interrupted backup run (exit code 75).
+pub fn interrupted_error(r: &BackupReport) -> Error {
+    Error::Interrupted(format!(
+        "backup '{}' was stopped before it finished; its checkpoint ({}) holds {} records: run it again with the same backup id to resume",
+        r.backup_id, r.manifest, r.records
+    ))
 }
 
 fn size(bytes: u64) -> String {
@@ -298,7 +352,9 @@ fn size(bytes: u64) -> String {
 /// The boxed report of a backup run.
 pub fn backup_box(r: &BackupReport) -> String {
     let mut b = BoxReport::new("BACKUP REPORT");
-    let status = if r.already_complete {
+    let status = if r.interrupted {
+        "INTERRUPTED (resumable from its checkpoint)"
+    } else if r.already_complete {
         "COMPLETE (already complete; nothing was read)"
     } else if r.resumed {
         "COMPLETE (resumed from a checkpoint)"
@@ -329,6 +385,14 @@ pub fn backup_box(r: &BackupReport) -> String {
         .field("Segments", thousands(r.segments as i64))
         .field("Groups Captured", r.groups_captured)
         .field(
+            "Gaps",
+            format!(
+                "{} offsets ({} unexplained)",
+                thousands(r.gaps.offsets as i64),
+                thousands(r.gaps.unexplained as i64)
+            ),
+        )
+        .field(
             "Duration",
             format!("{} ms", thousands(r.duration_ms as i64)),
         );
@@ -345,7 +409,17 @@ pub fn backup_box(r: &BackupReport) -> String {
     for w in &r.warnings {
         out.push_str(&format!("Warn: {w}\n"));
     }
-    out.push_str(&format!("Manifest: {}\n", r.manifest));
+    if r.interrupted {
+        if let Some(lag) = r.lag {
+            out.push_str(&format!(
+                "Lag: {} offsets behind the high watermarks\n",
+                thousands(lag as i64)
+            ));
+        }
+        out.push_str(&format!("Checkpoint: {}\n", r.manifest));
+    } else {
+        out.push_str(&format!("Manifest: {}\n", r.manifest));
+    }
     out
 }
 
@@ -576,48 +650,75 @@ pub async fn verify(a: VerifyBackupArgs) -> Result<i32> {
     }
 }
 
+/// Default of [`BackupCleanupTask::incomplete_grace_period`].
+pub const DEFAULT_INCOMPLETE_GRACE: &str = "24h";
+
 /// What a retention run deleted and kept.
 #[derive(Debug, Clone, Serialize)]
 pub struct CleanupReport {
     pub chain: String,
+    /// Every backup deleted: complete ones past the retention, then incomplete ones.
     pub deleted: Vec<String>,
+    /// Of `deleted`, the incomplete backups whose last write was older than the grace period.
+    pub deleted_incomplete: Vec<String>,
     pub kept: Vec<String>,
     /// Backups kept only because a kept incremental backup builds on them.
     pub kept_as_parents: Vec<String>,
+    /// Complete backups that failed verification (or build on one that did): never counted
+    /// as kept and never deleted by retention, so a person can look at them.
+    pub damaged: Vec<String>,
 }
 
-/// Applies retention to one chain's complete backups: keeps the newest `keep_last`, deletes
-/// those older than `max_age` (always keeping the newest), and never deletes a backup a kept
-/// incremental backup builds on. Each deleted backup loses its manifests first, so a partly
-/// deleted backup is never mistaken for a complete one.
+/// Applies retention to one chain. Only *usable* complete backups count: their manifests and
+/// every segment's checksum verify (what `verify-backup` checks), and so does every backup
+/// they build on. The newest usable one is always kept, then the newest `keep_last` usable
+/// ones within `max_age`; a backup a kept incremental builds on is never deleted; damaged
+/// ones are reported and left alone. Incomplete backups of the chain (interrupted, never
+/// resumed) are deleted once their last write is older than the grace period. Each deleted
+/// backup loses its manifests first, so a partly deleted backup is never mistaken for a
+/// complete one.
 pub async fn run_cleanup_task(t: &BackupCleanupTask) -> Result<CleanupReport> {
     t.validate()?;
     let storage = crate::run::open_location(&t.storage)?;
     let max_age = t.max_age.as_deref().map(parse_age).transpose()?;
-    let mut chain: Vec<BackupSummary> = list_backups(&storage)
-        .await?
-        .into_iter()
+    let grace = parse_age(
+        t.incomplete_grace_period
+            .as_deref()
+            .unwrap_or(DEFAULT_INCOMPLETE_GRACE),
+    )?;
+    let all = list_backups(&storage).await?;
+    let mut chain: Vec<&BackupSummary> = all
+        .iter()
         .filter(|b| b.complete && b.chain.as_deref() == Some(t.chain.as_str()))
         .collect();
     chain.sort_by_key(|b| std::cmp::Reverse(b.completed_at));
-    let now = Utc::now();
-    let mut keep: BTreeSet<String> = BTreeSet::new();
-    for (i, b) in chain.iter().enumerate() {
-        let within_count = t.keep_last.is_none_or(|n| (i as u32) < n);
-        let within_age = match (max_age, b.completed_at) {
-            (Some(age), Some(done)) => now - done <= age,
-            _ => true,
-        };
-        if i == 0 || (within_count && within_age) {
-            keep.insert(b.backup_id.clone());
-        }
-    }
     let parents: BTreeMap<&str, &str> = chain
         .iter()
         .filter_map(|b| b.parent.as_deref().map(|p| (b.backup_id.as_str(), p)))
         .collect();
+    let mut verdicts: BTreeMap<String, bool> = BTreeMap::new();
+    let now = Utc::now();
+    let mut keep: BTreeSet<String> = BTreeSet::new();
+    let mut damaged = Vec::new();
+    let mut counted = 0u32;
+    for b in &chain {
+        let within_count = t.keep_last.is_none_or(|n| counted < n);
+        let within_age = match (max_age, b.completed_at) {
+            (Some(age), Some(done)) => now - done <= age,
+            _ => true,
+        };
+        if !(counted == 0 || (within_count && within_age)) {
+            continue;
+        }
+        if usable(&storage, &b.backup_id, &parents, &mut verdicts).await? {
+            keep.insert(b.backup_id.clone());
+            counted += 1;
+        } else {
+            damaged.push(b.backup_id.clone());
+        }
+    }
     let mut kept_as_parents = Vec::new();
-    let mut frontier: Vec<String> = keep.iter().cloned().collect();
+    let mut frontier: Vec<String> = keep.iter().chain(&damaged).cloned().collect();
     while let Some(id) = frontier.pop() {
         if let Some(p) = parents.get(id.as_str()) {
             if keep.insert((*p).to_string()) {
@@ -628,28 +729,134 @@ pub async fn run_cleanup_task(t: &BackupCleanupTask) -> Result<CleanupReport> {
     }
     let mut deleted = Vec::new();
     for b in &chain {
-        if keep.contains(&b.backup_id) {
+        if keep.contains(&b.backup_id) || damaged.contains(&b.backup_id) {
             continue;
         }
-        let dir = backup_dir(&b.backup_id);
-        let mut objects = storage.list(&dir).await?;
-        objects.sort_by_key(|o| !o.key.starts_with(&format!("{dir}manifest/")));
-        for o in objects {
-            storage.delete(&o.key).await?;
-        }
+        delete_backup(&storage, &b.backup_id).await?;
         tracing::info!(backup_id = %b.backup_id, "deleted by retention");
         deleted.push(b.backup_id.clone());
     }
+    let deleted_incomplete = remove_stale_incomplete(&storage, &all, &t.chain, grace).await?;
+    deleted.extend(deleted_incomplete.iter().cloned());
     Ok(CleanupReport {
         chain: t.chain.clone(),
         deleted,
+        deleted_incomplete,
         kept: chain
             .iter()
             .filter(|b| keep.contains(&b.backup_id))
             .map(|b| b.backup_id.clone())
             .collect(),
         kept_as_parents,
+        damaged,
     })
+}
+
+/// Whether backup `id` verifies (manifests, segment checksums and headers) and so does every
+/// backup it builds on (`parents`); a parent that is gone makes it unusable too. Verdicts are
+/// kept in `seen`.
+async fn usable(
+    storage: &crate::storage::Storage,
+    id: &str,
+    parents: &BTreeMap<&str, &str>,
+    seen: &mut BTreeMap<String, bool>,
+) -> Result<bool> {
+    let mut lineage = vec![id.to_string()];
+    while let Some(p) = lineage.last().and_then(|c| parents.get(c.as_str())) {
+        if lineage.iter().any(|l| l == p) {
+            break;
+        }
+        lineage.push((*p).to_string());
+    }
+    for b in &lineage {
+        let ok = match seen.get(b) {
+            Some(ok) => *ok,
+            None => {
+                let ok = match verify_backup(storage, b, false).await {
+                    Ok(r) => {
+                        for p in r.problems.iter().take(5) {
+                            tracing::warn!(backup_id = %b, object = %p.object, problem = %p.problem, "retention: the backup does not verify");
+                        }
+                        r.ok
+                    }
+                    Err(e @ (Error::Storage { .. } | Error::Connection { .. })) => return Err(e),
+                    Err(e) => {
+                        tracing::warn!(backup_id = %b, error = %e, "retention: the backup does not verify");
+                        false
+                    }
+                };
+                seen.insert(b.clone(), ok);
+                ok
+            }
+        };
+        if !ok {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Deletes every object of backup `id`, its manifests first.
+async fn delete_backup(storage: &crate::storage::Storage, id: &str) -> Result<()> {
+    let dir = backup_dir(id);
+    let mut objects = storage.list(&dir).await?;
+    objects.sort_by_key(|o| !o.key.starts_with(&format!("{dir}manifest/")));
+    for o in objects {
+        storage.delete(&o.key).await?;
+    }
+    Ok(())
+}
+
+/// Deletes the incomplete backups of `chain` whose newest object is older than `grace`. The
+/// chain of a backup no shard finished comes from its checkpoints; one whose chain is unknown
+/// is left alone.
+async fn remove_stale_incomplete(
+    storage: &crate::storage::Storage,
+    all: &[BackupSummary],
+    chain: &str,
+    grace: ChronoDuration,
+) -> Result<Vec<String>> {
+    let now = Utc::now();
+    let mut removed = Vec::new();
+    for b in all.iter().filter(|b| !b.complete) {
+        let dir = backup_dir(&b.backup_id);
+        let objects = storage.list(&dir).await?;
+        let Some(last_write) = objects.iter().map(|o| o.last_modified).max() else {
+            continue;
+        };
+        if now - last_write <= grace {
+            continue;
+        }
+        let of_chain = match &b.chain {
+            Some(c) => c == chain,
+            None => checkpoint_chain(storage, &objects).await?.as_deref() == Some(chain),
+        };
+        if !of_chain {
+            continue;
+        }
+        delete_backup(storage, &b.backup_id).await?;
+        tracing::info!(backup_id = %b.backup_id, last_write = %last_write, "deleted by retention: incomplete past its grace period");
+        removed.push(b.backup_id.clone());
+    }
+    Ok(removed)
+}
+
+/// The chain named by the first readable checkpoint among `objects`.
+async fn checkpoint_chain(
+    storage: &crate::storage::Storage,
+    objects: &[crate::storage::ObjectInfo],
+) -> Result<Option<String>> {
+    for o in objects.iter().filter(|o| o.key.contains("/checkpoint/")) {
+        let Some(data) = storage.get(&o.key).await? else {
+            continue;
+        };
+        if let Ok(c) = super::manifest::Checkpoint::from_json(&data, &o.key) {
+            if c.chain.is_some() {
+                return Ok(c.chain);
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// `30d`, `12h`, `90m`, `3600s`, `2w`.

@@ -25,9 +25,14 @@ use serde::Serialize;
 
 use super::format::{Codec, SegmentWriter, TimestampType};
 use super::manifest::{
+<<<<<<< HEAD
     checkpoint_key, lease_key, manifest_key, offsets_key, partition_dir, segment_key, Checkpoint,
     CheckpointPartition, Discontinuity, DiscontinuityKind, Gaps, Manifest, PartitionData,
     PartitionDiscontinuity, SegmentEntry, TopicData, FORMAT,
+=======
+    checkpoint_key, manifest_key, offsets_key, partition_dir, segment_key, Checkpoint,
+    CheckpointPartition, GapCause, Gaps, Manifest, PartitionData, SegmentEntry, TopicData, FORMAT,
+>>>>>>> h/backupedge
 };
 use super::read::{complete_backups, load_manifests};
 use super::select::TopicFilter;
@@ -55,6 +60,8 @@ const SEGMENT_SLACK: u64 = 256 * 1024;
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// How often progress is logged.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// In continuous mode, the checkpoint is rewritten at least this often, even when idle.
+const CHECKPOINT_REFRESH: Duration = Duration::from_secs(600);
 /// In continuous mode, an open segment is stored after this long even if not full.
 const CONTINUOUS_FLUSH: Duration = Duration::from_secs(30);
 
@@ -119,6 +126,11 @@ pub struct BackupRequest {
     pub shard_count: u32,
     /// Updated while the backup runs.
     pub progress: Arc<LiveProgress>,
+    /// Set (with the stop flag) when the user asked a continuous backup to end (Ctrl-C): it
+    /// then writes its manifest. A stop without it (SIGTERM: an eviction, a drain, a deleted
+    /// pod) is an interruption: what was read is stored, the checkpoint written, and the run
+    /// ends [`interrupted`](BackupReport::interrupted), to be resumed.
+    pub finish: Arc<AtomicBool>,
 }
 
 /// What a backup run did.
@@ -153,9 +165,24 @@ pub struct BackupReport {
     pub mib_per_second: f64,
     pub manifest: String,
     pub warnings: Vec<String>,
+<<<<<<< HEAD
     /// Partitions whose log broke since the parent backup (incremental backups).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub discontinuities: Vec<PartitionDiscontinuity>,
+=======
+    /// Offsets without records, by cause, over the shard's partitions.
+    pub gaps: Gaps,
+    /// The run was stopped before it finished (not at the user's request): the checkpoint
+    /// holds what was stored, and running it again resumes there.
+    pub interrupted: bool,
+    /// When the checkpoint was last written (an interrupted run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint_at: Option<DateTime<Utc>>,
+    /// Records the backup was behind the high watermarks at its last checkpoint (an
+    /// interrupted run; offsets, so gaps count too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag: Option<u64>,
+>>>>>>> h/backupedge
 }
 
 /// One partition to read.
@@ -171,6 +198,8 @@ struct PartSpec {
     records: u64,
     bytes: u64,
     gaps: Gaps,
+    /// The topic is compacted (its gaps are expected).
+    compacted: bool,
 }
 
 /// Cumulative state of a partition after a sealed segment.
@@ -368,7 +397,7 @@ async fn backup_shard(
                 "{}-{}: offsets {next}..{log_start} were deleted by retention before they were backed up",
                 tp.0, tp.1
             ));
-            gaps.add(next, log_start);
+            gaps.add_as(next, log_start, GapCause::Retention);
         }
         specs.push(PartSpec {
             topic: tp.0.clone(),
@@ -378,6 +407,7 @@ async fn backup_shard(
             records: data.records,
             bytes: data.bytes,
             gaps,
+            compacted: topics.get(&tp.0).is_some_and(|t| is_compacted(&t.configs)),
         });
         initial.insert(tp.clone(), data);
     }
@@ -389,6 +419,7 @@ async fn backup_shard(
         shard,
         count,
         started_at,
+        chain: req.chain.clone(),
         parts: specs
             .iter()
             .map(|s| PartCommit {
@@ -405,6 +436,7 @@ async fn backup_shard(
             })
             .collect(),
         last_write: Instant::now(),
+        written_at: Utc::now(),
         dirty: false,
     };
     committer.write_checkpoint().await?;
@@ -419,6 +451,7 @@ async fn backup_shard(
         rate_records: req.rate_limit_records_per_sec,
         rate_bytes: req.rate_limit_bytes_per_sec,
         continuous: req.mode == BackupMode::Continuous,
+        finish: Arc::clone(&req.finish),
         progress: Arc::clone(&req.progress),
     };
     options
@@ -478,6 +511,21 @@ async fn backup_shard(
         .map_err(|e| Error::Kafka(format!("the backup reader stopped unexpectedly: {e}")))??;
     committer.write_checkpoint().await?;
     if committer.parts.iter().any(|p| !p.done) {
+        if stop.load(Ordering::SeqCst) {
+            let mut r = interrupted_report(admin, req, &committer, started, &read).await;
+            r.resumed = resumed;
+            r.parent = parent.map(|p| p.backup_id);
+            r.topics = committer
+                .parts
+                .iter()
+                .map(|p| p.topic.as_str())
+                .collect::<BTreeSet<_>>()
+                .len() as u64;
+            r.records_this_run = r.records.saturating_sub(before_records);
+            r.bytes_this_run = r.bytes.saturating_sub(before_bytes);
+            r.warnings = warnings;
+            return Ok(r);
+        }
         // Only a failure of the reader gets here; the checkpoint lets a re-run continue.
         return Err(Error::Kafka(
             "the backup stopped before every partition was read; run it again to resume".into(),
@@ -491,6 +539,7 @@ async fn backup_shard(
         }
     }
     topics.retain(|_, td| !td.partition_data.is_empty());
+    warnings.extend(unexplained_gap_warnings(&topics));
     let (offsets, groups_captured) = if req.capture_offsets {
         capture_offsets(admin, storage, req, &mine, &mut warnings).await?
     } else {
@@ -540,6 +589,7 @@ async fn backup_shard(
     Ok(report)
 }
 
+<<<<<<< HEAD
 /// Where the parent backup of an incremental backup ended, per partition, and its topic ids.
 #[derive(Debug, Default)]
 struct ParentEnds {
@@ -669,6 +719,90 @@ fn discontinuity_warning(tp: &TopicPartition, d: &Discontinuity) -> String {
             tp.0, tp.1, d.parent_end, d.new_start, d.new_start
         ),
     }
+=======
+/// One warning per partition of a topic that is not compacted with gaps nothing explains.
+fn unexplained_gap_warnings(topics: &BTreeMap<String, TopicData>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (t, td) in topics {
+        for (p, d) in &td.partition_data {
+            if d.gaps.unexplained == 0 {
+                continue;
+            }
+            let ranges: Vec<String> = d
+                .gaps
+                .ranges
+                .iter()
+                .filter(|(from, to)| to - from > 1)
+                .take(5)
+                .map(|(from, to)| format!("{from}..{to}"))
+                .collect();
+            out.push(format!(
+                "{t}-{p}: {} offsets hold no record and nothing explains it (cleanup.policy is not compact): records the broker lost or skipped, or aborted transactions (gaps {})",
+                d.gaps.unexplained,
+                ranges.join(", ")
+            ));
+        }
+    }
+    out
+}
+
+/// The report of a run stopped before it finished: what the checkpoint holds, when it was
+/// written, and how far behind the high watermarks it is.
+async fn interrupted_report(
+    admin: &GroupAdmin,
+    req: &BackupRequest,
+    committer: &Committer<'_>,
+    started: Instant,
+    read: &ReadStats,
+) -> BackupReport {
+    let names: Vec<TopicPartition> = committer
+        .parts
+        .iter()
+        .map(|p| (p.topic.clone(), p.partition))
+        .collect();
+    let lag = match admin
+        .list_offsets_isolated(&names, OffsetSpec::Latest, false)
+        .await
+    {
+        Ok(ends) => ends
+            .into_iter()
+            .zip(&committer.parts)
+            .map(|(e, p)| e.map(|e| (e.offset - p.next_offset).max(0) as u64))
+            .sum::<Result<u64>>()
+            .ok(),
+        Err(e) => {
+            tracing::warn!(error = %e, "the lag of the interrupted backup could not be measured");
+            None
+        }
+    };
+    let mut r = BackupReport {
+        backup_id: req.backup_id.clone(),
+        mode: mode_name(req.mode).to_string(),
+        chain: req.chain.clone(),
+        shard_index: req.shard_index,
+        shard_count: req.shard_count,
+        partitions: committer.parts.len() as u64,
+        duration_ms: started.elapsed().as_millis(),
+        manifest: checkpoint_key(&req.backup_id, req.shard_index, req.shard_count),
+        interrupted: true,
+        checkpoint_at: Some(committer.written_at),
+        lag,
+        ..BackupReport::default()
+    };
+    for p in &committer.parts {
+        r.records += p.data.records;
+        r.bytes += p.data.bytes;
+        r.stored_bytes += p.data.stored_bytes;
+        r.segments += p.data.segments.len() as u64;
+        r.gaps.absorb(&p.data.gaps);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    if secs > 0.0 {
+        r.records_per_second = read.records as f64 / secs;
+        r.mib_per_second = read.bytes as f64 / secs / (1024.0 * 1024.0);
+    }
+    r
+>>>>>>> h/backupedge
 }
 
 fn mode_name(mode: BackupMode) -> &'static str {
@@ -697,7 +831,11 @@ fn report_from_manifest(m: &Manifest, key: &str, started: Instant) -> BackupRepo
         duration_ms: started.elapsed().as_millis(),
         manifest: key.to_string(),
         warnings: m.warnings.clone(),
+<<<<<<< HEAD
         discontinuities: m.discontinuities(),
+=======
+        gaps: m.totals.gaps.clone(),
+>>>>>>> h/backupedge
         ..BackupReport::default()
     }
 }
@@ -758,8 +896,11 @@ struct Committer<'a> {
     shard: u32,
     count: u32,
     started_at: DateTime<Utc>,
+    chain: Option<String>,
     parts: Vec<PartCommit>,
     last_write: Instant,
+    /// When the checkpoint was last written.
+    written_at: DateTime<Utc>,
     dirty: bool,
 }
 
@@ -809,6 +950,7 @@ impl Committer<'_> {
             shard_index: self.shard,
             shard_count: self.count,
             started_at: Some(self.started_at),
+            chain: self.chain.clone(),
             partitions,
         };
         let json = serde_json::to_vec(&cp)
@@ -821,6 +963,7 @@ impl Committer<'_> {
             .await?;
         crash_at("checkpoint");
         self.last_write = Instant::now();
+        self.written_at = Utc::now();
         self.dirty = false;
         Ok(())
     }
@@ -934,6 +1077,8 @@ struct LoopOptions {
     rate_records: Option<u64>,
     rate_bytes: Option<u64>,
     continuous: bool,
+    /// With the stop flag: the user ends a continuous backup (else a stop interrupts it).
+    finish: Arc<AtomicBool>,
     progress: Arc<LiveProgress>,
 }
 
@@ -1015,6 +1160,7 @@ fn consume(
     let started = Instant::now();
     let mut last_progress = Instant::now();
     let mut last_idle_check = Instant::now();
+    let mut last_refresh = Instant::now();
     let total = states.len();
     let mut finished = 0usize;
 
@@ -1041,8 +1187,7 @@ fn consume(
                     .offsets_done
                     .fetch_add((end - from) as u64, Ordering::Relaxed);
             }
-            st.spec.gaps.add(from, end);
-            st.spec.next = st.spec.next.max(end);
+            ended_at(&mut st.spec, end);
         }
         let end = if end == i64::MAX { st.spec.next } else { end };
         out.push(Sealed {
@@ -1106,16 +1251,27 @@ fn consume(
             break;
         }
         if stop.load(Ordering::SeqCst) {
-            if !opts.continuous {
-                return Err(Error::Kafka(
-                    "the backup was stopped before it finished; run it again to resume from its checkpoint".into(),
-                ));
-            }
-            for (i, st) in states.iter_mut().enumerate() {
-                if !st.done {
-                    for mut s in finish(st, &consumer, i64::MAX)? {
-                        s.part = i;
-                        send(s)?;
+            if opts.continuous && opts.finish.load(Ordering::SeqCst) {
+                // The user ends a continuous backup: every partition ends where it is.
+                for (i, st) in states.iter_mut().enumerate() {
+                    if !st.done {
+                        for mut s in finish(st, &consumer, i64::MAX)? {
+                            s.part = i;
+                            send(s)?;
+                        }
+                    }
+                }
+            } else {
+                // Interrupted: what was read is stored and checkpointed, to be resumed.
+                for (i, st) in states.iter_mut().enumerate() {
+                    if let Some(w) = st.writer.take() {
+                        send(Sealed {
+                            part: i,
+                            seq: st.seq,
+                            writer: Some(w),
+                            progress: progress(&st.spec, None),
+                        })?;
+                        st.seq += 1;
                     }
                 }
             }
@@ -1140,10 +1296,6 @@ fn consume(
                     active -= 1;
                     finished += 1;
                     continue;
-                }
-                if off > st.spec.next {
-                    let from = st.spec.next;
-                    st.spec.gaps.add(from, off);
                 }
                 let (ts, ts_type) = match m.timestamp() {
                     Timestamp::CreateTime(t) => (t, TimestampType::CreateTime),
@@ -1184,9 +1336,7 @@ fn consume(
                 live.bytes.fetch_add(size as u64, Ordering::Relaxed);
                 live.offsets_done
                     .fetch_add((off + 1 - st.spec.next) as u64, Ordering::Relaxed);
-                st.spec.next = off + 1;
-                st.spec.records += 1;
-                st.spec.bytes += size as u64;
+                passed(&mut st.spec, off, size as u64);
                 stats.records += 1;
                 stats.bytes += size as u64;
                 let span_full = match (
@@ -1252,6 +1402,25 @@ fn consume(
                     }
                 }
             }
+            if opts.continuous && last_refresh.elapsed() >= CHECKPOINT_REFRESH {
+                // A progress note of a partition without an open segment (its progress is all
+                // stored) rewrites the checkpoint: an idle continuous backup still shows that
+                // it lives, so retention never takes it for an abandoned one.
+                if let Some((i, st)) = states
+                    .iter_mut()
+                    .enumerate()
+                    .find(|(_, st)| !st.done && st.writer.is_none())
+                {
+                    send(Sealed {
+                        part: i,
+                        seq: st.seq,
+                        writer: None,
+                        progress: progress(&st.spec, None),
+                    })?;
+                    st.seq += 1;
+                    last_refresh = Instant::now();
+                }
+            }
             if opts.continuous {
                 for (i, st) in states.iter_mut().enumerate() {
                     if st.writer.is_some() && st.opened.elapsed() >= CONTINUOUS_FLUSH {
@@ -1279,6 +1448,35 @@ fn consume(
         }
     }
     Ok(stats)
+}
+
+/// A record at `off` of `size` bytes was read: the offsets before it that hold no record are a
+/// gap, classified by [`GapCause::between_records`].
+fn passed(spec: &mut PartSpec, off: i64, size: u64) {
+    if off > spec.next {
+        let cause = GapCause::between_records(spec.next, off, spec.compacted);
+        spec.gaps.add_as(spec.next, off, cause);
+    }
+    spec.next = off + 1;
+    spec.records += 1;
+    spec.bytes += size;
+}
+
+/// The partition ends at `end`: offsets after the last record read are a gap (the last offsets
+/// held transaction markers or aborted records, or were lost).
+fn ended_at(spec: &mut PartSpec, end: i64) {
+    if end > spec.next {
+        let cause = GapCause::between_records(spec.next, end, spec.compacted);
+        spec.gaps.add_as(spec.next, end, cause);
+    }
+    spec.next = spec.next.max(end);
+}
+
+/// Whether a topic with these configs is compacted (`cleanup.policy` contains `compact`).
+fn is_compacted(configs: &BTreeMap<String, String>) -> bool {
+    configs
+        .get("cleanup.policy")
+        .is_some_and(|p| p.split(',').any(|v| v.trim() == "compact"))
 }
 
 fn progress(spec: &PartSpec, end: Option<i64>) -> Progress {
@@ -1318,5 +1516,98 @@ fn throttle(opts: &LoopOptions, stats: &ReadStats, started: Instant, stop: &Atom
     while wanted > elapsed && !stop.load(Ordering::Relaxed) {
         std::thread::sleep((wanted - elapsed).min(Duration::from_millis(200)));
         elapsed = started.elapsed();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(compacted: bool) -> PartSpec {
+        PartSpec {
+            topic: "t".into(),
+            partition: 0,
+            next: 0,
+            target: 22,
+            records: 0,
+            bytes: 0,
+            gaps: Gaps::default(),
+            compacted,
+        }
+    }
+
+    /// Feeds a synthetic stream of record offsets, then the partition's end, through the
+    /// accounting the reader applies to each record.
+    fn account(mut s: PartSpec, offsets: &[i64], end: i64) -> PartSpec {
+        for &o in offsets {
+            passed(&mut s, o, 10);
+        }
+        ended_at(&mut s, end);
+        s
+    }
+
+    #[test]
+    fn offsets_without_records_are_counted_and_classified() {
+        // 4 and 21 alone (where a transaction marker sits), 7..10 and 12..20 missing.
+        let offsets = [0, 1, 2, 3, 5, 6, 10, 11, 20];
+        let s = account(spec(false), &offsets, 22);
+        assert_eq!((s.records, s.bytes, s.next), (9, 90, 22));
+        let g = &s.gaps;
+        assert_eq!(g.ranges, vec![(4, 5), (7, 10), (12, 20), (21, 22)]);
+        assert_eq!((g.count, g.offsets), (4, 13));
+        assert_eq!((g.markers, g.unexplained), (2, 11));
+        assert_eq!((g.compacted, g.retention), (0, 0));
+
+        // The same stream in a compacted topic: every gap is compaction.
+        let s = account(spec(true), &offsets, 22);
+        assert_eq!(
+            (s.gaps.compacted, s.gaps.unexplained, s.gaps.markers),
+            (13, 0, 0)
+        );
+
+        // Without gaps: nothing counted.
+        let s = account(spec(false), &[0, 1, 2], 3);
+        assert_eq!(s.gaps, Gaps::default());
+    }
+
+    #[test]
+    fn only_cleanup_policies_with_compact_are_compacted() {
+        let configs = |v: &str| BTreeMap::from([("cleanup.policy".to_string(), v.to_string())]);
+        assert!(is_compacted(&configs("compact")));
+        assert!(is_compacted(&configs("compact,delete")));
+        assert!(is_compacted(&configs("delete, compact")));
+        assert!(!is_compacted(&configs("delete")));
+        assert!(!is_compacted(&BTreeMap::new()));
+    }
+
+    #[test]
+    fn unexplained_gaps_are_warned_about_per_partition() {
+        let mut gaps = Gaps::default();
+        gaps.add_as(4, 5, GapCause::Marker);
+        gaps.add_as(7, 10, GapCause::Unexplained);
+        let mut quiet = Gaps::default();
+        quiet.add_as(3, 9, GapCause::Compacted);
+        let topic = |g: Gaps| TopicData {
+            partitions: 1,
+            partition_data: BTreeMap::from([(
+                0,
+                PartitionData {
+                    gaps: g,
+                    ..PartitionData::default()
+                },
+            )]),
+            ..TopicData::default()
+        };
+        let topics = BTreeMap::from([
+            ("orders".to_string(), topic(gaps)),
+            ("changelog".to_string(), topic(quiet)),
+        ]);
+        let w = unexplained_gap_warnings(&topics);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with("orders-0: 3 offsets hold no record"),
+            "{w:?}"
+        );
+        assert!(w[0].ends_with("(gaps 7..10)"), "{w:?}");
     }
 }

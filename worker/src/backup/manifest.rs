@@ -80,8 +80,8 @@ pub fn segment_key(id: &str, topic: &str, partition: i32, first_offset: i64) -> 
     )
 }
 
-/// Offsets in a partition's backed-up range that hold no record (compaction, retention,
-/// transaction markers and aborted records): recorded, not errors.
+/// Offsets in a partition's backed-up range that hold no record, counted and classified:
+/// recorded, not errors, unless nothing explains them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Gaps {
     /// Number of gap ranges.
@@ -90,19 +90,79 @@ pub struct Gaps {
     pub offsets: u64,
     /// The first [`MAX_GAP_RANGES`] ranges, `[from, to)`.
     pub ranges: Vec<(i64, i64)>,
+    /// Offsets removed by retention (or DeleteRecords) before the backup read them.
+    #[serde(default)]
+    pub retention: u64,
+    /// Offsets without a record in a compacted topic (`cleanup.policy` contains `compact`).
+    #[serde(default)]
+    pub compacted: u64,
+    /// One-offset gaps in a topic that is not compacted: where a transaction's commit or
+    /// abort marker sits. A client reading committed records never sees markers, so such a
+    /// gap cannot be told apart from a single missing record.
+    #[serde(default)]
+    pub markers: u64,
+    /// Offsets that nothing above explains: records the broker lost or skipped (an unclean
+    /// leader election, a broker fault), or aborted transactions' records.
+    #[serde(default)]
+    pub unexplained: u64,
+}
+
+/// Why offsets hold no record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GapCause {
+    Retention,
+    Compacted,
+    Marker,
+    Unexplained,
+}
+
+impl GapCause {
+    /// The cause of the gap `[from, to)` between records (or after the last one) of a
+    /// partition whose topic is `compacted` or not.
+    pub fn between_records(from: i64, to: i64, compacted: bool) -> GapCause {
+        if compacted {
+            GapCause::Compacted
+        } else if to - from == 1 {
+            GapCause::Marker
+        } else {
+            GapCause::Unexplained
+        }
+    }
 }
 
 impl Gaps {
-    /// Records the gap `[from, to)` (ignored when empty).
+    /// Records the gap `[from, to)` (ignored when empty) with no known cause.
     pub fn add(&mut self, from: i64, to: i64) {
+        self.add_as(from, to, GapCause::Unexplained);
+    }
+
+    /// Records the gap `[from, to)` (ignored when empty) as due to `cause`.
+    pub fn add_as(&mut self, from: i64, to: i64, cause: GapCause) {
         if to <= from {
             return;
         }
+        let n = (to - from) as u64;
         self.count += 1;
-        self.offsets += (to - from) as u64;
+        self.offsets += n;
+        match cause {
+            GapCause::Retention => self.retention += n,
+            GapCause::Compacted => self.compacted += n,
+            GapCause::Marker => self.markers += n,
+            GapCause::Unexplained => self.unexplained += n,
+        }
         if self.ranges.len() < MAX_GAP_RANGES {
             self.ranges.push((from, to));
         }
+    }
+
+    /// Adds the counts of `other` (ranges are not merged).
+    pub fn absorb(&mut self, other: &Gaps) {
+        self.count += other.count;
+        self.offsets += other.offsets;
+        self.retention += other.retention;
+        self.compacted += other.compacted;
+        self.markers += other.markers;
+        self.unexplained += other.unexplained;
     }
 }
 
@@ -222,6 +282,9 @@ pub struct Totals {
     pub bytes: u64,
     pub stored_bytes: u64,
     pub segments: u64,
+    /// Offsets without records over all partitions, by cause (no ranges).
+    #[serde(default)]
+    pub gaps: Gaps,
 }
 
 /// A shard's manifest: written once, last, when the shard's data is all stored.
@@ -286,6 +349,7 @@ impl Manifest {
                 t.bytes += p.bytes;
                 t.stored_bytes += p.stored_bytes;
                 t.segments += p.segments.len() as u64;
+                t.gaps.absorb(&p.gaps);
             }
         }
         self.totals = t;
@@ -320,6 +384,9 @@ pub struct Checkpoint {
     pub shard_index: u32,
     pub shard_count: u32,
     pub started_at: Option<DateTime<Utc>>,
+    /// The chain of the backup, so that retention finds an interrupted backup's chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<String>,
     /// Per topic and partition: the data stored so far (segments contiguous from
     /// `start_offset`), and in `next_offset` where reading resumes.
     pub partitions: BTreeMap<String, BTreeMap<i32, CheckpointPartition>>,
@@ -371,6 +438,33 @@ mod tests {
         assert_eq!(g.count, 150);
         assert_eq!(g.offsets, 300);
         assert_eq!(g.ranges.len(), MAX_GAP_RANGES);
+    }
+
+    #[test]
+    fn gaps_are_classified_and_earlier_documents_read_without_causes() {
+        let mut g = Gaps::default();
+        g.add_as(0, 10, GapCause::Retention);
+        g.add_as(12, 13, GapCause::Marker);
+        g.add(20, 25);
+        assert_eq!((g.count, g.offsets), (3, 16));
+        assert_eq!(
+            (g.retention, g.markers, g.unexplained, g.compacted),
+            (10, 1, 5, 0)
+        );
+        let mut total = Gaps::default();
+        total.absorb(&g);
+        total.absorb(&g);
+        assert_eq!((total.offsets, total.unexplained), (32, 10));
+        assert!(total.ranges.is_empty());
+        let old: Gaps = serde_json::from_str(r#"{"count":1,"offsets":3,"ranges":[[4,7]]}"#)
+            .expect("an earlier document");
+        assert_eq!((old.offsets, old.unexplained), (3, 0));
+        assert_eq!(GapCause::between_records(4, 5, false), GapCause::Marker);
+        assert_eq!(
+            GapCause::between_records(4, 9, false),
+            GapCause::Unexplained
+        );
+        assert_eq!(GapCause::between_records(4, 5, true), GapCause::Compacted);
     }
 
     #[test]

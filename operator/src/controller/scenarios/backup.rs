@@ -439,6 +439,8 @@ async fn retention_creates_one_cleanup_job_per_backup() {
         s.cleanup = Some(crate::crd::backup::CleanupStatus {
             backup_id,
             job_name: cleanup.clone(),
+            phase: Some(crate::crd::status::Phase::Completed),
+            ..Default::default()
         });
     }
     // (Its Job is only read, for a result finalizer left behind: it has none.)
@@ -513,7 +515,8 @@ fn scheduled(cr: KafkaBackup, run: &str, last: &str) -> KafkaBackup {
             "lastRun": {"jobName": last, "phase": "Completed", "reason": "BackupCompleted",
                         "message": "backup complete: 10 records",
                         "completionTime": "2024-11-30T02:30:00Z"},
-            "cleanup": {"backupId": last, "jobName": "payments-nightly-cleanup-0"},
+            "cleanup": {"backupId": last, "jobName": "payments-nightly-cleanup-0",
+                        "phase": "Completed"},
             "conditions": [
                 {"type": "Ready", "status": "True", "reason": "BackupCompleted",
                  "message": "done", "lastTransitionTime": "2024-11-30T02:30:00Z"},
@@ -914,5 +917,179 @@ async fn a_finished_backup_makes_no_calls() {
 // A one-shot backup Job still running: one read, no writes, look again later.
 #[tokio::test]
 async fn a_running_backup_job_is_only_read() {
-    super::a_running_job_is_only_read(kb(BACKUP_CONTINUOUS_AZURE)).await;
+    super::a_running_job_is_only_read(kb(BACKUP_ONE_SHOT_PVC)).await;
+}
+
+// (l) The Job of a running continuous backup is gone (deleted by hand, collected): it is
+// created again under the same name, so its pods resume the same backup from its checkpoint;
+// the run stays Running, never Completed or Failed.
+#[tokio::test]
+async fn a_continuous_backup_whose_job_is_gone_runs_again_under_the_same_name() {
+    let cr = kb(BACKUP_CONTINUOUS_AZURE);
+    let job = cr.job_name(RUN).expect("name");
+    let cr = with_status(cr, "g1-r0", "Running", &job);
+    let calls = vec![
+        get(path("batch/v1", "jobs", &job), not_found("jobs", &job)),
+        apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
+        apply(
+            path("v1", "configmaps", "audit-stream-task-g1-r0"),
+            |body| {
+                let task = body["data"]["task.yaml"].as_str().expect("task");
+                assert!(task.contains("mode: continuous"), "{task}");
+            },
+        ),
+        apply(path("batch/v1", "jobs", &job), |body| {
+            let rules = &body["spec"]["podFailurePolicy"]["rules"];
+            assert_eq!(
+                rules[1],
+                json!({"action": "Ignore", "onExitCodes": {"containerName": "tidemark",
+                        "operator": "In", "values": [75]}}),
+                "{rules}"
+            );
+        }),
+        event("Warning", "JobRecreated"),
+    ];
+    let (result, _, metrics) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
+    assert_eq!(metrics.job_count(KIND, "deleted"), 0);
+}
+
+// (m) A running continuous backup whose worker was interrupted (SIGTERM, exit 75) and
+// replaced: its checkpoint time and lag reach the status; the run stays Running.
+#[tokio::test]
+async fn a_continuous_backups_last_checkpoint_and_lag_reach_the_status() {
+    let cr = kb(BACKUP_CONTINUOUS_AZURE);
+    let job = cr.job_name(RUN).expect("name");
+    let cr = with_status(cr, "g1-r0", "Running", &job);
+    let mut interrupted = backup_result(0, &job, 500, false);
+    interrupted["error"] = json!({"kind": "backup_interrupted", "exitCode": 75});
+    interrupted["backup"]["checkpointTime"] = json!("2024-12-01T12:30:00Z");
+    interrupted["backup"]["lag"] = json!(42);
+    let calls = vec![
+        get(path("batch/v1", "jobs", &job), job_reply(&job, None)),
+        pods_call(&job, &[("2024-12-01T12:30:01Z", Some(interrupted))]),
+        status(&cr, |s| {
+            assert_eq!(s["phase"], "Running");
+            assert_eq!(s["lastCheckpointTime"], "2024-12-01T12:30:00Z");
+            assert_eq!(s["lag"], 42);
+        }),
+    ];
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
+}
+
+/// `cr` (the daily sample without its schedule) after its backup `job` completed, its cleanup
+/// Job `cleanup` created and not yet seen to end.
+fn after_backup_with_cleanup(job: &str, cleanup: &str) -> KafkaBackup {
+    let cr = kb(&without_schedule(BACKUP_DAILY_S3));
+    let mut cr = with_status(cr, "g1-r0", "Completed", job);
+    if let Some(s) = cr.status.as_mut() {
+        s.last_backup_id = Some(job.to_string());
+        s.cleanup = Some(crate::crd::backup::CleanupStatus {
+            backup_id: job.to_string(),
+            job_name: cleanup.to_string(),
+            ..Default::default()
+        });
+    }
+    cr
+}
+
+// (n) The cleanup Job ended: what it deleted (and the damaged backups it left) is read back
+// from its pod into status.cleanup, with an Event naming them; then nothing more is read.
+#[tokio::test]
+async fn a_cleanup_jobs_result_reaches_the_status_and_an_event() {
+    let cr = kb(&without_schedule(BACKUP_DAILY_S3));
+    let job = cr.job_name(RUN).expect("name");
+    let cleanup = cleanup_job_name("payments-nightly", &job);
+    let cr = after_backup_with_cleanup(&job, &cleanup);
+    let result = json!({
+        "phase": "Completed", "operation": "backup-cleanup",
+        "message": "Retention for chain kafka-backup-payments-nightly: deleted 2 backups, kept 7 backups",
+        "backup": {"backupId": "", "complete": false, "topics": 0, "partitions": 0, "records": 0,
+                   "bytes": 0, "storedBytes": 0, "segments": 0, "groupsCaptured": 0,
+                   "deleted": ["old-1", "stale-2"], "deletedTotal": 2, "damaged": ["bad-3"]}
+    });
+    let calls = vec![
+        get(
+            path("batch/v1", "jobs", &cleanup),
+            job_reply(&cleanup, Some(("Complete", "CompletionsReached"))),
+        ),
+        pods_call(&cleanup, &[("2024-12-01T02:40:00Z", Some(result))]),
+        event("Warning", "DamagedBackups").check(|body, _| {
+            let note = body["note"].as_str().expect("note");
+            assert!(note.contains("deleted 2 backups: old-1, stale-2"), "{note}");
+            assert!(note.contains("bad-3"), "{note}");
+        }),
+        status(&cr, |s| {
+            assert_eq!(s["phase"], "Completed");
+            let c = &s["cleanup"];
+            assert_eq!(c["phase"], "Completed");
+            assert_eq!(c["deleted"], json!(["old-1", "stale-2"]));
+            assert_eq!(c["deletedCount"], 2);
+            assert_eq!(c["damaged"], json!(["bad-3"]));
+        }),
+    ];
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::await_change());
+}
+
+// (o) A cleanup Job still running is only read; one that failed is a Warning.
+#[tokio::test]
+async fn a_failed_cleanup_job_is_a_warning() {
+    let cr = kb(&without_schedule(BACKUP_DAILY_S3));
+    let job = cr.job_name(RUN).expect("name");
+    let cleanup = cleanup_job_name("payments-nightly", &job);
+    let cr = after_backup_with_cleanup(&job, &cleanup);
+    let calls = vec![get(
+        path("batch/v1", "jobs", &cleanup),
+        job_reply(&cleanup, None),
+    )];
+    let (result, _, _) = scenario(cr.clone(), calls).await;
+    assert_eq!(result.expect("reconciled"), Action::await_change());
+
+    let calls = vec![
+        get(
+            path("batch/v1", "jobs", &cleanup),
+            job_reply(&cleanup, Some(("Failed", "BackoffLimitExceeded"))),
+        ),
+        pods_call(&cleanup, &[("2024-12-01T02:40:00Z", None)]),
+        event("Warning", "CleanupFailed"),
+        status(&cr, |s| {
+            assert_eq!(s["cleanup"]["phase"], "Failed");
+            assert!(s["cleanup"].get("deleted").is_none(), "{s}");
+        }),
+    ];
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::await_change());
+}
+
+// (p) A finished backup with offsets that nothing explains: counted in the status, and a
+// Warning Event says so.
+#[tokio::test]
+async fn unexplained_gaps_reach_the_status_with_a_warning() {
+    let cr = kb(BACKUP_ONE_SHOT_PVC);
+    let job = cr.job_name(RUN).expect("name");
+    let cr = with_status(cr, "g1-r0", "Running", &job);
+    let mut result = backup_result(0, &job, 42, true);
+    result["backup"]["gapOffsets"] = json!(9);
+    result["backup"]["unexplainedGapOffsets"] = json!(7);
+    let calls = vec![
+        get(
+            path("batch/v1", "jobs", &job),
+            job_reply(&job, Some(("Complete", "CompletionsReached"))),
+        ),
+        pods_call(&job, &[("2024-12-01T02:29:00Z", Some(result))]),
+        event("Warning", "UnexplainedGaps").check(|body, _| {
+            let note = body["note"].as_str().expect("note");
+            assert!(note.contains("7 offsets"), "{note}");
+        }),
+        status(&cr, |s| {
+            assert_eq!(s["phase"], "Completed");
+            assert_eq!(s["gapOffsets"], 9);
+            assert_eq!(s["unexplainedGapOffsets"], 7);
+        }),
+        event("Normal", "JobSucceeded"),
+    ];
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::await_change());
 }
