@@ -25,14 +25,9 @@ use serde::Serialize;
 
 use super::format::{Codec, SegmentWriter, TimestampType};
 use super::manifest::{
-<<<<<<< HEAD
     checkpoint_key, lease_key, manifest_key, offsets_key, partition_dir, segment_key, Checkpoint,
-    CheckpointPartition, Discontinuity, DiscontinuityKind, Gaps, Manifest, PartitionData,
+    CheckpointPartition, Discontinuity, DiscontinuityKind, GapCause, Gaps, Manifest, PartitionData,
     PartitionDiscontinuity, SegmentEntry, TopicData, FORMAT,
-=======
-    checkpoint_key, manifest_key, offsets_key, partition_dir, segment_key, Checkpoint,
-    CheckpointPartition, GapCause, Gaps, Manifest, PartitionData, SegmentEntry, TopicData, FORMAT,
->>>>>>> h/backupedge
 };
 use super::read::{complete_backups, load_manifests};
 use super::select::TopicFilter;
@@ -165,11 +160,9 @@ pub struct BackupReport {
     pub mib_per_second: f64,
     pub manifest: String,
     pub warnings: Vec<String>,
-<<<<<<< HEAD
     /// Partitions whose log broke since the parent backup (incremental backups).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub discontinuities: Vec<PartitionDiscontinuity>,
-=======
     /// Offsets without records, by cause, over the shard's partitions.
     pub gaps: Gaps,
     /// The run was stopped before it finished (not at the user's request): the checkpoint
@@ -182,7 +175,6 @@ pub struct BackupReport {
     /// interrupted run; offsets, so gaps count too).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lag: Option<u64>,
->>>>>>> h/backupedge
 }
 
 /// One partition to read.
@@ -589,7 +581,6 @@ async fn backup_shard(
     Ok(report)
 }
 
-<<<<<<< HEAD
 /// Where the parent backup of an incremental backup ended, per partition, and its topic ids.
 #[derive(Debug, Default)]
 struct ParentEnds {
@@ -719,7 +710,8 @@ fn discontinuity_warning(tp: &TopicPartition, d: &Discontinuity) -> String {
             tp.0, tp.1, d.parent_end, d.new_start, d.new_start
         ),
     }
-=======
+}
+
 /// One warning per partition of a topic that is not compacted with gaps nothing explains.
 fn unexplained_gap_warnings(topics: &BTreeMap<String, TopicData>) -> Vec<String> {
     let mut out = Vec::new();
@@ -802,7 +794,6 @@ async fn interrupted_report(
         r.mib_per_second = read.bytes as f64 / secs / (1024.0 * 1024.0);
     }
     r
->>>>>>> h/backupedge
 }
 
 fn mode_name(mode: BackupMode) -> &'static str {
@@ -831,11 +822,8 @@ fn report_from_manifest(m: &Manifest, key: &str, started: Instant) -> BackupRepo
         duration_ms: started.elapsed().as_millis(),
         manifest: key.to_string(),
         warnings: m.warnings.clone(),
-<<<<<<< HEAD
         discontinuities: m.discontinuities(),
-=======
         gaps: m.totals.gaps.clone(),
->>>>>>> h/backupedge
         ..BackupReport::default()
     }
 }
