@@ -493,7 +493,7 @@ fn every_error() -> Vec<Error> {
             | Error::VerificationFailed(_)
             | Error::Io { .. }
             | Error::LeaseHeld { .. } => {}
-            | Error::Interrupted(_) => {}
+            Error::Interrupted(_) => {}
         }
     }
     all

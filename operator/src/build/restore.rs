@@ -274,7 +274,6 @@ impl WorkerKind for KafkaRestore {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
-    use crate::crd::KafkaBackup;
 
     use k8s_openapi::api::batch::v1::Job;
     use k8s_openapi::api::core::v1::{ConfigMap, Container, EnvVar};
