@@ -559,21 +559,26 @@ async fn backups_through_faults_hold_every_record_once() {
         total.add(check_backup(&rig, id, &report, &want).await);
     }
     // A reset that hits the one request object_store never retries (the bulk delete that
-    // removes the checkpoint after the manifest is written): the run may fail, saying so, and
-    // the next one completes.
+    // removes the checkpoint after the manifest is written): the worker retries it, so the run
+    // completes at once.
     rig.behave();
     rig.store.set_faults(Faults {
         reset_on: Some(b"?delete".to_vec()),
         budget: Some(1),
         ..Faults::default()
     });
-    let resets = rig.store.stats().resets;
+    let (resets, runs) = (rig.store.stats().resets, rig.runs);
     let report = rig.run_until_done(
         "tidy-up",
         &backup_args(&bs, &location, "tidy-up", &[]),
         |_| {},
     );
     assert_eq!(rig.store.stats().resets, resets + 1, "the delete was reset");
+    assert_eq!(
+        rig.runs,
+        runs + 1,
+        "the reset delete was retried within the run"
+    );
     total.add(check_backup(&rig, "tidy-up", &report, &want).await);
     rig.report("backup", total);
 }
@@ -636,14 +641,14 @@ async fn restores_through_faults_put_every_record_once() {
         total.add(check_restore(&rig, target, &report, &want));
     }
     // A reset that hits the bulk delete of the checkpoint after the mapping is written: the
-    // run may fail, saying so, and the next one completes without writing anything twice.
+    // worker retries it, so the run completes at once, without writing anything twice.
     rig.behave();
     rig.store.set_faults(Faults {
         reset_on: Some(b"?delete".to_vec()),
         budget: Some(1),
         ..Faults::default()
     });
-    let resets = rig.store.stats().resets;
+    let (resets, runs) = (rig.store.stats().resets, rig.runs);
     let cfg = restore_config(&rig, dir.path(), "ledger-tidy-up", "");
     let report = rig.run_until_done(
         "restore tidy-up",
@@ -651,6 +656,11 @@ async fn restores_through_faults_put_every_record_once() {
         |_| {},
     );
     assert_eq!(rig.store.stats().resets, resets + 1, "the delete was reset");
+    assert_eq!(
+        rig.runs,
+        runs + 1,
+        "the reset delete was retried within the run"
+    );
     total.add(check_restore(&rig, "ledger-tidy-up", &report, &want));
     rig.report("restore", total);
 }

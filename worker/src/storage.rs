@@ -100,6 +100,8 @@ const CONNECT_TIMEOUT: &str = "5s";
 const READ_TIMEOUT: &str = "15s";
 /// Time allowed for a whole request, body included.
 const REQUEST_TIMEOUT: &str = "300s";
+/// Attempts at deleting one object before its error is reported.
+const DELETE_ATTEMPTS: u32 = 3;
 
 /// Options for cloud locations that a URL cannot carry.
 ///
@@ -764,11 +766,22 @@ impl Storage {
             Err(e) if self.is_missing_object(&e) => return Ok(false),
             Err(e) => return Err(self.failure("check", &key, &e)),
         }
-        match store.delete(&path).await {
-            Ok(()) => Ok(true),
-            Err(e) if self.is_missing_object(&e) => Ok(false),
-            Err(e) => Err(self.failure("delete", &key, &e)),
+        // A delete is idempotent, but object_store does not retry S3's (a bulk-delete POST):
+        // one dropped connection would fail a run whose work is done, so it is retried here.
+        let mut pause = Duration::from_millis(100);
+        for attempt in 1.. {
+            match store.delete(&path).await {
+                Ok(()) => return Ok(true),
+                Err(e) if self.is_missing_object(&e) => return Ok(false),
+                Err(e) if attempt < DELETE_ATTEMPTS => {
+                    tracing::debug!(key = %key, error = %e, attempt, "retrying a delete");
+                    tokio::time::sleep(pause).await;
+                    pause *= 4;
+                }
+                Err(e) => return Err(self.failure("delete", &key, &e)),
+            }
         }
+        unreachable!("the loop returns on its last attempt")
     }
 
     /// Lists objects under `prefix` (recursively), keys relative to the root.

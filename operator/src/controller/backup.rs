@@ -529,7 +529,7 @@ async fn keep_continuous_running(
     let Some(job) = job else {
         let job = build::job::job(cr, run, &ctx.config).map_err(Error::Build)?;
         worker::apply_task_children(cr, ctx, run).await?;
-        worker::apply::<Job>(ctx, &ns, &job).await?;
+        worker::apply_child(cr, ctx, &ns, &job).await?;
         let note = format!(
             "the Job {job_name} of continuous backup run {run} was gone; it was created again and resumes the backup from its checkpoint"
         );

@@ -352,6 +352,14 @@ async fn backup_shard(
     for ((tp, s), e) in mine.iter().zip(starts).zip(ends) {
         let log_start = s?.offset;
         let lso = e?.offset;
+        if log_start < 0 || lso < log_start {
+            // Kafka never answers so for a partition it serves; a backup that trusted it would
+            // find nothing to read and call itself complete.
+            return Err(Error::Kafka(format!(
+                "{}-{}: the broker answered an impossible range (log start {log_start}, end {lso}); run the backup again",
+                tp.0, tp.1
+            )));
+        }
         let before = checkpoint
             .as_ref()
             .and_then(|c| c.partitions.get(&tp.0))

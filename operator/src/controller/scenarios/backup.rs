@@ -932,7 +932,7 @@ async fn a_continuous_backup_whose_job_is_gone_runs_again_under_the_same_name() 
         get(path("batch/v1", "jobs", &job), not_found("jobs", &job)),
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
         apply(
-            path("v1", "configmaps", "audit-stream-task-g1-r0"),
+            path("v1", "configmaps", "audit-stream-kb-task-g1-r0"),
             |body| {
                 let task = body["data"]["task.yaml"].as_str().expect("task");
                 assert!(task.contains("mode: continuous"), "{task}");

@@ -94,7 +94,7 @@ async fn skipping_tls_verification_raises_a_warning_event() {
         ),
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
         apply(
-            path("v1", "configmaps", "emergency-rollback-task-g1-r0"),
+            path("v1", "configmaps", "emergency-rollback-korb-task-g1-r0"),
             |body| {
                 let task = body["data"]["task.yaml"].as_str().expect("task");
                 assert!(task.contains("tlsInsecureSkipVerify: true"), "{task}");
@@ -104,7 +104,10 @@ async fn skipping_tls_verification_raises_a_warning_event() {
                 );
             },
         ),
-        apply(path("batch/v1", "jobs", "emergency-rollback-g1-r0"), |_| {}),
+        apply(
+            path("batch/v1", "jobs", "emergency-rollback-korb-g1-r0"),
+            |_| {},
+        ),
         status(&cr, |s| assert_eq!(s["phase"], "Running")),
         event("Normal", "JobCreated"),
         event("Warning", "InsecureTls").check(|body, _| {
