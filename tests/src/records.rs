@@ -43,6 +43,37 @@ pub async fn create_topic(bs: &str, topic: &str, partitions: i32, configs: &[(&s
     }
 }
 
+/// Deletes `topic` and waits until the broker's metadata no longer lists it.
+pub async fn delete_topic(bs: &str, topic: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    let a: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bs)
+        .create()
+        .expect("admin");
+    for r in a
+        .delete_topics(&[topic], &AdminOptions::new())
+        .await
+        .expect("delete topics")
+    {
+        r.unwrap_or_else(|(t, e)| panic!("delete {t}: {e}"));
+    }
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bs)
+        .create()
+        .expect("consumer");
+    for _ in 0..100 {
+        let md = c
+            .fetch_metadata(None, Duration::from_secs(5))
+            .expect("metadata");
+        if !md.topics().iter().any(|t| t.name() == topic) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("topic {topic} still listed after deletion");
+}
+
 pub fn producer(bs: &str) -> FutureProducer {
     ClientConfig::new()
         .set("bootstrap.servers", bs)

@@ -6,12 +6,11 @@
 //! headers, timestamp).
 
 use std::path::Path;
-use std::time::Duration;
 
-use rdkafka::consumer::BaseConsumer;
-use rdkafka::ClientConfig;
 use tidemark::backup::format::Record;
-use tidemark_tests::records::{create_topic, produce_varied, producer, read_topic, Records};
+use tidemark_tests::records::{
+    create_topic, delete_topic, produce_varied, producer, read_topic, Records,
+};
 use tidemark_tests::{commit, commits, committed_map, connect_admin, run_cli, CliOutput, Tansu};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tidemark-under-test");
@@ -101,37 +100,6 @@ fn same_records(got: &[Record], want: &[Record], what: &str) {
         assert_eq!(g.headers, w.headers, "{what}: headers of record {i}");
         assert_eq!(g.timestamp, w.timestamp, "{what}: timestamp of record {i}");
     }
-}
-
-async fn delete_topic(bs: &str, topic: &str) {
-    use rdkafka::admin::{AdminClient, AdminOptions};
-    use rdkafka::client::DefaultClientContext;
-    use rdkafka::consumer::Consumer;
-    let a: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bs)
-        .create()
-        .expect("admin");
-    for r in a
-        .delete_topics(&[topic], &AdminOptions::new())
-        .await
-        .expect("delete topics")
-    {
-        r.unwrap_or_else(|(t, e)| panic!("delete {t}: {e}"));
-    }
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bs)
-        .create()
-        .expect("consumer");
-    for _ in 0..100 {
-        let md = c
-            .fetch_metadata(None, Duration::from_secs(5))
-            .expect("metadata");
-        if !md.topics().iter().any(|t| t.name() == topic) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("topic {topic} still listed after deletion");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

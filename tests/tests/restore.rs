@@ -13,7 +13,7 @@ use rdkafka::producer::{FutureRecord, Producer};
 use rdkafka::ClientConfig;
 use tidemark::backup::format::Record;
 use tidemark_tests::records::{
-    create_topic, produce_varied, producer, read_backup, read_topic, Records,
+    create_topic, delete_topic, produce_varied, producer, read_backup, read_topic, Records,
 };
 use tidemark_tests::{
     commit, commits, committed_map, connect_admin as admin, run_cli, CliOutput, Tansu,
@@ -102,37 +102,6 @@ fn all_of(r: &Records, topic: &str, partition: i32) -> Vec<Record> {
     r.get(&(topic.to_string(), partition))
         .cloned()
         .unwrap_or_default()
-}
-
-async fn delete_topic(bs: &str, topic: &str) {
-    use rdkafka::admin::{AdminClient, AdminOptions};
-    use rdkafka::client::DefaultClientContext;
-    let a: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bs)
-        .create()
-        .expect("admin");
-    for r in a
-        .delete_topics(&[topic], &AdminOptions::new())
-        .await
-        .expect("delete topics")
-    {
-        r.unwrap_or_else(|(t, e)| panic!("delete {t}: {e}"));
-    }
-    // Wait until the topic is gone from metadata.
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bs)
-        .create()
-        .expect("consumer");
-    for _ in 0..100 {
-        let md = c
-            .fetch_metadata(None, Duration::from_secs(5))
-            .expect("metadata");
-        if !md.topics().iter().any(|t| t.name() == topic) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("topic {topic} still listed after deletion");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
