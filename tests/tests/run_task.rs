@@ -287,9 +287,14 @@ async fn snapshot_verify_rollback_delete_tasks() {
             .is_some_and(|v| v.matched && v.total_differences == 0),
         "{rb:?}"
     );
+    let safety = rb
+        .result
+        .safety_snapshot_id
+        .clone()
+        .expect("the rollback's safety snapshot");
     assert_eq!(
         rb.result.message,
-        "Rolled back 2 groups (5 offsets) to snapshot pre-migration-20241201; verified"
+        format!("Rolled back 2 groups (5 offsets) to snapshot pre-migration-20241201; verified; the offsets it replaced are in snapshot {safety}")
     );
     assert_eq!(rb.report["status"], "success");
     let op = committed_map(&admin, "order-processor").await;

@@ -45,11 +45,16 @@ fn cli(args: &[&str], env: &[(&'static str, String)]) -> CliOutput {
 }
 
 /// list → show → (offsets move) → verify fails → rollback → verify passes → delete → gone.
+/// Lists, shows, verifies and rolls back to stored snapshot `id`, then deletes it. A rollback
+/// first stores a safety snapshot of the offsets it replaces: where the storage takes writes
+/// (`writable`), that snapshot remains at the end; where it does not, the rollback fails and
+/// changes nothing.
 async fn exercise_stored_snapshot(
     c: &Cluster,
     path: &str,
     env: &[(&'static str, String)],
     id: &str,
+    writable: bool,
 ) {
     let list = cli(&["offset-rollback", "list", "-p", path, "-f", "json"], env);
     assert_eq!(list.code, 0, "{list:?}");
@@ -112,16 +117,37 @@ async fn exercise_stored_snapshot(
         ],
         env,
     );
-    assert_eq!(rb.code, 0, "{rb:?}");
-    assert_eq!(rb.json()["verification"]["matched"], true);
-    assert_eq!(current(&c.admin).await, vec![4, 5, 6]);
+    let safety = if writable {
+        assert_eq!(rb.code, 0, "{rb:?}");
+        assert_eq!(rb.json()["verification"]["matched"], true);
+        assert_eq!(current(&c.admin).await, vec![4, 5, 6]);
+        let safety = rb.json()["safety_snapshot_id"].as_str().map(str::to_string);
+        assert!(safety.is_some(), "{}", rb.stdout);
+        safety
+    } else {
+        assert_eq!(rb.code, 7, "no safety snapshot can be stored: {rb:?}");
+        assert!(rb.stderr.contains(path), "{}", rb.stderr);
+        assert_eq!(current(&c.admin).await, vec![0, 0, 0], "nothing changed");
+        None
+    };
 
     let del = cli(&["offset-rollback", "delete", "-p", path, "-s", id], env);
     assert_eq!(del.code, 0, "{del:?}");
     let gone = cli(&["offset-rollback", "show", "-p", path, "-s", id], env);
     assert_eq!(gone.code, 3, "{gone:?}");
     let list = cli(&["offset-rollback", "list", "-p", path, "-f", "json"], env);
-    assert_eq!(list.json()["total"], 0, "{}", list.stdout);
+    let left: Vec<String> = list.json()["snapshots"]
+        .as_array()
+        .expect("snapshots")
+        .iter()
+        .map(|s| s["snapshot_id"].as_str().expect("id").to_string())
+        .collect();
+    assert_eq!(
+        left,
+        safety.into_iter().collect::<Vec<_>>(),
+        "{}",
+        list.stdout
+    );
 }
 
 async fn snapshot_round_trip(path: &str, env: &[(&'static str, String)]) {
@@ -145,7 +171,7 @@ async fn snapshot_round_trip(path: &str, env: &[(&'static str, String)]) {
     );
     assert_eq!(snap.code, 0, "{snap:?}");
     let id = snap.json()["snapshot_id"].as_str().expect("id").to_string();
-    exercise_stored_snapshot(&c, path, env, &id).await;
+    exercise_stored_snapshot(&c, path, env, &id, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,7 +226,7 @@ async fn gcs_snapshots_round_trip_reads_and_deletes() {
 
     let path = gcs.location("team-a/offsets");
     assert_eq!(path, format!("gs://{BUCKET}/team-a/offsets"));
-    exercise_stored_snapshot(&c, &path, &gcs.env(), &id).await;
+    exercise_stored_snapshot(&c, &path, &gcs.env(), &id, false).await;
 
     let write = cli(
         &[

@@ -100,8 +100,31 @@ const CONNECT_TIMEOUT: &str = "5s";
 const READ_TIMEOUT: &str = "15s";
 /// Time allowed for a whole request, body included.
 const REQUEST_TIMEOUT: &str = "300s";
-/// Attempts at deleting one object before its error is reported.
-const DELETE_ATTEMPTS: u32 = 3;
+/// Attempts at a request that object_store does not retry itself (conditional creates and
+/// S3's bulk delete) before its error is reported.
+const ATTEMPTS: u32 = 3;
+
+/// Runs `request` again after an error, [`ATTEMPTS`] times in all, pausing 100 ms then 400 ms:
+/// for requests that are safe to repeat but that object_store does not retry.
+async fn again_on_error<T, F, Fut>(key: &str, mut request: F) -> object_store::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = object_store::Result<T>>,
+{
+    let mut pause = Duration::from_millis(100);
+    let mut attempt = 1;
+    loop {
+        match request().await {
+            Err(e) if attempt < ATTEMPTS => {
+                tracing::debug!(key, error = %e, attempt, "retrying a storage request");
+                tokio::time::sleep(pause).await;
+                pause *= 4;
+                attempt += 1;
+            }
+            done => return done,
+        }
+    }
+}
 
 /// Options for cloud locations that a URL cannot carry.
 ///
@@ -555,19 +578,28 @@ impl Storage {
         let Some((store, path)) = self.resolve(&key, true).await? else {
             return Err(self.storage_error(format!("cannot write '{key}': root is missing")));
         };
-        match store
-            .put_opts(
-                &path,
-                data.clone().into(),
-                object_store::PutMode::Create.into(),
-            )
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(object_store::Error::AlreadyExists { .. }) => {
-                self.accept_identical(&key, &data).await
+        // object_store does not retry a conditional create; retrying one is safe here: a
+        // create that landed before its answer was lost is found identical on the next try.
+        let created = again_on_error(&key, || async {
+            match store
+                .put_opts(
+                    &path,
+                    data.clone().into(),
+                    object_store::PutMode::Create.into(),
+                )
+                .await
+            {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+                Err(e) => Err(e),
             }
-            Err(e) => Err(self.failure("write", &key, &e)),
+        })
+        .await
+        .map_err(|e| self.failure("write", &key, &e))?;
+        if created {
+            Ok(())
+        } else {
+            self.accept_identical(&key, &data).await
         }
     }
 
@@ -768,20 +800,15 @@ impl Storage {
         }
         // A delete is idempotent, but object_store does not retry S3's (a bulk-delete POST):
         // one dropped connection would fail a run whose work is done, so it is retried here.
-        let mut pause = Duration::from_millis(100);
-        for attempt in 1.. {
+        let deleted = again_on_error(&key, || async {
             match store.delete(&path).await {
-                Ok(()) => return Ok(true),
-                Err(e) if self.is_missing_object(&e) => return Ok(false),
-                Err(e) if attempt < DELETE_ATTEMPTS => {
-                    tracing::debug!(key = %key, error = %e, attempt, "retrying a delete");
-                    tokio::time::sleep(pause).await;
-                    pause *= 4;
-                }
-                Err(e) => return Err(self.failure("delete", &key, &e)),
+                Ok(()) => Ok(true),
+                Err(e) if self.is_missing_object(&e) => Ok(false),
+                Err(e) => Err(e),
             }
-        }
-        unreachable!("the loop returns on its last attempt")
+        })
+        .await;
+        deleted.map_err(|e| self.failure("delete", &key, &e))
     }
 
     /// Lists objects under `prefix` (recursively), keys relative to the root.
@@ -1547,6 +1574,31 @@ fn build_azure(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_request_object_store_does_not_retry_is_tried_three_times() {
+        let tries = std::sync::atomic::AtomicU32::new(0);
+        let fail = || object_store::Error::Generic {
+            store: "test",
+            source: "connection reset".into(),
+        };
+        let twice_then_ok = again_on_error("k", || async {
+            match tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                0 | 1 => Err(fail()),
+                _ => Ok(7),
+            }
+        })
+        .await;
+        assert_eq!(twice_then_ok.ok(), Some(7));
+        tries.store(0, std::sync::atomic::Ordering::SeqCst);
+        let never = again_on_error("k", || async {
+            tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err::<(), _>(fail())
+        })
+        .await;
+        assert!(never.is_err());
+        assert_eq!(tries.load(std::sync::atomic::Ordering::SeqCst), ATTEMPTS);
+    }
 
     fn remote(provider: Provider, bucket: &str, prefix: &str) -> Location {
         Location::Remote {

@@ -410,7 +410,48 @@ impl GroupAdmin {
     /// [`list_offsets`](Self::list_offsets) with a chosen isolation level: under
     /// read_uncommitted (`read_committed == false`, what Kafka's own tools use for resets)
     /// `Latest` is the high watermark.
+    ///
+    /// A log start or end is never negative: a broker that answers one without an error (one
+    /// still loading its logs after a restart, say) is asked again a few times, then the
+    /// partition's answer is an error, so no caller takes "-1" for where a log starts or ends.
     pub async fn list_offsets_isolated(
+        &self,
+        partitions: &[TopicPartition],
+        spec: OffsetSpec,
+        read_committed: bool,
+    ) -> Result<Vec<Result<ListedOffset>>> {
+        let bounds = matches!(spec, OffsetSpec::Earliest | OffsetSpec::Latest);
+        let unanswered = |r: &Result<ListedOffset>| bounds && matches!(r, Ok(l) if l.offset < 0);
+        let mut attempt = 1;
+        loop {
+            let answers = self
+                .list_offsets_once(partitions, spec, read_committed)
+                .await?;
+            if !answers.iter().any(unanswered) {
+                return Ok(answers);
+            }
+            if attempt == LIST_OFFSETS_ATTEMPTS {
+                return Ok(answers
+                    .into_iter()
+                    .map(|r| match r {
+                        Ok(l) if bounds && l.offset < 0 => Err(Error::Kafka(format!(
+                            "failed to list offsets of {}-{}: the broker answered offset {} without an error ({LIST_OFFSETS_ATTEMPTS} times); it may still be starting, run again",
+                            l.topic, l.partition, l.offset
+                        ))),
+                        other => other,
+                    })
+                    .collect());
+            }
+            tracing::debug!(
+                attempt,
+                "the broker answered a negative log start or end; asking again"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            attempt += 1;
+        }
+    }
+
+    async fn list_offsets_once(
         &self,
         partitions: &[TopicPartition],
         spec: OffsetSpec,
@@ -964,6 +1005,9 @@ struct Inner {
 type PendingMap = Mutex<HashMap<u64, oneshot::Sender<Event>>>;
 
 /// One item's answer inside a successful request: the value, or Kafka's error code and text.
+/// Times a log start or end is asked for before a negative answer is an error.
+const LIST_OFFSETS_ATTEMPTS: u32 = 6;
+
 type Answer<T> = std::result::Result<T, (RDKafkaErrorCode, String)>;
 
 impl Inner {

@@ -446,7 +446,16 @@ impl ProducerContext for DeliveryContext {
         };
         match result {
             Ok(m) if u.error.is_none() => {
-                u.mapping.push(source, m.offset(), ts);
+                // A retried batch the broker already had may come back without its offset
+                // (-1). A lane's records land one after another in a partition only this
+                // restore writes, so it is the offset after the previous one; the final check
+                // compares the partition's end with the plan.
+                let target = if m.offset() >= 0 {
+                    m.offset()
+                } else {
+                    u.mapping.target_end
+                };
+                u.mapping.push(source, target, ts);
                 u.bytes += bytes;
                 self.shared.records.fetch_add(1, Ordering::Relaxed);
                 self.shared.bytes.fetch_add(bytes, Ordering::Relaxed);
