@@ -43,6 +43,27 @@ pub async fn create_topic(bs: &str, topic: &str, partitions: i32, configs: &[(&s
     }
 }
 
+/// A consumed message as a [`Record`], byte for byte.
+pub fn record_of<M: Message>(m: &M) -> Record {
+    let (timestamp, timestamp_type) = TimestampType::split_kafka(m.timestamp());
+    let headers = m
+        .headers()
+        .map(|h| {
+            h.iter()
+                .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                .collect()
+        })
+        .unwrap_or_default();
+    Record {
+        offset: m.offset(),
+        timestamp,
+        timestamp_type,
+        key: m.key().map(<[u8]>::to_vec),
+        value: m.payload().map(<[u8]>::to_vec),
+        headers,
+    }
+}
+
 /// Deletes `topic` and waits until the broker's metadata no longer lists it.
 pub async fn delete_topic(bs: &str, topic: &str) {
     use rdkafka::admin::{AdminClient, AdminOptions};
@@ -160,25 +181,9 @@ pub fn read_topic(bs: &str, topic: &str, partitions: i32) -> Records {
         );
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
-                let (timestamp, timestamp_type) = TimestampType::split_kafka(m.timestamp());
-                let headers = m
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
-                            .collect()
-                    })
-                    .unwrap_or_default();
                 out.entry((topic.to_string(), m.partition()))
                     .or_default()
-                    .push(Record {
-                        offset: m.offset(),
-                        timestamp,
-                        timestamp_type,
-                        key: m.key().map(<[u8]>::to_vec),
-                        value: m.payload().map(<[u8]>::to_vec),
-                        headers,
-                    });
+                    .push(record_of(&m));
             }
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
                 eof.insert(p);

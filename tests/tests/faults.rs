@@ -18,13 +18,12 @@ use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use tidemark::backup::format::{Record, TimestampType};
 use tidemark_tests::objstore::{S3Server, BUCKET};
 use tidemark_tests::proxy::{FaultProxy, Faults};
-use tidemark_tests::records::{create_topic, read_backup_in, read_topic, Records};
+use tidemark_tests::records::{create_topic, read_backup_in, read_topic, record_of, Records};
 use tidemark_tests::{free_port, Tansu};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tidemark-under-test");
@@ -432,25 +431,9 @@ fn read_until_quiet(bs: &str, topic: &str) -> Records {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 last = Instant::now();
-                let (timestamp, timestamp_type) = TimestampType::split_kafka(m.timestamp());
-                let headers = m
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
-                            .collect()
-                    })
-                    .unwrap_or_default();
                 out.entry((topic.to_string(), m.partition()))
                     .or_default()
-                    .push(Record {
-                        offset: m.offset(),
-                        timestamp,
-                        timestamp_type,
-                        key: m.key().map(<[u8]>::to_vec),
-                        value: m.payload().map(<[u8]>::to_vec),
-                        headers,
-                    });
+                    .push(record_of(&m));
             }
             Some(Err(e)) => eprintln!("reading {topic}: {e}"),
             None => {}
