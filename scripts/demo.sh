@@ -95,11 +95,11 @@ step "10. Offset reset, planned first: replay the last 100 records of every orde
   "$TIDEMARK" offset-reset plan --bootstrap-servers "$BOOTSTRAP" --groups order-processor --topic orders --shift-by -100
 step "11. Executed: a safety snapshot of exactly these offsets is stored first" \
   "$TIDEMARK" offset-reset execute --bootstrap-servers "$BOOTSTRAP" --groups order-processor --topic orders \
-  --shift-by -100 --path "$STORE" --snapshot-id before-replay --execute
+  --shift-by -100 --path "$STORE" --snapshot-id before-replay
 step "12. Changed our minds: the safety snapshot puts the group back exactly" \
   "$TIDEMARK" offset-rollback rollback --path "$STORE" --snapshot-id before-replay --bootstrap-servers "$BOOTSTRAP"
-step "13. Bulk reset of every group to one minute ago (dry run: add --execute to apply)" \
-  "$TIDEMARK" offset-reset-bulk --bootstrap-servers "$BOOTSTRAP" --all-groups --all-topics --by-duration PT1M
+step "13. Bulk reset of every group to one minute ago, as a dry run (without --dry-run it applies)" \
+  "$TIDEMARK" offset-reset-bulk --bootstrap-servers "$BOOTSTRAP" --all-groups --all-topics --by-duration PT1M --dry-run
 step "14. A reviewed-before-run kafka-consumer-groups script for the same reset" \
   "$TIDEMARK" offset-reset script --bootstrap-servers "$BOOTSTRAP" --all-groups --all-topics --by-duration PT1M \
   --output "$STORE/reset-offsets.sh"

@@ -475,13 +475,16 @@ async fn dry_runs_and_plans_change_nothing() {
             plan.stdout
         );
     }
-    let dry = reset("execute", &bs, &["-g", "g", "--all-topics", "--to-latest"]);
-    expect_code(&dry, 0);
-    assert!(
-        dry.stdout.contains("Dry run: nothing was changed"),
-        "{}",
-        dry.stdout
+    let dry = reset(
+        "execute",
+        &bs,
+        &["-g", "g", "--all-topics", "--to-latest", "--dry-run"],
     );
+    expect_code(&dry, 0);
+    for want in ["Status: DRY RUN", "Dry run: nothing was changed"] {
+        assert!(dry.stdout.contains(want), "{want}: {}", dry.stdout);
+    }
+    assert!(!dry.stdout.contains("SUCCESS"), "{}", dry.stdout);
     let bulk = cli(&[
         "offset-reset-bulk",
         "--bootstrap-servers",
@@ -496,10 +499,137 @@ async fn dry_runs_and_plans_change_nothing() {
         "json",
     ]);
     expect_code(&bulk, 0);
+    assert_eq!(bulk.json()["status"], "dry_run");
     assert_eq!(bulk.json()["dry_run"], true);
     assert_eq!(bulk.json()["partitions_planned"], 3);
     assert_eq!(bulk.json()["total_offsets_reset"], 0);
+    let plan_json = reset(
+        "plan",
+        &bs,
+        &["-g", "g", "--all-topics", "--to-earliest", "-f", "json"],
+    );
+    expect_code(&plan_json, 0);
+    assert_eq!(
+        plan_json.json()["status"],
+        "dry_run",
+        "{}",
+        plan_json.stdout
+    );
     assert_eq!(committed_map(&admin, "g").await, before, "nothing changed");
+}
+
+/// `offset-reset execute` and `offset-reset-bulk` change offsets without `--execute` (which
+/// is still accepted), after a safety snapshot that puts the group back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn execute_and_bulk_change_offsets_by_default() {
+    let kafka = Tansu::start();
+    let bs = kafka.bootstrap();
+    create_and_fill(&bs, "orders", 3, 10).await;
+    let admin = admin(&bs).await;
+    commit(&admin, "g", &commits("orders", &[5, 6, 7])).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().to_str().expect("utf8");
+
+    // Without --path (and without --dry-run or --no-snapshot) there is nowhere to keep the
+    // safety snapshot: refused, nothing changed.
+    let out = reset(
+        "execute",
+        &bs,
+        &["-g", "g", "--all-topics", "--to-offset", "1"],
+    );
+    expect_code(&out, 2);
+    assert!(
+        out.stderr.contains("pass --path (or --no-snapshot"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        topic_offsets(&committed_map(&admin, "g").await, "orders"),
+        vec![5, 6, 7]
+    );
+
+    let out = reset(
+        "execute",
+        &bs,
+        &[
+            "-g",
+            "g",
+            "--all-topics",
+            "--to-offset",
+            "1",
+            "-p",
+            path,
+            "-s",
+            "before-1",
+        ],
+    );
+    expect_code(&out, 0);
+    assert!(out.stdout.contains("Status: SUCCESS"), "{}", out.stdout);
+    assert_eq!(
+        topic_offsets(&committed_map(&admin, "g").await, "orders"),
+        vec![1, 1, 1]
+    );
+
+    let bulk = cli(&[
+        "offset-reset-bulk",
+        "--bootstrap-servers",
+        &bs,
+        "-g",
+        "g",
+        "--all-topics",
+        "--to-offset",
+        "2",
+        "-p",
+        path,
+        "-f",
+        "json",
+    ]);
+    expect_code(&bulk, 0);
+    assert_eq!(bulk.json()["status"], "success", "{}", bulk.stdout);
+    assert_eq!(bulk.json()["dry_run"], false);
+    assert_eq!(bulk.json()["total_offsets_reset"], 3);
+    assert_eq!(
+        topic_offsets(&committed_map(&admin, "g").await, "orders"),
+        vec![2, 2, 2]
+    );
+
+    // --execute is accepted and means the same.
+    let out = reset(
+        "execute",
+        &bs,
+        &[
+            "-g",
+            "g",
+            "--all-topics",
+            "--to-offset",
+            "3",
+            "-p",
+            path,
+            "--execute",
+        ],
+    );
+    expect_code(&out, 0);
+    assert_eq!(
+        topic_offsets(&committed_map(&admin, "g").await, "orders"),
+        vec![3, 3, 3]
+    );
+
+    // The first reset's safety snapshot holds the offsets before it.
+    let out = cli(&[
+        "offset-rollback",
+        "rollback",
+        "-p",
+        path,
+        "-s",
+        "before-1",
+        "--bootstrap-servers",
+        &bs,
+    ]);
+    expect_code(&out, 0);
+    assert_eq!(
+        topic_offsets(&committed_map(&admin, "g").await, "orders"),
+        vec![5, 6, 7]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

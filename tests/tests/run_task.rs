@@ -728,6 +728,7 @@ async fn reset_tasks_plan_execute_and_reuse_their_snapshot_on_retry() {
         (2, 4, 0)
     );
     assert_eq!(plan.result.operation.as_deref(), Some("reset-plan"));
+    assert_eq!(plan.report["status"], "dry_run", "never success");
     assert!(
         plan.result.snapshot_id.is_none(),
         "no snapshot in a dry run"

@@ -33,7 +33,7 @@ pub enum Command {
     /// Move consumer-group offsets with kafka-consumer-groups' --reset-offsets rules: plan, execute, or script.
     #[command(subcommand)]
     OffsetReset(ResetCommand),
-    /// Reset many consumer groups at once (dry run unless --execute), with a safety snapshot first.
+    /// Reset many consumer groups at once, after a safety snapshot (--dry-run: only the plan).
     OffsetResetBulk(ResetExecArgs),
     /// Back up topics' records (and the consumer offsets on them) to storage.
     Backup(BackupArgs),
@@ -79,7 +79,7 @@ pub enum RollbackCommand {
 pub enum ResetCommand {
     /// Print what a reset would do (current and target offset of every partition); changes nothing.
     Plan(ResetArgs),
-    /// Show the plan, then apply it with --execute (dry run without), after a safety snapshot.
+    /// Show the plan, then apply it after a safety snapshot (--dry-run: only the plan).
     Execute(ResetExecArgs),
     /// Write a bash script of kafka-consumer-groups commands, one per partition, to review and run.
     Script(ResetScriptArgs),
@@ -412,10 +412,10 @@ pub struct ResetArgs {
 pub struct ResetExecArgs {
     #[command(flatten)]
     pub reset: ResetArgs,
-    /// Apply the plan. Without it, nothing is changed (dry run).
+    /// Apply the plan (the default; accepted for kafka-consumer-groups habits).
     #[arg(long)]
     pub execute: bool,
-    /// Only show the plan (the default; kafka-consumer-groups compatible).
+    /// Only show the plan; change nothing.
     #[arg(long, conflicts_with = "execute")]
     pub dry_run: bool,
     /// Do not store a safety snapshot of the offsets about to change (then no rollback is possible).
@@ -744,6 +744,22 @@ mod tests {
         assert!(!get(
             "offset-rollback rollback -p /s -s x --bootstrap-servers k:9092 --no-verify"
         ));
+    }
+
+    #[test]
+    fn reset_verbs_execute_unless_dry_run() {
+        let dry = |args: &str| match parse(args).map(|c| c.command) {
+            Ok(Command::OffsetReset(ResetCommand::Execute(a)) | Command::OffsetResetBulk(a)) => {
+                a.dry_run
+            }
+            other => panic!("unexpected parse of {args}: {other:?}"),
+        };
+        let base = "-p /s -b b1 -g a --bootstrap-servers k:9092";
+        assert!(!dry(&format!("offset-reset execute {base}")));
+        assert!(!dry(&format!("offset-reset-bulk {base}")));
+        assert!(!dry(&format!("offset-reset-bulk {base} --execute")));
+        assert!(dry(&format!("offset-reset execute {base} --dry-run")));
+        assert!(dry(&format!("offset-reset-bulk {base} --dry-run")));
     }
 
     #[test]

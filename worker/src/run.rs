@@ -278,7 +278,7 @@ fn reset_outcome(report: &crate::reset::ResetReport) -> TaskOutcome {
     if !failed.is_empty() {
         message.push_str(&format!("; not reset: {}", failed.join("; ")));
     }
-    let failure = (!report.dry_run && report.status != RunStatus::Success)
+    let failure = (!report.dry_run && report.status != crate::reset::ResetStatus::Success)
         .then(|| Error::Partial(message.clone()));
     let group_results: Vec<ResultGroup> = report
         .outcomes_failed_first()

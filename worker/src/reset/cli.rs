@@ -9,7 +9,8 @@ use chrono::Utc;
 
 use super::csv::{parse_reset_csv, write_reset_csv, CsvOffset};
 use super::engine::{
-    dry_run_report, execute as run_reset, prepare, ResetReport, ResetRequest, SafetySnapshot,
+    dry_run_report, execute as run_reset, prepare, ResetReport, ResetRequest, ResetStatus,
+    SafetySnapshot,
 };
 use super::plan::{Explicit, ResetPlan, Strategy};
 use super::render::{plan_table, report_box};
@@ -20,7 +21,6 @@ use crate::cli::{Format, ResetArgs, ResetExecArgs, ResetScriptArgs, ResetSpecArg
 use crate::error::{Error, Result};
 use crate::groups::{split_names, GroupSelector};
 use crate::kafka::GroupAdmin;
-use crate::rollback::RunStatus;
 use crate::snapshot::{OffsetSnapshot, SnapshotStore};
 use crate::task::ResetStrategy;
 
@@ -41,24 +41,11 @@ pub async fn plan(a: ResetArgs) -> Result<i32> {
 }
 
 /// `offset-reset execute` (`bulk == false`: the plan table is printed too) and
-/// `offset-reset-bulk`. A dry run unless `--execute`.
+/// `offset-reset-bulk`: a safety snapshot, then the change; only the plan with `--dry-run`.
+/// `--execute` is accepted and changes nothing (kafka-consumer-groups habits).
 pub async fn execute(a: ResetExecArgs, bulk: bool) -> Result<i32> {
     let started = Instant::now();
-    let safety = if !a.execute || a.no_snapshot {
-        SafetySnapshot::Skip
-    } else {
-        let Some(path) = &a.reset.storage.path else {
-            return Err(Error::invalid(
-                "--execute stores a safety snapshot of the offsets about to change first: pass --path (or --no-snapshot to reset without one)",
-            ));
-        };
-        SafetySnapshot::Take {
-            store: open_store_at(path, &a.reset.storage.endpoint)?,
-            id: a.snapshot_id.clone(),
-            reuse_existing: false,
-            description: None,
-        }
-    };
+    let safety = safety_snapshot(&a)?;
     let (admin, mut req) = setup(&a.reset).await?;
     req.max_retries = a.max_retries;
     let plan = prepare(&admin, &req).await?;
@@ -68,10 +55,10 @@ pub async fn execute(a: ResetExecArgs, bulk: bool) -> Result<i32> {
         print!("{}", plan_table(&plan, false));
         println!();
     }
-    let report = if a.execute {
-        run_reset(&admin, &plan, &safety, &req, started).await?
-    } else {
+    let report = if a.dry_run {
         dry_run_report(&plan, started)
+    } else {
+        run_reset(&admin, &plan, &safety, &req, started).await?
     };
     match a.reset.format.format {
         Format::Json => print_json(&report)?,
@@ -80,9 +67,27 @@ pub async fn execute(a: ResetExecArgs, bulk: bool) -> Result<i32> {
     Ok(exit_code(&report))
 }
 
+/// Where the safety snapshot goes: `--path`, unless a dry run or `--no-snapshot`.
+fn safety_snapshot(a: &ResetExecArgs) -> Result<SafetySnapshot> {
+    if a.dry_run || a.no_snapshot {
+        return Ok(SafetySnapshot::Skip);
+    }
+    let Some(path) = &a.reset.storage.path else {
+        return Err(Error::invalid(
+            "a reset stores a safety snapshot of the offsets about to change first: pass --path (or --no-snapshot to reset without one, or --dry-run to only see the plan)",
+        ));
+    };
+    Ok(SafetySnapshot::Take {
+        store: open_store_at(path, &a.reset.storage.endpoint)?,
+        id: a.snapshot_id.clone(),
+        reuse_existing: false,
+        description: None,
+    })
+}
+
 /// 0 when every group was reset (or it was a dry run), 10 otherwise.
 fn exit_code(r: &ResetReport) -> i32 {
-    if r.dry_run || r.status == RunStatus::Success {
+    if r.dry_run || r.status == ResetStatus::Success {
         0
     } else {
         EXIT_PARTIAL

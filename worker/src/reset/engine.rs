@@ -99,10 +99,42 @@ pub struct GroupResetOutcome {
     pub partitions: Vec<super::PartitionPlan>,
 }
 
-/// The report of a reset (seed 000's bulk report plus plan details).
+/// Overall status of a reset: how its groups fared, or `dry_run` when it changed nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResetStatus {
+    Success,
+    PartialSuccess,
+    Failed,
+    DryRun,
+}
+
+impl ResetStatus {
+    /// Upper-case label for text reports.
+    pub fn label(self) -> &'static str {
+        match self {
+            ResetStatus::Success => "SUCCESS",
+            ResetStatus::PartialSuccess => "PARTIAL_SUCCESS",
+            ResetStatus::Failed => "FAILED",
+            ResetStatus::DryRun => "DRY RUN",
+        }
+    }
+}
+
+impl From<RunStatus> for ResetStatus {
+    fn from(s: RunStatus) -> Self {
+        match s {
+            RunStatus::Success => ResetStatus::Success,
+            RunStatus::PartialSuccess => ResetStatus::PartialSuccess,
+            RunStatus::Failed => ResetStatus::Failed,
+        }
+    }
+}
+
+/// The report of a reset (the bulk report's fields plus plan details).
 #[derive(Debug, Clone, Serialize)]
 pub struct ResetReport {
-    pub status: RunStatus,
+    pub status: ResetStatus,
     pub dry_run: bool,
     pub strategy: String,
     pub cluster: String,
@@ -746,7 +778,11 @@ fn report(
     if elapsed.as_secs_f64() > 0.0 {
         performance.offsets_per_second = total_offsets as f64 / elapsed.as_secs_f64();
     }
-    let status = RunStatus::from_counts(ok, failed);
+    let status = if dry_run {
+        ResetStatus::DryRun
+    } else {
+        RunStatus::from_counts(ok, failed).into()
+    };
     let (snapshot_id, snapshot_path, snapshot_reused) = match snapshot {
         Some((id, path, reused)) => (Some(id), Some(path), reused),
         None => (None, None, false),

@@ -16,5 +16,7 @@ pub mod render;
 pub mod script;
 pub mod spec;
 
-pub use engine::{dry_run_report, execute, prepare, ResetReport, ResetRequest, SafetySnapshot};
+pub use engine::{
+    dry_run_report, execute, prepare, ResetReport, ResetRequest, ResetStatus, SafetySnapshot,
+};
 pub use plan::{Action, GroupPlan, PartitionPlan, ResetPlan, Strategy};

@@ -98,7 +98,7 @@ pub fn report_box(r: &ResetReport) -> String {
     };
     let mut b = BoxReport::new(title);
     let status = if r.dry_run {
-        format!("{} (dry run: nothing was changed)", r.status.label())
+        format!("{} (nothing was changed)", r.status.label())
     } else {
         r.status.label().to_string()
     };
@@ -178,11 +178,11 @@ pub fn report_box(r: &ResetReport) -> String {
     if r.dry_run {
         let _ = writeln!(
             out,
-            "\nDry run: nothing was changed. Add --execute to apply this plan."
+            "\nDry run: nothing was changed. Run the same command without --dry-run to apply this plan."
         );
     } else if let Some(cmd) = &r.rollback_command {
         let lead = match r.status {
-            crate::rollback::RunStatus::Success => "To undo this reset, run:",
+            super::engine::ResetStatus::Success => "To undo this reset, run:",
             _ => "Some groups were not reset. To return every changed group to where it was, run:",
         };
         let _ = writeln!(out, "\n{lead}\n  {cmd}");
@@ -265,6 +265,18 @@ mod tests {
         }
         assert!(text.contains("OFFSET RESET PLAN (DRY RUN)"), "{text}");
         assert!(text.contains("Groups that would not be reset"), "{text}");
-        assert!(text.contains("Add --execute to apply this plan."), "{text}");
+        assert!(
+            text.contains("Status: DRY RUN (nothing was changed)"),
+            "{text}"
+        );
+        assert!(!text.contains("SUCCESS"), "{text}");
+        assert!(
+            text.contains("Run the same command without --dry-run to apply this plan."),
+            "{text}"
+        );
+        assert_eq!(
+            serde_json::to_value(&report).expect("json")["status"],
+            "dry_run"
+        );
     }
 }
