@@ -19,6 +19,7 @@
 //!   topic_mapping: {orders: orders-recovered}
 //!   partition_mapping: {0: 0, 1: 2}
 //!   consumer_group_strategy: header-based # skip | header-based | timestamp-based | cluster-scan | manual
+//!                                         # (absent: skip, or header-based with reset_consumer_offsets)
 //!   include_original_offset_header: true
 //!   original_offset_header_style: original   # original (x-original-*) | kafka-backup (x-kafka-backup-*)
 //!   dry_run: false
@@ -189,6 +190,8 @@ pub fn parse_config(
             Some(v) => parse_existing(v).map_err(|e| bad(format!("restore.existing_data: {e}")))?,
         },
         consumer_group_strategy: match r.consumer_group_strategy.as_deref() {
+            // Automatic offset reset without a strategy: the restore's exact offset mapping.
+            None if r.reset_consumer_offsets => GroupStrategy::HeaderBased,
             None => GroupStrategy::Skip,
             Some(v) => parse_strategy(v)
                 .map_err(|e| bad(format!("restore.consumer_group_strategy: {e}")))?,
@@ -461,6 +464,30 @@ restore:
         assert_eq!(c.task.acks, Acks::Leader);
         assert_eq!(c.task.existing_data, ExistingData::Append);
         assert_eq!(c.task.original_header_style, HeaderStyle::KafkaBackup);
+    }
+
+    #[test]
+    fn an_automatic_offset_reset_without_a_strategy_translates_exactly() {
+        let text = "mode: restore\nbackup_id: b1\ntarget:\n  bootstrap_servers: [k:9092]\nstorage: {backend: filesystem, path: /d}\nrestore:\n  reset_consumer_offsets: true\n  consumer_groups:\n    - my-consumer-group\n    - another-group\n";
+        let t = parse_config(text, "f", env).expect("parses").task;
+        assert!(t.reset_consumer_offsets);
+        assert_eq!(t.consumer_group_strategy, GroupStrategy::HeaderBased);
+        assert_eq!(
+            t.consumer_groups,
+            vec!["my-consumer-group", "another-group"]
+        );
+        assert!(t.snapshot_before_reset, "a safety snapshot first");
+        let skip = text.replace(
+            "  reset_consumer_offsets: true\n",
+            "  reset_consumer_offsets: true\n  consumer_group_strategy: skip\n",
+        );
+        let err = parse_config(&skip, "f", env).expect_err("skip says leave groups alone");
+        assert!(
+            err.to_string().contains(
+                "restore.reset_consumer_offsets is true but consumer_group_strategy is skip"
+            ),
+            "{err}"
+        );
     }
 
     #[test]
