@@ -446,16 +446,36 @@ async fn the_automatic_offset_reset_configuration_commits_the_listed_groups() {
     assert!(committed_map(&b, "not-listed").await.is_empty());
 }
 
-/// The documentation's complete examples that need nothing our test broker lacks (SASL), run
-/// as written: the full restore and one partition's recovery from a filesystem backup, and the
-/// three-phase restore from S3 (with the bucket it names), each into a cluster holding the
-/// empty topics.
+/// The documentation's complete filesystem examples and its three-phase restore from S3 (with
+/// the bucket it names), run as written, each into a cluster holding the empty topics: the
+/// full restore, one partition's recovery, and the data then the listed groups' offsets.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_documented_complete_configurations_restore_what_they_say() {
     let source = Tansu::start();
     let target = Tansu::start();
     let (src, dst) = (source.bootstrap(), target.bootstrap());
     let dir = tempfile::tempdir().expect("tempdir");
+
+    // The full restore: every backed-up topic.
+    create_and_fill(&src, "events", 2, 15).await;
+    let full = dir.path().join("full");
+    let full_s = full.to_str().expect("utf8");
+    backup(&src, full_s, "events", "backup-2025-01-15", &[]);
+    create_topic(&dst, "events", 2, &[]).await;
+    let cfg = write_replaced(
+        dir.path(),
+        "full.yaml",
+        &fixture("restore-configs/full-restore.yaml"),
+        &[
+            ("localhost:9092", &dst),
+            ("/var/lib/kafka-backup/data", full_s),
+        ],
+    );
+    expect_code(&cli(&["restore", "--config", &cfg], &[]), 0);
+    assert_same(
+        &read_topic(&dst, "events", 2),
+        &read_topic(&src, "events", 2),
+    );
 
     // One partition's recovery: partition 2 of high-volume-topic, and nothing else.
     create_and_fill(&src, "high-volume-topic", 3, 50).await;
@@ -737,4 +757,129 @@ async fn the_bulk_reset_script_resets_or_passes_the_failure_on() {
         out.stdout
     );
     assert!(out.stdout.contains("group3"), "{}", out.stdout);
+}
+
+/// Writes one record per timestamp to partition 0 of a new `topic`, the last in a batch of
+/// its own (tansu's end offset is its last batch's base offset + 1).
+async fn produce_at(bs: &str, topic: &str, stamps: &[i64]) {
+    use rdkafka::producer::{FutureRecord, Producer};
+    create_topic(bs, topic, 1, &[]).await;
+    let p = tidemark_tests::records::producer(bs);
+    for (i, ts) in stamps.iter().enumerate() {
+        if i + 1 == stamps.len() {
+            p.flush(std::time::Duration::from_secs(10)).expect("flush");
+        }
+        let v = format!("{topic}-{i}");
+        p.send(
+            FutureRecord::to(topic)
+                .partition(0)
+                .key(&v)
+                .payload(&v)
+                .timestamp(*ts),
+            std::time::Duration::from_secs(10),
+        )
+        .await
+        .unwrap_or_else(|(e, _)| panic!("produce: {e}"));
+    }
+    p.flush(std::time::Duration::from_secs(10)).expect("flush");
+}
+
+/// The documentation's use cases that restore from S3 (bucket `kafka-backups`, one backup):
+/// disaster recovery of `orders`, point-in-time recovery of `transactions` up to 15:00 into a
+/// new topic, and cloning three topics under new names with timestamp-based offsets but no
+/// offset reset (no group is touched).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_s3_use_cases_restore_what_they_say() {
+    let source = Tansu::start();
+    let target = Tansu::start();
+    let (src, dst) = (source.bootstrap(), target.bootstrap());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s3 = S3Server::start();
+    let (status, body) = http(s3.server.port, "PUT", "/kafka-backups", &[], b"");
+    assert!(
+        status == 200 || status == 409,
+        "bucket: HTTP {status}: {body}"
+    );
+    let s3_env_owned = s3.env();
+    let s3_env: Vec<(&str, &str)> = s3_env_owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    create_and_fill(&src, "orders", 2, 20).await;
+    create_and_fill(&src, "payments", 1, 10).await;
+    create_and_fill(&src, "inventory", 1, 5).await;
+    // 14:00, 14:59:59.999, 15:00 (inclusive end), 15:00:00.001, 16:00.
+    let cutoff = 1_705_330_800_000;
+    produce_at(
+        &src,
+        "transactions",
+        &[
+            cutoff - 3_600_000,
+            cutoff - 1,
+            cutoff,
+            cutoff + 1,
+            cutoff + 3_600_000,
+        ],
+    )
+    .await;
+    let a = admin(&src).await;
+    commit(&a, "order-processor", &commits("orders", &[3, 4])).await;
+    backup(
+        &src,
+        "s3://kafka-backups",
+        "orders,payments,inventory,transactions",
+        "backup-2025-01-15",
+        &s3_env,
+    );
+    let before = |topic: &str, parts: i32| read_topic(&src, topic, parts);
+    let rename =
+        |r: tidemark_tests::records::Records, to: &str| -> tidemark_tests::records::Records {
+            r.into_iter()
+                .map(|((_, p), recs)| ((to.to_string(), p), recs))
+                .collect()
+        };
+    for (topic, parts) in [
+        ("orders", 2),
+        ("transactions-recovered", 1),
+        ("orders-staging", 2),
+        ("payments-staging", 1),
+        ("inventory-staging", 1),
+    ] {
+        create_topic(&dst, topic, parts, &[]).await;
+    }
+    let run = |file: &str, from: &str| {
+        let cfg = write_replaced(
+            dir.path(),
+            file,
+            &fixture(&format!("restore-configs/{file}")),
+            &[(from, &dst)],
+        );
+        expect_code(&cli(&["restore", "--config", &cfg], &s3_env), 0);
+    };
+
+    run("use-case-disaster-recovery.yaml", "localhost:9092");
+    assert_same(&read_topic(&dst, "orders", 2), &before("orders", 2));
+
+    run("use-case-point-in-time-recovery.yaml", "localhost:9092");
+    let mut want = rename(before("transactions", 1), "transactions-recovered");
+    for recs in want.values_mut() {
+        recs.retain(|r| r.timestamp <= cutoff);
+    }
+    assert_eq!(want.values().map(Vec::len).sum::<usize>(), 3);
+    assert_same(&read_topic(&dst, "transactions-recovered", 1), &want);
+
+    run("use-case-environment-cloning.yaml", "staging-kafka:9092");
+    for (from, to, parts) in [
+        ("orders", "orders-staging", 2),
+        ("payments", "payments-staging", 1),
+        ("inventory", "inventory-staging", 1),
+    ] {
+        assert_same(
+            &read_topic(&dst, to, parts),
+            &rename(before(from, parts), to),
+        );
+    }
+    assert!(
+        committed_map(&admin(&dst).await, "order-processor")
+            .await
+            .is_empty(),
+        "no offset reset was asked for"
+    );
 }
