@@ -468,6 +468,7 @@ async fn dry_runs_and_plans_change_nothing() {
     for row in [
         "orders          0             5             0  REWIND (-5)",
         "Total partitions to reset: 3",
+        "Dry run: nothing was changed.",
     ] {
         assert!(
             plan.stdout.contains(row),

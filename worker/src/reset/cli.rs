@@ -35,7 +35,10 @@ pub async fn plan(a: ResetArgs) -> Result<i32> {
     export(&a, &plan)?;
     match a.format.format {
         Format::Json => print_json(&dry_run_report(&plan, started))?,
-        Format::Text => print!("{}", plan_table(&plan, true)),
+        Format::Text => {
+            print!("{}", plan_table(&plan, true));
+            println!("\nDry run: nothing was changed. `offset-reset execute` with the same flags applies this plan.");
+        }
     }
     Ok(0)
 }
