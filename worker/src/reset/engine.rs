@@ -99,7 +99,7 @@ pub struct GroupResetOutcome {
     pub partitions: Vec<super::PartitionPlan>,
 }
 
-/// The report of a reset (seed 000's bulk report plus plan details).
+/// The report of a reset (kafka-backup's bulk reset report plus plan details).
 #[derive(Debug, Clone, Serialize)]
 pub struct ResetReport {
     pub status: RunStatus,
