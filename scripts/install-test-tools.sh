@@ -13,9 +13,10 @@ mkdir -p "$TOOLS/bin"
 log() { printf '==> %s\n' "$*" >&2; }
 
 # System libraries needed to build librdkafka (bundled by rdkafka-sys) with TLS and SASL, and
-# the tests' command-line tools (lua5.4 runs the Argo CD health checks, written in Lua).
+# the tests' command-line tools (lua5.4 runs the Argo CD health checks, written in Lua; the
+# shell scripts of the repository must pass the shellcheck package, tests/tests/shell_scripts.rs).
 need_apt=()
-for pkg in libssl-dev pkg-config zlib1g-dev make g++ python3-venv jq socat openssl lua5.4; do
+for pkg in libssl-dev pkg-config zlib1g-dev make g++ python3-venv jq socat openssl lua5.4 shellcheck; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then
