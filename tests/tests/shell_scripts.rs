@@ -11,7 +11,8 @@ fn repo() -> PathBuf {
         .expect("repository root")
 }
 
-/// The `*.sh` files of the repository (build output and version control aside).
+/// The shell scripts of the repository: `*.sh` files and files starting with a `bash` or `sh`
+/// shebang such as `.ci/run` (build output and version control aside).
 fn shell_scripts() -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![repo()];
@@ -27,13 +28,23 @@ fn shell_scripts() -> Vec<PathBuf> {
                 if !matches!(name.as_str(), "target" | ".git" | "node_modules") {
                     stack.push(path);
                 }
-            } else if name.ends_with(".sh") {
+            } else if name.ends_with(".sh") || has_shell_shebang(&path) {
                 out.push(path);
             }
         }
     }
     out.sort();
     out
+}
+
+fn has_shell_shebang(path: &Path) -> bool {
+    let Ok(text) = std::fs::read(path) else {
+        return false;
+    };
+    let first = text.split(|b| *b == b'\n').next().unwrap_or_default();
+    let first = String::from_utf8_lossy(first);
+    first.starts_with("#!")
+        && (first.ends_with("/bash") || first.ends_with(" bash") || first.ends_with("/sh"))
 }
 
 #[test]
