@@ -22,43 +22,33 @@ type Checker = common::Checker<KafkaOffsetRollback>;
 /// "Overview": a skeleton whose spec is only a placeholder (`# Operation configuration`). It is
 /// accepted by the schema and stalled by the operator; see
 /// `overview_skeleton_is_accepted_and_then_stalled_by_the_operator`.
-const OVERVIEW: &str = include_str!("fixtures/offset-rollback-reference/overview.yaml");
+const OVERVIEW: &str = include_str!("fixtures/rollback/overview.yaml");
 
-const FULL_SPECIFICATION: &str =
-    include_str!("fixtures/offset-rollback-reference/full-specification.yaml");
+const FULL_SPECIFICATION: &str = include_str!("fixtures/rollback/full-specification.yaml");
 
-const OPERATION_SNAPSHOT: &str =
-    include_str!("fixtures/offset-rollback-reference/operation-snapshot.yaml");
+const OPERATION_SNAPSHOT: &str = include_str!("fixtures/rollback/operation-snapshot.yaml");
 
-const OPERATION_ROLLBACK: &str =
-    include_str!("fixtures/offset-rollback-reference/operation-rollback.yaml");
+const OPERATION_ROLLBACK: &str = include_str!("fixtures/rollback/operation-rollback.yaml");
 
-const OPERATION_VERIFY: &str =
-    include_str!("fixtures/offset-rollback-reference/operation-verify.yaml");
+const OPERATION_VERIFY: &str = include_str!("fixtures/rollback/operation-verify.yaml");
 
-const OPERATION_DELETE: &str =
-    include_str!("fixtures/offset-rollback-reference/operation-delete.yaml");
+const OPERATION_DELETE: &str = include_str!("fixtures/rollback/operation-delete.yaml");
 
-const PRE_MIGRATION_SNAPSHOT: &str =
-    include_str!("fixtures/offset-rollback-reference/pre-migration-snapshot.yaml");
+const PRE_MIGRATION_SNAPSHOT: &str = include_str!("fixtures/rollback/pre-migration-snapshot.yaml");
 
-const EMERGENCY_ROLLBACK: &str =
-    include_str!("fixtures/offset-rollback-reference/emergency-rollback.yaml");
+const EMERGENCY_ROLLBACK: &str = include_str!("fixtures/rollback/emergency-rollback.yaml");
 
 const VERIFICATION_AFTER_ROLLBACK: &str =
-    include_str!("fixtures/offset-rollback-reference/verification-after-rollback.yaml");
+    include_str!("fixtures/rollback/verification-after-rollback.yaml");
 
-const SNAPSHOT_TO_CONFIGMAP: &str =
-    include_str!("fixtures/offset-rollback-reference/snapshot-to-configmap.yaml");
+const SNAPSHOT_TO_CONFIGMAP: &str = include_str!("fixtures/rollback/snapshot-to-configmap.yaml");
 
-const DELETE_OLD_SNAPSHOTS: &str =
-    include_str!("fixtures/offset-rollback-reference/delete-old-snapshots.yaml");
+const DELETE_OLD_SNAPSHOTS: &str = include_str!("fixtures/rollback/delete-old-snapshots.yaml");
 
-const WORKFLOW_EXAMPLE: &str =
-    include_str!("fixtures/offset-rollback-reference/workflow-example.yaml");
+const WORKFLOW_EXAMPLE: &str = include_str!("fixtures/rollback/workflow-example.yaml");
 
 /// The reference's "Status" block.
-const STATUS: &str = include_str!("fixtures/offset-rollback-reference/status.yaml");
+const STATUS: &str = include_str!("fixtures/rollback/status.yaml");
 
 /// Every complete example of the reference, by section title.
 const REFERENCE_EXAMPLES: &[(&str, &str)] = &[
