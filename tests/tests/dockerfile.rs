@@ -595,7 +595,8 @@ fn librdkafka_is_static_and_the_runtime_image_has_every_shared_library() {
     }
 
     // The built binaries: the worker as the test crate builds it (the same entry point and
-    // features as `tidemark`), and the operator when it has been built here.
+    // libraries as `tidemark`; only the std-only crash points added), and the operator when it
+    // has been built here.
     let mut binaries = vec![PathBuf::from(env!("CARGO_BIN_EXE_tidemark-under-test"))];
     let profile_dir = PathBuf::from(env!("CARGO_BIN_EXE_tidemark-under-test"))
         .parent()
