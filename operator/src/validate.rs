@@ -1021,7 +1021,7 @@ mod tests {
     }
 
     #[test]
-    fn every_seed_example_is_valid() {
+    fn every_reference_example_is_valid() {
         for yaml in [
             PRE_MIGRATION_SNAPSHOT,
             FULL_SPECIFICATION,

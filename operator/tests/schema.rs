@@ -1,4 +1,4 @@
-//! Every KafkaOffsetRollback example of the seed reference (apiVersion changed to
+//! Every example of the KafkaOffsetRollback reference (apiVersion changed to
 //! `tidemark.dev/v1alpha1`, otherwise verbatim) and every manifest in `config/samples/` is
 //! accepted by the generated CRD the way an API server would check it: the OpenAPI structure
 //! (with strict field validation, as `kubectl apply` does), the CEL rules, and deserialization
@@ -17,41 +17,41 @@ use tidemark_operator::crd::{
 type Checker = common::Checker<KafkaOffsetRollback>;
 
 // ---------------------------------------------------------------------------------------------
-// The seed's examples, verbatim but for the apiVersion.
+// The reference's examples, verbatim but for the apiVersion.
 
 /// "Overview": a skeleton whose spec is only a placeholder (`# Operation configuration`). It is
 /// accepted by the schema and stalled by the operator; see
 /// `overview_skeleton_is_accepted_and_then_stalled_by_the_operator`.
-const OVERVIEW: &str = include_str!("fixtures/seed003/overview.yaml");
+const OVERVIEW: &str = include_str!("fixtures/rollback/overview.yaml");
 
-const FULL_SPECIFICATION: &str = include_str!("fixtures/seed003/full-specification.yaml");
+const FULL_SPECIFICATION: &str = include_str!("fixtures/rollback/full-specification.yaml");
 
-const OPERATION_SNAPSHOT: &str = include_str!("fixtures/seed003/operation-snapshot.yaml");
+const OPERATION_SNAPSHOT: &str = include_str!("fixtures/rollback/operation-snapshot.yaml");
 
-const OPERATION_ROLLBACK: &str = include_str!("fixtures/seed003/operation-rollback.yaml");
+const OPERATION_ROLLBACK: &str = include_str!("fixtures/rollback/operation-rollback.yaml");
 
-const OPERATION_VERIFY: &str = include_str!("fixtures/seed003/operation-verify.yaml");
+const OPERATION_VERIFY: &str = include_str!("fixtures/rollback/operation-verify.yaml");
 
-const OPERATION_DELETE: &str = include_str!("fixtures/seed003/operation-delete.yaml");
+const OPERATION_DELETE: &str = include_str!("fixtures/rollback/operation-delete.yaml");
 
-const PRE_MIGRATION_SNAPSHOT: &str = include_str!("fixtures/seed003/pre-migration-snapshot.yaml");
+const PRE_MIGRATION_SNAPSHOT: &str = include_str!("fixtures/rollback/pre-migration-snapshot.yaml");
 
-const EMERGENCY_ROLLBACK: &str = include_str!("fixtures/seed003/emergency-rollback.yaml");
+const EMERGENCY_ROLLBACK: &str = include_str!("fixtures/rollback/emergency-rollback.yaml");
 
 const VERIFICATION_AFTER_ROLLBACK: &str =
-    include_str!("fixtures/seed003/verification-after-rollback.yaml");
+    include_str!("fixtures/rollback/verification-after-rollback.yaml");
 
-const SNAPSHOT_TO_CONFIGMAP: &str = include_str!("fixtures/seed003/snapshot-to-configmap.yaml");
+const SNAPSHOT_TO_CONFIGMAP: &str = include_str!("fixtures/rollback/snapshot-to-configmap.yaml");
 
-const DELETE_OLD_SNAPSHOTS: &str = include_str!("fixtures/seed003/delete-old-snapshots.yaml");
+const DELETE_OLD_SNAPSHOTS: &str = include_str!("fixtures/rollback/delete-old-snapshots.yaml");
 
-const WORKFLOW_EXAMPLE: &str = include_str!("fixtures/seed003/workflow-example.yaml");
+const WORKFLOW_EXAMPLE: &str = include_str!("fixtures/rollback/workflow-example.yaml");
 
-/// The seed's "Status" block.
-const STATUS: &str = include_str!("fixtures/seed003/status.yaml");
+/// The reference's "Status" block.
+const STATUS: &str = include_str!("fixtures/rollback/status.yaml");
 
-/// Every complete example of the seed, by section title.
-const SEED_EXAMPLES: &[(&str, &str)] = &[
+/// Every complete example of the reference, by section title.
+const REFERENCE_EXAMPLES: &[(&str, &str)] = &[
     ("Full Specification", FULL_SPECIFICATION),
     ("Operations / snapshot", OPERATION_SNAPSHOT),
     ("Operations / rollback", OPERATION_ROLLBACK),
@@ -72,10 +72,10 @@ const SEED_EXAMPLES: &[(&str, &str)] = &[
 // Accepted.
 
 #[test]
-fn every_seed_example_is_accepted_as_is() {
+fn every_reference_example_is_accepted_as_is() {
     let checker = Checker::new();
     let mut count = 0;
-    for (title, yaml) in SEED_EXAMPLES {
+    for (title, yaml) in REFERENCE_EXAMPLES {
         for doc in documents(yaml) {
             let name = doc["metadata"]["name"].as_str().unwrap_or("?").to_string();
             match checker.check(&doc) {
@@ -91,7 +91,7 @@ fn every_seed_example_is_accepted_as_is() {
                     assert_eq!(back["spec"]["storage"], doc["spec"]["storage"], "{title}");
                 }
                 Err(rejections) => {
-                    panic!("seed example '{title}' ({name}) refused: {rejections:#?}")
+                    panic!("reference example '{title}' ({name}) refused: {rejections:#?}")
                 }
             }
             count += 1;
@@ -101,7 +101,7 @@ fn every_seed_example_is_accepted_as_is() {
 }
 
 #[test]
-fn seed_storage_blocks_deserialize_as_documented() {
+fn reference_storage_blocks_deserialize_as_documented() {
     let checker = Checker::new();
     let full = checker
         .check(&document(FULL_SPECIFICATION))
@@ -166,13 +166,13 @@ fn storage_type_configmap_in_lower_case_is_an_alias() {
 }
 
 #[test]
-fn seed_status_block_matches_the_status_schema() {
+fn reference_status_block_matches_the_status_schema() {
     let checker = Checker::new();
     let mut doc = document(SNAPSHOT_TO_CONFIGMAP);
     doc["status"] = document(STATUS)["status"].clone();
     let cr = checker
         .check(&doc)
-        .expect("a resource with the seed's status is valid");
+        .expect("a resource with the reference's status is valid");
     let status: KafkaOffsetRollbackStatus = cr.status.expect("status");
     assert_eq!(
         status.snapshot_data.as_ref().map(|d| d.total_partitions),
@@ -188,7 +188,7 @@ fn seed_status_block_matches_the_status_schema() {
 #[test]
 fn overview_skeleton_is_accepted_and_then_stalled_by_the_operator() {
     // The Overview block is a skeleton (`operation` alone, "# Operation configuration"). The
-    // schema accepts it like every other seed example; the operator's validation then names
+    // schema accepts it like every other reference example; the operator's validation then names
     // each missing piece (a Stalled condition, no Job) instead of kubectl refusing it.
     let cr = Checker::new()
         .check(&document(OVERVIEW))
@@ -570,7 +570,7 @@ fn malformed() -> Vec<Case> {
             "/spec/job/backoffLimit: \"three\" is not of type",
         ),
         case(
-            "the seed's original apiVersion",
+            "the reference's original apiVersion",
             edit(snapshot, "tidemark.dev/v1alpha1", "kafka.oso.sh/v1alpha1"),
             Structure,
             "/apiVersion: \"kafka.oso.sh/v1alpha1\" is not one of",

@@ -42,7 +42,7 @@
 //!    fails the benchmark. One untimed copy comes first (a warm-up: tansu's first copy of the
 //!    data is slower than later ones, which reuse the memory of the deleted topics).
 //! 3. The real CLI (`tidemark-under-test`, the `tidemark` entry point): `restore --config FILE
-//!    -f json` with a seed-004 configuration (filesystem storage, `topic_mapping` to a fresh
+//!    -f json` with a kafka-backup restore configuration (filesystem storage, `topic_mapping` to a fresh
 //!    topic, `create_topics: true`, `max_concurrent_partitions: 8`). Wall time of the process
 //!    (reading the manifest, creating the topic, checkpoints and the offset mapping included),
 //!    MiB/s and records/s, the ratio to the baseline, CPU time and peak RSS. Peak RSS is the
@@ -399,7 +399,7 @@ fn yaml_str(s: &str) -> String {
     Value::String(s.to_string()).to_string()
 }
 
-/// Writes the seed-004 restore configuration for `target` and returns its path.
+/// Writes the kafka-backup restore configuration for `target` and returns its path.
 fn write_config(dir: &Path, bs: &str, store: &Path, restore_id: &str, target: &str) -> String {
     let props = extra_properties();
     let properties = if props.is_empty() {

@@ -226,11 +226,16 @@ fn create_azure_container(port: u16, container: &str) {
 
 /// A fake-gcs-server with bucket [`BUCKET`], on plain HTTP, without authentication.
 ///
-/// `object_store`'s GCS client speaks the XML API. fake-gcs-server serves its GET, HEAD, list
-/// (`list-type=2`) and DELETE, but answers a plain `PUT /bucket/object` (no `uploadType`, not a
-/// signed URL) with `400 invalid uploadType`: XML object uploads are not implemented upstream
-/// (fake-gcs-server issue #331, PR #1164 open). Tests therefore seed objects with
-/// [`GcsEmulator::upload`] (JSON media upload) and check `Storage::put` separately.
+/// `object_store`'s GCS client speaks the XML API. fake-gcs-server (v1.54.0, the release the
+/// PyPI wrapper ships) serves its GET, HEAD, list (`list-type=2`) and DELETE, but answers a
+/// plain `PUT /bucket/object` (no `uploadType`, not a signed URL) with `400 invalid uploadType`,
+/// and the XML multipart initiate (`POST /bucket/object?uploads`) the same way: XML object
+/// uploads are not implemented upstream (fake-gcs-server issue #331, PR #1164 open; later
+/// releases still take a `PUT` without `uploadType` only as a signed-URL upload). No other
+/// emulator the package registries carry does better: gcp-storage-emulator takes the XML `PUT`
+/// but answers it without the `ETag` that `object_store` requires, and serves neither HEAD nor
+/// the XML list. Tests therefore seed objects with [`GcsEmulator::upload`] (JSON media upload)
+/// and pin the write gap in `storage_backends::gcs_put_is_not_served_by_emulator`.
 #[derive(Debug)]
 pub struct GcsEmulator {
     pub server: Server,

@@ -9,6 +9,8 @@
 //!   library the built binaries load is in the runtime image (the base image's libc and libgcc,
 //!   or a package the final stage installs), with the matching `-dev` package in the build
 //!   stage;
+//! - the build resolves the worker without its `failpoints` feature (the crash points of the
+//!   kill tests), and without it the worker has no crash point code;
 //! - `.dockerignore` keeps `target/` and `.git` out of the context and excludes nothing the
 //!   Dockerfile copies.
 
@@ -593,7 +595,8 @@ fn librdkafka_is_static_and_the_runtime_image_has_every_shared_library() {
     }
 
     // The built binaries: the worker as the test crate builds it (the same entry point and
-    // features as `tidemark`), and the operator when it has been built here.
+    // libraries as `tidemark`; only the std-only crash points added), and the operator when it
+    // has been built here.
     let mut binaries = vec![PathBuf::from(env!("CARGO_BIN_EXE_tidemark-under-test"))];
     let profile_dir = PathBuf::from(env!("CARGO_BIN_EXE_tidemark-under-test"))
         .parent()
@@ -634,6 +637,190 @@ fn librdkafka_is_static_and_the_runtime_image_has_every_shared_library() {
         needed.contains("libssl3"),
         "the worker uses the system OpenSSL"
     );
+}
+
+/// The features cargo resolves for `tidemark` when building with `args` (the feature-relevant
+/// arguments of a `cargo build`), as `cargo tree` reports them for normal and build edges (what
+/// a build compiles; dev-dependencies are not).
+fn tidemark_features_when_building(args: &[String]) -> BTreeSet<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .current_dir(repo())
+        .args([
+            "tree",
+            "--offline",
+            "--prefix",
+            "none",
+            "--edges",
+            "normal,build",
+        ])
+        .args(["--format", "{p}|{f}", "--target", &host_triple()])
+        .args(args)
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        output.status.success(),
+        "cargo tree {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("tidemark v"))
+        .unwrap_or_else(|| panic!("cargo tree {args:?} builds no tidemark:\n{text}"));
+    let (_, features) = line.split_once('|').expect("{p}|{f}");
+    features
+        .trim()
+        .trim_end_matches("(*)")
+        .split(',')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The arguments of the Dockerfile's `cargo build` that choose packages and features; any
+/// other argument must be one known to change neither.
+fn feature_arguments(cargo_build: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut words = cargo_build.iter().skip(2);
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "--release" => {}
+            "--locked"
+            | "--frozen"
+            | "--workspace"
+            | "--all-features"
+            | "--no-default-features" => out.push(word.clone()),
+            "-p" | "--package" | "-F" | "--features" | "--exclude" => {
+                out.push(word.clone());
+                out.push(words.next().expect("a value").clone());
+            }
+            other if other.starts_with("--features=") || other.starts_with("--package=") => {
+                out.push(other.to_string())
+            }
+            other => panic!("`cargo build {other}` in the Dockerfile: teach this test about it"),
+        }
+    }
+    out
+}
+
+#[test]
+fn the_image_build_resolves_the_worker_without_its_crash_points() {
+    let dockerfile = Dockerfile::load();
+    let args = feature_arguments(&dockerfile.cargo_build());
+    let released = tidemark_features_when_building(&args);
+    assert!(
+        !released.contains("failpoints"),
+        "the Dockerfile's `cargo build {args:?}` builds tidemark with {released:?}: the image \
+         would carry the TIDEMARK_CRASH_AT crash points"
+    );
+    // The same query sees the feature where it is on: the tests crate's binary has it.
+    let tested = tidemark_features_when_building(&[
+        "--locked".to_string(),
+        "-p".to_string(),
+        "tidemark-tests".to_string(),
+    ]);
+    assert!(tested.contains("failpoints"), "{tested:?}");
+}
+
+/// A program built from the worker's `failpoints` module alone (it uses only `std`), with or
+/// without the feature, that passes the `record` crash point once.
+struct Probe {
+    _dir: tempfile::TempDir,
+    binary: PathBuf,
+}
+
+impl Probe {
+    fn build(with_feature: bool) -> Probe {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let main = dir.path().join("main.rs");
+        let module = repo().join("worker/src/failpoints.rs");
+        std::fs::write(
+            &main,
+            format!(
+                "#[path = {module:?}]\nmod failpoints;\nfn main() {{\n    failpoints::crash_at(\"record\");\n}}\n"
+            ),
+        )
+        .expect("write the probe");
+        let binary = dir.path().join("probe");
+        let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+        let mut command = Command::new(rustc);
+        command
+            .args(["--edition", "2021", "-C", "opt-level=0"])
+            .arg(&main)
+            .arg("-o")
+            .arg(&binary);
+        if with_feature {
+            command.args(["--cfg", "feature=\"failpoints\""]);
+        }
+        let output = command.output().expect("rustc runs");
+        assert!(
+            output.status.success(),
+            "rustc worker/src/failpoints.rs: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Probe { _dir: dir, binary }
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        std::fs::read(&self.binary).expect("the probe binary")
+    }
+
+    /// Runs it with `TIDEMARK_CRASH_AT=record:1`: whether it aborted.
+    fn crashes(&self) -> bool {
+        let output = Command::new(&self.binary)
+            .env("TIDEMARK_CRASH_AT", "record:1")
+            .output()
+            .expect("the probe runs");
+        !output.status.success()
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn without_the_feature_the_worker_has_no_crash_point_code() {
+    let hook = b"TIDEMARK_CRASH_AT";
+    let with = Probe::build(true);
+    assert!(
+        contains(&with.bytes(), hook) && with.crashes(),
+        "with the feature"
+    );
+    let without = Probe::build(false);
+    assert!(
+        !contains(&without.bytes(), hook),
+        "worker/src/failpoints.rs without the feature still reads TIDEMARK_CRASH_AT"
+    );
+    assert!(
+        !without.crashes(),
+        "without the feature a crash point aborts"
+    );
+    // Nothing else in the worker reads the variable or aborts on its own: every crash point
+    // goes through that module (whose other functions do not exist without the feature).
+    let mut stack = vec![repo().join("worker/src")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if path.ends_with("failpoints.rs") || path.extension() != Some("rs".as_ref()) {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("source");
+            for needle in ["TIDEMARK_CRASH_AT", "process::abort"] {
+                assert!(
+                    !text.contains(needle),
+                    "{} uses {needle} outside worker/src/failpoints.rs",
+                    path.display()
+                );
+            }
+        }
+    }
 }
 
 /// `.dockerignore` patterns (comments and blanks dropped).

@@ -864,7 +864,7 @@ async fn kmap_export_script_and_import() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn seed_workflow_script_extracts_snapshot_id_with_jq() {
+async fn documented_workflow_script_extracts_snapshot_id_with_jq() {
     let kafka = Tansu::start();
     let bs = kafka.bootstrap();
     let dir = tempfile::tempdir().expect("tempdir");

@@ -55,7 +55,7 @@ fn backup(bs: &str, path: &str, topics: &str, id: &str) {
     expect_code(&out, 0);
 }
 
-/// Writes a restore configuration (seed 004's layout) and returns its path.
+/// Writes a restore configuration (kafka-backup's layout) and returns its path.
 fn config(
     dir: &Path,
     name: &str,
@@ -404,7 +404,7 @@ async fn pitr_bounds_are_inclusive_and_remaps_land_where_asked() {
         );
     }
 
-    // One millisecond narrower at each end drops both bound records; the seed-002 header names.
+    // One millisecond narrower at each end drops both bound records; kafka-backup's header names.
     let restore = format!(
         "  time_window_start: {}\n  time_window_end: {}\n  source_partitions: [1]\n  topic_mapping:\n    events: events-narrow\n  create_topics: true\n  include_original_offset_header: true\n  original_offset_header_style: kafka-backup\n",
         start + 1,

@@ -43,7 +43,7 @@ pub enum Command {
     Describe(DescribeArgs),
     /// Check a backup's segments against their checksums and the manifest (--deep: every record).
     VerifyBackup(VerifyBackupArgs),
-    /// Restore a backup's records to a cluster, exactly once and resumable (seed 004's configuration).
+    /// Restore a backup's records to a cluster, exactly once and resumable (kafka-backup's restore configuration).
     Restore(RestoreArgs),
     /// Check a restore configuration against the backup and the target cluster; changes nothing.
     ValidateRestore(ValidateRestoreArgs),

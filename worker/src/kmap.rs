@@ -243,7 +243,7 @@ mod tests {
     use super::*;
 
     /// The `consumer-offsets.json` example of the kmap guide, verbatim.
-    const SEED_KMAP: &str = r#"{
+    const GUIDE_KMAP: &str = r#"{
   "timestamp": "2026-01-20T15:30:04Z",
   "cluster": "localhost:9092",
   "consumer_groups": [
@@ -264,8 +264,9 @@ mod tests {
 }"#;
 
     #[test]
-    fn parses_the_seed_kmap_file_exactly() {
-        let f = KmapFile::from_json(SEED_KMAP.as_bytes(), "consumer-offsets.json").expect("parses");
+    fn parses_the_guide_kmap_file_exactly() {
+        let f =
+            KmapFile::from_json(GUIDE_KMAP.as_bytes(), "consumer-offsets.json").expect("parses");
         assert_eq!(f.cluster, "localhost:9092");
         assert_eq!(f.consumer_groups.len(), 1);
         let g = &f.consumer_groups[0];
@@ -283,7 +284,7 @@ mod tests {
 
     #[test]
     fn kmap_becomes_a_snapshot() {
-        let f = KmapFile::from_json(SEED_KMAP.as_bytes(), "f").expect("parses");
+        let f = KmapFile::from_json(GUIDE_KMAP.as_bytes(), "f").expect("parses");
         let snap = f
             .to_snapshot("imported-1", Some("from kmap".into()))
             .expect("converts");
@@ -336,18 +337,18 @@ mod tests {
     fn malformed_kmap_files_are_named() {
         let err = KmapFile::from_json(b"{\"timestamp\": 1}", "bad.json").expect_err("fails");
         assert!(err.to_string().contains("bad.json"), "{err}");
-        let neg = SEED_KMAP.replace("12345", "-1");
+        let neg = GUIDE_KMAP.replace("12345", "-1");
         assert!(KmapFile::from_json(neg.as_bytes(), "f").is_err());
-        let dup = SEED_KMAP.replace("\"partition\": 1", "\"partition\": 0");
+        let dup = GUIDE_KMAP.replace("\"partition\": 1", "\"partition\": 0");
         assert!(KmapFile::from_json(dup.as_bytes(), "f").is_err());
-        let bad_time = SEED_KMAP.replacen("2026-01-20T15:30:04Z", "yesterday", 1);
+        let bad_time = GUIDE_KMAP.replacen("2026-01-20T15:30:04Z", "yesterday", 1);
         assert!(KmapFile::from_json(bad_time.as_bytes(), "f").is_err());
     }
 
     #[test]
     fn script_quotes_names_and_calls_kafka_tool() {
         let f = KmapFile::from_json(
-            SEED_KMAP.replace("my-consumer-group", "it's").as_bytes(),
+            GUIDE_KMAP.replace("my-consumer-group", "it's").as_bytes(),
             "f",
         )
         .expect("parses");
@@ -362,7 +363,7 @@ mod tests {
     #[test]
     fn script_runs_one_from_file_call_per_group_and_topic() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let f = KmapFile::from_json(SEED_KMAP.as_bytes(), "f").expect("parses");
+        let f = KmapFile::from_json(GUIDE_KMAP.as_bytes(), "f").expect("parses");
         let script = dir.path().join("restore.sh");
         std::fs::write(&script, restore_script(&f, Utc::now())).expect("write script");
         // Logs each call's arguments and CSV (the argument before --execute); fails payments.

@@ -6,6 +6,7 @@ pub mod backup;
 pub mod cli;
 pub mod configmap;
 pub mod error;
+pub mod failpoints;
 pub mod groups;
 pub mod kafka;
 pub mod kmap;

@@ -1,4 +1,4 @@
-//! Offset snapshots: the stored document (seed shape: snapshotId, timestamp, cluster,
+//! Offset snapshots: the stored document (the KafkaOffsetRollback shape: snapshotId, timestamp, cluster,
 //! groups → topics → partition → {offset, metadata, timestamp}) and where it is kept:
 //! `<location>/snapshots/<snapshotId>.json` in a storage location, or the `<snapshotId>.json`
 //! entry of a ConfigMap. Snapshots are never overwritten.
@@ -504,7 +504,7 @@ mod tests {
     use super::*;
 
     /// The snapshot example of the KafkaOffsetRollback reference, verbatim.
-    const SEED_SNAPSHOT: &str = r#"{
+    const REFERENCE_SNAPSHOT: &str = r#"{
   "snapshotId": "pre-migration-20241201",
   "timestamp": "2024-12-01T12:00:00Z",
   "cluster": "kafka:9092",
@@ -547,9 +547,9 @@ mod tests {
 }"#;
 
     #[test]
-    fn parses_the_seed_snapshot_exactly() {
-        let snap = OffsetSnapshot::from_json(SEED_SNAPSHOT.as_bytes(), "seed.json")
-            .expect("seed snapshot parses");
+    fn parses_the_reference_snapshot_exactly() {
+        let snap = OffsetSnapshot::from_json(REFERENCE_SNAPSHOT.as_bytes(), "reference.json")
+            .expect("reference snapshot parses");
         assert_eq!(snap.snapshot_id, "pre-migration-20241201");
         assert_eq!(snap.cluster, "kafka:9092");
         assert_eq!(snap.timestamp.timestamp_millis(), 1_733_054_400_000);
@@ -566,8 +566,8 @@ mod tests {
 
     #[test]
     fn round_trips_through_json() {
-        let snap = OffsetSnapshot::from_json(SEED_SNAPSHOT.as_bytes(), "seed.json")
-            .expect("seed snapshot parses");
+        let snap = OffsetSnapshot::from_json(REFERENCE_SNAPSHOT.as_bytes(), "reference.json")
+            .expect("reference snapshot parses");
         let mut with_desc = snap.clone();
         with_desc.description = Some("before deploy".into());
         let bytes = with_desc.to_json().expect("encode");
@@ -584,10 +584,10 @@ mod tests {
             .expect_err("must fail");
         assert_eq!(err.exit_code(), 8);
         assert!(err.to_string().contains("s3://b/snapshots/x.json"), "{err}");
-        let negative = SEED_SNAPSHOT.replace("\"offset\": 500", "\"offset\": -5");
+        let negative = REFERENCE_SNAPSHOT.replace("\"offset\": 500", "\"offset\": -5");
         let err = OffsetSnapshot::from_json(negative.as_bytes(), "f").expect_err("must fail");
         assert!(err.to_string().contains("< 0"), "{err}");
-        let bad_partition = SEED_SNAPSHOT.replace("\"1\": {", "\"one\": {");
+        let bad_partition = REFERENCE_SNAPSHOT.replace("\"1\": {", "\"one\": {");
         assert!(OffsetSnapshot::from_json(bad_partition.as_bytes(), "f").is_err());
     }
 

@@ -109,7 +109,7 @@ fn one() -> u32 {
     1
 }
 
-/// Topic include/exclude patterns (seed 004 semantics).
+/// Topic include/exclude patterns (as kafka-backup's configuration means them).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TopicSelection {
@@ -158,7 +158,7 @@ pub struct BackupCleanupTask {
     pub incomplete_grace_period: Option<String>,
 }
 
-/// Default of [`RestoreTask::max_concurrent_partitions`] (seed 004's default).
+/// Default of [`RestoreTask::max_concurrent_partitions`] (kafka-backup's default).
 pub const DEFAULT_RESTORE_CONCURRENCY: usize = 4;
 /// Default of [`RestoreTask::produce_batch_size`]: records handed to the producer per batch.
 pub const DEFAULT_PRODUCE_BATCH: usize = 1000;
@@ -287,7 +287,7 @@ pub enum ExistingData {
     Purge,
 }
 
-/// What happens to consumer-group offsets (seed 004's strategies).
+/// What happens to consumer-group offsets (the kafka-backup restore strategies).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum GroupStrategy {

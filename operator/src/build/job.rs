@@ -538,7 +538,7 @@ mod tests {
     }
 
     #[test]
-    fn every_seed_example_builds_a_locked_down_job() {
+    fn every_reference_example_builds_a_locked_down_job() {
         for yaml in [
             PRE_MIGRATION_SNAPSHOT,
             FULL_SPECIFICATION,

@@ -436,8 +436,8 @@ pub fn name<K: Resource>(obj: &K) -> Result<String, Error> {
 
 #[cfg(test)]
 pub(crate) mod fixtures {
-    //! Test fixtures: the seed's KafkaOffsetRollback examples (shared with the schema tests in
-    //! `tests/fixtures/seed003/`) and the KafkaOffsetReset, KafkaBackup and KafkaRestore samples
+    //! Test fixtures: the KafkaOffsetRollback reference examples (shared with the schema tests in
+    //! `tests/fixtures/rollback/`) and the KafkaOffsetReset, KafkaBackup and KafkaRestore samples
     //! (`config/samples/`), with the metadata the API server adds.
 
     use k8s_openapi::api::batch::v1::Job;
@@ -684,30 +684,30 @@ pub(crate) mod fixtures {
         include_str!("../../../config/samples/kafkaoffsetreset-from-file.yaml");
 
     pub const PRE_MIGRATION_SNAPSHOT: &str =
-        include_str!("../../tests/fixtures/seed003/pre-migration-snapshot.yaml");
+        include_str!("../../tests/fixtures/rollback/pre-migration-snapshot.yaml");
 
     pub const FULL_SPECIFICATION: &str =
-        include_str!("../../tests/fixtures/seed003/full-specification.yaml");
+        include_str!("../../tests/fixtures/rollback/full-specification.yaml");
 
     pub const CREATE_SNAPSHOT: &str =
-        include_str!("../../tests/fixtures/seed003/operation-snapshot.yaml");
+        include_str!("../../tests/fixtures/rollback/operation-snapshot.yaml");
 
     pub const EMERGENCY_ROLLBACK: &str =
-        include_str!("../../tests/fixtures/seed003/emergency-rollback.yaml");
+        include_str!("../../tests/fixtures/rollback/emergency-rollback.yaml");
 
     pub const VERIFY_ROLLBACK: &str =
-        include_str!("../../tests/fixtures/seed003/verification-after-rollback.yaml");
+        include_str!("../../tests/fixtures/rollback/verification-after-rollback.yaml");
 
     pub const QUICK_SNAPSHOT: &str =
-        include_str!("../../tests/fixtures/seed003/snapshot-to-configmap.yaml");
+        include_str!("../../tests/fixtures/rollback/snapshot-to-configmap.yaml");
 
     pub const DELETE_SNAPSHOT: &str =
-        include_str!("../../tests/fixtures/seed003/operation-delete.yaml");
+        include_str!("../../tests/fixtures/rollback/operation-delete.yaml");
 
     pub const CLEANUP_OLD_SNAPSHOT: &str =
-        include_str!("../../tests/fixtures/seed003/delete-old-snapshots.yaml");
+        include_str!("../../tests/fixtures/rollback/delete-old-snapshots.yaml");
 
-    /// Not from the seed: mutual TLS with a separate CA Secret, PVC storage and a cloud
+    /// Not from the reference: mutual TLS with a separate CA Secret, PVC storage and a cloud
     /// credentials Secret in an unused block.
     pub const MTLS_PVC: &str = r#"
 apiVersion: tidemark.dev/v1alpha1

@@ -359,7 +359,7 @@ impl Default for ConsumerGroupsSpec {
     }
 }
 
-/// How consumer-group offsets are handled (seed 004's strategies).
+/// How consumer-group offsets are handled (the kafka-backup restore configuration's strategies).
 #[derive(
     Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
 )]

@@ -32,6 +32,7 @@ use super::manifest::{
 use super::read::{complete_backups, load_manifests};
 use super::select::TopicFilter;
 use crate::error::{Error, Result};
+use crate::failpoints::crash_at;
 use crate::groups::read_committed;
 use crate::kafka::{GroupAdmin, KafkaConfig, OffsetSpec, TopicPartition};
 use crate::lease::Lease;
@@ -59,34 +60,6 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 const CHECKPOINT_REFRESH: Duration = Duration::from_secs(600);
 /// In continuous mode, an open segment is stored after this long even if not full.
 const CONTINUOUS_FLUSH: Duration = Duration::from_secs(30);
-
-/// Test hook for the crash-and-resume tests: `TIDEMARK_CRASH_AT=<point>:<n>` makes the process
-/// abort (no cleanup, as `kill -9` would) the n-th time it reaches `<point>`: `record` (after a
-/// record is added to an open segment), `segment-upload` (half of a segment's bytes written,
-/// as a store without atomic writes could leave it), `segment-stored`, `checkpoint`,
-/// `before-manifest`, `after-manifest`. Unset, it costs one relaxed load.
-fn crash_due(point: &str) -> bool {
-    use std::sync::atomic::AtomicU64;
-    use std::sync::OnceLock;
-    static PLAN: OnceLock<Option<(String, u64)>> = OnceLock::new();
-    static HITS: AtomicU64 = AtomicU64::new(0);
-    let plan = PLAN.get_or_init(|| {
-        let v = std::env::var("TIDEMARK_CRASH_AT").ok()?;
-        let (name, n) = v.split_once(':').unwrap_or((v.as_str(), "1"));
-        Some((name.to_string(), n.parse().ok()?))
-    });
-    match plan {
-        Some((name, n)) if name == point => HITS.fetch_add(1, Ordering::Relaxed) + 1 == *n,
-        _ => false,
-    }
-}
-
-pub(crate) fn crash_at(point: &str) {
-    if crash_due(point) {
-        eprintln!("TIDEMARK_CRASH_AT: aborting at {point}");
-        std::process::abort();
-    }
-}
 
 /// Live counters of a running backup, for progress bars and logs (relaxed atomics).
 #[derive(Debug, Default)]
@@ -855,13 +828,8 @@ async fn store_segment(
                 .await
                 .map_err(|e| Error::Kafka(format!("segment encoding stopped: {e}")))?
                 .map_err(|e| Error::Kafka(format!("cannot encode segment '{key}': {e}")))?;
-            if crash_due("segment-upload") {
-                let _ = storage
-                    .put(&key, Bytes::copy_from_slice(&data[..data.len() / 2]))
-                    .await;
-                eprintln!("TIDEMARK_CRASH_AT: aborting in the middle of storing {key}");
-                std::process::abort();
-            }
+            #[cfg(feature = "failpoints")]
+            crash_in_the_middle_of_storing(storage, &key, &data).await;
             storage.put_large(&key, Bytes::from(data)).await?;
             crash_at("segment-stored");
             Some(SegmentEntry { key, stats })
@@ -873,6 +841,18 @@ async fn store_segment(
         entry,
         progress: s.progress,
     })
+}
+
+/// The `segment-upload` crash point (tests only): half of the segment's bytes stored under its
+/// key, as a store without atomic writes could leave it, then abort.
+#[cfg(feature = "failpoints")]
+async fn crash_in_the_middle_of_storing(storage: &Storage, key: &str, data: &[u8]) {
+    if crate::failpoints::due("segment-upload") {
+        let _ = storage
+            .put(key, Bytes::copy_from_slice(&data[..data.len() / 2]))
+            .await;
+        crate::failpoints::abort(&format!("in the middle of storing {key}"));
+    }
 }
 
 struct PartCommit {

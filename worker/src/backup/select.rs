@@ -1,4 +1,4 @@
-//! Topic selection with seed 004 semantics: include and exclude patterns, each an exact name, a
+//! Topic selection as kafka-backup's configuration means it: include and exclude patterns, each an exact name, a
 //! glob (`payments-*`, `??-topic`, `orders-[abc]`) or a `~regex` matched against the whole name.
 //! A topic is selected when some include pattern matches it and no exclude pattern does.
 //! Internal topics (`__consumer_offsets`, `__transaction_state`, any name starting with `__`)
@@ -157,7 +157,7 @@ mod tests {
     }
 
     #[test]
-    fn seed_004_example() {
+    fn the_restore_guide_example() {
         let f = filter(
             &["orders", "payments-*", "events-*", "~transactions-\\d+"],
             &["*-internal", "__*"],

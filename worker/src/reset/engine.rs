@@ -131,7 +131,7 @@ impl From<RunStatus> for ResetStatus {
     }
 }
 
-/// The report of a reset (the bulk report's fields plus plan details).
+/// The report of a reset (kafka-backup's bulk reset report plus plan details).
 #[derive(Debug, Clone, Serialize)]
 pub struct ResetReport {
     pub status: ResetStatus,

@@ -1,4 +1,4 @@
-//! `tidemark restore --config FILE`: seed 004's restore configuration (`mode: restore`,
+//! `tidemark restore --config FILE`: the kafka-backup restore configuration (`mode: restore`,
 //! `backup_id`, `target`, `storage`, `restore`), every option of its reference, turned into the
 //! same [`RestoreTask`] the operator sends.
 //!
@@ -296,7 +296,7 @@ pub fn parse_existing(v: &str) -> std::result::Result<ExistingData, String> {
     }
 }
 
-/// Seed 004's strategy names (`header-based`; `header_based` and `headerBased` also read).
+/// The kafka-backup restore configuration's strategy names (`header-based`; `header_based` and `headerBased` also read).
 pub fn parse_strategy(v: &str) -> std::result::Result<GroupStrategy, String> {
     match v.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
         "skip" => Ok(GroupStrategy::Skip),

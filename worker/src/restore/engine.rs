@@ -41,6 +41,7 @@ use super::plan::{RestorePlan, Unit, Window};
 use crate::backup::format::{DecodedSegment, RecordRef, TimestampType};
 use crate::backup::read::read_segment_reusing;
 use crate::error::{Error, Result};
+use crate::failpoints::crash_at;
 use crate::kafka::{GroupAdmin, Isolation, KafkaConfig, OffsetSpec, ProducerAcks, Reader};
 use crate::lease::Lease;
 use crate::storage::{BufferPool, Storage};
@@ -247,13 +248,6 @@ pub fn checkpoint_store(storage: &Storage, t: &RestoreTask, restore_id: &str) ->
 pub fn config_hash(t: &RestoreTask, restore_id: &str) -> String {
     let key = format!("{restore_id}\n{}", t.selection_key());
     format!("{:08x}", crc32c::crc32c(key.as_bytes()))
-}
-
-/// Test hook: `TIDEMARK_CRASH_AT=<point>:<n>` aborts the n-th time `<point>` is reached:
-/// `restore-record` (a record handed to the producer), `restore-checkpoint` (a checkpoint
-/// written), `restore-before-mapping`, `restore-after-mapping`.
-fn crash_at(point: &str) {
-    crate::backup::engine::crash_at(point);
 }
 
 /// The state of the target partitions before writing, per lane.

@@ -2,7 +2,7 @@
 //! snapshot) translated into the target's offsets, and committed through the offset-reset
 //! machinery (safety snapshot first, only Empty/Dead groups, dry run available).
 //!
-//! Strategies (seed 004):
+//! Strategies (those of the kafka-backup restore configuration):
 //! - `header-based`: exact, through the restore's offset mapping (the records also carry their
 //!   original offsets in headers for applications that seek by them);
 //! - `cluster-scan`: the mapping is rebuilt from the target itself, by reading the

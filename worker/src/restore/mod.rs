@@ -1,7 +1,7 @@
 //! Restores: a backup's records written back to a cluster exactly once, with the exact offset
 //! mapping that puts consumer groups back where they were (three-phase restore).
 //!
-//! - [`config`]: seed 004's restore configuration file.
+//! - [`config`]: the kafka-backup restore configuration file.
 //! - [`plan`]: what a restore selects from a backup (topics, partitions, PITR window, mappings)
 //!   and what the target must look like; `validate-restore`'s report.
 //! - [`engine`]: producing, checkpointing and resuming exactly once.

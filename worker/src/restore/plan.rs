@@ -545,7 +545,7 @@ fn segment_payload_bytes(partition_bytes: u64, partition_records: u64, s: &Segme
         as u64
 }
 
-/// `validate-restore`'s report (seed 004's fields, plus the problems found).
+/// `validate-restore`'s report (kafka-backup's validation fields, plus the problems found).
 #[derive(Debug, Clone, Serialize)]
 pub struct ValidationReport {
     /// `valid` or `invalid`.
@@ -621,7 +621,7 @@ pub fn offset_actions(t: &RestoreTask) -> Vec<String> {
     v
 }
 
-/// Bytes as `12.5 GB` (decimal, like the seed's report).
+/// Bytes as `12.5 GB` (decimal, like kafka-backup's validation report).
 pub fn human_bytes(b: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
     let mut v = b as f64;
@@ -905,7 +905,7 @@ mod tests {
     }
 
     #[test]
-    fn numbers_read_like_the_seed_report() {
+    fn numbers_read_like_kafka_backups_report() {
         assert_eq!(human_bytes(12_500_000_000), "12.5 GB");
         assert_eq!(human_bytes(12), "12 B");
         assert_eq!(
