@@ -1040,3 +1040,35 @@ async fn an_edited_snapshot_with_a_taken_id_is_refused() {
         "invalid_spec"
     );
 }
+
+// A new resource as the API server shows it before the operator's first status write (the
+// CRD's default status: generation 0 observed, Ready Unknown): it runs like one without a
+// status, after looking for Jobs of earlier runs (none), and the default is replaced.
+#[tokio::test]
+async fn a_new_resource_with_the_default_status_runs() {
+    let cr = by_name(&mut workflow(), "step1-snapshot").clone();
+    let cr = with_json_status(&cr, crate::crd::default_status());
+    assert_eq!(
+        cr.status
+            .as_ref()
+            .and_then(|s| s.common.observed_generation),
+        Some(0)
+    );
+    let slot = Slot::default();
+    let mut calls = vec![list_run_jobs(&cr, vec![]), list_run_pods(&cr, vec![])];
+    calls.extend(start_calls(&cr, &slot));
+    let (result, _, _) = scenario(cr.clone(), calls).await;
+    assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
+    let written = with_kept(&cr, &slot);
+    let status = written.status.expect("a status");
+    assert_eq!(status.common.observed_generation, Some(1));
+    assert!(
+        status
+            .common
+            .conditions
+            .iter()
+            .all(|c| c.status != "Unknown" && c.last_transition_time != "1970-01-01T00:00:00Z"),
+        "{:?}",
+        status.common.conditions
+    );
+}
