@@ -3,7 +3,8 @@
 -- docs/gitops.md. It reads what the operator writes: status.observedGeneration, the Ready,
 -- Reconciling and Stalled conditions (kstatus' conventions) and status.phase.
 --
---   no status yet, or a spec the operator has not seen yet  -> Progressing
+--   no status yet (or only the CRD's default one), or a spec
+--     the operator has not seen yet                          -> Progressing
 --   Stalled=True (invalid spec, missing Secret or KafkaBackup,
 --     failed run, Job deleted mid-run)                       -> Degraded
 --   phase Failed                                             -> Degraded
@@ -34,7 +35,7 @@ local function describe(condition, fallback)
 end
 
 local status = obj.status
-if status == nil or (status.phase == nil and status.conditions == nil) then
+if status == nil or status.phase == nil then
   hs.status = "Progressing"
   hs.message = "Waiting for the Tidemark operator to report a status"
   return hs

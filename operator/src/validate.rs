@@ -22,7 +22,10 @@ use crate::crd::restore::{
     GroupStrategy, MAX_CHECKPOINT_INTERVAL_SECS, MAX_CONCURRENT_PARTITIONS, MAX_PRODUCE_BATCH,
 };
 use crate::crd::rollback::{Operation, SNAPSHOT_ID_PATTERN};
-use crate::crd::{KafkaBackup, KafkaOffsetReset, KafkaOffsetRollback, KafkaRestore};
+use crate::crd::status::Phase;
+use crate::crd::{
+    KafkaBackup, KafkaOffsetReset, KafkaOffsetRollback, KafkaOffsetRollbackStatus, KafkaRestore,
+};
 
 /// A property key carries a secret.
 pub const REASON_SECRET_IN_PROPERTIES: &str = "SecretInProperties";
@@ -49,6 +52,8 @@ pub const REASON_MISSING_NAMESPACE: &str = "MissingNamespace";
 pub const REASON_INVALID_SCHEDULE: &str = "InvalidSchedule";
 /// The storage type cannot hold what the kind stores.
 pub const REASON_UNSUPPORTED_STORAGE: &str = "UnsupportedStorage";
+/// A snapshot of a fixed id that a run of the resource took already: never taken again.
+pub const REASON_SNAPSHOT_EXISTS: &str = "SnapshotExists";
 
 /// One reason the resource cannot run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -291,8 +296,44 @@ impl SpecChecks for KafkaOffsetRollback {
             )),
             Some(storage) => storage_problems("spec.storage", storage, &mut problems),
         }
+        problems.extend(snapshot_exists_problem(self));
         problems
     }
+}
+
+/// `cr`'s status when it is a snapshot of a fixed id that a run of it has taken: a completed
+/// run recorded what the snapshot holds (`snapshotData`) under that id.
+pub fn taken_snapshot(cr: &KafkaOffsetRollback) -> Option<&KafkaOffsetRollbackStatus> {
+    let id = cr.spec.snapshot_id.as_deref()?;
+    let status = cr.status.as_ref()?;
+    (cr.spec.operation == Operation::Snapshot
+        && status.operation == Some(Operation::Snapshot)
+        && status.snapshot_id.as_deref() == Some(id)
+        && status.snapshot_data.is_some())
+    .then_some(status)
+}
+
+/// A new run (a changed spec, a bumped run annotation) of a snapshot whose fixed id a run of
+/// it took already: snapshots are never overwritten, so it is refused rather than failing with
+/// "already exists". The same manifest applied again changes no generation and runs nothing.
+fn snapshot_exists_problem(cr: &KafkaOffsetRollback) -> Option<Problem> {
+    let status = taken_snapshot(cr)?;
+    let run = RunId::of(cr).ok()?.to_string();
+    let this_run = status.common.run.as_deref() == Some(run.as_str());
+    if this_run && status.common.phase != Some(Phase::Pending) {
+        return None;
+    }
+    let id = status.snapshot_id.as_deref().unwrap_or_default();
+    let taken = status
+        .snapshot_data
+        .as_ref()
+        .map_or_else(String::new, |d| format!(" at {}", d.timestamp));
+    Some(Problem::new(
+        REASON_SNAPSHOT_EXISTS,
+        format!(
+            "snapshot '{id}' was taken{taken} by this resource and is never overwritten, so run {run} does not take it again. To take another snapshot, change spec.snapshotId (or remove it for a generated id); to keep this one, revert the change"
+        ),
+    ))
 }
 
 impl SpecChecks for KafkaOffsetReset {

@@ -253,6 +253,16 @@ fn printer_columns_show_mode_schedule_phase_last_backup_and_records() {
         ("Phase", "string", ".status.phase"),
         ("Last Backup", "string", ".status.lastBackupId"),
         ("Records", "integer", ".status.records"),
+        (
+            "Ready",
+            "string",
+            r#".status.conditions[?(@.type=="Ready")].status"#,
+        ),
+        (
+            "Reason",
+            "string",
+            r#".status.conditions[?(@.type=="Ready")].reason"#,
+        ),
         ("Age", "date", ".metadata.creationTimestamp"),
     ];
     assert_eq!(

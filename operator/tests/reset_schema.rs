@@ -239,6 +239,8 @@ fn printer_columns_show_strategy_phase_groups_failed_and_snapshot() {
         ("Groups", ".status.groupsReset"),
         ("Failed", ".status.groupsFailed"),
         ("Snapshot", ".status.snapshotId"),
+        ("Ready", r#".status.conditions[?(@.type=="Ready")].status"#),
+        ("Reason", r#".status.conditions[?(@.type=="Ready")].reason"#),
         ("Age", ".metadata.creationTimestamp"),
     ];
     assert_eq!(

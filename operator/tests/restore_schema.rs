@@ -337,6 +337,16 @@ fn printer_columns_show_phase_backup_progress_and_groups() {
         ("Backup", "string", ".status.backupId"),
         ("Progress", "string", ".status.progress.percent"),
         ("Groups", "integer", ".status.groupsTranslated"),
+        (
+            "Ready",
+            "string",
+            r#".status.conditions[?(@.type=="Ready")].status"#,
+        ),
+        (
+            "Reason",
+            "string",
+            r#".status.conditions[?(@.type=="Ready")].reason"#,
+        ),
         ("Age", "date", ".metadata.creationTimestamp"),
     ];
     assert_eq!(

@@ -602,3 +602,100 @@ fn secrets_in_properties_pass_the_schema_but_not_the_operator() {
     assert_eq!(problems.len(), 1);
     assert_eq!(problems[0].reason, "SecretInProperties");
 }
+
+// ---------------------------------------------------------------------------------------------
+// What every kind shows before and after the operator writes a status.
+
+/// `doc` with the CRD's default status, as the API server returns a resource the operator has
+/// not written a status for yet; checked against `K`'s schema and read as `K`.
+fn with_default_status<K>(mut doc: serde_json::Value) -> K
+where
+    K: kube::Resource<DynamicType = ()> + serde::de::DeserializeOwned,
+{
+    let crd = tidemark_operator::crd::all()
+        .into_iter()
+        .find(|c| c.spec.names.kind == K::kind(&()))
+        .expect("the CRD");
+    let schema = crd.spec.versions[0]
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .expect("a schema");
+    let default = schema
+        .properties
+        .as_ref()
+        .and_then(|p| p.get("status"))
+        .and_then(|s| s.default.as_ref())
+        .unwrap_or_else(|| panic!("{}: status has no default", K::kind(&())));
+    doc["status"] = default.0.clone();
+    common::Checker::<K>::new()
+        .check(&doc)
+        .unwrap_or_else(|r| panic!("{}: default status refused: {r:#?}", K::kind(&())))
+}
+
+// `kubectl get` shows READY and REASON, from the Ready condition, on every kind (before AGE).
+#[test]
+fn every_kind_shows_the_ready_condition_in_columns() {
+    for crd in tidemark_operator::crd::all() {
+        let kind = &crd.spec.names.kind;
+        let columns: Vec<(String, String)> = crd.spec.versions[0]
+            .additional_printer_columns
+            .iter()
+            .flatten()
+            .map(|c| (c.name.clone(), c.json_path.clone()))
+            .collect();
+        let tail: Vec<(&str, &str)> = columns[columns.len() - 3..]
+            .iter()
+            .map(|(n, p)| (n.as_str(), p.as_str()))
+            .collect();
+        assert_eq!(
+            tail,
+            [
+                ("Ready", r#".status.conditions[?(@.type=="Ready")].status"#),
+                ("Reason", r#".status.conditions[?(@.type=="Ready")].reason"#),
+                ("Age", ".metadata.creationTimestamp"),
+            ],
+            "{kind}"
+        );
+    }
+}
+
+// A resource the operator has not reconciled yet reads as in progress: the CRD's default status
+// says generation 0 is observed (kstatus: InProgress, where no status at all computes as
+// Current) and Ready is Unknown, WaitingForOperator. It is valid against each kind's schema.
+#[test]
+fn a_resource_without_a_status_from_the_operator_shows_it_waits() {
+    let korb: KafkaOffsetRollback = with_default_status(document(SNAPSHOT_TO_CONFIGMAP));
+    let status = korb.status.expect("the default status");
+    assert_eq!(status.common.observed_generation, Some(0));
+    assert_eq!(status.common.phase, None);
+    let ready = &status.common.conditions[0];
+    assert_eq!(
+        (
+            ready.type_.as_str(),
+            ready.status.as_str(),
+            ready.reason.as_str()
+        ),
+        ("Ready", "Unknown", "WaitingForOperator")
+    );
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/samples");
+    let sample = |file: &str| {
+        let path = samples.join(file);
+        document(&std::fs::read_to_string(&path).expect("a sample"))
+    };
+    let kb: KafkaBackup = with_default_status(sample("kafkabackup-daily-s3.yaml"));
+    let kr: KafkaRestore = with_default_status(sample("kafkarestore-full.yaml"));
+    let kor: KafkaOffsetReset = with_default_status(sample("kafkaoffsetreset-shift-by.yaml"));
+    assert_eq!(
+        kb.status.and_then(|s| s.common.observed_generation),
+        Some(0)
+    );
+    assert_eq!(
+        kr.status.and_then(|s| s.common.observed_generation),
+        Some(0)
+    );
+    assert_eq!(
+        kor.status.and_then(|s| s.common.observed_generation),
+        Some(0)
+    );
+}

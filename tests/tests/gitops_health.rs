@@ -25,6 +25,7 @@ use serde_json::{json, Value};
 use tidemark::task::{ResultBackup, ResultError, ResultRestore, TaskResult};
 use tidemark_operator::build::{RunId, WorkerKind};
 use tidemark_operator::controller::backup::{scheduled_status, Observed};
+use tidemark_operator::controller::rollback;
 use tidemark_operator::controller::status::{self as st, JobEnd, ShardResult};
 use tidemark_operator::controller::RunKind;
 use tidemark_operator::crd::{KafkaBackup, KafkaOffsetReset, KafkaOffsetRollback, KafkaRestore};
@@ -104,6 +105,26 @@ fn backoff() -> JobEnd {
     }
 }
 
+/// The `default` of `status` in `kind`'s generated CRD.
+fn crd_default_status(kind: &str) -> Value {
+    let crd = tidemark_operator::crd::all()
+        .into_iter()
+        .find(|c| c.spec.names.kind == kind)
+        .expect("the CRD");
+    let schema = crd.spec.versions[0]
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .expect("a schema");
+    schema
+        .properties
+        .as_ref()
+        .and_then(|p| p.get("status"))
+        .and_then(|s| s.default.as_ref())
+        .map(|d| d.0.clone())
+        .unwrap_or_else(|| panic!("{kind}: the CRD has no default status"))
+}
+
 /// Every state of one run of `cr`: no status yet, stalled on an invalid spec, running,
 /// completed (`completed`), failed (`failed`), its Job deleted mid-run, and a spec edit the
 /// operator has not seen yet.
@@ -123,6 +144,20 @@ fn run_states<K: RunKind>(cr: K, completed: TaskResult, failed: TaskResult) -> V
             "Progressing",
         )
         .message("Waiting for the Tidemark operator"),
+    );
+
+    // What the API server returns before the operator's first status write: the CRD's default
+    // status (generation 0 observed, Ready Unknown). Not yet observed, so in progress to both.
+    let mut defaulted = serde_json::to_value(&cr).expect("json");
+    defaulted["status"] = crd_default_status(&kind);
+    cases.push(
+        case(
+            format!("{kind} with the CRD's default status, not yet observed"),
+            defaulted,
+            "InProgress",
+            "Progressing",
+        )
+        .message("Waiting for the Tidemark operator to report a status"),
     );
 
     // An invalid spec, as `validated_run` reports it: the operator's own validation.
@@ -516,11 +551,36 @@ fn rollback_cases() -> Vec<Case> {
         groups_failed: Some(0),
         ..TaskResult::default()
     };
-    run_states(
-        cr,
+    let run = RunId::of(&cr).expect("a run");
+    let mut cases = run_states(
+        cr.clone(),
         completed,
         failed_result("failed to connect to Kafka at kafka.kafka.svc:9092: timed out"),
-    )
+    );
+    // Applied with the snapshot it names: waiting for it, then giving up on it.
+    let waiting =
+        rollback::waiting_for_snapshot(&cr, run, "snapshot 'before-change' is being taken", NOW);
+    cases.push(
+        case(
+            "KafkaOffsetRollback waiting for its snapshot",
+            with_status(&cr, &waiting),
+            "InProgress",
+            "Progressing",
+        )
+        .message("WaitingForSnapshot: snapshot 'before-change' is being taken"),
+    );
+    let gave_up =
+        rollback::snapshot_not_taken(&cr, run, "snapshot 'before-change' was not taken", LATER);
+    cases.push(
+        case(
+            "KafkaOffsetRollback whose snapshot was not taken",
+            with_status(&cr, &gave_up),
+            "Failed",
+            "Degraded",
+        )
+        .message("SnapshotNotTaken: snapshot 'before-change' was not taken"),
+    );
+    cases
 }
 
 fn all_cases() -> Vec<Case> {
@@ -630,6 +690,10 @@ fn every_status_is_kstatus_friendly() {
         let Some(status) = c.object.get("status") else {
             continue;
         };
+        if status["observedGeneration"] == 0 {
+            // The CRD's default status, not one the operator writes.
+            continue;
+        }
         let generation = c.object["metadata"]["generation"].as_i64();
         let observed = status["observedGeneration"].as_i64();
         assert!(observed.is_some(), "{}: no observedGeneration", c.name);

@@ -34,7 +34,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tidemark::task::TaskResult;
 
-use crate::build::{WorkerKind, OWNER_KIND_LABEL};
+use crate::build::{RunId, WorkerKind, OWNER_KIND_LABEL};
 use crate::config::OperatorConfig;
 use crate::crd::status::RunStatus;
 use crate::crd::{KafkaBackup, KafkaOffsetReset, KafkaOffsetRollback, KafkaRestore};
@@ -91,6 +91,18 @@ pub trait RunKind:
     /// ([`worker::reconcile_run`]).
     fn reconcile(&self, ctx: &Context) -> impl Future<Output = Result<Action, Error>> + Send {
         worker::reconcile_run(self, ctx)
+    }
+
+    /// Whether run `run` starts now: called just before its children are applied, once the
+    /// runs it supersedes have stopped. `None` starts it; else the action while it waits (the
+    /// kind has written why in the status). The default starts at once; a KafkaOffsetRollback
+    /// waits for the snapshot it names ([`rollback`]).
+    fn before_start(
+        &self,
+        _ctx: &Context,
+        _run: RunId,
+    ) -> impl Future<Output = Result<Option<Action>, Error>> + Send {
+        async { Ok(None) }
     }
 
     /// Combines the results of an ended Job's shards (one per completion index; a Job that is

@@ -112,8 +112,8 @@ pub fn run_started<K: RunKind>(cr: &K, run: RunId) -> bool {
         .is_some_and(|s| !matches!(run_state(K::common(s), run), RunState::NotStarted))
 }
 
-/// Runs `run` of `cr` once: starts its Job, observes it while it runs, and records how it
-/// ended; a finished run is left alone.
+/// Runs `run` of `cr` once: starts its Job (when [`RunKind::before_start`] lets it), observes
+/// it while it runs, and records how it ended; a finished run is left alone.
 pub async fn run_once<K: RunKind>(cr: &K, ctx: &Context, run: RunId) -> Result<Action, Error> {
     let current = cr.status().cloned().unwrap_or_default();
     let common = K::common(&current);
@@ -127,6 +127,9 @@ pub async fn run_once<K: RunKind>(cr: &K, ctx: &Context, run: RunId) -> Result<A
         if let Some(action) = supersede(cr, ctx, &current, run).await? {
             return Ok(action);
         }
+    }
+    if let Some(action) = cr.before_start(ctx, run).await? {
+        return Ok(action);
     }
     start(cr, ctx, run).await
 }

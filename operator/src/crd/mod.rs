@@ -14,7 +14,7 @@ pub use restore::{KafkaRestore, KafkaRestoreSpec, KafkaRestoreStatus};
 pub use rollback::{KafkaOffsetRollback, KafkaOffsetRollbackSpec, KafkaOffsetRollbackStatus};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-    CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
+    CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool, JSON,
 };
 use kube::CustomResourceExt;
 
@@ -38,10 +38,35 @@ pub fn all() -> Vec<CustomResourceDefinition> {
                 .and_then(|s| s.open_api_v3_schema.as_mut())
             {
                 drop_null_enum_values(schema);
+                if let Some(status) = schema.properties.as_mut().and_then(|p| p.get_mut("status")) {
+                    status.default = Some(JSON(default_status()));
+                }
             }
         }
     }
     crds
+}
+
+/// Reason of the `Ready` condition of a resource the operator has not reconciled yet (the
+/// CRD's default status).
+pub const REASON_WAITING_FOR_OPERATOR: &str = "WaitingForOperator";
+
+/// The status the API server shows for a resource the operator has not written one for yet
+/// (the CRD's `default` of `status`, applied when the object is read): generation 0 observed and
+/// `Ready=Unknown`. kstatus (Flux) reads it as InProgress, where a resource without any status
+/// would read as Current; Argo CD's health check as Progressing; `kubectl get` shows READY
+/// `Unknown` and the reason. The operator's first status write replaces it.
+pub fn default_status() -> serde_json::Value {
+    serde_json::json!({
+        "observedGeneration": 0,
+        "conditions": [{
+            "type": "Ready",
+            "status": "Unknown",
+            "reason": REASON_WAITING_FOR_OPERATOR,
+            "message": "Waiting for the Tidemark operator to reconcile the resource",
+            "lastTransitionTime": "1970-01-01T00:00:00Z"
+        }]
+    })
 }
 
 /// schemars lists `null` among the values of an optional enum (`enum: [A, B, null]`) next to

@@ -48,6 +48,8 @@ pub const DEFAULT_MAX_RETRIES: i32 = 3;
     printcolumn = r#"{"name":"Groups","type":"integer","jsonPath":".status.groupsReset"}"#,
     printcolumn = r#"{"name":"Failed","type":"integer","jsonPath":".status.groupsFailed"}"#,
     printcolumn = r#"{"name":"Snapshot","type":"string","jsonPath":".status.snapshotId"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     doc = "KafkaOffsetReset (kor): move the committed offsets of consumer groups (to the earliest or latest offset, a fixed offset, a shift, a point in time, a CSV plan or a stored snapshot), first snapshotting the offsets about to change so that a KafkaOffsetRollback can undo it. Each change of the spec, or of the `tidemark.dev/run` annotation, runs the reset once in a worker Job.",
     cel

@@ -46,6 +46,8 @@ pub const MAX_CHECKPOINT_INTERVAL_SECS: i64 = 86_400;
     printcolumn = r#"{"name":"Backup","type":"string","jsonPath":".status.backupId"}"#,
     printcolumn = r#"{"name":"Progress","type":"string","jsonPath":".status.progress.percent"}"#,
     printcolumn = r#"{"name":"Groups","type":"integer","jsonPath":".status.groupsTranslated"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     doc = "KafkaRestore (kr): write the records of a backup (a KafkaBackup's, or one named by id in a storage) back into a Kafka cluster exactly once — all of it, a point-in-time window, some topics or partitions, under new topic or partition numbers — then optionally translate and commit consumer-group offsets (three-phase restore, after a safety snapshot), or only validate it (dryRun). A restore runs once, in a worker Job: after it has completed, spec changes are recorded but not run (bump the `tidemark.dev/run` annotation to run it again); after a failed run or a dry run, a spec change runs it again. The restore id is the resource's (`kr-<uid>`), so a later run resumes an unfinished restore and reports a finished one as already complete.",
     cel

@@ -25,6 +25,8 @@ pub const SNAPSHOT_ID_PATTERN: &str = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,247}$";
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Snapshot","type":"string","jsonPath":".status.snapshotId"}"#,
     printcolumn = r#"{"name":"Matched","type":"boolean","jsonPath":".status.verificationResult.matched"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     doc = "KafkaOffsetRollback (korb): take, apply (roll back to), verify or delete a snapshot of consumer-group offsets. Each change of the spec, or of the `tidemark.dev/run` annotation, runs the operation once in a worker Job.",
     cel

@@ -88,6 +88,8 @@ async fn skipping_tls_verification_raises_a_warning_event() {
         "    securityProtocol: SASL_SSL\n    tlsInsecureSkipVerify: true\n",
     ));
     let calls = vec![
+        // A rollback first looks for a resource taking its snapshot: none.
+        list_rollbacks(std::slice::from_ref(&cr)),
         get(
             path("v1", "secrets", "kafka-credentials"),
             secret("kafka-credentials", &["username", "password"]),
@@ -616,5 +618,457 @@ async fn api_errors_back_off() {
     assert_eq!(
         error_policy(cr, &err(), ctx),
         Action::requeue(Duration::from_secs(5))
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The workflow example: a snapshot, then a rollback and a verify naming its snapshotId, applied
+// in one manifest, in whatever order the operator sees them.
+
+use std::sync::Mutex;
+
+use http::StatusCode;
+
+use crate::controller::rollback::{
+    REASON_SNAPSHOT_NOT_TAKEN, REASON_WAITING_FOR_SNAPSHOT, SNAPSHOT_POLL,
+};
+use crate::crd::KafkaOffsetRollback;
+
+const WORKFLOW: &str = include_str!("../../../tests/fixtures/seed003/workflow-example.yaml");
+
+/// A status the operator wrote, kept for the next step.
+type Slot = Arc<Mutex<Option<Value>>>;
+
+/// The three resources of the manifest as the API server returns them (each its own uid):
+/// `step1-snapshot`, `step2-rollback`, `step3-verify`.
+fn workflow() -> Vec<KafkaOffsetRollback> {
+    WORKFLOW
+        .split("\n---\n")
+        .filter(|doc| doc.contains("kind: KafkaOffsetRollback"))
+        .enumerate()
+        .map(|(i, doc)| {
+            let mut cr = korb(doc);
+            cr.metadata.uid = Some(format!("5eed0003-0000-4000-8000-00000000000{i}"));
+            cr
+        })
+        .collect()
+}
+
+fn by_name<'a>(crs: &'a mut [KafkaOffsetRollback], name: &str) -> &'a mut KafkaOffsetRollback {
+    crs.iter_mut()
+        .find(|c| c.metadata.name.as_deref() == Some(name))
+        .unwrap_or_else(|| panic!("no {name}"))
+}
+
+/// The list of the namespace's KafkaOffsetRollbacks, answered with `items`.
+fn list_rollbacks(items: &[KafkaOffsetRollback]) -> Call {
+    get(
+        format!("/apis/tidemark.dev/v1alpha1/namespaces/{NS}/kafkaoffsetrollbacks"),
+        Reply::Json(
+            StatusCode::OK,
+            json!({"apiVersion": "tidemark.dev/v1alpha1", "kind": "KafkaOffsetRollbackList",
+                   "metadata": {}, "items": items}),
+        ),
+    )
+}
+
+/// The status write of `cr`, kept in `slot`, after `check`.
+fn kept_status(
+    cr: &KafkaOffsetRollback,
+    slot: &Slot,
+    check: impl Fn(&Value) + Send + 'static,
+) -> Call {
+    let slot = slot.clone();
+    status(cr, move |s| {
+        check(s);
+        *slot.lock().expect("slot") = Some(s.clone());
+    })
+}
+
+/// `cr` with the status kept in `slot`, as the next reconcile reads it.
+fn with_kept(cr: &KafkaOffsetRollback, slot: &Slot) -> KafkaOffsetRollback {
+    let mut value = serde_json::to_value(cr).expect("cr");
+    value["status"] = slot
+        .lock()
+        .expect("slot")
+        .take()
+        .expect("a status was written");
+    serde_json::from_value(value).expect("a resource with a status")
+}
+
+/// The calls that start run g1-r0 of `cr` (ConfigMap storage, no Secret): its worker RBAC,
+/// task and Job, then Running.
+fn start_calls(cr: &KafkaOffsetRollback, slot: &Slot) -> Vec<Call> {
+    let name = cr.metadata.name.clone().expect("name");
+    let op = cr.spec.operation.as_str();
+    let rbac = |kind: &str| {
+        path(
+            "rbac.authorization.k8s.io/v1",
+            kind,
+            &format!("{name}-korb-worker"),
+        )
+    };
+    vec![
+        apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
+        apply(rbac("roles"), |_| {}),
+        apply(rbac("rolebindings"), |_| {}),
+        apply(
+            path("v1", "configmaps", &format!("{name}-korb-task-g1-r0")),
+            move |body| {
+                let task = body["data"]["task.yaml"].as_str().expect("task");
+                assert!(task.contains(&format!("operation: {op}")), "{task}");
+                assert!(task.contains("before-change"), "{task}");
+            },
+        ),
+        apply(
+            path("batch/v1", "jobs", &format!("{name}-korb-g1-r0")),
+            |_| {},
+        ),
+        kept_status(cr, slot, |s| {
+            assert_eq!(s["phase"], "Running");
+            assert_conditions(s, [false, true, false], "JobRunning");
+        }),
+        event("Normal", "JobCreated"),
+    ]
+}
+
+/// The operator sees `name` for the first time, or again while it waits: a snapshot starts its
+/// Job; a rollback or verify lists the namespace's KafkaOffsetRollbacks and starts once the
+/// snapshot is taken, else waits for it.
+async fn see(crs: &mut [KafkaOffsetRollback], name: &str) {
+    let cr = by_name(crs, name).clone();
+    let slot = Slot::default();
+    let snapshot = cr.spec.operation == crate::crd::rollback::Operation::Snapshot;
+    let taken = by_name(crs, "step1-snapshot")
+        .status
+        .as_ref()
+        .is_some_and(|s| s.snapshot_data.is_some());
+    let mut calls = Vec::new();
+    if !snapshot {
+        calls.push(list_rollbacks(crs));
+    }
+    let expected = if snapshot || taken {
+        calls.extend(start_calls(&cr, &slot));
+        Action::requeue(RUNNING_POLL)
+    } else {
+        calls.extend([
+            kept_status(&cr, &slot, |s| {
+                assert_eq!(s["phase"], "Pending");
+                assert_eq!(s["run"], "g1-r0");
+                assert!(s.get("jobName").is_none(), "{s}");
+                assert_conditions(s, [false, true, false], REASON_WAITING_FOR_SNAPSHOT);
+                let message = condition(s, "Ready")["message"].as_str().expect("message");
+                assert!(
+                    message.contains("snapshot 'before-change' is being taken by KafkaOffsetRollback 'step1-snapshot'"),
+                    "{message}"
+                );
+            }),
+            event("Normal", REASON_WAITING_FOR_SNAPSHOT),
+        ]);
+        Action::requeue(SNAPSHOT_POLL)
+    };
+    let (result, _, _) = scenario(cr.clone(), calls).await;
+    assert_eq!(result.expect("reconciled"), expected, "{name}");
+    *by_name(crs, name) = with_kept(&cr, &slot);
+}
+
+/// The Job of `name`'s run ends with the worker's `result`: Completed with `reason`.
+async fn job_ends(
+    crs: &mut [KafkaOffsetRollback],
+    name: &str,
+    result: Value,
+    reason: &'static str,
+) {
+    let cr = by_name(crs, name).clone();
+    let slot = Slot::default();
+    let job = format!("{name}-korb-g1-r0");
+    let mut calls = ended_job(
+        &job,
+        ("Complete", "CompletionsReached"),
+        &[("2024-12-01T12:01:06Z", Some(result))],
+    );
+    calls.extend([
+        kept_status(&cr, &slot, move |s| {
+            assert_eq!(s["phase"], "Completed");
+            assert_eq!(s["snapshotId"], "before-change");
+            assert_condition(s, "Ready", "True", reason);
+        }),
+        event("Normal", "JobSucceeded"),
+    ]);
+    let (result, _, _) = scenario(cr.clone(), calls).await;
+    assert_eq!(
+        result.expect("reconciled"),
+        Action::await_change(),
+        "{name}"
+    );
+    *by_name(crs, name) = with_kept(&cr, &slot);
+}
+
+/// The workflow, the operator seeing the resources first in `order`: whatever it sees first,
+/// the rollback and the verify wait for the snapshot, then run, and all three complete.
+async fn workflow_in_order(order: [&str; 3]) {
+    let mut crs = workflow();
+    for name in order {
+        see(&mut crs, name).await;
+    }
+    let snapshot = json!({
+        "phase": "Completed", "operation": "snapshot", "snapshotId": "before-change",
+        "message": "Snapshot before-change created successfully: 1 group, 3 partitions",
+        "snapshotData": {"groups": 1, "totalPartitions": 3, "timestamp": "2024-12-01T12:01:05Z"}
+    });
+    job_ends(&mut crs, "step1-snapshot", snapshot, "SnapshotCreated").await;
+    // Polled again: the snapshot is taken, so both start.
+    see(&mut crs, "step2-rollback").await;
+    see(&mut crs, "step3-verify").await;
+    let rollback = json!({
+        "phase": "Completed", "operation": "rollback", "snapshotId": "before-change",
+        "message": "Rolled back 1 group (3 offsets) to snapshot before-change",
+        "groupsRolledBack": 1, "groupsFailed": 0
+    });
+    job_ends(&mut crs, "step2-rollback", rollback, "RolledBack").await;
+    let verify = json!({
+        "phase": "Completed", "operation": "verify", "snapshotId": "before-change",
+        "message": "Offsets match snapshot before-change: 3 partitions in 1 group",
+        "verification": {"matched": true, "totalDifferences": 0, "differences": []}
+    });
+    job_ends(&mut crs, "step3-verify", verify, "Verified").await;
+    for cr in &crs {
+        let status = cr.status.as_ref().expect("a status");
+        assert_eq!(
+            status.common.phase,
+            Some(crate::crd::status::Phase::Completed),
+            "{:?}",
+            cr.metadata.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_workflow_completes_when_the_snapshot_is_seen_first() {
+    workflow_in_order(["step1-snapshot", "step2-rollback", "step3-verify"]).await;
+}
+
+#[tokio::test]
+async fn the_workflow_completes_when_the_rollback_is_seen_first() {
+    workflow_in_order(["step2-rollback", "step3-verify", "step1-snapshot"]).await;
+}
+
+#[tokio::test]
+async fn the_workflow_completes_when_the_verify_is_seen_first() {
+    workflow_in_order(["step3-verify", "step1-snapshot", "step2-rollback"]).await;
+}
+
+/// `cr` with `status` (JSON) set.
+fn with_json_status(cr: &KafkaOffsetRollback, status: Value) -> KafkaOffsetRollback {
+    let mut value = serde_json::to_value(cr).expect("cr");
+    value["status"] = status;
+    serde_json::from_value(value).expect("a resource with a status")
+}
+
+/// Conditions `Ready`, `Reconciling`, `Stalled` with these statuses, `reason` and `message`,
+/// all since `since`.
+fn conditions_json(statuses: [&str; 3], reason: &str, message: &str, since: &str) -> Value {
+    let types = ["Ready", "Reconciling", "Stalled"];
+    Value::Array(
+        types
+            .iter()
+            .zip(statuses)
+            .map(|(t, s)| {
+                json!({"type": t, "status": s, "reason": reason, "message": message,
+                       "lastTransitionTime": since, "observedGeneration": 1})
+            })
+            .collect(),
+    )
+}
+
+// The run that was to take the snapshot failed: a rollback waiting for it fails at once, saying
+// why and how to run it again; no Job.
+#[tokio::test]
+async fn a_rollback_whose_snapshot_run_failed_fails_without_a_job() {
+    let mut crs = workflow();
+    let failed = json!({
+        "phase": "Failed", "run": "g1-r0", "observedGeneration": 1, "operation": "snapshot",
+        "snapshotId": "before-change", "jobName": "step1-snapshot-korb-g1-r0",
+        "conditions": conditions_json(["False", "False", "True"], "ConnectionFailed",
+            "failed to connect to kafka:9092", "2024-12-01T12:00:00Z")
+    });
+    let snapshot = with_json_status(by_name(&mut crs, "step1-snapshot"), failed);
+    *by_name(&mut crs, "step1-snapshot") = snapshot;
+    let cr = by_name(&mut crs, "step2-rollback").clone();
+    let calls = vec![
+        list_rollbacks(&crs),
+        status(&cr, |s| {
+            assert_eq!(s["phase"], "Failed");
+            assert_eq!(s["run"], "g1-r0");
+            assert!(s.get("jobName").is_none(), "{s}");
+            assert!(s["completionTime"].is_string(), "{s}");
+            assert_conditions(s, [false, false, true], REASON_SNAPSHOT_NOT_TAKEN);
+            let message = condition(s, "Ready")["message"].as_str().expect("message");
+            assert!(message.contains("snapshot 'before-change' was to be taken by KafkaOffsetRollback 'step1-snapshot', whose run failed (ConnectionFailed: failed to connect to kafka:9092)"), "{message}");
+            assert!(message.contains("kubectl annotate kafkaoffsetrollback step2-rollback tidemark.dev/run=1 --overwrite"), "{message}");
+        }),
+        event("Warning", REASON_SNAPSHOT_NOT_TAKEN),
+    ];
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::await_change());
+}
+
+// A snapshot that is not taken within the bound (its resource stalled on a missing Secret):
+// the waiting verify fails after SNAPSHOT_WAIT; before it, it keeps waiting.
+#[tokio::test]
+async fn a_snapshot_not_taken_in_time_fails_the_wait() {
+    let mut crs = workflow();
+    let stalled = json!({
+        "phase": "Pending", "run": "g1-r0", "observedGeneration": 1, "operation": "snapshot",
+        "snapshotId": "before-change",
+        "conditions": conditions_json(["False", "False", "True"], "SecretNotFound",
+            "Secret 'kafka-credentials' referenced by spec.kafkaCluster.saslSecret not found", "2024-12-01T12:00:00Z")
+    });
+    let snapshot = with_json_status(by_name(&mut crs, "step1-snapshot"), stalled);
+    *by_name(&mut crs, "step1-snapshot") = snapshot;
+    let waiting_since = |since: &str| {
+        json!({
+            "phase": "Pending", "run": "g1-r0", "observedGeneration": 1, "operation": "verify",
+            "snapshotId": "before-change",
+            "conditions": conditions_json(["False", "True", "False"], REASON_WAITING_FOR_SNAPSHOT,
+                "waiting", since)
+        })
+    };
+    let minutes_ago = |m: i64| {
+        let t = k8s_openapi::jiff::Timestamp::now()
+            - k8s_openapi::jiff::SignedDuration::from_secs(m * 60);
+        crate::controller::status::timestamp(&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            t,
+        ))
+    };
+
+    // Waiting for 9 minutes: still waiting, and saying for what.
+    let cr = with_json_status(
+        by_name(&mut crs, "step3-verify"),
+        waiting_since(&minutes_ago(9)),
+    );
+    let since = minutes_ago(9);
+    let calls = vec![
+        list_rollbacks(&crs),
+        status(&cr, move |s| {
+            assert_conditions(s, [false, true, false], REASON_WAITING_FOR_SNAPSHOT);
+            assert_eq!(
+                condition(s, "Reconciling")["lastTransitionTime"],
+                since.as_str()
+            );
+            let message = condition(s, "Ready")["message"].as_str().expect("message");
+            assert!(message.contains("SecretNotFound"), "{message}");
+            assert!(message.contains("for at most 10 minutes"), "{message}");
+        }),
+        event("Normal", REASON_WAITING_FOR_SNAPSHOT),
+    ];
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::requeue(SNAPSHOT_POLL));
+
+    // Waiting for 11 minutes: the verify fails.
+    let cr = with_json_status(
+        by_name(&mut crs, "step3-verify"),
+        waiting_since(&minutes_ago(11)),
+    );
+    let calls = vec![
+        list_rollbacks(&crs),
+        status(&cr, |s| {
+            assert_eq!(s["phase"], "Failed");
+            assert_conditions(s, [false, false, true], REASON_SNAPSHOT_NOT_TAKEN);
+            let message = condition(s, "Ready")["message"].as_str().expect("message");
+            assert!(message.contains("snapshot 'before-change' was not taken within 10 minutes: KafkaOffsetRollback 'step1-snapshot' is still Pending, SecretNotFound"), "{message}");
+        }),
+        event("Warning", REASON_SNAPSHOT_NOT_TAKEN),
+    ];
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::await_change());
+}
+
+// No resource takes the snapshot, and the rollback is not new: it runs at once (the snapshot
+// was taken before; if it is missing, the worker fails the run with SnapshotNotFound).
+#[tokio::test]
+async fn a_rollback_of_a_snapshot_no_resource_takes_runs_at_once() {
+    let mut crs = workflow();
+    let cr = by_name(&mut crs, "step2-rollback").clone();
+    let slot = Slot::default();
+    let mut calls = vec![list_rollbacks(&crs[1..])];
+    calls.extend(start_calls(&cr, &slot));
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
+}
+
+// A completed snapshot of a fixed id, edited (a new generation): the new run would fail with
+// "already exists", so it is refused with SnapshotExists, keeping what the snapshot holds; the
+// refusal holds on the next reconcile, without a write.
+#[tokio::test]
+async fn an_edited_snapshot_with_a_taken_id_is_refused() {
+    let mut cr = by_name(&mut workflow(), "step1-snapshot").clone();
+    let completed = json!({
+        "phase": "Completed", "run": "g1-r0", "observedGeneration": 1, "operation": "snapshot",
+        "snapshotId": "before-change", "jobName": "step1-snapshot-korb-g1-r0",
+        "snapshotData": {"groups": 1, "totalPartitions": 3, "timestamp": "2024-12-01T12:01:05Z"},
+        "conditions": conditions_json(["True", "False", "False"], "SnapshotCreated", "done",
+            "2024-12-01T12:01:06Z")
+    });
+    cr = with_json_status(&cr, completed);
+    cr.metadata.generation = Some(2);
+    cr.spec.consumer_groups.push("other-group".into());
+    let slot = Slot::default();
+    let calls = vec![
+        list_run_jobs(&cr, vec![]),
+        list_run_pods(&cr, vec![]),
+        kept_status(&cr, &slot, |s| {
+            assert_eq!(s["phase"], "Pending");
+            assert_eq!(s["run"], "g2-r0");
+            assert_conditions(s, [false, false, true], "SnapshotExists");
+            assert_eq!(s["snapshotData"]["timestamp"], "2024-12-01T12:01:05Z");
+            let message = condition(s, "Ready")["message"].as_str().expect("message");
+            assert!(message.contains("snapshot 'before-change' was taken at 2024-12-01T12:01:05Z by this resource and is never overwritten"), "{message}");
+            assert!(message.contains("change spec.snapshotId"), "{message}");
+        }),
+        event("Warning", "SnapshotExists"),
+    ];
+    let (result, policy, _) = scenario(cr.clone(), calls).await;
+    assert_eq!(result.expect_err("refused").metric_label(), "invalid_spec");
+    assert_eq!(policy, Some(Action::await_change()));
+
+    let cr = with_kept(&cr, &slot);
+    let calls = vec![list_run_jobs(&cr, vec![]), list_run_pods(&cr, vec![])];
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(
+        result.expect_err("still refused").metric_label(),
+        "invalid_spec"
+    );
+}
+
+// A new resource as the API server shows it before the operator's first status write (the
+// CRD's default status: generation 0 observed, Ready Unknown): it runs like one without a
+// status, after looking for Jobs of earlier runs (none), and the default is replaced.
+#[tokio::test]
+async fn a_new_resource_with_the_default_status_runs() {
+    let cr = by_name(&mut workflow(), "step1-snapshot").clone();
+    let cr = with_json_status(&cr, crate::crd::default_status());
+    assert_eq!(
+        cr.status
+            .as_ref()
+            .and_then(|s| s.common.observed_generation),
+        Some(0)
+    );
+    let slot = Slot::default();
+    let mut calls = vec![list_run_jobs(&cr, vec![]), list_run_pods(&cr, vec![])];
+    calls.extend(start_calls(&cr, &slot));
+    let (result, _, _) = scenario(cr.clone(), calls).await;
+    assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
+    let written = with_kept(&cr, &slot);
+    let status = written.status.expect("a status");
+    assert_eq!(status.common.observed_generation, Some(1));
+    assert!(
+        status
+            .common
+            .conditions
+            .iter()
+            .all(|c| c.status != "Unknown" && c.last_transition_time != "1970-01-01T00:00:00Z"),
+        "{:?}",
+        status.common.conditions
     );
 }
