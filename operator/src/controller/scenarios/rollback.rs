@@ -634,7 +634,7 @@ use crate::controller::rollback::{
 };
 use crate::crd::KafkaOffsetRollback;
 
-const WORKFLOW: &str = include_str!("../../../tests/fixtures/seed003/workflow-example.yaml");
+const WORKFLOW: &str = include_str!("../../../tests/fixtures/rollback/workflow-example.yaml");
 
 /// A status the operator wrote, kept for the next step.
 type Slot = Arc<Mutex<Option<Value>>>;
