@@ -288,11 +288,11 @@ pub fn snapshot_wait(
                 SNAPSHOT_GRACE.as_secs()
             ))
         } else {
-            SnapshotWait::Start
+            after_rollbacks(cr, all, id, now)
         };
     }
     if producers.iter().any(|(_, p)| matches!(p, Producer::Taken)) {
-        return SnapshotWait::Start;
+        return after_rollbacks(cr, all, id, now);
     }
     let waited = now.as_second() - waiting_since(cr, now).as_second();
     let busy = producers.iter().find_map(|(name, p)| match p {
@@ -326,6 +326,46 @@ pub fn snapshot_wait(
             ))
         }
     }
+}
+
+/// Once its snapshot is taken, a verify also waits while a rollback of the same snapshot into
+/// the same storage has not finished (applied with it, the verify checks what the rollback did),
+/// for at most [`SNAPSHOT_WAIT`]; then it runs and reports what it finds. A rollback starts.
+fn after_rollbacks(
+    cr: &KafkaOffsetRollback,
+    all: &[KafkaOffsetRollback],
+    id: &str,
+    now: Timestamp,
+) -> SnapshotWait {
+    if cr.spec.operation != Operation::Verify {
+        return SnapshotWait::Start;
+    }
+    let running = all.iter().find(|p| {
+        p.spec.operation == Operation::Rollback
+            && p.spec.snapshot_id.as_deref() == Some(id)
+            && p.spec.storage == cr.spec.storage
+            && p.metadata.deletion_timestamp.is_none()
+            && !rollback_finished(p)
+    });
+    let waited = now.as_second() - waiting_since(cr, now).as_second();
+    match running {
+        Some(r) if waited < clamp(SNAPSHOT_WAIT.as_secs()) => SnapshotWait::Wait(format!(
+            "snapshot '{id}' is taken; this verify waits for KafkaOffsetRollback '{}' to finish rolling back to it ({}), checked every {} s for at most {} minutes",
+            r.name_any(),
+            r.status.as_ref().map_or_else(|| "no status yet".to_string(), |s| ready_text(&s.common)),
+            SNAPSHOT_POLL.as_secs(),
+            SNAPSHOT_WAIT.as_secs() / 60
+        )),
+        _ => SnapshotWait::Start,
+    }
+}
+
+/// Whether rollback `p`'s current run has ended (Completed or Failed).
+fn rollback_finished(p: &KafkaOffsetRollback) -> bool {
+    p.status.as_ref().is_some_and(|s| {
+        s.common.observed_generation == p.metadata.generation
+            && matches!(s.common.phase, Some(Phase::Completed | Phase::Failed))
+    })
 }
 
 /// `cr`'s conditions before a wait: only those of the same wait, so that the `Reconciling`

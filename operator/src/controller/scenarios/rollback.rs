@@ -632,6 +632,7 @@ use http::StatusCode;
 use crate::controller::rollback::{
     REASON_SNAPSHOT_NOT_TAKEN, REASON_WAITING_FOR_SNAPSHOT, SNAPSHOT_POLL,
 };
+use crate::crd::rollback::Operation;
 use crate::crd::KafkaOffsetRollback;
 
 const WORKFLOW: &str = include_str!("../../../tests/fixtures/rollback/workflow-example.yaml");
@@ -734,38 +735,49 @@ fn start_calls(cr: &KafkaOffsetRollback, slot: &Slot) -> Vec<Call> {
 
 /// The operator sees `name` for the first time, or again while it waits: a snapshot starts its
 /// Job; a rollback or verify lists the namespace's KafkaOffsetRollbacks and starts once the
-/// snapshot is taken, else waits for it.
+/// snapshot is taken, else waits for it; a verify also waits while the rollback runs.
 async fn see(crs: &mut [KafkaOffsetRollback], name: &str) {
     let cr = by_name(crs, name).clone();
     let slot = Slot::default();
-    let snapshot = cr.spec.operation == crate::crd::rollback::Operation::Snapshot;
+    let operation = cr.spec.operation;
     let taken = by_name(crs, "step1-snapshot")
         .status
         .as_ref()
         .is_some_and(|s| s.snapshot_data.is_some());
+    let rolled_back = by_name(crs, "step2-rollback")
+        .status
+        .as_ref()
+        .is_some_and(|s| s.common.phase == Some(crate::crd::status::Phase::Completed));
     let mut calls = Vec::new();
-    if !snapshot {
+    if operation != Operation::Snapshot {
         calls.push(list_rollbacks(crs));
     }
-    let expected = if snapshot || taken {
-        calls.extend(start_calls(&cr, &slot));
-        Action::requeue(RUNNING_POLL)
-    } else {
+    let waits_for = match operation {
+        Operation::Snapshot => None,
+        _ if !taken => {
+            Some("snapshot 'before-change' is being taken by KafkaOffsetRollback 'step1-snapshot'")
+        }
+        Operation::Verify if !rolled_back => Some(
+            "this verify waits for KafkaOffsetRollback 'step2-rollback' to finish rolling back",
+        ),
+        _ => None,
+    };
+    let expected = if let Some(waits_for) = waits_for {
         calls.extend([
-            kept_status(&cr, &slot, |s| {
+            kept_status(&cr, &slot, move |s| {
                 assert_eq!(s["phase"], "Pending");
                 assert_eq!(s["run"], "g1-r0");
                 assert!(s.get("jobName").is_none(), "{s}");
                 assert_conditions(s, [false, true, false], REASON_WAITING_FOR_SNAPSHOT);
                 let message = condition(s, "Ready")["message"].as_str().expect("message");
-                assert!(
-                    message.contains("snapshot 'before-change' is being taken by KafkaOffsetRollback 'step1-snapshot'"),
-                    "{message}"
-                );
+                assert!(message.contains(waits_for), "{message}");
             }),
             event("Normal", REASON_WAITING_FOR_SNAPSHOT),
         ]);
         Action::requeue(SNAPSHOT_POLL)
+    } else {
+        calls.extend(start_calls(&cr, &slot));
+        Action::requeue(RUNNING_POLL)
     };
     let (result, _, _) = scenario(cr.clone(), calls).await;
     assert_eq!(result.expect("reconciled"), expected, "{name}");
@@ -817,7 +829,8 @@ async fn workflow_in_order(order: [&str; 3]) {
         "snapshotData": {"groups": 1, "totalPartitions": 3, "timestamp": "2024-12-01T12:01:05Z"}
     });
     job_ends(&mut crs, "step1-snapshot", snapshot, "SnapshotCreated").await;
-    // Polled again: the snapshot is taken, so both start.
+    // Polled again: the snapshot is taken, so the rollback starts; the verify waits for it to
+    // finish, then starts.
     see(&mut crs, "step2-rollback").await;
     see(&mut crs, "step3-verify").await;
     let rollback = json!({
@@ -826,6 +839,7 @@ async fn workflow_in_order(order: [&str; 3]) {
         "groupsRolledBack": 1, "groupsFailed": 0
     });
     job_ends(&mut crs, "step2-rollback", rollback, "RolledBack").await;
+    see(&mut crs, "step3-verify").await;
     let verify = json!({
         "phase": "Completed", "operation": "verify", "snapshotId": "before-change",
         "message": "Offsets match snapshot before-change: 3 partitions in 1 group",
