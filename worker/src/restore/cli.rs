@@ -949,6 +949,32 @@ mod tests {
             "═".repeat(62)
         );
         assert_eq!(mapping_table(&view), want);
+
+        // Once restored: the restore, and where each partition went.
+        let mut restored = view;
+        restored.restore_id = Some("dr-1".into());
+        restored.target_cluster = Some("dr:9092".into());
+        restored.complete = Some(true);
+        restored.partitions.truncate(1);
+        restored.partitions[0].target_topic = Some("clicks-dr".into());
+        restored.partitions[0].target_partition = Some(3);
+        restored.partitions[0].target_first = Some(100);
+        restored.partitions[0].target_last = Some(109);
+        let text = mapping_table(&restored);
+        assert!(
+            text.contains("Restore: dr-1 (complete) -> dr:9092\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "Partition  First Offset  Last Offset  Record Count  Target       Target First  Target Last\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("0          0             9            10            clicks-dr/3  100           109\n"),
+            "{text}"
+        );
     }
 
     #[test]
