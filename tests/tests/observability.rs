@@ -2,7 +2,8 @@
 //! labels the code exposes, and `docs/observability.md` documents every metric: the names are
 //! taken from what the operator's and the worker's registries actually encode, not from a list.
 //! A `tidemark` process started with `TIDEMARK_METRICS_ADDR` serves its backup's progress over
-//! HTTP while it runs, and refuses a malformed address before doing anything.
+//! HTTP while it runs, answers `GET /health` there with its status, and refuses a malformed
+//! address before doing anything.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -329,13 +330,20 @@ fn the_observability_guide_documents_every_metric() {
 
 /// `GET /metrics` on `port`, or `None` while nothing answers.
 fn scrape(port: u16) -> Option<String> {
+    get(port, "/metrics")
+}
+
+/// `GET path` on `port` over loopback, or `None` while nothing answers.
+fn get(port: u16, path: &str) -> Option<String> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(5)))
         .ok()?;
     stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: worker\r\nConnection: close\r\n\r\n")
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: worker\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
         .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
@@ -421,4 +429,53 @@ fn a_bad_metrics_address_fails_before_any_work() {
         stderr.contains("TIDEMARK_METRICS_ADDR '9090': expected host:port"),
         "{stderr}"
     );
+}
+
+/// `curl http://localhost:9090/health` against a running backup: 200 and a JSON status naming
+/// the operation, its phase and the records it has backed up so far.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_backup_answers_health_checks_on_the_metrics_port() {
+    use tidemark_tests::records::{create_topic, produce_varied, producer};
+    let kafka = tidemark_tests::Tansu::start();
+    let bs = kafka.bootstrap();
+    create_topic(&bs, "health", 1, &[]).await;
+    produce_varied(&producer(&bs), "health", 0, 0, 40).await;
+    let port = tidemark_tests::free_port();
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A continuous backup runs until stopped.
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tidemark-under-test"))
+        .args(["backup", "--bootstrap-servers", &bs, "--topics", "health"])
+        .args(["--mode", "continuous", "--chain", "health", "--path"])
+        .arg(dir.path())
+        .env(
+            tidemark::metrics::ENV_METRICS_ADDR,
+            format!("127.0.0.1:{port}"),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("tidemark runs");
+    let _running = Running(child);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let (head, status) = loop {
+        if let Some(response) = get(port, "/health") {
+            let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+            let status: Value = serde_json::from_str(body.trim())
+                .unwrap_or_else(|e| panic!("/health is JSON ({e}): {response}"));
+            if status["operation"] == "backup" && status["records"] == 40 {
+                break (head.to_string(), status);
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no healthy backup of 40 records on port {port}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert!(head.contains("content-type: application/json"), "{head}");
+    assert_eq!(status["status"], "ok", "{status}");
+    assert_eq!(status["phase"], "running", "{status}");
+    assert_eq!(status["partitions_selected"], 1, "{status}");
+    assert_eq!(status["version"], env!("CARGO_PKG_VERSION"), "{status}");
 }

@@ -1116,3 +1116,146 @@ async fn rollback_keeps_a_safety_snapshot_that_undoes_it() {
         assert_eq!(&committed_map(&admin, g).await, was, "undone {g}");
     }
 }
+
+/// A snapshot the kafka-backup operator stored directly under its prefix
+/// (`<prefix>/<snapshotId>.json`, its JSON shape) is listed, shown, verified and rolled back to
+/// like one of ours, by the CLI and by the task a KafkaOffsetRollback Job runs; a JSON file
+/// beside it that is no snapshot is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_stored_directly_under_the_prefix_is_listed_verified_and_rolled_back_to() {
+    let kafka = Tansu::start();
+    let bs = kafka.bootstrap();
+    let store = tempfile::tempdir().expect("tempdir");
+    let path = store.path().to_str().expect("utf8 path");
+    create_and_fill(&bs, "orders", 2, 20).await;
+    create_and_fill(&bs, "payments", 1, 10).await;
+    let admin = admin(&bs).await;
+    commit(&admin, "order-processor", &commits("orders", &[15, 18])).await;
+    commit(&admin, "payment-handler", &commits("payments", &[9])).await;
+
+    let id = "pre-migration-20241201";
+    let at = |offset: i64| serde_json::json!({"offset": offset, "metadata": "", "timestamp": 1_701_432_000_000i64});
+    let document = serde_json::json!({
+        "snapshotId": id,
+        "timestamp": "2024-12-01T12:00:00Z",
+        "cluster": bs,
+        "groups": {
+            "order-processor": {"topics": {"orders": {"0": at(4), "1": at(6)}}},
+            "payment-handler": {"topics": {"payments": {"0": at(2)}}}
+        }
+    });
+    let file = store.path().join(format!("{id}.json"));
+    std::fs::write(&file, serde_json::to_vec_pretty(&document).expect("json")).expect("write");
+    std::fs::write(store.path().join("notes.json"), br#"{"owner": "team-a"}"#).expect("write");
+
+    let list = cli(&["offset-rollback", "list", "-p", path, "-f", "json"]);
+    assert_eq!(list.code, 0, "{list:?}");
+    let listed = list.json();
+    assert_eq!(listed["total"], 1, "{listed}");
+    assert_eq!(listed["snapshots"][0]["snapshot_id"], id, "{listed}");
+    assert_eq!(listed["snapshots"][0]["offsets"], 3, "{listed}");
+    assert_eq!(listed["unreadable"], serde_json::json!([]), "{listed}");
+
+    let show = cli(&[
+        "offset-rollback",
+        "show",
+        "-p",
+        path,
+        "-s",
+        id,
+        "-f",
+        "json",
+    ]);
+    assert_eq!(show.code, 0, "{show:?}");
+    assert_eq!(show.json()["groups"], document["groups"], "{show:?}");
+
+    let verify = |expect: i32| {
+        let out = cli(&[
+            "offset-rollback",
+            "verify",
+            "-p",
+            path,
+            "-s",
+            id,
+            "--bootstrap-servers",
+            &bs,
+        ]);
+        assert_eq!(out.code, expect, "{out:?}");
+    };
+    verify(11);
+
+    let rb = cli(&[
+        "offset-rollback",
+        "rollback",
+        "-p",
+        path,
+        "-s",
+        id,
+        "--bootstrap-servers",
+        &bs,
+        "-f",
+        "json",
+    ]);
+    assert_eq!(rb.code, 0, "{rb:?}");
+    assert_eq!(rb.json()["offsets_restored"], 3, "{rb:?}");
+    let want = |topic: &str, offsets: &[(i32, i64)]| {
+        offsets
+            .iter()
+            .map(|(p, o)| ((topic.to_string(), *p), *o))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    assert_eq!(
+        committed_map(&admin, "order-processor").await,
+        want("orders", &[(0, 4), (1, 6)])
+    );
+    assert_eq!(
+        committed_map(&admin, "payment-handler").await,
+        want("payments", &[(0, 2)])
+    );
+    verify(0);
+
+    // The worker's task, as the operator runs it: the same snapshot, found under the prefix.
+    commit(&admin, "payment-handler", &commits("payments", &[7])).await;
+    let run = |operation: &str| {
+        let task = store.path().join(format!("{operation}.task.yaml"));
+        let result = store.path().join(format!("{operation}.result"));
+        std::fs::write(
+            &task,
+            format!(
+                "apiVersion: tidemark.dev/task-v1\nkind: offsetRollback\noperation: {operation}\n\
+                 snapshotId: {id}\nkafka:\n  bootstrapServers: [\"{bs}\"]\n  securityProtocol: PLAINTEXT\n\
+                 storage:\n  type: location\n  url: {path}\n"
+            ),
+        )
+        .expect("task");
+        let out = run_cli(
+            BIN,
+            &[
+                "run",
+                "--task",
+                task.to_str().expect("utf8"),
+                "--result-file",
+                result.to_str().expect("utf8"),
+            ],
+            &[],
+        );
+        assert_eq!(out.code, 0, "{operation}: {out:?}");
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(&result).expect("result"))
+            .expect("result json")
+    };
+    let verified = run("verify");
+    assert_eq!(verified["verification"]["matched"], false, "{verified}");
+    let rolled_back = run("rollback");
+    assert_eq!(rolled_back["phase"], "Completed", "{rolled_back}");
+    assert_eq!(
+        committed_map(&admin, "payment-handler").await,
+        want("payments", &[(0, 2)])
+    );
+    assert_eq!(run("verify")["verification"]["matched"], true);
+
+    // Deleting it removes the file it was read from; the other file stays.
+    let delete = cli(&["offset-rollback", "delete", "-p", path, "-s", id]);
+    assert_eq!(delete.code, 0, "{delete:?}");
+    assert!(!file.exists());
+    assert!(store.path().join("notes.json").is_file());
+}

@@ -897,3 +897,73 @@ async fn compaction_gaps_translate_exactly_with_every_strategy() {
         assert_eq!(m.json()["partitions"][0]["runs"], 31, "{}", m.stdout);
     }
 }
+
+/// `show-offset-mapping --format table`: the plain layout, a table per topic whose rows are each
+/// backed-up partition's first and last offset and record count, as the broker holds them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plain_mapping_table_lists_each_partitions_backed_up_offsets() {
+    let kafka = Tansu::start();
+    let bs = kafka.bootstrap();
+    create_topic(&bs, "clicks", 2, &[]).await;
+    create_topic(&bs, "users", 1, &[]).await;
+    let p = producer(&bs);
+    produce_varied(&p, "clicks", 0, 0, 30).await;
+    produce_varied(&p, "clicks", 1, 0, 45).await;
+    produce_varied(&p, "users", 0, 0, 12).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().to_str().expect("utf8");
+    backup(&bs, store, "clicks,users", "plain");
+
+    let out = cli(
+        &[
+            "show-offset-mapping",
+            "-p",
+            store,
+            "-b",
+            "plain",
+            "-f",
+            "table",
+        ],
+        &[],
+    );
+    expect_code(&out, 0);
+    let mut lines = out.stdout.lines();
+    assert_eq!(
+        lines.next(),
+        Some("Offset Mapping: plain"),
+        "{}",
+        out.stdout
+    );
+    // Per topic: the rows under its header, as (partition, first, last, count).
+    let mut got: Vec<(String, Vec<i64>)> = Vec::new();
+    let mut topic = None;
+    for line in lines {
+        if let Some(t) = line.strip_prefix("Topic: ") {
+            topic = Some(t.to_string());
+        } else if let (Some(t), Some(Ok(_))) = (
+            &topic,
+            line.split_whitespace().next().map(str::parse::<i64>),
+        ) {
+            let cells = line.split_whitespace().map(|c| c.parse().expect("number"));
+            got.push((t.clone(), cells.collect()));
+        }
+    }
+    let mut want = Vec::new();
+    for (topic, partitions) in [("clicks", 2), ("users", 1)] {
+        for ((t, partition), records) in read_topic(&bs, topic, partitions) {
+            let first = records.first().expect("records").offset;
+            let last = records.last().expect("records").offset;
+            want.push((
+                t,
+                vec![i64::from(partition), first, last, records.len() as i64],
+            ));
+        }
+    }
+    assert_eq!(got, want, "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("Partition  First Offset  Last Offset  Record Count"),
+        "{}",
+        out.stdout
+    );
+}

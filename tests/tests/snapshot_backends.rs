@@ -187,6 +187,48 @@ async fn s3_snapshots_round_trip() {
     snapshot_round_trip(&s3.location("team-a/offsets"), &s3.env()).await;
 }
 
+/// A snapshot the kafka-backup operator stored directly under its prefix
+/// (`<prefix>/<snapshotId>.json`) is read there like ours; an object in a folder below that looks
+/// like a snapshot is not taken for one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_snapshots_stored_directly_under_the_prefix_round_trip() {
+    let s3 = S3Server::start();
+    let c = cluster().await;
+    let local = tempfile::tempdir().expect("tempdir");
+    let id = "pre-migration-20241201";
+    let snap = cli(
+        &[
+            "offset-rollback",
+            "snapshot",
+            "-p",
+            local.path().to_str().expect("utf8"),
+            "-g",
+            "order-processor",
+            "-s",
+            id,
+            "--bootstrap-servers",
+            &c.bs,
+        ],
+        &[],
+    );
+    assert_eq!(snap.code, 0, "{snap:?}");
+    let bytes =
+        std::fs::read(local.path().join("snapshots").join(format!("{id}.json"))).expect("read");
+    let storage = s3.open("team-a/offsets");
+    storage
+        .put(&format!("{id}.json"), bytes.clone().into())
+        .await
+        .expect("put");
+    let other = String::from_utf8(bytes)
+        .expect("utf8")
+        .replace(id, "not-at-the-top");
+    storage
+        .put("backups/b1/not-at-the-top.json", other.into_bytes().into())
+        .await
+        .expect("put");
+    exercise_stored_snapshot(&c, &s3.location("team-a/offsets"), &s3.env(), id, true).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn azure_snapshots_round_trip() {
     let az = Azurite::start();

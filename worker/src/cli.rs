@@ -597,7 +597,10 @@ pub struct ValidateRestoreArgs {
 /// Output of `show-offset-mapping`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum MappingFormat {
+    /// The boxed report.
     Text,
+    /// A plain table per topic (partition, first and last offset, record count).
+    Table,
     Json,
     Yaml,
     Csv,
@@ -614,7 +617,7 @@ pub struct ShowMappingArgs {
     /// The restore whose mapping to show (default: the newest restore of the backup).
     #[arg(short = 'r', long)]
     pub restore_id: Option<String>,
-    /// Report format.
+    /// Report format: `text` (a box), `table` (plain, a table per topic), `json`, `yaml`, `csv`.
     #[arg(short = 'f', long, value_enum, default_value_t = MappingFormat::Text)]
     pub format: MappingFormat,
 }

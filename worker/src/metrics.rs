@@ -1,6 +1,7 @@
 //! Opt-in Prometheus endpoint of the worker: with `TIDEMARK_METRICS_ADDR` set (e.g.
 //! `0.0.0.0:9090`, as the operator's Jobs do), `GET /metrics` serves the process' progress in
-//! the Prometheus/OpenMetrics text format while it runs. Without it nothing listens.
+//! the Prometheus/OpenMetrics text format while it runs, and `GET /health` a JSON status
+//! (`{"status":"ok",...}`, 503 once the command failed). Without it nothing listens.
 //!
 //! The counters are read at scrape time from the live progress of the backup or restore that
 //! is running ([`WorkerMetrics::watch_backup`], [`WorkerMetrics::watch_restore`]), so the
@@ -355,8 +356,37 @@ fn respond(metrics: &WorkerMetrics, method: &Method, path: &str) -> Response<Ful
                 "failed to encode metrics\n".into(),
             ),
         },
+        "/health" => {
+            let (status, body) = health(metrics);
+            reply(status, "application/json", body)
+        }
         _ => reply(StatusCode::NOT_FOUND, plain, "not found\n".into()),
     }
+}
+
+/// The answer to `GET /health`: 200 and `{"status":"ok",...}` while the command runs or after
+/// it succeeded, 503 and `"status":"failed"` once it failed; with the operation, its phase and
+/// the records and partitions done so far.
+fn health(metrics: &WorkerMetrics) -> (StatusCode, String) {
+    let (operation, phase, start_time, reading) = metrics.snapshot();
+    let failed = phase == PHASES[2];
+    let r = reading.unwrap_or_default();
+    let body = serde_json::json!({
+        "status": if failed { "failed" } else { "ok" },
+        "operation": operation,
+        "phase": phase,
+        "version": env!("CARGO_PKG_VERSION"),
+        "start_time": start_time,
+        "records": r.records,
+        "partitions_done": r.partitions_done,
+        "partitions_selected": r.partitions_selected,
+    });
+    let status = if failed {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (status, format!("{body}\n"))
 }
 
 /// Serves `metrics` on `listener` until the task is dropped (the process ends).
@@ -400,7 +430,7 @@ pub async fn serve_from_env() -> Result<Option<SocketAddr>> {
     })?;
     let bound = listener.local_addr().unwrap_or(address);
     tokio::spawn(serve(listener, WorkerMetrics::global().clone()));
-    tracing::info!(address = %bound, "serving metrics on /metrics");
+    tracing::info!(address = %bound, "serving metrics on /metrics and health on /health");
     Ok(Some(bound))
 }
 
@@ -549,6 +579,29 @@ mod tests {
         progress.records_total.store(0, Ordering::Relaxed);
         let text = metrics.encode().expect("encodes");
         assert!(!text.contains(PROGRESS), "{text}");
+    }
+
+    #[test]
+    fn health_is_ok_until_the_command_fails() {
+        let metrics = WorkerMetrics::default();
+        metrics.start("restore");
+        let progress = Arc::new(crate::restore::engine::LiveProgress::default());
+        metrics.watch_restore(&progress);
+        progress.records.store(30, Ordering::Relaxed);
+        let (status, body) = health(&metrics);
+        assert_eq!(status, StatusCode::OK);
+        let json: serde_json::Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(json["status"], "ok", "{json}");
+        assert_eq!(json["operation"], "restore", "{json}");
+        assert_eq!(json["records"], 30, "{json}");
+        metrics.finish(false);
+        let (status, body) = health(&metrics);
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        let json: serde_json::Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(
+            (&json["status"], &json["phase"]),
+            (&"failed".into(), &"failed".into())
+        );
     }
 
     #[test]

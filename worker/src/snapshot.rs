@@ -1,7 +1,9 @@
-//! Offset snapshots: the stored document (the KafkaOffsetRollback shape: snapshotId, timestamp, cluster,
-//! groups → topics → partition → {offset, metadata, timestamp}) and where it is kept:
+//! Offset snapshots: the stored document (snapshotId, timestamp, cluster, groups → topics →
+//! partition → {offset, metadata, timestamp}) and where it is kept:
 //! `<location>/snapshots/<snapshotId>.json` in a storage location, or the `<snapshotId>.json`
-//! entry of a ConfigMap. Snapshots are never overwritten.
+//! entry of a ConfigMap. Snapshots are never overwritten. Snapshots the kafka-backup operator
+//! stored directly under its prefix (`<location>/<snapshotId>.json`) are read too: listed,
+//! shown, verified, rolled back to and deleted like ours.
 
 use std::collections::BTreeMap;
 
@@ -299,8 +301,8 @@ pub struct UnreadableSnapshot {
     pub error: String,
 }
 
-/// Snapshots in one place: a storage location (`<location>/snapshots/<id>.json`) or a
-/// Kubernetes ConfigMap (`<id>.json` entries). Both behave alike: ids are validated, an existing
+/// Snapshots in one place: a storage location (`<location>/snapshots/<id>.json`, and
+/// `<location>/<id>.json` read as well) or a Kubernetes ConfigMap (`<id>.json` entries). Both behave alike: ids are validated, an existing
 /// snapshot is never overwritten, a missing one is [`Error::SnapshotNotFound`], a damaged one
 /// [`Error::Malformed`] naming it.
 #[derive(Debug, Clone)]
@@ -341,13 +343,18 @@ impl SnapshotStore {
         format!("{SNAPSHOT_DIR}/{id}.json")
     }
 
+    /// Where the kafka-backup operator keeps a snapshot: directly under its prefix.
+    fn flat_key(id: &str) -> String {
+        format!("{id}.json")
+    }
+
     /// How a snapshot's object (or ConfigMap entry) is named in messages.
     pub fn file_name(&self, id: &str) -> String {
         let key = match &self.backend {
             Backend::Objects(_) => Self::key(id),
             Backend::ConfigMap(_) => ConfigMapStore::key(id),
         };
-        format!("{}/{key}", self.location().trim_end_matches('/'))
+        self.object_name(&key)
     }
 
     fn not_found(&self, id: &str) -> Error {
@@ -357,11 +364,30 @@ impl SnapshotStore {
         }
     }
 
-    async fn get(&self, id: &str) -> Result<Option<Bytes>> {
+    /// The snapshot's document and its name for messages: ours first, else one stored
+    /// directly under the location.
+    async fn get(&self, id: &str) -> Result<Option<(String, Bytes)>> {
         match &self.backend {
-            Backend::Objects(storage) => storage.get(&Self::key(id)).await,
-            Backend::ConfigMap(cm) => Ok(cm.get(id).await?.map(Bytes::from)),
+            Backend::Objects(storage) => {
+                if let Some(data) = storage.get(&Self::key(id)).await? {
+                    return Ok(Some((self.file_name(id), data)));
+                }
+                let flat = Self::flat_key(id);
+                Ok(storage
+                    .get(&flat)
+                    .await?
+                    .filter(|data| claims_to_be_a_snapshot(data))
+                    .map(|data| (self.object_name(&flat), data)))
+            }
+            Backend::ConfigMap(cm) => Ok(cm
+                .get(id)
+                .await?
+                .map(|doc| (self.file_name(id), Bytes::from(doc)))),
         }
+    }
+
+    fn object_name(&self, key: &str) -> String {
+        format!("{}/{key}", self.location().trim_end_matches('/'))
     }
 
     /// Whether a snapshot with this id exists.
@@ -402,12 +428,12 @@ impl SnapshotStore {
     /// Reads and validates a snapshot.
     pub async fn load(&self, id: &str) -> Result<OffsetSnapshot> {
         validate_id(id)?;
-        let data = self.get(id).await?.ok_or_else(|| self.not_found(id))?;
-        let snap = OffsetSnapshot::from_json(&data, &self.file_name(id))?;
+        let (file, data) = self.get(id).await?.ok_or_else(|| self.not_found(id))?;
+        let snap = OffsetSnapshot::from_json(&data, &file)?;
         if snap.snapshot_id != id {
             return Err(Error::Malformed {
                 kind: "snapshot",
-                file: self.file_name(id),
+                file,
                 reason: format!("it holds snapshotId '{}', not '{id}'", snap.snapshot_id),
             });
         }
@@ -435,6 +461,7 @@ impl SnapshotStore {
                         out.push((self.file_name(name), data));
                     }
                 }
+                self.flat_documents(storage, &mut out).await?;
                 Ok(out)
             }
             Backend::ConfigMap(cm) => Ok(cm
@@ -444,6 +471,31 @@ impl SnapshotStore {
                 .map(|(id, doc)| (self.file_name(&id), Bytes::from(doc)))
                 .collect()),
         }
+    }
+
+    /// Adds to `out` the snapshots stored directly under the location (`<id>.json`) whose id is
+    /// not already in `snapshots/`. Other JSON files may live there too: one is taken for a
+    /// snapshot, readable or not, only when it is a JSON object with a `snapshotId`.
+    async fn flat_documents(
+        &self,
+        storage: &Storage,
+        out: &mut Vec<(String, Bytes)>,
+    ) -> Result<()> {
+        for obj in storage.list_folder("").await? {
+            let Some(id) = obj.key.strip_suffix(".json") else {
+                continue;
+            };
+            if validate_id(id).is_err() || out.iter().any(|(f, _)| *f == self.file_name(id)) {
+                continue;
+            }
+            let Some(data) = storage.get(&obj.key).await? else {
+                continue;
+            };
+            if claims_to_be_a_snapshot(&data) {
+                out.push((self.object_name(&obj.key), data));
+            }
+        }
+        Ok(())
     }
 
     /// All readable snapshots, newest first, plus the objects that could not be read.
@@ -471,7 +523,17 @@ impl SnapshotStore {
     pub async fn delete(&self, id: &str) -> Result<()> {
         validate_id(id)?;
         let deleted = match &self.backend {
-            Backend::Objects(storage) => storage.delete(&Self::key(id)).await?,
+            Backend::Objects(storage) => {
+                // Both layouts, so that no copy of the id is left to be found.
+                let ours = storage.delete(&Self::key(id)).await?;
+                let flat = match storage.get(&Self::flat_key(id)).await? {
+                    Some(data) if claims_to_be_a_snapshot(&data) => {
+                        storage.delete(&Self::flat_key(id)).await?
+                    }
+                    _ => false,
+                };
+                ours || flat
+            }
             Backend::ConfigMap(cm) => cm.delete(id).await?,
         };
         if deleted {
@@ -480,6 +542,14 @@ impl SnapshotStore {
             Err(self.not_found(id))
         }
     }
+}
+
+/// Whether a file stored beside others (directly under a location) is meant as a snapshot: a
+/// JSON object with a `snapshotId`. Such a file is a snapshot, readable or damaged; any other
+/// file there is someone else's.
+fn claims_to_be_a_snapshot(data: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(data)
+        .is_ok_and(|doc| doc.contains_key("snapshotId"))
 }
 
 /// RFC 3339 with millisecond precision and a `Z` suffix; any RFC 3339 offset is accepted.

@@ -856,6 +856,41 @@ impl Storage {
         Ok(objects)
     }
 
+    /// Lists the objects directly in the folder `dir` (`""`: the root), not those in folders
+    /// below it: one request however much the folders below hold. Keys relative to the root,
+    /// sorted.
+    pub async fn list_folder(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+        let dir = normalize_key(dir, true)?;
+        let Some((store, path)) = self.resolve(&dir, false).await? else {
+            return Ok(vec![]);
+        };
+        let listed = match store
+            .list_with_delimiter((!path.as_ref().is_empty()).then_some(&path))
+            .await
+        {
+            Ok(listed) => listed.objects,
+            Err(e) if self.is_missing_object(&e) => vec![],
+            Err(e) => return Err(self.failure("list", &dir, &e)),
+        };
+        let mut objects: Vec<ObjectInfo> = listed
+            .into_iter()
+            .filter_map(|meta| {
+                let name = meta.location.filename()?;
+                Some(ObjectInfo {
+                    key: if dir.is_empty() {
+                        name.to_string()
+                    } else {
+                        format!("{dir}/{name}")
+                    },
+                    size: meta.size,
+                    last_modified: meta.last_modified,
+                })
+            })
+            .collect();
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(objects)
+    }
+
     /// The store and full object path for `key` (already normalised; may be empty for the root).
     /// `None` when the location is a local directory that does not exist and `create` is false.
     async fn resolve(

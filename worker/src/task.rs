@@ -162,8 +162,8 @@ pub struct BackupCleanupTask {
 pub const DEFAULT_RESTORE_CONCURRENCY: usize = 4;
 /// Default of [`RestoreTask::produce_batch_size`]: records handed to the producer per batch.
 pub const DEFAULT_PRODUCE_BATCH: usize = 1000;
-/// Default of [`RestoreTask::checkpoint_interval_secs`].
-pub const DEFAULT_CHECKPOINT_SECS: u64 = 10;
+/// Default of [`RestoreTask::checkpoint_interval_secs`] (the restore configuration's default).
+pub const DEFAULT_CHECKPOINT_SECS: u64 = 60;
 
 /// Write a backup's records back to a cluster, exactly once, and optionally put consumer
 /// groups back where they were (three-phase restore).
@@ -233,7 +233,7 @@ pub struct RestoreTask {
     pub rate_limit_records_per_sec: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit_bytes_per_sec: Option<u64>,
-    /// How often progress is checkpointed (default 10 s).
+    /// How often progress is checkpointed (default 60 s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint_interval_secs: Option<u64>,
     /// A local file for the checkpoint instead of the backup storage.

@@ -148,7 +148,7 @@ pub struct KafkaRestoreSpec {
     pub rate_limit: Option<RateLimitSpec>,
 
     /// How often progress is checkpointed into the backup storage, in seconds (the worker's
-    /// default is 10).
+    /// default is 60).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 86400))]
     pub checkpoint_interval_secs: Option<i64>,

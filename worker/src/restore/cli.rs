@@ -582,6 +582,7 @@ pub async fn show_offset_mapping(a: ShowMappingArgs) -> Result<i32> {
     let view = mapping_view(&storage, &a.backup_id, a.restore_id.as_deref()).await?;
     match a.format {
         MappingFormat::Text => print!("{}", mapping_text(&view)),
+        MappingFormat::Table => print!("{}", mapping_table(&view)),
         MappingFormat::Json => print_json(&view)?,
         MappingFormat::Yaml => print!(
             "{}",
@@ -789,6 +790,89 @@ fn mapping_text(v: &MappingView) -> String {
     out
 }
 
+/// The plain layout: a title, then per source topic a table of partition, first and last
+/// source offset and record count (and, once restored, where each partition went).
+fn mapping_table(v: &MappingView) -> String {
+    let mut out = format!("Offset Mapping: {}\n{}\n", v.backup_id, "═".repeat(62));
+    if let Some(id) = &v.restore_id {
+        out += &format!(
+            "Restore: {id} ({}) -> {}\n",
+            if v.complete == Some(true) {
+                "complete"
+            } else {
+                "in progress"
+            },
+            v.target_cluster.as_deref().unwrap_or("-")
+        );
+    }
+    let restored = v.restore_id.is_some();
+    let mut topics: Vec<&str> = v.partitions.iter().map(|r| r.topic.as_str()).collect();
+    topics.sort_unstable();
+    topics.dedup();
+    for topic in topics {
+        let rows: Vec<Vec<String>> = v
+            .partitions
+            .iter()
+            .filter(|r| r.topic == topic)
+            .map(|r| {
+                let mut cells = vec![
+                    r.partition.to_string(),
+                    opt(r.source_first),
+                    opt(r.source_last),
+                    r.records.to_string(),
+                ];
+                if restored {
+                    cells.push(format!(
+                        "{}/{}",
+                        r.target_topic.as_deref().unwrap_or("-"),
+                        r.target_partition.map_or("-".into(), |p| p.to_string())
+                    ));
+                    cells.push(opt(r.target_first));
+                    cells.push(opt(r.target_last));
+                }
+                cells
+            })
+            .collect();
+        let mut header = vec!["Partition", "First Offset", "Last Offset", "Record Count"];
+        if restored {
+            header.extend(["Target", "Target First", "Target Last"]);
+        }
+        let widths: Vec<usize> = (0..header.len())
+            .map(|i| {
+                rows.iter()
+                    .filter_map(|r| r.get(i))
+                    .map(|c| c.chars().count())
+                    .chain([header[i].len()])
+                    .max()
+                    .unwrap_or(0)
+                    + 2
+            })
+            .collect();
+        out += &format!("\nTopic: {topic}\n{}\n", "─".repeat(61));
+        out += &table_line(&header, &widths);
+        out += &format!("{}\n", "─".repeat(61));
+        for cells in &rows {
+            let cells: Vec<&str> = cells.iter().map(String::as_str).collect();
+            out += &table_line(&cells, &widths);
+        }
+    }
+    out
+}
+
+/// One line of a plain table: each cell left-aligned in its column's width, the last unpadded.
+fn table_line(cells: &[&str], widths: &[usize]) -> String {
+    let mut line = String::new();
+    for (i, cell) in cells.iter().enumerate() {
+        if i + 1 == cells.len() {
+            line += cell;
+        } else {
+            let width = widths.get(i).copied().unwrap_or(0);
+            line += &format!("{cell:<width$}");
+        }
+    }
+    line + "\n"
+}
+
 fn mapping_csv(v: &MappingView) -> String {
     let mut out = String::from("topic,partition,target_topic,target_partition,source_first_offset,source_last_offset,target_first_offset,target_last_offset,records,first_timestamp,last_timestamp,runs\n");
     let o = |v: Option<i64>| v.map_or(String::new(), |v| v.to_string());
@@ -823,6 +907,75 @@ fn csv_field(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_plain_table_has_a_table_per_topic() {
+        let row = |topic: &str, partition: i32, last: i64| MappingRow {
+            topic: topic.into(),
+            partition,
+            target_topic: None,
+            target_partition: None,
+            source_first: Some(0),
+            source_last: Some(last),
+            target_first: None,
+            target_last: None,
+            records: u64::try_from(last + 1).unwrap_or(0),
+            first_timestamp: None,
+            last_timestamp: None,
+            runs: 1,
+        };
+        let view = MappingView {
+            backup_id: "nightly".into(),
+            restore_id: None,
+            target_cluster: None,
+            complete: None,
+            partitions: vec![
+                row("clicks", 0, 9),
+                row("clicks", 1, 120_004),
+                row("users", 0, 41),
+            ],
+            mapping: None,
+        };
+        let rule = "─".repeat(61);
+        let want = format!(
+            "Offset Mapping: nightly\n{}\n\n\
+             Topic: clicks\n{rule}\n\
+             Partition  First Offset  Last Offset  Record Count\n{rule}\n\
+             0          0             9            10\n\
+             1          0             120004       120005\n\n\
+             Topic: users\n{rule}\n\
+             Partition  First Offset  Last Offset  Record Count\n{rule}\n\
+             0          0             41           42\n",
+            "═".repeat(62)
+        );
+        assert_eq!(mapping_table(&view), want);
+
+        // Once restored: the restore, and where each partition went.
+        let mut restored = view;
+        restored.restore_id = Some("dr-1".into());
+        restored.target_cluster = Some("dr:9092".into());
+        restored.complete = Some(true);
+        restored.partitions.truncate(1);
+        restored.partitions[0].target_topic = Some("clicks-dr".into());
+        restored.partitions[0].target_partition = Some(3);
+        restored.partitions[0].target_first = Some(100);
+        restored.partitions[0].target_last = Some(109);
+        let text = mapping_table(&restored);
+        assert!(
+            text.contains("Restore: dr-1 (complete) -> dr:9092\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "Partition  First Offset  Last Offset  Record Count  Target       Target First  Target Last\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("0          0             9            10            clicks-dr/3  100           109\n"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn the_mapping_box_lines_up() {

@@ -28,7 +28,7 @@
 //!   rate_limit_records_per_sec: 50000
 //!   rate_limit_bytes_per_sec: 104857600
 //!   checkpoint_state: /var/lib/tidemark/restore-checkpoint.json
-//!   checkpoint_interval_secs: 10
+//!   checkpoint_interval_secs: 60
 //!   reset_consumer_offsets: false
 //!   consumer_groups: []
 //!   offset_report: /var/lib/tidemark/offset-mapping.json

@@ -745,10 +745,7 @@ async fn restore_under_lease(
         });
     }
     // Checkpoint and log while the lanes run.
-    let interval = Duration::from_secs(
-        t.checkpoint_interval_secs
-            .unwrap_or(crate::task::DEFAULT_CHECKPOINT_SECS),
-    );
+    let interval = checkpoint_interval(t);
     let mut last_ckpt = Instant::now();
     let mut last_log = Instant::now();
     let mut result: Result<()> = Ok(());
@@ -1877,9 +1874,39 @@ impl RateLimiter {
     }
 }
 
+/// How often a restore checkpoints its progress: `checkpoint_interval_secs`, else
+/// [`DEFAULT_CHECKPOINT_SECS`](crate::task::DEFAULT_CHECKPOINT_SECS).
+fn checkpoint_interval(t: &RestoreTask) -> Duration {
+    Duration::from_secs(
+        t.checkpoint_interval_secs
+            .unwrap_or(crate::task::DEFAULT_CHECKPOINT_SECS),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_configuration_without_an_interval_checkpoints_every_60_seconds() {
+        let config = |restore: &str| {
+            let text = format!(
+                "mode: restore\nbackup_id: b1\ntarget:\n  bootstrap_servers: [kafka:9092]\nstorage:\n  backend: filesystem\n  path: /data\n{restore}"
+            );
+            super::super::config::parse_config(&text, "restore.yaml", |_| None)
+                .expect("parses")
+                .task
+        };
+        let documented = config("restore:\n  checkpoint_interval_secs: 60\n");
+        assert_eq!(checkpoint_interval(&documented), Duration::from_secs(60));
+        for omitted in [config(""), config("restore:\n  dry_run: false\n")] {
+            assert_eq!(
+                checkpoint_interval(&omitted),
+                checkpoint_interval(&documented),
+                "an omitted checkpoint_interval_secs is the documented default"
+            );
+        }
+    }
 
     #[test]
     fn the_rate_limiter_spreads_records_over_time() {
