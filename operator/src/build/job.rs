@@ -112,12 +112,26 @@ pub fn run_parts<K: WorkerKind>(cr: &K, run: RunId) -> Result<JobParts, Error> {
 /// carry the [`RESULT_FINALIZER`].
 pub fn job<K: WorkerKind>(cr: &K, run: RunId, config: &OperatorConfig) -> Result<Job, Error> {
     let mut job = job_with(cr, &cr.job_name(run)?, &run_parts(cr, run)?, config)?;
-    let finalizers = Some(vec![RESULT_FINALIZER.to_string()]);
-    job.metadata.finalizers.clone_from(&finalizers);
-    if let Some(pod) = job.spec.as_mut().and_then(|s| s.template.metadata.as_mut()) {
-        pod.finalizers = finalizers;
-    }
+    hold_results(&mut job);
     Ok(job)
+}
+
+/// Puts the [`RESULT_FINALIZER`] on `job` and on its pods ([`hold_pod_results`]).
+pub fn hold_results(job: &mut Job) {
+    job.metadata.finalizers = Some(vec![RESULT_FINALIZER.to_string()]);
+    if let Some(spec) = job.spec.as_mut() {
+        hold_pod_results(spec);
+    }
+}
+
+/// Puts the [`RESULT_FINALIZER`] on the pod template of `spec`: the Job controller copies a
+/// pod template's finalizers to the pods it creates (the CronJob controller does not copy a job
+/// template's own finalizers to its Jobs, so a scheduled backup's results are held by its pods).
+pub fn hold_pod_results(spec: &mut JobSpec) {
+    spec.template
+        .metadata
+        .get_or_insert_with(ObjectMeta::default)
+        .finalizers = Some(vec![RESULT_FINALIZER.to_string()]);
 }
 
 /// A worker Job of `cr` named `job_name`, made of `parts`, owned by `cr`.

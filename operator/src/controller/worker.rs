@@ -430,7 +430,7 @@ async fn record<K: RunKind>(
 
 /// Releases the result finalizers of a recorded run: its pods first, its Job last (a Job
 /// without one means its pods were released too).
-async fn release_all(
+pub async fn release_all(
     ctx: &Context,
     ns: &str,
     pods: &[Pod],

@@ -92,6 +92,15 @@ fn list_tasks(name: &'static str, runs: &[&str]) -> Call {
     .check(assert_backup_selector(name))
 }
 
+/// The listing of `name`'s backup pods, answered with `pods`.
+fn list_pods(name: &'static str, pods: Vec<Value>) -> Call {
+    get(
+        format!("/api/v1/namespaces/{NS}/pods"),
+        list("PodList", pods),
+    )
+    .check(assert_backup_selector(name))
+}
+
 /// The reads of the daily S3 sample's Secrets: TLS CA, SASL credentials, S3 credentials (the
 /// last answered with `s3`).
 fn daily_secrets(s3: Reply) -> Vec<Call> {
@@ -489,6 +498,7 @@ async fn a_scheduled_backup_applies_a_cron_job_and_no_job() {
         }),
         list_jobs("payments-nightly", vec![]),
         list_tasks("payments-nightly", &["g1-r0"]),
+        list_pods("payments-nightly", vec![]),
         status(&cr, move |s| {
             assert_eq!(s["phase"], "Scheduled");
             assert_eq!(s["run"], "g1-r0");
@@ -572,6 +582,7 @@ async fn toggling_suspend_patches_the_cron_job() {
                 json!({"kind": "Status", "status": "Success"}),
             ),
         ),
+        list_pods("payments-nightly", vec![]),
         status(&cr, |s| {
             assert_eq!(s["phase"], "Suspended");
             assert_eq!(s["run"], "g2-r0");
@@ -632,25 +643,28 @@ async fn a_finished_scheduled_job_is_recorded_and_cleaned_up_after() {
         apply(path("batch/v1", "cronjobs", &cron), |_| {}),
         list_jobs("events-hourly", vec![still_running, old_done, new_done]),
         list_tasks("events-hourly", &["g1-r0", "g2-r0"]),
-        indexed_pods_call(
-            &newest,
-            &[
-                (
-                    Some(0),
-                    "2024-12-01T12:10:00Z",
-                    Some(backup_result(0, &newest, 10, true)),
-                ),
-                (
-                    Some(1),
-                    "2024-12-01T12:15:00Z",
-                    Some(backup_result(1, &newest, 20, true)),
-                ),
-                (
-                    Some(2),
-                    "2024-12-01T12:19:00Z",
-                    Some(backup_result(2, &newest, 30, true)),
-                ),
-            ],
+        list_pods(
+            "events-hourly",
+            indexed_pods(
+                &newest,
+                &[
+                    (
+                        Some(0),
+                        "2024-12-01T12:10:00Z",
+                        Some(backup_result(0, &newest, 10, true)),
+                    ),
+                    (
+                        Some(1),
+                        "2024-12-01T12:15:00Z",
+                        Some(backup_result(1, &newest, 20, true)),
+                    ),
+                    (
+                        Some(2),
+                        "2024-12-01T12:19:00Z",
+                        Some(backup_result(2, &newest, 30, true)),
+                    ),
+                ],
+            ),
         ),
         apply(
             path("v1", "configmaps", "events-hourly-kb-cleanup-task"),
@@ -715,6 +729,7 @@ async fn a_started_scheduled_job_is_running_with_an_event() {
         apply(path("batch/v1", "cronjobs", &cron), |_| {}),
         list_jobs("payments-nightly", vec![done, running]),
         list_tasks("payments-nightly", &["g1-r0"]),
+        list_pods("payments-nightly", vec![]),
         status(&cr, move |s| {
             assert_eq!(s["phase"], "Running");
             assert_eq!(s["jobName"], job_name.as_str());
@@ -767,12 +782,16 @@ async fn a_failed_scheduled_job_stalls_with_a_warning_event() {
         apply(path("batch/v1", "cronjobs", &cron), |_| {}),
         list_jobs("payments-nightly", vec![done, failed]),
         list_tasks("payments-nightly", &["g1-r0"]),
-        pods_call(
-            &failed_name,
-            &[(
-                "2024-12-01T02:08:00Z",
-                Some(backup_result(0, &failed_name, 7, false)),
-            )],
+        list_pods(
+            "payments-nightly",
+            indexed_pods(
+                &failed_name,
+                &[(
+                    None,
+                    "2024-12-01T02:08:00Z",
+                    Some(backup_result(0, &failed_name, 7, false)),
+                )],
+            ),
         ),
         status(&cr, move |s| {
             assert_eq!(s["phase"], "Scheduled");
@@ -1089,6 +1108,191 @@ async fn unexplained_gaps_reach_the_status_with_a_warning() {
             assert_eq!(s["unexplainedGapOffsets"], 7);
         }),
         event("Normal", "JobSucceeded"),
+    ];
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::await_change());
+}
+
+/// A pod of backup Job `job` of run `run` of `cr` as the API server returns it: created at
+/// `created`, holding the result finalizer, its worker terminated at `finished` with `result`
+/// (running when `None`).
+fn held_pod(
+    cr: &KafkaBackup,
+    job: &str,
+    run: &str,
+    created: &str,
+    finished: &str,
+    result: Option<Value>,
+) -> Value {
+    let (phase, state) = match result {
+        Some(r) => (
+            "Succeeded",
+            json!({"terminated": {"exitCode": 0, "reason": "Completed",
+                                  "finishedAt": finished, "message": r.to_string()}}),
+        ),
+        None => ("Running", json!({"running": {"startedAt": created}})),
+    };
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": format!("{job}-p0"), "namespace": NS, "resourceVersion": "11",
+            "creationTimestamp": created,
+            "finalizers": ["tidemark.dev/result"],
+            "labels": {"batch.kubernetes.io/job-name": job,
+                       "tidemark.dev/owner-kind": KIND,
+                       "tidemark.dev/owner-name": cr.metadata.name,
+                       "app.kubernetes.io/component": "backup", "tidemark.dev/run": run}
+        },
+        "status": {"phase": phase, "containerStatuses": [{
+            "name": "tidemark", "image": "tidemark", "imageID": "", "ready": false,
+            "restartCount": 0, "state": state
+        }]}
+    })
+}
+
+/// The release of `pod`'s result finalizer.
+fn release_pod(pod: &Value) -> Call {
+    let name = pod["metadata"]["name"]
+        .as_str()
+        .expect("pod name")
+        .to_string();
+    super::runs::release(pod, path("v1", "pods", &name), json!([]))
+}
+
+// Hole: a scheduled backup succeeded and its Job was deleted by the CronJob's history limit
+// (background propagation) before the operator saw it. Its pod, held by the result finalizer,
+// still has the result: the backup is recorded as succeeded (not failed, not lost), its cleanup
+// Job created, and then the finalizers of the recorded Job's pod and of an older one are
+// released; the pod of the Job still running keeps its finalizer.
+#[tokio::test]
+async fn a_scheduled_backup_whose_job_was_collected_is_recorded_from_its_pod() {
+    let cr = kb(BACKUP_DAILY_S3);
+    let cron = cron_job_name(&cr).expect("name");
+    let last = format!("{cron}-28885800");
+    let gone = format!("{cron}-28887240");
+    let next = format!("{cron}-28888680");
+    let cr = scheduled(cr, "g1-r0", &last);
+    let done = backup_job(
+        &cr,
+        &last,
+        "g1-r0",
+        "2024-11-30T02:00:00Z",
+        Some(("Complete", "CompletionsReached", "2024-11-30T02:30:00Z")),
+    );
+    let running = backup_job(&cr, &next, "g1-r0", "2024-12-02T02:00:01Z", None);
+    let old_pod = held_pod(
+        &cr,
+        &last,
+        "g1-r0",
+        "2024-11-30T02:00:01Z",
+        "2024-11-30T02:29:00Z",
+        Some(backup_result(0, &last, 10, true)),
+    );
+    let gone_pod = held_pod(
+        &cr,
+        &gone,
+        "g1-r0",
+        "2024-12-01T02:00:01Z",
+        "2024-12-01T02:40:00Z",
+        Some(backup_result(0, &gone, 42, true)),
+    );
+    let running_pod = held_pod(&cr, &next, "g1-r0", "2024-12-02T02:00:02Z", "", None);
+    let cleanup = cleanup_job_name("payments-nightly", &gone);
+    let id = gone.clone();
+    let mut calls = daily_secrets(secret("s3-credentials", &["AWS_ACCESS_KEY_ID"]));
+    calls.extend([
+        apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
+        apply(
+            path("v1", "configmaps", "payments-nightly-kb-task-g1-r0"),
+            |_| {},
+        ),
+        apply(path("batch/v1", "cronjobs", &cron), |body| {
+            let pod = &body["spec"]["jobTemplate"]["spec"]["template"]["metadata"];
+            assert_eq!(pod["finalizers"], json!(["tidemark.dev/result"]), "{body}");
+        }),
+        list_jobs("payments-nightly", vec![done, running]),
+        list_tasks("payments-nightly", &["g1-r0"]),
+        list_pods(
+            "payments-nightly",
+            vec![old_pod.clone(), gone_pod.clone(), running_pod],
+        ),
+        apply(
+            path("v1", "configmaps", "payments-nightly-kb-cleanup-task"),
+            |_| {},
+        ),
+        apply(path("batch/v1", "jobs", &cleanup), |body| {
+            assert_eq!(
+                body["metadata"]["finalizers"],
+                json!(["tidemark.dev/result"])
+            );
+        }),
+        event("Normal", "CleanupJobCreated"),
+        status(&cr, move |s| {
+            assert_eq!(s["phase"], "Running", "the next backup runs: {s}");
+            assert_eq!(s["lastBackupId"], id.as_str());
+            assert_eq!(s["records"], 42);
+            assert_eq!(s["lastRun"]["jobName"], id.as_str());
+            assert_eq!(s["lastRun"]["phase"], "Completed");
+            assert_eq!(s["lastRun"]["reason"], "BackupCompleted");
+            assert_eq!(s["lastSuccessfulTime"], "2024-12-01T02:40:00Z");
+        }),
+        event("Normal", "JobSucceeded"),
+        release_pod(&old_pod),
+        release_pod(&gone_pod),
+    ]);
+    let (result, _, metrics) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
+    assert_eq!(metrics.job_count(KIND, "succeeded"), 1);
+    assert_eq!(metrics.job_count(KIND, "failed"), 0);
+}
+
+// Hole: the cleanup Job succeeded and is gone (its TTL) before the operator read it; its pod,
+// held by the result finalizer, has the result: the cleanup is recorded Completed with what it
+// deleted, and only then is the pod's finalizer released.
+#[tokio::test]
+async fn a_cleanup_whose_job_is_gone_is_recorded_from_its_pod() {
+    let cr = kb(&without_schedule(BACKUP_DAILY_S3));
+    let job = cr.job_name(RUN).expect("name");
+    let cleanup = cleanup_job_name("payments-nightly", &job);
+    let cr = after_backup_with_cleanup(&job, &cleanup);
+    let result = json!({
+        "phase": "Completed", "operation": "backup-cleanup",
+        "message": "Retention for chain kafka-backup-payments-nightly: deleted 1 backup, kept 7 backups",
+        "backup": {"backupId": "", "complete": false, "topics": 0, "partitions": 0, "records": 0,
+                   "bytes": 0, "storedBytes": 0, "segments": 0, "groupsCaptured": 0,
+                   "deleted": ["old-1"], "deletedTotal": 1}
+    });
+    let mut pod = held_pod(
+        &cr,
+        &cleanup,
+        "g1-r0",
+        "2024-12-01T02:31:00Z",
+        "2024-12-01T02:40:00Z",
+        Some(result),
+    );
+    pod["metadata"]["labels"]["app.kubernetes.io/component"] = json!("backup-cleanup");
+    let items = vec![pod.clone()];
+    let selector = format!("labelSelector=batch.kubernetes.io%2Fjob-name%3D{cleanup}");
+    let calls = vec![
+        get(
+            path("batch/v1", "jobs", &cleanup),
+            not_found("jobs", &cleanup),
+        ),
+        get(
+            format!("/api/v1/namespaces/{NS}/pods"),
+            list("PodList", items),
+        )
+        .check(move |_, q| assert!(q.contains(&selector), "{q}")),
+        event("Normal", "CleanupCompleted").check(|body, _| {
+            let note = body["note"].as_str().expect("note");
+            assert!(note.contains("deleted 1 backups: old-1"), "{note}");
+        }),
+        status(&cr, |s| {
+            let c = &s["cleanup"];
+            assert_eq!(c["phase"], "Completed", "{s}");
+            assert_eq!(c["deleted"], json!(["old-1"]));
+        }),
+        release_pod(&pod),
     ];
     let (result, _, _) = scenario(cr, calls).await;
     assert_eq!(result.expect("reconciled"), Action::await_change());
