@@ -26,7 +26,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use super::rbac::worker_config_map;
 use super::task::task_config_map_name;
 use super::{kind_child_name, labels, name, namespace, owner_reference, Error, RunId, WorkerKind};
-use super::{CA_DIR, DATA_DIR, TASK_DIR, TASK_FILE_NAME, TASK_PATH, TLS_DIR};
+use super::{CA_DIR, DATA_DIR, TASK_DIR, TASK_PATH, TLS_DIR};
 use crate::config::OperatorConfig;
 use crate::crd::common::{CredentialsSecretRef, KafkaClusterSpec, StorageSpec, StorageType};
 
@@ -163,13 +163,10 @@ pub fn job_spec<K: WorkerKind>(
     let mut volumes = vec![
         Volume {
             name: "task".into(),
+            // Every key is a file: `task.yaml`, and the `finish` request a continuous backup
+            // looks for (a key added later appears within the kubelet's sync period).
             config_map: Some(ConfigMapVolumeSource {
                 name: parts.task_config_map.clone(),
-                items: Some(vec![KeyToPath {
-                    key: TASK_FILE_NAME.into(),
-                    path: TASK_FILE_NAME.into(),
-                    mode: None,
-                }]),
                 ..ConfigMapVolumeSource::default()
             }),
             ..Volume::default()

@@ -22,16 +22,18 @@ use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::{CronJob, Job, JobCondition, JobStatus};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use kube::api::ListParams;
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
+use tidemark::task::{BackupMode as TaskBackupMode, Task, TaskWork, FINISH_FILE_NAME};
 use tidemark::task::{ResultBackup, TaskResult, PHASE_COMPLETED, PHASE_FAILED};
 
 use super::status::{self as st, clamp, JobEnd, Outcome, Reasons, ShardResult};
-use super::{worker, Context, Error, RunKind, RUNNING_POLL};
+use super::{stop, worker, Context, Error, RunKind, RUNNING_POLL};
 use crate::build::backup::{cleanup_config_map, cleanup_job, COMPONENT};
 use crate::build::job::{COMPLETION_INDEX_LABEL, CONTAINER_NAME, JOB_NAME_LABEL};
+use crate::build::TASK_FILE_NAME;
 use crate::build::{self, cronjob, label_value, RunId, WorkerKind, OWNER_KIND_LABEL};
 use crate::build::{OWNER_NAME_LABEL, RUN_LABEL};
 use crate::crd::backup::{BackupMode, CleanupStatus, KafkaBackupStatus, LastRun, ShardCounts};
@@ -64,6 +66,10 @@ pub const REASON_DAMAGED_BACKUPS: &str = "DamagedBackups";
 pub const REASON_UNEXPLAINED_GAPS: &str = "UnexplainedGaps";
 /// Warning Event reason when the Job of a running continuous backup was gone and created again.
 pub const REASON_JOB_RECREATED: &str = "JobRecreated";
+/// Event reason when a continuous backup the user ended is asked to finish (write its manifest).
+pub const REASON_FINISH_REQUESTED: &str = "FinishRequested";
+/// Warning Event reason when a continuous backup asked to finish did not in time.
+pub const REASON_FINISH_TIMED_OUT: &str = "FinishTimedOut";
 
 /// How often an idle scheduled backup is looked at again, besides the CronJob's watch events.
 pub const SCHEDULE_POLL: Duration = Duration::from_secs(300);
@@ -182,6 +188,12 @@ impl RunKind for KafkaBackup {
             worker::delete(&api, cron_job, "CronJob", &ns).await?;
         }
         let current = self.status.clone().unwrap_or_default();
+        if let Some(action) = finish_previous_continuous(self, ctx, run, &current).await? {
+            return Ok(action);
+        }
+        if self.spec.suspend {
+            return suspend_continuous(self, ctx, run, &current).await;
+        }
         let this_run = current.common.run.as_deref() == Some(run.to_string().as_str());
         match (this_run, current.common.phase, &current.common.job_name) {
             (true, Some(Phase::Running), Some(job)) if self.spec.mode == BackupMode::Continuous => {
@@ -589,6 +601,177 @@ async fn keep_continuous_running(
     record_checkpoints(&mut status, &shards);
     worker::write_status(cr, ctx, status, None).await?;
     Ok(Some(Action::requeue(RUNNING_POLL)))
+}
+
+/// How long a continuous backup the user ended (a new run, `suspend`) is given to finish
+/// writing its manifest before its Job is stopped anyway (left resumable, without a manifest):
+/// the request reaches the pod within the kubelet's sync period (about a minute), then the
+/// worker stores what it read and writes the manifest.
+pub const FINISH_TIMEOUT: Duration = Duration::from_secs(300);
+/// How often a finishing continuous backup is looked at.
+pub const FINISH_POLL: Duration = Duration::from_secs(10);
+
+/// Before a continuous backup whose run the user ended (the spec changed, or `suspend: true`)
+/// is stopped, it is asked to finish: the `finish` key is added to its run's task ConfigMap
+/// (mounted in its pods, where the worker looks for it) and the new run waits, `Reconciling`
+/// with `WaitingForPreviousRun`, until the Job completes (the usual observation then records
+/// the complete backup) or [`FINISH_TIMEOUT`] has passed since the request (Warning Event
+/// `FinishTimedOut`; it is then stopped as any superseded run). `None` when there is nothing to
+/// finish or to wait for.
+async fn finish_previous_continuous(
+    cr: &KafkaBackup,
+    ctx: &Context,
+    run: RunId,
+    current: &KafkaBackupStatus,
+) -> Result<Option<Action>, Error> {
+    let common = &current.common;
+    let (Some(Phase::Running), Some(old_run), Some(job_name)) = (
+        common.phase,
+        common.run.as_deref(),
+        common.job_name.as_deref(),
+    ) else {
+        return Ok(None);
+    };
+    if old_run == run.to_string() {
+        return Ok(None);
+    }
+    let ns = build::namespace(cr).map_err(Error::Build)?;
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let job = jobs
+        .get_opt(job_name)
+        .await
+        .map_err(|source| Error::Fetch {
+            what: format!("Job {ns}/{job_name}"),
+            source,
+        })?;
+    if job.as_ref().is_none_or(|j| st::job_end(j).is_some()) {
+        return Ok(None);
+    }
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
+    let task_name =
+        build::kind_child_name::<KafkaBackup>(&cr.name_any(), &format!("task-{old_run}"));
+    let task = config_maps
+        .get_opt(&task_name)
+        .await
+        .map_err(|source| Error::Fetch {
+            what: format!("ConfigMap {ns}/{task_name}"),
+            source,
+        })?;
+    let Some(task) = task.filter(continuous_task) else {
+        return Ok(None);
+    };
+    let now = st::now();
+    let requested = task
+        .data
+        .as_ref()
+        .and_then(|d| d.get(FINISH_FILE_NAME))
+        .cloned();
+    let Some(requested) = requested else {
+        request_finish(&config_maps, &task_name, &ns, &now).await?;
+        let left = format!(
+            "continuous backup Job {job_name} was asked to finish (store what it read and write its manifest) and is given up to {} minutes",
+            FINISH_TIMEOUT.as_secs() / 60
+        );
+        let status = stop::waiting(cr, current, run, &left, &now);
+        let event = (EventType::Normal, REASON_FINISH_REQUESTED, "FinishBackup");
+        worker::write_status(cr, ctx, status, Some(event)).await?;
+        return Ok(Some(Action::requeue(FINISH_POLL)));
+    };
+    if !finish_timed_out(&requested, &now) {
+        return Ok(Some(Action::requeue(FINISH_POLL)));
+    }
+    let note = format!(
+        "continuous backup Job {job_name} did not finish within {} minutes of the request ({requested}); it is stopped and left resumable without a manifest",
+        FINISH_TIMEOUT.as_secs() / 60
+    );
+    ctx.publish(
+        cr,
+        EventType::Warning,
+        REASON_FINISH_TIMED_OUT,
+        "FinishBackup",
+        &note,
+    )
+    .await;
+    Ok(None)
+}
+
+/// Whether `task` (a run's task ConfigMap) holds a continuous backup task.
+fn continuous_task(task: &ConfigMap) -> bool {
+    let yaml = task.data.as_ref().and_then(|d| d.get(TASK_FILE_NAME));
+    yaml.and_then(|y| Task::parse(y.as_bytes(), TASK_FILE_NAME).ok())
+        .is_some_and(
+            |t| matches!(t.work, TaskWork::Backup(b) if b.mode == TaskBackupMode::Continuous),
+        )
+}
+
+/// Whether [`FINISH_TIMEOUT`] has passed between `requested` and `now` (RFC 3339); a request
+/// whose time cannot be read counts as timed out.
+pub fn finish_timed_out(requested: &str, now: &str) -> bool {
+    let parse = |t: &str| t.parse::<k8s_openapi::jiff::Timestamp>().ok();
+    match (parse(requested), parse(now)) {
+        (Some(requested), Some(now)) => {
+            now.as_second() - requested.as_second() >= FINISH_TIMEOUT.as_secs() as i64
+        }
+        _ => true,
+    }
+}
+
+/// Adds the `finish` key (the time of the request) to the task ConfigMap `name`, with a merge
+/// patch that leaves the task as it is.
+async fn request_finish(api: &Api<ConfigMap>, name: &str, ns: &str, at: &str) -> Result<(), Error> {
+    let patch = serde_json::json!({"data": {FINISH_FILE_NAME: at}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|source| Error::Apply {
+            what: format!("the finish request in ConfigMap {ns}/{name}"),
+            source,
+        })?;
+    tracing::info!(config_map = name, "asked a continuous backup to finish");
+    Ok(())
+}
+
+/// A continuous backup with `suspend: true`: the runs it supersedes stop (a running one was
+/// first asked to finish, [`finish_previous_continuous`], so its backup is complete), then the
+/// phase is `Suspended` and nothing runs. Unsuspending starts a new run: a new backup of the
+/// chain, from the log start as every continuous backup.
+async fn suspend_continuous(
+    cr: &KafkaBackup,
+    ctx: &Context,
+    run: RunId,
+    current: &KafkaBackupStatus,
+) -> Result<Action, Error> {
+    let this_run = current.common.run.as_deref() == Some(run.to_string().as_str());
+    if this_run && current.common.phase == Some(Phase::Suspended) {
+        return Ok(Action::await_change());
+    }
+    if cr.status.is_some() {
+        if let Some(action) = worker::supersede(cr, ctx, current, run).await? {
+            return Ok(action);
+        }
+    }
+    let mut status = cr.new_run_status();
+    let last = status
+        .last_backup_id
+        .as_deref()
+        .map_or(String::new(), |id| format!("; the last backup is {id}"));
+    let message =
+        format!("continuous backup suspended{last}; set spec.suspend: false to start a new one");
+    let common = &mut status.common;
+    common.phase = Some(Phase::Suspended);
+    common.run = Some(run.to_string());
+    common.observed_generation = cr.metadata.generation;
+    let previous = current.common.conditions.as_slice();
+    common.conditions = st::conditions(
+        cr,
+        previous,
+        &st::now(),
+        [true, false, false],
+        REASON_SUSPENDED,
+        &message,
+    );
+    let event = (EventType::Normal, REASON_SUSPENDED, "Suspend");
+    worker::write_status(cr, ctx, status, Some(event)).await?;
+    Ok(Action::await_change())
 }
 
 /// The checkpoint time and lag of a running continuous backup, from its interrupted workers'

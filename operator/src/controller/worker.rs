@@ -134,7 +134,7 @@ pub async fn run_once<K: RunKind>(cr: &K, ctx: &Context, run: RunId) -> Result<A
 /// Before `run` starts, the runs it supersedes stop ([`stop::stop_other_runs`]): `None` once
 /// they are gone (and the previous run's task ConfigMap deleted), else the action while `run`
 /// waits. A previous run that ended before it was recorded is recorded first.
-async fn supersede<K: RunKind>(
+pub async fn supersede<K: RunKind>(
     cr: &K,
     ctx: &Context,
     current: &K::Status,

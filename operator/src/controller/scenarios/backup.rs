@@ -958,6 +958,10 @@ async fn a_continuous_backup_whose_job_is_gone_runs_again_under_the_same_name() 
             },
         ),
         apply(path("batch/v1", "jobs", &job), |body| {
+            // The whole task ConfigMap is mounted: a `finish` key added later becomes a file.
+            let task = &body["spec"]["template"]["spec"]["volumes"][0];
+            assert_eq!(task["name"], "task", "{task}");
+            assert!(task["configMap"].get("items").is_none(), "{task}");
             let rules = &body["spec"]["podFailurePolicy"]["rules"];
             assert_eq!(
                 rules[1],
@@ -1295,5 +1299,196 @@ async fn a_cleanup_whose_job_is_gone_is_recorded_from_its_pod() {
         release_pod(&pod),
     ];
     let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::await_change());
+}
+
+/// The continuous Azure sample edited (generation 2) while its run g1-r0 runs its Job: the
+/// resource, the Job's name, and the g1-r0 task ConfigMap as the API server returns it, with
+/// the `finish` request made at `finish` if given.
+fn continuous_edited(suspend: bool, finish: Option<&str>) -> (KafkaBackup, String, Value) {
+    let yaml = if suspend {
+        BACKUP_CONTINUOUS_AZURE.replace(
+            "  mode: continuous\n",
+            "  mode: continuous\n  suspend: true\n",
+        )
+    } else {
+        BACKUP_CONTINUOUS_AZURE.to_string()
+    };
+    let first = kb(&yaml);
+    let job = first.job_name(RUN).expect("name");
+    let mut task =
+        serde_json::to_value(crate::build::task::task_config_map(&first, RUN).expect("task"))
+            .expect("json");
+    if let Some(at) = finish {
+        task["data"]["finish"] = json!(at);
+    }
+    let mut cr = first;
+    cr.metadata.generation = Some(2);
+    (with_status(cr, "g1-r0", "Running", &job), job, task)
+}
+
+/// The reads of a running continuous backup's Job and of its run's task ConfigMap `task`.
+fn finishing_reads(job: &str, task: Value) -> Vec<Call> {
+    vec![
+        get(path("batch/v1", "jobs", job), job_reply(job, None)),
+        get(
+            path("v1", "configmaps", "audit-stream-kb-task-g1-r0"),
+            Reply::Json(StatusCode::OK, task),
+        ),
+    ]
+}
+
+// Hole: the user ends a running continuous backup with an edit (a new run) or `suspend: true`:
+// before anything is stopped, the backup is asked to finish — the `finish` key is added to its
+// run's task ConfigMap (mounted in its pod) with a merge patch that leaves the task alone — and
+// the new run waits (WaitingForPreviousRun, an Event); nothing is deleted yet. Looked at again
+// within the time allowed, it only waits.
+#[tokio::test]
+async fn a_continuous_backup_the_user_ends_is_asked_to_finish_before_it_stops() {
+    for suspend in [false, true] {
+        let (cr, job, task) = continuous_edited(suspend, None);
+        let mut calls = finishing_reads(&job, task.clone());
+        calls.extend([
+            Call::new(
+                Method::PATCH,
+                path("v1", "configmaps", "audit-stream-kb-task-g1-r0"),
+                Reply::Json(StatusCode::OK, task),
+            )
+            .check(|body, query| {
+                assert!(!query.contains("fieldManager"), "a merge patch: {query}");
+                assert!(body["data"]["finish"].is_string(), "{body}");
+                assert!(body["data"].get("task.yaml").is_none(), "{body}");
+            }),
+            status(&cr, |s| {
+                assert_eq!(s["phase"], "Pending");
+                assert_eq!(s["run"], "g1-r0", "the running run is still the one named");
+                assert_conditions(s, [false, true, false], "WaitingForPreviousRun");
+                let message = condition(s, "Ready")["message"].as_str().expect("message");
+                assert!(message.contains("was asked to finish"), "{message}");
+            }),
+            event("Normal", "FinishRequested"),
+        ]);
+        let (result, _, _) = scenario(cr, calls).await;
+        assert_eq!(
+            result.expect("reconciled"),
+            Action::requeue(crate::controller::backup::FINISH_POLL)
+        );
+
+        // Asked a moment ago: it is given time, nothing else happens.
+        let (cr, job, task) = continuous_edited(suspend, Some(&st_now()));
+        let (result, _, _) = scenario(cr, finishing_reads(&job, task)).await;
+        assert_eq!(
+            result.expect("reconciled"),
+            Action::requeue(crate::controller::backup::FINISH_POLL)
+        );
+    }
+}
+
+fn st_now() -> String {
+    crate::controller::status::now()
+}
+
+// Hole: a continuous backup asked to finish did not within the time allowed (its pod cannot
+// see the request, the worker hangs): a Warning says so, and it is stopped as any superseded
+// run (foreground delete, its task ConfigMap deleted), left resumable.
+#[tokio::test]
+async fn a_continuous_backup_that_does_not_finish_in_time_is_stopped() {
+    let (cr, job, task) = continuous_edited(false, Some("2024-12-01T12:00:00Z"));
+    let uid = cr.metadata.uid.clone().expect("uid");
+    let mut running = match job_reply(&job, None) {
+        Reply::Json(_, j) => j,
+        _ => unreachable!("JSON"),
+    };
+    running["metadata"]["labels"] = json!({
+        "tidemark.dev/owner-kind": KIND, "tidemark.dev/owner-name": "audit-stream",
+        "tidemark.dev/run": "g1-r0"
+    });
+    running["metadata"]["ownerReferences"] = json!([{
+        "apiVersion": "tidemark.dev/v1alpha1", "kind": KIND, "name": "audit-stream",
+        "uid": uid, "controller": true
+    }]);
+    let mut calls = finishing_reads(&job, task);
+    calls.extend([
+        event("Warning", "FinishTimedOut"),
+        list_run_jobs(&cr, vec![running]),
+        Call::new(
+            Method::DELETE,
+            path("batch/v1", "jobs", &job),
+            Reply::Json(
+                StatusCode::OK,
+                json!({"kind": "Status", "status": "Success"}),
+            ),
+        )
+        .check(|body, _| assert_eq!(body["propagationPolicy"], "Foreground", "{body}")),
+        Call::new(
+            Method::DELETE,
+            path("v1", "configmaps", "audit-stream-kb-task-g1-r0"),
+            Reply::Json(
+                StatusCode::OK,
+                json!({"kind": "Status", "status": "Success"}),
+            ),
+        ),
+        list_run_pods(&cr, vec![]),
+        status(&cr, |s| {
+            assert_eq!(s["phase"], "Pending");
+            assert_conditions(s, [false, true, false], "WaitingForPreviousRun");
+        }),
+        event("Normal", "WaitingForPreviousRun"),
+    ]);
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(
+        result.expect("reconciled"),
+        Action::requeue(crate::controller::PREVIOUS_RUN_POLL)
+    );
+}
+
+// A suspended continuous backup: once its finished run is recorded and stopped (nothing of it
+// left), the phase is Suspended, Ready, and no Job is created; seen again, nothing is called.
+#[tokio::test]
+async fn a_suspended_continuous_backup_runs_nothing() {
+    let yaml = BACKUP_CONTINUOUS_AZURE.replace(
+        "  mode: continuous\n",
+        "  mode: continuous\n  suspend: true\n",
+    );
+    let mut cr = kb(&yaml);
+    let job = cr.job_name(RUN).expect("name");
+    cr.metadata.generation = Some(2);
+    let mut cr = with_status(cr, "g1-r0", "Completed", &job);
+    if let Some(s) = cr.status.as_mut() {
+        s.last_backup_id = Some(job.clone());
+    }
+    let id = job.clone();
+    let mut calls = superseded_run(
+        &cr,
+        "g1-r0",
+        Reply::Json(
+            StatusCode::OK,
+            json!({"kind": "Status", "status": "Success"}),
+        ),
+    );
+    calls.extend([
+        status(&cr, move |s| {
+            assert_eq!(s["phase"], "Suspended");
+            assert_eq!(s["run"], "g2-r0");
+            assert_eq!(s["observedGeneration"], 2);
+            assert_eq!(
+                s["lastBackupId"],
+                id.as_str(),
+                "the finished backup is kept"
+            );
+            assert!(s.get("jobName").is_none(), "{s}");
+            assert_conditions(s, [true, false, false], "Suspended");
+        }),
+        event("Normal", "Suspended"),
+    ]);
+    let (result, _, _) = scenario(cr.clone(), calls).await;
+    assert_eq!(result.expect("reconciled"), Action::await_change());
+
+    let mut suspended = cr;
+    if let Some(s) = suspended.status.as_mut() {
+        s.common.phase = Some(crate::crd::status::Phase::Suspended);
+        s.common.run = Some("g2-r0".into());
+    }
+    let (result, _, _) = scenario(suspended, vec![]).await;
     assert_eq!(result.expect("reconciled"), Action::await_change());
 }
