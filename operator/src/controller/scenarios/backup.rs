@@ -1492,3 +1492,53 @@ async fn a_suspended_continuous_backup_runs_nothing() {
     let (result, _, _) = scenario(suspended, vec![]).await;
     assert_eq!(result.expect("reconciled"), Action::await_change());
 }
+
+// Hole: the continuous backup asked to finish completed (its manifest written): the new run
+// first records it — Completed with its counts, as a complete backup — and only then, on the
+// next look, stops its Job and starts.
+#[tokio::test]
+async fn a_finished_continuous_backup_is_recorded_complete_before_the_next_run() {
+    let (cr, job, _) = continuous_edited(false, Some("2024-12-01T12:00:00Z"));
+    let uid = cr.metadata.uid.clone().expect("uid");
+    let mut done = match job_reply(&job, Some(("Complete", "CompletionsReached"))) {
+        Reply::Json(_, j) => j,
+        _ => unreachable!("JSON"),
+    };
+    done["metadata"]["labels"] = json!({
+        "tidemark.dev/owner-kind": KIND, "tidemark.dev/owner-name": "audit-stream",
+        "tidemark.dev/run": "g1-r0"
+    });
+    done["metadata"]["ownerReferences"] = json!([{
+        "apiVersion": "tidemark.dev/v1alpha1", "kind": KIND, "name": "audit-stream",
+        "uid": uid, "controller": true
+    }]);
+    let id = job.clone();
+    let calls = vec![
+        get(
+            path("batch/v1", "jobs", &job),
+            Reply::Json(StatusCode::OK, done.clone()),
+        ),
+        list_run_jobs(&cr, vec![done]),
+        pods_call(
+            &job,
+            &[(
+                "2024-12-01T12:03:00Z",
+                Some(backup_result(0, &job, 900, true)),
+            )],
+        ),
+        status(&cr, move |s| {
+            assert_eq!(s["phase"], "Completed", "{s}");
+            assert_eq!(s["run"], "g1-r0");
+            assert_eq!(s["lastBackupId"], id.as_str());
+            assert_eq!(s["records"], 900);
+            assert_eq!(s["lastRun"]["phase"], "Completed");
+        }),
+        event("Normal", "JobSucceeded"),
+    ];
+    let (result, _, metrics) = scenario(cr, calls).await;
+    assert_eq!(
+        result.expect("reconciled"),
+        Action::requeue(crate::controller::PREVIOUS_RUN_POLL)
+    );
+    assert_eq!(metrics.job_count(KIND, "succeeded"), 1);
+}
