@@ -1,7 +1,7 @@
 //! The CronJob of a [`WorkerKind`] that runs on a schedule ([`WorkerKind::schedule`]): its job
 //! template is exactly the Job one run would get ([`job::job_spec`] of [`job::run_parts`],
 //! Indexed when the kind has shards, its pods holding their results with the
-//! [`RESULT_FINALIZER`](job::RESULT_FINALIZER)), so every Job the CronJob creates runs the run's
+//! [`RESULT_FINALIZER`](super::job::RESULT_FINALIZER)), so every Job the CronJob creates runs the run's
 //! task. One
 //! backup at a time (`concurrencyPolicy: Forbid`), `suspend` from the spec, owned by the
 //! resource.

@@ -3,7 +3,10 @@
 //! - **Without a schedule**, the shared one-run-per-[`RunId`] reconcile
 //!   ([`worker::run_once`]): one Job (an Indexed Job of `parallelism` shards) per run. The
 //!   shards' results are summed ([`combine_shards`](RunKind::combine_shards)); the backup is
-//!   complete only when every shard reported its part complete.
+//!   complete only when every shard reported its part complete. A continuous backup runs until
+//!   the user ends it; an edit or `suspend: true` first asks it to finish (its manifest
+//!   written) and waits, bounded, for its Job to complete (`finish_previous_continuous`);
+//!   suspended, it runs nothing (`suspend_continuous`).
 //! - **With a schedule**, a CronJob ([`crate::build::cronjob`]) applied on every reconcile (so
 //!   `suspend` and spec changes reach it); the status follows the CronJob and its Jobs, found by
 //!   label: the newest finished one's pods give the last backup's results (read once per Job).
