@@ -671,10 +671,12 @@ impl SpecChecks for KafkaBackup {
                     ));
                 }
             }
-            None if spec.suspend => problems.push(Problem::new(
-                REASON_UNUSED_FIELD,
-                "spec.suspend is only used with spec.schedule (it pauses the schedule)",
-            )),
+            None if spec.suspend && spec.mode != BackupMode::Continuous => {
+                problems.push(Problem::new(
+                    REASON_UNUSED_FIELD,
+                    "spec.suspend is only used with spec.schedule (it pauses the schedule) or mode continuous (it finishes the running backup)",
+                ))
+            }
             None => {}
         }
 
@@ -1562,7 +1564,7 @@ mod backup_tests {
             (
                 BACKUP_ONE_SHOT_PVC.replace("  mode: oneShot\n", "  mode: oneShot\n  suspend: true\n"),
                 REASON_UNUSED_FIELD,
-                "spec.suspend is only used with spec.schedule",
+                "spec.suspend is only used with spec.schedule (it pauses the schedule) or mode continuous",
             ),
             (
                 BACKUP_CONTINUOUS_AZURE.replace("  compression: lz4\n", "  compression: lz4\n  compressionLevel: 3\n"),

@@ -95,6 +95,11 @@ fn every_mode_compression_and_bound_is_accepted() {
             Compression::Zstd,
         ),
         (
+            "  mode: continuous\n  suspend: true\n",
+            BackupMode::Continuous,
+            Compression::Zstd,
+        ),
+        (
             "  mode: incremental\n  compression: lz4\n",
             BackupMode::Incremental,
             Compression::Lz4,
@@ -411,7 +416,7 @@ fn malformed() -> Vec<Case> {
             "suspend without a schedule",
             with("  suspend: true\n"),
             Cel,
-            "suspend pauses a schedule and is only used with schedule",
+            "suspend pauses a schedule or finishes a continuous backup, and is only used with schedule or mode continuous",
         ),
         case(
             "parallelism 0",

@@ -688,6 +688,77 @@ async fn a_sigtermed_continuous_backup_resumes_and_keeps_backing_up() {
     assert_eq!(manifests[0].totals.records, 650);
 }
 
+/// A continuous backup run as the operator's Job runs it (`run --task`) ends when asked to
+/// finish (a `finish` file next to its task, as the operator's request appears in the mounted
+/// task ConfigMap): it stores what it read, writes its manifest and exits 0 with a complete
+/// result, and the backup holds every record produced, also those produced while it ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_continuous_backup_asked_to_finish_writes_its_manifest() {
+    let kafka = Tansu::start();
+    let bs = kafka.bootstrap();
+    fill(&bs, "ending", 2, 100).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().to_str().expect("utf8");
+    let p = producer(&bs);
+    let task = dir.path().join("task.yaml");
+    std::fs::write(
+        &task,
+        format!(
+            "apiVersion: tidemark.dev/task-v1\nkind: backup\n\
+             kafka:\n  bootstrapServers: [\"{bs}\"]\n  securityProtocol: PLAINTEXT\n\
+             storage:\n  type: location\n  url: {path}\n\
+             topics: {{include: [ending]}}\nmode: continuous\nchain: default-ending\n"
+        ),
+    )
+    .expect("task");
+    let result_file = dir.path().join("result.json");
+    let mut child = spawn(
+        &[
+            "run",
+            "--task",
+            task.to_str().expect("utf8"),
+            "--result-file",
+            result_file.to_str().expect("utf8"),
+        ],
+        &[("TIDEMARK_BACKUP_ID", "ending-g1-r0")],
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    produce_varied(&p, "ending", 1, 100, 20).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "a continuous backup runs until asked to finish"
+    );
+    std::fs::write(dir.path().join("finish"), "requested by the test").expect("finish");
+    let mut waited = Duration::ZERO;
+    while child.try_wait().expect("wait").is_none() {
+        assert!(
+            waited < Duration::from_secs(60),
+            "the backup did not finish within 60 s of the request"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        waited += Duration::from_millis(200);
+    }
+    let out = child.wait_with_output().expect("output");
+    assert!(
+        out.status.success(),
+        "asked to finish: exit 0\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&result_file).expect("result")).expect("json");
+    assert_eq!(result["phase"], "Completed", "{result}");
+    assert_eq!(result["backup"]["complete"], true, "{result}");
+    assert_eq!(result["backup"]["records"], 220, "{result}");
+    let (manifests, got) = read_backup(dir.path(), "ending-g1-r0").await;
+    let want = read_topic(&bs, "ending", 2);
+    assert_same(&got, &want);
+    assert_eq!(manifests[0].totals.records, 220);
+    let described = cli(&["describe", "-p", path, "-b", "ending-g1-r0"]);
+    expect_code(&described, 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_deletes_old_backups_but_never_a_kept_backups_parent() {
     let kafka = Tansu::start();

@@ -25,7 +25,7 @@ use crate::storage::{Storage, StorageOptions};
 use crate::task::{
     KafkaTarget, OffsetResetTask, OffsetRollbackTask, ResultDifference, ResultError, ResultGroup,
     ResultReset, ResultSnapshotData, ResultVerification, RollbackOperation, StorageTarget, Task,
-    TaskResult, TaskWork, PHASE_COMPLETED, PHASE_FAILED,
+    TaskResult, TaskWork, FINISH_FILE_NAME, PHASE_COMPLETED, PHASE_FAILED,
 };
 
 /// Where the result goes by default: the file Kubernetes turns into the container's
@@ -76,7 +76,7 @@ pub async fn run_task(task_file: &Path, result_file: &Path) -> Result<i32> {
                     "running task"
                 );
                 failed.operation = Some("backup".into());
-                run_backup(t).await
+                run_backup(t, &task_file.with_file_name(FINISH_FILE_NAME)).await
             }
             TaskWork::Restore(t) => {
                 tracing::info!(
@@ -129,6 +129,28 @@ pub async fn run_task(task_file: &Path, result_file: &Path) -> Result<i32> {
         serde_json::json!({ "result": written, "report": report })
     );
     ret
+}
+
+/// How often a continuous backup looks for the finish request.
+pub const FINISH_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Watches for `path` (the operator's finish request, [`FINISH_FILE_NAME`]) every
+/// [`FINISH_POLL`]: once it exists, the backup is asked to finish as Ctrl-C asks it (it stores
+/// what it read and writes its manifest). Stops watching when the backup stops for another
+/// reason.
+fn finish_on_request(path: std::path::PathBuf, signals: crate::backup::cli::StopSignals) {
+    use std::sync::atomic::Ordering;
+    tokio::spawn(async move {
+        while !signals.stop.load(Ordering::SeqCst) {
+            if path.exists() {
+                tracing::warn!(file = %path.display(), "finish requested: storing what was read and writing the manifest");
+                signals.finish.store(true, Ordering::SeqCst);
+                signals.stop.store(true, Ordering::SeqCst);
+                return;
+            }
+            tokio::time::sleep(FINISH_POLL).await;
+        }
+    });
 }
 
 /// Reads, parses and validates a task document.
@@ -330,9 +352,14 @@ fn reset_outcome(report: &crate::reset::ResetReport) -> TaskOutcome {
 }
 
 /// Runs one shard of a backup. An interrupted run (SIGTERM) reports `Failed` with the
-/// `backup_interrupted` error, its checkpoint time and lag, and exits 75: resumable.
-async fn run_backup(t: &crate::task::BackupTask) -> Result<TaskOutcome> {
+/// `backup_interrupted` error, its checkpoint time and lag, and exits 75: resumable. A
+/// continuous backup also finishes (manifest, exit 0) once `finish_file` appears
+/// ([`finish_on_request`]).
+async fn run_backup(t: &crate::task::BackupTask, finish_file: &Path) -> Result<TaskOutcome> {
     let signals = crate::backup::cli::stop_or_finish_on_signal();
+    if t.mode == crate::task::BackupMode::Continuous {
+        finish_on_request(finish_file.to_path_buf(), signals.clone());
+    }
     let r = crate::backup::cli::run_backup_task(t, None, signals, Default::default()).await?;
     let shard = if r.shard_count > 1 {
         format!(" shard {} of {}", r.shard_index + 1, r.shard_count)

@@ -18,6 +18,10 @@ pub const TASK_API_VERSION: &str = "tidemark.dev/task-v1";
 
 /// Largest result the worker writes to the termination message (Kubernetes keeps 4096 bytes).
 pub const MAX_RESULT_BYTES: usize = 4096;
+/// A file of this name next to the task file asks a continuous backup run by `tidemark run` to
+/// finish: it stores what it read, writes its manifest and exits 0 (the operator adds it as a
+/// key of the task ConfigMap, which is mounted as a directory).
+pub const FINISH_FILE_NAME: &str = "finish";
 
 /// One unit of work.
 ///

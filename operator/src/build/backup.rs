@@ -22,7 +22,7 @@ use tidemark::task::{
     TaskWork, TopicSelection as TaskTopics, TASK_API_VERSION,
 };
 
-use super::job::{job_with, JobParts, JOB_NAME_LABEL};
+use super::job::{hold_results, job_with, JobParts, JOB_NAME_LABEL};
 use super::task::{kafka_target, source, storage_target, task_config_map_with};
 use super::{count, fnv1a, instance_hash, kind_child_name, label_value, name, namespace, positive};
 use super::{owner_labels, ConfigMapAccess, Error, RunId, Schedule, WorkerKind};
@@ -238,7 +238,8 @@ pub fn cleanup_job_name(cr_name: &str, backup_id: &str) -> String {
 
 /// The cleanup Job that follows the successful backup `backup_id`: the worker runs the
 /// retention task with the storage wiring of the backups (no Kafka, no shards), and the Job is
-/// removed `ttlSecondsAfterFinished` after it ends. `None` without retention.
+/// removed `ttlSecondsAfterFinished` after it ends; it and its pod hold the result
+/// ([`hold_results`]) until the operator has recorded it. `None` without retention.
 pub fn cleanup_job(
     cr: &KafkaBackup,
     backup_id: &str,
@@ -257,7 +258,9 @@ pub fn cleanup_job(
         shards: 1,
         env: Vec::new(),
     };
-    job_with(cr, &cleanup_job_name(&cr_name, backup_id), &parts, config).map(Some)
+    let mut job = job_with(cr, &cleanup_job_name(&cr_name, backup_id), &parts, config)?;
+    hold_results(&mut job);
+    Ok(Some(job))
 }
 
 #[cfg(test)]
@@ -270,7 +273,7 @@ mod tests {
 
     use super::super::cronjob::{cron_job, cron_job_name, MAX_CRON_JOB_NAME};
     use super::super::fixtures::*;
-    use super::super::job::job;
+    use super::super::job::{job, RESULT_FINALIZER};
     use super::super::rbac::{worker_role, worker_role_binding};
     use super::super::task::task_config_map;
     use super::*;
@@ -494,16 +497,24 @@ mod tests {
         // The job template is the Job a run without a schedule gets: Indexed, same task, same
         // labels (the Jobs it creates are found by them).
         let template = &spec.job_template;
-        let mut one_shot = job(&cr, RUN, &OperatorConfig::default()).expect("job");
-        // Except the result finalizer of a run's pods: the CronJob's are read by label.
-        if let Some(pod) = one_shot
-            .spec
-            .as_mut()
-            .and_then(|s| s.template.metadata.as_mut())
-        {
-            pod.finalizers = None;
-        }
+        let one_shot = job(&cr, RUN, &OperatorConfig::default()).expect("job");
+        // Its pods hold their results too (the CronJob's Jobs carry no finalizer of their own).
         assert_eq!(template.spec.as_ref(), one_shot.spec.as_ref());
+        assert_eq!(
+            template
+                .metadata
+                .as_ref()
+                .and_then(|m| m.finalizers.as_ref()),
+            None
+        );
+        let pod_meta = template
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.metadata.as_ref());
+        assert_eq!(
+            pod_meta.and_then(|m| m.finalizers.clone()),
+            Some(vec![RESULT_FINALIZER.to_string()])
+        );
         assert_eq!(
             template.metadata.as_ref().and_then(|m| m.labels.as_ref()),
             one_shot.metadata.labels.as_ref()
@@ -641,6 +652,11 @@ mod tests {
         let spec = job.spec.as_ref().expect("spec");
         assert_eq!(spec.ttl_seconds_after_finished, Some(86400));
         assert_eq!(spec.completion_mode, None);
+        // The Job and its pod keep the cleanup's result until the operator has recorded it.
+        let held = Some(vec![RESULT_FINALIZER.to_string()]);
+        assert_eq!(job.metadata.finalizers, held);
+        let template = spec.template.metadata.as_ref();
+        assert_eq!(template.and_then(|m| m.finalizers.clone()), held);
         let c = container(&job);
         // Storage only: the S3 credentials, no Kafka Secrets, no backup id, no TLS files.
         let vars = env(c);

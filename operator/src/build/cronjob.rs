@@ -1,6 +1,8 @@
 //! The CronJob of a [`WorkerKind`] that runs on a schedule ([`WorkerKind::schedule`]): its job
 //! template is exactly the Job one run would get ([`job::job_spec`] of [`job::run_parts`],
-//! Indexed when the kind has shards), so every Job the CronJob creates runs the run's task. One
+//! Indexed when the kind has shards, its pods holding their results with the
+//! [`RESULT_FINALIZER`](super::job::RESULT_FINALIZER)), so every Job the CronJob creates runs the run's
+//! task. One
 //! backup at a time (`concurrencyPolicy: Forbid`), `suspend` from the spec, owned by the
 //! resource.
 //!
@@ -11,7 +13,7 @@
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::job::{job_spec, run_parts};
+use super::job::{hold_pod_results, job_spec, run_parts};
 use super::{instance_hash, kind_child_name_within, name, namespace, owner_reference};
 use super::{Error, RunId, WorkerKind};
 use crate::config::OperatorConfig;
@@ -48,6 +50,8 @@ pub fn cron_job<K: WorkerKind>(
         return Ok(None);
     };
     let parts = run_parts(cr, run)?;
+    let mut spec = job_spec(cr, &parts, config)?;
+    hold_pod_results(&mut spec);
     Ok(Some(CronJob {
         metadata: ObjectMeta {
             name: Some(cron_job_name(cr)?),
@@ -68,7 +72,7 @@ pub fn cron_job<K: WorkerKind>(
                     labels: Some(parts.labels.clone()),
                     ..ObjectMeta::default()
                 }),
-                spec: Some(job_spec(cr, &parts, config)?),
+                spec: Some(spec),
             },
             ..CronJobSpec::default()
         }),

@@ -26,7 +26,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use super::rbac::worker_config_map;
 use super::task::task_config_map_name;
 use super::{kind_child_name, labels, name, namespace, owner_reference, Error, RunId, WorkerKind};
-use super::{CA_DIR, DATA_DIR, TASK_DIR, TASK_FILE_NAME, TASK_PATH, TLS_DIR};
+use super::{CA_DIR, DATA_DIR, TASK_DIR, TASK_PATH, TLS_DIR};
 use crate::config::OperatorConfig;
 use crate::crd::common::{CredentialsSecretRef, KafkaClusterSpec, StorageSpec, StorageType};
 
@@ -112,12 +112,26 @@ pub fn run_parts<K: WorkerKind>(cr: &K, run: RunId) -> Result<JobParts, Error> {
 /// carry the [`RESULT_FINALIZER`].
 pub fn job<K: WorkerKind>(cr: &K, run: RunId, config: &OperatorConfig) -> Result<Job, Error> {
     let mut job = job_with(cr, &cr.job_name(run)?, &run_parts(cr, run)?, config)?;
-    let finalizers = Some(vec![RESULT_FINALIZER.to_string()]);
-    job.metadata.finalizers.clone_from(&finalizers);
-    if let Some(pod) = job.spec.as_mut().and_then(|s| s.template.metadata.as_mut()) {
-        pod.finalizers = finalizers;
-    }
+    hold_results(&mut job);
     Ok(job)
+}
+
+/// Puts the [`RESULT_FINALIZER`] on `job` and on its pods ([`hold_pod_results`]).
+pub fn hold_results(job: &mut Job) {
+    job.metadata.finalizers = Some(vec![RESULT_FINALIZER.to_string()]);
+    if let Some(spec) = job.spec.as_mut() {
+        hold_pod_results(spec);
+    }
+}
+
+/// Puts the [`RESULT_FINALIZER`] on the pod template of `spec`: the Job controller copies a
+/// pod template's finalizers to the pods it creates (the CronJob controller does not copy a job
+/// template's own finalizers to its Jobs, so a scheduled backup's results are held by its pods).
+pub fn hold_pod_results(spec: &mut JobSpec) {
+    spec.template
+        .metadata
+        .get_or_insert_with(ObjectMeta::default)
+        .finalizers = Some(vec![RESULT_FINALIZER.to_string()]);
 }
 
 /// A worker Job of `cr` named `job_name`, made of `parts`, owned by `cr`.
@@ -149,13 +163,10 @@ pub fn job_spec<K: WorkerKind>(
     let mut volumes = vec![
         Volume {
             name: "task".into(),
+            // Every key is a file: `task.yaml`, and the `finish` request a continuous backup
+            // looks for (a key added later appears within the kubelet's sync period).
             config_map: Some(ConfigMapVolumeSource {
                 name: parts.task_config_map.clone(),
-                items: Some(vec![KeyToPath {
-                    key: TASK_FILE_NAME.into(),
-                    path: TASK_FILE_NAME.into(),
-                    mode: None,
-                }]),
                 ..ConfigMapVolumeSource::default()
             }),
             ..Volume::default()

@@ -3,10 +3,16 @@
 //! - **Without a schedule**, the shared one-run-per-[`RunId`] reconcile
 //!   ([`worker::run_once`]): one Job (an Indexed Job of `parallelism` shards) per run. The
 //!   shards' results are summed ([`combine_shards`](RunKind::combine_shards)); the backup is
-//!   complete only when every shard reported its part complete.
+//!   complete only when every shard reported its part complete. A continuous backup runs until
+//!   the user ends it; an edit or `suspend: true` first asks it to finish (its manifest
+//!   written) and waits, bounded, for its Job to complete (`finish_previous_continuous`);
+//!   suspended, it runs nothing (`suspend_continuous`).
 //! - **With a schedule**, a CronJob ([`crate::build::cronjob`]) applied on every reconcile (so
 //!   `suspend` and spec changes reach it); the status follows the CronJob and its Jobs, found by
 //!   label: the newest finished one's pods give the last backup's results (read once per Job).
+//!   Its pods hold the result finalizer, so a Job deleted by the history limit (in the
+//!   background) is still read from its pods ([`gone_job`]); pods of recorded (or older) Jobs
+//!   are released after the status is written.
 //!   A spec change keeps the backups still running under the old spec (and their task
 //!   ConfigMap) until they end.
 //!
@@ -14,20 +20,23 @@
 //! retention task ([`ensure_cleanup`]); `status.cleanup` records it, so it is created once.
 //! The `last*` fields and counts describe the newest finished backup and outlive runs.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::ListParams;
+use k8s_openapi::api::batch::v1::{CronJob, Job, JobCondition, JobStatus};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::{Api, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
+use tidemark::task::{BackupMode as TaskBackupMode, Task, TaskWork, FINISH_FILE_NAME};
 use tidemark::task::{ResultBackup, TaskResult, PHASE_COMPLETED, PHASE_FAILED};
 
 use super::status::{self as st, clamp, JobEnd, Outcome, Reasons, ShardResult};
-use super::{worker, Context, Error, RunKind, RUNNING_POLL};
+use super::{stop, worker, Context, Error, RunKind, RUNNING_POLL};
 use crate::build::backup::{cleanup_config_map, cleanup_job, COMPONENT};
+use crate::build::job::{COMPLETION_INDEX_LABEL, CONTAINER_NAME, JOB_NAME_LABEL};
+use crate::build::TASK_FILE_NAME;
 use crate::build::{self, cronjob, label_value, RunId, WorkerKind, OWNER_KIND_LABEL};
 use crate::build::{OWNER_NAME_LABEL, RUN_LABEL};
 use crate::crd::backup::{BackupMode, CleanupStatus, KafkaBackupStatus, LastRun, ShardCounts};
@@ -60,6 +69,10 @@ pub const REASON_DAMAGED_BACKUPS: &str = "DamagedBackups";
 pub const REASON_UNEXPLAINED_GAPS: &str = "UnexplainedGaps";
 /// Warning Event reason when the Job of a running continuous backup was gone and created again.
 pub const REASON_JOB_RECREATED: &str = "JobRecreated";
+/// Event reason when a continuous backup the user ended is asked to finish (write its manifest).
+pub const REASON_FINISH_REQUESTED: &str = "FinishRequested";
+/// Warning Event reason when a continuous backup asked to finish did not in time.
+pub const REASON_FINISH_TIMED_OUT: &str = "FinishTimedOut";
 
 /// How often an idle scheduled backup is looked at again, besides the CronJob's watch events.
 pub const SCHEDULE_POLL: Duration = Duration::from_secs(300);
@@ -178,6 +191,12 @@ impl RunKind for KafkaBackup {
             worker::delete(&api, cron_job, "CronJob", &ns).await?;
         }
         let current = self.status.clone().unwrap_or_default();
+        if let Some(action) = finish_previous_continuous(self, ctx, run, &current).await? {
+            return Ok(action);
+        }
+        if self.spec.suspend {
+            return suspend_continuous(self, ctx, run, &current).await;
+        }
         let this_run = current.common.run.as_deref() == Some(run.to_string().as_str());
         match (this_run, current.common.phase, &current.common.job_name) {
             (true, Some(Phase::Running), Some(job)) if self.spec.mode == BackupMode::Continuous => {
@@ -187,8 +206,12 @@ impl RunKind for KafkaBackup {
             }
             (true, Some(Phase::Completed | Phase::Failed), _) if cleanup_pending(&current) => {
                 let mut status = current.clone();
-                observe_cleanup(self, ctx, &mut status).await?;
+                let held = observe_cleanup(self, ctx, &mut status).await?;
                 worker::write_status(self, ctx, status, None).await?;
+                if let Some((pods, job)) = held {
+                    let ns = build::namespace(self).map_err(Error::Build)?;
+                    worker::release_all(ctx, &ns, &pods, job.as_ref()).await?;
+                }
                 return Ok(Action::await_change());
             }
             _ => {}
@@ -401,16 +424,24 @@ async fn warn_of_unexplained_gaps(cr: &KafkaBackup, ctx: &Context, status: &Kafk
     .await;
 }
 
+/// What a recorded Job left holding its result: its pods and the Job (`None`: gone), whose
+/// [`RESULT_FINALIZER`](crate::build::job::RESULT_FINALIZER)s go once the status is written
+/// ([`worker::release_all`]).
+pub type Held = (Vec<Pod>, Option<Job>);
+
 /// Reads the result of the cleanup Job in `status` once it ended: what it deleted and which
 /// backups it found damaged go to `status.cleanup`, with an Event (a Warning when backups are
-/// damaged or the Job failed). A Job that is gone counts as ended without a result.
+/// damaged or the Job failed). A Job that is gone (its TTL, garbage collection) is read from
+/// its pod, which the result finalizer keeps: a cleanup that succeeded is recorded as such; a
+/// gone Job whose pod still runs is waited for; one with no pod left counts as ended without a
+/// result. Returns what to release once the status is written (`None`: nothing recorded).
 pub async fn observe_cleanup(
     cr: &KafkaBackup,
     ctx: &Context,
     status: &mut KafkaBackupStatus,
-) -> Result<(), Error> {
+) -> Result<Option<Held>, Error> {
     let Some(cleanup) = status.cleanup.as_mut() else {
-        return Ok(());
+        return Ok(None);
     };
     let ns = build::namespace(cr).map_err(Error::Build)?;
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
@@ -421,25 +452,47 @@ pub async fn observe_cleanup(
             what: format!("Job {ns}/{}", cleanup.job_name),
             source,
         })?;
-    let end = match &job {
-        None => None,
-        Some(job) => match st::job_end(job) {
-            None => return Ok(()),
-            Some(end) => Some(end),
-        },
-    };
-    let result = match end {
-        None => Err(format!("its Job {} is gone", cleanup.job_name)),
-        Some(_) => worker::job_results(ctx, &ns, &cleanup.job_name, 1)
-            .await?
-            .into_iter()
-            .next()
-            .map_or_else(|| Err("no result".to_string()), |s| s.result),
+    let end = job.as_ref().and_then(st::job_end);
+    if end.is_none()
+        && job
+            .as_ref()
+            .is_some_and(|j| j.meta().deletion_timestamp.is_none())
+    {
+        return Ok(None);
+    }
+    let pods = worker::job_pods(ctx, &ns, &cleanup.job_name).await?;
+    if end.is_none() && !pods.iter().all(worker_ended) {
+        return Ok(None);
+    }
+    let result = st::single_result(st::shard_results(&pods, 1));
+    let completed = result.as_ref().is_ok_and(|r| r.phase == PHASE_COMPLETED);
+    // A Job gone (or being deleted) before it ended is judged by its pod's result.
+    let end = end.or_else(|| completed.then_some(JobEnd::Complete));
+    let result = match (&job, result) {
+        (None, Err(why)) if pods.is_empty() => Err(format!(
+            "its Job {} is gone and left no pod ({why})",
+            cleanup.job_name
+        )),
+        (_, result) => result,
     };
     let (type_, reason, note) = record_cleanup(cleanup, &end, result);
     ctx.publish(cr, type_, reason, "ObserveCleanup", &note)
         .await;
-    Ok(())
+    Ok(Some((pods, job)))
+}
+
+/// Whether the worker container of `pod` has ended (or the pod has: it will not run again).
+pub fn worker_ended(pod: &Pod) -> bool {
+    let Some(status) = pod.status.as_ref() else {
+        return false;
+    };
+    matches!(status.phase.as_deref(), Some("Succeeded" | "Failed"))
+        || status
+            .container_statuses
+            .iter()
+            .flatten()
+            .filter(|c| c.name == CONTAINER_NAME)
+            .any(|c| c.state.as_ref().is_some_and(|s| s.terminated.is_some()))
 }
 
 /// Fills `cleanup` from how its Job ended (`None`: gone) and its result; returns the Event.
@@ -553,6 +606,177 @@ async fn keep_continuous_running(
     Ok(Some(Action::requeue(RUNNING_POLL)))
 }
 
+/// How long a continuous backup the user ended (a new run, `suspend`) is given to finish
+/// writing its manifest before its Job is stopped anyway (left resumable, without a manifest):
+/// the request reaches the pod within the kubelet's sync period (about a minute), then the
+/// worker stores what it read and writes the manifest.
+pub const FINISH_TIMEOUT: Duration = Duration::from_secs(300);
+/// How often a finishing continuous backup is looked at.
+pub const FINISH_POLL: Duration = Duration::from_secs(10);
+
+/// Before a continuous backup whose run the user ended (the spec changed, or `suspend: true`)
+/// is stopped, it is asked to finish: the `finish` key is added to its run's task ConfigMap
+/// (mounted in its pods, where the worker looks for it) and the new run waits, `Reconciling`
+/// with `WaitingForPreviousRun`, until the Job completes (the usual observation then records
+/// the complete backup) or [`FINISH_TIMEOUT`] has passed since the request (Warning Event
+/// `FinishTimedOut`; it is then stopped as any superseded run). `None` when there is nothing to
+/// finish or to wait for.
+async fn finish_previous_continuous(
+    cr: &KafkaBackup,
+    ctx: &Context,
+    run: RunId,
+    current: &KafkaBackupStatus,
+) -> Result<Option<Action>, Error> {
+    let common = &current.common;
+    let (Some(Phase::Running), Some(old_run), Some(job_name)) = (
+        common.phase,
+        common.run.as_deref(),
+        common.job_name.as_deref(),
+    ) else {
+        return Ok(None);
+    };
+    if old_run == run.to_string() {
+        return Ok(None);
+    }
+    let ns = build::namespace(cr).map_err(Error::Build)?;
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let job = jobs
+        .get_opt(job_name)
+        .await
+        .map_err(|source| Error::Fetch {
+            what: format!("Job {ns}/{job_name}"),
+            source,
+        })?;
+    if job.as_ref().is_none_or(|j| st::job_end(j).is_some()) {
+        return Ok(None);
+    }
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
+    let task_name =
+        build::kind_child_name::<KafkaBackup>(&cr.name_any(), &format!("task-{old_run}"));
+    let task = config_maps
+        .get_opt(&task_name)
+        .await
+        .map_err(|source| Error::Fetch {
+            what: format!("ConfigMap {ns}/{task_name}"),
+            source,
+        })?;
+    let Some(task) = task.filter(continuous_task) else {
+        return Ok(None);
+    };
+    let now = st::now();
+    let requested = task
+        .data
+        .as_ref()
+        .and_then(|d| d.get(FINISH_FILE_NAME))
+        .cloned();
+    let Some(requested) = requested else {
+        request_finish(&config_maps, &task_name, &ns, &now).await?;
+        let left = format!(
+            "continuous backup Job {job_name} was asked to finish (store what it read and write its manifest) and is given up to {} minutes",
+            FINISH_TIMEOUT.as_secs() / 60
+        );
+        let status = stop::waiting(cr, current, run, &left, &now);
+        let event = (EventType::Normal, REASON_FINISH_REQUESTED, "FinishBackup");
+        worker::write_status(cr, ctx, status, Some(event)).await?;
+        return Ok(Some(Action::requeue(FINISH_POLL)));
+    };
+    if !finish_timed_out(&requested, &now) {
+        return Ok(Some(Action::requeue(FINISH_POLL)));
+    }
+    let note = format!(
+        "continuous backup Job {job_name} did not finish within {} minutes of the request ({requested}); it is stopped and left resumable without a manifest",
+        FINISH_TIMEOUT.as_secs() / 60
+    );
+    ctx.publish(
+        cr,
+        EventType::Warning,
+        REASON_FINISH_TIMED_OUT,
+        "FinishBackup",
+        &note,
+    )
+    .await;
+    Ok(None)
+}
+
+/// Whether `task` (a run's task ConfigMap) holds a continuous backup task.
+fn continuous_task(task: &ConfigMap) -> bool {
+    let yaml = task.data.as_ref().and_then(|d| d.get(TASK_FILE_NAME));
+    yaml.and_then(|y| Task::parse(y.as_bytes(), TASK_FILE_NAME).ok())
+        .is_some_and(
+            |t| matches!(t.work, TaskWork::Backup(b) if b.mode == TaskBackupMode::Continuous),
+        )
+}
+
+/// Whether [`FINISH_TIMEOUT`] has passed between `requested` and `now` (RFC 3339); a request
+/// whose time cannot be read counts as timed out.
+pub fn finish_timed_out(requested: &str, now: &str) -> bool {
+    let parse = |t: &str| t.parse::<k8s_openapi::jiff::Timestamp>().ok();
+    match (parse(requested), parse(now)) {
+        (Some(requested), Some(now)) => {
+            now.as_second() - requested.as_second() >= FINISH_TIMEOUT.as_secs() as i64
+        }
+        _ => true,
+    }
+}
+
+/// Adds the `finish` key (the time of the request) to the task ConfigMap `name`, with a merge
+/// patch that leaves the task as it is.
+async fn request_finish(api: &Api<ConfigMap>, name: &str, ns: &str, at: &str) -> Result<(), Error> {
+    let patch = serde_json::json!({"data": {FINISH_FILE_NAME: at}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|source| Error::Apply {
+            what: format!("the finish request in ConfigMap {ns}/{name}"),
+            source,
+        })?;
+    tracing::info!(config_map = name, "asked a continuous backup to finish");
+    Ok(())
+}
+
+/// A continuous backup with `suspend: true`: the runs it supersedes stop (a running one was
+/// first asked to finish, [`finish_previous_continuous`], so its backup is complete), then the
+/// phase is `Suspended` and nothing runs. Unsuspending starts a new run: a new backup of the
+/// chain, from the log start as every continuous backup.
+async fn suspend_continuous(
+    cr: &KafkaBackup,
+    ctx: &Context,
+    run: RunId,
+    current: &KafkaBackupStatus,
+) -> Result<Action, Error> {
+    let this_run = current.common.run.as_deref() == Some(run.to_string().as_str());
+    if this_run && current.common.phase == Some(Phase::Suspended) {
+        return Ok(Action::await_change());
+    }
+    if cr.status.is_some() {
+        if let Some(action) = worker::supersede(cr, ctx, current, run).await? {
+            return Ok(action);
+        }
+    }
+    let mut status = cr.new_run_status();
+    let last = status
+        .last_backup_id
+        .as_deref()
+        .map_or(String::new(), |id| format!("; the last backup is {id}"));
+    let message =
+        format!("continuous backup suspended{last}; set spec.suspend: false to start a new one");
+    let common = &mut status.common;
+    common.phase = Some(Phase::Suspended);
+    common.run = Some(run.to_string());
+    common.observed_generation = cr.metadata.generation;
+    let previous = current.common.conditions.as_slice();
+    common.conditions = st::conditions(
+        cr,
+        previous,
+        &st::now(),
+        [true, false, false],
+        REASON_SUSPENDED,
+        &message,
+    );
+    let event = (EventType::Normal, REASON_SUSPENDED, "Suspend");
+    worker::write_status(cr, ctx, status, Some(event)).await?;
+    Ok(Action::await_change())
+}
+
 /// The checkpoint time and lag of a running continuous backup, from its interrupted workers'
 /// results: the newest checkpoint of each shard; the time is the oldest of them (every shard
 /// has checkpointed since) and the lag their sum.
@@ -620,6 +844,98 @@ pub fn unrecorded_end<'a>(
         _ => false,
     };
     (!older).then_some((job, end))
+}
+
+/// `pods` grouped by the Job they belong to (the Job controller's job-name label).
+pub fn pods_by_job(pods: Vec<Pod>) -> BTreeMap<String, Vec<Pod>> {
+    let mut groups: BTreeMap<String, Vec<Pod>> = BTreeMap::new();
+    for pod in pods {
+        if let Some(job) = pod.labels().get(JOB_NAME_LABEL).cloned() {
+            groups.entry(job).or_default().push(pod);
+        }
+    }
+    groups
+}
+
+/// A backup Job that is gone (a CronJob's history limit deletes in the background, so its
+/// pods, held by the result finalizer, outlive it) as its `pods` show it, for the scheduled
+/// reconcile to record like any ended Job: `None` while a worker still runs. It ended
+/// `Complete` when every shard's worker reported its part complete, else `Failed` with
+/// `JobDeleted`; it was created when its first pod was, and ended when its last worker did. Its
+/// shards are those of `cr`'s run `run` when the pods are of that run, else as many as its
+/// pods' completion indexes show.
+pub fn gone_job(cr: &KafkaBackup, run: RunId, name: &str, pods: &[Pod]) -> Option<Job> {
+    if pods.is_empty() || !pods.iter().all(worker_ended) {
+        return None;
+    }
+    let pod_run = pods.iter().find_map(|p| p.labels().get(RUN_LABEL).cloned());
+    let indexed = pods
+        .iter()
+        .filter_map(|p| p.labels().get(COMPLETION_INDEX_LABEL)?.parse::<u32>().ok())
+        .max()
+        .map_or(1, |i| i.saturating_add(1));
+    let shards = if pod_run.as_deref() == Some(run.to_string().as_str()) {
+        cr.shards().max(indexed)
+    } else {
+        indexed
+    };
+    let (_, result) = combine(st::shard_results(pods, shards));
+    let complete = result.is_ok_and(|r| r.phase == PHASE_COMPLETED);
+    let created = pods
+        .iter()
+        .filter_map(|p| p.metadata.creation_timestamp.clone())
+        .min_by_key(|t| t.0);
+    let ended = pods
+        .iter()
+        .filter_map(|p| p.status.as_ref()?.container_statuses.as_ref())
+        .flatten()
+        .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.finished_at.clone())
+        .max_by_key(|t| t.0);
+    let (type_, reason, message) = if complete {
+        ("Complete", "CompletionsReached", String::new())
+    } else {
+        (
+            "Failed",
+            st::REASON_JOB_DELETED,
+            format!("Job {name} was deleted before its result was read, and its pods show no complete backup"),
+        )
+    };
+    let mut job = Job::default();
+    job.metadata.name = Some(name.to_string());
+    job.metadata.creation_timestamp = created.clone();
+    job.metadata.labels = pod_run.map(|r| [(RUN_LABEL.to_string(), r)].into());
+    if shards > 1 {
+        let spec = job.spec.get_or_insert_with(Default::default);
+        spec.completion_mode = Some("Indexed".into());
+        spec.completions = i32::try_from(shards).ok();
+    }
+    job.status = Some(JobStatus {
+        start_time: created,
+        completion_time: ended.clone().filter(|_| complete),
+        conditions: Some(vec![JobCondition {
+            type_: type_.into(),
+            status: "True".into(),
+            reason: Some(reason.into()),
+            message: Some(message),
+            last_transition_time: ended,
+            ..JobCondition::default()
+        }]),
+        ..JobStatus::default()
+    });
+    Some(job)
+}
+
+/// Whether `job` ended and is the `recorded` backup or ended before it: its result is in the
+/// status, or never will be (only the newest ended backup is read), so its pods may go.
+pub fn recorded_or_older(job: &Job, recorded: Option<&LastRun>) -> bool {
+    let Some(recorded) = recorded else {
+        return false;
+    };
+    if st::job_end(job).is_none() {
+        return false;
+    }
+    recorded.job_name == job.name_any()
+        || matches!((ended_at(job), &recorded.completion_time), (Some(ended), Some(before)) if ended <= *before)
 }
 
 /// The status of a scheduled KafkaBackup in run `run`, from what the reconcile `seen`, and the
@@ -741,12 +1057,6 @@ async fn reconcile_scheduled(cr: &KafkaBackup, ctx: &Context, run: RunId) -> Res
             source,
         })?
         .items;
-    jobs.sort_by_key(|j| {
-        (
-            j.metadata.creation_timestamp.as_ref().map(|t| t.0),
-            j.name_any(),
-        )
-    });
 
     // Task ConfigMaps of earlier runs go once no running backup mounts them.
     let needed: BTreeSet<String> = jobs
@@ -773,16 +1083,37 @@ async fn reconcile_scheduled(cr: &KafkaBackup, ctx: &Context, run: RunId) -> Res
         }
     }
 
+    // The backups' pods, held by the result finalizer: they give the results, also of a Job
+    // that is gone.
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let pods = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|source| Error::Fetch {
+            what: format!("the backup pods of {KIND} {ns}/{}", cr.name_any()),
+            source,
+        })?
+        .items;
+    let pods = pods_by_job(pods);
+    let known: BTreeSet<String> = jobs.iter().map(ResourceExt::name_any).collect();
+    let gone = pods
+        .iter()
+        .filter(|(name, _)| !known.contains(*name))
+        .filter_map(|(name, pods)| gone_job(cr, run, name, pods));
+    jobs.extend(gone);
+    jobs.sort_by_key(|j| {
+        (
+            j.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            j.name_any(),
+        )
+    });
+
     let current = cr.status.clone().unwrap_or_default();
     let newest = jobs.last();
-    let ended = match unrecorded_end(&jobs, current.last_run.as_ref()) {
-        Some((job, end)) => {
-            let shards =
-                worker::job_results(ctx, &ns, &job.name_any(), st::job_shards(job)).await?;
-            Some((job, end, shards))
-        }
-        None => None,
-    };
+    let ended = unrecorded_end(&jobs, current.last_run.as_ref()).map(|(job, end)| {
+        let of_job = pods.get(&job.name_any()).map_or(&[][..], Vec::as_slice);
+        (job, end, st::shard_results(of_job, st::job_shards(job)))
+    });
     let seen = Observed {
         cron_job: &cron_job,
         newest,
@@ -792,10 +1123,13 @@ async fn reconcile_scheduled(cr: &KafkaBackup, ctx: &Context, run: RunId) -> Res
     if fresh.is_some() {
         warn_of_unexplained_gaps(cr, ctx, &status).await;
     }
-    if cleanup_pending(&status) {
-        observe_cleanup(cr, ctx, &mut status).await?;
-    }
+    let cleanup_held = if cleanup_pending(&status) {
+        observe_cleanup(cr, ctx, &mut status).await?
+    } else {
+        None
+    };
     ensure_cleanup(cr, ctx, &mut status).await?;
+    let recorded = status.last_run.clone();
 
     let started = status.common.phase == Some(Phase::Running)
         && status.common.job_name != current.common.job_name;
@@ -821,6 +1155,18 @@ async fn reconcile_scheduled(cr: &KafkaBackup, ctx: &Context, run: RunId) -> Res
         if let Some(outcome) = outcome {
             ctx.metrics.job(KIND, outcome);
         }
+    }
+    // Results now in the status (or never to be read) release their pods and Jobs.
+    for job in jobs
+        .iter()
+        .filter(|j| recorded_or_older(j, recorded.as_ref()))
+    {
+        let of_job = pods.get(&job.name_any()).map_or(&[][..], Vec::as_slice);
+        let real = known.contains(&job.name_any()).then_some(job);
+        worker::release_all(ctx, &ns, of_job, real).await?;
+    }
+    if let Some((pods, job)) = cleanup_held {
+        worker::release_all(ctx, &ns, &pods, job.as_ref()).await?;
     }
     Ok(Action::requeue(if running {
         RUNNING_POLL
@@ -943,6 +1289,77 @@ mod tests {
         let reasons = cr.record_result(&mut status, &result);
         assert_eq!(reasons.failed.as_deref(), Some(REASON_BACKUP_INCOMPLETE));
         assert_eq!(status.records, None, "no counts without a backup block");
+    }
+
+    /// A pod of Job `job` of run g1-r0 (shard `index`), created at `created`, its worker
+    /// terminated at `finished` with `result`, or running.
+    fn pod(job: &str, index: u32, created: &str, ended: Option<(&str, Value)>) -> Pod {
+        let state = match &ended {
+            Some((at, r)) => json!({"terminated": {"exitCode": 0, "finishedAt": at,
+                                                   "message": r.to_string()}}),
+            None => json!({"running": {}}),
+        };
+        serde_json::from_value(json!({
+            "metadata": {"name": format!("{job}-{index}"), "creationTimestamp": created,
+                         "labels": {"batch.kubernetes.io/job-name": job,
+                                    "batch.kubernetes.io/job-completion-index": index.to_string(),
+                                    "tidemark.dev/run": "g1-r0"}},
+            "status": {"phase": if ended.is_some() { "Succeeded" } else { "Running" },
+                       "containerStatuses": [{"name": "tidemark", "image": "", "imageID": "",
+                                              "ready": false, "restartCount": 0, "state": state}]}
+        }))
+        .expect("pod")
+    }
+
+    #[test]
+    fn a_gone_job_is_read_from_its_pods_once_every_worker_ended() {
+        let cr = kb(BACKUP_HOURLY_INCREMENTAL_GCS);
+        let name = "events-hourly-1a2b3c4d-28886400";
+        let done = |i: u32, at: &str| {
+            pod(
+                name,
+                i,
+                "2024-12-01T12:00:01Z",
+                Some((at, backup_result(i, name, 10, true))),
+            )
+        };
+        let mut pods = vec![
+            done(0, "2024-12-01T12:10:00Z"),
+            done(1, "2024-12-01T12:20:00Z"),
+            pod(name, 2, "2024-12-01T12:00:02Z", None),
+        ];
+        assert_eq!(gone_job(&cr, RUN, name, &pods), None, "shard 2 still runs");
+
+        pods[2] = done(2, "2024-12-01T12:15:00Z");
+        let read = gone_job(&cr, RUN, name, &pods).expect("ended");
+        assert_eq!(st::job_end(&read), Some(JobEnd::Complete));
+        assert_eq!(st::job_shards(&read), 3);
+        assert_eq!(ended_at(&read).as_deref(), Some("2024-12-01T12:20:00Z"));
+        assert_eq!(
+            read.labels().get(RUN_LABEL).map(String::as_str),
+            Some("g1-r0")
+        );
+
+        // A shard missing or not complete: the Job was deleted before the backup completed.
+        let deleted = gone_job(&cr, RUN, name, &pods[..2]).expect("ended");
+        match st::job_end(&deleted) {
+            Some(JobEnd::Failed { reason, .. }) => assert_eq!(reason, st::REASON_JOB_DELETED),
+            other => panic!("{other:?}"),
+        }
+        let recorded = LastRun {
+            job_name: "another".into(),
+            phase: Phase::Completed,
+            reason: REASON_BACKUP_COMPLETED.into(),
+            message: "done".into(),
+            completion_time: Some("2024-12-01T12:20:00Z".into()),
+        };
+        assert!(recorded_or_older(&deleted, Some(&recorded)));
+        assert!(!recorded_or_older(&deleted, None), "nothing recorded yet");
+        let running = job(&cr, name, "2024-12-01T12:00:00Z", None);
+        assert!(
+            !recorded_or_older(&running, Some(&recorded)),
+            "a running Job is never released"
+        );
     }
 
     fn cron_job(last_schedule: Option<&str>) -> CronJob {

@@ -137,7 +137,7 @@ pub async fn run_once<K: RunKind>(cr: &K, ctx: &Context, run: RunId) -> Result<A
 /// Before `run` starts, the runs it supersedes stop ([`stop::stop_other_runs`]): `None` once
 /// they are gone (and the previous run's task ConfigMap deleted), else the action while `run`
 /// waits. A previous run that ended before it was recorded is recorded first.
-async fn supersede<K: RunKind>(
+pub async fn supersede<K: RunKind>(
     cr: &K,
     ctx: &Context,
     current: &K::Status,
@@ -433,7 +433,7 @@ async fn record<K: RunKind>(
 
 /// Releases the result finalizers of a recorded run: its pods first, its Job last (a Job
 /// without one means its pods were released too).
-async fn release_all(
+pub async fn release_all(
     ctx: &Context,
     ns: &str,
     pods: &[Pod],

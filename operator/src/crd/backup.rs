@@ -51,7 +51,7 @@ pub const MAX_PARALLELISM: i32 = 100;
 #[x_kube(validation = Rule::new("!(self.storage.storageType in ['configMap', 'configmap'])").message("storage.storageType configMap is not supported for backups (a ConfigMap holds at most 1 MiB): use pvc, s3, azure or gcs").reason(Reason::FieldValueForbidden))]
 #[x_kube(validation = Rule::new("!has(self.compressionLevel) || !has(self.compression) || self.compression == 'zstd'").message("compressionLevel is only used with compression zstd; remove it or set compression: zstd").reason(Reason::FieldValueForbidden))]
 #[x_kube(validation = Rule::new("!has(self.schedule) || !has(self.mode) || self.mode != 'continuous'").message("a continuous backup runs until it is stopped and cannot have a schedule; remove schedule or use mode oneShot or incremental").reason(Reason::FieldValueForbidden))]
-#[x_kube(validation = Rule::new("!has(self.suspend) || !self.suspend || has(self.schedule)").message("suspend pauses a schedule and is only used with schedule").reason(Reason::FieldValueForbidden))]
+#[x_kube(validation = Rule::new("!has(self.suspend) || !self.suspend || has(self.schedule) || (has(self.mode) && self.mode == 'continuous')").message("suspend pauses a schedule or finishes a continuous backup, and is only used with schedule or mode continuous").reason(Reason::FieldValueForbidden))]
 pub struct KafkaBackupSpec {
     /// The cluster whose topics are backed up.
     pub kafka_cluster: KafkaClusterSpec,
@@ -84,7 +84,9 @@ pub struct KafkaBackupSpec {
     #[schemars(length(min = 1, max = 256), regex(pattern = SCHEDULE_PATTERN))]
     pub schedule: Option<String>,
 
-    /// Pause the schedule (no new backup starts; a running one finishes). Only with schedule.
+    /// Pause the schedule (no new backup starts; a running one finishes), or, with mode
+    /// continuous, finish the running backup (its manifest written) and start none until
+    /// unset. Only with schedule or mode continuous.
     #[serde(default)]
     pub suspend: bool,
 

@@ -92,6 +92,15 @@ fn list_tasks(name: &'static str, runs: &[&str]) -> Call {
     .check(assert_backup_selector(name))
 }
 
+/// The listing of `name`'s backup pods, answered with `pods`.
+fn list_pods(name: &'static str, pods: Vec<Value>) -> Call {
+    get(
+        format!("/api/v1/namespaces/{NS}/pods"),
+        list("PodList", pods),
+    )
+    .check(assert_backup_selector(name))
+}
+
 /// The reads of the daily S3 sample's Secrets: TLS CA, SASL credentials, S3 credentials (the
 /// last answered with `s3`).
 fn daily_secrets(s3: Reply) -> Vec<Call> {
@@ -489,6 +498,7 @@ async fn a_scheduled_backup_applies_a_cron_job_and_no_job() {
         }),
         list_jobs("payments-nightly", vec![]),
         list_tasks("payments-nightly", &["g1-r0"]),
+        list_pods("payments-nightly", vec![]),
         status(&cr, move |s| {
             assert_eq!(s["phase"], "Scheduled");
             assert_eq!(s["run"], "g1-r0");
@@ -572,6 +582,7 @@ async fn toggling_suspend_patches_the_cron_job() {
                 json!({"kind": "Status", "status": "Success"}),
             ),
         ),
+        list_pods("payments-nightly", vec![]),
         status(&cr, |s| {
             assert_eq!(s["phase"], "Suspended");
             assert_eq!(s["run"], "g2-r0");
@@ -632,25 +643,28 @@ async fn a_finished_scheduled_job_is_recorded_and_cleaned_up_after() {
         apply(path("batch/v1", "cronjobs", &cron), |_| {}),
         list_jobs("events-hourly", vec![still_running, old_done, new_done]),
         list_tasks("events-hourly", &["g1-r0", "g2-r0"]),
-        indexed_pods_call(
-            &newest,
-            &[
-                (
-                    Some(0),
-                    "2024-12-01T12:10:00Z",
-                    Some(backup_result(0, &newest, 10, true)),
-                ),
-                (
-                    Some(1),
-                    "2024-12-01T12:15:00Z",
-                    Some(backup_result(1, &newest, 20, true)),
-                ),
-                (
-                    Some(2),
-                    "2024-12-01T12:19:00Z",
-                    Some(backup_result(2, &newest, 30, true)),
-                ),
-            ],
+        list_pods(
+            "events-hourly",
+            indexed_pods(
+                &newest,
+                &[
+                    (
+                        Some(0),
+                        "2024-12-01T12:10:00Z",
+                        Some(backup_result(0, &newest, 10, true)),
+                    ),
+                    (
+                        Some(1),
+                        "2024-12-01T12:15:00Z",
+                        Some(backup_result(1, &newest, 20, true)),
+                    ),
+                    (
+                        Some(2),
+                        "2024-12-01T12:19:00Z",
+                        Some(backup_result(2, &newest, 30, true)),
+                    ),
+                ],
+            ),
         ),
         apply(
             path("v1", "configmaps", "events-hourly-kb-cleanup-task"),
@@ -715,6 +729,7 @@ async fn a_started_scheduled_job_is_running_with_an_event() {
         apply(path("batch/v1", "cronjobs", &cron), |_| {}),
         list_jobs("payments-nightly", vec![done, running]),
         list_tasks("payments-nightly", &["g1-r0"]),
+        list_pods("payments-nightly", vec![]),
         status(&cr, move |s| {
             assert_eq!(s["phase"], "Running");
             assert_eq!(s["jobName"], job_name.as_str());
@@ -767,12 +782,16 @@ async fn a_failed_scheduled_job_stalls_with_a_warning_event() {
         apply(path("batch/v1", "cronjobs", &cron), |_| {}),
         list_jobs("payments-nightly", vec![done, failed]),
         list_tasks("payments-nightly", &["g1-r0"]),
-        pods_call(
-            &failed_name,
-            &[(
-                "2024-12-01T02:08:00Z",
-                Some(backup_result(0, &failed_name, 7, false)),
-            )],
+        list_pods(
+            "payments-nightly",
+            indexed_pods(
+                &failed_name,
+                &[(
+                    None,
+                    "2024-12-01T02:08:00Z",
+                    Some(backup_result(0, &failed_name, 7, false)),
+                )],
+            ),
         ),
         status(&cr, move |s| {
             assert_eq!(s["phase"], "Scheduled");
@@ -939,6 +958,10 @@ async fn a_continuous_backup_whose_job_is_gone_runs_again_under_the_same_name() 
             },
         ),
         apply(path("batch/v1", "jobs", &job), |body| {
+            // The whole task ConfigMap is mounted: a `finish` key added later becomes a file.
+            let task = &body["spec"]["template"]["spec"]["volumes"][0];
+            assert_eq!(task["name"], "task", "{task}");
+            assert!(task["configMap"].get("items").is_none(), "{task}");
             let rules = &body["spec"]["podFailurePolicy"]["rules"];
             assert_eq!(
                 rules[1],
@@ -1092,4 +1115,430 @@ async fn unexplained_gaps_reach_the_status_with_a_warning() {
     ];
     let (result, _, _) = scenario(cr, calls).await;
     assert_eq!(result.expect("reconciled"), Action::await_change());
+}
+
+/// A pod of backup Job `job` of run `run` of `cr` as the API server returns it: created at
+/// `created`, holding the result finalizer, its worker terminated at `finished` with `result`
+/// (running when `None`).
+fn held_pod(
+    cr: &KafkaBackup,
+    job: &str,
+    run: &str,
+    created: &str,
+    finished: &str,
+    result: Option<Value>,
+) -> Value {
+    let (phase, state) = match result {
+        Some(r) => (
+            "Succeeded",
+            json!({"terminated": {"exitCode": 0, "reason": "Completed",
+                                  "finishedAt": finished, "message": r.to_string()}}),
+        ),
+        None => ("Running", json!({"running": {"startedAt": created}})),
+    };
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": format!("{job}-p0"), "namespace": NS, "resourceVersion": "11",
+            "creationTimestamp": created,
+            "finalizers": ["tidemark.dev/result"],
+            "labels": {"batch.kubernetes.io/job-name": job,
+                       "tidemark.dev/owner-kind": KIND,
+                       "tidemark.dev/owner-name": cr.metadata.name,
+                       "app.kubernetes.io/component": "backup", "tidemark.dev/run": run}
+        },
+        "status": {"phase": phase, "containerStatuses": [{
+            "name": "tidemark", "image": "tidemark", "imageID": "", "ready": false,
+            "restartCount": 0, "state": state
+        }]}
+    })
+}
+
+/// The release of `pod`'s result finalizer.
+fn release_pod(pod: &Value) -> Call {
+    let name = pod["metadata"]["name"]
+        .as_str()
+        .expect("pod name")
+        .to_string();
+    super::runs::release(pod, path("v1", "pods", &name), json!([]))
+}
+
+// Hole: a scheduled backup succeeded and its Job was deleted by the CronJob's history limit
+// (background propagation) before the operator saw it. Its pod, held by the result finalizer,
+// still has the result: the backup is recorded as succeeded (not failed, not lost), its cleanup
+// Job created, and then the finalizers of the recorded Job's pod and of an older one are
+// released; the pod of the Job still running keeps its finalizer.
+#[tokio::test]
+async fn a_scheduled_backup_whose_job_was_collected_is_recorded_from_its_pod() {
+    let cr = kb(BACKUP_DAILY_S3);
+    let cron = cron_job_name(&cr).expect("name");
+    let last = format!("{cron}-28885800");
+    let gone = format!("{cron}-28887240");
+    let next = format!("{cron}-28888680");
+    let cr = scheduled(cr, "g1-r0", &last);
+    let done = backup_job(
+        &cr,
+        &last,
+        "g1-r0",
+        "2024-11-30T02:00:00Z",
+        Some(("Complete", "CompletionsReached", "2024-11-30T02:30:00Z")),
+    );
+    let running = backup_job(&cr, &next, "g1-r0", "2024-12-02T02:00:01Z", None);
+    let old_pod = held_pod(
+        &cr,
+        &last,
+        "g1-r0",
+        "2024-11-30T02:00:01Z",
+        "2024-11-30T02:29:00Z",
+        Some(backup_result(0, &last, 10, true)),
+    );
+    let gone_pod = held_pod(
+        &cr,
+        &gone,
+        "g1-r0",
+        "2024-12-01T02:00:01Z",
+        "2024-12-01T02:40:00Z",
+        Some(backup_result(0, &gone, 42, true)),
+    );
+    let running_pod = held_pod(&cr, &next, "g1-r0", "2024-12-02T02:00:02Z", "", None);
+    let cleanup = cleanup_job_name("payments-nightly", &gone);
+    let id = gone.clone();
+    let mut calls = daily_secrets(secret("s3-credentials", &["AWS_ACCESS_KEY_ID"]));
+    calls.extend([
+        apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
+        apply(
+            path("v1", "configmaps", "payments-nightly-kb-task-g1-r0"),
+            |_| {},
+        ),
+        apply(path("batch/v1", "cronjobs", &cron), |body| {
+            let pod = &body["spec"]["jobTemplate"]["spec"]["template"]["metadata"];
+            assert_eq!(pod["finalizers"], json!(["tidemark.dev/result"]), "{body}");
+        }),
+        list_jobs("payments-nightly", vec![done, running]),
+        list_tasks("payments-nightly", &["g1-r0"]),
+        list_pods(
+            "payments-nightly",
+            vec![old_pod.clone(), gone_pod.clone(), running_pod],
+        ),
+        apply(
+            path("v1", "configmaps", "payments-nightly-kb-cleanup-task"),
+            |_| {},
+        ),
+        apply(path("batch/v1", "jobs", &cleanup), |body| {
+            assert_eq!(
+                body["metadata"]["finalizers"],
+                json!(["tidemark.dev/result"])
+            );
+        }),
+        event("Normal", "CleanupJobCreated"),
+        status(&cr, move |s| {
+            assert_eq!(s["phase"], "Running", "the next backup runs: {s}");
+            assert_eq!(s["lastBackupId"], id.as_str());
+            assert_eq!(s["records"], 42);
+            assert_eq!(s["lastRun"]["jobName"], id.as_str());
+            assert_eq!(s["lastRun"]["phase"], "Completed");
+            assert_eq!(s["lastRun"]["reason"], "BackupCompleted");
+            assert_eq!(s["lastSuccessfulTime"], "2024-12-01T02:40:00Z");
+        }),
+        event("Normal", "JobSucceeded"),
+        release_pod(&old_pod),
+        release_pod(&gone_pod),
+    ]);
+    let (result, _, metrics) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
+    assert_eq!(metrics.job_count(KIND, "succeeded"), 1);
+    assert_eq!(metrics.job_count(KIND, "failed"), 0);
+}
+
+// Hole: the cleanup Job succeeded and is gone (its TTL) before the operator read it; its pod,
+// held by the result finalizer, has the result: the cleanup is recorded Completed with what it
+// deleted, and only then is the pod's finalizer released.
+#[tokio::test]
+async fn a_cleanup_whose_job_is_gone_is_recorded_from_its_pod() {
+    let cr = kb(&without_schedule(BACKUP_DAILY_S3));
+    let job = cr.job_name(RUN).expect("name");
+    let cleanup = cleanup_job_name("payments-nightly", &job);
+    let cr = after_backup_with_cleanup(&job, &cleanup);
+    let result = json!({
+        "phase": "Completed", "operation": "backup-cleanup",
+        "message": "Retention for chain kafka-backup-payments-nightly: deleted 1 backup, kept 7 backups",
+        "backup": {"backupId": "", "complete": false, "topics": 0, "partitions": 0, "records": 0,
+                   "bytes": 0, "storedBytes": 0, "segments": 0, "groupsCaptured": 0,
+                   "deleted": ["old-1"], "deletedTotal": 1}
+    });
+    let mut pod = held_pod(
+        &cr,
+        &cleanup,
+        "g1-r0",
+        "2024-12-01T02:31:00Z",
+        "2024-12-01T02:40:00Z",
+        Some(result),
+    );
+    pod["metadata"]["labels"]["app.kubernetes.io/component"] = json!("backup-cleanup");
+    let items = vec![pod.clone()];
+    let selector = format!("labelSelector=batch.kubernetes.io%2Fjob-name%3D{cleanup}");
+    let calls = vec![
+        get(
+            path("batch/v1", "jobs", &cleanup),
+            not_found("jobs", &cleanup),
+        ),
+        get(
+            format!("/api/v1/namespaces/{NS}/pods"),
+            list("PodList", items),
+        )
+        .check(move |_, q| assert!(q.contains(&selector), "{q}")),
+        event("Normal", "CleanupCompleted").check(|body, _| {
+            let note = body["note"].as_str().expect("note");
+            assert!(note.contains("deleted 1 backups: old-1"), "{note}");
+        }),
+        status(&cr, |s| {
+            let c = &s["cleanup"];
+            assert_eq!(c["phase"], "Completed", "{s}");
+            assert_eq!(c["deleted"], json!(["old-1"]));
+        }),
+        release_pod(&pod),
+    ];
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::await_change());
+}
+
+/// The continuous Azure sample edited (generation 2) while its run g1-r0 runs its Job: the
+/// resource, the Job's name, and the g1-r0 task ConfigMap as the API server returns it, with
+/// the `finish` request made at `finish` if given.
+fn continuous_edited(suspend: bool, finish: Option<&str>) -> (KafkaBackup, String, Value) {
+    let yaml = if suspend {
+        BACKUP_CONTINUOUS_AZURE.replace(
+            "  mode: continuous\n",
+            "  mode: continuous\n  suspend: true\n",
+        )
+    } else {
+        BACKUP_CONTINUOUS_AZURE.to_string()
+    };
+    let first = kb(&yaml);
+    let job = first.job_name(RUN).expect("name");
+    let mut task =
+        serde_json::to_value(crate::build::task::task_config_map(&first, RUN).expect("task"))
+            .expect("json");
+    if let Some(at) = finish {
+        task["data"]["finish"] = json!(at);
+    }
+    let mut cr = first;
+    cr.metadata.generation = Some(2);
+    (with_status(cr, "g1-r0", "Running", &job), job, task)
+}
+
+/// The reads of a running continuous backup's Job and of its run's task ConfigMap `task`.
+fn finishing_reads(job: &str, task: Value) -> Vec<Call> {
+    vec![
+        get(path("batch/v1", "jobs", job), job_reply(job, None)),
+        get(
+            path("v1", "configmaps", "audit-stream-kb-task-g1-r0"),
+            Reply::Json(StatusCode::OK, task),
+        ),
+    ]
+}
+
+// Hole: the user ends a running continuous backup with an edit (a new run) or `suspend: true`:
+// before anything is stopped, the backup is asked to finish — the `finish` key is added to its
+// run's task ConfigMap (mounted in its pod) with a merge patch that leaves the task alone — and
+// the new run waits (WaitingForPreviousRun, an Event); nothing is deleted yet. Looked at again
+// within the time allowed, it only waits.
+#[tokio::test]
+async fn a_continuous_backup_the_user_ends_is_asked_to_finish_before_it_stops() {
+    for suspend in [false, true] {
+        let (cr, job, task) = continuous_edited(suspend, None);
+        let mut calls = finishing_reads(&job, task.clone());
+        calls.extend([
+            Call::new(
+                Method::PATCH,
+                path("v1", "configmaps", "audit-stream-kb-task-g1-r0"),
+                Reply::Json(StatusCode::OK, task),
+            )
+            .check(|body, query| {
+                assert!(!query.contains("fieldManager"), "a merge patch: {query}");
+                assert!(body["data"]["finish"].is_string(), "{body}");
+                assert!(body["data"].get("task.yaml").is_none(), "{body}");
+            }),
+            status(&cr, |s| {
+                assert_eq!(s["phase"], "Pending");
+                assert_eq!(s["run"], "g1-r0", "the running run is still the one named");
+                assert_conditions(s, [false, true, false], "WaitingForPreviousRun");
+                let message = condition(s, "Ready")["message"].as_str().expect("message");
+                assert!(message.contains("was asked to finish"), "{message}");
+            }),
+            event("Normal", "FinishRequested"),
+        ]);
+        let (result, _, _) = scenario(cr, calls).await;
+        assert_eq!(
+            result.expect("reconciled"),
+            Action::requeue(crate::controller::backup::FINISH_POLL)
+        );
+
+        // Asked a moment ago: it is given time, nothing else happens.
+        let (cr, job, task) = continuous_edited(suspend, Some(&st_now()));
+        let (result, _, _) = scenario(cr, finishing_reads(&job, task)).await;
+        assert_eq!(
+            result.expect("reconciled"),
+            Action::requeue(crate::controller::backup::FINISH_POLL)
+        );
+    }
+}
+
+fn st_now() -> String {
+    crate::controller::status::now()
+}
+
+// Hole: a continuous backup asked to finish did not within the time allowed (its pod cannot
+// see the request, the worker hangs): a Warning says so, and it is stopped as any superseded
+// run (foreground delete, its task ConfigMap deleted), left resumable.
+#[tokio::test]
+async fn a_continuous_backup_that_does_not_finish_in_time_is_stopped() {
+    let (cr, job, task) = continuous_edited(false, Some("2024-12-01T12:00:00Z"));
+    let uid = cr.metadata.uid.clone().expect("uid");
+    let mut running = match job_reply(&job, None) {
+        Reply::Json(_, j) => j,
+        _ => unreachable!("JSON"),
+    };
+    running["metadata"]["labels"] = json!({
+        "tidemark.dev/owner-kind": KIND, "tidemark.dev/owner-name": "audit-stream",
+        "tidemark.dev/run": "g1-r0"
+    });
+    running["metadata"]["ownerReferences"] = json!([{
+        "apiVersion": "tidemark.dev/v1alpha1", "kind": KIND, "name": "audit-stream",
+        "uid": uid, "controller": true
+    }]);
+    let mut calls = finishing_reads(&job, task);
+    calls.extend([
+        event("Warning", "FinishTimedOut"),
+        list_run_jobs(&cr, vec![running]),
+        Call::new(
+            Method::DELETE,
+            path("batch/v1", "jobs", &job),
+            Reply::Json(
+                StatusCode::OK,
+                json!({"kind": "Status", "status": "Success"}),
+            ),
+        )
+        .check(|body, _| assert_eq!(body["propagationPolicy"], "Foreground", "{body}")),
+        Call::new(
+            Method::DELETE,
+            path("v1", "configmaps", "audit-stream-kb-task-g1-r0"),
+            Reply::Json(
+                StatusCode::OK,
+                json!({"kind": "Status", "status": "Success"}),
+            ),
+        ),
+        list_run_pods(&cr, vec![]),
+        status(&cr, |s| {
+            assert_eq!(s["phase"], "Pending");
+            assert_conditions(s, [false, true, false], "WaitingForPreviousRun");
+        }),
+        event("Normal", "WaitingForPreviousRun"),
+    ]);
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(
+        result.expect("reconciled"),
+        Action::requeue(crate::controller::PREVIOUS_RUN_POLL)
+    );
+}
+
+// A suspended continuous backup: once its finished run is recorded and stopped (nothing of it
+// left), the phase is Suspended, Ready, and no Job is created; seen again, nothing is called.
+#[tokio::test]
+async fn a_suspended_continuous_backup_runs_nothing() {
+    let yaml = BACKUP_CONTINUOUS_AZURE.replace(
+        "  mode: continuous\n",
+        "  mode: continuous\n  suspend: true\n",
+    );
+    let mut cr = kb(&yaml);
+    let job = cr.job_name(RUN).expect("name");
+    cr.metadata.generation = Some(2);
+    let mut cr = with_status(cr, "g1-r0", "Completed", &job);
+    if let Some(s) = cr.status.as_mut() {
+        s.last_backup_id = Some(job.clone());
+    }
+    let id = job.clone();
+    let mut calls = superseded_run(
+        &cr,
+        "g1-r0",
+        Reply::Json(
+            StatusCode::OK,
+            json!({"kind": "Status", "status": "Success"}),
+        ),
+    );
+    calls.extend([
+        status(&cr, move |s| {
+            assert_eq!(s["phase"], "Suspended");
+            assert_eq!(s["run"], "g2-r0");
+            assert_eq!(s["observedGeneration"], 2);
+            assert_eq!(
+                s["lastBackupId"],
+                id.as_str(),
+                "the finished backup is kept"
+            );
+            assert!(s.get("jobName").is_none(), "{s}");
+            assert_conditions(s, [true, false, false], "Suspended");
+        }),
+        event("Normal", "Suspended"),
+    ]);
+    let (result, _, _) = scenario(cr.clone(), calls).await;
+    assert_eq!(result.expect("reconciled"), Action::await_change());
+
+    let mut suspended = cr;
+    if let Some(s) = suspended.status.as_mut() {
+        s.common.phase = Some(crate::crd::status::Phase::Suspended);
+        s.common.run = Some("g2-r0".into());
+    }
+    let (result, _, _) = scenario(suspended, vec![]).await;
+    assert_eq!(result.expect("reconciled"), Action::await_change());
+}
+
+// Hole: the continuous backup asked to finish completed (its manifest written): the new run
+// first records it — Completed with its counts, as a complete backup — and only then, on the
+// next look, stops its Job and starts.
+#[tokio::test]
+async fn a_finished_continuous_backup_is_recorded_complete_before_the_next_run() {
+    let (cr, job, _) = continuous_edited(false, Some("2024-12-01T12:00:00Z"));
+    let uid = cr.metadata.uid.clone().expect("uid");
+    let mut done = match job_reply(&job, Some(("Complete", "CompletionsReached"))) {
+        Reply::Json(_, j) => j,
+        _ => unreachable!("JSON"),
+    };
+    done["metadata"]["labels"] = json!({
+        "tidemark.dev/owner-kind": KIND, "tidemark.dev/owner-name": "audit-stream",
+        "tidemark.dev/run": "g1-r0"
+    });
+    done["metadata"]["ownerReferences"] = json!([{
+        "apiVersion": "tidemark.dev/v1alpha1", "kind": KIND, "name": "audit-stream",
+        "uid": uid, "controller": true
+    }]);
+    let id = job.clone();
+    let calls = vec![
+        get(
+            path("batch/v1", "jobs", &job),
+            Reply::Json(StatusCode::OK, done.clone()),
+        ),
+        list_run_jobs(&cr, vec![done]),
+        pods_call(
+            &job,
+            &[(
+                "2024-12-01T12:03:00Z",
+                Some(backup_result(0, &job, 900, true)),
+            )],
+        ),
+        status(&cr, move |s| {
+            assert_eq!(s["phase"], "Completed", "{s}");
+            assert_eq!(s["run"], "g1-r0");
+            assert_eq!(s["lastBackupId"], id.as_str());
+            assert_eq!(s["records"], 900);
+            assert_eq!(s["lastRun"]["phase"], "Completed");
+        }),
+        event("Normal", "JobSucceeded"),
+    ];
+    let (result, _, metrics) = scenario(cr, calls).await;
+    assert_eq!(
+        result.expect("reconciled"),
+        Action::requeue(crate::controller::PREVIOUS_RUN_POLL)
+    );
+    assert_eq!(metrics.job_count(KIND, "succeeded"), 1);
 }

@@ -364,7 +364,21 @@ fn pods_call(job: &str, containers: &[(&str, Option<Value>)]) -> Call {
 /// The pods of Job `job`: one terminated `tidemark` container per `(completion index,
 /// finishedAt, message)`, the index as the Job controller labels it (none: not Indexed).
 fn indexed_pods_call(job: &str, containers: &[(Option<u32>, &str, Option<Value>)]) -> Call {
-    let items: Vec<Value> = containers
+    let items = indexed_pods(job, containers);
+    let selector = format!("labelSelector=batch.kubernetes.io%2Fjob-name%3D{job}");
+    get(
+        format!("/api/v1/namespaces/{NS}/pods"),
+        Reply::Json(
+            StatusCode::OK,
+            json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items}),
+        ),
+    )
+    .check(move |_, query| assert!(query.contains(&selector), "{query}"))
+}
+
+/// The pods of Job `job` as [`indexed_pods_call`] answers them.
+fn indexed_pods(job: &str, containers: &[(Option<u32>, &str, Option<Value>)]) -> Vec<Value> {
+    containers
         .iter()
         .enumerate()
         .map(|(i, (index, finished, message))| {
@@ -385,16 +399,7 @@ fn indexed_pods_call(job: &str, containers: &[(Option<u32>, &str, Option<Value>)
                 }]}
             })
         })
-        .collect();
-    let selector = format!("labelSelector=batch.kubernetes.io%2Fjob-name%3D{job}");
-    get(
-        format!("/api/v1/namespaces/{NS}/pods"),
-        Reply::Json(
-            StatusCode::OK,
-            json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items}),
-        ),
-    )
-    .check(move |_, query| assert!(query.contains(&selector), "{query}"))
+        .collect()
 }
 
 /// The reads of a Job `job` that ended with `condition` (`(type, reason)`): the Job, then its

@@ -204,7 +204,7 @@ fn run_pod<K: RunKind>(cr: &K, job: &str, run: &str, phase: &str, result: Option
 
 /// The merge patch that removes the result finalizer from `obj` (at its resourceVersion),
 /// keeping the others; answered with `obj`.
-fn release(obj: &Value, resource_path: String, keep: Value) -> Call {
+pub(super) fn release(obj: &Value, resource_path: String, keep: Value) -> Call {
     let version = obj["metadata"]["resourceVersion"].clone();
     Call::new(
         Method::PATCH,
