@@ -51,7 +51,7 @@ pub fn cron_job<K: WorkerKind>(
     };
     let parts = run_parts(cr, run)?;
     let mut spec = job_spec(cr, &parts, config)?;
-    hold_pod_results(&mut spec);
+    hold_pod_results(&mut spec, cr.meta().uid.as_deref());
     Ok(Some(CronJob {
         metadata: ObjectMeta {
             name: Some(cron_job_name(cr)?),

@@ -116,22 +116,41 @@ pub fn job<K: WorkerKind>(cr: &K, run: RunId, config: &OperatorConfig) -> Result
     Ok(job)
 }
 
+/// Label on the pods that hold a result: the uid of the resource they run for, so that the
+/// pods of a deleted resource are told from those of a new one of the same name
+/// ([`crate::controller::sweep`]).
+pub const OWNER_UID_LABEL: &str = "tidemark.dev/owner-uid";
+
 /// Puts the [`RESULT_FINALIZER`] on `job` and on its pods ([`hold_pod_results`]).
 pub fn hold_results(job: &mut Job) {
     job.metadata.finalizers = Some(vec![RESULT_FINALIZER.to_string()]);
+    let owner = job
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))
+        .map(|o| o.uid.clone());
     if let Some(spec) = job.spec.as_mut() {
-        hold_pod_results(spec);
+        hold_pod_results(spec, owner.as_deref());
     }
 }
 
 /// Puts the [`RESULT_FINALIZER`] on the pod template of `spec`: the Job controller copies a
 /// pod template's finalizers to the pods it creates (the CronJob controller does not copy a job
 /// template's own finalizers to its Jobs, so a scheduled backup's results are held by its pods).
-pub fn hold_pod_results(spec: &mut JobSpec) {
-    spec.template
+/// The pods are labelled with `owner_uid`, the resource's uid ([`OWNER_UID_LABEL`]).
+pub fn hold_pod_results(spec: &mut JobSpec, owner_uid: Option<&str>) {
+    let meta = spec
+        .template
         .metadata
-        .get_or_insert_with(ObjectMeta::default)
-        .finalizers = Some(vec![RESULT_FINALIZER.to_string()]);
+        .get_or_insert_with(ObjectMeta::default);
+    meta.finalizers = Some(vec![RESULT_FINALIZER.to_string()]);
+    if let Some(uid) = owner_uid {
+        meta.labels
+            .get_or_insert_with(Default::default)
+            .insert(OWNER_UID_LABEL.to_string(), uid.to_string());
+    }
 }
 
 /// A worker Job of `cr` named `job_name`, made of `parts`, owned by `cr`.
@@ -594,10 +613,13 @@ mod tests {
             ] {
                 assert_eq!(labels.get(k).map(String::as_str), Some(v), "{k}");
             }
+            // The pods have the Job's labels, and the uid of the resource they hold a result for.
             let template = &job.spec.as_ref().expect("spec").template;
+            let mut pod_labels = labels.clone();
+            pod_labels.insert(OWNER_UID_LABEL.to_string(), owner.uid.clone());
             assert_eq!(
                 template.metadata.as_ref().and_then(|m| m.labels.as_ref()),
-                Some(labels)
+                Some(&pod_labels)
             );
 
             let c = container(&job);

@@ -12,6 +12,7 @@ pub mod restore;
 pub mod rollback;
 pub mod status;
 pub mod stop;
+pub mod sweep;
 pub mod worker;
 
 #[cfg(test)]
@@ -355,6 +356,7 @@ pub async fn run(
 ) {
     let shutdown = shutdown.shared();
     futures::join!(
+        sweep::run(ctx.clone(), shutdown.clone()),
         controller::<KafkaBackup>(ctx.clone(), shutdown.clone()),
         controller::<KafkaOffsetRollback>(ctx.clone(), shutdown.clone()),
         controller::<KafkaOffsetReset>(ctx.clone(), shutdown.clone()),

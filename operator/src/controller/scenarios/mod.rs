@@ -8,6 +8,7 @@ mod reset;
 mod restore;
 mod rollback;
 mod runs;
+mod sweep;
 
 use std::panic::resume_unwind;
 use std::sync::Arc;
