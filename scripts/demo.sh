@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 bash scripts/install-test-tools.sh --kafka-only
 TOOLS="${TIDEMARK_TOOLS:-$HOME/.cache/tidemark/tools}"
 echo "==> building tidemark"
-cargo build --quiet -p tidemark -p tidemark-tests --bins
+cargo build --quiet --locked -p tidemark -p tidemark-tests --bins
 TARGET="${CARGO_TARGET_DIR:-target}/debug"
 TIDEMARK="$TARGET/tidemark"
 LOAD="$TARGET/tidemark-demo-load"

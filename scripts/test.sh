@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every check and test: the packaging tests (Helm chart and config/, with Helm's own
-# engine), formatting, clippy, unit tests and the integration tests against real servers (tansu,
-# an S3 server, Azurite, a GCS emulator), installing those first if needed.
+# Runs every check and test: the dependency policy (cargo-deny with deny.toml), the packaging
+# tests (Helm chart and config/, with Helm's own engine), formatting, clippy, unit tests and the
+# integration tests against real servers (tansu, an S3 server, Azurite, a GCS emulator),
+# installing those first if needed.
 #
 # `bash scripts/test.sh --fresh` proves the same on a machine as new as CI's: it clones the
 # committed HEAD into a temporary directory and runs this script there with an empty cargo home
@@ -28,6 +29,9 @@ fi
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 bash scripts/install-test-tools.sh
+TOOLS="${TIDEMARK_TOOLS:-$HOME/.cache/tidemark/tools}"
+echo "==> cargo deny: licenses, bans, sources (deny.toml; advisories need a database: docs/security.md)"
+PATH="$TOOLS/bin:$PATH" cargo deny --locked check --hide-inclusion-graph licenses bans sources
 echo "==> packaging tests (Helm chart, config/, README helm commands)"
 bash tests/packaging/run.sh
 echo "==> cargo fmt --check"
