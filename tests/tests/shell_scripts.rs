@@ -11,28 +11,31 @@ fn repo() -> PathBuf {
         .expect("repository root")
 }
 
-/// The shell scripts of the repository: `*.sh` files and files starting with a `bash` or `sh`
-/// shebang such as `.ci/run` (build output and version control aside).
+/// Scripts kept exactly as the documents users copy them from print them (run unchanged by
+/// `documented_workflows`), warts included: they are not ours to fix.
+const VERBATIM: &str = "tests/fixtures/workflows/";
+
+/// The shell scripts of the repository: tracked `*.sh` files and tracked files starting with a
+/// `bash` or `sh` shebang such as `.ci/run`, except the [`VERBATIM`] ones. Only tracked files:
+/// a tools cache or virtualenv inside the checkout holds scripts that are not ours.
 fn shell_scripts() -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![repo()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).expect("read dir") {
-            let path = entry.expect("entry").path();
-            let name = path
-                .file_name()
-                .expect("name")
-                .to_string_lossy()
-                .into_owned();
-            if path.is_dir() {
-                if !matches!(name.as_str(), "target" | ".git" | "node_modules") {
-                    stack.push(path);
-                }
-            } else if name.ends_with(".sh") || has_shell_shebang(&path) {
-                out.push(path);
-            }
-        }
-    }
+    let root = repo();
+    let output = Command::new("git")
+        .args(["ls-files", "-z"])
+        .current_dir(&root)
+        .output()
+        .expect("git ls-files runs");
+    assert!(output.status.success(), "git ls-files failed");
+    let mut out: Vec<PathBuf> = output
+        .stdout
+        .split(|b| *b == 0)
+        .filter(|p| !p.is_empty())
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .filter(|p| !p.starts_with(VERBATIM))
+        .map(|p| root.join(p))
+        .filter(|p| p.is_file())
+        .filter(|p| p.to_string_lossy().ends_with(".sh") || has_shell_shebang(p))
+        .collect();
     out.sort();
     out
 }
