@@ -180,6 +180,9 @@ impl RunKind for KafkaBackup {
     }
 
     async fn reconcile(&self, ctx: &Context) -> Result<Action, Error> {
+        if self.metadata.deletion_timestamp.is_some() {
+            return finish_on_delete(self, ctx).await;
+        }
         let run = worker::validated_run(self, ctx).await?;
         if self.spec.schedule.is_some() {
             return reconcile_scheduled(self, ctx, run).await;
@@ -571,6 +574,7 @@ async fn keep_continuous_running(
     job_name: &str,
 ) -> Result<Option<Action>, Error> {
     let ns = build::namespace(cr).map_err(Error::Build)?;
+    hold_for_finish(cr, ctx, &ns).await?;
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     let job = jobs
         .get_opt(job_name)
@@ -615,8 +619,7 @@ pub const FINISH_TIMEOUT: Duration = Duration::from_secs(300);
 pub const FINISH_POLL: Duration = Duration::from_secs(10);
 
 /// Before a continuous backup whose run the user ended (the spec changed, or `suspend: true`)
-/// is stopped, it is asked to finish: the `finish` key is added to its run's task ConfigMap
-/// (mounted in its pods, where the worker looks for it) and the new run waits, `Reconciling`
+/// is stopped, it is asked to finish ([`finish_job`]) and the new run waits, `Reconciling`
 /// with `WaitingForPreviousRun`, until the Job completes (the usual observation then records
 /// the complete backup) or [`FINISH_TIMEOUT`] has passed since the request (Warning Event
 /// `FinishTimedOut`; it is then stopped as any superseded run). `None` when there is nothing to
@@ -638,6 +641,40 @@ async fn finish_previous_continuous(
     if old_run == run.to_string() {
         return Ok(None);
     }
+    match finish_job(cr, ctx, old_run, job_name).await? {
+        Finish::Nothing | Finish::TimedOut => Ok(None),
+        Finish::Waiting => Ok(Some(Action::requeue(FINISH_POLL))),
+        Finish::Requested(left) => {
+            let status = stop::waiting(cr, current, run, &left, &st::now());
+            let event = (EventType::Normal, REASON_FINISH_REQUESTED, "FinishBackup");
+            worker::write_status(cr, ctx, status, Some(event)).await?;
+            Ok(Some(Action::requeue(FINISH_POLL)))
+        }
+    }
+}
+
+/// Where asking a continuous backup's Job to finish stands.
+#[derive(Debug, PartialEq, Eq)]
+enum Finish {
+    /// No continuous backup Job of that run is running.
+    Nothing,
+    /// Asked now; the text says what runs and for how long it may.
+    Requested(String),
+    /// Asked before; it may still finish.
+    Waiting,
+    /// Asked [`FINISH_TIMEOUT`] ago or more (a Warning Event said so).
+    TimedOut,
+}
+
+/// Asks the continuous backup Job `job_name` of `cr`'s run `run` to finish: the `finish` key
+/// is added to the run's task ConfigMap (mounted in its pods, where the worker looks for it),
+/// then the worker stores what it read, writes the manifest and exits 0.
+async fn finish_job(
+    cr: &KafkaBackup,
+    ctx: &Context,
+    run: &str,
+    job_name: &str,
+) -> Result<Finish, Error> {
     let ns = build::namespace(cr).map_err(Error::Build)?;
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     let job = jobs
@@ -648,11 +685,10 @@ async fn finish_previous_continuous(
             source,
         })?;
     if job.as_ref().is_none_or(|j| st::job_end(j).is_some()) {
-        return Ok(None);
+        return Ok(Finish::Nothing);
     }
     let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
-    let task_name =
-        build::kind_child_name::<KafkaBackup>(&cr.name_any(), &format!("task-{old_run}"));
+    let task_name = build::kind_child_name::<KafkaBackup>(&cr.name_any(), &format!("task-{run}"));
     let task = config_maps
         .get_opt(&task_name)
         .await
@@ -661,7 +697,7 @@ async fn finish_previous_continuous(
             source,
         })?;
     let Some(task) = task.filter(continuous_task) else {
-        return Ok(None);
+        return Ok(Finish::Nothing);
     };
     let now = st::now();
     let requested = task
@@ -671,17 +707,13 @@ async fn finish_previous_continuous(
         .cloned();
     let Some(requested) = requested else {
         request_finish(&config_maps, &task_name, &ns, &now).await?;
-        let left = format!(
+        return Ok(Finish::Requested(format!(
             "continuous backup Job {job_name} was asked to finish (store what it read and write its manifest) and is given up to {} minutes",
             FINISH_TIMEOUT.as_secs() / 60
-        );
-        let status = stop::waiting(cr, current, run, &left, &now);
-        let event = (EventType::Normal, REASON_FINISH_REQUESTED, "FinishBackup");
-        worker::write_status(cr, ctx, status, Some(event)).await?;
-        return Ok(Some(Action::requeue(FINISH_POLL)));
+        )));
     };
     if !finish_timed_out(&requested, &now) {
-        return Ok(Some(Action::requeue(FINISH_POLL)));
+        return Ok(Finish::Waiting);
     }
     let note = format!(
         "continuous backup Job {job_name} did not finish within {} minutes of the request ({requested}); it is stopped and left resumable without a manifest",
@@ -695,7 +727,85 @@ async fn finish_previous_continuous(
         &note,
     )
     .await;
-    Ok(None)
+    Ok(Finish::TimedOut)
+}
+
+/// Finalizer on a KafkaBackup while a continuous backup of it runs: deleting the resource then
+/// first asks the backup to finish ([`finish_on_delete`]), so that what it read is a complete,
+/// restorable backup, instead of its Job being stopped mid-run.
+pub const FINISH_FINALIZER: &str = "tidemark.dev/finish-backup";
+
+/// Puts [`FINISH_FINALIZER`] on `cr` (a running continuous backup) when it lacks it.
+async fn hold_for_finish(cr: &KafkaBackup, ctx: &Context, ns: &str) -> Result<(), Error> {
+    if cr.finalizers().iter().any(|f| f == FINISH_FINALIZER) {
+        return Ok(());
+    }
+    let mut finalizers = cr.finalizers().to_vec();
+    finalizers.push(FINISH_FINALIZER.to_string());
+    patch_finalizers(cr, ctx, ns, finalizers).await
+}
+
+/// Sets `cr`'s finalizers to `finalizers` (a merge patch guarded by its resourceVersion, so a
+/// concurrent change fails it and the reconcile retries).
+async fn patch_finalizers(
+    cr: &KafkaBackup,
+    ctx: &Context,
+    ns: &str,
+    finalizers: Vec<String>,
+) -> Result<(), Error> {
+    let api: Api<KafkaBackup> = Api::namespaced(ctx.client.clone(), ns);
+    let patch = serde_json::json!({
+        "metadata": {"finalizers": finalizers, "resourceVersion": cr.resource_version()}
+    });
+    let name = cr.name_any();
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|source| Error::Apply {
+            what: format!("the finalizers of {KIND} {ns}/{name}"),
+            source,
+        })?;
+    Ok(())
+}
+
+/// A KafkaBackup being deleted while its continuous backup runs: the backup is asked to finish
+/// ([`finish_job`]) and given up to [`FINISH_TIMEOUT`]; then [`FINISH_FINALIZER`] goes and the
+/// deletion proceeds (its Jobs are collected with it). Nothing else runs for a resource being
+/// deleted.
+async fn finish_on_delete(cr: &KafkaBackup, ctx: &Context) -> Result<Action, Error> {
+    if !cr.finalizers().iter().any(|f| f == FINISH_FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    let ns = build::namespace(cr).map_err(Error::Build)?;
+    let common = cr.status.as_ref().map(|s| &s.common);
+    let running = common
+        .filter(|c| c.phase == Some(Phase::Running))
+        .and_then(|c| Some((c.run.as_deref()?, c.job_name.as_deref()?)));
+    if let Some((run, job_name)) = running {
+        match finish_job(cr, ctx, run, job_name).await? {
+            Finish::Nothing | Finish::TimedOut => {}
+            Finish::Waiting => return Ok(Action::requeue(FINISH_POLL)),
+            Finish::Requested(left) => {
+                let note = format!("{KIND} {} is being deleted: {left}", cr.name_any());
+                ctx.publish(
+                    cr,
+                    EventType::Normal,
+                    REASON_FINISH_REQUESTED,
+                    "FinishBackup",
+                    &note,
+                )
+                .await;
+                return Ok(Action::requeue(FINISH_POLL));
+            }
+        }
+    }
+    let rest: Vec<String> = cr
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINISH_FINALIZER)
+        .cloned()
+        .collect();
+    patch_finalizers(cr, ctx, &ns, rest).await?;
+    Ok(Action::await_change())
 }
 
 /// Whether `task` (a run's task ConfigMap) holds a continuous backup task.

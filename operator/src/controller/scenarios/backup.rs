@@ -10,7 +10,7 @@ use crate::build::backup::cleanup_job_name;
 use crate::build::cronjob::cron_job_name;
 use crate::build::fixtures::*;
 use crate::build::{RunId, WorkerKind};
-use crate::controller::backup::SCHEDULE_POLL;
+use crate::controller::backup::{FINISH_FINALIZER, SCHEDULE_POLL};
 use crate::controller::{RUNNING_POLL, SECRET_POLL};
 use crate::crd::KafkaBackup;
 
@@ -946,7 +946,8 @@ async fn a_running_backup_job_is_only_read() {
 async fn a_continuous_backup_whose_job_is_gone_runs_again_under_the_same_name() {
     let cr = kb(BACKUP_CONTINUOUS_AZURE);
     let job = cr.job_name(RUN).expect("name");
-    let cr = with_status(cr, "g1-r0", "Running", &job);
+    let mut cr = with_status(cr, "g1-r0", "Running", &job);
+    cr.metadata.finalizers = Some(vec![FINISH_FINALIZER.to_string()]);
     let calls = vec![
         get(path("batch/v1", "jobs", &job), not_found("jobs", &job)),
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
@@ -988,7 +989,23 @@ async fn a_continuous_backups_last_checkpoint_and_lag_reach_the_status() {
     interrupted["error"] = json!({"kind": "backup_interrupted", "exitCode": 75});
     interrupted["backup"]["checkpointTime"] = json!("2024-12-01T12:30:00Z");
     interrupted["backup"]["lag"] = json!(42);
+    let mut cr = cr;
+    cr.metadata.resource_version = Some("41".into());
     let calls = vec![
+        // A running continuous backup holds its resource: deleting it asks it to finish first.
+        Call::new(
+            Method::PATCH,
+            "/apis/tidemark.dev/v1alpha1/namespaces/kafka-backup/kafkabackups/audit-stream",
+            Reply::Json(StatusCode::OK, serde_json::to_value(&cr).expect("cr")),
+        )
+        .check(|body, _| {
+            assert_eq!(
+                body["metadata"]["finalizers"],
+                json!([FINISH_FINALIZER]),
+                "{body}"
+            );
+            assert_eq!(body["metadata"]["resourceVersion"], "41", "{body}");
+        }),
         get(path("batch/v1", "jobs", &job), job_reply(&job, None)),
         pods_call(&job, &[("2024-12-01T12:30:01Z", Some(interrupted))]),
         status(&cr, |s| {
@@ -1382,6 +1399,77 @@ async fn a_continuous_backup_the_user_ends_is_asked_to_finish_before_it_stops() 
             Action::requeue(crate::controller::backup::FINISH_POLL)
         );
     }
+}
+
+// Hole: the user deletes a running continuous backup: the resource stays (its finalizer) while
+// the backup is asked to finish, like an edit; once its Job completed (or the time allowed has
+// passed), the finalizer goes and the deletion proceeds. Other finalizers stay.
+#[tokio::test]
+async fn a_deleted_continuous_backup_finishes_before_the_resource_goes() {
+    let deleting = |finish: Option<&str>| {
+        let (mut cr, job, task) = continuous_edited(false, finish);
+        cr.metadata.generation = Some(1);
+        cr.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::now(),
+            ));
+        cr.metadata.finalizers = Some(vec!["example.com/other".into(), FINISH_FINALIZER.into()]);
+        cr.metadata.resource_version = Some("77".into());
+        (cr, job, task)
+    };
+    let cr_path = "/apis/tidemark.dev/v1alpha1/namespaces/kafka-backup/kafkabackups/audit-stream";
+
+    // Asked to finish.
+    let (cr, job, task) = deleting(None);
+    let mut calls = finishing_reads(&job, task.clone());
+    calls.extend([
+        Call::new(
+            Method::PATCH,
+            path("v1", "configmaps", "audit-stream-kb-task-g1-r0"),
+            Reply::Json(StatusCode::OK, task),
+        )
+        .check(|body, _| assert!(body["data"]["finish"].is_string(), "{body}")),
+        event("Normal", "FinishRequested"),
+    ]);
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(
+        result.expect("reconciled"),
+        Action::requeue(crate::controller::backup::FINISH_POLL)
+    );
+
+    // Still finishing: only looked at.
+    let (cr, job, task) = deleting(Some(&st_now()));
+    let (result, _, _) = scenario(cr, finishing_reads(&job, task)).await;
+    assert_eq!(
+        result.expect("reconciled"),
+        Action::requeue(crate::controller::backup::FINISH_POLL)
+    );
+
+    // Its Job completed: the finalizer goes, the other one stays.
+    let (cr, job, _) = deleting(Some(&st_now()));
+    let reply = serde_json::to_value(&cr).expect("cr");
+    let calls = vec![
+        get(
+            path("batch/v1", "jobs", &job),
+            job_reply(&job, Some(("Complete", "CompletionsReached"))),
+        ),
+        Call::new(Method::PATCH, cr_path, Reply::Json(StatusCode::OK, reply)).check(|body, _| {
+            assert_eq!(
+                body["metadata"]["finalizers"],
+                json!(["example.com/other"]),
+                "{body}"
+            );
+            assert_eq!(body["metadata"]["resourceVersion"], "77", "{body}");
+        }),
+    ];
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::await_change());
+
+    // Without the finalizer (nothing ran, or it was released): nothing at all.
+    let (mut cr, _, _) = deleting(None);
+    cr.metadata.finalizers = None;
+    let (result, _, _) = scenario(cr, vec![]).await;
+    assert_eq!(result.expect("reconciled"), Action::await_change());
 }
 
 fn st_now() -> String {
