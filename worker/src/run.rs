@@ -133,10 +133,7 @@ pub async fn run_task(task_file: &Path, result_file: &Path) -> Result<i32> {
 
 /// Reads, parses and validates a task document.
 pub fn load_task(path: &Path) -> Result<Task> {
-    let data = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let data = crate::limits::read_limited(path, crate::limits::MAX_TASK_BYTES)?;
     let task = Task::parse(&data, &path.display().to_string())?;
     task.validate()?;
     Ok(task)

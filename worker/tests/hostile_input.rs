@@ -612,3 +612,70 @@ fn a_small_zstd_frame_declaring_a_gigabyte_is_refused_before_allocating() {
         "{peak} bytes held to refuse a {len}-byte segment"
     );
 }
+
+/// Each document parser refuses an input past its limit, however valid, naming file and limit.
+#[test]
+fn documents_over_their_size_limit_are_refused_naming_the_limit() {
+    use tidemark::limits::{MAX_CONFIG_BYTES, MAX_CSV_BYTES, MAX_SNAPSHOT_BYTES, MAX_TASK_BYTES};
+    let limit = |name: &str| match name {
+        "task yaml" | "task json" => MAX_TASK_BYTES,
+        "snapshot" | "kmap" => MAX_SNAPSHOT_BYTES,
+        "reset csv" => MAX_CSV_BYTES,
+        "restore config" => MAX_CONFIG_BYTES,
+        _ => usize::MAX,
+    };
+    for (name, valid, parse) in parsers() {
+        let max = limit(name);
+        if max == usize::MAX {
+            continue;
+        }
+        // Trailing blank lines are valid in every one of these formats.
+        let mut data = valid.as_bytes().to_vec();
+        data.resize(max + 1, b'\n');
+        let err = parse(&data).expect_err(name);
+        assert!(
+            err.contains(FILE) && err.contains(&format!("limit of {max} bytes")),
+            "{name}: {err}"
+        );
+        // Without the limit the padded document parses: shown at the limit (the small ones;
+        // parsing 64 MiB of padding takes seconds in a debug build).
+        if max <= 1 << 20 {
+            data.truncate(max);
+            parse(&data).unwrap_or_else(|e| panic!("{name} at its limit: {e}"));
+        }
+    }
+}
+
+/// A topic pattern list or a consumer-group list longer than the limit is refused.
+#[test]
+fn lists_over_their_limit_are_refused() {
+    use tidemark::limits::MAX_LIST_ENTRIES;
+    let many: Vec<String> = (0..=MAX_LIST_ENTRIES).map(|i| format!("t{i}")).collect();
+    let err = tidemark::backup::select::TopicFilter::new(&many, &[])
+        .map(drop)
+        .expect_err("too many include patterns");
+    assert!(
+        err.contains("include list") && err.contains("limit"),
+        "{err}"
+    );
+    let ok = tidemark::backup::select::TopicFilter::new(&many[1..], &[]);
+    assert!(ok.is_ok());
+    let err = tidemark::groups::GroupSelector::new(&many, None, false)
+        .map(drop)
+        .expect_err("too many groups")
+        .to_string();
+    assert!(err.contains("--groups") && err.contains("limit"), "{err}");
+}
+
+/// A short regex whose compiled program is huge is refused by the size limit.
+#[test]
+fn a_regex_over_the_compiled_size_limit_is_refused() {
+    let err = tidemark::groups::GroupSelector::new(&[], Some(r"\w{100}"), false)
+        .map(drop)
+        .expect_err("too big")
+        .to_string();
+    assert!(
+        err.contains("--groups-regex") && err.contains("size limit"),
+        "{err}"
+    );
+}
