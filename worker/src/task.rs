@@ -736,6 +736,7 @@ impl Task {
         if text.trim_start().starts_with('{') {
             serde_json::from_str(text).map_err(|e| invalid(e.to_string()))
         } else {
+            crate::limits::check_yaml_expansion(text).map_err(invalid)?;
             serde_yaml_ng::from_str(text).map_err(|e| invalid(e.to_string()))
         }
     }
