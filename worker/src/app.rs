@@ -582,10 +582,7 @@ async fn cmd_delete(a: DeleteArgs) -> Result<i32> {
 
 async fn cmd_import(a: ImportArgs) -> Result<i32> {
     let file = a.kmap.display().to_string();
-    let data = std::fs::read(&a.kmap).map_err(|source| Error::Io {
-        path: a.kmap.clone(),
-        source,
-    })?;
+    let data = crate::limits::read_limited(&a.kmap, crate::limits::MAX_SNAPSHOT_BYTES)?;
     let kmap = KmapFile::from_json(&data, &file)?;
     let id = a.snapshot_id.unwrap_or_else(|| generate_id(Utc::now()));
     let description = a

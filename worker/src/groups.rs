@@ -28,9 +28,11 @@ impl GroupSelector {
     /// Builds a selector from CLI inputs, validating the regex and that something was chosen.
     pub fn new(names: &[String], regex: Option<&str>, all: bool) -> Result<Self> {
         let names = split_names(names);
+        crate::limits::check_list(names.len())
+            .map_err(|e| Error::invalid(format!("--groups {e}")))?;
         let regex = regex
             .map(|r| {
-                Regex::new(&format!("^(?:{r})$")).map_err(|e| {
+                crate::limits::anchored_regex(r).map_err(|e| {
                     Error::invalid(format!("--groups-regex '{r}' is not a valid regex: {e}"))
                 })
             })

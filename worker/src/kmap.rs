@@ -82,6 +82,8 @@ impl KmapFile {
             file: file.to_string(),
             reason,
         };
+        crate::limits::check_size(data.len(), crate::limits::MAX_SNAPSHOT_BYTES)
+            .map_err(&malformed)?;
         let parsed: KmapFile =
             serde_json::from_slice(data).map_err(|e| malformed(e.to_string()))?;
         parse_time(&parsed.timestamp).map_err(&malformed)?;

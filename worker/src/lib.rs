@@ -11,6 +11,7 @@ pub mod groups;
 pub mod kafka;
 pub mod kmap;
 pub mod lease;
+pub mod limits;
 pub mod malloc;
 pub mod metrics;
 pub mod report;

@@ -155,10 +155,7 @@ fn finish_on_request(path: std::path::PathBuf, signals: crate::backup::cli::Stop
 
 /// Reads, parses and validates a task document.
 pub fn load_task(path: &Path) -> Result<Task> {
-    let data = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let data = crate::limits::read_limited(path, crate::limits::MAX_TASK_BYTES)?;
     let task = Task::parse(&data, &path.display().to_string())?;
     task.validate()?;
     Ok(task)

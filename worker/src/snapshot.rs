@@ -102,6 +102,13 @@ impl OffsetSnapshot {
 
     /// Parses and validates a snapshot document; `file` names it in errors.
     pub fn from_json(data: &[u8], file: &str) -> Result<Self> {
+        crate::limits::check_size(data.len(), crate::limits::MAX_SNAPSHOT_BYTES).map_err(
+            |reason| Error::Malformed {
+                kind: "snapshot",
+                file: file.to_string(),
+                reason,
+            },
+        )?;
         let snap: OffsetSnapshot = serde_json::from_slice(data).map_err(|e| Error::Malformed {
             kind: "snapshot",
             file: file.to_string(),

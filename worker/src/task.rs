@@ -735,10 +735,12 @@ impl Task {
                 "task file '{file}' is not a valid task document: {reason}"
             ))
         };
+        crate::limits::check_size(data.len(), crate::limits::MAX_TASK_BYTES).map_err(invalid)?;
         let text = std::str::from_utf8(data).map_err(|e| invalid(e.to_string()))?;
         if text.trim_start().starts_with('{') {
             serde_json::from_str(text).map_err(|e| invalid(e.to_string()))
         } else {
+            crate::limits::check_yaml_expansion(text).map_err(invalid)?;
             serde_yaml_ng::from_str(text).map_err(|e| invalid(e.to_string()))
         }
     }
@@ -835,6 +837,9 @@ impl OffsetResetTask {
     /// and CSV are parsed again by the reset engine, which names the same fields.
     pub fn validate(&self) -> Result<()> {
         self.kafka.validate()?;
+        crate::limits::check_list(self.consumer_groups.len())
+            .map_err(|e| field_error("consumerGroups", e))?;
+        crate::limits::check_list(self.topics.len()).map_err(|e| field_error("topics", e))?;
         if self.consumer_groups.is_empty() && self.groups_regex.is_none() {
             return Err(field_error(
                 "consumerGroups",
@@ -852,7 +857,7 @@ impl OffsetResetTask {
             ));
         }
         if let Some(re) = &self.groups_regex {
-            regex::Regex::new(&format!("^(?:{re})$"))
+            crate::limits::anchored_regex(re)
                 .map_err(|e| field_error("groupsRegex", format!("is not a valid regex: {e}")))?;
         }
         for (i, topic) in self.topics.iter().enumerate() {

@@ -178,10 +178,7 @@ pub fn stop_on_signal() -> Arc<AtomicBool> {
 pub async fn backup(a: BackupArgs) -> Result<i32> {
     let (mut task, credentials) = match &a.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-                path: path.clone(),
-                source,
-            })?;
+            let text = crate::limits::read_text_limited(path, crate::limits::MAX_CONFIG_BYTES)?;
             let c = parse_config(&text, &path.display().to_string(), |v| {
                 std::env::var(v).ok()
             })?;

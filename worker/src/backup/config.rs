@@ -167,6 +167,8 @@ pub fn parse_config(
         file: file.to_string(),
         reason,
     };
+    crate::limits::check_size(text.len(), crate::limits::MAX_CONFIG_BYTES).map_err(bad)?;
+    crate::limits::check_yaml_expansion(text).map_err(bad)?;
     let f: File = serde_yaml_ng::from_str(text).map_err(|e| bad(e.to_string()))?;
     if f.mode != "backup" {
         return Err(bad(format!(

@@ -63,6 +63,10 @@ const MIN_RECORD_BYTES: u64 = 6;
 const MIN_HEADER_BYTES: usize = 2;
 /// LZ4 cannot expand its input by more than this factor (one 255 run-length byte per 255 bytes).
 const LZ4_MAX_RATIO: u64 = 255;
+/// The most a zstd frame can expand: a 4-byte RLE block (3-byte header, 1 byte) stands for at
+/// most 128 KiB. A header claiming more per stored byte is refused before any buffer is
+/// reserved for the block.
+pub const ZSTD_MAX_RATIO: u64 = 32 * 1024;
 /// Timestamp type in the attributes byte.
 const ATTR_TS_MASK: u8 = 0b11;
 
@@ -1019,6 +1023,14 @@ fn read_header(data: &[u8], name: &str) -> Result<Header, FormatError> {
             return Err(corrupt(
                 name,
                 format!("lz4 cannot expand {stored} bytes to the {uncompressed} the header claims"),
+            ));
+        }
+        CODEC_ZSTD if uncompressed > stored.saturating_mul(ZSTD_MAX_RATIO) => {
+            return Err(corrupt(
+                name,
+                format!(
+                    "zstd cannot expand {stored} bytes to the {uncompressed} the header claims"
+                ),
             ));
         }
         _ => {}

@@ -39,7 +39,7 @@ impl Matcher {
             if re.is_empty() {
                 return Err(format!("{list} pattern '{pattern}' has no regex after '~'"));
             }
-            return Regex::new(&format!("^(?:{re})$"))
+            return crate::limits::anchored_regex(re)
                 .map(Matcher::Regex)
                 .map_err(|e| format!("{list} pattern '{pattern}' is not a valid regex: {e}"));
         }
@@ -86,6 +86,9 @@ impl TopicFilter {
     /// Surrounding whitespace is ignored (topic names cannot contain any); an empty pattern is
     /// an error. No include pattern selects nothing.
     pub fn new(include: &[String], exclude: &[String]) -> Result<Self, String> {
+        use crate::limits::check_list;
+        check_list(include.len()).map_err(|e| format!("the include list {e}"))?;
+        check_list(exclude.len()).map_err(|e| format!("the exclude list {e}"))?;
         let include = include
             .iter()
             .map(|p| Matcher::parse(p, "include").map(|m| (p.clone(), m)))

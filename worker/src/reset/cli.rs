@@ -276,10 +276,7 @@ fn flags_strategy(s: &ResetSpecArgs) -> Result<(ResetStrategy, String)> {
         });
     }
     if let Some(file) = &s.from_file {
-        let csv = std::fs::read_to_string(file).map_err(|source| Error::Io {
-            path: file.clone(),
-            source,
-        })?;
+        let csv = crate::limits::read_text_limited(file, crate::limits::MAX_CSV_BYTES)?;
         return Ok((ResetStrategy::FromFile { csv }, file.display().to_string()));
     }
     if let Some(snapshot_id) = &s.from_snapshot {

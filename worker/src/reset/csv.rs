@@ -39,6 +39,8 @@ pub fn parse_reset_csv(
     source: &str,
     single_group: Option<&str>,
 ) -> Result<Vec<CsvOffset>, String> {
+    crate::limits::check_size(text.len(), crate::limits::MAX_CSV_BYTES)
+        .map_err(|why| format!("{source}: {why}"))?;
     let records =
         split_records(text).map_err(|(line, why)| format!("{source} line {line}: {why}"))?;
     let mut rows: Vec<CsvOffset> = Vec::new();

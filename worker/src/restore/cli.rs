@@ -39,10 +39,7 @@ pub struct FullReport {
 }
 
 fn read_config(path: &std::path::Path) -> Result<super::config::RestoreConfig> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = crate::limits::read_text_limited(path, crate::limits::MAX_CONFIG_BYTES)?;
     parse_config(&text, &path.display().to_string(), |v| {
         std::env::var(v).ok()
     })
