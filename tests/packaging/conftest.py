@@ -41,6 +41,7 @@ SCENARIOS = {
     "defaults": None,
     "namespace-scoped": NAMESPACED,
     "namespace-list": NAMESPACE_LIST,
+    "network-policy": {**NAMESPACE_LIST, "networkPolicy": {"enabled": True}},
     "monitors": MONITORS,
     "namespace-scoped-monitors": {**NAMESPACED, **MONITORS},
 }

@@ -116,3 +116,15 @@ def test_the_default_install_stays_cluster_wide():
     assert len(operator_role(objects, "ClusterRole", None)) == 1
     assert [o for o in objects if o["kind"] == "Role"
             and o["metadata"]["name"] == "tidemark-operator"] == []
+
+
+@pytest.mark.parametrize("install", ["default", *OVERLAYS])
+def test_the_namespace_is_labelled_restricted_and_the_operator_pod_satisfies_it(install):
+    from test_chart import restricted_violations
+
+    objects = kustomize(install)
+    [namespace] = [o for o in objects if o["kind"] == "Namespace"]
+    labels = namespace["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    [deployment] = [o for o in objects if o["kind"] == "Deployment"]
+    assert restricted_violations(deployment["spec"]["template"]["spec"]) == []
