@@ -26,8 +26,10 @@ pub const ENV_JOB_BACKOFF_LIMIT: &str = "TIDEMARK_JOB_BACKOFF_LIMIT";
 pub const ENV_JOB_ACTIVE_DEADLINE_SECONDS: &str = "TIDEMARK_JOB_ACTIVE_DEADLINE_SECONDS";
 /// Default `job.ttlSecondsAfterFinished` (default 86400).
 pub const ENV_JOB_TTL_SECONDS_AFTER_FINISHED: &str = "TIDEMARK_JOB_TTL_SECONDS_AFTER_FINISHED";
-/// Watch only this namespace (default: all namespaces).
+/// Watch only these namespaces: one name, or a comma-separated list (default: all namespaces).
 pub const ENV_WATCH_NAMESPACE: &str = "TIDEMARK_WATCH_NAMESPACE";
+/// `sizeLimit` of the worker pods' `/tmp` emptyDir, a Kubernetes quantity (default `1Gi`).
+pub const ENV_WORKER_TMP_SIZE_LIMIT: &str = "TIDEMARK_WORKER_TMP_SIZE_LIMIT";
 
 /// Default worker image repository; the tag is the operator's version.
 pub const DEFAULT_WORKER_IMAGE_REPOSITORY: &str = "ghcr.io/tidemark-dev/tidemark";
@@ -37,6 +39,8 @@ pub const DEFAULT_WORKER_SERVICE_ACCOUNT: &str = "tidemark-worker";
 pub const DEFAULT_BACKOFF_LIMIT: i32 = 3;
 /// Default `ttlSecondsAfterFinished` of worker Jobs (one day).
 pub const DEFAULT_TTL_SECONDS_AFTER_FINISHED: i32 = 86_400;
+/// Default `sizeLimit` of the worker pods' `/tmp` emptyDir.
+pub const DEFAULT_WORKER_TMP_SIZE_LIMIT: &str = "1Gi";
 
 /// Everything the builders need from the operator's own configuration.
 #[derive(Clone, Debug, PartialEq)]
@@ -53,8 +57,10 @@ pub struct OperatorConfig {
     pub default_resources: ResourceRequirements,
     /// Job options when a resource does not set them in `spec.job`.
     pub job_defaults: JobDefaults,
-    /// Watch only this namespace; `None` watches all.
-    pub watch_namespace: Option<String>,
+    /// Watch only these namespaces (each once, in the order given); empty watches all.
+    pub watch_namespaces: Vec<String>,
+    /// `sizeLimit` of the worker pods' `/tmp` emptyDir: past it the kubelet evicts the pod.
+    pub worker_tmp_size_limit: Quantity,
 }
 
 /// Operator-wide defaults of the `spec.job` options.
@@ -87,7 +93,8 @@ impl Default for OperatorConfig {
             worker_service_account: DEFAULT_WORKER_SERVICE_ACCOUNT.into(),
             default_resources: default_resources(),
             job_defaults: JobDefaults::default(),
-            watch_namespace: None,
+            watch_namespaces: Vec::new(),
+            worker_tmp_size_limit: Quantity(DEFAULT_WORKER_TMP_SIZE_LIMIT.into()),
         }
     }
 }
@@ -177,8 +184,73 @@ impl OperatorConfig {
             config.job_defaults.ttl_seconds_after_finished =
                 parse_number(ENV_JOB_TTL_SECONDS_AFTER_FINISHED, &v, 0)?;
         }
-        config.watch_namespace = get(ENV_WATCH_NAMESPACE);
+        if let Some(limit) = get(ENV_WORKER_TMP_SIZE_LIMIT) {
+            config.worker_tmp_size_limit = parse_quantity(ENV_WORKER_TMP_SIZE_LIMIT, &limit)?;
+        }
+        if let Some(list) = get(ENV_WATCH_NAMESPACE) {
+            config.watch_namespaces = parse_namespaces(&list)?;
+        }
         Ok(config)
+    }
+
+    /// The namespaces the controllers watch, one watch scope each: `[None]` (all namespaces)
+    /// when no namespace is configured.
+    pub fn watch_scopes(&self) -> Vec<Option<String>> {
+        if self.watch_namespaces.is_empty() {
+            vec![None]
+        } else {
+            self.watch_namespaces.iter().cloned().map(Some).collect()
+        }
+    }
+}
+
+/// A comma-separated list of namespace names (RFC 1123 labels), each kept once.
+fn parse_namespaces(list: &str) -> Result<Vec<String>, ConfigError> {
+    let mut out: Vec<String> = Vec::new();
+    for name in list.split(',').map(str::trim) {
+        if !is_dns_label(name) {
+            return Err(ConfigError {
+                variable: ENV_WATCH_NAMESPACE,
+                message: format!(
+                    "'{name}' is not a namespace name (lowercase letters, digits and '-', \
+                     at most 63, starting and ending with a letter or digit); \
+                     separate several with commas"
+                ),
+            });
+        }
+        if !out.iter().any(|n| n == name) {
+            out.push(name.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// An RFC 1123 label, as Kubernetes requires of a namespace name.
+fn is_dns_label(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes[0] != b'-'
+        && bytes[bytes.len() - 1] != b'-'
+}
+
+/// A positive storage quantity with a binary or decimal suffix (`512Mi`, `2Gi`, `1G`) or none.
+fn parse_quantity(variable: &'static str, value: &str) -> Result<Quantity, ConfigError> {
+    let digits = value.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let suffix = &value[digits.len()..];
+    let known = ["", "k", "M", "G", "T", "Ki", "Mi", "Gi", "Ti"];
+    match digits.parse::<u64>() {
+        Ok(n) if n > 0 && known.contains(&suffix) => Ok(Quantity(value.to_string())),
+        _ => Err(ConfigError {
+            variable,
+            message: format!(
+                "'{value}' is not a positive size such as 512Mi or 2Gi \
+                 (a whole number with k, M, G, T, Ki, Mi, Gi or Ti)"
+            ),
+        }),
     }
 }
 
@@ -244,6 +316,7 @@ mod tests {
             (ENV_JOB_ACTIVE_DEADLINE_SECONDS, "600"),
             (ENV_JOB_TTL_SECONDS_AFTER_FINISHED, "60"),
             (ENV_WATCH_NAMESPACE, "kafka"),
+            (ENV_WORKER_TMP_SIZE_LIMIT, "256Mi"),
         ])
         .expect("valid");
         assert_eq!(config.worker_image, "registry.local/tidemark:dev");
@@ -251,7 +324,7 @@ mod tests {
         assert_eq!(config.image_pull_secrets, ["regcred", "other"]);
         assert_eq!(config.worker_service_account, "kafka-ops");
         assert_eq!(
-            config.default_resources.limits.expect("limits")["memory"].0,
+            config.default_resources.limits.as_ref().expect("limits")["memory"].0,
             "2Gi"
         );
         assert_eq!(
@@ -262,7 +335,53 @@ mod tests {
                 ttl_seconds_after_finished: 60
             }
         );
-        assert_eq!(config.watch_namespace.as_deref(), Some("kafka"));
+        assert_eq!(config.watch_namespaces, ["kafka"]);
+        assert_eq!(config.watch_scopes(), [Some("kafka".to_string())]);
+        assert_eq!(config.worker_tmp_size_limit.0, "256Mi");
+    }
+
+    #[test]
+    fn no_watch_namespace_watches_every_namespace_and_tmp_is_limited_to_1gi() {
+        let config = from(&[]).expect("valid");
+        assert!(config.watch_namespaces.is_empty());
+        assert_eq!(config.watch_scopes(), [None]);
+        assert_eq!(config.worker_tmp_size_limit.0, "1Gi");
+    }
+
+    #[test]
+    fn a_list_of_watch_namespaces_gives_one_scope_each_in_order_without_repeats() {
+        let config = from(&[(ENV_WATCH_NAMESPACE, " team-a, kafka ,team-a,b2 ")]).expect("valid");
+        assert_eq!(config.watch_namespaces, ["team-a", "kafka", "b2"]);
+        assert_eq!(
+            config.watch_scopes(),
+            [
+                Some("team-a".to_string()),
+                Some("kafka".to_string()),
+                Some("b2".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_watch_namespaces_and_tmp_limits_are_refused_naming_the_value() {
+        for list in [
+            "a,,b",
+            "Kafka",
+            "team_a",
+            "-a",
+            "a-",
+            "a b",
+            &"x".repeat(64),
+        ] {
+            let err = from(&[(ENV_WATCH_NAMESPACE, list)]).expect_err(list);
+            assert_eq!(err.variable, ENV_WATCH_NAMESPACE, "{list}");
+            assert!(err.message.contains("is not a namespace name"), "{err}");
+        }
+        for limit in ["0", "-1Gi", "1.5Gi", "Gi", "1GB", "lots"] {
+            let err = from(&[(ENV_WORKER_TMP_SIZE_LIMIT, limit)]).expect_err(limit);
+            assert_eq!(err.variable, ENV_WORKER_TMP_SIZE_LIMIT);
+            assert!(err.message.contains(&format!("'{limit}'")), "{err}");
+        }
     }
 
     #[test]

@@ -134,7 +134,11 @@ pub async fn run() -> Result<(), RunError> {
         .or_else(|| reporter.instance.clone())
         .unwrap_or_else(|| format!("tidemark-operator-{}", std::process::id()));
     tracing::info!(
-        watch_namespace = config.watch_namespace.as_deref().unwrap_or("(all)"),
+        watch_namespaces = %if config.watch_namespaces.is_empty() {
+            "(all)".to_string()
+        } else {
+            config.watch_namespaces.join(",")
+        },
         lease = %format!("{namespace}/{LEASE_NAME}"),
         identity = %identity,
         "waiting for leadership"

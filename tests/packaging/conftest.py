@@ -8,6 +8,7 @@ import copy
 import functools
 import json
 import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,10 +35,13 @@ CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition
 
 # The values the tests render with, besides the defaults.
 NAMESPACED = {"watchNamespace": "kafka"}
+NAMESPACE_LIST = {"watchNamespaces": ["team-a", "team-b"]}
 MONITORS = {"metrics": {"serviceMonitor": {"enabled": True}, "podMonitor": {"enabled": True}}}
 SCENARIOS = {
     "defaults": None,
     "namespace-scoped": NAMESPACED,
+    "namespace-list": NAMESPACE_LIST,
+    "network-policy": {**NAMESPACE_LIST, "networkPolicy": {"enabled": True}},
     "monitors": MONITORS,
     "namespace-scoped-monitors": {**NAMESPACED, **MONITORS},
 }
@@ -141,3 +145,15 @@ def schema_validate(obj: dict[str, Any]) -> list[str]:
                 f"Kubernetes {error.version}: {path}: {error.message}"
             ) from None
     return validated
+
+
+@functools.lru_cache(maxsize=None)
+def _kustomize(path: str) -> str:
+    done = subprocess.run(["kubectl", "kustomize", path], capture_output=True, text=True)
+    assert done.returncode == 0, f"kubectl kustomize {path} failed: {done.stderr.strip()}"
+    return done.stdout
+
+
+def kustomize(sub: str) -> list[dict[str, Any]]:
+    """The objects `kubectl kustomize config/<sub>` renders (what `kubectl apply -k` applies)."""
+    return [d for d in yaml.safe_load_all(_kustomize(str(CONFIG / sub))) if d]

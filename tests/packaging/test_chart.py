@@ -179,6 +179,7 @@ def test_values_reach_the_operator_environment():
         "requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}}
     assert env["TIDEMARK_JOB_BACKOFF_LIMIT"] == "3"
     assert env["TIDEMARK_JOB_TTL_SECONDS_AFTER_FINISHED"] == "86400"
+    assert env["TIDEMARK_WORKER_TMP_SIZE_LIMIT"] == "1Gi"
     assert "TIDEMARK_JOB_ACTIVE_DEADLINE_SECONDS" not in env  # no deadline by default
     assert "TIDEMARK_WORKER_IMAGE_PULL_SECRETS" not in env
     assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
@@ -193,6 +194,7 @@ def test_values_reach_the_operator_environment():
             "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
             "job": {"backoffLimit": 0, "activeDeadlineSeconds": 3600,
                     "ttlSecondsAfterFinished": 600},
+            "tmpSizeLimit": "256Mi",
         },
         "logLevel": "debug,kube=info",
         "logFormat": "text",
@@ -210,6 +212,7 @@ def test_values_reach_the_operator_environment():
     assert json.loads(env["TIDEMARK_WORKER_RESOURCES"]) == {
         "requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
     assert env["TIDEMARK_JOB_BACKOFF_LIMIT"] == "0"
+    assert env["TIDEMARK_WORKER_TMP_SIZE_LIMIT"] == "256Mi"
     assert env["TIDEMARK_JOB_ACTIVE_DEADLINE_SECONDS"] == "3600"
     assert env["TIDEMARK_JOB_TTL_SECONDS_AFTER_FINISHED"] == "600"
     assert (env["RUST_LOG"], env["TIDEMARK_LOG_FORMAT"]) == ("debug,kube=info", "text")

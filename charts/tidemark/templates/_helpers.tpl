@@ -76,3 +76,14 @@ app.kubernetes.io/component: operator
 {{- end -}}
 {{- join "," $names -}}
 {{- end -}}
+
+{{/*
+The watched namespaces, comma-separated (TIDEMARK_WATCH_NAMESPACE): watchNamespace, then each of
+watchNamespaces, each once. Empty: every namespace.
+*/}}
+{{- define "tidemark.watchNamespaces" -}}
+{{- $names := list -}}
+{{- with .Values.watchNamespace }}{{ $names = append $names . }}{{ end -}}
+{{- range .Values.watchNamespaces }}{{ $names = append $names . }}{{ end -}}
+{{- join "," ($names | uniq) -}}
+{{- end -}}

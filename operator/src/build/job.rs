@@ -190,9 +190,14 @@ pub fn job_spec<K: WorkerKind>(
             }),
             ..Volume::default()
         },
+        // Scratch space, bounded: past the limit the kubelet evicts the pod instead of letting
+        // it fill the node's disk (the root filesystem is read-only).
         Volume {
             name: "tmp".into(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
+            empty_dir: Some(EmptyDirVolumeSource {
+                size_limit: Some(config.worker_tmp_size_limit.clone()),
+                ..EmptyDirVolumeSource::default()
+            }),
             ..Volume::default()
         },
     ];
@@ -505,6 +510,8 @@ fn plain_env(var: &str, value: &str) -> EnvVar {
 mod tests {
     use std::collections::BTreeMap;
 
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
     use super::super::fixtures::*;
     use super::super::task::task_config_map;
     use super::*;
@@ -662,7 +669,11 @@ mod tests {
             assert_eq!(m["/tmp"], ("tmp".to_string(), false));
             let task_volume = volume(&job, "task").config_map.as_ref().expect("configMap");
             assert_eq!(task_volume.name, format!("{cr_name}-korb-task-g1-r0"));
-            assert!(volume(&job, "tmp").empty_dir.is_some());
+            let tmp = volume(&job, "tmp")
+                .empty_dir
+                .as_ref()
+                .expect("/tmp emptyDir");
+            assert_eq!(tmp.size_limit.as_ref().map(|q| q.0.as_str()), Some("1Gi"));
 
             // The task ConfigMap the Job mounts is the one the task builder makes.
             let cm = task_config_map(&cr, RUN).expect("task config map");
@@ -826,9 +837,15 @@ mod tests {
                 active_deadline_seconds: Some(300),
                 ttl_seconds_after_finished: 60,
             },
+            worker_tmp_size_limit: Quantity("256Mi".into()),
             ..OperatorConfig::default()
         };
         let job = super::job(&korb(QUICK_SNAPSHOT), RUN, &config).expect("builds");
+        let tmp = volume(&job, "tmp")
+            .empty_dir
+            .as_ref()
+            .expect("/tmp emptyDir");
+        assert_eq!(tmp.size_limit, Some(Quantity("256Mi".into())));
         let spec = job.spec.as_ref().expect("spec");
         assert_eq!(
             (

@@ -348,41 +348,67 @@ pub fn source_chain(error: &dyn std::error::Error) -> String {
     parts.join(": ")
 }
 
-/// Runs every controller until `shutdown` resolves, watching `ctx.config.watch_namespace` (or
-/// all namespaces).
+/// Runs every controller until `shutdown` resolves: for each watch scope of the configuration
+/// (every namespace, or each configured namespace in turn), one controller per kind whose
+/// watches of the resources and of their Jobs, ConfigMaps and CronJobs are all in that scope.
 pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let shutdown = shutdown.shared();
-    futures::join!(
-        sweep::run(ctx.clone(), shutdown.clone()),
-        controller::<KafkaBackup>(ctx.clone(), shutdown.clone()),
-        controller::<KafkaOffsetRollback>(ctx.clone(), shutdown.clone()),
-        controller::<KafkaOffsetReset>(ctx.clone(), shutdown.clone()),
-        controller::<KafkaRestore>(ctx, shutdown),
-    );
+    let mut controllers = vec![sweep::run(ctx.clone(), shutdown.clone()).boxed()];
+    for ns in ctx.config.watch_scopes() {
+        controllers
+            .push(controller::<KafkaBackup>(ctx.clone(), ns.clone(), shutdown.clone()).boxed());
+        controllers.push(
+            controller::<KafkaOffsetRollback>(ctx.clone(), ns.clone(), shutdown.clone()).boxed(),
+        );
+        controllers.push(
+            controller::<KafkaOffsetReset>(ctx.clone(), ns.clone(), shutdown.clone()).boxed(),
+        );
+        controllers.push(controller::<KafkaRestore>(ctx.clone(), ns, shutdown.clone()).boxed());
+    }
+    futures::future::join_all(controllers).await;
 }
 
-/// The controller of kind `K`: the resources, and the Jobs, task ConfigMaps (and, for a kind
-/// that runs on a schedule, CronJobs) labelled as its children, until `shutdown` resolves.
+/// The watched APIs of one controller of kind `K` in one scope (`None`: all namespaces): the
+/// resources, their Jobs and ConfigMaps, and (for a kind that runs on a schedule) CronJobs.
+struct Watched<K> {
+    resources: Api<K>,
+    jobs: Api<Job>,
+    config_maps: Api<ConfigMap>,
+    cron_jobs: Option<Api<CronJob>>,
+}
+
+impl<K: RunKind> Watched<K> {
+    fn new(client: &Client, ns: Option<&str>) -> Self {
+        Watched {
+            resources: api::<K>(client, ns),
+            jobs: api::<Job>(client, ns),
+            config_maps: api::<ConfigMap>(client, ns),
+            cron_jobs: K::SCHEDULED.then(|| api::<CronJob>(client, ns)),
+        }
+    }
+}
+
+/// The controller of kind `K` in namespace `ns` (or all namespaces): the resources, and the
+/// Jobs, task ConfigMaps (and, for a kind that runs on a schedule, CronJobs) labelled as its
+/// children, until `shutdown` resolves.
 async fn controller<K: RunKind>(
     ctx: Arc<Context>,
+    ns: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let client = ctx.client.clone();
-    let ns = ctx.config.watch_namespace.as_deref();
+    let watched = Watched::<K>::new(&ctx.client, ns.as_deref());
     // Only this kind's children are watched (and cached).
     let children =
         watcher::Config::default().labels(&format!("{OWNER_KIND_LABEL}={}", K::kind(&())));
-    let mut controller = Controller::new(
-        api::<K>(&client, ns),
-        watcher::Config::default().any_semantic(),
-    )
-    .owns(api::<Job>(&client, ns), children.clone())
-    .owns(api::<ConfigMap>(&client, ns), children.clone());
-    if K::SCHEDULED {
-        controller = controller.owns(api::<CronJob>(&client, ns), children);
+    let mut controller =
+        Controller::new(watched.resources, watcher::Config::default().any_semantic())
+            .owns(watched.jobs, children.clone())
+            .owns(watched.config_maps, children.clone());
+    if let Some(cron_jobs) = watched.cron_jobs {
+        controller = controller.owns(cron_jobs, children);
     }
     controller
         .graceful_shutdown_on(shutdown)
@@ -405,5 +431,66 @@ where
     match ns {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
+    }
+}
+
+#[cfg(test)]
+mod watch_scope_tests {
+    use super::*;
+    use crate::config::ENV_WATCH_NAMESPACE;
+    use http::{Request, Response};
+    use kube::client::Body;
+
+    fn client() -> Client {
+        let (service, _handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        Client::new(service, "default")
+    }
+
+    fn config(list: &str) -> OperatorConfig {
+        OperatorConfig::from_lookup(|k| (k == ENV_WATCH_NAMESPACE).then(|| list.to_string()))
+            .expect("valid")
+    }
+
+    fn urls<K: RunKind>(watched: &Watched<K>) -> Vec<String> {
+        let mut urls = vec![
+            watched.resources.resource_url().to_string(),
+            watched.jobs.resource_url().to_string(),
+            watched.config_maps.resource_url().to_string(),
+        ];
+        urls.extend(
+            watched
+                .cron_jobs
+                .iter()
+                .map(|a| a.resource_url().to_string()),
+        );
+        urls
+    }
+
+    #[tokio::test]
+    async fn each_listed_namespace_gets_watches_of_every_child_kind_in_that_namespace_only() {
+        let client = client();
+        let config = config("team-a,team-b");
+        let scopes = config.watch_scopes();
+        assert_eq!(scopes.len(), 2);
+        for (scope, ns) in scopes.iter().zip(["team-a", "team-b"]) {
+            let backup = urls(&Watched::<KafkaBackup>::new(&client, scope.as_deref()));
+            let restore = urls(&Watched::<KafkaRestore>::new(&client, scope.as_deref()));
+            // A backup also watches its CronJobs; a restore has no schedule.
+            assert_eq!(backup.len(), 4, "{backup:?}");
+            assert_eq!(restore.len(), 3, "{restore:?}");
+            for url in backup.iter().chain(&restore) {
+                assert!(url.contains(&format!("/namespaces/{ns}/")), "{url}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn no_watch_namespace_watches_every_namespace() {
+        let client = client();
+        let scopes = OperatorConfig::default().watch_scopes();
+        assert_eq!(scopes, [None]);
+        for url in urls(&Watched::<KafkaOffsetReset>::new(&client, None)) {
+            assert!(!url.contains("/namespaces/"), "{url}");
+        }
     }
 }

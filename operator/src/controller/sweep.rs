@@ -87,10 +87,19 @@ pub fn orphaned_pod(pod: &Pod, live: &Live) -> bool {
     }
 }
 
-/// Releases the held Jobs and pods of kind `K` whose resource is gone; returns how many.
+/// Releases the held Jobs and pods of kind `K` whose resource is gone, in every watched
+/// namespace; returns how many.
 pub async fn sweep_kind<K: RunKind>(ctx: &Context) -> Result<usize, Error> {
+    let mut released = 0;
+    for ns in ctx.config.watch_scopes() {
+        released += sweep_scope::<K>(ctx, ns.as_deref()).await?;
+    }
+    Ok(released)
+}
+
+/// [`sweep_kind`] in one namespace (`None`: all).
+async fn sweep_scope<K: RunKind>(ctx: &Context, ns: Option<&str>) -> Result<usize, Error> {
     let client = &ctx.client;
-    let ns = ctx.config.watch_namespace.as_deref();
     let kind = K::kind(&()).to_string();
     let resources = api::<K>(client, ns)
         .list(&ListParams::default())
