@@ -20,6 +20,9 @@ pub const ENV_WORKER_SERVICE_ACCOUNT: &str = "TIDEMARK_WORKER_SERVICE_ACCOUNT";
 /// Default worker resources as JSON or YAML `ResourceRequirements`
 /// (default requests cpu 100m / memory 128Mi, limits memory 512Mi).
 pub const ENV_WORKER_RESOURCES: &str = "TIDEMARK_WORKER_RESOURCES";
+/// ClusterRole shipped with the install that worker RoleBindings refer to, for ConfigMap
+/// snapshot storage (default `tidemark-worker`); the operator may bind only this one.
+pub const ENV_WORKER_CLUSTER_ROLE: &str = "TIDEMARK_WORKER_CLUSTER_ROLE";
 /// Default `job.backoffLimit` (default 3).
 pub const ENV_JOB_BACKOFF_LIMIT: &str = "TIDEMARK_JOB_BACKOFF_LIMIT";
 /// Default `job.activeDeadlineSeconds` (default none).
@@ -35,6 +38,8 @@ pub const ENV_WORKER_TMP_SIZE_LIMIT: &str = "TIDEMARK_WORKER_TMP_SIZE_LIMIT";
 pub const DEFAULT_WORKER_IMAGE_REPOSITORY: &str = "ghcr.io/tidemark-dev/tidemark";
 /// Default ServiceAccount of the worker pods.
 pub const DEFAULT_WORKER_SERVICE_ACCOUNT: &str = "tidemark-worker";
+/// Default ClusterRole of the worker RoleBindings.
+pub const DEFAULT_WORKER_CLUSTER_ROLE: &str = "tidemark-worker";
 /// Default `backoffLimit` of worker Jobs.
 pub const DEFAULT_BACKOFF_LIMIT: i32 = 3;
 /// Default `ttlSecondsAfterFinished` of worker Jobs (one day).
@@ -53,6 +58,8 @@ pub struct OperatorConfig {
     pub image_pull_secrets: Vec<String>,
     /// ServiceAccount the worker pods run as, in the resource's namespace.
     pub worker_service_account: String,
+    /// ClusterRole the worker RoleBindings refer to (ConfigMap snapshot storage).
+    pub worker_cluster_role: String,
     /// Worker resources when a resource does not set `spec.resources`.
     pub default_resources: ResourceRequirements,
     /// Job options when a resource does not set them in `spec.job`.
@@ -91,6 +98,7 @@ impl Default for OperatorConfig {
             image_pull_policy: "IfNotPresent".into(),
             image_pull_secrets: Vec::new(),
             worker_service_account: DEFAULT_WORKER_SERVICE_ACCOUNT.into(),
+            worker_cluster_role: DEFAULT_WORKER_CLUSTER_ROLE.into(),
             default_resources: default_resources(),
             job_defaults: JobDefaults::default(),
             watch_namespaces: Vec::new(),
@@ -166,6 +174,9 @@ impl OperatorConfig {
         }
         if let Some(sa) = get(ENV_WORKER_SERVICE_ACCOUNT) {
             config.worker_service_account = sa;
+        }
+        if let Some(role) = get(ENV_WORKER_CLUSTER_ROLE) {
+            config.worker_cluster_role = role;
         }
         if let Some(text) = get(ENV_WORKER_RESOURCES) {
             config.default_resources = serde_yaml_ng::from_str(&text).map_err(|e| ConfigError {
@@ -308,6 +319,7 @@ mod tests {
             (ENV_IMAGE_PULL_POLICY, "Always"),
             (ENV_IMAGE_PULL_SECRETS, "regcred, other ,"),
             (ENV_WORKER_SERVICE_ACCOUNT, "kafka-ops"),
+            (ENV_WORKER_CLUSTER_ROLE, "kafka-ops-tidemark-worker"),
             (
                 ENV_WORKER_RESOURCES,
                 r#"{"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}"#,
@@ -323,6 +335,7 @@ mod tests {
         assert_eq!(config.image_pull_policy, "Always");
         assert_eq!(config.image_pull_secrets, ["regcred", "other"]);
         assert_eq!(config.worker_service_account, "kafka-ops");
+        assert_eq!(config.worker_cluster_role, "kafka-ops-tidemark-worker");
         assert_eq!(
             config.default_resources.limits.as_ref().expect("limits")["memory"].0,
             "2Gi"

@@ -973,8 +973,8 @@ fn is_valid_snapshot_id(id: &str) -> bool {
 
 /// The Secrets the worker Job of `cr` will use (exactly those the Job builder wires in: the
 /// Kafka Secrets of [`WorkerKind::kafka_cluster`] and the credentials of
-/// [`WorkerKind::storage`]), with the entries it reads. The controller checks each with a `get`
-/// and reports a missing Secret or entry by name; it never reads or copies the values.
+/// [`WorkerKind::storage`]), with the entries it reads. The operator never reads a Secret: when
+/// the kubelet reports one missing in a worker pod's status, this names the spec field.
 pub fn referenced_secrets<K: WorkerKind>(cr: &K) -> Vec<SecretReference> {
     let mut refs = Vec::new();
     if let Some(cluster) = cr.kafka_cluster() {

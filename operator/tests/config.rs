@@ -1,14 +1,15 @@
-//! The hand-written manifests in `config/` parse as the kinds they claim, and the operator's
-//! ClusterRole covers what the builders produce, including every permission the per-resource
-//! worker Roles grant (the API server refuses a Role granting more than its creator holds).
+//! The hand-written manifests in `config/` parse as the kinds they claim; the operator's
+//! ClusterRole covers what the builders produce and nothing on Secrets, creates no Roles and may
+//! bind only the worker ClusterRole, which grants exactly what the worker's ConfigMap store
+//! uses.
 
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule};
 use serde_json::Value;
-use tidemark_operator::build::rbac::worker_rules;
-use tidemark_operator::build::ConfigMapAccess;
+use tidemark_operator::build::rbac::WORKER_CONFIG_MAP_VERBS;
+use tidemark_operator::config::{OperatorConfig, DEFAULT_WORKER_CLUSTER_ROLE};
 
 fn config_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../config")
@@ -40,12 +41,16 @@ fn manifests(sub: &str) -> Vec<(String, Value)> {
     out
 }
 
-fn operator_cluster_role() -> ClusterRole {
+fn cluster_role(name: &str) -> ClusterRole {
     manifests("rbac")
         .into_iter()
-        .find(|(_, d)| d["kind"] == "ClusterRole" && d["metadata"]["name"] == "tidemark-operator")
+        .find(|(_, d)| d["kind"] == "ClusterRole" && d["metadata"]["name"] == name)
         .map(|(_, d)| serde_json::from_value(d).expect("a ClusterRole"))
-        .expect("config/rbac holds the tidemark-operator ClusterRole")
+        .unwrap_or_else(|| panic!("config/rbac holds the {name} ClusterRole"))
+}
+
+fn operator_cluster_role() -> ClusterRole {
+    cluster_role("tidemark-operator")
 }
 
 /// Whether `rules` allow `verb` on `group/resource` (optionally a named object).
@@ -119,29 +124,103 @@ fn config_manifests_parse_as_their_kinds() {
 }
 
 #[test]
-fn the_operator_holds_every_permission_a_worker_role_grants() {
-    let rules = operator_cluster_role().rules.expect("rules");
-    for access in [
-        ConfigMapAccess::Read,
-        ConfigMapAccess::Write,
-        ConfigMapAccess::Create,
-    ] {
-        for rule in worker_rules(access, "offset-snapshots") {
-            for group in rule.api_groups.iter().flatten() {
-                for resource in rule.resources.iter().flatten() {
-                    for verb in &rule.verbs {
-                        let names: Vec<Option<&str>> = match &rule.resource_names {
-                            Some(names) => names.iter().map(|n| Some(n.as_str())).collect(),
-                            None => vec![None],
-                        };
-                        for name in names {
-                            assert!(
-                                allows(&rules, group, resource, verb, name),
-                                "{access:?}: the operator lacks {verb} on {resource} ({name:?}) that the worker Role grants"
-                            );
-                        }
-                    }
+fn the_worker_cluster_role_grants_only_what_the_configmap_store_uses() {
+    let role = cluster_role(DEFAULT_WORKER_CLUSTER_ROLE);
+    assert_eq!(
+        OperatorConfig::default().worker_cluster_role,
+        DEFAULT_WORKER_CLUSTER_ROLE
+    );
+    let rules = role.rules.expect("rules");
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    let rule = &rules[0];
+    assert_eq!(rule.api_groups.as_deref(), Some(&[String::new()][..]));
+    assert_eq!(
+        rule.resources.as_deref(),
+        Some(&["configmaps".to_string()][..])
+    );
+    assert_eq!(rule.verbs, WORKER_CONFIG_MAP_VERBS);
+    // The operator may bind it, and nothing else: `bind` on that ClusterRole by name.
+    let operator = operator_cluster_role().rules.expect("rules");
+    let binds: Vec<&PolicyRule> = operator
+        .iter()
+        .filter(|r| r.verbs.iter().any(|v| v == "bind"))
+        .collect();
+    assert_eq!(binds.len(), 1, "{binds:?}");
+    assert_eq!(binds[0].verbs, ["bind"]);
+    assert_eq!(
+        binds[0].resources.as_deref(),
+        Some(&["clusterroles".to_string()][..])
+    );
+    assert_eq!(
+        binds[0].resource_names.as_deref(),
+        Some(&[DEFAULT_WORKER_CLUSTER_ROLE.to_string()][..])
+    );
+}
+
+/// Every Role and ClusterRole in config/rbac.
+fn all_roles() -> Vec<(String, Vec<PolicyRule>)> {
+    manifests("rbac")
+        .into_iter()
+        .filter(|(_, d)| d["kind"] == "ClusterRole" || d["kind"] == "Role")
+        .map(|(_, d)| {
+            let name = format!("{} {}", d["kind"], d["metadata"]["name"]);
+            let rules = serde_json::from_value(d["rules"].clone()).expect("rules");
+            (name, rules)
+        })
+        .collect()
+}
+
+#[test]
+fn no_rule_grants_a_verb_on_secrets_or_a_way_to_escalate() {
+    let roles = all_roles();
+    assert!(roles.len() >= 4, "{roles:?}");
+    for (name, rules) in &roles {
+        for verb in [
+            "get", "list", "watch", "create", "update", "patch", "delete", "*",
+        ] {
+            assert!(
+                !allows(rules, "", "secrets", verb, None)
+                    && !allows(rules, "", "secrets", verb, Some("any")),
+                "{name} grants {verb} on secrets"
+            );
+        }
+        for rule in rules {
+            assert!(
+                !rule.resources.iter().flatten().any(|r| r == "secrets"),
+                "{name}: a rule on secrets: {rule:?}"
+            );
+            assert!(
+                !rule
+                    .verbs
+                    .iter()
+                    .any(|v| v == "*" || v == "escalate" || v == "impersonate"),
+                "{name}: {rule:?}"
+            );
+            assert!(
+                !rule.resources.iter().flatten().any(|r| r == "*")
+                    && !rule.api_groups.iter().flatten().any(|g| g == "*"),
+                "{name}: {rule:?}"
+            );
+            // Nobody gets to create Roles or ClusterRoles (or bind anything unnamed).
+            for resource in ["roles", "clusterroles"] {
+                for verb in ["create", "update", "patch"] {
+                    assert!(
+                        !allows(
+                            std::slice::from_ref(rule),
+                            "rbac.authorization.k8s.io",
+                            resource,
+                            verb,
+                            None
+                        ),
+                        "{name} may {verb} {resource}: {rule:?}"
+                    );
                 }
+            }
+            if rule.verbs.iter().any(|v| v == "bind") {
+                assert!(
+                    rule.resource_names.as_ref().is_some_and(|n| !n.is_empty()),
+                    "{name}: bind without resourceNames: {rule:?}"
+                );
             }
         }
     }
@@ -163,13 +242,8 @@ fn the_operator_may_manage_every_child_it_builds() {
         ),
         (
             "rbac.authorization.k8s.io",
-            "roles",
-            &["create", "patch", "delete"],
-        ),
-        (
-            "rbac.authorization.k8s.io",
             "rolebindings",
-            &["create", "patch", "delete"],
+            &["get", "create", "patch"],
         ),
         ("", "serviceaccounts", &["get", "create", "patch"]),
         ("", "pods", &["get", "list", "watch", "patch"]),
@@ -227,21 +301,13 @@ fn the_operator_may_manage_every_child_it_builds() {
             "missing get on the CRD {name}"
         );
     }
-    // Secrets: get only, never list or watch (see the comment in config/rbac/role.yaml).
-    assert!(allows(&rules, "", "secrets", "get", Some("any")));
-    for verb in ["list", "watch", "create", "update", "patch", "delete"] {
-        assert!(
-            !allows(&rules, "", "secrets", verb, None),
-            "secrets {verb} must not be granted"
-        );
-    }
     // No wildcards, no privilege escalation verbs.
     for rule in &rules {
         assert!(
             !rule
                 .verbs
                 .iter()
-                .any(|v| v == "*" || v == "escalate" || v == "bind" || v == "impersonate"),
+                .any(|v| v == "*" || v == "escalate" || v == "impersonate"),
             "{rule:?}"
         );
         assert!(
@@ -300,6 +366,8 @@ fn the_manager_runs_the_operator_locked_down() {
         .flatten()
         .filter_map(|e| e.value.clone().map(|v| (e.name.clone(), v)))
         .collect();
-    tidemark_operator::config::OperatorConfig::from_lookup(|k| vars.get(k).cloned())
+    let config = OperatorConfig::from_lookup(|k| vars.get(k).cloned())
         .expect("the manager's env is a valid operator configuration");
+    // The worker RoleBindings refer to the ClusterRole config/rbac ships.
+    cluster_role(&config.worker_cluster_role);
 }

@@ -64,6 +64,7 @@ def test_the_default_render_holds_the_operator_and_its_cluster_wide_rbac():
         ("RoleBinding", "tidemark-operator-leader-election", NAMESPACE),
         ("ClusterRole", "tidemark-edit", None),
         ("ClusterRole", "tidemark-view", None),
+        ("ClusterRole", "tidemark-worker", None),
         ("Service", "tidemark-operator-metrics", NAMESPACE),
         ("Deployment", "tidemark-operator", NAMESPACE),
     }
@@ -85,7 +86,8 @@ def test_namespace_scoped_values_give_a_role_in_the_watched_namespace():
         {"kind": "ServiceAccount", "name": "tidemark-operator", "namespace": NAMESPACE}]
     # Nothing cluster-wide but reading the operator's own CRDs (and the user roles).
     cluster_roles = {r["metadata"]["name"]: r for r in rendered.all("ClusterRole")}
-    assert set(cluster_roles) == {"tidemark-operator-crds", "tidemark-edit", "tidemark-view"}
+    assert set(cluster_roles) == {"tidemark-operator-crds", "tidemark-edit", "tidemark-view",
+                                  "tidemark-worker"}
     crd_rules = cluster_roles["tidemark-operator-crds"]["rules"]
     assert [(r["apiGroups"], r["resources"], r["verbs"]) for r in crd_rules] == [
         (["apiextensions.k8s.io"], ["customresourcedefinitions"], ["get"])]
@@ -283,7 +285,8 @@ def test_rbac_and_service_account_can_be_left_to_the_user():
     message = render_error({"serviceAccount": {"create": False}})
     assert "serviceAccount.name is required" in message, message
     rendered = render({"rbac": {"userRoles": False}})
-    assert {r["metadata"]["name"] for r in rendered.all("ClusterRole")} == {"tidemark-operator"}
+    assert {r["metadata"]["name"] for r in rendered.all("ClusterRole")} == {
+        "tidemark-operator", "tidemark-worker"}
 
 
 def restricted_violations(pod: dict) -> list[str]:

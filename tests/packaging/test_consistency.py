@@ -132,12 +132,36 @@ def test_namespace_scoped_rbac_is_config_rbac_split_by_scope():
         config_role)
     assert {g for g, *_ in permissions(crd_role)} == {"apiextensions.k8s.io"}
     assert "apiextensions.k8s.io" not in {g for g, *_ in permissions(role)}
-    # And the same Lease role and user roles as cluster-wide.
+    # And the same Lease role, worker role and user roles as cluster-wide.
     for kind, name in [("Role", "tidemark-operator-leader-election"),
-                       ("ClusterRole", "tidemark-edit"), ("ClusterRole", "tidemark-view")]:
+                       ("ClusterRole", "tidemark-edit"), ("ClusterRole", "tidemark-view"),
+                       ("ClusterRole", "tidemark-worker")]:
         [config] = [o for o in config_objects("rbac")
                     if (o["kind"], o["metadata"]["name"]) == (kind, name)]
         assert_same_rules(chart.one(kind, name), config)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_no_rule_grants_anything_on_secrets_or_escalation(scenario):
+    roles = [o for _, o in render(SCENARIOS[scenario]).objects if o["kind"] in RBAC_KINDS]
+    roles += [o for o in config_objects("rbac") if o["kind"] in RBAC_KINDS]
+    assert roles
+    for role in roles:
+        what = f"{role['kind']} {role['metadata']['name']}"
+        for rule in role.get("rules", []):
+            resources = rule.get("resources", [])
+            verbs = rule.get("verbs", [])
+            assert "secrets" not in resources, f"{what} grants {verbs} on secrets"
+            assert "*" not in resources and "*" not in verbs, f"{what}: wildcard in {rule}"
+            assert "*" not in rule.get("apiGroups", []), f"{what}: wildcard in {rule}"
+            assert "escalate" not in verbs and "impersonate" not in verbs, f"{what}: {rule}"
+            assert not any(r in resources for r in ("roles", "clusterrolebindings")) or (
+                set(verbs) <= {"get", "list", "watch"}), f"{what} may create roles: {rule}"
+            if "bind" in verbs:
+                # Only the worker ClusterRole, by name.
+                assert resources == ["clusterroles"], f"{what}: {rule}"
+                assert [n.endswith("-worker") for n in rule.get("resourceNames", [])] == [True], (
+                    f"{what}: bind must name the worker ClusterRole only: {rule}")
 
 
 # --- Objects and the operator Deployment ------------------------------------------------------

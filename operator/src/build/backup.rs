@@ -274,7 +274,7 @@ mod tests {
     use super::super::cronjob::{cron_job, cron_job_name, MAX_CRON_JOB_NAME};
     use super::super::fixtures::*;
     use super::super::job::{job, RESULT_FINALIZER};
-    use super::super::rbac::{worker_role, worker_role_binding};
+    use super::super::rbac::worker_role_binding;
     use super::super::task::task_config_map;
     use super::*;
 
@@ -400,9 +400,8 @@ mod tests {
             .map(|m| m.mount_path.as_str())
             .collect();
         assert_eq!(mounts, ["/etc/tidemark/task", "/tmp", "/var/lib/tidemark"]);
-        // A backup needs no Kubernetes API: no Role, no token.
+        // A backup needs no Kubernetes API: no RoleBinding, no token.
         assert_eq!(pod(&job).automount_service_account_token, Some(false));
-        assert_eq!(worker_role(&cr).expect("builds"), None);
         assert_eq!(
             worker_role_binding(&cr, &OperatorConfig::default()).expect("builds"),
             None

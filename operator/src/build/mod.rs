@@ -259,7 +259,7 @@ where
     labels
 }
 
-/// Labels of a child of `obj` that outlives single runs (its worker Role): the
+/// Labels of a child of `obj` that outlives single runs (its worker RoleBinding): the
 /// `app.kubernetes.io/*` set plus [`OWNER_KIND_LABEL`] and [`OWNER_NAME_LABEL`].
 pub fn owner_labels<K>(obj: &K, component: &str) -> BTreeMap<String, String>
 where
@@ -399,10 +399,11 @@ pub struct Schedule<'a> {
     pub suspend: bool,
 }
 
-/// What a run's worker does in a ConfigMap storage, which decides the verbs of its Role.
+/// What a run's worker does in a ConfigMap storage: anything but `None` gets the worker
+/// RoleBinding (the worker ClusterRole grants `get`, `patch`, `create`) and an API token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConfigMapAccess {
-    /// Nothing (no Role, no API token).
+    /// Nothing (no RoleBinding, no API token).
     None,
     /// Reads snapshots (`get`).
     Read,

@@ -281,7 +281,7 @@ mod tests {
 
     use super::super::fixtures::*;
     use super::super::job::job;
-    use super::super::rbac::{worker_role, worker_role_binding};
+    use super::super::rbac::worker_role_binding;
     use super::super::task::task_config_map;
     use super::*;
     use crate::config::OperatorConfig;
@@ -584,7 +584,6 @@ spec:
             .expect("a PVC volume");
         assert_eq!(claim.claim_name, "kafka-backups");
         assert_eq!(pod(&job).automount_service_account_token, Some(false));
-        assert_eq!(worker_role(&cr).expect("builds"), None);
         assert_eq!(
             worker_role_binding(&cr, &OperatorConfig::default()).expect("builds"),
             None

@@ -1140,13 +1140,12 @@ pub fn scheduled_status(
     (status, fresh)
 }
 
-/// The reconcile of a scheduled KafkaBackup: check Secrets, apply the worker ServiceAccount,
+/// The reconcile of a scheduled KafkaBackup: apply the worker ServiceAccount,
 /// the run's task ConfigMap and the CronJob; stop nothing that runs, but delete the task
 /// ConfigMaps no backup Job needs any more; read the newest ended backup's results once;
 /// create its cleanup Job; write the status.
 async fn reconcile_scheduled(cr: &KafkaBackup, ctx: &Context, run: RunId) -> Result<Action, Error> {
     let ns = build::namespace(cr).map_err(Error::Build)?;
-    worker::check_secrets(cr, ctx, run).await?;
     worker::apply_task_children(cr, ctx, run).await?;
     let cron_job = cronjob::cron_job(cr, run, &ctx.config)
         .map_err(Error::Build)?

@@ -128,8 +128,12 @@ pub trait RunKind:
     }
 }
 
-/// How often a resource waiting for a Secret is checked again (Secrets are not watched).
+/// How often a run whose worker pod waits for a Secret is looked at again (the operator cannot
+/// read or watch Secrets; the pod's status says when it starts).
 pub const SECRET_POLL: Duration = Duration::from_secs(30);
+/// How often a running Job whose pods have not all started is looked at again: a pod the
+/// kubelet cannot start for want of a Secret is reported within this time.
+pub const POD_START_POLL: Duration = Duration::from_secs(10);
 /// How often a resource waiting for a referenced resource (a KafkaRestore for its
 /// KafkaBackup's first completed backup) is checked again.
 pub const REFERENCE_POLL: Duration = Duration::from_secs(30);
@@ -148,12 +152,6 @@ pub enum Error {
     /// The spec cannot run (the `Stalled` condition says why); waits for a change.
     #[error("invalid spec ({reason}): {message}")]
     InvalidSpec {
-        reason: &'static str,
-        message: String,
-    },
-    /// A referenced Secret or entry is missing (the `Stalled` condition says which); polled.
-    #[error("waiting for a Secret ({reason}): {message}")]
-    MissingSecret {
         reason: &'static str,
         message: String,
     },
@@ -206,7 +204,6 @@ impl Error {
     pub fn metric_label(&self) -> &'static str {
         match self {
             Error::InvalidSpec { .. } => "invalid_spec",
-            Error::MissingSecret { .. } => "missing_secret",
             Error::MissingReference { .. } => "missing_reference",
             Error::ChildConflict { .. } => "child_conflict",
             Error::Build(_) => "build",
@@ -305,9 +302,8 @@ impl Context {
     }
 }
 
-/// Error policy of every controller: an invalid spec waits for a change, a missing Secret is
-/// checked again in [`SECRET_POLL`] and a missing or unready referenced resource in
-/// [`REFERENCE_POLL`], anything else (API errors) retries with backoff.
+/// Error policy of every controller: an invalid spec waits for a change, a missing or unready
+/// referenced resource is checked again in [`REFERENCE_POLL`], anything else (API errors) retries with backoff.
 pub fn error_policy<K>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action
 where
     K: Resource<DynamicType = ()>,
@@ -316,7 +312,6 @@ where
         .reconcile_failure(&K::kind(&()), error.metric_label());
     match error {
         Error::InvalidSpec { .. } | Error::Build(_) => Action::await_change(),
-        Error::MissingSecret { .. } => Action::requeue(SECRET_POLL),
         Error::MissingReference { .. } | Error::ChildConflict { .. } => {
             Action::requeue(REFERENCE_POLL)
         }

@@ -30,10 +30,12 @@ pub const REASON_JOB_DELETED: &str = "JobDeleted";
 pub const REASON_JOB_FAILED: &str = "JobFailed";
 /// Reason when a Job succeeded but left no readable result.
 pub const REASON_RESULT_MISSING: &str = "ResultMissing";
-/// A referenced Secret does not exist.
+/// A Secret the worker pod references does not exist (the kubelet says so in the pod status).
 pub const REASON_SECRET_NOT_FOUND: &str = "SecretNotFound";
-/// A referenced Secret lacks an entry the worker reads.
+/// A Secret the worker pod references lacks an entry (the kubelet says so in the pod status).
 pub const REASON_KEY_NOT_FOUND: &str = "KeyNotFound";
+/// The kubelet's waiting reason of a container whose env or volumes cannot be built.
+pub const CREATE_CONTAINER_CONFIG_ERROR: &str = "CreateContainerConfigError";
 
 /// Longest condition message (and other free-text status field) the operator writes, in bytes:
 /// what Kubernetes allows in a `metav1.Condition` message. Longer text is cut ([`cap`]).
@@ -252,6 +254,86 @@ pub fn job_deleted<K: RunKind>(
         REASON_JOB_DELETED,
         &message,
     );
+    status
+}
+
+/// A worker container the kubelet cannot start because of a Secret, read from the pod status
+/// (the operator never reads Secrets): its pod, the reason (`SecretNotFound` or `KeyNotFound`),
+/// the Secret's name and the kubelet's message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretProblem {
+    pub pod: String,
+    pub reason: &'static str,
+    pub secret: String,
+    pub kubelet_message: String,
+}
+
+/// The first worker container among `pods` waiting with [`CREATE_CONTAINER_CONFIG_ERROR`]
+/// because of a Secret: the kubelet writes `secret "NAME" not found` for a missing Secret and
+/// `couldn't find key KEY in Secret NAMESPACE/NAME` for a missing entry. Other config errors
+/// (and a Secret volume that cannot be mounted, which the kubelet reports only in Events, the
+/// pod staying `ContainerCreating`) are not recognised here.
+pub fn secret_problem(pods: &[Pod]) -> Option<SecretProblem> {
+    pods.iter().find_map(|pod| {
+        let status = pod.status.as_ref()?;
+        let containers = status.init_container_statuses.iter().flatten();
+        containers
+            .chain(status.container_statuses.iter().flatten())
+            .filter_map(|c| c.state.as_ref()?.waiting.as_ref())
+            .filter(|w| w.reason.as_deref() == Some(CREATE_CONTAINER_CONFIG_ERROR))
+            .find_map(|w| {
+                let message = w.message.as_deref()?.trim();
+                let (reason, secret) = parse_secret_message(message)?;
+                Some(SecretProblem {
+                    pod: pod.name_any(),
+                    reason,
+                    secret,
+                    kubelet_message: cap(message, MAX_EVENT_NOTE),
+                })
+            })
+    })
+}
+
+/// The reason and Secret name of a kubelet config-error message about a Secret.
+fn parse_secret_message(message: &str) -> Option<(&'static str, String)> {
+    if let Some(rest) = message.strip_prefix("couldn't find key ") {
+        let (_, secret) = rest.split_once(" in Secret ")?;
+        let name = secret.rsplit('/').next()?.trim();
+        return Some((REASON_KEY_NOT_FOUND, name.to_string()));
+    }
+    let rest = message
+        .strip_prefix("secret \"")
+        .or_else(|| message.strip_prefix("secrets \""))?;
+    let (name, tail) = rest.split_once('"')?;
+    tail.trim()
+        .starts_with("not found")
+        .then(|| (REASON_SECRET_NOT_FOUND, name.to_string()))
+}
+
+/// Still Running with its Job kept, but `Stalled=True` with the reason of `problem`: the worker
+/// pod cannot start until the Secret is fixed (the kubelet retries, so the pod starts then
+/// without anything else to do). `field` is the spec field that names the Secret, if known.
+pub fn stalled_on_secret<K: RunKind>(
+    cr: &K,
+    run: RunId,
+    job_name: &str,
+    problem: &SecretProblem,
+    field: Option<&str>,
+    now: &str,
+) -> K::Status {
+    let mut status = running(cr, run, job_name, now);
+    let by = field
+        .map(|f| format!(" (named by {f})"))
+        .unwrap_or_default();
+    let message = format!(
+        "the worker pod {} cannot start: {}{by}. The Job {job_name} is kept: once the Secret \
+         exists with that key in namespace {}, the kubelet starts the pod",
+        problem.pod,
+        problem.kubelet_message,
+        cr.namespace().unwrap_or_default()
+    );
+    K::common_mut(&mut status).conditions =
+        Conditions::new(cr, previous(cr), now).all(false, false, true, problem.reason, &message);
     status
 }
 
@@ -589,6 +671,36 @@ mod tests {
         let one = single_result(shard_results(&plain, 1)).expect("a result");
         assert_eq!(one.message, "newest");
         assert!(single_result(Vec::new()).is_err());
+    }
+
+    #[test]
+    fn the_kubelets_secret_messages_name_the_secret() {
+        assert_eq!(
+            parse_secret_message("secret \"kafka-creds\" not found"),
+            Some((REASON_SECRET_NOT_FOUND, "kafka-creds".to_string()))
+        );
+        assert_eq!(
+            parse_secret_message("couldn't find key password in Secret kafka/kafka-creds"),
+            Some((REASON_KEY_NOT_FOUND, "kafka-creds".to_string()))
+        );
+        assert_eq!(
+            parse_secret_message("configmap \"task\" not found"),
+            None,
+            "not about a Secret"
+        );
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p"},
+            "status": {"phase": "Pending", "containerStatuses": [{
+                "name": "tidemark", "image": "", "imageID": "", "ready": false,
+                "restartCount": 0, "state": {"waiting": {
+                    "reason": "CreateContainerConfigError",
+                    "message": "secret \"kafka-creds\" not found"}}}]}
+        }))
+        .expect("pod");
+        let problem = secret_problem(&[pod]).expect("a problem");
+        assert_eq!(problem.pod, "p");
+        assert_eq!(problem.secret, "kafka-creds");
+        assert_eq!(problem.reason, REASON_SECRET_NOT_FOUND);
     }
 
     #[test]

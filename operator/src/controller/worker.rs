@@ -1,20 +1,21 @@
 //! The reconcile every [`RunKind`] shares, one run per [`RunId`] (generation +
-//! `tidemark.dev/run`): validate → check referenced Secrets → build and server-side apply the
-//! worker ServiceAccount, RBAC, task ConfigMap and Job → status Running; then, once the Job has
-//! ended, read the worker's result from its pod and write the final status. A finished run is
+//! `tidemark.dev/run`): validate → build and server-side apply the worker ServiceAccount, RBAC,
+//! task ConfigMap and Job → status Running; while the Job runs, its pods' status tells whether
+//! the kubelet cannot start a worker for want of a Secret (the operator never reads Secrets);
+//! once the Job has ended, read the worker's result from its pod and write the final status. A finished run is
 //! never run again, and a Job deleted mid-run is reported, never recreated.
 //!
 //! The steps are public so that a kind with another way to run (a scheduled KafkaBackup's
 //! CronJob) or a step of its own before a run starts (a KafkaRestore resolving its KafkaBackup,
 //! only while [`run_started`] is false) is built from the same pieces: [`validated_run`],
-//! [`check_secrets`], [`apply_task_children`], [`job_results`] (one result per shard of an
+//! [`apply_task_children`], [`job_results`] (one result per shard of an
 //! Indexed Job), [`apply`], [`delete`] and [`write_status`].
 
 use std::sync::Arc;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -24,7 +25,8 @@ use serde::Serialize;
 use tracing::instrument;
 
 use super::status as st;
-use super::{stop, Context, Error, RunKind, PREVIOUS_RUN_POLL, RUNNING_POLL};
+use super::SECRET_POLL;
+use super::{stop, Context, Error, RunKind, POD_START_POLL, PREVIOUS_RUN_POLL, RUNNING_POLL};
 use crate::build::job::RESULT_FINALIZER;
 use crate::build::{self, RunId, FIELD_MANAGER};
 use crate::crd::status::{Phase, RunStatus};
@@ -194,10 +196,10 @@ async fn release_finished<K: RunKind>(
     Ok(Action::await_change())
 }
 
-/// Checks the Secrets, applies the children and marks the run Running.
+/// Applies the children and marks the run Running. Secrets are not looked at: the Job names
+/// them, and a missing one shows in its pod's status ([`watch_pods`]).
 async fn start<K: RunKind>(cr: &K, ctx: &Context, run: RunId) -> Result<Action, Error> {
     let ns = build::namespace(cr).map_err(Error::Build)?;
-    check_secrets(cr, ctx, run).await?;
     let job = build::job::job(cr, run, &ctx.config).map_err(Error::Build)?;
     apply_task_children(cr, ctx, run).await?;
     apply_child(cr, ctx, &ns, &job).await?;
@@ -221,67 +223,9 @@ async fn start<K: RunKind>(cr: &K, ctx: &Context, run: RunId) -> Result<Action, 
     Ok(Action::requeue(RUNNING_POLL))
 }
 
-/// Checks that every Secret `cr` references exists with the entries the worker reads (one
-/// `get` each, values never looked at); a missing one is reported with `Stalled` (and an Event)
-/// and returned as [`Error::MissingSecret`].
-pub async fn check_secrets<K: RunKind>(cr: &K, ctx: &Context, run: RunId) -> Result<(), Error> {
-    let ns = build::namespace(cr).map_err(Error::Build)?;
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let mut missing = Vec::new();
-    for reference in referenced_secrets(cr) {
-        let secret = secrets
-            .get_opt(&reference.name)
-            .await
-            .map_err(|source| Error::Fetch {
-                what: format!("Secret {ns}/{}", reference.name),
-                source,
-            })?;
-        match secret {
-            None => missing.push((
-                st::REASON_SECRET_NOT_FOUND,
-                format!(
-                    "Secret '{}' referenced by {} not found in namespace {ns}",
-                    reference.name, reference.field
-                ),
-            )),
-            Some(secret) => {
-                for key in &reference.keys {
-                    if !has_key(&secret, key) {
-                        missing.push((
-                            st::REASON_KEY_NOT_FOUND,
-                            format!(
-                                "Secret '{}' referenced by {} has no key '{key}'",
-                                reference.name, reference.field
-                            ),
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    let Some((reason, _)) = missing.first() else {
-        return Ok(());
-    };
-    let reason = *reason;
-    let message = missing
-        .iter()
-        .map(|(_, m)| m.as_str())
-        .collect::<Vec<_>>()
-        .join("; ");
-    let status = st::stalled(cr, Some(run), reason, &message, &st::now());
-    write_status(
-        cr,
-        ctx,
-        status,
-        Some((EventType::Warning, reason, "CheckSecrets")),
-    )
-    .await?;
-    Err(Error::MissingSecret { reason, message })
-}
-
 /// Builds and applies what the worker of `cr`'s run `run` needs besides its Job: the worker
-/// ServiceAccount of the namespace, the worker Role and RoleBinding (ConfigMap storage only)
-/// and the task ConfigMap.
+/// ServiceAccount of the namespace, the worker RoleBinding to the install's worker ClusterRole
+/// (ConfigMap storage only; the operator creates no Role) and the task ConfigMap.
 pub async fn apply_task_children<K: RunKind>(
     cr: &K,
     ctx: &Context,
@@ -290,14 +234,10 @@ pub async fn apply_task_children<K: RunKind>(
     let ns = build::namespace(cr).map_err(Error::Build)?;
     let config = &ctx.config;
     let service_account = build::service_account::worker_service_account(&ns, config);
-    let role = build::rbac::worker_role(cr).map_err(Error::Build)?;
     let binding = build::rbac::worker_role_binding(cr, config).map_err(Error::Build)?;
     let task = build::task::task_config_map(cr, run).map_err(Error::Build)?;
 
     apply::<ServiceAccount>(ctx, &ns, &service_account).await?;
-    if let Some(role) = &role {
-        apply_child::<K, Role>(cr, ctx, &ns, role).await?;
-    }
     if let Some(binding) = &binding {
         apply_child::<K, RoleBinding>(cr, ctx, &ns, binding).await?;
     }
@@ -382,9 +322,58 @@ async fn observe_job<K: RunKind>(
     job: &Job,
 ) -> Result<Action, Error> {
     if st::job_end(job).is_none() && job.meta().deletion_timestamp.is_none() {
-        return Ok(Action::requeue(RUNNING_POLL));
+        return watch_pods(cr, ctx, &job.name_any()).await;
     }
     record(cr, ctx, current, &job.name_any(), Some(job)).await
+}
+
+/// While the Job `job_name` of `cr`'s current run runs: a worker pod the kubelet cannot start
+/// because a Secret or one of its keys is missing (the pod status says which) stalls the run
+/// with that message and a Warning Event, the Job kept (the kubelet retries, so fixing the
+/// Secret is enough); once no pod says so any more, the run is plain Running again. Pods not
+/// started yet are looked at again soon ([`POD_START_POLL`]).
+async fn watch_pods<K: RunKind>(cr: &K, ctx: &Context, job_name: &str) -> Result<Action, Error> {
+    let ns = build::namespace(cr).map_err(Error::Build)?;
+    let pods = job_pods(ctx, &ns, job_name).await?;
+    let Ok(run) = RunId::of(cr) else {
+        return Ok(Action::requeue(RUNNING_POLL));
+    };
+    if let Some(problem) = st::secret_problem(&pods) {
+        let field = referenced_secrets(cr)
+            .into_iter()
+            .find(|r| r.name == problem.secret)
+            .map(|r| r.field);
+        let status = st::stalled_on_secret(cr, run, job_name, &problem, field, &st::now());
+        let event = (EventType::Warning, problem.reason, "ObservePod");
+        write_status(cr, ctx, status, Some(event)).await?;
+        return Ok(Action::requeue(SECRET_POLL));
+    }
+    let stalled_on_secret = st::current(cr).and_then(|c| {
+        c.conditions
+            .iter()
+            .find(|c| c.type_ == st::STALLED && c.status == "True")
+    });
+    if stalled_on_secret.is_some_and(|c| {
+        c.reason == st::REASON_SECRET_NOT_FOUND || c.reason == st::REASON_KEY_NOT_FOUND
+    }) {
+        let status = st::running(cr, run, job_name, &st::now());
+        write_status(
+            cr,
+            ctx,
+            status,
+            Some((EventType::Normal, "PodStarting", "ObservePod")),
+        )
+        .await?;
+    }
+    let starting = pods.is_empty()
+        || pods
+            .iter()
+            .any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Pending"));
+    Ok(Action::requeue(if starting {
+        POD_START_POLL
+    } else {
+        RUNNING_POLL
+    }))
 }
 
 /// Records how the run whose Job is `job_name` ended, then releases its Job's and pods' result
@@ -534,15 +523,6 @@ where
         what: format!("{} {ns}/{name}", K::kind(&())),
         source,
     })
-}
-
-/// Whether `secret` has the entry `key` (only the key names are looked at).
-fn has_key(secret: &Secret, key: &str) -> bool {
-    secret.data.as_ref().is_some_and(|d| d.contains_key(key))
-        || secret
-            .string_data
-            .as_ref()
-            .is_some_and(|d| d.contains_key(key))
 }
 
 /// Writes `status` with server-side apply when it differs from the current one, then publishes

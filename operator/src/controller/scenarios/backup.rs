@@ -11,7 +11,7 @@ use crate::build::cronjob::cron_job_name;
 use crate::build::fixtures::*;
 use crate::build::{RunId, WorkerKind};
 use crate::controller::backup::{FINISH_FINALIZER, SCHEDULE_POLL};
-use crate::controller::{RUNNING_POLL, SECRET_POLL};
+use crate::controller::RUNNING_POLL;
 use crate::crd::KafkaBackup;
 
 const KIND: &str = "KafkaBackup";
@@ -101,12 +101,6 @@ fn list_pods(name: &'static str, pods: Vec<Value>) -> Call {
     .check(assert_backup_selector(name))
 }
 
-/// The reads of the daily S3 sample's Secrets: TLS CA, SASL credentials, S3 credentials (the
-/// last answered with `s3`).
-fn daily_secrets(s3: Reply) -> Vec<Call> {
-    tls_sasl_s3_secrets(&["username", "password"], s3)
-}
-
 /// `cr` with `status` (JSON) as its status.
 fn with_backup_status(cr: KafkaBackup, status: Value) -> KafkaBackup {
     let mut value = serde_json::to_value(&cr).expect("cr");
@@ -187,10 +181,6 @@ async fn a_sharded_backup_runs_an_indexed_job() {
     let cr = kb(&without_schedule(BACKUP_HOURLY_INCREMENTAL_GCS));
     let job = cr.job_name(RUN).expect("name");
     let calls = vec![
-        get(
-            path("v1", "secrets", "gcs-credentials"),
-            secret("gcs-credentials", &["GOOGLE_SERVICE_ACCOUNT_KEY"]),
-        ),
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
         apply(
             path("v1", "configmaps", "events-hourly-kb-task-g1-r0"),
@@ -469,7 +459,7 @@ async fn a_scheduled_backup_applies_a_cron_job_and_no_job() {
     let cr = kb(BACKUP_DAILY_S3);
     let cron = cron_job_name(&cr).expect("name");
     let expected_cron = cron.clone();
-    let mut calls = daily_secrets(secret("s3-credentials", &["AWS_ACCESS_KEY_ID"]));
+    let mut calls = Vec::new();
     calls.extend([
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
         apply(
@@ -558,7 +548,7 @@ async fn toggling_suspend_patches_the_cron_job() {
         "2024-11-30T02:00:00Z",
         Some(("Complete", "CompletionsReached", "2024-11-30T02:30:00Z")),
     );
-    let mut calls = daily_secrets(secret("s3-credentials", &["AWS_ACCESS_KEY_ID"]));
+    let mut calls = Vec::new();
     calls.extend([
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
         apply(
@@ -631,10 +621,6 @@ async fn a_finished_scheduled_job_is_recorded_and_cleaned_up_after() {
     let cleanup = cleanup_job_name("events-hourly", &newest);
     let (id, cleanup_name) = (newest.clone(), cleanup.clone());
     let calls = vec![
-        get(
-            path("v1", "secrets", "gcs-credentials"),
-            secret("gcs-credentials", &["GOOGLE_SERVICE_ACCOUNT_KEY"]),
-        ),
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
         apply(
             path("v1", "configmaps", "events-hourly-kb-task-g2-r0"),
@@ -719,7 +705,7 @@ async fn a_started_scheduled_job_is_running_with_an_event() {
     );
     let running = backup_job(&cr, &started, "g1-r0", "2024-12-01T02:00:02Z", None);
     let job_name = started.clone();
-    let mut calls = daily_secrets(secret("s3-credentials", &["AWS_ACCESS_KEY_ID"]));
+    let mut calls = Vec::new();
     calls.extend([
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
         apply(
@@ -772,7 +758,7 @@ async fn a_failed_scheduled_job_stalls_with_a_warning_event() {
         Some(("Failed", "BackoffLimitExceeded", "2024-12-01T02:09:00Z")),
     );
     let job_name = failed_name.clone();
-    let mut calls = daily_secrets(secret("s3-credentials", &["AWS_ACCESS_KEY_ID"]));
+    let mut calls = Vec::new();
     calls.extend([
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
         apply(
@@ -805,25 +791,6 @@ async fn a_failed_scheduled_job_stalls_with_a_warning_event() {
     let (result, _, metrics) = scenario(cr, calls).await;
     assert_eq!(result.expect("reconciled"), Action::requeue(SCHEDULE_POLL));
     assert_eq!(metrics.job_count(KIND, "failed"), 1);
-}
-
-// (h) A missing Secret stalls a scheduled backup before its CronJob exists.
-#[tokio::test]
-async fn a_missing_secret_stalls_the_backup_without_a_cron_job() {
-    let cr = kb(BACKUP_DAILY_S3);
-    let mut calls = daily_secrets(not_found("secrets", "s3-credentials"));
-    calls.extend(stalled_on_a_secret(
-        &cr,
-        "SecretNotFound",
-        "Secret 's3-credentials' referenced by spec.storage.s3.credentialsSecret not found in namespace kafka-backup",
-    ));
-    let (result, policy, metrics) = scenario(cr, calls).await;
-    assert_eq!(
-        result.expect_err("stalled").metric_label(),
-        "missing_secret"
-    );
-    assert_eq!(policy, Some(Action::requeue(SECRET_POLL)));
-    assert_eq!(metrics.failure_count(KIND, "missing_secret"), 1);
 }
 
 // (i) A cron expression that is no schedule stalls before anything is applied.
@@ -892,10 +859,6 @@ async fn removing_the_schedule_deletes_the_cron_job_and_runs_once() {
         )
         .check(|body, _| assert_eq!(body["propagationPolicy"], "Background")),
     );
-    calls.extend(daily_secrets(secret(
-        "s3-credentials",
-        &["AWS_ACCESS_KEY_ID"],
-    )));
     calls.extend([
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
         apply(
@@ -1220,7 +1183,7 @@ async fn a_scheduled_backup_whose_job_was_collected_is_recorded_from_its_pod() {
     let running_pod = held_pod(&cr, &next, "g1-r0", "2024-12-02T02:00:02Z", "", None);
     let cleanup = cleanup_job_name("payments-nightly", &gone);
     let id = gone.clone();
-    let mut calls = daily_secrets(secret("s3-credentials", &["AWS_ACCESS_KEY_ID"]));
+    let mut calls = Vec::new();
     calls.extend([
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
         apply(
@@ -1629,4 +1592,16 @@ async fn a_finished_continuous_backup_is_recorded_complete_before_the_next_run()
         Action::requeue(crate::controller::PREVIOUS_RUN_POLL)
     );
     assert_eq!(metrics.job_count(KIND, "succeeded"), 1);
+}
+
+// (h) The worker pod of a backup cannot start for want of a SASL key: Stalled, the Job kept.
+#[tokio::test]
+async fn a_pod_waiting_for_a_missing_secret_key_stalls_the_backup() {
+    super::a_pod_waiting_for_a_secret_stalls_the_run(
+        kb(&without_schedule(BACKUP_DAILY_S3)),
+        "KeyNotFound",
+        "couldn't find key username in Secret kafka-backup/kafka-credentials",
+        "spec.kafkaCluster.saslSecret",
+    )
+    .await;
 }

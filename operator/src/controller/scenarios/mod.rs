@@ -274,21 +274,6 @@ async fn scenario<K: RunKind>(
     (result, policy, metrics)
 }
 
-fn secret(name: &str, keys: &[&str]) -> Reply {
-    let data: serde_json::Map<String, Value> = keys
-        .iter()
-        .map(|k| (k.to_string(), json!("czNudGluZWwtdmFsdWU=")))
-        .collect();
-    Reply::Json(
-        StatusCode::OK,
-        json!({
-            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": {"name": name, "namespace": NS, "uid": "5e"},
-            "data": data
-        }),
-    )
-}
-
 fn path(group_version: &str, resource: &str, name: &str) -> String {
     let prefix = if group_version == "v1" {
         "/api/v1".to_string()
@@ -296,23 +281,6 @@ fn path(group_version: &str, resource: &str, name: &str) -> String {
         format!("/apis/{group_version}")
     };
     format!("{prefix}/namespaces/{NS}/{resource}/{name}")
-}
-
-/// The reads of the three Secrets of the samples that use them all (a reset to a datetime, the
-/// daily backup), in the order the Job uses them: the TLS CA of `kafka-tls`, the SASL
-/// credentials of `kafka-credentials` with `sasl_keys`, and `s3-credentials` answered with `s3`.
-fn tls_sasl_s3_secrets(sasl_keys: &[&str], s3: Reply) -> Vec<Call> {
-    vec![
-        get(
-            path("v1", "secrets", "kafka-tls"),
-            secret("kafka-tls", &["ca.crt"]),
-        ),
-        get(
-            path("v1", "secrets", "kafka-credentials"),
-            secret("kafka-credentials", sasl_keys),
-        ),
-        get(path("v1", "secrets", "s3-credentials"), s3),
-    ]
 }
 
 /// `cr` with the status of run `run` in `phase`, its Job `job`.
@@ -469,30 +437,6 @@ fn superseded_run<K: RunKind>(cr: &K, run: &str, config_map: Reply) -> Vec<Call>
     ]
 }
 
-/// The status write and Event of a run of `cr` stalled before its Job by a missing Secret or
-/// entry: Pending, no Job, `Stalled` with `reason` and exactly `message`, and no Secret value
-/// anywhere (the mock Secrets hold `czNudGluZWw…`).
-fn stalled_on_a_secret<K: RunKind>(
-    cr: &K,
-    reason: &'static str,
-    message: &'static str,
-) -> Vec<Call> {
-    let no_value = |value: &Value, _: &str| {
-        assert!(!value.to_string().contains("czNudGluZWw"), "{value}");
-    };
-    vec![
-        status(cr, move |s| {
-            assert_eq!(s["phase"], "Pending");
-            assert_eq!(s["run"], "g1-r0");
-            assert!(s.get("jobName").is_none(), "{s}");
-            assert_conditions(s, [false, false, true], reason);
-            assert_eq!(condition(s, "Stalled")["message"], message);
-            no_value(s, "");
-        }),
-        event(K::kind(&()), "Warning", reason).check(no_value),
-    ]
-}
-
 // ---------------------------------------------------------------------------------------------
 // Scenarios every kind goes through the same way; each kind's module runs them on its resources.
 
@@ -582,14 +526,156 @@ async fn finished_runs_make_no_calls<K: RunKind>(cr: K) {
     }
 }
 
-/// The Job of `cr`'s running run is still running: one read, no writes, look again later.
+/// The pods of Job `job` whose `tidemark` container is in `state` (one pod), in pod `phase`.
+fn waiting_pods_call(job: &str, phase: &str, state: Value) -> Call {
+    let pod = json!({
+        "metadata": {"name": format!("{job}-x7k2p"), "namespace": NS,
+                     "labels": {"batch.kubernetes.io/job-name": job}},
+        "status": {"phase": phase, "containerStatuses": [{
+            "name": "tidemark", "image": "tidemark", "imageID": "", "ready": false,
+            "restartCount": 0, "state": state
+        }]}
+    });
+    let selector = format!("labelSelector=batch.kubernetes.io%2Fjob-name%3D{job}");
+    get(
+        format!("/api/v1/namespaces/{NS}/pods"),
+        Reply::Json(
+            StatusCode::OK,
+            json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [pod]}),
+        ),
+    )
+    .check(move |_, query| assert!(query.contains(&selector), "{query}"))
+}
+
+/// The state the kubelet writes for a container it cannot create: `waiting` with
+/// `CreateContainerConfigError` and `message`.
+fn config_error(message: &str) -> Value {
+    json!({"waiting": {"reason": "CreateContainerConfigError", "message": message}})
+}
+
+/// The Job of `cr`'s running run is still running and its pod runs: the Job and its pods are
+/// read, nothing written, look again later.
 async fn a_running_job_is_only_read<K: RunKind>(cr: K) {
     let (_, job) = name_and_job(&cr);
     let cr = with_status(cr, "g1-r0", "Running", &job);
-    let calls = vec![get(path("batch/v1", "jobs", &job), job_reply(&job, None))];
+    let calls = vec![
+        get(path("batch/v1", "jobs", &job), job_reply(&job, None)),
+        waiting_pods_call(
+            &job,
+            "Running",
+            json!({"running": {"startedAt": "2024-12-01T12:00:05Z"}}),
+        ),
+    ];
     let (result, _, _) = scenario(cr, calls).await;
     assert_eq!(
         result.expect("reconciled"),
         Action::requeue(super::RUNNING_POLL)
+    );
+}
+
+/// The worker pod of `cr`'s running run cannot start: the kubelet wrote `kubelet_message` (a
+/// missing Secret or key) in its status. The run stays Running with its Job, `Stalled` with
+/// `reason` and a message holding the kubelet's text and the spec `field` naming the Secret,
+/// a Warning Event; looked at again in [`super::SECRET_POLL`]. Once the Secret is fixed and
+/// the pod runs, the run is plain Running again (and an unchanged stall writes nothing).
+async fn a_pod_waiting_for_a_secret_stalls_the_run<K: RunKind>(
+    cr: K,
+    reason: &'static str,
+    kubelet_message: &'static str,
+    field: &'static str,
+) {
+    let (_, job) = name_and_job(&cr);
+    let running = with_status(cr, "g1-r0", "Running", &job);
+    let job_name = job.clone();
+    let calls = vec![
+        get(path("batch/v1", "jobs", &job), job_reply(&job, None)),
+        waiting_pods_call(&job, "Pending", config_error(kubelet_message)),
+        status(&running, move |s| {
+            assert_eq!(s["phase"], "Running");
+            assert_eq!(s["jobName"], job_name.as_str());
+            assert_conditions(s, [false, false, true], reason);
+            let message = condition(s, "Stalled")["message"].as_str().expect("text");
+            assert!(message.contains(kubelet_message), "{message}");
+            assert!(message.contains(field), "{message}");
+            assert!(message.contains("is kept"), "{message}");
+        }),
+        event(K::kind(&()), "Warning", reason).check(move |body, _| {
+            let note = body["note"].as_str().expect("note");
+            assert!(note.contains(kubelet_message), "{body}");
+        }),
+    ];
+    let (result, _, _) = scenario(running.clone(), calls).await;
+    assert_eq!(
+        result.expect("reconciled"),
+        Action::requeue(super::SECRET_POLL)
+    );
+
+    // The stall as written: the same pod status again changes nothing.
+    let mut stalled = serde_json::to_value(&running).expect("cr");
+    let problem = crate::controller::status::SecretProblem {
+        pod: format!("{job}-x7k2p"),
+        reason,
+        secret: String::new(),
+        kubelet_message: kubelet_message.to_string(),
+    };
+    let run = crate::build::RunId::of(&running).expect("run");
+    let stalled_status = crate::controller::status::stalled_on_secret(
+        &running,
+        run,
+        &job,
+        &problem,
+        Some(field),
+        "2024-12-01T12:01:00Z",
+    );
+    stalled["status"] = serde_json::to_value(&stalled_status).expect("status");
+    let stalled: K = serde_json::from_value(stalled).expect("stalled cr");
+    let calls = vec![
+        get(path("batch/v1", "jobs", &job), job_reply(&job, None)),
+        waiting_pods_call(&job, "Pending", config_error(kubelet_message)),
+    ];
+    let (result, _, _) = scenario(stalled.clone(), calls).await;
+    assert_eq!(
+        result.expect("reconciled"),
+        Action::requeue(super::SECRET_POLL)
+    );
+
+    // The Secret fixed: the kubelet starts the container; Running and no longer Stalled.
+    let calls = vec![
+        get(path("batch/v1", "jobs", &job), job_reply(&job, None)),
+        waiting_pods_call(
+            &job,
+            "Running",
+            json!({"running": {"startedAt": "2024-12-01T12:02:00Z"}}),
+        ),
+        status(&stalled, |s| {
+            assert_eq!(s["phase"], "Running");
+            assert_conditions(s, [false, true, false], "JobRunning");
+        }),
+        event(K::kind(&()), "Normal", "PodStarting"),
+    ];
+    let (result, _, _) = scenario(stalled, calls).await;
+    assert_eq!(
+        result.expect("reconciled"),
+        Action::requeue(super::RUNNING_POLL)
+    );
+}
+
+/// A pod not started yet without a config error (`ContainerCreating`): nothing written, looked
+/// at again soon ([`super::POD_START_POLL`]).
+async fn a_starting_pod_is_looked_at_again_soon<K: RunKind>(cr: K) {
+    let (_, job) = name_and_job(&cr);
+    let cr = with_status(cr, "g1-r0", "Running", &job);
+    let calls = vec![
+        get(path("batch/v1", "jobs", &job), job_reply(&job, None)),
+        waiting_pods_call(
+            &job,
+            "Pending",
+            json!({"waiting": {"reason": "ContainerCreating"}}),
+        ),
+    ];
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(
+        result.expect("reconciled"),
+        Action::requeue(super::POD_START_POLL)
     );
 }

@@ -8,7 +8,7 @@ use super::*;
 use crate::build::fixtures::*;
 use crate::build::reset::safety_snapshot_id;
 use crate::build::RunId;
-use crate::controller::{RUNNING_POLL, SECRET_POLL};
+use crate::controller::RUNNING_POLL;
 
 const KIND: &str = "KafkaOffsetReset";
 
@@ -55,10 +55,7 @@ fn reset_result(phase: &str, dry_run: bool, groups: usize, failed: usize) -> Val
 async fn a_new_reset_checks_secrets_applies_children_and_runs() {
     let cr = kor(RESET_TO_DATETIME);
     let snapshot_id = safety_snapshot_id(&cr, RUN).expect("id");
-    let mut calls = tls_sasl_s3_secrets(
-        &["username", "password"],
-        secret("s3-credentials", &["AWS_ACCESS_KEY_ID"]),
-    );
+    let mut calls = Vec::new();
     calls.extend([
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |body| {
             assert_eq!(body["kind"], "ServiceAccount");
@@ -118,27 +115,24 @@ async fn a_new_reset_checks_secrets_applies_children_and_runs() {
     assert_eq!(metrics.job_count("KafkaOffsetRollback", "created"), 0);
 }
 
-// (a') A snapshot into a ConfigMap gets the worker Role and RoleBinding, before the Job.
+// (a') A snapshot into a ConfigMap gets a worker RoleBinding to the install's worker
+// ClusterRole, before the Job; no Role is created.
 #[tokio::test]
-async fn a_config_map_snapshot_gets_a_worker_role() {
+async fn a_config_map_snapshot_binds_the_worker_cluster_role() {
     let cr = kor(RESET_FROM_SNAPSHOT);
     let rbac = "rbac.authorization.k8s.io/v1";
     let calls = vec![
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
         apply(
-            path(rbac, "roles", "restore-before-change-kor-worker"),
+            path(rbac, "rolebindings", "restore-before-change-kor-snapshots"),
             |body| {
+                assert_eq!(body["subjects"][0]["name"], "tidemark-worker");
                 assert_eq!(
-                    body["rules"][0]["resourceNames"],
-                    json!(["offset-snapshots"])
+                    body["roleRef"],
+                    json!({"apiGroup": "rbac.authorization.k8s.io",
+                           "kind": "ClusterRole", "name": "tidemark-worker"})
                 );
-                assert_eq!(body["rules"][0]["verbs"], json!(["get", "patch"]));
-                assert_eq!(body["rules"][1]["verbs"], json!(["create"]));
             },
-        ),
-        apply(
-            path(rbac, "rolebindings", "restore-before-change-kor-worker"),
-            |body| assert_eq!(body["subjects"][0]["name"], "tidemark-worker"),
         ),
         apply(
             path("v1", "configmaps", "restore-before-change-kor-task-g1-r0"),
@@ -323,48 +317,6 @@ async fn a_dry_run_plans_and_reports_without_a_snapshot() {
     assert_eq!(result.expect("reconciled"), Action::await_change());
 }
 
-// (e) A missing Secret stalls the reset: no Job, the field named, polled again.
-#[tokio::test]
-async fn a_missing_secret_stalls_the_reset_without_a_job() {
-    let cr = kor(RESET_TO_DATETIME);
-    let mut calls = tls_sasl_s3_secrets(
-        &["username", "password"],
-        not_found("secrets", "s3-credentials"),
-    );
-    calls.extend(stalled_on_a_secret(
-        &cr,
-        "SecretNotFound",
-        "Secret 's3-credentials' referenced by spec.storage.s3.credentialsSecret not found in namespace kafka-backup",
-    ));
-    let (result, policy, metrics) = scenario(cr, calls).await;
-    assert_eq!(
-        result.expect_err("stalled").metric_label(),
-        "missing_secret"
-    );
-    assert_eq!(policy, Some(Action::requeue(SECRET_POLL)));
-    assert_eq!(metrics.failure_count(KIND, "missing_secret"), 1);
-}
-
-// (e') A SASL Secret without the password entry: KeyNotFound, the values never leak.
-#[tokio::test]
-async fn a_missing_key_stalls_the_reset() {
-    let cr = kor(RESET_TO_DATETIME);
-    let mut calls = tls_sasl_s3_secrets(
-        &["username"],
-        secret("s3-credentials", &["AWS_ACCESS_KEY_ID"]),
-    );
-    calls.extend(stalled_on_a_secret(
-        &cr,
-        "KeyNotFound",
-        "Secret 'kafka-credentials' referenced by spec.kafkaCluster.saslSecret has no key 'password'",
-    ));
-    let (result, _, _) = scenario(cr, calls).await;
-    assert_eq!(
-        result.expect_err("stalled").metric_label(),
-        "missing_secret"
-    );
-}
-
 // (f) The Job of a running reset was deleted: Failed JobDeleted, never recreated.
 #[tokio::test]
 async fn a_reset_job_deleted_mid_run_fails_and_is_not_recreated() {
@@ -497,4 +449,16 @@ async fn a_finished_reset_makes_no_calls() {
 #[tokio::test]
 async fn a_running_reset_job_is_only_read() {
     super::a_running_job_is_only_read(kor(RESET_FROM_FILE)).await;
+}
+
+// (e) The worker pod cannot start for want of the storage Secret: Stalled, the Job kept.
+#[tokio::test]
+async fn a_pod_waiting_for_a_missing_secret_stalls_the_reset() {
+    super::a_pod_waiting_for_a_secret_stalls_the_run(
+        kor(RESET_TO_DATETIME),
+        "SecretNotFound",
+        "secret \"s3-credentials\" not found",
+        "spec.storage.s3.credentialsSecret",
+    )
+    .await;
 }

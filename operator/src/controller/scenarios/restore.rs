@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::*;
 use crate::build::fixtures::*;
 use crate::controller::restore::{REASON_KAFKA_BACKUP_NOT_FOUND, REASON_NO_COMPLETED_BACKUP};
-use crate::controller::{REFERENCE_POLL, RUNNING_POLL, SECRET_POLL};
+use crate::controller::{REFERENCE_POLL, RUNNING_POLL};
 use crate::crd::KafkaRestore;
 
 const KIND: &str = "KafkaRestore";
@@ -148,10 +148,7 @@ async fn a_new_restore_resolves_its_kafka_backup_and_runs_one_job() {
 #[tokio::test]
 async fn a_restore_from_a_backup_id_checks_its_secrets_and_converts_the_window() {
     let cr = kr(RESTORE_PITR_NEW_TOPIC);
-    let mut calls = tls_sasl_s3_secrets(
-        &["username", "password"],
-        secret("s3-credentials", &["AWS_ACCESS_KEY_ID"]),
-    );
+    let mut calls = Vec::new();
     calls.extend([
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
         apply(
@@ -660,27 +657,6 @@ async fn removing_dry_run_after_a_validation_runs_the_restore() {
     let calls = rerun_on_the_same_backup(&cr, "g2-r0");
     let (result, _, _) = scenario(cr, calls).await;
     assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
-}
-
-// (g) A missing storage Secret of a backup named by id: Stalled, the field named, polled.
-#[tokio::test]
-async fn a_missing_storage_secret_stalls_the_restore_without_a_job() {
-    let cr = kr(RESTORE_PITR_NEW_TOPIC);
-    let mut calls = tls_sasl_s3_secrets(
-        &["username", "password"],
-        not_found("secrets", "s3-credentials"),
-    );
-    calls.extend(stalled_on_a_secret(
-        &cr,
-        "SecretNotFound",
-        "Secret 's3-credentials' referenced by spec.backupRef.storage.s3.credentialsSecret not found in namespace kafka-backup",
-    ));
-    let (result, policy, _) = scenario(cr, calls).await;
-    assert_eq!(
-        result.expect_err("stalled").metric_label(),
-        "missing_secret"
-    );
-    assert_eq!(policy, Some(Action::requeue(SECRET_POLL)));
 }
 
 // (h) What the worker refuses once the backup is resolved (a reserved target topic name) stalls

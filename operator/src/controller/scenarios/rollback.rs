@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::build::fixtures::*;
-use crate::controller::{RUNNING_POLL, SECRET_POLL};
+use crate::controller::RUNNING_POLL;
 
 const KIND: &str = "KafkaOffsetRollback";
 
@@ -17,16 +17,12 @@ fn event(type_: &'static str, reason: &'static str) -> Call {
     super::event(KIND, type_, reason)
 }
 
-// (a) A new resource: its Secret is checked, the worker ServiceAccount, task ConfigMap and Job
+// (a) A new resource (its Secret never read): the worker ServiceAccount, task ConfigMap and Job
 // are applied, and the status says Running.
 #[tokio::test]
-async fn a_new_resource_checks_secrets_applies_children_and_runs() {
+async fn a_new_resource_applies_children_and_runs() {
     let cr = korb(PRE_MIGRATION_SNAPSHOT);
     let calls = vec![
-        get(
-            path("v1", "secrets", "kafka-credentials"),
-            secret("kafka-credentials", &["username", "password"]),
-        ),
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |body| {
             assert_eq!(body["kind"], "ServiceAccount");
             assert_eq!(body["automountServiceAccountToken"], false);
@@ -90,10 +86,6 @@ async fn skipping_tls_verification_raises_a_warning_event() {
     let calls = vec![
         // A rollback first looks for a resource taking its snapshot: none.
         list_rollbacks(std::slice::from_ref(&cr)),
-        get(
-            path("v1", "secrets", "kafka-credentials"),
-            secret("kafka-credentials", &["username", "password"]),
-        ),
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
         apply(
             path("v1", "configmaps", "emergency-rollback-korb-task-g1-r0"),
@@ -127,33 +119,23 @@ async fn skipping_tls_verification_raises_a_warning_event() {
     assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
 }
 
-// (a') ConfigMap storage also gets the worker Role and RoleBinding, before the Job.
+// (a') ConfigMap storage also gets a RoleBinding of the worker ServiceAccount to the
+// install's worker ClusterRole, before the Job; the operator creates no Role.
 #[tokio::test]
-async fn config_map_storage_gets_a_worker_role() {
+async fn config_map_storage_binds_the_worker_cluster_role() {
     let cr = korb(QUICK_SNAPSHOT);
     let calls = vec![
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
         apply(
             path(
                 "rbac.authorization.k8s.io/v1",
-                "roles",
-                "quick-snapshot-korb-worker",
-            ),
-            |body| {
-                assert_eq!(
-                    body["rules"][0]["resourceNames"],
-                    json!(["offset-snapshots"])
-                );
-            },
-        ),
-        apply(
-            path(
-                "rbac.authorization.k8s.io/v1",
                 "rolebindings",
-                "quick-snapshot-korb-worker",
+                "quick-snapshot-korb-snapshots",
             ),
             |body| {
                 assert_eq!(body["subjects"][0]["name"], "tidemark-worker");
+                assert_eq!(body["roleRef"]["kind"], "ClusterRole");
+                assert_eq!(body["roleRef"]["name"], "tidemark-worker");
             },
         ),
         apply(
@@ -380,72 +362,6 @@ async fn a_failed_job_without_a_result_says_so() {
     failed_job_without_a_result(korb(EMERGENCY_ROLLBACK)).await;
 }
 
-// (e) A missing Secret stalls the run: no Job, a clear condition, polled again.
-#[tokio::test]
-async fn a_missing_secret_stalls_without_a_job() {
-    let cr = korb(PRE_MIGRATION_SNAPSHOT);
-    let mut calls = vec![get(
-        path("v1", "secrets", "kafka-credentials"),
-        not_found("secrets", "kafka-credentials"),
-    )];
-    calls.extend(stalled_on_a_secret(
-        &cr,
-        "SecretNotFound",
-        "Secret 'kafka-credentials' referenced by spec.kafkaCluster.saslSecret not found in namespace kafka-backup",
-    ));
-    let (result, policy, metrics) = scenario(cr, calls).await;
-    let err = result.expect_err("stalled");
-    assert_eq!(err.metric_label(), "missing_secret");
-    assert_eq!(policy, Some(Action::requeue(SECRET_POLL)));
-    assert_eq!(
-        metrics.failure_count("KafkaOffsetRollback", "missing_secret"),
-        1
-    );
-}
-
-// (e') A Secret without an entry the worker reads: KeyNotFound; the values never leak.
-#[tokio::test]
-async fn a_missing_secret_key_is_named_and_values_never_leak() {
-    let cr = korb(PRE_MIGRATION_SNAPSHOT);
-    let mut calls = vec![get(
-        path("v1", "secrets", "kafka-credentials"),
-        secret("kafka-credentials", &["username"]),
-    )];
-    calls.extend(stalled_on_a_secret(
-        &cr,
-        "KeyNotFound",
-        "Secret 'kafka-credentials' referenced by spec.kafkaCluster.saslSecret has no key 'password'",
-    ));
-    let (result, _, _) = scenario(cr, calls).await;
-    assert_eq!(
-        result.expect_err("stalled").metric_label(),
-        "missing_secret"
-    );
-}
-
-// (e'') Stalled again with nothing changed: no write, no Event.
-#[tokio::test]
-async fn an_unchanged_stall_writes_nothing() {
-    let mut cr = korb(PRE_MIGRATION_SNAPSHOT);
-    let run = crate::build::RunId::of(&cr).expect("run");
-    cr.status = Some(crate::controller::status::stalled(
-        &cr,
-        Some(run),
-        "SecretNotFound",
-        "Secret 'kafka-credentials' referenced by spec.kafkaCluster.saslSecret not found in namespace kafka-backup",
-        "2024-12-01T12:00:00Z",
-    ));
-    let calls = vec![get(
-        path("v1", "secrets", "kafka-credentials"),
-        not_found("secrets", "kafka-credentials"),
-    )];
-    let (result, _, _) = scenario(cr, calls).await;
-    assert_eq!(
-        result.expect_err("stalled").metric_label(),
-        "missing_secret"
-    );
-}
-
 // (f) A spec edit after a completed run starts a new run: the old Job and task ConfigMap go,
 // new ones are applied, status Running for the new run.
 #[tokio::test]
@@ -474,16 +390,8 @@ async fn a_spec_edit_after_completion_starts_a_new_run() {
         apply(
             path(
                 "rbac.authorization.k8s.io/v1",
-                "roles",
-                "quick-snapshot-korb-worker",
-            ),
-            |_| {},
-        ),
-        apply(
-            path(
-                "rbac.authorization.k8s.io/v1",
                 "rolebindings",
-                "quick-snapshot-korb-worker",
+                "quick-snapshot-korb-snapshots",
             ),
             |_| {},
         ),
@@ -531,16 +439,8 @@ async fn a_bumped_run_annotation_starts_a_new_run() {
         apply(
             path(
                 "rbac.authorization.k8s.io/v1",
-                "roles",
-                "cleanup-old-snapshot-korb-worker",
-            ),
-            |_| {},
-        ),
-        apply(
-            path(
-                "rbac.authorization.k8s.io/v1",
                 "rolebindings",
-                "cleanup-old-snapshot-korb-worker",
+                "cleanup-old-snapshot-korb-snapshots",
             ),
             |_| {},
         ),
@@ -706,12 +606,11 @@ fn start_calls(cr: &KafkaOffsetRollback, slot: &Slot) -> Vec<Call> {
         path(
             "rbac.authorization.k8s.io/v1",
             kind,
-            &format!("{name}-korb-worker"),
+            &format!("{name}-korb-snapshots"),
         )
     };
     vec![
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
-        apply(rbac("roles"), |_| {}),
         apply(rbac("rolebindings"), |_| {}),
         apply(
             path("v1", "configmaps", &format!("{name}-korb-task-g1-r0")),
@@ -1085,4 +984,35 @@ async fn a_new_resource_with_the_default_status_runs() {
         "{:?}",
         status.common.conditions
     );
+}
+
+// (e) The worker pod waits for a missing Secret (the kubelet's CreateContainerConfigError):
+// Stalled with SecretNotFound naming it, the Job kept; the Secret created, Running again.
+#[tokio::test]
+async fn a_pod_waiting_for_a_missing_secret_stalls_the_run() {
+    super::a_pod_waiting_for_a_secret_stalls_the_run(
+        korb(PRE_MIGRATION_SNAPSHOT),
+        "SecretNotFound",
+        "secret \"kafka-credentials\" not found",
+        "spec.kafkaCluster.saslSecret",
+    )
+    .await;
+}
+
+// (e') A Secret without the key the Job's secretKeyRef names: KeyNotFound, the key named.
+#[tokio::test]
+async fn a_pod_waiting_for_a_missing_secret_key_stalls_the_run() {
+    super::a_pod_waiting_for_a_secret_stalls_the_run(
+        korb(PRE_MIGRATION_SNAPSHOT),
+        "KeyNotFound",
+        "couldn't find key password in Secret kafka-backup/kafka-credentials",
+        "spec.kafkaCluster.saslSecret",
+    )
+    .await;
+}
+
+// (e'') A pod still being created is looked at again soon, nothing written.
+#[tokio::test]
+async fn a_starting_pod_is_looked_at_again_soon() {
+    super::a_starting_pod_is_looked_at_again_soon(korb(PRE_MIGRATION_SNAPSHOT)).await;
 }

@@ -29,7 +29,7 @@ fn named<K: RunKind>(mut cr: K, name: &str) -> K {
 }
 
 /// The calls that start run `g1-r0` of `cr` after `before` (its reads): the worker
-/// ServiceAccount, the worker Role and RoleBinding when `rbac`, the task ConfigMap and the Job
+/// ServiceAccount, the worker RoleBinding when `rbac`, the task ConfigMap and the Job
 /// are applied (each owned child read first), then status Running and an Event. The name of each
 /// owned child applied is pushed to `seen`.
 fn start_calls<K: RunKind>(
@@ -54,7 +54,6 @@ fn start_calls<K: RunKind>(
     if rbac {
         let rbac_group = "rbac.authorization.k8s.io/v1";
         let role = worker_rbac_name::<K>(&name);
-        calls.push(apply(path(rbac_group, "roles", &role), record(seen)));
         calls.push(apply(path(rbac_group, "rolebindings", &role), record(seen)));
     }
     let task = task_config_map_name::<K>(&name, RUN);
@@ -127,7 +126,7 @@ async fn same_named_resources_of_every_kind_get_distinct_children_and_all_run() 
     );
 
     let seen = seen.lock().expect("lock").clone();
-    assert_eq!(seen.len(), 4 * 2 + 2, "{seen:?}");
+    assert_eq!(seen.len(), 4 * 2 + 1, "{seen:?}");
     let mut distinct = seen.clone();
     distinct.sort();
     distinct.dedup();
