@@ -275,6 +275,12 @@ impl SpecChecks for KafkaOffsetRollback {
             None => {}
             Some(id) => problems.extend(snapshot_id_problem("spec.snapshotId", id)),
         }
+        if spec.description.is_some() && spec.operation != Operation::Snapshot {
+            problems.push(Problem::new(
+                REASON_UNUSED_FIELD,
+                format!("spec.description is only stored by operation snapshot, not {op}: remove it or change spec.operation"),
+            ));
+        }
         if spec.operation == Operation::Snapshot && spec.consumer_groups.is_empty() {
             problems.push(Problem::new(
                 REASON_MISSING_FIELD,
@@ -1171,6 +1177,11 @@ mod tests {
                 QUICK_SNAPSHOT.replace("  consumerGroups:\n    - my-small-group\n", ""),
                 REASON_MISSING_FIELD,
                 "spec.consumerGroups must name at least one group",
+            ),
+            (
+                EMERGENCY_ROLLBACK.replace("  operation: rollback\n", "  operation: rollback\n  description: why\n"),
+                REASON_UNUSED_FIELD,
+                "spec.description is only stored by operation snapshot, not rollback",
             ),
             (
                 PRE_MIGRATION_SNAPSHOT.replace(

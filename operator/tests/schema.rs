@@ -382,6 +382,18 @@ fn malformed() -> Vec<Case> {
             "snapshotId is required for rollback, verify and delete",
         ),
         case(
+            "a description on a rollback",
+            edit(OPERATION_ROLLBACK, "  snapshotId: \"pre-migration-20241201\"\n", "  snapshotId: \"pre-migration-20241201\"\n  description: never stored\n"),
+            Cel,
+            "description is only stored by operation snapshot",
+        ),
+        case(
+            "verify.afterRollback not a boolean",
+            edit(OPERATION_ROLLBACK, "  snapshotId: \"pre-migration-20241201\"\n", "  snapshotId: \"pre-migration-20241201\"\n  verify:\n    afterRollback: sometimes\n"),
+            Structure,
+            "/spec/verify/afterRollback",
+        ),
+        case(
             "verify without kafkaCluster",
             edit(OPERATION_VERIFY, "  kafkaCluster:\n    bootstrapServers:\n      - kafka:9092\n", ""),
             Cel,
