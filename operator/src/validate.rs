@@ -762,6 +762,17 @@ impl SpecChecks for KafkaRestore {
                 id,
             ));
         }
+        if let Some(id) = &spec.restore_id {
+            problems.extend(id_problem(REASON_INVALID_FIELD, "spec.restoreId", id));
+        }
+        if let Some(key) = &spec.offset_report {
+            if let Err(why) = tidemark::task::validate_report_key(key) {
+                problems.push(Problem::new(
+                    REASON_INVALID_FIELD,
+                    format!("spec.offsetReport {why}"),
+                ));
+            }
+        }
 
         // The window: each end in one form, a real date-time, not before 1970, start <= end.
         if let Some(pitr) = &spec.pitr {
@@ -1715,6 +1726,16 @@ mod restore_tests {
                 pitr.replace("    backupId: payments-nightly-2b1e4c7d-29000000\n", ""),
                 REASON_MISSING_FIELD,
                 "spec.backupRef.backupId is required with spec.backupRef.storage",
+            ),
+            (
+                three.replace("  createTopics: true\n", "  createTopics: true\n  restoreId: a..b\n"),
+                REASON_INVALID_FIELD,
+                "spec.restoreId 'a..b' is invalid",
+            ),
+            (
+                three.replace("  createTopics: true\n", "  createTopics: true\n  offsetReport: reports/../x.json\n"),
+                REASON_INVALID_FIELD,
+                "spec.offsetReport is 'reports/../x.json'",
             ),
             (
                 pitr.replace("      storageType: s3\n", "      storageType: configMap\n"),

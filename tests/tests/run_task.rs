@@ -979,7 +979,7 @@ async fn restore_tasks_validate_restore_and_translate_groups() {
             &bs,
             &storage,
             &format!(
-                "backupId: b1\nrestoreId: kr-1234\ntopicMapping: {{orders: orders-copy}}\ncreateTopics: true\nproduceBatchSize: 1\nconsumerGroupStrategy: header-based\nresetConsumerOffsets: true\n{extra}"
+                "backupId: b1\nrestoreId: kr-1234\ntopicMapping: {{orders: orders-copy}}\ncreateTopics: true\nproduceBatchSize: 1\nconsumerGroupStrategy: header-based\nresetConsumerOffsets: true\noffsetReportKey: reports/dr.json\n{extra}"
             ),
         )
     };
@@ -1020,6 +1020,14 @@ async fn restore_tasks_validate_restore_and_translate_groups() {
         tidemark_tests::topic_offsets(&copy, "orders-copy"),
         vec![5, 7, 9]
     );
+    // The offset report is a copy of the mapping, at the task's key of the storage.
+    let mapping = std::fs::read(storage.join("backups/b1/restores/kr-1234/mapping.json"))
+        .expect("the mapping is stored");
+    let report_path = storage.join("reports/dr.json");
+    assert_eq!(
+        std::fs::read(&report_path).expect("the offset report is stored"),
+        mapping
+    );
     // A retried Job finds the restore complete and writes nothing.
     let again = run_task(dir, "again", &restore(""), &[]);
     assert_eq!(again.out.code, 0, "{:?}", again.out);
@@ -1028,6 +1036,17 @@ async fn restore_tasks_validate_restore_and_translate_groups() {
         "{}",
         again.result.message
     );
+    assert_eq!(std::fs::read(&report_path).expect("kept"), mapping);
+    // A report key holding something else is never overwritten: the run fails naming it.
+    std::fs::write(&report_path, b"{}").expect("overwrite the report");
+    let taken = run_task(dir, "taken", &restore(""), &[]);
+    assert_ne!(taken.out.code, 0, "{:?}", taken.out);
+    assert!(
+        taken.result.message.contains("reports/dr.json"),
+        "{}",
+        taken.result.message
+    );
+    assert_eq!(std::fs::read(&report_path).expect("untouched"), b"{}");
 
     // An invalid dry run fails the task with the problem in its message.
     let bad = run_task(

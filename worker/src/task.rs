@@ -13,6 +13,25 @@ use crate::error::{Error, Result};
 use crate::kafka::{SaslMechanism, SecurityProtocol};
 use crate::snapshot::{validate_id, MAX_ID_LEN};
 
+/// Why `key` is not a report key: `/`-separated segments of letters, digits, `.`, `_` and
+/// `-`, none of them `.` or `..`, at most 1024 characters.
+pub fn validate_report_key(key: &str) -> std::result::Result<(), String> {
+    let fine = |seg: &str| {
+        !seg.is_empty()
+            && seg != "."
+            && seg != ".."
+            && seg
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    };
+    if key.len() > 1024 || !key.split('/').all(fine) {
+        return Err(format!(
+            "is '{key}'; give a key relative to the storage such as reports/orders.json: segments of letters, digits, '.', '_' and '-' (not '.' or '..') joined by '/', at most 1024 characters"
+        ));
+    }
+    Ok(())
+}
+
 /// Version tag of the task document format.
 pub const TASK_API_VERSION: &str = "tidemark.dev/task-v1";
 
@@ -36,6 +55,8 @@ pub struct Task {
 }
 
 /// What to do.
+// One task is parsed per process: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum TaskWork {
@@ -255,6 +276,11 @@ pub struct RestoreTask {
     /// A local file to write the offset mapping report to (JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset_report: Option<String>,
+    /// A key of `storage` (e.g. `reports/orders-dr.json`) where a copy of the offset mapping
+    /// report is stored once the data is in; created once (a re-run that finds the same report
+    /// keeps it; other content under the key fails the task).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset_report_key: Option<String>,
 }
 
 /// Which links of an incremental backup chain a restore reads.
@@ -1051,6 +1077,9 @@ impl RestoreTask {
         }
         if self.checkpoint_interval_secs == Some(0) {
             return Err(field_error("checkpointIntervalSecs", "is 0; use 1 or more"));
+        }
+        if let Some(key) = &self.offset_report_key {
+            validate_report_key(key).map_err(|e| field_error("offsetReportKey", e))?;
         }
         if self.consumer_group_strategy == GroupStrategy::ClusterScan
             && !self.include_original_offset_header
