@@ -342,6 +342,11 @@ impl SpecChecks for KafkaOffsetReset {
                 "fromSnapshotId",
                 spec.from_snapshot_id.is_some(),
             ),
+            (
+                ResetStrategy::FromBackup,
+                "backupId",
+                spec.backup_id.is_some(),
+            ),
         ];
         for (owner, field, set) in parameters {
             if owner == strategy && !set {
@@ -372,6 +377,18 @@ impl SpecChecks for KafkaOffsetReset {
         if let Some(id) = &spec.from_snapshot_id {
             problems.extend(snapshot_id_problem("spec.fromSnapshotId", id));
         }
+        if let Some(id) = &spec.backup_id {
+            problems.extend(id_problem(REASON_INVALID_FIELD, "spec.backupId", id));
+        }
+        if let Some(id) = &spec.snapshot_id {
+            problems.extend(snapshot_id_problem("spec.snapshotId", id));
+            if !spec.snapshot_before_reset {
+                problems.push(Problem::new(
+                    REASON_UNUSED_FIELD,
+                    "spec.snapshotId names the safety snapshot: remove it or set snapshotBeforeReset: true",
+                ));
+            }
+        }
         problems.extend(range_problem(
             "spec.maxConcurrent",
             spec.max_concurrent,
@@ -380,6 +397,19 @@ impl SpecChecks for KafkaOffsetReset {
         problems.extend(range_problem("spec.maxRetries", spec.max_retries, 0..=100));
 
         match &spec.storage {
+            None if strategy == ResetStrategy::FromBackup => problems.push(Problem::new(
+                REASON_MISSING_FIELD,
+                "spec.storage is required for resetStrategy fromBackup: it is the backup's location, holding its restore's offset mapping",
+            )),
+            Some(storage)
+                if strategy == ResetStrategy::FromBackup
+                    && storage.storage_type.normalized() == StorageType::ConfigMap =>
+            {
+                problems.push(Problem::new(
+                    REASON_UNSUPPORTED_STORAGE,
+                    "spec.storage.storageType configMap cannot hold backups: resetStrategy fromBackup needs the backup's pvc, s3, azure or gcs location",
+                ))
+            }
             None if strategy == ResetStrategy::FromSnapshot => problems.push(Problem::new(
                 REASON_MISSING_FIELD,
                 "spec.storage is required for resetStrategy fromSnapshot: it is where the snapshot is read from",
@@ -432,6 +462,7 @@ const RESET_FIELDS: &[(&str, &str)] = &[
     ("strategy.duration", "spec.duration"),
     ("strategy.csv", "spec.offsetsCsv"),
     ("strategy.snapshotId", "spec.fromSnapshotId"),
+    ("strategy.backupId", "spec.backupId"),
     ("snapshotId", "the safety snapshot id"),
     ("kafka", "spec.kafkaCluster"),
     ("storage.name", "spec.storage.configMap.name"),
@@ -1321,6 +1352,29 @@ mod reset_tests {
                 RESET_SHIFT_BY.replace("  shiftBy: -500\n", ""),
                 REASON_MISSING_FIELD,
                 "spec.shiftBy is required for resetStrategy shiftBy",
+            ),
+            (
+                RESET_FROM_BACKUP.replace("  backupId: orders-snapshot-g1-r0-3c9a7e10\n", ""),
+                REASON_MISSING_FIELD,
+                "spec.backupId is required for resetStrategy fromBackup",
+            ),
+            (
+                RESET_FROM_BACKUP.replace(
+                    "    storageType: s3\n    s3:\n      bucket: kafka-backups\n      region: eu-west-1\n      prefix: orders\n",
+                    "    storageType: configMap\n    configMap:\n      name: offset-snapshots\n",
+                ),
+                REASON_UNSUPPORTED_STORAGE,
+                "resetStrategy fromBackup needs the backup's pvc, s3, azure or gcs location",
+            ),
+            (
+                RESET_FROM_BACKUP.replace("  storage:\n    storageType: s3\n    s3:\n      bucket: kafka-backups\n      region: eu-west-1\n      prefix: orders\n", "  snapshotBeforeReset: false\n").replace("  snapshotId: orders-dr-before-groups\n", ""),
+                REASON_MISSING_FIELD,
+                "spec.storage is required for resetStrategy fromBackup",
+            ),
+            (
+                RESET_SHIFT_BY.replace("  shiftBy: -500\n", "  shiftBy: -500\n  snapshotId: a..b\n"),
+                REASON_INVALID_SNAPSHOT_ID,
+                "spec.snapshotId 'a..b' is invalid",
             ),
             (
                 RESET_SHIFT_BY.replace("  shiftBy: -500\n", "  shiftBy: -500\n  offset: 3\n"),

@@ -335,6 +335,7 @@ fn every_sample_manifest_is_accepted() {
     assert_eq!(
         strategies,
         [
+            "fromBackup",
             "fromFile",
             "fromSnapshot",
             "shiftBy",

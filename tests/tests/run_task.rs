@@ -1063,4 +1063,63 @@ async fn restore_tasks_validate_restore_and_translate_groups() {
         "{}",
         bad.result.message
     );
+
+    // A reset from the backup puts the group back where the restore's mapping says, after a
+    // safety snapshot under the id the task names.
+    commit(
+        &admin,
+        "order-processor",
+        &commits("orders-copy", &[0, 0, 0]),
+    )
+    .await;
+    let from_backup = |description: &str| {
+        reset_task(
+            &bs,
+            &storage,
+            &format!(
+                "consumerGroups: [order-processor]\nstrategy: {{type: fromBackup, backupId: b1}}\nsnapshotId: dr-before-groups\nsnapshotDescription: {description}\n"
+            ),
+        )
+    };
+    let reset = run_task(dir, "from-backup", &from_backup("run one"), &[]);
+    assert_eq!(reset.out.code, 0, "{:?}", reset.out);
+    let now = tidemark_tests::committed_map(&admin, "order-processor").await;
+    assert_eq!(
+        tidemark_tests::topic_offsets(&now, "orders-copy"),
+        vec![5, 7, 9]
+    );
+    assert_eq!(
+        reset.result.snapshot_id.as_deref(),
+        Some("dr-before-groups")
+    );
+    let snap: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(storage.join("snapshots/dr-before-groups.json")).expect("named snapshot"),
+    )
+    .expect("json");
+    assert_eq!(snap["description"], "run one");
+    // A retry of the same run reuses its snapshot; another run finds the named id taken and
+    // changes nothing.
+    let retry = run_task(dir, "from-backup-retry", &from_backup("run one"), &[]);
+    assert_eq!(retry.out.code, 0, "{:?}", retry.out);
+    commit(
+        &admin,
+        "order-processor",
+        &commits("orders-copy", &[1, 1, 1]),
+    )
+    .await;
+    let other = run_task(dir, "from-backup-other", &from_backup("run two"), &[]);
+    assert_eq!(other.out.code, 2, "{:?}", other.out);
+    assert!(
+        other
+            .result
+            .message
+            .contains("'dr-before-groups' already exists"),
+        "{}",
+        other.result.message
+    );
+    let now = tidemark_tests::committed_map(&admin, "order-processor").await;
+    assert_eq!(
+        tidemark_tests::topic_offsets(&now, "orders-copy"),
+        vec![1, 1, 1]
+    );
 }

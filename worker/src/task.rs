@@ -399,6 +399,11 @@ pub struct OffsetResetTask {
     /// snapshot its first attempt stored and reuses it instead of capturing half-reset offsets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_id: Option<String>,
+    /// Description of the safety snapshot, naming the run that takes it. When set, an existing
+    /// snapshot `snapshotId` is reused only if it carries this description (a retry of the same
+    /// run); one taken by anything else fails the task and nothing is changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_description: Option<String>,
 }
 
 fn default_reset_concurrency() -> usize {
@@ -438,6 +443,9 @@ pub enum ResetStrategy {
     FromFile { csv: String },
     /// The offsets stored in an offset-rollback snapshot in `storage`.
     FromSnapshot { snapshot_id: String },
+    /// The offsets captured with a backup in `storage` (a location), translated through the
+    /// offset mapping of its newest restore (the CLI's `--backup-id`).
+    FromBackup { backup_id: String },
 }
 
 impl ResetStrategy {
@@ -453,6 +461,7 @@ impl ResetStrategy {
             ResetStrategy::ByDuration { .. } => "by-duration",
             ResetStrategy::FromFile { .. } => "from-file",
             ResetStrategy::FromSnapshot { .. } => "from-snapshot",
+            ResetStrategy::FromBackup { .. } => "backup-id",
         }
     }
 }
@@ -919,6 +928,24 @@ impl OffsetResetTask {
             }
             ResetStrategy::FromSnapshot { snapshot_id } => {
                 validate_id(snapshot_id).map_err(|e| field_invalid("strategy.snapshotId", e))?;
+            }
+            ResetStrategy::FromBackup { backup_id } => {
+                validate_id(backup_id).map_err(|e| field_invalid("strategy.backupId", e))?;
+                match &self.storage {
+                    Some(StorageTarget::Location { .. }) => {}
+                    Some(StorageTarget::ConfigMap { .. }) => {
+                        return Err(field_error(
+                            "storage",
+                            "is a ConfigMap; strategy fromBackup reads a backup and its restore's offset mapping from a PVC, s3, gcs or azure location",
+                        ))
+                    }
+                    None => {
+                        return Err(field_error(
+                            "storage",
+                            "is required to read the fromBackup backup and its restore's offset mapping",
+                        ))
+                    }
+                }
             }
             _ => {}
         }
