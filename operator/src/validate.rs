@@ -613,6 +613,20 @@ impl SpecChecks for KafkaBackup {
         let mut problems = Vec::new();
         let spec = &self.spec;
         cluster_problems(&spec.kafka_cluster, &mut problems);
+        for (field, id) in [
+            ("spec.backupId", &spec.backup_id),
+            ("spec.chain", &spec.chain),
+        ] {
+            if let Some(id) = id {
+                problems.extend(id_problem(REASON_INVALID_FIELD, field, id));
+            }
+        }
+        if spec.backup_id.is_some() && spec.schedule.is_some() {
+            problems.push(Problem::new(
+                REASON_UNUSED_FIELD,
+                "spec.backupId names one backup, and spec.schedule makes one per run: remove backupId (each scheduled backup is named after its Job) or schedule",
+            ));
+        }
         if spec.storage.storage_type.normalized() == StorageType::ConfigMap {
             problems.push(Problem::new(
                 REASON_UNSUPPORTED_STORAGE,
@@ -1571,6 +1585,16 @@ mod backup_tests {
         // Manifests the CRD's rules reject, as if stored before those rules existed.
         let daily = BACKUP_DAILY_S3;
         let cases = [
+            (
+                daily.replace("spec:\n", "spec:\n  backupId: payments-once\n"),
+                REASON_UNUSED_FIELD,
+                "spec.backupId names one backup, and spec.schedule makes one per run",
+            ),
+            (
+                BACKUP_ONE_SHOT_PVC.replace("spec:\n", "spec:\n  chain: a..b\n"),
+                REASON_INVALID_FIELD,
+                "spec.chain 'a..b' is invalid",
+            ),
             (
                 BACKUP_ONE_SHOT_PVC.replace(
                     "    storageType: pvc\n    pvc:\n      claimName: kafka-backups\n      path: orders\n",

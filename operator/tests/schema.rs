@@ -318,6 +318,7 @@ fn every_sample_manifest_is_accepted() {
             "continuous once",
             "incremental scheduled",
             "oneShot once",
+            "oneShot once",
             "oneShot scheduled"
         ]
     );
