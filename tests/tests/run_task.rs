@@ -728,6 +728,35 @@ async fn reset_tasks_plan_execute_and_reuse_their_snapshot_on_retry() {
         (2, 4, 0)
     );
     assert_eq!(plan.result.operation.as_deref(), Some("reset-plan"));
+    // Each group's plan: partitions 0 and 1, from the committed offset to 12.
+    let planned = |group: &str| -> Vec<(i32, Option<i64>, i64, String)> {
+        let g = r
+            .group_results
+            .iter()
+            .find(|g| g.group == group)
+            .expect("the group's result");
+        g.plan
+            .iter()
+            .map(|p| {
+                assert_eq!(p.topic, "orders");
+                (p.partition, p.current, p.target, p.action.clone())
+            })
+            .collect()
+    };
+    assert_eq!(
+        planned("order-processor"),
+        [
+            (0, Some(5), 12, "forward".to_string()),
+            (1, Some(7), 12, "forward".to_string())
+        ]
+    );
+    assert_eq!(
+        planned("billing"),
+        [
+            (0, Some(1), 12, "forward".to_string()),
+            (1, Some(1), 12, "forward".to_string())
+        ]
+    );
     assert!(
         plan.result.snapshot_id.is_none(),
         "no snapshot in a dry run"

@@ -24,8 +24,8 @@ use crate::snapshot::{generate_id, OffsetSnapshot, SafetySnapshot, SnapshotStore
 use crate::storage::{Storage, StorageOptions};
 use crate::task::{
     KafkaTarget, OffsetResetTask, OffsetRollbackTask, ResultDifference, ResultError, ResultGroup,
-    ResultReset, ResultSnapshotData, ResultVerification, RollbackOperation, StorageTarget, Task,
-    TaskResult, TaskWork, PHASE_COMPLETED, PHASE_FAILED,
+    ResultPartitionPlan, ResultReset, ResultSnapshotData, ResultVerification, RollbackOperation,
+    StorageTarget, Task, TaskResult, TaskWork, PHASE_COMPLETED, PHASE_FAILED,
 };
 
 /// Where the result goes by default: the file Kubernetes turns into the container's
@@ -333,6 +333,11 @@ fn reset_outcome(report: &crate::reset::ResetReport) -> TaskOutcome {
                 o.offsets_reset as u64
             },
             error: o.error.clone(),
+            plan: if report.dry_run {
+                result_plan(&o.partitions)
+            } else {
+                Vec::new()
+            },
         })
         .collect();
     finish(
@@ -694,6 +699,29 @@ fn finish(
         report,
         exit_code,
     }
+}
+
+/// The first partitions a group's plan changes, as a result lists them.
+fn result_plan(partitions: &[crate::reset::PartitionPlan]) -> Vec<ResultPartitionPlan> {
+    use crate::reset::Action;
+    partitions
+        .iter()
+        .filter(|p| p.changes())
+        .take(crate::task::MAX_RESULT_PLAN_PARTITIONS)
+        .map(|p| ResultPartitionPlan {
+            topic: p.topic.clone(),
+            partition: p.partition,
+            current: p.current,
+            target: p.target,
+            action: match p.action {
+                Action::Set => "set",
+                Action::Forward => "forward",
+                Action::Rewind => "rewind",
+                Action::Unchanged => "unchanged",
+            }
+            .into(),
+        })
+        .collect()
 }
 
 /// `1 group`, `2 groups`.

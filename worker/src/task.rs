@@ -714,6 +714,28 @@ pub struct ResultGroup {
     pub partitions: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A dry run: the first partitions the plan changes (at most
+    /// [`MAX_RESULT_PLAN_PARTITIONS`]; fewer than `partitions` marks a cut).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plan: Vec<ResultPartitionPlan>,
+}
+
+/// Partitions listed at most in one group's plan in a result.
+pub const MAX_RESULT_PLAN_PARTITIONS: usize = 10;
+
+/// One partition of a planned reset: where its committed offset is and where it goes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultPartitionPlan {
+    pub topic: String,
+    pub partition: i32,
+    /// The committed offset now (absent: none yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<i64>,
+    pub target: i64,
+    /// `set` (no committed offset yet), `forward` (records skipped) or `rewind` (records
+    /// consumed again).
+    pub action: String,
 }
 
 /// Counts of a snapshot.
@@ -1355,6 +1377,36 @@ impl TaskResult {
             }
         }
         if let Some(reset) = r.reset.as_mut() {
+            // First the plans of the last groups go (their counts stay), then whole groups.
+            let plans: Vec<Vec<ResultPartitionPlan>> = reset
+                .group_results
+                .iter_mut()
+                .map(|g| std::mem::take(&mut g.plan))
+                .collect();
+            let keep_plans = |r: &mut TaskResult, k: usize| {
+                if let Some(reset) = r.reset.as_mut() {
+                    for (i, g) in reset.group_results.iter_mut().enumerate() {
+                        g.plan = if i < k { plans[i].clone() } else { Vec::new() };
+                    }
+                }
+            };
+            let (mut lo, mut hi) = (0, plans.len());
+            while lo < hi {
+                let mid = (lo + hi).div_ceil(2);
+                keep_plans(&mut r, mid);
+                if encode(&r).len() <= MAX_RESULT_BYTES {
+                    lo = mid;
+                } else {
+                    hi = mid - 1;
+                }
+            }
+            keep_plans(&mut r, lo);
+            let out = encode(&r);
+            if out.len() <= MAX_RESULT_BYTES {
+                return out;
+            }
+        }
+        if let Some(reset) = r.reset.as_mut() {
             let all = std::mem::take(&mut reset.group_results);
             let (mut lo, mut hi) = (0, all.len());
             while lo < hi {
@@ -1839,5 +1891,52 @@ description: Before the migration
         parse(&format!("{no_storage}dryRun: true\n"))
             .and_then(|t| t.validate())
             .expect("a dry run needs no storage");
+    }
+
+    #[test]
+    fn reset_plans_are_cut_before_groups_to_fit_the_termination_message() {
+        let plan: Vec<ResultPartitionPlan> = (0..MAX_RESULT_PLAN_PARTITIONS as i32)
+            .map(|p| ResultPartitionPlan {
+                topic: "payments-ledger-events".into(),
+                partition: p,
+                current: Some(1_000_000 + i64::from(p)),
+                target: 0,
+                action: "rewind".into(),
+            })
+            .collect();
+        let groups: Vec<ResultGroup> = (0..40)
+            .map(|i| ResultGroup {
+                group: format!("payments-consumer-{i}"),
+                status: "planned".into(),
+                partitions: 12,
+                error: None,
+                plan: plan.clone(),
+            })
+            .collect();
+        let result = TaskResult {
+            phase: PHASE_COMPLETED.into(),
+            message: "Dry run".into(),
+            reset: Some(ResultReset {
+                dry_run: true,
+                groups_total: 40,
+                total_group_results: 40,
+                group_results: groups,
+                ..ResultReset::default()
+            }),
+            ..TaskResult::default()
+        };
+        let bytes = result.to_bounded_json();
+        assert!(bytes.len() <= MAX_RESULT_BYTES, "{}", bytes.len());
+        let back: TaskResult = serde_json::from_slice(&bytes).expect("valid JSON");
+        let reset = back.reset.expect("reset");
+        // The first group keeps its whole plan; later ones lose theirs before any group goes.
+        assert_eq!(reset.group_results[0].plan, plan);
+        assert!(reset.group_results.iter().any(|g| g.plan.is_empty()));
+        assert!(
+            reset.group_results.len() > 20,
+            "{}",
+            reset.group_results.len()
+        );
+        assert_eq!(reset.total_group_results, 40);
     }
 }

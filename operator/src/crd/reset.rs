@@ -304,4 +304,25 @@ pub struct GroupResult {
     pub partitions: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A dry run: the first partitions the plan changes, each with its committed offset now,
+    /// its target and the action (at most 10 per group, and only as many groups' plans as fit in
+    /// the worker's result; fewer entries than `partitions` marks a cut).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plan: Vec<PartitionPlan>,
+}
+
+/// One partition of a planned reset.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PartitionPlan {
+    pub topic: String,
+    pub partition: i32,
+    /// The committed offset now (absent: the group has none on this partition yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<i64>,
+    /// The offset the reset commits.
+    pub target: i64,
+    /// `set` (no committed offset yet), `forward` (records are skipped) or `rewind` (records
+    /// are consumed again).
+    pub action: String,
 }
