@@ -280,6 +280,12 @@ impl SpecChecks for KafkaOffsetRollback {
             None => {}
             Some(id) => problems.extend(snapshot_id_problem("spec.snapshotId", id)),
         }
+        if spec.description.is_some() && spec.operation != Operation::Snapshot {
+            problems.push(Problem::new(
+                REASON_UNUSED_FIELD,
+                format!("spec.description is only stored by operation snapshot, not {op}: remove it or change spec.operation"),
+            ));
+        }
         if spec.operation == Operation::Snapshot && spec.consumer_groups.is_empty() {
             problems.push(Problem::new(
                 REASON_MISSING_FIELD,
@@ -377,6 +383,11 @@ impl SpecChecks for KafkaOffsetReset {
                 "fromSnapshotId",
                 spec.from_snapshot_id.is_some(),
             ),
+            (
+                ResetStrategy::FromBackup,
+                "backupId",
+                spec.backup_id.is_some(),
+            ),
         ];
         for (owner, field, set) in parameters {
             if owner == strategy && !set {
@@ -407,6 +418,18 @@ impl SpecChecks for KafkaOffsetReset {
         if let Some(id) = &spec.from_snapshot_id {
             problems.extend(snapshot_id_problem("spec.fromSnapshotId", id));
         }
+        if let Some(id) = &spec.backup_id {
+            problems.extend(id_problem(REASON_INVALID_FIELD, "spec.backupId", id));
+        }
+        if let Some(id) = &spec.snapshot_id {
+            problems.extend(snapshot_id_problem("spec.snapshotId", id));
+            if !spec.snapshot_before_reset {
+                problems.push(Problem::new(
+                    REASON_UNUSED_FIELD,
+                    "spec.snapshotId names the safety snapshot: remove it or set snapshotBeforeReset: true",
+                ));
+            }
+        }
         problems.extend(range_problem(
             "spec.maxConcurrent",
             spec.max_concurrent,
@@ -415,6 +438,19 @@ impl SpecChecks for KafkaOffsetReset {
         problems.extend(range_problem("spec.maxRetries", spec.max_retries, 0..=100));
 
         match &spec.storage {
+            None if strategy == ResetStrategy::FromBackup => problems.push(Problem::new(
+                REASON_MISSING_FIELD,
+                "spec.storage is required for resetStrategy fromBackup: it is the backup's location, holding its restore's offset mapping",
+            )),
+            Some(storage)
+                if strategy == ResetStrategy::FromBackup
+                    && storage.storage_type.normalized() == StorageType::ConfigMap =>
+            {
+                problems.push(Problem::new(
+                    REASON_UNSUPPORTED_STORAGE,
+                    "spec.storage.storageType configMap cannot hold backups: resetStrategy fromBackup needs the backup's pvc, s3, azure or gcs location",
+                ))
+            }
             None if strategy == ResetStrategy::FromSnapshot => problems.push(Problem::new(
                 REASON_MISSING_FIELD,
                 "spec.storage is required for resetStrategy fromSnapshot: it is where the snapshot is read from",
@@ -467,6 +503,7 @@ const RESET_FIELDS: &[(&str, &str)] = &[
     ("strategy.duration", "spec.duration"),
     ("strategy.csv", "spec.offsetsCsv"),
     ("strategy.snapshotId", "spec.fromSnapshotId"),
+    ("strategy.backupId", "spec.backupId"),
     ("snapshotId", "the safety snapshot id"),
     ("kafka", "spec.kafkaCluster"),
     ("storage.name", "spec.storage.configMap.name"),
@@ -617,6 +654,20 @@ impl SpecChecks for KafkaBackup {
         let mut problems = Vec::new();
         let spec = &self.spec;
         cluster_problems(&spec.kafka_cluster, &mut problems);
+        for (field, id) in [
+            ("spec.backupId", &spec.backup_id),
+            ("spec.chain", &spec.chain),
+        ] {
+            if let Some(id) = id {
+                problems.extend(id_problem(REASON_INVALID_FIELD, field, id));
+            }
+        }
+        if spec.backup_id.is_some() && spec.schedule.is_some() {
+            problems.push(Problem::new(
+                REASON_UNUSED_FIELD,
+                "spec.backupId names one backup, and spec.schedule makes one per run: remove backupId (each scheduled backup is named after its Job) or schedule",
+            ));
+        }
         if spec.storage.storage_type.normalized() == StorageType::ConfigMap {
             problems.push(Problem::new(
                 REASON_UNSUPPORTED_STORAGE,
@@ -798,6 +849,17 @@ impl SpecChecks for KafkaRestore {
                 "spec.backupRef.backupId",
                 id,
             ));
+        }
+        if let Some(id) = &spec.restore_id {
+            problems.extend(id_problem(REASON_INVALID_FIELD, "spec.restoreId", id));
+        }
+        if let Some(key) = &spec.offset_report {
+            if let Err(why) = tidemark::task::validate_report_key(key) {
+                problems.push(Problem::new(
+                    REASON_INVALID_FIELD,
+                    format!("spec.offsetReport {why}"),
+                ));
+            }
         }
 
         // The window: each end in one form, a real date-time, not before 1970, start <= end.
@@ -1216,6 +1278,11 @@ mod tests {
                 "spec.consumerGroups must name at least one group",
             ),
             (
+                EMERGENCY_ROLLBACK.replace("  operation: rollback\n", "  operation: rollback\n  description: why\n"),
+                REASON_UNUSED_FIELD,
+                "spec.description is only stored by operation snapshot, not rollback",
+            ),
+            (
                 PRE_MIGRATION_SNAPSHOT.replace(
                     "    saslSecret:\n      name: kafka-credentials\n      mechanism: SCRAM-SHA-256\n",
                     "",
@@ -1342,6 +1409,29 @@ mod reset_tests {
                 RESET_SHIFT_BY.replace("  shiftBy: -500\n", ""),
                 REASON_MISSING_FIELD,
                 "spec.shiftBy is required for resetStrategy shiftBy",
+            ),
+            (
+                RESET_FROM_BACKUP.replace("  backupId: orders-snapshot-g1-r0-3c9a7e10\n", ""),
+                REASON_MISSING_FIELD,
+                "spec.backupId is required for resetStrategy fromBackup",
+            ),
+            (
+                RESET_FROM_BACKUP.replace(
+                    "    storageType: s3\n    s3:\n      bucket: kafka-backups\n      region: eu-west-1\n      prefix: orders\n",
+                    "    storageType: configMap\n    configMap:\n      name: offset-snapshots\n",
+                ),
+                REASON_UNSUPPORTED_STORAGE,
+                "resetStrategy fromBackup needs the backup's pvc, s3, azure or gcs location",
+            ),
+            (
+                RESET_FROM_BACKUP.replace("  storage:\n    storageType: s3\n    s3:\n      bucket: kafka-backups\n      region: eu-west-1\n      prefix: orders\n", "  snapshotBeforeReset: false\n").replace("  snapshotId: orders-dr-before-groups\n", ""),
+                REASON_MISSING_FIELD,
+                "spec.storage is required for resetStrategy fromBackup",
+            ),
+            (
+                RESET_SHIFT_BY.replace("  shiftBy: -500\n", "  shiftBy: -500\n  snapshotId: a..b\n"),
+                REASON_INVALID_SNAPSHOT_ID,
+                "spec.snapshotId 'a..b' is invalid",
             ),
             (
                 RESET_SHIFT_BY.replace("  shiftBy: -500\n", "  shiftBy: -500\n  offset: 3\n"),
@@ -1538,6 +1628,16 @@ mod backup_tests {
         // Manifests the CRD's rules reject, as if stored before those rules existed.
         let daily = BACKUP_DAILY_S3;
         let cases = [
+            (
+                daily.replace("spec:\n", "spec:\n  backupId: payments-once\n"),
+                REASON_UNUSED_FIELD,
+                "spec.backupId names one backup, and spec.schedule makes one per run",
+            ),
+            (
+                BACKUP_ONE_SHOT_PVC.replace("spec:\n", "spec:\n  chain: a..b\n"),
+                REASON_INVALID_FIELD,
+                "spec.chain 'a..b' is invalid",
+            ),
             (
                 BACKUP_ONE_SHOT_PVC.replace(
                     "    storageType: pvc\n    pvc:\n      claimName: kafka-backups\n      path: orders\n",
@@ -1747,6 +1847,16 @@ mod restore_tests {
                 pitr.replace("    backupId: payments-nightly-2b1e4c7d-29000000\n", ""),
                 REASON_MISSING_FIELD,
                 "spec.backupRef.backupId is required with spec.backupRef.storage",
+            ),
+            (
+                three.replace("  createTopics: true\n", "  createTopics: true\n  restoreId: a..b\n"),
+                REASON_INVALID_FIELD,
+                "spec.restoreId 'a..b' is invalid",
+            ),
+            (
+                three.replace("  createTopics: true\n", "  createTopics: true\n  offsetReport: reports/../x.json\n"),
+                REASON_INVALID_FIELD,
+                "spec.offsetReport is 'reports/../x.json'",
             ),
             (
                 pitr.replace("      storageType: s3\n", "      storageType: configMap\n"),

@@ -295,6 +295,24 @@ fn malformed() -> Vec<Case> {
     );
     vec![
         case(
+            "a fixed backupId on a schedule",
+            with("  schedule: \"0 2 * * *\"\n  backupId: nightly\n"),
+            Cel,
+            "backupId names one backup, and a schedule makes one per run",
+        ),
+        case(
+            "a chain with a slash",
+            with("  chain: a/b\n"),
+            Structure,
+            "/spec/chain",
+        ),
+        case(
+            "a backupId with '..'",
+            with("  backupId: a..b\n"),
+            Cel,
+            "backupId must not contain '..'",
+        ),
+        case(
             "no topics",
             edit(BASE, "  topics:\n    include:\n      - orders\n", ""),
             Structure,

@@ -105,6 +105,17 @@ fn every_strategy_with_its_parameter_is_accepted() {
             with_strategy("fromSnapshot", "  fromSnapshotId: before-change.v2_1\n"),
             ResetStrategy::FromSnapshot,
         ),
+        (
+            edit(
+                &with_strategy(
+                    "fromBackup",
+                    "  backupId: orders-g1-r0-6f1c2a9e\n  snapshotId: before-replay\n",
+                ),
+                "    storageType: configMap\n    configMap:\n      name: offset-snapshots\n",
+                "    storageType: s3\n    s3:\n      bucket: kafka-backups\n",
+            ),
+            ResetStrategy::FromBackup,
+        ),
     ];
     for (yaml, strategy) in cases {
         assert_eq!(accepted(&yaml).spec.reset_strategy, strategy, "{yaml}");
@@ -266,6 +277,30 @@ fn malformed() -> Vec<Case> {
         "",
     );
     vec![
+        case(
+            "fromBackup without backupId",
+            with_strategy("fromBackup", ""),
+            Cel,
+            "backupId is required when resetStrategy is fromBackup",
+        ),
+        case(
+            "fromBackup reading a ConfigMap",
+            with_strategy("fromBackup", "  backupId: orders-g1-r0-6f1c2a9e\n"),
+            Cel,
+            "resetStrategy fromBackup reads the backup and its restore's offset mapping from storage",
+        ),
+        case(
+            "backupId with another strategy",
+            with_strategy("toEarliest", "  backupId: orders-g1-r0-6f1c2a9e\n"),
+            Cel,
+            "backupId is only used with resetStrategy fromBackup",
+        ),
+        case(
+            "a named safety snapshot that is not taken",
+            with_strategy("toEarliest", "  snapshotId: before-replay\n  snapshotBeforeReset: false\n"),
+            Cel,
+            "snapshotId names the safety snapshot",
+        ),
         case(
             "toOffset without offset",
             with_strategy("toOffset", ""),

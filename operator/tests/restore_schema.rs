@@ -390,6 +390,24 @@ fn malformed() -> Vec<Case> {
             "/spec: \"kafkaCluster\" is a required property",
         ),
         case(
+            "an offsetReport leaving its folder",
+            with("  offsetReport: reports/../../etc/x.json\n"),
+            Cel,
+            "offsetReport must not contain '..' or '.' segments",
+        ),
+        case(
+            "an offsetReport with a space",
+            with("  offsetReport: my report.json\n"),
+            Structure,
+            "/spec/offsetReport",
+        ),
+        case(
+            "a restoreId with a slash",
+            with("  restoreId: a/b\n"),
+            Structure,
+            "/spec/restoreId",
+        ),
+        case(
             "an empty backupRef",
             with_ref("  backupRef: {}\n"),
             Cel,

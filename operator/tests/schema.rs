@@ -318,6 +318,7 @@ fn every_sample_manifest_is_accepted() {
             "continuous once",
             "incremental scheduled",
             "oneShot once",
+            "oneShot once",
             "oneShot scheduled"
         ]
     );
@@ -335,6 +336,7 @@ fn every_sample_manifest_is_accepted() {
     assert_eq!(
         strategies,
         [
+            "fromBackup",
             "fromFile",
             "fromSnapshot",
             "shiftBy",
@@ -380,6 +382,18 @@ fn malformed() -> Vec<Case> {
             edit(OPERATION_ROLLBACK, "  snapshotId: \"pre-migration-20241201\"\n", ""),
             Cel,
             "snapshotId is required for rollback, verify and delete",
+        ),
+        case(
+            "a description on a rollback",
+            edit(OPERATION_ROLLBACK, "  snapshotId: \"pre-migration-20241201\"\n", "  snapshotId: \"pre-migration-20241201\"\n  description: never stored\n"),
+            Cel,
+            "description is only stored by operation snapshot",
+        ),
+        case(
+            "verify.afterRollback not a boolean",
+            edit(OPERATION_ROLLBACK, "  snapshotId: \"pre-migration-20241201\"\n", "  snapshotId: \"pre-migration-20241201\"\n  verify:\n    afterRollback: sometimes\n"),
+            Structure,
+            "/spec/verify/afterRollback",
         ),
         case(
             "verify without kafkaCluster",

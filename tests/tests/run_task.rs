@@ -729,6 +729,35 @@ async fn reset_tasks_plan_execute_and_reuse_their_snapshot_on_retry() {
     );
     assert_eq!(plan.result.operation.as_deref(), Some("reset-plan"));
     assert_eq!(plan.report["status"], "dry_run", "never success");
+    // Each group's plan: partitions 0 and 1, from the committed offset to 12.
+    let planned = |group: &str| -> Vec<(i32, Option<i64>, i64, String)> {
+        let g = r
+            .group_results
+            .iter()
+            .find(|g| g.group == group)
+            .expect("the group's result");
+        g.plan
+            .iter()
+            .map(|p| {
+                assert_eq!(p.topic, "orders");
+                (p.partition, p.current, p.target, p.action.clone())
+            })
+            .collect()
+    };
+    assert_eq!(
+        planned("order-processor"),
+        [
+            (0, Some(5), 12, "forward".to_string()),
+            (1, Some(7), 12, "forward".to_string())
+        ]
+    );
+    assert_eq!(
+        planned("billing"),
+        [
+            (0, Some(1), 12, "forward".to_string()),
+            (1, Some(1), 12, "forward".to_string())
+        ]
+    );
     assert!(
         plan.result.snapshot_id.is_none(),
         "no snapshot in a dry run"
@@ -980,7 +1009,7 @@ async fn restore_tasks_validate_restore_and_translate_groups() {
             &bs,
             &storage,
             &format!(
-                "backupId: b1\nrestoreId: kr-1234\ntopicMapping: {{orders: orders-copy}}\ncreateTopics: true\nproduceBatchSize: 1\nconsumerGroupStrategy: header-based\nresetConsumerOffsets: true\n{extra}"
+                "backupId: b1\nrestoreId: kr-1234\ntopicMapping: {{orders: orders-copy}}\ncreateTopics: true\nproduceBatchSize: 1\nconsumerGroupStrategy: header-based\nresetConsumerOffsets: true\noffsetReportKey: reports/dr.json\n{extra}"
             ),
         )
     };
@@ -1021,6 +1050,14 @@ async fn restore_tasks_validate_restore_and_translate_groups() {
         tidemark_tests::topic_offsets(&copy, "orders-copy"),
         vec![5, 7, 9]
     );
+    // The offset report is a copy of the mapping, at the task's key of the storage.
+    let mapping = std::fs::read(storage.join("backups/b1/restores/kr-1234/mapping.json"))
+        .expect("the mapping is stored");
+    let report_path = storage.join("reports/dr.json");
+    assert_eq!(
+        std::fs::read(&report_path).expect("the offset report is stored"),
+        mapping
+    );
     // A retried Job finds the restore complete and writes nothing.
     let again = run_task(dir, "again", &restore(""), &[]);
     assert_eq!(again.out.code, 0, "{:?}", again.out);
@@ -1029,6 +1066,17 @@ async fn restore_tasks_validate_restore_and_translate_groups() {
         "{}",
         again.result.message
     );
+    assert_eq!(std::fs::read(&report_path).expect("kept"), mapping);
+    // A report key holding something else is never overwritten: the run fails naming it.
+    std::fs::write(&report_path, b"{}").expect("overwrite the report");
+    let taken = run_task(dir, "taken", &restore(""), &[]);
+    assert_ne!(taken.out.code, 0, "{:?}", taken.out);
+    assert!(
+        taken.result.message.contains("reports/dr.json"),
+        "{}",
+        taken.result.message
+    );
+    assert_eq!(std::fs::read(&report_path).expect("untouched"), b"{}");
 
     // An invalid dry run fails the task with the problem in its message.
     let bad = run_task(
@@ -1044,5 +1092,64 @@ async fn restore_tasks_validate_restore_and_translate_groups() {
             .contains("source_partitions names partition 9"),
         "{}",
         bad.result.message
+    );
+
+    // A reset from the backup puts the group back where the restore's mapping says, after a
+    // safety snapshot under the id the task names.
+    commit(
+        &admin,
+        "order-processor",
+        &commits("orders-copy", &[0, 0, 0]),
+    )
+    .await;
+    let from_backup = |description: &str| {
+        reset_task(
+            &bs,
+            &storage,
+            &format!(
+                "consumerGroups: [order-processor]\nstrategy: {{type: fromBackup, backupId: b1}}\nsnapshotId: dr-before-groups\nsnapshotDescription: {description}\n"
+            ),
+        )
+    };
+    let reset = run_task(dir, "from-backup", &from_backup("run one"), &[]);
+    assert_eq!(reset.out.code, 0, "{:?}", reset.out);
+    let now = tidemark_tests::committed_map(&admin, "order-processor").await;
+    assert_eq!(
+        tidemark_tests::topic_offsets(&now, "orders-copy"),
+        vec![5, 7, 9]
+    );
+    assert_eq!(
+        reset.result.snapshot_id.as_deref(),
+        Some("dr-before-groups")
+    );
+    let snap: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(storage.join("snapshots/dr-before-groups.json")).expect("named snapshot"),
+    )
+    .expect("json");
+    assert_eq!(snap["description"], "run one");
+    // A retry of the same run reuses its snapshot; another run finds the named id taken and
+    // changes nothing.
+    let retry = run_task(dir, "from-backup-retry", &from_backup("run one"), &[]);
+    assert_eq!(retry.out.code, 0, "{:?}", retry.out);
+    commit(
+        &admin,
+        "order-processor",
+        &commits("orders-copy", &[1, 1, 1]),
+    )
+    .await;
+    let other = run_task(dir, "from-backup-other", &from_backup("run two"), &[]);
+    assert_eq!(other.out.code, 2, "{:?}", other.out);
+    assert!(
+        other
+            .result
+            .message
+            .contains("'dr-before-groups' already exists"),
+        "{}",
+        other.result.message
+    );
+    let now = tidemark_tests::committed_map(&admin, "order-processor").await;
+    assert_eq!(
+        tidemark_tests::topic_offsets(&now, "orders-copy"),
+        vec![1, 1, 1]
     );
 }

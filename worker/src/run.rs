@@ -24,8 +24,8 @@ use crate::snapshot::{generate_id, OffsetSnapshot, SafetySnapshot, SnapshotStore
 use crate::storage::{Storage, StorageOptions};
 use crate::task::{
     KafkaTarget, OffsetResetTask, OffsetRollbackTask, ResultDifference, ResultError, ResultGroup,
-    ResultReset, ResultSnapshotData, ResultVerification, RollbackOperation, StorageTarget, Task,
-    TaskResult, TaskWork, FINISH_FILE_NAME, PHASE_COMPLETED, PHASE_FAILED,
+    ResultPartitionPlan, ResultReset, ResultSnapshotData, ResultVerification, RollbackOperation,
+    StorageTarget, Task, TaskResult, TaskWork, FINISH_FILE_NAME, PHASE_COMPLETED, PHASE_FAILED,
 };
 
 /// Where the result goes by default: the file Kubernetes turns into the container's
@@ -200,14 +200,34 @@ async fn run_offset_reset(t: &OffsetResetTask) -> Result<TaskOutcome> {
         ([one], None) => Some(one.as_str()),
         _ => None,
     };
-    let (strategy, label) = resolve_strategy(
-        &t.strategy,
-        Origin::Task,
-        "task field 'strategy.csv'",
-        single_group,
-        store.as_ref(),
-    )
-    .await?;
+    let (strategy, label) = match &t.strategy {
+        crate::task::ResetStrategy::FromBackup { backup_id } => {
+            let storage = t
+                .storage
+                .as_ref()
+                .map(open_location)
+                .transpose()?
+                .ok_or_else(|| {
+                    Error::invalid("task field 'storage' is required by strategy fromBackup")
+                })?;
+            (
+                crate::reset::Strategy::Explicit(
+                    crate::restore::groups::explicit_from_backup(&storage, backup_id).await?,
+                ),
+                format!("--backup-id {backup_id}"),
+            )
+        }
+        other => {
+            resolve_strategy(
+                other,
+                Origin::Task,
+                "task field 'strategy.csv'",
+                single_group,
+                store.as_ref(),
+            )
+            .await?
+        }
+    };
     let scope = t
         .topics
         .iter()
@@ -221,8 +241,10 @@ async fn run_offset_reset(t: &OffsetResetTask) -> Result<TaskOutcome> {
     let baseline = match (&store, &t.snapshot_id) {
         (Some(store), Some(id)) if t.snapshot_before_reset && !t.dry_run => {
             if store.exists(id).await? {
+                let snap = store.load(id).await?;
+                owned_snapshot(&snap, t)?;
                 tracing::info!(snapshot_id = %id, "safety snapshot exists: an earlier attempt ran; planning from its offsets");
-                Some(store.load(id).await?)
+                Some(snap)
             } else {
                 None
             }
@@ -247,7 +269,7 @@ async fn run_offset_reset(t: &OffsetResetTask) -> Result<TaskOutcome> {
             store: store.clone(),
             id: t.snapshot_id.clone(),
             reuse_existing: true,
-            description: None,
+            description: t.snapshot_description.clone(),
         },
         (None, true) => {
             return Err(Error::invalid(
@@ -264,6 +286,22 @@ async fn run_offset_reset(t: &OffsetResetTask) -> Result<TaskOutcome> {
         execute(&admin, &plan, &safety, &req, started).await?
     };
     Ok(reset_outcome(&report))
+}
+
+/// An existing safety snapshot may be reused only by a retry of the run that took it: when the
+/// task names its run in `snapshotDescription`, a snapshot with another description (a named
+/// id used before, by another run or by hand) is refused before anything changes.
+fn owned_snapshot(snap: &OffsetSnapshot, t: &OffsetResetTask) -> Result<()> {
+    match &t.snapshot_description {
+        Some(mine) if snap.description.as_deref() != Some(mine.as_str()) => {
+            Err(Error::invalid(format!(
+                "task field 'snapshotId': the safety snapshot '{}' already exists and was not taken by this run ({}); a named safety snapshot is taken once: choose another snapshotId",
+                snap.snapshot_id,
+                snap.description.as_deref().unwrap_or("no description")
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A reset is `Failed` with exit 10 when any group was not reset; a dry run always completes.
@@ -314,6 +352,11 @@ fn reset_outcome(report: &crate::reset::ResetReport) -> TaskOutcome {
                 o.offsets_reset as u64
             },
             error: o.error.clone(),
+            plan: if report.dry_run {
+                result_plan(&o.partitions)
+            } else {
+                Vec::new()
+            },
         })
         .collect();
     finish(
@@ -680,6 +723,29 @@ fn finish(
         report,
         exit_code,
     }
+}
+
+/// The first partitions a group's plan changes, as a result lists them.
+fn result_plan(partitions: &[crate::reset::PartitionPlan]) -> Vec<ResultPartitionPlan> {
+    use crate::reset::Action;
+    partitions
+        .iter()
+        .filter(|p| p.changes())
+        .take(crate::task::MAX_RESULT_PLAN_PARTITIONS)
+        .map(|p| ResultPartitionPlan {
+            topic: p.topic.clone(),
+            partition: p.partition,
+            current: p.current,
+            target: p.target,
+            action: match p.action {
+                Action::Set => "set",
+                Action::Forward => "forward",
+                Action::Rewind => "rewind",
+                Action::Unchanged => "unchanged",
+            }
+            .into(),
+        })
+        .collect()
 }
 
 /// `1 group`, `2 groups`.

@@ -13,6 +13,25 @@ use crate::error::{Error, Result};
 use crate::kafka::{SaslMechanism, SecurityProtocol};
 use crate::snapshot::{validate_id, MAX_ID_LEN};
 
+/// Why `key` is not a report key: `/`-separated segments of letters, digits, `.`, `_` and
+/// `-`, none of them `.` or `..`, at most 1024 characters.
+pub fn validate_report_key(key: &str) -> std::result::Result<(), String> {
+    let fine = |seg: &str| {
+        !seg.is_empty()
+            && seg != "."
+            && seg != ".."
+            && seg
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    };
+    if key.len() > 1024 || !key.split('/').all(fine) {
+        return Err(format!(
+            "is '{key}'; give a key relative to the storage such as reports/orders.json: segments of letters, digits, '.', '_' and '-' (not '.' or '..') joined by '/', at most 1024 characters"
+        ));
+    }
+    Ok(())
+}
+
 /// Version tag of the task document format.
 pub const TASK_API_VERSION: &str = "tidemark.dev/task-v1";
 
@@ -40,6 +59,8 @@ pub struct Task {
 }
 
 /// What to do.
+// One task is parsed per process: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum TaskWork {
@@ -259,6 +280,11 @@ pub struct RestoreTask {
     /// A local file to write the offset mapping report to (JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset_report: Option<String>,
+    /// A key of `storage` (e.g. `reports/orders-dr.json`) where a copy of the offset mapping
+    /// report is stored once the data is in; created once (a re-run that finds the same report
+    /// keeps it; other content under the key fails the task).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset_report_key: Option<String>,
 }
 
 /// Which links of an incremental backup chain a restore reads.
@@ -377,6 +403,11 @@ pub struct OffsetResetTask {
     /// snapshot its first attempt stored and reuses it instead of capturing half-reset offsets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_id: Option<String>,
+    /// Description of the safety snapshot, naming the run that takes it. When set, an existing
+    /// snapshot `snapshotId` is reused only if it carries this description (a retry of the same
+    /// run); one taken by anything else fails the task and nothing is changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_description: Option<String>,
 }
 
 fn default_reset_concurrency() -> usize {
@@ -416,6 +447,9 @@ pub enum ResetStrategy {
     FromFile { csv: String },
     /// The offsets stored in an offset-rollback snapshot in `storage`.
     FromSnapshot { snapshot_id: String },
+    /// The offsets captured with a backup in `storage` (a location), translated through the
+    /// offset mapping of its newest restore (the CLI's `--backup-id`).
+    FromBackup { backup_id: String },
 }
 
 impl ResetStrategy {
@@ -431,6 +465,7 @@ impl ResetStrategy {
             ResetStrategy::ByDuration { .. } => "by-duration",
             ResetStrategy::FromFile { .. } => "from-file",
             ResetStrategy::FromSnapshot { .. } => "from-snapshot",
+            ResetStrategy::FromBackup { .. } => "backup-id",
         }
     }
 }
@@ -683,6 +718,28 @@ pub struct ResultGroup {
     pub partitions: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A dry run: the first partitions the plan changes (at most
+    /// [`MAX_RESULT_PLAN_PARTITIONS`]; fewer than `partitions` marks a cut).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plan: Vec<ResultPartitionPlan>,
+}
+
+/// Partitions listed at most in one group's plan in a result.
+pub const MAX_RESULT_PLAN_PARTITIONS: usize = 10;
+
+/// One partition of a planned reset: where its committed offset is and where it goes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultPartitionPlan {
+    pub topic: String,
+    pub partition: i32,
+    /// The committed offset now (absent: none yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<i64>,
+    pub target: i64,
+    /// `set` (no committed offset yet), `forward` (records skipped) or `rewind` (records
+    /// consumed again).
+    pub action: String,
 }
 
 /// Counts of a snapshot.
@@ -903,6 +960,24 @@ impl OffsetResetTask {
             ResetStrategy::FromSnapshot { snapshot_id } => {
                 validate_id(snapshot_id).map_err(|e| field_invalid("strategy.snapshotId", e))?;
             }
+            ResetStrategy::FromBackup { backup_id } => {
+                validate_id(backup_id).map_err(|e| field_invalid("strategy.backupId", e))?;
+                match &self.storage {
+                    Some(StorageTarget::Location { .. }) => {}
+                    Some(StorageTarget::ConfigMap { .. }) => {
+                        return Err(field_error(
+                            "storage",
+                            "is a ConfigMap; strategy fromBackup reads a backup and its restore's offset mapping from a PVC, s3, gcs or azure location",
+                        ))
+                    }
+                    None => {
+                        return Err(field_error(
+                            "storage",
+                            "is required to read the fromBackup backup and its restore's offset mapping",
+                        ))
+                    }
+                }
+            }
             _ => {}
         }
         if let Some(id) = &self.snapshot_id {
@@ -1060,6 +1135,9 @@ impl RestoreTask {
         }
         if self.checkpoint_interval_secs == Some(0) {
             return Err(field_error("checkpointIntervalSecs", "is 0; use 1 or more"));
+        }
+        if let Some(key) = &self.offset_report_key {
+            validate_report_key(key).map_err(|e| field_error("offsetReportKey", e))?;
         }
         if self.consumer_group_strategy == GroupStrategy::ClusterScan
             && !self.include_original_offset_header
@@ -1302,6 +1380,36 @@ impl TaskResult {
             if let Some(v) = r.verification.as_mut() {
                 v.differences = all[..lo].to_vec();
             }
+            let out = encode(&r);
+            if out.len() <= MAX_RESULT_BYTES {
+                return out;
+            }
+        }
+        if let Some(reset) = r.reset.as_mut() {
+            // First the plans of the last groups go (their counts stay), then whole groups.
+            let plans: Vec<Vec<ResultPartitionPlan>> = reset
+                .group_results
+                .iter_mut()
+                .map(|g| std::mem::take(&mut g.plan))
+                .collect();
+            let keep_plans = |r: &mut TaskResult, k: usize| {
+                if let Some(reset) = r.reset.as_mut() {
+                    for (i, g) in reset.group_results.iter_mut().enumerate() {
+                        g.plan = if i < k { plans[i].clone() } else { Vec::new() };
+                    }
+                }
+            };
+            let (mut lo, mut hi) = (0, plans.len());
+            while lo < hi {
+                let mid = (lo + hi).div_ceil(2);
+                keep_plans(&mut r, mid);
+                if encode(&r).len() <= MAX_RESULT_BYTES {
+                    lo = mid;
+                } else {
+                    hi = mid - 1;
+                }
+            }
+            keep_plans(&mut r, lo);
             let out = encode(&r);
             if out.len() <= MAX_RESULT_BYTES {
                 return out;
@@ -1792,5 +1900,52 @@ description: Before the migration
         parse(&format!("{no_storage}dryRun: true\n"))
             .and_then(|t| t.validate())
             .expect("a dry run needs no storage");
+    }
+
+    #[test]
+    fn reset_plans_are_cut_before_groups_to_fit_the_termination_message() {
+        let plan: Vec<ResultPartitionPlan> = (0..MAX_RESULT_PLAN_PARTITIONS as i32)
+            .map(|p| ResultPartitionPlan {
+                topic: "payments-ledger-events".into(),
+                partition: p,
+                current: Some(1_000_000 + i64::from(p)),
+                target: 0,
+                action: "rewind".into(),
+            })
+            .collect();
+        let groups: Vec<ResultGroup> = (0..40)
+            .map(|i| ResultGroup {
+                group: format!("payments-consumer-{i}"),
+                status: "planned".into(),
+                partitions: 12,
+                error: None,
+                plan: plan.clone(),
+            })
+            .collect();
+        let result = TaskResult {
+            phase: PHASE_COMPLETED.into(),
+            message: "Dry run".into(),
+            reset: Some(ResultReset {
+                dry_run: true,
+                groups_total: 40,
+                total_group_results: 40,
+                group_results: groups,
+                ..ResultReset::default()
+            }),
+            ..TaskResult::default()
+        };
+        let bytes = result.to_bounded_json();
+        assert!(bytes.len() <= MAX_RESULT_BYTES, "{}", bytes.len());
+        let back: TaskResult = serde_json::from_slice(&bytes).expect("valid JSON");
+        let reset = back.reset.expect("reset");
+        // The first group keeps its whole plan; later ones lose theirs before any group goes.
+        assert_eq!(reset.group_results[0].plan, plan);
+        assert!(reset.group_results.iter().any(|g| g.plan.is_empty()));
+        assert!(
+            reset.group_results.len() > 20,
+            "{}",
+            reset.group_results.len()
+        );
+        assert_eq!(reset.total_group_results, 40);
     }
 }

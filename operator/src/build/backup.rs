@@ -40,10 +40,13 @@ pub const ENV_BACKUP_ID: &str = tidemark::backup::cli::ENV_BACKUP_ID;
 /// Label of a cleanup Job naming the backup after which it runs.
 pub const BACKUP_ID_LABEL: &str = "tidemark.dev/backup-id";
 
-/// The chain of `cr`'s backups, `<namespace>-<name>`: incremental backups continue the newest
+/// The chain of `cr`'s backups, `spec.chain` or `<namespace>-<name>`: incremental backups continue the newest
 /// complete backup of the chain, and retention prunes only the chain's backups. Cut, with a
 /// hash of the whole, when longer than a valid id.
 pub fn chain(cr: &KafkaBackup) -> Result<String, Error> {
+    if let Some(named) = &cr.spec.chain {
+        return Ok(named.clone());
+    }
     let full = format!("{}-{}", namespace(cr)?, name(cr)?);
     if full.len() <= MAX_ID_LEN {
         return Ok(full);
@@ -140,8 +143,8 @@ impl WorkerKind for KafkaBackup {
             work: TaskWork::Backup(BackupTask {
                 kafka: kafka_target(&spec.kafka_cluster),
                 storage: storage_target(&spec.storage, &namespace(self)?)?,
-                // Each pod takes its Job's name from TIDEMARK_BACKUP_ID.
-                backup_id: None,
+                // spec.backupId, else each pod takes its Job's name from TIDEMARK_BACKUP_ID.
+                backup_id: spec.backup_id.clone(),
                 topics: TaskTopics {
                     include: spec.topics.include.clone(),
                     exclude: spec.topics.exclude.clone(),
@@ -372,6 +375,32 @@ mod tests {
             shard_count: 1,
         };
         assert_eq!(work(BACKUP_ONE_SHOT_PVC), expected);
+    }
+
+    #[test]
+    fn a_named_backup_id_and_chain_reach_the_task_and_the_retention() {
+        let yaml = BACKUP_ONE_SHOT_PVC.replace(
+            "spec:\n",
+            "spec:\n  backupId: orders-before-migration\n  chain: orders\n  retention:\n    keepLast: 3\n",
+        );
+        assert_ne!(yaml, BACKUP_ONE_SHOT_PVC);
+        let t = work(&yaml);
+        assert_eq!(t.backup_id.as_deref(), Some("orders-before-migration"));
+        assert_eq!(t.chain.as_deref(), Some("orders"));
+        let cr = kb(&yaml);
+        let Some(Task {
+            work: TaskWork::BackupCleanup(cleanup),
+            ..
+        }) = cleanup_task(&cr).expect("builds")
+        else {
+            panic!("a cleanup task")
+        };
+        assert_eq!(cleanup.chain, "orders", "retention prunes the named chain");
+        // A scheduled backup keeps its Job's name as id, in the named chain.
+        let scheduled = BACKUP_DAILY_S3.replace("spec:\n", "spec:\n  chain: payments\n");
+        let t = work(&scheduled);
+        assert_eq!(t.backup_id, None);
+        assert_eq!(t.chain.as_deref(), Some("payments"));
     }
 
     #[test]

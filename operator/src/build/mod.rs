@@ -676,6 +676,10 @@ pub(crate) mod fixtures {
     pub const RESET_SHIFT_BY: &str =
         include_str!("../../../config/samples/kafkaoffsetreset-shift-by.yaml");
 
+    /// fromBackup with a named safety snapshot, S3 storage.
+    pub const RESET_FROM_BACKUP: &str =
+        include_str!("../../../config/samples/kafkaoffsetreset-from-backup.yaml");
+
     /// fromSnapshot `before-change`, ConfigMap storage.
     pub const RESET_FROM_SNAPSHOT: &str =
         include_str!("../../../config/samples/kafkaoffsetreset-from-snapshot.yaml");

@@ -75,6 +75,9 @@ fn strategy(cr: &KafkaOffsetReset) -> Result<TaskStrategy, Error> {
                 .clone()
                 .ok_or(missing("spec.fromSnapshotId"))?,
         },
+        ResetStrategy::FromBackup => TaskStrategy::FromBackup {
+            backup_id: spec.backup_id.clone().ok_or(missing("spec.backupId"))?,
+        },
     })
 }
 
@@ -90,7 +93,12 @@ impl WorkerKind for KafkaOffsetReset {
     /// (a dry run, or `snapshotBeforeReset: false`) neither mounts nor names it.
     fn storage(&self) -> Result<Option<&StorageSpec>, Error> {
         let spec = &self.spec;
-        if spec.takes_snapshot() || spec.reset_strategy == ResetStrategy::FromSnapshot {
+        if spec.takes_snapshot()
+            || matches!(
+                spec.reset_strategy,
+                ResetStrategy::FromSnapshot | ResetStrategy::FromBackup
+            )
+        {
             required_storage(spec.storage.as_ref()).map(Some)
         } else {
             Ok(None)
@@ -126,10 +134,20 @@ impl WorkerKind for KafkaOffsetReset {
             .storage()?
             .map(|s| storage_target(s, &ns))
             .transpose()?;
-        let snapshot_id = if spec.takes_snapshot() {
-            Some(safety_snapshot_id(self, run)?)
+        let (snapshot_id, snapshot_description) = if spec.takes_snapshot() {
+            let id = match &spec.snapshot_id {
+                Some(named) => named.clone(),
+                None => safety_snapshot_id(self, run)?,
+            };
+            // Names the run, so that only its own retries reuse a snapshot with this id.
+            let description = format!(
+                "Before offset reset by KafkaOffsetReset {}, run {run} (uid {})",
+                source(self)?,
+                self.metadata.uid.as_deref().unwrap_or("none")
+            );
+            (Some(id), Some(description))
         } else {
-            None
+            (None, None)
         };
         Ok(Task {
             api_version: TASK_API_VERSION.to_string(),
@@ -146,6 +164,7 @@ impl WorkerKind for KafkaOffsetReset {
                 snapshot_before_reset: spec.snapshot_before_reset,
                 storage,
                 snapshot_id,
+                snapshot_description,
             }),
         })
     }
@@ -241,6 +260,9 @@ mod tests {
                 allow_http: false,
             }),
             snapshot_id: Some(safety_snapshot_id(&cr, RUN).expect("id")),
+            snapshot_description: Some(
+                "Before offset reset by KafkaOffsetReset kafka-backup/replay-orders, run g1-r0 (uid 7d2f4b8a-51c3-4e0a-b6a1-2c9e8f7d6a50)".into(),
+            ),
         };
         assert_eq!(parse_back(&cm), expected);
     }
@@ -353,6 +375,53 @@ mod tests {
                 .expect("builds")
                 .is_some(),
             "reading the plan needs the API too"
+        );
+    }
+
+    #[test]
+    fn from_backup_reads_the_backup_location_and_names_its_safety_snapshot() {
+        let t = work(RESET_FROM_BACKUP);
+        assert_eq!(
+            t.strategy,
+            TaskStrategy::FromBackup {
+                backup_id: "orders-snapshot-g1-r0-3c9a7e10".into()
+            }
+        );
+        assert!(
+            matches!(t.storage, Some(StorageTarget::Location { ref url, .. }) if url == "s3://kafka-backups/orders"),
+            "{:?}",
+            t.storage
+        );
+        assert_eq!(t.snapshot_id.as_deref(), Some("orders-dr-before-groups"));
+        let description = t.snapshot_description.expect("names its run");
+        assert!(
+            description.contains("kafka-backup/orders-dr-groups, run g1-r0"),
+            "{description}"
+        );
+        // Another run of the resource describes its snapshot otherwise, so it never reuses the
+        // first run's.
+        let later = RunId {
+            generation: 2,
+            run: 0,
+        };
+        let TaskWork::OffsetReset(t2) = kor(RESET_FROM_BACKUP).task(later).expect("task").work
+        else {
+            panic!("a reset task")
+        };
+        assert_eq!(t2.snapshot_id.as_deref(), Some("orders-dr-before-groups"));
+        assert_ne!(
+            t2.snapshot_description.as_deref(),
+            Some(description.as_str())
+        );
+        // Without a name, the id is the run's own.
+        let unnamed = RESET_FROM_BACKUP.replace("  snapshotId: orders-dr-before-groups\n", "");
+        let t = work(&unnamed);
+        assert!(
+            t.snapshot_id
+                .as_deref()
+                .is_some_and(|id| id.starts_with("orders-dr-groups-reset-g1-r0-")),
+            "{:?}",
+            t.snapshot_id
         );
     }
 

@@ -30,9 +30,12 @@ use crate::crd::KafkaRestore;
 /// `app.kubernetes.io/component` of a KafkaRestore's children.
 pub const COMPONENT: &str = "restore";
 
-/// The restore id of `cr`: `kr-<uid>`, the same for every Job and every run of the resource,
-/// another for a re-created one.
+/// The restore id of `cr`: `spec.restoreId`, else `kr-<uid>`, the same for every Job and every
+/// run of the resource, another for a re-created one.
 pub fn restore_id(cr: &KafkaRestore) -> Result<String, Error> {
+    if let Some(id) = &cr.spec.restore_id {
+        return Ok(id.clone());
+    }
     let uid = cr
         .metadata
         .uid
@@ -266,6 +269,7 @@ impl WorkerKind for KafkaRestore {
                 offsets_snapshot_id: groups.offsets_snapshot_id,
                 snapshot_before_reset: groups.snapshot_before_reset,
                 offset_report: None,
+                offset_report_key: spec.offset_report.clone(),
             }),
         })
     }
@@ -480,6 +484,7 @@ spec:
             offsets_snapshot_id: Some("before-incident".into()),
             snapshot_before_reset: false,
             offset_report: None,
+            offset_report_key: None,
         };
         assert_eq!(parse_back(&cm), expected);
     }
@@ -709,6 +714,36 @@ spec:
             restore_id(&no_uid).expect_err("no uid").label(),
             "missing_metadata"
         );
+    }
+
+    #[test]
+    fn a_named_restore_id_and_an_offset_report_reach_the_task_and_the_status() {
+        let yaml = RESTORE_THREE_PHASE.replace(
+            "  createTopics: true\n",
+            "  createTopics: true\n  restoreId: orders-dr-2024-12\n  offsetReport: reports/orders-dr.json\n  checkpointIntervalSecs: 60\n",
+        );
+        assert_ne!(
+            yaml, RESTORE_THREE_PHASE,
+            "the sample has a createTopics line"
+        );
+        let cr = restore(&yaml);
+        assert_eq!(restore_id(&cr).expect("id"), "orders-dr-2024-12");
+        let t = work(&yaml);
+        assert_eq!(t.restore_id.as_deref(), Some("orders-dr-2024-12"));
+        assert_eq!(t.effective_restore_id(), "orders-dr-2024-12");
+        assert_eq!(
+            t.offset_report_key.as_deref(),
+            Some("reports/orders-dr.json")
+        );
+        assert_eq!(t.checkpoint_interval_secs, Some(60));
+        // The uid no longer names it: a re-created resource with the same id resumes it.
+        let mut recreated = cr.clone();
+        recreated.metadata.uid = Some("a-new-uid".into());
+        assert_eq!(restore_id(&recreated).expect("id"), "orders-dr-2024-12");
+        // Without them, the defaults stay.
+        let t = work(RESTORE_THREE_PHASE);
+        assert_eq!(t.offset_report_key, None);
+        assert_eq!(t.restore_id, Some(format!("kr-{RESTORE_UID}")));
     }
 
     #[test]

@@ -92,9 +92,12 @@ impl WorkerKind for KafkaOffsetRollback {
                     _ => spec.consumer_groups.clone(),
                 },
                 snapshot_id: spec.snapshot_id.clone(),
-                description: None,
+                description: match spec.operation {
+                    Operation::Snapshot => spec.description.clone(),
+                    _ => None,
+                },
                 strict: spec.verify.as_ref().is_some_and(|v| v.strict),
-                verify_after_rollback: true,
+                verify_after_rollback: spec.verify.as_ref().is_none_or(|v| v.after_rollback),
                 safety_snapshot_id: match spec.operation {
                     Operation::Rollback => Some(safety_snapshot_id(self, run)?),
                     _ => None,

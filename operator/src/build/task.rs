@@ -328,6 +328,41 @@ mod tests {
     }
 
     #[test]
+    fn snapshot_description_and_rollback_without_verification_reach_the_task() {
+        let described = QUICK_SNAPSHOT.replace(
+            "  operation: snapshot\n",
+            "  operation: snapshot\n  description: Before the 2.4 deploy\n",
+        );
+        assert_ne!(
+            described, QUICK_SNAPSHOT,
+            "the fixture has an operation line"
+        );
+        let t = work(&described);
+        assert_eq!(t.description.as_deref(), Some("Before the 2.4 deploy"));
+        assert_eq!(work(QUICK_SNAPSHOT).description, None);
+
+        let unverified = EMERGENCY_ROLLBACK.replace(
+            "  operation: rollback\n",
+            "  operation: rollback\n  verify:\n    afterRollback: false\n",
+        );
+        assert_ne!(
+            unverified, EMERGENCY_ROLLBACK,
+            "the fixture has an operation line"
+        );
+        let t = work(&unverified);
+        assert!(
+            !t.verify_after_rollback,
+            "verify.afterRollback: false is honoured"
+        );
+        // verify: {strict: true} alone keeps the check after a rollback.
+        let strict = EMERGENCY_ROLLBACK.replace(
+            "  operation: rollback\n",
+            "  operation: rollback\n  verify:\n    strict: true\n",
+        );
+        assert!(work(&strict).verify_after_rollback);
+    }
+
+    #[test]
     fn delete_needs_no_kafka() {
         for yaml in [DELETE_SNAPSHOT, CLEANUP_OLD_SNAPSHOT] {
             let t = work(yaml);

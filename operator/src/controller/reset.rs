@@ -7,7 +7,7 @@ use tidemark::task::TaskResult;
 
 use super::status::{clamp, Reasons};
 use super::RunKind;
-use crate::crd::reset::{GroupResult, ResetPlan};
+use crate::crd::reset::{GroupResult, PartitionPlan, ResetPlan};
 use crate::crd::status::RunStatus;
 use crate::crd::{KafkaOffsetReset, KafkaOffsetResetStatus};
 
@@ -21,6 +21,8 @@ pub const REASON_RESET_PLANNED: &str = "ResetPlanned";
 
 /// Most per-group outcomes listed in `status.groupResults`.
 pub const MAX_GROUP_RESULTS: usize = 50;
+/// Partitions of one group's dry-run plan kept in the status at most.
+pub const MAX_PLAN_PARTITIONS: usize = tidemark::task::MAX_RESULT_PLAN_PARTITIONS;
 
 impl RunKind for KafkaOffsetReset {
     type Status = KafkaOffsetResetStatus;
@@ -85,6 +87,18 @@ impl RunKind for KafkaOffsetReset {
                         status: g.status.clone(),
                         partitions: clamp(g.partitions),
                         error: g.error.clone(),
+                        plan: g
+                            .plan
+                            .iter()
+                            .take(MAX_PLAN_PARTITIONS)
+                            .map(|p| PartitionPlan {
+                                topic: p.topic.clone(),
+                                partition: p.partition,
+                                current: p.current,
+                                target: p.target,
+                                action: p.action.clone(),
+                            })
+                            .collect(),
                     })
                     .collect();
                 status.total_group_results = Some(clamp(

@@ -6,6 +6,7 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use super::common::{JobOptions, KafkaClusterSpec, StorageSpec};
+use super::rollback::SNAPSHOT_ID_PATTERN;
 use super::status::{Phase, RunStatus};
 
 /// A topic name, glob (`payments-*`) or `~regex`: no whitespace.
@@ -52,6 +53,7 @@ pub const MAX_PARALLELISM: i32 = 100;
 #[x_kube(validation = Rule::new("!has(self.compressionLevel) || !has(self.compression) || self.compression == 'zstd'").message("compressionLevel is only used with compression zstd; remove it or set compression: zstd").reason(Reason::FieldValueForbidden))]
 #[x_kube(validation = Rule::new("!has(self.schedule) || !has(self.mode) || self.mode != 'continuous'").message("a continuous backup runs until it is stopped and cannot have a schedule; remove schedule or use mode oneShot or incremental").reason(Reason::FieldValueForbidden))]
 #[x_kube(validation = Rule::new("!has(self.suspend) || !self.suspend || has(self.schedule) || (has(self.mode) && self.mode == 'continuous')").message("suspend pauses a schedule or finishes a continuous backup, and is only used with schedule or mode continuous").reason(Reason::FieldValueForbidden))]
+#[x_kube(validation = Rule::new("!has(self.backupId) || !has(self.schedule)").message("backupId names one backup, and a schedule makes one per run: remove backupId (each scheduled backup is named after its Job) or schedule").reason(Reason::FieldValueForbidden))]
 pub struct KafkaBackupSpec {
     /// The cluster whose topics are backed up.
     pub kafka_cluster: KafkaClusterSpec,
@@ -83,6 +85,25 @@ pub struct KafkaBackupSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 256), regex(pattern = SCHEDULE_PATTERN))]
     pub schedule: Option<String>,
+
+    /// The backup's id (default: the name of its Job, `<name>-kb-<run>-<hash>`), like the CLI's
+    /// `--backup-id`; not with `schedule`, whose runs each need their own. Every shard and every
+    /// run of the resource names this one backup: once it is complete, a later run (a spec
+    /// change or a bumped `tidemark.dev/run`) reports it as already complete and reads nothing;
+    /// give a new id for a new backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = SNAPSHOT_ID_PATTERN))]
+    #[x_kube(validation = Rule::new("!self.contains('..')").message("backupId must not contain '..'"))]
+    pub backup_id: Option<String>,
+
+    /// The chain the backups belong to (default `<namespace>-<name>`), like the CLI's
+    /// `--chain`: incremental backups continue the newest complete backup of the chain, and
+    /// retention prunes only its backups. Name it to continue a chain across re-created or
+    /// renamed resources; two resources writing one chain in one storage interleave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = SNAPSHOT_ID_PATTERN))]
+    #[x_kube(validation = Rule::new("!self.contains('..')").message("chain must not contain '..'"))]
+    pub chain: Option<String>,
 
     /// Pause the schedule (no new backup starts; a running one finishes), or, with mode
     /// continuous, finish the running backup (its manifest written) and start none until

@@ -68,6 +68,10 @@ pub const DEFAULT_MAX_RETRIES: i32 = 3;
 #[x_kube(validation = Rule::new("!has(self.duration) || self.resetStrategy == 'byDuration'").message("duration is only used with resetStrategy byDuration; remove it or change resetStrategy").reason(Reason::FieldValueForbidden))]
 #[x_kube(validation = Rule::new("!has(self.offsetsCsv) || self.resetStrategy == 'fromFile'").message("offsetsCsv is only used with resetStrategy fromFile; remove it or change resetStrategy").reason(Reason::FieldValueForbidden))]
 #[x_kube(validation = Rule::new("!has(self.fromSnapshotId) || self.resetStrategy == 'fromSnapshot'").message("fromSnapshotId is only used with resetStrategy fromSnapshot; remove it or change resetStrategy").reason(Reason::FieldValueForbidden))]
+#[x_kube(validation = Rule::new("self.resetStrategy != 'fromBackup' || has(self.backupId)").message("backupId is required when resetStrategy is fromBackup").reason(Reason::FieldValueRequired))]
+#[x_kube(validation = Rule::new("!has(self.backupId) || self.resetStrategy == 'fromBackup'").message("backupId is only used with resetStrategy fromBackup; remove it or change resetStrategy").reason(Reason::FieldValueForbidden))]
+#[x_kube(validation = Rule::new("self.resetStrategy != 'fromBackup' || (has(self.storage) && !(self.storage.storageType in ['configMap', 'configmap']))").message("resetStrategy fromBackup reads the backup and its restore's offset mapping from storage: set storage to the backup's pvc, s3, azure or gcs location").reason(Reason::FieldValueRequired))]
+#[x_kube(validation = Rule::new("!has(self.snapshotId) || !has(self.snapshotBeforeReset) || self.snapshotBeforeReset").message("snapshotId names the safety snapshot: remove it or set snapshotBeforeReset: true").reason(Reason::FieldValueForbidden))]
 #[x_kube(validation = Rule::new("has(self.storage) || self.resetStrategy != 'fromSnapshot'").message("storage is required when resetStrategy is fromSnapshot: it is where the snapshot is read from").reason(Reason::FieldValueRequired))]
 #[x_kube(validation = Rule::new("has(self.storage) || (has(self.dryRun) && self.dryRun) || (has(self.snapshotBeforeReset) && !self.snapshotBeforeReset)").message("storage is required for the safety snapshot taken before the reset (snapshotBeforeReset defaults to true): set storage, or snapshotBeforeReset: false to reset without a way back").reason(Reason::FieldValueRequired))]
 pub struct KafkaOffsetResetSpec {
@@ -94,8 +98,8 @@ pub struct KafkaOffsetResetSpec {
     pub topics: Vec<String>,
 
     /// Where the offsets go: toEarliest, toLatest, toCurrent, toOffset (`offset`), shiftBy
-    /// (`shiftBy`), toDatetime (`datetime`), byDuration (`duration`), fromFile (`offsetsCsv`)
-    /// or fromSnapshot (`fromSnapshotId`).
+    /// (`shiftBy`), toDatetime (`datetime`), byDuration (`duration`), fromFile (`offsetsCsv`),
+    /// fromSnapshot (`fromSnapshotId`) or fromBackup (`backupId`).
     pub reset_strategy: ResetStrategy,
 
     /// toOffset: the offset, clamped to each partition's log.
@@ -133,6 +137,23 @@ pub struct KafkaOffsetResetSpec {
     #[schemars(regex(pattern = SNAPSHOT_ID_PATTERN))]
     #[x_kube(validation = Rule::new("!self.contains('..')").message("fromSnapshotId must not contain '..'"))]
     pub from_snapshot_id: Option<String>,
+
+    /// fromBackup: a backup id in `storage` (its location) whose captured consumer offsets are
+    /// translated through the offset mapping of its newest restore and committed, like the
+    /// CLI's `--backup-id`; restore the backup first (a KafkaRestore, or `tidemark restore`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = SNAPSHOT_ID_PATTERN))]
+    #[x_kube(validation = Rule::new("!self.contains('..')").message("backupId must not contain '..'"))]
+    pub backup_id: Option<String>,
+
+    /// The id of the safety snapshot (default `<name>-reset-<run>-<hash>`, one per run), e.g.
+    /// to name it in a KafkaOffsetRollback applied with this resource. It is taken once: a
+    /// retried Job of the same run reuses it, and a later run (spec change or bumped
+    /// `tidemark.dev/run`) that finds it fails without changing anything: give it a new id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = SNAPSHOT_ID_PATTERN))]
+    #[x_kube(validation = Rule::new("!self.contains('..')").message("snapshotId must not contain '..'"))]
+    pub snapshot_id: Option<String>,
 
     /// Plan only: the status reports the groups and partitions the reset would change, and
     /// nothing is changed (no snapshot is taken either).
@@ -194,6 +215,7 @@ pub enum ResetStrategy {
     ByDuration,
     FromFile,
     FromSnapshot,
+    FromBackup,
 }
 
 impl ResetStrategy {
@@ -209,6 +231,7 @@ impl ResetStrategy {
             ResetStrategy::ByDuration => "byDuration",
             ResetStrategy::FromFile => "fromFile",
             ResetStrategy::FromSnapshot => "fromSnapshot",
+            ResetStrategy::FromBackup => "fromBackup",
         }
     }
 }
@@ -283,4 +306,25 @@ pub struct GroupResult {
     pub partitions: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A dry run: the first partitions the plan changes, each with its committed offset now,
+    /// its target and the action (at most 10 per group, and only as many groups' plans as fit in
+    /// the worker's result; fewer entries than `partitions` marks a cut).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plan: Vec<PartitionPlan>,
+}
+
+/// One partition of a planned reset.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PartitionPlan {
+    pub topic: String,
+    pub partition: i32,
+    /// The committed offset now (absent: the group has none on this partition yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<i64>,
+    /// The offset the reset commits.
+    pub target: i64,
+    /// `set` (no committed offset yet), `forward` (records are skipped) or `rewind` (records
+    /// are consumed again).
+    pub action: String,
 }

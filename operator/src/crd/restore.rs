@@ -21,6 +21,10 @@ pub const RFC3339_PATTERN: &str = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|
 /// A Kafka topic name: letters, digits, `.`, `_`, `-`, at most 249 characters.
 pub const TOPIC_NAME_PATTERN: &str = r"^[A-Za-z0-9._-]{1,249}$";
 
+/// A key in a storage: `/`-separated segments of letters, digits, `.`, `_` and `-` (a CEL
+/// rule refuses `.` and `..` segments).
+pub const REPORT_KEY_PATTERN: &str = r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$";
+
 /// A partition number as a map key: `0`, `1`, … (no sign, no leading zero).
 pub const PARTITION_KEY_PATTERN: &str = r"^(0|[1-9][0-9]{0,8})$";
 
@@ -49,7 +53,7 @@ pub const MAX_CHECKPOINT_INTERVAL_SECS: i64 = 86_400;
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
-    doc = "KafkaRestore (kr): write the records of a backup (a KafkaBackup's, or one named by id in a storage) back into a Kafka cluster exactly once — all of it, a point-in-time window, some topics or partitions, under new topic or partition numbers — then optionally translate and commit consumer-group offsets (three-phase restore, after a safety snapshot), or only validate it (dryRun). A restore runs once, in a worker Job: after it has completed, spec changes are recorded but not run (bump the `tidemark.dev/run` annotation to run it again); after a failed run or a dry run, a spec change runs it again. The restore id is the resource's (`kr-<uid>`), so a later run resumes an unfinished restore and reports a finished one as already complete.",
+    doc = "KafkaRestore (kr): write the records of a backup (a KafkaBackup's, or one named by id in a storage) back into a Kafka cluster exactly once — all of it, a point-in-time window, some topics or partitions, under new topic or partition numbers — then optionally translate and commit consumer-group offsets (three-phase restore, after a safety snapshot), or only validate it (dryRun). A restore runs once, in a worker Job: after it has completed, spec changes are recorded but not run (bump the `tidemark.dev/run` annotation to run it again); after a failed run or a dry run, a spec change runs it again. The restore id is `spec.restoreId` or the resource's (`kr-<uid>`), so a later run resumes an unfinished restore and reports a finished one as already complete.",
     cel
 )]
 #[serde(rename_all = "camelCase")]
@@ -146,6 +150,24 @@ pub struct KafkaRestoreSpec {
     /// Throttle the worker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimitSpec>,
+
+    /// Names the restore (default `kr-<uid>`, the resource's): its checkpoint and offset
+    /// mapping live under `backups/<backupId>/restores/<restoreId>/` in the backup storage, like
+    /// the CLI's `--restore-id`. A fixed id outlives the resource: a re-created KafkaRestore (or
+    /// another one) with the same id resumes that restore, or reports it as already complete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = SNAPSHOT_ID_PATTERN))]
+    #[x_kube(validation = Rule::new("!self.contains('..')").message("restoreId must not contain '..'"))]
+    pub restore_id: Option<String>,
+
+    /// A key in the backup storage (e.g. `reports/orders-dr.json`) where a copy of the
+    /// restore's offset mapping report (JSON, source offset → target offset per partition) is
+    /// stored once the data is in, like the restore configuration's `offset_report`. Created
+    /// once: a re-run keeps the same report; a key holding something else fails the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024), regex(pattern = REPORT_KEY_PATTERN))]
+    #[x_kube(validation = Rule::new("!self.contains('..') && self != '.' && !self.startsWith('./') && !self.endsWith('/.') && !self.contains('/./')").message("offsetReport must not contain '..' or '.' segments"))]
+    pub offset_report: Option<String>,
 
     /// How often progress is checkpointed into the backup storage, in seconds (the worker's
     /// default is 60).
@@ -431,7 +453,7 @@ pub struct KafkaRestoreStatus {
     /// The KafkaBackup the backup was resolved through.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kafka_backup: Option<String>,
-    /// The restore's id, `kr-<uid>`: its checkpoint and offset mapping live under
+    /// The restore's id (`spec.restoreId`, else `kr-<uid>`): its checkpoint and offset mapping live under
     /// `backups/<backupId>/restores/<restoreId>/` in the backup storage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_id: Option<String>,

@@ -10,6 +10,9 @@ use super::status::RunStatus;
 /// Snapshot ids: what `tidemark` accepts, and a valid ConfigMap key once `.json` is appended.
 pub const SNAPSHOT_ID_PATTERN: &str = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,247}$";
 
+/// Longest `spec.description` of a snapshot.
+pub const MAX_DESCRIPTION: usize = 1024;
+
 /// Take, apply, verify or delete a consumer-group offset snapshot.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
@@ -35,6 +38,7 @@ pub const SNAPSHOT_ID_PATTERN: &str = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,247}$";
 #[x_kube(validation = Rule::new("!(self.operation in ['rollback', 'verify']) || has(self.kafkaCluster)").message("kafkaCluster is required for rollback and verify").reason(Reason::FieldValueRequired))]
 #[x_kube(validation = Rule::new("self.operation == 'snapshot' || has(self.snapshotId)").message("snapshotId is required for rollback, verify and delete").reason(Reason::FieldValueRequired))]
 #[x_kube(validation = Rule::new("self.operation == 'snapshot' || has(self.storage)").message("storage is required for rollback, verify and delete").reason(Reason::FieldValueRequired))]
+#[x_kube(validation = Rule::new("!has(self.description) || self.operation == 'snapshot'").message("description is only stored by operation snapshot; remove it or change operation").reason(Reason::FieldValueForbidden))]
 pub struct KafkaOffsetRollbackSpec {
     /// The cluster (not needed for delete).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -56,13 +60,20 @@ pub struct KafkaOffsetRollbackSpec {
     #[x_kube(validation = Rule::new("!self.contains('..')").message("snapshotId must not contain '..'"))]
     pub snapshot_id: Option<String>,
 
+    /// snapshot: a description stored with the snapshot (shown by `tidemark offset-rollback
+    /// list` and `show`), e.g. `Before the 2.4 deploy`; only used by operation snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = MAX_DESCRIPTION))]
+    pub description: Option<String>,
+
     /// Where snapshots are kept. The schema accepts a `snapshot` skeleton without it (and
     /// without `kafkaCluster` or `consumerGroups`); the operator then reports what is missing
     /// with `Stalled`, before any Job runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<StorageSpec>,
 
-    /// Options of the verify operation.
+    /// Options of the verify operation (`strict`), and of the check a rollback makes
+    /// afterwards (`afterRollback`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<VerifyOptions>,
 
@@ -97,14 +108,33 @@ impl Operation {
     }
 }
 
-/// Options of the verify operation.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+/// Options of the verify operation, and of the check after a rollback.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VerifyOptions {
     /// Fail when offsets differ (the phase becomes Failed), and also count partitions committed
     /// now but absent from the snapshot as differences.
     #[serde(default)]
     pub strict: bool,
+
+    /// rollback: re-read the offsets afterwards and compare them with the snapshot (default
+    /// true; a difference fails the run). `false` skips the check, like `tidemark
+    /// offset-rollback rollback --verify false`.
+    #[serde(default = "default_true")]
+    pub after_rollback: bool,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        VerifyOptions {
+            strict: false,
+            after_rollback: true,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// Observed state of a KafkaOffsetRollback.

@@ -380,6 +380,13 @@ pub async fn resolve_strategy(
                 format!("--from-snapshot {snapshot_id}"),
             )
         }
+        // It reads a backup location, not a snapshot store: its callers resolve it themselves.
+        ResetStrategy::FromBackup { backup_id } => {
+            return Err(Error::invalid(format!(
+                "{} {backup_id}: a backup's offsets are read from its storage location",
+                origin.name("backup-id", "strategy.backupId")
+            )))
+        }
     })
 }
 

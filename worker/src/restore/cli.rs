@@ -157,6 +157,9 @@ pub async fn run_restore_task(
         progress,
     };
     let mut report = run_restore(&admin, &storage, &plan, &req, stop).await?;
+    if report.complete {
+        store_offset_report(&storage, t, &restore_id).await?;
+    }
     let mut groups = None;
     let groups_done = groups_key(&t.backup_id, &restore_id);
     if wants_groups && report.already_complete && storage.get(&groups_done).await?.is_some() {
@@ -193,6 +196,23 @@ pub async fn run_restore_task(
         restore: report,
         consumer_groups: groups,
     })
+}
+
+/// Copies the offset mapping of a complete restore to the task's `offsetReportKey`, if any:
+/// created once, so a re-run (or a run that finds the restore complete) keeps the same report.
+async fn store_offset_report(storage: &Storage, t: &RestoreTask, restore_id: &str) -> Result<()> {
+    let Some(report_key) = &t.offset_report_key else {
+        return Ok(());
+    };
+    let key = mapping_key(&t.backup_id, restore_id);
+    let data = storage.get(&key).await?.ok_or_else(|| Error::Malformed {
+        kind: "offset mapping",
+        file: key.clone(),
+        reason: "the object is missing".into(),
+    })?;
+    storage.put_once(report_key, data).await?;
+    tracing::info!(key = %report_key, "offset mapping report stored");
+    Ok(())
 }
 
 /// The operator's restore task: a dry run validates; otherwise the restore runs.

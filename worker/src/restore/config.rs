@@ -220,6 +220,7 @@ pub fn parse_config(
         offsets_snapshot_id: r.offsets_snapshot_id.clone(),
         snapshot_before_reset: r.snapshot_before_reset.unwrap_or(true),
         offset_report: r.offset_report.clone(),
+        offset_report_key: None,
     };
     task.validate()
         .map_err(|e| bad(config_names(&e.to_string())))?;

@@ -293,6 +293,10 @@ async fn a_dry_run_plans_and_reports_without_a_snapshot() {
 
     let cr = with_status(cr, "g1-r0", "Running", "plan-payments-rewind-kor-g1-r0");
     let mut result = reset_result("Completed", true, 3, 0);
+    result["reset"]["groupResults"][0]["plan"] = json!([
+        {"topic": "payments", "partition": 0, "current": 120, "target": 0, "action": "rewind"},
+        {"topic": "payments", "partition": 1, "target": 0, "action": "set"}
+    ]);
     // A worker that names the id it would have used still leaves no snapshot to roll back to.
     result["snapshotId"] = json!("never-stored");
     let job = "plan-payments-rewind-kor-g1-r0";
@@ -307,6 +311,14 @@ async fn a_dry_run_plans_and_reports_without_a_snapshot() {
             assert_eq!(s["dryRun"], true);
             assert_eq!(s["plan"], json!({"groups": 3, "partitions": 18}));
             assert_eq!(s["groupResults"][0]["status"], "planned");
+            assert_eq!(
+                s["groupResults"][0]["plan"],
+                json!([
+                    {"topic": "payments", "partition": 0, "current": 120, "target": 0, "action": "rewind"},
+                    {"topic": "payments", "partition": 1, "target": 0, "action": "set"}
+                ])
+            );
+            assert!(s["groupResults"][1].get("plan").is_none(), "{s}");
             assert_eq!(s["offsetsReset"], 0);
             assert!(s.get("snapshotId").is_none(), "{s}");
             assert_condition(s, "Ready", "True", "ResetPlanned");
