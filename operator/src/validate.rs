@@ -802,6 +802,7 @@ const RESTORE_FIELDS: &[(&str, &str)] = &[
     ("offsetsSnapshotId", "spec.consumerGroups.offsetsSnapshotId"),
     ("rateLimitRecordsPerSec", "spec.rateLimit.recordsPerSec"),
     ("rateLimitBytesPerSec", "spec.rateLimit.bytesPerSec"),
+    ("shardCount", "spec.shards"),
 ];
 
 impl SpecChecks for KafkaRestore {
@@ -1002,6 +1003,11 @@ impl SpecChecks for KafkaRestore {
                 1..=MAX_CHECKPOINT_INTERVAL_SECS,
             ));
         }
+        problems.extend(range_problem(
+            "spec.shards",
+            spec.shards,
+            1..=crate::crd::backup::MAX_PARALLELISM,
+        ));
         let rate = spec.rate_limit.clone().unwrap_or_default();
         for (field, value) in [
             ("spec.rateLimit.recordsPerSec", rate.records_per_sec),
@@ -1970,6 +1976,30 @@ mod restore_tests {
         for (yaml, reason, message) in cases {
             assert_one_problem(&problems(&yaml), reason, message);
         }
+    }
+
+    #[test]
+    fn shards_are_bounded_and_refuse_group_translation() {
+        let with = |yaml: &str, shards: &str| {
+            yaml.replace(
+                "  createTopics: true\n",
+                &format!("  createTopics: true\n  shards: {shards}\n"),
+            )
+        };
+        assert_eq!(validate(&resolved(&with(RESTORE_FULL, "4"))), []);
+        let problems = validate(&resolved(&with(RESTORE_FULL, "0")));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].message, "spec.shards is 0; use 1 to 100");
+        let problems = validate(&resolved(&with(RESTORE_THREE_PHASE, "2")));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].reason, REASON_INVALID_FIELD);
+        assert!(
+            problems[0]
+                .message
+                .starts_with("spec.shards is 2, and consumer-group offsets are translated"),
+            "{}",
+            problems[0].message
+        );
     }
 
     #[test]

@@ -215,6 +215,17 @@ fn every_option_and_enum_value_is_accepted() {
     assert_eq!(groups.groups, ["billing", "audit"]);
     assert!(!groups.snapshot_before_reset);
     assert_eq!(operator_problems(cr), []);
+
+    // Shards: data only, with groups left alone (skip) or not mentioned.
+    for lines in [
+        "  shards: 100\n",
+        "  shards: 4\n  consumerGroups:\n    strategy: skip\n",
+    ] {
+        let cr = accepted(&with(lines));
+        assert!(cr.spec.shards > 1);
+        assert_eq!(operator_problems(cr), []);
+    }
+    assert_eq!(accepted(BASE).spec.shards, 1, "one shard by default");
 }
 
 #[test]
@@ -727,6 +738,36 @@ fn malformed() -> Vec<Case> {
             with("  resolvedBackup:\n    backupId: x\n"),
             Structure,
             "Additional properties are not allowed ('resolvedBackup' was unexpected)",
+        ),
+        case(
+            "no shard",
+            with("  shards: 0\n"),
+            Structure,
+            "/spec/shards: 0 is less than the minimum of 1",
+        ),
+        case(
+            "more shards than a backup may use",
+            with("  shards: 101\n"),
+            Structure,
+            "/spec/shards: 101 is greater than the maximum of 100",
+        ),
+        case(
+            "shards translating consumer groups",
+            with("  shards: 2\n  consumerGroups:\n    strategy: header-based\n    resetOffsets: true\n"),
+            Cel,
+            "shards above 1 restore the data only: consumer groups cannot be translated",
+        ),
+        case(
+            "shards with manual group offsets",
+            with("  shards: 3\n  consumerGroups:\n    strategy: manual\n"),
+            Cel,
+            "shards above 1 restore the data only: consumer groups cannot be translated",
+        ),
+        case(
+            "shards storing one offset report",
+            with("  shards: 2\n  offsetReport: reports/r.json\n"),
+            Cel,
+            "shards above 1 store no single offsetReport",
         ),
         case(
             "dryRun as a string",

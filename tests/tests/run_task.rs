@@ -1153,3 +1153,120 @@ async fn restore_tasks_validate_restore_and_translate_groups() {
         vec![1, 1, 1]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_shards_as_two_pods_restore_every_record_once() {
+    use tidemark::restore::mapping::OffsetMapping;
+    use tidemark_tests::records::read_topic;
+
+    let kafka = Tansu::start();
+    let bs = kafka.bootstrap();
+    let work = tempfile::tempdir().expect("tempdir");
+    let dir = work.path();
+    let storage = dir.join("storage");
+    create_and_fill(&bs, "orders", 3, 20).await;
+    let backup = run_cli(
+        BIN,
+        &[
+            "backup",
+            "--bootstrap-servers",
+            &bs,
+            "-p",
+            storage.to_str().expect("utf8"),
+            "--topics",
+            "orders",
+            "--backup-id",
+            "b1",
+        ],
+        &[],
+    );
+    assert_eq!(backup.code, 0, "{backup:?}");
+    // Two pods of an Indexed Job, at the same time, both creating the target topic.
+    let task = doc(
+        "restore",
+        "source: default/dr\n",
+        &bs,
+        &storage,
+        "backupId: b1\nrestoreId: kr-9\ntopicMapping: {orders: orders-copy}\ncreateTopics: true\nproduceBatchSize: 1\nshardCount: 2\n",
+    );
+    let runs: Vec<Run> = std::thread::scope(|s| {
+        let shards: Vec<_> = ["0", "1"]
+            .into_iter()
+            .map(|index| {
+                let task = &task;
+                s.spawn(move || {
+                    run_task(
+                        dir,
+                        &format!("shard-{index}"),
+                        task,
+                        &[("JOB_COMPLETION_INDEX", index)],
+                    )
+                })
+            })
+            .collect();
+        shards
+            .into_iter()
+            .map(|h| h.join().expect("shard thread"))
+            .collect()
+    });
+    let mut parts = Vec::new();
+    for (i, run) in runs.iter().enumerate() {
+        assert_eq!(run.out.code, 0, "shard {i}: {:?}", run.out);
+        let r = run.result.restore.as_ref().expect("restore summary");
+        assert!(r.complete, "shard {i}: {r:?}");
+        assert_eq!(r.restore_id, format!("kr-9-s{i}-of-2"));
+        assert_eq!(r.records_restored, r.records_total);
+        parts.push(r.partitions);
+    }
+    assert_eq!(parts, [2, 1], "partitions 0 and 2 to shard 0, 1 to shard 1");
+
+    // Every record in the target exactly once, where it was (offsets, keys, values).
+    let source = read_topic(&bs, "orders", 3);
+    let target = read_topic(&bs, "orders-copy", 3);
+    for p in 0..3 {
+        let want = &source[&("orders".to_string(), p)];
+        let got = &target[&("orders-copy".to_string(), p)];
+        assert_eq!(got.len(), 20, "partition {p}");
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!((g.offset, &g.key, &g.value), (w.offset, &w.key, &w.value));
+        }
+    }
+    // Each shard's mapping holds its partitions; together they cover the source once.
+    let mut covered = Vec::new();
+    for i in 0..2 {
+        let key = format!("backups/b1/restores/kr-9-s{i}-of-2/mapping.json");
+        let data = std::fs::read(storage.join(&key)).expect("each shard's mapping");
+        let m = OffsetMapping::from_json(&data, &key).expect("a mapping");
+        assert!(m.complete);
+        for p in &m.partitions {
+            assert_eq!((p.records, p.target_end), (20, 20), "{key}: {p:?}");
+            covered.push((p.source_partition, p.target_partition));
+        }
+    }
+    covered.sort_unstable();
+    assert_eq!(covered, [(0, 0), (1, 1), (2, 2)]);
+
+    // A retried pod finds its share complete and writes nothing again.
+    let again = run_task(dir, "again", &task, &[("JOB_COMPLETION_INDEX", "1")]);
+    assert_eq!(again.out.code, 0, "{:?}", again.out);
+    assert!(
+        again.result.message.contains("already complete"),
+        "{}",
+        again.result.message
+    );
+    let target = read_topic(&bs, "orders-copy", 3);
+    assert_eq!(target.values().map(Vec::len).sum::<usize>(), 60);
+
+    // Sharded restores translate no consumer groups: refused before anything is written.
+    let groups = task.replace("kr-9", "kr-10").replace(
+        "shardCount: 2\n",
+        "shardCount: 2\nconsumerGroupStrategy: header-based\nresetConsumerOffsets: true\n",
+    );
+    let refused = run_task(dir, "groups", &groups, &[("JOB_COMPLETION_INDEX", "0")]);
+    assert_eq!(refused.out.code, 2, "{:?}", refused.out);
+    assert!(
+        refused.result.message.contains("shardCount"),
+        "{}",
+        refused.result.message
+    );
+}

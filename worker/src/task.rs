@@ -285,6 +285,17 @@ pub struct RestoreTask {
     /// keeps it; other content under the key fails the task).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset_report_key: Option<String>,
+    /// This pod's shard (Indexed Job: `JOB_COMPLETION_INDEX` when absent) and the shard count:
+    /// the target partitions are dealt to shards in a stable order, and each shard restores
+    /// its share as a restore of its own, `<restoreId>-s<index>-of-<count>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard_index: Option<u32>,
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub shard_count: u32,
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 /// Which links of an incremental backup chain a restore reads.
@@ -1159,7 +1170,70 @@ impl RestoreTask {
                 format!("holds an empty name ('{g}')"),
             ));
         }
+        self.validate_shards()
+    }
+
+    /// 1-1000 shards, `shardIndex < shardCount`; several shards neither translate consumer
+    /// groups (phase three needs every shard's mapping) nor store one offset report.
+    fn validate_shards(&self) -> Result<()> {
+        let n = self.shard_count;
+        if !(1..=1000).contains(&n) {
+            return Err(field_error("shardCount", format!("is {n}; use 1 to 1000")));
+        }
+        if let Some(i) = self.shard_index.filter(|i| *i >= n) {
+            return Err(field_error(
+                "shardCount",
+                format!("is {n}; shardIndex {i} must be below it"),
+            ));
+        }
+        if n > 1
+            && (self.reset_consumer_offsets
+                || self.consumer_group_strategy == GroupStrategy::Manual)
+        {
+            return Err(field_error(
+                "shardCount",
+                format!("is {n}, and consumer-group offsets are translated: a sharded restore cannot translate them (each shard holds only part of the offset mapping); restore with one shard, or translate them afterwards per shard's mapping"),
+            ));
+        }
+        if n > 1 && self.offset_report_key.is_some() {
+            return Err(field_error(
+                "shardCount",
+                format!("is {n}, and an offset report is to be stored (offsetReportKey): each shard has its own offset mapping (restores/<restoreId>-s<index>-of-{n}/mapping.json); restore with one shard to store one report"),
+            ));
+        }
         Ok(())
+    }
+
+    /// The task one shard runs: with several shards, its index resolved (`shardIndex`, else
+    /// `JOB_COMPLETION_INDEX`) and its restore id `<restoreId>-s<index>-of-<count>`, so shards
+    /// never share a lease, checkpoint or mapping. One shard: the task as it is.
+    pub fn for_shard(&self) -> Result<RestoreTask> {
+        let n = self.shard_count;
+        if n <= 1 {
+            return Ok(self.clone());
+        }
+        let env = crate::backup::cli::ENV_COMPLETION_INDEX;
+        let i = match self.shard_index {
+            Some(i) => i,
+            None => {
+                let v = std::env::var(env).map_err(|_| {
+                    field_error(
+                        "shardIndex",
+                        format!("is absent and {env} is not set; a restore of {n} shards needs the shard of this process"),
+                    )
+                })?;
+                v.trim().parse::<u32>().map_err(|_| {
+                    Error::invalid(format!(
+                        "{env} is '{v}'; expected a shard index (0 or more)"
+                    ))
+                })?
+            }
+        };
+        let mut t = self.clone();
+        t.shard_index = Some(i);
+        t.restore_id = Some(format!("{}-s{i}-of-{n}", self.effective_restore_id()));
+        t.validate_shards()?;
+        Ok(t)
     }
 
     /// What decides the restored content (backup, target, selection, window, mappings,

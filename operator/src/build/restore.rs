@@ -21,6 +21,7 @@ use tidemark::task::{
 use super::job::PARTIAL_FAILURE_EXIT_CODES;
 use super::task::{kafka_target, source, storage_target};
 use super::{count, namespace, positive, ConfigMapAccess, Error, RunId, WorkerKind};
+use crate::crd::backup::MAX_PARALLELISM;
 use crate::crd::common::{JobOptions, KafkaClusterSpec, StorageSpec, StorageType};
 use crate::crd::restore::{
     Acks, ExistingData, GroupStrategy, HeaderStyle, PitrSpec, ResolvedBackup, RestoreChain,
@@ -153,6 +154,11 @@ impl WorkerKind for KafkaRestore {
         self.spec.job.as_ref()
     }
 
+    fn shards(&self) -> u32 {
+        let max = u32::try_from(MAX_PARALLELISM).unwrap_or(1);
+        u32::try_from(self.spec.shards).unwrap_or(1).clamp(1, max)
+    }
+
     fn resources(&self) -> Option<&ResourceRequirements> {
         self.spec.resources.as_ref()
     }
@@ -270,6 +276,9 @@ impl WorkerKind for KafkaRestore {
                 snapshot_before_reset: groups.snapshot_before_reset,
                 offset_report: None,
                 offset_report_key: spec.offset_report.clone(),
+                // An Indexed Job's pod reads its shard from JOB_COMPLETION_INDEX.
+                shard_index: None,
+                shard_count: self.shards(),
             }),
         })
     }
@@ -485,6 +494,8 @@ spec:
             snapshot_before_reset: false,
             offset_report: None,
             offset_report_key: None,
+            shard_index: None,
+            shard_count: 1,
         };
         assert_eq!(parse_back(&cm), expected);
     }
@@ -744,6 +755,59 @@ spec:
         let t = work(RESTORE_THREE_PHASE);
         assert_eq!(t.offset_report_key, None);
         assert_eq!(t.restore_id, Some(format!("kr-{RESTORE_UID}")));
+    }
+
+    #[test]
+    fn shards_make_an_indexed_job_whose_pods_share_the_restore_task() {
+        let yaml = RESTORE_FULL.replace(
+            "  createTopics: true\n",
+            "  createTopics: true\n  shards: 3\n",
+        );
+        assert_ne!(yaml, RESTORE_FULL, "the sample has a createTopics line");
+        let job = build(&yaml);
+        let spec = job.spec.as_ref().expect("spec");
+        assert_eq!(spec.completion_mode.as_deref(), Some("Indexed"));
+        assert_eq!((spec.completions, spec.parallelism), (Some(3), Some(3)));
+        let t = work(&yaml);
+        assert_eq!(t.shard_count, 3);
+        assert_eq!(t.shard_index, None, "each pod reads JOB_COMPLETION_INDEX");
+        assert_eq!(t.restore_id, Some(format!("kr-{RESTORE_UID}")));
+        let mut second = t.clone();
+        second.shard_index = Some(1);
+        assert_eq!(
+            second.for_shard().expect("shard 1").restore_id,
+            Some(format!("kr-{RESTORE_UID}-s1-of-3")),
+            "each shard restores under a restore id of its own"
+        );
+        // One shard (the default): a plain Job and the task as before.
+        let job = build(RESTORE_FULL);
+        assert_eq!(job.spec.as_ref().expect("spec").completion_mode, None);
+        assert_eq!(work(RESTORE_FULL).shard_count, 1);
+    }
+
+    #[test]
+    fn shards_refuse_consumer_group_translation_and_an_offset_report() {
+        let yaml = RESTORE_THREE_PHASE.replace(
+            "  createTopics: true\n",
+            "  createTopics: true\n  shards: 2\n",
+        );
+        let task = match restore(&yaml).task(RUN).expect("task").work {
+            TaskWork::Restore(t) => t,
+            other => panic!("{other:?}"),
+        };
+        let e = task.validate().expect_err("groups with shards");
+        assert!(e.to_string().contains("shardCount"), "{e}");
+        assert!(e.to_string().contains("consumer-group offsets"), "{e}");
+        let yaml = RESTORE_FULL.replace(
+            "  createTopics: true\n",
+            "  createTopics: true\n  shards: 2\n  offsetReport: reports/r.json\n",
+        );
+        let task = match restore(&yaml).task(RUN).expect("task").work {
+            TaskWork::Restore(t) => t,
+            other => panic!("{other:?}"),
+        };
+        let e = task.validate().expect_err("a report with shards");
+        assert!(e.to_string().contains("offsetReportKey"), "{e}");
     }
 
     #[test]

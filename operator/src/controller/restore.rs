@@ -19,7 +19,7 @@
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
-use tidemark::task::TaskResult;
+use tidemark::task::{ResultRestore, TaskResult, PHASE_COMPLETED, PHASE_FAILED};
 
 use super::status::{self as st, clamp, Reasons, ShardResult};
 use super::{worker, Context, Error, RunKind, REFERENCE_POLL};
@@ -281,17 +281,14 @@ impl RunKind for KafkaRestore {
         }
     }
 
-    /// One shard; a restore the worker reports `Completed` but not complete (stopped before
-    /// the end) failed.
+    /// The shards' results summed ([`combine`]); a restore the worker reports `Completed` but
+    /// not complete (stopped before the end) failed.
     fn combine_shards(
         &self,
         _status: &mut KafkaRestoreStatus,
         shards: Vec<ShardResult>,
     ) -> Result<TaskResult, String> {
-        st::single_result(shards).map(|r| {
-            let done = r.restore.as_ref().is_some_and(|x| x.dry_run || x.complete);
-            st::failed_unless_complete(r, done, "restore")
-        })
+        combine(shards)
     }
 
     async fn reconcile(&self, ctx: &Context) -> Result<Action, Error> {
@@ -349,12 +346,135 @@ impl RunKind for KafkaRestore {
     }
 }
 
+/// Whether a shard's result is its part done: restored (or validated, in a dry run).
+fn shard_done(r: &TaskResult) -> bool {
+    r.phase == PHASE_COMPLETED && r.restore.as_ref().is_some_and(|x| x.dry_run || x.complete)
+}
+
+/// The shards' results as one: one shard's is its own (made `Failed` unless complete); with
+/// several (each restored its share under `<restoreId>-s<i>-of-<n>`), records and bytes are
+/// summed, the restore id is the shards' common one, and the first shard that did not complete
+/// fails the run with its message and error.
+pub fn combine(shards: Vec<ShardResult>) -> Result<TaskResult, String> {
+    let total = shards.len();
+    if total <= 1 {
+        return st::single_result(shards).map(|r| {
+            let done = shard_done(&r);
+            st::failed_unless_complete(r, done, "restore")
+        });
+    }
+    if shards.iter().all(|s| s.result.is_err()) {
+        let why = shards
+            .iter()
+            .find_map(|s| {
+                s.result
+                    .as_ref()
+                    .err()
+                    .map(|e| format!("shard {}: {e}", s.index))
+            })
+            .unwrap_or_default();
+        return Err(format!("no shard left a result ({why})"));
+    }
+    let completed = shards
+        .iter()
+        .filter(|s| s.result.as_ref().is_ok_and(shard_done))
+        .count();
+    let mut sum = ResultRestore {
+        complete: completed == total,
+        ..ResultRestore::default()
+    };
+    let mut mappings = Vec::new();
+    for (index, r) in shards
+        .iter()
+        .filter_map(|s| Some((s.index, s.result.as_ref().ok()?.restore.as_ref()?)))
+    {
+        if sum.restore_id.is_empty() {
+            let suffix = format!("-s{index}-of-{total}");
+            sum.restore_id = r
+                .restore_id
+                .strip_suffix(&suffix)
+                .unwrap_or(&r.restore_id)
+                .to_string();
+        }
+        sum.dry_run |= r.dry_run;
+        sum.topics = sum.topics.max(r.topics);
+        sum.partitions = sum.partitions.saturating_add(r.partitions);
+        sum.records_total = sum.records_total.saturating_add(r.records_total);
+        sum.records_restored = sum.records_restored.saturating_add(r.records_restored);
+        sum.bytes_total = sum.bytes_total.saturating_add(r.bytes_total);
+        sum.bytes_restored = sum.bytes_restored.saturating_add(r.bytes_restored);
+        mappings.extend(r.offset_mapping.iter().filter(|m| !m.is_empty()).cloned());
+    }
+    if sum.dry_run {
+        sum.complete = false;
+    }
+    sum.offset_mapping = match mappings.len() {
+        0 => None,
+        1 => mappings.pop(),
+        n => Some(format!(
+            "{} (and {} more shards' mappings)",
+            mappings[0],
+            n - 1
+        )),
+    };
+    let what = if sum.dry_run { "validated" } else { "restored" };
+    let first_failure = shards
+        .iter()
+        .find(|s| !s.result.as_ref().is_ok_and(shard_done));
+    let (phase, message, error) = match first_failure {
+        None => (
+            PHASE_COMPLETED,
+            format!(
+                "restore {}: {} of {} records {what} in {} partitions, {total} shards",
+                sum.restore_id, sum.records_restored, sum.records_total, sum.partitions
+            ),
+            None,
+        ),
+        Some(shard) => {
+            let (why, error) = match &shard.result {
+                Ok(r) if r.phase == PHASE_COMPLETED => (
+                    format!(
+                        "{}; the worker did not report the restore complete",
+                        r.message
+                    ),
+                    r.error.clone(),
+                ),
+                Ok(r) => (r.message.clone(), r.error.clone()),
+                Err(why) => (why.clone(), None),
+            };
+            (
+                PHASE_FAILED,
+                format!(
+                    "{} of {total} shards did not complete; shard {}: {why}",
+                    total - completed,
+                    shard.index
+                ),
+                error,
+            )
+        }
+    };
+    Ok(TaskResult {
+        phase: phase.to_string(),
+        operation: Some(
+            if sum.dry_run {
+                "validate-restore"
+            } else {
+                "restore"
+            }
+            .into(),
+        ),
+        message,
+        restore: Some(sum),
+        error,
+        ..TaskResult::default()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::build::fixtures::*;
     use crate::crd::restore::KafkaRestoreStatus;
-    use tidemark::task::ResultRestore;
 
     fn restore_result(dry_run: bool, complete: bool, groups_failed: u64) -> TaskResult {
         TaskResult {
@@ -640,6 +760,62 @@ mod tests {
             assert_eq!(r.phase, "Completed");
         }
         assert!(cr.combine_shards(&mut status, Vec::new()).is_err());
+    }
+
+    #[test]
+    fn shards_results_are_summed_and_one_failed_shard_fails_the_run() {
+        let part = |i: u32, restored: u64, complete: bool| {
+            let mut r = restore_result(false, complete, 0);
+            let x = r.restore.as_mut().expect("restore");
+            x.restore_id = format!("kr-{RESTORE_UID}-s{i}-of-2");
+            x.records_total = 500;
+            x.records_restored = restored;
+            x.bytes_restored = restored * 10;
+            x.partitions = 3;
+            x.offset_mapping = Some(format!("backups/b/restores/{}/mapping.json", x.restore_id));
+            ShardResult {
+                index: i,
+                result: Ok(r),
+            }
+        };
+        let r = combine(vec![part(0, 500, true), part(1, 500, true)]).expect("a result");
+        assert_eq!(r.phase, "Completed", "{}", r.message);
+        let x = r.restore.expect("restore");
+        assert!(x.complete);
+        assert_eq!(x.restore_id, format!("kr-{RESTORE_UID}"));
+        assert_eq!((x.records_restored, x.records_total), (1000, 1000));
+        assert_eq!((x.bytes_restored, x.partitions), (10_000, 6));
+        assert_eq!(
+            x.offset_mapping.as_deref(),
+            Some(format!("backups/b/restores/kr-{RESTORE_UID}-s0-of-2/mapping.json (and 1 more shards' mappings)").as_str())
+        );
+
+        let mut failed = part(1, 120, false);
+        if let Ok(r) = failed.result.as_mut() {
+            r.phase = "Failed".into();
+            r.message = "lease held by another worker".into();
+        }
+        let r = combine(vec![part(0, 500, true), failed]).expect("a result");
+        assert_eq!(r.phase, "Failed");
+        assert_eq!(
+            r.message,
+            "1 of 2 shards did not complete; shard 1: lease held by another worker"
+        );
+        let x = r.restore.expect("restore");
+        assert!(!x.complete);
+        assert_eq!(x.records_restored, 620);
+
+        let gone = ShardResult {
+            index: 1,
+            result: Err("its pod is gone".into()),
+        };
+        let r = combine(vec![part(0, 500, true), gone]).expect("a result");
+        assert_eq!(r.phase, "Failed");
+        assert!(
+            r.message.contains("shard 1: its pod is gone"),
+            "{}",
+            r.message
+        );
     }
 
     #[test]

@@ -662,6 +662,32 @@ impl GroupAdmin {
         replication_factor: i32,
         configs: &std::collections::BTreeMap<String, String>,
     ) -> Result<()> {
+        self.create_topic_if(topic, partitions, replication_factor, configs, false)
+            .await
+            .map(|_| ())
+    }
+
+    /// As [`create_topic`](Self::create_topic), but a topic created meanwhile by someone else
+    /// (another shard of the same restore) is no error: `Ok(false)`.
+    pub async fn create_topic_if_missing(
+        &self,
+        topic: &str,
+        partitions: i32,
+        replication_factor: i32,
+        configs: &std::collections::BTreeMap<String, String>,
+    ) -> Result<bool> {
+        self.create_topic_if(topic, partitions, replication_factor, configs, true)
+            .await
+    }
+
+    async fn create_topic_if(
+        &self,
+        topic: &str,
+        partitions: i32,
+        replication_factor: i32,
+        configs: &std::collections::BTreeMap<String, String>,
+        exists_ok: bool,
+    ) -> Result<bool> {
         use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
         let what = format!("failed to create topic '{topic}'");
         let started = Instant::now();
@@ -684,12 +710,15 @@ impl GroupAdmin {
             .map_err(|e| self.kafka_error(&e, started, &what))?;
         for r in results {
             if let Err((name, code)) = r {
+                if exists_ok && code == rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists {
+                    return Ok(false);
+                }
                 return Err(Error::Kafka(format!(
                     "failed to create topic '{name}' ({partitions} partitions, replication factor {replication_factor}): {code}"
                 )));
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Deletes the records before the given offsets (Kafka's DeleteRecords: the log start

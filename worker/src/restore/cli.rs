@@ -12,8 +12,8 @@ use super::engine::{prepare_targets, run_restore, LiveProgress, RestoreReport, R
 use super::groups::{source_offsets, translate_and_apply, GroupsReport};
 use super::mapping::{groups_key, mapping_key, OffsetMapping};
 use super::plan::{
-    build_plan, fmt_ms, human_bytes, offset_actions, validation_box, RestorePlan, TargetCheck,
-    ValidationReport,
+    build_plan, deal_to_shard, fmt_ms, human_bytes, offset_actions, validation_box, RestorePlan,
+    TargetCheck, ValidationReport,
 };
 use crate::app::{open_storage_at, print_json};
 use crate::backup::manifest::BACKUPS_DIR;
@@ -124,6 +124,7 @@ pub async fn run_restore_task(
     progress: Arc<LiveProgress>,
 ) -> Result<FullReport> {
     t.validate()?;
+    let t = &t.for_shard()?;
     crate::metrics::WorkerMetrics::global().watch_restore(&progress);
     let restore_id = t.effective_restore_id();
     let storage = crate::run::open_location(&t.storage)?;
@@ -133,7 +134,8 @@ pub async fn run_restore_task(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "cluster reached"
     );
-    let plan = build_plan(&storage, t).await?;
+    let mut plan = build_plan(&storage, t).await?;
+    deal_to_shard(&mut plan, t.shard_index.unwrap_or(0), t.shard_count)?;
     tracing::debug!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "plan built"
@@ -366,6 +368,15 @@ pub async fn validate_task(
         r.problems.push(e.to_string());
         return r;
     }
+    let shard = match t.for_shard() {
+        Ok(s) => s,
+        Err(e) => {
+            r.problems.push(e.to_string());
+            return r;
+        }
+    };
+    let t = &shard;
+    r.restore_id = t.effective_restore_id();
     let storage = match crate::run::open_location(&t.storage) {
         Ok(s) => s,
         Err(e) => {
@@ -373,7 +384,10 @@ pub async fn validate_task(
             return r;
         }
     };
-    let plan = match build_plan(&storage, t).await {
+    let plan = match build_plan(&storage, t).await.and_then(|mut p| {
+        deal_to_shard(&mut p, t.shard_index.unwrap_or(0), t.shard_count)?;
+        Ok(p)
+    }) {
         Ok(p) => p,
         Err(e) => {
             r.problems.push(e.to_string());

@@ -221,6 +221,8 @@ pub fn parse_config(
         snapshot_before_reset: r.snapshot_before_reset.unwrap_or(true),
         offset_report: r.offset_report.clone(),
         offset_report_key: None,
+        shard_index: None,
+        shard_count: 1,
     };
     task.validate()
         .map_err(|e| bad(config_names(&e.to_string())))?;

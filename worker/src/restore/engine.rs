@@ -301,15 +301,23 @@ pub async fn prepare_targets(
                 target.name.clone(),
                 (Some(partitions), Some(0), "will be created".into()),
             );
-            if !dry_run {
-                admin
-                    .create_topic(
-                        &target.name,
-                        partitions,
-                        target.backup_replication_factor.max(1),
-                        &target.backup_configs,
-                    )
-                    .await?;
+            // Shards create the topics they write to; one that another shard created first
+            // (with the same partition count: see `deal_to_shard`) is used as it is.
+            let create = async {
+                let rf = target.backup_replication_factor.max(1);
+                let c = &target.backup_configs;
+                if t.shard_count > 1 {
+                    admin
+                        .create_topic_if_missing(&target.name, partitions, rf, c)
+                        .await
+                } else {
+                    admin
+                        .create_topic(&target.name, partitions, rf, c)
+                        .await
+                        .map(|_| true)
+                }
+            };
+            if !dry_run && create.await? {
                 st.created.push(target.name.clone());
             }
             for p in &target.partitions_written {

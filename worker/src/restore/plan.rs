@@ -144,6 +144,54 @@ pub async fn build_plan(storage: &Storage, t: &RestoreTask) -> Result<RestorePla
     Ok(plan)
 }
 
+/// Keeps the share of shard `index` of `count`: the target partitions, in (topic, partition)
+/// order, are dealt round-robin (as a backup deals its partitions), and a shard restores every
+/// unit written to its target partitions, so no two shards ever write to one partition. The
+/// counts follow the share; a target topic keeps the partition count the whole restore needs,
+/// so whichever shard creates it creates it the same. A shard left without a partition is an
+/// error naming how many shards the restore can use.
+pub fn deal_to_shard(plan: &mut RestorePlan, index: u32, count: u32) -> Result<()> {
+    if count <= 1 {
+        return Ok(());
+    }
+    let lanes: BTreeSet<(String, i32)> = plan
+        .units
+        .iter()
+        .map(|u| (u.target_topic.clone(), u.target_partition))
+        .collect();
+    let total = lanes.len();
+    let mine: BTreeSet<(String, i32)> = lanes
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| (*i as u64) % u64::from(count) == u64::from(index))
+        .map(|(_, lane)| lane)
+        .collect();
+    if mine.is_empty() {
+        return Err(Error::invalid(format!(
+            "task field 'shardCount': is {count}, but the restore writes to only {total} target partition{}: shard {index} has none; use at most {total} shards",
+            if total == 1 { "" } else { "s" }
+        )));
+    }
+    plan.units
+        .retain(|u| mine.contains(&(u.target_topic.clone(), u.target_partition)));
+    for target in plan.targets.values_mut() {
+        let needed = target.partitions_written.iter().max().copied().unwrap_or(0) + 1;
+        target.backup_partitions = target.backup_partitions.max(needed);
+        target
+            .partitions_written
+            .retain(|p| mine.contains(&(target.name.clone(), *p)));
+    }
+    plan.targets.retain(|_, t| !t.partitions_written.is_empty());
+    let topics: BTreeSet<&str> = plan.units.iter().map(|u| u.source_topic.as_str()).collect();
+    plan.topics = topics.len();
+    plan.segments = plan.units.iter().map(|u| u.segments.len()).sum();
+    plan.records = plan.units.iter().map(|u| u.records).sum();
+    plan.bytes = plan.units.iter().map(|u| u.bytes).sum();
+    plan.min_timestamp = plan.units.iter().filter_map(|u| u.min_timestamp).min();
+    plan.max_timestamp = plan.units.iter().filter_map(|u| u.max_timestamp).max();
+    Ok(())
+}
+
 fn describe_window(w: Window) -> String {
     match (w.start, w.end) {
         (None, None) => "the selected partitions are empty".into(),
@@ -768,6 +816,93 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A plan of `units` (source partition, target partition, records) of topic t into u.
+    fn plan_of(units: &[(i32, i32, u64)]) -> RestorePlan {
+        let unit = |&(sp, tp, records): &(i32, i32, u64)| Unit {
+            source_topic: "t".into(),
+            source_partition: sp,
+            era: 0,
+            target_topic: "u".into(),
+            target_partition: tp,
+            segments: Vec::new(),
+            records,
+            bytes: records * 10,
+            min_timestamp: Some(i64::from(sp)),
+            max_timestamp: Some(i64::from(sp) + 100),
+            backup_records: records,
+            backup_bytes: records * 10,
+        };
+        let mut written: Vec<i32> = units.iter().map(|u| u.1).collect();
+        written.sort_unstable();
+        written.dedup();
+        let target = TargetTopic {
+            name: "u".into(),
+            sources: vec!["t".into()],
+            partitions_written: written,
+            backup_partitions: 3,
+            backup_replication_factor: 1,
+            backup_configs: BTreeMap::new(),
+        };
+        RestorePlan {
+            backup_id: "b".into(),
+            links: vec!["b".into()],
+            window: Window::default(),
+            units: units.iter().map(unit).collect(),
+            targets: BTreeMap::from([("u".to_string(), target)]),
+            topics: 1,
+            segments: 0,
+            segments_pruned: 0,
+            records: units.iter().map(|u| u.2).sum(),
+            bytes: units.iter().map(|u| u.2 * 10).sum(),
+            min_timestamp: None,
+            max_timestamp: None,
+            offsets_keys: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn shards_get_whole_target_partitions_dealt_in_order() {
+        // Sources 0 and 3 both write to target 0 (a partition mapping): one shard takes both.
+        let units = [(0, 0, 5), (1, 1, 7), (2, 5, 11), (3, 0, 13)];
+        let mut seen = Vec::new();
+        for shard in 0..2 {
+            let mut plan = plan_of(&units);
+            deal_to_shard(&mut plan, shard, 2).expect("a share");
+            let sources: Vec<i32> = plan.units.iter().map(|u| u.source_partition).collect();
+            seen.extend(sources.iter().copied());
+            assert_eq!(
+                plan.records,
+                plan.units.iter().map(|u| u.records).sum::<u64>()
+            );
+            let target = &plan.targets["u"];
+            assert_eq!(target.backup_partitions, 6, "created alike by every shard");
+            match shard {
+                0 => {
+                    assert_eq!(sources, [0, 2, 3]);
+                    assert_eq!(target.partitions_written, [0, 5]);
+                    assert_eq!(plan.records, 29);
+                    assert_eq!(
+                        (plan.min_timestamp, plan.max_timestamp),
+                        (Some(0), Some(103))
+                    );
+                }
+                _ => {
+                    assert_eq!(sources, [1]);
+                    assert_eq!(target.partitions_written, [1]);
+                    assert_eq!(plan.records, 7);
+                }
+            }
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, [0, 1, 2, 3], "every unit exactly once");
+        let mut one = plan_of(&units);
+        deal_to_shard(&mut one, 0, 1).expect("one shard");
+        assert_eq!(one.units.len(), 4);
+        let e = deal_to_shard(&mut plan_of(&units), 3, 4).expect_err("nothing left");
+        assert!(e.to_string().contains("use at most 3 shards"), "{e}");
+    }
 
     #[test]
     fn the_window_is_inclusive_at_both_ends() {
