@@ -1979,7 +1979,7 @@ mod restore_tests {
     }
 
     #[test]
-    fn shards_are_bounded_and_refuse_group_translation() {
+    fn shards_are_bounded_and_refuse_an_offset_report() {
         let with = |yaml: &str, shards: &str| {
             yaml.replace(
                 "  createTopics: true\n",
@@ -1990,13 +1990,15 @@ mod restore_tests {
         let problems = validate(&resolved(&with(RESTORE_FULL, "0")));
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].message, "spec.shards is 0; use 1 to 100");
-        let problems = validate(&resolved(&with(RESTORE_THREE_PHASE, "2")));
+        assert_eq!(validate(&resolved(&with(RESTORE_THREE_PHASE, "2"))), []);
+        let report = with(RESTORE_FULL, "2\n  offsetReport: reports/r.json");
+        let problems = validate(&resolved(&report));
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].reason, REASON_INVALID_FIELD);
         assert!(
             problems[0]
                 .message
-                .starts_with("spec.shards is 2, and consumer-group offsets are translated"),
+                .starts_with("spec.shards is 2, and an offset report is to be stored"),
             "{}",
             problems[0].message
         );

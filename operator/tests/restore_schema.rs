@@ -216,10 +216,10 @@ fn every_option_and_enum_value_is_accepted() {
     assert!(!groups.snapshot_before_reset);
     assert_eq!(operator_problems(cr), []);
 
-    // Shards: data only, with groups left alone (skip) or not mentioned.
+    // Shards, with or without consumer groups (translated once, by shard 0).
     for lines in [
         "  shards: 100\n",
-        "  shards: 4\n  consumerGroups:\n    strategy: skip\n",
+        "  shards: 4\n  consumerGroups:\n    strategy: header-based\n    resetOffsets: true\n",
     ] {
         let cr = accepted(&with(lines));
         assert!(cr.spec.shards > 1);
@@ -750,18 +750,6 @@ fn malformed() -> Vec<Case> {
             with("  shards: 101\n"),
             Structure,
             "/spec/shards: 101 is greater than the maximum of 100",
-        ),
-        case(
-            "shards translating consumer groups",
-            with("  shards: 2\n  consumerGroups:\n    strategy: header-based\n    resetOffsets: true\n"),
-            Cel,
-            "shards above 1 restore the data only: consumer groups cannot be translated",
-        ),
-        case(
-            "shards with manual group offsets",
-            with("  shards: 3\n  consumerGroups:\n    strategy: manual\n"),
-            Cel,
-            "shards above 1 restore the data only: consumer groups cannot be translated",
         ),
         case(
             "shards storing one offset report",

@@ -1165,6 +1165,8 @@ async fn restore_shards_as_two_pods_restore_every_record_once() {
     let dir = work.path();
     let storage = dir.join("storage");
     create_and_fill(&bs, "orders", 3, 20).await;
+    let admin = admin(&bs).await;
+    commit(&admin, "order-processor", &commits("orders", &[5, 7, 9])).await;
     let backup = run_cli(
         BIN,
         &[
@@ -1257,16 +1259,41 @@ async fn restore_shards_as_two_pods_restore_every_record_once() {
     let target = read_topic(&bs, "orders-copy", 3);
     assert_eq!(target.values().map(Vec::len).sum::<usize>(), 60);
 
-    // Sharded restores translate no consumer groups: refused before anything is written.
-    let groups = task.replace("kr-9", "kr-10").replace(
-        "shardCount: 2\n",
-        "shardCount: 2\nconsumerGroupStrategy: header-based\nresetConsumerOffsets: true\n",
-    );
-    let refused = run_task(dir, "groups", &groups, &[("JOB_COMPLETION_INDEX", "0")]);
-    assert_eq!(refused.out.code, 2, "{:?}", refused.out);
+    // Consumer groups: each shard restores its share; shard 0 then waits for the others'
+    // mappings and translates the groups once, over the whole mapping.
+    let groups = task
+        .replace("kr-9", "kr-10")
+        .replace("orders-copy", "orders-copy2")
+        .replace(
+            "shardCount: 2\n",
+            "shardCount: 2\nconsumerGroupStrategy: header-based\nresetConsumerOffsets: true\nshardWaitSecs: 3\n",
+        );
+    let alone = run_task(dir, "groups-0", &groups, &[("JOB_COMPLETION_INDEX", "0")]);
+    assert_eq!(alone.out.code, 75, "{:?}", alone.out);
     assert!(
-        refused.result.message.contains("shardCount"),
+        alone
+            .result
+            .message
+            .contains("waited 3 s (shardWaitSecs) for shard 1 of 2"),
         "{}",
-        refused.result.message
+        alone.result.message
     );
+    let before = committed_map(&admin, "order-processor").await;
+    assert!(
+        topic_offsets(&before, "orders-copy2").is_empty(),
+        "nothing committed before every shard is in: {before:?}"
+    );
+    let other = run_task(dir, "groups-1", &groups, &[("JOB_COMPLETION_INDEX", "1")]);
+    assert_eq!(other.out.code, 0, "{:?}", other.out);
+    let r = other.result.restore.as_ref().expect("restore summary");
+    assert!(r.complete);
+    assert_eq!(r.groups_translated, 0, "only shard 0 translates");
+    let last = run_task(dir, "groups-0b", &groups, &[("JOB_COMPLETION_INDEX", "0")]);
+    assert_eq!(last.out.code, 0, "{:?}", last.out);
+    let r = last.result.restore.as_ref().expect("restore summary");
+    assert_eq!((r.groups_translated, r.groups_failed), (1, 0));
+    let after = committed_map(&admin, "order-processor").await;
+    assert_eq!(topic_offsets(&after, "orders-copy2"), vec![5, 7, 9]);
+    let target = read_topic(&bs, "orders-copy2", 3);
+    assert_eq!(target.values().map(Vec::len).sum::<usize>(), 60);
 }

@@ -292,6 +292,15 @@ pub struct RestoreTask {
     pub shard_index: Option<u32>,
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub shard_count: u32,
+    /// With several shards and consumer groups to translate: how long shard 0, its own share
+    /// done, waits for the other shards' mappings before phase three (default 6 hours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard_wait_secs: Option<u64>,
+}
+
+/// The restore id of shard `index` of `count` of restore `base`.
+pub fn shard_restore_id(base: &str, index: u32, count: u32) -> String {
+    format!("{base}-s{index}-of-{count}")
 }
 
 fn is_one(n: &u32) -> bool {
@@ -1173,8 +1182,7 @@ impl RestoreTask {
         self.validate_shards()
     }
 
-    /// 1-1000 shards, `shardIndex < shardCount`; several shards neither translate consumer
-    /// groups (phase three needs every shard's mapping) nor store one offset report.
+    /// 1-1000 shards, `shardIndex < shardCount`; several shards store no single offset report.
     fn validate_shards(&self) -> Result<()> {
         let n = self.shard_count;
         if !(1..=1000).contains(&n) {
@@ -1186,14 +1194,8 @@ impl RestoreTask {
                 format!("is {n}; shardIndex {i} must be below it"),
             ));
         }
-        if n > 1
-            && (self.reset_consumer_offsets
-                || self.consumer_group_strategy == GroupStrategy::Manual)
-        {
-            return Err(field_error(
-                "shardCount",
-                format!("is {n}, and consumer-group offsets are translated: a sharded restore cannot translate them (each shard holds only part of the offset mapping); restore with one shard, or translate them afterwards per shard's mapping"),
-            ));
+        if self.shard_wait_secs == Some(0) {
+            return Err(field_error("shardWaitSecs", "is 0; use 1 or more"));
         }
         if n > 1 && self.offset_report_key.is_some() {
             return Err(field_error(
@@ -1202,6 +1204,11 @@ impl RestoreTask {
             ));
         }
         Ok(())
+    }
+
+    /// How long shard 0 waits for the other shards before phase three, in seconds.
+    pub fn shard_wait_secs(&self) -> u64 {
+        self.shard_wait_secs.unwrap_or(6 * 3600)
     }
 
     /// The task one shard runs: with several shards, its index resolved (`shardIndex`, else
@@ -1231,7 +1238,7 @@ impl RestoreTask {
         };
         let mut t = self.clone();
         t.shard_index = Some(i);
-        t.restore_id = Some(format!("{}-s{i}-of-{n}", self.effective_restore_id()));
+        t.restore_id = Some(shard_restore_id(&self.effective_restore_id(), i, n));
         t.validate_shards()?;
         Ok(t)
     }

@@ -279,6 +279,7 @@ impl WorkerKind for KafkaRestore {
                 // An Indexed Job's pod reads its shard from JOB_COMPLETION_INDEX.
                 shard_index: None,
                 shard_count: self.shards(),
+                shard_wait_secs: None,
             }),
         })
     }
@@ -496,6 +497,7 @@ spec:
             offset_report_key: None,
             shard_index: None,
             shard_count: 1,
+            shard_wait_secs: None,
         };
         assert_eq!(parse_back(&cm), expected);
     }
@@ -786,7 +788,7 @@ spec:
     }
 
     #[test]
-    fn shards_refuse_consumer_group_translation_and_an_offset_report() {
+    fn shards_translate_groups_but_refuse_an_offset_report() {
         let yaml = RESTORE_THREE_PHASE.replace(
             "  createTopics: true\n",
             "  createTopics: true\n  shards: 2\n",
@@ -795,9 +797,9 @@ spec:
             TaskWork::Restore(t) => t,
             other => panic!("{other:?}"),
         };
-        let e = task.validate().expect_err("groups with shards");
-        assert!(e.to_string().contains("shardCount"), "{e}");
-        assert!(e.to_string().contains("consumer-group offsets"), "{e}");
+        assert!(task.reset_consumer_offsets);
+        assert_eq!(task.shard_count, 2);
+        task.validate().expect("shard 0 translates the groups once");
         let yaml = RESTORE_FULL.replace(
             "  createTopics: true\n",
             "  createTopics: true\n  shards: 2\n  offsetReport: reports/r.json\n",

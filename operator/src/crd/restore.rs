@@ -59,7 +59,6 @@ pub const MAX_CHECKPOINT_INTERVAL_SECS: i64 = 86_400;
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.consumerGroups) || !has(self.consumerGroups.strategy) || self.consumerGroups.strategy != 'cluster-scan' || (has(self.includeOriginalOffsetHeader) && self.includeOriginalOffsetHeader)").message("consumerGroups.strategy cluster-scan reads the original-offset headers back from the target: set includeOriginalOffsetHeader: true").reason(Reason::FieldValueRequired))]
 #[x_kube(validation = Rule::new("!has(self.originalHeaderStyle) || (has(self.includeOriginalOffsetHeader) && self.includeOriginalOffsetHeader)").message("originalHeaderStyle is only used with includeOriginalOffsetHeader: true; remove it or set includeOriginalOffsetHeader").reason(Reason::FieldValueForbidden))]
-#[x_kube(validation = Rule::new("!has(self.shards) || self.shards <= 1 || !has(self.consumerGroups) || ((!has(self.consumerGroups.resetOffsets) || !self.consumerGroups.resetOffsets) && (!has(self.consumerGroups.strategy) || self.consumerGroups.strategy != 'manual'))").message("shards above 1 restore the data only: consumer groups cannot be translated (each shard holds part of the offset mapping); use shards: 1 with consumerGroups").reason(Reason::FieldValueForbidden))]
 #[x_kube(validation = Rule::new("!has(self.shards) || self.shards <= 1 || !has(self.offsetReport)").message("shards above 1 store no single offsetReport (each shard has its own offset mapping); use shards: 1 with offsetReport").reason(Reason::FieldValueForbidden))]
 pub struct KafkaRestoreSpec {
     /// The cluster the records are written to (and whose consumer groups are translated).
@@ -179,9 +178,8 @@ pub struct KafkaRestoreSpec {
 
     /// Shards: the target partitions are dealt to this many worker pods (an Indexed Job), as a
     /// KafkaBackup deals its partitions; each restores its share as a restore of its own,
-    /// `<restoreId>-s<index>-of-<shards>` (1 to 100, default 1). With more than one, consumer
-    /// groups are not translated and `offsetReport` is not stored (each shard holds part of
-    /// the offset mapping).
+    /// `<restoreId>-s<index>-of-<shards>` (1 to 100, default 1). Consumer groups are translated
+    /// once, by shard 0 after every shard's data is in; `offsetReport` needs one shard.
     #[serde(default = "one_shard", skip_serializing_if = "is_one_shard")]
     #[schemars(range(min = 1, max = 100))]
     pub shards: i32,

@@ -134,7 +134,9 @@ pub async fn run_restore_task(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "cluster reached"
     );
-    let mut plan = build_plan(&storage, t).await?;
+    // Phase three translates over every shard's partitions: the whole plan is kept for it.
+    let whole_plan = build_plan(&storage, t).await?;
+    let mut plan = whole_plan.clone();
     deal_to_shard(&mut plan, t.shard_index.unwrap_or(0), t.shard_count)?;
     tracing::debug!(
         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -158,7 +160,7 @@ pub async fn run_restore_task(
         task: t.clone(),
         progress,
     };
-    let mut report = run_restore(&admin, &storage, &plan, &req, stop).await?;
+    let mut report = run_restore(&admin, &storage, &plan, &req, stop.clone()).await?;
     if report.complete {
         store_offset_report(&storage, t, &restore_id).await?;
     }
@@ -170,15 +172,14 @@ pub async fn run_restore_task(
         report.warnings.push(format!(
             "consumer group offsets were committed when this restore completed ({groups_done}); nothing is committed again"
         ));
+    } else if wants_groups && report.complete && t.shard_index.unwrap_or(0) > 0 {
+        report.warnings.push(format!(
+            "consumer group offsets are translated by shard 0 once all {} shards' data is in",
+            t.shard_count
+        ));
     } else if wants_groups && report.complete {
-        let key = mapping_key(&t.backup_id, &restore_id);
-        let data = storage.get(&key).await?.ok_or_else(|| Error::Malformed {
-            kind: "offset mapping",
-            file: key.clone(),
-            reason: "the object is missing".into(),
-        })?;
-        let mapping = OffsetMapping::from_json(&data, &key)?;
-        let g = translate_and_apply(&admin, &storage, &plan, &mapping, t, false).await?;
+        let mapping = whole_mapping(&storage, t, &restore_id, &stop).await?;
+        let g = translate_and_apply(&admin, &storage, &whole_plan, &mapping, t, false).await?;
         if t.consumer_group_strategy != GroupStrategy::Manual {
             let json = serde_json::to_vec_pretty(&g).map_err(|e| Error::Malformed {
                 kind: "restore groups record",
@@ -198,6 +199,68 @@ pub async fn run_restore_task(
         restore: report,
         consumer_groups: groups,
     })
+}
+
+/// How often shard 0 looks for the other shards' mappings before phase three.
+const SHARD_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The offset mapping phase three translates through: the restore's own; with several shards
+/// (this is shard 0), every shard's merged, waiting for each to be stored complete, up to
+/// `shardWaitSecs`. A wait that runs out (or is stopped) is [`Error::Interrupted`]: the data of
+/// the shards that finished is in, and running shard 0 again waits anew.
+async fn whole_mapping(
+    storage: &Storage,
+    t: &RestoreTask,
+    restore_id: &str,
+    stop: &AtomicBool,
+) -> Result<OffsetMapping> {
+    let key = mapping_key(&t.backup_id, restore_id);
+    let data = storage.get(&key).await?.ok_or_else(|| Error::Malformed {
+        kind: "offset mapping",
+        file: key.clone(),
+        reason: "the object is missing".into(),
+    })?;
+    let mut mapping = OffsetMapping::from_json(&data, &key)?;
+    let n = t.shard_count;
+    if n <= 1 {
+        return Ok(mapping);
+    }
+    let base = restore_id
+        .strip_suffix(&format!("-s0-of-{n}"))
+        .unwrap_or(restore_id);
+    let wait = std::time::Duration::from_secs(t.shard_wait_secs());
+    let deadline = std::time::Instant::now() + wait;
+    for i in 1..n {
+        let key = mapping_key(&t.backup_id, &crate::task::shard_restore_id(base, i, n));
+        loop {
+            if let Some(data) = storage.get(&key).await? {
+                let m = OffsetMapping::from_json(&data, &key)?;
+                if m.complete {
+                    mapping.partitions.extend(m.partitions);
+                    break;
+                }
+            }
+            let why = if stop.load(Ordering::SeqCst) {
+                "was stopped while waiting".to_string()
+            } else if std::time::Instant::now() >= deadline {
+                format!("waited {} s (shardWaitSecs)", wait.as_secs())
+            } else {
+                tokio::time::sleep(SHARD_POLL).await;
+                continue;
+            };
+            return Err(Error::Interrupted(format!(
+                "shard 0 of restore {base} {why} for shard {i} of {n} to complete its share ({key} is not stored complete): the finished shards' data is in, consumer group offsets are not translated yet; run shard 0 again once every shard has completed"
+            )));
+        }
+    }
+    mapping.partitions.sort_by(|a, b| {
+        (&a.source_topic, a.source_partition, a.era).cmp(&(
+            &b.source_topic,
+            b.source_partition,
+            b.era,
+        ))
+    });
+    Ok(mapping)
 }
 
 /// Copies the offset mapping of a complete restore to the task's `offsetReportKey`, if any:

@@ -223,6 +223,7 @@ pub fn parse_config(
         offset_report_key: None,
         shard_index: None,
         shard_count: 1,
+        shard_wait_secs: None,
     };
     task.validate()
         .map_err(|e| bad(config_names(&e.to_string())))?;
