@@ -403,8 +403,15 @@ pub fn combine(shards: Vec<ShardResult>) -> Result<TaskResult, String> {
         sum.records_restored = sum.records_restored.saturating_add(r.records_restored);
         sum.bytes_total = sum.bytes_total.saturating_add(r.bytes_total);
         sum.bytes_restored = sum.bytes_restored.saturating_add(r.bytes_restored);
+        // Shard 0 alone translates the groups (over every shard's mapping).
+        sum.groups_translated = sum.groups_translated.saturating_add(r.groups_translated);
+        sum.groups_failed = sum.groups_failed.saturating_add(r.groups_failed);
         mappings.extend(r.offset_mapping.iter().filter(|m| !m.is_empty()).cloned());
     }
+    // Its safety snapshot is what undoes phase three.
+    let snapshot_id = shards
+        .iter()
+        .find_map(|s| s.result.as_ref().ok()?.snapshot_id.clone());
     if sum.dry_run {
         sum.complete = false;
     }
@@ -465,6 +472,7 @@ pub fn combine(shards: Vec<ShardResult>) -> Result<TaskResult, String> {
         ),
         message,
         restore: Some(sum),
+        snapshot_id,
         error,
         ..TaskResult::default()
     })
@@ -778,9 +786,24 @@ mod tests {
                 result: Ok(r),
             }
         };
-        let r = combine(vec![part(0, 500, true), part(1, 500, true)]).expect("a result");
+        let mut first = part(0, 500, true);
+        if let Ok(r) = first.result.as_mut() {
+            r.restore.as_mut().expect("restore").groups_translated = 2;
+        }
+        let mut second = part(1, 500, true);
+        if let Ok(r) = second.result.as_mut() {
+            r.restore.as_mut().expect("restore").groups_translated = 0;
+            r.snapshot_id = None;
+        }
+        let r = combine(vec![first, second]).expect("a result");
         assert_eq!(r.phase, "Completed", "{}", r.message);
+        assert_eq!(
+            r.snapshot_id.as_deref(),
+            Some("kr-x-before-offsets"),
+            "shard 0's safety snapshot"
+        );
         let x = r.restore.expect("restore");
+        assert_eq!((x.groups_translated, x.groups_failed), (2, 0));
         assert!(x.complete);
         assert_eq!(x.restore_id, format!("kr-{RESTORE_UID}"));
         assert_eq!((x.records_restored, x.records_total), (1000, 1000));

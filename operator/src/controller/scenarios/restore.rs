@@ -236,6 +236,75 @@ async fn a_successful_restore_completes_with_progress_mapping_and_snapshot() {
     assert_eq!(metrics.job_count(KIND, "succeeded"), 1);
 }
 
+// (b') Two shards (an Indexed Job): the pods' results are summed, the restore id is the common
+// one, and shard 0's group counts and safety snapshot are reported (it alone translates).
+#[tokio::test]
+async fn a_sharded_restore_sums_its_pods_and_reports_shard_0s_groups() {
+    let yaml = RESTORE_THREE_PHASE.replace(
+        "  createTopics: true\n",
+        "  createTopics: true\n  shards: 2\n",
+    );
+    let cr = running(kr(&yaml), ORDERS_BACKUP);
+    let job = "orders-three-phase-kr-g1-r0";
+    let shard = |i: u32, groups: u64| {
+        let mut r = restore_result(1000, groups, 0);
+        let id = format!("kr-{RESTORE_UID}-s{i}-of-2");
+        r["restore"]["offsetMapping"] = json!(format!(
+            "backups/{ORDERS_BACKUP}/restores/{id}/mapping.json"
+        ));
+        r["restore"]["restoreId"] = json!(id);
+        r["restore"]["recordsTotal"] = json!(500);
+        r["restore"]["recordsRestored"] = json!(500);
+        r["restore"]["bytesTotal"] = json!(50_000);
+        r["restore"]["bytesRestored"] = json!(50_000);
+        r["restore"]["partitions"] = json!(3);
+        r["restore"]["complete"] = json!(true);
+        if i > 0 {
+            r.as_object_mut().map(|o| o.remove("snapshotId"));
+        }
+        r
+    };
+    let Reply::Json(code, mut indexed) = job_reply(job, Some(("Complete", "CompletionsReached")))
+    else {
+        panic!("a Job body")
+    };
+    indexed["spec"]["completionMode"] = json!("Indexed");
+    indexed["spec"]["completions"] = json!(2);
+    let calls = vec![
+        get(path("batch/v1", "jobs", job), Reply::Json(code, indexed)),
+        indexed_pods_call(
+            job,
+            &[
+                (Some(1), "2024-12-01T12:15:00Z", Some(shard(1, 0))),
+                (Some(0), "2024-12-01T12:20:00Z", Some(shard(0, 2))),
+            ],
+        ),
+        status(&cr, |s| {
+            assert_eq!(s["phase"], "Completed", "{s}");
+            assert_eq!(s["restoreId"], format!("kr-{RESTORE_UID}").as_str());
+            assert_eq!(
+                s["progress"],
+                json!({"recordsRestored": 1000, "recordsTotal": 1000, "bytesRestored": 100000,
+                       "bytesTotal": 100000, "percent": "100%"})
+            );
+            assert_eq!(s["partitions"], 6);
+            assert_eq!(
+                (&s["groupsTranslated"], &s["groupsFailed"]),
+                (&json!(2), &json!(0))
+            );
+            assert_eq!(
+                s["snapshotId"],
+                format!("kr-{RESTORE_UID}-before-offsets").as_str()
+            );
+            assert_conditions(s, [true, false, false], "RestoreCompleted");
+        }),
+        event("Normal", "JobSucceeded"),
+    ];
+    let (result, _, metrics) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::await_change());
+    assert_eq!(metrics.job_count(KIND, "succeeded"), 1);
+}
+
 // (c) Some groups could not be committed (exit 10 fails the Job at once): Failed and Stalled with
 // GroupsFailed; the data is in and the safety snapshot is reported.
 #[tokio::test]
