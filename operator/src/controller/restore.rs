@@ -14,7 +14,9 @@
 //! restore, and it is looked at again every [`REFERENCE_POLL`]. The run itself is the shared
 //! one-run-per-[`RunId`] pipeline ([`worker::run_once`]); a started run is never resolved again
 //! (its Job already names its backup). From the worker's result the status gets the progress,
-//! the offset mapping, the group counts, the safety snapshot and a dry run's validation.
+//! the offset mapping, the group counts, the safety snapshot and a dry run's validation. With
+//! `spec.shards` above 1 the Job is Indexed and its pods' results are summed ([`combine`]):
+//! each pod restores its share under its own restore id, and pod 0 alone translates the groups.
 
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
