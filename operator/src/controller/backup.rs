@@ -298,19 +298,8 @@ pub fn combine(shards: Vec<ShardResult>) -> (ShardCounts, Result<TaskResult, Str
             None,
         ),
         Some(shard) => {
-            let (why, error) = match &shard.result {
-                Ok(r) => (r.message.clone(), r.error.clone()),
-                Err(why) => (why.clone(), None),
-            };
-            (
-                PHASE_FAILED,
-                format!(
-                    "{} of {total} shards did not complete; shard {}: {why}",
-                    total - completed,
-                    shard.index
-                ),
-                error,
-            )
+            let (message, error) = st::shard_failure(shard, total, completed, None);
+            (PHASE_FAILED, message, error)
         }
     };
     let result = TaskResult {

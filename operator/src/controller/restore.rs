@@ -440,26 +440,9 @@ pub fn combine(shards: Vec<ShardResult>) -> Result<TaskResult, String> {
             None,
         ),
         Some(shard) => {
-            let (why, error) = match &shard.result {
-                Ok(r) if r.phase == PHASE_COMPLETED => (
-                    format!(
-                        "{}; the worker did not report the restore complete",
-                        r.message
-                    ),
-                    r.error.clone(),
-                ),
-                Ok(r) => (r.message.clone(), r.error.clone()),
-                Err(why) => (why.clone(), None),
-            };
-            (
-                PHASE_FAILED,
-                format!(
-                    "{} of {total} shards did not complete; shard {}: {why}",
-                    total - completed,
-                    shard.index
-                ),
-                error,
-            )
+            let not_done = "the worker did not report the restore complete";
+            let (message, error) = st::shard_failure(shard, total, completed, Some(not_done));
+            (PHASE_FAILED, message, error)
         }
     };
     Ok(TaskResult {

@@ -397,6 +397,30 @@ pub struct ShardResult {
     pub result: Result<TaskResult, String>,
 }
 
+/// The message and error of a sharded run that did not complete: `completed` of `total` shards
+/// did, and `shard` is the first that did not. A shard whose worker said Completed without
+/// finishing its share is described by `not_done` after its message.
+pub fn shard_failure(
+    shard: &ShardResult,
+    total: usize,
+    completed: usize,
+    not_done: Option<&str>,
+) -> (String, Option<tidemark::task::ResultError>) {
+    let (why, error) = match (&shard.result, not_done) {
+        (Ok(r), Some(note)) if r.phase == PHASE_COMPLETED => {
+            (format!("{}; {note}", r.message), r.error.clone())
+        }
+        (Ok(r), _) => (r.message.clone(), r.error.clone()),
+        (Err(why), _) => (why.clone(), None),
+    };
+    let message = format!(
+        "{} of {total} shards did not complete; shard {}: {why}",
+        total - completed,
+        shard.index
+    );
+    (message, error)
+}
+
 /// The shards of `job`: its `completions` when it is an Indexed Job, else 1.
 pub fn job_shards(job: &Job) -> u32 {
     job.spec
