@@ -5,7 +5,7 @@
 //! ([`RunKind::record_result`]). No client here.
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Event, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::{Resource, ResourceExt};
 use tidemark::task::{TaskResult, PHASE_COMPLETED, PHASE_FAILED};
@@ -36,6 +36,12 @@ pub const REASON_SECRET_NOT_FOUND: &str = "SecretNotFound";
 pub const REASON_KEY_NOT_FOUND: &str = "KeyNotFound";
 /// The kubelet's waiting reason of a container whose env or volumes cannot be built.
 pub const CREATE_CONTAINER_CONFIG_ERROR: &str = "CreateContainerConfigError";
+/// The reason of the Events the kubelet writes on a pod whose volume it cannot mount (a Secret
+/// volume whose Secret or key is missing); the pod stays `ContainerCreating`.
+pub const FAILED_MOUNT: &str = "FailedMount";
+/// A `FailedMount` Event older than this is not believed: the kubelet repeats a mount that
+/// still fails at least every ~2 minutes, updating the Event.
+pub const FAILED_MOUNT_MAX_AGE_SECS: i64 = 10 * 60;
 
 /// Longest condition message (and other free-text status field) the operator writes, in bytes:
 /// what Kubernetes allows in a `metav1.Condition` message. Longer text is cut ([`cap`]).
@@ -292,6 +298,106 @@ pub fn secret_problem(pods: &[Pod]) -> Option<SecretProblem> {
                 })
             })
     })
+}
+
+/// The worker pods among `pods` whose containers wait for their volumes (`ContainerCreating`
+/// in a `Pending` pod): where the kubelet reports a Secret volume it cannot mount, in Events
+/// only.
+pub fn pods_waiting_for_volumes(pods: &[Pod]) -> Vec<&Pod> {
+    pods.iter()
+        .filter(|pod| {
+            let Some(status) = pod.status.as_ref() else {
+                return false;
+            };
+            status.phase.as_deref() == Some("Pending")
+                && status
+                    .container_statuses
+                    .iter()
+                    .flatten()
+                    .filter_map(|c| c.state.as_ref()?.waiting.as_ref())
+                    .any(|w| w.reason.as_deref() == Some("ContainerCreating"))
+        })
+        .collect()
+}
+
+/// A Secret volume of `pod` the kubelet cannot mount, from the `FailedMount` `events` it wrote
+/// on the pod (the newest one younger than [`FAILED_MOUNT_MAX_AGE_SECS`] at `now`):
+/// `MountVolume.SetUp failed for volume "V" : secret "S" not found` for a missing Secret,
+/// `... : references non-existent secret key: K` for a missing key (the Secret's name is then
+/// read from the pod's own volume `V`). Other mount failures are not recognised.
+pub fn mount_problem(
+    pod: &Pod,
+    events: &[Event],
+    now: k8s_openapi::jiff::Timestamp,
+) -> Option<SecretProblem> {
+    let pod_name = pod.name_any();
+    let mut recent: Vec<(k8s_openapi::jiff::Timestamp, &str)> = events
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some(FAILED_MOUNT))
+        .filter(|e| e.involved_object.name.as_deref() == Some(pod_name.as_str()))
+        .filter_map(|e| Some((event_time(e)?, e.message.as_deref()?.trim())))
+        .filter(|(at, _)| now.duration_since(*at).as_secs() <= FAILED_MOUNT_MAX_AGE_SECS)
+        .collect();
+    recent.sort_by(|a, b| b.0.cmp(&a.0));
+    recent.into_iter().find_map(|(_, message)| {
+        let (volume, why) = parse_mount_message(message)?;
+        let (reason, secret, note) = match parse_secret_message(why) {
+            Some((reason, secret)) => (reason, secret, message.to_string()),
+            None => {
+                let key = why
+                    .strip_prefix("references non-existent secret key:")?
+                    .trim();
+                let secret = volume_secret(pod, volume)?;
+                let note = format!("{message} (Secret {secret} has no key {key})");
+                (REASON_KEY_NOT_FOUND, secret, note)
+            }
+        };
+        Some(SecretProblem {
+            pod: pod_name.clone(),
+            reason,
+            secret,
+            kubelet_message: cap(&note, MAX_EVENT_NOTE),
+        })
+    })
+}
+
+/// When the kubelet last wrote `event`.
+fn event_time(event: &Event) -> Option<k8s_openapi::jiff::Timestamp> {
+    let series = event
+        .series
+        .as_ref()
+        .and_then(|s| s.last_observed_time.as_ref());
+    [
+        series.map(|t| t.0),
+        event.last_timestamp.as_ref().map(|t| t.0),
+        event.event_time.as_ref().map(|t| t.0),
+        event.first_timestamp.as_ref().map(|t| t.0),
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+}
+
+/// The volume and the cause of a kubelet `MountVolume.SetUp failed for volume "V" : CAUSE`.
+fn parse_mount_message(message: &str) -> Option<(&str, &str)> {
+    let rest = message.strip_prefix("MountVolume.SetUp failed for volume \"")?;
+    let (volume, tail) = rest.split_once('"')?;
+    let cause = tail.trim_start().strip_prefix(':')?.trim();
+    Some((volume, cause))
+}
+
+/// The Secret that `pod`'s volume `volume` mounts.
+fn volume_secret(pod: &Pod, volume: &str) -> Option<String> {
+    pod.spec
+        .as_ref()?
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == volume)?
+        .secret
+        .as_ref()?
+        .secret_name
+        .clone()
 }
 
 /// The reason and Secret name of a kubelet config-error message about a Secret.
@@ -725,6 +831,85 @@ mod tests {
         assert_eq!(problem.pod, "p");
         assert_eq!(problem.secret, "kafka-creds");
         assert_eq!(problem.reason, REASON_SECRET_NOT_FOUND);
+    }
+
+    /// A worker pod `ContainerCreating` with the Secret volume `kafka-ca` (Secret `ca-bundle`).
+    fn pod_creating() -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "tidemark"}], "volumes": [
+                {"name": "task", "configMap": {"name": "t"}},
+                {"name": "kafka-ca", "secret": {"secretName": "ca-bundle"}}]},
+            "status": {"phase": "Pending", "containerStatuses": [{
+                "name": "tidemark", "image": "", "imageID": "", "ready": false,
+                "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}}]}
+        }))
+        .expect("pod")
+    }
+
+    fn failed_mount(pod: &str, message: &str, at: &str) -> Event {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": format!("{pod}.1")},
+            "involvedObject": {"kind": "Pod", "name": pod},
+            "reason": "FailedMount", "type": "Warning", "message": message,
+            "lastTimestamp": at
+        }))
+        .expect("event")
+    }
+
+    #[test]
+    fn the_kubelets_failed_mount_events_name_the_secret_and_key() {
+        let pod = pod_creating();
+        assert_eq!(
+            pods_waiting_for_volumes(std::slice::from_ref(&pod)).len(),
+            1
+        );
+        let now: k8s_openapi::jiff::Timestamp = "2024-12-01T12:05:00Z".parse().expect("time");
+        let key = failed_mount(
+            "p",
+            "MountVolume.SetUp failed for volume \"kafka-ca\" : references non-existent secret key: ca.crt",
+            "2024-12-01T12:04:00Z",
+        );
+        let problem = mount_problem(&pod, &[key], now).expect("a problem");
+        assert_eq!(problem.reason, REASON_KEY_NOT_FOUND);
+        assert_eq!(problem.secret, "ca-bundle");
+        assert!(problem
+            .kubelet_message
+            .contains("Secret ca-bundle has no key ca.crt"));
+
+        let missing = failed_mount(
+            "p",
+            "MountVolume.SetUp failed for volume \"kafka-ca\" : secret \"ca-bundle\" not found",
+            "2024-12-01T12:04:30Z",
+        );
+        let problem = mount_problem(&pod, &[missing.clone()], now).expect("a problem");
+        assert_eq!(problem.reason, REASON_SECRET_NOT_FOUND);
+        assert_eq!(problem.secret, "ca-bundle");
+
+        // Old Events, another pod's, and other mount failures say nothing.
+        let old = failed_mount(
+            "p",
+            "MountVolume.SetUp failed for volume \"kafka-ca\" : secret \"ca-bundle\" not found",
+            "2024-12-01T11:00:00Z",
+        );
+        assert_eq!(mount_problem(&pod, &[old], now), None);
+        let other = failed_mount(
+            "q",
+            "MountVolume.SetUp failed for volume \"kafka-ca\" : secret \"ca-bundle\" not found",
+            "2024-12-01T12:04:30Z",
+        );
+        assert_eq!(mount_problem(&pod, &[other], now), None);
+        let pvc = failed_mount(
+            "p",
+            "MountVolume.SetUp failed for volume \"data\" : timed out waiting for the condition",
+            "2024-12-01T12:04:30Z",
+        );
+        assert_eq!(mount_problem(&pod, &[pvc], now), None);
+
+        // A pod already running is not looked at.
+        let mut running = pod_creating();
+        running.status.as_mut().expect("status").phase = Some("Running".into());
+        assert!(pods_waiting_for_volumes(&[running]).is_empty());
     }
 
     #[test]

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -328,7 +328,8 @@ async fn observe_job<K: RunKind>(
 }
 
 /// While the Job `job_name` of `cr`'s current run runs: a worker pod the kubelet cannot start
-/// because a Secret or one of its keys is missing (the pod status says which) stalls the run
+/// because a Secret or one of its keys is missing (the pod status says which for env, the
+/// kubelet's `FailedMount` Events for a Secret volume) stalls the run
 /// with that message and a Warning Event, the Job kept (the kubelet retries, so fixing the
 /// Secret is enough); once no pod says so any more, the run is plain Running again. Pods not
 /// started yet are looked at again soon ([`POD_START_POLL`]).
@@ -338,7 +339,11 @@ async fn watch_pods<K: RunKind>(cr: &K, ctx: &Context, job_name: &str) -> Result
     let Ok(run) = RunId::of(cr) else {
         return Ok(Action::requeue(RUNNING_POLL));
     };
-    if let Some(problem) = st::secret_problem(&pods) {
+    let problem = match st::secret_problem(&pods) {
+        Some(problem) => Some(problem),
+        None => mount_problem(ctx, &ns, &pods).await?,
+    };
+    if let Some(problem) = problem {
         let field = referenced_secrets(cr)
             .into_iter()
             .find(|r| r.name == problem.secret)
@@ -374,6 +379,48 @@ async fn watch_pods<K: RunKind>(cr: &K, ctx: &Context, job_name: &str) -> Result
     } else {
         RUNNING_POLL
     }))
+}
+
+/// How many pods waiting for their volumes have their Events read per reconcile.
+const MOUNT_PODS_LOOKED_AT: usize = 2;
+
+/// A Secret volume the kubelet cannot mount for one of `pods` still `ContainerCreating`, read
+/// from the `FailedMount` Events it writes on the pod (the pod status does not say). A refused
+/// Event list (an install whose RBAC predates the rule) is logged and treated as nothing seen.
+async fn mount_problem(
+    ctx: &Context,
+    ns: &str,
+    pods: &[Pod],
+) -> Result<Option<st::SecretProblem>, Error> {
+    let api: Api<Event> = Api::namespaced(ctx.client.clone(), ns);
+    for pod in st::pods_waiting_for_volumes(pods)
+        .into_iter()
+        .take(MOUNT_PODS_LOOKED_AT)
+    {
+        let name = pod.name_any();
+        let fields = format!(
+            "involvedObject.kind=Pod,involvedObject.name={name},reason={}",
+            st::FAILED_MOUNT
+        );
+        let events = match api.list(&ListParams::default().fields(&fields)).await {
+            Ok(list) => list.items,
+            Err(kube::Error::Api(e)) if e.code == 403 => {
+                tracing::warn!(pod = %name, "may not list the pod's Events: a Secret volume that cannot be mounted is not reported");
+                return Ok(None);
+            }
+            Err(source) => {
+                return Err(Error::Fetch {
+                    what: format!("the Events of pod {ns}/{name}"),
+                    source,
+                })
+            }
+        };
+        if let Some(problem) = st::mount_problem(pod, &events, k8s_openapi::jiff::Timestamp::now())
+        {
+            return Ok(Some(problem));
+        }
+    }
+    Ok(None)
 }
 
 /// Records how the run whose Job is `job_name` ended, then releases its Job's and pods' result

@@ -672,10 +672,104 @@ async fn a_starting_pod_is_looked_at_again_soon<K: RunKind>(cr: K) {
             "Pending",
             json!({"waiting": {"reason": "ContainerCreating"}}),
         ),
+        failed_mount_events_call(&format!("{job}-x7k2p"), vec![]),
     ];
     let (result, _, _) = scenario(cr, calls).await;
     assert_eq!(
         result.expect("reconciled"),
         Action::requeue(super::POD_START_POLL)
+    );
+}
+
+/// The list of the kubelet's `FailedMount` Events on pod `pod`, answered with `items`.
+fn failed_mount_events_call(pod: &str, items: Vec<Value>) -> Call {
+    let selector = format!(
+        "fieldSelector=involvedObject.kind%3DPod%2CinvolvedObject.name%3D{pod}%2Creason%3DFailedMount"
+    );
+    get(
+        format!("/api/v1/namespaces/{NS}/events"),
+        Reply::Json(
+            StatusCode::OK,
+            json!({"apiVersion": "v1", "kind": "EventList", "metadata": {}, "items": items}),
+        ),
+    )
+    .check(move |_, query| assert!(query.contains(&selector), "{query}"))
+}
+
+/// The worker pod of `cr`'s running run stays `ContainerCreating`: its volume `kafka-ca`
+/// mounts the Secret `secret`, and the kubelet's `FailedMount` Event says `kubelet_message`
+/// (the pod status says nothing). The run stays Running with its Job, `Stalled` with `reason`
+/// and a message naming the Secret (and `key`, when given) and the spec `field`, a Warning
+/// Event; looked at again in [`super::SECRET_POLL`].
+async fn a_pod_waiting_for_a_secret_volume_stalls_the_run<K: RunKind>(
+    cr: K,
+    reason: &'static str,
+    kubelet_message: &'static str,
+    secret: &'static str,
+    field: &'static str,
+) {
+    let (_, job) = name_and_job(&cr);
+    let running = with_status(cr, "g1-r0", "Running", &job);
+    let pod_name = format!("{job}-x7k2p");
+    let pod = json!({
+        "metadata": {"name": pod_name, "namespace": NS,
+                     "labels": {"batch.kubernetes.io/job-name": job}},
+        "spec": {"containers": [{"name": "tidemark"}], "volumes": [
+            {"name": "task", "configMap": {"name": job}},
+            {"name": "kafka-ca", "secret": {"secretName": secret, "optional": false}}]},
+        "status": {"phase": "Pending", "containerStatuses": [{
+            "name": "tidemark", "image": "tidemark", "imageID": "", "ready": false,
+            "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}
+        }]}
+    });
+    let selector = format!("labelSelector=batch.kubernetes.io%2Fjob-name%3D{job}");
+    let pods = get(
+        format!("/api/v1/namespaces/{NS}/pods"),
+        Reply::Json(
+            StatusCode::OK,
+            json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [pod]}),
+        ),
+    )
+    .check(move |_, query| assert!(query.contains(&selector), "{query}"));
+    let seen = k8s_openapi::jiff::Timestamp::now().to_string();
+    let stale = "2024-01-01T00:00:00Z";
+    let failed = |at: &str, message: &str| {
+        json!({"metadata": {"name": format!("{pod_name}.{at}")},
+               "involvedObject": {"kind": "Pod", "name": pod_name},
+               "reason": "FailedMount", "type": "Warning", "message": message,
+               "lastTimestamp": at})
+    };
+    let events = vec![
+        // An old Event about another cause is not believed.
+        failed(
+            stale,
+            "MountVolume.SetUp failed for volume \"kafka-ca\" : secret \"old\" not found",
+        ),
+        failed(&seen, kubelet_message),
+    ];
+    let job_name = job.clone();
+    let calls = vec![
+        get(path("batch/v1", "jobs", &job), job_reply(&job, None)),
+        pods,
+        failed_mount_events_call(&pod_name, events),
+        status(&running, move |s| {
+            assert_eq!(s["phase"], "Running");
+            assert_eq!(s["jobName"], job_name.as_str());
+            assert_conditions(s, [false, false, true], reason);
+            let message = condition(s, "Stalled")["message"].as_str().expect("text");
+            assert!(message.contains(kubelet_message), "{message}");
+            assert!(message.contains(secret), "{message}");
+            assert!(message.contains(field), "{message}");
+            assert!(message.contains("is kept"), "{message}");
+        }),
+        event(K::kind(&()), "Warning", reason).check(move |body, _| {
+            let note = body["note"].as_str().expect("note");
+            assert!(note.contains(kubelet_message), "{body}");
+        }),
+    ];
+    let (result, _, _) = scenario(running, calls).await;
+    assert_eq!(
+        result.expect("reconciled"),
+        Action::requeue(super::SECRET_POLL)
     );
 }

@@ -1011,6 +1011,28 @@ async fn a_pod_waiting_for_a_missing_secret_key_stalls_the_run() {
     .await;
 }
 
+// (e'') A Secret volume the kubelet cannot mount: the pod stays ContainerCreating and only
+// the kubelet's FailedMount Events say why. Stalled naming the Secret and the key.
+#[tokio::test]
+async fn a_pod_waiting_for_a_secret_volume_stalls_the_run() {
+    super::a_pod_waiting_for_a_secret_volume_stalls_the_run(
+        korb(PRE_MIGRATION_SNAPSHOT),
+        "KeyNotFound",
+        "MountVolume.SetUp failed for volume \"kafka-ca\" : references non-existent secret key: ca.crt",
+        "kafka-credentials",
+        "spec.kafkaCluster.saslSecret",
+    )
+    .await;
+    super::a_pod_waiting_for_a_secret_volume_stalls_the_run(
+        korb(PRE_MIGRATION_SNAPSHOT),
+        "SecretNotFound",
+        "MountVolume.SetUp failed for volume \"kafka-ca\" : secret \"kafka-credentials\" not found",
+        "kafka-credentials",
+        "spec.kafkaCluster.saslSecret",
+    )
+    .await;
+}
+
 // (e'') A pod still being created is looked at again soon, nothing written.
 #[tokio::test]
 async fn a_starting_pod_is_looked_at_again_soon() {
