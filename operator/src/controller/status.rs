@@ -338,7 +338,7 @@ pub fn mount_problem(
         .filter_map(|e| Some((event_time(e)?, e.message.as_deref()?.trim())))
         .filter(|(at, _)| now.duration_since(*at).as_secs() <= FAILED_MOUNT_MAX_AGE_SECS)
         .collect();
-    recent.sort_by(|a, b| b.0.cmp(&a.0));
+    recent.sort_by_key(|e| std::cmp::Reverse(e.0));
     recent.into_iter().find_map(|(_, message)| {
         let (volume, why) = parse_mount_message(message)?;
         let (reason, secret, note) = match parse_secret_message(why) {
@@ -882,7 +882,7 @@ mod tests {
             "MountVolume.SetUp failed for volume \"kafka-ca\" : secret \"ca-bundle\" not found",
             "2024-12-01T12:04:30Z",
         );
-        let problem = mount_problem(&pod, &[missing.clone()], now).expect("a problem");
+        let problem = mount_problem(&pod, &[missing], now).expect("a problem");
         assert_eq!(problem.reason, REASON_SECRET_NOT_FOUND);
         assert_eq!(problem.secret, "ca-bundle");
 
