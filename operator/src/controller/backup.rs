@@ -33,7 +33,7 @@ use tidemark::task::{BackupMode as TaskBackupMode, Task, TaskWork, FINISH_FILE_N
 use tidemark::task::{ResultBackup, TaskResult, PHASE_COMPLETED, PHASE_FAILED};
 
 use super::status::{self as st, clamp, JobEnd, Outcome, Reasons, ShardResult};
-use super::{stop, worker, Context, Error, RunKind, RUNNING_POLL};
+use super::{stop, worker, Context, Error, RunKind, RUNNING_POLL, SECRET_POLL};
 use crate::build::backup::{cleanup_config_map, cleanup_job, COMPONENT};
 use crate::build::job::{COMPLETION_INDEX_LABEL, CONTAINER_NAME, JOB_NAME_LABEL};
 use crate::build::TASK_FILE_NAME;
@@ -592,10 +592,24 @@ async fn keep_continuous_running(
     if st::job_end(&job).is_some() {
         return Ok(None);
     }
-    let shards = worker::job_results(ctx, &ns, job_name, st::job_shards(&job)).await?;
+    let pods = worker::job_pods(ctx, &ns, job_name).await?;
+    if let Some(problem) = worker::pod_secret_problem(ctx, &ns, &pods).await? {
+        let field = worker::secret_field(cr, &problem);
+        let mut status = cr.status.clone().unwrap_or_default();
+        status.common.conditions = st::secret_conditions(cr, job_name, &problem, field, &st::now());
+        let event = (EventType::Warning, problem.reason, "ObservePod");
+        worker::write_status(cr, ctx, status, Some(event)).await?;
+        return Ok(Some(Action::requeue(SECRET_POLL)));
+    }
+    let shards = worker::pod_results(&pods, job_name, st::job_shards(&job));
+    // The Secret fixed and the pod started: plain Running again.
     let mut status = cr.status.clone().unwrap_or_default();
+    let event = worker::stalled_on_secret(cr).then(|| {
+        status.common = st::running(cr, run, job_name, &st::now()).common;
+        (EventType::Normal, "PodStarting", "ObservePod")
+    });
     record_checkpoints(&mut status, &shards);
-    worker::write_status(cr, ctx, status, None).await?;
+    worker::write_status(cr, ctx, status, event).await?;
     Ok(Some(Action::requeue(RUNNING_POLL)))
 }
 
@@ -1129,10 +1143,34 @@ pub fn scheduled_status(
     (status, fresh)
 }
 
+/// While the newest scheduled backup runs, a worker pod the kubelet cannot start for want of a
+/// Secret or key makes `status` `Stalled` with that reason and message (the Job kept, as for
+/// any run); the Warning Event to publish with it. The next reconcile after the Secret is fixed
+/// computes the conditions afresh.
+async fn stall_on_secret(
+    cr: &KafkaBackup,
+    ctx: &Context,
+    ns: &str,
+    pods: &BTreeMap<String, Vec<Pod>>,
+    status: &mut KafkaBackupStatus,
+) -> Result<Option<(EventType, &'static str, &'static str)>, Error> {
+    let (Some(Phase::Running), Some(job_name)) = (status.common.phase, &status.common.job_name)
+    else {
+        return Ok(None);
+    };
+    let of_job = pods.get(job_name).map_or(&[][..], Vec::as_slice);
+    let Some(problem) = worker::pod_secret_problem(ctx, ns, of_job).await? else {
+        return Ok(None);
+    };
+    let field = worker::secret_field(cr, &problem);
+    status.common.conditions = st::secret_conditions(cr, job_name, &problem, field, &st::now());
+    Ok(Some((EventType::Warning, problem.reason, "ObservePod")))
+}
+
 /// The reconcile of a scheduled KafkaBackup: apply the worker ServiceAccount,
 /// the run's task ConfigMap and the CronJob; stop nothing that runs, but delete the task
 /// ConfigMaps no backup Job needs any more; read the newest ended backup's results once;
-/// create its cleanup Job; write the status.
+/// create its cleanup Job; write the status (`Stalled` while a worker pod waits for a Secret).
 async fn reconcile_scheduled(cr: &KafkaBackup, ctx: &Context, run: RunId) -> Result<Action, Error> {
     let ns = build::namespace(cr).map_err(Error::Build)?;
     worker::apply_task_children(cr, ctx, run).await?;
@@ -1218,6 +1256,7 @@ async fn reconcile_scheduled(cr: &KafkaBackup, ctx: &Context, run: RunId) -> Res
         ended,
     };
     let (mut status, fresh) = scheduled_status(cr, run, seen, &st::now());
+    let secret_event = stall_on_secret(cr, ctx, &ns, &pods, &mut status).await?;
     if fresh.is_some() {
         warn_of_unexplained_gaps(cr, ctx, &status).await;
     }
@@ -1249,6 +1288,7 @@ async fn reconcile_scheduled(cr: &KafkaBackup, ctx: &Context, run: RunId) -> Res
     };
     let running = status.common.phase == Some(Phase::Running);
     let event = event.map(|(type_, reason)| (type_, reason, "ObserveSchedule"));
+    let event = secret_event.or(event);
     if worker::write_status(cr, ctx, status, event).await? {
         if let Some(outcome) = outcome {
             ctx.metrics.job(KIND, outcome);

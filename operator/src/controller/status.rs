@@ -428,6 +428,19 @@ pub fn stalled_on_secret<K: RunKind>(
     now: &str,
 ) -> K::Status {
     let mut status = running(cr, run, job_name, now);
+    K::common_mut(&mut status).conditions = secret_conditions(cr, job_name, problem, field, now);
+    status
+}
+
+/// The conditions of a run whose worker pod (of Job `job_name`) waits for the Secret of
+/// `problem`: `Stalled=True` with its reason, the kubelet's text and the spec `field`.
+pub fn secret_conditions<K: RunKind>(
+    cr: &K,
+    job_name: &str,
+    problem: &SecretProblem,
+    field: Option<&str>,
+    now: &str,
+) -> Vec<Condition> {
     let by = field
         .map(|f| format!(" (named by {f})"))
         .unwrap_or_default();
@@ -438,9 +451,7 @@ pub fn stalled_on_secret<K: RunKind>(
         problem.kubelet_message,
         cr.namespace().unwrap_or_default()
     );
-    K::common_mut(&mut status).conditions =
-        Conditions::new(cr, previous(cr), now).all(false, false, true, problem.reason, &message);
-    status
+    Conditions::new(cr, previous(cr), now).all(false, false, true, problem.reason, &message)
 }
 
 /// How a Job ended, from its conditions; `None` while it runs.

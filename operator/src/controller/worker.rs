@@ -260,7 +260,7 @@ pub async fn job_pods(ctx: &Context, ns: &str, job_name: &str) -> Result<Vec<Pod
 
 /// The result of each of `shards` shards among a Job's `pods`, read from their termination
 /// messages.
-fn pod_results(pods: &[Pod], job_name: &str, shards: u32) -> Vec<st::ShardResult> {
+pub fn pod_results(pods: &[Pod], job_name: &str, shards: u32) -> Vec<st::ShardResult> {
     let results = st::shard_results(pods, shards);
     for shard in &results {
         if let Err(why) = &shard.result {
@@ -339,28 +339,14 @@ async fn watch_pods<K: RunKind>(cr: &K, ctx: &Context, job_name: &str) -> Result
     let Ok(run) = RunId::of(cr) else {
         return Ok(Action::requeue(RUNNING_POLL));
     };
-    let problem = match st::secret_problem(&pods) {
-        Some(problem) => Some(problem),
-        None => mount_problem(ctx, &ns, &pods).await?,
-    };
-    if let Some(problem) = problem {
-        let field = referenced_secrets(cr)
-            .into_iter()
-            .find(|r| r.name == problem.secret)
-            .map(|r| r.field);
+    if let Some(problem) = pod_secret_problem(ctx, &ns, &pods).await? {
+        let field = secret_field(cr, &problem);
         let status = st::stalled_on_secret(cr, run, job_name, &problem, field, &st::now());
         let event = (EventType::Warning, problem.reason, "ObservePod");
         write_status(cr, ctx, status, Some(event)).await?;
         return Ok(Action::requeue(SECRET_POLL));
     }
-    let stalled_on_secret = st::current(cr).and_then(|c| {
-        c.conditions
-            .iter()
-            .find(|c| c.type_ == st::STALLED && c.status == "True")
-    });
-    if stalled_on_secret.is_some_and(|c| {
-        c.reason == st::REASON_SECRET_NOT_FOUND || c.reason == st::REASON_KEY_NOT_FOUND
-    }) {
+    if stalled_on_secret(cr) {
         let status = st::running(cr, run, job_name, &st::now());
         write_status(
             cr,
@@ -379,6 +365,41 @@ async fn watch_pods<K: RunKind>(cr: &K, ctx: &Context, job_name: &str) -> Result
     } else {
         RUNNING_POLL
     }))
+}
+
+/// A worker container among `pods` the kubelet cannot start because a Secret or one of its keys
+/// is missing: from the pod status (`CreateContainerConfigError`, env from a Secret) or, for a
+/// pod still `ContainerCreating`, from the kubelet's `FailedMount` Events (a Secret volume).
+pub async fn pod_secret_problem(
+    ctx: &Context,
+    ns: &str,
+    pods: &[Pod],
+) -> Result<Option<st::SecretProblem>, Error> {
+    match st::secret_problem(pods) {
+        Some(problem) => Ok(Some(problem)),
+        None => mount_problem(ctx, ns, pods).await,
+    }
+}
+
+/// The spec field of `cr` that names the Secret of `problem`.
+pub fn secret_field<K: RunKind>(cr: &K, problem: &st::SecretProblem) -> Option<&'static str> {
+    referenced_secrets(cr)
+        .into_iter()
+        .find(|r| r.name == problem.secret)
+        .map(|r| r.field)
+}
+
+/// Whether `cr`'s status is `Stalled` on a missing Secret or key.
+pub fn stalled_on_secret<K: RunKind>(cr: &K) -> bool {
+    st::current(cr)
+        .and_then(|c| {
+            c.conditions
+                .iter()
+                .find(|c| c.type_ == st::STALLED && c.status == "True")
+        })
+        .is_some_and(|c| {
+            c.reason == st::REASON_SECRET_NOT_FOUND || c.reason == st::REASON_KEY_NOT_FOUND
+        })
 }
 
 /// How many pods waiting for their volumes have their Events read per reconcile.

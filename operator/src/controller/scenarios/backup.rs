@@ -733,6 +733,79 @@ async fn a_started_scheduled_job_is_running_with_an_event() {
     assert_eq!(metrics.job_count(KIND, "created"), 1);
 }
 
+// (g2') The CronJob started a backup whose pod cannot mount the TLS Secret: the kubelet says so
+// only in a FailedMount Event. The status is Running but Stalled with KeyNotFound naming the
+// Secret, its key and spec.kafkaCluster.tlsSecret, with a Warning Event; the Job is kept.
+#[tokio::test]
+async fn a_scheduled_backup_whose_pod_waits_for_a_secret_volume_stalls() {
+    let cr = kb(BACKUP_DAILY_S3);
+    let cron = cron_job_name(&cr).expect("name");
+    let last = format!("{cron}-28885800");
+    let started = format!("{cron}-28887240");
+    let cr = scheduled(cr, "g1-r0", &last);
+    let done = backup_job(
+        &cr,
+        &last,
+        "g1-r0",
+        "2024-11-30T02:00:00Z",
+        Some(("Complete", "CompletionsReached", "2024-11-30T02:30:00Z")),
+    );
+    let running = backup_job(&cr, &started, "g1-r0", "2024-12-01T02:00:02Z", None);
+    let pod_name = format!("{started}-0-x7k2p");
+    let pod = json!({
+        "metadata": {"name": pod_name, "namespace": NS,
+                     "labels": {"batch.kubernetes.io/job-name": started}},
+        "spec": {"containers": [{"name": "tidemark"}], "volumes": [
+            {"name": "kafka-tls", "secret": {"secretName": "kafka-tls"}}]},
+        "status": {"phase": "Pending", "containerStatuses": [{
+            "name": "tidemark", "image": "tidemark", "imageID": "", "ready": false,
+            "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}}]}
+    });
+    let message =
+        "MountVolume.SetUp failed for volume \"kafka-tls\" : references non-existent secret key: ca.crt";
+    let failed_mount = json!({
+        "metadata": {"name": format!("{pod_name}.1")},
+        "involvedObject": {"kind": "Pod", "name": pod_name},
+        "reason": "FailedMount", "type": "Warning", "message": message,
+        "lastTimestamp": k8s_openapi::jiff::Timestamp::now().to_string()
+    });
+    let job_name = started.clone();
+    let calls = vec![
+        apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
+        apply(
+            path("v1", "configmaps", "payments-nightly-kb-task-g1-r0"),
+            |_| {},
+        ),
+        apply(path("batch/v1", "cronjobs", &cron), |_| {}),
+        list_jobs("payments-nightly", vec![done, running]),
+        list_tasks("payments-nightly", &["g1-r0"]),
+        list_pods("payments-nightly", vec![pod]),
+        get(
+            format!("/api/v1/namespaces/{NS}/events"),
+            list("EventList", vec![failed_mount]),
+        ),
+        status(&cr, move |s| {
+            assert_eq!(s["phase"], "Running");
+            assert_eq!(s["jobName"], job_name.as_str());
+            assert_eq!(
+                s["lastRun"]["phase"], "Completed",
+                "the last backup is kept"
+            );
+            assert_conditions(s, [false, false, true], "KeyNotFound");
+            let text = condition(s, "Stalled")["message"].as_str().expect("text");
+            assert!(
+                text.contains("Secret kafka-tls has no key ca.crt"),
+                "{text}"
+            );
+            assert!(text.contains("spec.kafkaCluster.tlsSecret"), "{text}");
+            assert!(text.contains("is kept"), "{text}");
+        }),
+        event("Warning", "KeyNotFound"),
+    ];
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
+}
+
 // (g3) A scheduled backup failed: its result is read once, the status stays Scheduled but
 // Stalled (with the worker's reason) until a later backup succeeds, a Warning `JobFailed` Event
 // says so, and no cleanup runs after a failed backup.
@@ -978,6 +1051,89 @@ async fn a_continuous_backups_last_checkpoint_and_lag_reach_the_status() {
         }),
     ];
     let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
+}
+
+// (m') A running continuous backup whose pod cannot start for want of its storage Secret (the
+// kubelet's CreateContainerConfigError): Stalled with SecretNotFound naming it and
+// spec.storage.azure.credentialsSecret, a Warning Event, the Job kept; once the Secret exists
+// and the pod runs, plain Running again with a PodStarting Event.
+#[tokio::test]
+async fn a_continuous_backup_whose_pod_waits_for_a_secret_stalls_until_it_exists() {
+    let cr = kb(BACKUP_CONTINUOUS_AZURE);
+    let job = cr.job_name(RUN).expect("name");
+    let mut cr = with_status(cr, "g1-r0", "Running", &job);
+    cr.metadata.resource_version = Some("41".into());
+    cr.metadata.finalizers = Some(vec![FINISH_FINALIZER.to_string()]);
+    let waiting = json!({"waiting": {"reason": "CreateContainerConfigError",
+                                     "message": "secret \"azure-storage\" not found"}});
+    let pod = |state: Value| {
+        get(
+            format!("/api/v1/namespaces/{NS}/pods"),
+            list(
+                "PodList",
+                vec![json!({
+                    "metadata": {"name": format!("{job}-0-x7k2p"), "namespace": NS,
+                                 "labels": {"batch.kubernetes.io/job-name": job}},
+                    "status": {"phase": if state.get("running").is_some() { "Running" } else { "Pending" },
+                               "containerStatuses": [{
+                        "name": "tidemark", "image": "tidemark", "imageID": "", "ready": false,
+                        "restartCount": 0, "state": state}]}
+                })],
+            ),
+        )
+    };
+    let calls = vec![
+        get(path("batch/v1", "jobs", &job), job_reply(&job, None)),
+        pod(waiting.clone()),
+        status(&cr, |s| {
+            assert_eq!(s["phase"], "Running");
+            assert_conditions(s, [false, false, true], "SecretNotFound");
+            let text = condition(s, "Stalled")["message"].as_str().expect("text");
+            assert!(
+                text.contains("secret \"azure-storage\" not found"),
+                "{text}"
+            );
+            assert!(
+                text.contains("spec.storage.azure.credentialsSecret"),
+                "{text}"
+            );
+        }),
+        event("Warning", "SecretNotFound"),
+    ];
+    let (result, _, _) = scenario(cr.clone(), calls).await;
+    assert_eq!(
+        result.expect("reconciled"),
+        Action::requeue(super::super::SECRET_POLL)
+    );
+
+    // As written: the Secret created, the pod runs; Running again, the stall gone.
+    let problem = crate::controller::status::SecretProblem {
+        pod: format!("{job}-0-x7k2p"),
+        reason: "SecretNotFound",
+        secret: "azure-storage".into(),
+        kubelet_message: "secret \"azure-storage\" not found".into(),
+    };
+    let mut stalled = cr.clone();
+    if let Some(s) = stalled.status.as_mut() {
+        s.common.conditions = crate::controller::status::secret_conditions(
+            &cr,
+            &job,
+            &problem,
+            Some("spec.storage.azure.credentialsSecret"),
+            "2024-12-01T12:01:00Z",
+        );
+    }
+    let calls = vec![
+        get(path("batch/v1", "jobs", &job), job_reply(&job, None)),
+        pod(json!({"running": {"startedAt": "2024-12-01T12:02:00Z"}})),
+        status(&stalled, |s| {
+            assert_eq!(s["phase"], "Running");
+            assert_conditions(s, [false, true, false], "JobRunning");
+        }),
+        event("Normal", "PodStarting"),
+    ];
+    let (result, _, _) = scenario(stalled, calls).await;
     assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
 }
 
