@@ -1293,6 +1293,20 @@ async fn reconcile_scheduled(cr: &KafkaBackup, ctx: &Context, run: RunId) -> Res
         if let Some(outcome) = outcome {
             ctx.metrics.job(KIND, outcome);
         }
+        // Each scheduled backup that starts gives up what the spec gives up, said once per Job
+        // as for a run's Job (TLS verification off).
+        if started {
+            for w in crate::validate::warnings(cr) {
+                ctx.publish(
+                    cr,
+                    EventType::Warning,
+                    w.reason,
+                    "ObserveSchedule",
+                    &w.message,
+                )
+                .await;
+            }
+        }
     }
     // Results now in the status (or never to be read) release their pods and Jobs.
     for job in jobs

@@ -806,6 +806,49 @@ async fn a_scheduled_backup_whose_pod_waits_for_a_secret_volume_stalls() {
     assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
 }
 
+// (g2'') A scheduled backup with TLS verification off: each Job the CronJob starts is announced
+// with the InsecureTls Warning, as a run's Job is.
+#[tokio::test]
+async fn a_started_scheduled_job_without_tls_verification_warns() {
+    let yaml = BACKUP_DAILY_S3.replace(
+        "    securityProtocol: SASL_SSL\n",
+        "    securityProtocol: SASL_SSL\n    tlsInsecureSkipVerify: true\n",
+    );
+    assert_ne!(yaml, BACKUP_DAILY_S3);
+    let cr = kb(&yaml);
+    let cron = cron_job_name(&cr).expect("name");
+    let last = format!("{cron}-28885800");
+    let started = format!("{cron}-28887240");
+    let cr = scheduled(cr, "g1-r0", &last);
+    let done = backup_job(
+        &cr,
+        &last,
+        "g1-r0",
+        "2024-11-30T02:00:00Z",
+        Some(("Complete", "CompletionsReached", "2024-11-30T02:30:00Z")),
+    );
+    let running = backup_job(&cr, &started, "g1-r0", "2024-12-01T02:00:02Z", None);
+    let calls = vec![
+        apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
+        apply(
+            path("v1", "configmaps", "payments-nightly-kb-task-g1-r0"),
+            |_| {},
+        ),
+        apply(path("batch/v1", "cronjobs", &cron), |_| {}),
+        list_jobs("payments-nightly", vec![done, running]),
+        list_tasks("payments-nightly", &["g1-r0"]),
+        list_pods("payments-nightly", vec![]),
+        status(&cr, |s| assert_eq!(s["phase"], "Running")),
+        event("Normal", "BackupStarted"),
+        event("Warning", "InsecureTls").check(|body, _| {
+            let note = body["note"].as_str().expect("note");
+            assert!(note.contains("tlsInsecureSkipVerify"), "{body}");
+        }),
+    ];
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
+}
+
 // (g3) A scheduled backup failed: its result is read once, the status stays Scheduled but
 // Stalled (with the worker's reason) until a later backup succeeds, a Warning `JobFailed` Event
 // says so, and no cleanup runs after a failed backup.
