@@ -75,11 +75,7 @@ impl Request for ListGroups {
     }
 
     fn read(&self, event: &Event) -> Option<GroupListings> {
-        // SAFETY: `event` is a live event; the result view lives as long as the event.
-        let result = unsafe { rd::rd_kafka_event_ListConsumerGroups_result(event.as_ptr()) };
-        if result.is_null() {
-            return None;
-        }
+        let result = event.result(rd::rd_kafka_event_ListConsumerGroups_result)?;
         let mut count = 0usize;
         // SAFETY: `result` is a ListConsumerGroups result owned by `event`.
         let errors = unsafe { rd::rd_kafka_ListConsumerGroups_result_errors(result, &mut count) };
@@ -139,11 +135,7 @@ impl Request for DescribeGroups<'_> {
     }
 
     fn read(&self, event: &Event) -> Option<Vec<DescribedGroup>> {
-        // SAFETY: `event` is live; the result view lives as long as the event.
-        let result = unsafe { rd::rd_kafka_event_DescribeConsumerGroups_result(event.as_ptr()) };
-        if result.is_null() {
-            return None;
-        }
+        let result = event.result(rd::rd_kafka_event_DescribeConsumerGroups_result)?;
         let mut count = 0usize;
         // SAFETY: `result` is a DescribeConsumerGroups result owned by `event`.
         let descriptions =
@@ -250,11 +242,7 @@ impl Request for GroupOffsetsOf<'_> {
                 rd::rd_kafka_AlterConsumerGroupOffsets_result_groups,
             ),
         };
-        // SAFETY: `event` is live; the result view lives as long as the event.
-        let result = unsafe { result_of(event.as_ptr()) };
-        if result.is_null() {
-            return None;
-        }
+        let result = event.result(result_of)?;
         let mut count = 0usize;
         // SAFETY: `result` is this kind of result, owned by `event`; it holds an array of
         // `count` group results owned by the event.
@@ -362,11 +350,7 @@ impl Request for ListOffsets<'_> {
     }
 
     fn read(&self, event: &Event) -> Option<Vec<ListedPartition>> {
-        // SAFETY: `event` is live; the result view lives as long as the event.
-        let result = unsafe { rd::rd_kafka_event_ListOffsets_result(event.as_ptr()) };
-        if result.is_null() {
-            return None;
-        }
+        let result = event.result(rd::rd_kafka_event_ListOffsets_result)?;
         let mut count = 0usize;
         // SAFETY: `result` is a ListOffsets result owned by `event`.
         let infos = unsafe { rd::rd_kafka_ListOffsets_result_infos(result, &mut count) };
@@ -428,11 +412,7 @@ impl Request for DescribeTopics<'_> {
     }
 
     fn read(&self, event: &Event) -> Option<Vec<(String, String)>> {
-        // SAFETY: `event` is live; the result view lives as long as the event.
-        let result = unsafe { rd::rd_kafka_event_DescribeTopics_result(event.as_ptr()) };
-        if result.is_null() {
-            return None;
-        }
+        let result = event.result(rd::rd_kafka_event_DescribeTopics_result)?;
         let mut count = 0usize;
         // SAFETY: `result` is a DescribeTopics result owned by `event`.
         let descriptions = unsafe { rd::rd_kafka_DescribeTopics_result_topics(result, &mut count) };
@@ -790,6 +770,15 @@ impl Event {
 
     fn as_ptr(&self) -> *mut rd::rd_kafka_event_t {
         self.0.as_ptr()
+    }
+
+    /// The event viewed as a result of one kind (`view`, one of librdkafka's
+    /// `rd_kafka_event_*_result`); `None` when it is another kind of event.
+    fn result(&self, view: ResultOf) -> Option<*const rd::rd_kafka_event_t> {
+        // SAFETY: `self` is live and `view` only looks at its type; the view lives as long as
+        // the event.
+        let result = unsafe { view(self.as_ptr()) };
+        (!result.is_null()).then_some(result)
     }
 
     /// The request-level error of an admin result event, if any.
