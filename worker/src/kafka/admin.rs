@@ -8,9 +8,9 @@
 //! rust-rdkafka has no safe wrappers for these requests, so this is the one module that calls
 //! librdkafka's C API directly: only its `ffi` submodule does, behind small RAII guards that free
 //! every librdkafka object on every path, and each request there is one `Request` (how it is
-//! sent, how its answer is read). The operations here are safe code; they all go through one
-//! request helper ([`GroupAdmin::request`]). `client` holds the client and its polling thread,
-//! `context` maps failures to error classes.
+//! sent, how its answer is read). The operations here are safe code; every admin request goes
+//! through one helper (`GroupAdmin::request`: dispatch, wait, read the result). `client` holds
+//! the client and its polling thread, `context` maps failures to error classes.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
