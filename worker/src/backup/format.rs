@@ -882,6 +882,51 @@ fn le_i64(data: &[u8], at: usize) -> i64 {
 /// Checks everything that does not need the record block decoded. Every index into `data` is
 /// bounds-checked first (the minimum length, then the declared lengths against the real one).
 fn read_header(data: &[u8], name: &str) -> Result<Header, FormatError> {
+    let header_len = read_envelope(data, name)?;
+    let frame = read_frame(data, name, header_len)?;
+    // The bytes are what the writer wrote; what follows refuses what this version can't read
+    // and values no writer produces.
+    let codec = read_codec(data, name)?;
+    let stats = read_stats(data, name)?;
+    check_block_size(name, codec, &frame, stats.records)?;
+    Ok(Header {
+        stats: SegmentStats {
+            records: stats.records,
+            first_offset: stats.first_offset,
+            last_offset: stats.last_offset,
+            min_timestamp: stats.min_timestamp,
+            max_timestamp: stats.max_timestamp,
+            uncompressed_bytes: frame.uncompressed,
+            stored_bytes: data.len() as u64,
+            crc32c: frame.crc,
+            codec: codec_name(codec).to_string(),
+        },
+        codec,
+        block_start: header_len,
+        block_end: frame.crc_at,
+    })
+}
+
+/// The lengths and checksum a segment's header declares, checked against the object.
+struct Frame {
+    uncompressed: u64,
+    stored: u64,
+    /// Where the checksum starts (the end of the record block).
+    crc_at: usize,
+    crc: u32,
+}
+
+/// The record count, offsets and timestamps a segment's header declares.
+struct DeclaredStats {
+    records: u64,
+    first_offset: i64,
+    last_offset: i64,
+    min_timestamp: i64,
+    max_timestamp: i64,
+}
+
+/// Checks the minimum length, magic, major version and header length; returns the header length.
+fn read_envelope(data: &[u8], name: &str) -> Result<usize, FormatError> {
     let min = HEADER_LEN + CHECKSUM_LEN;
     if data.len() < min {
         return Err(corrupt(
@@ -917,6 +962,11 @@ fn read_header(data: &[u8], name: &str) -> Result<Header, FormatError> {
             format!("header length {header_len} is below the minimum {HEADER_LEN}"),
         ));
     }
+    Ok(header_len)
+}
+
+/// Checks the declared lengths against the object's and the checksum.
+fn read_frame(data: &[u8], name: &str, header_len: usize) -> Result<Frame, FormatError> {
     let uncompressed = le_u64(data, 48);
     let stored = le_u64(data, 56);
     let declared = (header_len as u64)
@@ -945,8 +995,16 @@ fn read_header(data: &[u8], name: &str) -> Result<Header, FormatError> {
             format!("checksum mismatch (stored 0x{stored_crc:08x}, computed 0x{computed:08x})"),
         ));
     }
-    // The bytes are what the writer wrote; what follows refuses what this version can't read
-    // and values no writer produces.
+    Ok(Frame {
+        uncompressed,
+        stored,
+        crc_at,
+        crc: stored_crc,
+    })
+}
+
+/// The codec id (one this version reads) and flags (none defined).
+fn read_codec(data: &[u8], name: &str) -> Result<u8, FormatError> {
     let codec = data[8];
     if !matches!(codec, CODEC_NONE | CODEC_ZSTD | CODEC_LZ4) {
         return Err(FormatError::Unsupported {
@@ -961,6 +1019,11 @@ fn read_header(data: &[u8], name: &str) -> Result<Header, FormatError> {
             what: format!("flags 0x{flags:02x}"),
         });
     }
+    Ok(codec)
+}
+
+/// Checks the record count, offsets and timestamps are ones a writer produces.
+fn read_stats(data: &[u8], name: &str) -> Result<DeclaredStats, FormatError> {
     let records = u64::from(le_u32(data, 12));
     let first_offset = le_i64(data, 16);
     let last_offset = le_i64(data, 24);
@@ -998,6 +1061,19 @@ fn read_header(data: &[u8], name: &str) -> Result<Header, FormatError> {
             format!("min timestamp {min_timestamp} is after max timestamp {max_timestamp}"),
         ));
     }
+    Ok(DeclaredStats {
+        records,
+        first_offset,
+        last_offset,
+        min_timestamp,
+        max_timestamp,
+    })
+}
+
+/// Checks the record block's declared sizes: within the limit, room for the records, and an
+/// expansion the codec can produce.
+fn check_block_size(name: &str, codec: u8, frame: &Frame, records: u64) -> Result<(), FormatError> {
+    let (uncompressed, stored) = (frame.uncompressed, frame.stored);
     if uncompressed > MAX_BLOCK_BYTES {
         return Err(corrupt(
             name,
@@ -1035,22 +1111,7 @@ fn read_header(data: &[u8], name: &str) -> Result<Header, FormatError> {
         }
         _ => {}
     }
-    Ok(Header {
-        stats: SegmentStats {
-            records,
-            first_offset,
-            last_offset,
-            min_timestamp,
-            max_timestamp,
-            uncompressed_bytes: uncompressed,
-            stored_bytes: data.len() as u64,
-            crc32c: stored_crc,
-            codec: codec_name(codec).to_string(),
-        },
-        codec,
-        block_start: header_len,
-        block_end: crc_at,
-    })
+    Ok(())
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -321,6 +321,30 @@ pub fn select_links(links: &[Link], t: &RestoreTask) -> Result<RestorePlan> {
         .map_err(|e| Error::invalid(format!("topics: {e}")))?;
     // Merge the links and their shards: topic -> partition -> eras.
     let topics = merge_links(links)?;
+    let mut warnings = Vec::new();
+    let selected = select_topics(&topics, &filter, &include, t, &mut warnings)?;
+    let window = Window {
+        start: t.time_window_start,
+        end: t.time_window_end,
+    };
+    let wanted: BTreeSet<i32> = t.source_partitions.iter().copied().collect();
+    let mut plan = empty_plan(links, t, window);
+    let seen_partitions = add_topics(&mut plan, &topics, &selected, &wanted, t, &mut warnings);
+    check_partitions(&plan, &seen_partitions, &wanted, t, &mut warnings)?;
+    overlap_warnings(&mut plan, t, &mut warnings);
+    plan.warnings = warnings;
+    Ok(plan)
+}
+
+/// The backed-up topics the patterns select (an error when none), warning of include patterns
+/// that match nothing; every topic_mapping source must be among them.
+fn select_topics(
+    topics: &BTreeMap<&str, MergedTopic<'_>>,
+    filter: &TopicFilter,
+    include: &[String],
+    t: &RestoreTask,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<String>> {
     let all: Vec<String> = topics.keys().map(|s| s.to_string()).collect();
     let selected: Vec<&String> = filter.select(&all);
     if selected.is_empty() {
@@ -332,7 +356,6 @@ pub fn select_links(links: &[Link], t: &RestoreTask) -> Result<RestorePlan> {
             if all.is_empty() { "no topics".to_string() } else { all.join(", ") }
         )));
     }
-    let mut warnings = Vec::new();
     for pattern in filter.unmatched_includes(&all) {
         warnings.push(format!(
             "topic pattern '{pattern}' matches no backed-up topic"
@@ -350,13 +373,12 @@ pub fn select_links(links: &[Link], t: &RestoreTask) -> Result<RestorePlan> {
             )));
         }
     }
-    let window = Window {
-        start: t.time_window_start,
-        end: t.time_window_end,
-    };
-    let wanted: BTreeSet<i32> = t.source_partitions.iter().copied().collect();
-    let mut seen_partitions = BTreeSet::new();
-    // The consumer offsets captured with the newest link that captured any.
+    Ok(selected.into_iter().cloned().collect())
+}
+
+/// A plan with nothing in it yet, restoring the consumer offsets captured with the newest link
+/// that captured any.
+fn empty_plan(links: &[Link], t: &RestoreTask, window: Window) -> RestorePlan {
     let offsets_keys = links
         .iter()
         .rev()
@@ -368,7 +390,7 @@ pub fn select_links(links: &[Link], t: &RestoreTask) -> Result<RestorePlan> {
         })
         .find(|keys| !keys.is_empty())
         .unwrap_or_default();
-    let mut plan = RestorePlan {
+    RestorePlan {
         backup_id: t.backup_id.clone(),
         links: links.iter().map(|l| l.backup_id.clone()).collect(),
         window,
@@ -383,17 +405,30 @@ pub fn select_links(links: &[Link], t: &RestoreTask) -> Result<RestorePlan> {
         max_timestamp: None,
         offsets_keys,
         warnings: Vec::new(),
-    };
-    for name in &selected {
+    }
+}
+
+/// Adds the units of every selected topic's wanted partitions; returns the partitions the
+/// selected topics have.
+fn add_topics(
+    plan: &mut RestorePlan,
+    topics: &BTreeMap<&str, MergedTopic<'_>>,
+    selected: &[String],
+    wanted: &BTreeSet<i32>,
+    t: &RestoreTask,
+    warnings: &mut Vec<String>,
+) -> BTreeSet<i32> {
+    let mut seen_partitions = BTreeSet::new();
+    for name in selected {
         let MergedTopic {
             meta: td,
             partitions: parts,
         } = &topics[name.as_str()];
         let target_topic = t
             .topic_mapping
-            .get(*name)
+            .get(name)
             .cloned()
-            .unwrap_or_else(|| (*name).clone());
+            .unwrap_or_else(|| name.clone());
         let mut any = false;
         for (p, eras) in parts {
             seen_partitions.insert(*p);
@@ -402,7 +437,7 @@ pub fn select_links(links: &[Link], t: &RestoreTask) -> Result<RestorePlan> {
             }
             let target_partition = t.partition_mapping.get(p).copied().unwrap_or(*p);
             add_units(
-                &mut plan,
+                plan,
                 (name, *p),
                 (&target_topic, target_partition),
                 td,
@@ -420,7 +455,19 @@ pub fn select_links(links: &[Link], t: &RestoreTask) -> Result<RestorePlan> {
             plan.topics += 1;
         }
     }
-    for p in &wanted {
+    seen_partitions
+}
+
+/// Every wanted source partition exists and something is restored; warns of partition_mapping
+/// entries that restore nothing.
+fn check_partitions(
+    plan: &RestorePlan,
+    seen_partitions: &BTreeSet<i32>,
+    wanted: &BTreeSet<i32>,
+    t: &RestoreTask,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    for p in wanted {
         if !seen_partitions.contains(p) {
             return Err(Error::invalid(format!(
                 "source_partitions names partition {p}, which no restored topic has in backup '{}'",
@@ -441,6 +488,12 @@ pub fn select_links(links: &[Link], t: &RestoreTask) -> Result<RestorePlan> {
             t.source_partitions
         )));
     }
+    Ok(())
+}
+
+/// Warns where several sources are written one after another into one target topic or
+/// partition, and of header-based group translation without original-offset headers.
+fn overlap_warnings(plan: &mut RestorePlan, t: &RestoreTask, warnings: &mut Vec<String>) {
     for target in plan.targets.values_mut() {
         target.partitions_written.sort_unstable();
         if target.sources.len() > 1 {
@@ -471,8 +524,6 @@ pub fn select_links(links: &[Link], t: &RestoreTask) -> Result<RestorePlan> {
     {
         warnings.push("consumer_group_strategy header-based without include_original_offset_header: offsets are translated through the restore's exact mapping, but records carry no original-offset headers".into());
     }
-    plan.warnings = warnings;
-    Ok(plan)
 }
 
 /// One unit per era of the source partition `source`, aimed at `target`, with the segments
