@@ -11,7 +11,6 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::lanes::LaneContext;
 use super::producer::{lock, UnitState};
 use crate::error::{Error, Result};
 use crate::failpoints::crash_at;
@@ -240,43 +239,70 @@ pub(super) fn unit_states(
     (states, already, already_bytes)
 }
 
-/// Copies the live unit states into the checkpoint and writes it (one writer at a time).
-#[tracing::instrument(name = "restore_checkpoint", skip_all, fields(restore_id = %ctx.restore_id))]
-pub(super) async fn write_checkpoint(ctx: &LaneContext) -> Result<()> {
-    let _one = ctx.ckpt_lock.lock().await;
-    let doc = {
-        let mut c = match ctx.checkpoint.lock() {
-            Ok(c) => c,
-            Err(p) => p.into_inner(),
-        };
-        let mut records = 0;
-        let mut bytes = 0;
-        for (u, s) in ctx.plan_units.iter().zip(&ctx.shared.units) {
-            let s = lock(s);
-            if !s.started {
-                continue;
-            }
-            records += s.mapping.records;
-            bytes += s.bytes;
-            c.units.insert(
-                u.key(),
-                UnitCheckpoint {
-                    target_start: s.target_start,
-                    done: s.done,
-                    bytes: s.bytes,
-                    mapping: s.mapping.clone(),
-                },
-            );
+/// Writes the checkpoint of a running restore from its units' live state, one write at a time.
+pub(super) struct CheckpointWriter {
+    restore_id: String,
+    store: CheckpointStore,
+    doc: Mutex<Checkpoint>,
+    one_at_a_time: tokio::sync::Mutex<()>,
+    /// The units' keys in the checkpoint, in plan order.
+    keys: Vec<String>,
+}
+
+impl CheckpointWriter {
+    pub(super) fn new(
+        restore_id: &str,
+        store: CheckpointStore,
+        doc: Checkpoint,
+        plan: &RestorePlan,
+    ) -> Self {
+        CheckpointWriter {
+            restore_id: restore_id.to_string(),
+            store,
+            doc: Mutex::new(doc),
+            one_at_a_time: tokio::sync::Mutex::new(()),
+            keys: plan.units.iter().map(|u| u.key()).collect(),
         }
-        c.records_restored = records;
-        c.bytes_restored = bytes;
-        c.last_checkpoint_time = Utc::now();
-        c.clone()
-    };
-    ctx.store.save(&doc).await?;
-    crash_at("restore-checkpoint");
-    tracing::debug!(records = doc.records_restored, "checkpoint written");
-    Ok(())
+    }
+
+    /// Copies the started units' live state (in plan order) into the checkpoint and writes it.
+    #[tracing::instrument(name = "restore_checkpoint", skip_all, fields(restore_id = %self.restore_id))]
+    pub(super) async fn write(&self, units: &[Mutex<UnitState>]) -> Result<()> {
+        let _one = self.one_at_a_time.lock().await;
+        let doc = {
+            let mut c = match self.doc.lock() {
+                Ok(c) => c,
+                Err(p) => p.into_inner(),
+            };
+            let mut records = 0;
+            let mut bytes = 0;
+            for (key, s) in self.keys.iter().zip(units) {
+                let s = lock(s);
+                if !s.started {
+                    continue;
+                }
+                records += s.mapping.records;
+                bytes += s.bytes;
+                c.units.insert(
+                    key.clone(),
+                    UnitCheckpoint {
+                        target_start: s.target_start,
+                        done: s.done,
+                        bytes: s.bytes,
+                        mapping: s.mapping.clone(),
+                    },
+                );
+            }
+            c.records_restored = records;
+            c.bytes_restored = bytes;
+            c.last_checkpoint_time = Utc::now();
+            c.clone()
+        };
+        self.store.save(&doc).await?;
+        crash_at("restore-checkpoint");
+        tracing::debug!(records = doc.records_restored, "checkpoint written");
+        Ok(())
+    }
 }
 
 /// How often a restore checkpoints its progress: `checkpoint_interval_secs`, else

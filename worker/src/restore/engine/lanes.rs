@@ -4,13 +4,13 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::producer::{BaseProducer, Producer};
 use tracing::Instrument;
 
-use super::checkpoint::{checkpoint_interval, write_checkpoint, Checkpoint, CheckpointStore};
+use super::checkpoint::{checkpoint_interval, Checkpoint, CheckpointStore, CheckpointWriter};
 use super::producer::{flush_all, lock, DeliveryContext, Shared};
 use super::sender::{run_sender, SendJob, SendQueue};
 use super::tail::{check_same, TailReader};
@@ -57,9 +57,7 @@ pub(super) struct LaneContext {
     /// Microseconds the sender slept on a full producer queue.
     pub(super) queue_full_us: AtomicU64,
     pub(super) handle: tokio::runtime::Handle,
-    pub(super) store: CheckpointStore,
-    pub(super) checkpoint: Arc<Mutex<Checkpoint>>,
-    pub(super) ckpt_lock: Arc<tokio::sync::Mutex<()>>,
+    checkpoint: CheckpointWriter,
     /// [`SEGMENT_MEMORY_BYTES`] in KiB permits.
     segment_memory: Arc<tokio::sync::Semaphore>,
     /// Buffers of stored objects already decoded, reused so reading a segment needs no fresh
@@ -105,9 +103,7 @@ impl LaneContext {
             found_on_resume: AtomicU64::new(0),
             queue_full_us: AtomicU64::new(0),
             handle: tokio::runtime::Handle::current(),
-            store,
-            checkpoint: Arc::new(Mutex::new(checkpoint)),
-            ckpt_lock: Arc::new(tokio::sync::Mutex::new(())),
+            checkpoint: CheckpointWriter::new(&run.req.restore_id, store, checkpoint, run.plan),
             segment_memory: Arc::new(tokio::sync::Semaphore::new(
                 (SEGMENT_MEMORY_BYTES / 1024) as usize,
             )),
@@ -116,6 +112,13 @@ impl LaneContext {
             sender: SendQueue::new(lanes.len()),
             lanes,
         }
+    }
+}
+
+impl LaneContext {
+    /// Writes the checkpoint from the units' live state.
+    async fn write_checkpoint(&self) -> Result<()> {
+        self.checkpoint.write(&self.shared.units).await
     }
 }
 
@@ -172,7 +175,7 @@ pub(super) async fn run_lanes(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "producer flushed"
     );
-    write_checkpoint(ctx).await?;
+    ctx.write_checkpoint().await?;
     if let Some(e) = failure {
         return Err(e);
     }
@@ -252,7 +255,7 @@ async fn watch_lanes(
             () = tokio::time::sleep_until(due.into()) => {}
         }
         if last_ckpt.elapsed() >= interval {
-            write_checkpoint(ctx).await?;
+            ctx.write_checkpoint().await?;
             last_ckpt = Instant::now();
         }
         if last_log.elapsed() >= LOG_EVERY {
@@ -301,7 +304,7 @@ fn run_lane(ctx: &LaneContext, lane: usize, key: &(String, i32), units: &[usize]
                 s.mapping.target_end = start;
             }
             // The start is durable before the first record is sent.
-            ctx.handle.block_on(write_checkpoint(ctx))?;
+            ctx.handle.block_on(ctx.write_checkpoint())?;
         }
         write_unit(ctx, lane, i, unit, started)?;
         if ctx.stop.load(Ordering::Relaxed) {
