@@ -14,6 +14,7 @@ pub mod lease;
 pub mod limits;
 pub mod malloc;
 pub mod metrics;
+pub mod progress;
 pub mod report;
 pub mod reset;
 pub mod restore;
@@ -22,5 +23,6 @@ pub mod run;
 pub mod snapshot;
 pub mod storage;
 pub mod task;
+pub mod throttle;
 
 pub use error::{Error, Result};

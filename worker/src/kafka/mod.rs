@@ -2,6 +2,7 @@
 //! consumer-group admin operations every offset tool is built on ([`GroupAdmin`]).
 
 pub mod admin;
+mod clients;
 pub mod config;
 pub mod properties;
 

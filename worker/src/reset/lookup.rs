@@ -237,10 +237,11 @@ impl RecordReader {
             ("max.partition.fetch.bytes", "65536".to_string()),
             ("queued.max.messages.kbytes", "1024".to_string()),
         ];
-        let consumer: BaseConsumer = config
-            .consumer_config(&reader, &tuning)
-            .create()
-            .map_err(|e| Error::Kafka(format!("failed to create a record reader: {e}")))?;
+        let consumer = config.create_consumer(
+            &reader,
+            &tuning,
+            format_args!("failed to create a record reader"),
+        )?;
         Ok(RecordReader {
             consumer,
             topic: topic.to_string(),

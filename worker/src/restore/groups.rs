@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
@@ -471,18 +471,13 @@ fn scan_partition(
     out: &mut [PartitionMapping],
 ) -> Result<()> {
     let (off_name, _, part_name) = super::engine::header_names(style);
-    let reader = crate::kafka::Reader {
-        group_id: "tidemark-cluster-scan",
-        isolation: crate::kafka::Isolation::ReadCommitted,
-        offset_reset: "earliest",
-        partition_eof: true,
-    };
-    let cc = config.consumer_config(&reader, &[("fetch.wait.max.ms", "50".into())]);
-    let consumer: BaseConsumer = cc.create().map_err(|e| {
-        Error::Kafka(format!(
-            "cannot create a reader for {topic}-{partition}: {e}"
-        ))
-    })?;
+    let consumer = config.partition_reader(
+        "tidemark-cluster-scan",
+        crate::kafka::Isolation::ReadCommitted,
+        "earliest",
+        topic,
+        partition,
+    )?;
     let (_, high) = consumer
         .fetch_watermarks(topic, partition, Duration::from_secs(10))
         .map_err(|e| Error::Kafka(format!("cannot read the end of {topic}-{partition}: {e}")))?;
