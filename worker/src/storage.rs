@@ -84,6 +84,9 @@ use crate::error::{Error, Result};
 
 mod flock;
 mod local;
+mod open;
+
+pub use open::open_location;
 
 /// Environment variable for [`StorageOptions::s3_endpoint`] (CLI: `--s3-endpoint`).
 pub const ENV_S3_ENDPOINT: &str = "TIDEMARK_S3_ENDPOINT";

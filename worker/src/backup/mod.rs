@@ -1,7 +1,6 @@
 //! Backups: the segment object format, topic selection, and the engine that copies records
 //! into storage and back.
 
-pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod format;
