@@ -10,8 +10,8 @@ use std::ops::RangeInclusive;
 
 use croner::parser::{CronParser, Seconds, Year};
 use kube::Resource;
+use tidemark::backup::age::parse_age;
 use tidemark::backup::select::TopicFilter;
-use tidemark::service::backup::parse_age;
 
 use crate::build::restore;
 use crate::build::{RunId, WorkerKind, RUN_ANNOTATION};

@@ -20,7 +20,7 @@ use crate::reset::plan::{ResetPlan, Strategy};
 use crate::reset::render::{plan_table, report_box};
 use crate::reset::script::{reset_script, ScriptContext, ScriptEntry};
 use crate::reset::spec::parse_topic_scope;
-use crate::service::reset::{apply, resolve_strategy, Origin};
+use crate::service::reset::{apply, backup_strategy, resolve_strategy, Origin};
 use crate::task::ResetStrategy;
 
 /// Exit code of a run in which some groups were not reset.
@@ -176,12 +176,7 @@ async fn setup(a: &ResetArgs) -> Result<(GroupAdmin, ResetRequest)> {
                 )));
             };
             let storage = open_storage_at(path, &a.storage.endpoint)?;
-            (
-                Strategy::Explicit(
-                    crate::restore::groups::explicit_from_backup(&storage, id).await?,
-                ),
-                format!("--backup-id {id}"),
-            )
+            backup_strategy(&storage, id).await?
         }
         (_, spec) => {
             let (spec, csv_source) = spec?;

@@ -16,8 +16,9 @@ use crate::reset::engine::{
 };
 use crate::reset::plan::{Explicit, ResetPlan, Strategy};
 use crate::reset::spec::{parse_datetime, parse_duration, parse_topic_scope};
+use crate::restore::groups::explicit_from_backup;
 use crate::snapshot::{OffsetSnapshot, SnapshotStore};
-use crate::storage::open_location;
+use crate::storage::{open_location, Storage};
 use crate::task::{OffsetResetTask, ResetStrategy};
 
 /// The report of a prepared plan: the plan alone (`dry_run`), else the change, after the
@@ -61,12 +62,7 @@ pub async fn run_reset_task(t: &OffsetResetTask) -> Result<ResetReport> {
                 .ok_or_else(|| {
                     Error::invalid("task field 'storage' is required by strategy fromBackup")
                 })?;
-            (
-                Strategy::Explicit(
-                    crate::restore::groups::explicit_from_backup(&storage, backup_id).await?,
-                ),
-                format!("--backup-id {backup_id}"),
-            )
+            backup_strategy(&storage, backup_id).await?
         }
         other => {
             resolve_strategy(
@@ -148,6 +144,15 @@ fn owned_snapshot(snap: &OffsetSnapshot, t: &OffsetResetTask) -> Result<()> {
         }
         _ => Ok(()),
     }
+}
+
+/// The strategy of `--backup-id` (a task's `fromBackup`): the offsets the newest restore of
+/// the backup translates each group's committed offsets to, and its label.
+pub async fn backup_strategy(storage: &Storage, backup_id: &str) -> Result<(Strategy, String)> {
+    Ok((
+        Strategy::Explicit(explicit_from_backup(storage, backup_id).await?),
+        format!("--backup-id {backup_id}"),
+    ))
 }
 
 /// Where a strategy came from, so errors name the flag or the task field.
