@@ -10,7 +10,7 @@ use std::ops::RangeInclusive;
 
 use croner::parser::{CronParser, Seconds, Year};
 use kube::Resource;
-use tidemark::backup::cli::parse_age;
+use tidemark::backup::age::parse_age;
 use tidemark::backup::select::TopicFilter;
 
 use crate::build::restore;

@@ -1,9 +1,24 @@
-//! The `tidemark` command-line tree (clap). Parsing only; `app` runs the commands.
+//! The `tidemark` command line: the clap tree (here: every verb and flag, and the flags turned
+//! into client settings), the process around the verbs (`entry`: logging, the error report,
+//! the exit code) and one handler per verb (`backup`, `restore`, `reset`, `rollback`): flags to
+//! a request, the use case of [`crate::service`], the report rendered.
+
+mod backup;
+mod entry;
+mod reset;
+mod restore;
+mod rollback;
+
+pub use entry::{error_format, main, operation, report_error, run};
+use entry::{human_time, kafka_config, open_storage_at, open_store, open_store_at, print_json};
+
+use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::groups::DEFAULT_CONCURRENCY;
-use crate::kafka::{SaslMechanism, SecurityProtocol};
+use crate::kafka::{KafkaConfig, SaslMechanism, SecurityProtocol, TlsFiles};
+use crate::storage::StorageOptions;
 
 /// Kafka backup, restore and consumer-offset safety.
 #[derive(Debug, Parser)]
@@ -649,6 +664,39 @@ pub struct ExportArgs {
     /// Groups read at once.
     #[arg(long, default_value_t = DEFAULT_CONCURRENCY, value_parser = parse_concurrency)]
     pub max_concurrent: usize,
+}
+
+impl KafkaArgs {
+    /// The connection these flags describe.
+    pub fn config(&self) -> crate::Result<KafkaConfig> {
+        let a = self;
+        let mut cfg = KafkaConfig::resolve(
+            &a.bootstrap_servers,
+            a.security_protocol,
+            a.sasl_mechanism,
+            TlsFiles {
+                ca_location: a.ssl_ca_location.clone(),
+                cert_location: a.ssl_certificate_location.clone(),
+                key_location: a.ssl_key_location.clone(),
+            },
+            &a.kafka_properties,
+        )?;
+        cfg.request_timeout = Duration::from_secs(a.request_timeout);
+        cfg.tls_insecure_skip_verify = a.insecure_skip_tls_verify;
+        Ok(cfg)
+    }
+}
+
+impl StorageEndpointArgs {
+    /// The storage options these flags set.
+    pub fn options(&self) -> StorageOptions {
+        StorageOptions {
+            s3_region: self.s3_region.clone(),
+            s3_endpoint: self.s3_endpoint.clone(),
+            s3_path_style: self.s3_path_style,
+            allow_http: self.allow_http,
+        }
+    }
 }
 
 fn parse_protocol(s: &str) -> Result<SecurityProtocol, String> {

@@ -19,8 +19,7 @@ use crate::error::{Error, Result};
 /// Kubernetes refuses ConfigMaps over 1 MiB (1,048,576 bytes); this keeps room for metadata.
 pub const CONFIGMAP_MAX_BYTES: usize = 1_000_000;
 
-/// How locations of ConfigMap stores are written: `configmap://<namespace>/<name>`.
-pub const CONFIGMAP_SCHEME: &str = "configmap://";
+pub use crate::error::CONFIGMAP_SCHEME;
 
 /// Field manager recorded by the API server for tidemark's writes.
 pub const FIELD_MANAGER: &str = "tidemark";

@@ -84,10 +84,14 @@ pub enum Error {
     },
 }
 
+/// How locations of ConfigMap stores are written: `configmap://<namespace>/<name>`. Defined
+/// here, below every other module, because error messages read it; `configmap` re-exports it.
+pub const CONFIGMAP_SCHEME: &str = "configmap://";
+
 /// How to see the snapshots that do exist at `location`.
 fn list_hint(location: &str) -> String {
     match location
-        .strip_prefix(crate::configmap::CONFIGMAP_SCHEME)
+        .strip_prefix(CONFIGMAP_SCHEME)
         .and_then(|rest| rest.split_once('/'))
     {
         Some((namespace, name)) => format!(

@@ -1,7 +1,6 @@
 //! Tidemark worker library: Kafka and storage access and the offset safety tools behind the
 //! `tidemark` CLI. The operator runs this same code inside Kubernetes Jobs.
 
-pub mod app;
 pub mod backup;
 pub mod cli;
 pub mod configmap;
@@ -20,6 +19,7 @@ pub mod reset;
 pub mod restore;
 pub mod rollback;
 pub mod run;
+pub mod service;
 pub mod snapshot;
 pub mod storage;
 pub mod task;

@@ -1,5 +1,5 @@
-//! `tidemark`: thin entry point; parsing lives in `tidemark::cli`, work in `tidemark::app`.
+//! `tidemark`: thin entry point; parsing lives in `tidemark::cli`, work in its handlers and `tidemark::service`.
 
 fn main() {
-    tidemark::app::main()
+    tidemark::cli::main()
 }

@@ -11,21 +11,22 @@ use std::path::Path;
 use chrono::{SecondsFormat, Utc};
 use serde::Serialize;
 
-use crate::app::rollback_exit_code;
-use crate::configmap::ConfigMapStore;
 use crate::error::{Error, Result};
 use crate::groups::{split_names, GroupSelector, DEFAULT_CONCURRENCY};
-use crate::kafka::{GroupAdmin, KafkaConfig, TlsFiles};
-use crate::rollback::{
-    rollback, select_snapshot_groups, take_snapshot, verify_snapshot, RollbackReport, RunStatus,
-    SnapshotRequest, VerifyReport,
+use crate::kafka::KafkaConfig;
+pub use crate::kafka::{kafka_config, kafka_config_with};
+use crate::rollback::{RollbackReport, RunStatus, SnapshotRequest, VerifyReport};
+use crate::service::backup::{interrupted_error, run_backup_task};
+use crate::service::open_snapshot_store;
+use crate::service::rollback::{
+    rollback_exit_code, run_rollback, run_snapshot, run_verify, RollbackRequest,
 };
-use crate::snapshot::{generate_id, OffsetSnapshot, SafetySnapshot, SnapshotStore};
-use crate::storage::{Storage, StorageOptions};
+use crate::service::signals::{stop_on_signal, stop_or_finish_on_signal, StopSignals};
+use crate::snapshot::{generate_id, OffsetSnapshot};
 use crate::task::{
-    KafkaTarget, OffsetResetTask, OffsetRollbackTask, ResultDifference, ResultError, ResultGroup,
-    ResultPartitionPlan, ResultReset, ResultSnapshotData, ResultVerification, RollbackOperation,
-    StorageTarget, Task, TaskResult, TaskWork, FINISH_FILE_NAME, PHASE_COMPLETED, PHASE_FAILED,
+    OffsetResetTask, OffsetRollbackTask, RestoreTask, ResultDifference, ResultError, ResultGroup,
+    ResultPartitionPlan, ResultReset, ResultRestore, ResultSnapshotData, ResultVerification,
+    RollbackOperation, Task, TaskResult, TaskWork, FINISH_FILE_NAME, PHASE_COMPLETED, PHASE_FAILED,
 };
 
 /// Where the result goes by default: the file Kubernetes turns into the container's
@@ -86,7 +87,7 @@ pub async fn run_task(task_file: &Path, result_file: &Path) -> Result<i32> {
                     "running task"
                 );
                 failed.operation = Some(task.operation().to_string());
-                crate::restore::cli::run_restore_outcome(t).await
+                run_restore(t).await
             }
             TaskWork::BackupCleanup(t) => {
                 tracing::info!(source = task.source.as_deref().unwrap_or("-"), operation = "backup-cleanup", chain = %t.chain, "running task");
@@ -138,7 +139,7 @@ pub const FINISH_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 /// [`FINISH_POLL`]: once it exists, the backup is asked to finish as Ctrl-C asks it (it stores
 /// what it read and writes its manifest). Stops watching when the backup stops for another
 /// reason.
-fn finish_on_request(path: std::path::PathBuf, signals: crate::backup::cli::StopSignals) {
+fn finish_on_request(path: std::path::PathBuf, signals: StopSignals) {
     use std::sync::atomic::Ordering;
     tokio::spawn(async move {
         while !signals.stop.load(Ordering::SeqCst) {
@@ -183,125 +184,10 @@ fn to_report<T: Serialize>(value: &T) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
 }
 
-/// Runs an offset reset (plan only when `dryRun`). The safety snapshot goes to the task's
-/// storage under the task's `snapshotId`; a retried Job finds it there and keeps it.
+/// Runs an offset reset (plan only when `dryRun`) and turns its report into the result.
 async fn run_offset_reset(t: &OffsetResetTask) -> Result<TaskOutcome> {
-    use crate::reset::cli::{resolve_strategy, Origin};
-    use crate::reset::spec::parse_topic_scope;
-    use crate::reset::{dry_run_report, execute, prepare, ResetRequest, SafetySnapshot};
-
-    let started = std::time::Instant::now();
-    let store = match &t.storage {
-        Some(s) => Some(open_store(s).await?),
-        None => None,
-    };
-    let names = split_names(&t.consumer_groups);
-    let single_group = match (names.as_slice(), &t.groups_regex) {
-        ([one], None) => Some(one.as_str()),
-        _ => None,
-    };
-    let (strategy, label) = match &t.strategy {
-        crate::task::ResetStrategy::FromBackup { backup_id } => {
-            let storage = t
-                .storage
-                .as_ref()
-                .map(open_location)
-                .transpose()?
-                .ok_or_else(|| {
-                    Error::invalid("task field 'storage' is required by strategy fromBackup")
-                })?;
-            (
-                crate::reset::Strategy::Explicit(
-                    crate::restore::groups::explicit_from_backup(&storage, backup_id).await?,
-                ),
-                format!("--backup-id {backup_id}"),
-            )
-        }
-        other => {
-            resolve_strategy(
-                other,
-                Origin::Task,
-                "task field 'strategy.csv'",
-                single_group,
-                store.as_ref(),
-            )
-            .await?
-        }
-    };
-    let scope = t
-        .topics
-        .iter()
-        .enumerate()
-        .map(|(i, topic)| {
-            parse_topic_scope(topic)
-                .map_err(|e| Error::invalid(format!("task field 'topics[{i}]': {e}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    // A retried Job finds the safety snapshot its first attempt stored: plan from it.
-    let baseline = match (&store, &t.snapshot_id) {
-        (Some(store), Some(id)) if t.snapshot_before_reset && !t.dry_run => {
-            if store.exists(id).await? {
-                let snap = store.load(id).await?;
-                owned_snapshot(&snap, t)?;
-                tracing::info!(snapshot_id = %id, "safety snapshot exists: an earlier attempt ran; planning from its offsets");
-                Some(snap)
-            } else {
-                None
-            }
-        }
-        _ => None,
-    };
-    let req = ResetRequest {
-        selector: Some(GroupSelector::new(
-            &t.consumer_groups,
-            t.groups_regex.as_deref(),
-            false,
-        )?),
-        scope,
-        strategy,
-        strategy_label: label,
-        concurrency: t.max_concurrent,
-        max_retries: t.max_retries,
-        baseline,
-    };
-    let safety = match (&store, t.snapshot_before_reset && !t.dry_run) {
-        (Some(store), true) => SafetySnapshot::Take {
-            store: store.clone(),
-            id: t.snapshot_id.clone(),
-            reuse_existing: true,
-            description: t.snapshot_description.clone(),
-        },
-        (None, true) => {
-            return Err(Error::invalid(
-                "task field 'storage' is required for the safety snapshot (or set snapshotBeforeReset: false)",
-            ))
-        }
-        (_, false) => SafetySnapshot::Skip,
-    };
-    let admin = GroupAdmin::connect(&kafka_config(&t.kafka)?).await?;
-    let plan = prepare(&admin, &req).await?;
-    let report = if t.dry_run {
-        dry_run_report(&plan, started)
-    } else {
-        execute(&admin, &plan, &safety, &req, started).await?
-    };
+    let report = crate::service::reset::run_reset_task(t).await?;
     Ok(reset_outcome(&report))
-}
-
-/// An existing safety snapshot may be reused only by a retry of the run that took it: when the
-/// task names its run in `snapshotDescription`, a snapshot with another description (a named
-/// id used before, by another run or by hand) is refused before anything changes.
-fn owned_snapshot(snap: &OffsetSnapshot, t: &OffsetResetTask) -> Result<()> {
-    match &t.snapshot_description {
-        Some(mine) if snap.description.as_deref() != Some(mine.as_str()) => {
-            Err(Error::invalid(format!(
-                "task field 'snapshotId': the safety snapshot '{}' already exists and was not taken by this run ({}); a named safety snapshot is taken once: choose another snapshotId",
-                snap.snapshot_id,
-                snap.description.as_deref().unwrap_or("no description")
-            )))
-        }
-        _ => Ok(()),
-    }
 }
 
 /// A reset is `Failed` with exit 10 when any group was not reset; a dry run always completes.
@@ -396,18 +282,18 @@ fn reset_outcome(report: &crate::reset::ResetReport) -> TaskOutcome {
 /// continuous backup also finishes (manifest, exit 0) once `finish_file` appears
 /// ([`finish_on_request`]).
 async fn run_backup(t: &crate::task::BackupTask, finish_file: &Path) -> Result<TaskOutcome> {
-    let signals = crate::backup::cli::stop_or_finish_on_signal();
+    let signals = stop_or_finish_on_signal();
     if t.mode == crate::task::BackupMode::Continuous {
         finish_on_request(finish_file.to_path_buf(), signals.clone());
     }
-    let r = crate::backup::cli::run_backup_task(t, None, signals, Default::default()).await?;
+    let r = run_backup_task(t, None, signals, Default::default()).await?;
     let shard = if r.shard_count > 1 {
         format!(" shard {} of {}", r.shard_index + 1, r.shard_count)
     } else {
         String::new()
     };
     let mut message = if r.interrupted {
-        crate::backup::cli::interrupted_error(&r).to_string()
+        interrupted_error(&r).to_string()
     } else if r.already_complete {
         format!(
             "Backup {} shard {} of {} was already complete",
@@ -439,7 +325,7 @@ async fn run_backup(t: &crate::task::BackupTask, finish_file: &Path) -> Result<T
         ));
     }
     let (phase, error, exit_code) = if r.interrupted {
-        let e = crate::backup::cli::interrupted_error(&r);
+        let e = interrupted_error(&r);
         (PHASE_FAILED, Some(result_error(&e)), e.exit_code())
     } else {
         (PHASE_COMPLETED, None, 0)
@@ -476,10 +362,114 @@ async fn run_backup(t: &crate::task::BackupTask, finish_file: &Path) -> Result<T
     })
 }
 
+/// The operator's restore task: a dry run validates; otherwise the restore runs.
+async fn run_restore(t: &RestoreTask) -> Result<TaskOutcome> {
+    if t.dry_run {
+        let v = crate::service::restore::validate_task(t, None).await;
+        let message = validation_line(&v);
+        let report = serde_json::to_value(&v).unwrap_or_default();
+        if !v.valid {
+            return Err(Error::invalid(message));
+        }
+        return Ok(TaskOutcome {
+            result: TaskResult {
+                phase: PHASE_COMPLETED.into(),
+                operation: Some("validate-restore".into()),
+                message: message.clone(),
+                restore: Some(ResultRestore {
+                    restore_id: v.restore_id.clone(),
+                    dry_run: true,
+                    complete: false,
+                    topics: v.topics_to_restore as u64,
+                    partitions: v.partitions_to_restore as u64,
+                    records_total: v.records_to_restore,
+                    bytes_total: v.bytes_to_restore,
+                    validation: Some(message),
+                    ..ResultRestore::default()
+                }),
+                ..TaskResult::default()
+            },
+            report,
+            exit_code: 0,
+        });
+    }
+    let stop = stop_on_signal();
+    let r = crate::service::restore::run_restore_task(t, None, stop, Default::default()).await?;
+    let g = r.consumer_groups.as_ref();
+    let message = format!(
+        "Restore {} of backup {}: {} of {} records in {} partitions{}{}",
+        r.restore.restore_id,
+        r.restore.backup_id,
+        r.restore.records,
+        r.restore.records_total,
+        r.restore.partitions,
+        if r.restore.already_complete {
+            " (already complete)"
+        } else {
+            ""
+        },
+        match g {
+            Some(g) => format!(
+                "; {} of {} groups translated ({}), {} failed",
+                g.groups_translated, g.groups_total, g.strategy, g.groups_failed
+            ),
+            None => String::new(),
+        }
+    );
+    let exit_code = crate::service::restore::exit_code(&r);
+    Ok(TaskOutcome {
+        result: TaskResult {
+            phase: PHASE_COMPLETED.into(),
+            operation: Some("restore".into()),
+            snapshot_id: g
+                .and_then(|g| g.reset.as_ref())
+                .and_then(|r| r.snapshot_id.clone()),
+            message,
+            restore: Some(ResultRestore {
+                restore_id: r.restore.restore_id.clone(),
+                dry_run: false,
+                complete: r.restore.complete,
+                topics: r.restore.topics,
+                partitions: r.restore.partitions,
+                records_total: r.restore.records_total,
+                records_restored: r.restore.records,
+                bytes_total: r.restore.bytes_total,
+                bytes_restored: r.restore.bytes,
+                offset_mapping: Some(r.restore.offset_mapping.clone()),
+                groups_translated: g.map_or(0, |g| g.groups_translated as u64),
+                groups_failed: g.map_or(0, |g| g.groups_failed as u64),
+                validation: None,
+            }),
+            ..TaskResult::default()
+        },
+        report: serde_json::to_value(&r).unwrap_or_default(),
+        exit_code,
+    })
+}
+
+fn validation_line(v: &crate::restore::plan::ValidationReport) -> String {
+    if v.valid {
+        format!(
+            "Restore of backup {} is valid: {} records ({}) in {} partitions of {} topics",
+            v.backup_id,
+            v.records_to_restore,
+            crate::restore::plan::human_bytes(v.bytes_to_restore),
+            v.partitions_to_restore,
+            v.topics_to_restore
+        )
+    } else {
+        format!(
+            "Restore of backup {} is invalid: {}",
+            v.backup_id,
+            v.problems.join("; ")
+        )
+    }
+}
+
 /// Applies retention to a backup chain.
 async fn run_cleanup(t: &crate::task::BackupCleanupTask) -> Result<TaskOutcome> {
     use crate::task::MAX_RESULT_IDS;
-    let r = crate::backup::cli::run_cleanup_task(t).await?;
+    let r = crate::service::backup::run_cleanup_task(t).await?;
     let mut message = format!(
         "Retention for chain {}: deleted {}, kept {}",
         r.chain,
@@ -515,7 +505,7 @@ async fn run_cleanup(t: &crate::task::BackupCleanupTask) -> Result<TaskOutcome> 
 
 /// Runs one offset-rollback operation against the snapshot `snapshot_id`.
 async fn run_offset_rollback(t: &OffsetRollbackTask, snapshot_id: &str) -> Result<TaskOutcome> {
-    let store = open_store(&t.storage).await?;
+    let store = open_snapshot_store(&t.storage).await?;
     let base = TaskResult {
         phase: PHASE_COMPLETED.into(),
         operation: Some(t.operation.as_str().to_string()),
@@ -525,18 +515,13 @@ async fn run_offset_rollback(t: &OffsetRollbackTask, snapshot_id: &str) -> Resul
     match t.operation {
         RollbackOperation::Snapshot => {
             let selector = GroupSelector::new(&t.consumer_groups, None, false)?;
-            let admin = connect(t).await?;
-            let outcome = take_snapshot(
-                &admin,
-                &store,
-                &SnapshotRequest {
-                    selector,
-                    snapshot_id: Some(snapshot_id.to_string()),
-                    description: t.description.clone(),
-                    concurrency: DEFAULT_CONCURRENCY,
-                },
-            )
-            .await?;
+            let req = SnapshotRequest {
+                selector,
+                snapshot_id: Some(snapshot_id.to_string()),
+                description: t.description.clone(),
+                concurrency: DEFAULT_CONCURRENCY,
+            };
+            let outcome = run_snapshot(&store, &req, || task_kafka(t)).await?;
             Ok(TaskOutcome {
                 result: TaskResult {
                     message: format!(
@@ -556,33 +541,28 @@ async fn run_offset_rollback(t: &OffsetRollbackTask, snapshot_id: &str) -> Resul
             })
         }
         RollbackOperation::Rollback => {
-            let snap = store.load(snapshot_id).await?;
-            let only = split_names(&t.consumer_groups);
-            select_snapshot_groups(&snap, &only)?;
-            let admin = connect(t).await?;
-            let safety = SafetySnapshot {
-                store: store.clone(),
-                reuse_existing: t.safety_snapshot_id.is_some(),
-                id: t.safety_snapshot_id.clone(),
+            let req = RollbackRequest {
+                snapshot_id: snapshot_id.to_string(),
+                groups: split_names(&t.consumer_groups),
+                verify: t.verify_after_rollback,
+                concurrency: DEFAULT_CONCURRENCY,
+                safety_snapshot_id: t.safety_snapshot_id.clone(),
+                reuse_safety_snapshot: t.safety_snapshot_id.is_some(),
             };
-            let report = rollback(
-                &admin,
-                &snap,
-                &only,
-                t.verify_after_rollback,
-                DEFAULT_CONCURRENCY,
-                Some(&safety),
-            )
-            .await?;
+            let (snap, report) = run_rollback(&store, &req, || task_kafka(t)).await?;
             Ok(rollback_outcome(base, &snap, &report))
         }
         RollbackOperation::Verify => {
-            let snap = store.load(snapshot_id).await?;
             let only = split_names(&t.consumer_groups);
-            select_snapshot_groups(&snap, &only)?;
-            let admin = connect(t).await?;
-            let report =
-                verify_snapshot(&admin, &snap, &only, t.strict, DEFAULT_CONCURRENCY).await?;
+            let (snap, report) = run_verify(
+                &store,
+                snapshot_id,
+                &only,
+                t.strict,
+                DEFAULT_CONCURRENCY,
+                || task_kafka(t),
+            )
+            .await?;
             Ok(verify_outcome(base, &snap, &report))
         }
         RollbackOperation::Delete => {
@@ -783,85 +763,15 @@ fn verification(v: &VerifyReport) -> ResultVerification {
     }
 }
 
-/// Opens the snapshot store a task names. Location options the task leaves unset come from
-/// the `TIDEMARK_*` environment, as for the CLI.
-pub(crate) async fn open_store(target: &StorageTarget) -> Result<SnapshotStore> {
-    match target {
-        StorageTarget::Location { .. } => Ok(SnapshotStore::new(open_location(target)?)),
-        StorageTarget::ConfigMap { namespace, name } => Ok(SnapshotStore::config_map(
-            ConfigMapStore::connect(namespace, name).await?,
-        )),
-    }
-}
-
-/// Opens a `location` storage target (an error for a ConfigMap). Options the task leaves
-/// unset come from the `TIDEMARK_*` environment, as for the CLI.
-pub(crate) fn open_location(target: &StorageTarget) -> Result<Storage> {
-    match target {
-        StorageTarget::Location {
-            url,
-            s3_region,
-            s3_endpoint,
-            s3_path_style,
-            allow_http,
-        } => {
-            let env = StorageOptions::from_env()?;
-            let options = StorageOptions {
-                s3_region: s3_region.clone().or(env.s3_region),
-                s3_endpoint: s3_endpoint.clone().or(env.s3_endpoint),
-                s3_path_style: *s3_path_style || env.s3_path_style,
-                allow_http: *allow_http || env.allow_http,
-            };
-            Storage::open(url, &options)
-        }
-        StorageTarget::ConfigMap { .. } => Err(Error::invalid(
-            "task field 'storage' is a ConfigMap; this operation needs a PVC, s3, gcs or azure location",
-        )),
-    }
-}
-
-async fn connect(t: &OffsetRollbackTask) -> Result<GroupAdmin> {
+/// The connection of an offset-rollback task, which needs one for every operation but delete.
+fn task_kafka(t: &OffsetRollbackTask) -> Result<KafkaConfig> {
     let kafka = t.kafka.as_ref().ok_or_else(|| {
         Error::invalid(format!(
             "task field 'kafka' is required for operation {}",
             t.operation.as_str()
         ))
     })?;
-    GroupAdmin::connect(&kafka_config(kafka)?).await
-}
-
-/// The connection a task describes; SASL credentials come from `KAFKA_USERNAME` and
-/// `KAFKA_PASSWORD`, TLS files and the mechanism fall back to their environment variables.
-pub fn kafka_config(k: &KafkaTarget) -> Result<KafkaConfig> {
-    kafka_config_with(k, None)
-}
-
-/// [`kafka_config`] with SASL credentials given instead of read from the environment.
-pub fn kafka_config_with(
-    k: &KafkaTarget,
-    credentials: Option<(String, String)>,
-) -> Result<KafkaConfig> {
-    let protocol = k.security_protocol.parse()?;
-    let mechanism = k.sasl_mechanism.as_deref().map(str::parse).transpose()?;
-    let properties: Vec<String> = k
-        .properties
-        .iter()
-        .map(|(key, value)| format!("{key}={value}"))
-        .collect();
-    let mut config = KafkaConfig::resolve_with_credentials(
-        &k.bootstrap_servers.join(","),
-        protocol,
-        mechanism,
-        TlsFiles {
-            ca_location: k.ssl_ca_location.clone(),
-            cert_location: k.ssl_certificate_location.clone(),
-            key_location: k.ssl_key_location.clone(),
-        },
-        &properties,
-        credentials,
-    )?;
-    config.tls_insecure_skip_verify = k.tls_insecure_skip_verify;
-    Ok(config)
+    kafka_config(kafka)
 }
 
 #[cfg(test)]
@@ -1030,34 +940,6 @@ mod tests {
         assert_eq!(
             drifted.result.verification.map(|v| v.total_differences),
             Some(1)
-        );
-    }
-
-    #[test]
-    fn task_kafka_settings_become_a_client_config() {
-        let k = KafkaTarget {
-            bootstrap_servers: vec!["k1:9092".into(), "k2:9092".into()],
-            security_protocol: "PLAINTEXT".into(),
-            sasl_mechanism: None,
-            ssl_ca_location: None,
-            ssl_certificate_location: None,
-            ssl_key_location: None,
-            properties: [("client.id".to_string(), "tidemark".to_string())].into(),
-            tls_insecure_skip_verify: false,
-        };
-        let cfg = kafka_config(&k).expect("config");
-        assert_eq!(cfg.bootstrap_servers, "k1:9092,k2:9092");
-        assert_eq!(
-            cfg.properties,
-            vec![("client.id".to_string(), "tidemark".to_string())]
-        );
-        let secret = KafkaTarget {
-            properties: [("sasl.password".to_string(), "x".to_string())].into(),
-            ..k
-        };
-        assert_eq!(
-            kafka_config(&secret).map(|_| ()).map_err(|e| e.exit_code()),
-            Err(2)
         );
     }
 }

@@ -76,6 +76,9 @@ mod errors;
 mod flock;
 mod local;
 mod locations;
+mod open;
+
+pub use open::open_location;
 
 use backends::{build_azure, build_gcs, build_s3, Backend, Provider};
 pub use backends::{

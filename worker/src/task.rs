@@ -1219,7 +1219,7 @@ impl RestoreTask {
         if n <= 1 {
             return Ok(self.clone());
         }
-        let env = crate::backup::cli::ENV_COMPLETION_INDEX;
+        let env = crate::backup::ENV_COMPLETION_INDEX;
         let i = match self.shard_index {
             Some(i) => i,
             None => {
@@ -1294,10 +1294,10 @@ impl BackupCleanupTask {
             return Err(field_error("keepLast", "is 0; keep at least 1 backup"));
         }
         if let Some(age) = &self.max_age {
-            crate::backup::cli::parse_age(age).map_err(|e| field_invalid("maxAge", e))?;
+            crate::backup::age::parse_age(age).map_err(|e| field_invalid("maxAge", e))?;
         }
         if let Some(age) = &self.incomplete_grace_period {
-            crate::backup::cli::parse_age(age).map_err(|_| {
+            crate::backup::age::parse_age(age).map_err(|_| {
                 field_error(
                     "incompleteGracePeriod",
                     format!("is '{age}', not a duration like 24h, 90m or 2d"),

@@ -36,7 +36,7 @@ pub const COMPONENT: &str = "backup";
 /// `app.kubernetes.io/component` of its retention cleanup Jobs and their ConfigMap.
 pub const CLEANUP_COMPONENT: &str = "backup-cleanup";
 /// The worker's environment variable with the backup id (`TIDEMARK_BACKUP_ID`).
-pub const ENV_BACKUP_ID: &str = tidemark::backup::cli::ENV_BACKUP_ID;
+pub const ENV_BACKUP_ID: &str = tidemark::backup::ENV_BACKUP_ID;
 /// Label of a cleanup Job naming the backup after which it runs.
 pub const BACKUP_ID_LABEL: &str = "tidemark.dev/backup-id";
 

@@ -2,5 +2,5 @@
 //! binary through `CARGO_BIN_EXE_tidemark-under-test` (same entry point as `worker/src/main.rs`).
 
 fn main() {
-    tidemark::app::main()
+    tidemark::cli::main()
 }

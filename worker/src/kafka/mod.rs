@@ -5,6 +5,7 @@ pub mod admin;
 mod clients;
 pub mod config;
 pub mod properties;
+mod target;
 
 use std::fmt;
 
@@ -13,6 +14,7 @@ pub use config::{
     Isolation, KafkaConfig, ProducerAcks, Reader, SaslCredentials, SaslMechanism, SecurityProtocol,
     TlsFiles,
 };
+pub use target::{kafka_config, kafka_config_with};
 
 /// A consumer group's state as Kafka reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -749,7 +749,7 @@ fn shell_arg(s: &str) -> String {
     if plain {
         s.to_string()
     } else {
-        crate::kmap::shell_quote(s)
+        super::script::shell_quote(s)
     }
 }
 

@@ -7,7 +7,6 @@
 //! - [`engine`]: reads what a plan needs from the cluster, snapshots, commits with retries.
 //! - [`render`]: the plan table and the boxed report; [`script`]: a kafka-consumer-groups script.
 
-pub mod cli;
 pub mod csv;
 pub mod engine;
 pub mod lookup;

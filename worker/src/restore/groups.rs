@@ -127,7 +127,7 @@ pub async fn captured_offsets(
 /// selection then picks from it).
 pub async fn explicit_from_backup(storage: &Storage, backup_id: &str) -> Result<Explicit> {
     let manifests = crate::backup::read::load_manifests(storage, backup_id).await?;
-    let mapping = super::cli::newest_mapping(storage, backup_id)
+    let mapping = super::mapping::newest_mapping(storage, backup_id)
         .await?
         .ok_or_else(|| {
             Error::invalid(format!(

@@ -14,7 +14,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::backup::manifest::BACKUPS_DIR;
 use crate::error::{Error, Result};
+use crate::storage::Storage;
 
 /// Version tag of the mapping document.
 pub const MAPPING_FORMAT: &str = "tidemark-restore-mapping/1";
@@ -341,6 +343,25 @@ pub struct Translation {
     /// Committed source partitions the restore does not cover (left alone).
     pub uncovered: Vec<(String, i32)>,
     pub notes: Vec<String>,
+}
+
+/// The newest restore mapping of a backup, if it was ever restored.
+pub async fn newest_mapping(storage: &Storage, backup_id: &str) -> Result<Option<OffsetMapping>> {
+    let prefix = format!("{BACKUPS_DIR}/{backup_id}/restores/");
+    let mut found: Option<OffsetMapping> = None;
+    for o in storage.list(&prefix).await? {
+        if !o.key.ends_with("/mapping.json") {
+            continue;
+        }
+        let Some(data) = storage.get(&o.key).await? else {
+            continue;
+        };
+        let m = OffsetMapping::from_json(&data, &o.key)?;
+        if found.as_ref().is_none_or(|f| m.created_at > f.created_at) {
+            found = Some(m);
+        }
+    }
+    Ok(found)
 }
 
 #[cfg(test)]

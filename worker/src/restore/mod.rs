@@ -7,9 +7,8 @@
 //! - [`engine`]: producing, checkpointing and resuming exactly once.
 //! - [`mapping`]: the source -> target offset mapping, as runs, and its translation rule.
 //! - [`groups`]: consumer-group strategies and phase three (offsets translated and committed).
-//! - [`cli`]: `restore`, `validate-restore`, `show-offset-mapping`, `three-phase-restore`.
+//! - The `restore` verbs are in [`crate::cli`], the use cases in [`crate::service::restore`].
 
-pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod groups;

@@ -1,27 +1,26 @@
 //! The `offset-reset plan|execute|script` and `offset-reset-bulk` commands: flags to a
-//! [`ResetRequest`], then plan, dry run or execute, and print.
+//! [`ResetRequest`], then plan, dry run or execute (through [`crate::service::reset`]), and
+//! print.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
 use chrono::Utc;
 
-use super::csv::{parse_reset_csv, write_reset_csv, CsvOffset};
-use super::engine::{
-    dry_run_report, execute as run_reset, prepare, ResetReport, ResetRequest, ResetStatus,
-    SafetySnapshot,
-};
-use super::plan::{Explicit, ResetPlan, Strategy};
-use super::render::{plan_table, report_box};
-use super::script::{reset_script, ScriptContext, ScriptEntry};
-use super::spec::{parse_datetime, parse_duration, parse_topic_scope};
-use crate::app::{kafka_config, open_store_at, print_json};
-use crate::cli::{Format, ResetArgs, ResetExecArgs, ResetScriptArgs, ResetSpecArgs};
+use super::{kafka_config, open_storage_at, open_store_at, print_json};
+use super::{Format, ResetArgs, ResetExecArgs, ResetScriptArgs, ResetSpecArgs};
 use crate::error::{Error, Result};
 use crate::groups::{split_names, GroupSelector};
 use crate::kafka::GroupAdmin;
-use crate::snapshot::{OffsetSnapshot, SnapshotStore};
+use crate::reset::csv::{write_reset_csv, CsvOffset};
+use crate::reset::engine::{
+    dry_run_report, prepare, ResetReport, ResetRequest, ResetStatus, SafetySnapshot,
+};
+use crate::reset::plan::{ResetPlan, Strategy};
+use crate::reset::render::{plan_table, report_box};
+use crate::reset::script::{reset_script, ScriptContext, ScriptEntry};
+use crate::reset::spec::parse_topic_scope;
+use crate::service::reset::{apply, backup_strategy, resolve_strategy, Origin};
 use crate::task::ResetStrategy;
 
 /// Exit code of a run in which some groups were not reset.
@@ -58,11 +57,7 @@ pub async fn execute(a: ResetExecArgs, bulk: bool) -> Result<i32> {
         print!("{}", plan_table(&plan, false));
         println!();
     }
-    let report = if a.dry_run {
-        dry_run_report(&plan, started)
-    } else {
-        run_reset(&admin, &plan, &safety, &req, started).await?
-    };
+    let report = apply(&admin, &plan, &safety, &req, a.dry_run, started).await?;
     match a.reset.format.format {
         Format::Json => print_json(&report)?,
         Format::Text => print!("{}", report_box(&report)),
@@ -180,13 +175,8 @@ async fn setup(a: &ResetArgs) -> Result<(GroupAdmin, ResetRequest)> {
                     "--backup-id {id}: pass --path, the storage location holding the backup and its restore's offset mapping"
                 )));
             };
-            let storage = crate::app::open_storage_at(path, &a.storage.endpoint)?;
-            (
-                Strategy::Explicit(
-                    crate::restore::groups::explicit_from_backup(&storage, id).await?,
-                ),
-                format!("--backup-id {id}"),
-            )
+            let storage = open_storage_at(path, &a.storage.endpoint)?;
+            backup_strategy(&storage, id).await?
         }
         (_, spec) => {
             let (spec, csv_source) = spec?;
@@ -287,139 +277,6 @@ fn flags_strategy(s: &ResetSpecArgs) -> Result<(ResetStrategy, String)> {
     Err(Error::invalid(
         "choose one reset spec: --to-earliest, --to-latest, --to-current, --to-offset, --shift-by, --to-datetime, --by-duration, --from-file, --from-snapshot or --backup-id",
     ))
-}
-
-/// Where a strategy came from, so errors name the flag or the task field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
-    Cli,
-    Task,
-}
-
-impl Origin {
-    fn name(self, flag: &str, field: &str) -> String {
-        match self {
-            Origin::Cli => format!("--{flag}"),
-            Origin::Task => format!("task field '{field}'"),
-        }
-    }
-}
-
-/// Turns a strategy into the planner's form and its label (`--to-offset 5`): parses times,
-/// durations and CSV, loads a snapshot from `store`. `csv_source` names the CSV in errors;
-/// `single_group` allows its three-column form.
-pub async fn resolve_strategy(
-    s: &ResetStrategy,
-    origin: Origin,
-    csv_source: &str,
-    single_group: Option<&str>,
-    store: Option<&SnapshotStore>,
-) -> Result<(Strategy, String)> {
-    Ok(match s {
-        ResetStrategy::ToEarliest => (Strategy::Earliest, "--to-earliest".into()),
-        ResetStrategy::ToLatest => (Strategy::Latest, "--to-latest".into()),
-        ResetStrategy::ToCurrent => (Strategy::Current, "--to-current".into()),
-        ResetStrategy::ToOffset { offset } => {
-            if *offset < 0 {
-                return Err(Error::invalid(format!(
-                    "{}: {offset} is negative",
-                    origin.name("to-offset", "strategy.offset")
-                )));
-            }
-            (Strategy::Offset(*offset), format!("--to-offset {offset}"))
-        }
-        ResetStrategy::ShiftBy { shift } => {
-            (Strategy::ShiftBy(*shift), format!("--shift-by {shift}"))
-        }
-        ResetStrategy::ToDatetime { datetime } => {
-            let ms = parse_datetime(datetime).map_err(|e| {
-                Error::invalid(format!(
-                    "{}: {e}",
-                    origin.name("to-datetime", "strategy.datetime")
-                ))
-            })?;
-            (Strategy::Time(ms), format!("--to-datetime {datetime}"))
-        }
-        ResetStrategy::ByDuration { duration } => {
-            let back = parse_duration(duration).map_err(|e| {
-                Error::invalid(format!(
-                    "{}: {e}",
-                    origin.name("by-duration", "strategy.duration")
-                ))
-            })?;
-            let ms = Utc::now().timestamp_millis().saturating_sub(back);
-            (Strategy::Time(ms), format!("--by-duration {duration}"))
-        }
-        ResetStrategy::FromFile { csv } => {
-            let rows = parse_reset_csv(csv, csv_source, single_group).map_err(|reason| {
-                Error::Malformed {
-                    kind: "reset plan",
-                    file: csv_source.to_string(),
-                    reason,
-                }
-            })?;
-            (
-                Strategy::Explicit(explicit_from_csv(csv_source.to_string(), &rows)),
-                format!("--from-file {csv_source}"),
-            )
-        }
-        ResetStrategy::FromSnapshot { snapshot_id } => {
-            let Some(store) = store else {
-                return Err(Error::invalid(format!(
-                    "{} {snapshot_id}: {}",
-                    origin.name("from-snapshot", "strategy.snapshotId"),
-                    match origin {
-                        Origin::Cli => "pass --path, the storage location holding the snapshot",
-                        Origin::Task => "the task names no storage to read it from",
-                    }
-                )));
-            };
-            let snap = store.load(snapshot_id).await?;
-            (
-                Strategy::Explicit(explicit_from_snapshot(&snap)),
-                format!("--from-snapshot {snapshot_id}"),
-            )
-        }
-        // It reads a backup location, not a snapshot store: its callers resolve it themselves.
-        ResetStrategy::FromBackup { backup_id } => {
-            return Err(Error::invalid(format!(
-                "{} {backup_id}: a backup's offsets are read from its storage location",
-                origin.name("backup-id", "strategy.backupId")
-            )))
-        }
-    })
-}
-
-/// Target offsets of a parsed CSV plan.
-pub fn explicit_from_csv(source: String, rows: &[CsvOffset]) -> Explicit {
-    let mut offsets: BTreeMap<String, BTreeMap<(String, i32), i64>> = BTreeMap::new();
-    for r in rows {
-        offsets
-            .entry(r.group.clone())
-            .or_default()
-            .insert((r.topic.clone(), r.partition), r.offset);
-    }
-    Explicit { source, offsets }
-}
-
-/// Target offsets of a stored snapshot.
-pub fn explicit_from_snapshot(snap: &OffsetSnapshot) -> Explicit {
-    let offsets = snap
-        .groups
-        .iter()
-        .map(|(g, gs)| {
-            let m = gs
-                .to_commits()
-                .into_iter()
-                .map(|c| ((c.topic, c.partition), c.offset))
-                .collect();
-            (g.clone(), m)
-        })
-        .collect();
-    Explicit {
-        source: format!("snapshot '{}'", snap.snapshot_id),
-        offsets,
-    }
 }
 
 /// `--export FILE`: the plan's target offsets as Kafka's reset CSV.

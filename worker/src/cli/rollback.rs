@@ -1,228 +1,25 @@
-//! Runs parsed CLI commands: builds clients from flags, calls the library, prints reports and
-//! returns the process exit code.
+//! The `offset-rollback` verbs (snapshot, list, show, rollback, verify, delete, import) and
+//! `offsets export`: flags to a request, the use case, the report printed.
 
 use std::io::Write as _;
 use std::path::Path;
-use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
-use serde::Serialize;
 
-use crate::cli::*;
+use super::*;
+use super::{human_time, kafka_config, open_store, print_json};
 use crate::error::{Error, Result};
 use crate::groups::{read_committed, GroupSelector};
-use crate::kafka::{GroupAdmin, KafkaConfig, TlsFiles};
+use crate::kafka::GroupAdmin;
 use crate::kmap::{restore_script, KmapFile};
 use crate::report::{opt_offset, thousands, truncate, BoxReport};
-use crate::rollback::{
-    rollback, take_snapshot, verify_snapshot, RollbackReport, RunStatus, SnapshotOutcome,
-    SnapshotRequest, VerifyReport,
+use crate::rollback::{RollbackReport, RunStatus, SnapshotOutcome, SnapshotRequest, VerifyReport};
+use crate::service::rollback::{
+    rollback_exit_code, run_rollback, run_snapshot, run_verify, RollbackRequest,
 };
-use crate::snapshot::{generate_id, validate_id, OffsetSnapshot, SafetySnapshot, SnapshotStore};
-use crate::storage::{Storage, StorageOptions};
+use crate::snapshot::{generate_id, validate_id, OffsetSnapshot};
 
-/// The whole `tidemark` process: parse arguments, set up logging, run, exit with the
-/// command's code. `main.rs` is only this call.
-pub fn main() -> ! {
-    use clap::Parser as _;
-    crate::malloc::tune();
-    let cli = Cli::parse();
-    init_logging(cli.log_format, cli.verbose);
-    let format = error_format(&cli);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("Error: failed to start the async runtime: {e}");
-            std::process::exit(1);
-        }
-    };
-    let operation = operation(&cli.command);
-    let code = match runtime.block_on(async move {
-        // Opt-in Prometheus endpoint (TIDEMARK_METRICS_ADDR), bound before any work starts.
-        crate::metrics::serve_from_env().await?;
-        crate::metrics::WorkerMetrics::global().start(operation);
-        run(cli).await
-    }) {
-        Ok(code) => code,
-        Err(err) => {
-            report_error(&err, format);
-            err.exit_code()
-        }
-    };
-    crate::metrics::WorkerMetrics::global().finish(code == 0);
-    drop(runtime);
-    std::process::exit(code);
-}
-
-fn init_logging(format: LogFormat, verbose: u8) {
-    use tracing_subscriber::EnvFilter;
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
-}
-
-/// The top-level verb of `command`, as metrics name the operation.
-pub fn operation(command: &Command) -> &'static str {
-    match command {
-        Command::OffsetRollback(_) => "offset-rollback",
-        Command::Offsets(_) => "offsets",
-        Command::OffsetReset(_) => "offset-reset",
-        Command::OffsetResetBulk(_) => "offset-reset-bulk",
-        Command::Backup(_) => "backup",
-        Command::List(_) => "list",
-        Command::Describe(_) => "describe",
-        Command::VerifyBackup(_) => "verify-backup",
-        Command::Restore(_) => "restore",
-        Command::ValidateRestore(_) => "validate-restore",
-        Command::ShowOffsetMapping(_) => "show-offset-mapping",
-        Command::ThreePhaseRestore(_) => "three-phase-restore",
-        Command::Run(_) => "run",
-    }
-}
-
-/// Runs one command; `Ok(code)` is the exit code of a command that produced a report.
-pub async fn run(cli: Cli) -> Result<i32> {
-    match cli.command {
-        Command::OffsetRollback(cmd) => match cmd {
-            RollbackCommand::Snapshot(a) => cmd_snapshot(a).await,
-            RollbackCommand::List(a) => cmd_list(a).await,
-            RollbackCommand::Show(a) => cmd_show(a).await,
-            RollbackCommand::Rollback(a) => cmd_rollback(a).await,
-            RollbackCommand::Verify(a) => cmd_verify(a).await,
-            RollbackCommand::Delete(a) => cmd_delete(a).await,
-            RollbackCommand::Import(a) => cmd_import(a).await,
-        },
-        Command::Offsets(OffsetsCommand::Export(a)) => cmd_export(a).await,
-        Command::OffsetReset(ResetCommand::Plan(a)) => crate::reset::cli::plan(a).await,
-        Command::OffsetReset(ResetCommand::Execute(a)) => {
-            crate::reset::cli::execute(a, false).await
-        }
-        Command::OffsetReset(ResetCommand::Script(a)) => crate::reset::cli::script(a).await,
-        Command::OffsetResetBulk(a) => crate::reset::cli::execute(a, true).await,
-        Command::Backup(a) => crate::backup::cli::backup(a).await,
-        Command::List(a) => crate::backup::cli::list(a).await,
-        Command::Describe(a) => crate::backup::cli::describe(a).await,
-        Command::VerifyBackup(a) => crate::backup::cli::verify(a).await,
-        Command::Restore(a) => crate::restore::cli::restore(a, false).await,
-        Command::ThreePhaseRestore(a) => crate::restore::cli::restore(a, true).await,
-        Command::ValidateRestore(a) => crate::restore::cli::validate(a).await,
-        Command::ShowOffsetMapping(a) => crate::restore::cli::show_offset_mapping(a).await,
-        Command::Run(a) => crate::run::run_task(&a.task, &a.result_file).await,
-    }
-}
-
-/// The format a failing command should report its error in.
-pub fn error_format(cli: &Cli) -> Format {
-    match &cli.command {
-        Command::OffsetRollback(cmd) => match cmd {
-            RollbackCommand::Snapshot(a) => a.format.format,
-            RollbackCommand::List(a) => a.format.format,
-            RollbackCommand::Show(a) => a.format.format,
-            RollbackCommand::Rollback(a) => a.format.format,
-            RollbackCommand::Verify(a) => a.format.format,
-            RollbackCommand::Delete(a) => a.format.format,
-            RollbackCommand::Import(a) => a.format.format,
-        },
-        Command::OffsetReset(ResetCommand::Plan(a)) => a.format.format,
-        Command::OffsetReset(ResetCommand::Execute(a)) | Command::OffsetResetBulk(a) => {
-            a.reset.format.format
-        }
-        Command::OffsetReset(ResetCommand::Script(a)) => a.reset.format.format,
-        Command::Backup(a) => a.format.format,
-        Command::List(a) => a.format.format,
-        Command::VerifyBackup(a) => a.format.format,
-        Command::Describe(a) => match a.format {
-            DescribeFormat::Json => Format::Json,
-            _ => Format::Text,
-        },
-        Command::Restore(a) | Command::ThreePhaseRestore(a) => a.format.format,
-        Command::ValidateRestore(a) => match a.format {
-            DescribeFormat::Json => Format::Json,
-            _ => Format::Text,
-        },
-        Command::ShowOffsetMapping(a) => match a.format {
-            crate::cli::MappingFormat::Json => Format::Json,
-            _ => Format::Text,
-        },
-        // `run` has already printed its JSON report, failure included.
-        Command::Offsets(_) | Command::Run(_) => Format::Text,
-    }
-}
-
-/// Prints an error: always to stderr, and as a JSON document on stdout for `--format json`.
-pub fn report_error(err: &Error, format: Format) {
-    eprintln!("Error: {err}");
-    if format == Format::Json {
-        let doc = serde_json::json!({
-            "status": "error",
-            "error": { "kind": err.label(), "exit_code": err.exit_code(), "message": err.to_string() },
-        });
-        println!("{doc}");
-    }
-}
-
-pub(crate) fn kafka_config(a: &KafkaArgs) -> Result<KafkaConfig> {
-    let mut cfg = KafkaConfig::resolve(
-        &a.bootstrap_servers,
-        a.security_protocol,
-        a.sasl_mechanism,
-        TlsFiles {
-            ca_location: a.ssl_ca_location.clone(),
-            cert_location: a.ssl_certificate_location.clone(),
-            key_location: a.ssl_key_location.clone(),
-        },
-        &a.kafka_properties,
-    )?;
-    cfg.request_timeout = Duration::from_secs(a.request_timeout);
-    cfg.tls_insecure_skip_verify = a.insecure_skip_tls_verify;
-    Ok(cfg)
-}
-
-fn open_store(a: &StorageArgs) -> Result<SnapshotStore> {
-    open_store_at(&a.path, &a.endpoint)
-}
-
-/// The snapshot store at `path`, reached with `endpoint`'s settings.
-pub(crate) fn open_store_at(path: &str, endpoint: &StorageEndpointArgs) -> Result<SnapshotStore> {
-    Ok(SnapshotStore::new(open_storage_at(path, endpoint)?))
-}
-
-/// The storage location `path`, reached with `endpoint`'s settings.
-pub(crate) fn open_storage_at(path: &str, endpoint: &StorageEndpointArgs) -> Result<Storage> {
-    let options = StorageOptions {
-        s3_region: endpoint.s3_region.clone(),
-        s3_endpoint: endpoint.s3_endpoint.clone(),
-        s3_path_style: endpoint.s3_path_style,
-        allow_http: endpoint.allow_http,
-    };
-    Storage::open(path, &options)
-}
-
-pub(crate) fn print_json<T: Serialize>(value: &T) -> Result<()> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| Error::Kafka(format!("failed to encode report: {e}")))?;
-    println!("{text}");
-    Ok(())
-}
-
-fn human_time(t: &chrono::DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
-}
-
-async fn cmd_snapshot(a: SnapshotArgs) -> Result<i32> {
+pub(super) async fn cmd_snapshot(a: SnapshotArgs) -> Result<i32> {
     let selector = GroupSelector::new(
         &a.groups.groups,
         a.groups.groups_regex.as_deref(),
@@ -232,18 +29,13 @@ async fn cmd_snapshot(a: SnapshotArgs) -> Result<i32> {
         validate_id(id)?;
     }
     let store = open_store(&a.storage)?;
-    let admin = GroupAdmin::connect(&kafka_config(&a.kafka)?).await?;
-    let outcome = take_snapshot(
-        &admin,
-        &store,
-        &SnapshotRequest {
-            selector,
-            snapshot_id: a.snapshot_id,
-            description: a.description,
-            concurrency: a.max_concurrent,
-        },
-    )
-    .await?;
+    let req = SnapshotRequest {
+        selector,
+        snapshot_id: a.snapshot_id,
+        description: a.description,
+        concurrency: a.max_concurrent,
+    };
+    let outcome = run_snapshot(&store, &req, || kafka_config(&a.kafka)).await?;
     match a.format.format {
         Format::Json => print_json(&outcome)?,
         Format::Text => print!("{}", snapshot_text(&outcome)),
@@ -280,7 +72,7 @@ fn snapshot_text(o: &SnapshotOutcome) -> String {
     s
 }
 
-async fn cmd_list(a: ListArgs) -> Result<i32> {
+pub(super) async fn cmd_list(a: ListArgs) -> Result<i32> {
     let store = open_store(&a.storage)?;
     let (snaps, unreadable) = store.list().await?;
     for u in &unreadable {
@@ -340,7 +132,7 @@ async fn cmd_list(a: ListArgs) -> Result<i32> {
     Ok(0)
 }
 
-async fn cmd_show(a: ShowArgs) -> Result<i32> {
+pub(super) async fn cmd_show(a: ShowArgs) -> Result<i32> {
     let store = open_store(&a.storage)?;
     let snap = store.load(&a.snapshot_id).await?;
     match a.format.format {
@@ -381,30 +173,21 @@ fn show_text(snap: &OffsetSnapshot) -> String {
     b.render()
 }
 
-async fn cmd_rollback(a: RollbackArgs) -> Result<i32> {
-    let only = crate::groups::split_names(&a.groups);
+pub(super) async fn cmd_rollback(a: RollbackArgs) -> Result<i32> {
     let store = open_store(&a.storage)?;
-    let snap = store.load(&a.snapshot_id).await?;
-    let selected_offsets: usize = crate::rollback::select_snapshot_groups(&snap, &only)?
+    let req = RollbackRequest {
+        snapshot_id: a.snapshot_id.clone(),
+        groups: crate::groups::split_names(&a.groups),
+        verify: a.verify && !a.no_verify,
+        concurrency: a.max_concurrent,
+        safety_snapshot_id: a.safety_snapshot_id.clone(),
+        reuse_safety_snapshot: false,
+    };
+    let (snap, report) = run_rollback(&store, &req, || kafka_config(&a.kafka)).await?;
+    let selected_offsets: usize = crate::rollback::select_snapshot_groups(&snap, &req.groups)?
         .iter()
         .map(|(_, g)| g.partition_count())
         .sum();
-    let admin = GroupAdmin::connect(&kafka_config(&a.kafka)?).await?;
-    let verify = a.verify && !a.no_verify;
-    let safety = SafetySnapshot {
-        store: store.clone(),
-        id: a.safety_snapshot_id.clone(),
-        reuse_existing: false,
-    };
-    let report = rollback(
-        &admin,
-        &snap,
-        &only,
-        verify,
-        a.max_concurrent,
-        Some(&safety),
-    )
-    .await?;
     match a.format.format {
         Format::Json => print_json(&report)?,
         Format::Text => {
@@ -429,18 +212,6 @@ async fn cmd_rollback(a: RollbackArgs) -> Result<i32> {
         }
     }
     Ok(rollback_exit_code(&report))
-}
-
-/// 0 on full success; 10 when any group failed; 11 when the post-rollback check found
-/// differences.
-pub fn rollback_exit_code(r: &RollbackReport) -> i32 {
-    if r.status != RunStatus::Success {
-        return Error::Partial(String::new()).exit_code();
-    }
-    if r.verification.as_ref().is_some_and(|v| !v.matched) {
-        return Error::VerificationFailed(String::new()).exit_code();
-    }
-    0
 }
 
 fn rollback_text(r: &RollbackReport) -> String {
@@ -486,13 +257,18 @@ fn rollback_text(r: &RollbackReport) -> String {
     b.render()
 }
 
-async fn cmd_verify(a: VerifyArgs) -> Result<i32> {
+pub(super) async fn cmd_verify(a: VerifyArgs) -> Result<i32> {
     let only = crate::groups::split_names(&a.groups);
     let store = open_store(&a.storage)?;
-    let snap = store.load(&a.snapshot_id).await?;
-    crate::rollback::select_snapshot_groups(&snap, &only)?;
-    let admin = GroupAdmin::connect(&kafka_config(&a.kafka)?).await?;
-    let report = verify_snapshot(&admin, &snap, &only, a.strict, a.max_concurrent).await?;
+    let (_, report) = run_verify(
+        &store,
+        &a.snapshot_id,
+        &only,
+        a.strict,
+        a.max_concurrent,
+        || kafka_config(&a.kafka),
+    )
+    .await?;
     match a.format.format {
         Format::Json => print_json(&report)?,
         Format::Text => print!("{}", verify_text(&report)),
@@ -562,7 +338,7 @@ fn verify_text(v: &VerifyReport) -> String {
     s
 }
 
-async fn cmd_delete(a: DeleteArgs) -> Result<i32> {
+pub(super) async fn cmd_delete(a: DeleteArgs) -> Result<i32> {
     let store = open_store(&a.storage)?;
     store.delete(&a.snapshot_id).await?;
     match a.format.format {
@@ -580,7 +356,7 @@ async fn cmd_delete(a: DeleteArgs) -> Result<i32> {
     Ok(0)
 }
 
-async fn cmd_import(a: ImportArgs) -> Result<i32> {
+pub(super) async fn cmd_import(a: ImportArgs) -> Result<i32> {
     let file = a.kmap.display().to_string();
     let data = crate::limits::read_limited(&a.kmap, crate::limits::MAX_SNAPSHOT_BYTES)?;
     let kmap = KmapFile::from_json(&data, &file)?;
@@ -610,7 +386,7 @@ async fn cmd_import(a: ImportArgs) -> Result<i32> {
     Ok(0)
 }
 
-async fn cmd_export(a: ExportArgs) -> Result<i32> {
+pub(super) async fn cmd_export(a: ExportArgs) -> Result<i32> {
     let all =
         a.groups.all_groups || (a.groups.groups.is_empty() && a.groups.groups_regex.is_none());
     let selector = GroupSelector::new(&a.groups.groups, a.groups.groups_regex.as_deref(), all)?;
