@@ -67,11 +67,14 @@ impl ConfigMapStore {
     pub async fn connect(namespace: &str, name: &str) -> Result<Self> {
         let client = kube::Client::try_default()
             .await
-            .map_err(|e| Error::Storage {
-                location: format!("{CONFIGMAP_SCHEME}{namespace}/{name}"),
-                reason: format!(
-                    "no access to the Kubernetes API (in-cluster service account or KUBECONFIG): {e}"
-                ),
+            .map_err(|e| {
+                Error::kube(
+                    format!("{CONFIGMAP_SCHEME}{namespace}/{name}"),
+                    format!(
+                        "no access to the Kubernetes API (in-cluster service account or KUBECONFIG): {e}"
+                    ),
+                    e,
+                )
             })?;
         Ok(Self::new(client, namespace, name))
     }
@@ -98,10 +101,7 @@ impl ConfigMapStore {
             ),
             other => format!("{action} ConfigMap '{}' failed: {other}", self.name),
         };
-        Error::Storage {
-            location: self.location.clone(),
-            reason,
-        }
+        Error::kube(self.location.clone(), reason, e)
     }
 
     async fn read(&self) -> Result<Option<ConfigMap>> {

@@ -195,14 +195,15 @@ impl LeaseRecord {
     fn to_bytes(&self) -> Result<Bytes> {
         serde_json::to_vec_pretty(self)
             .map(Bytes::from)
-            .map_err(|e| Error::invalid(format!("cannot encode a lease: {e}")))
+            .map_err(|e| Error::invalid_with("cannot encode a lease", e))
     }
 
     fn parse(data: &[u8], key: &str) -> Result<LeaseRecord> {
-        serde_json::from_slice(data).map_err(|e| Error::Malformed {
+        serde_json::from_slice(data).map_err(|source| Error::MalformedJson {
             kind: "lease",
             file: key.to_string(),
-            reason: format!("{e}; if no worker runs on it, delete the object and run again"),
+            hint: "; if no worker runs on it, delete the object and run again",
+            source,
         })
     }
 

@@ -109,11 +109,8 @@ impl OffsetSnapshot {
                 reason,
             },
         )?;
-        let snap: OffsetSnapshot = serde_json::from_slice(data).map_err(|e| Error::Malformed {
-            kind: "snapshot",
-            file: file.to_string(),
-            reason: e.to_string(),
-        })?;
+        let snap: OffsetSnapshot =
+            serde_json::from_slice(data).map_err(|e| Error::malformed_json("snapshot", file, e))?;
         snap.validate().map_err(|reason| Error::Malformed {
             kind: "snapshot",
             file: file.to_string(),
@@ -153,8 +150,7 @@ impl OffsetSnapshot {
 
     /// Pretty JSON, as stored.
     pub fn to_json(&self) -> Result<Vec<u8>> {
-        serde_json::to_vec_pretty(self)
-            .map_err(|e| Error::Kafka(format!("failed to encode snapshot: {e}")))
+        serde_json::to_vec_pretty(self).map_err(|e| Error::encode("snapshot", e))
     }
 }
 
@@ -416,8 +412,7 @@ impl SnapshotStore {
                     .await?
             }
             Backend::ConfigMap(cm) => {
-                let text = String::from_utf8(data)
-                    .map_err(|e| Error::Kafka(format!("failed to encode snapshot: {e}")))?;
+                let text = String::from_utf8(data).map_err(|e| Error::encode("snapshot", e))?;
                 cm.put_new(&snap.snapshot_id, &text).await?
             }
         };
