@@ -22,5 +22,7 @@ pub mod run;
 pub mod snapshot;
 pub mod storage;
 pub mod task;
+#[cfg(test)]
+mod trace_capture;
 
 pub use error::{Error, Result};

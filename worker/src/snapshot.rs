@@ -181,6 +181,7 @@ impl SafetySnapshot {
     /// Stores `before` (each group's committed offsets about to change) as a snapshot of
     /// `cluster`, `description` saying what changes them. `None` when there is nothing to
     /// store; an existing id is an error unless [`reuse_existing`](Self::reuse_existing).
+    #[tracing::instrument(name = "snapshot.safety", skip_all)]
     pub async fn store(
         &self,
         cluster: &str,
@@ -402,6 +403,7 @@ impl SnapshotStore {
     /// Stores a new snapshot; refuses to overwrite an existing one (conditional create, so two
     /// concurrent writers of one id cannot both succeed). A ConfigMap store also refuses a
     /// snapshot that would take the ConfigMap past its size limit.
+    #[tracing::instrument(name = "snapshot.save", skip_all, fields(snapshot_id = %snap.snapshot_id, location = %self.location()))]
     pub async fn save(&self, snap: &OffsetSnapshot) -> Result<()> {
         validate_id(&snap.snapshot_id)?;
         let data = snap.to_json()?;
@@ -428,6 +430,7 @@ impl SnapshotStore {
     }
 
     /// Reads and validates a snapshot.
+    #[tracing::instrument(name = "snapshot.load", skip_all, fields(snapshot_id = %id, location = %self.location()))]
     pub async fn load(&self, id: &str) -> Result<OffsetSnapshot> {
         validate_id(id)?;
         let (file, data) = self.get(id).await?.ok_or_else(|| self.not_found(id))?;
@@ -501,6 +504,7 @@ impl SnapshotStore {
     }
 
     /// All readable snapshots, newest first, plus the objects that could not be read.
+    #[tracing::instrument(name = "snapshot.list", skip_all, fields(location = %self.location()))]
     pub async fn list(&self) -> Result<(Vec<OffsetSnapshot>, Vec<UnreadableSnapshot>)> {
         let mut snaps = Vec::new();
         let mut unreadable = Vec::new();
@@ -522,6 +526,7 @@ impl SnapshotStore {
     }
 
     /// Deletes a snapshot; `SnapshotNotFound` if it does not exist.
+    #[tracing::instrument(name = "snapshot.delete", skip_all, fields(snapshot_id = %id, location = %self.location()))]
     pub async fn delete(&self, id: &str) -> Result<()> {
         validate_id(id)?;
         let deleted = match &self.backend {
@@ -702,5 +707,27 @@ mod tests {
         ] {
             assert!(validate_id(good).is_ok(), "{good}");
         }
+    }
+
+    #[tokio::test]
+    async fn storing_loading_and_deleting_a_snapshot_run_in_spans_naming_it() -> Result<()> {
+        let (spans, _guard) = crate::trace_capture::Spans::install();
+        let dir = tempfile::tempdir().map_err(|e| Error::invalid(e.to_string()))?;
+        let location = dir.path().display().to_string();
+        let storage = Storage::open(&location, &crate::storage::StorageOptions::default())?;
+        let store = SnapshotStore::new(storage);
+        let snap = OffsetSnapshot::from_json(REFERENCE_SNAPSHOT.as_bytes(), "reference.json")?;
+        store.save(&snap).await?;
+        assert_eq!(store.load(&snap.snapshot_id).await?, snap);
+        store.list().await?;
+        store.delete(&snap.snapshot_id).await?;
+        for name in ["snapshot.save", "snapshot.load", "snapshot.delete"] {
+            let seen = spans.named(name);
+            assert_eq!(seen.len(), 1, "{name}: {seen:?}");
+            assert_eq!(seen[0]["snapshot_id"], "pre-migration-20241201", "{name}");
+            assert_eq!(seen[0]["location"], store.location(), "{name}");
+        }
+        assert_eq!(spans.named("snapshot.list").len(), 1);
+        Ok(())
     }
 }

@@ -674,6 +674,7 @@ pub struct CleanupReport {
 /// resumed) are deleted once their last write is older than the grace period. Each deleted
 /// backup loses its manifests first, so a partly deleted backup is never mistaken for a
 /// complete one.
+#[tracing::instrument(name = "cleanup", skip_all, fields(chain = %t.chain))]
 pub async fn run_cleanup_task(t: &BackupCleanupTask) -> Result<CleanupReport> {
     t.validate()?;
     let storage = crate::run::open_location(&t.storage)?;
