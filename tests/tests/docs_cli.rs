@@ -510,11 +510,11 @@ fn every_error() -> Vec<Error> {
             | Error::LeaseHeld { .. } => {}
             Error::Interrupted(_) => {}
             Error::InvalidWith { .. }
-            | Error::StorageClient { .. }
-            | Error::KubeApi { .. }
+            | Error::StorageClient(_)
+            | Error::KubeApi(_)
             | Error::MalformedJson { .. }
             | Error::MalformedData { .. }
-            | Error::KafkaClient { .. }
+            | Error::KafkaClient(_)
             | Error::KafkaThread { .. }
             | Error::Encode { .. } => {}
         }
