@@ -181,7 +181,6 @@ impl SafetySnapshot {
     /// Stores `before` (each group's committed offsets about to change) as a snapshot of
     /// `cluster`, `description` saying what changes them. `None` when there is nothing to
     /// store; an existing id is an error unless [`reuse_existing`](Self::reuse_existing).
-    #[tracing::instrument(name = "snapshot.safety", skip_all)]
     pub async fn store(
         &self,
         cluster: &str,
