@@ -476,6 +476,21 @@ fn every_error() -> Vec<Error> {
             detail: String::new(),
         },
         Error::Interrupted(String::new()),
+        Error::invalid_with(String::new(), "x"),
+        Error::storage(
+            String::new(),
+            String::new(),
+            object_store::Error::Generic {
+                store: "x",
+                source: "x".into(),
+            },
+        ),
+        Error::kube(String::new(), String::new(), kube::Error::TlsRequired),
+        Error::malformed_json("", String::new(), json_error()),
+        Error::malformed_data("", String::new(), "x"),
+        Error::kafka(String::new(), rdkafka::error::KafkaError::Canceled),
+        Error::kafka_thread(String::new(), join_error()),
+        Error::encode("", json_error()),
     ];
     for e in &all {
         match e {
@@ -494,9 +509,33 @@ fn every_error() -> Vec<Error> {
             | Error::Io { .. }
             | Error::LeaseHeld { .. } => {}
             Error::Interrupted(_) => {}
+            Error::InvalidWith { .. }
+            | Error::StorageClient(_)
+            | Error::KubeApi(_)
+            | Error::MalformedJson { .. }
+            | Error::MalformedData { .. }
+            | Error::KafkaClient(_)
+            | Error::KafkaThread { .. }
+            | Error::Encode { .. } => {}
         }
     }
     all
+}
+
+fn json_error() -> serde_json::Error {
+    serde_json::from_str::<u8>("x").expect_err("not a number")
+}
+
+/// The error of a task that was aborted.
+fn join_error() -> tokio::task::JoinError {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let task = tokio::spawn(std::future::pending::<()>());
+        task.abort();
+        task.await.expect_err("the task was aborted")
+    })
 }
 
 #[test]

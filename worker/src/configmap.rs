@@ -66,11 +66,14 @@ impl ConfigMapStore {
     pub async fn connect(namespace: &str, name: &str) -> Result<Self> {
         let client = kube::Client::try_default()
             .await
-            .map_err(|e| Error::Storage {
-                location: format!("{CONFIGMAP_SCHEME}{namespace}/{name}"),
-                reason: format!(
-                    "no access to the Kubernetes API (in-cluster service account or KUBECONFIG): {e}"
-                ),
+            .map_err(|e| {
+                Error::kube(
+                    format!("{CONFIGMAP_SCHEME}{namespace}/{name}"),
+                    format!(
+                        "no access to the Kubernetes API (in-cluster service account or KUBECONFIG): {e}"
+                    ),
+                    e,
+                )
             })?;
         Ok(Self::new(client, namespace, name))
     }
@@ -97,10 +100,7 @@ impl ConfigMapStore {
             ),
             other => format!("{action} ConfigMap '{}' failed: {other}", self.name),
         };
-        Error::Storage {
-            location: self.location.clone(),
-            reason,
-        }
+        Error::kube(self.location.clone(), reason, e)
     }
 
     async fn read(&self) -> Result<Option<ConfigMap>> {
@@ -111,6 +111,7 @@ impl ConfigMapStore {
     }
 
     /// The value of `<id>.json`, or `None` when the ConfigMap or the entry does not exist.
+    #[tracing::instrument(name = "configmap.get", skip_all, fields(configmap = %self.location, snapshot_id = %id))]
     pub async fn get(&self, id: &str) -> Result<Option<String>> {
         Ok(self
             .read()
@@ -121,6 +122,7 @@ impl ConfigMapStore {
 
     /// Every `*.json` entry as (snapshot id, document), sorted by id; an absent ConfigMap is
     /// empty.
+    #[tracing::instrument(name = "configmap.entries", skip_all, fields(configmap = %self.location))]
     pub async fn entries(&self) -> Result<Vec<(String, String)>> {
         let data = self
             .read()
@@ -136,6 +138,7 @@ impl ConfigMapStore {
     /// Adds `<id>.json` = `document`, creating the ConfigMap if needed. `Ok(false)` when the
     /// entry already exists (it is left as it was); [`Error::InvalidInput`] when the ConfigMap
     /// would grow past [`CONFIGMAP_MAX_BYTES`].
+    #[tracing::instrument(name = "configmap.put", skip_all, fields(configmap = %self.location, snapshot_id = %id))]
     pub async fn put_new(&self, id: &str, document: &str) -> Result<bool> {
         let key = Self::key(id);
         self.retry_on_conflict("writing", || async {
@@ -185,6 +188,7 @@ impl ConfigMapStore {
     }
 
     /// Removes `<id>.json`; `Ok(false)` when the ConfigMap or the entry does not exist.
+    #[tracing::instrument(name = "configmap.delete", skip_all, fields(configmap = %self.location, snapshot_id = %id))]
     pub async fn delete(&self, id: &str) -> Result<bool> {
         let key = Self::key(id);
         self.retry_on_conflict("writing", || async {
@@ -789,6 +793,33 @@ mod tests {
         first.expect("deleted");
         assert_eq!(again.exit_code(), 3);
         assert_eq!(gone.exit_code(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_refused_api_call_is_the_source_of_the_error_and_the_read_runs_in_a_span() {
+        use std::error::Error as _;
+        let (spans, _guard) = crate::trace_capture::Spans::install();
+        let script = vec![get(
+            403,
+            status(403, "Forbidden", "configmaps is forbidden"),
+        )];
+        let err = scenario(script, |store| async move {
+            store.load("s1").await.expect_err("forbidden")
+        })
+        .await;
+        assert_eq!((err.exit_code(), err.label()), (7, "storage_unreachable"));
+        let source = err.source().expect("the Kubernetes API error is kept");
+        assert!(
+            matches!(source.downcast_ref::<kube::Error>(), Some(kube::Error::Api(s)) if s.code == 403),
+            "{source:?}"
+        );
+        let read = spans.named("configmap.get");
+        assert_eq!(read.len(), 1, "{read:?}");
+        assert_eq!(read[0]["snapshot_id"], "s1");
+        assert_eq!(
+            read[0]["configmap"],
+            "configmap://payments/offset-snapshots"
+        );
     }
 
     #[tokio::test]

@@ -84,8 +84,8 @@ impl KmapFile {
         };
         crate::limits::check_size(data.len(), crate::limits::MAX_SNAPSHOT_BYTES)
             .map_err(&malformed)?;
-        let parsed: KmapFile =
-            serde_json::from_slice(data).map_err(|e| malformed(e.to_string()))?;
+        let parsed: KmapFile = serde_json::from_slice(data)
+            .map_err(|e| Error::malformed_json("kmap offsets file", file, e))?;
         parse_time(&parsed.timestamp).map_err(&malformed)?;
         let mut seen = std::collections::BTreeSet::new();
         for g in &parsed.consumer_groups {

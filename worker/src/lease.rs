@@ -195,14 +195,15 @@ impl LeaseRecord {
     fn to_bytes(&self) -> Result<Bytes> {
         serde_json::to_vec_pretty(self)
             .map(Bytes::from)
-            .map_err(|e| Error::invalid(format!("cannot encode a lease: {e}")))
+            .map_err(|e| Error::invalid_with("cannot encode a lease", e))
     }
 
     fn parse(data: &[u8], key: &str) -> Result<LeaseRecord> {
-        serde_json::from_slice(data).map_err(|e| Error::Malformed {
+        serde_json::from_slice(data).map_err(|source| Error::MalformedJson {
             kind: "lease",
             file: key.to_string(),
-            reason: format!("{e}; if no worker runs on it, delete the object and run again"),
+            hint: "; if no worker runs on it, delete the object and run again",
+            source,
         })
     }
 
@@ -244,6 +245,7 @@ struct Held {
 impl Lease {
     /// Takes the lease at `key` for `holder`, or fails with [`Error::LeaseHeld`] naming the
     /// current holder and its expiry. No heartbeat runs yet (see [`Lease::start_heartbeat`]).
+    #[tracing::instrument(name = "lease.acquire", skip_all, fields(resource = %resource, key = %key))]
     pub async fn acquire(
         storage: &Storage,
         key: &str,
@@ -348,6 +350,7 @@ impl Lease {
 
     /// Renews the lease once (the heartbeat does this every quarter of the TTL). A lease taken
     /// over by another worker closes the fence and is [`Error::LeaseHeld`].
+    #[tracing::instrument(name = "lease.renew", skip_all, fields(key = %self.inner.key))]
     pub async fn renew(&self) -> Result<()> {
         self.inner.renew().await
     }
@@ -363,6 +366,7 @@ impl Lease {
 
     /// Releases the lease (a clean exit): the next worker may take it at once. A lease already
     /// lost is left alone.
+    #[tracing::instrument(name = "lease.release", skip_all, fields(key = %self.inner.key))]
     pub async fn release(mut self) -> Result<()> {
         if let Some(h) = self.heartbeat.take() {
             h.abort();
@@ -481,6 +485,7 @@ impl Inner {
         })
     }
 
+    #[tracing::instrument(name = "lease.heartbeat", skip_all, fields(key = %self.key))]
     async fn heartbeat(&self, stop: &AtomicBool) {
         let mut wait = self.timing.renew_every;
         loop {
@@ -619,6 +624,31 @@ mod tests {
         assert!(lost.to_string().contains("elsewhere-b"), "{lost}");
         assert!(first.storage().put("k", Bytes::new()).await.is_err());
         second.release().await?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn taking_renewing_and_releasing_a_lease_run_in_spans_naming_it() -> Result<()> {
+        let (spans, _guard) = crate::trace_capture::Spans::install();
+        let dir = tempfile::tempdir().map_err(|e| Error::invalid(e.to_string()))?;
+        let storage = Storage::open(
+            &dir.path().display().to_string(),
+            &crate::storage::StorageOptions::default(),
+        )?;
+        let timing = LeaseTiming::new(Duration::from_secs(30));
+        let lease =
+            Lease::acquire(&storage, "l/y.json", "thing 'y'", Holder::current(), timing).await?;
+        lease.renew().await?;
+        lease.release().await?;
+        let acquired = spans.named("lease.acquire");
+        assert_eq!(acquired.len(), 1, "{acquired:?}");
+        assert_eq!(acquired[0]["key"], "l/y.json");
+        assert_eq!(acquired[0]["resource"], "thing 'y'");
+        for name in ["lease.renew", "lease.release"] {
+            let seen = spans.named(name);
+            assert_eq!(seen.len(), 1, "{name}: {seen:?}");
+            assert_eq!(seen[0]["key"], "l/y.json", "{name}");
+        }
         Ok(())
     }
 }

@@ -24,5 +24,7 @@ pub mod snapshot;
 pub mod storage;
 pub mod task;
 pub mod throttle;
+#[cfg(test)]
+mod trace_capture;
 
 pub use error::{Error, Result};

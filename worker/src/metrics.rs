@@ -424,9 +424,10 @@ pub async fn serve_from_env() -> Result<Option<SocketAddr>> {
         return Ok(None);
     };
     let listener = TcpListener::bind(address).await.map_err(|e| {
-        Error::invalid(format!(
-            "{ENV_METRICS_ADDR} '{address}': cannot listen there: {e}"
-        ))
+        Error::invalid_with(
+            format!("{ENV_METRICS_ADDR} '{address}': cannot listen there"),
+            e,
+        )
     })?;
     let bound = listener.local_addr().unwrap_or(address);
     tokio::spawn(serve(listener, WorkerMetrics::global().clone()));

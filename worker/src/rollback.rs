@@ -52,6 +52,7 @@ pub struct SnapshotRequest {
 ///
 /// Explicitly named groups must have committed offsets (else `GroupNotFound`, nothing stored);
 /// groups matched only by a pattern are skipped when they have none.
+#[tracing::instrument(name = "snapshot.take", skip_all, fields(snapshot_id = tracing::field::Empty))]
 pub async fn take_snapshot(
     admin: &GroupAdmin,
     store: &SnapshotStore,
@@ -66,6 +67,7 @@ pub async fn take_snapshot(
         }
         None => generate_id(now),
     };
+    tracing::Span::current().record("snapshot_id", snapshot_id.as_str());
     if store.exists(&snapshot_id).await? {
         return Err(Error::invalid(format!(
             "snapshot '{snapshot_id}' already exists in {}; choose another --snapshot-id",
@@ -258,6 +260,7 @@ pub fn select_snapshot_groups<'a>(
 /// stored first, so that rolling back to that snapshot undoes this rollback; when it cannot be
 /// stored, nothing is changed. With `verify`, re-reads the rolled-back groups and compares them
 /// with the snapshot.
+#[tracing::instrument(name = "rollback", skip_all, fields(snapshot_id = %snap.snapshot_id))]
 pub async fn rollback(
     admin: &GroupAdmin,
     snap: &OffsetSnapshot,
@@ -323,6 +326,7 @@ pub async fn rollback(
 
 /// Stores the committed offsets of `groups` (the inactive ones, which the rollback changes) on
 /// the partitions whose offset differs from `snap`'s, as the safety snapshot.
+#[tracing::instrument(name = "rollback.safety_snapshot", skip_all, fields(snapshot_id = %snap.snapshot_id))]
 async fn store_safety_snapshot(
     admin: &GroupAdmin,
     snap: &OffsetSnapshot,
@@ -371,6 +375,7 @@ async fn store_safety_snapshot(
 }
 
 /// Commits `gsnap`'s offsets for `group` if `desc` says it is inactive.
+#[tracing::instrument(name = "rollback.group", skip_all, fields(group = %group))]
 async fn roll_back_group(
     admin: &GroupAdmin,
     group: &str,
@@ -424,6 +429,7 @@ async fn roll_back_group(
 /// Compares the selected groups' committed offsets with the snapshot. Every snapshot partition
 /// must hold the same offset; with `strict`, partitions committed now but absent from the
 /// snapshot are differences too.
+#[tracing::instrument(name = "rollback.verify", skip_all, fields(snapshot_id = %snap.snapshot_id))]
 pub async fn verify_snapshot(
     admin: &GroupAdmin,
     snap: &OffsetSnapshot,

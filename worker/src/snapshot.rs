@@ -109,11 +109,8 @@ impl OffsetSnapshot {
                 reason,
             },
         )?;
-        let snap: OffsetSnapshot = serde_json::from_slice(data).map_err(|e| Error::Malformed {
-            kind: "snapshot",
-            file: file.to_string(),
-            reason: e.to_string(),
-        })?;
+        let snap: OffsetSnapshot =
+            serde_json::from_slice(data).map_err(|e| Error::malformed_json("snapshot", file, e))?;
         snap.validate().map_err(|reason| Error::Malformed {
             kind: "snapshot",
             file: file.to_string(),
@@ -153,8 +150,7 @@ impl OffsetSnapshot {
 
     /// Pretty JSON, as stored.
     pub fn to_json(&self) -> Result<Vec<u8>> {
-        serde_json::to_vec_pretty(self)
-            .map_err(|e| Error::Kafka(format!("failed to encode snapshot: {e}")))
+        serde_json::to_vec_pretty(self).map_err(|e| Error::encode("snapshot", e))
     }
 }
 
@@ -406,6 +402,7 @@ impl SnapshotStore {
     /// Stores a new snapshot; refuses to overwrite an existing one (conditional create, so two
     /// concurrent writers of one id cannot both succeed). A ConfigMap store also refuses a
     /// snapshot that would take the ConfigMap past its size limit.
+    #[tracing::instrument(name = "snapshot.save", skip_all, fields(snapshot_id = %snap.snapshot_id, location = %self.location()))]
     pub async fn save(&self, snap: &OffsetSnapshot) -> Result<()> {
         validate_id(&snap.snapshot_id)?;
         let data = snap.to_json()?;
@@ -416,8 +413,7 @@ impl SnapshotStore {
                     .await?
             }
             Backend::ConfigMap(cm) => {
-                let text = String::from_utf8(data)
-                    .map_err(|e| Error::Kafka(format!("failed to encode snapshot: {e}")))?;
+                let text = String::from_utf8(data).map_err(|e| Error::encode("snapshot", e))?;
                 cm.put_new(&snap.snapshot_id, &text).await?
             }
         };
@@ -433,6 +429,7 @@ impl SnapshotStore {
     }
 
     /// Reads and validates a snapshot.
+    #[tracing::instrument(name = "snapshot.load", skip_all, fields(snapshot_id = %id, location = %self.location()))]
     pub async fn load(&self, id: &str) -> Result<OffsetSnapshot> {
         validate_id(id)?;
         let (file, data) = self.get(id).await?.ok_or_else(|| self.not_found(id))?;
@@ -506,6 +503,7 @@ impl SnapshotStore {
     }
 
     /// All readable snapshots, newest first, plus the objects that could not be read.
+    #[tracing::instrument(name = "snapshot.list", skip_all, fields(location = %self.location()))]
     pub async fn list(&self) -> Result<(Vec<OffsetSnapshot>, Vec<UnreadableSnapshot>)> {
         let mut snaps = Vec::new();
         let mut unreadable = Vec::new();
@@ -527,6 +525,7 @@ impl SnapshotStore {
     }
 
     /// Deletes a snapshot; `SnapshotNotFound` if it does not exist.
+    #[tracing::instrument(name = "snapshot.delete", skip_all, fields(snapshot_id = %id, location = %self.location()))]
     pub async fn delete(&self, id: &str) -> Result<()> {
         validate_id(id)?;
         let deleted = match &self.backend {
@@ -707,5 +706,27 @@ mod tests {
         ] {
             assert!(validate_id(good).is_ok(), "{good}");
         }
+    }
+
+    #[tokio::test]
+    async fn storing_loading_and_deleting_a_snapshot_run_in_spans_naming_it() -> Result<()> {
+        let (spans, _guard) = crate::trace_capture::Spans::install();
+        let dir = tempfile::tempdir().map_err(|e| Error::invalid(e.to_string()))?;
+        let location = dir.path().display().to_string();
+        let storage = Storage::open(&location, &crate::storage::StorageOptions::default())?;
+        let store = SnapshotStore::new(storage);
+        let snap = OffsetSnapshot::from_json(REFERENCE_SNAPSHOT.as_bytes(), "reference.json")?;
+        store.save(&snap).await?;
+        assert_eq!(store.load(&snap.snapshot_id).await?, snap);
+        store.list().await?;
+        store.delete(&snap.snapshot_id).await?;
+        for name in ["snapshot.save", "snapshot.load", "snapshot.delete"] {
+            let seen = spans.named(name);
+            assert_eq!(seen.len(), 1, "{name}: {seen:?}");
+            assert_eq!(seen[0]["snapshot_id"], "pre-migration-20241201", "{name}");
+            assert_eq!(seen[0]["location"], store.location(), "{name}");
+        }
+        assert_eq!(spans.named("snapshot.list").len(), 1);
+        Ok(())
     }
 }

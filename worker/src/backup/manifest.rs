@@ -357,11 +357,8 @@ impl Manifest {
 
     /// Parses a manifest; `key` names it in errors.
     pub fn from_json(data: &[u8], key: &str) -> Result<Self> {
-        let m: Manifest = serde_json::from_slice(data).map_err(|e| Error::Malformed {
-            kind: "backup manifest",
-            file: key.to_string(),
-            reason: e.to_string(),
-        })?;
+        let m: Manifest = serde_json::from_slice(data)
+            .map_err(|e| Error::malformed_json("backup manifest", key, e))?;
         if m.format != FORMAT {
             return Err(Error::Malformed {
                 kind: "backup manifest",
@@ -403,11 +400,7 @@ pub struct CheckpointPartition {
 impl Checkpoint {
     /// Parses a checkpoint; `key` names it in errors.
     pub fn from_json(data: &[u8], key: &str) -> Result<Self> {
-        serde_json::from_slice(data).map_err(|e| Error::Malformed {
-            kind: "backup checkpoint",
-            file: key.to_string(),
-            reason: e.to_string(),
-        })
+        serde_json::from_slice(data).map_err(|e| Error::malformed_json("backup checkpoint", key, e))
     }
 }
 

@@ -276,12 +276,8 @@ pub async fn read_segment_reusing(
             file: entry.key.clone(),
             reason: "the object is missing".into(),
         })?;
-    let seg =
-        decode_segment_shared(data.clone(), &entry.key, buffer).map_err(|e| Error::Malformed {
-            kind: "backup segment",
-            file: entry.key.clone(),
-            reason: e.to_string(),
-        })?;
+    let seg = decode_segment_shared(data.clone(), &entry.key, buffer)
+        .map_err(|e| Error::malformed_data("backup segment", entry.key.clone(), e))?;
     let stats = seg.stats();
     if stats.records != entry.stats.records
         || stats.first_offset != entry.stats.first_offset

@@ -19,7 +19,7 @@ impl KafkaConfig {
     ) -> Result<BaseConsumer> {
         self.consumer_config(reader, tuning)
             .create()
-            .map_err(|e| Error::Kafka(format!("{context}: {e}")))
+            .map_err(|e| Error::kafka(context.to_string(), e))
     }
 
     /// A reader of one partition up to its end (end-of-partition events, short fetch waits),

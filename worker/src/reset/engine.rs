@@ -194,6 +194,7 @@ fn apply_baseline(committed: &mut BTreeMap<String, Vec<CommittedOffset>>, base: 
 /// unknown topics or partitions (in `--topic`, the document, or the groups' committed offsets),
 /// no group selected. Per-group problems (active group, shift-by without a committed offset, a
 /// group absent from the document) refuse that group only.
+#[tracing::instrument(name = "reset.prepare", skip_all, fields(strategy = %req.strategy_label))]
 pub async fn prepare(admin: &GroupAdmin, req: &ResetRequest) -> Result<ResetPlan> {
     let groups = select_groups(admin, req).await?;
     let (described, committed) = tokio::try_join!(
@@ -466,6 +467,7 @@ fn describe_partitions(topic: &str, have: &[i32]) -> String {
 }
 
 /// `[log start, log end)` of each partition, as Kafka's tool reads them (read_uncommitted).
+#[tracing::instrument(name = "reset.log_ranges", skip_all, fields(partitions = partitions.len()))]
 async fn log_ranges(
     admin: &GroupAdmin,
     partitions: &[TopicPartition],
@@ -513,6 +515,7 @@ pub fn dry_run_report(plan: &ResetPlan, started: Instant) -> ResetReport {
 /// once, each failed partition retried up to `req.max_retries` times with exponential backoff.
 ///
 /// A snapshot that cannot be stored stops the run before any change.
+#[tracing::instrument(name = "reset.execute", skip_all, fields(strategy = %req.strategy_label))]
 pub async fn execute(
     admin: &GroupAdmin,
     plan: &ResetPlan,
@@ -609,6 +612,7 @@ pub async fn execute(
 /// The stored safety snapshot: id, location, reused.
 type Stored = (String, String, bool);
 
+#[tracing::instrument(name = "reset.safety_snapshot", skip_all)]
 async fn store_safety_snapshot(
     admin: &GroupAdmin,
     plan: &ResetPlan,
@@ -677,6 +681,7 @@ struct Committed {
 
 /// Commits `commits` for `group`; partitions Kafka refuses, and whole requests that fail for a
 /// reason a retry can cure, are retried with exponential backoff up to `max_retries` times.
+#[tracing::instrument(name = "reset.commit", skip_all, fields(group = %group, partitions = commits.len()))]
 async fn commit_with_retries(
     admin: &GroupAdmin,
     group: &str,

@@ -76,7 +76,7 @@ pub async fn offsets_for_time(
                     Ok::<_, Error>((tp, found))
                 })
                 .await
-                .map_err(|e| Error::Kafka(format!("timestamp lookup did not complete: {e}")))??;
+                .map_err(|e| Error::kafka_thread("timestamp lookup did not complete", e))??;
                 Ok::<_, Error>(found)
             }
         })
@@ -256,10 +256,10 @@ impl Records for RecordReader {
         let what = || format!("{}-{} at offset {offset}", self.topic, self.partition);
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(&self.topic, self.partition, Offset::Offset(offset))
-            .map_err(|e| Error::Kafka(format!("cannot read {}: {e}", what())))?;
+            .map_err(|e| Error::kafka(format!("cannot read {}", what()), e))?;
         self.consumer
             .assign(&tpl)
-            .map_err(|e| Error::Kafka(format!("cannot read {}: {e}", what())))?;
+            .map_err(|e| Error::kafka(format!("cannot read {}", what()), e))?;
         let deadline = Instant::now() + self.timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -285,7 +285,7 @@ impl Records for RecordReader {
                 Some(Err(KafkaError::PartitionEOF(p))) if p == self.partition => return Ok(None),
                 Some(Err(KafkaError::PartitionEOF(_))) => continue,
                 Some(Err(e)) => {
-                    return Err(Error::Kafka(format!("failed to read {}: {e}", what())));
+                    return Err(Error::kafka(format!("failed to read {}", what()), e));
                 }
             }
         }

@@ -455,7 +455,7 @@ pub async fn scan_target(
         Ok(out)
     })
     .await
-    .map_err(|e| Error::Kafka(format!("scanning the target did not complete: {e}")))??;
+    .map_err(|e| Error::kafka_thread("scanning the target did not complete", e))??;
     Ok(OffsetMapping {
         partitions: scanned,
         ..mapping.clone()
@@ -480,13 +480,13 @@ fn scan_partition(
     )?;
     let (_, high) = consumer
         .fetch_watermarks(topic, partition, Duration::from_secs(10))
-        .map_err(|e| Error::Kafka(format!("cannot read the end of {topic}-{partition}: {e}")))?;
+        .map_err(|e| Error::kafka(format!("cannot read the end of {topic}-{partition}"), e))?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Offset(from))
-        .map_err(|e| Error::Kafka(e.to_string()))?;
+        .map_err(|e| Error::kafka("", e))?;
     consumer
         .assign(&tpl)
-        .map_err(|e| Error::Kafka(format!("cannot read {topic}-{partition}: {e}")))?;
+        .map_err(|e| Error::kafka(format!("cannot read {topic}-{partition}"), e))?;
     let mut missing = 0u64;
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut next = from;
@@ -501,9 +501,10 @@ fn scan_partition(
             None => continue,
             Some(Err(KafkaError::PartitionEOF(_))) => break,
             Some(Err(e)) => {
-                return Err(Error::Kafka(format!(
-                    "scanning {topic}-{partition} failed: {e}"
-                )))
+                return Err(Error::kafka(
+                    format!("scanning {topic}-{partition} failed"),
+                    e,
+                ))
             }
             Some(Ok(m)) => {
                 next = m.offset() + 1;

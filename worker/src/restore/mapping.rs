@@ -180,11 +180,8 @@ pub struct OffsetMapping {
 impl OffsetMapping {
     /// Parses a mapping; `key` names it in errors.
     pub fn from_json(data: &[u8], key: &str) -> Result<Self> {
-        let m: OffsetMapping = serde_json::from_slice(data).map_err(|e| Error::Malformed {
-            kind: "offset mapping",
-            file: key.to_string(),
-            reason: e.to_string(),
-        })?;
+        let m: OffsetMapping = serde_json::from_slice(data)
+            .map_err(|e| Error::malformed_json("offset mapping", key, e))?;
         if m.format != MAPPING_FORMAT {
             return Err(Error::Malformed {
                 kind: "offset mapping",

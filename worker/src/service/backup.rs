@@ -102,6 +102,7 @@ pub fn interrupted_error(r: &BackupReport) -> Error {
 }
 
 /// Applies the retention of a backup-cleanup task to its chain (see [`apply_retention`]).
+#[tracing::instrument(name = "cleanup", skip_all, fields(chain = %t.chain))]
 pub async fn run_cleanup_task(t: &BackupCleanupTask) -> Result<CleanupReport> {
     t.validate()?;
     let storage = open_location(&t.storage)?;
