@@ -490,6 +490,7 @@ fn every_error() -> Vec<Error> {
         Error::malformed_data("", String::new(), "x"),
         Error::kafka(String::new(), rdkafka::error::KafkaError::Canceled),
         Error::kafka_thread(String::new(), join_error()),
+        Error::kafka_request(String::new(), "x"),
         Error::encode("", json_error()),
     ];
     for e in &all {
@@ -516,6 +517,7 @@ fn every_error() -> Vec<Error> {
             | Error::MalformedData { .. }
             | Error::KafkaClient(_)
             | Error::KafkaThread { .. }
+            | Error::KafkaRequest { .. }
             | Error::Encode { .. } => {}
         }
     }

@@ -217,8 +217,8 @@ async fn assert_unreachable(storage: Storage) {
     let started = Instant::now();
     let result = storage.get("snapshots/x.json").await;
     let elapsed = started.elapsed();
-    match result {
-        Err(Error::Storage { location, reason }) => {
+    match result.as_ref().map_err(Error::storage_parts) {
+        Err(Some((location, reason))) => {
             assert_eq!(location, storage.display());
             assert!(reason.contains("connection refused"), "{reason}");
             assert!(reason.contains("endpoint"), "{reason}");
@@ -235,8 +235,8 @@ async fn assert_unreachable(storage: Storage) {
 }
 
 fn storage_error(result: Result<impl std::fmt::Debug, Error>) -> (String, String) {
-    match result {
-        Err(Error::Storage { location, reason }) => (location, reason),
+    match result.as_ref().map_err(Error::storage_parts) {
+        Err(Some((location, reason))) => (location.to_string(), reason.to_string()),
         other => panic!("expected a storage error, got {other:?}"),
     }
 }

@@ -311,8 +311,8 @@ async fn gcs_conditional_writes_are_not_served_by_emulator() {
     )
     .await
     .expect_err("the emulator refuses the XML PUT");
-    match err {
-        Error::Storage { location, reason } => {
+    match err.storage_parts() {
+        Some((location, reason)) => {
             assert_eq!(location, format!("gs://{BUCKET}/lease"));
             assert!(reason.contains("400"), "{reason}");
         }

@@ -111,6 +111,15 @@ pub enum Error {
         source: tokio::task::JoinError,
     },
 
+    /// [`Error::Kafka`]: an admin request failed with `source` (a broker or librdkafka error, a
+    /// background task that did not complete).
+    #[error("Kafka request failed: {context}: {source}")]
+    KafkaRequest {
+        context: String,
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+
     /// A document the worker writes (a snapshot, a report) could not be encoded; reported in
     /// the Kafka class, as it always was.
     #[error("Kafka request failed: failed to encode {what}: {source}")]
@@ -226,6 +235,7 @@ impl Error {
             Error::Kafka(_)
             | Error::KafkaClient(_)
             | Error::KafkaThread { .. }
+            | Error::KafkaRequest { .. }
             | Error::Encode { .. } => "kafka_error",
             Error::Partial(_) => "partial_failure",
             Error::VerificationFailed(_) => "verification_failed",
@@ -251,12 +261,24 @@ impl Error {
             Error::Kafka(_)
             | Error::KafkaClient(_)
             | Error::KafkaThread { .. }
+            | Error::KafkaRequest { .. }
             | Error::Encode { .. } => 9,
             Error::Partial(_) => 10,
             Error::VerificationFailed(_) => 11,
             Error::Io { .. } => 12,
             Error::LeaseHeld { .. } => 14,
             Error::Interrupted(_) => EXIT_INTERRUPTED,
+        }
+    }
+
+    /// The location and the reason users read of a storage error ([`Error::Storage`],
+    /// [`Error::StorageClient`], [`Error::KubeApi`]); `None` for other classes.
+    pub fn storage_parts(&self) -> Option<(&str, &str)> {
+        match self {
+            Error::Storage { location, reason } => Some((location, reason)),
+            Error::StorageClient(f) => Some((&f.location, &f.reason)),
+            Error::KubeApi(f) => Some((&f.location, &f.reason)),
+            _ => None,
         }
     }
 
@@ -283,6 +305,17 @@ impl Error {
             context: context.into(),
             source,
         }))
+    }
+
+    /// [`Error::KafkaRequest`]: `Kafka request failed: <context>: <source>`.
+    pub fn kafka_request(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn StdError + Send + Sync>>,
+    ) -> Self {
+        Error::KafkaRequest {
+            context: context.into(),
+            source: source.into(),
+        }
     }
 
     /// [`Error::KafkaThread`]: a blocking Kafka task that did not complete.
@@ -466,6 +499,10 @@ mod tests {
                     file: "k".into(),
                     reason: "corrupt".into(),
                 },
+            ),
+            (
+                Error::kafka_request("describing groups", "GROUP_AUTHORIZATION_FAILED"),
+                Error::Kafka("describing groups: GROUP_AUTHORIZATION_FAILED".into()),
             ),
             (
                 Error::encode("snapshot", json()),

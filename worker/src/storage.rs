@@ -311,13 +311,13 @@ impl Storage {
         let result = match store.get(&path).await {
             Ok(result) => result,
             Err(e) if self.is_missing_object(&e) => return Ok(None),
-            Err(e) => return Err(self.failure("read", &key, &e)),
+            Err(e) => return Err(self.failure("read", &key, e)),
         };
         match result.bytes().await {
             Ok(data) => Ok(Some(data)),
             // Deleted between the response headers and the body (local files).
             Err(e) if self.is_missing_object(&e) => Ok(None),
-            Err(e) => Err(self.failure("read", &key, &e)),
+            Err(e) => Err(self.failure("read", &key, e)),
         }
     }
 
@@ -399,7 +399,7 @@ impl Storage {
             .put(&path, data.into())
             .await
             .map(|_| ())
-            .map_err(|e| self.failure("write", &key, &e))
+            .map_err(|e| self.failure("write", &key, e))
     }
 
     /// Creates an object that is never overwritten (segments, manifests, mappings): a
@@ -429,7 +429,7 @@ impl Storage {
             }
         })
         .await
-        .map_err(|e| self.failure("write", &key, &e))?;
+        .map_err(|e| self.failure("write", &key, e))?;
         if created {
             Ok(())
         } else {
@@ -472,7 +472,7 @@ impl Storage {
         {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
-            Err(e) => Err(self.failure("write", &key, &e)),
+            Err(e) => Err(self.failure("write", &key, e)),
         }
     }
 
@@ -503,7 +503,7 @@ impl Storage {
         let result = match store.get(&path).await {
             Ok(result) => result,
             Err(e) if self.is_missing_object(&e) => return Ok(None),
-            Err(e) => return Err(self.failure("read", &key, &e)),
+            Err(e) => return Err(self.failure("read", &key, e)),
         };
         let version = Version::Remote {
             e_tag: result.meta.e_tag.clone(),
@@ -512,7 +512,7 @@ impl Storage {
         match result.bytes().await {
             Ok(data) => Ok(Some((data, ObjectVersion(version)))),
             Err(e) if self.is_missing_object(&e) => Ok(None),
-            Err(e) => Err(self.failure("read", &key, &e)),
+            Err(e) => Err(self.failure("read", &key, e)),
         }
     }
 
@@ -592,7 +592,7 @@ impl Storage {
             Err(object_store::Error::AlreadyExists { .. })
             | Err(object_store::Error::Precondition { .. }) => Ok(None),
             Err(e) if self.is_missing_object(&e) => Ok(None),
-            Err(e) => Err(self.failure("conditional write", &key, &e)),
+            Err(e) => Err(self.failure("conditional write", &key, e)),
         }
     }
 
@@ -607,7 +607,7 @@ impl Storage {
         match store.head(&path).await {
             Ok(_) => {}
             Err(e) if self.is_missing_object(&e) => return Ok(false),
-            Err(e) => return Err(self.failure("check", &key, &e)),
+            Err(e) => return Err(self.failure("check", &key, e)),
         }
         // A delete is idempotent, but object_store does not retry S3's (a bulk-delete POST):
         // one dropped connection would fail a run whose work is done, so it is retried here.
@@ -619,7 +619,7 @@ impl Storage {
             }
         })
         .await;
-        deleted.map_err(|e| self.failure("delete", &key, &e))
+        deleted.map_err(|e| self.failure("delete", &key, e))
     }
 
     /// Lists objects under `prefix` (recursively), keys relative to the root.
@@ -644,7 +644,7 @@ impl Storage {
             match stream.try_collect().await {
                 Ok(listed) => listed,
                 Err(e) if self.is_missing_object(&e) => vec![],
-                Err(e) => return Err(self.failure("list", prefix, &e)),
+                Err(e) => return Err(self.failure("list", prefix, e)),
             }
         };
         let mut objects: Vec<ObjectInfo> = listed
@@ -681,7 +681,7 @@ impl Storage {
         {
             Ok(listed) => listed.objects,
             Err(e) if self.is_missing_object(&e) => vec![],
-            Err(e) => return Err(self.failure("list", &dir, &e)),
+            Err(e) => return Err(self.failure("list", &dir, e)),
         };
         let mut objects: Vec<ObjectInfo> = listed
             .into_iter()
@@ -1151,11 +1151,12 @@ mod tests {
         assert!(storage.is_missing_object(&not_found("<Code>NoSuchKey</Code>")));
         assert!(!storage.is_missing_object(&not_found("<Code>NoSuchBucket</Code>")));
 
-        let reason = |err: object_store::Error| match storage.failure("read", "a/b", &err) {
-            Error::Storage { location, reason } => {
+        let reason = |err: object_store::Error| match storage.failure("read", "a/b", err) {
+            e @ Error::StorageClient(_) => {
+                let (location, reason) = e.storage_parts().expect("a storage error");
                 assert_eq!(location, "s3://bucket/prefix");
                 assert!(!reason.contains("wJalrXUtnFEMI"), "{reason}");
-                reason
+                reason.to_string()
             }
             other => panic!("expected a storage error, got {other:?}"),
         };
@@ -1471,11 +1472,13 @@ mod tests {
         std::fs::write(&file, b"x").map_err(|e| Error::invalid(e.to_string()))?;
         let location = file.display().to_string();
         let storage = Storage::open(&location, &StorageOptions::default())?;
-        match storage.put("k", Bytes::new()).await {
-            Err(Error::Storage {
-                location: l,
-                reason,
-            }) => {
+        match storage
+            .put("k", Bytes::new())
+            .await
+            .as_ref()
+            .map_err(Error::storage_parts)
+        {
+            Err(Some((l, reason))) => {
                 assert_eq!(l, location);
                 assert!(reason.contains("not a directory"), "{reason}");
             }

@@ -279,5 +279,5 @@ async fn read_and_store(
     }
     reader
         .await
-        .map_err(|e| Error::Kafka(format!("the backup reader stopped unexpectedly: {e}")))?
+        .map_err(|e| Error::kafka_thread("the backup reader stopped unexpectedly", e))?
 }

@@ -147,7 +147,11 @@ async fn usable(
                         }
                         r.ok
                     }
-                    Err(e @ (Error::Storage { .. } | Error::Connection { .. })) => return Err(e),
+                    Err(
+                        e @ (Error::Storage { .. }
+                        | Error::StorageClient(_)
+                        | Error::Connection { .. }),
+                    ) => return Err(e),
                     Err(e) => {
                         tracing::warn!(backup_id = %b, error = %e, "retention: the backup does not verify");
                         false

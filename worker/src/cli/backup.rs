@@ -324,7 +324,7 @@ pub async fn describe(a: DescribeArgs) -> Result<i32> {
         DescribeFormat::Yaml => print!(
             "{}",
             serde_yaml_ng::to_string(&manifests_doc(&manifests, &links))
-                .map_err(|e| Error::Kafka(format!("failed to encode the description: {e}")))?
+                .map_err(|e| Error::encode("the description", e))?
         ),
         DescribeFormat::Text => {
             let mut out = String::new();

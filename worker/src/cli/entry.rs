@@ -181,8 +181,7 @@ pub(super) fn open_storage_at(path: &str, endpoint: &StorageEndpointArgs) -> Res
 }
 
 pub(super) fn print_json<T: Serialize>(value: &T) -> Result<()> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| Error::Kafka(format!("failed to encode report: {e}")))?;
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::encode("report", e))?;
     println!("{text}");
     Ok(())
 }

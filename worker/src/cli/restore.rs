@@ -100,8 +100,7 @@ pub async fn validate(a: ValidateRestoreArgs) -> Result<i32> {
         DescribeFormat::Json => print_json(&report)?,
         DescribeFormat::Yaml => print!(
             "{}",
-            serde_yaml_ng::to_string(&report)
-                .map_err(|e| Error::Kafka(format!("failed to encode report: {e}")))?
+            serde_yaml_ng::to_string(&report).map_err(|e| Error::encode("report", e))?
         ),
     }
     Ok(if report.valid { 0 } else { 2 })
@@ -225,8 +224,7 @@ pub async fn show_offset_mapping(a: ShowMappingArgs) -> Result<i32> {
         MappingFormat::Json => print_json(&view)?,
         MappingFormat::Yaml => print!(
             "{}",
-            serde_yaml_ng::to_string(&view)
-                .map_err(|e| Error::Kafka(format!("failed to encode report: {e}")))?
+            serde_yaml_ng::to_string(&view).map_err(|e| Error::encode("report", e))?
         ),
         MappingFormat::Csv => print!("{}", mapping_csv(&view)),
     }

@@ -420,8 +420,7 @@ pub(super) async fn cmd_export(a: ExportArgs) -> Result<i32> {
         Utc::now(),
         &committed.offsets,
     );
-    let json = serde_json::to_vec_pretty(&file)
-        .map_err(|e| Error::Kafka(format!("failed to encode offsets: {e}")))?;
+    let json = serde_json::to_vec_pretty(&file).map_err(|e| Error::encode("offsets", e))?;
     match &a.output {
         Some(path) => write_file_atomic(path, &json, false)?,
         None => {

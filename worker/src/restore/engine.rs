@@ -337,11 +337,8 @@ async fn store_mapping(
     };
     run.phase_done("lane ends checked");
     crash_at("restore-before-mapping");
-    let json = serde_json::to_vec_pretty(&mapping).map_err(|e| Error::Malformed {
-        kind: "offset mapping",
-        file: mkey.clone(),
-        reason: e.to_string(),
-    })?;
+    let json = serde_json::to_vec_pretty(&mapping)
+        .map_err(|e| Error::malformed_json("offset mapping", mkey.clone(), e))?;
     run.storage
         .put_once(&mkey, Bytes::from(json.clone()))
         .await?;

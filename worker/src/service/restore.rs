@@ -105,10 +105,8 @@ pub async fn run_restore_task(
         let mapping = whole_mapping(&storage, t, &restore_id, &stop).await?;
         let g = translate_and_apply(&admin, &storage, &whole_plan, &mapping, t, false).await?;
         if t.consumer_group_strategy != GroupStrategy::Manual {
-            let json = serde_json::to_vec_pretty(&g).map_err(|e| Error::Malformed {
-                kind: "restore groups record",
-                file: groups_done.clone(),
-                reason: e.to_string(),
+            let json = serde_json::to_vec_pretty(&g).map_err(|e| {
+                Error::malformed_json("restore groups record", groups_done.clone(), e)
             })?;
             storage.put(&groups_done, json.into()).await?;
         }

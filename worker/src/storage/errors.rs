@@ -1,5 +1,5 @@
 //! Storage errors the user can act on: an `object_store` error is classified ([`Cause`]) and
-//! becomes an [`Error::Storage`] naming the location as the user wrote it, the operation and key,
+//! becomes an [`Error::StorageClient`] naming the location as the user wrote it, the operation and key,
 //! and what to check (endpoint, network, TLS, credentials, bucket or directory permissions).
 
 use std::error::Error as StdError;
@@ -22,8 +22,15 @@ impl Storage {
         }
     }
 
-    /// Turns an `object_store` error into an actionable [`Error::Storage`].
-    pub(super) fn failure(&self, op: &str, key: &str, err: &object_store::Error) -> Error {
+    /// Turns an `object_store` error into an actionable [`Error::StorageClient`] (the
+    /// `object_store` error kept as its source).
+    pub(super) fn failure(&self, op: &str, key: &str, err: object_store::Error) -> Error {
+        let reason = self.failure_reason(op, key, &err);
+        Error::storage(self.display.clone(), reason, err)
+    }
+
+    /// What users read of a failed `op` on `key`: the cause classified, with what to check.
+    fn failure_reason(&self, op: &str, key: &str, err: &object_store::Error) -> String {
         tracing::debug!(location = %self.display, error = ?err, "storage {op} failed");
         let what = if key.is_empty() {
             format!("{op} failed")
@@ -77,7 +84,7 @@ impl Storage {
             ),
             _ => format!("{what}: {}", summary(err)),
         };
-        self.storage_error(reason)
+        reason
     }
 }
 

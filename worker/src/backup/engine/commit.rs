@@ -102,8 +102,10 @@ async fn store_segment(
             let (data, stats) =
                 tokio::task::spawn_blocking(move || span.in_scope(|| writer.finish()))
                     .await
-                    .map_err(|e| Error::Kafka(format!("segment encoding stopped: {e}")))?
-                    .map_err(|e| Error::Kafka(format!("cannot encode segment '{key}': {e}")))?;
+                    .map_err(|e| Error::kafka_thread("segment encoding stopped", e))?
+                    .map_err(|e| {
+                        Error::kafka_request(format!("cannot encode segment '{key}'"), e)
+                    })?;
             #[cfg(feature = "failpoints")]
             crash_in_the_middle_of_storing(storage, &key, &data).await;
             storage.put_large(&key, Bytes::from(data)).await?;
@@ -206,8 +208,7 @@ impl Committer<'_> {
             chain: self.chain.clone(),
             partitions,
         };
-        let json = serde_json::to_vec(&cp)
-            .map_err(|e| Error::Kafka(format!("failed to encode the checkpoint: {e}")))?;
+        let json = serde_json::to_vec(&cp).map_err(|e| Error::encode("the checkpoint", e))?;
         self.storage
             .put(
                 &checkpoint_key(self.id, self.shard, self.count),

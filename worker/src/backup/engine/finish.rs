@@ -70,8 +70,8 @@ pub(super) async fn write_manifest(
         warnings,
     };
     manifest.compute_totals();
-    let json = serde_json::to_vec_pretty(&manifest)
-        .map_err(|e| Error::Kafka(format!("failed to encode the manifest: {e}")))?;
+    let json =
+        serde_json::to_vec_pretty(&manifest).map_err(|e| Error::encode("the manifest", e))?;
     crash_at("before-manifest");
     let mkey = crate::backup::manifest::manifest_key(id, shard, count);
     storage.put_once(&mkey, Bytes::from(json)).await?;

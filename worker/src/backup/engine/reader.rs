@@ -134,7 +134,7 @@ pub(super) fn consume(
             Some(Err(e)) => {
                 let fatal = matches!(e.rdkafka_error_code(), Some(c) if is_fatal(c));
                 if fatal {
-                    return Err(Error::Kafka(format!("the backup reader failed: {e}")));
+                    return Err(Error::kafka("the backup reader failed", e));
                 }
                 tracing::warn!(error = %e, "backup reader: retrying after a Kafka error");
             }
@@ -258,10 +258,10 @@ impl<'a> ShardReader<'a> {
                 continue;
             }
             let cannot_read = |e| {
-                Error::Kafka(format!(
-                    "cannot read {}-{}: {e}",
-                    st.spec.topic, st.spec.partition
-                ))
+                Error::kafka(
+                    format!("cannot read {}-{}", st.spec.topic, st.spec.partition),
+                    e,
+                )
             };
             let mut tpl = TopicPartitionList::new();
             tpl.add_partition_offset(
@@ -314,10 +314,13 @@ impl<'a> ShardReader<'a> {
             let mut tpl = TopicPartitionList::new();
             tpl.add_partition(&st.spec.topic, st.spec.partition);
             consumer.incremental_unassign(&tpl).map_err(|e| {
-                Error::Kafka(format!(
-                    "cannot stop reading {}-{}: {e}",
-                    st.spec.topic, st.spec.partition
-                ))
+                Error::kafka(
+                    format!(
+                        "cannot stop reading {}-{}",
+                        st.spec.topic, st.spec.partition
+                    ),
+                    e,
+                )
             })?;
             st.assigned = false;
         }
@@ -401,10 +404,13 @@ impl<'a> ShardReader<'a> {
         writer
             .push(off, ts, ts_type, m.key(), m.payload(), &headers)
             .map_err(|e| {
-                Error::Kafka(format!(
-                    "cannot store {}-{} offset {off}: {e}",
-                    st.spec.topic, st.spec.partition
-                ))
+                Error::kafka_request(
+                    format!(
+                        "cannot store {}-{} offset {off}",
+                        st.spec.topic, st.spec.partition
+                    ),
+                    e,
+                )
             })?;
         crash_at("record");
         let live = &self.opts.progress;

@@ -25,7 +25,7 @@ pub(super) fn request_failed(
     what: &str,
     cause: impl std::error::Error + Send + Sync + 'static,
 ) -> Error {
-    Error::Kafka(format!("{what}: {cause}"))
+    Error::kafka_request(what, cause)
 }
 
 /// An error Kafka or librdkafka answered a request with: its code and its text.
@@ -305,10 +305,22 @@ mod tests {
             Error::Authentication(m) if m == "bad password"
         ));
         // A non-connection error is Kafka's answer, whatever was recorded before.
-        assert!(matches!(
-            resolve_failure(C::GroupAuthorizationFailed, "denied", auth, "k", "committing"),
-            Error::Kafka(m) if m == "committing: denied"
-        ));
+        let answer = resolve_failure(
+            C::GroupAuthorizationFailed,
+            "denied",
+            auth,
+            "k",
+            "committing",
+        );
+        assert_eq!(answer.label(), "kafka_error");
+        assert_eq!(
+            answer.to_string(),
+            "Kafka request failed: committing: denied"
+        );
+        assert!(
+            std::error::Error::source(&answer).is_some(),
+            "the broker's answer is kept"
+        );
     }
 
     #[test]

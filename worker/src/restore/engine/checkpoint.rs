@@ -86,20 +86,13 @@ impl CheckpointStore {
             None => Ok(None),
             Some(d) => serde_json::from_slice(&d)
                 .map(Some)
-                .map_err(|e| Error::Malformed {
-                    kind: "restore checkpoint",
-                    file: self.describe(),
-                    reason: e.to_string(),
-                }),
+                .map_err(|e| Error::malformed_json("restore checkpoint", self.describe(), e)),
         }
     }
 
     pub async fn save(&self, c: &Checkpoint) -> Result<()> {
-        let data = serde_json::to_vec_pretty(c).map_err(|e| Error::Malformed {
-            kind: "restore checkpoint",
-            file: self.describe(),
-            reason: e.to_string(),
-        })?;
+        let data = serde_json::to_vec_pretty(c)
+            .map_err(|e| Error::malformed_json("restore checkpoint", self.describe(), e))?;
         match self {
             CheckpointStore::Storage { storage, key } => storage.put(key, Bytes::from(data)).await,
             CheckpointStore::File(p) => {

@@ -162,7 +162,7 @@ pub(super) async fn run_lanes(
     ctx.sender.close();
     let joined = tokio::task::spawn_blocking(move || sender.join())
         .await
-        .map_err(|e| Error::Kafka(format!("the restore's sender did not stop: {e}")))?;
+        .map_err(|e| Error::kafka_thread("the restore's sender did not stop", e))?;
     if joined.is_err() && failure.is_none() {
         failure = Some(Error::Kafka("the restore's sender thread failed".into()));
     }
@@ -170,7 +170,7 @@ pub(super) async fn run_lanes(
     let p = Arc::clone(&ctx.producer);
     let flushed = tokio::task::spawn_blocking(move || flush_all(&p))
         .await
-        .map_err(|e| Error::Kafka(format!("flushing the producer did not complete: {e}")))?;
+        .map_err(|e| Error::kafka_thread("flushing the producer did not complete", e))?;
     tracing::debug!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "producer flushed"
@@ -242,7 +242,7 @@ async fn watch_lanes(
                     None => break,
                     Some(Ok(Ok(()))) => None,
                     Some(Ok(Err(e))) => Some(e),
-                    Some(Err(e)) => Some(Error::Kafka(format!("a restore worker failed: {e}"))),
+                    Some(Err(e)) => Some(Error::kafka_thread("a restore worker failed", e)),
                 };
                 if let Some(e) = failed {
                     if failure.is_none() {
@@ -380,7 +380,7 @@ fn queue_segments(
             SegmentRead::Pending(h) => ctx
                 .handle
                 .block_on(h)
-                .map_err(|e| Error::Kafka(format!("reading a segment did not complete: {e}")))??,
+                .map_err(|e| Error::kafka_thread("reading a segment did not complete", e))??,
         };
         let selected = match select_records(i, unit, &loaded.segment, ctx, last_confirmed, tail) {
             Ok(selected) => selected,

@@ -134,7 +134,7 @@ pub(super) fn flush_all(p: &BaseProducer<DeliveryContext>) -> Result<()> {
                     return Ok(());
                 }
             }
-            Err(e) => return Err(Error::Kafka(format!("flushing the producer failed: {e}"))),
+            Err(e) => return Err(Error::kafka("flushing the producer failed", e)),
         }
     }
 }
@@ -165,7 +165,7 @@ pub(super) fn make_producer(
     config
         .producer_config(acks, &tuning)
         .create_with_context(DeliveryContext { shared })
-        .map_err(|e| Error::Kafka(format!("cannot create the producer: {e}")))
+        .map_err(|e| Error::kafka("cannot create the producer", e))
 }
 
 /// The restore's producer and the thread that serves its delivery reports. Stopping it (on

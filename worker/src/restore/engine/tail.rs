@@ -63,10 +63,10 @@ impl TailReader {
         }
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(topic, partition, Offset::Offset(from))
-            .map_err(|e| Error::Kafka(e.to_string()))?;
+            .map_err(|e| Error::kafka("", e))?;
         consumer
             .assign(&tpl)
-            .map_err(|e| Error::Kafka(format!("cannot read {topic}-{partition}: {e}")))?;
+            .map_err(|e| Error::kafka(format!("cannot read {topic}-{partition}"), e))?;
         tracing::info!(
             topic,
             partition,
@@ -111,7 +111,7 @@ impl TailReader {
                 self.end = self.end.min(self.next_offset);
                 Ok(None)
             }
-            Some(Err(e)) => Err(Error::Kafka(format!("reading the target back failed: {e}"))),
+            Some(Err(e)) => Err(Error::kafka("reading the target back failed", e)),
             Some(Ok(m)) => {
                 self.next_offset = m.offset() + 1;
                 let (ts, kind) = TimestampType::split_kafka(m.timestamp());
@@ -131,9 +131,10 @@ fn watermark(c: &BaseConsumer, topic: &str, partition: i32) -> Result<i64> {
     c.fetch_watermarks(topic, partition, Duration::from_secs(10))
         .map(|(_, high)| high)
         .map_err(|e| {
-            Error::Kafka(format!(
-                "cannot read the end offset of {topic}-{partition}: {e}"
-            ))
+            Error::kafka(
+                format!("cannot read the end offset of {topic}-{partition}"),
+                e,
+            )
         })
 }
 

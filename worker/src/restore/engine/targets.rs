@@ -312,5 +312,5 @@ async fn last_record_present(
         }
     })
     .await
-    .map_err(|e| Error::Kafka(format!("reading the target back did not complete: {e}")))?
+    .map_err(|e| Error::kafka_thread("reading the target back did not complete", e))?
 }
