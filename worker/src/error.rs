@@ -3,13 +3,15 @@
 
 use std::path::PathBuf;
 
+use tidemark_task::exit;
+
 /// Result alias used across the worker library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Exit code of a run stopped before it finished that resumes from its checkpoint when run
 /// again (75, `EX_TEMPFAIL`): the operator's backup Jobs replace such a pod without counting a
 /// failure.
-pub const EXIT_INTERRUPTED: i32 = 75;
+pub const EXIT_INTERRUPTED: i32 = exit::INTERRUPTED;
 
 /// Every way a `tidemark` command can fail.
 #[derive(Debug, thiserror::Error)]
@@ -124,19 +126,19 @@ impl Error {
     /// Process exit code for this error class (documented in the README).
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::InvalidInput(_) => 2,
-            Error::SnapshotNotFound { .. } | Error::BackupNotFound { .. } => 3,
-            Error::GroupNotFound(_) => 4,
-            Error::Connection { .. } => 5,
-            Error::Authentication(_) => 6,
-            Error::Tls(_) => 13,
-            Error::Storage { .. } => 7,
-            Error::Malformed { .. } => 8,
-            Error::Kafka(_) => 9,
-            Error::Partial(_) => 10,
-            Error::VerificationFailed(_) => 11,
-            Error::Io { .. } => 12,
-            Error::LeaseHeld { .. } => 14,
+            Error::InvalidInput(_) => exit::INVALID_INPUT,
+            Error::SnapshotNotFound { .. } | Error::BackupNotFound { .. } => exit::NOT_FOUND,
+            Error::GroupNotFound(_) => exit::GROUP_NOT_FOUND,
+            Error::Connection { .. } => exit::CONNECTION,
+            Error::Authentication(_) => exit::AUTHENTICATION,
+            Error::Tls(_) => exit::TLS,
+            Error::Storage { .. } => exit::STORAGE,
+            Error::Malformed { .. } => exit::MALFORMED,
+            Error::Kafka(_) => exit::KAFKA,
+            Error::Partial(_) => exit::PARTIAL,
+            Error::VerificationFailed(_) => exit::VERIFICATION_FAILED,
+            Error::Io { .. } => exit::IO,
+            Error::LeaseHeld { .. } => exit::LEASE_HELD,
             Error::Interrupted(_) => EXIT_INTERRUPTED,
         }
     }

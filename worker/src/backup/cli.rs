@@ -29,11 +29,7 @@ use crate::kafka::GroupAdmin;
 use crate::report::{spawn_progress_bar, thousands, BoxReport};
 use crate::task::{BackupCleanupTask, BackupTask, KafkaTarget, StorageTarget, TopicSelection};
 
-/// Environment variable the operator sets to the Job's name: the backup id shared by every
-/// shard and retry of a run.
-pub const ENV_BACKUP_ID: &str = "TIDEMARK_BACKUP_ID";
-/// Kubernetes' index of an Indexed Job's pod.
-pub const ENV_COMPLETION_INDEX: &str = "JOB_COMPLETION_INDEX";
+pub use tidemark_task::env::{ENV_BACKUP_ID, ENV_COMPLETION_INDEX};
 
 /// `backup-YYYYMMDD-HHMMSS-<8 hex>`.
 pub fn generate_backup_id() -> String {
@@ -286,10 +282,8 @@ pub async fn backup(a: BackupArgs) -> Result<i32> {
     if let Some(n) = a.shard_count {
         task.shard_count = n;
     }
-    task.validate().map_err(|e| match e {
-        Error::InvalidInput(m) => Error::invalid(m.replace("task field", "setting")),
-        other => other,
-    })?;
+    task.validate()
+        .map_err(|e| Error::invalid(e.message().replace("task field", "setting")))?;
     let progress = Arc::new(LiveProgress::default());
     let bar = (a.format.format == Format::Text && std::io::stderr().is_terminal()).then(|| {
         let p = Arc::clone(&progress);
@@ -858,24 +852,7 @@ async fn checkpoint_chain(
 
 /// `30d`, `12h`, `90m`, `3600s`, `2w`.
 pub fn parse_age(s: &str) -> Result<ChronoDuration> {
-    let bad = || {
-        Error::invalid(format!(
-            "maxAge '{s}' is not a duration like 30d, 12h, 90m or 2w"
-        ))
-    };
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (n, unit) = s.split_at(split);
-    let n: i64 = n.parse().map_err(|_| bad())?;
-    let d = match unit {
-        "s" => ChronoDuration::try_seconds(n),
-        "m" => ChronoDuration::try_minutes(n),
-        "h" => ChronoDuration::try_hours(n),
-        "d" => ChronoDuration::try_days(n),
-        "w" => ChronoDuration::try_weeks(n),
-        _ => None,
-    };
-    d.filter(|d| *d > ChronoDuration::zero()).ok_or_else(bad)
+    tidemark_task::durations::parse_age(s).map_err(Error::invalid)
 }
 
 #[cfg(test)]

@@ -24,8 +24,8 @@ use crate::kafka::GroupAdmin;
 use crate::snapshot::{OffsetSnapshot, SnapshotStore};
 use crate::task::ResetStrategy;
 
-/// Exit code of a run in which some groups were not reset.
-const EXIT_PARTIAL: i32 = 10;
+// Exit code of a run in which some groups were not reset.
+use tidemark_task::exit::PARTIAL as EXIT_PARTIAL;
 
 /// `offset-reset plan`: print the plan; change nothing.
 pub async fn plan(a: ResetArgs) -> Result<i32> {

@@ -110,7 +110,7 @@ pub async fn restore(a: RestoreArgs, three_phase: bool) -> Result<i32> {
 
 fn exit_code(r: &FullReport) -> i32 {
     match &r.consumer_groups {
-        Some(g) if g.groups_failed > 0 => 10,
+        Some(g) if g.groups_failed > 0 => tidemark_task::exit::PARTIAL,
         _ => 0,
     }
 }
