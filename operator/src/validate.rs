@@ -10,8 +10,8 @@ use std::ops::RangeInclusive;
 
 use croner::parser::{CronParser, Seconds, Year};
 use kube::Resource;
-use tidemark::backup::cli::parse_age;
-use tidemark::backup::select::TopicFilter;
+use tidemark_task::durations::parse_age;
+use tidemark_task::topics::TopicFilter;
 
 use crate::build::restore;
 use crate::build::{RunId, WorkerKind, RUN_ANNOTATION};
@@ -32,7 +32,7 @@ pub const REASON_SECRET_IN_PROPERTIES: &str = "SecretInProperties";
 /// A property key is set from the spec's own fields.
 pub const REASON_PROPERTY_MANAGED_BY_SPEC: &str = "PropertyManagedBySpec";
 /// A property key would switch a guarantee off or load code
-/// ([`tidemark::kafka::properties::REFUSED_PROPERTIES`]).
+/// ([`tidemark_task::properties::REFUSED_PROPERTIES`]).
 pub const REASON_UNSAFE_PROPERTY: &str = "UnsafeProperty";
 /// `kafkaCluster.tlsInsecureSkipVerify` is on: the reason of the Warning Event each run raises.
 pub const REASON_INSECURE_TLS: &str = "InsecureTls";
@@ -201,7 +201,7 @@ fn cluster_problems(cluster: &KafkaClusterSpec, problems: &mut Vec<Problem>) {
                     "spec.kafkaCluster.properties['{key}'] is set by the operator; use spec.{field} instead"
                 ),
             ));
-        } else if let Some(why) = tidemark::kafka::properties::refusal(key) {
+        } else if let Some(why) = tidemark_task::properties::refusal(key) {
             problems.push(Problem::new(
                 REASON_UNSAFE_PROPERTY,
                 format!("spec.kafkaCluster.properties['{key}'] {why}"),
@@ -481,16 +481,11 @@ fn worker_problem<K: WorkerKind>(cr: &K, fields: &[(&str, &str)]) -> Option<Prob
 }
 
 /// What the worker's validation refuses in `task`, named by spec field ([`worker_problem`]).
-fn task_problem(task: &tidemark::task::Task, fields: &[(&str, &str)]) -> Option<Problem> {
+fn task_problem(task: &tidemark_task::Task, fields: &[(&str, &str)]) -> Option<Problem> {
     let error = task.validate().err()?;
-    let text = error.to_string();
-    let text = text.strip_prefix("invalid input: ").unwrap_or(&text);
-    let message = match text
-        .strip_prefix("task field '")
-        .and_then(|rest| rest.split_once('\''))
-    {
-        Some((field, rest)) => format!("{}{rest}", spec_field(fields, field)),
-        None => text.to_string(),
+    let message = match error.field() {
+        Some(field) => field.message_naming(&spec_field(fields, &field.path)),
+        None => error.message(),
     };
     Some(Problem::new(REASON_INVALID_FIELD, message))
 }
@@ -764,9 +759,7 @@ impl SpecChecks for KafkaBackup {
             }
             if let Some(age) = &retention.max_age {
                 // The worker's own parser, which the cleanup task runs.
-                if let Err(e) = parse_age(age) {
-                    let why = e.to_string();
-                    let why = why.strip_prefix("invalid input: ").unwrap_or(&why);
+                if let Err(why) = parse_age(age) {
                     problems.push(Problem::new(
                         REASON_INVALID_FIELD,
                         format!("spec.retention.{why}"),
@@ -855,7 +848,7 @@ impl SpecChecks for KafkaRestore {
             problems.extend(id_problem(REASON_INVALID_FIELD, "spec.restoreId", id));
         }
         if let Some(key) = &spec.offset_report {
-            if let Err(why) = tidemark::task::validate_report_key(key) {
+            if let Err(why) = tidemark_task::validate_report_key(key) {
                 problems.push(Problem::new(
                     REASON_INVALID_FIELD,
                     format!("spec.offsetReport {why}"),
@@ -1176,7 +1169,7 @@ mod tests {
     }
 
     /// A key the worker's table refuses, spelled as it would be set.
-    fn refused_key(p: &tidemark::kafka::properties::RefusedProperty) -> String {
+    fn refused_key(p: &tidemark_task::properties::RefusedProperty) -> String {
         if p.contains {
             format!("x.{}", p.key)
         } else {
@@ -1186,7 +1179,7 @@ mod tests {
 
     #[test]
     fn every_unsafe_property_stalls_naming_it_and_what_to_use_instead() {
-        for p in tidemark::kafka::properties::REFUSED_PROPERTIES {
+        for p in tidemark_task::properties::REFUSED_PROPERTIES {
             let key = refused_key(p);
             let mut rollback = korb(VERIFY_ROLLBACK);
             let cluster = rollback.spec.kafka_cluster.as_mut().expect("kafkaCluster");

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::jiff::Timestamp;
-use tidemark::task::{
+use tidemark_task::{
     Acks as TaskAcks, ChainScope, ExistingData as TaskExistingData, GroupStrategy as TaskStrategy,
     HeaderStyle as TaskHeaderStyle, RestoreTask, Task, TaskWork, TopicSelection as TaskTopics,
     TASK_API_VERSION,
@@ -291,7 +291,7 @@ mod tests {
 
     use k8s_openapi::api::batch::v1::Job;
     use k8s_openapi::api::core::v1::{ConfigMap, Container, EnvVar};
-    use tidemark::task::{KafkaTarget, StorageTarget};
+    use tidemark_task::{KafkaTarget, StorageTarget};
 
     use super::super::fixtures::*;
     use super::super::job::job;
@@ -705,7 +705,7 @@ spec:
         let cr = restore(RESTORE_FULL);
         let id = restore_id(&cr).expect("id");
         assert_eq!(id, format!("kr-{RESTORE_UID}"));
-        tidemark::snapshot::validate_id(&id).expect("a valid restore id");
+        tidemark_task::ids::validate_id(&id).expect("a valid restore id");
         let later = RunId {
             generation: 4,
             run: 2,
