@@ -415,3 +415,44 @@ fn reset_plans_are_cut_before_groups_to_fit_the_termination_message() {
     );
     assert_eq!(reset.total_group_results, 40);
 }
+
+#[test]
+fn field_errors_carry_the_task_path_and_the_rest_of_the_sentence() {
+    let base = "apiVersion: tidemark.dev/task-v1\nkind: offsetReset\n\
+                kafka: {bootstrapServers: [\"k:9092\"], securityProtocol: PLAINTEXT}\n\
+                storage: {type: location, url: /s}\n";
+    // (document tail, path, reason, the whole message)
+    let cases = [
+        (
+            "consumerGroups: [g]\nmaxConcurrent: 0\nstrategy: {type: toLatest}\n",
+            "maxConcurrent",
+            "is 0; use 1 to 1000",
+            "task field 'maxConcurrent' is 0; use 1 to 1000",
+        ),
+        (
+            "consumerGroups: [g]\nstrategy: {type: fromSnapshot, snapshotId: \"a..b\"}\n",
+            "strategy.snapshotId",
+            ": snapshot id 'a..b' is invalid: it contains '..' (allowed: letters, digits, '.', '_', '-', starting with a letter or digit, at most 253 characters)",
+            "task field 'strategy.snapshotId': snapshot id 'a..b' is invalid: it contains '..' (allowed: letters, digits, '.', '_', '-', starting with a letter or digit, at most 253 characters)",
+        ),
+        (
+            "consumerGroups: [g]\nstrategy: {type: fromFile, csv: \"g,orders,x,1\"}\n",
+            "strategy.csv",
+            "line 1: partition 'x' is not a number",
+            "task field 'strategy.csv' line 1: partition 'x' is not a number",
+        ),
+    ];
+    for (tail, path, reason, message) in cases {
+        let task = parse(&format!("{base}{tail}")).expect("parses");
+        let err = task.validate().expect_err(path);
+        let field = err.field().expect("a field error");
+        assert_eq!(field.path, path);
+        assert_eq!(field.reason, reason);
+        assert_eq!(field.to_string(), message);
+        assert_eq!(err.to_string(), format!("invalid input: {message}"));
+        assert_eq!(
+            field.message_naming("spec.x"),
+            message.replace(&format!("task field '{path}'"), "spec.x")
+        );
+    }
+}
