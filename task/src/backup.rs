@@ -73,22 +73,52 @@ pub struct TopicSelection {
 
 /// How far a backup reads.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum BackupMode {
+    /// Up to the high watermarks read when the backup starts.
     #[default]
     OneShot,
+    /// Until the worker is stopped.
     Continuous,
+    /// From where the chain's newest complete backup ended, up to the high watermarks.
     Incremental,
+}
+
+impl BackupMode {
+    /// The spelling used in the spec.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupMode::OneShot => "oneShot",
+            BackupMode::Continuous => "continuous",
+            BackupMode::Incremental => "incremental",
+        }
+    }
 }
 
 /// Segment compression.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum Compression {
+    /// zstd (level `compressionLevel`, default 3).
     #[default]
     Zstd,
+    /// lz4: faster, larger.
     Lz4,
+    /// Uncompressed.
     None,
+}
+
+impl Compression {
+    /// The spelling used in the spec.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::Zstd => "zstd",
+            Compression::Lz4 => "lz4",
+            Compression::None => "none",
+        }
+    }
 }
 
 impl BackupTask {

@@ -152,58 +152,87 @@ impl ChainScope {
     }
 }
 
-/// A target partition that already holds records.
+/// What happens to a target partition that already holds records.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum ExistingData {
-    /// Refuse the restore, naming the partitions (default).
+    /// The restore fails before writing, naming the partitions.
     #[default]
     Refuse,
-    /// Add the restored records after what is there.
+    /// The restored records go after what is there.
     Append,
-    /// Delete what is there first (Kafka's DeleteRecords up to the end offset).
+    /// What is there is deleted first (Kafka's DeleteRecords).
     Purge,
 }
 
-/// What happens to consumer-group offsets (the kafka-backup restore strategies).
+impl ExistingData {
+    /// The spelling used in the spec.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExistingData::Refuse => "refuse",
+            ExistingData::Append => "append",
+            ExistingData::Purge => "purge",
+        }
+    }
+}
+
+/// How consumer-group offsets are handled (the kafka-backup restore configuration's strategies).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum GroupStrategy {
-    /// Leave offsets alone (default).
+    // Leave offsets alone (default).
     #[default]
     Skip,
-    /// Records carry their source offset in headers; offsets are translated exactly through
-    /// the restore's offset mapping.
+    // Records carry their source offset in headers; offsets are translated exactly through
+    // the restore's offset mapping.
     HeaderBased,
-    /// Offsets are translated through the timestamp of the record each committed offset points
-    /// at, looked up in the target like Kafka's `--to-datetime`.
+    // Offsets are translated through the timestamp of the record each committed offset points
+    // at, looked up in the target like Kafka's `--to-datetime`.
     TimestampBased,
-    /// The mapping is rebuilt by reading the original-offset headers back from the target.
+    // The mapping is rebuilt by reading the original-offset headers back from the target.
     ClusterScan,
-    /// Only report the mapping and the translated offsets; change nothing.
+    // Only report the mapping and the translated offsets; change nothing.
     Manual,
+}
+
+impl GroupStrategy {
+    /// The spelling used in the spec.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupStrategy::Skip => "skip",
+            GroupStrategy::HeaderBased => "header-based",
+            GroupStrategy::TimestampBased => "timestamp-based",
+            GroupStrategy::ClusterScan => "cluster-scan",
+            GroupStrategy::Manual => "manual",
+        }
+    }
 }
 
 /// Names of the original-offset headers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum HeaderStyle {
-    /// `x-original-offset`, `x-original-timestamp` (default).
+    // `x-original-offset`, `x-original-timestamp` (default).
     #[default]
     Original,
-    /// `x-kafka-backup-offset`, `x-kafka-backup-timestamp`, `x-kafka-backup-partition`.
+    // `x-kafka-backup-offset`, `x-kafka-backup-timestamp`, `x-kafka-backup-partition`.
     KafkaBackup,
 }
 
 /// Producer acknowledgements.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum Acks {
     /// Every in-sync replica; the producer is idempotent.
     #[default]
     #[serde(rename = "all", alias = "-1")]
     All,
-    /// The leader only; not idempotent, so one request is in flight per connection and a failed
-    /// request ends the run (a re-run resumes exactly).
+    /// The leader only.
+    // Not idempotent, so one request is in flight per connection and a failed request ends
+    // the run (a re-run resumes exactly).
     #[serde(rename = "1")]
     Leader,
 }

@@ -18,8 +18,7 @@ use k8s_openapi::api::core::v1::{
 };
 use tidemark_task::MAX_ID_LEN;
 use tidemark_task::{
-    BackupCleanupTask, BackupMode as TaskMode, BackupTask, Compression as TaskCompression, Task,
-    TaskWork, TopicSelection as TaskTopics, TASK_API_VERSION,
+    BackupCleanupTask, BackupTask, Task, TaskWork, TopicSelection as TaskTopics, TASK_API_VERSION,
 };
 
 use super::job::{hold_results, job_with, JobParts, JOB_NAME_LABEL};
@@ -149,17 +148,9 @@ impl WorkerKind for KafkaBackup {
                     include: spec.topics.include.clone(),
                     exclude: spec.topics.exclude.clone(),
                 },
-                mode: match spec.mode {
-                    BackupMode::OneShot => TaskMode::OneShot,
-                    BackupMode::Continuous => TaskMode::Continuous,
-                    BackupMode::Incremental => TaskMode::Incremental,
-                },
+                mode: spec.mode,
                 chain: Some(chain(self)?),
-                compression: match spec.compression {
-                    Compression::Zstd => TaskCompression::Zstd,
-                    Compression::Lz4 => TaskCompression::Lz4,
-                    Compression::None => TaskCompression::None,
-                },
+                compression: spec.compression,
                 compression_level: spec
                     .compression_level
                     .filter(|_| spec.compression == Compression::Zstd),
@@ -280,6 +271,7 @@ mod tests {
     use super::super::rbac::worker_role_binding;
     use super::super::task::task_config_map;
     use super::*;
+    use tidemark_task::{BackupMode as TaskMode, Compression as TaskCompression};
 
     const RUN: RunId = RunId {
         generation: 1,
