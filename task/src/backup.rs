@@ -96,6 +96,22 @@ impl BackupMode {
     }
 }
 
+/// As configuration files and the CLI spell it: `one_shot`, `one-shot`, `oneShot`;
+/// `continuous`; `incremental` (any case).
+impl std::str::FromStr for BackupMode {
+    type Err = String;
+    fn from_str(m: &str) -> std::result::Result<Self, String> {
+        match m.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
+            "oneshot" => Ok(BackupMode::OneShot),
+            "continuous" => Ok(BackupMode::Continuous),
+            "incremental" => Ok(BackupMode::Incremental),
+            _ => Err(format!(
+                "backup mode '{m}' is not one of one_shot, continuous, incremental"
+            )),
+        }
+    }
+}
+
 /// Segment compression.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -117,6 +133,19 @@ impl Compression {
             Compression::Zstd => "zstd",
             Compression::Lz4 => "lz4",
             Compression::None => "none",
+        }
+    }
+}
+
+/// `zstd`, `lz4` or `none` (any case).
+impl std::str::FromStr for Compression {
+    type Err = String;
+    fn from_str(c: &str) -> std::result::Result<Self, String> {
+        match c.to_ascii_lowercase().as_str() {
+            "zstd" => Ok(Compression::Zstd),
+            "lz4" => Ok(Compression::Lz4),
+            "none" => Ok(Compression::None),
+            _ => Err(format!("compression '{c}' is not one of zstd, lz4, none")),
         }
     }
 }

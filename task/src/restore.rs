@@ -177,6 +177,19 @@ impl ExistingData {
     }
 }
 
+/// `refuse`, `append` or `purge` (any case).
+impl std::str::FromStr for ExistingData {
+    type Err = String;
+    fn from_str(v: &str) -> std::result::Result<Self, String> {
+        match v.to_ascii_lowercase().as_str() {
+            "refuse" => Ok(ExistingData::Refuse),
+            "append" => Ok(ExistingData::Append),
+            "purge" => Ok(ExistingData::Purge),
+            _ => Err(format!("'{v}' is not one of refuse, append, purge")),
+        }
+    }
+}
+
 /// How consumer-group offsets are handled (the kafka-backup restore configuration's strategies).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -210,6 +223,24 @@ impl GroupStrategy {
     }
 }
 
+/// The kafka-backup restore configuration's strategy names (`header-based`; `header_based` and
+/// `headerBased` also read).
+impl std::str::FromStr for GroupStrategy {
+    type Err = String;
+    fn from_str(v: &str) -> std::result::Result<Self, String> {
+        match v.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
+            "skip" => Ok(GroupStrategy::Skip),
+            "headerbased" => Ok(GroupStrategy::HeaderBased),
+            "timestampbased" => Ok(GroupStrategy::TimestampBased),
+            "clusterscan" => Ok(GroupStrategy::ClusterScan),
+            "manual" => Ok(GroupStrategy::Manual),
+            _ => Err(format!(
+                "'{v}' is not one of skip, header-based, timestamp-based, cluster-scan, manual"
+            )),
+        }
+    }
+}
+
 /// Names of the original-offset headers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -220,6 +251,18 @@ pub enum HeaderStyle {
     Original,
     // `x-kafka-backup-offset`, `x-kafka-backup-timestamp`, `x-kafka-backup-partition`.
     KafkaBackup,
+}
+
+/// `original` or `kafka-backup` (`kafka_backup` also read; any case).
+impl std::str::FromStr for HeaderStyle {
+    type Err = String;
+    fn from_str(v: &str) -> std::result::Result<Self, String> {
+        match v.to_ascii_lowercase().replace('_', "-").as_str() {
+            "original" => Ok(HeaderStyle::Original),
+            "kafka-backup" => Ok(HeaderStyle::KafkaBackup),
+            _ => Err(format!("'{v}' is not one of original, kafka-backup")),
+        }
+    }
 }
 
 /// Producer acknowledgements.
@@ -235,6 +278,22 @@ pub enum Acks {
     // the run (a re-run resumes exactly).
     #[serde(rename = "1")]
     Leader,
+}
+
+/// `all` / `-1` or `1`; `0` is refused with why.
+impl std::str::FromStr for Acks {
+    type Err = String;
+    fn from_str(v: &str) -> std::result::Result<Self, String> {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "all" | "-1" => Ok(Acks::All),
+            "1" => Ok(Acks::Leader),
+            "0" => Err(
+                "acks 0 cannot tell what landed, so a restore could not be exactly once; use all or 1"
+                    .into(),
+            ),
+            _ => Err(format!("'{v}' is not one of all, 1")),
+        }
+    }
 }
 
 impl RestoreTask {

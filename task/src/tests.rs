@@ -456,3 +456,55 @@ fn field_errors_carry_the_task_path_and_the_rest_of_the_sentence() {
         );
     }
 }
+
+#[test]
+fn every_spelling_of_a_shared_enum_parses_to_the_one_type() {
+    for m in [
+        BackupMode::OneShot,
+        BackupMode::Continuous,
+        BackupMode::Incremental,
+    ] {
+        assert_eq!(m.as_str().parse::<BackupMode>(), Ok(m));
+    }
+    for text in ["one_shot", "one-shot", "oneShot", "ONESHOT"] {
+        assert_eq!(
+            text.parse::<BackupMode>(),
+            Ok(BackupMode::OneShot),
+            "{text}"
+        );
+    }
+    for c in [Compression::Zstd, Compression::Lz4, Compression::None] {
+        assert_eq!(c.as_str().parse::<Compression>(), Ok(c));
+    }
+    for g in [
+        GroupStrategy::Skip,
+        GroupStrategy::HeaderBased,
+        GroupStrategy::TimestampBased,
+        GroupStrategy::ClusterScan,
+        GroupStrategy::Manual,
+    ] {
+        assert_eq!(g.as_str().parse::<GroupStrategy>(), Ok(g));
+        let json = serde_json::to_value(g).expect("encode");
+        assert_eq!(json, g.as_str(), "the task spells it as the spec does");
+    }
+    assert_eq!("header_based".parse(), Ok(GroupStrategy::HeaderBased));
+    assert_eq!("headerBased".parse(), Ok(GroupStrategy::HeaderBased));
+    for e in [
+        ExistingData::Refuse,
+        ExistingData::Append,
+        ExistingData::Purge,
+    ] {
+        assert_eq!(e.as_str().parse::<ExistingData>(), Ok(e));
+    }
+    assert_eq!("kafka_backup".parse(), Ok(HeaderStyle::KafkaBackup));
+    assert_eq!("-1".parse(), Ok(Acks::All));
+    assert_eq!("1".parse(), Ok(Acks::Leader));
+    assert!("0"
+        .parse::<Acks>()
+        .expect_err("acks 0")
+        .contains("exactly once"));
+    assert!("zip"
+        .parse::<Compression>()
+        .expect_err("zip")
+        .contains("zstd, lz4, none"));
+}
