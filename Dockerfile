@@ -5,7 +5,8 @@
 # librdkafka is compiled from source by rdkafka-sys and linked statically into `tidemark`
 # (features ssl, zstd and the default libz; not dynamic-linking); zstd is built in as well.
 # OpenSSL and zlib are the system's: libssl-dev and zlib1g-dev to build, libssl3 and zlib1g at
-# run time. The operator uses rustls and needs neither. tests/tests/dockerfile.rs checks that
+# run time. The operator uses rustls and needs neither; it links the task contract (task/), not
+# the worker, so it is built without librdkafka or object_store. tests/tests/dockerfile.rs checks that
 # what is built, copied and installed here matches the workspace.
 #
 #   docker build -t tidemark:dev --build-arg VERSION=0.1.0 --build-arg REVISION=$(git rev-parse HEAD) .
@@ -19,6 +20,7 @@ RUN apt-get update \
 WORKDIR /src
 # Every workspace member is copied: cargo reads all their manifests.
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
+COPY task task
 COPY worker worker
 COPY operator operator
 COPY tests tests

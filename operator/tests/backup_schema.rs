@@ -65,14 +65,14 @@ fn defaults_are_those_of_the_worker() {
     assert!(spec.capture_offsets);
     assert!(!spec.suspend);
     assert_eq!(spec.schedule, None);
-    let worker: tidemark::task::BackupTask = serde_json::from_value(json!({
+    let worker: tidemark_task::BackupTask = serde_json::from_value(json!({
         "kafka": {"bootstrapServers": ["k:9092"], "securityProtocol": "PLAINTEXT"},
         "storage": {"type": "location", "url": "/b"},
         "topics": {"include": ["orders"]}
     }))
     .expect("a minimal backup task");
-    assert_eq!(worker.mode, tidemark::task::BackupMode::OneShot);
-    assert_eq!(worker.compression, tidemark::task::Compression::Zstd);
+    assert_eq!(worker.mode, tidemark_task::BackupMode::OneShot);
+    assert_eq!(worker.compression, tidemark_task::Compression::Zstd);
     assert_eq!(worker.shard_count, 1);
     assert!(worker.capture_offsets);
     // The API server fills them in from the schema too.

@@ -132,11 +132,11 @@ fn defaults_are_those_of_the_worker() {
     assert_eq!(spec.max_retries, 3);
     assert_eq!(
         spec.max_concurrent as usize,
-        tidemark::task::DEFAULT_RESET_CONCURRENCY
+        tidemark_task::DEFAULT_RESET_CONCURRENCY
     );
     assert_eq!(
         spec.max_retries as u32,
-        tidemark::task::DEFAULT_RESET_RETRIES
+        tidemark_task::DEFAULT_RESET_RETRIES
     );
     // The API server fills them in from the schema too.
     let schema = Checker::new().schema().clone();

@@ -90,22 +90,22 @@ fn defaults_are_those_of_the_worker() {
     );
     assert!(!groups.reset_offsets);
 
-    let worker: tidemark::task::RestoreTask = serde_json::from_value(json!({
+    let worker: tidemark_task::RestoreTask = serde_json::from_value(json!({
         "kafka": {"bootstrapServers": ["k:9092"], "securityProtocol": "PLAINTEXT"},
         "storage": {"type": "location", "url": "/b"},
         "backupId": "b1"
     }))
     .expect("a minimal restore task");
     assert!(!worker.create_topics);
-    assert_eq!(worker.existing_data, tidemark::task::ExistingData::Refuse);
-    assert_eq!(worker.acks, tidemark::task::Acks::All);
+    assert_eq!(worker.existing_data, tidemark_task::ExistingData::Refuse);
+    assert_eq!(worker.acks, tidemark_task::Acks::All);
     assert_eq!(
         worker.consumer_group_strategy,
-        tidemark::task::GroupStrategy::Skip
+        tidemark_task::GroupStrategy::Skip
     );
     assert_eq!(
         worker.original_header_style,
-        tidemark::task::HeaderStyle::Original
+        tidemark_task::HeaderStyle::Original
     );
     assert!(worker.snapshot_before_reset);
     assert!(

@@ -10,8 +10,8 @@
 //!   shows every sample of its kind in `config/samples/` byte for byte.
 //! - Troubleshooting: every message `docs/troubleshooting.md` quotes — each line of its
 //!   ```` ```text ```` blocks — is one the tools print: with `{…}` standing for what varies, its
-//!   fixed text is made of string literals of `worker/src` and `operator/src` (test code left
-//!   out), joined where a format string has a placeholder. The condition reasons
+//!   fixed text is made of string literals of `task/src`, `worker/src` and `operator/src` (test
+//!   code left out), joined where a format string has a placeholder. The condition reasons
 //!   `docs/crds/README.md` lists exist, and every reason the operator defines is listed.
 //! - Links: every relative link and every `config/samples/…` path in README.md and the pages
 //!   of docs/ that this crate checks points to a file (and heading) that exists.
@@ -639,11 +639,11 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Every string literal the worker and the operator print from (test code left out), split at
-/// its placeholders.
+/// Every string literal the worker and the operator print from (the task contract's too; test
+/// code left out), split at its placeholders.
 fn source_literals() -> Vec<Vec<String>> {
     let mut files = Vec::new();
-    for dir in ["worker/src", "operator/src"] {
+    for dir in ["task/src", "worker/src", "operator/src"] {
         rust_files(&root().join(dir), &mut files);
     }
     let lexed: Vec<(PathBuf, Lexed)> = files

@@ -338,7 +338,14 @@ fn sbom_command_describes_both_binaries_with_their_locked_dependencies() {
             assert!(!names.contains_key(test_only), "{file} lists {test_only}");
         }
     }
-    // The operator links the worker's library (for the task contract), so its SBOM names it.
+    // The operator links the task contract, not the worker: its SBOM names the one, not the
+    // other, nor the worker's Kafka and storage clients.
     let operator = read_json(&out.join("tidemark-operator.cdx.json"));
-    assert!(components(&operator).contains_key("tidemark"));
+    assert!(components(&operator).contains_key("tidemark-task"));
+    for worker_only in ["tidemark", "rdkafka-sys", "object_store"] {
+        assert!(
+            !components(&operator).contains_key(worker_only),
+            "the operator's SBOM lists {worker_only}"
+        );
+    }
 }

@@ -700,11 +700,11 @@ impl StorageEndpointArgs {
 }
 
 fn parse_protocol(s: &str) -> Result<SecurityProtocol, String> {
-    s.parse().map_err(|e: crate::Error| e.to_string())
+    s.parse().map_err(|e: crate::task::TaskError| e.to_string())
 }
 
 fn parse_mechanism(s: &str) -> Result<SaslMechanism, String> {
-    s.parse().map_err(|e: crate::Error| e.to_string())
+    s.parse().map_err(|e: crate::task::TaskError| e.to_string())
 }
 
 fn parse_concurrency(s: &str) -> Result<usize, String> {

@@ -5,6 +5,7 @@ use std::error::Error as StdError;
 use std::path::PathBuf;
 
 use rdkafka::error::KafkaError;
+use tidemark_task::exit;
 
 /// Result alias used across the worker library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -12,7 +13,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Exit code of a run stopped before it finished that resumes from its checkpoint when run
 /// again (75, `EX_TEMPFAIL`): the operator's backup Jobs replace such a pod without counting a
 /// failure.
-pub const EXIT_INTERRUPTED: i32 = 75;
+pub const EXIT_INTERRUPTED: i32 = exit::INTERRUPTED;
 
 /// Every way a `tidemark` command can fail.
 #[derive(Debug, thiserror::Error)]
@@ -248,25 +249,25 @@ impl Error {
     /// Process exit code for this error class (documented in the README).
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::InvalidInput(_) | Error::InvalidWith { .. } => 2,
-            Error::SnapshotNotFound { .. } | Error::BackupNotFound { .. } => 3,
-            Error::GroupNotFound(_) => 4,
-            Error::Connection { .. } => 5,
-            Error::Authentication(_) => 6,
-            Error::Tls(_) => 13,
-            Error::Storage { .. } | Error::StorageClient(_) | Error::KubeApi(_) => 7,
+            Error::InvalidInput(_) | Error::InvalidWith { .. } => exit::INVALID_INPUT,
+            Error::SnapshotNotFound { .. } | Error::BackupNotFound { .. } => exit::NOT_FOUND,
+            Error::GroupNotFound(_) => exit::GROUP_NOT_FOUND,
+            Error::Connection { .. } => exit::CONNECTION,
+            Error::Authentication(_) => exit::AUTHENTICATION,
+            Error::Tls(_) => exit::TLS,
+            Error::Storage { .. } | Error::StorageClient(_) | Error::KubeApi(_) => exit::STORAGE,
             Error::Malformed { .. } | Error::MalformedJson { .. } | Error::MalformedData { .. } => {
-                8
+                exit::MALFORMED
             }
             Error::Kafka(_)
             | Error::KafkaClient(_)
             | Error::KafkaThread { .. }
             | Error::KafkaRequest { .. }
-            | Error::Encode { .. } => 9,
-            Error::Partial(_) => 10,
-            Error::VerificationFailed(_) => 11,
-            Error::Io { .. } => 12,
-            Error::LeaseHeld { .. } => 14,
+            | Error::Encode { .. } => exit::KAFKA,
+            Error::Partial(_) => exit::PARTIAL,
+            Error::VerificationFailed(_) => exit::VERIFICATION_FAILED,
+            Error::Io { .. } => exit::IO,
+            Error::LeaseHeld { .. } => exit::LEASE_HELD,
             Error::Interrupted(_) => EXIT_INTERRUPTED,
         }
     }

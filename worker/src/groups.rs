@@ -77,15 +77,7 @@ impl GroupSelector {
     }
 }
 
-/// Splits comma-separated group lists, trimming blanks.
-pub fn split_names(raw: &[String]) -> Vec<String> {
-    raw.iter()
-        .flat_map(|s| s.split(','))
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
-}
+pub use tidemark_task::reset::split_names;
 
 /// Committed offsets of many groups, read concurrently.
 #[derive(Debug, Clone, Default)]

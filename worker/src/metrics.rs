@@ -31,7 +31,7 @@ use tokio::net::TcpListener;
 use crate::error::{Error, Result};
 
 /// Listen address of the metrics endpoint (`host:port`); unset or empty: no endpoint.
-pub const ENV_METRICS_ADDR: &str = "TIDEMARK_METRICS_ADDR";
+pub use tidemark_task::env::ENV_METRICS_ADDR;
 
 /// Content type of `/metrics`.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

@@ -20,7 +20,7 @@ use crate::storage::Storage;
 pub const SNAPSHOT_DIR: &str = "snapshots";
 
 /// Longest accepted snapshot id (a Kubernetes object name's limit).
-pub const MAX_ID_LEN: usize = 253;
+pub use tidemark_task::ids::MAX_ID_LEN;
 
 /// One stored snapshot of consumer-group offsets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -244,33 +244,7 @@ pub fn generate_id(now: DateTime<Utc>) -> String {
 /// Accepts ids of 1..=253 characters from `[A-Za-z0-9._-]`, starting with a letter or digit
 /// and never containing `..`, so an id can never leave the snapshot folder.
 pub fn validate_id(id: &str) -> Result<()> {
-    let bad = |why: &str| {
-        Err(Error::invalid(format!(
-            "snapshot id '{id}' is invalid: {why} (allowed: letters, digits, '.', '_', '-', starting with a letter or digit, at most {MAX_ID_LEN} characters)"
-        )))
-    };
-    if id.is_empty() {
-        return bad("it is empty");
-    }
-    if id.len() > MAX_ID_LEN {
-        return bad("it is too long");
-    }
-    if id.contains("..") {
-        return bad("it contains '..'");
-    }
-    if id.contains('/') || id.contains('\\') {
-        return bad("it contains a path separator");
-    }
-    if !id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) {
-        return bad("it must start with a letter or digit");
-    }
-    if let Some(c) = id
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return bad(&format!("it contains '{c}'"));
-    }
-    Ok(())
+    tidemark_task::ids::validate_id(id).map_err(Error::invalid)
 }
 
 /// Summary of a stored snapshot, for `list`.

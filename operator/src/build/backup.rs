@@ -16,10 +16,9 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
     ConfigMap, EnvVar, EnvVarSource, ObjectFieldSelector, ResourceRequirements,
 };
-use tidemark::snapshot::MAX_ID_LEN;
-use tidemark::task::{
-    BackupCleanupTask, BackupMode as TaskMode, BackupTask, Compression as TaskCompression, Task,
-    TaskWork, TopicSelection as TaskTopics, TASK_API_VERSION,
+use tidemark_task::MAX_ID_LEN;
+use tidemark_task::{
+    BackupCleanupTask, BackupTask, Task, TaskWork, TopicSelection as TaskTopics, TASK_API_VERSION,
 };
 
 use super::job::{hold_results, job_with, JobParts, JOB_NAME_LABEL};
@@ -36,7 +35,7 @@ pub const COMPONENT: &str = "backup";
 /// `app.kubernetes.io/component` of its retention cleanup Jobs and their ConfigMap.
 pub const CLEANUP_COMPONENT: &str = "backup-cleanup";
 /// The worker's environment variable with the backup id (`TIDEMARK_BACKUP_ID`).
-pub const ENV_BACKUP_ID: &str = tidemark::backup::ENV_BACKUP_ID;
+pub const ENV_BACKUP_ID: &str = tidemark_task::env::ENV_BACKUP_ID;
 /// Label of a cleanup Job naming the backup after which it runs.
 pub const BACKUP_ID_LABEL: &str = "tidemark.dev/backup-id";
 
@@ -119,7 +118,7 @@ impl WorkerKind for KafkaBackup {
     /// A backup stopped by SIGTERM (an eviction, a drain, a node shutdown) stores what it read
     /// and its checkpoint and exits 75: its replacement pod resumes there.
     fn resumable_exit_codes(&self) -> &'static [i32] {
-        &[tidemark::error::EXIT_INTERRUPTED]
+        &[tidemark_task::exit::INTERRUPTED]
     }
 
     fn runs_until_stopped(&self) -> bool {
@@ -149,17 +148,9 @@ impl WorkerKind for KafkaBackup {
                     include: spec.topics.include.clone(),
                     exclude: spec.topics.exclude.clone(),
                 },
-                mode: match spec.mode {
-                    BackupMode::OneShot => TaskMode::OneShot,
-                    BackupMode::Continuous => TaskMode::Continuous,
-                    BackupMode::Incremental => TaskMode::Incremental,
-                },
+                mode: spec.mode,
                 chain: Some(chain(self)?),
-                compression: match spec.compression {
-                    Compression::Zstd => TaskCompression::Zstd,
-                    Compression::Lz4 => TaskCompression::Lz4,
-                    Compression::None => TaskCompression::None,
-                },
+                compression: spec.compression,
                 compression_level: spec
                     .compression_level
                     .filter(|_| spec.compression == Compression::Zstd),
@@ -272,7 +263,7 @@ mod tests {
 
     use k8s_openapi::api::batch::v1::CronJob;
     use k8s_openapi::api::core::v1::Container;
-    use tidemark::task::{KafkaTarget, StorageTarget};
+    use tidemark_task::{KafkaTarget, StorageTarget};
 
     use super::super::cronjob::{cron_job, cron_job_name, MAX_CRON_JOB_NAME};
     use super::super::fixtures::*;
@@ -280,6 +271,7 @@ mod tests {
     use super::super::rbac::worker_role_binding;
     use super::super::task::task_config_map;
     use super::*;
+    use tidemark_task::{BackupMode as TaskMode, Compression as TaskCompression};
 
     const RUN: RunId = RunId {
         generation: 1,
@@ -411,7 +403,7 @@ mod tests {
         let name = job.metadata.name.clone().expect("name");
         assert_eq!(name, format!("orders-snapshot-kb-g1-r0-{hash:08x}"));
         assert_eq!(cr.job_name(RUN).expect("name"), name);
-        tidemark::snapshot::validate_id(&name).expect("the Job's name is a valid backup id");
+        tidemark_task::ids::validate_id(&name).expect("the Job's name is a valid backup id");
 
         let spec = job.spec.as_ref().expect("spec");
         assert_eq!(spec.completion_mode, None, "one shard: not Indexed");
@@ -745,20 +737,20 @@ mod tests {
         cr.metadata.name = Some(long.clone());
         let chain = chain(&cr).expect("chain");
         assert!(chain.len() <= MAX_ID_LEN, "{}", chain.len());
-        tidemark::snapshot::validate_id(&chain).expect("a valid chain");
+        tidemark_task::ids::validate_id(&chain).expect("a valid chain");
         let mut other = cr.clone();
         other.metadata.name = Some(format!("{}c", "b".repeat(252)));
         assert_ne!(chain, super::chain(&other).expect("chain"));
 
         let job_name = cr.job_name(RUN).expect("name");
         assert!(job_name.len() <= 63, "{job_name}");
-        tidemark::snapshot::validate_id(&job_name).expect("a valid backup id");
+        tidemark_task::ids::validate_id(&job_name).expect("a valid backup id");
         let cron = cron_job_name(&cr).expect("name");
         assert!(cron.len() <= MAX_CRON_JOB_NAME, "{cron}");
         // The Jobs of the CronJob: `<cronjob>-<minutes>`.
         let scheduled = format!("{cron}-29000000");
         assert!(scheduled.len() <= 63);
-        tidemark::snapshot::validate_id(&scheduled).expect("a valid backup id");
+        tidemark_task::ids::validate_id(&scheduled).expect("a valid backup id");
         assert!(cleanup_job_name(&long, &scheduled).len() <= 63);
     }
 

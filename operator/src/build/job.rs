@@ -47,12 +47,12 @@ const SECRET_FILE_MODE: i32 = 0o440;
 /// Worker exit codes that no retry can fix (invalid input, snapshot or group not found, SASL
 /// authentication failed, malformed snapshot, verification differences, TLS setup): the pod
 /// failure policy fails the Job at once instead of spending `backoffLimit` on them.
-pub const PERMANENT_EXIT_CODES: [i32; 7] = [2, 3, 4, 6, 8, 11, 13];
+pub const PERMANENT_EXIT_CODES: [i32; 7] = tidemark_task::exit::PERMANENT;
 
 /// [`PERMANENT_EXIT_CODES`] plus 10, a partial failure (some consumer groups were not changed),
 /// for kinds that change consumer offsets: their status lists what failed, and bumping the run
 /// annotation runs them again on purpose, instead of the Job controller retrying at once.
-pub const PARTIAL_FAILURE_EXIT_CODES: [i32; 8] = [2, 3, 4, 6, 8, 10, 11, 13];
+pub const PARTIAL_FAILURE_EXIT_CODES: [i32; 8] = tidemark_task::exit::PERMANENT_OR_PARTIAL;
 
 /// Port of the worker's Prometheus endpoint (`/metrics`), named [`METRICS_PORT_NAME`].
 pub const METRICS_PORT: i32 = 9090;
@@ -215,7 +215,7 @@ pub fn job_spec<K: WorkerKind>(
     env.extend(parts.env.iter().cloned());
     // Every worker serves its progress on /metrics and logs JSON lines.
     env.push(plain_env(
-        tidemark::metrics::ENV_METRICS_ADDR,
+        tidemark_task::env::ENV_METRICS_ADDR,
         &format!("0.0.0.0:{METRICS_PORT}"),
     ));
     env.push(plain_env(ENV_LOG_FORMAT, "json"));
@@ -703,7 +703,7 @@ mod tests {
             assert_eq!(ports[0].container_port, 9090);
             assert_eq!(ports[0].protocol.as_deref(), Some("TCP"));
             // The address the Job sets is the one the worker reads.
-            assert!(env.contains_key(tidemark::metrics::ENV_METRICS_ADDR));
+            assert!(env.contains_key(tidemark_task::env::ENV_METRICS_ADDR));
             // A PodMonitor selects worker pods by this label.
             let labels = pod_labels(&job);
             assert_eq!(

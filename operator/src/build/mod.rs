@@ -21,7 +21,7 @@ use std::fmt;
 use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{Resource, ResourceExt};
-use tidemark::task::Task;
+use tidemark_task::Task;
 
 use crate::crd::common::{JobOptions, KafkaClusterSpec, StorageSpec, StorageType};
 
@@ -443,7 +443,7 @@ pub(crate) mod fixtures {
 
     use k8s_openapi::api::batch::v1::Job;
     use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec};
-    use tidemark::task::Task;
+    use tidemark_task::Task;
 
     use crate::crd::{KafkaBackup, KafkaOffsetReset, KafkaOffsetRollback, KafkaRestore};
 

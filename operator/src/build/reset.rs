@@ -8,8 +8,8 @@
 //! stored and reuses it, instead of capturing half-reset offsets.
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
-use tidemark::task::TASK_API_VERSION;
-use tidemark::task::{OffsetResetTask, ResetStrategy as TaskStrategy, Task, TaskWork};
+use tidemark_task::TASK_API_VERSION;
+use tidemark_task::{OffsetResetTask, ResetStrategy as TaskStrategy, Task, TaskWork};
 
 use super::task::{kafka_target, source, storage_target};
 use super::{count, instance_hash, name, namespace, required_storage};
@@ -35,7 +35,7 @@ const MAX_NAME_IN_ID: usize = 100;
 /// `orders-replay-reset-g1-r0-6f1c2a9e`, where the hash covers the namespace, the name and the
 /// uid. The same run always gets the same id; another run, another resource, or the same name
 /// re-created (a new uid) never does, so a stale snapshot is never mistaken for this run's. The
-/// id is valid for `tidemark::snapshot::validate_id` and, with `.json`, as a ConfigMap key.
+/// id is valid for `tidemark_task::ids::validate_id` and, with `.json`, as a ConfigMap key.
 pub fn safety_snapshot_id(cr: &KafkaOffsetReset, run: RunId) -> Result<String, Error> {
     let cr_name = name(cr)?;
     let hash = instance_hash(cr)?;
@@ -182,7 +182,7 @@ mod tests {
     use crate::config::OperatorConfig;
     use k8s_openapi::api::batch::v1::Job;
     use k8s_openapi::api::core::v1::ConfigMap;
-    use tidemark::task::{KafkaTarget, StorageTarget, DEFAULT_RESET_CONCURRENCY};
+    use tidemark_task::{KafkaTarget, StorageTarget, DEFAULT_RESET_CONCURRENCY};
 
     const RUN: RunId = RunId {
         generation: 1,
@@ -528,7 +528,7 @@ mod tests {
         let id = safety_snapshot_id(&cr, RUN).expect("id");
         assert!(id.starts_with("replay-orders-reset-g1-r0-"), "{id}");
         assert_eq!(id.len(), "replay-orders-reset-g1-r0-".len() + 8);
-        tidemark::snapshot::validate_id(&id).expect("a valid snapshot id");
+        tidemark_task::ids::validate_id(&id).expect("a valid snapshot id");
         assert_eq!(safety_snapshot_id(&cr, RUN).expect("id"), id, "stable");
 
         let next_run = RunId {
@@ -547,7 +547,7 @@ mod tests {
         let mut long = cr;
         long.metadata.name = Some(format!("{}-.x", "a".repeat(99)));
         let id = safety_snapshot_id(&long, RUN).expect("id");
-        tidemark::snapshot::validate_id(&id).expect("valid");
+        tidemark_task::ids::validate_id(&id).expect("valid");
         assert!(
             id.starts_with(&format!("{}-reset-", "a".repeat(99))),
             "{id}"

@@ -12,10 +12,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::jiff::Timestamp;
-use tidemark::task::{
-    Acks as TaskAcks, ChainScope, ExistingData as TaskExistingData, GroupStrategy as TaskStrategy,
-    HeaderStyle as TaskHeaderStyle, RestoreTask, Task, TaskWork, TopicSelection as TaskTopics,
-    TASK_API_VERSION,
+use tidemark_task::{
+    ChainScope, RestoreTask, Task, TaskWork, TopicSelection as TaskTopics, TASK_API_VERSION,
 };
 
 use super::job::PARTIAL_FAILURE_EXIT_CODES;
@@ -23,9 +21,7 @@ use super::task::{kafka_target, source, storage_target};
 use super::{count, namespace, positive, ConfigMapAccess, Error, RunId, WorkerKind};
 use crate::crd::backup::MAX_PARALLELISM;
 use crate::crd::common::{JobOptions, KafkaClusterSpec, StorageSpec, StorageType};
-use crate::crd::restore::{
-    Acks, ExistingData, GroupStrategy, HeaderStyle, PitrSpec, ResolvedBackup, RestoreChain,
-};
+use crate::crd::restore::{PitrSpec, ResolvedBackup, RestoreChain};
 use crate::crd::KafkaRestore;
 
 /// `app.kubernetes.io/component` of a KafkaRestore's children.
@@ -225,28 +221,12 @@ impl WorkerKind for KafkaRestore {
                 topic_mapping: spec.topic_mapping.clone(),
                 partition_mapping: partition_mapping(&spec.partition_mapping)?,
                 create_topics: spec.create_topics,
-                existing_data: match spec.existing_data {
-                    ExistingData::Refuse => TaskExistingData::Refuse,
-                    ExistingData::Append => TaskExistingData::Append,
-                    ExistingData::Purge => TaskExistingData::Purge,
-                },
-                consumer_group_strategy: match groups.strategy {
-                    GroupStrategy::Skip => TaskStrategy::Skip,
-                    GroupStrategy::HeaderBased => TaskStrategy::HeaderBased,
-                    GroupStrategy::TimestampBased => TaskStrategy::TimestampBased,
-                    GroupStrategy::ClusterScan => TaskStrategy::ClusterScan,
-                    GroupStrategy::Manual => TaskStrategy::Manual,
-                },
+                existing_data: spec.existing_data,
+                consumer_group_strategy: groups.strategy,
                 include_original_offset_header: spec.include_original_offset_header,
-                original_header_style: match spec.original_header_style.unwrap_or_default() {
-                    HeaderStyle::Original => TaskHeaderStyle::Original,
-                    HeaderStyle::KafkaBackup => TaskHeaderStyle::KafkaBackup,
-                },
+                original_header_style: spec.original_header_style.unwrap_or_default(),
                 dry_run: spec.dry_run,
-                acks: match spec.acks {
-                    Acks::All => TaskAcks::All,
-                    Acks::Leader => TaskAcks::Leader,
-                },
+                acks: spec.acks,
                 max_concurrent_partitions: spec
                     .max_concurrent_partitions
                     .map(|v| count(v, "spec.maxConcurrentPartitions"))
@@ -291,7 +271,7 @@ mod tests {
 
     use k8s_openapi::api::batch::v1::Job;
     use k8s_openapi::api::core::v1::{ConfigMap, Container, EnvVar};
-    use tidemark::task::{KafkaTarget, StorageTarget};
+    use tidemark_task::{KafkaTarget, StorageTarget};
 
     use super::super::fixtures::*;
     use super::super::job::job;
@@ -300,6 +280,10 @@ mod tests {
     use super::*;
     use crate::config::OperatorConfig;
     use crate::controller::restore::resolve;
+    use tidemark_task::{
+        Acks as TaskAcks, ExistingData as TaskExistingData, GroupStrategy as TaskStrategy,
+        HeaderStyle as TaskHeaderStyle,
+    };
 
     const RUN: RunId = RunId {
         generation: 1,
@@ -705,7 +689,7 @@ spec:
         let cr = restore(RESTORE_FULL);
         let id = restore_id(&cr).expect("id");
         assert_eq!(id, format!("kr-{RESTORE_UID}"));
-        tidemark::snapshot::validate_id(&id).expect("a valid restore id");
+        tidemark_task::ids::validate_id(&id).expect("a valid restore id");
         let later = RunId {
             generation: 4,
             run: 2,

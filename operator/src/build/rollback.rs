@@ -3,7 +3,7 @@
 //! what each operation does in a ConfigMap storage.
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
-use tidemark::task::{OffsetRollbackTask, RollbackOperation, Task, TaskWork, TASK_API_VERSION};
+use tidemark_task::{OffsetRollbackTask, RollbackOperation, Task, TaskWork, TASK_API_VERSION};
 
 use super::task::{kafka_target, source, storage_target};
 use super::{

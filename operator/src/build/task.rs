@@ -1,5 +1,5 @@
 //! The ConfigMap `<cr>-task-<run>` that carries a run's task document
-//! ([`tidemark::task::Task`], rendered by each kind's [`WorkerKind::task`]) to the worker as
+//! ([`tidemark_task::Task`], rendered by each kind's [`WorkerKind::task`]) to the worker as
 //! `task.yaml`, owned by the resource, and the parts every task shares: how the worker reaches
 //! Kafka and where it keeps snapshots. The task holds no secret: SASL credentials reach the
 //! worker as environment variables, TLS material as files whose paths the task names, and
@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use tidemark::task::{KafkaTarget, StorageTarget, Task};
+use tidemark_task::{KafkaTarget, StorageTarget, Task};
 
 use super::{kind_child_name, labels, name, namespace, owner_reference, Error, RunId, WorkerKind};
 use super::{CA_DIR, DATA_DIR, TASK_FILE_NAME, TLS_DIR};
@@ -183,7 +183,7 @@ pub fn task_config_map_with<K: WorkerKind>(
 mod tests {
     use super::super::fixtures::*;
     use super::*;
-    use tidemark::task::{OffsetRollbackTask, RollbackOperation, TaskWork, TASK_API_VERSION};
+    use tidemark_task::{OffsetRollbackTask, RollbackOperation, TaskWork, TASK_API_VERSION};
 
     fn parse_back(cm: &ConfigMap) -> Task {
         parse_task(cm)
@@ -317,7 +317,7 @@ mod tests {
             safety.starts_with("emergency-rollback-rollback-g1-r0-"),
             "{safety}"
         );
-        tidemark::snapshot::validate_id(&safety).expect("a valid snapshot id");
+        tidemark_task::ids::validate_id(&safety).expect("a valid snapshot id");
 
         let t = work(VERIFY_ROLLBACK);
         assert_eq!(t.operation, RollbackOperation::Verify);

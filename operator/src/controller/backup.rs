@@ -29,8 +29,8 @@ use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
-use tidemark::task::{BackupMode as TaskBackupMode, Task, TaskWork, FINISH_FILE_NAME};
-use tidemark::task::{ResultBackup, TaskResult, PHASE_COMPLETED, PHASE_FAILED};
+use tidemark_task::{BackupMode as TaskBackupMode, Task, TaskWork, FINISH_FILE_NAME};
+use tidemark_task::{ResultBackup, TaskResult, PHASE_COMPLETED, PHASE_FAILED};
 
 use super::status::{self as st, clamp, JobEnd, Outcome, Reasons, ShardResult};
 use super::{stop, worker, Context, Error, RunKind, RUNNING_POLL, SECRET_POLL};

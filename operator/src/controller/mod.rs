@@ -33,7 +33,7 @@ use kube::runtime::{watcher, Controller};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tidemark::task::TaskResult;
+use tidemark_task::TaskResult;
 
 use crate::build::{RunId, WorkerKind, OWNER_KIND_LABEL};
 use crate::config::OperatorConfig;

@@ -3,7 +3,7 @@
 //! most [`MAX_GROUP_RESULTS`]) and the id of the safety snapshot that undoes the reset. The
 //! reconcile itself is [`super::worker::reconcile`].
 
-use tidemark::task::TaskResult;
+use tidemark_task::TaskResult;
 
 use super::status::{clamp, Reasons};
 use super::RunKind;
@@ -22,7 +22,7 @@ pub const REASON_RESET_PLANNED: &str = "ResetPlanned";
 /// Most per-group outcomes listed in `status.groupResults`.
 pub const MAX_GROUP_RESULTS: usize = 50;
 /// Partitions of one group's dry-run plan kept in the status at most.
-pub const MAX_PLAN_PARTITIONS: usize = tidemark::task::MAX_RESULT_PLAN_PARTITIONS;
+pub const MAX_PLAN_PARTITIONS: usize = tidemark_task::MAX_RESULT_PLAN_PARTITIONS;
 
 impl RunKind for KafkaOffsetReset {
     type Status = KafkaOffsetResetStatus;

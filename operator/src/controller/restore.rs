@@ -21,7 +21,7 @@
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
-use tidemark::task::{ResultRestore, TaskResult, PHASE_COMPLETED, PHASE_FAILED};
+use tidemark_task::{ResultRestore, TaskResult, PHASE_COMPLETED, PHASE_FAILED};
 
 use super::status::{self as st, clamp, Reasons, ShardResult};
 use super::{worker, Context, Error, RunKind, REFERENCE_POLL};

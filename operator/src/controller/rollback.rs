@@ -20,7 +20,7 @@ use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
-use tidemark::task::TaskResult;
+use tidemark_task::TaskResult;
 
 use super::status::{self as st, clamp, Reasons};
 use super::{worker, Context, Error, RunKind};

@@ -8,7 +8,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::{Resource, ResourceExt};
-use tidemark::task::{TaskResult, PHASE_COMPLETED, PHASE_FAILED};
+use tidemark_task::{TaskResult, PHASE_COMPLETED, PHASE_FAILED};
 
 use super::RunKind;
 use crate::build::job::{COMPLETION_INDEX_LABEL, CONTAINER_NAME};
@@ -522,7 +522,7 @@ pub fn shard_failure(
     total: usize,
     completed: usize,
     not_done: Option<&str>,
-) -> (String, Option<tidemark::task::ResultError>) {
+) -> (String, Option<tidemark_task::ResultError>) {
     let (why, error) = match (&shard.result, not_done) {
         (Ok(r), Some(note)) if r.phase == PHASE_COMPLETED => {
             (format!("{}; {note}", r.message), r.error.clone())

@@ -32,7 +32,7 @@ use crate::build::{self, RunId, FIELD_MANAGER};
 use crate::crd::status::{Phase, RunStatus};
 use crate::metrics::{JOB_CREATED, JOB_DELETED, JOB_FAILED, JOB_SUCCEEDED};
 use crate::validate::{referenced_secrets, validate, warnings};
-use tidemark::task::PHASE_COMPLETED;
+use tidemark_task::PHASE_COMPLETED;
 
 pub use crate::build::job::JOB_NAME_LABEL;
 

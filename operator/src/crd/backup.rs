@@ -9,6 +9,9 @@ use super::common::{JobOptions, KafkaClusterSpec, StorageSpec};
 use super::rollback::SNAPSHOT_ID_PATTERN;
 use super::status::{Phase, RunStatus};
 
+/// The mode and compression are the task contract's own types: the spec's value is the task's.
+pub use tidemark_task::{BackupMode, Compression};
+
 /// A topic name, glob (`payments-*`) or `~regex`: no whitespace.
 pub const TOPIC_PATTERN: &str = r"^\S+$";
 
@@ -169,58 +172,6 @@ pub struct TopicSelection {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 1000), inner(length(min = 1, max = 1024), regex(pattern = TOPIC_PATTERN)))]
     pub exclude: Vec<String>,
-}
-
-/// How far a backup reads.
-#[derive(
-    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
-)]
-#[serde(rename_all = "camelCase")]
-pub enum BackupMode {
-    /// Up to the high watermarks read when the backup starts.
-    #[default]
-    OneShot,
-    /// Until the worker is stopped.
-    Continuous,
-    /// From where the chain's newest complete backup ended, up to the high watermarks.
-    Incremental,
-}
-
-impl BackupMode {
-    /// The spelling used in the spec.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BackupMode::OneShot => "oneShot",
-            BackupMode::Continuous => "continuous",
-            BackupMode::Incremental => "incremental",
-        }
-    }
-}
-
-/// Segment compression.
-#[derive(
-    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
-)]
-#[serde(rename_all = "camelCase")]
-pub enum Compression {
-    /// zstd (level `compressionLevel`, default 3).
-    #[default]
-    Zstd,
-    /// lz4: faster, larger.
-    Lz4,
-    /// Uncompressed.
-    None,
-}
-
-impl Compression {
-    /// The spelling used in the spec.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Compression::Zstd => "zstd",
-            Compression::Lz4 => "lz4",
-            Compression::None => "none",
-        }
-    }
 }
 
 /// Which backups of the chain to keep. The newest complete backup is always kept.

@@ -60,33 +60,9 @@ pub struct KafkaClusterSpec {
     pub tls_insecure_skip_verify: bool,
 }
 
-/// Kafka's `security.protocol`.
-#[derive(
-    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
-)]
-pub enum SecurityProtocol {
-    #[default]
-    #[serde(rename = "PLAINTEXT")]
-    Plaintext,
-    #[serde(rename = "SSL")]
-    Ssl,
-    #[serde(rename = "SASL_PLAINTEXT")]
-    SaslPlaintext,
-    #[serde(rename = "SASL_SSL")]
-    SaslSsl,
-}
-
-impl SecurityProtocol {
-    /// The Kafka spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SecurityProtocol::Plaintext => "PLAINTEXT",
-            SecurityProtocol::Ssl => "SSL",
-            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
-            SecurityProtocol::SaslSsl => "SASL_SSL",
-        }
-    }
-}
+/// Kafka's `security.protocol`: the task contract's own type (one definition for the CRD, the
+/// task and the worker).
+pub use tidemark_task::SecurityProtocol;
 
 /// A Secret with TLS material (keys name the entries; defaults follow cert-manager).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
@@ -384,18 +360,3 @@ pub struct JobOptions {
 
 /// Compute resources of the worker container.
 pub type Resources = Option<ResourceRequirements>;
-
-impl SecurityProtocol {
-    /// Whether the protocol authenticates with SASL.
-    pub fn uses_sasl(self) -> bool {
-        matches!(
-            self,
-            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
-        )
-    }
-
-    /// Whether the protocol encrypts with TLS.
-    pub fn uses_tls(self) -> bool {
-        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
-    }
-}

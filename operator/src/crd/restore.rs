@@ -14,6 +14,9 @@ use super::common::{JobOptions, KafkaClusterSpec, StorageSpec, DNS_SUBDOMAIN_PAT
 use super::rollback::SNAPSHOT_ID_PATTERN;
 use super::status::RunStatus;
 
+/// The restore's choices are the task contract's own types: the spec's value is the task's.
+pub use tidemark_task::{Acks, ExistingData, GroupStrategy, HeaderStyle};
+
 /// An RFC 3339 date-time with a zone, e.g. `2024-01-15T10:00:00Z`,
 /// `2024-01-15T10:00:00.250+01:00`.
 pub const RFC3339_PATTERN: &str = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$";
@@ -305,46 +308,6 @@ pub enum RestoreChain {
     Single,
 }
 
-/// What happens to a target partition that already holds records.
-#[derive(
-    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
-)]
-#[serde(rename_all = "camelCase")]
-pub enum ExistingData {
-    /// The restore fails before writing, naming the partitions.
-    #[default]
-    Refuse,
-    /// The restored records go after what is there.
-    Append,
-    /// What is there is deleted first (Kafka's DeleteRecords).
-    Purge,
-}
-
-impl ExistingData {
-    /// The spelling used in the spec.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ExistingData::Refuse => "refuse",
-            ExistingData::Append => "append",
-            ExistingData::Purge => "purge",
-        }
-    }
-}
-
-/// Producer acknowledgements.
-#[derive(
-    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
-)]
-pub enum Acks {
-    /// Every in-sync replica; the producer is idempotent.
-    #[default]
-    #[serde(rename = "all")]
-    All,
-    /// The leader only.
-    #[serde(rename = "1")]
-    Leader,
-}
-
 /// Consumer-group offsets after the data (phase three).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
@@ -390,44 +353,6 @@ impl Default for ConsumerGroupsSpec {
             snapshot_before_reset: true,
         }
     }
-}
-
-/// How consumer-group offsets are handled (the kafka-backup restore configuration's strategies).
-#[derive(
-    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum GroupStrategy {
-    #[default]
-    Skip,
-    HeaderBased,
-    TimestampBased,
-    ClusterScan,
-    Manual,
-}
-
-impl GroupStrategy {
-    /// The spelling used in the spec.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GroupStrategy::Skip => "skip",
-            GroupStrategy::HeaderBased => "header-based",
-            GroupStrategy::TimestampBased => "timestamp-based",
-            GroupStrategy::ClusterScan => "cluster-scan",
-            GroupStrategy::Manual => "manual",
-        }
-    }
-}
-
-/// Names of the original-offset headers.
-#[derive(
-    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum HeaderStyle {
-    #[default]
-    Original,
-    KafkaBackup,
 }
 
 fn one_shard() -> i32 {

@@ -4,26 +4,9 @@ use chrono::Duration as ChronoDuration;
 
 use crate::error::{Error, Result};
 
-/// `30d`, `12h`, `90m`, `3600s`, `2w`.
+/// `30d`, `12h`, `90m`, `3600s`, `2w` (the contract's parser, with the worker's error).
 pub fn parse_age(s: &str) -> Result<ChronoDuration> {
-    let bad = || {
-        Error::invalid(format!(
-            "maxAge '{s}' is not a duration like 30d, 12h, 90m or 2w"
-        ))
-    };
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (n, unit) = s.split_at(split);
-    let n: i64 = n.parse().map_err(|_| bad())?;
-    let d = match unit {
-        "s" => ChronoDuration::try_seconds(n),
-        "m" => ChronoDuration::try_minutes(n),
-        "h" => ChronoDuration::try_hours(n),
-        "d" => ChronoDuration::try_days(n),
-        "w" => ChronoDuration::try_weeks(n),
-        _ => None,
-    };
-    d.filter(|d| *d > ChronoDuration::zero()).ok_or_else(bad)
+    tidemark_task::durations::parse_age(s).map_err(Error::invalid)
 }
 
 #[cfg(test)]

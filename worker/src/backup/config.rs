@@ -263,24 +263,12 @@ pub(crate) fn kafka_target(
 
 /// `one_shot`, `one-shot`, `oneShot`; `continuous`; `incremental`.
 pub fn parse_mode(m: &str) -> std::result::Result<BackupMode, String> {
-    match m.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
-        "oneshot" => Ok(BackupMode::OneShot),
-        "continuous" => Ok(BackupMode::Continuous),
-        "incremental" => Ok(BackupMode::Incremental),
-        _ => Err(format!(
-            "backup mode '{m}' is not one of one_shot, continuous, incremental"
-        )),
-    }
+    m.parse()
 }
 
 /// `zstd`, `lz4` or `none`.
 pub fn parse_compression(c: &str) -> std::result::Result<Compression, String> {
-    match c.to_ascii_lowercase().as_str() {
-        "zstd" => Ok(Compression::Zstd),
-        "lz4" => Ok(Compression::Lz4),
-        "none" => Ok(Compression::None),
-        _ => Err(format!("compression '{c}' is not one of zstd, lz4, none")),
-    }
+    c.parse()
 }
 
 /// A `${VAR}` reference read from `env`, or the literal text.

@@ -11,8 +11,4 @@ pub mod read;
 pub mod retention;
 pub mod select;
 
-/// Environment variable the operator sets to the Job's name: the backup id shared by every
-/// shard and retry of a run.
-pub const ENV_BACKUP_ID: &str = "TIDEMARK_BACKUP_ID";
-/// Kubernetes' index of an Indexed Job's pod.
-pub const ENV_COMPLETION_INDEX: &str = "JOB_COMPLETION_INDEX";
+pub use tidemark_task::env::{ENV_BACKUP_ID, ENV_COMPLETION_INDEX};

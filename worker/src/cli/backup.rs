@@ -133,10 +133,8 @@ pub async fn backup(a: BackupArgs) -> Result<i32> {
     if let Some(n) = a.shard_count {
         task.shard_count = n;
     }
-    task.validate().map_err(|e| match e {
-        Error::InvalidInput(m) => Error::invalid(m.replace("task field", "setting")),
-        other => other,
-    })?;
+    task.validate()
+        .map_err(|e| Error::invalid(e.message().replace("task field", "setting")))?;
     let progress = Arc::new(LiveProgress::default());
     let bar = (a.format.format == Format::Text && std::io::stderr().is_terminal()).then(|| {
         let p = Arc::clone(&progress);

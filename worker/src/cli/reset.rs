@@ -23,8 +23,8 @@ use crate::reset::spec::parse_topic_scope;
 use crate::service::reset::{apply, backup_strategy, resolve_strategy, Origin};
 use crate::task::ResetStrategy;
 
-/// Exit code of a run in which some groups were not reset.
-const EXIT_PARTIAL: i32 = 10;
+// Exit code of a run in which some groups were not reset.
+use tidemark_task::exit::PARTIAL as EXIT_PARTIAL;
 
 /// `offset-reset plan`: print the plan; change nothing.
 pub async fn plan(a: ResetArgs) -> Result<i32> {

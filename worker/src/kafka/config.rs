@@ -4,7 +4,6 @@
 //! `KAFKA_USERNAME` / `KAFKA_PASSWORD`, and the password is redacted from `Debug` output.
 
 use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -25,101 +24,8 @@ pub const ENV_SSL_CERT: &str = "KAFKA_SSL_CLIENT_CERT";
 /// Environment variable naming the client private key file (PEM).
 pub const ENV_SSL_KEY: &str = "KAFKA_SSL_CLIENT_KEY";
 
-/// Kafka's `security.protocol`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SecurityProtocol {
-    #[default]
-    Plaintext,
-    Ssl,
-    SaslPlaintext,
-    SaslSsl,
-}
-
-impl SecurityProtocol {
-    /// The librdkafka / Kafka spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SecurityProtocol::Plaintext => "PLAINTEXT",
-            SecurityProtocol::Ssl => "SSL",
-            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
-            SecurityProtocol::SaslSsl => "SASL_SSL",
-        }
-    }
-
-    /// Whether the protocol authenticates with SASL.
-    pub fn uses_sasl(self) -> bool {
-        matches!(
-            self,
-            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
-        )
-    }
-
-    /// Whether the protocol encrypts with TLS.
-    pub fn uses_tls(self) -> bool {
-        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
-    }
-}
-
-impl FromStr for SecurityProtocol {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.trim().to_ascii_uppercase().replace('-', "_").as_str() {
-            "PLAINTEXT" => Ok(SecurityProtocol::Plaintext),
-            "SSL" => Ok(SecurityProtocol::Ssl),
-            "SASL_PLAINTEXT" => Ok(SecurityProtocol::SaslPlaintext),
-            "SASL_SSL" => Ok(SecurityProtocol::SaslSsl),
-            other => Err(Error::invalid(format!(
-                "security protocol '{other}' is not one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"
-            ))),
-        }
-    }
-}
-
-impl fmt::Display for SecurityProtocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Kafka's `sasl.mechanism`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SaslMechanism {
-    #[default]
-    Plain,
-    ScramSha256,
-    ScramSha512,
-}
-
-impl SaslMechanism {
-    /// The librdkafka / Kafka spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SaslMechanism::Plain => "PLAIN",
-            SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
-            SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
-        }
-    }
-}
-
-impl FromStr for SaslMechanism {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.trim().to_ascii_uppercase().replace('_', "-").as_str() {
-            "PLAIN" => Ok(SaslMechanism::Plain),
-            "SCRAM-SHA-256" => Ok(SaslMechanism::ScramSha256),
-            "SCRAM-SHA-512" => Ok(SaslMechanism::ScramSha512),
-            other => Err(Error::invalid(format!(
-                "SASL mechanism '{other}' is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512"
-            ))),
-        }
-    }
-}
-
-impl fmt::Display for SaslMechanism {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The enums are part of the task contract; parsing them here gives the worker's error.
+pub use tidemark_task::enums::{SaslMechanism, SecurityProtocol};
 
 /// SASL credentials; the password is never printed.
 #[derive(Clone, PartialEq, Eq)]

@@ -294,49 +294,23 @@ fn config_names(msg: &str) -> String {
 
 /// `refuse`, `append` or `purge`.
 pub fn parse_existing(v: &str) -> std::result::Result<ExistingData, String> {
-    match v.to_ascii_lowercase().as_str() {
-        "refuse" => Ok(ExistingData::Refuse),
-        "append" => Ok(ExistingData::Append),
-        "purge" => Ok(ExistingData::Purge),
-        _ => Err(format!("'{v}' is not one of refuse, append, purge")),
-    }
+    v.parse()
 }
 
 /// The kafka-backup restore configuration's strategy names (`header-based`; `header_based` and `headerBased` also read).
 pub fn parse_strategy(v: &str) -> std::result::Result<GroupStrategy, String> {
-    match v.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
-        "skip" => Ok(GroupStrategy::Skip),
-        "headerbased" => Ok(GroupStrategy::HeaderBased),
-        "timestampbased" => Ok(GroupStrategy::TimestampBased),
-        "clusterscan" => Ok(GroupStrategy::ClusterScan),
-        "manual" => Ok(GroupStrategy::Manual),
-        _ => Err(format!(
-            "'{v}' is not one of skip, header-based, timestamp-based, cluster-scan, manual"
-        )),
-    }
+    v.parse()
 }
 
 /// `original` (`x-original-offset`, `x-original-timestamp`) or `kafka-backup`
 /// (`x-kafka-backup-offset`, `-timestamp`, `-partition`).
 pub fn parse_header_style(v: &str) -> std::result::Result<HeaderStyle, String> {
-    match v.to_ascii_lowercase().replace('_', "-").as_str() {
-        "original" => Ok(HeaderStyle::Original),
-        "kafka-backup" => Ok(HeaderStyle::KafkaBackup),
-        _ => Err(format!("'{v}' is not one of original, kafka-backup")),
-    }
+    v.parse()
 }
 
 /// `all` / `-1` or `1`.
 pub fn parse_acks_str(v: &str) -> std::result::Result<Acks, String> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "all" | "-1" => Ok(Acks::All),
-        "1" => Ok(Acks::Leader),
-        "0" => Err(
-            "acks 0 cannot tell what landed, so a restore could not be exactly once; use all or 1"
-                .into(),
-        ),
-        _ => Err(format!("'{v}' is not one of all, 1")),
-    }
+    v.parse()
 }
 
 fn parse_acks(v: &serde_yaml_ng::Value) -> std::result::Result<Acks, String> {

@@ -34,7 +34,7 @@ pub struct FullReport {
 /// 0, or 10 when phase three left some consumer groups untranslated.
 pub fn exit_code(r: &FullReport) -> i32 {
     match &r.consumer_groups {
-        Some(g) if g.groups_failed > 0 => 10,
+        Some(g) if g.groups_failed > 0 => tidemark_task::exit::PARTIAL,
         _ => 0,
     }
 }
