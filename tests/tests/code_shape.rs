@@ -394,7 +394,6 @@ fn offenders(display: &str, source: &str) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "enabled when issue 20's splits are merged"]
 fn no_shipped_file_or_function_is_too_long() {
     let root = repo();
     let files = shipped_files(&root);

@@ -16,11 +16,6 @@ use std::path::{Path, PathBuf};
 /// The engines: what they import must not be the CLI layer, `app` or `run`.
 const ENGINES: &[&str] = &["backup", "restore", "reset", "kafka"];
 
-/// The task contract (`worker/src/task.rs`) moves into a crate of its own, where it cannot import
-/// the worker at all; until then its imports are left out of the cycle check. Once it imports
-/// nothing of the worker, [`the_top_level_modules_have_no_import_cycle`] asks for this to go.
-const CONTRACT: &str = "task";
-
 // ---------------------------------------------------------------------------------------------
 // Lexer
 
@@ -800,7 +795,7 @@ fn engines_do_not_import_the_cli_layer_app_or_run() {
 fn the_top_level_modules_have_no_import_cycle() {
     let files = read_crate(&worker_src());
     let refs = crate_refs(&files);
-    let g = top_level_graph(&files, &refs, &[CONTRACT]);
+    let g = top_level_graph(&files, &refs, &[]);
     let found = cycles(&g);
     assert!(
         found.is_empty(),
@@ -810,11 +805,6 @@ fn the_top_level_modules_have_no_import_cycle() {
             .map(|c| describe_cycle(c, &g))
             .collect::<Vec<_>>()
             .join("\n  ")
-    );
-    let contract = top_level_graph(&files, &refs, &[]);
-    assert!(
-        contract.get(CONTRACT).is_some_and(|m| !m.is_empty()),
-        "worker/src/{CONTRACT}.rs imports nothing of the worker any more: remove its exemption (CONTRACT) from this test"
     );
 }
 
