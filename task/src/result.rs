@@ -250,95 +250,59 @@ impl TaskResult {
         if full.len() <= MAX_RESULT_BYTES {
             return full;
         }
-        if let Some(v) = r.verification.as_mut() {
-            let all = std::mem::take(&mut v.differences);
-            // The largest prefix of the differences that fits, by binary search on its length.
-            let (mut lo, mut hi) = (0, all.len());
-            while lo < hi {
-                let mid = (lo + hi).div_ceil(2);
+        // What is cut, in this order, each as little as needed: the verification's differences,
+        // then the plans of the last reset groups (their counts stay), then whole groups, then
+        // the message.
+        if let Some(all) = r
+            .verification
+            .as_mut()
+            .map(|v| std::mem::take(&mut v.differences))
+        {
+            fit(&mut r, all.len(), |r, k| {
                 if let Some(v) = r.verification.as_mut() {
-                    v.differences = all[..mid].to_vec();
+                    v.differences = all[..k].to_vec();
                 }
-                if encode(&r).len() <= MAX_RESULT_BYTES {
-                    lo = mid;
-                } else {
-                    hi = mid - 1;
-                }
-            }
-            if let Some(v) = r.verification.as_mut() {
-                v.differences = all[..lo].to_vec();
-            }
-            let out = encode(&r);
-            if out.len() <= MAX_RESULT_BYTES {
+            });
+            if let Some(out) = fitting(&r) {
                 return out;
             }
         }
-        if let Some(reset) = r.reset.as_mut() {
-            // First the plans of the last groups go (their counts stay), then whole groups.
-            let plans: Vec<Vec<ResultPartitionPlan>> = reset
+        let plans: Option<Vec<Vec<ResultPartitionPlan>>> = r.reset.as_mut().map(|reset| {
+            reset
                 .group_results
                 .iter_mut()
                 .map(|g| std::mem::take(&mut g.plan))
-                .collect();
-            let keep_plans = |r: &mut TaskResult, k: usize| {
+                .collect()
+        });
+        if let Some(plans) = plans {
+            fit(&mut r, plans.len(), |r, k| {
                 if let Some(reset) = r.reset.as_mut() {
                     for (i, g) in reset.group_results.iter_mut().enumerate() {
                         g.plan = if i < k { plans[i].clone() } else { Vec::new() };
                     }
                 }
-            };
-            let (mut lo, mut hi) = (0, plans.len());
-            while lo < hi {
-                let mid = (lo + hi).div_ceil(2);
-                keep_plans(&mut r, mid);
-                if encode(&r).len() <= MAX_RESULT_BYTES {
-                    lo = mid;
-                } else {
-                    hi = mid - 1;
-                }
-            }
-            keep_plans(&mut r, lo);
-            let out = encode(&r);
-            if out.len() <= MAX_RESULT_BYTES {
+            });
+            if let Some(out) = fitting(&r) {
                 return out;
             }
         }
-        if let Some(reset) = r.reset.as_mut() {
-            let all = std::mem::take(&mut reset.group_results);
-            let (mut lo, mut hi) = (0, all.len());
-            while lo < hi {
-                let mid = (lo + hi).div_ceil(2);
+        if let Some(all) = r
+            .reset
+            .as_mut()
+            .map(|reset| std::mem::take(&mut reset.group_results))
+        {
+            fit(&mut r, all.len(), |r, k| {
                 if let Some(reset) = r.reset.as_mut() {
-                    reset.group_results = all[..mid].to_vec();
+                    reset.group_results = all[..k].to_vec();
                 }
-                if encode(&r).len() <= MAX_RESULT_BYTES {
-                    lo = mid;
-                } else {
-                    hi = mid - 1;
-                }
-            }
-            if let Some(reset) = r.reset.as_mut() {
-                reset.group_results = all[..lo].to_vec();
-            }
-            let out = encode(&r);
-            if out.len() <= MAX_RESULT_BYTES {
+            });
+            if let Some(out) = fitting(&r) {
                 return out;
             }
         }
         let message: Vec<char> = r.message.chars().collect();
-        let (mut lo, mut hi) = (0, message.len());
-        while lo < hi {
-            let mid = (lo + hi).div_ceil(2);
-            r.message = cut(&message, mid);
-            if encode(&r).len() <= MAX_RESULT_BYTES {
-                lo = mid;
-            } else {
-                hi = mid - 1;
-            }
-        }
-        r.message = cut(&message, lo);
-        let out = encode(&r);
-        if out.len() <= MAX_RESULT_BYTES {
+        fit(&mut r, message.len(), |r, k| r.message = cut(&message, k));
+        if let Some(out) = fitting(&r) {
             return out;
         }
         encode(&TaskResult {
@@ -349,6 +313,27 @@ impl TaskResult {
             ..TaskResult::default()
         })
     }
+}
+
+/// Applies `keep(r, k)` with the largest `k` in `0..=n` for which `r` encodes within
+/// [`MAX_RESULT_BYTES`] (or 0), by binary search: `keep` must make the encoding grow with `k`.
+fn fit(r: &mut TaskResult, n: usize, mut keep: impl FnMut(&mut TaskResult, usize)) {
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        keep(r, mid);
+        if encode(r).len() <= MAX_RESULT_BYTES {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    keep(r, lo);
+}
+
+/// `r` encoded, when that fits in [`MAX_RESULT_BYTES`].
+fn fitting(r: &TaskResult) -> Option<Vec<u8>> {
+    Some(encode(r)).filter(|out| out.len() <= MAX_RESULT_BYTES)
 }
 
 /// Compact JSON; these types always serialize (string keys only).
