@@ -3,7 +3,8 @@
 
 use std::fmt;
 
-use rdkafka::consumer::BaseConsumer;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
 
 use super::config::{Isolation, KafkaConfig, Reader};
 use crate::error::{Error, Result};
@@ -44,4 +45,15 @@ impl KafkaConfig {
             format_args!("cannot create a reader for {topic}-{partition}"),
         )
     }
+}
+
+/// Assigns `consumer` to `topic`-`partition` from offset `from` (an assign-only reader reads
+/// that one partition from there).
+pub fn assign_from(consumer: &BaseConsumer, topic: &str, partition: i32, from: i64) -> Result<()> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(from))
+        .map_err(|e| Error::kafka("", e))?;
+    consumer
+        .assign(&tpl)
+        .map_err(|e| Error::kafka(format!("cannot read {topic}-{partition}"), e))
 }

@@ -3,6 +3,8 @@
 
 pub mod admin;
 mod clients;
+
+pub use clients::assign_from;
 pub mod config;
 pub mod properties;
 mod target;

@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
-use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
 use super::mapping::{OffsetMapping, PartitionMapping, TranslatedOffset};
@@ -481,12 +480,7 @@ fn scan_partition(
     let (_, high) = consumer
         .fetch_watermarks(topic, partition, Duration::from_secs(10))
         .map_err(|e| Error::kafka(format!("cannot read the end of {topic}-{partition}"), e))?;
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Offset(from))
-        .map_err(|e| Error::kafka("", e))?;
-    consumer
-        .assign(&tpl)
-        .map_err(|e| Error::kafka(format!("cannot read {topic}-{partition}"), e))?;
+    crate::kafka::assign_from(&consumer, topic, partition, from)?;
     let mut missing = 0u64;
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut next = from;

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 
 use crate::backup::format::{RecordRef, TimestampType};
 use crate::error::{Error, Result};
@@ -61,12 +60,7 @@ impl TailReader {
             }
             end = again;
         }
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, partition, Offset::Offset(from))
-            .map_err(|e| Error::kafka("", e))?;
-        consumer
-            .assign(&tpl)
-            .map_err(|e| Error::kafka(format!("cannot read {topic}-{partition}"), e))?;
+        crate::kafka::assign_from(&consumer, topic, partition, from)?;
         tracing::info!(
             topic,
             partition,
