@@ -204,7 +204,7 @@ async fn main() {
     let path = dir.to_str().expect("utf8 path");
 
     // A dry run first: plans every group, changes nothing (and warms the binary up).
-    let (plan_time, plan) = run(&bulk_args(&bs, path, target(0), &[]));
+    let (plan_time, plan) = run(&bulk_args(&bs, path, target(0), &["--dry-run"]));
     assert_eq!(plan["dry_run"], true, "{}", summary(&plan));
     assert_eq!(plan["total_groups"], n_groups as u64, "{}", summary(&plan));
     assert_eq!(plan["partitions_planned"], n_offsets as u64);
