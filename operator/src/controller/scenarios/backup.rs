@@ -687,11 +687,10 @@ async fn a_finished_scheduled_job_is_recorded_and_cleaned_up_after() {
     assert_eq!(metrics.job_count(KIND, "succeeded"), 1);
 }
 
-// (g2) The CronJob started a backup: the status says Running (Reconciling) and a
-// `BackupStarted` Event marks the transition; the recorded backup is not read again.
-#[tokio::test]
-async fn a_started_scheduled_job_is_running_with_an_event() {
-    let cr = kb(BACKUP_DAILY_S3);
+/// A scheduled backup `cr` (run g1-r0) whose CronJob has just started a Job after one that
+/// completed and was recorded: `cr` with that status, the started Job's name, and the calls of
+/// the reconcile up to the listing of its task ConfigMaps.
+fn started_scheduled_job(cr: KafkaBackup) -> (KafkaBackup, String, Vec<Call>) {
     let cron = cron_job_name(&cr).expect("name");
     let last = format!("{cron}-28885800");
     let started = format!("{cron}-28887240");
@@ -704,9 +703,7 @@ async fn a_started_scheduled_job_is_running_with_an_event() {
         Some(("Complete", "CompletionsReached", "2024-11-30T02:30:00Z")),
     );
     let running = backup_job(&cr, &started, "g1-r0", "2024-12-01T02:00:02Z", None);
-    let job_name = started.clone();
-    let mut calls = Vec::new();
-    calls.extend([
+    let calls = vec![
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
         apply(
             path("v1", "configmaps", "payments-nightly-kb-task-g1-r0"),
@@ -715,6 +712,18 @@ async fn a_started_scheduled_job_is_running_with_an_event() {
         apply(path("batch/v1", "cronjobs", &cron), |_| {}),
         list_jobs("payments-nightly", vec![done, running]),
         list_tasks("payments-nightly", &["g1-r0"]),
+    ];
+    (cr, started, calls)
+}
+
+// (g2) The CronJob started a backup: the status says Running (Reconciling) and a
+// `BackupStarted` Event marks the transition; the recorded backup is not read again.
+#[tokio::test]
+async fn a_started_scheduled_job_is_running_with_an_event() {
+    let cr = kb(BACKUP_DAILY_S3);
+    let (cr, started, mut calls) = started_scheduled_job(cr);
+    let job_name = started.clone();
+    calls.extend([
         list_pods("payments-nightly", vec![]),
         status(&cr, move |s| {
             assert_eq!(s["phase"], "Running");
@@ -739,18 +748,7 @@ async fn a_started_scheduled_job_is_running_with_an_event() {
 #[tokio::test]
 async fn a_scheduled_backup_whose_pod_waits_for_a_secret_volume_stalls() {
     let cr = kb(BACKUP_DAILY_S3);
-    let cron = cron_job_name(&cr).expect("name");
-    let last = format!("{cron}-28885800");
-    let started = format!("{cron}-28887240");
-    let cr = scheduled(cr, "g1-r0", &last);
-    let done = backup_job(
-        &cr,
-        &last,
-        "g1-r0",
-        "2024-11-30T02:00:00Z",
-        Some(("Complete", "CompletionsReached", "2024-11-30T02:30:00Z")),
-    );
-    let running = backup_job(&cr, &started, "g1-r0", "2024-12-01T02:00:02Z", None);
+    let (cr, started, mut calls) = started_scheduled_job(cr);
     let pod_name = format!("{started}-0-x7k2p");
     let pod = json!({
         "metadata": {"name": pod_name, "namespace": NS,
@@ -770,15 +768,7 @@ async fn a_scheduled_backup_whose_pod_waits_for_a_secret_volume_stalls() {
         "lastTimestamp": k8s_openapi::jiff::Timestamp::now().to_string()
     });
     let job_name = started.clone();
-    let calls = vec![
-        apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
-        apply(
-            path("v1", "configmaps", "payments-nightly-kb-task-g1-r0"),
-            |_| {},
-        ),
-        apply(path("batch/v1", "cronjobs", &cron), |_| {}),
-        list_jobs("payments-nightly", vec![done, running]),
-        list_tasks("payments-nightly", &["g1-r0"]),
+    calls.extend([
         list_pods("payments-nightly", vec![pod]),
         get(
             format!("/api/v1/namespaces/{NS}/events"),
@@ -801,7 +791,7 @@ async fn a_scheduled_backup_whose_pod_waits_for_a_secret_volume_stalls() {
             assert!(text.contains("is kept"), "{text}");
         }),
         event("Warning", "KeyNotFound"),
-    ];
+    ]);
     let (result, _, _) = scenario(cr, calls).await;
     assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
 }
@@ -816,27 +806,8 @@ async fn a_started_scheduled_job_without_tls_verification_warns() {
     );
     assert_ne!(yaml, BACKUP_DAILY_S3);
     let cr = kb(&yaml);
-    let cron = cron_job_name(&cr).expect("name");
-    let last = format!("{cron}-28885800");
-    let started = format!("{cron}-28887240");
-    let cr = scheduled(cr, "g1-r0", &last);
-    let done = backup_job(
-        &cr,
-        &last,
-        "g1-r0",
-        "2024-11-30T02:00:00Z",
-        Some(("Complete", "CompletionsReached", "2024-11-30T02:30:00Z")),
-    );
-    let running = backup_job(&cr, &started, "g1-r0", "2024-12-01T02:00:02Z", None);
-    let calls = vec![
-        apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
-        apply(
-            path("v1", "configmaps", "payments-nightly-kb-task-g1-r0"),
-            |_| {},
-        ),
-        apply(path("batch/v1", "cronjobs", &cron), |_| {}),
-        list_jobs("payments-nightly", vec![done, running]),
-        list_tasks("payments-nightly", &["g1-r0"]),
+    let (cr, started, mut calls) = started_scheduled_job(cr);
+    calls.extend([
         list_pods("payments-nightly", vec![]),
         status(&cr, |s| assert_eq!(s["phase"], "Running")),
         event("Normal", "BackupStarted"),
@@ -844,7 +815,7 @@ async fn a_started_scheduled_job_without_tls_verification_warns() {
             let note = body["note"].as_str().expect("note");
             assert!(note.contains("tlsInsecureSkipVerify"), "{body}");
         }),
-    ];
+    ]);
     let (result, _, _) = scenario(cr, calls).await;
     assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
 }
