@@ -806,7 +806,7 @@ async fn a_started_scheduled_job_without_tls_verification_warns() {
     );
     assert_ne!(yaml, BACKUP_DAILY_S3);
     let cr = kb(&yaml);
-    let (cr, started, mut calls) = started_scheduled_job(cr);
+    let (cr, _, mut calls) = started_scheduled_job(cr);
     calls.extend([
         list_pods("payments-nightly", vec![]),
         status(&cr, |s| assert_eq!(s["phase"], "Running")),
