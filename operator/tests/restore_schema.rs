@@ -79,7 +79,6 @@ fn defaults_are_those_of_the_worker() {
     assert_eq!(spec.original_header_style, None);
     assert_eq!(spec.consumer_groups, None);
     assert_eq!(spec.topics, None);
-    assert_eq!(spec.resolved_backup, None);
     let groups = accepted(&with("  consumerGroups:\n    strategy: manual\n"))
         .spec
         .consumer_groups

@@ -1,17 +1,22 @@
 //! KafkaRestore as a [`WorkerKind`]: its task document (a restore task: the backup and where it
 //! is, the topic and partition selection, the PITR window in epoch milliseconds, the topic and
 //! partition mappings, what to do with existing data, the consumer-group phase, throttles) and
-//! the backup it reads ([`backup_source`]: named in the spec, or resolved through a KafkaBackup
-//! by the controller before anything is built).
+//! the backup it reads ([`backup_source`]: named in the spec inline, or a KafkaBackup's that the
+//! controller resolved before anything is built — a [`ResolvedRestore`], the value the builders
+//! take for such a restore).
 //!
 //! The restore id is the resource's, `kr-<uid>` ([`restore_id`]): every retried pod of a Job and
 //! every later run of the resource names the same restore, so an interrupted restore resumes
 //! from its checkpoint and a finished one is reported as already complete, never written twice.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::NamespaceResourceScope;
+use kube::Resource;
 use tidemark_task::{
     ChainScope, RestoreTask, Task, TaskWork, TopicSelection as TaskTopics, TASK_API_VERSION,
 };
@@ -21,7 +26,7 @@ use super::task::{kafka_target, source, storage_target};
 use super::{count, namespace, positive, ConfigMapAccess, Error, RunId, WorkerKind};
 use crate::crd::backup::MAX_PARALLELISM;
 use crate::crd::common::{JobOptions, KafkaClusterSpec, StorageSpec, StorageType};
-use crate::crd::restore::{PitrSpec, ResolvedBackup, RestoreChain};
+use crate::crd::restore::{PitrSpec, RestoreChain};
 use crate::crd::KafkaRestore;
 
 /// `app.kubernetes.io/component` of a KafkaRestore's children.
@@ -41,6 +46,68 @@ pub fn restore_id(cr: &KafkaRestore) -> Result<String, Error> {
     Ok(format!("kr-{uid}"))
 }
 
+/// A backup resolved through the KafkaBackup `backupRef.name` names.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResolvedBackup {
+    /// The KafkaBackup.
+    pub kafka_backup: String,
+    /// The backup id.
+    pub backup_id: String,
+    /// The KafkaBackup's storage.
+    pub storage: StorageSpec,
+}
+
+/// A KafkaRestore whose `backupRef.name` the controller has resolved through that KafkaBackup
+/// (`controller::restore::resolve`): the value the builders turn into the Job, task and RBAC
+/// of such a restore. It is the KafkaRestore in every respect but the backup it reads, which
+/// is [`backup`](Self::backup) (the spec names only the KafkaBackup). A restore whose
+/// `backupRef` names its backup and storage inline is built from the KafkaRestore itself.
+#[derive(Clone, Debug)]
+pub struct ResolvedRestore {
+    /// The resource.
+    pub restore: KafkaRestore,
+    /// The backup it restores.
+    pub backup: ResolvedBackup,
+}
+
+impl ResolvedRestore {
+    /// Where its backup comes from (always [`BackupSource::Resolved`]).
+    pub fn source(&self) -> BackupSource<'_> {
+        BackupSource::Resolved(&self.backup)
+    }
+}
+
+/// Its API identity and metadata are the KafkaRestore's: children are owned by, events and
+/// status written to, the resource itself.
+impl Resource for ResolvedRestore {
+    type DynamicType = ();
+    type Scope = NamespaceResourceScope;
+
+    fn kind(dt: &()) -> Cow<'_, str> {
+        KafkaRestore::kind(dt)
+    }
+
+    fn group(dt: &()) -> Cow<'_, str> {
+        KafkaRestore::group(dt)
+    }
+
+    fn version(dt: &()) -> Cow<'_, str> {
+        KafkaRestore::version(dt)
+    }
+
+    fn plural(dt: &()) -> Cow<'_, str> {
+        KafkaRestore::plural(dt)
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        &self.restore.metadata
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.restore.metadata
+    }
+}
+
 /// Where the backup of a KafkaRestore comes from.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum BackupSource<'a> {
@@ -49,7 +116,7 @@ pub enum BackupSource<'a> {
         backup_id: &'a str,
         storage: &'a StorageSpec,
     },
-    /// `backupRef.name`, resolved by the controller.
+    /// `backupRef.name`, resolved by the controller (a [`ResolvedRestore`]).
     Resolved(&'a ResolvedBackup),
     /// `backupRef.name` before it is resolved.
     Unresolved { kafka_backup: &'a str },
@@ -57,13 +124,10 @@ pub enum BackupSource<'a> {
     Missing,
 }
 
-/// The backup `cr` restores, as far as its spec (and the controller's resolution) say.
+/// The backup `cr` restores, as far as its spec says: never [`BackupSource::Resolved`] (that
+/// is a [`ResolvedRestore`]'s).
 pub fn backup_source(cr: &KafkaRestore) -> BackupSource<'_> {
-    let spec = &cr.spec;
-    if let Some(resolved) = &spec.resolved_backup {
-        return BackupSource::Resolved(resolved);
-    }
-    let backup_ref = &spec.backup_ref;
+    let backup_ref = &cr.spec.backup_ref;
     match (&backup_ref.name, &backup_ref.backup_id, &backup_ref.storage) {
         (Some(name), _, _) => BackupSource::Unresolved { kafka_backup: name },
         (None, Some(backup_id), Some(storage)) => BackupSource::Inline { backup_id, storage },
@@ -130,15 +194,10 @@ impl WorkerKind for KafkaRestore {
         Some(&self.spec.kafka_cluster)
     }
 
-    /// The backup's storage: `backupRef.storage`, or the KafkaBackup's once resolved.
+    /// The backup's storage: `backupRef.storage` (a `backupRef.name` is built as a
+    /// [`ResolvedRestore`]).
     fn storage(&self) -> Result<Option<&StorageSpec>, Error> {
-        match backup_source(self) {
-            BackupSource::Inline { storage, .. } => Ok(Some(storage)),
-            BackupSource::Resolved(resolved) => Ok(Some(&resolved.storage)),
-            BackupSource::Unresolved { .. } | BackupSource::Missing => {
-                Err(Error::MissingField("spec.backupRef.storage"))
-            }
-        }
+        source_storage(backup_source(self))
     }
 
     /// Backups never live in a ConfigMap: no API access.
@@ -167,102 +226,168 @@ impl WorkerKind for KafkaRestore {
     }
 
     fn storage_credentials_field(&self, storage_type: StorageType) -> &'static str {
-        let resolved = matches!(backup_source(self), BackupSource::Resolved(_));
-        match (storage_type.normalized(), resolved) {
-            (StorageType::S3, false) => "spec.backupRef.storage.s3.credentialsSecret",
-            (StorageType::Azure, false) => "spec.backupRef.storage.azure.credentialsSecret",
-            (StorageType::Gcs, false) => "spec.backupRef.storage.gcs.credentialsSecret",
-            (StorageType::S3, true) => {
-                "spec.storage.s3.credentialsSecret of the KafkaBackup in spec.backupRef.name"
-            }
-            (StorageType::Azure, true) => {
-                "spec.storage.azure.credentialsSecret of the KafkaBackup in spec.backupRef.name"
-            }
-            (StorageType::Gcs, true) => {
-                "spec.storage.gcs.credentialsSecret of the KafkaBackup in spec.backupRef.name"
-            }
-            (_, false) => "spec.backupRef.storage",
-            (_, true) => "the storage of the KafkaBackup in spec.backupRef.name",
-        }
+        credentials_field(backup_source(self), storage_type)
     }
 
     fn task(&self, _run: RunId) -> Result<Task, Error> {
-        let spec = &self.spec;
-        let (backup_id, storage) = match backup_source(self) {
-            BackupSource::Inline { backup_id, storage } => (backup_id, storage),
-            BackupSource::Resolved(r) => (r.backup_id.as_str(), &r.storage),
-            BackupSource::Unresolved { .. } | BackupSource::Missing => {
-                return Err(Error::MissingField("spec.backupRef.backupId"))
-            }
-        };
-        let (start, end) = window(spec.pitr.as_ref())?;
-        let topics = spec.topics.clone().unwrap_or_default();
-        let groups = spec.consumer_groups.clone().unwrap_or_default();
-        let rate = spec.rate_limit.clone().unwrap_or_default();
-        Ok(Task {
-            api_version: TASK_API_VERSION.to_string(),
-            source: Some(source(self)?),
-            work: TaskWork::Restore(RestoreTask {
-                kafka: kafka_target(&spec.kafka_cluster),
-                storage: storage_target(storage, &namespace(self)?)?,
-                backup_id: backup_id.to_string(),
-                chain: match spec.chain {
-                    RestoreChain::Full => ChainScope::Full,
-                    RestoreChain::Single => ChainScope::Single,
-                },
-                restore_id: Some(restore_id(self)?),
-                topics: TaskTopics {
-                    include: topics.include,
-                    exclude: topics.exclude,
-                },
-                time_window_start: start,
-                time_window_end: end,
-                source_partitions: spec.source_partitions.clone(),
-                topic_mapping: spec.topic_mapping.clone(),
-                partition_mapping: partition_mapping(&spec.partition_mapping)?,
-                create_topics: spec.create_topics,
-                existing_data: spec.existing_data,
-                consumer_group_strategy: groups.strategy,
-                include_original_offset_header: spec.include_original_offset_header,
-                original_header_style: spec.original_header_style.unwrap_or_default(),
-                dry_run: spec.dry_run,
-                acks: spec.acks,
-                max_concurrent_partitions: spec
-                    .max_concurrent_partitions
-                    .map(|v| count(v, "spec.maxConcurrentPartitions"))
-                    .transpose()?,
-                produce_batch_size: spec
-                    .produce_batch_size
-                    .map(|v| count(v, "spec.produceBatchSize"))
-                    .transpose()?,
-                rate_limit_records_per_sec: positive(
-                    rate.records_per_sec,
-                    "spec.rateLimit.recordsPerSec",
-                )?,
-                rate_limit_bytes_per_sec: positive(
-                    rate.bytes_per_sec,
-                    "spec.rateLimit.bytesPerSec",
-                )?,
-                checkpoint_interval_secs: positive(
-                    spec.checkpoint_interval_secs,
-                    "spec.checkpointIntervalSecs",
-                )?,
-                // The checkpoint lives in the backup storage, next to the offset mapping, so
-                // that any pod can resume it.
-                checkpoint_state: None,
-                reset_consumer_offsets: groups.reset_offsets,
-                consumer_groups: groups.groups,
-                offsets_snapshot_id: groups.offsets_snapshot_id,
-                snapshot_before_reset: groups.snapshot_before_reset,
-                offset_report: None,
-                offset_report_key: spec.offset_report.clone(),
-                // An Indexed Job's pod reads its shard from JOB_COMPLETION_INDEX.
-                shard_index: None,
-                shard_count: self.shards(),
-                shard_wait_secs: None,
-            }),
-        })
+        restore_task(self, backup_source(self), self.shards())
     }
+}
+
+/// The same restore with its backup resolved: everything but the backup is the KafkaRestore's
+/// (a test builds one both ways and compares them).
+impl WorkerKind for ResolvedRestore {
+    const COMPONENT: &'static str = COMPONENT;
+    const TAG: &'static str = KafkaRestore::TAG;
+
+    fn kafka_cluster(&self) -> Option<&KafkaClusterSpec> {
+        Some(&self.restore.spec.kafka_cluster)
+    }
+
+    /// The KafkaBackup's storage.
+    fn storage(&self) -> Result<Option<&StorageSpec>, Error> {
+        source_storage(self.source())
+    }
+
+    fn config_map_access(&self) -> ConfigMapAccess {
+        self.restore.config_map_access()
+    }
+
+    fn job_options(&self) -> Option<&JobOptions> {
+        self.restore.job_options()
+    }
+
+    fn shards(&self) -> u32 {
+        self.restore.shards()
+    }
+
+    fn resources(&self) -> Option<&ResourceRequirements> {
+        self.restore.resources()
+    }
+
+    fn permanent_exit_codes(&self) -> &'static [i32] {
+        self.restore.permanent_exit_codes()
+    }
+
+    fn storage_credentials_field(&self, storage_type: StorageType) -> &'static str {
+        credentials_field(self.source(), storage_type)
+    }
+
+    fn task(&self, _run: RunId) -> Result<Task, Error> {
+        restore_task(&self.restore, self.source(), self.shards())
+    }
+}
+
+/// The storage of the backup `source`; an unresolved KafkaBackup has none yet.
+fn source_storage(source: BackupSource<'_>) -> Result<Option<&StorageSpec>, Error> {
+    match source {
+        BackupSource::Inline { storage, .. } => Ok(Some(storage)),
+        BackupSource::Resolved(resolved) => Ok(Some(&resolved.storage)),
+        BackupSource::Unresolved { .. } | BackupSource::Missing => {
+            Err(Error::MissingField("spec.backupRef.storage"))
+        }
+    }
+}
+
+/// The field naming the credentials Secret of the backup `source`'s storage, for messages.
+fn credentials_field(source: BackupSource<'_>, storage_type: StorageType) -> &'static str {
+    // A KafkaBackup's storage, resolved or not (a started run is not resolved again).
+    let named = matches!(
+        source,
+        BackupSource::Resolved(_) | BackupSource::Unresolved { .. }
+    );
+    match (storage_type.normalized(), named) {
+        (StorageType::S3, false) => "spec.backupRef.storage.s3.credentialsSecret",
+        (StorageType::Azure, false) => "spec.backupRef.storage.azure.credentialsSecret",
+        (StorageType::Gcs, false) => "spec.backupRef.storage.gcs.credentialsSecret",
+        (StorageType::S3, true) => {
+            "spec.storage.s3.credentialsSecret of the KafkaBackup in spec.backupRef.name"
+        }
+        (StorageType::Azure, true) => {
+            "spec.storage.azure.credentialsSecret of the KafkaBackup in spec.backupRef.name"
+        }
+        (StorageType::Gcs, true) => {
+            "spec.storage.gcs.credentialsSecret of the KafkaBackup in spec.backupRef.name"
+        }
+        (_, false) => "spec.backupRef.storage",
+        (_, true) => "the storage of the KafkaBackup in spec.backupRef.name",
+    }
+}
+
+/// The task of restore `cr` reading the backup `source` with `shards` pods.
+fn restore_task(cr: &KafkaRestore, backup: BackupSource<'_>, shards: u32) -> Result<Task, Error> {
+    let spec = &cr.spec;
+    let (backup_id, storage) = match backup {
+        BackupSource::Inline { backup_id, storage } => (backup_id, storage),
+        BackupSource::Resolved(r) => (r.backup_id.as_str(), &r.storage),
+        BackupSource::Unresolved { .. } | BackupSource::Missing => {
+            return Err(Error::MissingField("spec.backupRef.backupId"))
+        }
+    };
+    let (start, end) = window(spec.pitr.as_ref())?;
+    let topics = spec.topics.clone().unwrap_or_default();
+    let groups = spec.consumer_groups.clone().unwrap_or_default();
+    let rate = spec.rate_limit.clone().unwrap_or_default();
+    Ok(Task {
+        api_version: TASK_API_VERSION.to_string(),
+        source: Some(source(cr)?),
+        work: TaskWork::Restore(RestoreTask {
+            kafka: kafka_target(&spec.kafka_cluster),
+            storage: storage_target(storage, &namespace(cr)?)?,
+            backup_id: backup_id.to_string(),
+            chain: match spec.chain {
+                RestoreChain::Full => ChainScope::Full,
+                RestoreChain::Single => ChainScope::Single,
+            },
+            restore_id: Some(restore_id(cr)?),
+            topics: TaskTopics {
+                include: topics.include,
+                exclude: topics.exclude,
+            },
+            time_window_start: start,
+            time_window_end: end,
+            source_partitions: spec.source_partitions.clone(),
+            topic_mapping: spec.topic_mapping.clone(),
+            partition_mapping: partition_mapping(&spec.partition_mapping)?,
+            create_topics: spec.create_topics,
+            existing_data: spec.existing_data,
+            consumer_group_strategy: groups.strategy,
+            include_original_offset_header: spec.include_original_offset_header,
+            original_header_style: spec.original_header_style.unwrap_or_default(),
+            dry_run: spec.dry_run,
+            acks: spec.acks,
+            max_concurrent_partitions: spec
+                .max_concurrent_partitions
+                .map(|v| count(v, "spec.maxConcurrentPartitions"))
+                .transpose()?,
+            produce_batch_size: spec
+                .produce_batch_size
+                .map(|v| count(v, "spec.produceBatchSize"))
+                .transpose()?,
+            rate_limit_records_per_sec: positive(
+                rate.records_per_sec,
+                "spec.rateLimit.recordsPerSec",
+            )?,
+            rate_limit_bytes_per_sec: positive(rate.bytes_per_sec, "spec.rateLimit.bytesPerSec")?,
+            checkpoint_interval_secs: positive(
+                spec.checkpoint_interval_secs,
+                "spec.checkpointIntervalSecs",
+            )?,
+            // The checkpoint lives in the backup storage, next to the offset mapping, so
+            // that any pod can resume it.
+            checkpoint_state: None,
+            reset_consumer_offsets: groups.reset_offsets,
+            consumer_groups: groups.groups,
+            offsets_snapshot_id: groups.offsets_snapshot_id,
+            snapshot_before_reset: groups.snapshot_before_reset,
+            offset_report: None,
+            offset_report_key: spec.offset_report.clone(),
+            // An Indexed Job's pod reads its shard from JOB_COMPLETION_INDEX.
+            shard_index: None,
+            shard_count: shards,
+            shard_wait_secs: None,
+        }),
+    })
 }
 
 #[cfg(test)]
@@ -293,10 +418,27 @@ mod tests {
     /// The backup the KafkaBackup `orders-snapshot` resolves to in these tests.
     const ORDERS_BACKUP: &str = "orders-snapshot-g1-r0-3c9a7e10";
 
-    /// `yaml` as the API server returns it, its `backupRef.name` (if any) resolved through
-    /// the KafkaBackup `orders-snapshot` whose newest backup is [`ORDERS_BACKUP`].
-    fn restore(yaml: &str) -> KafkaRestore {
-        resolve(&kr(yaml), Some(&orders_backup(ORDERS_BACKUP, "Completed"))).expect("resolved")
+    /// `yaml` as the API server returns it, its `backupRef.name` resolved through the
+    /// KafkaBackup `orders-snapshot` whose newest backup is [`ORDERS_BACKUP`].
+    fn restore(yaml: &str) -> ResolvedRestore {
+        resolve(&kr(yaml), Some(&orders_backup(ORDERS_BACKUP, "Completed")))
+            .expect("resolved")
+            .expect("a backupRef.name")
+    }
+
+    /// `yaml` built as the controller builds it: resolved ([`restore`]) when its `backupRef`
+    /// names a KafkaBackup, else as it is.
+    fn either<T>(
+        yaml: &str,
+        resolved: impl FnOnce(&ResolvedRestore) -> T,
+        inline: impl FnOnce(&KafkaRestore) -> T,
+    ) -> T {
+        let cr = kr(yaml);
+        if cr.spec.backup_ref.name.is_some() {
+            resolved(&restore(yaml))
+        } else {
+            inline(&cr)
+        }
     }
 
     /// The restore task in the ConfigMap of `cr`, parsed and validated by the worker's code.
@@ -308,11 +450,17 @@ mod tests {
     }
 
     fn work(yaml: &str) -> RestoreTask {
-        parse_back(&task_config_map(&restore(yaml), RUN).expect("builds"))
+        let cm = either(
+            yaml,
+            |r| task_config_map(r, RUN),
+            |k| task_config_map(k, RUN),
+        );
+        parse_back(&cm.expect("builds"))
     }
 
     fn build(yaml: &str) -> Job {
-        job(&restore(yaml), RUN, &OperatorConfig::default()).expect("builds")
+        let config = OperatorConfig::default();
+        either(yaml, |r| job(r, RUN, &config), |k| job(k, RUN, &config)).expect("builds")
     }
 
     fn env(c: &Container) -> BTreeMap<&str, &EnvVar> {
@@ -410,7 +558,7 @@ spec:
 
     #[test]
     fn every_field_maps_into_the_restore_task() {
-        let cm = task_config_map(&restore(EVERY_FIELD), RUN).expect("builds");
+        let cm = task_config_map(&kr(EVERY_FIELD), RUN).expect("builds");
         assert_eq!(
             cm.metadata.name.as_deref(),
             Some("every-field-kr-task-g1-r0")
@@ -515,7 +663,9 @@ spec:
             serde_json::from_value(value).expect("a KafkaBackup");
         let yaml = "apiVersion: tidemark.dev/v1alpha1\nkind: KafkaRestore\nmetadata:\n  name: chain\nspec:\n  kafkaCluster:\n    bootstrapServers: [kafka:9092]\n  backupRef:\n    name: orders-snapshot\n";
         let render = |yaml: &str| {
-            let cr = resolve(&kr(yaml), Some(&incremental)).expect("resolved");
+            let cr = resolve(&kr(yaml), Some(&incremental))
+                .expect("resolved")
+                .expect("named");
             parse_back(&task_config_map(&cr, RUN).expect("builds"))
         };
         let t = render(yaml);
@@ -663,7 +813,7 @@ spec:
         assert!(t.include_original_offset_header);
         assert_eq!(t.original_header_style, TaskHeaderStyle::Original);
         assert_eq!(t.topics.exclude, ["*-retry"]);
-        assert!(restore(RESTORE_THREE_PHASE).spec.takes_snapshot());
+        assert!(kr(RESTORE_THREE_PHASE).spec.takes_snapshot());
     }
 
     #[test]
@@ -681,12 +831,13 @@ spec:
         assert_eq!(t.consumer_group_strategy, TaskStrategy::Manual);
         let task = parse_task(&task_config_map(&restore(RESTORE_DRY_RUN), RUN).expect("cm"));
         assert_eq!(task.operation(), "validate-restore");
-        assert!(!restore(RESTORE_DRY_RUN).spec.takes_snapshot());
+        assert!(!kr(RESTORE_DRY_RUN).spec.takes_snapshot());
     }
 
     #[test]
     fn the_restore_id_is_the_resources_for_every_run() {
-        let cr = restore(RESTORE_FULL);
+        let resolved = restore(RESTORE_FULL);
+        let cr = resolved.restore.clone();
         let id = restore_id(&cr).expect("id");
         assert_eq!(id, format!("kr-{RESTORE_UID}"));
         tidemark_task::ids::validate_id(&id).expect("a valid restore id");
@@ -695,7 +846,7 @@ spec:
             run: 2,
         };
         for run in [RUN, later] {
-            let task = match cr.task(run).expect("task").work {
+            let task = match resolved.task(run).expect("task").work {
                 TaskWork::Restore(t) => t,
                 other => panic!("{other:?}"),
             };
@@ -723,7 +874,7 @@ spec:
             yaml, RESTORE_THREE_PHASE,
             "the sample has a createTopics line"
         );
-        let cr = restore(&yaml);
+        let cr = kr(&yaml);
         assert_eq!(restore_id(&cr).expect("id"), "orders-dr-2024-12");
         let t = work(&yaml);
         assert_eq!(t.restore_id.as_deref(), Some("orders-dr-2024-12"));
@@ -797,6 +948,57 @@ spec:
     }
 
     #[test]
+    fn a_resolved_restore_builds_what_the_same_restore_named_inline_builds() {
+        // Through a KafkaBackup whose storage is S3 with a credentials Secret, sharded (the
+        // KafkaRestore's own settings must all reach the Job through the resolved view).
+        let mut kb = kb(BACKUP_DAILY_S3);
+        kb.metadata.name = Some("orders-snapshot".into());
+        kb.status = orders_backup(ORDERS_BACKUP, "Completed").status;
+        let named = kr(&RESTORE_THREE_PHASE.replace(
+            "  createTopics: true\n",
+            "  createTopics: true\n  shards: 3\n  job:\n    backoffLimit: 2\n",
+        ));
+        let resolved = resolve(&named, Some(&kb))
+            .expect("resolved")
+            .expect("named");
+        let mut inline = named.clone();
+        inline.spec.backup_ref = crate::crd::restore::BackupRef {
+            name: None,
+            backup_id: Some(ORDERS_BACKUP.into()),
+            storage: Some(kb.spec.storage.clone()),
+        };
+        let config = OperatorConfig::default();
+        let json = |v: &Job| serde_json::to_value(v).expect("json");
+        assert_eq!(
+            json(&job(&resolved, RUN, &config).expect("job")),
+            json(&job(&inline, RUN, &config).expect("job"))
+        );
+        assert_eq!(
+            task_config_map(&resolved, RUN).expect("task"),
+            task_config_map(&inline, RUN).expect("task")
+        );
+        assert_eq!(
+            worker_role_binding(&resolved, &config).expect("rbac"),
+            worker_role_binding(&inline, &config).expect("rbac")
+        );
+        assert_eq!(resolved.shards(), 3);
+        // Only where the credentials are named differs.
+        assert_eq!(
+            resolved.storage_credentials_field(StorageType::S3),
+            "spec.storage.s3.credentialsSecret of the KafkaBackup in spec.backupRef.name"
+        );
+        assert_eq!(
+            inline.storage_credentials_field(StorageType::S3),
+            "spec.backupRef.storage.s3.credentialsSecret"
+        );
+        // A started run is observed without resolving again: still the KafkaBackup's field.
+        assert_eq!(
+            named.storage_credentials_field(StorageType::S3),
+            "spec.storage.s3.credentialsSecret of the KafkaBackup in spec.backupRef.name"
+        );
+    }
+
+    #[test]
     fn an_unresolved_kafka_backup_builds_nothing() {
         let cr = kr(RESTORE_FULL);
         assert_eq!(
@@ -823,10 +1025,9 @@ spec:
                 ..
             }
         ));
-        assert_eq!(
-            resolve(&inline, None).expect("nothing to resolve").spec,
-            inline.spec
-        );
+        assert!(resolve(&inline, None)
+            .expect("nothing to resolve")
+            .is_none());
     }
 
     #[test]
@@ -836,7 +1037,7 @@ spec:
             "kafka-1.kafka:9093",
             "tidemark-restore",
         );
-        let cr = restore(&yaml);
+        let cr = kr(&yaml);
         let rendered =
             [
                 serde_yaml_ng::to_string(&job(&cr, RUN, &OperatorConfig::default()).expect("job"))

@@ -54,8 +54,6 @@ pub trait RunKind:
     + SpecChecks
     + Resource<Scope = NamespaceResourceScope>
     + Clone
-    + Serialize
-    + DeserializeOwned
     + std::fmt::Debug
     + Send
     + Sync
@@ -127,6 +125,13 @@ pub trait RunKind:
         async { Ok(()) }
     }
 }
+
+/// A kind a controller watches: a [`RunKind`] that the API server stores, listed and watched
+/// whole. (A [`RunKind`] may also be a view the pipeline builds from one, such as a resolved
+/// KafkaRestore.)
+pub trait ControlledKind: RunKind + Serialize + DeserializeOwned {}
+
+impl<K: RunKind + Serialize + DeserializeOwned> ControlledKind for K {}
 
 /// How often a run whose worker pod waits for a Secret is looked at again (the operator cannot
 /// read or watch Secrets; the pod's status says when it starts).
@@ -389,7 +394,7 @@ impl<K: RunKind> Watched<K> {
 /// The controller of kind `K` in namespace `ns` (or all namespaces): the resources, and the
 /// Jobs, task ConfigMaps (and, for a kind that runs on a schedule, CronJobs) labelled as its
 /// children, until `shutdown` resolves.
-async fn controller<K: RunKind>(
+async fn controller<K: ControlledKind>(
     ctx: Arc<Context>,
     ns: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,

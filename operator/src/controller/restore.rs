@@ -25,9 +25,11 @@ use tidemark_task::{ResultRestore, TaskResult, PHASE_COMPLETED, PHASE_FAILED};
 
 use super::status::{self as st, clamp, Reasons, ShardResult};
 use super::{worker, Context, Error, RunKind, REFERENCE_POLL};
-use crate::build::restore::{backup_source, restore_id, BackupSource};
+use crate::build::restore::{
+    backup_source, restore_id, BackupSource, ResolvedBackup, ResolvedRestore,
+};
 use crate::build::{self, RunId, RUN_ANNOTATION};
-use crate::crd::restore::{KafkaRestoreStatus, ResolvedBackup, RestoreProgress};
+use crate::crd::restore::{KafkaRestoreStatus, RestoreProgress};
 use crate::crd::status::{Phase, RunStatus};
 use crate::crd::{KafkaBackup, KafkaRestore};
 
@@ -96,11 +98,14 @@ pub fn completed_backup(kb: &KafkaBackup) -> Result<String, String> {
 
 /// `cr` with `backupRef.name` resolved through `kb`, that KafkaBackup (`None`: it does not
 /// exist): its storage, and the backup `backupRef.backupId` names, else the pinned one
-/// ([`pinned_backup_id`]), else `kb`'s newest completed backup. `cr` itself when its
-/// `backupRef` names no KafkaBackup.
-pub fn resolve(cr: &KafkaRestore, kb: Option<&KafkaBackup>) -> Result<KafkaRestore, Unresolved> {
+/// ([`pinned_backup_id`]), else `kb`'s newest completed backup. `None` when `cr`'s `backupRef`
+/// names no KafkaBackup (its backup is inline: nothing to resolve).
+pub fn resolve(
+    cr: &KafkaRestore,
+    kb: Option<&KafkaBackup>,
+) -> Result<Option<ResolvedRestore>, Unresolved> {
     let Some(name) = cr.spec.backup_ref.name.as_deref() else {
-        return Ok(cr.clone());
+        return Ok(None);
     };
     let ns = cr.metadata.namespace.as_deref().unwrap_or_default();
     let Some(kb) = kb else {
@@ -122,13 +127,14 @@ pub fn resolve(cr: &KafkaRestore, kb: Option<&KafkaBackup>) -> Result<KafkaResto
             ),
         })?,
     };
-    let mut resolved = cr.clone();
-    resolved.spec.resolved_backup = Some(ResolvedBackup {
-        kafka_backup: name.to_string(),
-        backup_id,
-        storage: kb.spec.storage.clone(),
-    });
-    Ok(resolved)
+    Ok(Some(ResolvedRestore {
+        restore: cr.clone(),
+        backup: ResolvedBackup {
+            kafka_backup: name.to_string(),
+            backup_id,
+            storage: kb.spec.storage.clone(),
+        },
+    }))
 }
 
 /// When `cr`'s restore has completed (a run that was not a dry run) and `run` differs from that
@@ -160,6 +166,65 @@ pub fn percent(restored: u64, total: u64) -> String {
     format!("{p}%")
 }
 
+/// The status of a new run of `cr` restoring the backup `source`: the backup as far as it is
+/// known (named, resolved or pinned), the restore id and whether the run is a dry run.
+pub fn run_status(cr: &KafkaRestore, source: BackupSource<'_>) -> KafkaRestoreStatus {
+    let (kafka_backup, backup_id) = match source {
+        BackupSource::Inline { backup_id, .. } => (None, Some(backup_id.to_string())),
+        BackupSource::Resolved(r) => (Some(r.kafka_backup.clone()), Some(r.backup_id.clone())),
+        BackupSource::Unresolved { kafka_backup } => (
+            Some(kafka_backup.to_string()),
+            cr.spec
+                .backup_ref
+                .backup_id
+                .as_deref()
+                .or(pinned_backup_id(cr))
+                .map(str::to_string),
+        ),
+        BackupSource::Missing => (None, None),
+    };
+    KafkaRestoreStatus {
+        backup_id,
+        kafka_backup,
+        restore_id: restore_id(cr).ok(),
+        dry_run: Some(cr.spec.dry_run),
+        ..KafkaRestoreStatus::default()
+    }
+}
+
+/// What a run of `cr` restoring the backup `source` does.
+pub fn describe_run(cr: &KafkaRestore, source: BackupSource<'_>) -> String {
+    let backup = match source {
+        BackupSource::Inline { backup_id, .. } => format!("backup {backup_id}"),
+        BackupSource::Resolved(r) => {
+            format!("backup {} of KafkaBackup {}", r.backup_id, r.kafka_backup)
+        }
+        BackupSource::Unresolved { kafka_backup } => {
+            match cr
+                .spec
+                .backup_ref
+                .backup_id
+                .as_deref()
+                .or(pinned_backup_id(cr))
+            {
+                Some(id) => format!("backup {id} of KafkaBackup {kafka_backup}"),
+                None => format!("the newest backup of KafkaBackup {kafka_backup}"),
+            }
+        }
+        BackupSource::Missing => "a backup".into(),
+    };
+    if cr.spec.dry_run {
+        return format!("a dry run (validate-restore) of {backup}");
+    }
+    match &cr.spec.consumer_groups {
+        Some(g) if g.reset_offsets => format!(
+            "a restore of {backup}, then {} consumer-offset translation",
+            g.strategy.as_str()
+        ),
+        _ => format!("a restore of {backup}"),
+    }
+}
+
 impl RunKind for KafkaRestore {
     type Status = KafkaRestoreStatus;
 
@@ -175,62 +240,14 @@ impl RunKind for KafkaRestore {
         &mut status.common
     }
 
-    /// The backup as far as it is known (named, resolved or pinned), the restore id and
-    /// whether the run is a dry run.
+    /// The backup as far as it is known (named or pinned), the restore id and whether the run
+    /// is a dry run.
     fn new_run_status(&self) -> KafkaRestoreStatus {
-        let (kafka_backup, backup_id) = match backup_source(self) {
-            BackupSource::Inline { backup_id, .. } => (None, Some(backup_id.to_string())),
-            BackupSource::Resolved(r) => (Some(r.kafka_backup.clone()), Some(r.backup_id.clone())),
-            BackupSource::Unresolved { kafka_backup } => (
-                Some(kafka_backup.to_string()),
-                self.spec
-                    .backup_ref
-                    .backup_id
-                    .as_deref()
-                    .or(pinned_backup_id(self))
-                    .map(str::to_string),
-            ),
-            BackupSource::Missing => (None, None),
-        };
-        KafkaRestoreStatus {
-            backup_id,
-            kafka_backup,
-            restore_id: restore_id(self).ok(),
-            dry_run: Some(self.spec.dry_run),
-            ..KafkaRestoreStatus::default()
-        }
+        run_status(self, backup_source(self))
     }
 
     fn describe(&self) -> String {
-        let backup = match backup_source(self) {
-            BackupSource::Inline { backup_id, .. } => format!("backup {backup_id}"),
-            BackupSource::Resolved(r) => {
-                format!("backup {} of KafkaBackup {}", r.backup_id, r.kafka_backup)
-            }
-            BackupSource::Unresolved { kafka_backup } => {
-                match self
-                    .spec
-                    .backup_ref
-                    .backup_id
-                    .as_deref()
-                    .or(pinned_backup_id(self))
-                {
-                    Some(id) => format!("backup {id} of KafkaBackup {kafka_backup}"),
-                    None => format!("the newest backup of KafkaBackup {kafka_backup}"),
-                }
-            }
-            BackupSource::Missing => "a backup".into(),
-        };
-        if self.spec.dry_run {
-            return format!("a dry run (validate-restore) of {backup}");
-        }
-        match &self.spec.consumer_groups {
-            Some(g) if g.reset_offsets => format!(
-                "a restore of {backup}, then {} consumer-offset translation",
-                g.strategy.as_str()
-            ),
-            _ => format!("a restore of {backup}"),
-        }
+        describe_run(self, backup_source(self))
     }
 
     fn record_result(&self, status: &mut KafkaRestoreStatus, result: &TaskResult) -> Reasons {
@@ -329,7 +346,8 @@ impl RunKind for KafkaRestore {
             source,
         })?;
         let resolved = match resolve(self, kb.as_ref()) {
-            Ok(resolved) => resolved,
+            Ok(Some(resolved)) => resolved,
+            Ok(None) => return worker::run_once(self, ctx, run).await,
             Err(Unresolved { reason, message }) => {
                 let status = st::stalled(self, Some(run), reason, &message, &st::now());
                 worker::write_status(
@@ -463,6 +481,44 @@ pub fn combine(shards: Vec<ShardResult>) -> Result<TaskResult, String> {
     })
 }
 
+/// A resolved restore runs as its KafkaRestore: the same status, results and shards, with the
+/// resolved backup in its status and description.
+impl RunKind for ResolvedRestore {
+    type Status = KafkaRestoreStatus;
+
+    fn status(&self) -> Option<&KafkaRestoreStatus> {
+        self.restore.status()
+    }
+
+    fn common(status: &KafkaRestoreStatus) -> &RunStatus {
+        KafkaRestore::common(status)
+    }
+
+    fn common_mut(status: &mut KafkaRestoreStatus) -> &mut RunStatus {
+        KafkaRestore::common_mut(status)
+    }
+
+    fn new_run_status(&self) -> KafkaRestoreStatus {
+        run_status(&self.restore, self.source())
+    }
+
+    fn describe(&self) -> String {
+        describe_run(&self.restore, self.source())
+    }
+
+    fn record_result(&self, status: &mut KafkaRestoreStatus, result: &TaskResult) -> Reasons {
+        self.restore.record_result(status, result)
+    }
+
+    fn combine_shards(
+        &self,
+        status: &mut KafkaRestoreStatus,
+        shards: Vec<ShardResult>,
+    ) -> Result<TaskResult, String> {
+        self.restore.combine_shards(status, shards)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -505,26 +561,25 @@ mod tests {
     fn a_kafka_backup_resolves_to_its_storage_and_newest_completed_backup() {
         let cr = kr(RESTORE_FULL);
         let kb = orders_backup("orders-snapshot-g1-r0-3c9a7e10", "Completed");
-        let resolved = resolve(&cr, Some(&kb)).expect("resolved");
+        let resolved = resolve(&cr, Some(&kb)).expect("resolved").expect("named");
         assert_eq!(
-            resolved.spec.resolved_backup,
-            Some(ResolvedBackup {
+            resolved.backup,
+            ResolvedBackup {
                 kafka_backup: "orders-snapshot".into(),
                 backup_id: "orders-snapshot-g1-r0-3c9a7e10".into(),
                 storage: kb.spec.storage.clone(),
-            })
+            }
         );
-        // Only the resolution differs.
-        let mut back = resolved.spec.clone();
-        back.resolved_backup = None;
-        assert_eq!(back, cr.spec);
+        // The resource itself is unchanged.
+        assert_eq!(resolved.restore.spec, cr.spec);
+        assert_eq!(resolved.restore.metadata, cr.metadata);
 
         // backupRef.backupId chooses another backup of it, even one the status does not name.
         let chosen = kr(RESTORE_DRY_RUN);
         let failed = orders_backup("orders-snapshot-g2-r0-3c9a7e10", "Failed");
         let resolved = resolve(&chosen, Some(&failed)).expect("resolved");
         assert_eq!(
-            resolved.spec.resolved_backup.map(|r| r.backup_id),
+            resolved.map(|r| r.backup.backup_id),
             Some("orders-snapshot-g1-r0-6f1c2a9e".into())
         );
     }
@@ -587,7 +642,7 @@ mod tests {
         let newer = orders_backup("orders-snapshot-g5-r0-3c9a7e10", "Completed");
         let resolved = resolve(&cr, Some(&newer)).expect("resolved");
         assert_eq!(
-            resolved.spec.resolved_backup.map(|r| r.backup_id),
+            resolved.map(|r| r.backup.backup_id),
             Some("orders-snapshot-g1-r0-3c9a7e10".into()),
             "the backup an earlier run restored, not the newest"
         );
@@ -610,7 +665,7 @@ mod tests {
         assert_eq!(pinned_backup_id(&explicit), None);
         let resolved = resolve(&explicit, Some(&newer)).expect("resolved");
         assert_eq!(
-            resolved.spec.resolved_backup.map(|r| r.backup_id),
+            resolved.map(|r| r.backup.backup_id),
             Some("orders-snapshot-g2-r0-3c9a7e10".into())
         );
     }
@@ -835,7 +890,8 @@ mod tests {
                 "Completed",
             )),
         )
-        .expect("resolved");
+        .expect("resolved")
+        .expect("named");
         assert_eq!(
             resolved.describe(),
             "a restore of backup orders-snapshot-g1-r0-3c9a7e10 of KafkaBackup orders-snapshot, then header-based consumer-offset translation"

@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 use kube::{Api, Resource, ResourceExt};
 
-use super::{api, stop, Context, Error, RunKind};
+use super::{api, stop, Context, ControlledKind, Error};
 use crate::build::job::{OWNER_UID_LABEL, RESULT_FINALIZER};
 use crate::build::{label_value, OWNER_KIND_LABEL, OWNER_NAME_LABEL};
 use crate::crd::{KafkaBackup, KafkaOffsetReset, KafkaOffsetRollback, KafkaRestore};
@@ -89,7 +89,7 @@ pub fn orphaned_pod(pod: &Pod, live: &Live) -> bool {
 
 /// Releases the held Jobs and pods of kind `K` whose resource is gone, in every watched
 /// namespace; returns how many.
-pub async fn sweep_kind<K: RunKind>(ctx: &Context) -> Result<usize, Error> {
+pub async fn sweep_kind<K: ControlledKind>(ctx: &Context) -> Result<usize, Error> {
     let mut released = 0;
     for ns in ctx.config.watch_scopes() {
         released += sweep_scope::<K>(ctx, ns.as_deref()).await?;
@@ -98,7 +98,7 @@ pub async fn sweep_kind<K: RunKind>(ctx: &Context) -> Result<usize, Error> {
 }
 
 /// [`sweep_kind`] in one namespace (`None`: all).
-async fn sweep_scope<K: RunKind>(ctx: &Context, ns: Option<&str>) -> Result<usize, Error> {
+async fn sweep_scope<K: ControlledKind>(ctx: &Context, ns: Option<&str>) -> Result<usize, Error> {
     let client = &ctx.client;
     let kind = K::kind(&()).to_string();
     let resources = api::<K>(client, ns)

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::RoleBinding;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
@@ -607,7 +607,10 @@ pub async fn write_status<K: RunKind>(
     }
     let ns = build::namespace(cr).map_err(Error::Build)?;
     let name = cr.name_any();
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
+    // Through the kind's API resource: `K` may be a view of the stored object (a resolved
+    // KafkaRestore), and only the status is written.
+    let resource = ApiResource::erase::<K>(&());
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, &resource);
     let patch = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),

@@ -194,21 +194,9 @@ pub struct KafkaRestoreSpec {
     /// Compute resources of the worker (default: the operator's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
-
-    /// The backup `backupRef.name` resolved to, filled in by the controller from the
-    /// KafkaBackup before the Job is built; never read from or written to the manifest (nor
-    /// part of the schema).
-    #[serde(skip_deserializing, skip_serializing_if = "never_serialized")]
-    #[schemars(skip)]
-    pub resolved_backup: Option<ResolvedBackup>,
 }
 
 fn default_true() -> bool {
-    true
-}
-
-/// Keeps a field out of every serialized form.
-fn never_serialized<T>(_: &T) -> bool {
     true
 }
 
@@ -235,17 +223,6 @@ pub struct BackupRef {
     /// Where the backup is, when it is not named through a KafkaBackup: pvc, s3, azure or gcs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<StorageSpec>,
-}
-
-/// A backup resolved through a KafkaBackup.
-#[derive(Serialize, Clone, Debug, PartialEq)]
-pub struct ResolvedBackup {
-    /// The KafkaBackup.
-    pub kafka_backup: String,
-    /// The backup id.
-    pub backup_id: String,
-    /// The KafkaBackup's storage.
-    pub storage: StorageSpec,
 }
 
 /// Which backed-up topics a restore writes.

@@ -2,6 +2,7 @@
 //! bounds, and what the restore task's own validation refuses.
 
 use super::*;
+use crate::build::restore::ResolvedRestore;
 use crate::crd::restore::KafkaRestoreSpec;
 
 /// The spec fields of a KafkaRestore behind the fields of its restore task.
@@ -22,27 +23,70 @@ const RESTORE_FIELDS: &[(&str, &str)] = &[
     ("shardCount", "spec.shards"),
 ];
 
+/// [`RESTORE_FIELDS`] of a restore whose backup a KafkaBackup named: its storage is that
+/// KafkaBackup's, and its backup id the one resolved.
+const RESOLVED_FIELDS: &[(&str, &str)] = &[
+    (
+        "storage.url",
+        "the storage of the KafkaBackup in spec.backupRef.name",
+    ),
+    (
+        "storage",
+        "the storage of the KafkaBackup in spec.backupRef.name",
+    ),
+    (
+        "backupId",
+        "the backup id resolved through spec.backupRef.name",
+    ),
+];
+
 impl SpecChecks for KafkaRestore {
     fn kafka_cluster(&self) -> Option<&KafkaClusterSpec> {
         Some(&self.spec.kafka_cluster)
     }
 
+    /// The spec's problems; once the task can be built (a backup named inline), what the
+    /// worker refuses.
     fn spec_problems(&self) -> Vec<Problem> {
-        let mut problems = Vec::new();
-        let spec = &self.spec;
-        cluster_problems(&spec.kafka_cluster, &mut problems);
-        backup_ref_problems(spec, &mut problems);
-        window_problems(spec, &mut problems);
-        selection_problems(spec, &mut problems);
-        group_problems(spec, &mut problems);
-        bound_problems(spec, &mut problems);
-        // Once the task can be built (a backup in the spec, or resolved), what the worker
-        // refuses.
+        let mut problems = restore_spec_problems(&self.spec);
         if problems.is_empty() {
             problems.extend(worker_problem(self, RESTORE_FIELDS));
         }
         problems
     }
+}
+
+/// A restore from a KafkaBackup, once resolved: the same checks, and the worker's own of the
+/// whole task.
+impl SpecChecks for ResolvedRestore {
+    fn kafka_cluster(&self) -> Option<&KafkaClusterSpec> {
+        Some(&self.restore.spec.kafka_cluster)
+    }
+
+    fn spec_problems(&self) -> Vec<Problem> {
+        let mut problems = restore_spec_problems(&self.restore.spec);
+        if problems.is_empty() {
+            let fields: Vec<(&str, &str)> = RESOLVED_FIELDS
+                .iter()
+                .chain(RESTORE_FIELDS)
+                .copied()
+                .collect();
+            problems.extend(worker_problem(self, &fields));
+        }
+        problems
+    }
+}
+
+/// What is wrong with `spec` itself.
+fn restore_spec_problems(spec: &KafkaRestoreSpec) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    cluster_problems(&spec.kafka_cluster, &mut problems);
+    backup_ref_problems(spec, &mut problems);
+    window_problems(spec, &mut problems);
+    selection_problems(spec, &mut problems);
+    group_problems(spec, &mut problems);
+    bound_problems(spec, &mut problems);
+    problems
 }
 
 /// `backupRef`: a KafkaBackup by name, or a backup id in a storage; the restore id and the
@@ -277,8 +321,9 @@ mod tests {
         validate(&kr(yaml))
     }
 
-    /// The restore samples, by name resolved through the KafkaBackup `orders-snapshot`.
-    fn resolved(yaml: &str) -> KafkaRestore {
+    /// A restore sample naming a KafkaBackup, resolved through the KafkaBackup
+    /// `orders-snapshot`.
+    fn resolved(yaml: &str) -> ResolvedRestore {
         resolve(
             &kr(yaml),
             Some(&orders_backup(
@@ -287,6 +332,17 @@ mod tests {
             )),
         )
         .expect("resolved")
+        .expect("a backupRef.name")
+    }
+
+    /// The problems of `yaml` as the controller checks it before its Job is built: resolved
+    /// when it names a KafkaBackup.
+    fn resolved_problems(yaml: &str) -> Vec<Problem> {
+        if kr(yaml).spec.backup_ref.name.is_some() {
+            validate(&resolved(yaml))
+        } else {
+            problems(yaml)
+        }
     }
 
     #[test]
@@ -298,7 +354,7 @@ mod tests {
             RESTORE_DRY_RUN,
         ] {
             assert_eq!(problems(yaml), [], "{yaml}");
-            assert_eq!(validate(&resolved(yaml)), [], "{yaml}");
+            assert_eq!(resolved_problems(yaml), [], "{yaml}");
         }
     }
 
@@ -455,13 +511,13 @@ mod tests {
                 &format!("  createTopics: true\n  shards: {shards}\n"),
             )
         };
-        assert_eq!(validate(&resolved(&with(RESTORE_FULL, "4"))), []);
-        let problems = validate(&resolved(&with(RESTORE_FULL, "0")));
+        assert_eq!(resolved_problems(&with(RESTORE_FULL, "4")), []);
+        let problems = resolved_problems(&with(RESTORE_FULL, "0"));
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].message, "spec.shards is 0; use 1 to 100");
-        assert_eq!(validate(&resolved(&with(RESTORE_THREE_PHASE, "2"))), []);
+        assert_eq!(resolved_problems(&with(RESTORE_THREE_PHASE, "2")), []);
         let report = with(RESTORE_FULL, "2\n  offsetReport: reports/r.json");
-        let problems = validate(&resolved(&report));
+        let problems = resolved_problems(&report);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].reason, REASON_INVALID_FIELD);
         assert!(
@@ -497,7 +553,7 @@ mod tests {
             [],
             "nothing to build the task from yet"
         );
-        let problems = validate(&resolved(&yaml));
+        let problems = resolved_problems(&yaml);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].message.starts_with("spec.topicMapping.orders"));
 
@@ -537,11 +593,12 @@ mod tests {
         let by_name = RESTORE_FULL;
         assert_eq!(referenced_secrets(&kr(by_name)), []);
         assert_eq!(referenced_secrets(&resolved(by_name)), []);
-        let mut cr = kr(by_name);
         let mut backup = kb(BACKUP_DAILY_S3);
         backup.metadata.name = Some("orders-snapshot".into());
         backup.status = orders_backup("b1", "Completed").status;
-        cr = resolve(&cr, Some(&backup)).expect("resolved");
+        let cr = resolve(&kr(by_name), Some(&backup))
+            .expect("resolved")
+            .expect("named");
         assert_eq!(
             referenced_secrets(&cr),
             [SecretReference {

@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use tower_test::mock;
 
 use super::worker::reconcile;
-use super::{error_policy, Context, Error, RunKind};
+use super::{error_policy, Context, ControlledKind, Error};
 use crate::config::OperatorConfig;
 use crate::metrics::Metrics;
 
@@ -126,7 +126,7 @@ fn flatten(calls: Vec<Call>) -> Vec<Call> {
     out
 }
 
-fn status_path<K: RunKind>(name: &str) -> String {
+fn status_path<K: ControlledKind>(name: &str) -> String {
     format!(
         "/apis/tidemark.dev/v1alpha1/namespaces/{NS}/{}/{name}/status",
         K::plural(&())
@@ -134,7 +134,7 @@ fn status_path<K: RunKind>(name: &str) -> String {
 }
 
 /// The status patch (server-side apply); `check` sees the status.
-fn status<K: RunKind>(cr: &K, check: impl Fn(&Value) + Send + 'static) -> Call {
+fn status<K: ControlledKind>(cr: &K, check: impl Fn(&Value) + Send + 'static) -> Call {
     let name = cr.meta().name.clone().expect("name");
     let obj = serde_json::to_value(cr).expect("cr");
     let kind = K::kind(&()).to_string();
@@ -251,7 +251,7 @@ fn context() -> (Arc<Context>, Handle) {
 
 /// Reconciles `cr` once against `calls`; returns the result, the action the error policy
 /// picks for an error, and the metrics.
-async fn scenario<K: RunKind>(
+async fn scenario<K: ControlledKind>(
     cr: K,
     calls: Vec<Call>,
 ) -> (Result<Action, Error>, Option<Action>, Arc<Metrics>) {
@@ -284,7 +284,7 @@ fn path(group_version: &str, resource: &str, name: &str) -> String {
 }
 
 /// `cr` with the status of run `run` in `phase`, its Job `job`.
-fn with_status<K: RunKind>(cr: K, run: &str, phase: &str, job: &str) -> K {
+fn with_status<K: ControlledKind>(cr: K, run: &str, phase: &str, job: &str) -> K {
     let mut value = serde_json::to_value(&cr).expect("cr");
     value["status"] = json!({
         "phase": phase, "run": run, "observedGeneration": 1,
@@ -388,7 +388,7 @@ fn ended_job(
 }
 
 /// The label selector of the Jobs and pods of `cr`'s runs, as a query.
-fn owner_query<K: RunKind>(cr: &K) -> String {
+fn owner_query<K: ControlledKind>(cr: &K) -> String {
     format!(
         "labelSelector=tidemark.dev%2Fowner-kind%3D{}%2Ctidemark.dev%2Fowner-name%3D{}",
         K::kind(&()),
@@ -397,7 +397,7 @@ fn owner_query<K: RunKind>(cr: &K) -> String {
 }
 
 /// The list of `cr`'s Jobs (by its owner labels), answered with `items`.
-fn list_run_jobs<K: RunKind>(cr: &K, items: Vec<Value>) -> Call {
+fn list_run_jobs<K: ControlledKind>(cr: &K, items: Vec<Value>) -> Call {
     let query = owner_query(cr);
     get(
         format!("/apis/batch/v1/namespaces/{NS}/jobs"),
@@ -410,7 +410,7 @@ fn list_run_jobs<K: RunKind>(cr: &K, items: Vec<Value>) -> Call {
 }
 
 /// The list of `cr`'s worker pods (by its owner labels), answered with `items`.
-fn list_run_pods<K: RunKind>(cr: &K, items: Vec<Value>) -> Call {
+fn list_run_pods<K: ControlledKind>(cr: &K, items: Vec<Value>) -> Call {
     let query = owner_query(cr);
     get(
         format!("/api/v1/namespaces/{NS}/pods"),
@@ -425,7 +425,7 @@ fn list_run_pods<K: RunKind>(cr: &K, items: Vec<Value>) -> Call {
 /// The calls before a new run of `cr` starts when nothing of its previous run `run` is left:
 /// its Jobs and pods are listed (none of another run), and the previous run's task ConfigMap
 /// is deleted in the background (answered with `config_map`).
-fn superseded_run<K: RunKind>(cr: &K, run: &str, config_map: Reply) -> Vec<Call> {
+fn superseded_run<K: ControlledKind>(cr: &K, run: &str, config_map: Reply) -> Vec<Call> {
     let name = cr.meta().name.clone().expect("name");
     let task = format!("{name}-{}-task-{run}", K::TAG);
     vec![
@@ -441,7 +441,7 @@ fn superseded_run<K: RunKind>(cr: &K, run: &str, config_map: Reply) -> Vec<Call>
 // Scenarios every kind goes through the same way; each kind's module runs them on its resources.
 
 /// The name of `cr` and the Job of its run `g1-r0`.
-fn name_and_job<K: RunKind>(cr: &K) -> (String, String) {
+fn name_and_job<K: ControlledKind>(cr: &K) -> (String, String) {
     let name = cr.meta().name.clone().expect("name");
     let run = crate::build::RunId {
         generation: 1,
@@ -453,7 +453,7 @@ fn name_and_job<K: RunKind>(cr: &K) -> (String, String) {
 
 /// The Job of `cr`'s running run was deleted, and no pod of it shows a result: Failed with
 /// `JobDeleted` and Stalled, with the command that runs it again; never recreated.
-async fn job_deleted_mid_run<K: RunKind>(cr: K) {
+async fn job_deleted_mid_run<K: ControlledKind>(cr: K) {
     let (name, job) = name_and_job(&cr);
     let cr = with_status(cr, "g1-r0", "Running", &job);
     let kind = K::kind(&()).to_string();
@@ -487,7 +487,7 @@ async fn job_deleted_mid_run<K: RunKind>(cr: K) {
 
 /// The Job of `cr`'s running run failed and its pod left no result: Failed and Stalled with
 /// `JobFailed`, the Job's reason, and where the logs are.
-async fn failed_job_without_a_result<K: RunKind>(cr: K) {
+async fn failed_job_without_a_result<K: ControlledKind>(cr: K) {
     let (_, job) = name_and_job(&cr);
     let cr = with_status(cr, "g1-r0", "Running", &job);
     let logs = format!("kubectl logs job/{job}");
@@ -513,7 +513,7 @@ async fn failed_job_without_a_result<K: RunKind>(cr: K) {
 
 /// A finished run (Completed or Failed) of `cr` is not run again, and nothing is written: its
 /// Job is only read, for a result finalizer left behind (it has none).
-async fn finished_runs_make_no_calls<K: RunKind>(cr: K) {
+async fn finished_runs_make_no_calls<K: ControlledKind>(cr: K) {
     let (_, job) = name_and_job(&cr);
     for phase in ["Completed", "Failed"] {
         let cr = with_status(cr.clone(), "g1-r0", phase, &job);
@@ -555,7 +555,7 @@ fn config_error(message: &str) -> Value {
 
 /// The Job of `cr`'s running run is still running and its pod runs: the Job and its pods are
 /// read, nothing written, look again later.
-async fn a_running_job_is_only_read<K: RunKind>(cr: K) {
+async fn a_running_job_is_only_read<K: ControlledKind>(cr: K) {
     let (_, job) = name_and_job(&cr);
     let cr = with_status(cr, "g1-r0", "Running", &job);
     let calls = vec![
@@ -578,7 +578,7 @@ async fn a_running_job_is_only_read<K: RunKind>(cr: K) {
 /// `reason` and a message holding the kubelet's text and the spec `field` naming the Secret,
 /// a Warning Event; looked at again in [`super::SECRET_POLL`]. Once the Secret is fixed and
 /// the pod runs, the run is plain Running again (and an unchanged stall writes nothing).
-async fn a_pod_waiting_for_a_secret_stalls_the_run<K: RunKind>(
+async fn a_pod_waiting_for_a_secret_stalls_the_run<K: ControlledKind>(
     cr: K,
     reason: &'static str,
     kubelet_message: &'static str,
@@ -662,7 +662,7 @@ async fn a_pod_waiting_for_a_secret_stalls_the_run<K: RunKind>(
 
 /// A pod not started yet without a config error (`ContainerCreating`): nothing written, looked
 /// at again soon ([`super::POD_START_POLL`]).
-async fn a_starting_pod_is_looked_at_again_soon<K: RunKind>(cr: K) {
+async fn a_starting_pod_is_looked_at_again_soon<K: ControlledKind>(cr: K) {
     let (_, job) = name_and_job(&cr);
     let cr = with_status(cr, "g1-r0", "Running", &job);
     let calls = vec![
@@ -701,7 +701,7 @@ fn failed_mount_events_call(pod: &str, items: Vec<Value>) -> Call {
 /// (the pod status says nothing). The run stays Running with its Job, `Stalled` with `reason`
 /// and a message naming the Secret (and `key`, when given) and the spec `field`, a Warning
 /// Event; looked at again in [`super::SECRET_POLL`].
-async fn a_pod_waiting_for_a_secret_volume_stalls_the_run<K: RunKind>(
+async fn a_pod_waiting_for_a_secret_volume_stalls_the_run<K: ControlledKind>(
     cr: K,
     reason: &'static str,
     kubelet_message: &'static str,

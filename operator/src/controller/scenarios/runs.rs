@@ -23,7 +23,7 @@ const RUN: RunId = RunId {
 const FINALIZER: &str = "tidemark.dev/result";
 
 /// `cr` renamed `name`.
-fn named<K: RunKind>(mut cr: K, name: &str) -> K {
+fn named<K: ControlledKind>(mut cr: K, name: &str) -> K {
     cr.meta_mut().name = Some(name.to_string());
     cr
 }
@@ -32,7 +32,7 @@ fn named<K: RunKind>(mut cr: K, name: &str) -> K {
 /// ServiceAccount, the worker RoleBinding when `rbac`, the task ConfigMap and the Job
 /// are applied (each owned child read first), then status Running and an Event. The name of each
 /// owned child applied is pushed to `seen`.
-fn start_calls<K: RunKind>(
+fn start_calls<K: ControlledKind>(
     cr: &K,
     before: Vec<Call>,
     rbac: bool,
@@ -143,7 +143,7 @@ async fn same_named_resources_of_every_kind_get_distinct_children_and_all_run() 
 /// A Job `name` of run `run` of `cr` as the API server returns it: controlled by `owner_uid`,
 /// with the result finalizer when `finalizer`, ended by `end` (`(type, reason)`), being deleted
 /// when `deleting`.
-fn run_job<K: RunKind>(
+fn run_job<K: ControlledKind>(
     cr: &K,
     name: &str,
     run: &str,
@@ -177,7 +177,13 @@ fn run_job<K: RunKind>(
 
 /// A worker pod of Job `job` of run `run` of `cr`, in `phase`, its container terminated with
 /// `result` as termination message when given, with the result finalizer.
-fn run_pod<K: RunKind>(cr: &K, job: &str, run: &str, phase: &str, result: Option<Value>) -> Value {
+fn run_pod<K: ControlledKind>(
+    cr: &K,
+    job: &str,
+    run: &str,
+    phase: &str,
+    result: Option<Value>,
+) -> Value {
     let owner = cr.meta().name.clone().expect("name");
     let state = match result {
         Some(r) => json!({"terminated": {"exitCode": 0, "reason": "Completed",
