@@ -1,6 +1,8 @@
 //! Why a task document is refused: [`FieldError`] names the field by its path in the task
 //! document (`kafka.securityProtocol`, `topics[2]`, `strategy.csv`), so the operator can name
-//! the spec field behind it without reading the message.
+//! the spec field behind it without reading the message. A reason that mentions another field
+//! marks it `{timeWindowEnd}`, so each reader names that one in its own terms too
+//! ([`FieldError::message_with`], [`rename`]).
 
 use std::fmt;
 
@@ -33,12 +35,21 @@ impl FieldError {
     }
 
     /// The sentence naming the field `name` instead of its task path, e.g.
-    /// `spec.shards is 0; use 1 to 1000`.
+    /// `spec.shards is 0; use 1 to 1000`; other fields the reason mentions keep their task
+    /// paths.
     pub fn message_naming(&self, name: &str) -> String {
-        if self.reason.starts_with(':') {
-            format!("{name}{}", self.reason)
+        self.message_with(name, |_| None)
+    }
+
+    /// The sentence naming the field `name`, and each other field its reason mentions by
+    /// `names` (given the task path; `None` keeps the path): e.g. `restore.time_window_start
+    /// (5) is after restore.time_window_end (3)`.
+    pub fn message_with(&self, name: &str, names: impl Fn(&str) -> Option<String>) -> String {
+        let reason = name_references(&self.reason, names);
+        if reason.starts_with(':') {
+            format!("{name}{reason}")
         } else {
-            format!("{name} {}", self.reason)
+            format!("{name} {reason}")
         }
     }
 }
@@ -47,6 +58,47 @@ impl fmt::Display for FieldError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message_naming(&format!("task field '{}'", self.path)))
     }
+}
+
+/// `reason` with each marked field reference (`{consumerGroupStrategy}`: a task path between
+/// braces) named by `names`, or by its path. Braces around anything else are kept as written.
+fn name_references(reason: &str, names: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(reason.len());
+    let mut rest = reason;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let path = after.find('}').map(|close| &after[..close]);
+        match path.filter(|p| is_task_path(p)) {
+            Some(path) => {
+                out.push_str(&names(path).unwrap_or_else(|| path.to_string()));
+                rest = &after[path.len() + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A camelCase task path such as `timeWindowEnd` or `kafka.securityProtocol`.
+fn is_task_path(text: &str) -> bool {
+    text.starts_with(|c: char| c.is_ascii_lowercase())
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '.')
+}
+
+/// The name another document gives the task field `path`, by `table` (task path prefix → name
+/// there): the first prefix that is the path or ends at one of its `.`/`[` steps, with the
+/// rest of the path kept (`topicMapping.orders` → `restore.topic_mapping.orders`). `None`
+/// when no prefix matches.
+pub fn rename(table: &[(&str, &str)], path: &str) -> Option<String> {
+    table.iter().find_map(|(task, name)| {
+        let rest = path.strip_prefix(task)?;
+        (rest.is_empty() || rest.starts_with(['.', '['])).then(|| format!("{name}{rest}"))
+    })
 }
 
 /// A task document, or a value in it, that cannot be run. The worker reports it as invalid

@@ -323,7 +323,7 @@ impl RestoreTask {
             if s > e {
                 return Err(field_error(
                     "timeWindowStart",
-                    format!("({s}) is after timeWindowEnd ({e}): the window is empty"),
+                    format!("({s}) is after {{timeWindowEnd}} ({e}): the window is empty"),
                 ));
             }
         }
@@ -377,13 +377,13 @@ impl RestoreTask {
         {
             return Err(field_error(
                 "consumerGroupStrategy",
-                "is cluster-scan, which reads the original-offset headers back from the target: set includeOriginalOffsetHeader",
+                "is cluster-scan, which reads the original-offset headers back from the target: set {includeOriginalOffsetHeader}",
             ));
         }
         if self.reset_consumer_offsets && self.consumer_group_strategy == GroupStrategy::Skip {
             return Err(field_error(
                 "resetConsumerOffsets",
-                "is true but consumerGroupStrategy is skip: choose header-based (exact), timestamp-based, cluster-scan or manual",
+                "is true but {consumerGroupStrategy} is skip: choose header-based (exact), timestamp-based, cluster-scan or manual",
             ));
         }
         if let Some(g) = self.consumer_groups.iter().find(|g| g.trim().is_empty()) {

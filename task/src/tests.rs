@@ -508,3 +508,50 @@ fn every_spelling_of_a_shared_enum_parses_to_the_one_type() {
         .expect_err("zip")
         .contains("zstd, lz4, none"));
 }
+
+#[test]
+fn a_reason_names_the_other_fields_it_mentions_in_the_readers_terms() {
+    let table = [
+        ("timeWindowStart", "restore.time_window_start"),
+        ("timeWindowEnd", "restore.time_window_end"),
+        ("topicMapping", "restore.topic_mapping"),
+    ];
+    let named = |path: &str| crate::field::rename(&table, path);
+    let window = RestoreTask {
+        time_window_start: Some(5),
+        time_window_end: Some(3),
+        ..restore_task_for_names()
+    };
+    let err = window.validate().expect_err("an empty window");
+    let field = err.field().expect("a field error");
+    assert_eq!(
+        field.to_string(),
+        "task field 'timeWindowStart' (5) is after timeWindowEnd (3): the window is empty"
+    );
+    assert_eq!(
+        field.message_with("restore.time_window_start", named),
+        "restore.time_window_start (5) is after restore.time_window_end (3): the window is empty"
+    );
+    // A prefix keeps the rest of the path; an unknown path is no name.
+    assert_eq!(
+        named("topicMapping.orders").as_deref(),
+        Some("restore.topic_mapping.orders")
+    );
+    assert_eq!(named("timeWindowStartish"), None);
+    // Braces around anything but a task path are the reason's own text.
+    let literal = FieldError::new("topics", "holds '~a{2,' and '{Weird}' and '{'");
+    assert_eq!(
+        literal.message_with("x", |_| Some("NAMED".into())),
+        "x holds '~a{2,' and '{Weird}' and '{'"
+    );
+}
+
+/// A restore task that passes validation, to vary one field of.
+fn restore_task_for_names() -> RestoreTask {
+    serde_json::from_value(serde_json::json!({
+        "kafka": {"bootstrapServers": ["k:9092"], "securityProtocol": "PLAINTEXT"},
+        "storage": {"type": "location", "url": "/b"},
+        "backupId": "b1"
+    }))
+    .expect("a minimal restore task")
+}

@@ -275,7 +275,9 @@ fn worker_problem<K: WorkerKind>(cr: &K, fields: &[(&str, &str)]) -> Option<Prob
 fn task_problem(task: &tidemark_task::Task, fields: &[(&str, &str)]) -> Option<Problem> {
     let error = task.validate().err()?;
     let message = match error.field() {
-        Some(field) => field.message_naming(&spec_field(fields, &field.path)),
+        Some(field) => field.message_with(&spec_field(fields, &field.path), |path| {
+            Some(spec_field(fields, path))
+        }),
         None => error.message(),
     };
     Some(Problem::new(REASON_INVALID_FIELD, message))
@@ -283,13 +285,7 @@ fn task_problem(task: &tidemark_task::Task, fields: &[(&str, &str)]) -> Option<P
 
 /// The spec field behind `task_field`, by `fields` (task field prefix → spec field).
 fn spec_field(fields: &[(&str, &str)], task_field: &str) -> String {
-    fields
-        .iter()
-        .find_map(|(task, spec)| {
-            let rest = task_field.strip_prefix(task)?;
-            (rest.is_empty() || rest.starts_with(['.', '['])).then(|| format!("{spec}{rest}"))
-        })
-        .unwrap_or_else(|| format!("spec.{task_field}"))
+    tidemark_task::field::rename(fields, task_field).unwrap_or_else(|| format!("spec.{task_field}"))
 }
 
 /// `field` holds `value` outside `range`.

@@ -20,6 +20,16 @@ use crate::report::{spawn_progress_bar, thousands, BoxReport};
 use crate::service::backup::{interrupted_error, run_backup_task};
 use crate::service::signals::stop_or_finish_on_signal;
 use crate::task::{BackupTask, KafkaTarget, StorageTarget, TopicSelection};
+use tidemark_task::TaskError;
+
+/// The task's refusal of a backup built from flags and a configuration file: the field is
+/// named as a setting (`setting 'shardIndex' is 3; ...`).
+fn setting_message(error: &TaskError) -> String {
+    match error.field() {
+        Some(field) => field.message_naming(&format!("setting '{}'", field.path)),
+        None => error.message(),
+    }
+}
 
 /// `tidemark backup`
 pub async fn backup(a: BackupArgs) -> Result<i32> {
@@ -134,7 +144,7 @@ pub async fn backup(a: BackupArgs) -> Result<i32> {
         task.shard_count = n;
     }
     task.validate()
-        .map_err(|e| Error::invalid(e.message().replace("task field", "setting")))?;
+        .map_err(|e| Error::invalid(setting_message(&e)))?;
     let progress = Arc::new(LiveProgress::default());
     let bar = (a.format.format == Format::Text && std::io::stderr().is_terminal()).then(|| {
         let p = Arc::clone(&progress);

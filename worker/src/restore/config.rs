@@ -47,6 +47,8 @@ use crate::error::{Error, Result};
 use crate::task::{
     Acks, ChainScope, ExistingData, GroupStrategy, HeaderStyle, RestoreTask, TopicSelection,
 };
+use tidemark_task::field::rename;
+use tidemark_task::TaskError;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -225,71 +227,55 @@ pub fn parse_config(
         shard_count: 1,
         shard_wait_secs: None,
     };
-    task.validate()
-        .map_err(|e| bad(config_names(&e.to_string())))?;
+    task.validate().map_err(|e| bad(config_message(&e)))?;
     Ok(RestoreConfig { task, credentials })
 }
 
 /// Task validation speaks of task fields (`timeWindowStart`); a configuration file's reader
-/// knows them as `restore.time_window_start`.
-fn config_names(msg: &str) -> String {
-    const NAMES: &[(&str, &str)] = &[
-        ("task field 'timeWindowStart'", "restore.time_window_start"),
-        ("timeWindowEnd", "restore.time_window_end"),
-        ("task field 'sourcePartitions'", "restore.source_partitions"),
-        ("task field 'partitionMapping'", "restore.partition_mapping"),
-        ("task field 'topicMapping.", "restore.topic_mapping."),
-        (
-            "task field 'maxConcurrentPartitions'",
-            "restore.max_concurrent_partitions",
-        ),
-        (
-            "task field 'produceBatchSize'",
-            "restore.produce_batch_size",
-        ),
-        (
-            "task field 'checkpointIntervalSecs'",
-            "restore.checkpoint_interval_secs",
-        ),
-        (
-            "task field 'consumerGroupStrategy'",
-            "restore.consumer_group_strategy",
-        ),
-        (
-            "includeOriginalOffsetHeader",
-            "restore.include_original_offset_header",
-        ),
-        (
-            "task field 'resetConsumerOffsets'",
-            "restore.reset_consumer_offsets",
-        ),
-        ("consumerGroupStrategy", "consumer_group_strategy"),
-        ("task field 'consumerGroups'", "restore.consumer_groups"),
-        ("task field 'backupId'", "backup_id"),
-        ("task field 'restoreId'", "restore_id"),
-        (
-            "task field 'offsetsSnapshotId'",
-            "restore.offsets_snapshot_id",
-        ),
-        (
-            "task field 'kafka.bootstrapServers'",
-            "target.bootstrap_servers",
-        ),
-        (
-            "task field 'kafka.securityProtocol'",
-            "target.security.security_protocol",
-        ),
-        (
-            "task field 'kafka.saslMechanism'",
-            "target.security.sasl_mechanism",
-        ),
-        ("task field 'topics'", "target.topics"),
-    ];
-    let mut out = msg.to_string();
-    for (from, to) in NAMES {
-        out = out.replace(from, to);
+/// knows them as `restore.time_window_start`: task path prefix → configuration key.
+const CONFIG_NAMES: &[(&str, &str)] = &[
+    ("timeWindowStart", "restore.time_window_start"),
+    ("timeWindowEnd", "restore.time_window_end"),
+    ("sourcePartitions", "restore.source_partitions"),
+    ("partitionMapping", "restore.partition_mapping"),
+    ("topicMapping", "restore.topic_mapping"),
+    (
+        "maxConcurrentPartitions",
+        "restore.max_concurrent_partitions",
+    ),
+    ("produceBatchSize", "restore.produce_batch_size"),
+    ("checkpointIntervalSecs", "restore.checkpoint_interval_secs"),
+    ("consumerGroupStrategy", "restore.consumer_group_strategy"),
+    (
+        "includeOriginalOffsetHeader",
+        "restore.include_original_offset_header",
+    ),
+    ("resetConsumerOffsets", "restore.reset_consumer_offsets"),
+    ("consumerGroups", "restore.consumer_groups"),
+    ("backupId", "backup_id"),
+    ("restoreId", "restore_id"),
+    ("offsetsSnapshotId", "restore.offsets_snapshot_id"),
+    ("kafka.bootstrapServers", "target.bootstrap_servers"),
+    (
+        "kafka.securityProtocol",
+        "target.security.security_protocol",
+    ),
+    ("kafka.saslMechanism", "target.security.sasl_mechanism"),
+    ("topics", "target.topics"),
+];
+
+/// The task's refusal in the configuration file's terms ([`CONFIG_NAMES`]; a field it does
+/// not name is quoted by its task path).
+fn config_message(error: &TaskError) -> String {
+    match error.field() {
+        Some(field) => {
+            let name =
+                rename(CONFIG_NAMES, &field.path).unwrap_or_else(|| format!("'{}'", field.path));
+            let message = field.message_with(&name, |path| rename(CONFIG_NAMES, path));
+            format!("invalid input: {message}")
+        }
+        None => error.to_string(),
     }
-    out.replace("task field ", "")
 }
 
 /// `refuse`, `append` or `purge`.
@@ -464,7 +450,7 @@ restore:
         let err = parse_config(&skip, "f", env).expect_err("skip says leave groups alone");
         assert!(
             err.to_string().contains(
-                "restore.reset_consumer_offsets is true but consumer_group_strategy is skip"
+                "restore.reset_consumer_offsets is true but restore.consumer_group_strategy is skip"
             ),
             "{err}"
         );
@@ -498,7 +484,7 @@ restore:
             ),
             (
                 FULL.replace("orders: orders-recovered", "orders: 'bad name!'"),
-                "restore.topic_mapping.orders",
+                "restore.topic_mapping.orders: ",
             ),
             (
                 FULL.replace("    1: 2", "    1: -2"),
@@ -521,7 +507,7 @@ restore:
                     "reset_consumer_offsets: false",
                     "reset_consumer_offsets: true",
                 ),
-                "restore.reset_consumer_offsets is true but consumer_group_strategy is skip",
+                "restore.reset_consumer_offsets is true but restore.consumer_group_strategy is skip",
             ),
             (
                 FULL.replace(
