@@ -821,12 +821,13 @@ async fn bench() {
     wanted.sort_by_key(|(mb, _)| *mb);
     let mut points: BTreeMap<(u64, usize), Point> = BTreeMap::new();
     for key in wanted {
-        if !points.contains_key(&key) {
-            let p = measure_point(&s, key.0, key.1).await;
-            points.insert(key, p);
-            // Written after every point, so a long run that is stopped still leaves its results.
-            write_results(&s, &build, &load_before, started, &points, false);
+        if points.contains_key(&key) {
+            continue;
         }
+        let p = measure_point(&s, key.0, key.1).await;
+        points.insert(key, p);
+        // Written after every point, so a long run that is stopped still leaves its results.
+        write_results(&s, &build, &load_before, started, &points, false);
     }
     write_results(&s, &build, &load_before, started, &points, true);
 }
@@ -1168,7 +1169,7 @@ mod plot {
             let mib_s = |p: &Point, op: &str| p.mib_s(op);
             let rss = |p: &Point, op: &str| p.rss_mib(op);
             let size_note = format!("{} partitions", s.size_partitions);
-            let parts_note = if s.partitions_mb % 1024 == 0 {
+            let parts_note = if s.partitions_mb.is_multiple_of(1024) {
                 format!("{} GiB", s.partitions_mb / 1024)
             } else {
                 format!("{} MiB", s.partitions_mb)
