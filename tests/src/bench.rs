@@ -799,3 +799,53 @@ pub fn verdict(ok: bool) -> &'static str {
         "FAIL"
     }
 }
+
+/// Deletes `topic`; a failure is printed, not fatal (the broker keeps the topic).
+pub async fn delete_topic(bs: &str, topic: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bs)
+        .create()
+        .expect("admin client");
+    match admin
+        .delete_topics(
+            &[topic],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(60))),
+        )
+        .await
+    {
+        Ok(rs) => {
+            for r in rs {
+                if let Err((t, e)) = r {
+                    println!("  (could not delete {t}: {e}; the broker keeps it)");
+                }
+            }
+        }
+        Err(e) => println!("  (could not delete {topic}: {e}; the broker keeps it)"),
+    }
+}
+
+/// The 1-minute load average.
+pub fn load1() -> f64 {
+    load_average()
+        .split_whitespace()
+        .next()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// A `kB` field (`VmRSS:`, `VmHWM:`) of `/proc/<pid>/status`, in KiB (0 if unreadable).
+pub fn proc_status_kib(pid: &str, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| status_kib(&s, field))
+        .unwrap_or(0)
+}
+
+/// Resets this process's peak resident set (`VmHWM`) to its current size, so a later
+/// `proc_status_kib("self", "VmHWM:")` tells the peak of what ran in between.
+pub fn reset_peak_rss() {
+    // "5" resets the peak RSS (Linux 4.0+); where it is refused the peak stays the whole run's.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
