@@ -8,13 +8,20 @@
 //! offset was moved. The baseline is the straightforward rdkafka approach — one consumer
 //! instance per group reading (`committed`) and committing (`commit`) its offsets — timed on
 //! BENCH_BASELINE_GROUPS groups in the same run and scaled per group.
+//!
+//! BENCH_OFFSETS_RUNS (1) repeats snapshot + rollback; BENCH_OFFSETS_BINS (comma-separated
+//! paths) names builds of `tidemark` to time instead, in the same invocation and alternating
+//! order (a paired comparison of two builds). BENCH_RTT_MS injects a round trip in front of the broker (see
+//! `tidemark_tests::latency`); the figure is printed with the results.
 
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tidemark::kafka::{CommittedOffset, GroupAdmin, KafkaConfig};
-use tidemark_tests::{commit_groups, commits, create_and_fill, env_usize, time_cli, Tansu};
+use tidemark_tests::{
+    commit_groups, commits, create_and_fill, env_usize, latency, time_cli, Tansu,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tidemark-under-test");
 
@@ -64,6 +71,65 @@ fn baseline(
     (read, write)
 }
 
+/// Snapshot of every group (id `id`), every offset moved to `moved + partition`, rollback to
+/// the snapshot with its verification; both commands' reports checked. Returns their times.
+#[allow(clippy::too_many_arguments)]
+async fn snapshot_and_rollback(
+    bin: &str,
+    bs: &str,
+    path: &str,
+    id: &str,
+    admin: &GroupAdmin,
+    groups: &[String],
+    (topic, n_parts): (&str, usize),
+    moved: i64,
+) -> (Duration, Duration) {
+    let n_groups = groups.len();
+    let (snap_time, snap) = time_cli(
+        bin,
+        &[
+            "offset-rollback",
+            "snapshot",
+            "-p",
+            path,
+            "--all-groups",
+            "--bootstrap-servers",
+            bs,
+            "-s",
+            id,
+            "--max-concurrent",
+            "100",
+            "-f",
+            "json",
+        ],
+    );
+    assert_eq!(snap["groups"], n_groups as u64);
+    assert_eq!(snap["offsets"], (n_groups * n_parts) as u64);
+
+    commit_groups(admin, groups, &offsets(topic, n_parts, moved), 100).await;
+    let (rb_time, rb) = time_cli(
+        bin,
+        &[
+            "offset-rollback",
+            "rollback",
+            "-p",
+            path,
+            "-s",
+            id,
+            "--bootstrap-servers",
+            bs,
+            "--max-concurrent",
+            "100",
+            "-f",
+            "json",
+        ],
+    );
+    assert_eq!(rb["status"], "success");
+    assert_eq!(rb["offsets_restored"], (n_groups * n_parts) as u64);
+    assert_eq!(rb["verification"]["matched"], true);
+    (snap_time, rb_time)
+}
+
 #[tokio::main]
 async fn main() {
     let n_groups = env_usize("BENCH_GROUPS", 1000);
@@ -88,48 +154,42 @@ async fn main() {
 
     let store = tempfile::tempdir().expect("tempdir");
     let path = store.path().to_str().expect("utf8");
-    let (snap_time, snap) = time_cli(
-        BIN,
-        &[
-            "offset-rollback",
-            "snapshot",
-            "-p",
-            path,
-            "--all-groups",
-            "--bootstrap-servers",
+    // The binary under test, or the builds named in BENCH_OFFSETS_BINS (comma-separated
+    // paths), run in the same invocation in alternating order for a paired comparison.
+    let listed = std::env::var("BENCH_OFFSETS_BINS").unwrap_or_default();
+    let mut bins: Vec<(&str, &str)> = listed
+        .split(',')
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+        .map(|b| (b, b))
+        .collect();
+    if bins.is_empty() {
+        bins.push(("this build", BIN));
+    }
+    let n_runs = env_usize("BENCH_OFFSETS_RUNS", 1).max(1);
+    // (label, snapshot s, rollback s) per run.
+    let mut timed: Vec<(&str, f64, f64)> = Vec::new();
+    let mut moved = 5000;
+    for run in 0..n_runs * bins.len() {
+        let (label, bin) = bins[(run + run / bins.len()) % bins.len()];
+        let (snap_time, rb_time) = snapshot_and_rollback(
+            bin,
             &bs,
-            "-s",
-            "bench",
-            "--max-concurrent",
-            "100",
-            "-f",
-            "json",
-        ],
-    );
-    assert_eq!(snap["groups"], n_groups as u64);
-    assert_eq!(snap["offsets"], (n_groups * n_parts) as u64);
-
-    commit_groups(&admin, &groups, &offsets(topic, n_parts, 5000), 100).await;
-    let (rb_time, rb) = time_cli(
-        BIN,
-        &[
-            "offset-rollback",
-            "rollback",
-            "-p",
             path,
-            "-s",
-            "bench",
-            "--bootstrap-servers",
-            &bs,
-            "--max-concurrent",
-            "100",
-            "-f",
-            "json",
-        ],
+            &format!("bench-{run}"),
+            &admin,
+            &groups,
+            (topic, n_parts),
+            moved,
+        )
+        .await;
+        moved += 1000;
+        timed.push((label, snap_time.as_secs_f64(), rb_time.as_secs_f64()));
+    }
+    let (snap_time, rb_time) = (
+        Duration::from_secs_f64(timed[0].1),
+        Duration::from_secs_f64(timed[0].2),
     );
-    assert_eq!(rb["status"], "success");
-    assert_eq!(rb["offsets_restored"], (n_groups * n_parts) as u64);
-    assert_eq!(rb["verification"]["matched"], true);
 
     let (b_read, b_write) = baseline(&bs, &groups[..n_base], topic, n_parts);
     let per = |d: Duration, n: usize| d.as_secs_f64() * 1000.0 / n as f64;
@@ -138,6 +198,26 @@ async fn main() {
         "offsets benchmark: {n_groups} groups x {n_parts} partitions = {} offsets",
         n_groups * n_parts
     );
+    println!("{}", latency::describe(latency::rtt_from_env()));
+    println!("load average: {}", tidemark_tests::bench::load_average());
+    if timed.len() > 1 {
+        println!("  runs in order (snapshot s, rollback + verify s):");
+        for (label, s, r) in &timed {
+            println!("    {s:>7.3}  {r:>7.3}  {label}");
+        }
+        for (label, _) in &bins {
+            let mine = |f: fn(&(&str, f64, f64)) -> f64| {
+                tidemark_tests::bench::median(
+                    timed.iter().filter(|t| t.0 == *label).map(f).collect(),
+                )
+            };
+            println!(
+                "  median snapshot {:.3} s, rollback + verify {:.3} s: {label}",
+                mine(|t| t.1),
+                mine(|t| t.2)
+            );
+        }
+    }
     println!(
         "  tidemark snapshot (CLI, end to end):  {:>8.2} s  ({:.2} ms/group)   target <= 5 s",
         snap_time.as_secs_f64(),

@@ -12,21 +12,32 @@
 //! successful, every offset reset), the safety snapshot it stored (every group, at the offsets
 //! before the run) and the committed offsets read back from the broker.
 //!
-//! Two references are timed in the same run and checked the same way: the sequential loop people
-//! write with a per-group tool — one `offset-reset execute --groups G` process per group, on
-//! BENCH_RESET_BASELINE_GROUPS groups, scaled per group to all groups — and the bulk command with
-//! `--max-concurrent 1` (one process, groups committed one at a time). Goals (≥ 50× the
-//! sequential loop, ≥ 5,000 offsets/s) are reported as PASS or FAIL; a wrong result panics.
+//! References, timed in the same run and checked the same way:
+//! - the one-group-at-a-time loop in this same process (already connected, so no start-up):
+//!   for each group, describe it (refuse an active one), read its committed offsets (what a
+//!   safety snapshot needs), commit the new ones — each request awaited before the next. Each
+//!   bulk run is paired with one such loop over every group, in alternating order, and the
+//!   ratio of their medians is the goal's figure (≥ 50× at 2 ms round trip);
+//! - the sequential loop people write with a per-group tool — one `offset-reset execute
+//!   --groups G` process per group, on BENCH_RESET_BASELINE_GROUPS groups, scaled per group to
+//!   all groups (goal ≥ 50×);
+//! - the bulk command with `--max-concurrent 1` (one process, groups read and committed one at
+//!   a time).
+//!
+//! Goals are reported as PASS or FAIL; a wrong result panics.
+//!
+//! With BENCH_RTT_MS=N the broker sits behind a proxy adding N ms to every round trip (see
+//! `tidemark_tests::latency`); the figure is printed with the results.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
 use serde_json::Value;
-use tidemark::kafka::GroupAdmin;
+use tidemark::kafka::{CommittedOffset, GroupAdmin};
 use tidemark_tests::{
-    commit_groups, commits, committed_map, connect_admin, create_and_fill, env_usize, time_cli,
-    Tansu,
+    commit_groups, commits, committed_map, connect_admin, create_and_fill, env_usize, latency,
+    time_cli, Tansu,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_tidemark-under-test");
@@ -36,6 +47,8 @@ const RECORDS: usize = 50;
 /// Where every group starts.
 const SEED_OFFSET: i64 = 40;
 const GOAL_SPEEDUP: f64 = 50.0;
+/// Goal for bulk vs the one-group-at-a-time loop in one process (at 2 ms round trip).
+const GOAL_VS_IN_PROCESS: f64 = 50.0;
 const GOAL_OFFSETS_PER_SEC: f64 = 5000.0;
 
 /// Target offset of the `n`-th reset of the run: alternating, so each reset changes every offset.
@@ -154,6 +167,28 @@ async fn check_committed(admin: &GroupAdmin, groups: &[String], partitions: usiz
     }
 }
 
+/// The one-group-at-a-time loop in this process: per group, describe it, read its committed
+/// offsets, commit every one of them to `to`; each request awaited before the next.
+async fn in_process_loop(admin: &GroupAdmin, groups: &[String], to: i64) -> Duration {
+    let started = Instant::now();
+    for g in groups {
+        let described = admin
+            .describe_groups(std::slice::from_ref(g))
+            .await
+            .expect("describe");
+        let state = described[0].as_ref().expect("described").state;
+        assert!(state.is_inactive(), "{g} is {state}");
+        let current = admin.committed_offsets(g).await.expect("read committed");
+        let moved: Vec<CommittedOffset> = current
+            .into_iter()
+            .map(|o| CommittedOffset { offset: to, ..o })
+            .collect();
+        let failures = admin.alter_offsets(g, &moved).await.expect("commit");
+        assert!(failures.is_empty(), "{g}: {failures:?}");
+    }
+    started.elapsed()
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();
@@ -169,6 +204,33 @@ fn verdict(ok: bool) -> &'static str {
         "PASS"
     } else {
         "FAIL"
+    }
+}
+
+/// One `offset-reset-bulk --execute` run to `to`, its report and safety snapshot checked.
+async fn bulk_run(
+    bs: &str,
+    dir: &Path,
+    groups: &[String],
+    n_parts: usize,
+    to: i64,
+    before: i64,
+) -> Bulk {
+    let path = dir.to_str().expect("utf8 path");
+    let (wall, r) = run(&bulk_args(bs, path, to, &["--execute"]));
+    check_report(&r, groups.len(), n_parts, "offset-reset-bulk");
+    let snapshot = r["snapshot_id"].as_str().unwrap_or_default().to_string();
+    check_snapshot(dir, &snapshot, groups, n_parts, before);
+    let p = &r["performance"];
+    Bulk {
+        target: to,
+        wall,
+        report_ms: f64_of(&r["duration_ms"], "duration_ms"),
+        report_ops: f64_of(&p["offsets_per_second"], "offsets_per_second"),
+        p50_ms: f64_of(&p["p50_latency_ms"], "p50_latency_ms"),
+        p99_ms: f64_of(&p["p99_latency_ms"], "p99_latency_ms"),
+        max_concurrency: p["max_concurrency"].as_u64().unwrap_or_default(),
+        snapshot,
     }
 }
 
@@ -213,26 +275,22 @@ async fn main() {
     let mut resets = 0usize;
     let mut before = SEED_OFFSET;
     let mut bulk = Vec::with_capacity(n_runs);
-    for _ in 0..n_runs {
-        let to = target(resets);
-        resets += 1;
-        let (wall, r) = run(&bulk_args(&bs, path, to, &["--execute"]));
-        check_report(&r, n_groups, n_parts, "offset-reset-bulk");
-        let snapshot = r["snapshot_id"].as_str().unwrap_or_default().to_string();
-        check_snapshot(dir, &snapshot, &groups, n_parts, before);
-        check_committed(&admin, &groups, n_parts, to).await;
-        before = to;
-        let p = &r["performance"];
-        bulk.push(Bulk {
-            target: to,
-            wall,
-            report_ms: f64_of(&r["duration_ms"], "duration_ms"),
-            report_ops: f64_of(&p["offsets_per_second"], "offsets_per_second"),
-            p50_ms: f64_of(&p["p50_latency_ms"], "p50_latency_ms"),
-            p99_ms: f64_of(&p["p99_latency_ms"], "p99_latency_ms"),
-            max_concurrency: p["max_concurrency"].as_u64().unwrap_or_default(),
-            snapshot,
-        });
+    let mut loops = Vec::with_capacity(n_runs);
+    for i in 0..n_runs {
+        // Paired, alternating order: bulk first in even pairs, the loop first in odd ones.
+        for bulk_now in [i % 2 == 0, i % 2 == 1] {
+            let to = target(resets);
+            resets += 1;
+            if bulk_now {
+                bulk.push(bulk_run(&bs, dir, &groups, n_parts, to, before).await);
+                check_committed(&admin, &groups, n_parts, to).await;
+            } else {
+                let took = in_process_loop(&admin, &groups, to).await;
+                check_committed(&admin, &groups, n_parts, to).await;
+                loops.push(took.as_secs_f64());
+            }
+            before = to;
+        }
     }
 
     // Reference 1: the bulk command with one group in flight at a time.
@@ -307,6 +365,9 @@ async fn main() {
     let max_conc = median(bulk.iter().map(|b| b.max_concurrency as f64).collect());
     let vs_loop = loop_scaled_s / bulk_wall_s;
     let vs_seq = seq_wall.as_secs_f64() / bulk_wall_s;
+    let loop_s = median(loops.clone());
+    let vs_in_process = loop_s / bulk_wall_s;
+    let rtt = latency::rtt_from_env();
 
     println!();
     println!(
@@ -314,8 +375,10 @@ async fn main() {
         tidemark_tests::bench::build_description(BIN)
     );
     println!(
-        "{n_groups} groups x {n_parts} partitions = {n_offsets} offsets per reset; {n_runs} bulk runs, median reported"
+        "{n_groups} groups x {n_parts} partitions = {n_offsets} offsets per reset; {n_runs} bulk runs paired with {n_runs} in-process loops (alternating order), medians reported"
     );
+    println!("{}", latency::describe(rtt));
+    println!("load average: {}", tidemark_tests::bench::load_average());
     println!();
     println!("  offset-reset-bulk --execute (safety snapshot, default --max-concurrent), every run checked:");
     println!(
@@ -363,6 +426,19 @@ async fn main() {
     );
     row("bulk max concurrency (median)", format!("{max_conc:.0}"));
     row(
+        "in-process one-group-at-a-time loop, wall (median)",
+        format!(
+            "{loop_s:.3} s  ({:.2} ms/group = 3 requests, {:.2} ms each; runs {})",
+            loop_s * 1000.0 / n_groups as f64,
+            loop_s * 1000.0 / n_groups as f64 / 3.0,
+            loops
+                .iter()
+                .map(|s| format!("{s:.3}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+    );
+    row(
         "bulk --max-concurrent 1 (one process), wall",
         format!(
             "{:.3} s  (report {seq_report_ms:.0} ms, {:.0} offsets/s, p50 {seq_p50:.2} ms)",
@@ -388,6 +464,16 @@ async fn main() {
     row(
         "speed-up vs sequential CLI loop (goal >= 50x)",
         format!("{vs_loop:.1}x  {}", verdict(vs_loop >= GOAL_SPEEDUP)),
+    );
+    row(
+        &format!(
+            "speed-up vs in-process loop at {:.1} ms RTT (goal >= 50x at 2 ms)",
+            rtt.map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        ),
+        format!(
+            "{vs_in_process:.1}x  {}",
+            verdict(vs_in_process >= GOAL_VS_IN_PROCESS)
+        ),
     );
     row(
         "speed-up vs bulk --max-concurrent 1 (reference)",

@@ -5,6 +5,7 @@
 //! `PATH`. A missing tool fails the test with the command that installs it; nothing is skipped.
 
 pub mod bench;
+pub mod latency;
 pub mod objstore;
 pub mod proxy;
 pub mod records;
@@ -117,11 +118,17 @@ pub struct Tansu {
     authentication: bool,
     /// The port the broker names in its metadata (its own, or a proxy's in front of it).
     advertised_port: u16,
+    /// The latency proxy in front of the broker when `BENCH_RTT_MS` asks for one (see
+    /// [`latency`]); clients then bootstrap through it.
+    latency_proxy: Option<proxy::FaultProxy>,
 }
 
 impl Tansu {
-    /// A broker with in-memory storage.
+    /// A broker with in-memory storage (behind a latency proxy when `BENCH_RTT_MS` is set).
     pub fn start() -> Tansu {
+        if let Some(rtt) = latency::rtt_from_env() {
+            return Self::start_with_rtt(rtt);
+        }
         Self::launch(
             "memory://tansu/".to_string(),
             false,
@@ -148,6 +155,26 @@ impl Tansu {
             storage,
             authentication: false,
             advertised_port,
+            latency_proxy: None,
+        }
+    }
+
+    /// A broker with in-memory storage behind a proxy that adds `rtt` to every round trip; it
+    /// advertises the proxy, so every client connection goes through it.
+    pub fn start_with_rtt(rtt: Duration) -> Tansu {
+        let port = free_port();
+        let proxy = latency::latency_proxy(port, rtt);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = "memory://tansu/".to_string();
+        let server = spawn_tansu_advertising(&storage, false, port, proxy.port, dir.path());
+        println!("{}", latency::describe(Some(rtt)));
+        Tansu {
+            server,
+            dir,
+            storage,
+            authentication: false,
+            advertised_port: proxy.port,
+            latency_proxy: Some(proxy),
         }
     }
 
@@ -160,12 +187,16 @@ impl Tansu {
             storage,
             authentication,
             advertised_port: port,
+            latency_proxy: None,
         }
     }
 
-    /// `127.0.0.1:PORT`.
+    /// `127.0.0.1:PORT` (the latency proxy's, when there is one).
     pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.server.port)
+        match &self.latency_proxy {
+            Some(proxy) => proxy.addr(),
+            None => format!("127.0.0.1:{}", self.server.port),
+        }
     }
 
     /// Creates a SCRAM user (broker must run without authentication).

@@ -197,15 +197,16 @@ fn apply_baseline(committed: &mut BTreeMap<String, Vec<CommittedOffset>>, base: 
 #[tracing::instrument(name = "reset.prepare", skip_all, fields(strategy = %req.strategy_label))]
 pub async fn prepare(admin: &GroupAdmin, req: &ResetRequest) -> Result<ResetPlan> {
     let groups = select_groups(admin, req).await?;
-    let (described, committed) = tokio::try_join!(
+    // Independent reads in flight together: on a remote cluster each costs round trips.
+    let (described, committed, topics) = tokio::try_join!(
         admin.describe_groups(&groups),
-        read_committed(admin, &groups, req.concurrency)
+        read_committed(admin, &groups, req.concurrency),
+        Topics::read(admin)
     )?;
     let mut committed = committed.offsets;
     if let Some(base) = &req.baseline {
         apply_baseline(&mut committed, base);
     }
-    let topics = Topics::read(admin).await?;
 
     let mut scope: Vec<TopicPartition> = Vec::new();
     for s in &req.scope {
