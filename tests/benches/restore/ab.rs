@@ -245,13 +245,13 @@ fn send_chunk<'a, H>(
     topic: &str,
     unit: usize,
     f: Features,
-    records: impl ExactSizeIterator<Item = Rec<'a, H>> + Clone,
+    records: Vec<Rec<'a, H>>,
 ) where
     H: Iterator<Item = (&'a str, Option<&'a [u8]>)>,
 {
     if let Some(units) = &producer.context().units {
         let mut u = units[unit].lock().expect("book");
-        for r in records.clone() {
+        for r in &records {
             u.inflight.push_back((r.offset, r.timestamp, r.bytes));
         }
     }
@@ -289,7 +289,7 @@ fn send_chunk<'a, H>(
 
 fn memory_records(
     records: &[Record],
-) -> impl ExactSizeIterator<Item = Rec<'_, impl Iterator<Item = (&str, Option<&[u8]>)>>> + Clone {
+) -> impl Iterator<Item = Rec<'_, impl Iterator<Item = (&str, Option<&[u8]>)>>> {
     records.iter().map(|r| Rec {
         offset: r.offset,
         key: r.key.as_deref(),
@@ -443,7 +443,7 @@ fn run_sender(producer: &AbProducer, topic: &str, f: Features, source: &Source, 
                 topic,
                 lane,
                 f,
-                memory_records(&source.records[lane][start..end]),
+                memory_records(&source.records[lane][start..end]).collect(),
             ),
             Job::Segment { seg, start, end } => {
                 let records = (start..end).filter_map(|i| seg.get(i)).map(|r| Rec {
@@ -455,8 +455,7 @@ fn run_sender(producer: &AbProducer, topic: &str, f: Features, source: &Source, 
                     timestamp: r.timestamp,
                     bytes: r.payload_bytes(),
                 });
-                let records: Vec<_> = records.collect();
-                send_chunk(producer, topic, lane, f, records.into_iter());
+                send_chunk(producer, topic, lane, f, records.collect());
             }
         }
     }
@@ -516,7 +515,7 @@ fn run_variant(
                     topic,
                     p,
                     f,
-                    memory_records(&records[next[p]..end]),
+                    memory_records(&records[next[p]..end]).collect(),
                 );
                 sent |= end > next[p];
                 next[p] = end;
@@ -601,7 +600,7 @@ pub(super) async fn run(
                 let (wall, cpu, broker) = tokio::task::block_in_place(|| {
                     run_variant(bs, &topic, f, source, &segments, broker_pid)
                 });
-                check_target(bs, &topic, produced, source);
+                check_target_with(bs, &topic, produced, source, f.timestamps && f.headers);
                 delete_topic(bs, &topic).await;
                 (wall, cpu, broker)
             };
