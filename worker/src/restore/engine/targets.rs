@@ -237,8 +237,8 @@ pub(super) async fn check_target_ends(
     plan: &RestorePlan,
     parts: &[PartitionMapping],
 ) -> Result<()> {
-    // Per target partition: first restored offset and planned records.
-    let mut lanes: BTreeMap<(String, i32), (i64, u64)> = BTreeMap::new();
+    // Per target partition: first restored offset, planned records, last acknowledged offset.
+    let mut lanes: BTreeMap<(String, i32), (i64, u64, i64)> = BTreeMap::new();
     for (u, m) in plan.units.iter().zip(parts) {
         if m.records != u.records {
             return Err(Error::VerificationFailed(format!(
@@ -250,12 +250,22 @@ pub(super) async fn check_target_ends(
                 m.records
             )));
         }
-        if let Some((first, _)) = m.target_range() {
+        if let Some((first, last)) = m.target_range() {
             let lane = lanes
                 .entry((u.target_topic.clone(), u.target_partition))
-                .or_insert((first, 0));
+                .or_insert((first, 0, last));
             lane.0 = lane.0.min(first);
             lane.1 += u.records;
+            lane.2 = lane.2.max(last);
+        }
+    }
+    // The delivery reports give every record's offset: a lane's records follow one another.
+    for (tp, (first, records, last)) in &lanes {
+        if first + *records as i64 != last + 1 {
+            return Err(Error::VerificationFailed(format!(
+                "{}-{} holds this restore's {records} records between offsets {first} and {last}: something else wrote to it during the restore (another writer, or a second run of this restore); restore to an empty partition with no other writer",
+                tp.0, tp.1
+            )));
         }
     }
     let tps: Vec<(String, i32)> = lanes.keys().cloned().collect();
@@ -265,7 +275,7 @@ pub(super) async fn check_target_ends(
     let mut trailing = Vec::new();
     for (tp, end) in tps.iter().zip(latest) {
         let end = end?.offset;
-        let (first, records) = lanes[tp];
+        let (first, records, _) = lanes[tp];
         let expected = first + records as i64;
         if end > expected {
             return Err(Error::VerificationFailed(format!(
