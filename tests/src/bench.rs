@@ -394,6 +394,19 @@ pub fn cpu_secs(pid: &str) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// CPU seconds (user + system, every thread) this process has used, from `getrusage`.
+#[allow(unsafe_code)]
+pub fn self_cpu_secs() -> f64 {
+    // SAFETY: `rusage` is a plain C struct for which all-zero bytes are a valid value, and the
+    // pointer is to a live local of that type.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let r = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    assert_eq!(r, 0, "getrusage: {}", std::io::Error::last_os_error());
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
 /// The whitespace-separated words of the environment variable `var` (extra CLI arguments).
 pub fn args_from_env(var: &str) -> Vec<String> {
     std::env::var(var)

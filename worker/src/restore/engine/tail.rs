@@ -1,15 +1,17 @@
 //! Reading back what an interrupted run left in a target partition, and matching it against
-//! the records the restore meant to write there.
+//! the records the restore meant to write there; and reading back the end of partitions whose
+//! reported end trails the restore's last record.
 
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
 
 use crate::backup::format::{RecordRef, TimestampType};
 use crate::error::{Error, Result};
-use crate::kafka::{Isolation, KafkaConfig};
+use crate::kafka::{Isolation, KafkaConfig, Reader};
 use crate::restore::plan::Unit;
 
 /// How long a partition's end offset must stay still before the tail of an interrupted run is
@@ -119,6 +121,70 @@ impl TailReader {
             }
         }
     }
+}
+
+/// How long the partitions read back by [`read_to_last`] may all stay quiet before their ends
+/// are taken as reached (a broker whose reported end trails its last batch signals no end of
+/// partition there).
+const QUIET: Duration = Duration::from_secs(1);
+
+/// Reads back partitions of `topic` whose reported end trails the restore's last record: each
+/// `(partition, from, last)` from offset `from` until its record at offset `last` (or a later
+/// one) is seen, its end is reached, or nothing arrives for [`QUIET`]. One reader serves them
+/// all, and no end offset is waited on to settle: every record of the restore is acknowledged,
+/// none can still be landing. Returns, per partition, the offset of the last record seen.
+pub(super) fn read_to_last(
+    config: &KafkaConfig,
+    topic: &str,
+    parts: &[(i32, i64, i64)],
+) -> Result<Vec<Option<i64>>> {
+    let reader = Reader {
+        group_id: "tidemark-restore-verify",
+        // The restore's own writes, which are not transactional: everything up to the end.
+        isolation: Isolation::ReadUncommitted,
+        offset_reset: "error",
+        partition_eof: true,
+    };
+    let consumer = config.create_consumer(
+        &reader,
+        &[("fetch.wait.max.ms", "50".into())],
+        format_args!("cannot create a reader for {topic}"),
+    )?;
+    let mut tpl = TopicPartitionList::new();
+    for (p, from, _) in parts {
+        tpl.add_partition_offset(topic, *p, Offset::Offset(*from))
+            .map_err(|e| Error::kafka("", e))?;
+    }
+    consumer
+        .assign(&tpl)
+        .map_err(|e| Error::kafka(format!("cannot read {topic}"), e))?;
+    let slot = |p: i32| parts.iter().position(|(q, _, _)| *q == p);
+    let mut seen: Vec<Option<i64>> = vec![None; parts.len()];
+    let mut open = vec![true; parts.len()];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut news = Instant::now();
+    while open.contains(&true) && news.elapsed() < QUIET {
+        match consumer.poll(Duration::from_millis(50)) {
+            Some(Ok(m)) => {
+                if let Some(i) = slot(m.partition()) {
+                    seen[i] = Some(seen[i].map_or(m.offset(), |s| s.max(m.offset())));
+                    open[i] &= m.offset() < parts[i].2;
+                }
+                news = Instant::now();
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                if let Some(i) = slot(p) {
+                    open[i] = false;
+                }
+            }
+            Some(Err(e)) => return Err(Error::kafka(format!("reading {topic} back failed"), e)),
+            None => {}
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Kafka(format!("reading {topic} back timed out")));
+        }
+    }
+    Ok(seen)
 }
 
 fn watermark(c: &BaseConsumer, topic: &str, partition: i32) -> Result<i64> {

@@ -6,9 +6,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, TryStreamExt};
-
-use super::tail::TailReader;
+use super::tail::read_to_last;
 use super::UnitCheckpoint;
 use crate::error::{Error, Result};
 use crate::kafka::{GroupAdmin, OffsetSpec};
@@ -239,8 +237,8 @@ pub(super) async fn check_target_ends(
     plan: &RestorePlan,
     parts: &[PartitionMapping],
 ) -> Result<()> {
-    // Per target partition: first restored offset and planned records.
-    let mut lanes: BTreeMap<(String, i32), (i64, u64)> = BTreeMap::new();
+    // Per target partition: first restored offset, planned records, last acknowledged offset.
+    let mut lanes: BTreeMap<(String, i32), (i64, u64, i64)> = BTreeMap::new();
     for (u, m) in plan.units.iter().zip(parts) {
         if m.records != u.records {
             return Err(Error::VerificationFailed(format!(
@@ -252,12 +250,22 @@ pub(super) async fn check_target_ends(
                 m.records
             )));
         }
-        if let Some((first, _)) = m.target_range() {
+        if let Some((first, last)) = m.target_range() {
             let lane = lanes
                 .entry((u.target_topic.clone(), u.target_partition))
-                .or_insert((first, 0));
+                .or_insert((first, 0, last));
             lane.0 = lane.0.min(first);
             lane.1 += u.records;
+            lane.2 = lane.2.max(last);
+        }
+    }
+    // The delivery reports give every record's offset: a lane's records follow one another.
+    for (tp, (first, records, last)) in &lanes {
+        if first + *records as i64 != last + 1 {
+            return Err(Error::VerificationFailed(format!(
+                "{}-{} holds this restore's {records} records between offsets {first} and {last}: something else wrote to it during the restore (another writer, or a second run of this restore); restore to an empty partition with no other writer",
+                tp.0, tp.1
+            )));
         }
     }
     let tps: Vec<(String, i32)> = lanes.keys().cloned().collect();
@@ -267,7 +275,7 @@ pub(super) async fn check_target_ends(
     let mut trailing = Vec::new();
     for (tp, end) in tps.iter().zip(latest) {
         let end = end?.offset;
-        let (first, records) = lanes[tp];
+        let (first, records, _) = lanes[tp];
         let expected = first + records as i64;
         if end > expected {
             return Err(Error::VerificationFailed(format!(
@@ -279,56 +287,52 @@ pub(super) async fn check_target_ends(
             trailing.push((tp, end, expected));
         }
     }
-    // The partitions whose reported end trails the last record are read back at once, a few
-    // at a time (each read waits for its end offset to settle).
-    let reads = trailing.into_iter().map(|(tp, end, expected)| async move {
-        if last_record_present(admin, tp, end, expected).await? {
-            return Ok(());
-        }
-        Err(Error::VerificationFailed(format!(
-            "{}-{} ends at offset {end}, before the restore's last record at {}: records are missing from the target",
-            tp.0,
-            tp.1,
-            expected - 1
-        )))
-    });
-    futures::stream::iter(reads)
-        .buffered(TRAILING_READS)
-        .try_collect::<Vec<()>>()
-        .await?;
-    Ok(())
+    check_trailing(admin, &trailing).await
 }
 
-/// How many target partitions are read back at the same time by [`check_target_ends`].
-const TRAILING_READS: usize = 8;
-
-/// Some brokers report an end offset that trails the last batch: reads from just before it to
-/// the end, and whether the last record is at `expected - 1` (an error when there are more).
-async fn last_record_present(
-    admin: &GroupAdmin,
-    tp: &(String, i32),
-    end: i64,
-    expected: i64,
-) -> Result<bool> {
-    let config = admin.config().clone();
-    let (topic, partition) = tp.clone();
-    let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || -> Result<bool> {
-        let _span = span.entered();
-        let mut reader = TailReader::open(&config, &topic, partition, (end - 1).max(0))?;
-        let mut last = None;
-        while let Some(found) = reader.next()? {
-            last = Some(found.offset);
+/// Partitions whose reported end (`end`) trails the restore's last acknowledged record (at
+/// `expected - 1`), as on brokers that report the last batch's base offset: each is read back
+/// from just before its end, with one reader per topic, and must hold that record and none
+/// after it. Errors name the first such partition in order.
+async fn check_trailing(admin: &GroupAdmin, trailing: &[(&(String, i32), i64, i64)]) -> Result<()> {
+    let mut topics: BTreeMap<&str, Vec<(i32, i64, i64)>> = BTreeMap::new();
+    for (tp, end, expected) in trailing {
+        topics
+            .entry(tp.0.as_str())
+            .or_default()
+            .push((tp.1, (end - 1).max(0), expected - 1));
+    }
+    let reads = topics.into_iter().map(|(topic, parts)| {
+        let config = admin.config().clone();
+        let topic = topic.to_string();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _span = span.entered();
+            let seen = read_to_last(&config, &topic, &parts)?;
+            Ok::<_, Error>((topic, parts, seen))
+        })
+    });
+    let mut problems = BTreeMap::new();
+    for read in futures::future::join_all(reads).await {
+        let (topic, parts, seen) =
+            read.map_err(|e| Error::kafka_thread("reading the target back did not complete", e))??;
+        for ((partition, from, last), seen) in parts.into_iter().zip(seen) {
+            let problem = match seen {
+                Some(s) if s > last => format!(
+                    "{topic}-{partition} holds a record at offset {s}, after this restore's last record at {last}: something else wrote to it during the restore (another writer, or a second run of this restore); restore to an empty partition with no other writer"
+                ),
+                Some(s) if s == last => continue,
+                // Read from just before the reported end (or from 0).
+                _ => format!(
+                    "{topic}-{partition} ends at offset {}, before the restore's last record at {last}: records are missing from the target",
+                    seen.map_or(from, |s| s + 1)
+                ),
+            };
+            problems.insert((topic.clone(), partition), problem);
         }
-        match last {
-            Some(last) if last >= expected => Err(Error::VerificationFailed(format!(
-                "{topic}-{partition} holds a record at offset {last}, after this restore's last record at {}: something else wrote to it during the restore (another writer, or a second run of this restore); restore to an empty partition with no other writer",
-                expected - 1
-            ))),
-            Some(last) => Ok(last == expected - 1),
-            None => Ok(false),
-        }
-    })
-    .await
-    .map_err(|e| Error::kafka_thread("reading the target back did not complete", e))?
+    }
+    match problems.into_values().next() {
+        Some(p) => Err(Error::VerificationFailed(p)),
+        None => Ok(()),
+    }
 }
