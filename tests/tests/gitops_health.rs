@@ -27,7 +27,7 @@ use tidemark_operator::build::{RunId, WorkerKind};
 use tidemark_operator::controller::backup::{scheduled_status, Observed};
 use tidemark_operator::controller::rollback;
 use tidemark_operator::controller::status::{self as st, JobEnd, ShardResult};
-use tidemark_operator::controller::RunKind;
+use tidemark_operator::controller::ControlledKind;
 use tidemark_operator::crd::{KafkaBackup, KafkaOffsetReset, KafkaOffsetRollback, KafkaRestore};
 
 const NOW: &str = "2024-12-01T12:00:00Z";
@@ -128,7 +128,7 @@ fn crd_default_status(kind: &str) -> Value {
 /// Every state of one run of `cr`: no status yet, stalled on an invalid spec, running,
 /// completed (`completed`), failed (`failed`), its Job deleted mid-run, and a spec edit the
 /// operator has not seen yet.
-fn run_states<K: RunKind>(cr: K, completed: TaskResult, failed: TaskResult) -> Vec<Case> {
+fn run_states<K: ControlledKind>(cr: K, completed: TaskResult, failed: TaskResult) -> Vec<Case> {
     let kind = K::kind(&()).to_string();
     let run = RunId::of(&cr).expect("a run");
     let job = cr.job_name(run).expect("a Job name");
