@@ -799,3 +799,21 @@ pub fn verdict(ok: bool) -> &'static str {
         "FAIL"
     }
 }
+
+/// CPU seconds (user + system, every thread) this process has used so far, from
+/// `getrusage(RUSAGE_SELF)` (microsecond resolution, unlike [`cpu_secs`]'s clock ticks).
+#[allow(unsafe_code)]
+pub fn self_rusage_cpu_secs() -> f64 {
+    // SAFETY: `rusage` is a plain C struct for which all-zero bytes are a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pointer is to a live local of the right type.
+    let r = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    assert_eq!(r, 0, "getrusage: {}", std::io::Error::last_os_error());
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// CPU seconds per GiB of record data.
+pub fn cpu_per_gib(cpu_secs: f64, bytes: u64) -> f64 {
+    cpu_secs / (bytes as f64 / (1024.0 * 1024.0 * 1024.0)).max(f64::MIN_POSITIVE)
+}
