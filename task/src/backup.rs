@@ -35,7 +35,7 @@ pub struct BackupTask {
     /// `zstd` (default), `lz4` or `none`.
     #[serde(default)]
     pub compression: Compression,
-    /// zstd level 1-22 (default 3); ignored otherwise.
+    /// zstd level 1-22 (default 1); ignored otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compression_level: Option<i32>,
     /// Partitions backed up at once.
@@ -117,7 +117,7 @@ impl std::str::FromStr for BackupMode {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum Compression {
-    /// zstd (level `compressionLevel`, default 3).
+    /// zstd (level `compressionLevel`, default 1).
     #[default]
     Zstd,
     /// lz4: faster, larger.

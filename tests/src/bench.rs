@@ -862,3 +862,8 @@ pub fn reset_peak_rss() {
     // "5" resets the peak RSS (Linux 4.0+); where it is refused the peak stays the whole run's.
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
+
+/// CPU seconds per GiB of record data.
+pub fn cpu_per_gib(cpu_secs: f64, bytes: u64) -> f64 {
+    cpu_secs / (bytes as f64 / (1024.0 * 1024.0 * 1024.0)).max(f64::MIN_POSITIVE)
+}

@@ -499,7 +499,7 @@ pub struct BackupArgs {
     /// zstd (default), lz4 or none.
     #[arg(long)]
     pub compression: Option<String>,
-    /// zstd level, 1-22 (default 3).
+    /// zstd level, 1-22 (default 1).
     #[arg(long)]
     pub compression_level: Option<i32>,
     /// Close segments at this many uncompressed bytes (default 8 MiB).

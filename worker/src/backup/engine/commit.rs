@@ -1,16 +1,14 @@
-//! The writer side: sealed segments are compressed and stored a few at a time, applied to
-//! their partition's data in order, and the checkpoint rewritten (at most once a second), so a
-//! run killed at any moment resumes where the stored data ends.
+//! The writer side: sealed segments are compressed and stored a few at a time (a bounded
+//! two-stage pipeline, [`super::pipeline`]), applied to their partition's data in order, and the
+//! checkpoint rewritten (at most once a second), so a run killed at any moment resumes where the
+//! stored data ends.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use chrono::{DateTime, Utc};
-use futures::stream::{FuturesUnordered, StreamExt};
-
+use super::pipeline::{self, Limits, Stages, Step};
 use super::reader::PartSpec;
-use crate::backup::format::SegmentWriter;
+use crate::backup::format::{SegmentStats, SegmentWriter};
 use crate::backup::manifest::{
     checkpoint_key, partition_dir, segment_key, Checkpoint, CheckpointPartition, Gaps, Manifest,
     PartitionData, SegmentEntry, FORMAT,
@@ -19,8 +17,10 @@ use crate::error::{Error, Result};
 use crate::failpoints::crash_at;
 use crate::kafka::TopicPartition;
 use crate::storage::Storage;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
 
-/// Segments being compressed or stored at once (each holds at most a segment's bytes twice).
+/// Sealed segments waiting in the reader's channel for the pipeline to take them.
 pub(super) const IN_FLIGHT_SEGMENTS: usize = 2;
 /// How often the checkpoint is rewritten while segments are being stored.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
@@ -51,46 +51,63 @@ pub(super) struct Stored {
     progress: Progress,
 }
 
-/// Stores the sealed segments as they come (up to [`IN_FLIGHT_SEGMENTS`] at once), applying
-/// each to its partition in order and checkpointing, until the reader closes the channel and
-/// everything is stored, or a store or checkpoint fails.
+/// Stores the sealed segments as they come (encoded and stored within the pipeline's
+/// [`Limits`]), applying each to its partition in order and checkpointing, until the reader
+/// closes the channel and everything is stored, or a store or checkpoint fails.
 #[tracing::instrument(name = "backup_store", skip_all, fields(backup_id = %committer.id, shard = committer.shard))]
 pub(super) async fn store_all(
     committer: &mut Committer<'_>,
     rx: &mut tokio::sync::mpsc::Receiver<Sealed>,
 ) -> Result<()> {
-    let (storage, id) = (committer.storage, committer.id);
-    let names: Vec<TopicPartition> = committer
-        .parts
-        .iter()
-        .map(|p| (p.topic.clone(), p.partition))
-        .collect();
-    let mut uploads = FuturesUnordered::new();
-    let mut open = true;
-    while open || !uploads.is_empty() {
-        tokio::select! {
-            sealed = rx.recv(), if open && uploads.len() < IN_FLIGHT_SEGMENTS => match sealed {
-                Some(s) => uploads.push(store_segment(storage, id, &names, s)),
-                None => open = false,
-            },
-            Some(done) = uploads.next(), if !uploads.is_empty() => {
-                committer.apply(done?);
-                committer.maybe_checkpoint().await?;
-            }
-        }
-    }
+    let stages = SegmentStages {
+        storage: committer.storage,
+        id: committer.id,
+        names: committer
+            .parts
+            .iter()
+            .map(|p| (p.topic.clone(), p.partition))
+            .collect(),
+    };
+    pipeline::drive(&stages, rx, Limits::for_this_machine(), async |done| {
+        committer.apply(done);
+        committer.maybe_checkpoint().await
+    })
+    .await?;
     tracing::debug!("every sealed segment stored");
     Ok(())
 }
 
-/// Compresses and stores one sealed segment.
-async fn store_segment(
-    storage: &Storage,
-    id: &str,
-    parts: &[TopicPartition],
-    s: Sealed,
-) -> Result<Stored> {
-    let entry = match s.writer {
+/// A sealed segment encoded: its object key, bytes and stats (none for a progress note).
+pub(super) struct Encoded {
+    part: usize,
+    seq: u64,
+    object: Option<(String, Vec<u8>, SegmentStats)>,
+    progress: Progress,
+}
+
+/// Encoding on the blocking pool, storing in the backup's storage.
+struct SegmentStages<'a> {
+    storage: &'a Storage,
+    id: &'a str,
+    names: Vec<TopicPartition>,
+}
+
+impl Stages for SegmentStages<'_> {
+    type Encoded = Encoded;
+    type Stored = Stored;
+
+    fn encode(&self, s: Sealed) -> Step<'_, Encoded> {
+        Box::pin(encode_segment(self.id, &self.names, s))
+    }
+
+    fn store(&self, e: Encoded) -> Step<'_, Stored> {
+        Box::pin(store_segment(self.storage, e))
+    }
+}
+
+/// Compresses one sealed segment on the blocking pool.
+async fn encode_segment(id: &str, parts: &[TopicPartition], s: Sealed) -> Result<Encoded> {
+    let object = match s.writer {
         None => None,
         Some(writer) => {
             let Some(first) = writer.first_offset() else {
@@ -106,6 +123,22 @@ async fn store_segment(
                     .map_err(|e| {
                         Error::kafka_request(format!("cannot encode segment '{key}'"), e)
                     })?;
+            Some((key, data, stats))
+        }
+    };
+    Ok(Encoded {
+        part: s.part,
+        seq: s.seq,
+        object,
+        progress: s.progress,
+    })
+}
+
+/// Stores one encoded segment.
+async fn store_segment(storage: &Storage, e: Encoded) -> Result<Stored> {
+    let entry = match e.object {
+        None => None,
+        Some((key, data, stats)) => {
             #[cfg(feature = "failpoints")]
             crash_in_the_middle_of_storing(storage, &key, &data).await;
             storage.put_large(&key, Bytes::from(data)).await?;
@@ -114,10 +147,10 @@ async fn store_segment(
         }
     };
     Ok(Stored {
-        part: s.part,
-        seq: s.seq,
+        part: e.part,
+        seq: e.seq,
         entry,
-        progress: s.progress,
+        progress: e.progress,
     })
 }
 
