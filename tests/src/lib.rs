@@ -8,6 +8,7 @@ pub mod bench;
 pub mod objstore;
 pub mod proxy;
 pub mod records;
+pub mod slowdown;
 pub mod sparse;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
