@@ -250,13 +250,13 @@ impl Bench<'_> {
         let text = format!(
             "mode: restore\n\
              backup_id: {}\n\
-             restore_id: {}\n\
+             restore_id: r-{}-{run}\n\
              target:\n  bootstrap_servers: [{}]\n  topics:\n    include: [{TOPIC}]\n\
              {storage}\
              restore:\n  topic_mapping:\n    {TOPIC}: {target}\n  create_topics: true\n  \
              max_concurrent_partitions: 8\n",
             backup_id(place, run),
-            format!("r-{}-{run}", place.name()),
+            place.name(),
             yaml_str(&self.bs),
         );
         let path = self
