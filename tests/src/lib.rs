@@ -9,6 +9,7 @@ pub mod latency;
 pub mod objstore;
 pub mod proxy;
 pub mod records;
+pub mod slowdown;
 pub mod sparse;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -7,6 +7,10 @@
 //!
 //! * S3: moto (`moto_server -H 127.0.0.1 -p PORT`); the bucket is created with an unsigned
 //!   `PUT /bucket`, which moto accepts. Any access key works.
+//! * S3, fast: s3s-fs (`s3s-fs --host 127.0.0.1 --port PORT --access-key K --secret-key S
+//!   ROOT`, from crates.io), a Rust server that keeps each object in a file under `ROOT/BUCKET`
+//!   and checks every request's SigV4 signature with the test credentials; for benchmarks,
+//!   where moto (Python) would measure itself. [`S3Server::start_s3s_fs`].
 //! * Azure: Azurite (`azurite-blob --blobHost 127.0.0.1 --blobPort PORT --inMemoryPersistence
 //!   --skipApiVersionCheck --loose --disableTelemetry`), reached path-style at
 //!   `http://127.0.0.1:PORT/devstoreaccount1` with the well-known development account key; the
@@ -53,11 +57,19 @@ fn location(scheme: &str, prefix: &str) -> String {
     }
 }
 
-/// A moto S3 server with bucket [`BUCKET`].
+/// The access key the S3 servers are started with (moto accepts any).
+const S3_ACCESS_KEY: &str = "tidemark-test";
+/// The secret key that goes with [`S3_ACCESS_KEY`] (a test value, not a secret).
+const S3_SECRET_KEY: &str = "tidemark-test-secret";
+
+/// An S3 server (moto, or s3s-fs) with bucket [`BUCKET`].
 #[derive(Debug)]
 pub struct S3Server {
     pub server: Server,
     pub dir: tempfile::TempDir,
+    /// The port clients are pointed at: the server's own, or a front's set by
+    /// [`S3Server::reach_through`].
+    endpoint_port: u16,
 }
 
 impl S3Server {
@@ -75,12 +87,49 @@ impl S3Server {
             status == 200 || status == 409,
             "moto: creating bucket {BUCKET} gave HTTP {status}: {body}"
         );
-        S3Server { server, dir }
+        S3Server {
+            endpoint_port: server.port,
+            server,
+            dir,
+        }
+    }
+
+    /// Starts s3s-fs with its objects under a fresh directory in `parent` (the system
+    /// temporary directory when `None`), bucket [`BUCKET`] created, requests signed with the
+    /// test credentials checked.
+    pub fn start_s3s_fs(parent: Option<&std::path::Path>) -> S3Server {
+        let dir = match parent {
+            Some(p) => tempfile::tempdir_in(p),
+            None => tempfile::tempdir(),
+        }
+        .expect("tempdir");
+        let root = dir.path().join("data");
+        // A bucket is a directory of the root.
+        std::fs::create_dir_all(root.join(BUCKET)).expect("create the bucket directory");
+        let port = free_port();
+        let mut cmd = Command::new(find_tool("s3s-fs"));
+        cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", S3_ACCESS_KEY, "--secret-key", S3_SECRET_KEY])
+            .arg(&root)
+            .env("RUST_LOG", "warn")
+            .current_dir(dir.path());
+        let log = dir.path().join(format!("s3s-fs-{port}-{}.log", unique()));
+        let server = Server::spawn(cmd, port, log, "s3s-fs (S3)");
+        S3Server {
+            endpoint_port: server.port,
+            server,
+            dir,
+        }
+    }
+
+    /// Points clients at `port` (a proxy in front of the server) instead of the server itself.
+    pub fn reach_through(&mut self, port: u16) {
+        self.endpoint_port = port;
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.server.port)
+        format!("http://127.0.0.1:{}", self.endpoint_port)
     }
 
     /// `s3://BUCKET/prefix`.
@@ -98,11 +147,11 @@ impl S3Server {
         }
     }
 
-    /// Static test credentials (moto accepts any).
+    /// Static test credentials (moto accepts any; s3s-fs is started with them).
     pub fn settings(&self) -> CloudSettings {
         CloudSettings {
-            s3_access_key_id: Some("tidemark-test".into()),
-            s3_secret_access_key: Some("tidemark-test-secret".into()),
+            s3_access_key_id: Some(S3_ACCESS_KEY.into()),
+            s3_secret_access_key: Some(S3_SECRET_KEY.into()),
             ..CloudSettings::default()
         }
     }
@@ -116,8 +165,8 @@ impl S3Server {
     /// The same configuration as environment variables, for a `tidemark` child process.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
-            ("AWS_ACCESS_KEY_ID", "tidemark-test".into()),
-            ("AWS_SECRET_ACCESS_KEY", "tidemark-test-secret".into()),
+            ("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY.into()),
+            ("AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY.into()),
             ("AWS_REGION", "us-east-1".into()),
             ("TIDEMARK_S3_ENDPOINT", self.endpoint()),
             ("TIDEMARK_S3_PATH_STYLE", "true".into()),

@@ -58,7 +58,9 @@
 //! Requests time out after 5 s connecting, 15 s without receiving data, and 300 s in total; failed
 //! requests are retried (4 retries, exponential backoff, no retry started after 10 s), so an
 //! unreachable endpoint fails within about 10 s and one that accepts but never answers within
-//! about 15 s.
+//! about 15 s. Throttling (S3's `503 SlowDown`, 429) is retried the same way; throttling that
+//! outlasts the retries is reported as such. Large segments go up to S3 in parts
+//! (`storage/multipart.rs`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -76,8 +78,10 @@ mod errors;
 mod flock;
 mod local;
 mod locations;
+mod multipart;
 mod open;
 
+pub use multipart::{MULTIPART_THRESHOLD, PARTS_IN_FLIGHT, PART_BYTES};
 pub use open::open_location;
 
 use backends::{build_azure, build_gcs, build_s3, Backend, Provider};
@@ -321,11 +325,14 @@ impl Storage {
         }
     }
 
-    /// [`get`](Self::get) into `buffer`'s memory where the backend allows it (a local directory
-    /// and a key of plain characters): its content is replaced and its capacity reused, and the
-    /// result converts back into it with `Bytes::try_into_mut` once every copy is dropped.
-    /// Elsewhere the same as `get`.
+    /// [`get`](Self::get) into `buffer`'s memory: its content is replaced and its capacity
+    /// reused (grown once to the object's size when too small), and the result converts back
+    /// into it with `Bytes::try_into_mut` once every copy is dropped. On a local directory a key
+    /// of other than plain characters is read as `get` does.
     pub async fn get_into(&self, key: &str, buffer: Vec<u8>) -> Result<Option<Bytes>> {
+        if let Backend::Remote { .. } = &self.backend {
+            return self.get_remote_into(key, buffer).await;
+        }
         if let Backend::Local { root } = &self.backend {
             let normalized = normalize_key(key, false)?;
             if is_plain_key(&normalized) {
@@ -357,11 +364,38 @@ impl Storage {
         self.get(key).await
     }
 
+    /// [`get_into`](Self::get_into) on an object store: the response body is copied into
+    /// `buffer` as it arrives.
+    async fn get_remote_into(&self, key: &str, mut buffer: Vec<u8>) -> Result<Option<Bytes>> {
+        let key = normalize_key(key, false)?;
+        let Some((store, path)) = self.resolve(&key, false).await? else {
+            return Ok(None);
+        };
+        let result = match store.get(&path).await {
+            Ok(result) => result,
+            Err(e) if self.is_missing_object(&e) => return Ok(None),
+            Err(e) => return Err(self.failure("read", &key, e)),
+        };
+        buffer.clear();
+        let len = result.range.end.saturating_sub(result.range.start);
+        buffer.reserve_exact(usize::try_from(len).unwrap_or(0));
+        let mut body = result.into_stream();
+        loop {
+            match body.try_next().await {
+                Ok(Some(chunk)) => buffer.extend_from_slice(&chunk),
+                Ok(None) => return Ok(Some(Bytes::from(buffer))),
+                Err(e) if self.is_missing_object(&e) => return Ok(None),
+                Err(e) => return Err(self.failure("read", &key, e)),
+            }
+        }
+    }
+
     /// [`put_once`](Self::put_once) for large objects not read back soon (backup segments). On a
     /// local directory the bytes bypass the page cache where the filesystem allows it
     /// (`O_DIRECT`, through a reused aligned buffer): a backup neither evicts what the node has
-    /// cached nor fills the pod's memory with dirty pages. Durable and create-only like
-    /// `put_once`.
+    /// cached nor fills the pod's memory with dirty pages. On S3, an object above
+    /// [`MULTIPART_THRESHOLD`] bytes goes up in parts, several at once, completed only if the
+    /// key is still free (see `storage/multipart.rs`). Durable and create-only like `put_once`.
     pub async fn put_large(&self, key: &str, data: Bytes) -> Result<()> {
         self.check_fence()?;
         if let Backend::Local { root } = &self.backend {
@@ -383,6 +417,9 @@ impl Storage {
                         .storage_error(format!("write '{normalized}' failed: {}", io_reason(&e)))),
                 };
             }
+        }
+        if self.provider() == Some(Provider::S3) && data.len() > multipart::MULTIPART_THRESHOLD {
+            return self.put_parts_once(key, data).await;
         }
         self.put_once(key, data).await
     }

@@ -225,6 +225,18 @@ pub(super) fn host_needs_path_style(url: &url::Url) -> bool {
     }
 }
 
+/// Retries of a failed request (object_store's [`RetryConfig`]).
+pub(super) const RETRIES: usize = 4;
+
+/// No retry starts after this long.
+pub(super) const RETRY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What object_store does with a failed request: every request (conditional creates, parts and
+/// multipart completions included) answered with a 5xx status, 429 or 408 — S3's `503
+/// SlowDown` among them — is sent again after an exponential backoff with jitter (100 ms, then
+/// a random pause up to twice the previous, at most 2 s), [`RETRIES`] times, none started
+/// after [`RETRY_TIMEOUT`]; so are requests that could not be sent, and idempotent ones that
+/// timed out.
 pub(super) fn retry_config() -> RetryConfig {
     RetryConfig {
         backoff: BackoffConfig {
@@ -232,8 +244,8 @@ pub(super) fn retry_config() -> RetryConfig {
             max_backoff: Duration::from_secs(2),
             base: 2.0,
         },
-        max_retries: 4,
-        retry_timeout: Duration::from_secs(10),
+        max_retries: RETRIES,
+        retry_timeout: RETRY_TIMEOUT,
     }
 }
 
@@ -322,6 +334,8 @@ pub(super) fn build_s3(
     // Conditional writes (If-None-Match / If-Match on the ETag) for create-only objects and
     // leases, whatever AWS_CONDITIONAL_PUT says: AWS S3 and most compatible stores have them.
     b = b.with_conditional_put(S3ConditionalPut::ETagMatch);
+    // Multipart uploads complete only if the key is free, as a conditional PUT creates.
+    b = b.with_http_connector(super::multipart::CreateOnlyCompletes);
     let store = b.with_retry(retry_config()).build().map_err(|e| {
         build_error(
             location,

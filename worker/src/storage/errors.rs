@@ -78,6 +78,14 @@ impl Storage {
                     ""
                 }
             ),
+            (Cause::Throttled(status), _) => format!(
+                "the storage service kept throttling the requests (HTTP {status}, SlowDown) \
+                 through every retry ({} retries with exponential backoff, at most {} s); lower \
+                 the request rate (fewer partitions at once) or ask the provider for more request \
+                 capacity, then run again; {what}",
+                super::backends::RETRIES,
+                super::backends::RETRY_TIMEOUT.as_secs()
+            ),
             (Cause::LocalDenied, _) | (Cause::Denied(_), None) => format!(
                 "permission denied (check the directory's owner and mode); {what}: {}",
                 root_cause(err)
@@ -97,6 +105,8 @@ pub(super) enum Cause {
     Connect,
     Tls,
     Denied(u16),
+    /// The service asked to slow down (503 SlowDown, 429) and kept asking through the retries.
+    Throttled(u16),
     LocalDenied,
     Credentials,
     BucketMissing,
@@ -133,8 +143,13 @@ pub(super) fn classify(err: &object_store::Error) -> Cause {
             http_kind.get_or_insert(h.kind());
         }
     }
-    if let Some(s @ (401 | 403)) = http_status(err) {
-        return Cause::Denied(s);
+    match http_status(err) {
+        Some(s @ (401 | 403)) => return Cause::Denied(s),
+        Some(429) => return Cause::Throttled(429),
+        Some(503) if text.contains("slowdown") || text.contains("slow down") => {
+            return Cause::Throttled(503)
+        }
+        _ => {}
     }
     if text.contains("connection refused") {
         Cause::Refused
