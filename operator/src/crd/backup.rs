@@ -71,7 +71,7 @@ pub struct KafkaBackupSpec {
     #[serde(default)]
     pub compression: Compression,
 
-    /// zstd level, 1 (fastest) to 22 (smallest); the worker's default is 3. Only with zstd.
+    /// zstd level, 1 (fastest) to 22 (smallest); the worker's default is 1. Only with zstd.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 22))]
     pub compression_level: Option<i32>,
