@@ -34,6 +34,12 @@ use tidemark_tests::bench::self_cpu_secs;
 
 use super::*;
 
+/// A record as the A/B loops hand it to librdkafka (its opaque: the record's index).
+type AbRecord<'a> = BaseRecord<'a, [u8], [u8], usize>;
+
+/// One run's wall seconds, CPU seconds and broker CPU seconds.
+type Measures = (f64, f64, f64);
+
 /// What one variant does per record.
 #[derive(Clone, Copy, Debug, Default)]
 struct Features {
@@ -191,10 +197,9 @@ impl AbProducer {
         }
     }
 
-    fn send<'a>(
-        &self,
-        rec: BaseRecord<'a, [u8], [u8], usize>,
-    ) -> Result<(), (KafkaError, BaseRecord<'a, [u8], [u8], usize>)> {
+    /// rdkafka's own `send`, whose error hands the record back.
+    #[allow(clippy::result_large_err)]
+    fn send<'a>(&self, rec: AbRecord<'a>) -> Result<(), (KafkaError, AbRecord<'a>)> {
         match self {
             AbProducer::Threaded(p) => p.send(rec),
             AbProducer::Polled { producer, .. } => producer.send(rec),
@@ -577,7 +582,7 @@ pub(super) async fn run(
     }
     let segments = load_segments(root).await;
     let gib = produced.bytes as f64 / (1024.0 * MIB);
-    let mut results: Vec<(String, Vec<(f64, f64, f64)>)> =
+    let mut results: Vec<(String, Vec<Measures>)> =
         names.iter().map(|n| (n.to_string(), Vec::new())).collect();
     let mut k = 0;
     for round in 1..=runs {
@@ -614,8 +619,7 @@ pub(super) async fn run(
         }
     }
     names.clear();
-    let med =
-        |v: &[(f64, f64, f64)], f: fn(&(f64, f64, f64)) -> f64| median(v.iter().map(f).collect());
+    let med = |v: &[Measures], f: fn(&Measures) -> f64| median(v.iter().map(f).collect());
     let base_cpu = results
         .iter()
         .find(|(n, _)| n == "base")
