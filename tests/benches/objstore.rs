@@ -42,19 +42,16 @@
 //!    goal does not panic.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::{Headers, Message};
-use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 use tidemark::backup::read::{load_manifests, read_segment};
 use tidemark::storage::{Storage, StorageOptions};
 use tidemark_tests::bench::{
     args_from_env, build_description, cpu_secs, create_topic, fingerprint, load_average,
-    measure_helper_if_asked, median, produce, run_measured, verdict, Measured, Produced, MIB,
+    measure_helper_if_asked, median, produce, read_back, run_measured, verdict, Measured, Produced,
+    MIB,
 };
 use tidemark_tests::objstore::{S3Server, BUCKET};
 use tidemark_tests::{env_usize, Tansu};
@@ -314,62 +311,12 @@ fn yaml_str(s: &str) -> String {
 /// Reads `topic` back with a plain consumer: per partition the produced count from offset 0,
 /// the same fingerprints and timestamps, nothing more.
 fn check_target(bs: &str, topic: &str, produced: &Produced, timestamps: &[u64]) {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bs)
-        .set("group.id", "bench-objstore-check")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "true")
-        .set("fetch.wait.max.ms", "5")
-        .create()
-        .expect("check consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions() {
-        tpl.add_partition_offset(topic, p as i32, Offset::Beginning)
-            .expect("tpl");
-    }
-    consumer.assign(&tpl).expect("assign");
-    let n = partitions();
-    let (mut records, mut fps, mut ts) = (vec![0u64; n], vec![0u64; n], vec![0u64; n]);
-    let mut last = Instant::now();
-    let mut done_at: Option<Instant> = None;
-    loop {
-        if done_at.is_none() && records == produced.records {
-            done_at = Some(Instant::now());
-        }
-        if done_at.is_some_and(|d| d.elapsed() > Duration::from_millis(300)) {
-            break;
-        }
-        match consumer.poll(Duration::from_millis(50)) {
-            Some(Ok(m)) => {
-                let p = m.partition() as usize;
-                assert_eq!(m.offset(), records[p] as i64, "{topic}-{p} offsets");
-                records[p] += 1;
-                assert!(
-                    records[p] <= produced.records[p],
-                    "{topic}-{p} holds more records than the source"
-                );
-                let headers: Vec<(&str, Option<&[u8]>)> = m
-                    .headers()
-                    .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
-                    .unwrap_or_default();
-                fps[p] = fps[p].wrapping_add(fingerprint(m.key(), m.payload(), &headers));
-                ts[p] = ts[p].wrapping_add(m.timestamp().to_millis().unwrap_or(-1) as u64);
-                last = Instant::now();
-            }
-            Some(Err(KafkaError::PartitionEOF(_))) | None => assert!(
-                last.elapsed() < Duration::from_secs(60),
-                "{topic}: nothing read for 60 s ({records:?} of {:?})",
-                produced.records
-            ),
-            Some(Err(e)) => panic!("reading {topic} back: {e}"),
-        }
-    }
-    for p in 0..n {
-        assert_eq!(fps[p], produced.fingerprints[p], "{topic}-{p} fingerprints");
-        assert_eq!(ts[p], timestamps[p], "{topic}-{p} timestamps");
-    }
+    let got = read_back(bs, topic, &produced.records, Duration::from_secs(60));
+    assert_eq!(
+        got.fingerprints, produced.fingerprints,
+        "{topic}: fingerprints"
+    );
+    assert_eq!(got.timestamps, timestamps, "{topic}: timestamps");
 }
 
 async fn delete_topic(bs: &str, topic: &str) {

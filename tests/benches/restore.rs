@@ -74,9 +74,8 @@ use std::time::{Duration, Instant};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
-use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 use tidemark::backup::format::Record;
 use tidemark::backup::read::{load_manifests, read_segment};
@@ -84,7 +83,8 @@ use tidemark::storage::{Storage, StorageOptions};
 use tidemark_tests::bench::{
     args_from_env, best, build_description, busiest_threads, cpu_secs, create_topic, disk_usage,
     fingerprint, load_average, measure_helper_if_asked, median, num, produce, properties_from_env,
-    run_measured, self_cpu_secs, thread_cpu_secs, verdict, Deliveries, Measured, Produced, MIB,
+    read_back, run_measured, self_cpu_secs, thread_cpu_secs, verdict, Deliveries, Measured,
+    Produced, MIB,
 };
 use tidemark_tests::{env_usize, time_cli, Tansu};
 
@@ -461,70 +461,14 @@ fn check_target_with(
     exact: bool,
 ) -> Duration {
     let started = Instant::now();
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bs)
-        .set("group.id", "bench-restore-check")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "true")
-        .set("fetch.wait.max.ms", "5")
-        .create()
-        .expect("check consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions() {
-        tpl.add_partition_offset(topic, p as i32, Offset::Beginning)
-            .expect("tpl");
-    }
-    consumer.assign(&tpl).expect("assign");
-    let n = partitions();
-    let mut records = vec![0u64; n];
-    let mut fps = vec![0u64; n];
-    let mut timestamps = vec![0u64; n];
-    let mut last = Instant::now();
-    // Done once every partition holds its records; then a short extra read for anything more.
-    let mut done_at: Option<Instant> = None;
-    loop {
-        if done_at.is_none() && records == produced.records {
-            done_at = Some(Instant::now());
-        }
-        if done_at.is_some_and(|d| d.elapsed() > Duration::from_millis(300)) {
-            break;
-        }
-        match consumer.poll(Duration::from_millis(50)) {
-            Some(Ok(m)) => {
-                let p = m.partition() as usize;
-                assert_eq!(m.offset(), records[p] as i64, "{topic}-{p} offsets");
-                records[p] += 1;
-                assert!(
-                    records[p] <= produced.records[p],
-                    "{topic}-{p} holds more records than the source ({})",
-                    produced.records[p]
-                );
-                let headers: Vec<(&str, Option<&[u8]>)> = m
-                    .headers()
-                    .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
-                    .unwrap_or_default();
-                fps[p] = fps[p].wrapping_add(fingerprint(m.key(), m.payload(), &headers));
-                timestamps[p] =
-                    timestamps[p].wrapping_add(m.timestamp().to_millis().unwrap_or(-1) as u64);
-                last = Instant::now();
-            }
-            Some(Err(KafkaError::PartitionEOF(_))) | None => assert!(
-                last.elapsed() < Duration::from_secs(60),
-                "{topic}: nothing read for 60 s ({records:?} of {:?})",
-                produced.records
-            ),
-            Some(Err(e)) => panic!("reading {topic} back: {e}"),
-        }
-    }
-    for p in 0..n {
+    let got = read_back(bs, topic, &produced.records, Duration::from_secs(60));
+    for p in 0..got.records.len() {
         assert!(
-            !exact || fps[p] == produced.fingerprints[p],
+            !exact || got.fingerprints[p] == produced.fingerprints[p],
             "{topic}-{p} holds other keys/values/headers than the source"
         );
         assert!(
-            !exact || timestamps[p] == source.timestamps[p],
+            !exact || got.timestamps[p] == source.timestamps[p],
             "{topic}-{p} holds other timestamps than the source"
         );
     }

@@ -65,18 +65,13 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::{Headers, Message};
-use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 use tidemark::backup::read::{load_manifests, read_segment};
 use tidemark::storage::{Storage, StorageOptions};
 use tidemark_tests::bench::{
     args_from_env, build_description, create_topic, delete_topic, fingerprint, load1, load_average,
-    measure_helper_if_asked, proc_status_kib, produce, reset_peak_rss, run_measured, verdict,
-    Measured, Produced, MIB,
+    measure_helper_if_asked, proc_status_kib, produce, read_back, reset_peak_rss, run_measured,
+    verdict, Measured, Produced, MIB,
 };
 use tidemark_tests::{env_usize, Tansu};
 
@@ -393,73 +388,15 @@ fn write_config(s: &Settings, store: &Path, bs: &str, restore_id: &str, target: 
 /// partition: offsets from 0 without a gap, the produced count, fingerprint sum and timestamp
 /// sum, and nothing more (a short read past the last record).
 fn check_target(bs: &str, topic: &str, produced: &Produced, timestamps: &Timestamps) {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bs)
-        .set("group.id", "bench-scale-check")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "true")
-        .set("fetch.wait.max.ms", "5")
-        .set("queued.max.messages.kbytes", "32768")
-        .set("queued.min.messages", "10000")
-        .create()
-        .expect("check consumer");
-    let n = produced.records.len();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..n {
-        tpl.add_partition_offset(topic, p as i32, Offset::Beginning)
-            .expect("tpl");
-    }
-    consumer.assign(&tpl).expect("assign");
-    let mut records = vec![0u64; n];
-    let mut fps = vec![0u64; n];
-    let mut ts = vec![0u64; n];
-    let mut last = Instant::now();
-    let mut done_at: Option<Instant> = None;
-    loop {
-        if done_at.is_none() && records == produced.records {
-            done_at = Some(Instant::now());
-        }
-        if done_at.is_some_and(|d| d.elapsed() > Duration::from_millis(300)) {
-            break;
-        }
-        match consumer.poll(Duration::from_millis(50)) {
-            Some(Ok(m)) => {
-                let p = m.partition() as usize;
-                assert_eq!(m.offset(), records[p] as i64, "{topic}-{p} offsets");
-                records[p] += 1;
-                assert!(
-                    records[p] <= produced.records[p],
-                    "{topic}-{p} holds more records than the source ({})",
-                    produced.records[p]
-                );
-                let headers: Vec<(&str, Option<&[u8]>)> = m
-                    .headers()
-                    .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
-                    .unwrap_or_default();
-                fps[p] = fps[p].wrapping_add(fingerprint(m.key(), m.payload(), &headers));
-                ts[p] = ts[p].wrapping_add(m.timestamp().to_millis().unwrap_or(-1) as u64);
-                last = Instant::now();
-            }
-            Some(Err(KafkaError::PartitionEOF(_))) | None => assert!(
-                last.elapsed() < Duration::from_secs(120),
-                "{topic}: nothing read for 120 s ({records:?} of {:?})",
-                produced.records
-            ),
-            Some(Err(e)) => panic!("reading {topic} back: {e}"),
-        }
-    }
-    for p in 0..n {
-        assert_eq!(
-            fps[p], produced.fingerprints[p],
-            "{topic}-{p} holds other keys/values/headers than the source"
-        );
-        assert_eq!(
-            ts[p], timestamps[p],
-            "{topic}-{p} holds other timestamps than the source"
-        );
-    }
+    let got = read_back(bs, topic, &produced.records, Duration::from_secs(120));
+    assert_eq!(
+        got.fingerprints, produced.fingerprints,
+        "{topic}: keys/values/headers per partition"
+    );
+    assert_eq!(
+        &got.timestamps, timestamps,
+        "{topic}: timestamps per partition"
+    );
 }
 
 /// One measured restore from `store` into a fresh topic, checked, then the topic deleted.

@@ -19,12 +19,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::{Headers, Message};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tidemark_tests::bench::{
-    build_description, cpu_secs, create_topic, fingerprint, load_average, median, produce, verdict,
+    build_description, cpu_secs, create_topic, load_average, median, produce, read_back, verdict,
     Produced,
 };
 use tidemark_tests::records::delete_topic;
@@ -141,57 +137,12 @@ fn restore(bs: &str, dir: &Path, store: &Path, target: &str, shards: u32) -> (Du
 /// Reads `topic` back and checks it holds exactly what was produced.
 fn check_target(bs: &str, topic: &str, partitions: usize, produced: &Produced) -> Duration {
     let started = Instant::now();
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bs)
-        .set("group.id", "bench-shards-check")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .set("fetch.wait.max.ms", "5")
-        .create()
-        .expect("check consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p as i32, Offset::Beginning)
-            .expect("tpl");
-    }
-    consumer.assign(&tpl).expect("assign");
-    let mut records = vec![0u64; partitions];
-    let mut fps = vec![0u64; partitions];
-    let mut last = Instant::now();
-    let mut done_at: Option<Instant> = None;
-    loop {
-        if done_at.is_none() && records == produced.records {
-            done_at = Some(Instant::now());
-        }
-        // Once complete, a short extra read for anything more.
-        if done_at.is_some_and(|d| d.elapsed() > Duration::from_millis(300)) {
-            break;
-        }
-        match consumer.poll(Duration::from_millis(50)) {
-            Some(Ok(m)) => {
-                let p = m.partition() as usize;
-                assert_eq!(m.offset(), records[p] as i64, "{topic}-{p} offsets");
-                records[p] += 1;
-                assert!(
-                    records[p] <= produced.records[p],
-                    "{topic}-{p} holds more records than the source"
-                );
-                let headers: Vec<(&str, Option<&[u8]>)> = m
-                    .headers()
-                    .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
-                    .unwrap_or_default();
-                fps[p] = fps[p].wrapping_add(fingerprint(m.key(), m.payload(), &headers));
-                last = Instant::now();
-            }
-            Some(Err(KafkaError::PartitionEOF(_))) | None => assert!(
-                last.elapsed() < Duration::from_secs(60),
-                "{topic}: nothing read for 60 s ({records:?} of {:?})",
-                produced.records
-            ),
-            Some(Err(e)) => panic!("reading {topic} back: {e}"),
-        }
-    }
-    assert_eq!(fps, produced.fingerprints, "{topic}: keys/values/headers");
+    assert_eq!(produced.records.len(), partitions, "{topic}: partitions");
+    let got = read_back(bs, topic, &produced.records, Duration::from_secs(60));
+    assert_eq!(
+        got.fingerprints, produced.fingerprints,
+        "{topic}: keys/values/headers"
+    );
     started.elapsed()
 }
 

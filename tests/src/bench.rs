@@ -867,3 +867,83 @@ pub fn reset_peak_rss() {
 pub fn cpu_per_gib(cpu_secs: f64, bytes: u64) -> f64 {
     cpu_secs / (bytes as f64 / (1024.0 * 1024.0 * 1024.0)).max(f64::MIN_POSITIVE)
 }
+
+/// What a topic held when read back ([`read_back`]), per partition: records (from offset 0
+/// without a gap), the sum of their fingerprints and of their timestamps.
+pub struct ReadBack {
+    pub records: Vec<u64>,
+    pub fingerprints: Vec<u64>,
+    pub timestamps: Vec<u64>,
+}
+
+/// Reads `topic` back from offset 0 with a plain consumer (`fetch.wait.max.ms=5`, prefetch
+/// bounded to 32 MiB) until every partition `p` holds `expected[p]` records and nothing more
+/// arrives for 300 ms; panics on a gap in the offsets, on a partition holding more than
+/// expected, and when nothing is read for `idle`. tansu's high watermark can trail the last
+/// record, so the read goes by what arrives, not by the watermark.
+pub fn read_back(bs: &str, topic: &str, expected: &[u64], idle: Duration) -> ReadBack {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers as _, Message as _};
+    use rdkafka::{Offset, TopicPartitionList};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bs)
+        .set("group.id", "bench-read-back")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "true")
+        .set("fetch.wait.max.ms", "5")
+        .set("queued.max.messages.kbytes", "32768")
+        .create()
+        .expect("read-back consumer");
+    let n = expected.len();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..n {
+        tpl.add_partition_offset(topic, p as i32, Offset::Beginning)
+            .expect("tpl");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut got = ReadBack {
+        records: vec![0; n],
+        fingerprints: vec![0; n],
+        timestamps: vec![0; n],
+    };
+    let mut last = Instant::now();
+    // Done once every partition holds its records; then a short extra read for anything more.
+    let mut done_at: Option<Instant> = None;
+    loop {
+        if done_at.is_none() && got.records == expected {
+            done_at = Some(Instant::now());
+        }
+        if done_at.is_some_and(|d| d.elapsed() > Duration::from_millis(300)) {
+            return got;
+        }
+        match consumer.poll(Duration::from_millis(50)) {
+            Some(Ok(m)) => {
+                let p = m.partition() as usize;
+                assert_eq!(m.offset(), got.records[p] as i64, "{topic}-{p} offsets");
+                got.records[p] += 1;
+                assert!(
+                    got.records[p] <= expected[p],
+                    "{topic}-{p} holds more records than the source ({})",
+                    expected[p]
+                );
+                let headers: Vec<(&str, Option<&[u8]>)> = m
+                    .headers()
+                    .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
+                    .unwrap_or_default();
+                got.fingerprints[p] =
+                    got.fingerprints[p].wrapping_add(fingerprint(m.key(), m.payload(), &headers));
+                got.timestamps[p] =
+                    got.timestamps[p].wrapping_add(m.timestamp().to_millis().unwrap_or(-1) as u64);
+                last = Instant::now();
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) | None => assert!(
+                last.elapsed() < idle,
+                "{topic}: nothing read for {idle:?} ({:?} of {expected:?})",
+                got.records
+            ),
+            Some(Err(e)) => panic!("reading {topic} back: {e}"),
+        }
+    }
+}
