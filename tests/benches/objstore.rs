@@ -44,14 +44,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
 use serde_json::Value;
 use tidemark::backup::read::{load_manifests, read_segment};
 use tidemark::storage::{Storage, StorageOptions};
 use tidemark_tests::bench::{
-    args_from_env, build_description, cpu_secs, create_topic, fingerprint, load_average,
-    measure_helper_if_asked, median, produce, read_back, run_measured, verdict, Measured, Produced,
-    MIB,
+    args_from_env, build_description, cpu_secs, create_topic, delete_topic, fingerprint,
+    load_average, measure_helper_if_asked, median, produce, read_back, run_measured, verdict,
+    Measured, Produced, MIB,
 };
 use tidemark_tests::objstore::{S3Server, BUCKET};
 use tidemark_tests::{env_usize, Tansu};
@@ -317,18 +316,6 @@ fn check_target(bs: &str, topic: &str, produced: &Produced, timestamps: &[u64]) 
         "{topic}: fingerprints"
     );
     assert_eq!(got.timestamps, timestamps, "{topic}: timestamps");
-}
-
-async fn delete_topic(bs: &str, topic: &str) {
-    use rdkafka::admin::{AdminClient, AdminOptions};
-    use rdkafka::client::DefaultClientContext;
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bs)
-        .create()
-        .expect("admin client");
-    if let Err(e) = admin.delete_topics(&[topic], &AdminOptions::new()).await {
-        println!("  (could not delete {topic}: {e}; the broker keeps it)");
-    }
 }
 
 fn main() {

@@ -81,10 +81,10 @@ use tidemark::backup::format::Record;
 use tidemark::backup::read::{load_manifests, read_segment};
 use tidemark::storage::{Storage, StorageOptions};
 use tidemark_tests::bench::{
-    args_from_env, best, build_description, busiest_threads, cpu_secs, create_topic, disk_usage,
-    fingerprint, load_average, measure_helper_if_asked, median, num, produce, properties_from_env,
-    read_back, run_measured, self_cpu_secs, thread_cpu_secs, verdict, Deliveries, Measured,
-    Produced, MIB,
+    args_from_env, best, build_description, busiest_threads, cpu_secs, create_topic, delete_topic,
+    disk_usage, fingerprint, load_average, measure_helper_if_asked, median, num, produce,
+    properties_from_env, read_back, run_measured, self_cpu_secs, thread_cpu_secs, verdict,
+    Deliveries, Measured, Produced, MIB,
 };
 use tidemark_tests::{env_usize, time_cli, Tansu};
 
@@ -473,31 +473,6 @@ fn check_target_with(
         );
     }
     started.elapsed()
-}
-
-async fn delete_topic(bs: &str, topic: &str) {
-    use rdkafka::admin::{AdminClient, AdminOptions};
-    use rdkafka::client::DefaultClientContext;
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bs)
-        .create()
-        .expect("admin client");
-    match admin
-        .delete_topics(
-            &[topic],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
-        )
-        .await
-    {
-        Ok(rs) => {
-            for r in rs {
-                if let Err((t, e)) = r {
-                    println!("  (could not delete {t}: {e}; the broker keeps it)");
-                }
-            }
-        }
-        Err(e) => println!("  (could not delete {topic}: {e}; the broker keeps it)"),
-    }
 }
 
 #[allow(clippy::too_many_arguments)]
