@@ -29,14 +29,18 @@ pub const IO: i32 = 12;
 pub const TLS: i32 = 13;
 /// Another worker holds the lease on this backup shard or restore id, or this worker lost it.
 pub const LEASE_HELD: i32 = 14;
+/// An approved plan no longer matches the cluster (or its stored document is missing or does
+/// not have the approved hash); nothing changed. The operator plans again.
+pub const PLAN_CHANGED: i32 = 15;
 /// A run stopped before it finished that resumes from its checkpoint when run again (75,
 /// `EX_TEMPFAIL`): the operator's backup Jobs replace such a pod without counting a failure.
 pub const INTERRUPTED: i32 = 75;
 
 /// The codes no retry can fix (invalid input, snapshot or group not found, SASL authentication
-/// failed, malformed file, verification differences, TLS setup): the operator's pod failure
+/// failed, malformed file, verification differences, TLS setup, an approved plan the cluster no
+/// longer matches): the operator's pod failure
 /// policy fails the Job at once instead of spending `backoffLimit` on them.
-pub const PERMANENT: [i32; 7] = [
+pub const PERMANENT: [i32; 8] = [
     INVALID_INPUT,
     NOT_FOUND,
     GROUP_NOT_FOUND,
@@ -44,11 +48,12 @@ pub const PERMANENT: [i32; 7] = [
     MALFORMED,
     VERIFICATION_FAILED,
     TLS,
+    PLAN_CHANGED,
 ];
 
 /// [`PERMANENT`] plus [`PARTIAL`], for the kinds that change consumer offsets: their status
 /// lists what failed, and running them again is a decision, not a retry.
-pub const PERMANENT_OR_PARTIAL: [i32; 8] = [
+pub const PERMANENT_OR_PARTIAL: [i32; 9] = [
     INVALID_INPUT,
     NOT_FOUND,
     GROUP_NOT_FOUND,
@@ -57,6 +62,7 @@ pub const PERMANENT_OR_PARTIAL: [i32; 8] = [
     PARTIAL,
     VERIFICATION_FAILED,
     TLS,
+    PLAN_CHANGED,
 ];
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod backup;
 pub mod cleanup;
+pub mod drill;
 pub mod durations;
 pub mod enums;
 pub mod env;
@@ -23,6 +24,7 @@ pub mod exit;
 pub mod field;
 pub mod ids;
 pub mod limits;
+pub mod plan;
 pub mod properties;
 pub mod reset;
 pub mod reset_csv;
@@ -35,9 +37,11 @@ pub mod topics;
 
 pub use backup::*;
 pub use cleanup::*;
+pub use drill::*;
 pub use enums::{SaslMechanism, SecurityProtocol};
 pub use field::{FieldError, Result, TaskError};
 pub use ids::{validate_report_key, MAX_ID_LEN};
+pub use plan::*;
 pub use reset::*;
 pub use restore::*;
 pub use result::*;
@@ -88,6 +92,8 @@ pub enum TaskWork {
     BackupCleanup(BackupCleanupTask),
     /// A KafkaRestore run (or its validation when `dryRun`).
     Restore(RestoreTask),
+    /// A restore drill of a KafkaBackup's newest backup into scratch topics.
+    Drill(DrillTask),
 }
 
 impl Task {
@@ -128,19 +134,23 @@ impl Task {
             TaskWork::Backup(t) => t.validate(),
             TaskWork::BackupCleanup(t) => t.validate(),
             TaskWork::Restore(t) => t.validate(),
+            TaskWork::Drill(t) => t.validate(),
         }
     }
 
     /// The operation's name, for logs and results.
     pub fn operation(&self) -> &'static str {
         match &self.work {
+            TaskWork::OffsetRollback(t) if t.plan_out.is_some() => "rollback-plan",
             TaskWork::OffsetRollback(t) => t.operation.as_str(),
+            TaskWork::OffsetReset(t) if t.plan_out.is_some() => "reset-plan",
             TaskWork::OffsetReset(t) if t.dry_run => "reset-plan",
             TaskWork::OffsetReset(_) => "reset",
             TaskWork::Backup(_) => "backup",
             TaskWork::BackupCleanup(_) => "backup-cleanup",
-            TaskWork::Restore(t) if t.dry_run => "validate-restore",
+            TaskWork::Restore(t) if t.dry_run || t.plan_out.is_some() => "validate-restore",
             TaskWork::Restore(_) => "restore",
+            TaskWork::Drill(_) => "drill",
         }
     }
 }

@@ -55,6 +55,14 @@ pub struct OffsetResetTask {
     /// run); one taken by anything else fails the task and nothing is changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_description: Option<String>,
+    /// Plan only: write the full plan to this key of the task's storage and report its hash and
+    /// summary ([`crate::ResultPlan`]); nothing is changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_out: Option<String>,
+    /// Execute exactly this approved plan; refuse (exit [`crate::exit::PLAN_CHANGED`]) when the
+    /// cluster no longer matches it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_plan: Option<crate::plan::ApprovedPlan>,
 }
 
 fn default_reset_concurrency() -> usize {
@@ -124,6 +132,21 @@ impl OffsetResetTask {
     /// and CSV are parsed again by the reset engine, which names the same fields.
     pub fn validate(&self) -> Result<()> {
         self.kafka.validate()?;
+        crate::plan::validate_plan_fields(self.plan_out.as_deref(), self.approved_plan.as_ref())?;
+        if self.storage.is_none() {
+            if self.plan_out.is_some() {
+                return Err(field_error(
+                    "planOut",
+                    "needs {storage}: the plan is stored there",
+                ));
+            }
+            if self.approved_plan.is_some() {
+                return Err(field_error(
+                    "approvedPlan",
+                    "needs {storage}: the plan is read from there",
+                ));
+            }
+        }
         crate::limits::check_list(self.consumer_groups.len())
             .map_err(|e| field_error("consumerGroups", e))?;
         crate::limits::check_list(self.topics.len()).map_err(|e| field_error("topics", e))?;

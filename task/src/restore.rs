@@ -124,6 +124,14 @@ pub struct RestoreTask {
     /// done, waits for the other shards' mappings before phase three (default 6 hours).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard_wait_secs: Option<u64>,
+    /// Plan only: write the full plan to this key of the task's storage and report its hash and
+    /// summary ([`crate::ResultPlan`]); nothing is changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_out: Option<String>,
+    /// Execute exactly this approved plan; refuse (exit [`crate::exit::PLAN_CHANGED`]) when the
+    /// cluster no longer matches it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_plan: Option<crate::plan::ApprovedPlan>,
 }
 
 /// The restore id of shard `index` of `count` of restore `base`.
@@ -311,6 +319,7 @@ impl RestoreTask {
             }
         }
         validate_id(&self.backup_id).map_err(|e| field_invalid("backupId", e))?;
+        crate::plan::validate_plan_fields(self.plan_out.as_deref(), self.approved_plan.as_ref())?;
         if let Some(id) = &self.restore_id {
             validate_id(id).map_err(|e| field_invalid("restoreId", e))?;
         }

@@ -37,6 +37,12 @@ pub struct TaskResult {
     /// What a restore did (or, in a dry run, would do).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<ResultRestore>,
+    /// A plan (a task with `planOut`), or the plan an approved run executed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<ResultPlan>,
+    /// What a restore drill found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<ResultDrill>,
     /// Set when the task failed: the error's label and exit code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ResultError>,
@@ -114,6 +120,89 @@ pub struct ResultBackup {
     /// Offsets an interrupted backup was behind the high watermarks at its last checkpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag: Option<u64>,
+}
+
+/// A plan's bounded summary; the whole plan is in storage under `key`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultPlan {
+    /// [`crate::PLAN_HASH_LEN`] hex digits of the SHA-256 of the stored plan document: what an
+    /// approval names.
+    pub hash: String,
+    /// Where the whole plan is, relative to the task's storage.
+    pub key: String,
+    /// When it was made (RFC 3339).
+    pub created: String,
+    /// One line saying what executing it does.
+    pub summary: String,
+    /// restore: records and bytes to write; topics and partitions written.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub records: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bytes: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub topics: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub partitions: u64,
+    /// restore: topics it creates (the first [`MAX_RESULT_IDS`]; `topicsToCreateTotal` counts all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topics_to_create: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub topics_to_create_total: u64,
+    /// restore: topic configs the target would refuse, as `topic: config` (the first
+    /// [`MAX_RESULT_IDS`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused_configs: Vec<String>,
+    /// Consumer groups whose offsets change (reset, rollback, restore phase three) and the
+    /// partitions whose committed offset changes.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub groups: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub offsets: u64,
+    /// Groups with active members now (the first [`MAX_RESULT_IDS`]; `activeGroupsTotal` counts
+    /// all): executing would refuse them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub active_groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub active_groups_total: u64,
+    /// The safety snapshot executing it takes first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safety_snapshot_id: Option<String>,
+}
+
+/// A restore drill's findings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultDrill {
+    pub drill_id: String,
+    /// The backup drilled (the newest of its chain).
+    pub backup_id: String,
+    /// The expanded prefix of the scratch topics and groups.
+    pub prefix: String,
+    pub topics: u64,
+    pub partitions: u64,
+    /// Records and record bytes restored and read back.
+    pub records: u64,
+    pub bytes: u64,
+    /// Every restored record matched the backup (count and per-partition digest) and every
+    /// translated offset checked.
+    pub verified: bool,
+    /// Restore wall time, seconds (milliseconds precision).
+    pub rto_seconds: f64,
+    /// Age of the newest backed-up record when the drill started, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo_seconds: Option<f64>,
+    /// Record bytes restored per second.
+    pub bytes_per_second: u64,
+    /// Consumer groups whose translated offsets were checked.
+    pub groups_checked: u64,
+    /// What failed, one line each (the first [`MAX_RESULT_IDS`]; `failuresTotal` counts all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failures_total: u64,
+    /// The scratch topics and groups were all deleted.
+    pub cleaned_up: bool,
 }
 
 /// Ids listed at most in a result's lists of backups.

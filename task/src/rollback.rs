@@ -35,6 +35,14 @@ pub struct OffsetRollbackTask {
     /// existing snapshot with this id is kept: a retried run keeps what its first attempt stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub safety_snapshot_id: Option<String>,
+    /// Plan only: write the full plan to this key of the task's storage and report its hash and
+    /// summary ([`crate::ResultPlan`]); nothing is changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_out: Option<String>,
+    /// Execute exactly this approved plan; refuse (exit [`crate::exit::PLAN_CHANGED`]) when the
+    /// cluster no longer matches it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_plan: Option<crate::plan::ApprovedPlan>,
 }
 
 /// The four operations.
@@ -88,6 +96,19 @@ impl OffsetRollbackTask {
             return Err(field_error(
                 "consumerGroups",
                 "is required for operation snapshot: list the groups to capture",
+            ));
+        }
+        crate::plan::validate_plan_fields(self.plan_out.as_deref(), self.approved_plan.as_ref())?;
+        if (self.plan_out.is_some() || self.approved_plan.is_some())
+            && self.operation != RollbackOperation::Rollback
+        {
+            return Err(field_error(
+                if self.plan_out.is_some() {
+                    "planOut"
+                } else {
+                    "approvedPlan"
+                },
+                format!("is set for operation {op}; only a rollback is planned and approved"),
             ));
         }
         self.storage.validate()

@@ -111,6 +111,12 @@ pub async fn run_task(task_file: &Path, result_file: &Path) -> Result<i32> {
                 failed.snapshot_id = Some(snapshot_id.clone());
                 run_offset_rollback(t, &snapshot_id).await
             }
+            TaskWork::Drill(_) => {
+                failed.operation = Some("drill".into());
+                Err(Error::InvalidInput(
+                    "task kind 'drill' is not supported by this worker yet".into(),
+                ))
+            }
         },
     };
     let (result, report, ret) = match outcome {

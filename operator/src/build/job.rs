@@ -47,12 +47,12 @@ const SECRET_FILE_MODE: i32 = 0o440;
 /// Worker exit codes that no retry can fix (invalid input, snapshot or group not found, SASL
 /// authentication failed, malformed snapshot, verification differences, TLS setup): the pod
 /// failure policy fails the Job at once instead of spending `backoffLimit` on them.
-pub const PERMANENT_EXIT_CODES: [i32; 7] = tidemark_task::exit::PERMANENT;
+pub const PERMANENT_EXIT_CODES: [i32; 8] = tidemark_task::exit::PERMANENT;
 
 /// [`PERMANENT_EXIT_CODES`] plus 10, a partial failure (some consumer groups were not changed),
 /// for kinds that change consumer offsets: their status lists what failed, and bumping the run
 /// annotation runs them again on purpose, instead of the Job controller retrying at once.
-pub const PARTIAL_FAILURE_EXIT_CODES: [i32; 8] = tidemark_task::exit::PERMANENT_OR_PARTIAL;
+pub const PARTIAL_FAILURE_EXIT_CODES: [i32; 9] = tidemark_task::exit::PERMANENT_OR_PARTIAL;
 
 /// Port of the worker's Prometheus endpoint (`/metrics`), named [`METRICS_PORT_NAME`].
 pub const METRICS_PORT: i32 = 9090;

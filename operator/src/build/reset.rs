@@ -26,7 +26,7 @@ pub const COMPONENT: &str = "offset-reset";
 /// groups must not be re-run by the Job controller: the retry would plan again from offsets it
 /// already moved (a shiftBy would shift those groups twice). The status lists the failed groups;
 /// bumping the run annotation runs it again on purpose.
-pub const RESET_PERMANENT_EXIT_CODES: [i32; 8] = super::job::PARTIAL_FAILURE_EXIT_CODES;
+pub const RESET_PERMANENT_EXIT_CODES: [i32; 9] = super::job::PARTIAL_FAILURE_EXIT_CODES;
 
 /// Longest part of the resource name kept in a safety snapshot id.
 const MAX_NAME_IN_ID: usize = 100;
@@ -165,6 +165,8 @@ impl WorkerKind for KafkaOffsetReset {
                 storage,
                 snapshot_id,
                 snapshot_description,
+                plan_out: None,
+                approved_plan: None,
             }),
         })
     }
@@ -263,6 +265,8 @@ mod tests {
             snapshot_description: Some(
                 "Before offset reset by KafkaOffsetReset kafka-backup/replay-orders, run g1-r0 (uid 7d2f4b8a-51c3-4e0a-b6a1-2c9e8f7d6a50)".into(),
             ),
+            plan_out: None,
+            approved_plan: None,
         };
         assert_eq!(parse_back(&cm), expected);
     }

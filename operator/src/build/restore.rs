@@ -386,6 +386,8 @@ fn restore_task(cr: &KafkaRestore, backup: BackupSource<'_>, shards: u32) -> Res
             shard_index: None,
             shard_count: shards,
             shard_wait_secs: None,
+            plan_out: None,
+            approved_plan: None,
         }),
     })
 }
@@ -630,6 +632,8 @@ spec:
             shard_index: None,
             shard_count: 1,
             shard_wait_secs: None,
+            plan_out: None,
+            approved_plan: None,
         };
         assert_eq!(parse_back(&cm), expected);
     }

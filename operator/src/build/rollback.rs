@@ -102,6 +102,8 @@ impl WorkerKind for KafkaOffsetRollback {
                     Operation::Rollback => Some(safety_snapshot_id(self, run)?),
                     _ => None,
                 },
+                plan_out: None,
+                approved_plan: None,
             }),
         })
     }

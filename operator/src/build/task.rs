@@ -246,6 +246,8 @@ mod tests {
                 strict: false,
                 verify_after_rollback: true,
                 safety_snapshot_id: None,
+                plan_out: None,
+                approved_plan: None,
             }),
         };
         assert_eq!(parse_back(&cm), expected);

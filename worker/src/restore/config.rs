@@ -226,6 +226,8 @@ pub fn parse_config(
         shard_index: None,
         shard_count: 1,
         shard_wait_secs: None,
+        plan_out: None,
+        approved_plan: None,
     };
     task.validate().map_err(|e| bad(config_message(&e)))?;
     Ok(RestoreConfig { task, credentials })
