@@ -802,7 +802,7 @@ mod tests {
                 [
                     pair("Ignore", "DisruptionTarget"),
                     pair("Ignore", "In [75]"),
-                    pair("FailJob", "In [2, 3, 4, 6, 8, 11, 13]"),
+                    pair("FailJob", "In [2, 3, 4, 6, 8, 11, 13, 15]"),
                 ],
                 "evictions and SIGTERMed workers (exit 75, resumable) do not count against backoffLimit"
             );

@@ -980,7 +980,7 @@ mod tests {
         assert_eq!(policy.rules[1].action, "FailJob");
         let codes = policy.rules[1].on_exit_codes.as_ref().expect("exit codes");
         assert_eq!(codes.container_name.as_deref(), Some("tidemark"));
-        assert_eq!(codes.values, [2, 3, 4, 6, 8, 11, 13]);
+        assert_eq!(codes.values, [2, 3, 4, 6, 8, 11, 13, 15]);
     }
 
     #[test]

@@ -502,7 +502,7 @@ mod tests {
         let policy = spec.pod_failure_policy.as_ref().expect("policy");
         assert_eq!(policy.rules[1].action, "FailJob");
         let codes = policy.rules[1].on_exit_codes.as_ref().expect("exit codes");
-        assert_eq!(codes.values, [2, 3, 4, 6, 8, 10, 11, 13]);
+        assert_eq!(codes.values, [2, 3, 4, 6, 8, 10, 11, 13, 15]);
         // S3 needs no API access.
         assert_eq!(pod(&job).automount_service_account_token, Some(false));
     }
