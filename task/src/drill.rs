@@ -62,6 +62,12 @@ pub struct DrillTask {
     /// The drill fails (exit [`crate::exit::VERIFICATION_FAILED`]) when the restore took longer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_rto_seconds: Option<u64>,
+    /// Drill only the records of this PITR window (epoch milliseconds, inclusive at both ends),
+    /// as a restore with the same window would restore them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_window_start: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_window_end: Option<i64>,
     /// A key of `storage` where the full drill report (JSON) is stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_key: Option<String>,
@@ -113,6 +119,14 @@ impl DrillTask {
                 "maxConcurrentPartitions",
                 "is 0; use 1 or more",
             ));
+        }
+        if let (Some(start), Some(end)) = (self.time_window_start, self.time_window_end) {
+            if start > end {
+                return Err(field_error(
+                    "timeWindowEnd",
+                    format!("is {end}, before timeWindowStart {start}"),
+                ));
+            }
         }
         if let Some(key) = &self.report_key {
             validate_report_key(key).map_err(|e| field_invalid("reportKey", e))?;

@@ -4,6 +4,7 @@
 //! a request, the use case of [`crate::service`], the report rendered.
 
 mod backup;
+mod drill;
 mod entry;
 mod reset;
 mod restore;
@@ -66,6 +67,8 @@ pub enum Command {
     ShowOffsetMapping(ShowMappingArgs),
     /// Restore the data, then translate the backup's consumer offsets through the exact mapping and commit them.
     ThreePhaseRestore(RestoreArgs),
+    /// Restore a backup into prefixed scratch topics, verify every record and the translated consumer offsets, then delete them again.
+    Drill(DrillArgs),
     /// Run a task document rendered by the operator and write its result (used in Kubernetes Jobs).
     Run(RunArgs),
 }
@@ -637,6 +640,32 @@ pub struct ShowMappingArgs {
     pub format: MappingFormat,
 }
 
+/// `drill`
+#[derive(Debug, Clone, Args)]
+pub struct DrillArgs {
+    /// Drill configuration (YAML: a restore configuration's `target` and `storage`, and a `drill:` section).
+    #[arg(short = 'c', long, value_name = "FILE")]
+    pub config: std::path::PathBuf,
+    /// The backup to drill, with its whole chain (default: the newest complete backup, of `drill.chain` when set).
+    #[arg(short = 'b', long)]
+    pub backup_id: Option<String>,
+    /// Prefix of the scratch topics and consumer groups; {id} is the drill id (default drill-{id}-).
+    #[arg(long, value_name = "PREFIX")]
+    pub prefix: Option<String>,
+    /// Name of this drill (default: generated from the time).
+    #[arg(long, value_name = "ID")]
+    pub drill_id: Option<String>,
+    /// Extra librdkafka client property for the target, repeatable (key=value).
+    #[arg(long = "kafka-property", short = 'X', value_name = "KEY=VALUE")]
+    pub kafka_properties: Vec<String>,
+    /// Connect over TLS without verifying the broker's certificate or host name (never the
+    /// default; refused as a -X property). Only for a broker whose certificate cannot be verified.
+    #[arg(long)]
+    pub insecure_skip_tls_verify: bool,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
 /// `run`
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
@@ -767,6 +796,10 @@ mod tests {
             ("describe -p /s -b b1 -f yaml", true),
             ("describe -p /s", false),
             ("verify-backup -p /s -b b1 --deep", true),
+            ("drill --config drill.yaml", true),
+            ("drill -c drill.yaml -b b1 --prefix dr-{id}- --drill-id d1 -f json -X linger.ms=5", true),
+            ("drill -b b1", false),
+            ("drill -c drill.yaml -f yaml", false),
             ("run --task /etc/tidemark/task.yaml", true),
             ("run --task t.yaml --result-file /tmp/result.json", true),
             ("run", false),

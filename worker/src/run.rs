@@ -111,11 +111,14 @@ pub async fn run_task(task_file: &Path, result_file: &Path) -> Result<i32> {
                 failed.snapshot_id = Some(snapshot_id.clone());
                 run_offset_rollback(t, &snapshot_id).await
             }
-            TaskWork::Drill(_) => {
+            TaskWork::Drill(t) => {
+                tracing::info!(
+                    source = task.source.as_deref().unwrap_or("-"),
+                    operation = "drill",
+                    "running task"
+                );
                 failed.operation = Some("drill".into());
-                Err(Error::InvalidInput(
-                    "task kind 'drill' is not supported by this worker yet".into(),
-                ))
+                run_drill(t).await
             }
         },
     };
@@ -365,6 +368,16 @@ async fn run_backup(t: &crate::task::BackupTask, finish_file: &Path) -> Result<T
         },
         report: to_report(&r),
         exit_code,
+    })
+}
+
+/// A restore drill: its report once it has started, whether it verified or not.
+async fn run_drill(t: &crate::task::DrillTask) -> Result<TaskOutcome> {
+    let report = crate::drill::run_drill(t, None, stop_on_signal()).await?;
+    Ok(TaskOutcome {
+        result: report.to_result(),
+        report: to_report(&report),
+        exit_code: report.exit_code(),
     })
 }
 

@@ -78,6 +78,7 @@ pub fn operation(command: &Command) -> &'static str {
         Command::ValidateRestore(_) => "validate-restore",
         Command::ShowOffsetMapping(_) => "show-offset-mapping",
         Command::ThreePhaseRestore(_) => "three-phase-restore",
+        Command::Drill(_) => "drill",
         Command::Run(_) => "run",
     }
 }
@@ -107,6 +108,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::ThreePhaseRestore(a) => restore::restore(a, true).await,
         Command::ValidateRestore(a) => restore::validate(a).await,
         Command::ShowOffsetMapping(a) => restore::show_offset_mapping(a).await,
+        Command::Drill(a) => drill::drill(a).await,
         Command::Run(a) => crate::run::run_task(&a.task, &a.result_file).await,
     }
 }
@@ -136,6 +138,7 @@ pub fn error_format(cli: &Cli) -> Format {
             _ => Format::Text,
         },
         Command::Restore(a) | Command::ThreePhaseRestore(a) => a.format.format,
+        Command::Drill(a) => a.format.format,
         Command::ValidateRestore(a) => match a.format {
             DescribeFormat::Json => Format::Json,
             _ => Format::Text,

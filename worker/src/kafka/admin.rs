@@ -583,6 +583,61 @@ impl GroupAdmin {
         Ok(())
     }
 
+    /// Deletes `topics` (Kafka's DeleteTopics). Returns the topics that could not be deleted,
+    /// each with Kafka's reason; a topic that does not exist counts as deleted.
+    pub async fn delete_topics(&self, topics: &[String]) -> Result<Vec<(String, String)>> {
+        use rdkafka::admin::AdminOptions;
+        const WHAT: &str = "failed to delete topics";
+        if topics.is_empty() {
+            return Ok(Vec::new());
+        }
+        let started = Instant::now();
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        let opts = AdminOptions::new()
+            .request_timeout(Some(self.config.request_timeout))
+            .operation_timeout(Some(self.config.request_timeout));
+        let out = self
+            .inner
+            .client()
+            .delete_topics(&names, &opts)
+            .await
+            .map_err(|e| self.kafka_error(&e, started, WHAT))?;
+        Ok(out
+            .into_iter()
+            .filter_map(|r| match r {
+                Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) | Ok(_) => None,
+                Err((name, code)) => Some((name, code.to_string())),
+            })
+            .collect())
+    }
+
+    /// Deletes consumer groups (Kafka's DeleteGroups; only groups without members can be).
+    /// Returns the groups that could not be deleted, each with Kafka's reason; a group that does
+    /// not exist counts as deleted.
+    pub async fn delete_groups(&self, groups: &[String]) -> Result<Vec<(String, String)>> {
+        use rdkafka::admin::AdminOptions;
+        const WHAT: &str = "failed to delete consumer groups";
+        if groups.is_empty() {
+            return Ok(Vec::new());
+        }
+        let started = Instant::now();
+        let names: Vec<&str> = groups.iter().map(String::as_str).collect();
+        let opts = AdminOptions::new().request_timeout(Some(self.config.request_timeout));
+        let out = self
+            .inner
+            .client()
+            .delete_groups(&names, &opts)
+            .await
+            .map_err(|e| self.kafka_error(&e, started, WHAT))?;
+        Ok(out
+            .into_iter()
+            .filter_map(|r| match r {
+                Err((_, RDKafkaErrorCode::GroupIdNotFound)) | Ok(_) => None,
+                Err((name, code)) => Some((name, code.to_string())),
+            })
+            .collect())
+    }
+
     /// The cluster's id, when the brokers report one (what tells two clusters apart whatever
     /// their addresses).
     pub async fn cluster_id(&self) -> Option<String> {
