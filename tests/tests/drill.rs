@@ -412,3 +412,60 @@ async fn a_drill_task_of_a_pitr_window_reports_through_the_termination_result() 
         Vec::<String>::new()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_takes_the_newest_complete_backup_of_its_chain_with_every_link() {
+    let kafka = Tansu::start();
+    let bs = kafka.bootstrap();
+    create_topic(&bs, "orders", 1, &[]).await;
+    create_topic(&bs, "misc", 1, &[]).await;
+    let p = producer(&bs);
+    produce_varied(&p, "orders", 0, 0, 60).await;
+    produce_varied(&p, "misc", 0, 0, 5).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    let store_s = store.to_str().expect("utf8");
+    let incremental = |id: &str| {
+        let out = cli(&[
+            "backup",
+            "--bootstrap-servers",
+            &bs,
+            "--path",
+            store_s,
+            "--topics",
+            "orders",
+            "--backup-id",
+            id,
+            "--mode",
+            "incremental",
+            "--chain",
+            "prod",
+            "-f",
+            "json",
+        ]);
+        expect_code(&out, 0);
+    };
+    incremental("c1");
+    produce_varied(&p, "orders", 0, 60, 40).await;
+    incremental("c2");
+    // The newest backup of the location, but of no chain: not the one drilled.
+    backup(&bs, store_s, "misc", "z9");
+
+    let cfg = config(
+        dir.path(),
+        "d.yaml",
+        &bs,
+        store_s,
+        "  chain: prod\n  drill_id: ch1\n",
+    );
+    let out = cli(&["drill", "--config", &cfg, "-f", "json"]);
+    expect_code(&out, 0);
+    let j = out.json();
+    assert_eq!(j["backup_id"], "c2", "{j}");
+    assert_eq!(j["links"], serde_json::json!(["c1", "c2"]));
+    assert_eq!(j["records"], 100, "both links restored: {j}");
+    assert_eq!(j["scratch_topics"], serde_json::json!(["drill-ch1-orders"]));
+    assert_eq!(j["verified"], true);
+    assert_eq!(j["cleaned_up"], true);
+    assert_eq!(under_prefix(&bs, "drill-ch1-").await, Vec::<String>::new());
+}

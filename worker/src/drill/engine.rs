@@ -167,8 +167,8 @@ async fn prepare(
     refuse_taken(
         admin,
         &prefix,
-        (&sources, &scratch_topics),
-        (&source_groups, &scratch_groups),
+        (&sources, &source_groups),
+        (&scratch_topics, &scratch_groups),
     )
     .await?;
     let newest_ms = newest_record(storage, &sources, backup_id).await?;
@@ -217,13 +217,12 @@ fn restore_task(
     Ok(task)
 }
 
-/// Refuses (exit 2, nothing written) a prefix under which a topic or group already exists, a
-/// scratch name that is a source name, and a scratch topic name longer than Kafka allows.
+/// Refuses (exit 2, nothing written) a prefix the cluster's listings show taken ([`taken`]).
 async fn refuse_taken(
     admin: &GroupAdmin,
     prefix: &str,
-    (source_topics, scratch_topics): (&[String], &[String]),
-    (source_groups, scratch_groups): (&[String], &[String]),
+    sources: (&[String], &[String]),
+    scratch: (&[String], &[String]),
 ) -> Result<()> {
     let topics = admin.list_topics().await?;
     let groups: Vec<String> = admin
@@ -232,6 +231,26 @@ async fn refuse_taken(
         .into_iter()
         .map(|g| g.group_id)
         .collect();
+    let problems = taken(prefix, (&topics, &groups), sources, scratch);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "drill prefix '{prefix}' refused, nothing was written: {}; choose another topicPrefix (--prefix) or drill id",
+        problems.join("; ")
+    )))
+}
+
+/// Why `prefix` cannot be used, one line per kind of name: topics or groups of the cluster
+/// (`existing`) already under it, scratch names equal to source names (`sources`: the backed-up
+/// topics and captured groups; `scratch`: their scratch names), scratch topic names longer
+/// than Kafka allows.
+fn taken(
+    prefix: &str,
+    (topics, groups): (&[String], &[String]),
+    (source_topics, source_groups): (&[String], &[String]),
+    (scratch_topics, scratch_groups): (&[String], &[String]),
+) -> Vec<String> {
     let mut problems = Vec::new();
     let mut refuse = |what: &str, names: Vec<&String>| {
         if !names.is_empty() {
@@ -267,13 +286,7 @@ async fn refuse_taken(
             .filter(|n| n.len() > MAX_TOPIC_NAME)
             .collect(),
     );
-    if problems.is_empty() {
-        return Ok(());
-    }
-    Err(Error::invalid(format!(
-        "drill prefix '{prefix}' refused, nothing was written: {}; choose another topicPrefix (--prefix) or drill id",
-        problems.join("; ")
-    )))
+    problems
 }
 
 /// `a, b, c` (at most [`NAMES_LISTED`], then how many more).
@@ -631,5 +644,66 @@ async fn store_report(storage: &Storage, t: &DrillTask, report: &mut DrillReport
                 message: format!("the report could not be stored at {key}: {e}"),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_prefix_is_taken_by_existing_names_source_names_and_overlong_names() {
+        let none: Vec<String> = Vec::new();
+        let free = taken(
+            "drill-1-",
+            (&names(&["orders", "drill-2-orders"]), &names(&["billing"])),
+            (&names(&["orders"]), &names(&["billing"])),
+            (&names(&["drill-1-orders"]), &names(&["drill-1-billing"])),
+        );
+        assert!(free.is_empty(), "{free:?}");
+        let p = taken(
+            "dr-",
+            (
+                &names(&["dr-old", "orders"]),
+                &names(&["dr-g", "dr-h", "x"]),
+            ),
+            (&names(&["orders", "dr-orders"]), &names(&["dr-billing"])),
+            (
+                &names(&["dr-orders", "dr-dr-orders"]),
+                &names(&["dr-dr-billing", "dr-dr-billing2"]),
+            ),
+        );
+        assert_eq!(
+            p,
+            [
+                "topics already exist under it: dr-old",
+                "consumer groups already exist under it: dr-g, dr-h",
+                "scratch topic names that are backed-up topic names: dr-orders",
+            ]
+        );
+        let long = format!("d-{}", "t".repeat(248));
+        let p = taken("d-", (&none, &none), (&none, &none), (&[long], &none));
+        assert_eq!(p.len(), 1);
+        assert!(
+            p[0].starts_with("scratch topic names longer than 249"),
+            "{p:?}"
+        );
+        let many: Vec<String> = (0..12).map(|i| format!("z-{i:02}")).collect();
+        let p = taken("z-", (&many, &none), (&none, &none), (&none, &none));
+        assert!(p[0].ends_with("z-09 and 2 more"), "{p:?}");
+        let p = taken(
+            "z-",
+            (&none, &none),
+            (&none, &names(&["z-g"])),
+            (&none, &names(&["z-g"])),
+        );
+        assert_eq!(
+            p,
+            ["scratch group names that are captured group names: z-g"]
+        );
     }
 }
