@@ -69,6 +69,17 @@ pub async fn run_drill(
     let backup_id = pick_backup(&storage, t).await?;
     let admin = GroupAdmin::connect(&kafka_config_with(&t.kafka, credentials)?).await?;
     let p = prepare(&storage, &admin, t, &backup_id, &drill_id).await?;
+    let mut report = first_report(t, &p, started_at);
+    tracing::info!(drill_id = %p.drill_id, backup_id = %p.backup_id, prefix = %p.prefix, "drill starting");
+    let outcome = exercise(&p, &storage, &admin, stop, &mut report).await;
+    cleanup(&admin, &p, &mut report).await;
+    judge(t, outcome, &mut report);
+    store_report(&storage, t, &mut report).await;
+    Ok(report)
+}
+
+/// The report as it stands when the drill starts writing: what is drilled, where, and the RPO.
+fn first_report(t: &DrillTask, p: &Prepared, started_at: DateTime<Utc>) -> DrillReport {
     let mut report = DrillReport {
         status: "failed",
         drill_id: p.drill_id.clone(),
@@ -92,12 +103,13 @@ pub async fn run_drill(
         report_key: t.report_key.clone(),
         ..DrillReport::default()
     };
-    tracing::info!(drill_id = %p.drill_id, backup_id = %p.backup_id, prefix = %p.prefix, "drill starting");
-    let outcome = exercise(&p, &storage, &admin, stop, &mut report).await;
-    cleanup(&admin, &p, &mut report).await;
-    judge(t, outcome, &mut report);
-    store_report(&storage, t, &mut report).await;
-    Ok(report)
+    if t.check_offsets && p.captured.is_none() {
+        report.warnings.push(format!(
+            "backup '{}' holds no captured consumer offsets: no group was checked",
+            p.backup_id
+        ));
+    }
+    report
 }
 
 /// `<yyyymmdd>-<hhmmss>-<4 hex>`: a drill id that sorts by time.

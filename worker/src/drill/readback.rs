@@ -18,7 +18,7 @@ pub const QUIET: Duration = Duration::from_secs(1);
 /// How long one partition may take to read back.
 const READ_LIMIT: Duration = Duration::from_secs(900);
 /// Partitions read back at once.
-const READERS: usize = 4;
+const READERS: usize = 8;
 
 /// Reads every partition of `partitions` back (`group_id` names the assign-only readers, which
 /// never join or commit), at most [`READERS`] at once.
