@@ -347,6 +347,7 @@ fn count_partitions(plan: &RestorePlan) -> u64 {
 
 /// Restores (timed), reads back and compares, then checks the translated offsets. Findings go
 /// into `report`; an error ends the exercise (cleanup still follows).
+#[tracing::instrument(name = "drill", skip_all, fields(drill_id = %p.drill_id, backup_id = %p.backup_id))]
 async fn exercise(
     p: &Prepared,
     storage: &Storage,
@@ -512,6 +513,7 @@ async fn commit_and_read(
 
 /// Deletes the scratch groups and topics (only names under the prefix) and waits until the
 /// listings no longer show them; `cleaned_up` says whether that worked.
+#[tracing::instrument(name = "drill_cleanup", skip_all, fields(drill_id = %p.drill_id))]
 async fn cleanup(admin: &GroupAdmin, p: &Prepared, report: &mut DrillReport) {
     let mut groups: Vec<String> = report.scratch_groups.clone();
     groups.push(format!("{}tidemark-read", p.prefix));

@@ -32,8 +32,12 @@ pub async fn read_back(
         let mut set = tokio::task::JoinSet::new();
         for (topic, partition) in chunk.iter().cloned() {
             let (config, group) = (config.clone(), group_id.to_string());
+            let span = tracing::info_span!("drill_read_back", topic = %topic, partition);
             set.spawn_blocking(move || {
-                read_partition(&config, &group, &topic, partition).map(|d| ((topic, partition), d))
+                span.in_scope(|| {
+                    read_partition(&config, &group, &topic, partition)
+                        .map(|d| ((topic, partition), d))
+                })
             });
         }
         while let Some(joined) = set.join_next().await {
