@@ -274,6 +274,36 @@ async fn a_drill_over_a_corrupted_segment_fails_naming_it_and_still_cleans_up() 
     assert!(out.stderr.contains(&seg), "{}", out.stderr);
     assert_eq!(j["cleaned_up"], true, "{j}");
     assert_eq!(under_prefix(&bs, "drill-bad1-").await, Vec::<String>::new());
+
+    // The same drill as a task: the termination result is a failed drill, filled.
+    let task = format!(
+        "apiVersion: tidemark.dev/task-v1\nkind: drill\nkafka:\n  bootstrapServers: [\"{bs}\"]\n  securityProtocol: PLAINTEXT\nstorage:\n  type: location\n  url: {store_s}\ndrillId: bad2\n"
+    );
+    let task_file = dir.path().join("bad2.yaml");
+    let result_file = dir.path().join("bad2.result");
+    std::fs::write(&task_file, task).expect("write task");
+    let out = cli(&[
+        "run",
+        "--task",
+        task_file.to_str().expect("utf8"),
+        "--result-file",
+        result_file.to_str().expect("utf8"),
+    ]);
+    expect_code(&out, 8);
+    let result: TaskResult =
+        serde_json::from_slice(&std::fs::read(&result_file).expect("result file"))
+            .expect("a TaskResult");
+    assert_eq!(result.phase, "Failed");
+    assert_eq!(result.error.as_ref().map(|e| e.exit_code), Some(8));
+    let d = result.drill.expect("drill filled on failure");
+    assert_eq!((d.drill_id.as_str(), d.backup_id.as_str()), ("bad2", "b1"));
+    assert!(!d.verified && d.cleaned_up, "{d:?}");
+    assert!(
+        d.failures_total >= 1 && d.failures[0].contains(&seg),
+        "{d:?}"
+    );
+    assert!(result.message.contains(&seg), "{}", result.message);
+    assert_eq!(under_prefix(&bs, "drill-bad2-").await, Vec::<String>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
