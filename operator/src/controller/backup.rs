@@ -114,6 +114,8 @@ impl RunKind for KafkaBackup {
             cleanup: s.cleanup.clone(),
             gap_offsets: s.gap_offsets,
             unexplained_gap_offsets: s.unexplained_gap_offsets,
+            drill: s.drill.clone(),
+            last_drill: s.last_drill.clone(),
             ..KafkaBackupStatus::default()
         }
     }
