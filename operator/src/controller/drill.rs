@@ -534,3 +534,124 @@ fn set(
         c.message = message.to_string();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::fixtures::*;
+
+    fn at(t: &str) -> Timestamp {
+        t.parse().expect("a time")
+    }
+
+    fn spec(schedule: Option<&str>, after: Option<i32>) -> DrillSpec {
+        DrillSpec {
+            schedule: schedule.map(str::to_string),
+            after_every_backups: after,
+            ..DrillSpec::default()
+        }
+    }
+
+    #[test]
+    fn a_schedule_counts_from_the_newest_drill_or_from_when_drills_were_first_seen() {
+        let mut drill = DrillStatus {
+            since: Some("2024-12-01T00:00:00Z".into()),
+            ..DrillStatus::default()
+        };
+        let weekly = spec(Some("0 4 * * 0"), None);
+        assert_eq!(next_due(&weekly, &drill), Some(at("2024-12-01T04:00:00Z")));
+        drill.start_time = Some("2024-12-01T04:00:00Z".into());
+        assert_eq!(next_due(&weekly, &drill), Some(at("2024-12-08T04:00:00Z")));
+        for (macro_, next) in [
+            ("@midnight", "2024-12-02T00:00:00Z"),
+            ("@daily", "2024-12-02T00:00:00Z"),
+            ("@hourly", "2024-12-01T05:00:00Z"),
+            ("@weekly", "2024-12-08T00:00:00Z"),
+        ] {
+            assert_eq!(
+                next_due(&spec(Some(macro_), None), &drill),
+                Some(at(next)),
+                "{macro_}"
+            );
+        }
+        assert_eq!(next_due(&spec(None, Some(3)), &drill), None);
+    }
+
+    #[test]
+    fn a_drill_is_due_only_once_a_backup_succeeded() {
+        let drill = DrillStatus {
+            since: Some("2024-12-01T00:00:00Z".into()),
+            backups_since_drill: 2,
+            ..DrillStatus::default()
+        };
+        let mut status = KafkaBackupStatus::default();
+        let now = at("2024-12-01T05:00:00Z");
+        let weekly = spec(Some("0 4 * * 0"), None);
+        assert!(!due(&weekly, &drill, &status, now), "no backup yet");
+        status.last_successful_time = Some("2024-12-01T03:00:00Z".into());
+        assert!(due(&weekly, &drill, &status, now));
+        assert!(!due(&weekly, &drill, &status, at("2024-12-01T03:59:59Z")));
+        assert!(due(&spec(None, Some(2)), &drill, &status, now));
+        assert!(!due(&spec(None, Some(3)), &drill, &status, now));
+        let mut suspended = spec(None, Some(2));
+        suspended.suspend = true;
+        assert!(!due(&suspended, &drill, &status, now));
+    }
+
+    #[test]
+    fn a_drill_over_max_rto_fails_and_one_without_a_result_says_why() {
+        let mut cr = kb(BACKUP_DRILL);
+        if let Some(d) = cr.spec.drill.as_mut() {
+            d.max_rpo_seconds = None;
+            d.max_rto_seconds = Some(10);
+        }
+        let result = TaskResult {
+            phase: PHASE_COMPLETED.into(),
+            drill: Some(ResultDrill {
+                drill_id: "1-x".into(),
+                backup_id: "b-1".into(),
+                verified: true,
+                rto_seconds: 12.5,
+                ..ResultDrill::default()
+            }),
+            ..TaskResult::default()
+        };
+        let mut drill = DrillStatus::default();
+        let end = Some(JobEnd::Complete);
+        let last = record(
+            &cr,
+            &mut drill,
+            "j",
+            &end,
+            Ok(result),
+            "2024-12-01T05:00:00Z",
+        );
+        assert!(!last.verified);
+        assert_eq!(last.reason, REASON_RTO_EXCEEDED);
+        assert!(
+            last.message
+                .contains("the restore took 12.5 s, over spec.drill.maxRtoSeconds 10"),
+            "{}",
+            last.message
+        );
+        assert_eq!(drill.phase, Some(Phase::Failed));
+
+        let gone = record(
+            &cr,
+            &mut drill,
+            "j",
+            &None,
+            Err("no terminated worker container was found".into()),
+            "2024-12-01T05:00:00Z",
+        );
+        assert_eq!(gone.reason, REASON_DRILL_FAILED);
+        assert_eq!(gone.records, None);
+        assert!(
+            gone.message.starts_with(
+                "drill Job j failed: no result was read (no terminated worker container was found)"
+            ),
+            "{}",
+            gone.message
+        );
+    }
+}
