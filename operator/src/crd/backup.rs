@@ -45,9 +45,9 @@ pub const MAX_PARALLELISM: i32 = 100;
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Last Backup","type":"string","jsonPath":".status.lastBackupId"}"#,
     printcolumn = r#"{"name":"Records","type":"integer","jsonPath":".status.records"}"#,
+    printcolumn = r#"{"name":"Drill","type":"string","jsonPath":".status.conditions[?(@.type==\"DrillVerified\")].status"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
-    printcolumn = r#"{"name":"Drill","type":"string","jsonPath":".status.conditions[?(@.type==\"DrillVerified\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     doc = "KafkaBackup (kb): copy the records of Kafka topics (and the committed offsets of the consumer groups on them) into a PVC, S3, GCS or Azure Blob Storage. Without a schedule, each change of the spec, or of the `tidemark.dev/run` annotation, runs one backup in a worker Job (an Indexed Job of `parallelism` shards); with a schedule, a CronJob runs one backup per tick. `retention` prunes the older backups of the resource's chain after each successful one.",
     cel
