@@ -39,6 +39,19 @@ const DRILL_FIELDS: &[(&str, &str)] = &[
 /// What is wrong with `spec.drill` that the schema may not have refused (a manifest stored
 /// before its rules existed) or cannot see (a schedule that never fires).
 fn drill_problems(drill: &DrillSpec, problems: &mut Vec<Problem>) {
+    // The drill cluster is checked like spec.kafkaCluster, and named as itself.
+    if let Some(cluster) = &drill.kafka_cluster {
+        let mut found = Vec::new();
+        cluster_problems(cluster, &mut found);
+        problems.extend(found.into_iter().map(|p| {
+            Problem {
+                message: p
+                    .message
+                    .replace("spec.kafkaCluster.", "spec.drill.kafkaCluster."),
+                ..p
+            }
+        }));
+    }
     match (&drill.schedule, drill.after_every_backups) {
         (Some(_), Some(_)) => problems.push(Problem::new(
             REASON_INVALID_FIELD,
@@ -361,6 +374,14 @@ mod tests {
                 BACKUP_DRILL.replace("topicPrefix: \"drill-{id}-\"", "topicPrefix: \"{id}\""),
                 REASON_INVALID_FIELD,
                 "spec.drill.topicPrefix",
+            ),
+            (
+                BACKUP_DRILL.replace(
+                    "        - kafka-staging-0.kafka-staging:9093\n",
+                    "        - kafka-staging-0.kafka-staging:9093\n      properties:\n        sasl.password: hunter2\n",
+                ),
+                REASON_SECRET_IN_PROPERTIES,
+                "spec.drill.kafkaCluster.properties['sasl.password'] carries a secret",
             ),
         ];
         for (yaml, reason, message) in cases {
