@@ -203,9 +203,11 @@ fn sooner(action: Action, requeue: Option<Duration>) -> Action {
     if action == Action::await_change() {
         return Action::requeue(wait);
     }
-    // Every other poll of the backups is shorter than a drill's longest wait.
-    if action == Action::requeue(SCHEDULE_POLL) {
-        return Action::requeue(wait.min(SCHEDULE_POLL));
+    // The backups' polls, shortest first; any other action is kept.
+    for poll in [SECRET_POLL, RUNNING_POLL, SCHEDULE_POLL] {
+        if action == Action::requeue(poll) {
+            return Action::requeue(wait.min(poll));
+        }
     }
     action
 }

@@ -5,7 +5,9 @@
 //!    which the backup reconcile writes once per finished backup).
 //! 2. **Observe** the running drill Job: once it ended, its pod's result (the worker's
 //!    `TaskResult.drill`) becomes `status.lastDrill`, with a `DrillSucceeded` Event or a
-//!    `DrillFailed` Warning Event and the drill gauges.
+//!    `DrillFailed` Warning Event and the drill gauges. While it runs, a pod that cannot start
+//!    for want of a Secret is reported (`status.drill.waiting`, `DrillSecretMissing`), and the
+//!    Job looked at again, as pods are not watched.
 //! 3. **Start** a drill when one is due and none runs (at most one at a time): on
 //!    `spec.drill.schedule` (croner, in UTC; a time missed while a drill ran or the drills were
 //!    suspended runs once) or after `afterEveryBackups` successful backups, once a complete
@@ -28,7 +30,7 @@ use tidemark_task::{ResultDrill, TaskResult, PHASE_COMPLETED};
 
 use super::backup::{worker_ended, Held};
 use super::status::{self as st, clamp, JobEnd};
-use super::{worker, Context, Error};
+use super::{worker, Context, Error, RUNNING_POLL, SECRET_POLL};
 use crate::build::drill::{drill_config_map, drill_id, drill_job};
 use crate::build::{self};
 use crate::crd::backup::{DrillSpec, DrillStatus, KafkaBackupStatus, LastDrill};
@@ -49,11 +51,15 @@ pub const REASON_RPO_EXCEEDED: &str = "DrillRpoExceeded";
 pub const REASON_RTO_EXCEEDED: &str = "DrillRtoExceeded";
 /// Event reason when a drill Job is created.
 pub const REASON_DRILL_STARTED: &str = "DrillStarted";
+/// Condition reason (and Warning Event) while the running drill's pod cannot start because a
+/// Secret or entry it references is missing.
+pub const REASON_DRILL_SECRET_MISSING: &str = "DrillSecretMissing";
 /// The reasons a failed drill puts on `Ready` and `Stalled`.
-pub const FAILED_REASONS: [&str; 3] = [
+pub const FAILED_REASONS: [&str; 4] = [
     REASON_DRILL_FAILED,
     REASON_RPO_EXCEEDED,
     REASON_RTO_EXCEEDED,
+    REASON_DRILL_SECRET_MISSING,
 ];
 
 /// The longest a scheduled drill waits to be looked at again (the watch events of the
@@ -102,11 +108,22 @@ pub async fn reconcile(cr: &KafkaBackup, ctx: &Context) -> Result<Reconciled, Er
     let mut events = Vec::new();
     let mut held = None;
     if let Some(job_name) = drill.job_name.clone().filter(|_| running(&drill)) {
-        if let Some((end, result, h)) = observe(ctx, &ns, &job_name).await? {
-            let last = record(cr, &mut drill, &job_name, &end, result, &now_text);
-            events.push(drill_event(&last));
-            status.last_drill = Some(last);
-            held = Some(h);
+        match observe(ctx, &ns, &job_name).await? {
+            Some((end, result, h)) => {
+                let last = record(cr, &mut drill, &job_name, &end, result, &now_text);
+                drill.waiting = None;
+                events.push(drill_event(&last));
+                status.last_drill = Some(last);
+                held = Some(h);
+            }
+            None => {
+                let waiting = waiting_for_secret(ctx, &ns, &job_name).await?;
+                if waiting.is_some() && waiting != drill.waiting {
+                    let note = st::cap(waiting.as_deref().unwrap_or_default(), st::MAX_EVENT_NOTE);
+                    events.push((EventType::Warning, REASON_DRILL_SECRET_MISSING, note));
+                }
+                drill.waiting = waiting;
+            }
         }
     }
     if enabled && !running(&drill) && due(spec, &drill, &status, now) {
@@ -128,10 +145,20 @@ pub async fn reconcile(cr: &KafkaBackup, ctx: &Context) -> Result<Reconciled, Er
     if let Some((pods, job)) = held {
         worker::release_all(ctx, &ns, &pods, job.as_ref()).await?;
     }
-    let requeue = (enabled && !running(&drill) && !spec.suspend)
-        .then(|| next_due(spec, &drill))
-        .flatten()
-        .map(|next| wait_until(now, next));
+    // A running drill is looked at again: its pod may wait for a Secret (the pod is not
+    // watched); else the next scheduled drill's time.
+    let requeue = if running(&drill) {
+        Some(if drill.waiting.is_some() {
+            SECRET_POLL
+        } else {
+            RUNNING_POLL
+        })
+    } else {
+        (enabled && !spec.suspend)
+            .then(|| next_due(spec, &drill))
+            .flatten()
+            .map(|next| wait_until(now, next))
+    };
     let mut cr = cr.clone();
     cr.status = Some(status);
     Ok(Reconciled { cr, requeue })
@@ -256,6 +283,23 @@ async fn start(
             build::backup::chain(cr).map_err(Error::Build)?
         ),
     ))
+}
+
+/// Why the pod of the running drill Job `job_name` cannot start, when a Secret or entry it
+/// references is missing (what the kubelet reports; the operator never reads Secrets).
+async fn waiting_for_secret(
+    ctx: &Context,
+    ns: &str,
+    job_name: &str,
+) -> Result<Option<String>, Error> {
+    let pods = worker::job_pods(ctx, ns, job_name).await?;
+    let problem = worker::pod_secret_problem(ctx, ns, &pods).await?;
+    Ok(problem.map(|p| {
+        format!(
+            "the pod of drill Job {job_name} cannot start: {} (Secret {}); it starts once the Secret exists",
+            p.kubelet_message, p.secret
+        )
+    }))
 }
 
 /// Reads the drill Job `job_name` once it ended: how (`None`: gone), its pod's result, and
@@ -441,8 +485,9 @@ fn figures(last: &LastDrill) -> Option<DrillFigures> {
     })
 }
 
-/// The `DrillVerified` condition and the health of `status`, from `status.lastDrill`:
-/// no condition without `spec.drill` or before the first drill ended; a failed drill turns a
+/// The `DrillVerified` condition and the health of `status`, from `status.lastDrill` (or,
+/// while the running drill's pod waits for a missing Secret, from `status.drill.waiting`): no
+/// condition without `spec.drill` or before the first drill ended; a failed drill turns a
 /// `Ready` status `Ready=False`/`Stalled=True` with its reason and message, and a later
 /// successful one gives `Ready` back (with the newest backup's outcome, `status.lastRun`).
 pub fn apply_health(cr: &KafkaBackup, status: &mut KafkaBackupStatus, now: &str) {
@@ -453,13 +498,21 @@ pub fn apply_health(cr: &KafkaBackup, status: &mut KafkaBackupStatus, now: &str)
         .find(|c| c.type_ == DRILL_VERIFIED)
         .cloned();
     conditions.retain(|c| c.type_ != DRILL_VERIFIED);
-    let Some(last) = status
-        .last_drill
-        .as_ref()
-        .filter(|_| cr.spec.drill.is_some())
-    else {
+    if cr.spec.drill.is_none() {
         return;
+    }
+    let waiting = status.drill.as_ref().and_then(|d| d.waiting.clone());
+    let last = match (waiting, status.last_drill.as_ref()) {
+        (Some(message), _) => LastDrill {
+            verified: false,
+            reason: REASON_DRILL_SECRET_MISSING.to_string(),
+            message,
+            ..LastDrill::default()
+        },
+        (None, Some(last)) => last.clone(),
+        (None, None) => return,
     };
+    let last = &last;
     let verified = if last.verified { "True" } else { "False" };
     let transition = previous
         .filter(|c| c.status == verified)

@@ -478,6 +478,10 @@ pub struct DrillStatus {
     /// The newest successful backup counted in `backupsSinceDrill` (its Job).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counted_backup: Option<String>,
+    /// Why the running drill's pod cannot start: a Secret or entry it references is missing
+    /// (the kubelet's message). The drill Job is kept; its pod starts once the Secret exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
 }
 
 /// What the newest finished drill found (`status.lastDrill`).

@@ -11,6 +11,7 @@ use super::*;
 use crate::build::drill::{drill_id, drill_job_name};
 use crate::build::fixtures::*;
 use crate::build::{RunId, WorkerKind};
+use crate::controller::{RUNNING_POLL, SECRET_POLL};
 use crate::crd::KafkaBackup;
 
 const KIND: &str = "KafkaBackup";
@@ -140,7 +141,7 @@ async fn a_scheduled_drill_creates_its_job_when_due() {
     calls.push(event("Normal", "DrillStarted"));
     calls.push(backup_job_read(&cr));
     let (result, _, _) = scenario(cr, calls).await;
-    assert_eq!(result.expect("reconciled"), Action::await_change());
+    assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
 }
 
 // A drill not yet due creates nothing; the reconcile looks again when it is due (at most
@@ -183,10 +184,11 @@ async fn no_second_drill_starts_while_one_runs() {
     let running = "orders-snapshot-kb-drill-1-x";
     let calls = vec![
         get(path("batch/v1", "jobs", running), job_reply(running, None)),
+        waiting_pods_call(running, "Running", json!({"running": {}})),
         backup_job_read(&cr),
     ];
     let (result, _, _) = scenario(cr, calls).await;
-    assert_eq!(result.expect("reconciled"), Action::await_change());
+    assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
 }
 
 /// A drill result as the worker writes it to the termination message.
@@ -409,7 +411,7 @@ async fn after_every_n_backups_a_drill_follows_the_nth() {
     calls.push(event("Normal", "DrillStarted"));
     calls.push(backup_job_read(&cr));
     let (result, _, _) = scenario(cr, calls).await;
-    assert_eq!(result.expect("reconciled"), Action::await_change());
+    assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
 
     // The first backup after a drill only counts.
     let cr = drilled(
@@ -441,4 +443,31 @@ async fn a_suspended_drill_starts_nothing() {
     let calls = vec![backup_job_read(&cr)];
     let (result, _, _) = scenario(cr, calls).await;
     assert_eq!(result.expect("reconciled"), Action::await_change());
+}
+
+// The drill pod cannot start: the drill cluster's SASL Secret is missing. The drill Job is kept
+// (its pod starts once the Secret exists); DrillVerified is False with DrillSecretMissing and the
+// kubelet's message, the resource Stalled, and a Warning Event says so once.
+#[tokio::test]
+async fn a_drill_pod_waiting_for_a_missing_secret_is_reported() {
+    let cr = running_drill("    schedule: \"0 4 * * 0\"\n");
+    let job = "orders-snapshot-kb-drill-1-x";
+    let missing = "secret \"kafka-staging-credentials\" not found";
+    let calls = vec![
+        get(path("batch/v1", "jobs", job), job_reply(job, None)),
+        waiting_pods_call(job, "Pending", config_error(missing)),
+        status(&cr, move |s| {
+            let waiting = s["drill"]["waiting"].as_str().expect("waiting");
+            assert!(waiting.contains(missing), "{waiting}");
+            assert!(waiting.contains("kafka-staging-credentials"), "{waiting}");
+            assert_eq!(s["drill"]["phase"], "Running");
+            assert_condition(s, "DrillVerified", "False", "DrillSecretMissing");
+            assert_condition(s, "Stalled", "True", "DrillSecretMissing");
+            assert_condition(s, "Ready", "False", "DrillSecretMissing");
+        }),
+        event("Warning", "DrillSecretMissing"),
+        backup_job_read(&cr),
+    ];
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::requeue(SECRET_POLL));
 }
