@@ -1,13 +1,17 @@
 -- Argo CD health check for Tidemark resources (tidemark.dev/v1alpha1): one script for
 -- KafkaBackup, KafkaRestore, KafkaOffsetReset and KafkaOffsetRollback. Install it as shown in
 -- docs/gitops.md. It reads what the operator writes: status.observedGeneration, the Ready,
--- Reconciling and Stalled conditions (kstatus' conventions) and status.phase.
+-- Reconciling and Stalled conditions (kstatus' conventions), a KafkaBackup's DrillVerified
+-- condition and status.phase.
 --
 --   no status yet (or only the CRD's default one), or a spec
 --     the operator has not seen yet                          -> Progressing
 --   Stalled=True (invalid spec, missing Secret or KafkaBackup,
 --     failed run, Job deleted mid-run)                       -> Degraded
 --   phase Failed                                             -> Degraded
+--   DrillVerified=False (a KafkaBackup's newest restore drill
+--     failed or exceeded its RPO/RTO limit; the operator also
+--     sets Stalled then), unless a worker Job runs            -> Degraded
 --   phase Suspended (a KafkaBackup's schedule is paused)     -> Suspended
 --   Reconciling=True (a worker Job runs)                     -> Progressing
 --   Ready=True (run completed; a schedule waiting for its
@@ -52,7 +56,7 @@ if generation ~= nil and status.observedGeneration ~= nil and status.observedGen
   return hs
 end
 
-local ready, reconciling, stalled = nil, nil, nil
+local ready, reconciling, stalled, drill = nil, nil, nil, nil
 if type(status.conditions) == "table" then
   for _, condition in ipairs(status.conditions) do
     if condition.type == "Ready" then
@@ -61,6 +65,8 @@ if type(status.conditions) == "table" then
       reconciling = condition
     elseif condition.type == "Stalled" then
       stalled = condition
+    elseif condition.type == "DrillVerified" then
+      drill = condition
     end
   end
 end
@@ -75,6 +81,11 @@ end
 if phase == "Failed" then
   hs.status = "Degraded"
   hs.message = describe(ready, "The run failed")
+  return hs
+end
+if drill ~= nil and drill.status == "False" and (reconciling == nil or reconciling.status ~= "True") then
+  hs.status = "Degraded"
+  hs.message = describe(drill, "The newest restore drill failed")
   return hs
 end
 if phase == "Suspended" then

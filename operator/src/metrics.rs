@@ -3,11 +3,14 @@
 //! labelled with the custom resource `kind` (KafkaBackup, KafkaOffsetReset,
 //! KafkaOffsetRollback, KafkaRestore), so one set serves every controller. A scheduled KafkaBackup counts a
 //! Job as created when it sees a new one of its CronJob's start, and each ended one once.
+//! The `tidemark_drill_*` gauges show each KafkaBackup's newest finished restore drill,
+//! labelled with its `namespace` and `name` instead.
 
 use std::time::Instant;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -31,6 +34,33 @@ pub struct Metrics {
     failures: Family<Labels, Counter>,
     duration: HistogramFamily,
     jobs: Family<Labels, Counter>,
+    drills: DrillGauges,
+}
+
+/// A gauge of floating-point values.
+type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
+/// The gauges of the newest finished restore drill of each KafkaBackup, labelled with its
+/// `namespace` and `name`.
+#[derive(Clone, Default)]
+struct DrillGauges {
+    time: Family<Labels, FloatGauge>,
+    rto: Family<Labels, FloatGauge>,
+    rpo: Family<Labels, FloatGauge>,
+    verified: Family<Labels, Gauge>,
+}
+
+/// What the drill gauges show of one KafkaBackup's newest finished drill.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct DrillFigures {
+    /// When it ended, Unix seconds.
+    pub time: f64,
+    /// Restore wall time, seconds.
+    pub rto_seconds: Option<f64>,
+    /// Age of the newest backed-up record at drill time, seconds.
+    pub rpo_seconds: Option<f64>,
+    /// It verified the backup within the drill's limits.
+    pub verified: bool,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -51,6 +81,7 @@ impl Default for Metrics {
             failures: Family::default(),
             duration: Family::new_with_constructor(duration_histogram),
             jobs: Family::default(),
+            drills: DrillGauges::default(),
         }
     }
 }
@@ -78,6 +109,27 @@ impl Metrics {
             "worker_jobs",
             "Worker Jobs, by kind and outcome (created, succeeded, failed, deleted)",
             self.jobs.clone(),
+        );
+        let d = &self.drills;
+        sub.register(
+            "drill_last_time_seconds",
+            "When the newest restore drill of a KafkaBackup ended (Unix seconds), by namespace and name",
+            d.time.clone(),
+        );
+        sub.register(
+            "drill_rto_seconds",
+            "Restore wall time of the newest restore drill of a KafkaBackup, seconds",
+            d.rto.clone(),
+        );
+        sub.register(
+            "drill_rpo_seconds",
+            "Age of the newest backed-up record when the newest restore drill of a KafkaBackup ran, seconds",
+            d.rpo.clone(),
+        );
+        sub.register(
+            "drill_verified",
+            "1 when the newest restore drill of a KafkaBackup verified its backup within its limits, else 0",
+            d.verified.clone(),
         );
         self
     }
@@ -132,6 +184,42 @@ impl Metrics {
             .inc();
     }
 
+    /// Shows the newest finished drill of KafkaBackup `namespace/name`.
+    pub fn drill(&self, namespace: &str, name: &str, figures: DrillFigures) {
+        let labels = vec![
+            ("namespace", namespace.to_string()),
+            ("name", name.to_string()),
+        ];
+        let d = &self.drills;
+        d.time.get_or_create(&labels).set(figures.time);
+        match figures.rto_seconds {
+            Some(v) => drop(d.rto.get_or_create(&labels).set(v)),
+            None => drop(d.rto.remove(&labels)),
+        }
+        match figures.rpo_seconds {
+            Some(v) => drop(d.rpo.get_or_create(&labels).set(v)),
+            None => drop(d.rpo.remove(&labels)),
+        }
+        d.verified
+            .get_or_create(&labels)
+            .set(i64::from(figures.verified));
+    }
+
+    /// What the drill gauges show of KafkaBackup `namespace/name` (for tests).
+    pub fn drill_figures(&self, namespace: &str, name: &str) -> Option<DrillFigures> {
+        let labels = vec![
+            ("namespace", namespace.to_string()),
+            ("name", name.to_string()),
+        ];
+        let d = &self.drills;
+        Some(DrillFigures {
+            time: d.time.get(&labels)?.get(),
+            rto_seconds: d.rto.get(&labels).map(|g| g.get()),
+            rpo_seconds: d.rpo.get(&labels).map(|g| g.get()),
+            verified: d.verified.get(&labels)?.get() == 1,
+        })
+    }
+
     /// Current value of the job counter (for tests).
     pub fn job_count(&self, kind: &str, outcome: &str) -> u64 {
         self.jobs
@@ -178,6 +266,16 @@ mod tests {
         drop(metrics.reconcile("KafkaOffsetRollback"));
         metrics.reconcile_failure("KafkaOffsetRollback", "apply");
         metrics.job("KafkaOffsetRollback", JOB_CREATED);
+        metrics.drill(
+            "kafka-backup",
+            "orders",
+            DrillFigures {
+                time: 1_733_054_400.0,
+                rto_seconds: Some(12.5),
+                rpo_seconds: Some(3600.0),
+                verified: true,
+            },
+        );
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
         for needle in [
@@ -188,6 +286,10 @@ mod tests {
             r#"tidemark_reconcile_failures_total{kind="KafkaOffsetRollback",error="apply"} 1"#,
             r#"tidemark_reconcile_duration_seconds_count{kind="KafkaOffsetRollback"} 1"#,
             r#"tidemark_worker_jobs_total{kind="KafkaOffsetRollback",outcome="created"} 1"#,
+            r#"tidemark_drill_last_time_seconds{namespace="kafka-backup",name="orders"} 1733054400.0"#,
+            r#"tidemark_drill_rto_seconds{namespace="kafka-backup",name="orders"} 12.5"#,
+            r#"tidemark_drill_rpo_seconds{namespace="kafka-backup",name="orders"} 3600.0"#,
+            r#"tidemark_drill_verified{namespace="kafka-backup",name="orders"} 1"#,
         ] {
             assert!(text.contains(needle), "{needle} missing from\n{text}");
         }

@@ -189,6 +189,35 @@ fn retention_takes_a_count_an_age_or_both() {
 }
 
 #[test]
+fn a_drill_on_a_schedule_or_after_every_n_backups_is_accepted_with_the_workers_defaults() {
+    let cr = accepted(&with("  drill:\n    schedule: \"@weekly\"\n"));
+    let drill = cr.spec.drill.clone().expect("a drill");
+    assert_eq!(drill.schedule.as_deref(), Some("@weekly"));
+    assert!(drill.check_offsets);
+    assert!(!drill.suspend);
+    assert_eq!(drill.topic_prefix, None, "the worker's drill-{{id}}-");
+    assert_eq!(operator_problems(cr), []);
+
+    let cr = accepted(&with(
+        "  drill:\n    afterEveryBackups: 5\n    topicPrefix: dr.{id}_\n    checkOffsets: false\n    maxRpoSeconds: 3600\n    maxRtoSeconds: 600\n    maxConcurrentPartitions: 2\n    rateLimit:\n      recordsPerSec: 1000\n    resources:\n      limits:\n        memory: 256Mi\n    job:\n      activeDeadlineSeconds: 3600\n    suspend: true\n    kafkaCluster:\n      bootstrapServers:\n        - staging:9092\n",
+    ));
+    let drill = cr.spec.drill.clone().expect("a drill");
+    assert_eq!(drill.after_every_backups, Some(5));
+    assert_eq!(drill.topic_prefix.as_deref(), Some("dr.{id}_"));
+    assert!(!drill.check_offsets && drill.suspend);
+    assert_eq!(
+        drill.kafka_cluster.map(|k| k.bootstrap_servers),
+        Some(vec!["staging:9092".to_string()])
+    );
+    assert_eq!(operator_problems(cr), []);
+
+    let schema = Checker::new().schema().clone();
+    let props = &schema["properties"]["spec"]["properties"]["drill"]["properties"];
+    assert_eq!(props["checkOffsets"]["default"], json!(true));
+    assert_eq!(props["suspend"]["default"], json!(false));
+}
+
+#[test]
 fn a_status_written_by_the_operator_matches_the_status_schema() {
     let mut doc = document(&with("  schedule: \"@daily\"\n"));
     doc["status"] = json!({
@@ -204,8 +233,21 @@ fn a_status_written_by_the_operator_matches_the_status_schema() {
         "storedBytes": 61000000, "segments": 24, "groupsCaptured": 4,
         "shards": {"total": 1, "completed": 1, "failed": 0},
         "cleanup": {"backupId": "orders-1a2b3c4d-28886400", "jobName": "orders-cleanup-0a1b2c3d"},
+        "drill": {"jobName": "orders-kb-drill-3-1a2b3c4d", "drillId": "3-1a2b3c4d",
+                  "phase": "Completed", "startTime": "2024-12-01T04:00:00Z", "started": 3,
+                  "since": "2024-11-01T10:00:00Z", "nextScheduleTime": "2024-12-08T04:00:00Z",
+                  "backupsSinceDrill": 1, "countedBackup": "orders-1a2b3c4d-28886400"},
+        "lastDrill": {"time": "2024-12-01T04:05:00Z", "jobName": "orders-kb-drill-3-1a2b3c4d",
+                      "drillId": "3-1a2b3c4d", "backupId": "orders-1a2b3c4d-28885000",
+                      "records": 1000000, "bytes": 250000000, "partitions": 12,
+                      "verified": false, "rtoSeconds": 181.25, "rpoSeconds": 14400.5,
+                      "throughput": 1379310, "failures": ["orders-3: 2 records differ"],
+                      "cleanedUp": true, "reason": "DrillFailed", "message": "drill failed"},
         "conditions": [{"type": "Ready", "status": "True", "reason": "BackupCompleted",
                         "message": "backup complete", "lastTransitionTime": "2024-12-01T00:12:00Z",
+                        "observedGeneration": 1},
+                       {"type": "DrillVerified", "status": "False", "reason": "DrillFailed",
+                        "message": "drill failed", "lastTransitionTime": "2024-12-01T04:05:00Z",
                         "observedGeneration": 1}]
     });
     let cr = Checker::new()
@@ -216,6 +258,12 @@ fn a_status_written_by_the_operator_matches_the_status_schema() {
     assert_eq!(status.records, Some(1_000_000));
     assert_eq!(status.shards.map(|s| s.completed), Some(1));
     assert_eq!(status.last_run.map(|r| r.phase), Some(Phase::Completed));
+    let last = status.last_drill.expect("lastDrill");
+    assert_eq!(
+        (last.rto_seconds, last.rpo_seconds),
+        (Some(181.25), Some(14400.5))
+    );
+    assert_eq!(status.drill.map(|d| d.started), Some(3));
     for phase in ["Pending", "Running", "Completed", "Failed", "Suspended"] {
         doc["status"]["phase"] = json!(phase);
         Checker::new()
@@ -258,6 +306,11 @@ fn printer_columns_show_mode_schedule_phase_last_backup_and_records() {
         ("Phase", "string", ".status.phase"),
         ("Last Backup", "string", ".status.lastBackupId"),
         ("Records", "integer", ".status.records"),
+        (
+            "Drill",
+            "string",
+            r#".status.conditions[?(@.type=="DrillVerified")].status"#,
+        ),
         (
             "Ready",
             "string",
@@ -545,6 +598,54 @@ fn malformed() -> Vec<Case> {
             with("  compresion: lz4\n"),
             Structure,
             "Additional properties are not allowed ('compresion' was unexpected)",
+        ),
+        case(
+            "a drill with both a schedule and afterEveryBackups",
+            with("  drill:\n    schedule: \"@daily\"\n    afterEveryBackups: 2\n"),
+            Cel,
+            "drill needs exactly one of schedule (a cron schedule) and afterEveryBackups",
+        ),
+        case(
+            "a drill with neither a schedule nor afterEveryBackups",
+            with("  drill:\n    maxRpoSeconds: 60\n"),
+            Cel,
+            "drill needs exactly one of schedule (a cron schedule) and afterEveryBackups",
+        ),
+        case(
+            "a drill after every 0 backups",
+            with("  drill:\n    afterEveryBackups: 0\n"),
+            Structure,
+            "/spec/drill/afterEveryBackups",
+        ),
+        case(
+            "a drill schedule in words",
+            with("  drill:\n    schedule: every sunday\n"),
+            Structure,
+            "/spec/drill/schedule",
+        ),
+        case(
+            "a drill topic prefix with a slash",
+            with("  drill:\n    afterEveryBackups: 1\n    topicPrefix: drill/{id}\n"),
+            Structure,
+            "/spec/drill/topicPrefix",
+        ),
+        case(
+            "a drill maxRpoSeconds of 0",
+            with("  drill:\n    afterEveryBackups: 1\n    maxRpoSeconds: 0\n"),
+            Structure,
+            "/spec/drill/maxRpoSeconds",
+        ),
+        case(
+            "a drill cluster without bootstrap servers",
+            with("  drill:\n    afterEveryBackups: 1\n    kafkaCluster:\n      securityProtocol: SSL\n"),
+            Structure,
+            "/spec/drill/kafkaCluster: \"bootstrapServers\" is a required property",
+        ),
+        case(
+            "a misspelled drill field (strict field validation)",
+            with("  drill:\n    afterEveryBackups: 1\n    maxRpo: 60\n"),
+            Structure,
+            "Additional properties are not allowed ('maxRpo' was unexpected)",
         ),
         case(
             "parallelism as a string",

@@ -317,6 +317,7 @@ fn every_sample_manifest_is_accepted() {
         [
             "continuous once",
             "incremental scheduled",
+            "incremental scheduled",
             "oneShot once",
             "oneShot once",
             "oneShot scheduled"

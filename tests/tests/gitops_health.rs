@@ -25,6 +25,7 @@ use serde_json::{json, Value};
 use tidemark::task::{ResultBackup, ResultError, ResultRestore, TaskResult};
 use tidemark_operator::build::{RunId, WorkerKind};
 use tidemark_operator::controller::backup::{scheduled_status, Observed};
+use tidemark_operator::controller::drill;
 use tidemark_operator::controller::rollback;
 use tidemark_operator::controller::status::{self as st, JobEnd, ShardResult};
 use tidemark_operator::controller::ControlledKind;
@@ -333,6 +334,133 @@ fn backup_cases() -> Vec<Case> {
         failed_result("failed to connect to Kafka at kafka-0.kafka:9092: timed out"),
     );
     cases.extend(scheduled_cases());
+    cases.extend(drill_cases());
+    cases
+}
+
+/// `status.lastDrill` of a drill that verified the backup (`reason` DrillSucceeded) or failed
+/// with `reason`.
+fn last_drill(verified: bool, reason: &str, message: &str) -> Value {
+    json!({"time": "2024-12-01T04:05:00Z", "jobName": "orders-drilled-kb-drill-1-1a2b3c4d",
+           "drillId": "1-1a2b3c4d", "backupId": "orders-drilled-1a2b3c4d-28885800",
+           "records": 1200, "bytes": 480000, "partitions": 6, "verified": verified,
+           "rtoSeconds": 12.5, "rpoSeconds": 3600.0, "throughput": 38400,
+           "reason": reason, "message": message})
+}
+
+/// A KafkaBackup with restore drills, after its newest drill verified the backup, failed, or
+/// exceeded `maxRpoSeconds`: a failed drill makes an otherwise ready backup Failed (kstatus)
+/// and Degraded (Argo CD) until a drill succeeds; a backup running meanwhile is in progress.
+fn drill_cases() -> Vec<Case> {
+    let cr: KafkaBackup = sample("kafkabackup-drill.yaml");
+    let run = RunId::of(&cr).expect("run");
+    let cron: k8s_openapi::api::batch::v1::CronJob = serde_json::from_value(json!({
+        "apiVersion": "batch/v1", "kind": "CronJob",
+        "metadata": {"name": "orders-drilled-1a2b3c4d", "namespace": "kafka-backup"},
+        "spec": {"schedule": "0 */6 * * *", "jobTemplate": {"spec": {"template": {}}}},
+        "status": {"lastScheduleTime": "2024-12-01T06:00:00Z"}
+    }))
+    .expect("cron job");
+    let after = |last: Value| -> KafkaBackup {
+        let mut value = serde_json::to_value(&cr).expect("json");
+        value["status"] = json!({"lastDrill": last});
+        serde_json::from_value(value).expect("a KafkaBackup with a status")
+    };
+    let running_job: k8s_openapi::api::batch::v1::Job = serde_json::from_value(json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "orders-drilled-1a2b3c4d-28885806", "namespace": "kafka-backup",
+                     "creationTimestamp": "2024-12-01T06:00:00Z",
+                     "labels": {"tidemark.dev/run": "g1-r0"}},
+        "spec": {"template": {"spec": {"containers": [{"name": "tidemark"}]}}},
+        "status": {"startTime": "2024-12-01T06:00:02Z"}
+    }))
+    .expect("job");
+    let failed =
+        "drill Job orders-drilled-kb-drill-1-1a2b3c4d failed: 2 partitions differ from the backup";
+    let over = "drill 1-1a2b3c4d of backup orders-drilled-1a2b3c4d-28885800: the newest backed-up record was 40000 s old, over spec.drill.maxRpoSeconds 28800";
+    let mut cases = Vec::new();
+    for (name, last, newest, kstatus, argo, message) in [
+        (
+            "its last drill verified",
+            last_drill(
+                true,
+                "DrillSucceeded",
+                "drill 1-1a2b3c4d verified 1200 records",
+            ),
+            None,
+            "Current",
+            "Healthy",
+            "Scheduled: ".to_string(),
+        ),
+        (
+            "its last drill failed",
+            last_drill(false, "DrillFailed", failed),
+            None,
+            "Failed",
+            "Degraded",
+            format!("DrillFailed: {failed}"),
+        ),
+        (
+            "its last drill over maxRpoSeconds",
+            last_drill(false, "DrillRpoExceeded", over),
+            None,
+            "Failed",
+            "Degraded",
+            format!("DrillRpoExceeded: {over}"),
+        ),
+        (
+            "a backup running after a failed drill",
+            last_drill(false, "DrillFailed", failed),
+            Some(&running_job),
+            "InProgress",
+            "Progressing",
+            "JobRunning: ".to_string(),
+        ),
+    ] {
+        let cr = after(last);
+        let seen = Observed {
+            cron_job: &cron,
+            newest,
+            ended: None,
+        };
+        let status = scheduled_status(&cr, run, seen, NOW).0;
+        cases.push(
+            case(
+                format!("KafkaBackup with drills, {name}"),
+                with_status(&cr, &status),
+                kstatus,
+                argo,
+            )
+            .message(message),
+        );
+    }
+
+    // A one-shot backup that completed, then its drill failed.
+    let mut once = cr.clone();
+    once.spec.schedule = None;
+    let job = once.job_name(run).expect("a Job name");
+    let running = st::running(&once, run, &job, NOW);
+    let (mut done, ok) = st::finished(
+        &once,
+        &running,
+        &job,
+        &JobEnd::Complete,
+        Ok(backup_result(&job, true)),
+        LATER,
+    );
+    assert!(ok);
+    done.last_drill =
+        Some(serde_json::from_value(last_drill(false, "DrillFailed", failed)).expect("lastDrill"));
+    drill::apply_health(&once, &mut done, LATER);
+    cases.push(
+        case(
+            "KafkaBackup completed once, then its drill failed",
+            with_status(&once, &done),
+            "Failed",
+            "Degraded",
+        )
+        .message(format!("DrillFailed: {failed}")),
+    );
     cases
 }
 
@@ -880,16 +1008,28 @@ fn argo_cd_health_of_statuses_the_operator_never_writes_is_safe() {
                "status": {"phase": "Failed", "observedGeneration": 1}}),
         json!({"kind": "KafkaRestore", "status": {"phase": "Completed",
                "conditions": [{"type": "Ready", "status": "True"}]}}),
+        // A failed drill without the Stalled the operator adds: still Degraded.
+        json!({"kind": "KafkaBackup", "status": {"phase": "Scheduled",
+               "conditions": [{"type": "Ready", "status": "True"},
+                              {"type": "DrillVerified", "status": "False",
+                               "reason": "DrillFailed", "message": "2 partitions differ"}]}}),
     ];
     let refs: Vec<&Value> = objects.iter().collect();
     let results = argo_health(&script(), &refs);
     let statuses: Vec<&str> = results.iter().map(|(s, _)| s.as_str()).collect();
     assert_eq!(
         statuses,
-        ["Progressing", "Progressing", "Degraded", "Healthy"]
+        [
+            "Progressing",
+            "Progressing",
+            "Degraded",
+            "Healthy",
+            "Degraded"
+        ]
     );
     assert_eq!(results[1].1, "Phase Pending");
     assert_eq!(results[3].1, "Ready");
+    assert_eq!(results[4].1, "DrillFailed: 2 partitions differ");
 }
 
 /// The ```yaml blocks of a Markdown text.

@@ -7,6 +7,7 @@
 
 pub mod backup;
 pub mod cronjob;
+pub mod drill;
 pub mod job;
 pub mod rbac;
 pub mod reset;
@@ -565,6 +566,9 @@ pub(crate) mod fixtures {
     /// Continuous, lz4, to Azure with an account name and a credentials Secret.
     pub const BACKUP_CONTINUOUS_AZURE: &str =
         include_str!("../../../config/samples/kafkabackup-continuous-azure.yaml");
+
+    /// Incremental every six hours to S3, with a weekly restore drill into a staging cluster.
+    pub const BACKUP_DRILL: &str = include_str!("../../../config/samples/kafkabackup-drill.yaml");
 
     /// A Kafka property value that no rendered object may hold.
     pub const SENTINEL: &str = "s3ntinel-Pa55w0rd";

@@ -33,7 +33,7 @@ use tidemark_task::{BackupMode as TaskBackupMode, Task, TaskWork, FINISH_FILE_NA
 use tidemark_task::{ResultBackup, TaskResult, PHASE_COMPLETED, PHASE_FAILED};
 
 use super::status::{self as st, clamp, JobEnd, Outcome, Reasons, ShardResult};
-use super::{stop, worker, Context, Error, RunKind, RUNNING_POLL, SECRET_POLL};
+use super::{drill, stop, worker, Context, Error, RunKind, RUNNING_POLL, SECRET_POLL};
 use crate::build::backup::{cleanup_config_map, cleanup_job, COMPONENT};
 use crate::build::job::{COMPLETION_INDEX_LABEL, CONTAINER_NAME, JOB_NAME_LABEL};
 use crate::build::TASK_FILE_NAME;
@@ -114,6 +114,8 @@ impl RunKind for KafkaBackup {
             cleanup: s.cleanup.clone(),
             gap_offsets: s.gap_offsets,
             unexplained_gap_offsets: s.unexplained_gap_offsets,
+            drill: s.drill.clone(),
+            last_drill: s.last_drill.clone(),
             ..KafkaBackupStatus::default()
         }
     }
@@ -175,52 +177,79 @@ impl RunKind for KafkaBackup {
             let at = common.completion_time.clone();
             record_last_run(status, &job_name, &outcome, at);
         }
+        drill::apply_health(self, status, &st::now());
         warn_of_unexplained_gaps(self, ctx, status).await;
         ensure_cleanup(self, ctx, status).await
     }
 
+    /// The drills first ([`drill::reconcile`]), then the backups from the status as the drills
+    /// left it.
     async fn reconcile(&self, ctx: &Context) -> Result<Action, Error> {
         if self.metadata.deletion_timestamp.is_some() {
             return finish_on_delete(self, ctx).await;
         }
         let run = worker::validated_run(self, ctx).await?;
-        if self.spec.schedule.is_some() {
-            return reconcile_scheduled(self, ctx, run).await;
-        }
-        // The schedule was removed: its CronJob goes (its running Job with it).
-        if let Some(cron_job) = self.status.as_ref().and_then(|s| s.cron_job_name.as_ref()) {
-            let ns = build::namespace(self).map_err(Error::Build)?;
-            let api: Api<CronJob> = Api::namespaced(ctx.client.clone(), &ns);
-            worker::delete(&api, cron_job, "CronJob", &ns).await?;
-        }
-        let current = self.status.clone().unwrap_or_default();
-        if let Some(action) = finish_previous_continuous(self, ctx, run, &current).await? {
-            return Ok(action);
-        }
-        if self.spec.suspend {
-            return suspend_continuous(self, ctx, run, &current).await;
-        }
-        let this_run = current.common.run.as_deref() == Some(run.to_string().as_str());
-        match (this_run, current.common.phase, &current.common.job_name) {
-            (true, Some(Phase::Running), Some(job)) if self.spec.mode == BackupMode::Continuous => {
-                if let Some(action) = keep_continuous_running(self, ctx, run, job).await? {
-                    return Ok(action);
-                }
-            }
-            (true, Some(Phase::Completed | Phase::Failed), _) if cleanup_pending(&current) => {
-                let mut status = current.clone();
-                let held = observe_cleanup(self, ctx, &mut status).await?;
-                worker::write_status(self, ctx, status, None).await?;
-                if let Some((pods, job)) = held {
-                    let ns = build::namespace(self).map_err(Error::Build)?;
-                    worker::release_all(ctx, &ns, &pods, job.as_ref()).await?;
-                }
-                return Ok(Action::await_change());
-            }
-            _ => {}
-        }
-        worker::run_once(self, ctx, run).await
+        let drilled = drill::reconcile(self, ctx).await?;
+        let action = reconcile_backups(&drilled.cr, ctx, run).await?;
+        Ok(sooner(action, drilled.requeue))
     }
+}
+
+/// `action`, or a look again after `requeue` when that comes sooner than the backups asked.
+fn sooner(action: Action, requeue: Option<Duration>) -> Action {
+    let Some(wait) = requeue else {
+        return action;
+    };
+    if action == Action::await_change() {
+        return Action::requeue(wait);
+    }
+    // The backups' polls, shortest first; any other action is kept.
+    for poll in [SECRET_POLL, RUNNING_POLL, SCHEDULE_POLL] {
+        if action == Action::requeue(poll) {
+            return Action::requeue(wait.min(poll));
+        }
+    }
+    action
+}
+
+/// The backups of a valid KafkaBackup in run `run`: on a schedule, or once per run.
+async fn reconcile_backups(cr: &KafkaBackup, ctx: &Context, run: RunId) -> Result<Action, Error> {
+    if cr.spec.schedule.is_some() {
+        return reconcile_scheduled(cr, ctx, run).await;
+    }
+    // The schedule was removed: its CronJob goes (its running Job with it).
+    if let Some(cron_job) = cr.status.as_ref().and_then(|s| s.cron_job_name.as_ref()) {
+        let ns = build::namespace(cr).map_err(Error::Build)?;
+        let api: Api<CronJob> = Api::namespaced(ctx.client.clone(), &ns);
+        worker::delete(&api, cron_job, "CronJob", &ns).await?;
+    }
+    let current = cr.status.clone().unwrap_or_default();
+    if let Some(action) = finish_previous_continuous(cr, ctx, run, &current).await? {
+        return Ok(action);
+    }
+    if cr.spec.suspend {
+        return suspend_continuous(cr, ctx, run, &current).await;
+    }
+    let this_run = current.common.run.as_deref() == Some(run.to_string().as_str());
+    match (this_run, current.common.phase, &current.common.job_name) {
+        (true, Some(Phase::Running), Some(job)) if cr.spec.mode == BackupMode::Continuous => {
+            if let Some(action) = keep_continuous_running(cr, ctx, run, job).await? {
+                return Ok(action);
+            }
+        }
+        (true, Some(Phase::Completed | Phase::Failed), _) if cleanup_pending(&current) => {
+            let mut status = current.clone();
+            let held = observe_cleanup(cr, ctx, &mut status).await?;
+            worker::write_status(cr, ctx, status, None).await?;
+            if let Some((pods, job)) = held {
+                let ns = build::namespace(cr).map_err(Error::Build)?;
+                worker::release_all(ctx, &ns, &pods, job.as_ref()).await?;
+            }
+            return Ok(Action::await_change());
+        }
+        _ => {}
+    }
+    worker::run_once(cr, ctx, run).await
 }
 
 /// The shard counts of a backup and its result: the shards' counts summed, `Completed` only
@@ -1140,6 +1169,7 @@ pub fn scheduled_status(
     common.phase = Some(phase);
     let previous_conditions = previous.map_or(&[][..], |s| s.common.conditions.as_slice());
     common.conditions = st::conditions(cr, previous_conditions, now, flags, &reason, &message);
+    drill::apply_health(cr, &mut status, now);
     (status, fresh)
 }
 

@@ -7,6 +7,7 @@
 //! missing Secret or referenced resource is polled, API errors back off).
 
 pub mod backup;
+pub mod drill;
 pub mod reset;
 pub mod restore;
 pub mod rollback;

@@ -22,6 +22,10 @@ pub const RECONCILING: &str = "Reconciling";
 /// `Stalled` (kstatus): the run cannot start until someone changes something.
 pub const STALLED: &str = "Stalled";
 
+/// Conditions that only their own part of a reconcile changes, carried over unchanged by every
+/// status computed here: a KafkaBackup's `DrillVerified` ([`super::drill`]).
+pub const KEPT_CONDITIONS: [&str; 1] = [super::drill::DRILL_VERIFIED];
+
 /// Reason while the worker Job runs.
 pub const REASON_JOB_RUNNING: &str = "JobRunning";
 /// Reason when the Job of a running run disappeared.
@@ -134,7 +138,8 @@ impl<'a> Conditions<'a> {
         self
     }
 
-    /// Ready, Reconciling, Stalled with one reason and message.
+    /// Ready, Reconciling, Stalled with one reason and message, then the [`KEPT_CONDITIONS`]
+    /// as they were.
     fn all(
         self,
         ready: bool,
@@ -143,10 +148,19 @@ impl<'a> Conditions<'a> {
         reason: &str,
         msg: &str,
     ) -> Vec<Condition> {
-        self.set(READY, ready, reason, msg)
+        let previous = self.previous;
+        let mut out = self
+            .set(READY, ready, reason, msg)
             .set(RECONCILING, reconciling, reason, msg)
             .set(STALLED, stalled, reason, msg)
-            .out
+            .out;
+        out.extend(
+            previous
+                .iter()
+                .filter(|c| KEPT_CONDITIONS.contains(&c.type_.as_str()))
+                .cloned(),
+        );
+        out
     }
 }
 

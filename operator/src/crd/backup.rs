@@ -45,6 +45,7 @@ pub const MAX_PARALLELISM: i32 = 100;
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Last Backup","type":"string","jsonPath":".status.lastBackupId"}"#,
     printcolumn = r#"{"name":"Records","type":"integer","jsonPath":".status.records"}"#,
+    printcolumn = r#"{"name":"Drill","type":"string","jsonPath":".status.conditions[?(@.type==\"DrillVerified\")].status"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
@@ -149,6 +150,13 @@ pub struct KafkaBackupSpec {
     /// Compute resources of each worker pod (default: the operator's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+
+    /// Restore drills: on a schedule or after every N successful backups, a drill Job restores
+    /// the newest complete backup of the chain into scratch topics, reads every record back,
+    /// compares it with the backup, checks the translated consumer offsets and deletes the
+    /// scratch topics and groups again. At most one drill runs at a time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<DrillSpec>,
 }
 
 fn default_parallelism() -> i32 {
@@ -305,6 +313,12 @@ pub struct KafkaBackupStatus {
     /// A continuous backup: offsets it was behind the high watermarks at that checkpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag: Option<i64>,
+    /// The drills of `spec.drill`: the newest drill Job and when the next one is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<DrillStatus>,
+    /// What the newest finished drill found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_drill: Option<LastDrill>,
 }
 
 /// How the newest finished backup ended.
@@ -359,4 +373,161 @@ pub struct CleanupStatus {
     /// The worker's message (or why no result was read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+/// A prefix of scratch topic and group names: letters, digits, `.`, `_`, `-` and `{id}` (the
+/// drill id).
+pub const DRILL_PREFIX_PATTERN: &str = r"^([A-Za-z0-9._-]|\{id\})+$";
+
+/// Restore drills of a KafkaBackup's backups (`spec.drill`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.schedule) != has(self.afterEveryBackups)").message("drill needs exactly one of schedule (a cron schedule) and afterEveryBackups (a count of successful backups)").reason(Reason::FieldValueInvalid))]
+pub struct DrillSpec {
+    /// Run a drill on this schedule (five cron fields or a macro, as `spec.schedule`; in UTC).
+    /// Not with `afterEveryBackups`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256), regex(pattern = SCHEDULE_PATTERN))]
+    pub schedule: Option<String>,
+
+    /// Run a drill after every N successful backups (1 to 10000). Not with `schedule`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub after_every_backups: Option<i32>,
+
+    /// The cluster the scratch topics are written to (default: the backup's `kafkaCluster`),
+    /// with its Secrets wired in the same way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka_cluster: Option<KafkaClusterSpec>,
+
+    /// Prefix of the scratch topics and consumer groups; `{id}` is replaced by the drill id
+    /// (default `drill-{id}-`). A drill refuses a prefix under which topics or groups exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 100), regex(pattern = DRILL_PREFIX_PATTERN))]
+    pub topic_prefix: Option<String>,
+
+    /// Translate the backup's captured consumer offsets into scratch groups and check them
+    /// (default true).
+    #[serde(default = "default_true")]
+    pub check_offsets: bool,
+
+    /// The drill fails when the newest backed-up record is older than this at drill time
+    /// (seconds): `DrillVerified` turns False.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_rpo_seconds: Option<i64>,
+
+    /// The drill fails when its restore takes longer than this (seconds): `DrillVerified`
+    /// turns False.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_rto_seconds: Option<i64>,
+
+    /// Compute resources of the drill pod (default: the operator's, not the backup's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// Throttle the drill's restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitSpec>,
+
+    /// Partitions the drill restores at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub max_concurrent_partitions: Option<i32>,
+
+    /// Options of the drill Job (default: the operator's, not the backup's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<JobOptions>,
+
+    /// Start no new drill (a running one finishes); a drill that came due meanwhile runs once
+    /// when unset.
+    #[serde(default)]
+    pub suspend: bool,
+}
+
+/// The drills of a KafkaBackup (`status.drill`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DrillStatus {
+    /// The newest drill Job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_name: Option<String>,
+    /// Its drill id (the prefix of its scratch topics has it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill_id: Option<String>,
+    /// Running, Completed or Failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// When the newest drill Job was created (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    /// Drills started so far (numbers the drill Jobs).
+    #[serde(default)]
+    pub started: i64,
+    /// When the operator first saw `spec.drill` (RFC 3339): a schedule counts from then until
+    /// the first drill.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// When the next scheduled drill is due (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_schedule_time: Option<String>,
+    /// Successful backups since the newest drill started (for `afterEveryBackups`).
+    #[serde(default)]
+    pub backups_since_drill: i64,
+    /// The newest successful backup counted in `backupsSinceDrill` (its Job).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counted_backup: Option<String>,
+    /// Why the running drill's pod cannot start: a Secret or entry it references is missing
+    /// (the kubelet's message). The drill Job is kept; its pod starts once the Secret exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
+}
+
+/// What the newest finished drill found (`status.lastDrill`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LastDrill {
+    /// When it ended (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    /// Its Job.
+    pub job_name: String,
+    /// The drill id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill_id: Option<String>,
+    /// The backup drilled (the newest of its chain, restored with the links before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_id: Option<String>,
+    /// Records restored and read back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records: Option<i64>,
+    /// Record bytes restored and read back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<i64>,
+    /// Partitions restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<i64>,
+    /// Every restored record matched the backup and every translated offset checked.
+    pub verified: bool,
+    /// Restore wall time, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rto_seconds: Option<f64>,
+    /// Age of the newest backed-up record when the drill started, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo_seconds: Option<f64>,
+    /// Record bytes restored per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<i64>,
+    /// What failed, one line each (the first 20).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
+    /// Whether the scratch topics and groups were all deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleaned_up: Option<bool>,
+    /// The reason of the `DrillVerified` condition it gave (e.g. `DrillVerified`,
+    /// `DrillFailed`, `RpoExceeded`).
+    pub reason: String,
+    /// The worker's message (or why no result was read).
+    pub message: String,
 }

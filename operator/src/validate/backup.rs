@@ -2,6 +2,7 @@
 //! and cleanup tasks' own validation refuses.
 
 use super::*;
+use crate::crd::backup::DrillSpec;
 
 /// The spec fields of a KafkaBackup behind the fields of its backup and cleanup tasks.
 const BACKUP_FIELDS: &[(&str, &str)] = &[
@@ -17,6 +18,83 @@ const BACKUP_FIELDS: &[(&str, &str)] = &[
     ("segmentMaxBytes", "spec.segment.maxBytes"),
     ("segmentMaxIntervalMs", "spec.segment.maxIntervalMs"),
 ];
+
+/// The spec fields behind the fields of a drill task.
+const DRILL_FIELDS: &[(&str, &str)] = &[
+    (
+        "kafka",
+        "spec.drill.kafkaCluster (default spec.kafkaCluster)",
+    ),
+    ("storage.url", "spec.storage"),
+    ("storage", "spec.storage"),
+    ("chain", "the backup chain (<namespace>-<name>)"),
+    ("drillId", "the drill id"),
+    ("topicPrefix", "spec.drill.topicPrefix"),
+    (
+        "maxConcurrentPartitions",
+        "spec.drill.maxConcurrentPartitions",
+    ),
+];
+
+/// What is wrong with `spec.drill` that the schema may not have refused (a manifest stored
+/// before its rules existed) or cannot see (a schedule that never fires).
+fn drill_problems(drill: &DrillSpec, problems: &mut Vec<Problem>) {
+    // The drill cluster is checked like spec.kafkaCluster, and named as itself.
+    if let Some(cluster) = &drill.kafka_cluster {
+        let mut found = Vec::new();
+        cluster_problems(cluster, &mut found);
+        problems.extend(found.into_iter().map(|p| {
+            Problem {
+                message: p
+                    .message
+                    .replace("spec.kafkaCluster.", "spec.drill.kafkaCluster."),
+                ..p
+            }
+        }));
+    }
+    match (&drill.schedule, drill.after_every_backups) {
+        (Some(_), Some(_)) => problems.push(Problem::new(
+            REASON_INVALID_FIELD,
+            "spec.drill needs exactly one of schedule and afterEveryBackups, not both",
+        )),
+        (None, None) => problems.push(Problem::new(
+            REASON_MISSING_FIELD,
+            "spec.drill needs schedule (a cron schedule) or afterEveryBackups (a count of successful backups)",
+        )),
+        _ => {}
+    }
+    if let Some(schedule) = &drill.schedule {
+        if let Err(why) = parse_schedule(schedule) {
+            problems.push(Problem::new(
+                REASON_INVALID_SCHEDULE,
+                format!(
+                    "spec.drill.schedule '{schedule}' is not a valid cron schedule: {why}; e.g. '0 4 * * 0' (Sundays at 04:00 UTC) or @weekly"
+                ),
+            ));
+        }
+    }
+    if let Some(n) = drill.after_every_backups {
+        problems.extend(range_problem("spec.drill.afterEveryBackups", n, 1..=10_000));
+    }
+    if let Some(n) = drill.max_concurrent_partitions {
+        problems.extend(range_problem(
+            "spec.drill.maxConcurrentPartitions",
+            n,
+            1..=10_000,
+        ));
+    }
+    let rate = drill.rate_limit.clone().unwrap_or_default();
+    for (field, value) in [
+        ("spec.drill.maxRpoSeconds", drill.max_rpo_seconds),
+        ("spec.drill.maxRtoSeconds", drill.max_rto_seconds),
+        ("spec.drill.rateLimit.recordsPerSec", rate.records_per_sec),
+        ("spec.drill.rateLimit.bytesPerSec", rate.bytes_per_sec),
+    ] {
+        if let Some(value) = value {
+            problems.extend(range_problem(field, value, 1..=i64::MAX));
+        }
+    }
+}
 
 /// The macros a CronJob schedule may be instead of five fields.
 const SCHEDULE_MACROS: &[&str] = &[
@@ -215,8 +293,18 @@ impl SpecChecks for KafkaBackup {
             }
         }
 
+        if let Some(drill) = &spec.drill {
+            drill_problems(drill, &mut problems);
+        }
+
         if problems.is_empty() {
             problems.extend(worker_problem(self, BACKUP_FIELDS));
+        }
+        if problems.is_empty() {
+            let id = crate::build::drill::drill_id(self, 1).unwrap_or_else(|_| "1".into());
+            if let Ok(Some(task)) = crate::build::drill::drill_task(self, &id) {
+                problems.extend(task_problem(&task, DRILL_FIELDS));
+            }
         }
         if problems.is_empty() {
             if let Ok(Some(task)) = crate::build::backup::cleanup_task(self) {
@@ -246,6 +334,58 @@ mod tests {
             BACKUP_CONTINUOUS_AZURE,
         ] {
             assert_eq!(problems(yaml), [], "{yaml}");
+        }
+    }
+
+    #[test]
+    fn a_drill_is_checked_and_its_problems_name_the_drill_fields() {
+        assert_eq!(problems(BACKUP_DRILL), []);
+        let drill = "  drill:\n    schedule: \"0 4 * * 0\"\n";
+        let cases = [
+            (
+                BACKUP_DRILL.replace(drill, "  drill:\n    schedule: \"0 4 31 2 *\"\n"),
+                REASON_INVALID_SCHEDULE,
+                "spec.drill.schedule '0 4 31 2 *' is not a valid cron schedule: it never fires",
+            ),
+            (
+                BACKUP_DRILL.replace(
+                    drill,
+                    "  drill:\n    schedule: \"0 4 * * 0\"\n    afterEveryBackups: 3\n",
+                ),
+                REASON_INVALID_FIELD,
+                "spec.drill needs exactly one of schedule and afterEveryBackups, not both",
+            ),
+            (
+                BACKUP_DRILL.replace(drill, "  drill:\n"),
+                REASON_MISSING_FIELD,
+                "spec.drill needs schedule (a cron schedule) or afterEveryBackups",
+            ),
+            (
+                BACKUP_DRILL.replace(drill, "  drill:\n    afterEveryBackups: 0\n"),
+                REASON_INVALID_FIELD,
+                "spec.drill.afterEveryBackups is 0; use 1 to 10000",
+            ),
+            (
+                BACKUP_DRILL.replace("maxRpoSeconds: 28800", "maxRpoSeconds: -5"),
+                REASON_INVALID_FIELD,
+                "spec.drill.maxRpoSeconds is -5",
+            ),
+            (
+                BACKUP_DRILL.replace("topicPrefix: \"drill-{id}-\"", "topicPrefix: \"{id}\""),
+                REASON_INVALID_FIELD,
+                "spec.drill.topicPrefix",
+            ),
+            (
+                BACKUP_DRILL.replace(
+                    "        - kafka-staging-0.kafka-staging:9093\n",
+                    "        - kafka-staging-0.kafka-staging:9093\n      properties:\n        sasl.password: hunter2\n",
+                ),
+                REASON_SECRET_IN_PROPERTIES,
+                "spec.drill.kafkaCluster.properties['sasl.password'] carries a secret",
+            ),
+        ];
+        for (yaml, reason, message) in cases {
+            assert_one_problem(&problems(&yaml), reason, message);
         }
     }
 

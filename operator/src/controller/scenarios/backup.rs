@@ -1775,3 +1775,72 @@ async fn a_pod_waiting_for_a_missing_secret_key_stalls_the_backup() {
     )
     .await;
 }
+
+// A scheduled backup with drills whose newest drill failed: the drills' part changes nothing
+// (no drill due), and the scheduled status keeps status.drill and status.lastDrill, shows
+// DrillVerified False and stays Stalled with the drill's reason although its backups succeed.
+#[tokio::test]
+async fn a_scheduled_backup_stays_stalled_after_a_failed_drill() {
+    let yaml = BACKUP_DRILL.replace(
+        "    schedule: \"0 4 * * 0\"\n",
+        "    afterEveryBackups: 100\n",
+    );
+    let cr = kb(&yaml);
+    let cron = cron_job_name(&cr).expect("name");
+    let last = format!("{cron}-28885800");
+    let drill_failed = |type_: &str, status: &str| {
+        json!({"type": type_, "status": status, "reason": "DrillFailed",
+               "message": "drill Job d failed: 2 partitions differ",
+               "lastTransitionTime": "2024-11-30T04:00:00Z", "observedGeneration": 1})
+    };
+    let cr = with_backup_status(
+        cr,
+        json!({
+            "phase": "Scheduled", "run": "g1-r0", "observedGeneration": 1, "jobName": last,
+            "cronJobName": cron, "lastBackupId": last, "records": 10,
+            "lastSuccessfulTime": "2024-11-30T02:30:00Z",
+            "lastRun": {"jobName": last, "phase": "Completed", "reason": "BackupCompleted",
+                        "message": "backup complete: 10 records",
+                        "completionTime": "2024-11-30T02:30:00Z"},
+            "drill": {"jobName": "d", "drillId": "1-x", "phase": "Failed", "started": 1,
+                      "since": "2024-11-01T00:00:00Z", "startTime": "2024-11-30T03:00:00Z",
+                      "backupsSinceDrill": 0, "countedBackup": last},
+            "lastDrill": {"jobName": "d", "verified": false, "reason": "DrillFailed",
+                          "message": "drill Job d failed: 2 partitions differ"},
+            "conditions": [
+                drill_failed("Ready", "False"),
+                {"type": "Reconciling", "status": "False", "reason": "BackupCompleted",
+                 "message": "done", "lastTransitionTime": "2024-11-30T02:30:00Z",
+                 "observedGeneration": 1},
+                drill_failed("Stalled", "True"),
+                drill_failed("DrillVerified", "False"),
+            ]
+        }),
+    );
+    let calls = vec![
+        apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
+        apply(
+            path("v1", "configmaps", "orders-drilled-kb-task-g1-r0"),
+            |_| {},
+        ),
+        apply(path("batch/v1", "cronjobs", &cron), |_| {}),
+        list_jobs("orders-drilled", vec![]),
+        list_tasks("orders-drilled", &["g1-r0"]),
+        list_pods("orders-drilled", vec![]),
+        status(&cr, |s| {
+            assert_eq!(s["phase"], "Scheduled");
+            assert_eq!(s["lastDrill"]["reason"], "DrillFailed");
+            assert_eq!(s["drill"]["phase"], "Failed");
+            assert_condition(s, "Ready", "False", "DrillFailed");
+            assert_condition(s, "Stalled", "True", "DrillFailed");
+            assert_condition(s, "DrillVerified", "False", "DrillFailed");
+            assert_eq!(
+                condition(s, "DrillVerified")["lastTransitionTime"],
+                "2024-11-30T04:00:00Z",
+                "the condition did not change"
+            );
+        }),
+    ];
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::requeue(SCHEDULE_POLL));
+}

@@ -4,6 +4,7 @@
 //! timeout. This module is the mock server and the helpers every kind's scenarios share.
 
 mod backup;
+mod drill;
 mod reset;
 mod restore;
 mod rollback;
