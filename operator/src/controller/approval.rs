@@ -31,7 +31,7 @@ use tidemark_task::durations::parse_age;
 use tidemark_task::{ResultPlan, TaskResult, PHASE_COMPLETED};
 
 use super::status::{self as st, clamp};
-use super::{worker, Context, Error, RunKind, POD_START_POLL};
+use super::{worker, Context, Error, RunKind, POD_START_POLL, PREVIOUS_RUN_POLL};
 use crate::build::approval::{plan_config_map_name, planning_children};
 use crate::build::{self, RunId, RUN_ANNOTATION};
 use crate::crd::approval::{approval_timeout, PlanStatus, APPROVE_ANNOTATION};
@@ -505,10 +505,11 @@ async fn ignore<K: RunKind>(
     Ok(Action::requeue(POD_START_POLL))
 }
 
-/// After the run Job `job_name` of a `Manual` run ended: when its worker refused the approved
-/// plan (exit 15: the cluster no longer matches it), the run plans again — the next planning
-/// Job is applied and the status says `Planning` again (Event `PlanInvalidated`) — and `Some`
-/// action is returned; `None` for any other end, which is recorded as usual.
+/// After the run Job of a `Manual` run ended: when its worker refused the approved plan (exit
+/// 15: the cluster no longer matches it; nothing was changed), the run is not recorded as
+/// failed: it goes back to `Pending` with `PlanInvalidated` (a Warning Event) and the next plan
+/// attempt, which the next reconcile makes ([`gate`]; a KafkaRestore resolves its backup
+/// first), and `Some` action is returned. `None` for any other end, recorded as usual.
 pub async fn plan_changed<K: RunKind>(
     cr: &K,
     ctx: &Context,
@@ -527,15 +528,62 @@ pub async fn plan_changed<K: RunKind>(
     let Some(run) = K::common(current).run.as_deref().and_then(RunId::parse) else {
         return Ok(None);
     };
-    let plan = run_plan::<K>(current, run);
-    let attempt = plan.and_then(|p| p.attempt).unwrap_or(1) + 1;
-    let note = format!(
-        "the run refused plan {}: {message}; nothing was changed, planning again",
-        plan.and_then(|p| p.hash.as_deref()).unwrap_or("-")
+    let status = invalidated_status(cr, current, run, &message, &st::now());
+    let note = st::ready(K::common(&status))
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    if worker::write_status(cr, ctx, status, None).await? {
+        ctx.publish(
+            cr,
+            EventType::Warning,
+            REASON_PLAN_INVALIDATED,
+            "ObserveJob",
+            &note,
+        )
+        .await;
+    }
+    Ok(Some(Action::requeue(PREVIOUS_RUN_POLL)))
+}
+
+/// The status of run `run` whose worker refused its approved plan (`why`): `Pending`,
+/// `Reconciling` with `PlanInvalidated`, and `status.plan` asking for the next attempt.
+pub fn invalidated_status<K: RunKind>(
+    cr: &K,
+    current: &K::Status,
+    run: RunId,
+    why: &str,
+    now: &str,
+) -> K::Status {
+    let old = run_plan::<K>(current, run);
+    let hash = old.and_then(|p| p.hash.as_deref()).unwrap_or("-");
+    let attempt = old.and_then(|p| p.attempt).unwrap_or(1) + 1;
+    let message = format!(
+        "the run refused plan {hash}: {why}. Nothing was changed; the run is planned again and waits for a new approval"
     );
-    let action =
-        start_planning(cr, ctx, run, attempt, Some((REASON_PLAN_INVALIDATED, note))).await?;
-    Ok(Some(action))
+    let mut status = current.clone();
+    let previous = K::common(current).conditions.clone();
+    let common = K::common_mut(&mut status);
+    common.phase = Some(Phase::Pending);
+    common.job_name = None;
+    common.start_time = None;
+    common.completion_time = None;
+    common.conditions = st::conditions(
+        cr,
+        &previous,
+        now,
+        [false, true, false],
+        REASON_PLAN_INVALIDATED,
+        &message,
+    );
+    K::set_plan(
+        &mut status,
+        Some(PlanStatus {
+            run: Some(run.to_string()),
+            attempt: Some(attempt),
+            ..PlanStatus::default()
+        }),
+    );
+    status
 }
 
 #[cfg(test)]

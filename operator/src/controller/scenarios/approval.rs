@@ -380,10 +380,41 @@ async fn a_run_refusing_its_plan_plans_again() {
         ("Failed", "PodFailurePolicy"),
         &[("2024-12-01T13:00:00Z", Some(refused))],
     );
-    calls.extend(plan_calls(&running, 2, "PlanInvalidated"));
-    let (result, _, metrics) = scenario(running, calls).await;
-    assert_eq!(result.expect("reconciled"), Action::requeue(POD_START_POLL));
+    calls.extend([
+        status(&running, |s| {
+            assert_eq!(s["phase"], "Pending");
+            assert!(s.get("jobName").is_none(), "{s}");
+            assert_eq!(s["plan"]["attempt"], 2);
+            assert!(s["plan"].get("hash").is_none(), "{s}");
+            assert_conditions(s, [false, true, false], "PlanInvalidated");
+            let message = condition(s, "Ready")["message"].as_str().expect("text");
+            assert!(message.contains("2 active members"), "{message}");
+            assert!(message.contains(HASH), "{message}");
+        }),
+        event("Warning", "PlanInvalidated"),
+    ]);
+    let (result, _, metrics) = scenario(running.clone(), calls).await;
+    assert_eq!(
+        result.expect("reconciled"),
+        Action::requeue(crate::controller::PREVIOUS_RUN_POLL)
+    );
     assert_eq!(metrics.job_count(KIND, "failed"), 0);
+
+    // The next reconcile makes plan 2.
+    let status = crate::controller::approval::invalidated_status(
+        &running,
+        running.status.as_ref().expect("status"),
+        RUN,
+        "the cluster changed",
+        NOW,
+    );
+    let invalidated = KafkaOffsetReset {
+        status: Some(status),
+        ..running
+    };
+    let calls = plan_calls(&invalidated, 2, "Planning");
+    let (result, _, _) = scenario(invalidated, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::requeue(POD_START_POLL));
 }
 
 // A spec change is a new run: the old run's Jobs stop, and the new generation is planned.
@@ -459,4 +490,125 @@ async fn the_approval_annotation_on_an_automatic_reset_changes_nothing() {
         let (result, _, _) = scenario(done, calls).await;
         assert_eq!(result.expect("reconciled"), Action::await_change());
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A KafkaRestore naming a KafkaBackup: planned on the backup resolved then, and run on that same
+// backup once approved, even when a newer one completed meanwhile.
+
+const ORDERS_BACKUP: &str = "orders-snapshot-g1-r0-3c9a7e10";
+const NEWER_BACKUP: &str = "orders-snapshot-g2-r0-3c9a7e10";
+
+fn get_kafka_backup(id: &str) -> Call {
+    get(
+        path("tidemark.dev/v1alpha1", "kafkabackups", "orders-snapshot"),
+        Reply::Json(
+            StatusCode::OK,
+            serde_json::to_value(orders_backup(id, "Completed")).expect("kb"),
+        ),
+    )
+}
+
+fn manual_restore() -> crate::crd::KafkaRestore {
+    let mut cr = kr(RESTORE_FULL);
+    cr.spec.approval = crate::crd::approval::Approval::Manual;
+    cr
+}
+
+#[tokio::test]
+async fn a_manual_restore_plans_its_resolved_backup_and_runs_that_backup_once_approved() {
+    let cr = manual_restore();
+    let key = format!("plans/{RESTORE_UID}/g1-r0-1.json");
+    let calls = vec![
+        get_kafka_backup(ORDERS_BACKUP),
+        apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
+        apply(
+            path(
+                "v1",
+                "configmaps",
+                "orders-full-restore-kr-task-g1-r0-plan1",
+            ),
+            move |body| {
+                let task = body["data"]["task.yaml"].as_str().expect("task");
+                assert!(task.contains(&format!("planOut: {key}")), "{task}");
+                assert!(
+                    task.contains(&format!("backupId: {ORDERS_BACKUP}")),
+                    "{task}"
+                );
+            },
+        ),
+        apply(
+            path("batch/v1", "jobs", "orders-full-restore-kr-g1-r0-plan1"),
+            |_| {},
+        ),
+        status(&cr, |s| {
+            assert_eq!(s["phase"], "Pending");
+            assert_eq!(s["backupId"], ORDERS_BACKUP);
+            assert_eq!(s["kafkaBackup"], "orders-snapshot");
+            assert_conditions(s, [false, true, false], "Planning");
+        }),
+        super::event("KafkaRestore", "Normal", "Planning"),
+    ];
+    let (result, _, _) = scenario(cr.clone(), calls).await;
+    assert_eq!(result.expect("reconciled"), Action::requeue(POD_START_POLL));
+
+    // Planned and approved; a newer backup completed meanwhile: the plan's backup runs.
+    let resolved = crate::build::restore::ResolvedRestore {
+        restore: cr.clone(),
+        backup: crate::build::restore::ResolvedBackup {
+            kafka_backup: "orders-snapshot".into(),
+            backup_id: ORDERS_BACKUP.into(),
+            storage: orders_backup(ORDERS_BACKUP, "Completed").spec.storage,
+        },
+    };
+    let job = "orders-full-restore-kr-g1-r0-plan1";
+    let planning = planning_status(&resolved, RUN, 1, job, NOW);
+    let result = ResultPlan {
+        hash: HASH.into(),
+        key: format!("plans/{RESTORE_UID}/g1-r0-1.json"),
+        created: NOW.into(),
+        summary: "restore 1000 records into 6 partitions".into(),
+        records: 1000,
+        partitions: 6,
+        ..ResultPlan::default()
+    };
+    let mut awaiting = awaiting_status(&resolved, &planning, &result, None, NOW);
+    if let Some(plan) = awaiting.plan.as_mut() {
+        plan.expires = Some("2099-01-01T00:00:00Z".into());
+    }
+    let mut approved = cr;
+    approved.status = Some(awaiting);
+    approved
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(APPROVE_ANNOTATION.into(), HASH.into());
+    let calls = vec![
+        get_kafka_backup(NEWER_BACKUP),
+        super::event("KafkaRestore", "Normal", "PlanApproved"),
+        apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
+        apply(
+            path("v1", "configmaps", "orders-full-restore-kr-task-g1-r0"),
+            |body| {
+                let task = body["data"]["task.yaml"].as_str().expect("task");
+                assert!(
+                    task.contains(&format!("backupId: {ORDERS_BACKUP}")),
+                    "{task}"
+                );
+                assert!(task.contains(&format!("hash: {HASH}")), "{task}");
+            },
+        ),
+        apply(
+            path("batch/v1", "jobs", "orders-full-restore-kr-g1-r0-run1"),
+            |_| {},
+        ),
+        status(&approved, |s| {
+            assert_eq!(s["phase"], "Running");
+            assert_eq!(s["backupId"], ORDERS_BACKUP);
+            assert_eq!(s["plan"]["records"], 1000);
+        }),
+        super::event("KafkaRestore", "Normal", "JobCreated"),
+    ];
+    let (result, _, _) = scenario(approved, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
 }
