@@ -396,7 +396,7 @@ pub fn awaiting_status<K: RunKind>(
     let plan = plan_status(result, K::plan(current), timeout, now);
     let kind = K::kind(&()).to_ascii_lowercase();
     let message = format!(
-        "plan {} is ready: {}. Review status.plan (the whole plan is at {} in the storage), then approve it: kubectl annotate {kind} {} {APPROVE_ANNOTATION}={} --overwrite (or commit the annotation); it expires at {}",
+        "plan {} is ready: {}. Review status.plan (the whole plan is at {} in the storage), then approve it: kubectl annotate {kind} {} tidemark.dev/approve={} --overwrite (or commit the annotation); it expires at {}",
         result.hash,
         result.summary,
         result.key,
@@ -490,7 +490,7 @@ async fn ignore<K: RunKind>(
     K::set_plan(&mut status, Some(plan));
     if worker::write_status(cr, ctx, status, None).await? {
         let note = format!(
-            "{APPROVE_ANNOTATION} is '{}', not the hash of the plan waiting for approval ({hash}): ignored, nothing runs. Approve the plan in status.plan with {APPROVE_ANNOTATION}={hash}",
+            "tidemark.dev/approve is '{}', not the hash of the plan waiting for approval ({hash}): ignored, nothing runs. Approve the plan in status.plan with tidemark.dev/approve={hash}",
             st::cap(value, 80)
         );
         ctx.publish(
