@@ -31,7 +31,7 @@ use tidemark_task::durations::parse_age;
 use tidemark_task::{ResultPlan, TaskResult, PHASE_COMPLETED};
 
 use super::status::{self as st, clamp};
-use super::{worker, Context, Error, RunKind, POD_START_POLL, PREVIOUS_RUN_POLL};
+use super::{worker, Context, Error, RunKind, POD_START_POLL, PREVIOUS_RUN_POLL, SECRET_POLL};
 use crate::build::approval::{plan_config_map_name, planning_children};
 use crate::build::{self, RunId, RUN_ANNOTATION};
 use crate::crd::approval::{approval_timeout, PlanStatus, APPROVE_ANNOTATION};
@@ -270,7 +270,7 @@ async fn observe_planning<K: RunKind>(
         })?;
     let end = job.as_ref().and_then(st::job_end);
     if job.is_some() && end.is_none() {
-        return Ok(Action::requeue(POD_START_POLL));
+        return watch_planning_pods(cr, ctx, current, job_name).await;
     }
     let pods = worker::job_pods(ctx, &ns, job_name).await?;
     let result = st::single_result(worker::pod_results(&pods, job_name, 1));
@@ -306,6 +306,38 @@ async fn observe_planning<K: RunKind>(
     } else {
         Action::requeue(AWAITING_POLL)
     })
+}
+
+/// While the planning Job `job_name` runs: a worker pod the kubelet cannot start for want of a
+/// Secret or one of its keys stalls the run (`Stalled` with `SecretNotFound` or `KeyNotFound`,
+/// a Warning Event; the Job is kept and the pod starts once the Secret is fixed), as it does a
+/// run's Job; once no pod says so, the run is `Planning` again.
+async fn watch_planning_pods<K: RunKind>(
+    cr: &K,
+    ctx: &Context,
+    current: &K::Status,
+    job_name: &str,
+) -> Result<Action, Error> {
+    let ns = build::namespace(cr).map_err(Error::Build)?;
+    let pods = worker::job_pods(ctx, &ns, job_name).await?;
+    let now = st::now();
+    if let Some(problem) = worker::pod_secret_problem(ctx, &ns, &pods).await? {
+        let field = worker::secret_field(cr, &problem);
+        let mut status = current.clone();
+        K::common_mut(&mut status).conditions =
+            st::secret_conditions(cr, job_name, &problem, field, &now);
+        let event = (EventType::Warning, problem.reason, "ObservePlan");
+        worker::write_status(cr, ctx, status, Some(event)).await?;
+        return Ok(Action::requeue(SECRET_POLL));
+    }
+    let plan =
+        K::plan(current).and_then(|p| Some((p.run.as_deref().and_then(RunId::parse)?, p.attempt?)));
+    if let (true, Some((run, attempt))) = (worker::stalled_on_secret(cr), plan) {
+        let status = planning_status(cr, run, attempt, job_name, &now);
+        let event = (EventType::Normal, "PodStarting", "ObservePlan");
+        worker::write_status(cr, ctx, status, Some(event)).await?;
+    }
+    Ok(Action::requeue(POD_START_POLL))
 }
 
 /// The plan of a planning Job that ended with `end` (`None`: it is gone) and left `result`,

@@ -207,6 +207,64 @@ async fn a_finished_planning_job_awaits_approval() {
     );
 }
 
+// A planning Job still running is only read; one whose pod waits for a missing Secret stalls
+// the run (the Job kept), and once the Secret is fixed the run is Planning again.
+#[tokio::test]
+async fn a_planning_pod_waiting_for_a_secret_stalls_the_run_until_it_starts() {
+    let cr = planning(manual(None), 1);
+    let job = "rewind-fulfilment-kor-g1-r0-plan1";
+    let running = json!({"running": {"startedAt": "2024-12-01T12:00:05Z"}});
+    let calls = vec![
+        get(path("batch/v1", "jobs", job), job_reply(job, None)),
+        waiting_pods_call(job, "Running", running.clone()),
+    ];
+    let (result, _, _) = scenario(cr.clone(), calls).await;
+    assert_eq!(result.expect("reconciled"), Action::requeue(POD_START_POLL));
+
+    let kubelet = "secret \"s3-credentials\" not found";
+    let calls = vec![
+        get(path("batch/v1", "jobs", job), job_reply(job, None)),
+        waiting_pods_call(job, "Pending", config_error(kubelet)),
+        status(&cr, move |s| {
+            assert_eq!(s["phase"], "Pending");
+            assert_eq!(s["plan"]["jobName"], job);
+            assert_conditions(s, [false, false, true], "SecretNotFound");
+            let message = condition(s, "Stalled")["message"].as_str().expect("text");
+            assert!(message.contains(kubelet), "{message}");
+        }),
+        event("Warning", "SecretNotFound"),
+    ];
+    let (result, _, _) = scenario(cr.clone(), calls).await;
+    assert_eq!(
+        result.expect("reconciled"),
+        Action::requeue(crate::controller::SECRET_POLL)
+    );
+
+    // Fixed: Planning again.
+    let mut stalled = cr;
+    if let Some(s) = stalled.status.as_mut() {
+        let problem = crate::controller::status::SecretProblem {
+            pod: format!("{job}-x7k2p"),
+            reason: "SecretNotFound",
+            secret: "s3-credentials".into(),
+            kubelet_message: kubelet.into(),
+        };
+        s.common.conditions =
+            crate::controller::status::secret_conditions(&manual(None), job, &problem, None, NOW);
+    }
+    let calls = vec![
+        get(path("batch/v1", "jobs", job), job_reply(job, None)),
+        waiting_pods_call(job, "Running", running),
+        status(&stalled, |s| {
+            assert_eq!(s["phase"], "Pending");
+            assert_conditions(s, [false, true, false], "Planning");
+        }),
+        event("Normal", "PodStarting"),
+    ];
+    let (result, _, _) = scenario(stalled, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::requeue(POD_START_POLL));
+}
+
 // A planning Job that fails fails the run with PlanFailed (Stalled), nothing changed.
 #[tokio::test]
 async fn a_failed_planning_job_fails_the_run() {
