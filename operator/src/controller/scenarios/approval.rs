@@ -670,3 +670,69 @@ async fn a_manual_restore_plans_its_resolved_backup_and_runs_that_backup_once_ap
     let (result, _, _) = scenario(approved, calls).await;
     assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
 }
+
+// ---------------------------------------------------------------------------------------------
+// A KafkaOffsetRollback rollback: the snapshot wait comes first, then the plan; its ConfigMap
+// storage gets the worker RoleBinding before the planning Job.
+
+#[tokio::test]
+async fn a_manual_rollback_plans_after_its_snapshot_wait() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    let mut cr = korb(include_str!(
+        "../../../../config/samples/kafkaoffsetrollback-rollback.yaml"
+    ));
+    cr.spec.approval = crate::crd::approval::Approval::Manual;
+    cr.metadata.creation_timestamp = Some(Time("2024-12-01T11:00:00Z".parse().expect("time")));
+    let uid = cr.metadata.uid.clone().expect("uid");
+    let list = get(
+        format!("/apis/tidemark.dev/v1alpha1/namespaces/{NS}/kafkaoffsetrollbacks"),
+        Reply::Json(
+            StatusCode::OK,
+            json!({"apiVersion": "tidemark.dev/v1alpha1", "kind": "KafkaOffsetRollbackList",
+                   "metadata": {}, "items": []}),
+        ),
+    );
+    let calls = vec![
+        list,
+        apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
+        apply(
+            path(
+                "rbac.authorization.k8s.io/v1",
+                "rolebindings",
+                "before-change-rollback-korb-snapshots",
+            ),
+            |body| assert_eq!(body["roleRef"]["name"], "tidemark-worker"),
+        ),
+        apply(
+            path(
+                "v1",
+                "configmaps",
+                "before-change-rollback-korb-task-g1-r0-plan1",
+            ),
+            move |body| {
+                let task = body["data"]["task.yaml"].as_str().expect("task");
+                assert!(task.contains("operation: rollback"), "{task}");
+                assert!(
+                    task.contains(&format!("planOut: plans/{uid}/g1-r0-1.json")),
+                    "{task}"
+                );
+            },
+        ),
+        apply(
+            path(
+                "batch/v1",
+                "jobs",
+                "before-change-rollback-korb-g1-r0-plan1",
+            ),
+            |_| {},
+        ),
+        status(&cr, |s| {
+            assert_eq!(s["phase"], "Pending");
+            assert_eq!(s["operation"], "rollback");
+            assert_conditions(s, [false, true, false], "Planning");
+        }),
+        super::event("KafkaOffsetRollback", "Normal", "Planning"),
+    ];
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::requeue(POD_START_POLL));
+}
