@@ -33,6 +33,7 @@ use tidemark_task::{ResultPlan, TaskResult, PHASE_COMPLETED};
 use super::status::{self as st, clamp};
 use super::{worker, Context, Error, RunKind, POD_START_POLL, PREVIOUS_RUN_POLL, SECRET_POLL};
 use crate::build::approval::{plan_config_map_name, planning_children};
+use crate::build::job::RESULT_FINALIZER;
 use crate::build::{self, RunId, RUN_ANNOTATION};
 use crate::crd::approval::{approval_timeout, PlanStatus, APPROVE_ANNOTATION};
 use crate::crd::status::{Condition, Phase, RunStatus};
@@ -142,6 +143,9 @@ pub async fn gate<K: RunKind>(cr: &K, ctx: &Context, run: RunId) -> Result<Optio
         }
         Stage::Planning(job) => observe_planning(cr, ctx, &current, &job).await.map(Some),
         Stage::Approved => {
+            if let Some(job) = plan.and_then(|p| p.job_name.as_deref()) {
+                release_planning_job(cr, ctx, job).await?;
+            }
             let hash = plan.and_then(|p| p.hash.clone()).unwrap_or_default();
             let note = format!("plan {hash} of run {run} is approved; its Job starts");
             ctx.publish(
@@ -157,6 +161,31 @@ pub async fn gate<K: RunKind>(cr: &K, ctx: &Context, run: RunId) -> Result<Optio
         Stage::Ignored(value) => ignore(cr, ctx, &current, &value).await.map(Some),
         Stage::Waiting(left) => Ok(Some(Action::requeue(left))),
     }
+}
+
+/// Before the approved run starts: the planning Job `job_name` and its pods lose their result
+/// finalizer if they still hold it (the operator may have stopped between recording the plan
+/// and releasing them). A Job without it means its pods were released first.
+async fn release_planning_job<K: RunKind>(
+    cr: &K,
+    ctx: &Context,
+    job_name: &str,
+) -> Result<(), Error> {
+    let ns = build::namespace(cr).map_err(Error::Build)?;
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let job = jobs
+        .get_opt(job_name)
+        .await
+        .map_err(|source| Error::Fetch {
+            what: format!("Job {ns}/{job_name}"),
+            source,
+        })?;
+    let held = |j: &Job| j.finalizers().iter().any(|f| f == RESULT_FINALIZER);
+    if let Some(job) = job.filter(held) {
+        let pods = worker::job_pods(ctx, &ns, job_name).await?;
+        worker::release_all(ctx, &ns, &pods, Some(&job)).await?;
+    }
+    Ok(())
 }
 
 /// The Event note of a re-plan for `reason`.

@@ -349,7 +349,30 @@ async fn the_approved_hash_runs_the_plan_to_success() {
     let cr = awaiting(manual(Some(HASH)), 1, "2099-01-01T00:00:00Z");
     let key = format!("plans/{}/g1-r0-1.json", uid(&cr));
     let job = "rewind-fulfilment-kor-g1-r0-run1";
+    // Its planning Job still holds its result (the operator stopped before releasing it): it
+    // is released first.
+    let plan_job = "rewind-fulfilment-kor-g1-r0-plan1";
+    let held = json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": plan_job, "namespace": NS, "uid": "p1an",
+                     "resourceVersion": "7", "finalizers": ["tidemark.dev/result"]},
+        "status": {"conditions": [{"type": "Complete", "status": "True"}]}
+    });
     let calls = vec![
+        get(
+            path("batch/v1", "jobs", plan_job),
+            Reply::Json(StatusCode::OK, held),
+        ),
+        pods_call(plan_job, &[]),
+        Call::new(
+            Method::PATCH,
+            path("batch/v1", "jobs", plan_job),
+            Reply::Echo,
+        )
+        .check(|body, _| {
+            assert_eq!(body["metadata"]["finalizers"], json!([]), "{body}");
+            assert_eq!(body["metadata"]["resourceVersion"], "7", "{body}");
+        }),
         event("Normal", "PlanApproved"),
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
         apply(
@@ -643,6 +666,7 @@ async fn a_manual_restore_plans_its_resolved_backup_and_runs_that_backup_once_ap
         .insert(APPROVE_ANNOTATION.into(), HASH.into());
     let calls = vec![
         get_kafka_backup(NEWER_BACKUP),
+        get(path("batch/v1", "jobs", job), not_found("jobs", job)),
         super::event("KafkaRestore", "Normal", "PlanApproved"),
         apply(path("v1", "serviceaccounts", "tidemark-worker"), |_| {}),
         apply(
