@@ -13,6 +13,8 @@
 --     failed or exceeded its RPO/RTO limit; the operator also
 --     sets Stalled then), unless a worker Job runs            -> Degraded
 --   phase Suspended (a KafkaBackup's schedule is paused)     -> Suspended
+--   phase AwaitingApproval (spec.approval: Manual; the plan
+--     in status.plan waits for tidemark.dev/approve)         -> Suspended
 --   Reconciling=True (a worker Job runs)                     -> Progressing
 --   Ready=True (run completed; a schedule waiting for its
 --     next backup after a successful one)                    -> Healthy
@@ -56,7 +58,7 @@ if generation ~= nil and status.observedGeneration ~= nil and status.observedGen
   return hs
 end
 
-local ready, reconciling, stalled, drill = nil, nil, nil, nil
+local ready, reconciling, stalled, drill, awaiting = nil, nil, nil, nil, nil
 if type(status.conditions) == "table" then
   for _, condition in ipairs(status.conditions) do
     if condition.type == "Ready" then
@@ -67,6 +69,8 @@ if type(status.conditions) == "table" then
       stalled = condition
     elseif condition.type == "DrillVerified" then
       drill = condition
+    elseif condition.type == "AwaitingApproval" then
+      awaiting = condition
     end
   end
 end
@@ -91,6 +95,16 @@ end
 if phase == "Suspended" then
   hs.status = "Suspended"
   hs.message = describe(ready, "The backup schedule is suspended")
+  return hs
+end
+if phase == "AwaitingApproval" then
+  -- Waiting for a person, not for the operator: Argo CD's Suspended.
+  local why = awaiting
+  if why == nil then
+    why = ready
+  end
+  hs.status = "Suspended"
+  hs.message = describe(why, "The plan in status.plan waits for approval")
   return hs
 end
 if reconciling ~= nil and reconciling.status == "True" then

@@ -250,6 +250,7 @@ fn printer_columns_show_strategy_phase_groups_failed_and_snapshot() {
         ("Groups", ".status.groupsReset"),
         ("Failed", ".status.groupsFailed"),
         ("Snapshot", ".status.snapshotId"),
+        ("Plan", ".status.plan.hash"),
         ("Ready", r#".status.conditions[?(@.type=="Ready")].status"#),
         ("Reason", r#".status.conditions[?(@.type=="Ready")].reason"#),
         ("Age", ".metadata.creationTimestamp"),

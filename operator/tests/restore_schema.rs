@@ -347,6 +347,7 @@ fn printer_columns_show_phase_backup_progress_and_groups() {
         ("Backup", "string", ".status.backupId"),
         ("Progress", "string", ".status.progress.percent"),
         ("Groups", "integer", ".status.groupsTranslated"),
+        ("Plan", "string", ".status.plan.hash"),
         (
             "Ready",
             "string",

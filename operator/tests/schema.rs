@@ -255,7 +255,11 @@ fn every_sample_manifest_is_accepted() {
                         .unwrap_or_else(|r| panic!("{} refused: {r:#?}", path.display()));
                     cr.metadata.namespace = Some("kafka-backup".into());
                     cr.metadata.uid = Some("0b5c1c2e-7a43-4a8e-9f0e-4a1d2c3b4a5f".into());
-                    strategies.push(cr.spec.reset_strategy.as_str());
+                    strategies.push(if cr.spec.approval.is_manual() {
+                        "toDatetime, approved"
+                    } else {
+                        cr.spec.reset_strategy.as_str()
+                    });
                     tidemark_operator::validate::validate(&cr)
                 }
                 Some("KafkaBackup") => {
@@ -342,6 +346,7 @@ fn every_sample_manifest_is_accepted() {
             "fromSnapshot",
             "shiftBy",
             "toDatetime",
+            "toDatetime, approved",
             "toEarliest"
         ]
     );

@@ -22,13 +22,14 @@ use kube::ResourceExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
-use tidemark::task::{ResultBackup, ResultError, ResultRestore, TaskResult};
+use tidemark::task::{ResultBackup, ResultError, ResultPlan, ResultRestore, TaskResult};
 use tidemark_operator::build::{RunId, WorkerKind};
 use tidemark_operator::controller::backup::{scheduled_status, Observed};
 use tidemark_operator::controller::drill;
-use tidemark_operator::controller::rollback;
 use tidemark_operator::controller::status::{self as st, JobEnd, ShardResult};
 use tidemark_operator::controller::ControlledKind;
+use tidemark_operator::controller::{approval, rollback};
+use tidemark_operator::crd::approval::Approval;
 use tidemark_operator::crd::{KafkaBackup, KafkaOffsetReset, KafkaOffsetRollback, KafkaRestore};
 
 const NOW: &str = "2024-12-01T12:00:00Z";
@@ -711,11 +712,79 @@ fn rollback_cases() -> Vec<Case> {
     cases
 }
 
+/// A `Manual` run of `cr` (planned by planning Job `job` with `plan`): planning, waiting for
+/// approval (Argo CD `Suspended`; kstatus InProgress, as Ready is False), refused by its run and
+/// planned again, and a failed planning Job.
+fn approval_states<K: ControlledKind>(cr: K, plan: ResultPlan) -> Vec<Case> {
+    let kind = K::kind(&()).to_string();
+    let run = RunId::of(&cr).expect("a run");
+    let job = format!("{}-plan1", cr.job_name(run).expect("a Job name"));
+    let planning = approval::planning_status(&cr, run, 1, &job, NOW);
+    let awaiting = approval::awaiting_status(&cr, &planning, &plan, None, LATER);
+    let invalidated =
+        approval::invalidated_status(&cr, &awaiting, run, "the cluster changed", LATER);
+    let failed = approval::plan_failed_status(&cr, &planning, "planning Job failed", LATER);
+    vec![
+        case(
+            format!("{kind} planning"),
+            with_status(&cr, &planning),
+            "InProgress",
+            "Progressing",
+        )
+        .message("Planning: Job"),
+        case(
+            format!("{kind} awaiting approval"),
+            with_status(&cr, &awaiting),
+            "InProgress",
+            "Suspended",
+        )
+        .message(format!("PlanReady: plan {} is ready", plan.hash)),
+        case(
+            format!("{kind} whose run refused its plan"),
+            with_status(&cr, &invalidated),
+            "InProgress",
+            "Progressing",
+        )
+        .message("PlanInvalidated: the run refused plan"),
+        case(
+            format!("{kind} whose planning Job failed"),
+            with_status(&cr, &failed),
+            "Failed",
+            "Degraded",
+        )
+        .message("PlanFailed: planning Job failed"),
+    ]
+}
+
+fn approval_cases() -> Vec<Case> {
+    let plan = ResultPlan {
+        hash: "3f9a1c0e5b7d2e48".into(),
+        key: "plans/u/g1-r0-1.json".into(),
+        created: NOW.into(),
+        summary: "reset 1 group on 6 partitions".into(),
+        groups: 1,
+        offsets: 6,
+        ..ResultPlan::default()
+    };
+    let mut cases = approval_states(
+        sample::<KafkaOffsetReset>("kafkaoffsetreset-approved.yaml"),
+        plan.clone(),
+    );
+    let mut rollback: KafkaOffsetRollback = sample("kafkaoffsetrollback-rollback.yaml");
+    rollback.spec.approval = Approval::Manual;
+    cases.extend(approval_states(rollback, plan.clone()));
+    let mut restore: KafkaRestore = sample("kafkarestore-pitr-new-topic.yaml");
+    restore.spec.approval = Approval::Manual;
+    cases.extend(approval_states(restore, plan));
+    cases
+}
+
 fn all_cases() -> Vec<Case> {
     let mut cases = backup_cases();
     cases.extend(restore_cases());
     cases.extend(reset_cases());
     cases.extend(rollback_cases());
+    cases.extend(approval_cases());
     cases
 }
 

@@ -111,7 +111,13 @@ pub fn run_parts<K: WorkerKind>(cr: &K, run: RunId) -> Result<JobParts, Error> {
 /// The worker Job of `cr`'s run `run`, named by [`WorkerKind::job_name`]; it and its pods
 /// carry the [`RESULT_FINALIZER`].
 pub fn job<K: WorkerKind>(cr: &K, run: RunId, config: &OperatorConfig) -> Result<Job, Error> {
-    let mut job = job_with(cr, &cr.job_name(run)?, &run_parts(cr, run)?, config)?;
+    let job_name = match cr.approved_run(run) {
+        Some(approved) => {
+            super::approval::approved_job_name::<K>(&name(cr)?, run, approved.attempt)
+        }
+        None => cr.job_name(run)?,
+    };
+    let mut job = job_with(cr, &job_name, &run_parts(cr, run)?, config)?;
     hold_results(&mut job);
     Ok(job)
 }

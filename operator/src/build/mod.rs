@@ -5,6 +5,7 @@
 //! layout. Nothing here talks to the API server; the controller applies what these functions
 //! return.
 
+pub mod approval;
 pub mod backup;
 pub mod cronjob;
 pub mod drill;
@@ -353,6 +354,12 @@ pub trait WorkerKind: Resource<DynamicType = ()> {
         false
     }
 
+    /// The approved plan run `run` executes (`spec.approval: Manual`, approved): its task gets
+    /// `approvedPlan` and its Job a name of its own per plan ([`approval`]). Default none.
+    fn approved_run(&self, _run: RunId) -> Option<approval::ApprovedRun> {
+        None
+    }
+
     /// The name of the Job of run `run` (default [`job::job_name`]: `<name>-<tag>-<run>`).
     fn job_name(&self, run: RunId) -> Result<String, Error> {
         let name = self.meta().name.as_deref();
@@ -687,6 +694,10 @@ pub(crate) mod fixtures {
     /// fromSnapshot `before-change`, ConfigMap storage.
     pub const RESET_FROM_SNAPSHOT: &str =
         include_str!("../../../config/samples/kafkaoffsetreset-from-snapshot.yaml");
+
+    /// toDatetime with `approval: Manual` (a 12h approval timeout), snapshot on a PVC.
+    pub const RESET_APPROVED: &str =
+        include_str!("../../../config/samples/kafkaoffsetreset-approved.yaml");
 
     /// fromFile with an inline CSV, ConfigMap storage.
     pub const RESET_FROM_FILE: &str =

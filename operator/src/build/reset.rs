@@ -127,6 +127,15 @@ impl WorkerKind for KafkaOffsetReset {
         &RESET_PERMANENT_EXIT_CODES
     }
 
+    fn approved_run(&self, run: RunId) -> Option<super::approval::ApprovedRun> {
+        super::approval::approved_run(
+            self,
+            self.spec.approval,
+            self.status.as_ref().and_then(|s| s.plan.as_ref()),
+            run,
+        )
+    }
+
     fn task(&self, run: RunId) -> Result<Task, Error> {
         let spec = &self.spec;
         let ns = namespace(self)?;

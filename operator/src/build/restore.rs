@@ -229,6 +229,15 @@ impl WorkerKind for KafkaRestore {
         credentials_field(backup_source(self), storage_type)
     }
 
+    fn approved_run(&self, run: RunId) -> Option<super::approval::ApprovedRun> {
+        super::approval::approved_run(
+            self,
+            self.spec.approval,
+            self.status.as_ref().and_then(|s| s.plan.as_ref()),
+            run,
+        )
+    }
+
     fn task(&self, _run: RunId) -> Result<Task, Error> {
         restore_task(self, backup_source(self), self.shards())
     }
@@ -271,6 +280,10 @@ impl WorkerKind for ResolvedRestore {
 
     fn storage_credentials_field(&self, storage_type: StorageType) -> &'static str {
         credentials_field(self.source(), storage_type)
+    }
+
+    fn approved_run(&self, run: RunId) -> Option<super::approval::ApprovedRun> {
+        self.restore.approved_run(run)
     }
 
     fn task(&self, _run: RunId) -> Result<Task, Error> {

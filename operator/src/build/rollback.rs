@@ -67,6 +67,15 @@ impl WorkerKind for KafkaOffsetRollback {
         self.spec.resources.as_ref()
     }
 
+    fn approved_run(&self, run: RunId) -> Option<super::approval::ApprovedRun> {
+        super::approval::approved_run(
+            self,
+            self.spec.approval,
+            self.status.as_ref().and_then(|s| s.plan.as_ref()),
+            run,
+        )
+    }
+
     fn task(&self, run: RunId) -> Result<Task, Error> {
         let spec = &self.spec;
         let kafka = match (spec.operation, self.kafka_cluster()) {

@@ -149,11 +149,15 @@ fn join_url(scheme: &str, bucket: &str, prefix: Option<&str>) -> String {
 /// The ConfigMap `<cr>-task-<run>` holding `task.yaml`, in the resource's namespace, labelled
 /// like the Job and owned by the resource.
 pub fn task_config_map<K: WorkerKind>(cr: &K, run: RunId) -> Result<ConfigMap, Error> {
+    let mut task = cr.task(run)?;
+    if let Some(approved) = cr.approved_run(run) {
+        super::approval::set_plan_fields(&mut task, None, Some(approved.plan))?;
+    }
     task_config_map_with(
         cr,
         &task_config_map_name::<K>(&name(cr)?, run),
         labels(cr, K::COMPONENT, run),
-        &cr.task(run)?,
+        &task,
     )
 }
 

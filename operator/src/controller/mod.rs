@@ -6,6 +6,7 @@
 //! reconcile with its metric label, and the error policy (an invalid spec waits for a change, a
 //! missing Secret or referenced resource is polled, API errors back off).
 
+pub mod approval;
 pub mod backup;
 pub mod drill;
 pub mod reset;
@@ -38,6 +39,7 @@ use tidemark_task::TaskResult;
 
 use crate::build::{RunId, WorkerKind, OWNER_KIND_LABEL};
 use crate::config::OperatorConfig;
+use crate::crd::approval::{Approval, PlanStatus};
 use crate::crd::status::RunStatus;
 use crate::crd::{KafkaBackup, KafkaOffsetReset, KafkaOffsetRollback, KafkaRestore};
 use crate::metrics::Metrics;
@@ -82,6 +84,20 @@ pub trait RunKind:
     /// Copies the worker's `result` into the kind's fields of `status`, and says which reason
     /// a successful (or failed) run gets.
     fn record_result(&self, status: &mut Self::Status, result: &TaskResult) -> Reasons;
+
+    /// `spec.approval` and `spec.approvalTimeout`, for a kind whose runs may wait for a person
+    /// to approve their plan ([`approval`]). Default `None`: never.
+    fn approval(&self) -> Option<(Approval, Option<&str>)> {
+        None
+    }
+
+    /// `status.plan` (the plan of a run that waits for approval), if the kind has one.
+    fn plan(_status: &Self::Status) -> Option<&PlanStatus> {
+        None
+    }
+
+    /// Sets `status.plan` (nothing for a kind without one).
+    fn set_plan(_status: &mut Self::Status, _plan: Option<PlanStatus>) {}
 
     /// Whether resources of the kind may run on a schedule: the controller then also owns (and
     /// watches) CronJobs.

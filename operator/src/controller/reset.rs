@@ -7,6 +7,7 @@ use tidemark_task::TaskResult;
 
 use super::status::{clamp, Reasons};
 use super::RunKind;
+use crate::crd::approval::{Approval, PlanStatus};
 use crate::crd::reset::{GroupResult, PartitionPlan, ResetPlan};
 use crate::crd::status::RunStatus;
 use crate::crd::{KafkaOffsetReset, KafkaOffsetResetStatus};
@@ -39,11 +40,35 @@ impl RunKind for KafkaOffsetReset {
         &mut status.common
     }
 
+    /// Whether it is a dry run, and the plan of the run (`spec.approval: Manual`).
     fn new_run_status(&self) -> KafkaOffsetResetStatus {
         KafkaOffsetResetStatus {
             dry_run: Some(self.spec.dry_run),
+            plan: super::status::same_run_plan(
+                self,
+                self.status.as_ref().and_then(|s| s.plan.as_ref()),
+            ),
             ..KafkaOffsetResetStatus::default()
         }
+    }
+
+    fn approval(&self) -> Option<(Approval, Option<&str>)> {
+        Some((self.spec.approval, self.spec.approval_timeout.as_deref()))
+    }
+
+    fn plan(status: &Self::Status) -> Option<&PlanStatus> {
+        status.plan.as_ref()
+    }
+
+    fn set_plan(status: &mut Self::Status, plan: Option<PlanStatus>) {
+        let plan = plan.map(|mut p| {
+            // Its partitions are those whose committed offset changes.
+            if let Some(offsets) = p.offsets.take() {
+                p.partitions = offsets;
+            }
+            p
+        });
+        status.plan = plan;
     }
 
     fn describe(&self) -> String {
@@ -69,9 +94,11 @@ impl RunKind for KafkaOffsetReset {
                 } else {
                     reset.groups_reset.saturating_add(reset.groups_failed)
                 };
+                // An approved run keeps its plan's hash and summary next to what it changed.
                 status.plan = Some(ResetPlan {
                     groups: clamp(planned_groups),
                     partitions: clamp(reset.partitions_planned),
+                    ..status.plan.take().unwrap_or_default()
                 });
                 status.groups_total = Some(clamp(reset.groups_total));
                 status.groups_reset = Some(clamp(reset.groups_reset));

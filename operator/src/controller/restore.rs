@@ -29,6 +29,7 @@ use crate::build::restore::{
     backup_source, restore_id, BackupSource, ResolvedBackup, ResolvedRestore,
 };
 use crate::build::{self, RunId, RUN_ANNOTATION};
+use crate::crd::approval::{Approval, PlanStatus};
 use crate::crd::restore::{KafkaRestoreStatus, RestoreProgress};
 use crate::crd::status::{Phase, RunStatus};
 use crate::crd::{KafkaBackup, KafkaRestore};
@@ -188,6 +189,7 @@ pub fn run_status(cr: &KafkaRestore, source: BackupSource<'_>) -> KafkaRestoreSt
         kafka_backup,
         restore_id: restore_id(cr).ok(),
         dry_run: Some(cr.spec.dry_run),
+        plan: st::same_run_plan(cr, cr.status.as_ref().and_then(|s| s.plan.as_ref())),
         ..KafkaRestoreStatus::default()
     }
 }
@@ -248,6 +250,18 @@ impl RunKind for KafkaRestore {
 
     fn describe(&self) -> String {
         describe_run(self, backup_source(self))
+    }
+
+    fn approval(&self) -> Option<(Approval, Option<&str>)> {
+        Some((self.spec.approval, self.spec.approval_timeout.as_deref()))
+    }
+
+    fn plan(status: &Self::Status) -> Option<&PlanStatus> {
+        status.plan.as_ref()
+    }
+
+    fn set_plan(status: &mut Self::Status, plan: Option<PlanStatus>) {
+        status.plan = plan;
     }
 
     fn record_result(&self, status: &mut KafkaRestoreStatus, result: &TaskResult) -> Reasons {
@@ -504,6 +518,18 @@ impl RunKind for ResolvedRestore {
 
     fn describe(&self) -> String {
         describe_run(&self.restore, self.source())
+    }
+
+    fn approval(&self) -> Option<(Approval, Option<&str>)> {
+        self.restore.approval()
+    }
+
+    fn plan(status: &Self::Status) -> Option<&PlanStatus> {
+        KafkaRestore::plan(status)
+    }
+
+    fn set_plan(status: &mut Self::Status, plan: Option<PlanStatus>) {
+        KafkaRestore::set_plan(status, plan);
     }
 
     fn record_result(&self, status: &mut KafkaRestoreStatus, result: &TaskResult) -> Reasons {

@@ -25,6 +25,7 @@ use tidemark_task::TaskResult;
 use super::status::{self as st, clamp, Reasons};
 use super::{worker, Context, Error, RunKind};
 use crate::build::{self, RunId, RUN_ANNOTATION};
+use crate::crd::approval::{Approval, PlanStatus};
 use crate::crd::rollback::{OffsetDifference, Operation, SnapshotData, VerificationResult};
 use crate::crd::status::{Condition, Phase, RunStatus};
 use crate::crd::{KafkaOffsetRollback, KafkaOffsetRollbackStatus};
@@ -64,8 +65,28 @@ impl RunKind for KafkaOffsetRollback {
             operation: Some(self.spec.operation),
             snapshot_id: self.spec.snapshot_id.clone(),
             snapshot_data: taken_snapshot(self).and_then(|s| s.snapshot_data.clone()),
+            plan: st::same_run_plan(self, self.status.as_ref().and_then(|s| s.plan.as_ref())),
             ..KafkaOffsetRollbackStatus::default()
         }
+    }
+
+    fn approval(&self) -> Option<(Approval, Option<&str>)> {
+        Some((self.spec.approval, self.spec.approval_timeout.as_deref()))
+    }
+
+    fn plan(status: &Self::Status) -> Option<&PlanStatus> {
+        status.plan.as_ref()
+    }
+
+    fn set_plan(status: &mut Self::Status, plan: Option<PlanStatus>) {
+        let plan = plan.map(|mut p| {
+            // Its partitions are those whose committed offset changes.
+            if let Some(offsets) = p.offsets.take() {
+                p.partitions = offsets;
+            }
+            p
+        });
+        status.plan = plan;
     }
 
     async fn before_start(&self, ctx: &Context, run: RunId) -> Result<Option<Action>, Error> {

@@ -191,6 +191,17 @@ fn previous<K: RunKind>(cr: &K) -> &[Condition] {
     current(cr).map_or(&[], |s| s.conditions.as_slice())
 }
 
+/// `plan` (`status.plan`) when it is the plan of `cr`'s current run: a run waiting for, or
+/// executing, an approved plan keeps it in every status it writes.
+pub fn same_run_plan<K: Resource>(
+    cr: &K,
+    plan: Option<&crate::crd::approval::PlanStatus>,
+) -> Option<crate::crd::approval::PlanStatus> {
+    let run = RunId::of(cr).ok()?.to_string();
+    plan.filter(|p| p.run.as_deref() == Some(run.as_str()))
+        .cloned()
+}
+
 /// A new run's status: the kind's fields from [`RunKind::new_run_status`] and `common`.
 fn new_run<K: RunKind>(cr: &K, common: RunStatus) -> K::Status {
     let mut status = cr.new_run_status();

@@ -24,6 +24,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::instrument;
 
+use super::approval;
 use super::status as st;
 use super::SECRET_POLL;
 use super::{stop, Context, Error, RunKind, POD_START_POLL, PREVIOUS_RUN_POLL, RUNNING_POLL};
@@ -131,6 +132,9 @@ pub async fn run_once<K: RunKind>(cr: &K, ctx: &Context, run: RunId) -> Result<A
         }
     }
     if let Some(action) = cr.before_start(ctx, run).await? {
+        return Ok(action);
+    }
+    if let Some(action) = approval::gate(cr, ctx, run).await? {
         return Ok(action);
     }
     start(cr, ctx, run).await
@@ -464,6 +468,10 @@ async fn record<K: RunKind>(
         let completed = result.as_ref().is_ok_and(|r| r.phase == PHASE_COMPLETED);
         completed.then_some(st::JobEnd::Complete)
     });
+    if let Some(action) = approval::plan_changed(cr, ctx, current, &result).await? {
+        release_all(ctx, &ns, &pods, job).await?;
+        return Ok(action);
+    }
     let kind = K::kind(&());
     let Some(end) = end else {
         let status = st::job_deleted(cr, current, job_name, &st::now());

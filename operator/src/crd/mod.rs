@@ -1,6 +1,7 @@
 //! Custom resource types of `tidemark.dev/v1alpha1`, and CRD generation: [`all`] is what the
 //! operator serves and [`files`] is exactly what `crds/` and `config/crd/` hold.
 
+pub mod approval;
 pub mod backup;
 pub mod common;
 pub mod reset;

@@ -6,6 +6,8 @@ use k8s_openapi::api::core::v1::ResourceRequirements;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
+use super::approval::Approval;
+use super::backup::MAX_AGE_PATTERN;
 use super::common::{JobOptions, KafkaClusterSpec, StorageSpec};
 use super::rollback::SNAPSHOT_ID_PATTERN;
 use super::status::RunStatus;
@@ -48,6 +50,7 @@ pub const DEFAULT_MAX_RETRIES: i32 = 3;
     printcolumn = r#"{"name":"Groups","type":"integer","jsonPath":".status.groupsReset"}"#,
     printcolumn = r#"{"name":"Failed","type":"integer","jsonPath":".status.groupsFailed"}"#,
     printcolumn = r#"{"name":"Snapshot","type":"string","jsonPath":".status.snapshotId"}"#,
+    printcolumn = r#"{"name":"Plan","type":"string","jsonPath":".status.plan.hash"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
@@ -74,6 +77,8 @@ pub const DEFAULT_MAX_RETRIES: i32 = 3;
 #[x_kube(validation = Rule::new("!has(self.snapshotId) || !has(self.snapshotBeforeReset) || self.snapshotBeforeReset").message("snapshotId names the safety snapshot: remove it or set snapshotBeforeReset: true").reason(Reason::FieldValueForbidden))]
 #[x_kube(validation = Rule::new("has(self.storage) || self.resetStrategy != 'fromSnapshot'").message("storage is required when resetStrategy is fromSnapshot: it is where the snapshot is read from").reason(Reason::FieldValueRequired))]
 #[x_kube(validation = Rule::new("has(self.storage) || (has(self.dryRun) && self.dryRun) || (has(self.snapshotBeforeReset) && !self.snapshotBeforeReset)").message("storage is required for the safety snapshot taken before the reset (snapshotBeforeReset defaults to true): set storage, or snapshotBeforeReset: false to reset without a way back").reason(Reason::FieldValueRequired))]
+#[x_kube(validation = Rule::new("!has(self.approval) || self.approval != 'Manual' || has(self.storage)").message("approval Manual needs storage: the plan is stored there before it is approved").reason(Reason::FieldValueRequired))]
+#[x_kube(validation = Rule::new("!has(self.approval) || self.approval != 'Manual' || !has(self.dryRun) || !self.dryRun").message("approval Manual is not used with dryRun: a dry run changes nothing; remove one of them").reason(Reason::FieldValueForbidden))]
 pub struct KafkaOffsetResetSpec {
     /// The cluster whose consumer groups are reset.
     pub kafka_cluster: KafkaClusterSpec,
@@ -181,6 +186,18 @@ pub struct KafkaOffsetResetSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<StorageSpec>,
 
+    /// `Manual`: plan first and run only once a person approves the plan (the annotation
+    /// `tidemark.dev/approve: <status.plan.hash>`); `Automatic` (the default): run at once.
+    /// Manual needs `storage` (the plan is stored there) and is not used with `dryRun`.
+    #[serde(default, skip_serializing_if = "Approval::is_automatic")]
+    pub approval: Approval,
+
+    /// How long a plan waits for its approval before it is made again, like `24h` (the
+    /// default), `90m`, `2d` or `1w`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = MAX_AGE_PATTERN))]
+    pub approval_timeout: Option<String>,
+
     /// Compute resources of the worker (default: the operator's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
@@ -284,16 +301,9 @@ pub struct KafkaOffsetResetStatus {
     pub snapshot_id: Option<String>,
 }
 
-/// The groups and partitions a reset changes.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ResetPlan {
-    /// Groups with at least one partition to change (a run that is not a dry run counts the
-    /// groups reset and the groups that failed).
-    pub groups: i64,
-    /// Partitions whose committed offset changes.
-    pub partitions: i64,
-}
+/// The groups and partitions a reset changes, and (with `spec.approval: Manual`) the plan
+/// waiting for approval.
+pub type ResetPlan = super::approval::PlanStatus;
 
 /// One group's outcome.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]

@@ -9,7 +9,8 @@ use k8s_openapi::api::core::v1::ResourceRequirements;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use super::backup::{RateLimitSpec, TOPIC_PATTERN};
+use super::approval::{Approval, PlanStatus};
+use super::backup::{RateLimitSpec, MAX_AGE_PATTERN, TOPIC_PATTERN};
 use super::common::{JobOptions, KafkaClusterSpec, StorageSpec, DNS_SUBDOMAIN_PATTERN};
 use super::rollback::SNAPSHOT_ID_PATTERN;
 use super::status::RunStatus;
@@ -53,6 +54,7 @@ pub const MAX_CHECKPOINT_INTERVAL_SECS: i64 = 86_400;
     printcolumn = r#"{"name":"Backup","type":"string","jsonPath":".status.backupId"}"#,
     printcolumn = r#"{"name":"Progress","type":"string","jsonPath":".status.progress.percent"}"#,
     printcolumn = r#"{"name":"Groups","type":"integer","jsonPath":".status.groupsTranslated"}"#,
+    printcolumn = r#"{"name":"Plan","type":"string","jsonPath":".status.plan.hash"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
@@ -62,6 +64,8 @@ pub const MAX_CHECKPOINT_INTERVAL_SECS: i64 = 86_400;
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.consumerGroups) || !has(self.consumerGroups.strategy) || self.consumerGroups.strategy != 'cluster-scan' || (has(self.includeOriginalOffsetHeader) && self.includeOriginalOffsetHeader)").message("consumerGroups.strategy cluster-scan reads the original-offset headers back from the target: set includeOriginalOffsetHeader: true").reason(Reason::FieldValueRequired))]
 #[x_kube(validation = Rule::new("!has(self.originalHeaderStyle) || (has(self.includeOriginalOffsetHeader) && self.includeOriginalOffsetHeader)").message("originalHeaderStyle is only used with includeOriginalOffsetHeader: true; remove it or set includeOriginalOffsetHeader").reason(Reason::FieldValueForbidden))]
+#[x_kube(validation = Rule::new("!has(self.approval) || self.approval != 'Manual' || !has(self.dryRun) || !self.dryRun").message("approval Manual is not used with dryRun: a dry run changes nothing; remove one of them").reason(Reason::FieldValueForbidden))]
+#[x_kube(validation = Rule::new("!has(self.approval) || self.approval != 'Manual' || !has(self.shards) || self.shards <= 1").message("approval Manual plans the restore in one worker pod: use shards: 1").reason(Reason::FieldValueForbidden))]
 #[x_kube(validation = Rule::new("!has(self.shards) || self.shards <= 1 || !has(self.offsetReport)").message("shards above 1 store no single offsetReport (each shard has its own offset mapping); use shards: 1 with offsetReport").reason(Reason::FieldValueForbidden))]
 pub struct KafkaRestoreSpec {
     /// The cluster the records are written to (and whose consumer groups are translated).
@@ -186,6 +190,18 @@ pub struct KafkaRestoreSpec {
     #[serde(default = "one_shard", skip_serializing_if = "is_one_shard")]
     #[schemars(range(min = 1, max = 100))]
     pub shards: i32,
+
+    /// `Manual`: plan first and run only once a person approves the plan (the annotation
+    /// `tidemark.dev/approve: <status.plan.hash>`); `Automatic` (the default): run at once.
+    /// Not used with `dryRun`, nor with `shards` above 1.
+    #[serde(default, skip_serializing_if = "Approval::is_automatic")]
+    pub approval: Approval,
+
+    /// How long a plan waits for its approval before it is made again, like `24h` (the
+    /// default), `90m`, `2d` or `1w`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = MAX_AGE_PATTERN))]
+    pub approval_timeout: Option<String>,
 
     /// Options of the worker Job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -406,6 +422,10 @@ pub struct KafkaRestoreStatus {
     /// A dry run's one-line validation summary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation: Option<String>,
+    /// With `spec.approval: Manual`: the plan of the current run, waiting for (or given) its
+    /// approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanStatus>,
 }
 
 /// How far a restore got.

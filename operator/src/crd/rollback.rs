@@ -4,6 +4,8 @@ use k8s_openapi::api::core::v1::ResourceRequirements;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
+use super::approval::{Approval, PlanStatus};
+use super::backup::MAX_AGE_PATTERN;
 use super::common::{JobOptions, KafkaClusterSpec, StorageSpec};
 use super::status::RunStatus;
 
@@ -28,6 +30,7 @@ pub const MAX_DESCRIPTION: usize = 1024;
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Snapshot","type":"string","jsonPath":".status.snapshotId"}"#,
     printcolumn = r#"{"name":"Matched","type":"boolean","jsonPath":".status.verificationResult.matched"}"#,
+    printcolumn = r#"{"name":"Plan","type":"string","jsonPath":".status.plan.hash"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
@@ -38,6 +41,7 @@ pub const MAX_DESCRIPTION: usize = 1024;
 #[x_kube(validation = Rule::new("!(self.operation in ['rollback', 'verify']) || has(self.kafkaCluster)").message("kafkaCluster is required for rollback and verify").reason(Reason::FieldValueRequired))]
 #[x_kube(validation = Rule::new("self.operation == 'snapshot' || has(self.snapshotId)").message("snapshotId is required for rollback, verify and delete").reason(Reason::FieldValueRequired))]
 #[x_kube(validation = Rule::new("self.operation == 'snapshot' || has(self.storage)").message("storage is required for rollback, verify and delete").reason(Reason::FieldValueRequired))]
+#[x_kube(validation = Rule::new("!has(self.approval) || self.approval != 'Manual' || self.operation == 'rollback'").message("approval Manual is only used with operation rollback: snapshot, verify and delete change no offsets").reason(Reason::FieldValueForbidden))]
 #[x_kube(validation = Rule::new("!has(self.description) || self.operation == 'snapshot'").message("description is only stored by operation snapshot; remove it or change operation").reason(Reason::FieldValueForbidden))]
 pub struct KafkaOffsetRollbackSpec {
     /// The cluster (not needed for delete).
@@ -76,6 +80,18 @@ pub struct KafkaOffsetRollbackSpec {
     /// afterwards (`afterRollback`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<VerifyOptions>,
+
+    /// `Manual`: plan first and run only once a person approves the plan (the annotation
+    /// `tidemark.dev/approve: <status.plan.hash>`); `Automatic` (the default): run at once.
+    /// Only operation rollback is planned and approved.
+    #[serde(default, skip_serializing_if = "Approval::is_automatic")]
+    pub approval: Approval,
+
+    /// How long a plan waits for its approval before it is made again, like `24h` (the
+    /// default), `90m`, `2d` or `1w`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = MAX_AGE_PATTERN))]
+    pub approval_timeout: Option<String>,
 
     /// Compute resources of the worker (default: the operator's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -162,6 +178,10 @@ pub struct KafkaOffsetRollbackStatus {
     /// change; a rollback with this snapshotId undoes the rollback. Absent when nothing changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub safety_snapshot_id: Option<String>,
+    /// With `spec.approval: Manual`: the plan of the current run, waiting for (or given) its
+    /// approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanStatus>,
 }
 
 /// What a snapshot holds.

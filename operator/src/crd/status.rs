@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 /// Lifecycle of one run; a KafkaBackup with a schedule is `Scheduled` (waiting for its next
-/// run) or `Suspended` (its schedule paused) between runs.
+/// run) or `Suspended` (its schedule paused) between runs; a run with `spec.approval: Manual`
+/// is `AwaitingApproval` while its plan waits for a person.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
 pub enum Phase {
     Pending,
@@ -13,6 +14,7 @@ pub enum Phase {
     Failed,
     Scheduled,
     Suspended,
+    AwaitingApproval,
 }
 
 /// A Kubernetes-style condition (`Ready`, `Reconciling`, `Stalled`).

@@ -26,6 +26,7 @@ use crate::crd::{
     KafkaBackup, KafkaOffsetReset, KafkaOffsetRollback, KafkaOffsetRollbackStatus, KafkaRestore,
 };
 
+mod approval;
 mod backup;
 mod reset;
 mod restore;

@@ -124,6 +124,24 @@ impl SpecChecks for KafkaOffsetReset {
             Some(storage) => storage_problems("spec.storage", storage, &mut problems),
         }
 
+        let refused = if spec.storage.is_none() {
+            Some((
+                REASON_MISSING_FIELD,
+                "spec.approval Manual needs spec.storage: the plan is stored there before it is approved".to_string(),
+            ))
+        } else if spec.dry_run {
+            Some((
+                REASON_UNUSED_FIELD,
+                "spec.approval Manual is not used with spec.dryRun: a dry run changes nothing; remove one of them".to_string(),
+            ))
+        } else {
+            None
+        };
+        problems.extend(approval::approval_problems(
+            spec.approval,
+            spec.approval_timeout.as_deref(),
+            refused,
+        ));
         if problems.is_empty() {
             problems.extend(worker_problem(self, RESET_FIELDS));
         }

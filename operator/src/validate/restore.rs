@@ -86,6 +86,24 @@ fn restore_spec_problems(spec: &KafkaRestoreSpec) -> Vec<Problem> {
     selection_problems(spec, &mut problems);
     group_problems(spec, &mut problems);
     bound_problems(spec, &mut problems);
+    let refused = if spec.dry_run {
+        Some((
+            REASON_UNUSED_FIELD,
+            "spec.approval Manual is not used with spec.dryRun: a dry run changes nothing; remove one of them".to_string(),
+        ))
+    } else if spec.shards > 1 {
+        Some((
+            REASON_UNUSED_FIELD,
+            format!("spec.approval Manual plans the restore in one worker pod, and spec.shards is {}: use shards: 1", spec.shards),
+        ))
+    } else {
+        None
+    };
+    problems.extend(approval::approval_problems(
+        spec.approval,
+        spec.approval_timeout.as_deref(),
+        refused,
+    ));
     problems
 }
 

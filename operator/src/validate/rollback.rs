@@ -52,6 +52,17 @@ impl SpecChecks for KafkaOffsetRollback {
             Some(storage) => storage_problems("spec.storage", storage, &mut problems),
         }
         problems.extend(snapshot_exists_problem(self));
+        let refused = (spec.operation != Operation::Rollback).then(|| {
+            (
+                REASON_UNUSED_FIELD,
+                format!("spec.approval Manual is only used with operation rollback, not {op}: {op} changes no offsets"),
+            )
+        });
+        problems.extend(approval::approval_problems(
+            spec.approval,
+            spec.approval_timeout.as_deref(),
+            refused,
+        ));
         problems
     }
 }

@@ -3,6 +3,7 @@
 //! body), with realistic replies; a missing call or an extra one fails the test within a short
 //! timeout. This module is the mock server and the helpers every kind's scenarios share.
 
+mod approval;
 mod backup;
 mod drill;
 mod reset;
