@@ -97,6 +97,8 @@ pub fn drill_task(cr: &KafkaBackup, drill_id: &str) -> Result<Option<Task>, Erro
             max_rpo_seconds: max_rpo,
             max_rto_seconds: max_rto,
             report_key: None,
+            time_window_start: None,
+            time_window_end: None,
         }),
     }))
 }
