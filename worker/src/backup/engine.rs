@@ -9,6 +9,7 @@
 //! the checkpoint is rewritten (at most once a second), so a run killed at any moment resumes
 //! where the stored data ends. The manifest is written last.
 
+mod buffers;
 mod commit;
 mod finish;
 mod pipeline;
@@ -35,6 +36,7 @@ use crate::storage::Storage;
 use crate::task::BackupMode;
 use commit::{Committer, Sealed, IN_FLIGHT_SEGMENTS};
 use finish::{interrupted_report, report_from_manifest};
+use pipeline::Limits;
 use reader::{LoopOptions, PartSpec, ReadStats};
 
 pub use crate::progress::LiveProgress;
@@ -229,6 +231,11 @@ async fn already_complete(
     Ok(Some(m))
 }
 
+/// The store pipeline's limits on this machine.
+fn pipeline_limits() -> Limits {
+    Limits::for_this_machine()
+}
+
 /// Reads the shard's partitions on a blocking thread while the sealed segments are stored and
 /// applied here; on a failure of either side, the other is stopped.
 async fn read_and_store(
@@ -238,6 +245,8 @@ async fn read_and_store(
     committer: &mut Committer<'_>,
     stop: &Arc<AtomicBool>,
 ) -> Result<ReadStats> {
+    // Enough spare segments for the pipeline's churn (see `SegmentBuffers`).
+    let buffers = buffers::SegmentBuffers::new(pipeline_limits().in_flight + IN_FLIGHT_SEGMENTS);
     let options = LoopOptions {
         codec: req.codec,
         segment_max_bytes: req.segment_max_bytes.max(1),
@@ -248,6 +257,7 @@ async fn read_and_store(
         continuous: req.mode == BackupMode::Continuous,
         finish: Arc::clone(&req.finish),
         progress: Arc::clone(&req.progress),
+        buffers: buffers.clone(),
     };
     options
         .progress
@@ -280,7 +290,7 @@ async fn read_and_store(
         })
         .map_err(|e| Error::Kafka(format!("cannot start the backup reader thread: {e}")))?;
     let stopped = || Error::Kafka("the backup reader stopped unexpectedly".into());
-    if let Err(e) = commit::store_all(committer, &mut rx).await {
+    if let Err(e) = commit::store_all(committer, &mut rx, &buffers).await {
         stop.store(true, Ordering::SeqCst);
         drop(rx);
         let _ = reader.await;

@@ -359,7 +359,16 @@ impl SegmentWriter {
     /// [`new`](Self::new) with room for a record block of `bytes` (plus the header and the
     /// checksum), so a segment that stays within it is never moved while it grows.
     pub fn with_capacity(codec: Codec, bytes: usize) -> Self {
-        let mut block = Vec::with_capacity(HEADER_LEN + bytes + CHECKSUM_LEN);
+        Self::with_buffer(codec, Vec::new(), bytes)
+    }
+
+    /// [`with_capacity`](Self::with_capacity) in `buffer`'s memory (its content dropped): the
+    /// memory of a segment stored earlier, so a segment of several MiB does not start in fresh
+    /// pages the kernel has to map and clear one at a time.
+    pub fn with_buffer(codec: Codec, mut buffer: Vec<u8>, bytes: usize) -> Self {
+        buffer.clear();
+        buffer.reserve(HEADER_LEN + bytes + CHECKSUM_LEN);
+        let mut block = buffer;
         block.resize(HEADER_LEN, 0);
         SegmentWriter {
             codec,
@@ -496,6 +505,17 @@ impl SegmentWriter {
     /// Encodes (compresses) the segment: the object bytes and its stats. Deterministic: the same
     /// records and codec give the same bytes.
     pub fn finish(self) -> Result<(Vec<u8>, SegmentStats), FormatError> {
+        self.finish_into(Vec::new())
+            .map(|(data, stats, _spare)| (data, stats))
+    }
+
+    /// [`finish`](Self::finish), compressing into `out`'s memory (its content dropped); also
+    /// gives back the buffer the encoding did not keep (the record block once compressed, or
+    /// `out` when the segment is stored uncompressed), for the next segment.
+    pub fn finish_into(
+        self,
+        spare: Vec<u8>,
+    ) -> Result<(Vec<u8>, SegmentStats, Vec<u8>), FormatError> {
         let (Some(first_offset), Some(last_offset), Some(min_ts), Some(max_ts)) = (
             self.first_offset,
             self.last_offset,
@@ -525,27 +545,29 @@ impl SegmentWriter {
             h
         };
         let body = &self.block[HEADER_LEN..];
-        let mut out = match self.codec {
+        let (mut out, spare) = match self.codec {
             // The records stay where they are; the header goes in the room kept for it.
             Codec::None => {
                 let h = header(body.len());
                 let mut block = self.block;
                 block[..HEADER_LEN].copy_from_slice(&h);
-                block
+                (block, spare)
             }
             // Compressed straight after the room kept for the header: no copy of the frame.
             Codec::Zstd { level } => {
-                let mut out = zstd_compress_after_header(body, level)?;
+                let mut out = zstd_compress_after_header(body, level, spare)?;
                 let h = header(out.len() - HEADER_LEN);
                 out[..HEADER_LEN].copy_from_slice(&h);
-                out
+                (out, self.block)
             }
             Codec::Lz4 => {
                 let stored = lz4_flex::block::compress(body);
-                let mut out = Vec::with_capacity(HEADER_LEN + stored.len() + CHECKSUM_LEN);
+                let mut out = spare;
+                out.clear();
+                out.reserve(HEADER_LEN + stored.len() + CHECKSUM_LEN);
                 out.extend_from_slice(&header(stored.len()));
                 out.extend_from_slice(&stored);
-                out
+                (out, self.block)
             }
         };
         let crc = crc32c::crc32c(&out);
@@ -561,7 +583,7 @@ impl SegmentWriter {
             crc32c: crc,
             codec: self.codec.name().to_string(),
         };
-        Ok((out, stats))
+        Ok((out, stats, spare))
     }
 }
 
@@ -1126,7 +1148,11 @@ thread_local! {
 
 /// `body` compressed at `level` into one zstd frame (declaring its content size), placed after
 /// [`HEADER_LEN`] zero bytes, with room left for the checksum.
-fn zstd_compress_after_header(body: &[u8], level: i32) -> Result<Vec<u8>, FormatError> {
+fn zstd_compress_after_header(
+    body: &[u8],
+    level: i32,
+    mut out: Vec<u8>,
+) -> Result<Vec<u8>, FormatError> {
     if !(1..=22).contains(&level) {
         return Err(FormatError::InvalidLevel(level));
     }
@@ -1135,7 +1161,8 @@ fn zstd_compress_after_header(body: &[u8], level: i32) -> Result<Vec<u8>, Format
         reason: e.to_string(),
     };
     let bound = zstd::zstd_safe::compress_bound(body.len());
-    let mut out = Vec::with_capacity(HEADER_LEN + bound + CHECKSUM_LEN);
+    out.clear();
+    out.reserve(HEADER_LEN + bound + CHECKSUM_LEN);
     out.resize(HEADER_LEN, 0);
     let mut cursor = std::io::Cursor::new(out);
     cursor.set_position(HEADER_LEN as u64);

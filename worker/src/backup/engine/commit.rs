@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use super::buffers::SegmentBuffers;
 use super::pipeline::{self, Limits, Stages, Step};
 use super::reader::PartSpec;
 use crate::backup::format::{SegmentStats, SegmentWriter};
@@ -58,9 +59,11 @@ pub(super) struct Stored {
 pub(super) async fn store_all(
     committer: &mut Committer<'_>,
     rx: &mut tokio::sync::mpsc::Receiver<Sealed>,
+    buffers: &SegmentBuffers,
 ) -> Result<()> {
     let stages = SegmentStages {
         storage: committer.storage,
+        buffers,
         id: committer.id,
         names: committer
             .parts
@@ -88,6 +91,7 @@ pub(super) struct Encoded {
 /// Encoding on the blocking pool, storing in the backup's storage.
 struct SegmentStages<'a> {
     storage: &'a Storage,
+    buffers: &'a SegmentBuffers,
     id: &'a str,
     names: Vec<TopicPartition>,
 }
@@ -97,16 +101,21 @@ impl Stages for SegmentStages<'_> {
     type Stored = Stored;
 
     fn encode(&self, s: Sealed) -> Step<'_, Encoded> {
-        Box::pin(encode_segment(self.id, &self.names, s))
+        Box::pin(encode_segment(self.id, &self.names, self.buffers, s))
     }
 
     fn store(&self, e: Encoded) -> Step<'_, Stored> {
-        Box::pin(store_segment(self.storage, e))
+        Box::pin(store_segment(self.storage, self.buffers, e))
     }
 }
 
 /// Compresses one sealed segment on the blocking pool.
-async fn encode_segment(id: &str, parts: &[TopicPartition], s: Sealed) -> Result<Encoded> {
+async fn encode_segment(
+    id: &str,
+    parts: &[TopicPartition],
+    buffers: &SegmentBuffers,
+    s: Sealed,
+) -> Result<Encoded> {
     let object = match s.writer {
         None => None,
         Some(writer) => {
@@ -116,13 +125,15 @@ async fn encode_segment(id: &str, parts: &[TopicPartition], s: Sealed) -> Result
             let (topic, partition) = &parts[s.part];
             let key = segment_key(id, topic, *partition, first);
             let span = tracing::Span::current();
-            let (data, stats) =
-                tokio::task::spawn_blocking(move || span.in_scope(|| writer.finish()))
+            let out = buffers.take();
+            let (data, stats, spare) =
+                tokio::task::spawn_blocking(move || span.in_scope(|| writer.finish_into(out)))
                     .await
                     .map_err(|e| Error::kafka_thread("segment encoding stopped", e))?
                     .map_err(|e| {
                         Error::kafka_request(format!("cannot encode segment '{key}'"), e)
                     })?;
+            buffers.give(spare);
             Some((key, data, stats))
         }
     };
@@ -135,13 +146,18 @@ async fn encode_segment(id: &str, parts: &[TopicPartition], s: Sealed) -> Result
 }
 
 /// Stores one encoded segment.
-async fn store_segment(storage: &Storage, e: Encoded) -> Result<Stored> {
+async fn store_segment(storage: &Storage, buffers: &SegmentBuffers, e: Encoded) -> Result<Stored> {
     let entry = match e.object {
         None => None,
         Some((key, data, stats)) => {
             #[cfg(feature = "failpoints")]
             crash_in_the_middle_of_storing(storage, &key, &data).await;
-            storage.put_large(&key, Bytes::from(data)).await?;
+            let data = Bytes::from(data);
+            storage.put_large(&key, data.clone()).await?;
+            // The store is done with the bytes: their memory serves a later segment.
+            if let Ok(memory) = data.try_into_mut() {
+                buffers.give(memory.into());
+            }
             crash_at("segment-stored");
             Some(SegmentEntry { key, stats })
         }

@@ -87,6 +87,8 @@ pub(super) struct LoopOptions {
     /// With the stop flag: the user ends a continuous backup (else a stop interrupts it).
     pub(super) finish: Arc<AtomicBool>,
     pub(super) progress: Arc<LiveProgress>,
+    /// Where segments take their memory from (and the writer side gives it back).
+    pub(super) buffers: super::buffers::SegmentBuffers,
 }
 
 /// Records and bytes the reader read.
@@ -394,7 +396,11 @@ impl<'a> ShardReader<'a> {
         if st.writer.is_none() {
             // Room for a full segment and its last record: never moved while filled.
             let room = self.segment_cap.saturating_add(SEGMENT_SLACK) as usize;
-            st.writer = Some(SegmentWriter::with_capacity(self.opts.codec, room));
+            st.writer = Some(SegmentWriter::with_buffer(
+                self.opts.codec,
+                self.opts.buffers.take(),
+                room,
+            ));
             st.opened = Instant::now();
         }
         let writer = st
