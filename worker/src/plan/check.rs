@@ -174,7 +174,7 @@ pub fn differences(planned: &Preconditions, now: &Preconditions) -> Vec<String> 
             (false, false) => continue,
             (true, true) => {}
         }
-        if p.partitions != n.partitions {
+        if p.partitions.is_some() && p.partitions != n.partitions {
             out.push(format!(
                 "topic '{t}' has {} partitions (planned with {})",
                 n.partitions.unwrap_or(0),

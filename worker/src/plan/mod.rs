@@ -214,7 +214,7 @@ pub struct CommittedAt {
 pub struct TopicCondition {
     pub topic: String,
     pub exists: bool,
-    /// Its partition count (existing topics).
+    /// Its partition count (existing topics; `None`: not a precondition).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partitions: Option<i32>,
     /// End offsets of the partitions written (existing topics).

@@ -1,9 +1,11 @@
 //! An offset reset's plan: the reset engine's plan ([`ResetPlan`], what `offset-reset plan`
 //! prints) as a document, and back as the plan the engine executes.
 
+use std::collections::BTreeMap;
+
 use super::{
     offsets_summary, CommittedAt, GroupChange, GroupCondition, OffsetChange, OffsetChanges,
-    PlanDocument, PlanKind,
+    PartitionEnd, PlanDocument, PlanKind, TopicCondition,
 };
 use crate::kafka::CommittedOffset;
 use crate::reset::{GroupPlan, PartitionPlan, ResetPlan};
@@ -36,9 +38,36 @@ pub fn reset_document(plan: &ResetPlan, safety_snapshot_id: Option<String>) -> P
                 .collect(),
         })
         .collect();
+    doc.preconditions.topics = end_conditions(plan);
     doc.summary = offsets_summary(PlanKind::OffsetReset, &changes);
     doc.offsets = Some(changes);
     doc
+}
+
+/// The end offsets the plan's targets depend on: every changed partition whose target is the
+/// log end it was planned with (`--to-latest`, `--to-current` without a commit, an offset
+/// clamped to the end, a time after the last record). New records there would move such a
+/// target; partitions with other targets do not depend on the log end.
+fn end_conditions(plan: &ResetPlan) -> Vec<TopicCondition> {
+    let mut ends: BTreeMap<&str, BTreeMap<i32, i64>> = BTreeMap::new();
+    for g in plan.groups.iter().filter(|g| g.eligible()) {
+        for p in g.changing().filter(|p| p.target == p.log_end) {
+            ends.entry(&p.topic)
+                .or_default()
+                .insert(p.partition, p.log_end);
+        }
+    }
+    ends.into_iter()
+        .map(|(topic, parts)| TopicCondition {
+            topic: topic.to_string(),
+            exists: true,
+            partitions: None,
+            end_offsets: parts
+                .into_iter()
+                .map(|(partition, end)| PartitionEnd { partition, end })
+                .collect(),
+        })
+        .collect()
 }
 
 /// Whether the engine left `g` alone because it has active members (its state says so).
@@ -157,6 +186,25 @@ mod tests {
                 .map(|g| (g.group.as_str(), g.inactive))
                 .collect::<Vec<_>>(),
             vec![("a", true), ("live", false)]
+        );
+        assert_eq!(
+            doc.preconditions.topics,
+            vec![TopicCondition {
+                topic: "orders".into(),
+                exists: true,
+                partitions: None,
+                end_offsets: vec![
+                    PartitionEnd {
+                        partition: 0,
+                        end: 30
+                    },
+                    PartitionEnd {
+                        partition: 1,
+                        end: 30
+                    }
+                ],
+            }],
+            "to-latest targets depend on the log ends"
         );
         let changes = doc.offsets.clone().expect("offsets");
         let back = reset_plan_of(&doc, &changes);
