@@ -531,24 +531,58 @@ async fn reset_tasks_plan_then_execute_the_approved_plan() {
         vec![5, 7]
     );
 
-    let (out, r) = run_task(
-        dir,
-        "approved",
-        &task(&format!(
-            "approvedPlan: {{key: plans/uid-1/1.json, hash: \"{}\"}}\n",
-            p.hash
-        )),
+    // A first attempt that stored the plan's safety snapshot, committed orders-0 and died: its
+    // retry accepts what it did and finishes the plan.
+    expect_code(
+        &cli(&[
+            "offset-rollback",
+            "snapshot",
+            "-p",
+            s(&storage),
+            "--bootstrap-servers",
+            &bs,
+            "-g",
+            "billing",
+            "-s",
+            "kor-uid-1",
+        ]),
+        0,
     );
-    expect_code(&out, 0);
-    assert_eq!(r.operation.as_deref(), Some("reset"));
+    commit(&admin, "billing", &commits("orders", &[20])).await;
+    let approved = task(&format!(
+        "approvedPlan: {{key: plans/uid-1/1.json, hash: \"{}\"}}\n",
+        p.hash
+    ));
+    for attempt in ["approved", "approved-again"] {
+        let (out, r) = run_task(dir, attempt, &approved);
+        expect_code(&out, 0);
+        assert_eq!(r.operation.as_deref(), Some("reset"));
+        assert_eq!(
+            r.plan.as_ref().map(|x| x.hash.as_str()),
+            Some(p.hash.as_str())
+        );
+        assert_eq!(r.snapshot_id.as_deref(), Some("kor-uid-1"));
+        assert_eq!(
+            topic_offsets(&committed_map(&admin, "billing").await, "orders"),
+            vec![20, 20],
+            "{attempt}"
+        );
+    }
+    // The safety snapshot is the first attempt's: the offsets before the plan.
+    let shown = cli(&[
+        "offset-rollback",
+        "show",
+        "-p",
+        s(&storage),
+        "-s",
+        "kor-uid-1",
+        "-f",
+        "json",
+    ]);
+    expect_code(&shown, 0);
     assert_eq!(
-        r.plan.as_ref().map(|x| x.hash.as_str()),
-        Some(p.hash.as_str())
-    );
-    assert_eq!(r.snapshot_id.as_deref(), Some("kor-uid-1"));
-    assert_eq!(
-        topic_offsets(&committed_map(&admin, "billing").await, "orders"),
-        vec![20, 20]
+        shown.json()["groups"]["billing"]["topics"]["orders"]["1"]["offset"],
+        7
     );
 }
 
@@ -595,14 +629,11 @@ async fn restore_and_rollback_tasks_plan_then_execute_the_approved_plan() {
         (20, 2, 1)
     );
     assert!(!topics(&admin).await.contains(&"orders-copy".to_string()));
-    let (out, r) = run_task(
-        dir,
-        "rrun",
-        &restore(&format!(
-            "approvedPlan: {{key: plans/kr/1.json, hash: \"{}\"}}\n",
-            p.hash
-        )),
-    );
+    let approved_restore = restore(&format!(
+        "approvedPlan: {{key: plans/kr/1.json, hash: \"{}\"}}\n",
+        p.hash
+    ));
+    let (out, r) = run_task(dir, "rrun", &approved_restore);
     expect_code(&out, 0);
     assert_eq!(
         r.plan.as_ref().map(|x| x.hash.as_str()),
@@ -611,6 +642,13 @@ async fn restore_and_rollback_tasks_plan_then_execute_the_approved_plan() {
     assert_eq!(r.restore.as_ref().map(|x| x.records_restored), Some(20));
     let copy = read_topic(&bs, "orders-copy", 2);
     let source = read_topic(&bs, "orders", 2);
+    assert_eq!(values(&copy, "orders-copy"), values(&source, "orders"));
+    // A retried Job of the same approved restore: the topic it created and the records it wrote
+    // are its own; it finds the restore complete and writes nothing again.
+    let (out, r) = run_task(dir, "rrun-again", &approved_restore);
+    expect_code(&out, 0);
+    assert!(r.message.contains("already complete"), "{}", r.message);
+    let copy = read_topic(&bs, "orders-copy", 2);
     assert_eq!(values(&copy, "orders-copy"), values(&source, "orders"));
 
     // A rollback task: plan, then the approved plan.
@@ -635,22 +673,37 @@ async fn restore_and_rollback_tasks_plan_then_execute_the_approved_plan() {
         topic_offsets(&committed_map(&admin, "billing").await, "orders"),
         vec![8, 9]
     );
-    let (out, r) = run_task(
-        dir,
-        "rbrun",
-        &rollback(&format!(
-            "approvedPlan: {{key: plans/korb/1.json, hash: \"{}\"}}\n",
-            p.hash
-        )),
-    );
-    expect_code(&out, 0);
+    let approved_rollback = rollback(&format!(
+        "approvedPlan: {{key: plans/korb/1.json, hash: \"{}\"}}\n",
+        p.hash
+    ));
+    for attempt in ["rbrun", "rbrun-again"] {
+        let (out, r) = run_task(dir, attempt, &approved_rollback);
+        expect_code(&out, 0);
+        assert_eq!(
+            r.plan.as_ref().map(|x| x.hash.as_str()),
+            Some(p.hash.as_str())
+        );
+        assert_eq!(r.safety_snapshot_id.as_deref(), Some("korb-1"), "{attempt}");
+        assert_eq!(
+            topic_offsets(&committed_map(&admin, "billing").await, "orders"),
+            vec![2, 3],
+            "{attempt}"
+        );
+    }
+    let shown = cli(&[
+        "offset-rollback",
+        "show",
+        "-p",
+        s(&storage),
+        "-s",
+        "korb-1",
+        "-f",
+        "json",
+    ]);
+    expect_code(&shown, 0);
     assert_eq!(
-        r.plan.as_ref().map(|x| x.hash.as_str()),
-        Some(p.hash.as_str())
-    );
-    assert_eq!(r.safety_snapshot_id.as_deref(), Some("korb-1"));
-    assert_eq!(
-        topic_offsets(&committed_map(&admin, "billing").await, "orders"),
-        vec![2, 3]
+        shown.json()["groups"]["billing"]["topics"]["orders"]["0"]["offset"],
+        8
     );
 }

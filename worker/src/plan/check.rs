@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{CommittedAt, GroupCondition, PartitionEnd, Preconditions, TopicCondition};
+use super::{
+    CommittedAt, GroupCondition, OffsetChanges, PartitionEnd, Preconditions, TopicCondition,
+};
 use crate::error::{Error, Result};
 use crate::groups::read_committed;
 use crate::kafka::{GroupAdmin, OffsetSpec, TopicPartition};
@@ -108,17 +110,20 @@ pub async fn read_topics(
 }
 
 /// Reads the cluster and compares it with `planned`: [`Error::PlanChanged`] naming every
-/// difference (the first [`MAX_LISTED`]), else `Ok`.
+/// difference (the first [`MAX_LISTED`]), else `Ok`. `resumed`: the plan's offsets when an
+/// earlier attempt of this very plan ran (its safety snapshot is stored) — a committed offset
+/// already at the plan's target is then what that attempt did, not a change.
 pub async fn check_preconditions(
     admin: &GroupAdmin,
     planned: &Preconditions,
     concurrency: usize,
+    resumed: Option<&OffsetChanges>,
 ) -> Result<()> {
     let now = Preconditions {
         groups: read_groups(admin, &planned.groups, concurrency).await?,
         topics: read_topics(admin, &planned.topics).await?,
     };
-    let diffs = differences(planned, &now);
+    let diffs = differences(planned, &now, resumed);
     if diffs.is_empty() {
         return Ok(());
     }
@@ -136,8 +141,25 @@ pub async fn check_preconditions(
     )))
 }
 
-/// Every difference between what a plan found and what is there now, one line each.
-pub fn differences(planned: &Preconditions, now: &Preconditions) -> Vec<String> {
+/// Every difference between what a plan found and what is there now, one line each (with
+/// `resumed`, see [`check_preconditions`]).
+pub fn differences(
+    planned: &Preconditions,
+    now: &Preconditions,
+    resumed: Option<&OffsetChanges>,
+) -> Vec<String> {
+    let targets: BTreeMap<(&str, &str, i32), i64> = resumed
+        .map(|c| {
+            c.groups
+                .iter()
+                .flat_map(|g| {
+                    g.partitions
+                        .iter()
+                        .map(move |p| ((g.group.as_str(), p.topic.as_str(), p.partition), p.target))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let mut out = Vec::new();
     for (p, n) in planned.groups.iter().zip(&now.groups) {
         let g = &p.group;
@@ -149,7 +171,8 @@ pub fn differences(planned: &Preconditions, now: &Preconditions) -> Vec<String> 
             _ => {}
         }
         for (pc, nc) in p.committed.iter().zip(&n.committed) {
-            if pc.offset != nc.offset {
+            let done = targets.get(&(g.as_str(), pc.topic.as_str(), pc.partition));
+            if pc.offset != nc.offset && (done.is_none() || done.copied() != nc.offset) {
                 out.push(format!(
                     "group '{g}' committed offset on {}-{} is {} (planned with {})",
                     pc.topic,
@@ -242,14 +265,14 @@ mod tests {
             groups: vec![group(true, &[Some(5), None])],
             topics: vec![topic(true, &[10, 20]), topic(false, &[])],
         };
-        assert!(differences(&planned, &planned).is_empty());
+        assert!(differences(&planned, &planned, None).is_empty());
         let mut created = topic(true, &[0]);
         created.topic = "r".into();
         let now = Preconditions {
             groups: vec![group(false, &[Some(7), None])],
             topics: vec![topic(true, &[10, 21]), created],
         };
-        let d = differences(&planned, &now);
+        let d = differences(&planned, &now, None);
         assert_eq!(
             d,
             vec![
@@ -259,5 +282,40 @@ mod tests {
                 "topic 'r' exists now (the plan creates it)".into(),
             ]
         );
+    }
+
+    #[test]
+    fn a_resumed_plan_accepts_offsets_already_at_its_targets_only() {
+        let planned = Preconditions {
+            groups: vec![group(true, &[Some(5), Some(6)])],
+            topics: Vec::new(),
+        };
+        let changes = OffsetChanges {
+            groups: vec![super::super::GroupChange {
+                group: "g".into(),
+                partitions: (0..2)
+                    .map(|p| super::super::OffsetChange {
+                        topic: "t".into(),
+                        partition: p,
+                        current: Some(5 + i64::from(p)),
+                        target: 20,
+                        log_start: None,
+                        log_end: None,
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..OffsetChanges::default()
+        };
+        // The first attempt moved t-0 to its target and stopped; someone moved t-1 elsewhere.
+        let now = Preconditions {
+            groups: vec![group(true, &[Some(20), Some(9)])],
+            topics: Vec::new(),
+        };
+        assert_eq!(
+            differences(&planned, &now, Some(&changes)),
+            vec!["group 'g' committed offset on t-1 is 9 (planned with 6)".to_string()]
+        );
+        assert_eq!(differences(&planned, &now, None).len(), 2);
     }
 }

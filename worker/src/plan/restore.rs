@@ -6,8 +6,8 @@
 use std::collections::BTreeSet;
 
 use super::{
-    count, PartitionEnd, PlanDocument, PlanKind, RestoreChanges, RestorePartition, SourceOffset,
-    TopicCondition, TranslatedGroup,
+    count, PartitionEnd, PlanDocument, PlanKind, Preconditions, RestoreChanges, RestorePartition,
+    SourceOffset, TopicCondition, TranslatedGroup,
 };
 use crate::error::{Error, Result};
 use crate::restore::engine::TargetState;
@@ -201,9 +201,87 @@ pub fn check_same_restore(c: &RestoreChanges, now: &RestorePlan, restore_id: &st
     )))
 }
 
+/// The preconditions left to check when this restore already started writing (a retried or
+/// resumed run): the lanes in `started` end where this restore left them, and a topic it was to
+/// create and started writing to was created by it.
+pub fn without_started(pre: &Preconditions, started: &BTreeSet<(String, i32)>) -> Preconditions {
+    let topics = pre
+        .topics
+        .iter()
+        .filter(|t| t.exists || !started.iter().any(|(topic, _)| topic == &t.topic))
+        .map(|t| TopicCondition {
+            end_offsets: t
+                .end_offsets
+                .iter()
+                .filter(|e| !started.contains(&(t.topic.clone(), e.partition)))
+                .copied()
+                .collect(),
+            ..t.clone()
+        })
+        .collect();
+    Preconditions {
+        groups: pre.groups.clone(),
+        topics,
+    }
+}
+
 fn unit_text(u: &RestorePartition) -> String {
     format!(
         "{}-{} -> {}-{} ({} records)",
         u.source_topic, u.source_partition, u.target_topic, u.target_partition, u.records
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lanes_this_restore_started_are_not_preconditions_any_more() {
+        let pre = Preconditions {
+            groups: Vec::new(),
+            topics: vec![
+                TopicCondition {
+                    topic: "new".into(),
+                    exists: false,
+                    partitions: None,
+                    end_offsets: Vec::new(),
+                },
+                TopicCondition {
+                    topic: "old".into(),
+                    exists: true,
+                    partitions: Some(2),
+                    end_offsets: vec![
+                        PartitionEnd {
+                            partition: 0,
+                            end: 5,
+                        },
+                        PartitionEnd {
+                            partition: 1,
+                            end: 7,
+                        },
+                    ],
+                },
+                TopicCondition {
+                    topic: "untouched".into(),
+                    exists: false,
+                    partitions: None,
+                    end_offsets: Vec::new(),
+                },
+            ],
+        };
+        let started: BTreeSet<(String, i32)> =
+            [("new".to_string(), 0), ("old".to_string(), 1)].into();
+        let left = without_started(&pre, &started);
+        let names: Vec<&str> = left.topics.iter().map(|t| t.topic.as_str()).collect();
+        assert_eq!(names, vec!["old", "untouched"]);
+        assert_eq!(
+            left.topics[0].end_offsets,
+            vec![PartitionEnd {
+                partition: 0,
+                end: 5
+            }]
+        );
+        assert_eq!(without_started(&pre, &BTreeSet::new()), pre);
+    }
 }

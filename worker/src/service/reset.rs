@@ -150,7 +150,9 @@ pub fn approved_safety(
 
 /// Executes an approved reset plan: its preconditions are checked against the cluster (any
 /// difference is [`Error::PlanChanged`], nothing changed), then exactly its target offsets are
-/// committed after its safety snapshot; `dry_run` stops after the check.
+/// committed after its safety snapshot; `dry_run` stops after the check. When the safety
+/// snapshot is reused and already stored (a retried Job), offsets already at the plan's targets
+/// are accepted.
 pub async fn execute_approved_reset(
     admin: &GroupAdmin,
     stored: &StoredPlan,
@@ -169,7 +171,18 @@ pub async fn execute_approved_reset(
             file: stored.key.clone(),
             reason: "an offset reset plan without its offsets".into(),
         })?;
-    check_preconditions(admin, &stored.doc.preconditions, concurrency).await?;
+    // A retried Job of this plan finds its safety snapshot: what its first attempt committed
+    // is the plan's own doing.
+    let resumed = match safety {
+        SafetySnapshot::Take {
+            store,
+            id: Some(id),
+            reuse_existing: true,
+            ..
+        } if store.exists(id).await? => Some(changes),
+        _ => None,
+    };
+    check_preconditions(admin, &stored.doc.preconditions, concurrency, resumed).await?;
     let plan = reset_plan_of(&stored.doc, changes);
     let req = ResetRequest {
         selector: None,

@@ -11,7 +11,7 @@ use crate::backup::read::load_manifests;
 use crate::error::{Error, Result};
 use crate::kafka::{kafka_config_with, GroupAdmin};
 use crate::plan::check::check_preconditions;
-use crate::plan::restore::{check_same_restore, restore_document};
+use crate::plan::restore::{check_same_restore, restore_document, without_started};
 use crate::plan::store::{PlanLocation, StoredPlan};
 use crate::plan::PlanKind;
 use crate::restore::engine::{
@@ -188,12 +188,45 @@ pub async fn run_approved_restore(
     let storage = open_location(&shard.storage)?;
     let mut now = build_plan(&storage, &shard).await?;
     deal_to_shard(&mut now, shard.shard_index.unwrap_or(0), shard.shard_count)?;
-    check_same_restore(changes, &now, &shard.effective_restore_id())?;
+    let restore_id = shard.effective_restore_id();
+    check_same_restore(changes, &now, &restore_id)?;
+    // A retried, resumed or completed run of this restore: what it wrote is its own doing.
+    let started = lanes_started(&storage, &shard, &restore_id, &now).await?;
+    let pre = without_started(&stored.doc.preconditions, &started);
     let admin = GroupAdmin::connect(&kafka_config_with(&t.kafka, credentials.clone())?).await?;
-    check_preconditions(&admin, &stored.doc.preconditions, 1).await?;
+    check_preconditions(&admin, &pre, 1, None).await?;
     drop(admin);
     let report = run_restore_task(t, credentials, stop, progress).await?;
     Ok((report, stored))
+}
+
+/// The target partitions this restore already wrote to (a retried, resumed or completed run):
+/// its checkpoint's units and its stored offset mapping's partitions.
+async fn lanes_started(
+    storage: &Storage,
+    t: &RestoreTask,
+    restore_id: &str,
+    plan: &RestorePlan,
+) -> Result<std::collections::BTreeSet<(String, i32)>> {
+    let mut started = std::collections::BTreeSet::new();
+    if let Some(c) = checkpoint_store(storage, t, restore_id).load().await? {
+        started.extend(
+            plan.units
+                .iter()
+                .filter(|u| c.units.contains_key(&u.key()))
+                .map(|u| (u.target_topic.clone(), u.target_partition)),
+        );
+    }
+    let key = mapping_key(&t.backup_id, restore_id);
+    if let Some(data) = storage.get(&key).await? {
+        let m = OffsetMapping::from_json(&data, &key)?;
+        started.extend(
+            m.partitions
+                .into_iter()
+                .map(|p| (p.target_topic, p.target_partition)),
+        );
+    }
+    Ok(started)
 }
 
 /// How often shard 0 looks for the other shards' mappings before phase three.

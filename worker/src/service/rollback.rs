@@ -117,7 +117,13 @@ pub async fn run_approved_rollback(
     let snap = load_selected(store, &snapshot_id, &groups).await?;
     check_snapshot(changes, &snap)?;
     let admin = GroupAdmin::connect(&kafka()?).await?;
-    check_preconditions(&admin, &stored.doc.preconditions, concurrency).await?;
+    // A retried Job of this plan finds its safety snapshot: what its first attempt committed
+    // is the plan's own doing.
+    let resumed = match &changes.safety_snapshot_id {
+        Some(id) if reuse_safety && store.exists(id).await? => Some(changes),
+        _ => None,
+    };
+    check_preconditions(&admin, &stored.doc.preconditions, concurrency, resumed).await?;
     let safety = SafetySnapshot {
         store: store.clone(),
         id: changes.safety_snapshot_id.clone(),
