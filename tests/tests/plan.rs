@@ -592,6 +592,9 @@ async fn restore_and_rollback_tasks_plan_then_execute_the_approved_plan() {
     let bs = kafka.bootstrap();
     create_and_fill(&bs, "orders", 2, 10).await;
     let admin = admin(&bs).await;
+    // Captured with the backup; phase three translates billing's only.
+    commit(&admin, "billing", &commits("orders", &[4, 6])).await;
+    commit(&admin, "other", &commits("orders", &[1, 1])).await;
     let work = tempfile::tempdir().expect("tempdir");
     let dir = work.path();
     let storage = dir.join("storage");
@@ -617,7 +620,7 @@ async fn restore_and_rollback_tasks_plan_then_execute_the_approved_plan() {
     };
     let restore = |extra: &str| {
         format!(
-            "{}backupId: b1\nrestoreId: kr-1\ntopicMapping: {{orders: orders-copy}}\ncreateTopics: true\nproduceBatchSize: 1\n{extra}",
+            "{}backupId: b1\nrestoreId: kr-1\ntopicMapping: {{orders: orders-copy}}\ncreateTopics: true\nproduceBatchSize: 1\nresetConsumerOffsets: true\nconsumerGroupStrategy: header-based\nconsumerGroups: [billing]\n{extra}",
             head("restore")
         )
     };
@@ -627,6 +630,21 @@ async fn restore_and_rollback_tasks_plan_then_execute_the_approved_plan() {
     assert_eq!(
         (p.records, p.partitions, p.topics_to_create_total),
         (20, 2, 1)
+    );
+    assert_eq!(
+        (p.groups, p.offsets),
+        (1, 2),
+        "billing's two source offsets"
+    );
+    let stored: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(storage.join("plans/kr/1.json")).expect("stored plan"),
+    )
+    .expect("json");
+    assert_eq!(
+        stored["restore"]["translatedGroups"],
+        serde_json::json!([{"group": "billing", "sourceOffsets": [
+            {"topic": "orders", "partition": 0, "offset": 4},
+            {"topic": "orders", "partition": 1, "offset": 6}]}])
     );
     assert!(!topics(&admin).await.contains(&"orders-copy".to_string()));
     let approved_restore = restore(&format!(
@@ -643,6 +661,12 @@ async fn restore_and_rollback_tasks_plan_then_execute_the_approved_plan() {
     let copy = read_topic(&bs, "orders-copy", 2);
     let source = read_topic(&bs, "orders", 2);
     assert_eq!(values(&copy, "orders-copy"), values(&source, "orders"));
+    assert_eq!(
+        topic_offsets(&committed_map(&admin, "billing").await, "orders-copy"),
+        vec![4, 6],
+        "phase three ran as planned"
+    );
+    assert!(topic_offsets(&committed_map(&admin, "other").await, "orders-copy").is_empty());
     // A retried Job of the same approved restore: the topic it created and the records it wrote
     // are its own; it finds the restore complete and writes nothing again.
     let (out, r) = run_task(dir, "rrun-again", &approved_restore);

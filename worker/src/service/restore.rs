@@ -149,12 +149,22 @@ pub async fn plan_restore(
         }
     };
     let targets = parts.targets.unwrap_or_default();
+    // The groups phase three translates: the task's, else every group of the offsets source.
+    let offsets = parts
+        .offsets
+        .filter(|_| t.consumer_group_strategy != GroupStrategy::Skip)
+        .map(|mut snap| {
+            if !t.consumer_groups.is_empty() {
+                snap.groups.retain(|g, _| t.consumer_groups.contains(g));
+            }
+            snap
+        });
     let doc = restore_document(
         &parts.plan,
         &v.restore_id,
         &v.target_cluster,
         &targets,
-        parts.offsets.as_ref(),
+        offsets.as_ref(),
         &v.warnings,
     );
     let stored = location.write(&doc).await?;
