@@ -12,7 +12,7 @@ use tidemark::task::TaskResult;
 use tidemark_tests::records::{create_topic, delete_topic, read_topic};
 use tidemark_tests::{
     commit, commits, committed_map, connect_admin as admin, create_and_fill, run_cli,
-    topic_offsets, CliOutput, Tansu,
+    topic_offsets, wait_for_state, CliOutput, LiveConsumer, Tansu,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_tidemark-under-test");
@@ -647,10 +647,31 @@ async fn restore_and_rollback_tasks_plan_then_execute_the_approved_plan() {
             {"topic": "orders", "partition": 1, "offset": 6}]}])
     );
     assert!(!topics(&admin).await.contains(&"orders-copy".to_string()));
+    let stored_json = |k: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(storage.join(k)).expect("stored plan")).expect("json")
+    };
+    assert_eq!(
+        stored_json("plans/kr/1.json")["preconditions"]["groups"][0]["inactive"],
+        true
+    );
     let approved_restore = restore(&format!(
         "approvedPlan: {{key: plans/kr/1.json, hash: \"{}\"}}\n",
         p.hash
     ));
+    // billing gains a live member: phase three could not move it, so the plan is refused.
+    {
+        let _live = LiveConsumer::start(&bs, "billing", &["orders"]);
+        wait_for_state(&admin, "billing", true).await;
+        let (out, r) = run_task(dir, "rrun-live", &approved_restore);
+        expect_code(&out, 15);
+        assert!(
+            r.message.contains("group 'billing' has active members now"),
+            "{}",
+            r.message
+        );
+        assert!(!topics(&admin).await.contains(&"orders-copy".to_string()));
+    }
+    wait_for_state(&admin, "billing", false).await;
     let (out, r) = run_task(dir, "rrun", &approved_restore);
     expect_code(&out, 0);
     assert_eq!(

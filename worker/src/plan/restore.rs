@@ -6,8 +6,8 @@
 use std::collections::BTreeSet;
 
 use super::{
-    count, PartitionEnd, PlanDocument, PlanKind, Preconditions, RestoreChanges, RestorePartition,
-    SourceOffset, TopicCondition, TranslatedGroup,
+    count, CommittedAt, GroupCondition, PartitionEnd, PlanDocument, PlanKind, Preconditions,
+    RestoreChanges, RestorePartition, SourceOffset, TopicCondition, TranslatedGroup,
 };
 use crate::error::{Error, Result};
 use crate::restore::engine::TargetState;
@@ -201,9 +201,47 @@ pub fn check_same_restore(c: &RestoreChanges, now: &RestorePlan, restore_id: &st
     )))
 }
 
+/// The groups phase three commits, as templates for [`super::check::read_groups`]: each
+/// translated group on the target partitions its source offsets map to.
+pub fn group_templates(plan: &RestorePlan, changes: &RestoreChanges) -> Vec<GroupCondition> {
+    let lanes: std::collections::BTreeMap<(&str, i32), (&str, i32)> = plan
+        .units
+        .iter()
+        .map(|u| {
+            (
+                (u.source_topic.as_str(), u.source_partition),
+                (u.target_topic.as_str(), u.target_partition),
+            )
+        })
+        .collect();
+    changes
+        .translated_groups
+        .iter()
+        .map(|g| {
+            let targets: BTreeSet<(&str, i32)> = g
+                .source_offsets
+                .iter()
+                .filter_map(|o| lanes.get(&(o.topic.as_str(), o.partition)).copied())
+                .collect();
+            GroupCondition {
+                group: g.group.clone(),
+                inactive: true,
+                committed: targets
+                    .into_iter()
+                    .map(|(topic, partition)| CommittedAt {
+                        topic: topic.to_string(),
+                        partition,
+                        offset: None,
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
 /// The preconditions left to check when this restore already started writing (a retried or
-/// resumed run): the lanes in `started` end where this restore left them, and a topic it was to
-/// create and started writing to was created by it.
+/// resumed run): the lanes in `started` end where this restore left them, a topic it was to
+/// create and started writing to was created by it, and its groups are phase three's business.
 pub fn without_started(pre: &Preconditions, started: &BTreeSet<(String, i32)>) -> Preconditions {
     let topics = pre
         .topics
@@ -219,8 +257,14 @@ pub fn without_started(pre: &Preconditions, started: &BTreeSet<(String, i32)>) -
             ..t.clone()
         })
         .collect();
+    // Phase three of a restore that already wrote may have committed some groups: it refuses
+    // active groups itself and reports them.
     Preconditions {
-        groups: pre.groups.clone(),
+        groups: if started.is_empty() {
+            pre.groups.clone()
+        } else {
+            Vec::new()
+        },
         topics,
     }
 }

@@ -10,8 +10,10 @@ use serde::Serialize;
 use crate::backup::read::load_manifests;
 use crate::error::{Error, Result};
 use crate::kafka::{kafka_config_with, GroupAdmin};
-use crate::plan::check::check_preconditions;
-use crate::plan::restore::{check_same_restore, restore_document, without_started};
+use crate::plan::check::{check_preconditions, read_groups};
+use crate::plan::restore::{
+    check_same_restore, group_templates, restore_document, without_started,
+};
 use crate::plan::store::{PlanLocation, StoredPlan};
 use crate::plan::PlanKind;
 use crate::restore::engine::{
@@ -137,7 +139,7 @@ pub async fn plan_restore(
     credentials: Option<(String, String)>,
     location: &PlanLocation,
 ) -> Result<(ValidationReport, StoredPlan)> {
-    let (v, parts) = validate_parts(t, credentials).await;
+    let (v, parts) = validate_parts(t, credentials.clone()).await;
     let parts = match parts {
         Some(p) if v.valid => p,
         _ => {
@@ -159,7 +161,7 @@ pub async fn plan_restore(
             }
             snap
         });
-    let doc = restore_document(
+    let mut doc = restore_document(
         &parts.plan,
         &v.restore_id,
         &v.target_cluster,
@@ -167,6 +169,17 @@ pub async fn plan_restore(
         offsets.as_ref(),
         &v.warnings,
     );
+    // The groups phase three commits: their state and offsets on the target now.
+    let commits_groups =
+        t.reset_consumer_offsets && t.consumer_group_strategy != GroupStrategy::Manual;
+    if let (true, Some(changes)) = (commits_groups, &doc.restore) {
+        let templates = group_templates(&parts.plan, changes);
+        if !templates.is_empty() {
+            let admin = GroupAdmin::connect(&kafka_config_with(&t.kafka, credentials)?).await?;
+            doc.preconditions.groups =
+                read_groups(&admin, &templates, crate::groups::DEFAULT_CONCURRENCY).await?;
+        }
+    }
     let stored = location.write(&doc).await?;
     Ok((v, stored))
 }
