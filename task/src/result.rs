@@ -340,8 +340,8 @@ impl TaskResult {
             return full;
         }
         // What is cut, in this order, each as little as needed: the verification's differences,
-        // then the plans of the last reset groups (their counts stay), then whole groups, then
-        // the message.
+        // then the plans of the last reset groups (their counts stay), then whole groups, then a
+        // plan's name lists, then the message.
         if let Some(all) = r
             .verification
             .as_mut()
@@ -389,6 +389,26 @@ impl TaskResult {
                 return out;
             }
         }
+        // A plan's name lists (its hash, key and counts always stay: an approval names them).
+        if let Some(p) = r.plan.as_mut() {
+            let lists = [
+                std::mem::take(&mut p.topics_to_create),
+                std::mem::take(&mut p.refused_configs),
+                std::mem::take(&mut p.active_groups),
+            ];
+            let n = lists.iter().map(Vec::len).max().unwrap_or(0);
+            fit(&mut r, n, |r, k| {
+                if let Some(p) = r.plan.as_mut() {
+                    let first = |v: &Vec<String>| v.iter().take(k).cloned().collect();
+                    p.topics_to_create = first(&lists[0]);
+                    p.refused_configs = first(&lists[1]);
+                    p.active_groups = first(&lists[2]);
+                }
+            });
+            if let Some(out) = fitting(&r) {
+                return out;
+            }
+        }
         let message: Vec<char> = r.message.chars().collect();
         fit(&mut r, message.len(), |r, k| r.message = cut(&message, k));
         if let Some(out) = fitting(&r) {
@@ -398,6 +418,7 @@ impl TaskResult {
             phase: r.phase,
             operation: r.operation,
             message: "the result did not fit in the termination message; see the pod log".into(),
+            plan: r.plan,
             error: r.error,
             ..TaskResult::default()
         })

@@ -325,6 +325,50 @@ fn huge_messages_and_ids_are_cut() {
 }
 
 #[test]
+fn a_plan_keeps_its_hash_when_its_names_do_not_fit() {
+    let names = |c: char| -> Vec<String> {
+        (0..20)
+            .map(|i| format!("{i}{}", c.to_string().repeat(240)))
+            .collect()
+    };
+    let r = TaskResult {
+        phase: PHASE_COMPLETED.into(),
+        operation: Some("validate-restore".into()),
+        message: "Plan 0123456789abcdef stored".into(),
+        plan: Some(ResultPlan {
+            hash: "0123456789abcdef".into(),
+            key: "plans/u/1.json".into(),
+            created: "2026-12-07T08:00:00Z".into(),
+            summary: "Restore 3 records".into(),
+            topics_to_create: names('t'),
+            topics_to_create_total: 20,
+            refused_configs: names('c'),
+            active_groups: names('g'),
+            active_groups_total: 20,
+            ..ResultPlan::default()
+        }),
+        ..TaskResult::default()
+    };
+    let out = r.to_bounded_json();
+    assert!(out.len() <= MAX_RESULT_BYTES, "{} bytes", out.len());
+    let back: TaskResult = serde_json::from_slice(&out).expect("valid JSON");
+    let p = back.plan.expect("the plan stays");
+    assert_eq!(
+        (p.hash.as_str(), p.key.as_str(), p.topics_to_create_total),
+        ("0123456789abcdef", "plans/u/1.json", 20)
+    );
+    assert!(
+        !p.topics_to_create.is_empty() && p.topics_to_create.len() < 20,
+        "the first names that fit: {}",
+        p.topics_to_create.len()
+    );
+    assert_eq!(
+        back.message, r.message,
+        "the message is cut after the names"
+    );
+}
+
+#[test]
 fn reset_tasks_are_checked_before_anything_runs() {
     let base = "apiVersion: tidemark.dev/task-v1\nkind: offsetReset\n\
                 kafka: {bootstrapServers: [\"k:9092\"], securityProtocol: PLAINTEXT}\n\

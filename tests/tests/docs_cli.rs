@@ -476,6 +476,7 @@ fn every_error() -> Vec<Error> {
             detail: String::new(),
         },
         Error::Interrupted(String::new()),
+        Error::PlanChanged(String::new()),
         Error::invalid_with(String::new(), "x"),
         Error::storage(
             String::new(),
@@ -510,6 +511,7 @@ fn every_error() -> Vec<Error> {
             | Error::Io { .. }
             | Error::LeaseHeld { .. } => {}
             Error::Interrupted(_) => {}
+            Error::PlanChanged(_) => {}
             Error::InvalidWith { .. }
             | Error::StorageClient(_)
             | Error::KubeApi(_)

@@ -6,6 +6,7 @@
 mod backup;
 mod drill;
 mod entry;
+mod plan;
 mod reset;
 mod restore;
 mod rollback;
@@ -280,11 +281,20 @@ pub struct RollbackArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
     /// Snapshot to roll back to.
-    #[arg(short = 's', long)]
-    pub snapshot_id: String,
+    #[arg(short = 's', long, required_unless_present = "approved_plan")]
+    pub snapshot_id: Option<String>,
     /// Only these groups of the snapshot, comma-separated (default: all of them).
     #[arg(short = 'g', long, value_name = "GROUP,...")]
     pub groups: Vec<String>,
+    /// Write the rollback's plan (what executing does and what it checks first) to FILE and print its hash; change nothing.
+    #[arg(long, value_name = "FILE", conflicts_with = "approved_plan")]
+    pub plan_out: Option<std::path::PathBuf>,
+    /// Execute exactly the rollback plan in FILE (from --plan-out); refused with exit 15, nothing changed, when the cluster no longer matches it.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["snapshot_id", "groups", "safety_snapshot_id"])]
+    pub approved_plan: Option<std::path::PathBuf>,
+    /// The approved plan's hash (printed by --plan-out): a plan file with another hash is refused (exit 15).
+    #[arg(long, value_name = "HASH", requires = "approved_plan", value_parser = parse_plan_hash)]
+    pub plan_hash: Option<String>,
     /// Re-read and compare offsets after the rollback (default true; `--verify false` to skip).
     #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
     pub verify: bool,
@@ -425,8 +435,9 @@ pub struct ResetArgs {
     pub format: FormatArgs,
 }
 
-/// `offset-reset execute` and `offset-reset-bulk`.
+/// `offset-reset execute` and `offset-reset-bulk`: a reset spec, or an approved plan.
 #[derive(Debug, Clone, Args)]
+#[command(mut_group("spec", |g| g.required(false)))]
 pub struct ResetExecArgs {
     #[command(flatten)]
     pub reset: ResetArgs,
@@ -445,6 +456,22 @@ pub struct ResetExecArgs {
     /// Retries per failed partition (exponential backoff).
     #[arg(long, default_value_t = crate::task::DEFAULT_RESET_RETRIES, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub max_retries: u32,
+    #[command(flatten)]
+    pub plan: PlanArgs,
+}
+
+/// Plan, then approve: write the plan only, or execute exactly an approved plan.
+#[derive(Debug, Clone, Args)]
+pub struct PlanArgs {
+    /// Write the plan (what executing does and what it checks first) to FILE and print its hash; change nothing.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["approved_plan", "dry_run"])]
+    pub plan_out: Option<std::path::PathBuf>,
+    /// Execute exactly the plan in FILE (from --plan-out); refused with exit 15, nothing changed, when the cluster no longer matches it.
+    #[arg(long, value_name = "FILE", required_unless_present = "spec", conflicts_with_all = ["spec", "topics", "all_topics", "groups", "groups_regex", "all_groups", "snapshot_id", "no_snapshot", "export"])]
+    pub approved_plan: Option<std::path::PathBuf>,
+    /// The approved plan's hash (printed by --plan-out): a plan file with another hash is refused (exit 15).
+    #[arg(long, value_name = "HASH", requires = "approved_plan", conflicts_with_all = ["spec", "plan_out"], value_parser = parse_plan_hash)]
+    pub plan_hash: Option<String>,
 }
 
 /// `offset-reset script`
@@ -590,6 +617,15 @@ pub struct RestoreArgs {
     /// Restore only the named backup of an incremental chain, not the links before it (as `restore.chain: single`).
     #[arg(long)]
     pub single_link: bool,
+    /// Write the restore's plan (what it writes and what it checks first) to FILE and print its hash; change nothing.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["approved_plan", "dry_run"])]
+    pub plan_out: Option<std::path::PathBuf>,
+    /// Restore exactly the plan in FILE (from --plan-out); refused with exit 15, nothing written, when the backup or the target no longer matches it.
+    #[arg(long, value_name = "FILE")]
+    pub approved_plan: Option<std::path::PathBuf>,
+    /// The approved plan's hash (printed by --plan-out): a plan file with another hash is refused (exit 15).
+    #[arg(long, value_name = "HASH", requires = "approved_plan", value_parser = parse_plan_hash)]
+    pub plan_hash: Option<String>,
     /// Extra librdkafka client property for the target, repeatable (key=value).
     #[arg(long = "kafka-property", short = 'X', value_name = "KEY=VALUE")]
     pub kafka_properties: Vec<String>,
@@ -607,6 +643,9 @@ pub struct ValidateRestoreArgs {
     /// Restore configuration (YAML, `mode: restore`).
     #[arg(short = 'c', long, value_name = "FILE")]
     pub config: std::path::PathBuf,
+    /// Also write the restore's plan to FILE and print its hash (`restore --approved-plan FILE` executes it).
+    #[arg(long, value_name = "FILE")]
+    pub plan_out: Option<std::path::PathBuf>,
     /// Report format.
     #[arg(short = 'f', long, value_enum, default_value_t = DescribeFormat::Text)]
     pub format: DescribeFormat,
@@ -736,6 +775,12 @@ fn parse_mechanism(s: &str) -> Result<SaslMechanism, String> {
     s.parse().map_err(|e: crate::task::TaskError| e.to_string())
 }
 
+fn parse_plan_hash(s: &str) -> Result<String, String> {
+    tidemark_task::validate_plan_hash("--plan-hash", s)
+        .map(|()| s.to_string())
+        .map_err(|e| e.to_string())
+}
+
 fn parse_concurrency(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if (1..=1000).contains(&n) => Ok(n),
@@ -788,6 +833,25 @@ mod tests {
             ("offset-reset execute --bootstrap-servers k:9092 --from-file plan.csv --execute --no-snapshot", true),
             ("offset-reset execute --bootstrap-servers k:9092 -g a --from-snapshot snap-1 -p /s --execute --max-retries 5", true),
             ("offset-reset script --bootstrap-servers k:9092 -g a --all-topics --to-earliest -o reset.sh", true),
+            ("offset-reset execute --bootstrap-servers k:9092 -g a --topic t --to-latest -p /s --plan-out p.json", true),
+            ("offset-reset execute --bootstrap-servers k:9092 -g a --topic t --to-latest --plan-out p.json --dry-run", false),
+            ("offset-reset execute --bootstrap-servers k:9092 -p /s --approved-plan p.json", true),
+            ("offset-reset execute --bootstrap-servers k:9092 -p /s --approved-plan p.json --plan-hash 0123456789abcdef", true),
+            ("offset-reset execute --bootstrap-servers k:9092 -p /s --approved-plan p.json --plan-hash 0123", false),
+            ("offset-reset execute --bootstrap-servers k:9092 -p /s --approved-plan p.json --to-latest", false),
+            ("offset-reset execute --bootstrap-servers k:9092 -p /s --approved-plan p.json -g a", false),
+            ("offset-reset execute --bootstrap-servers k:9092 -p /s --plan-hash 0123456789abcdef -g a --topic t --to-latest", false),
+            ("offset-reset execute --bootstrap-servers k:9092 -p /s -g a --topic t", false),
+            ("offset-reset-bulk --bootstrap-servers k:9092 -p /s -g a --topic t", false),
+            ("offset-reset-bulk --bootstrap-servers k:9092 -p /s --approved-plan p.json -f json", true),
+            ("offset-rollback rollback -p /s -s x --bootstrap-servers k:9092 --plan-out p.json", true),
+            ("offset-rollback rollback -p /s --bootstrap-servers k:9092 --approved-plan p.json", true),
+            ("offset-rollback rollback -p /s -s x --bootstrap-servers k:9092 --approved-plan p.json", false),
+            ("offset-rollback rollback -p /s --bootstrap-servers k:9092", false),
+            ("restore -c r.yaml --plan-out p.json", true),
+            ("restore -c r.yaml --approved-plan p.json --plan-hash 0123456789abcdef", true),
+            ("restore -c r.yaml --plan-out p.json --approved-plan q.json", false),
+            ("validate-restore -c r.yaml --plan-out p.json", true),
             ("offset-reset-bulk -p /s -b backup-1 -g a,b --bootstrap-servers k:9092 --max-concurrent 100 -f json", true),
             ("offset-reset-bulk -p /s -g a --all-topics --to-earliest --bootstrap-servers k:9092 --execute --max-retries 101", false),
             ("backup --config backup.yaml", true),

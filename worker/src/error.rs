@@ -142,6 +142,10 @@ pub enum Error {
     /// this one): nothing was written, or writing stopped.
     #[error("another worker holds the lease on {resource}: {detail}")]
     LeaseHeld { resource: String, detail: String },
+    /// An approved plan no longer matches the cluster (or its document is missing or does not
+    /// have the approved hash): nothing was changed; the message names what differs.
+    #[error("{0}")]
+    PlanChanged(String),
     /// The run was stopped (SIGTERM: an eviction, a drain, a deleted pod) before it finished;
     /// its checkpoint is stored and running it again resumes there.
     #[error("{0}")]
@@ -242,6 +246,7 @@ impl Error {
             Error::VerificationFailed(_) => "verification_failed",
             Error::Io { .. } => "io_error",
             Error::LeaseHeld { .. } => "lease_held",
+            Error::PlanChanged(_) => "plan_changed",
             Error::Interrupted(_) => "backup_interrupted",
         }
     }
@@ -268,6 +273,7 @@ impl Error {
             Error::VerificationFailed(_) => exit::VERIFICATION_FAILED,
             Error::Io { .. } => exit::IO,
             Error::LeaseHeld { .. } => exit::LEASE_HELD,
+            Error::PlanChanged(_) => exit::PLAN_CHANGED,
             Error::Interrupted(_) => EXIT_INTERRUPTED,
         }
     }

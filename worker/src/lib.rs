@@ -14,6 +14,7 @@ pub mod lease;
 pub mod limits;
 pub mod malloc;
 pub mod metrics;
+pub mod plan;
 pub mod progress;
 pub mod report;
 pub mod reset;

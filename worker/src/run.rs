@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::groups::{split_names, GroupSelector, DEFAULT_CONCURRENCY};
 use crate::kafka::KafkaConfig;
 pub use crate::kafka::{kafka_config, kafka_config_with};
+use crate::plan::store::StoredPlan;
 use crate::rollback::{RollbackReport, RunStatus, SnapshotRequest, VerifyReport};
 use crate::service::backup::{interrupted_error, run_backup_task};
 use crate::service::open_snapshot_store;
@@ -193,10 +194,47 @@ fn to_report<T: Serialize>(value: &T) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
 }
 
-/// Runs an offset reset (plan only when `dryRun`) and turns its report into the result.
+/// Runs an offset reset (plan only when `dryRun`; the stored plan only with `planOut`; exactly
+/// the approved plan with `approvedPlan`) and turns its report into the result.
 async fn run_offset_reset(t: &OffsetResetTask) -> Result<TaskOutcome> {
-    let report = crate::service::reset::run_reset_task(t).await?;
-    Ok(reset_outcome(&report))
+    use crate::service::reset::{plan_reset_task, run_approved_reset_task, run_reset_task};
+    if let Some(key) = &t.plan_out {
+        return Ok(plan_outcome("reset-plan", plan_reset_task(t, key).await?));
+    }
+    if let Some(approved) = &t.approved_plan {
+        let (report, stored) = run_approved_reset_task(t, approved).await?;
+        return Ok(with_plan(reset_outcome(&report), &stored));
+    }
+    Ok(reset_outcome(&run_reset_task(t).await?))
+}
+
+/// The result of a task that only planned: the plan's bounded summary; nothing changed.
+fn plan_outcome(operation: &str, stored: StoredPlan) -> TaskOutcome {
+    let plan = stored.doc.result(&stored.hash, &stored.key);
+    TaskOutcome {
+        result: TaskResult {
+            phase: PHASE_COMPLETED.into(),
+            operation: Some(operation.into()),
+            message: format!(
+                "Plan {} stored at {}: {}; nothing was changed",
+                stored.hash, stored.key, stored.doc.summary
+            ),
+            plan: Some(plan),
+            ..TaskResult::default()
+        },
+        report: to_report(&serde_json::json!({
+            "hash": stored.hash,
+            "key": stored.key,
+            "plan": stored.doc,
+        })),
+        exit_code: 0,
+    }
+}
+
+/// `outcome` of executing the approved plan `stored`: its result names the plan.
+fn with_plan(mut outcome: TaskOutcome, stored: &StoredPlan) -> TaskOutcome {
+    outcome.result.plan = Some(stored.doc.result(&stored.hash, &stored.key));
+    outcome
 }
 
 /// A reset is `Failed` with exit 10 when any group was not reset; a dry run always completes.
@@ -381,8 +419,42 @@ async fn run_drill(t: &crate::task::DrillTask) -> Result<TaskOutcome> {
     })
 }
 
-/// The operator's restore task: a dry run validates; otherwise the restore runs.
+/// The operator's restore task: a dry run validates; `planOut` plans; `approvedPlan` runs
+/// exactly the approved plan; otherwise the restore runs.
 async fn run_restore(t: &RestoreTask) -> Result<TaskOutcome> {
+    use crate::plan::store::PlanLocation;
+    use crate::service::restore::{plan_restore, run_approved_restore};
+    if let Some(key) = &t.plan_out {
+        let location = PlanLocation::in_task_storage(&t.storage, key, "planOut")?;
+        let (v, stored) = plan_restore(t, None, &location).await?;
+        let mut o = plan_outcome("validate-restore", stored);
+        o.result.restore = Some(ResultRestore {
+            restore_id: v.restore_id.clone(),
+            dry_run: true,
+            topics: v.topics_to_restore as u64,
+            partitions: v.partitions_to_restore as u64,
+            records_total: v.records_to_restore,
+            bytes_total: v.bytes_to_restore,
+            validation: Some(validation_line(&v)),
+            ..ResultRestore::default()
+        });
+        return Ok(o);
+    }
+    if let Some(approved) = &t.approved_plan {
+        let location =
+            PlanLocation::in_task_storage(&t.storage, &approved.key, "approvedPlan.key")?;
+        let stop = stop_on_signal();
+        let (r, stored) = run_approved_restore(
+            t,
+            None,
+            &location,
+            Some(&approved.hash),
+            stop,
+            Default::default(),
+        )
+        .await?;
+        return Ok(with_plan(restore_outcome(&r), &stored));
+    }
     if t.dry_run {
         let v = crate::service::restore::validate_task(t, None).await;
         let message = validation_line(&v);
@@ -414,6 +486,11 @@ async fn run_restore(t: &RestoreTask) -> Result<TaskOutcome> {
     }
     let stop = stop_on_signal();
     let r = crate::service::restore::run_restore_task(t, None, stop, Default::default()).await?;
+    Ok(restore_outcome(&r))
+}
+
+/// What a restore that ran reports.
+fn restore_outcome(r: &crate::service::restore::FullReport) -> TaskOutcome {
     let g = r.consumer_groups.as_ref();
     let message = format!(
         "Restore {} of backup {}: {} of {} records in {} partitions{}{}",
@@ -435,8 +512,8 @@ async fn run_restore(t: &RestoreTask) -> Result<TaskOutcome> {
             None => String::new(),
         }
     );
-    let exit_code = crate::service::restore::exit_code(&r);
-    Ok(TaskOutcome {
+    let exit_code = crate::service::restore::exit_code(r);
+    TaskOutcome {
         result: TaskResult {
             phase: PHASE_COMPLETED.into(),
             operation: Some("restore".into()),
@@ -461,9 +538,9 @@ async fn run_restore(t: &RestoreTask) -> Result<TaskOutcome> {
             }),
             ..TaskResult::default()
         },
-        report: serde_json::to_value(&r).unwrap_or_default(),
+        report: serde_json::to_value(r).unwrap_or_default(),
         exit_code,
-    })
+    }
 }
 
 fn validation_line(v: &crate::restore::plan::ValidationReport) -> String {
@@ -559,6 +636,9 @@ async fn run_offset_rollback(t: &OffsetRollbackTask, snapshot_id: &str) -> Resul
                 exit_code: 0,
             })
         }
+        RollbackOperation::Rollback if t.plan_out.is_some() || t.approved_plan.is_some() => {
+            rollback_with_plan(t, &store, snapshot_id, base).await
+        }
         RollbackOperation::Rollback => {
             let req = RollbackRequest {
                 snapshot_id: snapshot_id.to_string(),
@@ -600,6 +680,52 @@ async fn run_offset_rollback(t: &OffsetRollbackTask, snapshot_id: &str) -> Resul
             })
         }
     }
+}
+
+/// A rollback task with `planOut` (plan only) or `approvedPlan` (exactly that plan).
+async fn rollback_with_plan(
+    t: &OffsetRollbackTask,
+    store: &crate::snapshot::SnapshotStore,
+    snapshot_id: &str,
+    base: TaskResult,
+) -> Result<TaskOutcome> {
+    use crate::plan::store::PlanLocation;
+    use crate::plan::PlanKind;
+    use crate::service::rollback::{plan_rollback_to, run_approved_rollback};
+    if let Some(key) = &t.plan_out {
+        let location = PlanLocation::in_task_storage(&t.storage, key, "planOut")?;
+        let req = RollbackRequest {
+            snapshot_id: snapshot_id.to_string(),
+            groups: split_names(&t.consumer_groups),
+            verify: t.verify_after_rollback,
+            concurrency: DEFAULT_CONCURRENCY,
+            safety_snapshot_id: t.safety_snapshot_id.clone(),
+            reuse_safety_snapshot: false,
+        };
+        let stored = plan_rollback_to(store, &req, &location, || task_kafka(t)).await?;
+        let mut o = plan_outcome("rollback-plan", stored);
+        o.result.snapshot_id = Some(snapshot_id.to_string());
+        return Ok(o);
+    }
+    let Some(approved) = &t.approved_plan else {
+        return Err(Error::invalid(
+            "a rollback task without planOut or approvedPlan",
+        ));
+    };
+    let location = PlanLocation::in_task_storage(&t.storage, &approved.key, "approvedPlan.key")?;
+    let stored = location
+        .read_approved(Some(&approved.hash), PlanKind::OffsetRollback)
+        .await?;
+    let (snap, report) = run_approved_rollback(
+        store,
+        &stored,
+        t.verify_after_rollback,
+        DEFAULT_CONCURRENCY,
+        true,
+        || task_kafka(t),
+    )
+    .await?;
+    Ok(with_plan(rollback_outcome(base, &snap, &report), &stored))
 }
 
 /// A verify is `Failed` (exit 11) only when strict; a non-strict verify that finds

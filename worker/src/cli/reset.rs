@@ -7,11 +7,15 @@ use std::time::Instant;
 
 use chrono::Utc;
 
+use super::plan::{announce, print_written, Approved};
 use super::{kafka_config, open_storage_at, open_store_at, print_json};
 use super::{Format, ResetArgs, ResetExecArgs, ResetScriptArgs, ResetSpecArgs};
 use crate::error::{Error, Result};
 use crate::groups::{split_names, GroupSelector};
 use crate::kafka::GroupAdmin;
+use crate::plan::reset::reset_document;
+use crate::plan::store::PlanLocation;
+use crate::plan::PlanKind;
 use crate::reset::csv::{write_reset_csv, CsvOffset};
 use crate::reset::engine::{
     dry_run_report, prepare, ResetReport, ResetRequest, ResetStatus, SafetySnapshot,
@@ -20,7 +24,10 @@ use crate::reset::plan::{ResetPlan, Strategy};
 use crate::reset::render::{plan_table, report_box};
 use crate::reset::script::{reset_script, ScriptContext, ScriptEntry};
 use crate::reset::spec::parse_topic_scope;
-use crate::service::reset::{apply, backup_strategy, resolve_strategy, Origin};
+use crate::service::reset::{
+    apply, approved_safety, backup_strategy, execute_approved_reset, resolve_strategy, Origin,
+};
+use crate::snapshot::generate_id;
 use crate::task::ResetStrategy;
 
 // Exit code of a run in which some groups were not reset.
@@ -46,6 +53,12 @@ pub async fn plan(a: ResetArgs) -> Result<i32> {
 /// `offset-reset-bulk`: a safety snapshot, then the change; only the plan with `--dry-run`.
 /// `--execute` is accepted and changes nothing (kafka-consumer-groups habits).
 pub async fn execute(a: ResetExecArgs, bulk: bool) -> Result<i32> {
+    if let Some(path) = &a.plan.approved_plan {
+        return execute_approved(&a, path).await;
+    }
+    if let Some(path) = &a.plan.plan_out {
+        return plan_out(&a, path).await;
+    }
     let started = Instant::now();
     let safety = safety_snapshot(&a)?;
     let (admin, mut req) = setup(&a.reset).await?;
@@ -61,6 +74,58 @@ pub async fn execute(a: ResetExecArgs, bulk: bool) -> Result<i32> {
     match a.reset.format.format {
         Format::Json => print_json(&report)?,
         Format::Text => print!("{}", report_box(&report)),
+    }
+    Ok(exit_code(&report))
+}
+
+/// `--plan-out FILE`: the plan, with the safety snapshot's id executing takes (`--snapshot-id`
+/// or one generated now), written to FILE; nothing changed.
+async fn plan_out(a: &ResetExecArgs, path: &Path) -> Result<i32> {
+    let safety_id = match safety_snapshot(a)? {
+        SafetySnapshot::Take { id, .. } => Some(id.unwrap_or_else(|| generate_id(Utc::now()))),
+        SafetySnapshot::Skip => None,
+    };
+    let (admin, req) = setup(&a.reset).await?;
+    let plan = prepare(&admin, &req).await?;
+    export(&a.reset, &plan)?;
+    if a.reset.format.format == Format::Text {
+        print!("{}", plan_table(&plan, true));
+        println!();
+    }
+    let stored = PlanLocation::File(path.to_path_buf())
+        .write(&reset_document(&plan, safety_id))
+        .await?;
+    print_written(a.reset.format.format, &stored)?;
+    Ok(0)
+}
+
+/// `--approved-plan FILE`: exactly the plan's offsets, once its hash (`--plan-hash`) and
+/// preconditions hold; with `--dry-run`, only the checks.
+async fn execute_approved(a: &ResetExecArgs, path: &Path) -> Result<i32> {
+    let stored = PlanLocation::File(path.to_path_buf())
+        .read_approved(a.plan.plan_hash.as_deref(), PlanKind::OffsetReset)
+        .await?;
+    let store = match &a.reset.storage.path {
+        Some(p) => Some(open_store_at(p, &a.reset.storage.endpoint)?),
+        None => None,
+    };
+    let safety = approved_safety(&stored, store, false, None)?;
+    let admin = GroupAdmin::connect(&kafka_config(&a.reset.kafka)?).await?;
+    let report = execute_approved_reset(
+        &admin,
+        &stored,
+        &safety,
+        a.reset.max_concurrent,
+        a.max_retries,
+        a.dry_run,
+    )
+    .await?;
+    match a.reset.format.format {
+        Format::Json => print_json(&Approved::new(&stored, &report))?,
+        Format::Text => {
+            announce(Format::Text, &stored);
+            print!("{}", report_box(&report));
+        }
     }
     Ok(exit_code(&report))
 }

@@ -6,17 +6,20 @@ use std::io::IsTerminal as _;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use super::plan::{announce, print_written, Approved};
 use super::{open_storage_at, print_json};
 use super::{
     DescribeFormat, Format, MappingFormat, RestoreArgs, ShowMappingArgs, ValidateRestoreArgs,
 };
 use crate::error::{Error, Result};
+use crate::plan::store::PlanLocation;
 use crate::report::{spawn_progress_bar, thousands, BoxReport};
 use crate::restore::config::{parse_config, RestoreConfig};
 use crate::restore::engine::LiveProgress;
 use crate::restore::plan::{fmt_ms, human_bytes, validation_box};
 use crate::service::restore::{
-    exit_code, mapping_view, run_restore_task, validate_task, FullReport, MappingView,
+    exit_code, mapping_view, plan_restore, run_approved_restore, run_restore_task, validate_task,
+    FullReport, MappingView,
 };
 use crate::service::signals::stop_on_signal;
 use crate::task::GroupStrategy;
@@ -52,6 +55,16 @@ pub async fn restore(a: RestoreArgs, three_phase: bool) -> Result<i32> {
         }
     }
     task.validate()?;
+    if let Some(path) = &a.plan_out {
+        let location = PlanLocation::File(path.clone());
+        let (v, stored) = plan_restore(&task, c.credentials, &location).await?;
+        if a.format.format == Format::Text {
+            print!("{}", validation_box(&v));
+            println!();
+        }
+        print_written(a.format.format, &stored)?;
+        return Ok(0);
+    }
     if task.dry_run {
         let report = validate_task(&task, c.credentials).await;
         match a.format.format {
@@ -78,15 +91,38 @@ pub async fn restore(a: RestoreArgs, three_phase: bool) -> Result<i32> {
         })
     });
     let stop = stop_on_signal();
-    let result = run_restore_task(&task, c.credentials, stop, progress).await;
+    let result = match &a.approved_plan {
+        None => run_restore_task(&task, c.credentials, stop, progress)
+            .await
+            .map(|r| (r, None)),
+        Some(path) => {
+            let location = PlanLocation::File(path.clone());
+            run_approved_restore(
+                &task,
+                c.credentials,
+                &location,
+                a.plan_hash.as_deref(),
+                stop,
+                progress,
+            )
+            .await
+            .map(|(r, p)| (r, Some(p)))
+        }
+    };
     if let Some((done, handle)) = bar {
         done.store(true, Ordering::SeqCst);
         let _ = handle.await;
     }
-    let report = result?;
-    match a.format.format {
-        Format::Json => print_json(&report)?,
-        Format::Text => print!("{}", restore_box(&report)),
+    let (report, plan) = result?;
+    match (a.format.format, &plan) {
+        (Format::Json, Some(p)) => print_json(&Approved::new(p, &report))?,
+        (Format::Json, None) => print_json(&report)?,
+        (Format::Text, _) => {
+            if let Some(p) = &plan {
+                announce(Format::Text, p);
+            }
+            print!("{}", restore_box(&report));
+        }
     }
     Ok(exit_code(&report))
 }
@@ -94,6 +130,19 @@ pub async fn restore(a: RestoreArgs, three_phase: bool) -> Result<i32> {
 /// `validate-restore`: every check a restore makes before writing, reported together.
 pub async fn validate(a: ValidateRestoreArgs) -> Result<i32> {
     let c = read_config(&a.config)?;
+    if let Some(path) = &a.plan_out {
+        let location = PlanLocation::File(path.clone());
+        let (v, stored) = plan_restore(&c.task, c.credentials, &location).await?;
+        let format = if a.format == DescribeFormat::Text {
+            print!("{}", validation_box(&v));
+            println!();
+            Format::Text
+        } else {
+            Format::Json
+        };
+        print_written(format, &stored)?;
+        return Ok(0);
+    }
     let report = validate_task(&c.task, c.credentials).await;
     match a.format {
         DescribeFormat::Text => print!("{}", validation_box(&report)),

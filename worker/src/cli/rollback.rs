@@ -6,16 +6,20 @@ use std::path::Path;
 
 use chrono::{SecondsFormat, Utc};
 
+use super::plan::{announce, print_written, Approved};
 use super::*;
 use super::{human_time, kafka_config, open_store, print_json};
 use crate::error::{Error, Result};
 use crate::groups::{read_committed, GroupSelector};
 use crate::kafka::GroupAdmin;
 use crate::kmap::{restore_script, KmapFile};
+use crate::plan::store::PlanLocation;
+use crate::plan::PlanKind;
 use crate::report::{opt_offset, thousands, truncate, BoxReport};
 use crate::rollback::{RollbackReport, RunStatus, SnapshotOutcome, SnapshotRequest, VerifyReport};
 use crate::service::rollback::{
-    rollback_exit_code, run_rollback, run_snapshot, run_verify, RollbackRequest,
+    plan_rollback_to, rollback_exit_code, run_approved_rollback, run_rollback, run_snapshot,
+    run_verify, RollbackRequest,
 };
 use crate::snapshot::{generate_id, validate_id, OffsetSnapshot};
 
@@ -175,27 +179,82 @@ fn show_text(snap: &OffsetSnapshot) -> String {
 
 pub(super) async fn cmd_rollback(a: RollbackArgs) -> Result<i32> {
     let store = open_store(&a.storage)?;
+    if let Some(path) = &a.approved_plan {
+        return rollback_approved(&a, &store, path).await;
+    }
+    let snapshot_id = a
+        .snapshot_id
+        .clone()
+        .ok_or_else(|| Error::invalid("--snapshot-id is required (or --approved-plan FILE)"))?;
     let req = RollbackRequest {
-        snapshot_id: a.snapshot_id.clone(),
+        snapshot_id,
         groups: crate::groups::split_names(&a.groups),
         verify: a.verify && !a.no_verify,
         concurrency: a.max_concurrent,
         safety_snapshot_id: a.safety_snapshot_id.clone(),
         reuse_safety_snapshot: false,
     };
+    if let Some(path) = &a.plan_out {
+        let location = PlanLocation::File(path.clone());
+        let stored = plan_rollback_to(&store, &req, &location, || kafka_config(&a.kafka)).await?;
+        print_written(a.format.format, &stored)?;
+        return Ok(0);
+    }
     let (snap, report) = run_rollback(&store, &req, || kafka_config(&a.kafka)).await?;
-    let selected_offsets: usize = crate::rollback::select_snapshot_groups(&snap, &req.groups)?
+    print_rollback(&a, &snap, &report, &req.groups)
+}
+
+/// `rollback --approved-plan FILE`: exactly the plan's groups and offsets, after the safety
+/// snapshot it names, once its hash (`--plan-hash`) and preconditions hold.
+async fn rollback_approved(
+    a: &RollbackArgs,
+    store: &crate::snapshot::SnapshotStore,
+    path: &Path,
+) -> Result<i32> {
+    let stored = PlanLocation::File(path.to_path_buf())
+        .read_approved(a.plan_hash.as_deref(), PlanKind::OffsetRollback)
+        .await?;
+    let (snap, report) = run_approved_rollback(
+        store,
+        &stored,
+        a.verify && !a.no_verify,
+        a.max_concurrent,
+        false,
+        || kafka_config(&a.kafka),
+    )
+    .await?;
+    if a.format.format == Format::Json {
+        print_json(&Approved::new(&stored, &report))?;
+        return Ok(rollback_exit_code(&report));
+    }
+    announce(a.format.format, &stored);
+    let groups: Vec<String> = report
+        .group_outcomes
+        .iter()
+        .map(|o| o.group.clone())
+        .collect();
+    print_rollback(a, &snap, &report, &groups)
+}
+
+/// Prints a rollback's report; the exit code.
+fn print_rollback(
+    a: &RollbackArgs,
+    snap: &OffsetSnapshot,
+    report: &RollbackReport,
+    groups: &[String],
+) -> Result<i32> {
+    let selected_offsets: usize = crate::rollback::select_snapshot_groups(snap, groups)?
         .iter()
         .map(|(_, g)| g.partition_count())
         .sum();
     match a.format.format {
-        Format::Json => print_json(&report)?,
+        Format::Json => print_json(report)?,
         Format::Text => {
             println!("Rolling back to snapshot: {}", snap.snapshot_id);
             println!("  Created: {}", human_time(&snap.timestamp));
             println!("  Groups: {}", report.total_groups);
             println!("  Offsets: {selected_offsets}\n");
-            print!("{}", rollback_text(&report));
+            print!("{}", rollback_text(report));
             if let Some(id) = &report.safety_snapshot_id {
                 println!(
                     "\nSafety snapshot: {id} (the offsets this rollback replaced; to undo it: tidemark offset-rollback rollback -p {} -s {id})",
@@ -211,7 +270,7 @@ pub(super) async fn cmd_rollback(a: RollbackArgs) -> Result<i32> {
             }
         }
     }
-    Ok(rollback_exit_code(&report))
+    Ok(rollback_exit_code(report))
 }
 
 fn rollback_text(r: &RollbackReport) -> String {

@@ -88,7 +88,7 @@ pub struct PartitionPlan {
 }
 
 impl PartitionPlan {
-    fn new(tp: &TopicPartition, current: Option<i64>, target: i64, range: LogRange) -> Self {
+    pub fn new(tp: &TopicPartition, current: Option<i64>, target: i64, range: LogRange) -> Self {
         let action = match current {
             None => Action::Set,
             Some(c) if c == target => Action::Unchanged,

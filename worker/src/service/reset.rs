@@ -10,6 +10,10 @@ use super::open_snapshot_store;
 use crate::error::{Error, Result};
 use crate::groups::{split_names, GroupSelector};
 use crate::kafka::{kafka_config, GroupAdmin};
+use crate::plan::check::check_preconditions;
+use crate::plan::reset::{reset_document, reset_plan_of};
+use crate::plan::store::{PlanLocation, StoredPlan};
+use crate::plan::PlanKind;
 use crate::reset::csv::{parse_reset_csv, CsvOffset};
 use crate::reset::engine::{
     dry_run_report, execute, prepare, ResetReport, ResetRequest, SafetySnapshot,
@@ -17,9 +21,10 @@ use crate::reset::engine::{
 use crate::reset::plan::{Explicit, ResetPlan, Strategy};
 use crate::reset::spec::{parse_datetime, parse_duration, parse_topic_scope};
 use crate::restore::groups::explicit_from_backup;
+use crate::snapshot::generate_id;
 use crate::snapshot::{OffsetSnapshot, SnapshotStore};
 use crate::storage::{open_location, Storage};
-use crate::task::{OffsetResetTask, ResetStrategy};
+use crate::task::{ApprovedPlan, OffsetResetTask, ResetStrategy};
 
 /// The report of a prepared plan: the plan alone (`dry_run`), else the change, after the
 /// safety snapshot. What `offset-reset execute`, `offset-reset-bulk` and a reset task do.
@@ -47,6 +52,157 @@ pub async fn run_reset_task(t: &OffsetResetTask) -> Result<ResetReport> {
         Some(s) => Some(open_snapshot_store(s).await?),
         None => None,
     };
+    let req = task_request(t, store.as_ref(), !t.dry_run).await?;
+    let safety = match (&store, t.snapshot_before_reset && !t.dry_run) {
+        (Some(store), true) => SafetySnapshot::Take {
+            store: store.clone(),
+            id: t.snapshot_id.clone(),
+            reuse_existing: true,
+            description: t.snapshot_description.clone(),
+        },
+        (None, true) => {
+            return Err(Error::invalid(
+                "task field 'storage' is required for the safety snapshot (or set snapshotBeforeReset: false)",
+            ))
+        }
+        (_, false) => SafetySnapshot::Skip,
+    };
+    let admin = GroupAdmin::connect(&kafka_config(&t.kafka)?).await?;
+    let plan = prepare(&admin, &req).await?;
+    apply(&admin, &plan, &safety, &req, t.dry_run, started).await
+}
+
+/// A reset task with `planOut`: plans as a dry run does and stores the plan under that key of
+/// the task's storage (created once: a re-run keeps the plan there). Changes nothing in Kafka.
+pub async fn plan_reset_task(t: &OffsetResetTask, key: &str) -> Result<StoredPlan> {
+    let storage = t
+        .storage
+        .as_ref()
+        .ok_or_else(|| Error::invalid("task field 'planOut' needs task field 'storage'"))?;
+    let location = PlanLocation::in_task_storage(storage, key, "planOut")?;
+    let store = open_snapshot_store(storage).await?;
+    let req = task_request(t, Some(&store), false).await?;
+    let admin = GroupAdmin::connect(&kafka_config(&t.kafka)?).await?;
+    let plan = prepare(&admin, &req).await?;
+    let safety_id = t.snapshot_before_reset.then(|| {
+        t.snapshot_id
+            .clone()
+            .unwrap_or_else(|| generate_id(Utc::now()))
+    });
+    location.write(&reset_document(&plan, safety_id)).await
+}
+
+/// A reset task with `approvedPlan`: executes exactly the stored plan (see
+/// [`execute_approved_reset`]); the safety snapshot it names goes to the task's storage.
+pub async fn run_approved_reset_task(
+    t: &OffsetResetTask,
+    approved: &ApprovedPlan,
+) -> Result<(ResetReport, StoredPlan)> {
+    let storage = t
+        .storage
+        .as_ref()
+        .ok_or_else(|| Error::invalid("task field 'approvedPlan' needs task field 'storage'"))?;
+    let location = PlanLocation::in_task_storage(storage, &approved.key, "approvedPlan.key")?;
+    let stored = location
+        .read_approved(Some(&approved.hash), PlanKind::OffsetReset)
+        .await?;
+    let store = open_snapshot_store(storage).await?;
+    let admin = GroupAdmin::connect(&kafka_config(&t.kafka)?).await?;
+    let safety = approved_safety(&stored, Some(store), true, t.snapshot_description.clone())?;
+    let report = execute_approved_reset(
+        &admin,
+        &stored,
+        &safety,
+        t.max_concurrent,
+        t.max_retries,
+        t.dry_run,
+    )
+    .await?;
+    Ok((report, stored))
+}
+
+/// The safety snapshot an approved reset or rollback plan names, stored in `store`
+/// (`reuse_existing`: a retried Job keeps what its first attempt stored).
+pub fn approved_safety(
+    stored: &StoredPlan,
+    store: Option<SnapshotStore>,
+    reuse_existing: bool,
+    description: Option<String>,
+) -> Result<SafetySnapshot> {
+    let id = stored
+        .doc
+        .offsets
+        .as_ref()
+        .and_then(|o| o.safety_snapshot_id.clone());
+    match (id, store) {
+        (None, _) => Ok(SafetySnapshot::Skip),
+        (Some(id), Some(store)) => Ok(SafetySnapshot::Take {
+            store,
+            id: Some(id),
+            reuse_existing,
+            description,
+        }),
+        (Some(id), None) => Err(Error::invalid(format!(
+            "the approved plan takes safety snapshot '{id}' first: pass --path, where it is stored"
+        ))),
+    }
+}
+
+/// Executes an approved reset plan: its preconditions are checked against the cluster (any
+/// difference is [`Error::PlanChanged`], nothing changed), then exactly its target offsets are
+/// committed after its safety snapshot; `dry_run` stops after the check. When the safety
+/// snapshot is reused and already stored (a retried Job), offsets already at the plan's targets
+/// are accepted.
+pub async fn execute_approved_reset(
+    admin: &GroupAdmin,
+    stored: &StoredPlan,
+    safety: &SafetySnapshot,
+    concurrency: usize,
+    max_retries: u32,
+    dry_run: bool,
+) -> Result<ResetReport> {
+    let started = Instant::now();
+    let changes = stored
+        .doc
+        .offsets
+        .as_ref()
+        .ok_or_else(|| Error::Malformed {
+            kind: "plan",
+            file: stored.key.clone(),
+            reason: "an offset reset plan without its offsets".into(),
+        })?;
+    // A retried Job of this plan finds its safety snapshot: what its first attempt committed
+    // is the plan's own doing.
+    let resumed = match safety {
+        SafetySnapshot::Take {
+            store,
+            id: Some(id),
+            reuse_existing: true,
+            ..
+        } if store.exists(id).await? => Some(changes),
+        _ => None,
+    };
+    check_preconditions(admin, &stored.doc.preconditions, concurrency, resumed).await?;
+    let plan = reset_plan_of(&stored.doc, changes);
+    let req = ResetRequest {
+        selector: None,
+        scope: Vec::new(),
+        strategy: Strategy::Current,
+        strategy_label: changes.strategy.clone(),
+        concurrency,
+        max_retries,
+        baseline: None,
+    };
+    apply(admin, &plan, safety, &req, dry_run, started).await
+}
+
+/// The reset request of a task: groups, topics and strategy; `with_baseline`: a retried Job
+/// plans from the safety snapshot its first attempt stored.
+async fn task_request(
+    t: &OffsetResetTask,
+    store: Option<&SnapshotStore>,
+    with_baseline: bool,
+) -> Result<ResetRequest> {
     let names = split_names(&t.consumer_groups);
     let single_group = match (names.as_slice(), &t.groups_regex) {
         ([one], None) => Some(one.as_str()),
@@ -70,7 +226,7 @@ pub async fn run_reset_task(t: &OffsetResetTask) -> Result<ResetReport> {
                 Origin::Task,
                 "task field 'strategy.csv'",
                 single_group,
-                store.as_ref(),
+                store,
             )
             .await?
         }
@@ -85,8 +241,8 @@ pub async fn run_reset_task(t: &OffsetResetTask) -> Result<ResetReport> {
         })
         .collect::<Result<Vec<_>>>()?;
     // A retried Job finds the safety snapshot its first attempt stored: plan from it.
-    let baseline = match (&store, &t.snapshot_id) {
-        (Some(store), Some(id)) if t.snapshot_before_reset && !t.dry_run => {
+    let baseline = match (store, &t.snapshot_id) {
+        (Some(store), Some(id)) if t.snapshot_before_reset && with_baseline => {
             if store.exists(id).await? {
                 let snap = store.load(id).await?;
                 owned_snapshot(&snap, t)?;
@@ -98,7 +254,7 @@ pub async fn run_reset_task(t: &OffsetResetTask) -> Result<ResetReport> {
         }
         _ => None,
     };
-    let req = ResetRequest {
+    Ok(ResetRequest {
         selector: Some(GroupSelector::new(
             &t.consumer_groups,
             t.groups_regex.as_deref(),
@@ -110,24 +266,7 @@ pub async fn run_reset_task(t: &OffsetResetTask) -> Result<ResetReport> {
         concurrency: t.max_concurrent,
         max_retries: t.max_retries,
         baseline,
-    };
-    let safety = match (&store, t.snapshot_before_reset && !t.dry_run) {
-        (Some(store), true) => SafetySnapshot::Take {
-            store: store.clone(),
-            id: t.snapshot_id.clone(),
-            reuse_existing: true,
-            description: t.snapshot_description.clone(),
-        },
-        (None, true) => {
-            return Err(Error::invalid(
-                "task field 'storage' is required for the safety snapshot (or set snapshotBeforeReset: false)",
-            ))
-        }
-        (_, false) => SafetySnapshot::Skip,
-    };
-    let admin = GroupAdmin::connect(&kafka_config(&t.kafka)?).await?;
-    let plan = prepare(&admin, &req).await?;
-    apply(&admin, &plan, &safety, &req, t.dry_run, started).await
+    })
 }
 
 /// An existing safety snapshot may be reused only by a retry of the run that took it: when the

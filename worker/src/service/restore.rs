@@ -10,14 +10,22 @@ use serde::Serialize;
 use crate::backup::read::load_manifests;
 use crate::error::{Error, Result};
 use crate::kafka::{kafka_config_with, GroupAdmin};
+use crate::plan::check::{check_preconditions, read_groups};
+use crate::plan::restore::{
+    check_same_restore, group_templates, restore_document, without_started,
+};
+use crate::plan::store::{PlanLocation, StoredPlan};
+use crate::plan::PlanKind;
 use crate::restore::engine::{
     checkpoint_store, prepare_targets, run_restore, LiveProgress, RestoreReport, RestoreRequest,
+    TargetState,
 };
 use crate::restore::groups::{source_offsets, translate_and_apply, GroupsReport};
 use crate::restore::mapping::{groups_key, mapping_key, newest_mapping, OffsetMapping};
 use crate::restore::plan::{
     build_plan, deal_to_shard, fmt_ms, offset_actions, RestorePlan, TargetCheck, ValidationReport,
 };
+use crate::snapshot::OffsetSnapshot;
 use crate::storage::{open_location, Storage};
 use crate::task::{GroupStrategy, RestoreTask};
 
@@ -123,6 +131,127 @@ pub async fn run_restore_task(
     })
 }
 
+/// Plans a restore (a task with `planOut`, the CLI's `--plan-out`): validates it as
+/// `validate-restore` does and writes the plan to `location`. An invalid restore is refused
+/// with the validation's problems. Changes nothing in Kafka.
+pub async fn plan_restore(
+    t: &RestoreTask,
+    credentials: Option<(String, String)>,
+    location: &PlanLocation,
+) -> Result<(ValidationReport, StoredPlan)> {
+    let (v, parts) = validate_parts(t, credentials.clone()).await;
+    let parts = match parts {
+        Some(p) if v.valid => p,
+        _ => {
+            return Err(Error::invalid(format!(
+                "the restore of backup {} cannot be planned: {}",
+                v.backup_id,
+                v.problems.join("; ")
+            )))
+        }
+    };
+    let targets = parts.targets.unwrap_or_default();
+    // The groups phase three translates: the task's, else every group of the offsets source.
+    let offsets = parts
+        .offsets
+        .filter(|_| t.consumer_group_strategy != GroupStrategy::Skip)
+        .map(|mut snap| {
+            if !t.consumer_groups.is_empty() {
+                snap.groups.retain(|g, _| t.consumer_groups.contains(g));
+            }
+            snap
+        });
+    let mut doc = restore_document(
+        &parts.plan,
+        &v.restore_id,
+        &v.target_cluster,
+        &targets,
+        offsets.as_ref(),
+        &v.warnings,
+    );
+    // The groups phase three commits: their state and offsets on the target now.
+    let commits_groups =
+        t.reset_consumer_offsets && t.consumer_group_strategy != GroupStrategy::Manual;
+    if let (true, Some(changes)) = (commits_groups, &doc.restore) {
+        let templates = group_templates(&parts.plan, changes);
+        if !templates.is_empty() {
+            let admin = GroupAdmin::connect(&kafka_config_with(&t.kafka, credentials)?).await?;
+            doc.preconditions.groups =
+                read_groups(&admin, &templates, crate::groups::DEFAULT_CONCURRENCY).await?;
+        }
+    }
+    let stored = location.write(&doc).await?;
+    Ok((v, stored))
+}
+
+/// Executes an approved restore plan read from `location` (of hash `hash`, when given): the
+/// restore the task builds now must be the plan's (same chain, partitions, records) and the
+/// target as the plan found it (topics, partitions, end offsets), else [`Error::PlanChanged`]
+/// and nothing is written; then the restore runs.
+pub async fn run_approved_restore(
+    t: &RestoreTask,
+    credentials: Option<(String, String)>,
+    location: &PlanLocation,
+    hash: Option<&str>,
+    stop: Arc<AtomicBool>,
+    progress: Arc<LiveProgress>,
+) -> Result<(FullReport, StoredPlan)> {
+    let stored = location.read_approved(hash, PlanKind::Restore).await?;
+    let changes = stored
+        .doc
+        .restore
+        .as_ref()
+        .ok_or_else(|| Error::Malformed {
+            kind: "plan",
+            file: stored.key.clone(),
+            reason: "a restore plan without its restore".into(),
+        })?;
+    t.validate()?;
+    let shard = t.for_shard()?;
+    let storage = open_location(&shard.storage)?;
+    let mut now = build_plan(&storage, &shard).await?;
+    deal_to_shard(&mut now, shard.shard_index.unwrap_or(0), shard.shard_count)?;
+    let restore_id = shard.effective_restore_id();
+    check_same_restore(changes, &now, &restore_id)?;
+    // A retried, resumed or completed run of this restore: what it wrote is its own doing.
+    let started = lanes_started(&storage, &shard, &restore_id, &now).await?;
+    let pre = without_started(&stored.doc.preconditions, &started);
+    let admin = GroupAdmin::connect(&kafka_config_with(&t.kafka, credentials.clone())?).await?;
+    check_preconditions(&admin, &pre, 1, None).await?;
+    drop(admin);
+    let report = run_restore_task(t, credentials, stop, progress).await?;
+    Ok((report, stored))
+}
+
+/// The target partitions this restore already wrote to (a retried, resumed or completed run):
+/// its checkpoint's units and its stored offset mapping's partitions.
+async fn lanes_started(
+    storage: &Storage,
+    t: &RestoreTask,
+    restore_id: &str,
+    plan: &RestorePlan,
+) -> Result<std::collections::BTreeSet<(String, i32)>> {
+    let mut started = std::collections::BTreeSet::new();
+    if let Some(c) = checkpoint_store(storage, t, restore_id).load().await? {
+        started.extend(
+            plan.units
+                .iter()
+                .filter(|u| c.units.contains_key(&u.key()))
+                .map(|u| (u.target_topic.clone(), u.target_partition)),
+        );
+    }
+    let key = mapping_key(&t.backup_id, restore_id);
+    if let Some(data) = storage.get(&key).await? {
+        let m = OffsetMapping::from_json(&data, &key)?;
+        started.extend(
+            m.partitions
+                .into_iter()
+                .map(|p| (p.target_topic, p.target_partition)),
+        );
+    }
+    Ok(started)
+}
+
 /// How often shard 0 looks for the other shards' mappings before phase three.
 const SHARD_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -207,6 +336,23 @@ pub async fn validate_task(
     t: &RestoreTask,
     credentials: Option<(String, String)>,
 ) -> ValidationReport {
+    validate_parts(t, credentials).await.0
+}
+
+/// What validation read, kept for a plan: the restore plan, the target as it is, and the
+/// source offsets phase three translates.
+#[derive(Debug, Clone)]
+pub struct ValidatedParts {
+    pub plan: RestorePlan,
+    pub targets: Option<TargetState>,
+    pub offsets: Option<OffsetSnapshot>,
+}
+
+/// [`validate_task`], with what it read (once the restore plan could be built).
+pub async fn validate_parts(
+    t: &RestoreTask,
+    credentials: Option<(String, String)>,
+) -> (ValidationReport, Option<ValidatedParts>) {
     let mut r = ValidationReport {
         status: "invalid",
         valid: false,
@@ -231,13 +377,13 @@ pub async fn validate_task(
     };
     if let Err(e) = t.validate() {
         r.problems.push(e.to_string());
-        return r;
+        return (r, None);
     }
     let shard = match t.for_shard() {
         Ok(s) => s,
         Err(e) => {
             r.problems.push(e.to_string());
-            return r;
+            return (r, None);
         }
     };
     let t = &shard;
@@ -246,7 +392,7 @@ pub async fn validate_task(
         Ok(s) => s,
         Err(e) => {
             r.problems.push(e.to_string());
-            return r;
+            return (r, None);
         }
     };
     let plan = match build_plan(&storage, t).await.and_then(|mut p| {
@@ -256,20 +402,26 @@ pub async fn validate_task(
         Ok(p) => p,
         Err(e) => {
             r.problems.push(e.to_string());
-            return r;
+            return (r, None);
         }
     };
     fill_from_plan(&mut r, &plan);
+    let mut parts = ValidatedParts {
+        plan: plan.clone(),
+        targets: None,
+        offsets: None,
+    };
     if t.reset_consumer_offsets || t.consumer_group_strategy == GroupStrategy::Manual {
-        if let Err(e) = source_offsets(&storage, &plan, t).await {
-            r.problems.push(e.to_string());
+        match source_offsets(&storage, &plan, t).await {
+            Ok((snap, _)) => parts.offsets = Some(snap),
+            Err(e) => r.problems.push(e.to_string()),
         }
     }
     let config = match kafka_config_with(&t.kafka, credentials) {
         Ok(c) => c,
         Err(e) => {
             r.problems.push(e.to_string());
-            return finish(r);
+            return (finish(r), Some(parts));
         }
     };
     let checkpoint = checkpoint_store(&storage, t, &r.restore_id)
@@ -286,8 +438,8 @@ pub async fn validate_task(
         Ok(admin) => match prepare_targets(&admin, &plan, t, &checkpoint, true).await {
             Err(e) => r.problems.push(e.to_string()),
             Ok(st) => {
-                r.problems.extend(st.problems);
-                r.warnings.extend(st.warnings);
+                r.problems.extend(st.problems.iter().cloned());
+                r.warnings.extend(st.warnings.iter().cloned());
                 for c in &mut r.targets {
                     if let Some((parts, held, state)) = st.topics.get(&c.topic) {
                         c.partitions = *parts;
@@ -295,10 +447,11 @@ pub async fn validate_task(
                         c.state = state.clone();
                     }
                 }
+                parts.targets = Some(st);
             }
         },
     }
-    finish(r)
+    (finish(r), Some(parts))
 }
 
 fn finish(mut r: ValidationReport) -> ValidationReport {

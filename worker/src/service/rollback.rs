@@ -5,11 +5,14 @@
 
 use crate::error::{Error, Result};
 use crate::kafka::{GroupAdmin, KafkaConfig};
+use crate::plan::check::check_preconditions;
+use crate::plan::rollback::{check_snapshot, plan_rollback};
+use crate::plan::store::{PlanLocation, StoredPlan};
 use crate::rollback::{
     rollback, select_snapshot_groups, take_snapshot, verify_snapshot, RollbackReport, RunStatus,
     SnapshotOutcome, SnapshotRequest, VerifyReport,
 };
-use crate::snapshot::{OffsetSnapshot, SafetySnapshot, SnapshotStore};
+use crate::snapshot::{generate_id, OffsetSnapshot, SafetySnapshot, SnapshotStore};
 
 /// What a rollback restores, and how.
 #[derive(Debug, Clone)]
@@ -59,6 +62,74 @@ pub async fn run_rollback(
         Some(&safety),
     )
     .await?;
+    Ok((snap, report))
+}
+
+/// Plans the rollback of `req` (changes nothing): per group the committed and the snapshot's
+/// offsets, the groups left alone, the safety snapshot executing takes (`req`'s id, else one
+/// generated now); written to `location`.
+pub async fn plan_rollback_to(
+    store: &SnapshotStore,
+    req: &RollbackRequest,
+    location: &PlanLocation,
+    kafka: impl FnOnce() -> Result<KafkaConfig>,
+) -> Result<StoredPlan> {
+    let snap = load_selected(store, &req.snapshot_id, &req.groups).await?;
+    let admin = GroupAdmin::connect(&kafka()?).await?;
+    let safety_id = req
+        .safety_snapshot_id
+        .clone()
+        .unwrap_or_else(|| generate_id(chrono::Utc::now()));
+    let doc = plan_rollback(&admin, &snap, &req.groups, safety_id, req.concurrency).await?;
+    location.write(&doc).await
+}
+
+/// Executes an approved rollback plan: the snapshot must still hold the plan's offsets and the
+/// cluster its preconditions (else [`Error::PlanChanged`], nothing changed); then the plan's
+/// groups are rolled back after the safety snapshot it names (`reuse_safety`: a retry keeps
+/// what its first attempt stored).
+pub async fn run_approved_rollback(
+    store: &SnapshotStore,
+    stored: &StoredPlan,
+    verify: bool,
+    concurrency: usize,
+    reuse_safety: bool,
+    kafka: impl FnOnce() -> Result<KafkaConfig>,
+) -> Result<(OffsetSnapshot, RollbackReport)> {
+    let changes = stored
+        .doc
+        .offsets
+        .as_ref()
+        .ok_or_else(|| Error::Malformed {
+            kind: "plan",
+            file: stored.key.clone(),
+            reason: "an offset rollback plan without its offsets".into(),
+        })?;
+    let snapshot_id = changes
+        .snapshot_id
+        .clone()
+        .ok_or_else(|| Error::Malformed {
+            kind: "plan",
+            file: stored.key.clone(),
+            reason: "an offset rollback plan without its snapshotId".into(),
+        })?;
+    let groups: Vec<String> = changes.groups.iter().map(|g| g.group.clone()).collect();
+    let snap = load_selected(store, &snapshot_id, &groups).await?;
+    check_snapshot(changes, &snap)?;
+    let admin = GroupAdmin::connect(&kafka()?).await?;
+    // A retried Job of this plan finds its safety snapshot: what its first attempt committed
+    // is the plan's own doing.
+    let resumed = match &changes.safety_snapshot_id {
+        Some(id) if reuse_safety && store.exists(id).await? => Some(changes),
+        _ => None,
+    };
+    check_preconditions(&admin, &stored.doc.preconditions, concurrency, resumed).await?;
+    let safety = SafetySnapshot {
+        store: store.clone(),
+        id: changes.safety_snapshot_id.clone(),
+        reuse_existing: reuse_safety,
+    };
+    let report = rollback(&admin, &snap, &groups, verify, concurrency, Some(&safety)).await?;
     Ok((snap, report))
 }
 
