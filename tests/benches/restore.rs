@@ -17,6 +17,8 @@
 //!   e.g. `-v` for the engine's progress log, or `-vv -X debug=eos,topic -X log_level=7` for
 //!   the restore producer's librdkafka log, shown with `BENCH_RESTORE_TRACE=1`);
 //! - `BENCH_RESTORE_DIR` (the system temporary directory): where the backup is written;
+//! - `BENCH_RESTORE_CODEC` (`lz4`): the backup's `--compression` (`none` shows what reading and
+//!   decompressing the segments costs the restore: the baseline sends records from memory);
 //! - `BENCH_RESTORE_WARMUP` (1): 0 skips the untimed warm-up copy (see 2.);
 //! - `BENCH_RESTORE_TRACE=1`: print each restore's resident set and CPU time every second, its
 //!   user/system time, page faults, context switches and busiest threads, and its stderr.
@@ -572,6 +574,7 @@ async fn bench() {
     let extra_args = args_from_env("BENCH_RESTORE_ARGS");
     let trace = trace();
     let warmup = env_usize("BENCH_RESTORE_WARMUP", 1) > 0;
+    let codec = std::env::var("BENCH_RESTORE_CODEC").unwrap_or_else(|_| "lz4".into());
     let build = build_description(BIN);
     let load_before = load_average();
 
@@ -610,7 +613,7 @@ async fn bench() {
             "--backup-id",
             BACKUP_ID,
             "--compression",
-            "lz4",
+            &codec,
             "-f",
             "json",
         ],
@@ -621,7 +624,7 @@ async fn bench() {
     let stored = b["stored_bytes"].as_u64().expect("stored_bytes");
     let segments = b["segments"].as_u64().expect("segments");
     println!(
-        "backup --compression lz4: {:.2} s, {:.1} MiB stored in {segments} segments ({:.1} MiB on disk)",
+        "backup --compression {codec}: {:.2} s, {:.1} MiB stored in {segments} segments ({:.1} MiB on disk)",
         backup_wall.as_secs_f64(),
         stored as f64 / MIB,
         disk_usage(root) as f64 / MIB
@@ -713,7 +716,7 @@ async fn bench() {
         load_average()
     );
     println!(
-        "topic {SOURCE}: {} partitions, {total} records, {data_mib:.1} MiB key+value+header bytes (avg {:.0} B/record, {} with a header); backup lz4, {:.1} MiB stored, {segments} segments",
+        "topic {SOURCE}: {} partitions, {total} records, {data_mib:.1} MiB key+value+header bytes (avg {:.0} B/record, {} with a header); backup {codec}, {:.1} MiB stored, {segments} segments",
         partitions(),
         produced.bytes as f64 / total as f64,
         produced.headers,
