@@ -26,15 +26,12 @@
 //!   time_window_end: 1705316400000
 //! ```
 
-use std::collections::BTreeMap;
-
 use serde::Deserialize;
 
-use crate::backup::config::TopicSelectionYaml;
-use crate::backup::config::{kafka_target, storage_target, Security, StorageSection};
+use crate::backup::config::{kafka_target, storage_target, StorageSection, TopicSelectionYaml};
 use crate::error::{Error, Result};
+use crate::restore::config::Target;
 use crate::task::{DrillTask, TopicSelection, DEFAULT_DRILL_PREFIX};
-use tidemark_task::field::rename;
 use tidemark_task::TaskError;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -48,18 +45,6 @@ struct File {
     storage: StorageSection,
     #[serde(default)]
     drill: DrillSection,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Target {
-    bootstrap_servers: Vec<String>,
-    #[serde(default)]
-    security: Security,
-    #[serde(default)]
-    topics: Option<TopicSelectionYaml>,
-    #[serde(default)]
-    properties: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -196,15 +181,7 @@ const CONFIG_NAMES: &[(&str, &str)] = &[
 ];
 
 fn config_message(error: &TaskError) -> String {
-    match error.field() {
-        Some(field) => {
-            let name =
-                rename(CONFIG_NAMES, &field.path).unwrap_or_else(|| format!("'{}'", field.path));
-            let message = field.message_with(&name, |path| rename(CONFIG_NAMES, path));
-            format!("invalid input: {message}")
-        }
-        None => error.to_string(),
-    }
+    crate::restore::config::message_in_terms(CONFIG_NAMES, error)
 }
 
 #[cfg(test)]

@@ -63,16 +63,17 @@ struct File {
     restore: RestoreSection,
 }
 
+/// The `target` section: the cluster written to (also read by the drill configuration).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Target {
-    bootstrap_servers: Vec<String>,
+pub(crate) struct Target {
+    pub(crate) bootstrap_servers: Vec<String>,
     #[serde(default)]
-    security: Security,
+    pub(crate) security: Security,
     #[serde(default)]
-    topics: Option<TopicSelectionYaml>,
+    pub(crate) topics: Option<TopicSelectionYaml>,
     #[serde(default)]
-    properties: BTreeMap<String, String>,
+    pub(crate) properties: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -269,11 +270,15 @@ const CONFIG_NAMES: &[(&str, &str)] = &[
 /// The task's refusal in the configuration file's terms ([`CONFIG_NAMES`]; a field it does
 /// not name is quoted by its task path).
 fn config_message(error: &TaskError) -> String {
+    message_in_terms(CONFIG_NAMES, error)
+}
+
+/// A task's refusal in a configuration file's terms: `names` maps task paths to its keys.
+pub(crate) fn message_in_terms(names: &[(&str, &str)], error: &TaskError) -> String {
     match error.field() {
         Some(field) => {
-            let name =
-                rename(CONFIG_NAMES, &field.path).unwrap_or_else(|| format!("'{}'", field.path));
-            let message = field.message_with(&name, |path| rename(CONFIG_NAMES, path));
+            let name = rename(names, &field.path).unwrap_or_else(|| format!("'{}'", field.path));
+            let message = field.message_with(&name, |path| rename(names, path));
             format!("invalid input: {message}")
         }
         None => error.to_string(),
