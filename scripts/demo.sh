@@ -2,7 +2,8 @@
 # The Tidemark demo: a local Kafka-protocol broker, filesystem storage under ./demo-data, a backup
 # (list, describe, deep verify), a three-phase restore into a new topic with its offset mapping, the
 # offset safety net end to end — snapshot, a botched offset change, verify, rollback, export —
-# and offset reset: plan, execute with a safety snapshot, undo, bulk dry run, script.
+# and offset reset: plan, execute with a safety snapshot, undo, bulk dry run, script; a restore drill
+# of the backup, and an offset reset planned for approval, then executed exactly as approved.
 # Everything it needs is installed on first run (cached in ~/.cache/tidemark/tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -103,5 +104,25 @@ step "13. Bulk reset of every group to one minute ago, as a dry run (without --d
 step "14. A reviewed-before-run kafka-consumer-groups script for the same reset" \
   "$TIDEMARK" offset-reset script --bootstrap-servers "$BOOTSTRAP" --all-groups --all-topics --by-duration PT1M \
   --output "$STORE/reset-offsets.sh"
+
+cat > "$STORE/drill.yaml" <<EOF
+backup_id: first-backup
+target:
+  bootstrap_servers: [$BOOTSTRAP]
+storage:
+  backend: filesystem
+  path: $STORE
+drill:
+  drill_id: demo
+EOF
+step "15. Restore drill: the backup restored into drill-demo-* scratch topics, every record read back and compared, the captured offsets checked in scratch groups, everything scratch deleted" \
+  "$TIDEMARK" drill --config "$STORE/drill.yaml"
+rm -f "$STORE/replay.plan.json"
+step "16. A reset planned for approval: the plan file and its hash, nothing changed yet" \
+  "$TIDEMARK" offset-reset execute --bootstrap-servers "$BOOTSTRAP" --groups order-processor --topic orders \
+  --shift-by -10 --path "$STORE" --plan-out "$STORE/replay.plan.json"
+step "17. Executed exactly as planned (refused, with nothing changed, if the group moved since)" \
+  "$TIDEMARK" offset-reset execute --bootstrap-servers "$BOOTSTRAP" --path "$STORE" \
+  --approved-plan "$STORE/replay.plan.json"
 
 printf '\n\033[1mDemo complete.\033[0m Snapshots and exports are in %s\n' "$STORE"
