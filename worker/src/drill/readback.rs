@@ -11,7 +11,7 @@ use rdkafka::message::{Headers, Message};
 use super::digest::{Digests, PartitionDigest};
 use crate::backup::format::TimestampType;
 use crate::error::{Error, Result};
-use crate::kafka::{Isolation, KafkaConfig};
+use crate::kafka::{Isolation, KafkaConfig, Reader};
 
 /// How long a partition must stay silent, past its reported end, before it is read to the end.
 pub const QUIET: Duration = Duration::from_secs(1);
@@ -57,12 +57,17 @@ fn read_partition(
     topic: &str,
     partition: i32,
 ) -> Result<PartitionDigest> {
-    let consumer = config.partition_reader(
-        group_id,
-        Isolation::ReadCommitted,
-        "earliest",
-        topic,
-        partition,
+    // No end-of-partition events: the end is where the partition goes quiet past its reported
+    // high watermark (librdkafka's client would also log each such event as an error).
+    let consumer = config.create_consumer(
+        &Reader {
+            group_id,
+            isolation: Isolation::ReadCommitted,
+            offset_reset: "earliest",
+            partition_eof: false,
+        },
+        &[("fetch.wait.max.ms", "50".into())],
+        format_args!("cannot create a reader for {topic}-{partition}"),
     )?;
     let (_, high) = consumer
         .fetch_watermarks(topic, partition, Duration::from_secs(10))
