@@ -173,13 +173,7 @@ async fn release_planning_job<K: RunKind>(
 ) -> Result<(), Error> {
     let ns = build::namespace(cr).map_err(Error::Build)?;
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
-    let job = jobs
-        .get_opt(job_name)
-        .await
-        .map_err(|source| Error::Fetch {
-            what: format!("Job {ns}/{job_name}"),
-            source,
-        })?;
+    let job = worker::get_job(&jobs, job_name, &ns).await?;
     let held = |j: &Job| j.finalizers().iter().any(|f| f == RESULT_FINALIZER);
     if let Some(job) = job.filter(held) {
         let pods = worker::job_pods(ctx, &ns, job_name).await?;
@@ -290,13 +284,7 @@ async fn observe_planning<K: RunKind>(
 ) -> Result<Action, Error> {
     let ns = build::namespace(cr).map_err(Error::Build)?;
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
-    let job = jobs
-        .get_opt(job_name)
-        .await
-        .map_err(|source| Error::Fetch {
-            what: format!("Job {ns}/{job_name}"),
-            source,
-        })?;
+    let job = worker::get_job(&jobs, job_name, &ns).await?;
     let end = job.as_ref().and_then(st::job_end);
     if job.is_some() && end.is_none() {
         return watch_planning_pods(cr, ctx, current, job_name).await;

@@ -594,13 +594,7 @@ async fn keep_continuous_running(
     let ns = build::namespace(cr).map_err(Error::Build)?;
     hold_for_finish(cr, ctx, &ns).await?;
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
-    let job = jobs
-        .get_opt(job_name)
-        .await
-        .map_err(|source| Error::Fetch {
-            what: format!("Job {ns}/{job_name}"),
-            source,
-        })?;
+    let job = worker::get_job(&jobs, job_name, &ns).await?;
     let Some(job) = job else {
         let job = build::job::job(cr, run, &ctx.config).map_err(Error::Build)?;
         worker::apply_task_children(cr, ctx, run).await?;
@@ -709,13 +703,7 @@ async fn finish_job(
 ) -> Result<Finish, Error> {
     let ns = build::namespace(cr).map_err(Error::Build)?;
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
-    let job = jobs
-        .get_opt(job_name)
-        .await
-        .map_err(|source| Error::Fetch {
-            what: format!("Job {ns}/{job_name}"),
-            source,
-        })?;
+    let job = worker::get_job(&jobs, job_name, &ns).await?;
     if job.as_ref().is_none_or(|j| st::job_end(j).is_some()) {
         return Ok(Finish::Nothing);
     }

@@ -311,13 +311,7 @@ async fn observe(
     job_name: &str,
 ) -> Result<Option<(Option<JobEnd>, Result<TaskResult, String>, Held)>, Error> {
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
-    let job = jobs
-        .get_opt(job_name)
-        .await
-        .map_err(|source| Error::Fetch {
-            what: format!("Job {ns}/{job_name}"),
-            source,
-        })?;
+    let job = worker::get_job(&jobs, job_name, ns).await?;
     let end = job.as_ref().and_then(st::job_end);
     if end.is_none()
         && job

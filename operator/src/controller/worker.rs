@@ -295,7 +295,7 @@ async fn release_pods(ctx: &Context, ns: &str, pods: &[Pod]) -> Result<(), Error
 }
 
 /// The Job `name`, if it exists.
-async fn get_job(api: &Api<Job>, name: &str, ns: &str) -> Result<Option<Job>, Error> {
+pub(super) async fn get_job(api: &Api<Job>, name: &str, ns: &str) -> Result<Option<Job>, Error> {
     api.get_opt(name).await.map_err(|source| Error::Fetch {
         what: format!("Job {ns}/{name}"),
         source,

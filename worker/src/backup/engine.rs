@@ -231,11 +231,6 @@ async fn already_complete(
     Ok(Some(m))
 }
 
-/// The store pipeline's limits on this machine.
-fn pipeline_limits() -> Limits {
-    Limits::for_this_machine()
-}
-
 /// Reads the shard's partitions on a blocking thread while the sealed segments are stored and
 /// applied here; on a failure of either side, the other is stopped.
 async fn read_and_store(
@@ -246,7 +241,8 @@ async fn read_and_store(
     stop: &Arc<AtomicBool>,
 ) -> Result<ReadStats> {
     // Enough spare segments for the pipeline's churn (see `SegmentBuffers`).
-    let buffers = buffers::SegmentBuffers::new(pipeline_limits().in_flight + IN_FLIGHT_SEGMENTS);
+    let buffers =
+        buffers::SegmentBuffers::new(Limits::for_this_machine().in_flight + IN_FLIGHT_SEGMENTS);
     let options = LoopOptions {
         codec: req.codec,
         segment_max_bytes: req.segment_max_bytes.max(1),

@@ -602,13 +602,7 @@ impl GroupAdmin {
             .delete_topics(&names, &opts)
             .await
             .map_err(|e| self.kafka_error(&e, started, WHAT))?;
-        Ok(out
-            .into_iter()
-            .filter_map(|r| match r {
-                Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) | Ok(_) => None,
-                Err((name, code)) => Some((name, code.to_string())),
-            })
-            .collect())
+        Ok(not_deleted(out, RDKafkaErrorCode::UnknownTopicOrPartition))
     }
 
     /// Deletes consumer groups (Kafka's DeleteGroups; only groups without members can be).
@@ -629,13 +623,7 @@ impl GroupAdmin {
             .delete_groups(&names, &opts)
             .await
             .map_err(|e| self.kafka_error(&e, started, WHAT))?;
-        Ok(out
-            .into_iter()
-            .filter_map(|r| match r {
-                Err((_, RDKafkaErrorCode::GroupIdNotFound)) | Ok(_) => None,
-                Err((name, code)) => Some((name, code.to_string())),
-            })
-            .collect())
+        Ok(not_deleted(out, RDKafkaErrorCode::GroupIdNotFound))
     }
 
     /// The cluster's id, when the brokers report one (what tells two clusters apart whatever
@@ -866,4 +854,20 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The names a Delete{Topics,Groups} answer did not delete, each with Kafka's reason; `gone`
+/// (the name does not exist) counts as deleted.
+fn not_deleted(
+    results: Vec<std::result::Result<String, (String, RDKafkaErrorCode)>>,
+    gone: RDKafkaErrorCode,
+) -> Vec<(String, String)> {
+    results
+        .into_iter()
+        .filter_map(|r| match r {
+            Err((_, code)) if code == gone => None,
+            Ok(_) => None,
+            Err((name, code)) => Some((name, code.to_string())),
+        })
+        .collect()
 }
