@@ -93,6 +93,10 @@ pub struct ResultBackup {
     pub segments: u64,
     /// Consumer groups whose offsets were captured.
     pub groups_captured: u64,
+    /// The key that wraps the backup's data key (a key file's id, or `aws-kms:<key>`); absent
+    /// for a backup stored in the clear.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_key_id: Option<String>,
     /// Backups deleted by a cleanup task (the first [`MAX_RESULT_IDS`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deleted: Vec<String>,

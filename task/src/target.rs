@@ -53,9 +53,90 @@ pub enum StorageTarget {
         s3_path_style: bool,
         #[serde(default)]
         allow_http: bool,
+        /// Envelope encryption of what is stored there (absent: stored in the clear).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        encryption: Option<Encryption>,
     },
     /// A ConfigMap, one `<snapshotId>.json` entry per snapshot.
     ConfigMap { namespace: String, name: String },
+}
+
+/// Where the keys that protect a location's data come from. New data keys are wrapped by
+/// `kmsKeyId` when it is set, else by `keyId` of `keyFile`; a data key wrapped by either
+/// source (a backup written before a move from one to the other) is unwrapped by it as long
+/// as it is given. Key material never travels in a task: `keyFile` names a mounted file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Encryption {
+    /// A key file, or a directory of them (a mounted Secret): each file is one key-encryption
+    /// key, named by its key id, holding 32 bytes (raw, 64 hex digits or base64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
+    /// The key of `keyFile` that wraps new data keys; may be left out when it holds one key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// An AWS KMS key (id, ARN, alias name or alias ARN) that makes and unwraps data keys,
+    /// reached with the standard AWS credential chain (IRSA included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+}
+
+/// The longest key id accepted (a file name).
+pub const MAX_KEY_ID_LEN: usize = 128;
+
+impl Encryption {
+    /// Checks that a key source is given and that names are plausible; `field` is the path of
+    /// this value in the task (e.g. `storage.encryption`).
+    pub fn validate(&self, field: &str) -> Result<()> {
+        if self.key_file.is_none() && self.kms_key_id.is_none() {
+            return Err(field_error(
+                field,
+                "names no key: set keyFile (a mounted key file or Secret) or kmsKeyId",
+            ));
+        }
+        if let Some(f) = &self.key_file {
+            if f.trim().is_empty() {
+                return Err(field_error(&format!("{field}.keyFile"), "is empty"));
+            }
+        }
+        if let Some(id) = &self.key_id {
+            if self.key_file.is_none() {
+                return Err(field_error(
+                    &format!("{field}.keyId"),
+                    "names a key of keyFile, which is not set",
+                ));
+            }
+            if let Err(why) = check_key_id(id) {
+                return Err(field_error(&format!("{field}.keyId"), why));
+            }
+        }
+        if let Some(k) = &self.kms_key_id {
+            if k.trim().is_empty() || k.len() > 2048 || k.chars().any(char::is_whitespace) {
+                return Err(field_error(
+                    &format!("{field}.kmsKeyId"),
+                    "is not a KMS key id, ARN or alias (non-empty, no spaces, at most 2048 characters)",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A key id: 1 to [`MAX_KEY_ID_LEN`] letters, digits, `-`, `_` and `.`, not starting with `.`
+/// (the file name of a key in a mounted Secret).
+pub fn check_key_id(id: &str) -> std::result::Result<(), String> {
+    if id.is_empty()
+        || id.len() > MAX_KEY_ID_LEN
+        || id.starts_with('.')
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(format!(
+            "'{id}' is not a key id (1 to {MAX_KEY_ID_LEN} letters, digits, '-', '_' and '.', not starting with '.')"
+        ));
+    }
+    Ok(())
 }
 
 impl KafkaTarget {
@@ -106,9 +187,14 @@ impl StorageTarget {
     /// Kubernetes names.
     pub fn validate(&self) -> Result<()> {
         match self {
-            StorageTarget::Location { url, .. } => {
+            StorageTarget::Location {
+                url, encryption, ..
+            } => {
                 if url.trim().is_empty() {
                     return Err(field_error("storage.url", "is empty"));
+                }
+                if let Some(e) = encryption {
+                    e.validate("storage.encryption")?;
                 }
             }
             StorageTarget::ConfigMap { namespace, name } => {

@@ -76,6 +76,7 @@ fn storage_location_fields_are_camel_case() {
         s3_endpoint: None,
         s3_path_style: true,
         allow_http: false,
+        encryption: None,
     };
     let json = serde_json::to_value(&target).expect("encode");
     assert_eq!(

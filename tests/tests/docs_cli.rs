@@ -493,6 +493,10 @@ fn every_error() -> Vec<Error> {
         Error::kafka_thread(String::new(), join_error()),
         Error::kafka_request(String::new(), "x"),
         Error::encode("", json_error()),
+        Error::Tampered {
+            object: "x".into(),
+            reason: "x".into(),
+        },
     ];
     for e in &all {
         match e {
@@ -512,6 +516,7 @@ fn every_error() -> Vec<Error> {
             | Error::LeaseHeld { .. } => {}
             Error::Interrupted(_) => {}
             Error::PlanChanged(_) => {}
+            Error::Tampered { .. } => {}
             Error::InvalidWith { .. }
             | Error::StorageClient(_)
             | Error::KubeApi(_)

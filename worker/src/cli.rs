@@ -763,6 +763,7 @@ impl StorageEndpointArgs {
             s3_endpoint: self.s3_endpoint.clone(),
             s3_path_style: self.s3_path_style,
             allow_http: self.allow_http,
+            encryption: None,
         }
     }
 }

@@ -55,6 +55,11 @@ pub enum Error {
     #[error("TLS setup failed: {0}")]
     Tls(String),
 
+    /// A sealed or authenticated object failed its check: it was altered, moved or replayed
+    /// from elsewhere, cut short, or sealed under another key. `object` names it.
+    #[error("authentication failed: {object}: {reason}")]
+    Tampered { object: String, reason: String },
+
     /// The storage location could not be read or written.
     #[error("storage unreachable at {location}: {reason}")]
     Storage { location: String, reason: String },
@@ -247,6 +252,7 @@ impl Error {
             Error::Io { .. } => "io_error",
             Error::LeaseHeld { .. } => "lease_held",
             Error::PlanChanged(_) => "plan_changed",
+            Error::Tampered { .. } => "object_authentication_failed",
             Error::Interrupted(_) => "backup_interrupted",
         }
     }
@@ -261,9 +267,10 @@ impl Error {
             Error::Authentication(_) => exit::AUTHENTICATION,
             Error::Tls(_) => exit::TLS,
             Error::Storage { .. } | Error::StorageClient(_) | Error::KubeApi(_) => exit::STORAGE,
-            Error::Malformed { .. } | Error::MalformedJson { .. } | Error::MalformedData { .. } => {
-                exit::MALFORMED
-            }
+            Error::Malformed { .. }
+            | Error::MalformedJson { .. }
+            | Error::MalformedData { .. }
+            | Error::Tampered { .. } => exit::MALFORMED,
             Error::Kafka(_)
             | Error::KafkaClient(_)
             | Error::KafkaThread { .. }

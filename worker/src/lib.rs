@@ -4,6 +4,7 @@
 pub mod backup;
 pub mod cli;
 pub mod configmap;
+pub mod crypto;
 pub mod drill;
 pub mod error;
 pub mod failpoints;

@@ -74,6 +74,7 @@ pub fn storage_target(storage: &StorageSpec, namespace: &str) -> Result<StorageT
         s3_endpoint: None,
         s3_path_style: false,
         allow_http: false,
+        encryption: None,
     };
     Ok(match storage.storage_type.normalized() {
         StorageType::S3 => {
@@ -87,6 +88,7 @@ pub fn storage_target(storage: &StorageSpec, namespace: &str) -> Result<StorageT
                 s3_endpoint: s3.endpoint.clone(),
                 s3_path_style: s3.path_style.unwrap_or(false),
                 allow_http: s3.allow_http.unwrap_or(false),
+                encryption: None,
             }
         }
         StorageType::Gcs => {
@@ -238,6 +240,7 @@ mod tests {
                     s3_endpoint: None,
                     s3_path_style: false,
                     allow_http: false,
+                    encryption: None,
                 },
                 consumer_groups: vec![
                     "order-processor".into(),
@@ -430,6 +433,7 @@ mod tests {
                 s3_endpoint: Some("http://minio:9000".into()),
                 s3_path_style: true,
                 allow_http: true,
+                encryption: None,
             }
         );
         let lower = storage_target(

@@ -311,6 +311,7 @@ pub(crate) fn storage_target(s: &StorageSection) -> std::result::Result<StorageT
         s3_endpoint: s.endpoint.clone(),
         s3_path_style: s.path_style,
         allow_http: s.allow_http,
+        encryption: None,
     })
 }
 

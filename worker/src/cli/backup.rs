@@ -78,6 +78,7 @@ pub async fn backup(a: BackupArgs) -> Result<i32> {
                         s3_endpoint: a.endpoint.s3_endpoint.clone(),
                         s3_path_style: a.endpoint.s3_path_style,
                         allow_http: a.endpoint.allow_http,
+                        encryption: None,
                     },
                     backup_id: None,
                     topics: TopicSelection {

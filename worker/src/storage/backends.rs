@@ -60,6 +60,8 @@ pub struct StorageOptions {
     pub s3_path_style: bool,
     /// Allow plain-HTTP endpoints (any backend). Without it an `http://` endpoint is refused.
     pub allow_http: bool,
+    /// Envelope encryption of what is stored (keys from a file or Secret, or AWS KMS).
+    pub encryption: Option<tidemark_task::Encryption>,
 }
 
 impl StorageOptions {
@@ -69,6 +71,8 @@ impl StorageOptions {
     /// * `TIDEMARK_S3_REGION`: [`Self::s3_region`]
     /// * `TIDEMARK_S3_PATH_STYLE`: [`Self::s3_path_style`] (`true`/`false`, `1`/`0`, `yes`/`no`)
     /// * `TIDEMARK_ALLOW_HTTP`: [`Self::allow_http`] (same boolean forms)
+    /// * `TIDEMARK_ENCRYPTION_KEY_FILE`, `TIDEMARK_ENCRYPTION_KEY_ID`, `TIDEMARK_KMS_KEY_ID`:
+    ///   [`Self::encryption`]
     ///
     /// Empty variables count as unset. An unparsable boolean is [`Error::InvalidInput`].
     pub fn from_env() -> Result<Self> {
@@ -91,8 +95,26 @@ impl StorageOptions {
             s3_endpoint: text(ENV_S3_ENDPOINT),
             s3_path_style: flag(ENV_S3_PATH_STYLE)?,
             allow_http: flag(ENV_ALLOW_HTTP)?,
+            encryption: encryption_from(&text),
         })
     }
+}
+
+/// Environment variable: [`tidemark_task::Encryption::key_file`].
+pub const ENV_ENCRYPTION_KEY_FILE: &str = "TIDEMARK_ENCRYPTION_KEY_FILE";
+/// Environment variable: [`tidemark_task::Encryption::key_id`].
+pub const ENV_ENCRYPTION_KEY_ID: &str = "TIDEMARK_ENCRYPTION_KEY_ID";
+/// Environment variable: [`tidemark_task::Encryption::kms_key_id`].
+pub const ENV_KMS_KEY_ID: &str = "TIDEMARK_KMS_KEY_ID";
+
+/// Encryption settings from the environment: `None` unless a key file or KMS key is named.
+fn encryption_from(text: &dyn Fn(&str) -> Option<String>) -> Option<tidemark_task::Encryption> {
+    let e = tidemark_task::Encryption {
+        key_file: text(ENV_ENCRYPTION_KEY_FILE),
+        key_id: text(ENV_ENCRYPTION_KEY_ID),
+        kms_key_id: text(ENV_KMS_KEY_ID),
+    };
+    (e.key_file.is_some() || e.kms_key_id.is_some()).then_some(e)
 }
 
 /// Provider settings that normally come from the standard environment variables (see the module

@@ -14,6 +14,7 @@ pub fn open_location(target: &StorageTarget) -> Result<Storage> {
             s3_endpoint,
             s3_path_style,
             allow_http,
+            encryption,
         } => {
             let env = StorageOptions::from_env()?;
             let options = StorageOptions {
@@ -21,6 +22,7 @@ pub fn open_location(target: &StorageTarget) -> Result<Storage> {
                 s3_endpoint: s3_endpoint.clone().or(env.s3_endpoint),
                 s3_path_style: *s3_path_style || env.s3_path_style,
                 allow_http: *allow_http || env.allow_http,
+                encryption: encryption.clone().or(env.encryption),
             };
             Storage::open(url, &options)
         }
