@@ -1083,6 +1083,7 @@ mod tests {
                 s3_endpoint: Some("https://s3.example".into()),
                 s3_path_style: true,
                 allow_http: false,
+                encryption: None,
             }
         );
         let bad = |name: &str| (name == ENV_ALLOW_HTTP).then(|| "maybe".to_string());

@@ -347,6 +347,7 @@ mod tests {
                 s3_endpoint: None,
                 s3_path_style: false,
                 allow_http: false,
+                encryption: None,
             },
             backup_id: None,
             topics: TaskTopics {
@@ -484,6 +485,7 @@ mod tests {
                 s3_endpoint: None,
                 s3_path_style: false,
                 allow_http: false,
+                encryption: None,
             }
         );
         let from = container(&job).env_from.clone().expect("envFrom");

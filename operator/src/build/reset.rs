@@ -269,6 +269,7 @@ mod tests {
                 s3_endpoint: None,
                 s3_path_style: false,
                 allow_http: false,
+                encryption: None,
             }),
             snapshot_id: Some(safety_snapshot_id(&cr, RUN).expect("id")),
             snapshot_description: Some(

@@ -506,6 +506,7 @@ mod tests {
             s3_endpoint: None,
             s3_path_style: false,
             allow_http: false,
+            encryption: None,
         }
     }
 
@@ -602,6 +603,7 @@ spec:
                 s3_endpoint: Some("http://minio.minio:9000".into()),
                 s3_path_style: true,
                 allow_http: true,
+                encryption: None,
             },
             backup_id: "orders-g7-r0-0a1b2c3d".into(),
             chain: ChainScope::Single,
