@@ -60,6 +60,8 @@ pub enum Command {
     Describe(DescribeArgs),
     /// Check a backup's segments against their checksums and the manifest (--deep: every record).
     VerifyBackup(VerifyBackupArgs),
+    /// Wrap encrypted backups' data keys (and snapshots') under the current key, after a key rotation; segments are not rewritten.
+    RewrapKeys(RewrapArgs),
     /// Restore a backup's records to a cluster, exactly once and resumable (kafka-backup's restore configuration).
     Restore(RestoreArgs),
     /// Check a restore configuration against the backup and the target cluster; changes nothing.
@@ -204,6 +206,18 @@ pub struct StorageEndpointArgs {
     /// Allow plain-HTTP storage endpoints (off by default).
     #[arg(long, env = "TIDEMARK_ALLOW_HTTP")]
     pub allow_http: bool,
+
+    /// Encrypt what is stored, and read encrypted data, with the keys in this file or directory (one file per key, named by its key id: a mounted Secret).
+    #[arg(long, env = "TIDEMARK_ENCRYPTION_KEY_FILE", value_name = "PATH")]
+    pub encryption_key_file: Option<String>,
+
+    /// The key of --encryption-key-file that wraps new data keys (needed when it holds several).
+    #[arg(long, env = "TIDEMARK_ENCRYPTION_KEY_ID", value_name = "ID")]
+    pub encryption_key_id: Option<String>,
+
+    /// AWS KMS key (id, ARN or alias) that makes the data keys of new backups and unwraps them.
+    #[arg(long, env = "TIDEMARK_KMS_KEY_ID", value_name = "KEY")]
+    pub kms_key_id: Option<String>,
 }
 
 /// Which consumer groups to act on.
@@ -602,6 +616,27 @@ pub struct VerifyBackupArgs {
     pub format: FormatArgs,
 }
 
+/// `rewrap-keys`
+#[derive(Debug, Clone, Args)]
+pub struct RewrapArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Backups whose data keys to re-wrap (comma-separated, repeatable).
+    #[arg(
+        short = 'b',
+        long = "backup-id",
+        value_name = "ID,...",
+        value_delimiter = ',',
+        required_unless_present = "all"
+    )]
+    pub backup_ids: Vec<String>,
+    /// Every encrypted backup and snapshot in the location.
+    #[arg(long, conflicts_with = "backup_ids")]
+    pub all: bool,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
 /// `restore`, `three-phase-restore`
 #[derive(Debug, Clone, Args)]
 pub struct RestoreArgs {
@@ -763,8 +798,20 @@ impl StorageEndpointArgs {
             s3_endpoint: self.s3_endpoint.clone(),
             s3_path_style: self.s3_path_style,
             allow_http: self.allow_http,
-            encryption: None,
+            encryption: self.encryption(),
         }
+    }
+
+    /// The encryption these flags set: `None` unless a key file or KMS key is named.
+    pub fn encryption(&self) -> Option<tidemark_task::Encryption> {
+        (self.encryption_key_file.is_some()
+            || self.encryption_key_id.is_some()
+            || self.kms_key_id.is_some())
+        .then(|| tidemark_task::Encryption {
+            key_file: self.encryption_key_file.clone(),
+            key_id: self.encryption_key_id.clone(),
+            kms_key_id: self.kms_key_id.clone(),
+        })
     }
 }
 

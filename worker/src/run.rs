@@ -392,6 +392,7 @@ async fn run_backup(t: &crate::task::BackupTask, finish_file: &Path) -> Result<T
                 stored_bytes: r.stored_bytes,
                 segments: r.segments,
                 groups_captured: r.groups_captured,
+                encryption_key_id: r.encryption_key_id.clone(),
                 discontinuities: r.discontinuities.len() as u64,
                 gap_offsets: r.gaps.offsets,
                 unexplained_gap_offsets: r.gaps.unexplained,

@@ -80,9 +80,11 @@ mod local;
 mod locations;
 mod multipart;
 mod open;
+mod sealed;
 
 pub use multipart::{MULTIPART_THRESHOLD, PARTS_IN_FLIGHT, PART_BYTES};
 pub use open::open_location;
+pub use sealed::{shown_key_id, KeyRecord, Rewrap, KEY_RECORD_FORMAT};
 
 use backends::{build_azure, build_gcs, build_s3, Backend, Provider};
 pub use backends::{
@@ -133,6 +135,8 @@ pub struct Storage {
     backend: Backend,
     /// Set on handles that write on behalf of a lease holder: writes stop once it closes.
     fence: Option<Arc<WriteFence>>,
+    /// Set when the location is encrypted: objects are sealed on write and opened on read.
+    vault: Option<Arc<crate::crypto::Vault>>,
 }
 
 /// The version of an object read with [`Storage::get_versioned`], for a compare-and-swap.
@@ -271,10 +275,15 @@ impl Storage {
                 }
             }
         };
+        let vault = match &options.encryption {
+            Some(settings) => Some(Arc::new(crate::crypto::Vault::new(settings)?)),
+            None => None,
+        };
         Ok(Storage {
             display,
             backend,
             fence: None,
+            vault,
         })
     }
 
@@ -306,8 +315,17 @@ impl Storage {
         }
     }
 
-    /// Reads an object; `Ok(None)` when it does not exist.
+    /// Reads an object; `Ok(None)` when it does not exist. A sealed object is opened (and a
+    /// manifest's MAC checked) on an encrypted location.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        match self.get_raw(key).await? {
+            Some(data) => Ok(Some(self.opened(key, data).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// [`get`](Self::get) of the stored bytes, as they are.
+    async fn get_raw(&self, key: &str) -> Result<Option<Bytes>> {
         let key = normalize_key(key, false)?;
         let Some((store, path)) = self.resolve(&key, false).await? else {
             return Ok(None);
@@ -330,6 +348,13 @@ impl Storage {
     /// into it with `Bytes::try_into_mut` once every copy is dropped. On a local directory a key
     /// of other than plain characters is read as `get` does.
     pub async fn get_into(&self, key: &str, buffer: Vec<u8>) -> Result<Option<Bytes>> {
+        match self.get_into_raw(key, buffer).await? {
+            Some(data) => Ok(Some(self.opened(key, data).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn get_into_raw(&self, key: &str, buffer: Vec<u8>) -> Result<Option<Bytes>> {
         if let Backend::Remote { .. } = &self.backend {
             return self.get_remote_into(key, buffer).await;
         }
@@ -361,7 +386,7 @@ impl Storage {
                 };
             }
         }
-        self.get(key).await
+        self.get_raw(key).await
     }
 
     /// [`get_into`](Self::get_into) on an object store: the response body is copied into
@@ -398,6 +423,8 @@ impl Storage {
     /// key is still free (see `storage/multipart.rs`). Durable and create-only like `put_once`.
     pub async fn put_large(&self, key: &str, data: Bytes) -> Result<()> {
         self.check_fence()?;
+        let plain = data;
+        let data = self.sealed(key, plain.clone()).await?;
         if let Backend::Local { root } = &self.backend {
             let normalized = normalize_key(key, false)?;
             if is_plain_key(&normalized) {
@@ -412,22 +439,25 @@ impl Storage {
                 })?;
                 return match written {
                     Ok(local::Published::Written) => Ok(()),
-                    Ok(local::Published::Exists) => self.accept_identical(&normalized, &data).await,
+                    Ok(local::Published::Exists) => {
+                        self.accept_identical(&normalized, &plain).await
+                    }
                     Err(e) => Err(self
                         .storage_error(format!("write '{normalized}' failed: {}", io_reason(&e)))),
                 };
             }
         }
         if self.provider() == Some(Provider::S3) && data.len() > multipart::MULTIPART_THRESHOLD {
-            return self.put_parts_once(key, data).await;
+            return self.put_parts_once(key, data, &plain).await;
         }
-        self.put_once(key, data).await
+        self.put_once_sealed(key, data, &plain).await
     }
 
     /// Writes an object atomically (readers see the old or the new content, never a torn one),
     /// replacing any object with that key. For objects that may be rewritten (checkpoints).
     pub async fn put(&self, key: &str, data: Bytes) -> Result<()> {
         self.check_fence()?;
+        let data = self.sealed(key, data).await?;
         let key = normalize_key(key, false)?;
         let Some((store, path)) = self.resolve(&key, true).await? else {
             return Err(self.storage_error(format!("cannot write '{key}': root is missing")));
@@ -445,6 +475,13 @@ impl Storage {
     /// otherwise the write fails naming the key and nothing is changed.
     pub async fn put_once(&self, key: &str, data: Bytes) -> Result<()> {
         self.check_fence()?;
+        let sealed = self.sealed(key, data.clone()).await?;
+        self.put_once_sealed(key, sealed, &data).await
+    }
+
+    /// [`put_once`](Self::put_once) of `data`, already sealed; an existing object is compared
+    /// with `plain`, its content.
+    async fn put_once_sealed(&self, key: &str, data: Bytes, plain: &Bytes) -> Result<()> {
         let key = normalize_key(key, false)?;
         let Some((store, path)) = self.resolve(&key, true).await? else {
             return Err(self.storage_error(format!("cannot write '{key}': root is missing")));
@@ -470,11 +507,12 @@ impl Storage {
         if created {
             Ok(())
         } else {
-            self.accept_identical(&key, &data).await
+            self.accept_identical(&key, plain).await
         }
     }
 
-    /// After a create found `key` taken: `Ok` when it holds `data`, else an error naming it.
+    /// After a create found `key` taken: `Ok` when it holds `data` (opened, on an encrypted
+    /// location: a retry seals the same content under another nonce), else an error naming it.
     async fn accept_identical(&self, key: &str, data: &Bytes) -> Result<()> {
         match self.get(key).await? {
             Some(existing) if existing == *data => {
@@ -499,6 +537,7 @@ impl Storage {
     /// backend); `Ok(false)` when one already exists, which is then left untouched.
     pub async fn put_new(&self, key: &str, data: Bytes) -> Result<bool> {
         self.check_fence()?;
+        let data = self.sealed(key, data).await?;
         let key = normalize_key(key, false)?;
         let Some((store, path)) = self.resolve(&key, true).await? else {
             return Err(self.storage_error(format!("cannot write '{key}': root is missing")));

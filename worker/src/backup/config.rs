@@ -117,6 +117,24 @@ pub(crate) struct StorageSection {
     pub(crate) path_style: bool,
     #[serde(default)]
     pub(crate) allow_http: bool,
+    /// Envelope encryption of what is stored.
+    #[serde(default)]
+    pub(crate) encryption: Option<EncryptionSection>,
+}
+
+/// `storage.encryption`: where the key-encryption keys come from.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EncryptionSection {
+    /// A key file, or a directory of them (one per key, named by its key id).
+    #[serde(default)]
+    pub(crate) key_file: Option<String>,
+    /// The key of `key_file` that wraps new data keys.
+    #[serde(default)]
+    pub(crate) key_id: Option<String>,
+    /// An AWS KMS key id, ARN or alias.
+    #[serde(default)]
+    pub(crate) kms_key_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -311,7 +329,11 @@ pub(crate) fn storage_target(s: &StorageSection) -> std::result::Result<StorageT
         s3_endpoint: s.endpoint.clone(),
         s3_path_style: s.path_style,
         allow_http: s.allow_http,
-        encryption: None,
+        encryption: s.encryption.as_ref().map(|e| tidemark_task::Encryption {
+            key_file: e.key_file.clone(),
+            key_id: e.key_id.clone(),
+            kms_key_id: e.kms_key_id.clone(),
+        }),
     })
 }
 

@@ -101,6 +101,9 @@ pub struct BackupReport {
     pub records_this_run: u64,
     pub bytes_this_run: u64,
     pub groups_captured: u64,
+    /// The key that wraps the backup's data key (absent: stored in the clear).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption_key_id: Option<String>,
     pub duration_ms: u128,
     pub records_per_second: f64,
     pub mib_per_second: f64,
@@ -158,8 +161,14 @@ async fn backup_shard(
     if let Some(m) = already_complete(storage, req, &mkey).await? {
         let mut r = report_from_manifest(&m, &mkey, started);
         r.already_complete = true;
+        r.encryption_key_id = storage
+            .backup_key_record(&req.backup_id)
+            .await?
+            .map(|k| k.key_id());
         return Ok(r);
     }
+    // The data key exists before anything of the backup is written.
+    let encryption_key_id = storage.begin_backup_encryption(&req.backup_id).await?;
     let mut warnings = Vec::new();
     let plan = plan::plan_shard(admin, storage, req, &mut warnings).await?;
 
@@ -201,6 +210,7 @@ async fn backup_shard(
     report.records_this_run = report.records.saturating_sub(before_records);
     report.bytes_this_run = report.bytes.saturating_sub(before_bytes);
     report.groups_captured = groups_captured;
+    report.encryption_key_id = encryption_key_id;
     let secs = started.elapsed().as_secs_f64();
     if secs > 0.0 {
         report.records_per_second = read.records as f64 / secs;

@@ -9,6 +9,7 @@ pub mod lz4;
 pub mod manifest;
 pub mod read;
 pub mod retention;
+pub mod rewrap;
 pub mod select;
 
 pub use tidemark_task::env::{ENV_BACKUP_ID, ENV_COMPLETION_INDEX};

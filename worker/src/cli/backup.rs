@@ -9,7 +9,9 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use super::{open_storage_at, print_json};
-use super::{BackupArgs, BackupListArgs, DescribeArgs, DescribeFormat, Format, VerifyBackupArgs};
+use super::{
+    BackupArgs, BackupListArgs, DescribeArgs, DescribeFormat, Format, RewrapArgs, VerifyBackupArgs,
+};
 use crate::backup::config::{parse_compression, parse_config, parse_mode};
 use crate::backup::engine::{BackupReport, LiveProgress};
 use crate::backup::manifest::{DiscontinuityKind, Manifest, PartitionData};
@@ -78,7 +80,7 @@ pub async fn backup(a: BackupArgs) -> Result<i32> {
                         s3_endpoint: a.endpoint.s3_endpoint.clone(),
                         s3_path_style: a.endpoint.s3_path_style,
                         allow_http: a.endpoint.allow_http,
-                        encryption: None,
+                        encryption: a.endpoint.encryption(),
                     },
                     backup_id: None,
                     topics: TopicSelection {
@@ -228,19 +230,22 @@ pub fn backup_box(r: &BackupReport) -> String {
         .field("Data", size(r.bytes))
         .field("Stored", size(r.stored_bytes))
         .field("Segments", thousands(r.segments as i64))
-        .field("Groups Captured", r.groups_captured)
-        .field(
-            "Gaps",
-            format!(
-                "{} offsets ({} unexplained)",
-                thousands(r.gaps.offsets as i64),
-                thousands(r.gaps.unexplained as i64)
-            ),
-        )
-        .field(
-            "Duration",
-            format!("{} ms", thousands(r.duration_ms as i64)),
-        );
+        .field("Groups Captured", r.groups_captured);
+    if let Some(k) = &r.encryption_key_id {
+        b.field("Encrypted With", format!("key '{k}'"));
+    }
+    b.field(
+        "Gaps",
+        format!(
+            "{} offsets ({} unexplained)",
+            thousands(r.gaps.offsets as i64),
+            thousands(r.gaps.unexplained as i64)
+        ),
+    )
+    .field(
+        "Duration",
+        format!("{} ms", thousands(r.duration_ms as i64)),
+    );
     if !r.already_complete {
         b.field(
             "Throughput",
@@ -448,6 +453,32 @@ fn manifests_doc(
     doc
 }
 
+/// `tidemark rewrap-keys`
+pub async fn rewrap(a: RewrapArgs) -> Result<i32> {
+    let storage = open_storage_at(&a.storage.path, &a.storage.endpoint)?;
+    if storage.vault().is_none() {
+        return Err(Error::invalid(
+            "rewrap-keys needs the keys: --encryption-key-file (holding the old key and the new one, named by --encryption-key-id) or --kms-key-id (the new KMS key)",
+        ));
+    }
+    let r = crate::backup::rewrap::rewrap(&storage, &a.backup_ids, a.all).await?;
+    match a.format.format {
+        Format::Json => print_json(&r)?,
+        Format::Text => {
+            let mut b = BoxReport::new("KEY RE-WRAP");
+            b.field("Re-wrapped", r.rewrapped.len())
+                .field("Already current", r.current.len())
+                .field("Not encrypted", r.clear.len())
+                .field("Now wrapped by", &r.key_id);
+            print!("{}", b.render());
+            for x in &r.rewrapped {
+                println!("  {}: {} -> {}", x.object, x.from, x.to);
+            }
+        }
+    }
+    Ok(0)
+}
+
 /// `tidemark verify-backup`
 pub async fn verify(a: VerifyBackupArgs) -> Result<i32> {
     let storage = open_storage_at(&a.storage.path, &a.storage.endpoint)?;
@@ -456,7 +487,9 @@ pub async fn verify(a: VerifyBackupArgs) -> Result<i32> {
         Format::Json => print_json(&r)?,
         Format::Text => {
             let mut b = BoxReport::new("BACKUP VERIFICATION");
-            b.line(if r.ok {
+            b.line(if r.ok && !r.content_checked {
+                "? NOT CHECKED - encrypted; every segment is present".to_string()
+            } else if r.ok {
                 "✓ VERIFIED - every segment is intact and matches the manifest".to_string()
             } else {
                 format!("✗ {} PROBLEMS FOUND", r.problems.len())
@@ -474,6 +507,16 @@ pub async fn verify(a: VerifyBackupArgs) -> Result<i32> {
             .field("Partitions", r.partitions)
             .field("Segments", thousands(r.segments_checked as i64))
             .field("Bytes Read", size(r.bytes_checked));
+            if let Some(k) = &r.encryption_key_id {
+                b.field(
+                    "Encryption",
+                    if r.content_checked {
+                        format!("key '{k}', every object authenticated")
+                    } else {
+                        format!("key '{k}' not given: presence only")
+                    },
+                );
+            }
             if r.deep {
                 b.field("Records", thousands(r.records_checked as i64));
             }
@@ -483,15 +526,37 @@ pub async fn verify(a: VerifyBackupArgs) -> Result<i32> {
             }
         }
     }
-    if r.ok {
-        Ok(0)
-    } else {
-        Err(Error::VerificationFailed(format!(
+    if !r.ok {
+        if let Some(p) = r
+            .problems
+            .iter()
+            .find(|p| p.problem.starts_with("authentication failed"))
+        {
+            return Err(Error::Tampered {
+                object: format!("'{}' in {}", p.object, storage.display()),
+                reason: format!(
+                    "{} (backup '{}': {} objects failed authentication, {} problems in all)",
+                    p.problem.trim_start_matches("authentication failed: "),
+                    r.backup_id,
+                    r.authentication_failures,
+                    r.problems.len()
+                ),
+            });
+        }
+        return Err(Error::VerificationFailed(format!(
             "backup '{}' failed verification: {} problems (first: {}: {})",
             r.backup_id,
             r.problems.len(),
             r.problems[0].object,
             r.problems[0].problem
-        )))
+        )));
     }
+    if !r.content_checked {
+        return Err(Error::invalid(format!(
+            "backup '{}' is encrypted with key '{}': every segment is present, but their content can only be checked with the key; give it with --encryption-key-file or --kms-key-id",
+            r.backup_id,
+            r.encryption_key_id.as_deref().unwrap_or("?")
+        )));
+    }
+    Ok(0)
 }

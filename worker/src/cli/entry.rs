@@ -74,6 +74,7 @@ pub fn operation(command: &Command) -> &'static str {
         Command::List(_) => "list",
         Command::Describe(_) => "describe",
         Command::VerifyBackup(_) => "verify-backup",
+        Command::RewrapKeys(_) => "rewrap-keys",
         Command::Restore(_) => "restore",
         Command::ValidateRestore(_) => "validate-restore",
         Command::ShowOffsetMapping(_) => "show-offset-mapping",
@@ -104,6 +105,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::List(a) => backup::list(a).await,
         Command::Describe(a) => backup::describe(a).await,
         Command::VerifyBackup(a) => backup::verify(a).await,
+        Command::RewrapKeys(a) => backup::rewrap(a).await,
         Command::Restore(a) => restore::restore(a, false).await,
         Command::ThreePhaseRestore(a) => restore::restore(a, true).await,
         Command::ValidateRestore(a) => restore::validate(a).await,
@@ -133,6 +135,7 @@ pub fn error_format(cli: &Cli) -> Format {
         Command::Backup(a) => a.format.format,
         Command::List(a) => a.format.format,
         Command::VerifyBackup(a) => a.format.format,
+        Command::RewrapKeys(a) => a.format.format,
         Command::Describe(a) => match a.format {
             DescribeFormat::Json => Format::Json,
             _ => Format::Text,

@@ -32,7 +32,7 @@ pub mod kms;
 mod vault;
 
 pub use envelope::{Envelope, KeySlot, MAGIC};
-pub use vault::{Vault, WrappedKey, KEY_PROVIDER_AWS_KMS, KEY_PROVIDER_SECRET};
+pub use vault::{encode_base64, Vault, WrappedKey, KEY_PROVIDER_AWS_KMS, KEY_PROVIDER_SECRET};
 
 use zeroize::Zeroizing;
 
@@ -86,8 +86,8 @@ const BACKUPS: &str = "backups/";
 /// Which protection an object written under `key` gets (a normalized key).
 pub fn sealing(key: &str) -> Sealing {
     if let Some(rest) = key.strip_prefix(BACKUPS) {
-        let mut parts = rest.splitn(3, '/');
-        let (Some(id), Some(first), Some(_)) = (parts.next(), parts.next(), Some(())) else {
+        let mut parts = rest.split('/');
+        let (Some(id), Some(first)) = (parts.next(), parts.next()) else {
             return Sealing::Own;
         };
         if id.is_empty() {

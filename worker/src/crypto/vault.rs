@@ -20,7 +20,6 @@ pub const KEY_PROVIDER_AWS_KMS: &str = "aws-kms";
 
 /// A data key as stored: which key-encryption key wrapped it, and the wrapped bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
 pub struct WrappedKey {
     /// [`KEY_PROVIDER_SECRET`] or [`KEY_PROVIDER_AWS_KMS`].
     pub provider: String,
@@ -145,10 +144,11 @@ impl Vault {
     /// Whether `w` is wrapped by the key new data keys use (nothing to re-wrap).
     pub fn is_current(&self, w: &WrappedKey) -> bool {
         match (&self.settings.kms_key_id, &self.keyring) {
+            // An alias cannot be told from the ARN without asking KMS: the re-wrap then
+            // compares the ARN KMS reports.
             (Some(k), _) => {
                 w.provider == KEY_PROVIDER_AWS_KMS
-                    && self.kms.get().is_some_and(|_| true)
-                    && (w.key_id == *k || w.key_id.ends_with(&format!("/{k}")))
+                    && (w.key_id == *k || w.key_id.ends_with(&format!(":key/{k}")))
             }
             (None, Some(ring)) => w.provider == KEY_PROVIDER_SECRET && w.key_id == ring.current(),
             (None, None) => false,

@@ -18,6 +18,7 @@
 //! The finished mapping is stored last (`restores/<id>/mapping.json`, `complete: true`); a
 //! restore whose mapping is complete is not run again.
 
+mod authenticate;
 mod checkpoint;
 mod lanes;
 mod producer;
@@ -166,6 +167,9 @@ async fn restore_under_lease(run: &Run<'_>) -> Result<RestoreReport> {
     let store = checkpoint_store(storage, t, &req.restore_id);
     let (checkpoint, resumed) = checkpoint::load_or_start(&store, t, &req.restore_id).await?;
     report.resumed = resumed;
+    if authenticate::authenticate_segments(storage, plan).await? > 0 {
+        run.phase_done("segments authenticated");
+    }
     let shared = Arc::new(start_progress(run, &checkpoint));
 
     // The producer connects and acquires its producer id while the targets are prepared.
