@@ -328,6 +328,9 @@ pub fn run_cli(bin: &str, args: &[&str], env: &[(&str, &str)]) -> CliOutput {
         "KAFKA_SECURITY_PROTOCOL",
         "KAFKA_SASL_MECHANISM",
         "TIDEMARK_PATH",
+        "TIDEMARK_ENCRYPTION_KEY_FILE",
+        "TIDEMARK_ENCRYPTION_KEY_ID",
+        "TIDEMARK_KMS_KEY_ID",
         "RUST_LOG",
     ] {
         cmd.env_remove(var);

@@ -15,14 +15,18 @@ use crate::storage::Storage;
 const AT_ONCE: usize = 4;
 
 /// Opens every segment of `plan` that belongs to an encrypted backup; the first that does not
-/// authenticate (or is missing) is the error.
+/// authenticate (or is missing) is the error, as is an encrypted backup read without keys.
 pub async fn authenticate_segments(storage: &Storage, plan: &RestorePlan) -> Result<u64> {
-    if storage.vault().is_none() {
-        return Ok(0);
-    }
     let mut encrypted = BTreeSet::new();
     for link in &plan.links {
-        if storage.backup_key_record(link).await?.is_some() {
+        if let Some(record) = storage.backup_key_record(link).await? {
+            if storage.vault().is_none() {
+                return Err(Error::invalid(format!(
+                    "backup '{link}' in {} is encrypted with key '{}'; give the key with --encryption-key-file or --kms-key-id (storage.encryption, spec.encryption)",
+                    storage.display(),
+                    record.key_id()
+                )));
+            }
             encrypted.insert(link.as_str());
         }
     }

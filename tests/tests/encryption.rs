@@ -1,0 +1,675 @@
+//! Encryption at rest, end to end against tansu and every storage backend's emulator: backups
+//! sealed with a key from a key file (a mounted Secret's layout) restore byte for byte, the
+//! stored bytes hold none of the records, and every kind of tampering (wrong or missing key,
+//! a flipped bit, a swapped or replayed segment, a cut or edited manifest, a segment put back in
+//! the clear) stops the restore before anything reaches the target; keys rotate and re-wrap
+//! without rewriting segments; backups stored in the clear stay readable.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::ClientConfig;
+use tidemark::backup::format::Record;
+use tidemark::storage::Storage;
+use tidemark_tests::objstore::{Azurite, GcsEmulator, S3Server, BUCKET};
+use tidemark_tests::records::{
+    create_topic, produce_varied, producer, read_backup_in, read_topic, Records,
+};
+use tidemark_tests::{run_cli, CliOutput, Tansu};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tidemark-under-test");
+const PARTITIONS: i32 = 3;
+const PER_PARTITION: usize = 120;
+
+fn cli(args: &[&str], env: &[(&str, String)]) -> CliOutput {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    run_cli(BIN, args, &env)
+}
+
+fn expect_code(out: &CliOutput, code: i32, what: &str) {
+    assert_eq!(
+        out.code, code,
+        "{what}: exit code\nstdout:\n{}\nstderr:\n{}",
+        out.stdout, out.stderr
+    );
+}
+
+/// A key file named `id` in `dir` holding 32 bytes derived from `seed` (base64, as a Secret
+/// created from `openssl rand -base64 32` holds it).
+fn write_key(dir: &Path, id: &str, seed: u8) {
+    use base64::Engine;
+    std::fs::create_dir_all(dir).expect("key dir");
+    let key: Vec<u8> = (0..32u8)
+        .map(|i| i.wrapping_mul(29).wrapping_add(seed))
+        .collect();
+    let text = base64::engine::general_purpose::STANDARD.encode(key);
+    std::fs::write(dir.join(id), format!("{text}\n")).expect("write key");
+}
+
+/// A source topic `orders` of varied records (null keys, tombstones, headers, out-of-order
+/// timestamps), and what a plain consumer reads of it.
+async fn source(bs: &str) -> Records {
+    create_topic(bs, "orders", PARTITIONS, &[]).await;
+    let p = producer(bs);
+    for part in 0..PARTITIONS {
+        produce_varied(&p, "orders", part, 0, PER_PARTITION).await;
+    }
+    read_topic(bs, "orders", PARTITIONS)
+}
+
+fn backup(
+    bs: &str,
+    path: &str,
+    id: &str,
+    keys: Option<&Path>,
+    env: &[(&str, String)],
+) -> CliOutput {
+    let mut args = vec![
+        "backup",
+        "--bootstrap-servers",
+        bs,
+        "--path",
+        path,
+        "--topics",
+        "orders",
+        "--backup-id",
+        id,
+        "--compression",
+        "none",
+        "--segment-max-bytes",
+        "40000",
+        "-f",
+        "json",
+    ];
+    let keys_s;
+    if let Some(k) = keys {
+        keys_s = k.to_str().expect("utf8").to_string();
+        args.extend(["--encryption-key-file", keys_s.as_str()]);
+    }
+    cli(&args, env)
+}
+
+/// A restore configuration of backup `id` into `target`, with `storage` as its storage section
+/// body and the key file `keys`.
+fn restore_config(
+    dir: &Path,
+    bs: &str,
+    storage: &str,
+    id: &str,
+    target: &str,
+    keys: Option<&Path>,
+) -> String {
+    let encryption = keys
+        .map(|k| format!("  encryption:\n    key_file: {}\n", k.display()))
+        .unwrap_or_default();
+    let text = format!(
+        "mode: restore\nbackup_id: {id}\ntarget:\n  bootstrap_servers: [{bs}]\n  topics:\n    include: [orders]\nstorage:\n{storage}{encryption}restore:\n  topic_mapping:\n    orders: {target}\n  create_topics: true\n  produce_batch_size: 100\n  checkpoint_interval_secs: 1\n"
+    );
+    let p = dir.join(format!("{target}.yaml"));
+    std::fs::write(&p, text).expect("write config");
+    p.to_str().expect("utf8").to_string()
+}
+
+/// What must survive a round trip: key, value, headers and timestamp, in offset order.
+fn content(
+    r: &Records,
+    topic: &str,
+) -> Vec<
+    Vec<(
+        Option<Vec<u8>>,
+        Option<Vec<u8>>,
+        Vec<(String, Option<Vec<u8>>)>,
+        i64,
+    )>,
+> {
+    (0..PARTITIONS)
+        .map(|p| {
+            r.get(&(topic.to_string(), p))
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .map(|x: &Record| {
+                    (
+                        x.key.clone(),
+                        x.value.clone(),
+                        x.headers.clone(),
+                        x.timestamp,
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Byte strings of the source that a backup in the clear (uncompressed) stores verbatim: every
+/// record key, and every value of at least 24 bytes.
+fn needles(r: &Records) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for recs in r.values() {
+        for x in recs {
+            if let Some(k) = &x.key {
+                out.push(k.clone());
+            }
+            if let Some(v) = x.value.as_ref().filter(|v| v.len() >= 24) {
+                out.push(v.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The stored objects (as stored) that hold any of `needles`.
+async fn objects_holding(storage: &Storage, needles: &[Vec<u8>]) -> Vec<String> {
+    let mut found = Vec::new();
+    for o in storage.list("").await.expect("list") {
+        let data = storage
+            .get_stored(&o.key)
+            .await
+            .expect("read stored")
+            .expect("listed object exists");
+        if needles
+            .iter()
+            .any(|n| data.windows(n.len()).any(|w| w == n.as_slice()))
+        {
+            found.push(o.key);
+        }
+    }
+    found
+}
+
+fn topic_exists(bs: &str, topic: &str) -> bool {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bs)
+        .create()
+        .expect("consumer");
+    let md = c
+        .fetch_metadata(None, Duration::from_secs(10))
+        .expect("metadata");
+    md.topics()
+        .iter()
+        .any(|t| t.name() == topic && !t.partitions().is_empty())
+}
+
+struct Backend {
+    name: &'static str,
+    /// `--path` of the backup.
+    location: String,
+    /// The restore configuration's storage section.
+    section: String,
+    env: Vec<(&'static str, String)>,
+    /// A handle without keys, to read what is stored.
+    storage: Storage,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_backups_restore_on_every_backend_and_store_no_record_in_the_clear() {
+    let kafka = Tansu::start();
+    let bs = kafka.bootstrap();
+    let before = source(&bs).await;
+    let needles = needles(&before);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = dir.path().join("keys");
+    write_key(&keys, "k1", 1);
+
+    let s3 = S3Server::start();
+    let azurite = Azurite::start();
+    let gcs = GcsEmulator::start();
+    let fs_root = dir.path().join("store");
+    let fs_s = fs_root.to_str().expect("utf8").to_string();
+    let backends = vec![
+        Backend {
+            name: "filesystem",
+            location: fs_s.clone(),
+            section: format!("  backend: filesystem\n  path: {fs_s}\n"),
+            env: vec![],
+            storage: Storage::open(&fs_s, &Default::default()).expect("fs"),
+        },
+        Backend {
+            name: "s3",
+            location: s3.location("enc"),
+            section: format!("  backend: s3\n  bucket: {BUCKET}\n  prefix: enc\n"),
+            env: s3.env(),
+            storage: s3.open("enc"),
+        },
+        Backend {
+            name: "azure",
+            location: azurite.location("enc"),
+            section: format!("  backend: azure\n  container: {BUCKET}\n  prefix: enc\n"),
+            env: azurite.env(),
+            storage: azurite.open("enc"),
+        },
+        Backend {
+            name: "gcs",
+            location: gcs.location("enc"),
+            section: format!("  backend: gcs\n  bucket: {BUCKET}\n  prefix: enc\n"),
+            env: gcs.env(),
+            storage: gcs.open("enc"),
+        },
+    ];
+
+    // The scan finds records in a backup stored in the clear: it can fail.
+    let clear_root = dir.path().join("clear");
+    let clear_s = clear_root.to_str().expect("utf8");
+    expect_code(&backup(&bs, clear_s, "plain", None, &[]), 0, "clear backup");
+    let clear = Storage::open(clear_s, &Default::default()).expect("clear");
+    assert!(
+        !objects_holding(&clear, &needles).await.is_empty(),
+        "an uncompressed backup in the clear holds the records verbatim"
+    );
+
+    for b in &backends {
+        if b.name == "gcs" {
+            // fake-gcs-server does not serve the object PUT that writes go through (see
+            // storage_backends::gcs_put_is_not_served_by_emulator): the filesystem backup's
+            // objects are uploaded as stored, and everything below reads them from GCS.
+            let fs = &backends[0].storage;
+            for o in fs.list("backups/b1/").await.expect("list") {
+                let data = fs.get_stored(&o.key).await.expect("read").expect("exists");
+                gcs.upload(&format!("enc/{}", o.key), &data);
+            }
+        } else {
+            let out = backup(&bs, &b.location, "b1", Some(&keys), &b.env);
+            expect_code(&out, 0, b.name);
+            let j = out.json();
+            assert_eq!(j["encryption_key_id"], "k1", "{}: {j}", b.name);
+            assert_eq!(
+                j["records"],
+                (PER_PARTITION as u64) * PARTITIONS as u64,
+                "{j}"
+            );
+        }
+
+        // Nothing of the records is stored in the clear; the layout says what is sealed.
+        let stored = b.storage.list("").await.expect("list");
+        assert!(
+            stored.iter().any(|o| o.key == "backups/b1/encryption.json"),
+            "{}: {stored:?}",
+            b.name
+        );
+        assert_eq!(
+            objects_holding(&b.storage, &needles).await,
+            Vec::<String>::new(),
+            "{}: objects holding record bytes in the clear",
+            b.name
+        );
+        for o in &stored {
+            let raw = b
+                .storage
+                .get_stored(&o.key)
+                .await
+                .expect("raw")
+                .expect("exists");
+            if o.key.ends_with(".seg") || o.key.contains("/offsets/") {
+                assert!(
+                    raw.starts_with(b"TDMKSEAL"),
+                    "{}: {} is not sealed",
+                    b.name,
+                    o.key
+                );
+            }
+            if o.key.contains("/manifest/") {
+                let m: serde_json::Value = serde_json::from_slice(&raw).expect("manifest is JSON");
+                assert_eq!(
+                    m["authentication"]["algorithm"], "HMAC-SHA256",
+                    "{}",
+                    b.name
+                );
+                assert!(m["topics"]["orders"].is_object(), "manifest stays readable");
+            }
+        }
+
+        if b.name == "gcs" {
+            // A restore writes its lease and checkpoint, which the emulator cannot store: the
+            // backup is read back through the library with the key instead.
+            let options = tidemark::storage::StorageOptions {
+                encryption: Some(tidemark::task::Encryption {
+                    key_file: Some(keys.to_str().expect("utf8").into()),
+                    ..Default::default()
+                }),
+                ..gcs.options()
+            };
+            let keyed = Storage::open_with(&b.location, &options, &gcs.settings()).expect("gcs");
+            let (_, read) = read_backup_in(&keyed, "b1").await;
+            assert_eq!(content(&read, "orders"), content(&before, "orders"), "gcs");
+        } else {
+            // Restored byte for byte, through a configuration naming the key file.
+            let target = format!("orders-{}", b.name);
+            let cfg = restore_config(dir.path(), &bs, &b.section, "b1", &target, Some(&keys));
+            let out = cli(&["restore", "--config", &cfg, "-f", "json"], &b.env);
+            expect_code(&out, 0, b.name);
+            let after = read_topic(&bs, &target, PARTITIONS);
+            assert_eq!(
+                content(&after, &target),
+                content(&before, "orders"),
+                "{}: restored records differ",
+                b.name
+            );
+        }
+
+        // verify-backup authenticates every object with the key, and says it cannot without.
+        let path = b.location.as_str();
+        let keys_s = keys.to_str().expect("utf8");
+        let v = cli(
+            &[
+                "verify-backup",
+                "-p",
+                path,
+                "-b",
+                "b1",
+                "--deep",
+                "--encryption-key-file",
+                keys_s,
+                "-f",
+                "json",
+            ],
+            &b.env,
+        );
+        expect_code(&v, 0, b.name);
+        assert_eq!(v.json()["content_checked"], true);
+        let v = cli(&["verify-backup", "-p", path, "-b", "b1"], &b.env);
+        expect_code(&v, 2, b.name);
+        assert!(v.stderr.contains("encrypted with key 'k1'"), "{}", v.stderr);
+    }
+}
+
+/// A copy of the directory tree `from` at `to`.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir") {
+        let e = e.expect("entry");
+        let dest = to.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).expect("copy");
+        }
+    }
+}
+
+/// The segment files of `partition` in backup `id`, in offset order.
+fn segments(store: &Path, id: &str, partition: i32) -> Vec<PathBuf> {
+    let dir = store.join(format!("backups/{id}/topics/orders/{partition}"));
+    let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("entry").path())
+        .collect();
+    out.sort();
+    out
+}
+
+fn rel(store: &Path, p: &Path) -> String {
+    p.strip_prefix(store)
+        .expect("inside")
+        .to_str()
+        .expect("utf8")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampering_and_wrong_keys_stop_a_restore_before_anything_is_written() {
+    let kafka = Tansu::start();
+    let bs = kafka.bootstrap();
+    source(&bs).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = dir.path().join("keys");
+    write_key(&keys, "k1", 1);
+    let good = dir.path().join("good");
+    let good_s = good.to_str().expect("utf8");
+    expect_code(&backup(&bs, good_s, "b1", Some(&keys), &[]), 0, "b1");
+    expect_code(&backup(&bs, good_s, "b2", Some(&keys), &[]), 0, "b2");
+    let clear = dir.path().join("clear");
+    expect_code(
+        &backup(&bs, clear.to_str().expect("utf8"), "b1", None, &[]),
+        0,
+        "clear",
+    );
+    let wrong = dir.path().join("wrong");
+    write_key(&wrong, "k1", 2);
+    let other = dir.path().join("other");
+    write_key(&other, "k2", 3);
+    assert!(
+        segments(&good, "b1", 2).len() >= 2,
+        "several segments per partition"
+    );
+
+    type Damage = Box<dyn Fn(&Path) -> String>;
+    // (case, damage to a copy of the store returning the object that must be named, key
+    // directory, exit code, words the error must hold)
+    let cases: Vec<(&str, Damage, Option<&Path>, i32, &str)> = vec![
+        (
+            "wrong-key",
+            Box::new(|_: &Path| "backups/b1/encryption.json".to_string()),
+            Some(&wrong),
+            8,
+            "authentication failed",
+        ),
+        (
+            "missing-key",
+            Box::new(|_: &Path| "'k1'".to_string()),
+            Some(&other),
+            2,
+            "does not hold",
+        ),
+        (
+            "no-key",
+            Box::new(|_: &Path| "encrypted with key 'k1'".to_string()),
+            None,
+            2,
+            "--encryption-key-file",
+        ),
+        (
+            "flipped-bit",
+            Box::new(|s: &Path| {
+                let seg = segments(s, "b1", 2).pop().expect("segment");
+                let mut data = std::fs::read(&seg).expect("read");
+                let at = data.len() / 2;
+                data[at] ^= 0x10;
+                std::fs::write(&seg, data).expect("write");
+                rel(s, &seg)
+            }),
+            Some(&keys),
+            8,
+            "authentication failed",
+        ),
+        (
+            "swapped",
+            Box::new(|s: &Path| {
+                let segs = segments(s, "b1", 1);
+                std::fs::copy(&segs[0], &segs[1]).expect("swap");
+                rel(s, &segs[1])
+            }),
+            Some(&keys),
+            8,
+            "authentication failed",
+        ),
+        (
+            "replayed",
+            Box::new(|s: &Path| {
+                let from = segments(s, "b2", 0).remove(0);
+                let to = segments(s, "b1", 0).remove(0);
+                std::fs::copy(&from, &to).expect("replay");
+                rel(s, &to)
+            }),
+            Some(&keys),
+            8,
+            "authentication failed",
+        ),
+        (
+            "in-the-clear",
+            Box::new(move |s: &Path| {
+                let to = segments(s, "b1", 0).remove(0);
+                let from = s.parent().expect("parent").join("clear").join(rel(s, &to));
+                std::fs::copy(&from, &to).expect("downgrade");
+                rel(s, &to)
+            }),
+            Some(&keys),
+            8,
+            "stored in the clear",
+        ),
+        (
+            "cut-manifest",
+            Box::new(|s: &Path| {
+                let m = s.join("backups/b1/manifest/00000-of-00001.json");
+                let data = std::fs::read(&m).expect("read");
+                std::fs::write(&m, &data[..data.len() / 2]).expect("cut");
+                "backups/b1/manifest/00000-of-00001.json".to_string()
+            }),
+            Some(&keys),
+            8,
+            "authentication failed",
+        ),
+        (
+            "segment-dropped-from-manifest",
+            Box::new(|s: &Path| {
+                let m = s.join("backups/b1/manifest/00000-of-00001.json");
+                let mut doc: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(&m).expect("read")).expect("json");
+                let segs = doc["topics"]["orders"]["partition_data"]["1"]["segments"]
+                    .as_array_mut()
+                    .expect("segments");
+                segs.pop();
+                std::fs::write(&m, serde_json::to_vec_pretty(&doc).expect("json")).expect("write");
+                "backups/b1/manifest/00000-of-00001.json".to_string()
+            }),
+            Some(&keys),
+            8,
+            "MAC does not match",
+        ),
+    ];
+    for (name, damage, key_dir, code, words) in cases {
+        let store = dir.path().join(name);
+        copy_dir(&good, &store);
+        let named = damage(&store);
+        let target = format!("restored-{name}");
+        let section = format!("  backend: filesystem\n  path: {}\n", store.display());
+        let cfg = restore_config(dir.path(), &bs, &section, "b1", &target, key_dir);
+        let out = cli(&["restore", "--config", &cfg], &[]);
+        expect_code(&out, code, name);
+        assert!(
+            out.stderr.contains(&named) && out.stderr.contains(words),
+            "{name}: the error must name {named} and say '{words}':\n{}",
+            out.stderr
+        );
+        assert!(!topic_exists(&bs, &target), "{name}: {target} was created");
+    }
+
+    // verify-backup finds a flipped bit and names the segment, exit 8.
+    let flipped = dir.path().join("flipped-bit");
+    let seg = rel(
+        &flipped,
+        &segments(&flipped, "b1", 2).pop().expect("segment"),
+    );
+    let v = cli(
+        &[
+            "verify-backup",
+            "-p",
+            flipped.to_str().expect("utf8"),
+            "-b",
+            "b1",
+            "--encryption-key-file",
+            keys.to_str().expect("utf8"),
+        ],
+        &[],
+    );
+    expect_code(&v, 8, "verify-backup");
+    assert!(
+        v.stdout.contains(&seg) && v.stderr.contains("authentication failed"),
+        "{}\n{}",
+        v.stdout,
+        v.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_rotate_and_rewrap_without_rewriting_segments_and_clear_backups_stay_readable() {
+    let kafka = Tansu::start();
+    let bs = kafka.bootstrap();
+    let before = source(&bs).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    let store_s = store.to_str().expect("utf8");
+    let section = format!("  backend: filesystem\n  path: {store_s}\n");
+    // Keys as a Secret mounted with two data items: the old key and the new one.
+    let old_only = dir.path().join("old");
+    write_key(&old_only, "k1", 1);
+    let both = dir.path().join("both");
+    write_key(&both, "k1", 1);
+    write_key(&both, "k2", 2);
+    let new_only = dir.path().join("new");
+    write_key(&new_only, "k2", 2);
+
+    expect_code(&backup(&bs, store_s, "clear", None, &[]), 0, "clear");
+    expect_code(&backup(&bs, store_s, "old", Some(&old_only), &[]), 0, "old");
+    let env = [("TIDEMARK_ENCRYPTION_KEY_ID", "k2".to_string())];
+    let out = backup(&bs, store_s, "new", Some(&both), &env);
+    expect_code(&out, 0, "new");
+    assert_eq!(out.json()["encryption_key_id"], "k2");
+    let segs_before: Vec<Vec<u8>> = segments(&store, "old", 0)
+        .iter()
+        .map(|p| std::fs::read(p).expect("read"))
+        .collect();
+
+    // Without the old key the old backup cannot be read (the crypto-shredding property) and
+    // the error says which key is missing.
+    let cfg = restore_config(
+        dir.path(),
+        &bs,
+        &section,
+        "old",
+        "shredded",
+        Some(&new_only),
+    );
+    let out = cli(&["restore", "--config", &cfg], &[]);
+    expect_code(&out, 2, "old backup without k1");
+    assert!(out.stderr.contains("'k1'"), "{}", out.stderr);
+    assert!(!topic_exists(&bs, "shredded"));
+
+    // Re-wrap everything under k2, with both keys at hand.
+    let keys_s = both.to_str().expect("utf8");
+    let r = cli(
+        &[
+            "rewrap-keys",
+            "-p",
+            store_s,
+            "--all",
+            "--encryption-key-file",
+            keys_s,
+            "--encryption-key-id",
+            "k2",
+            "-f",
+            "json",
+        ],
+        &[],
+    );
+    expect_code(&r, 0, "rewrap");
+    let j = r.json();
+    assert_eq!(j["key_id"], "k2", "{j}");
+    assert_eq!(j["rewrapped"][0]["object"], "old", "{j}");
+    assert_eq!(j["rewrapped"][0]["from"], "k1", "{j}");
+    assert_eq!(j["current"][0], "new", "{j}");
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(store.join("backups/old/encryption.json")).expect("key object"),
+    )
+    .expect("json");
+    assert_eq!(record["data_key"]["key_id"], "k2");
+    assert!(record["rewrapped_at"].is_string());
+    let segs_after: Vec<Vec<u8>> = segments(&store, "old", 0)
+        .iter()
+        .map(|p| std::fs::read(p).expect("read"))
+        .collect();
+    assert_eq!(
+        segs_after, segs_before,
+        "segments are not rewritten by a re-wrap"
+    );
+
+    // Now k1 can go: every backup restores with k2 alone, and the one in the clear too.
+    for id in ["old", "new", "clear"] {
+        let target = format!("back-{id}");
+        let cfg = restore_config(dir.path(), &bs, &section, id, &target, Some(&new_only));
+        let out = cli(&["restore", "--config", &cfg, "-f", "json"], &[]);
+        expect_code(&out, 0, id);
+        let after = read_topic(&bs, &target, PARTITIONS);
+        assert_eq!(content(&after, &target), content(&before, "orders"), "{id}");
+    }
+}
