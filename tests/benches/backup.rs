@@ -11,6 +11,9 @@
 //!   RSS counts for memory;
 //! - `BENCH_BACKUP_CODECS` (`none,zstd,lz4`): the `--compression` values to run; `zstd:N` adds
 //!   `--compression-level N` (e.g. `none,zstd:1,zstd:3` compares levels);
+//!   A `+enc` suffix (`zstd+enc`) runs that backup encrypted with a key file (the bench's own
+//!   key), reads it back and verifies it with the key, and compares it with the same codec
+//!   without encryption, run by run (goal: >= 0.9 of its throughput);
 //! - `BENCH_BACKUP_COMPARE_BIN`: the path of another `tidemark` build (e.g. the one before a
 //!   change); every codec is then also backed up by it (labelled `codec@before`, in alternating
 //!   order with this build's), and read back and verified by this build;
@@ -98,6 +101,8 @@ const PREFETCH_BUDGET_KB: usize = 64 * 1024;
 const GOAL_RATIO_NONE: f64 = 0.9;
 const GOAL_RATIO_ZSTD: f64 = 0.95;
 const GOAL_RSS_MIB: f64 = 256.0;
+/// Throughput of an encrypted backup or restore against the same run without encryption.
+const GOAL_ENCRYPTED: f64 = 0.9;
 
 // ---------------------------------------------------------------------------------------------
 // Measuring
@@ -212,9 +217,16 @@ fn baseline(bs: &str, produced: &Produced, broker_pid: &str, reader_settings: bo
 
 /// Reads a backup back through the library and compares it with what was produced: every
 /// partition from offset 0 without a gap, the same records (fingerprints) and counts.
-async fn check_content(dir: &Path, id: &str, produced: &Produced) {
-    let storage = Storage::open(dir.to_str().expect("utf8"), &StorageOptions::default())
-        .expect("open backup storage");
+async fn check_content(dir: &Path, id: &str, produced: &Produced, encrypted: bool) {
+    let options = StorageOptions {
+        encryption: encrypted.then(|| tidemark::task::Encryption {
+            key_file: Some(bench_key_file().to_str().expect("utf8").into()),
+            ..Default::default()
+        }),
+        ..StorageOptions::default()
+    };
+    let storage =
+        Storage::open(dir.to_str().expect("utf8"), &options).expect("open backup storage");
     let manifests = load_manifests(&storage, id).await.expect("manifest");
     assert_eq!(manifests.len(), 1, "{id}: one shard");
     let m = &manifests[0];
@@ -292,7 +304,19 @@ async fn backup_once(
         Some(spec) => (compare_bin().expect(COMPARE_BIN), spec),
         None => (BIN.to_string(), codec),
     };
-    let id = format!("bench-{}-{run}", codec.replace([':', '@'], "-"));
+    let (spec, encrypted) = match spec.strip_suffix(ENCRYPTED) {
+        Some(spec) => (spec, true),
+        None => (spec, false),
+    };
+    let key_args: Vec<String> = if encrypted {
+        vec![
+            "--encryption-key-file".into(),
+            bench_key_file().to_str().expect("utf8").into(),
+        ]
+    } else {
+        Vec::new()
+    };
+    let id = format!("bench-{}-{run}", codec.replace([':', '@', '+'], "-"));
     let dir = root.join(&id);
     std::fs::create_dir_all(&dir).expect("backup dir");
     let path = dir.to_str().expect("utf8").to_string();
@@ -312,6 +336,7 @@ async fn backup_once(
     }
     args.extend(["--backup-id", &id, "--format", "json"].map(String::from));
     args.extend(codec_args(spec));
+    args.extend(key_args.iter().cloned());
     args.extend(extra_args.iter().cloned());
     let proc = run_measured(&bin, &args, broker_pid);
     if trace {
@@ -324,6 +349,9 @@ async fn backup_once(
     assert_eq!(r["records_this_run"], total, "{id}: records_this_run");
     assert_eq!(r["bytes"], produced.bytes, "{id}: bytes in the report");
     assert_eq!(r["partitions"], partitions() as u64, "{id}: partitions");
+    if encrypted {
+        assert_eq!(r["encryption_key_id"], "bench", "{id}: encrypted");
+    }
     let stored = r["stored_bytes"].as_u64().expect("stored_bytes");
     let segments = r["segments"].as_u64().expect("segments");
     let on_disk = disk_usage(&dir);
@@ -331,22 +359,21 @@ async fn backup_once(
         on_disk >= stored,
         "{id}: {on_disk} bytes on disk, report says {stored} stored"
     );
-    check_content(&dir, &id, produced).await;
-    let verify = run_measured(
-        BIN,
-        &[
-            "verify-backup",
-            "--path",
-            &path,
-            "--backup-id",
-            &id,
-            "--deep",
-            "--format",
-            "json",
-        ]
-        .map(String::from),
-        broker_pid,
-    );
+    check_content(&dir, &id, produced, encrypted).await;
+    let mut verify_args: Vec<String> = [
+        "verify-backup",
+        "--path",
+        &path,
+        "--backup-id",
+        &id,
+        "--deep",
+        "--format",
+        "json",
+    ]
+    .map(String::from)
+    .to_vec();
+    verify_args.extend(key_args);
+    let verify = run_measured(BIN, &verify_args, broker_pid);
     let v = verify.json(&format!("verify-backup --deep {id}"));
     assert_eq!(v["ok"], true, "{id}: verify-backup: {v}");
     assert_eq!(v["records_checked"], total, "{id}: verify-backup records");
@@ -380,6 +407,21 @@ fn codec_args(spec: &str) -> Vec<String> {
     }
 }
 
+/// The label suffix of encrypted backups.
+const ENCRYPTED: &str = "+enc";
+
+/// The key file encrypted backups use: `bench`, 32 fixed bytes, in a directory of this process.
+fn bench_key_file() -> &'static Path {
+    static FILE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("tidemark-bench-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("key dir");
+        let file = dir.join("bench");
+        std::fs::write(&file, [0x5au8; 32]).expect("write the bench key");
+        file
+    })
+}
+
 /// The label suffix of the backups made by the build named in [`COMPARE_BIN`].
 const BEFORE: &str = "@before";
 /// Another `tidemark` build (e.g. the one before a change), run beside [`BIN`] on every codec.
@@ -391,7 +433,7 @@ fn compare_bin() -> Option<String> {
 
 /// The goal for a `BENCH_BACKUP_CODECS` entry's ratio to the baseline, if it has one.
 fn goal_for(spec: &str) -> Option<f64> {
-    if spec.ends_with(BEFORE) {
+    if spec.ends_with(BEFORE) || spec.ends_with(ENCRYPTED) {
         return None;
     }
     match spec.split(':').next() {
@@ -758,6 +800,36 @@ async fn bench() {
         row(
             &format!("backup {codec} peak RSS, largest run (goal <= {GOAL_RSS_MIB:.0} MiB)"),
             format!("{rss:.1} MiB  {}", verdict(rss <= GOAL_RSS_MIB)),
+        );
+    }
+    // Encryption's cost: each `X+enc` backup against the same run's `X`.
+    for codec in codecs.iter().filter(|c| c.ends_with(ENCRYPTED)) {
+        let plain = codec.trim_end_matches(ENCRYPTED);
+        let paired: Vec<f64> = backups
+            .iter()
+            .filter(|r| &r.codec == codec)
+            .filter_map(|e| {
+                let p = backups
+                    .iter()
+                    .find(|p| p.codec == plain && p.run == e.run)?;
+                Some(p.proc.wall.as_secs_f64() / e.proc.wall.as_secs_f64())
+            })
+            .collect();
+        if paired.is_empty() {
+            continue;
+        }
+        let text = paired
+            .iter()
+            .map(|p| format!("{p:.2}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let m = median(paired);
+        row(
+            &format!("backup {codec} / {plain}, median of paired runs (goal >= {GOAL_ENCRYPTED})"),
+            format!(
+                "{m:.2}  {}  (per run: {text})",
+                verdict(m >= GOAL_ENCRYPTED)
+            ),
         );
     }
     row(

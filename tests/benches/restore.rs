@@ -19,6 +19,9 @@
 //! - `BENCH_RESTORE_DIR` (the system temporary directory): where the backup is written;
 //! - `BENCH_RESTORE_CODEC` (`lz4`): the backup's `--compression` (`none` shows what reading and
 //!   decompressing the segments costs the restore: the baseline sends records from memory);
+//! - `BENCH_RESTORE_ENCRYPTED=1`: the source is also backed up encrypted (a key file of the
+//!   bench's own), and every run also restores that backup (in alternating order with the one
+//!   in the clear); the summary compares the two run by run (goal: >= 0.9);
 //! - `BENCH_RESTORE_WARMUP` (1): 0 skips the untimed warm-up copy (see 2.);
 //! - `BENCH_RESTORE_TRACE=1`: print each restore's resident set and CPU time every second, its
 //!   user/system time, page faults, context switches and busiest threads, and its stderr.
@@ -98,6 +101,23 @@ const SOURCE: &str = "bench-restore";
 /// One partition the baseline producer sends a record to before its timed loop.
 const WARM_TOPIC: &str = "bench-restore-warm";
 const BACKUP_ID: &str = "b";
+
+/// The id of the source's encrypted backup (`BENCH_RESTORE_ENCRYPTED=1`).
+const BACKUP_ID_ENCRYPTED: &str = "bench-source-enc";
+/// Throughput of an encrypted restore against the same run's restore in the clear.
+const GOAL_ENCRYPTED: f64 = 0.9;
+
+/// The key file encrypted backups use: `bench`, 32 fixed bytes, in a directory of this process.
+fn bench_key_file() -> &'static Path {
+    static FILE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("tidemark-bench-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("key dir");
+        let file = dir.join("bench");
+        std::fs::write(&file, [0x5au8; 32]).expect("write the bench key");
+        file
+    })
+}
 
 /// Partitions of the topic: `BENCH_RESTORE_PARTITIONS` (8).
 fn partitions() -> usize {
@@ -412,7 +432,25 @@ fn yaml_str(s: &str) -> String {
 }
 
 /// Writes the kafka-backup restore configuration for `target` and returns its path.
-fn write_config(dir: &Path, bs: &str, store: &Path, restore_id: &str, target: &str) -> String {
+fn write_config(
+    dir: &Path,
+    bs: &str,
+    store: &Path,
+    restore_id: &str,
+    target: &str,
+    encrypted: bool,
+) -> String {
+    let (backup_id, encryption) = if encrypted {
+        (
+            BACKUP_ID_ENCRYPTED,
+            format!(
+                "  encryption:\n    key_file: {}\n",
+                yaml_str(bench_key_file().to_str().expect("utf8"))
+            ),
+        )
+    } else {
+        (BACKUP_ID, String::new())
+    };
     let props = extra_properties();
     let properties = if props.is_empty() {
         String::new()
@@ -425,13 +463,14 @@ fn write_config(dir: &Path, bs: &str, store: &Path, restore_id: &str, target: &s
     };
     let text = format!(
         "mode: restore\n\
-         backup_id: {BACKUP_ID}\n\
+         backup_id: {backup_id}\n\
          restore_id: {restore_id}\n\
          target:\n  \
            bootstrap_servers: [{}]\n  \
            topics:\n    include: [{SOURCE}]\n\
          {properties}\
          storage:\n  backend: filesystem\n  path: {}\n\
+         {encryption}\
          restore:\n  \
            topic_mapping:\n    {SOURCE}: {target}\n  \
            create_topics: true\n  \
@@ -487,10 +526,12 @@ async fn restore_once(
     broker_pid: &str,
     extra_args: &[String],
     trace: bool,
+    encrypted: bool,
 ) -> Run {
-    let restore_id = format!("bench-r{run}");
-    let target = format!("{SOURCE}-restored-{run}");
-    let cfg = write_config(root, bs, root, &restore_id, &target);
+    let tag = if encrypted { "-enc" } else { "" };
+    let restore_id = format!("bench-r{run}{tag}");
+    let target = format!("{SOURCE}-restored-{run}{tag}");
+    let cfg = write_config(root, bs, root, &restore_id, &target, encrypted);
     let mut args: Vec<String> = ["restore", "--config", &cfg, "-f", "json"]
         .map(String::from)
         .to_vec();
@@ -629,6 +670,38 @@ async fn bench() {
         stored as f64 / MIB,
         disk_usage(root) as f64 / MIB
     );
+    let encrypted = std::env::var("BENCH_RESTORE_ENCRYPTED").is_ok_and(|v| v == "1");
+    if encrypted {
+        let key = bench_key_file().to_str().expect("utf8").to_string();
+        let (wall, e) = time_cli(
+            BIN,
+            &[
+                "backup",
+                "--bootstrap-servers",
+                &bs,
+                "--path",
+                root_s,
+                "--topics",
+                SOURCE,
+                "--backup-id",
+                BACKUP_ID_ENCRYPTED,
+                "--compression",
+                &codec,
+                "--encryption-key-file",
+                &key,
+                "-f",
+                "json",
+            ],
+        );
+        assert_eq!(e["complete"], true, "encrypted backup: {e}");
+        assert_eq!(e["records"], total, "encrypted backup: records");
+        assert_eq!(e["encryption_key_id"], "bench", "encrypted backup: {e}");
+        println!(
+            "backup --compression {codec} encrypted: {:.2} s (in the clear: {:.2} s)",
+            wall.as_secs_f64(),
+            backup_wall.as_secs_f64()
+        );
+    }
     let loading = Instant::now();
     let source = load_source(root, &produced).await;
     println!(
@@ -660,6 +733,7 @@ async fn bench() {
     }
     let mut bases: Vec<Run> = Vec::with_capacity(runs);
     let mut restores: Vec<Run> = Vec::with_capacity(runs);
+    let mut encrypted_runs: Vec<Run> = Vec::with_capacity(runs);
     for run in 1..=runs {
         let b = baseline_once(&bs, run, &produced, &source, &broker_pid).await;
         println!(
@@ -671,6 +745,23 @@ async fn bench() {
             b.check.as_secs_f64()
         );
         bases.push(b);
+        // Alternating order: the encrypted restore first on even runs.
+        if encrypted && run % 2 == 0 {
+            encrypted_runs.push(
+                restore_once(
+                    &bs,
+                    root,
+                    run,
+                    &produced,
+                    &source,
+                    &broker_pid,
+                    &extra_args,
+                    trace,
+                    true,
+                )
+                .await,
+            );
+        }
         let r = restore_once(
             &bs,
             root,
@@ -680,8 +771,25 @@ async fn bench() {
             &broker_pid,
             &extra_args,
             trace,
+            false,
         )
         .await;
+        if encrypted && run % 2 == 1 {
+            encrypted_runs.push(
+                restore_once(
+                    &bs,
+                    root,
+                    run,
+                    &produced,
+                    &source,
+                    &broker_pid,
+                    &extra_args,
+                    trace,
+                    true,
+                )
+                .await,
+            );
+        }
         let proc = r.proc.as_ref().expect("restore process");
         println!(
             "run {run}: restore {:.2} s ({:.1} MiB/s, {:.0} records/s; report {:.2} s), peak RSS {:.1} MiB into {}; read back and matched in {:.2} s",
@@ -848,6 +956,36 @@ async fn bench() {
         &format!("restore / baseline CPU per GiB (goal <= {GOAL_CPU})"),
         format!("{cpu_ratio:.2}  {}", verdict(cpu_ratio <= GOAL_CPU)),
     );
+    if !encrypted_runs.is_empty() {
+        let paired: Vec<f64> = restores
+            .iter()
+            .zip(&encrypted_runs)
+            .map(|(p, e)| p.wall.as_secs_f64() / e.wall.as_secs_f64())
+            .collect();
+        let text = paired
+            .iter()
+            .map(|p| format!("{p:.2}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let m = median(paired);
+        row(
+            &format!("encrypted restore / in the clear, paired (goal >= {GOAL_ENCRYPTED})"),
+            format!(
+                "{m:.2}  {}  (per run: {text})",
+                verdict(m >= GOAL_ENCRYPTED)
+            ),
+        );
+        let enc_cpu = median(encrypted_runs.iter().map(|r| r.cpu).collect()) / gib;
+        let enc_rss = encrypted_runs
+            .iter()
+            .filter_map(|r| r.proc.as_ref())
+            .map(|p| p.maxrss_kib as f64 / 1024.0)
+            .fold(0.0, f64::max);
+        row(
+            "encrypted restore CPU-s/GiB (median), peak RSS",
+            format!("{enc_cpu:.2} (in the clear {rest_cpu:.2}), {enc_rss:.1} MiB"),
+        );
+    }
     row(
         &format!("restore peak RSS, largest run (goal <= {GOAL_RSS_MIB:.0} MiB)"),
         format!("{rss_worst:.1} MiB  {}", verdict(rss_worst <= GOAL_RSS_MIB)),

@@ -595,8 +595,18 @@ pub(super) async fn run(
             k += 1;
             let name = names[i];
             let (wall, cpu, broker) = if name == "restore" {
-                let r =
-                    restore_once(bs, root, 100 + k, produced, source, broker_pid, &[], false).await;
+                let r = restore_once(
+                    bs,
+                    root,
+                    100 + k,
+                    produced,
+                    source,
+                    broker_pid,
+                    &[],
+                    false,
+                    false,
+                )
+                .await;
                 (r.wall, r.cpu, r.broker_cpu)
             } else {
                 let f = features(name).expect("variant");
