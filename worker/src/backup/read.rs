@@ -405,33 +405,10 @@ pub async fn verify_backup(storage: &Storage, id: &str, deep: bool) -> Result<Ve
                     }
                     prev_last = Some(s.last_offset);
                     records += s.records;
-                    if let Some(present) = &present {
-                        if !present.contains(&seg.key) {
-                            r.problems.push(Problem {
-                                object: seg.key.clone(),
-                                problem: "the segment is missing".into(),
-                            });
-                        }
+                    let Some(data) =
+                        fetch_for_verify(storage, seg, present.as_ref(), &mut r).await?
+                    else {
                         continue;
-                    }
-                    let data = match storage.get(&seg.key).await {
-                        Ok(Some(data)) => data,
-                        Ok(None) => {
-                            r.problems.push(Problem {
-                                object: seg.key.clone(),
-                                problem: "the segment is missing".into(),
-                            });
-                            continue;
-                        }
-                        Err(Error::Tampered { reason, .. }) => {
-                            r.authentication_failures += 1;
-                            r.problems.push(Problem {
-                                object: seg.key.clone(),
-                                problem: format!("authentication failed: {reason}"),
-                            });
-                            continue;
-                        }
-                        Err(e) => return Err(e),
                     };
                     r.bytes_checked += data.len() as u64;
                     if deep {
@@ -500,6 +477,43 @@ pub async fn verify_backup(storage: &Storage, id: &str, deep: bool) -> Result<Ve
     r.ok = r.problems.is_empty();
     r.duration_ms = started.elapsed().as_millis();
     Ok(r)
+}
+
+/// A segment's content for verification: `None` when it is missing, fails authentication (both
+/// noted as problems) or, for an encrypted backup read without its key, is only checked to be
+/// among the `present` objects.
+async fn fetch_for_verify(
+    storage: &Storage,
+    seg: &SegmentEntry,
+    present: Option<&std::collections::HashSet<String>>,
+    r: &mut VerifyBackupReport,
+) -> Result<Option<bytes::Bytes>> {
+    let missing = || Problem {
+        object: seg.key.clone(),
+        problem: "the segment is missing".into(),
+    };
+    if let Some(present) = present {
+        if !present.contains(&seg.key) {
+            r.problems.push(missing());
+        }
+        return Ok(None);
+    }
+    match storage.get(&seg.key).await {
+        Ok(Some(data)) => Ok(Some(data)),
+        Ok(None) => {
+            r.problems.push(missing());
+            Ok(None)
+        }
+        Err(Error::Tampered { reason, .. }) => {
+            r.authentication_failures += 1;
+            r.problems.push(Problem {
+                object: seg.key.clone(),
+                problem: format!("authentication failed: {reason}"),
+            });
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn check_stats(
