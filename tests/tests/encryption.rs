@@ -605,6 +605,41 @@ async fn keys_rotate_and_rewrap_without_rewriting_segments_and_clear_backups_sta
     let out = backup(&bs, store_s, "new", Some(&both), &env);
     expect_code(&out, 0, "new");
     assert_eq!(out.json()["encryption_key_id"], "k2");
+    // An offset snapshot sealed under a data key of its own, wrapped by k1.
+    let admin = tidemark_tests::connect_admin(&bs).await;
+    tidemark_tests::commit(
+        &admin,
+        "billing",
+        &tidemark_tests::commits("orders", &[7, 8, 9]),
+    )
+    .await;
+    let old_s = old_only.to_str().expect("utf8");
+    let snap = cli(
+        &[
+            "offset-rollback",
+            "snapshot",
+            "--bootstrap-servers",
+            &bs,
+            "--path",
+            store_s,
+            "--groups",
+            "billing",
+            "--snapshot-id",
+            "s1",
+            "--encryption-key-file",
+            old_s,
+            "-f",
+            "json",
+        ],
+        &[],
+    );
+    expect_code(&snap, 0, "snapshot");
+    let sealed = std::fs::read(store.join("snapshots/s1.json")).expect("snapshot file");
+    assert!(sealed.starts_with(b"TDMKSEAL"), "the snapshot is sealed");
+    assert!(
+        !sealed.windows(7).any(|w| w == b"billing"),
+        "no group name in the clear"
+    );
     let segs_before: Vec<Vec<u8>> = segments(&store, "old", 0)
         .iter()
         .map(|p| std::fs::read(p).expect("read"))
@@ -661,6 +696,43 @@ async fn keys_rotate_and_rewrap_without_rewriting_segments_and_clear_backups_sta
     assert_eq!(
         segs_after, segs_before,
         "segments are not rewritten by a re-wrap"
+    );
+
+    assert!(
+        j["rewrapped"]
+            .as_array()
+            .expect("rewrapped")
+            .iter()
+            .any(|x| x["object"] == "snapshots/s1.json" && x["from"] == "k1"),
+        "{j}"
+    );
+    let new_s = new_only.to_str().expect("utf8");
+    let show = cli(
+        &[
+            "offset-rollback",
+            "show",
+            "-s",
+            "s1",
+            "--path",
+            store_s,
+            "--encryption-key-file",
+            new_s,
+            "-f",
+            "json",
+        ],
+        &[],
+    );
+    expect_code(&show, 0, "show the re-wrapped snapshot with k2 alone");
+    assert!(show.stdout.contains("billing"), "{}", show.stdout);
+    let show = cli(
+        &["offset-rollback", "show", "-s", "s1", "--path", store_s],
+        &[],
+    );
+    expect_code(&show, 2, "a sealed snapshot without keys");
+    assert!(
+        show.stderr.contains("encrypted with key 'k2'"),
+        "{}",
+        show.stderr
     );
 
     // Now k1 can go: every backup restores with k2 alone, and the one in the clear too.
