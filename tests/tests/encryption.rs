@@ -111,18 +111,16 @@ fn restore_config(
     p.to_str().expect("utf8").to_string()
 }
 
-/// What must survive a round trip: key, value, headers and timestamp, in offset order.
-fn content(
-    r: &Records,
-    topic: &str,
-) -> Vec<
-    Vec<(
-        Option<Vec<u8>>,
-        Option<Vec<u8>>,
-        Vec<(String, Option<Vec<u8>>)>,
-        i64,
-    )>,
-> {
+/// What a record must keep through a round trip: key, value, headers and timestamp.
+type Content = (
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Vec<(String, Option<Vec<u8>>)>,
+    i64,
+);
+
+/// What must survive a round trip, per partition in offset order.
+fn content(r: &Records, topic: &str) -> Vec<Vec<Content>> {
     (0..PARTITIONS)
         .map(|p| {
             r.get(&(topic.to_string(), p))
