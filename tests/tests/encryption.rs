@@ -704,6 +704,21 @@ async fn keys_rotate_and_rewrap_without_rewriting_segments_and_clear_backups_sta
             .any(|x| x["object"] == "snapshots/s1.json" && x["from"] == "k1"),
         "{j}"
     );
+    // `list` tells which key wraps each backup, without any key.
+    let l = cli(&["list", "--path", store_s, "-f", "json"], &[]);
+    expect_code(&l, 0, "list");
+    let listed = l.json();
+    let key_of = |id: &str| {
+        listed["backups"]
+            .as_array()
+            .expect("backups")
+            .iter()
+            .find(|b| b["backup_id"] == id)
+            .map(|b| b["encryption_key_id"].clone())
+    };
+    assert_eq!(key_of("old"), Some(serde_json::json!("k2")), "{listed}");
+    assert_eq!(key_of("new"), Some(serde_json::json!("k2")), "{listed}");
+    assert_eq!(key_of("clear"), Some(serde_json::Value::Null), "{listed}");
     let new_s = new_only.to_str().expect("utf8");
     let show = cli(
         &[

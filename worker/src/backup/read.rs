@@ -34,6 +34,9 @@ pub struct BackupSummary {
     pub bytes: u64,
     pub stored_bytes: u64,
     pub segments: u64,
+    /// The key that wraps an encrypted backup's data key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption_key_id: Option<String>,
     /// Manifests that could not be read, with the reason.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
@@ -50,6 +53,7 @@ fn shard_of(key: &str) -> Option<(u32, u32)> {
 pub async fn list_backups(storage: &Storage) -> Result<Vec<BackupSummary>> {
     let objects = storage.list(&format!("{BACKUPS_DIR}/")).await?;
     let mut ids: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut encrypted = std::collections::BTreeSet::new();
     for o in objects {
         let mut parts = o.key.splitn(4, '/');
         let (Some(_), Some(id), Some(kind)) = (parts.next(), parts.next(), parts.next()) else {
@@ -58,10 +62,20 @@ pub async fn list_backups(storage: &Storage) -> Result<Vec<BackupSummary>> {
         let entry = ids.entry(id.to_string()).or_default();
         if kind == "manifest" {
             entry.push(o.key.clone());
+        } else if kind == "encryption.json" {
+            encrypted.insert(id.to_string());
         }
     }
     let mut out = Vec::new();
     for (id, manifests) in ids {
+        let encryption_key_id = if encrypted.contains(&id) {
+            match storage.backup_key_record(&id).await {
+                Ok(r) => r.map(|r| r.key_id()),
+                Err(e) => Some(format!("unreadable ({e})")),
+            }
+        } else {
+            None
+        };
         let mut s = BackupSummary {
             backup_id: id.clone(),
             complete: false,
@@ -78,12 +92,19 @@ pub async fn list_backups(storage: &Storage) -> Result<Vec<BackupSummary>> {
             bytes: 0,
             stored_bytes: 0,
             segments: 0,
+            encryption_key_id,
             problems: Vec::new(),
         };
         let mut topics = std::collections::BTreeSet::new();
         for key in &manifests {
-            let Some(data) = storage.get(key).await? else {
-                continue;
+            let data = match storage.get(key).await {
+                Ok(Some(data)) => data,
+                Ok(None) => continue,
+                Err(e @ Error::Tampered { .. }) => {
+                    s.problems.push(e.to_string());
+                    continue;
+                }
+                Err(e) => return Err(e),
             };
             match Manifest::from_json(&data, key) {
                 Err(e) => s.problems.push(e.to_string()),

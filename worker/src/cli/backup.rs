@@ -311,6 +311,9 @@ fn list_table(backups: &[BackupSummary]) -> String {
             b.chain.as_deref().unwrap_or("-"),
             b.parent.as_deref().unwrap_or("-"),
         ));
+        if let Some(k) = &b.encryption_key_id {
+            out.push_str(&format!("  encrypted with key '{k}'\n"));
+        }
         for p in &b.problems {
             out.push_str(&format!("  problem: {p}\n"));
         }
