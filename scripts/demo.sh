@@ -3,7 +3,8 @@
 # (list, describe, deep verify), a three-phase restore into a new topic with its offset mapping, the
 # offset safety net end to end — snapshot, a botched offset change, verify, rollback, export —
 # and offset reset: plan, execute with a safety snapshot, undo, bulk dry run, script; a restore drill
-# of the backup, and an offset reset planned for approval, then executed exactly as approved.
+# of the backup, an offset reset planned for approval, then executed exactly as approved, and an
+# encrypted backup with a key rotation.
 # Everything it needs is installed on first run (cached in ~/.cache/tidemark/tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -124,5 +125,14 @@ step "16. A reset planned for approval: the plan file and its hash, nothing chan
 step "17. Executed exactly as planned (refused, with nothing changed, if the group moved since)" \
   "$TIDEMARK" offset-reset execute --bootstrap-servers "$BOOTSTRAP" --path "$STORE" \
   --approved-plan "$STORE/replay.plan.json"
+mkdir -p "$STORE/keys" && head -c 32 /dev/urandom >"$STORE/keys/demo-1"
+step "18. An encrypted backup: records and offsets sealed with AES-256-GCM under a data key that key demo-1 wraps" \
+  "$TIDEMARK" backup --bootstrap-servers "$BOOTSTRAP" --path "$STORE/sealed" --topics orders --backup-id sealed-backup \
+  --encryption-key-file "$STORE/keys"
+step "19. Every segment authenticated and decoded with the key" \
+  "$TIDEMARK" verify-backup --path "$STORE/sealed" --backup-id sealed-backup --deep --encryption-key-file "$STORE/keys"
+head -c 32 /dev/urandom >"$STORE/keys/demo-2"
+step "20. Key rotation: the backup's data key re-wrapped under demo-2, its segments untouched" \
+  "$TIDEMARK" rewrap-keys --path "$STORE/sealed" --all --encryption-key-file "$STORE/keys" --encryption-key-id demo-2
 
 printf '\n\033[1mDemo complete.\033[0m Snapshots and exports are in %s\n' "$STORE"
