@@ -296,8 +296,17 @@ impl Storage {
             .list(&format!("backups/{id}/"))
             .await?
             .into_iter()
-            .any(|o| !o.key.starts_with(&format!("backups/{id}/lease/")));
+            .any(|o| {
+                !o.key.starts_with(&format!("backups/{id}/lease/"))
+                    && o.key != backup_key_object(id)
+            });
         if started {
+            // Another shard may have made the key object meanwhile.
+            if let Some(record) = self.backup_key_record(id).await? {
+                let key = self.unwrap_record(&vault, &record).await?;
+                vault.remember(id, Some(Arc::new(key)));
+                return Ok(Some(record.key_id()));
+            }
             tracing::warn!(
                 backup = id,
                 "backup was started without encryption; it is finished without"
@@ -510,4 +519,133 @@ fn mac_matches(dek: &DataKey, key: &str, doc: &serde_json::Value, mac: &str) -> 
         return Ok(false);
     };
     Ok(ring::hmac::verify(&mac_key(dek)?, &mac_input(key, doc)?, &tag).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::StorageOptions;
+
+    fn open(dir: &std::path::Path, keys: &std::path::Path) -> Storage {
+        let options = StorageOptions {
+            encryption: Some(tidemark_task::Encryption {
+                key_file: Some(keys.display().to_string()),
+                ..Default::default()
+            }),
+            ..StorageOptions::default()
+        };
+        Storage::open(&dir.join("store").display().to_string(), &options).expect("open")
+    }
+
+    fn setup() -> (tempfile::TempDir, std::path::PathBuf) {
+        let d = tempfile::tempdir().expect("dir");
+        let keys = d.path().join("keys");
+        std::fs::create_dir_all(&keys).expect("keys");
+        std::fs::write(keys.join("k1"), [7u8; 32]).expect("key");
+        (d, keys)
+    }
+
+    #[tokio::test]
+    async fn shards_starting_together_share_one_data_key() {
+        let (d, keys) = setup();
+        let handles: Vec<Storage> = (0..4).map(|_| open(d.path(), &keys)).collect();
+        let began =
+            futures::future::join_all(handles.iter().map(|h| h.begin_backup_encryption("b1")))
+                .await;
+        for b in began {
+            assert_eq!(b.expect("begin"), Some("k1".to_string()));
+        }
+        // What one shard seals, every other opens.
+        let key = "backups/b1/topics/t/0/00000000000000000000.seg";
+        handles[0]
+            .put_once(key, Bytes::from_static(b"records"))
+            .await
+            .expect("put");
+        for h in &handles[1..] {
+            assert_eq!(
+                h.get(key).await.expect("get"),
+                Some(Bytes::from_static(b"records"))
+            );
+        }
+        // A retry of the same create-once write is accepted though its sealed bytes differ.
+        handles[1]
+            .put_once(key, Bytes::from_static(b"records"))
+            .await
+            .expect("idempotent retry");
+        let err = handles[2]
+            .put_once(key, Bytes::from_static(b"other"))
+            .await
+            .expect_err("other content");
+        assert!(err.to_string().contains("refusing to overwrite"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_backup_started_in_the_clear_is_finished_in_the_clear() {
+        let (d, keys) = setup();
+        let clear = Storage::open(
+            &d.path().join("store").display().to_string(),
+            &StorageOptions::default(),
+        )
+        .expect("open");
+        clear
+            .put(
+                "backups/b1/checkpoint/00000-of-00001.json",
+                Bytes::from_static(b"{}"),
+            )
+            .await
+            .expect("checkpoint");
+        let keyed = open(d.path(), &keys);
+        assert_eq!(
+            keyed.begin_backup_encryption("b1").await.expect("begin"),
+            None
+        );
+        let key = "backups/b1/topics/t/0/00000000000000000000.seg";
+        keyed
+            .put_once(key, Bytes::from_static(b"x"))
+            .await
+            .expect("put");
+        // Sealed under a data key of its own (the backup has none), so readable with the key only.
+        let raw = keyed.get_stored(key).await.expect("raw").expect("exists");
+        assert!(envelope::is_sealed(&raw));
+        assert_eq!(
+            keyed.get(key).await.expect("get"),
+            Some(Bytes::from_static(b"x"))
+        );
+        assert!(keyed
+            .backup_key_record("b1")
+            .await
+            .expect("record")
+            .is_none());
+    }
+
+    #[tokio::test]
+    async fn documents_of_an_encrypted_backup_need_their_mac() {
+        let (d, keys) = setup();
+        let s = open(d.path(), &keys);
+        s.begin_backup_encryption("b1").await.expect("begin");
+        let key = "backups/b1/manifest/00000-of-00001.json";
+        s.put(key, Bytes::from_static(b"{\"format\":\"x\",\"n\":1}"))
+            .await
+            .expect("put");
+        let stored: serde_json::Value =
+            serde_json::from_slice(&s.get_stored(key).await.expect("raw").expect("exists"))
+                .expect("json");
+        assert_eq!(stored["authentication"]["algorithm"], MAC_ALGORITHM);
+        assert_eq!(stored["n"], 1, "readable");
+        s.get(key).await.expect("authenticates");
+        // The same document under another shard's name, or without its MAC: refused.
+        let raw = s.get_stored(key).await.expect("raw").expect("exists");
+        let other = "backups/b1/manifest/00001-of-00002.json";
+        std::fs::create_dir_all(d.path().join("store/backups/b1/manifest")).expect("dir");
+        std::fs::write(d.path().join("store").join(other), &raw).expect("copy");
+        let err = s.get(other).await.expect_err("moved");
+        assert!(matches!(err, Error::Tampered { .. }), "{err}");
+        std::fs::write(
+            d.path().join("store").join(key),
+            b"{\"format\":\"x\",\"n\":1}",
+        )
+        .expect("strip");
+        let err = s.get(key).await.expect_err("no MAC");
+        assert!(err.to_string().contains("carries no MAC"), "{err}");
+    }
 }
