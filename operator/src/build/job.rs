@@ -26,9 +26,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use super::rbac::worker_config_map;
 use super::task::task_config_map_name;
 use super::{kind_child_name, labels, name, namespace, owner_reference, Error, RunId, WorkerKind};
-use super::{CA_DIR, DATA_DIR, TASK_DIR, TASK_PATH, TLS_DIR};
+use super::{CA_DIR, DATA_DIR, ENCRYPTION_DIR, TASK_DIR, TASK_PATH, TLS_DIR};
 use crate::config::OperatorConfig;
-use crate::crd::common::{CredentialsSecretRef, KafkaClusterSpec, StorageSpec, StorageType};
+use crate::crd::common::{
+    CredentialsSecretRef, EncryptionSpec, KafkaClusterSpec, StorageSpec, StorageType,
+};
 
 /// Label the Job controller puts on a Job's pods, with the Job's name.
 pub const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
@@ -217,6 +219,9 @@ pub fn job_spec<K: WorkerKind>(
     }
     if let Some(storage) = cr.storage()? {
         storage_wiring(storage, &mut volumes, &mut mounts, &mut env, &mut env_from);
+    }
+    if let Some(encryption) = cr.encryption() {
+        encryption_wiring(encryption, &mut volumes, &mut mounts);
     }
     env.extend(parts.env.iter().cloned());
     // Every worker serves its progress on /metrics and logs JSON lines.
@@ -458,6 +463,33 @@ fn storage_wiring(
         });
     }
 }
+
+/// The encryption Secret, whole and read-only at [`ENCRYPTION_DIR`]: every entry a file named
+/// by its key id, as [`super::task::encryption_target`] names the directory (the worker picks
+/// the key a backup was wrapped with). A KMS key needs no mount: the worker reaches KMS with
+/// the pod's AWS credentials (its service account's, e.g. IRSA).
+fn encryption_wiring(
+    encryption: &EncryptionSpec,
+    volumes: &mut Vec<Volume>,
+    mounts: &mut Vec<VolumeMount>,
+) {
+    if let Some(secret) = &encryption.secret_ref {
+        volumes.push(Volume {
+            name: ENCRYPTION_VOLUME.into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(secret.name.clone()),
+                items: None,
+                default_mode: Some(SECRET_FILE_MODE),
+                optional: Some(false),
+            }),
+            ..Volume::default()
+        });
+        mounts.push(mount(ENCRYPTION_VOLUME, ENCRYPTION_DIR, true));
+    }
+}
+
+/// The volume of the encryption Secret.
+pub const ENCRYPTION_VOLUME: &str = "encryption-keys";
 
 fn mount(volume: &str, path: &str, read_only: bool) -> VolumeMount {
     VolumeMount {

@@ -25,7 +25,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{Resource, ResourceExt};
 use tidemark_task::Task;
 
-use crate::crd::common::{JobOptions, KafkaClusterSpec, StorageSpec, StorageType};
+use crate::crd::common::{EncryptionSpec, JobOptions, KafkaClusterSpec, StorageSpec, StorageType};
 
 /// Field manager of every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "tidemark-operator";
@@ -50,6 +50,8 @@ pub const TASK_PATH: &str = "/etc/tidemark/task/task.yaml";
 pub const TLS_DIR: &str = "/etc/tidemark/tls";
 /// Where `kafkaCluster.caSecret` is mounted (`ca.crt`).
 pub const CA_DIR: &str = "/etc/tidemark/ca";
+/// Where `encryption.secretRef` is mounted, whole (one file per key, named by its key id).
+pub const ENCRYPTION_DIR: &str = "/etc/tidemark/encryption";
 /// Where a `pvc` storage volume is mounted.
 pub const DATA_DIR: &str = "/var/lib/tidemark";
 
@@ -323,6 +325,17 @@ pub trait WorkerKind: Resource<DynamicType = ()> {
     /// The storage the worker uses; `Ok(None)` when the run uses none, `Err` when the run needs
     /// one and the spec has none.
     fn storage(&self) -> Result<Option<&StorageSpec>, Error>;
+
+    /// The keys of the data in [`storage`](Self::storage) (`spec.encryption`, or what the
+    /// resource inherits): its Secret is mounted into every worker Job at
+    /// [`ENCRYPTION_DIR`] and the task's storage names that path. `None`: in the clear.
+    fn encryption(&self) -> Option<&EncryptionSpec>;
+
+    /// The field that names [`encryption`](Self::encryption)'s Secret, for messages
+    /// (default `spec.encryption.secretRef`).
+    fn encryption_secret_field(&self) -> &'static str {
+        "spec.encryption.secretRef"
+    }
 
     /// What the worker does in a `configMap` storage (ignored for other storage types).
     fn config_map_access(&self) -> ConfigMapAccess;
