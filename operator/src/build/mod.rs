@@ -17,6 +17,9 @@ pub mod rollback;
 pub mod service_account;
 pub mod task;
 
+#[cfg(test)]
+mod encryption_tests;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -589,6 +592,19 @@ pub(crate) mod fixtures {
 
     /// Incremental every six hours to S3, with a weekly restore drill into a staging cluster.
     pub const BACKUP_DRILL: &str = include_str!("../../../config/samples/kafkabackup-drill.yaml");
+
+    /// Incremental, nightly, to S3, encrypted with the key `key-2026-12` of the Secret
+    /// `tidemark-backup-keys`, retention keepLast 14.
+    pub const BACKUP_ENCRYPTED: &str =
+        include_str!("../../../config/samples/kafkabackup-encrypted.yaml");
+
+    /// A restore of the KafkaBackup `customers-encrypted` that names no keys of its own.
+    pub const RESTORE_ENCRYPTED: &str =
+        include_str!("../../../config/samples/kafkarestore-encrypted.yaml");
+
+    /// A snapshot to S3 encrypted with a KMS key, and the Secret for older snapshots.
+    pub const ROLLBACK_ENCRYPTED: &str =
+        include_str!("../../../config/samples/kafkaoffsetrollback-snapshot-encrypted.yaml");
 
     /// A Kafka property value that no rendered object may hold.
     pub const SENTINEL: &str = "s3ntinel-Pa55w0rd";

@@ -688,6 +688,91 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_encryption_block_stalls_naming_its_field() {
+        use crate::crd::common::{EncryptionSecretRef, EncryptionSpec};
+        let secret = |name: &str, key_id: Option<&str>| EncryptionSpec {
+            secret_ref: Some(EncryptionSecretRef {
+                name: name.into(),
+                key_id: key_id.map(str::to_string),
+            }),
+            kms_key_id: None,
+        };
+        let cases = [
+            (
+                EncryptionSpec {
+                    secret_ref: None,
+                    kms_key_id: None,
+                },
+                REASON_MISSING_FIELD,
+                "spec.encryption needs secretRef (a Secret of keys), kmsKeyId (an AWS KMS key) or both",
+            ),
+            (
+                secret("", None),
+                REASON_INVALID_FIELD,
+                "spec.encryption.secretRef.name '' is not a valid Secret name",
+            ),
+            (
+                secret("Backup_Keys", None),
+                REASON_INVALID_FIELD,
+                "spec.encryption.secretRef.name 'Backup_Keys' is not a valid Secret name",
+            ),
+            (
+                secret("backup-keys", Some("../etc")),
+                REASON_INVALID_FIELD,
+                "spec.encryption.secretRef.keyId '../etc' is not a key id",
+            ),
+            (
+                secret("backup-keys", Some(".hidden")),
+                REASON_INVALID_FIELD,
+                "spec.encryption.secretRef.keyId '.hidden' is not a key id",
+            ),
+            (
+                EncryptionSpec {
+                    secret_ref: None,
+                    kms_key_id: Some("alias/my key".into()),
+                },
+                REASON_INVALID_FIELD,
+                "spec.encryption.kmsKeyId is not a KMS key id, ARN or alias",
+            ),
+        ];
+        for (encryption, reason, message) in cases {
+            let mut backup = kb(BACKUP_ENCRYPTED);
+            backup.spec.encryption = Some(encryption.clone());
+            let mut restore = kr(RESTORE_PITR_NEW_TOPIC);
+            restore.spec.encryption = Some(encryption.clone());
+            let mut rollback = korb(ROLLBACK_ENCRYPTED);
+            rollback.spec.encryption = Some(encryption);
+            for problems in [validate(&backup), validate(&restore), validate(&rollback)] {
+                assert_one_problem(&problems, reason, message);
+            }
+        }
+        // The samples' blocks, a KMS key alone, and both together, are fine.
+        assert_eq!(validate(&kb(BACKUP_ENCRYPTED)), []);
+        assert_eq!(validate(&korb(ROLLBACK_ENCRYPTED)), []);
+        let mut kms = kr(RESTORE_PITR_NEW_TOPIC);
+        kms.spec.encryption = Some(EncryptionSpec {
+            secret_ref: None,
+            kms_key_id: Some("arn:aws:kms:eu-west-1:111122223333:key/1234abcd".into()),
+        });
+        assert_eq!(validate(&kms), []);
+    }
+
+    #[test]
+    fn encrypted_snapshots_in_a_config_map_stall() {
+        use crate::crd::common::EncryptionSpec;
+        let mut cr = korb(QUICK_SNAPSHOT);
+        cr.spec.encryption = Some(EncryptionSpec {
+            secret_ref: None,
+            kms_key_id: Some("alias/snapshots".into()),
+        });
+        assert_one_problem(
+            &validate(&cr),
+            REASON_UNSUPPORTED_STORAGE,
+            "spec.encryption is not used with spec.storage.storageType configMap",
+        );
+    }
+
+    #[test]
     fn a_bad_run_annotation_is_reported() {
         let mut cr = korb(QUICK_SNAPSHOT);
         cr.metadata.annotations = Some([(RUN_ANNOTATION.to_string(), "twice".to_string())].into());
