@@ -481,12 +481,13 @@ pub fn referenced_secrets<K: WorkerKind>(cr: &K) -> Vec<SecretReference> {
             keys: Vec::new(),
         });
     }
-    // Mounted whole: every entry is a key. The one that wraps new data keys must exist.
+    // Mounted whole (every entry is a key): only its existence is the kubelet's to check; a
+    // keyId it does not hold is the worker's error, naming the key.
     if let Some(secret) = cr.encryption().and_then(|e| e.secret_ref.as_ref()) {
         refs.push(SecretReference {
             field: cr.encryption_secret_field(),
             name: secret.name.clone(),
-            keys: secret.key_id.iter().cloned().collect(),
+            keys: Vec::new(),
         });
     }
     refs
