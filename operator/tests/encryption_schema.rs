@@ -229,3 +229,19 @@ fn the_key_id_is_part_of_every_status_schema() {
         assert_eq!(field["type"], "string", "{kind}: {schema}");
     }
 }
+
+#[test]
+fn a_backups_key_is_a_wide_printer_column() {
+    let crd = tidemark_operator::crd::all()
+        .into_iter()
+        .find(|c| c.spec.names.kind == "KafkaBackup")
+        .expect("KafkaBackup CRD");
+    let column = crd.spec.versions[0]
+        .additional_printer_columns
+        .iter()
+        .flatten()
+        .find(|c| c.json_path == ".status.encryptionKeyId")
+        .expect("a Key column");
+    assert_eq!(column.name, "Key");
+    assert_eq!(column.priority, Some(1), "only with -o wide");
+}

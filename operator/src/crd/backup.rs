@@ -46,6 +46,7 @@ pub const MAX_PARALLELISM: i32 = 100;
     printcolumn = r#"{"name":"Last Backup","type":"string","jsonPath":".status.lastBackupId"}"#,
     printcolumn = r#"{"name":"Records","type":"integer","jsonPath":".status.records"}"#,
     printcolumn = r#"{"name":"Drill","type":"string","jsonPath":".status.conditions[?(@.type==\"DrillVerified\")].status"}"#,
+    printcolumn = r#"{"name":"Key","type":"string","priority":1,"jsonPath":".status.encryptionKeyId"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
