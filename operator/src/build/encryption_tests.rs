@@ -379,6 +379,14 @@ fn restores_and_rollbacks_show_the_configured_key_in_their_status() {
         status.encryption_key_id.as_deref(),
         Some("aws-kms:alias/restores")
     );
+    // A started run is not resolved again: the KafkaBackup's key id recorded then is kept.
+    let mut started = resolved.restore.clone();
+    started.status = Some(crate::crd::restore::KafkaRestoreStatus {
+        encryption_key_id: Some(KEY_ID.into()),
+        ..Default::default()
+    });
+    let status = run_status(&started, super::restore::backup_source(&started));
+    assert_eq!(status.encryption_key_id.as_deref(), Some(KEY_ID));
     // No keys: nothing shown.
     let plain = kr(RESTORE_PITR_NEW_TOPIC);
     let status = run_status(&plain, super::restore::backup_source(&plain));

@@ -1,7 +1,8 @@
 //! The worker Job of one run of any [`WorkerKind`]: `tidemark run --task
 //! /etc/tidemark/task/task.yaml` in a locked-down, non-root pod, with the task ConfigMap, TLS
-//! Secrets and PVC storage mounted, SASL credentials as `secretKeyRef` env, cloud credentials
-//! via `envFrom`, and a controller owner reference to the resource. Secret values never appear.
+//! Secrets, the encryption key Secret and PVC storage mounted, SASL credentials as
+//! `secretKeyRef` env, cloud credentials via `envFrom`, and a controller owner reference to the
+//! resource. Secret values never appear.
 //!
 //! A kind with shards ([`WorkerKind::shards`]) gets an Indexed Job, one pod per shard. What
 //! differs between a resource's Jobs ([`JobParts`]: labels, task ConfigMap, Kafka or not,
@@ -45,6 +46,8 @@ pub const WORKER_UID: i64 = 65532;
 pub const TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
 /// Mode of mounted Secret files: readable by the owner and by the pod's `fsGroup`.
 const SECRET_FILE_MODE: i32 = 0o440;
+/// The volume of the encryption key Secret (`spec.encryption.secretRef`).
+pub const ENCRYPTION_VOLUME: &str = "encryption-keys";
 
 /// Worker exit codes that no retry can fix (invalid input, snapshot or group not found, SASL
 /// authentication failed, malformed snapshot, verification differences, TLS setup): the pod
@@ -487,9 +490,6 @@ fn encryption_wiring(
         mounts.push(mount(ENCRYPTION_VOLUME, ENCRYPTION_DIR, true));
     }
 }
-
-/// The volume of the encryption Secret.
-pub const ENCRYPTION_VOLUME: &str = "encryption-keys";
 
 fn mount(volume: &str, path: &str, read_only: bool) -> VolumeMount {
     VolumeMount {
