@@ -311,6 +311,7 @@ fn printer_columns_show_mode_schedule_phase_last_backup_and_records() {
             "string",
             r#".status.conditions[?(@.type=="DrillVerified")].status"#,
         ),
+        ("Key", "string", ".status.encryptionKeyId"),
         (
             "Ready",
             "string",

@@ -314,12 +314,16 @@ fn every_sample_manifest_is_accepted() {
         }
     }
     operations.sort();
-    assert_eq!(operations, ["delete", "rollback", "snapshot", "verify"]);
+    assert_eq!(
+        operations,
+        ["delete", "rollback", "snapshot", "snapshot", "verify"]
+    );
     modes.sort();
     assert_eq!(
         modes,
         [
             "continuous once",
+            "incremental scheduled",
             "incremental scheduled",
             "incremental scheduled",
             "oneShot once",
@@ -332,6 +336,7 @@ fn every_sample_manifest_is_accepted() {
         restore_kinds,
         [
             "dry run from KafkaBackup",
+            "full from KafkaBackup",
             "full from KafkaBackup",
             "pitr from backupId",
             "three-phase from KafkaBackup"

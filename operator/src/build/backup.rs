@@ -27,7 +27,7 @@ use super::{count, fnv1a, instance_hash, kind_child_name, label_value, name, nam
 use super::{owner_labels, ConfigMapAccess, Error, RunId, Schedule, WorkerKind};
 use crate::config::OperatorConfig;
 use crate::crd::backup::{BackupMode, Compression, MAX_PARALLELISM};
-use crate::crd::common::{JobOptions, KafkaClusterSpec, StorageSpec};
+use crate::crd::common::{EncryptionSpec, JobOptions, KafkaClusterSpec, StorageSpec};
 use crate::crd::KafkaBackup;
 
 /// `app.kubernetes.io/component` of a KafkaBackup's backup Jobs, CronJob and task ConfigMaps.
@@ -80,6 +80,10 @@ impl WorkerKind for KafkaBackup {
 
     fn storage(&self) -> Result<Option<&StorageSpec>, Error> {
         Ok(Some(&self.spec.storage))
+    }
+
+    fn encryption(&self) -> Option<&EncryptionSpec> {
+        self.spec.encryption.as_ref()
     }
 
     /// Backups never use a ConfigMap (the schema and validation refuse one): no API access.
@@ -141,7 +145,11 @@ impl WorkerKind for KafkaBackup {
             source: Some(source(self)?),
             work: TaskWork::Backup(BackupTask {
                 kafka: kafka_target(&spec.kafka_cluster),
-                storage: storage_target(&spec.storage, &namespace(self)?)?,
+                storage: storage_target(
+                    &spec.storage,
+                    &namespace(self)?,
+                    spec.encryption.as_ref(),
+                )?,
                 // spec.backupId, else each pod takes its Job's name from TIDEMARK_BACKUP_ID.
                 backup_id: spec.backup_id.clone(),
                 topics: TaskTopics {
@@ -189,7 +197,11 @@ pub fn cleanup_task(cr: &KafkaBackup) -> Result<Option<Task>, Error> {
         api_version: TASK_API_VERSION.to_string(),
         source: Some(source(cr)?),
         work: TaskWork::BackupCleanup(BackupCleanupTask {
-            storage: storage_target(&cr.spec.storage, &namespace(cr)?)?,
+            storage: storage_target(
+                &cr.spec.storage,
+                &namespace(cr)?,
+                cr.spec.encryption.as_ref(),
+            )?,
             chain: chain(cr)?,
             keep_last: retention
                 .keep_last

@@ -72,7 +72,11 @@ pub fn drill_task(cr: &KafkaBackup, drill_id: &str) -> Result<Option<Task>, Erro
                     .as_ref()
                     .unwrap_or(&cr.spec.kafka_cluster),
             ),
-            storage: storage_target(&cr.spec.storage, &namespace(cr)?)?,
+            storage: storage_target(
+                &cr.spec.storage,
+                &namespace(cr)?,
+                cr.spec.encryption.as_ref(),
+            )?,
             backup_id: None,
             chain: Some(chain(cr)?),
             drill_id: Some(drill_id.to_string()),

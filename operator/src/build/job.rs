@@ -1,7 +1,8 @@
 //! The worker Job of one run of any [`WorkerKind`]: `tidemark run --task
 //! /etc/tidemark/task/task.yaml` in a locked-down, non-root pod, with the task ConfigMap, TLS
-//! Secrets and PVC storage mounted, SASL credentials as `secretKeyRef` env, cloud credentials
-//! via `envFrom`, and a controller owner reference to the resource. Secret values never appear.
+//! Secrets, the encryption key Secret and PVC storage mounted, SASL credentials as
+//! `secretKeyRef` env, cloud credentials via `envFrom`, and a controller owner reference to the
+//! resource. Secret values never appear.
 //!
 //! A kind with shards ([`WorkerKind::shards`]) gets an Indexed Job, one pod per shard. What
 //! differs between a resource's Jobs ([`JobParts`]: labels, task ConfigMap, Kafka or not,
@@ -26,9 +27,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use super::rbac::worker_config_map;
 use super::task::task_config_map_name;
 use super::{kind_child_name, labels, name, namespace, owner_reference, Error, RunId, WorkerKind};
-use super::{CA_DIR, DATA_DIR, TASK_DIR, TASK_PATH, TLS_DIR};
+use super::{CA_DIR, DATA_DIR, ENCRYPTION_DIR, TASK_DIR, TASK_PATH, TLS_DIR};
 use crate::config::OperatorConfig;
-use crate::crd::common::{CredentialsSecretRef, KafkaClusterSpec, StorageSpec, StorageType};
+use crate::crd::common::{
+    CredentialsSecretRef, EncryptionSpec, KafkaClusterSpec, StorageSpec, StorageType,
+};
 
 /// Label the Job controller puts on a Job's pods, with the Job's name.
 pub const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
@@ -43,6 +46,8 @@ pub const WORKER_UID: i64 = 65532;
 pub const TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
 /// Mode of mounted Secret files: readable by the owner and by the pod's `fsGroup`.
 const SECRET_FILE_MODE: i32 = 0o440;
+/// The volume of the encryption key Secret (`spec.encryption.secretRef`).
+pub const ENCRYPTION_VOLUME: &str = "encryption-keys";
 
 /// Worker exit codes that no retry can fix (invalid input, snapshot or group not found, SASL
 /// authentication failed, malformed snapshot, verification differences, TLS setup): the pod
@@ -217,6 +222,9 @@ pub fn job_spec<K: WorkerKind>(
     }
     if let Some(storage) = cr.storage()? {
         storage_wiring(storage, &mut volumes, &mut mounts, &mut env, &mut env_from);
+    }
+    if let Some(encryption) = cr.encryption() {
+        encryption_wiring(encryption, &mut volumes, &mut mounts);
     }
     env.extend(parts.env.iter().cloned());
     // Every worker serves its progress on /metrics and logs JSON lines.
@@ -456,6 +464,30 @@ fn storage_wiring(
             }),
             ..EnvFromSource::default()
         });
+    }
+}
+
+/// The encryption Secret, whole and read-only at [`ENCRYPTION_DIR`]: every entry a file named
+/// by its key id, as [`super::task::encryption_target`] names the directory (the worker picks
+/// the key a backup was wrapped with). A KMS key needs no mount: the worker reaches KMS with
+/// the pod's AWS credentials (its service account's, e.g. IRSA).
+fn encryption_wiring(
+    encryption: &EncryptionSpec,
+    volumes: &mut Vec<Volume>,
+    mounts: &mut Vec<VolumeMount>,
+) {
+    if let Some(secret) = &encryption.secret_ref {
+        volumes.push(Volume {
+            name: ENCRYPTION_VOLUME.into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(secret.name.clone()),
+                items: None,
+                default_mode: Some(SECRET_FILE_MODE),
+                optional: Some(false),
+            }),
+            ..Volume::default()
+        });
+        mounts.push(mount(ENCRYPTION_VOLUME, ENCRYPTION_DIR, true));
     }
 }
 

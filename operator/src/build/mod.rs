@@ -17,6 +17,9 @@ pub mod rollback;
 pub mod service_account;
 pub mod task;
 
+#[cfg(test)]
+mod encryption_tests;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -25,7 +28,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{Resource, ResourceExt};
 use tidemark_task::Task;
 
-use crate::crd::common::{JobOptions, KafkaClusterSpec, StorageSpec, StorageType};
+use crate::crd::common::{EncryptionSpec, JobOptions, KafkaClusterSpec, StorageSpec, StorageType};
 
 /// Field manager of every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "tidemark-operator";
@@ -50,6 +53,8 @@ pub const TASK_PATH: &str = "/etc/tidemark/task/task.yaml";
 pub const TLS_DIR: &str = "/etc/tidemark/tls";
 /// Where `kafkaCluster.caSecret` is mounted (`ca.crt`).
 pub const CA_DIR: &str = "/etc/tidemark/ca";
+/// Where `encryption.secretRef` is mounted, whole (one file per key, named by its key id).
+pub const ENCRYPTION_DIR: &str = "/etc/tidemark/encryption";
 /// Where a `pvc` storage volume is mounted.
 pub const DATA_DIR: &str = "/var/lib/tidemark";
 
@@ -324,6 +329,17 @@ pub trait WorkerKind: Resource<DynamicType = ()> {
     /// one and the spec has none.
     fn storage(&self) -> Result<Option<&StorageSpec>, Error>;
 
+    /// The keys of the data in [`storage`](Self::storage) (`spec.encryption`, or what the
+    /// resource inherits): its Secret is mounted into every worker Job at
+    /// [`ENCRYPTION_DIR`] and the task's storage names that path. `None`: in the clear.
+    fn encryption(&self) -> Option<&EncryptionSpec>;
+
+    /// The field that names [`encryption`](Self::encryption)'s Secret, for messages
+    /// (default `spec.encryption.secretRef`).
+    fn encryption_secret_field(&self) -> &'static str {
+        "spec.encryption.secretRef"
+    }
+
     /// What the worker does in a `configMap` storage (ignored for other storage types).
     fn config_map_access(&self) -> ConfigMapAccess;
 
@@ -576,6 +592,19 @@ pub(crate) mod fixtures {
 
     /// Incremental every six hours to S3, with a weekly restore drill into a staging cluster.
     pub const BACKUP_DRILL: &str = include_str!("../../../config/samples/kafkabackup-drill.yaml");
+
+    /// Incremental, nightly, to S3, encrypted with the key `key-2026-12` of the Secret
+    /// `tidemark-backup-keys`, retention keepLast 14.
+    pub const BACKUP_ENCRYPTED: &str =
+        include_str!("../../../config/samples/kafkabackup-encrypted.yaml");
+
+    /// A restore of the KafkaBackup `customers-encrypted` that names no keys of its own.
+    pub const RESTORE_ENCRYPTED: &str =
+        include_str!("../../../config/samples/kafkarestore-encrypted.yaml");
+
+    /// A snapshot to S3 encrypted with a KMS key, and the Secret for older snapshots.
+    pub const ROLLBACK_ENCRYPTED: &str =
+        include_str!("../../../config/samples/kafkaoffsetrollback-snapshot-encrypted.yaml");
 
     /// A Kafka property value that no rendered object may hold.
     pub const SENTINEL: &str = "s3ntinel-Pa55w0rd";

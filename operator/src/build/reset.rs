@@ -14,7 +14,7 @@ use tidemark_task::{OffsetResetTask, ResetStrategy as TaskStrategy, Task, TaskWo
 use super::task::{kafka_target, source, storage_target};
 use super::{count, instance_hash, name, namespace, required_storage};
 use super::{ConfigMapAccess, Error, RunId, WorkerKind};
-use crate::crd::common::{JobOptions, KafkaClusterSpec, StorageSpec};
+use crate::crd::common::{EncryptionSpec, JobOptions, KafkaClusterSpec, StorageSpec};
 use crate::crd::reset::ResetStrategy;
 use crate::crd::KafkaOffsetReset;
 
@@ -91,6 +91,11 @@ impl WorkerKind for KafkaOffsetReset {
 
     /// Used to store the safety snapshot and to read a fromSnapshot plan; a run doing neither
     /// (a dry run, or `snapshotBeforeReset: false`) neither mounts nor names it.
+    /// A reset has no `spec.encryption`: its safety snapshots are stored in the clear.
+    fn encryption(&self) -> Option<&EncryptionSpec> {
+        None
+    }
+
     fn storage(&self) -> Result<Option<&StorageSpec>, Error> {
         let spec = &self.spec;
         if spec.takes_snapshot()
@@ -141,7 +146,7 @@ impl WorkerKind for KafkaOffsetReset {
         let ns = namespace(self)?;
         let storage = self
             .storage()?
-            .map(|s| storage_target(s, &ns))
+            .map(|s| storage_target(s, &ns, None))
             .transpose()?;
         let (snapshot_id, snapshot_description) = if spec.takes_snapshot() {
             let id = match &spec.snapshot_id {

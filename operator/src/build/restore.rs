@@ -25,7 +25,7 @@ use super::job::PARTIAL_FAILURE_EXIT_CODES;
 use super::task::{kafka_target, source, storage_target};
 use super::{count, namespace, positive, ConfigMapAccess, Error, RunId, WorkerKind};
 use crate::crd::backup::MAX_PARALLELISM;
-use crate::crd::common::{JobOptions, KafkaClusterSpec, StorageSpec, StorageType};
+use crate::crd::common::{EncryptionSpec, JobOptions, KafkaClusterSpec, StorageSpec, StorageType};
 use crate::crd::restore::{PitrSpec, RestoreChain};
 use crate::crd::KafkaRestore;
 
@@ -55,6 +55,8 @@ pub struct ResolvedBackup {
     pub backup_id: String,
     /// The KafkaBackup's storage.
     pub storage: StorageSpec,
+    /// The KafkaBackup's `spec.encryption`: the restore's keys when it names none itself.
+    pub encryption: Option<EncryptionSpec>,
 }
 
 /// A KafkaRestore whose `backupRef.name` the controller has resolved through that KafkaBackup
@@ -74,6 +76,11 @@ impl ResolvedRestore {
     /// Where its backup comes from (always [`BackupSource::Resolved`]).
     pub fn source(&self) -> BackupSource<'_> {
         BackupSource::Resolved(&self.backup)
+    }
+
+    /// Whether its keys are the KafkaBackup's (it has no `spec.encryption` of its own).
+    fn inherits_encryption(&self) -> bool {
+        self.restore.spec.encryption.is_none() && self.backup.encryption.is_some()
     }
 }
 
@@ -205,6 +212,12 @@ impl WorkerKind for KafkaRestore {
         ConfigMapAccess::None
     }
 
+    /// `spec.encryption` (a `backupRef.name` is built as a [`ResolvedRestore`], which falls
+    /// back to the KafkaBackup's).
+    fn encryption(&self) -> Option<&EncryptionSpec> {
+        self.spec.encryption.as_ref()
+    }
+
     fn job_options(&self) -> Option<&JobOptions> {
         self.spec.job.as_ref()
     }
@@ -239,7 +252,7 @@ impl WorkerKind for KafkaRestore {
     }
 
     fn task(&self, _run: RunId) -> Result<Task, Error> {
-        restore_task(self, backup_source(self), self.shards())
+        restore_task(self, backup_source(self), self.encryption(), self.shards())
     }
 }
 
@@ -260,6 +273,24 @@ impl WorkerKind for ResolvedRestore {
 
     fn config_map_access(&self) -> ConfigMapAccess {
         self.restore.config_map_access()
+    }
+
+    /// The restore's own `spec.encryption`, else the KafkaBackup's: a backup made with
+    /// encryption is read with its keys unless the restore names others.
+    fn encryption(&self) -> Option<&EncryptionSpec> {
+        self.restore
+            .spec
+            .encryption
+            .as_ref()
+            .or(self.backup.encryption.as_ref())
+    }
+
+    fn encryption_secret_field(&self) -> &'static str {
+        if self.inherits_encryption() {
+            "spec.encryption.secretRef of the KafkaBackup in spec.backupRef.name"
+        } else {
+            "spec.encryption.secretRef"
+        }
     }
 
     fn job_options(&self) -> Option<&JobOptions> {
@@ -287,7 +318,12 @@ impl WorkerKind for ResolvedRestore {
     }
 
     fn task(&self, _run: RunId) -> Result<Task, Error> {
-        restore_task(&self.restore, self.source(), self.shards())
+        restore_task(
+            &self.restore,
+            self.source(),
+            self.encryption(),
+            self.shards(),
+        )
     }
 }
 
@@ -327,8 +363,14 @@ fn credentials_field(source: BackupSource<'_>, storage_type: StorageType) -> &'s
     }
 }
 
-/// The task of restore `cr` reading the backup `source` with `shards` pods.
-fn restore_task(cr: &KafkaRestore, backup: BackupSource<'_>, shards: u32) -> Result<Task, Error> {
+/// The task of restore `cr` reading the backup `source` with the keys of `encryption`, with
+/// `shards` pods.
+fn restore_task(
+    cr: &KafkaRestore,
+    backup: BackupSource<'_>,
+    encryption: Option<&EncryptionSpec>,
+    shards: u32,
+) -> Result<Task, Error> {
     let spec = &cr.spec;
     let (backup_id, storage) = match backup {
         BackupSource::Inline { backup_id, storage } => (backup_id, storage),
@@ -346,7 +388,7 @@ fn restore_task(cr: &KafkaRestore, backup: BackupSource<'_>, shards: u32) -> Res
         source: Some(source(cr)?),
         work: TaskWork::Restore(RestoreTask {
             kafka: kafka_target(&spec.kafka_cluster),
-            storage: storage_target(storage, &namespace(cr)?)?,
+            storage: storage_target(storage, &namespace(cr)?, encryption)?,
             backup_id: backup_id.to_string(),
             chain: match spec.chain {
                 RestoreChain::Full => ChainScope::Full,

@@ -9,7 +9,7 @@ use super::task::{kafka_target, source, storage_target};
 use super::{
     instance_hash, name, namespace, required_storage, ConfigMapAccess, Error, RunId, WorkerKind,
 };
-use crate::crd::common::{JobOptions, KafkaClusterSpec, StorageSpec};
+use crate::crd::common::{EncryptionSpec, JobOptions, KafkaClusterSpec, StorageSpec};
 use crate::crd::rollback::Operation;
 use crate::crd::KafkaOffsetRollback;
 
@@ -46,6 +46,10 @@ impl WorkerKind for KafkaOffsetRollback {
     /// skeleton omit it, and validation stalls such a resource before anything is built.
     fn storage(&self) -> Result<Option<&StorageSpec>, Error> {
         required_storage(self.spec.storage.as_ref()).map(Some)
+    }
+
+    fn encryption(&self) -> Option<&EncryptionSpec> {
+        self.spec.encryption.as_ref()
     }
 
     fn config_map_access(&self) -> ConfigMapAccess {
@@ -95,7 +99,7 @@ impl WorkerKind for KafkaOffsetRollback {
                     Operation::Delete => RollbackOperation::Delete,
                 },
                 kafka,
-                storage: storage_target(storage, &namespace(self)?)?,
+                storage: storage_target(storage, &namespace(self)?, spec.encryption.as_ref())?,
                 consumer_groups: match spec.operation {
                     Operation::Delete => Vec::new(),
                     _ => spec.consumer_groups.clone(),

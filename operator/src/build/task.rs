@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use tidemark_task::{KafkaTarget, StorageTarget, Task};
+use tidemark_task::{Encryption, KafkaTarget, StorageTarget, Task};
 
 use super::{kind_child_name, labels, name, namespace, owner_reference, Error, RunId, WorkerKind};
-use super::{CA_DIR, DATA_DIR, TASK_FILE_NAME, TLS_DIR};
-use crate::crd::common::{KafkaClusterSpec, StorageSpec, StorageType};
+use super::{CA_DIR, DATA_DIR, ENCRYPTION_DIR, TASK_FILE_NAME, TLS_DIR};
+use crate::crd::common::{EncryptionSpec, KafkaClusterSpec, StorageSpec, StorageType};
 use crate::validate::is_secret_property;
 
 /// Name of the task ConfigMap of `cr_name`'s run `run`: `<cr>-<tag>-task-<run>` (≤ 63
@@ -66,8 +66,41 @@ pub fn kafka_target(cluster: &KafkaClusterSpec) -> KafkaTarget {
     }
 }
 
-/// Where the worker keeps snapshots: a location URL, or the ConfigMap in `namespace`.
-pub fn storage_target(storage: &StorageSpec, namespace: &str) -> Result<StorageTarget, Error> {
+/// The task's keys of `spec`: the mounted Secret's path ([`ENCRYPTION_DIR`], as
+/// [`super::job`] mounts it) and key id, and the KMS key id. Names only, never key material.
+pub fn encryption_target(spec: &EncryptionSpec) -> Encryption {
+    Encryption {
+        key_file: spec.secret_ref.as_ref().map(|_| ENCRYPTION_DIR.to_string()),
+        key_id: spec.secret_ref.as_ref().and_then(|s| s.key_id.clone()),
+        kms_key_id: spec.kms_key_id.clone(),
+    }
+}
+
+/// Where the worker keeps its data: a location URL, encrypted with `encryption`'s keys when
+/// given, or the ConfigMap in `namespace` (never encrypted: `encryption` is refused there).
+pub fn storage_target(
+    storage: &StorageSpec,
+    namespace: &str,
+    encryption: Option<&EncryptionSpec>,
+) -> Result<StorageTarget, Error> {
+    let mut target = plain_storage_target(storage, namespace)?;
+    match (&mut target, encryption) {
+        (_, None) => {}
+        (StorageTarget::Location { encryption, .. }, Some(spec)) => {
+            *encryption = Some(encryption_target(spec));
+        }
+        (StorageTarget::ConfigMap { .. }, Some(_)) => {
+            return Err(Error::InvalidField {
+                field: "spec.encryption",
+                reason: "is not used with storageType configMap (a ConfigMap holds its documents in the clear)".into(),
+            })
+        }
+    }
+    Ok(target)
+}
+
+/// [`storage_target`] without encryption.
+fn plain_storage_target(storage: &StorageSpec, namespace: &str) -> Result<StorageTarget, Error> {
     let location = |url: String| StorageTarget::Location {
         url,
         s3_region: None,
@@ -407,7 +440,7 @@ mod tests {
     #[test]
     fn object_store_urls() {
         let spec = |yaml: &str| -> StorageSpec { serde_yaml_ng::from_str(yaml).expect("storage") };
-        let url = |yaml: &str| match storage_target(&spec(yaml), "ns").expect("target") {
+        let url = |yaml: &str| match storage_target(&spec(yaml), "ns", None).expect("target") {
             StorageTarget::Location { url, .. } => url,
             other => panic!("not a location: {other:?}"),
         };
@@ -423,6 +456,7 @@ mod tests {
         let minio = storage_target(
             &spec("{storageType: s3, s3: {bucket: b1, endpoint: 'http://minio:9000', pathStyle: true, allowHttp: true}}"),
             "ns",
+            None,
         )
         .expect("target");
         assert_eq!(
@@ -439,6 +473,7 @@ mod tests {
         let lower = storage_target(
             &spec("{storageType: configmap, configMap: {name: snaps}}"),
             "ns",
+            None,
         )
         .expect("alias");
         assert_eq!(
@@ -448,7 +483,7 @@ mod tests {
                 name: "snaps".into()
             }
         );
-        let err = storage_target(&spec("{storageType: s3}"), "ns").expect_err("no s3 block");
+        let err = storage_target(&spec("{storageType: s3}"), "ns", None).expect_err("no s3 block");
         assert_eq!(
             err.to_string(),
             "failed to build: spec.storage.s3 is required"

@@ -102,6 +102,7 @@ impl RunKind for KafkaBackup {
         KafkaBackupStatus {
             last_backup_id: s.last_backup_id.clone(),
             last_successful_time: s.last_successful_time.clone(),
+            encryption_key_id: s.encryption_key_id.clone(),
             last_run: s.last_run.clone(),
             topics: s.topics,
             partitions: s.partitions,
@@ -148,6 +149,7 @@ impl RunKind for KafkaBackup {
         status.discontinuities = count(|b| b.discontinuities).filter(|n| *n > 0);
         status.gap_offsets = count(|b| b.gap_offsets);
         status.unexplained_gap_offsets = count(|b| b.unexplained_gap_offsets);
+        status.encryption_key_id = backup.and_then(|b| b.encryption_key_id.clone());
         let complete = backup.is_some_and(|b| b.complete);
         Reasons {
             succeeded: REASON_BACKUP_COMPLETED.to_string(),
@@ -300,6 +302,10 @@ pub fn combine(shards: Vec<ShardResult>) -> (ShardCounts, Result<TaskResult, Str
     {
         if sum.backup_id.is_empty() {
             sum.backup_id = b.backup_id.clone();
+        }
+        // Every shard wraps with the key of one task; the first that reports it speaks for all.
+        if sum.encryption_key_id.is_none() {
+            sum.encryption_key_id = b.encryption_key_id.clone();
         }
         sum.topics = sum.topics.max(b.topics);
         sum.partitions = sum.partitions.saturating_add(b.partitions);

@@ -30,6 +30,7 @@ use crate::build::restore::{
 };
 use crate::build::{self, RunId, RUN_ANNOTATION};
 use crate::crd::approval::{Approval, PlanStatus};
+use crate::crd::common::EncryptionSpec;
 use crate::crd::restore::{KafkaRestoreStatus, RestoreProgress};
 use crate::crd::status::{Phase, RunStatus};
 use crate::crd::{KafkaBackup, KafkaRestore};
@@ -134,6 +135,7 @@ pub fn resolve(
             kafka_backup: name.to_string(),
             backup_id,
             storage: kb.spec.storage.clone(),
+            encryption: kb.spec.encryption.clone(),
         },
     }))
 }
@@ -184,9 +186,21 @@ pub fn run_status(cr: &KafkaRestore, source: BackupSource<'_>) -> KafkaRestoreSt
         ),
         BackupSource::Missing => (None, None),
     };
+    let own = cr.spec.encryption.as_ref();
+    let encryption_key_id = match source {
+        BackupSource::Resolved(r) => own
+            .or(r.encryption.as_ref())
+            .and_then(EncryptionSpec::key_id),
+        // A started run is not resolved again: the KafkaBackup's key id recorded when it was.
+        BackupSource::Unresolved { .. } if own.is_none() => {
+            cr.status.as_ref().and_then(|s| s.encryption_key_id.clone())
+        }
+        _ => own.and_then(EncryptionSpec::key_id),
+    };
     KafkaRestoreStatus {
         backup_id,
         kafka_backup,
+        encryption_key_id,
         restore_id: restore_id(cr).ok(),
         dry_run: Some(cr.spec.dry_run),
         plan: st::same_run_plan(cr, cr.status.as_ref().and_then(|s| s.plan.as_ref())),
@@ -594,6 +608,7 @@ mod tests {
                 kafka_backup: "orders-snapshot".into(),
                 backup_id: "orders-snapshot-g1-r0-3c9a7e10".into(),
                 storage: kb.spec.storage.clone(),
+                encryption: None,
             }
         );
         // The resource itself is unchanged.

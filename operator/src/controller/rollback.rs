@@ -26,6 +26,7 @@ use super::status::{self as st, clamp, Reasons};
 use super::{worker, Context, Error, RunKind};
 use crate::build::{self, RunId, RUN_ANNOTATION};
 use crate::crd::approval::{Approval, PlanStatus};
+use crate::crd::common::EncryptionSpec;
 use crate::crd::rollback::{OffsetDifference, Operation, SnapshotData, VerificationResult};
 use crate::crd::status::{Condition, Phase, RunStatus};
 use crate::crd::{KafkaOffsetRollback, KafkaOffsetRollbackStatus};
@@ -64,6 +65,11 @@ impl RunKind for KafkaOffsetRollback {
         KafkaOffsetRollbackStatus {
             operation: Some(self.spec.operation),
             snapshot_id: self.spec.snapshot_id.clone(),
+            encryption_key_id: self
+                .spec
+                .encryption
+                .as_ref()
+                .and_then(EncryptionSpec::key_id),
             snapshot_data: taken_snapshot(self).and_then(|s| s.snapshot_data.clone()),
             plan: st::same_run_plan(self, self.status.as_ref().and_then(|s| s.plan.as_ref())),
             ..KafkaOffsetRollbackStatus::default()

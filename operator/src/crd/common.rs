@@ -340,6 +340,61 @@ pub struct CredentialsSecretRef {
     pub name: String,
 }
 
+/// A key id: the name of one key in the encryption Secret (1 to 128 letters, digits, `-`, `_`
+/// and `.`, not starting with `.`; [`tidemark_task::check_key_id`]).
+pub const KEY_ID_PATTERN: &str = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$";
+
+/// Envelope encryption of what the worker stores and reads (`spec.encryption`): each backup
+/// (or snapshot) gets its own data key, wrapped by a key-encryption key from a Secret or AWS
+/// KMS. The operator only names the Secret: the worker Job mounts it read-only; key material
+/// never appears in the task, the Job or the status.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.secretRef) || has(self.kmsKeyId)").message("encryption needs secretRef (a Secret of keys), kmsKeyId (an AWS KMS key) or both").reason(Reason::FieldValueRequired))]
+pub struct EncryptionSpec {
+    /// A Secret of key-encryption keys, mounted read-only into the worker at
+    /// `/etc/tidemark/encryption`: one entry per key, named by its key id, holding 32 bytes
+    /// (raw, 64 hex digits or base64). Keep the old keys in it after a rotation: backups
+    /// made with them stay readable while their key is there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<EncryptionSecretRef>,
+
+    /// An AWS KMS key (key id, key ARN, alias name `alias/…` or alias ARN) that makes and
+    /// unwraps data keys, reached with the worker's AWS credentials (IRSA: the worker service
+    /// account's role). With `secretRef` too, KMS wraps new data keys and the Secret still
+    /// unwraps backups made before the move to KMS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048), regex(pattern = r"^\S+$"))]
+    pub kms_key_id: Option<String>,
+}
+
+impl EncryptionSpec {
+    /// The key this configuration wraps new data keys with, spelled as the worker reports it
+    /// (`aws-kms:<kmsKeyId>`, else `secretRef.keyId`); `None` when that is the single key of
+    /// the Secret, whose name the operator does not know (it never reads the Secret).
+    pub fn key_id(&self) -> Option<String> {
+        match (&self.kms_key_id, &self.secret_ref) {
+            (Some(kms), _) => Some(format!("aws-kms:{kms}")),
+            (None, Some(secret)) => secret.key_id.clone(),
+            (None, None) => None,
+        }
+    }
+}
+
+/// The Secret holding encryption keys.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EncryptionSecretRef {
+    /// Secret name, in the resource's namespace.
+    #[schemars(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN_PATTERN))]
+    pub name: String,
+    /// The entry (key id) that wraps new data keys; may be left out when the Secret holds one
+    /// key. Every entry unwraps the backups it wrapped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128), regex(pattern = KEY_ID_PATTERN))]
+    pub key_id: Option<String>,
+}
+
 /// Options of the worker Job.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]

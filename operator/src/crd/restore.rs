@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use super::approval::{Approval, PlanStatus};
 use super::backup::{RateLimitSpec, MAX_AGE_PATTERN, TOPIC_PATTERN};
-use super::common::{JobOptions, KafkaClusterSpec, StorageSpec, DNS_SUBDOMAIN_PATTERN};
+use super::common::{
+    EncryptionSpec, JobOptions, KafkaClusterSpec, StorageSpec, DNS_SUBDOMAIN_PATTERN,
+};
 use super::rollback::SNAPSHOT_ID_PATTERN;
 use super::status::RunStatus;
 
@@ -74,6 +76,13 @@ pub struct KafkaRestoreSpec {
     /// The backup to restore: a KafkaBackup of this namespace (`name`, optionally with a
     /// `backupId` of its), or a `backupId` in a `storage`.
     pub backup_ref: BackupRef,
+
+    /// The keys of an encrypted backup: a Secret (`secretRef`) holding the key that wrapped
+    /// its data key, or the AWS KMS key (`kmsKeyId`); the restore's checkpoint and offset
+    /// mapping are encrypted with them too. Default: with `backupRef.name`, the KafkaBackup's
+    /// `spec.encryption`; else none (a backup stored in the clear).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionSpec>,
 
     /// Which backups of an incremental chain are restored: `full` (default) restores the
     /// backup with every backup it continues, oldest first (every record exactly once, one
@@ -395,6 +404,12 @@ pub struct KafkaRestoreStatus {
     /// Whether the run only validated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<bool>,
+    /// The key the run was given to wrap new data keys (its checkpoint and offset mapping), from
+    /// `spec.encryption` or the KafkaBackup's: `aws-kms:<kmsKeyId>` or `secretRef.keyId`
+    /// (absent with the single key of a Secret, or without encryption). Any key of the Secret
+    /// or the KMS key unwraps the backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_key_id: Option<String>,
     /// Records and bytes restored of those selected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<RestoreProgress>,

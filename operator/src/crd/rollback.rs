@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::approval::{Approval, PlanStatus};
 use super::backup::MAX_AGE_PATTERN;
-use super::common::{JobOptions, KafkaClusterSpec, StorageSpec};
+use super::common::{EncryptionSpec, JobOptions, KafkaClusterSpec, StorageSpec};
 use super::status::RunStatus;
 
 /// Snapshot ids: what `tidemark` accepts, and a valid ConfigMap key once `.json` is appended.
@@ -42,6 +42,7 @@ pub const MAX_DESCRIPTION: usize = 1024;
 #[x_kube(validation = Rule::new("self.operation == 'snapshot' || has(self.snapshotId)").message("snapshotId is required for rollback, verify and delete").reason(Reason::FieldValueRequired))]
 #[x_kube(validation = Rule::new("self.operation == 'snapshot' || has(self.storage)").message("storage is required for rollback, verify and delete").reason(Reason::FieldValueRequired))]
 #[x_kube(validation = Rule::new("!has(self.approval) || self.approval != 'Manual' || self.operation == 'rollback'").message("approval Manual is only used with operation rollback: snapshot, verify and delete change no offsets").reason(Reason::FieldValueForbidden))]
+#[x_kube(validation = Rule::new("!has(self.encryption) || !has(self.storage) || !(self.storage.storageType in ['configMap', 'configmap'])").message("encryption is not used with storageType configMap (a ConfigMap holds snapshots in the clear): use pvc, s3, azure or gcs, or remove encryption").reason(Reason::FieldValueForbidden))]
 #[x_kube(validation = Rule::new("!has(self.description) || self.operation == 'snapshot'").message("description is only stored by operation snapshot; remove it or change operation").reason(Reason::FieldValueForbidden))]
 pub struct KafkaOffsetRollbackSpec {
     /// The cluster (not needed for delete).
@@ -75,6 +76,12 @@ pub struct KafkaOffsetRollbackSpec {
     /// with `Stalled`, before any Job runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<StorageSpec>,
+
+    /// Encrypt the snapshots this resource writes, and read encrypted ones, with a data key
+    /// wrapped by a key from a Secret (`secretRef`) or AWS KMS (`kmsKeyId`). Only with a
+    /// pvc, s3, azure or gcs storage (a ConfigMap holds snapshots in the clear). Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionSpec>,
 
     /// Options of the verify operation (`strict`), and of the check a rollback makes
     /// afterwards (`afterRollback`).
@@ -178,6 +185,11 @@ pub struct KafkaOffsetRollbackStatus {
     /// change; a rollback with this snapshotId undoes the rollback. Absent when nothing changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub safety_snapshot_id: Option<String>,
+    /// The key the run was given to wrap new data keys, from `spec.encryption`:
+    /// `aws-kms:<kmsKeyId>` or `secretRef.keyId` (absent with the single key of a Secret, or
+    /// without encryption).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_key_id: Option<String>,
     /// With `spec.approval: Manual`: the plan of the current run, waiting for (or given) its
     /// approval.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -7,6 +7,7 @@ use crate::crd::backup::DrillSpec;
 /// The spec fields of a KafkaBackup behind the fields of its backup and cleanup tasks.
 const BACKUP_FIELDS: &[(&str, &str)] = &[
     ("kafka", "spec.kafkaCluster"),
+    ("storage.encryption", "spec.encryption"),
     ("storage.url", "spec.storage"),
     ("storage", "spec.storage"),
     ("chain", "the backup chain (<namespace>-<name>)"),
@@ -26,6 +27,7 @@ const DRILL_FIELDS: &[(&str, &str)] = &[
         "spec.drill.kafkaCluster (default spec.kafkaCluster)",
     ),
     ("storage.url", "spec.storage"),
+    ("storage.encryption", "spec.encryption"),
     ("storage", "spec.storage"),
     ("chain", "the backup chain (<namespace>-<name>)"),
     ("drillId", "the drill id"),
@@ -196,6 +198,7 @@ impl SpecChecks for KafkaBackup {
         } else {
             storage_problems("spec.storage", &spec.storage, &mut problems);
         }
+        encryption_problems(spec.encryption.as_ref(), None, &mut problems);
 
         let topics = &spec.topics;
         if topics.include.is_empty() {

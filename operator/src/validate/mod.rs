@@ -15,7 +15,9 @@ use tidemark_task::topics::TopicFilter;
 
 use crate::build::{RunId, WorkerKind, RUN_ANNOTATION};
 use crate::crd::backup::{BackupMode, Compression, MAX_PARALLELISM};
-use crate::crd::common::{KafkaClusterSpec, StorageSpec, StorageType, DEFAULT_CA_KEY};
+use crate::crd::common::{
+    EncryptionSpec, KafkaClusterSpec, StorageSpec, StorageType, DEFAULT_CA_KEY,
+};
 use crate::crd::reset::ResetStrategy;
 use crate::crd::restore::{
     GroupStrategy, MAX_CHECKPOINT_INTERVAL_SECS, MAX_CONCURRENT_PARTITIONS, MAX_PRODUCE_BATCH,
@@ -244,6 +246,75 @@ fn storage_problems(storage_field: &str, storage: &StorageSpec, problems: &mut V
     }
 }
 
+/// `spec.encryption`, when set: a key source is named, the Secret's name and key id are
+/// valid, the KMS key id is plausible, and the storage can hold encrypted data (`storage_type`,
+/// when known; a ConfigMap cannot). The schema checks the same; a resource stored before it
+/// did is stalled here.
+fn encryption_problems(
+    encryption: Option<&EncryptionSpec>,
+    storage_type: Option<StorageType>,
+    problems: &mut Vec<Problem>,
+) {
+    let Some(encryption) = encryption else {
+        return;
+    };
+    if encryption.secret_ref.is_none() && encryption.kms_key_id.is_none() {
+        problems.push(Problem::new(
+            REASON_MISSING_FIELD,
+            "spec.encryption needs secretRef (a Secret of keys), kmsKeyId (an AWS KMS key) or both",
+        ));
+    }
+    if let Some(secret) = &encryption.secret_ref {
+        if !is_dns_subdomain(&secret.name) {
+            problems.push(Problem::new(
+                REASON_INVALID_FIELD,
+                format!(
+                    "spec.encryption.secretRef.name '{}' is not a valid Secret name (lower-case letters, digits, '-' and '.', at most 253 characters, starting and ending with a letter or digit)",
+                    secret.name
+                ),
+            ));
+        }
+        if let Some(id) = &secret.key_id {
+            if let Err(why) = tidemark_task::check_key_id(id) {
+                problems.push(Problem::new(
+                    REASON_INVALID_FIELD,
+                    format!("spec.encryption.secretRef.keyId {why}"),
+                ));
+            }
+        }
+    }
+    if let Some(kms) = &encryption.kms_key_id {
+        if kms.trim().is_empty() || kms.len() > 2048 || kms.chars().any(char::is_whitespace) {
+            problems.push(Problem::new(
+                REASON_INVALID_FIELD,
+                "spec.encryption.kmsKeyId is not a KMS key id, ARN or alias (non-empty, no spaces, at most 2048 characters)",
+            ));
+        }
+    }
+    if storage_type.map(StorageType::normalized) == Some(StorageType::ConfigMap) {
+        problems.push(Problem::new(
+            REASON_UNSUPPORTED_STORAGE,
+            "spec.encryption is not used with spec.storage.storageType configMap (a ConfigMap holds snapshots in the clear): use pvc, s3, azure or gcs, or remove spec.encryption",
+        ));
+    }
+}
+
+/// RFC 1123 subdomain (a Secret's name): dot-separated labels of lower-case letters, digits
+/// and `-`, at most 253 characters.
+fn is_dns_subdomain(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
 /// A problem with the snapshot id in `field` (`spec.snapshotId`, `spec.fromSnapshotId`).
 fn snapshot_id_problem(field: &str, id: &str) -> Option<Problem> {
     id_problem(REASON_INVALID_SNAPSHOT_ID, field, id)
@@ -406,6 +477,15 @@ pub fn referenced_secrets<K: WorkerKind>(cr: &K) -> Vec<SecretReference> {
     if let (Some(storage), Some(secret)) = (storage, credentials) {
         refs.push(SecretReference {
             field: cr.storage_credentials_field(storage.storage_type),
+            name: secret.name.clone(),
+            keys: Vec::new(),
+        });
+    }
+    // Mounted whole (every entry is a key): only its existence is the kubelet's to check; a
+    // keyId it does not hold is the worker's error, naming the key.
+    if let Some(secret) = cr.encryption().and_then(|e| e.secret_ref.as_ref()) {
+        refs.push(SecretReference {
+            field: cr.encryption_secret_field(),
             name: secret.name.clone(),
             keys: Vec::new(),
         });
@@ -606,6 +686,91 @@ mod tests {
         for (yaml, reason, message) in cases {
             assert_one_problem(&validate(&korb(&yaml)), reason, message);
         }
+    }
+
+    #[test]
+    fn a_bad_encryption_block_stalls_naming_its_field() {
+        use crate::crd::common::{EncryptionSecretRef, EncryptionSpec};
+        let secret = |name: &str, key_id: Option<&str>| EncryptionSpec {
+            secret_ref: Some(EncryptionSecretRef {
+                name: name.into(),
+                key_id: key_id.map(str::to_string),
+            }),
+            kms_key_id: None,
+        };
+        let cases = [
+            (
+                EncryptionSpec {
+                    secret_ref: None,
+                    kms_key_id: None,
+                },
+                REASON_MISSING_FIELD,
+                "spec.encryption needs secretRef (a Secret of keys), kmsKeyId (an AWS KMS key) or both",
+            ),
+            (
+                secret("", None),
+                REASON_INVALID_FIELD,
+                "spec.encryption.secretRef.name '' is not a valid Secret name",
+            ),
+            (
+                secret("Backup_Keys", None),
+                REASON_INVALID_FIELD,
+                "spec.encryption.secretRef.name 'Backup_Keys' is not a valid Secret name",
+            ),
+            (
+                secret("backup-keys", Some("../etc")),
+                REASON_INVALID_FIELD,
+                "spec.encryption.secretRef.keyId '../etc' is not a key id",
+            ),
+            (
+                secret("backup-keys", Some(".hidden")),
+                REASON_INVALID_FIELD,
+                "spec.encryption.secretRef.keyId '.hidden' is not a key id",
+            ),
+            (
+                EncryptionSpec {
+                    secret_ref: None,
+                    kms_key_id: Some("alias/my key".into()),
+                },
+                REASON_INVALID_FIELD,
+                "spec.encryption.kmsKeyId is not a KMS key id, ARN or alias",
+            ),
+        ];
+        for (encryption, reason, message) in cases {
+            let mut backup = kb(BACKUP_ENCRYPTED);
+            backup.spec.encryption = Some(encryption.clone());
+            let mut restore = kr(RESTORE_PITR_NEW_TOPIC);
+            restore.spec.encryption = Some(encryption.clone());
+            let mut rollback = korb(ROLLBACK_ENCRYPTED);
+            rollback.spec.encryption = Some(encryption);
+            for problems in [validate(&backup), validate(&restore), validate(&rollback)] {
+                assert_one_problem(&problems, reason, message);
+            }
+        }
+        // The samples' blocks, a KMS key alone, and both together, are fine.
+        assert_eq!(validate(&kb(BACKUP_ENCRYPTED)), []);
+        assert_eq!(validate(&korb(ROLLBACK_ENCRYPTED)), []);
+        let mut kms = kr(RESTORE_PITR_NEW_TOPIC);
+        kms.spec.encryption = Some(EncryptionSpec {
+            secret_ref: None,
+            kms_key_id: Some("arn:aws:kms:eu-west-1:111122223333:key/1234abcd".into()),
+        });
+        assert_eq!(validate(&kms), []);
+    }
+
+    #[test]
+    fn encrypted_snapshots_in_a_config_map_stall() {
+        use crate::crd::common::EncryptionSpec;
+        let mut cr = korb(QUICK_SNAPSHOT);
+        cr.spec.encryption = Some(EncryptionSpec {
+            secret_ref: None,
+            kms_key_id: Some("alias/snapshots".into()),
+        });
+        assert_one_problem(
+            &validate(&cr),
+            REASON_UNSUPPORTED_STORAGE,
+            "spec.encryption is not used with spec.storage.storageType configMap",
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crate::crd::restore::KafkaRestoreSpec;
 const RESTORE_FIELDS: &[(&str, &str)] = &[
     ("kafka", "spec.kafkaCluster"),
     ("storage.url", "spec.backupRef.storage"),
+    ("storage.encryption", "spec.encryption"),
     ("storage", "spec.backupRef.storage"),
     ("backupId", "spec.backupRef.backupId"),
     ("restoreId", "the restore id (kr-<uid>)"),
@@ -26,6 +27,10 @@ const RESTORE_FIELDS: &[(&str, &str)] = &[
 /// [`RESTORE_FIELDS`] of a restore whose backup a KafkaBackup named: its storage is that
 /// KafkaBackup's, and its backup id the one resolved.
 const RESOLVED_FIELDS: &[(&str, &str)] = &[
+    (
+        "storage.encryption",
+        "spec.encryption (else the KafkaBackup's in spec.backupRef.name)",
+    ),
     (
         "storage.url",
         "the storage of the KafkaBackup in spec.backupRef.name",
@@ -82,6 +87,7 @@ fn restore_spec_problems(spec: &KafkaRestoreSpec) -> Vec<Problem> {
     let mut problems = Vec::new();
     cluster_problems(&spec.kafka_cluster, &mut problems);
     backup_ref_problems(spec, &mut problems);
+    encryption_problems(spec.encryption.as_ref(), None, &mut problems);
     window_problems(spec, &mut problems);
     selection_problems(spec, &mut problems);
     group_problems(spec, &mut problems);

@@ -51,6 +51,11 @@ impl SpecChecks for KafkaOffsetRollback {
             )),
             Some(storage) => storage_problems("spec.storage", storage, &mut problems),
         }
+        encryption_problems(
+            spec.encryption.as_ref(),
+            spec.storage.as_ref().map(|s| s.storage_type),
+            &mut problems,
+        );
         problems.extend(snapshot_exists_problem(self));
         let refused = (spec.operation != Operation::Rollback).then(|| {
             (

@@ -640,6 +640,7 @@ async fn a_manual_restore_plans_its_resolved_backup_and_runs_that_backup_once_ap
             kafka_backup: "orders-snapshot".into(),
             backup_id: ORDERS_BACKUP.into(),
             storage: orders_backup(ORDERS_BACKUP, "Completed").spec.storage,
+            encryption: None,
         },
     };
     let job = "orders-full-restore-kr-g1-r0-plan1";

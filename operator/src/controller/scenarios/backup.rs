@@ -1844,3 +1844,90 @@ async fn a_scheduled_backup_stays_stalled_after_a_failed_drill() {
     let (result, _, _) = scenario(cr, calls).await;
     assert_eq!(result.expect("reconciled"), Action::requeue(SCHEDULE_POLL));
 }
+
+// (e1) An encrypted backup: the key its shards report wrapping the data key with is the
+// status's encryptionKeyId (never key material: the worker reports an id).
+#[tokio::test]
+async fn a_finished_encrypted_backup_records_its_key_id() {
+    let mut cr = kb(&without_retention(&without_schedule(BACKUP_ENCRYPTED)));
+    cr.spec.parallelism = 2;
+    let job = cr.job_name(RUN).expect("name");
+    let cr = with_status(cr, "g1-r0", "Running", &job);
+    let done = backup_job(
+        &cr,
+        &job,
+        "g1-r0",
+        "2024-12-01T12:00:00Z",
+        Some(("Complete", "CompletionsReached", "2024-12-01T12:30:00Z")),
+    );
+    let encrypted = |index: u32, records: u64| {
+        let mut result = backup_result(index, &job, records, true);
+        result["backup"]["encryptionKeyId"] = json!("key-2026-12");
+        Some(result)
+    };
+    let calls = vec![
+        get(
+            path("batch/v1", "jobs", &job),
+            Reply::Json(StatusCode::OK, done),
+        ),
+        indexed_pods_call(
+            &job,
+            &[
+                (Some(0), "2024-12-01T12:20:00Z", encrypted(0, 1000)),
+                (Some(1), "2024-12-01T12:25:00Z", encrypted(1, 2000)),
+            ],
+        ),
+        status(&cr, move |s| {
+            assert_eq!(s["phase"], "Completed");
+            assert_eq!(s["records"], 3000);
+            assert_eq!(s["encryptionKeyId"], "key-2026-12");
+            assert_conditions(s, [true, false, false], "BackupCompleted");
+        }),
+        event("Normal", "JobSucceeded"),
+    ];
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::await_change());
+}
+
+// (e2) The key Secret of an encrypted scheduled backup does not exist: the pod waits for its
+// volume, and the backup stalls naming spec.encryption.secretRef.
+#[tokio::test]
+async fn a_scheduled_backup_whose_key_secret_is_missing_stalls_naming_the_field() {
+    // Named as the other scheduled scenarios' backup, whose calls it shares.
+    let yaml = BACKUP_ENCRYPTED.replace("name: customers-encrypted", "name: payments-nightly");
+    let cr = kb(&without_retention(&yaml));
+    let (cr, started, mut calls) = started_scheduled_job(cr);
+    let pod_name = format!("{started}-0-x7k2p");
+    let pod = json!({
+        "metadata": {"name": pod_name, "namespace": NS,
+                     "labels": {"batch.kubernetes.io/job-name": started}},
+        "spec": {"containers": [{"name": "tidemark"}], "volumes": [
+            {"name": "encryption-keys", "secret": {"secretName": "tidemark-backup-keys"}}]},
+        "status": {"phase": "Pending", "containerStatuses": [{
+            "name": "tidemark", "image": "tidemark", "imageID": "", "ready": false,
+            "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}}]}
+    });
+    let message = "MountVolume.SetUp failed for volume \"encryption-keys\" : secret \"tidemark-backup-keys\" not found";
+    let failed_mount = json!({
+        "metadata": {"name": format!("{pod_name}.1")},
+        "involvedObject": {"kind": "Pod", "name": pod_name},
+        "reason": "FailedMount", "type": "Warning", "message": message,
+        "lastTimestamp": k8s_openapi::jiff::Timestamp::now().to_string()
+    });
+    calls.extend([
+        list_pods("payments-nightly", vec![pod]),
+        get(
+            format!("/api/v1/namespaces/{NS}/events"),
+            list("EventList", vec![failed_mount]),
+        ),
+        status(&cr, move |s| {
+            assert_conditions(s, [false, false, true], "SecretNotFound");
+            let text = condition(s, "Stalled")["message"].as_str().expect("text");
+            assert!(text.contains("tidemark-backup-keys"), "{text}");
+            assert!(text.contains("spec.encryption.secretRef"), "{text}");
+        }),
+        event("Warning", "SecretNotFound"),
+    ]);
+    let (result, _, _) = scenario(cr, calls).await;
+    assert_eq!(result.expect("reconciled"), Action::requeue(RUNNING_POLL));
+}
