@@ -584,6 +584,17 @@ async fn a_restore_plan_lists_the_configs_the_target_would_refuse_and_the_restor
     );
     assert_eq!(refused.as_array().map(Vec::len), Some(3), "{refused}");
 
+    let text = cli(&["restore", "--config", &cfg, "--plan-out", s(&plan)]);
+    expect_code(&text, 0);
+    assert!(
+        text.stdout
+            .contains("✗ orders-copy: retension.ms=1000: not a topic config (did you mean")
+            && text.stdout.contains(
+                "Executing this plan fails (exit 2) before it creates any topic: the target would refuse the configs above"
+            ),
+        "{}",
+        text.stdout
+    );
     // validate-restore says the same, in its text report too, and exits 2.
     let out = cli(&["validate-restore", "--config", &cfg]);
     expect_code(&out, 2);

@@ -841,7 +841,7 @@ pub fn validation_box(r: &ValidationReport) -> String {
         out += &center("TOPIC CONFIGS THE TARGET WOULD REFUSE");
         out += &rule;
         for c in &r.refused_configs {
-            let text = format!("✗ {}: {}={} ({})", c.topic, c.config, c.value, c.reason);
+            let text = format!("✗ {}: {}={}: {}", c.topic, c.config, c.value, c.reason);
             for chunk in wrap(&text, W) {
                 out += &line(&chunk);
             }
