@@ -629,6 +629,38 @@ async fn a_restore_plan_lists_the_configs_the_target_would_refuse_and_the_restor
         assert_eq!(topics(&admin).await, before, "no topic created");
     }
 
+    // A config outside Kafka's reference that the target reports for its own topics (a
+    // vendor's) is taken as known. (tansu reports only the configs a topic was created with,
+    // so the topic it is read from, the first by name, is given one.)
+    create_topic(
+        &bs,
+        "a-vendor-topic",
+        1,
+        &[("confluent.tier.enable", "true")],
+    )
+    .await;
+    set_backed_up_configs(&store, serde_json::json!({"confluent.tier.enable": "true"}));
+    let out = plan_out();
+    expect_code(&out, 0);
+    assert_eq!(
+        out.json()["refusedConfigs"],
+        serde_json::Value::Null,
+        "{}",
+        out.stdout
+    );
+    set_backed_up_configs(
+        &store,
+        serde_json::json!({"confluent.tier.enablee": "true"}),
+    );
+    let out = plan_out();
+    expect_code(&out, 0);
+    assert_eq!(
+        out.json()["refusedConfigs"],
+        serde_json::json!(["orders-copy: confluent.tier.enablee"]),
+        "{}",
+        out.stdout
+    );
+
     // A topic that exists is written to as it is: its backed-up configs are not checked.
     create_topic(&bs, "orders-copy", 2, &[]).await;
     let out = plan_out();
