@@ -529,13 +529,26 @@ async fn a_restore_plan_lists_the_configs_the_target_would_refuse_and_the_restor
         serde_json::Value::Null
     );
 
-    // A misspelt policy, a misspelt name, and more in-sync replicas than the topic will have.
+    // A misspelt policy, a misspelt name, more in-sync replicas than the topic will have, and
+    // records older than the topic accepts.
     set_backed_up_configs(
         &store,
         serde_json::json!({"cleanup.policy": "compactt", "retension.ms": "1000",
-            "min.insync.replicas": "2", "segment.bytes": "1073741824"}),
+            "min.insync.replicas": "2", "segment.bytes": "1073741824",
+            "message.timestamp.before.max.ms": "1"}),
     );
     let before = topics(&admin).await;
+    let text = cli(&["restore", "--config", &cfg, "--plan-out", s(&plan)]);
+    expect_code(&text, 0);
+    assert!(
+        text.stdout
+            .contains("✗ orders-copy: retension.ms=1000: not a topic config (did you mean")
+            && text.stdout.contains(
+                "Executing this plan fails (exit 2) before it creates any topic: the target would refuse the configs above"
+            ),
+        "{}",
+        text.stdout
+    );
     let out = plan_out();
     expect_code(&out, 0);
     let j = out.json();
@@ -544,14 +557,15 @@ async fn a_restore_plan_lists_the_configs_the_target_would_refuse_and_the_restor
         serde_json::json!([
             "orders-copy: cleanup.policy",
             "orders-copy: retension.ms",
-            "orders-copy: min.insync.replicas"
+            "orders-copy: min.insync.replicas",
+            "orders-copy: message.timestamp.before.max.ms"
         ]),
         "{j}"
     );
     let summary = j["summary"].as_str().expect("summary");
     assert!(
         summary
-            .contains("the target would refuse 3 topic configs (orders-copy: cleanup.policy, ...)"),
+            .contains("the target would refuse 4 topic configs (orders-copy: cleanup.policy, ...)"),
         "{summary}"
     );
     let refused = stored_plan()["restore"]["refusedConfigs"].clone();
@@ -582,19 +596,13 @@ async fn a_restore_plan_lists_the_configs_the_target_would_refuse_and_the_restor
         reason("min.insync.replicas"),
         "min.insync.replicas=2: above the replication factor 1 the topic is created with: the topic would refuse every acks=all write"
     );
-    assert_eq!(refused.as_array().map(Vec::len), Some(3), "{refused}");
-
-    let text = cli(&["restore", "--config", &cfg, "--plan-out", s(&plan)]);
-    expect_code(&text, 0);
     assert!(
-        text.stdout
-            .contains("✗ orders-copy: retension.ms=1000: not a topic config (did you mean")
-            && text.stdout.contains(
-                "Executing this plan fails (exit 2) before it creates any topic: the target would refuse the configs above"
-            ),
-        "{}",
-        text.stdout
+        reason("message.timestamp.before.max.ms")
+            .starts_with("message.timestamp.before.max.ms=1: the oldest record restored is "),
+        "{refused}"
     );
+    assert_eq!(refused.as_array().map(Vec::len), Some(4), "{refused}");
+
     // validate-restore says the same, in its text report too, and exits 2.
     let out = cli(&["validate-restore", "--config", &cfg]);
     expect_code(&out, 2);

@@ -6,8 +6,9 @@
 //! The checks follow Kafka's topic configuration reference (Apache Kafka 3.9), kept as data in
 //! [`TOPIC_CONFIGS`] (name, type, valid values) and [`BROKER_NAMES`] (broker configs a topic
 //! cannot be created with): an unknown name (with the near miss it may be), a value of the wrong
-//! type or outside its range or set, and the rules between configs that the broker enforces
-//! when it creates a topic ([`cross_rules`]). A name the table does not know but the target
+//! type or outside its range or set, the rules between configs that the broker enforces when it
+//! creates a topic ([`cross_rules`]), and the timestamp limits the restored records would break
+//! ([`timestamp_rule`]). A name the table does not know but the target
 //! reports for its own topics (a vendor's configs) is taken as known, unchecked.
 //!
 //! What it cannot see: the broker's own policies (a `CreateTopicPolicy`, quotas, a tiered
@@ -193,14 +194,23 @@ pub struct TargetFacts {
     pub known_names: BTreeSet<String>,
 }
 
-/// The findings about creating `topic` with `configs` and `replication_factor` on the target
-/// `facts` describes, in config name order (the replication factor first).
-pub fn check_topic(
-    topic: &str,
-    configs: &BTreeMap<String, String>,
-    replication_factor: i32,
-    facts: &TargetFacts,
-) -> Vec<RefusedConfig> {
+/// A topic the restore creates, as the check sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Creation<'a> {
+    pub topic: &'a str,
+    pub configs: &'a BTreeMap<String, String>,
+    pub replication_factor: i32,
+    /// The first and last timestamps (epoch ms) of the records restored into it, if known.
+    pub timestamps: Option<(i64, i64)>,
+    /// The time of the check (epoch ms): record timestamps are judged against it.
+    pub now_ms: i64,
+}
+
+/// The findings about creating the topic `c` describes on the target `facts` describes: the
+/// replication factor first, then each config alone in name order, then the rules between
+/// configs and those about the records restored.
+pub fn check_topic(c: &Creation<'_>, facts: &TargetFacts) -> Vec<RefusedConfig> {
+    let (topic, configs, replication_factor) = (c.topic, c.configs, c.replication_factor);
     let refused = |config: &str, value: &str, reason: String| RefusedConfig {
         topic: topic.to_string(),
         config: config.to_string(),
@@ -229,12 +239,57 @@ pub fn check_topic(
             }
         }
     }
-    for (name, reason) in cross_rules(&valid, replication_factor) {
+    let mut rules = cross_rules(&valid, replication_factor);
+    if let Some(span) = c.timestamps {
+        rules.extend(timestamp_rule(&valid, span, c.now_ms));
+    }
+    for (name, reason) in rules {
         out.push(refused(
             name,
             valid.get(name).copied().unwrap_or(""),
             reason,
         ));
+    }
+    out
+}
+
+/// With create-time timestamps (the default), Kafka refuses a record stamped more than
+/// `message.timestamp.before.max.ms` before now, or more than `message.timestamp.after.max.ms`
+/// after it (each falling back to the deprecated `message.timestamp.difference.max.ms` when
+/// that is set): the restored records' `(first, last)` timestamps against those limits at
+/// `now_ms`. Records without a timestamp (-1) are not judged.
+pub fn timestamp_rule<'a>(
+    configs: &BTreeMap<&'a str, &str>,
+    (first, last): (i64, i64),
+    now_ms: i64,
+) -> Vec<(&'a str, String)> {
+    if configs.get("message.timestamp.type") == Some(&"LogAppendTime") {
+        return Vec::new();
+    }
+    let limit = |name: &str| {
+        [name, "message.timestamp.difference.max.ms"]
+            .into_iter()
+            .find_map(|n| {
+                let (k, v) = configs.get_key_value(n)?;
+                Some((*k, v.parse::<i64>().ok()?))
+            })
+    };
+    let mut out = Vec::new();
+    if let (true, Some((k, max))) = (first >= 0, limit("message.timestamp.before.max.ms")) {
+        let age = now_ms.saturating_sub(first);
+        if age > max {
+            out.push((k, format!(
+                "the oldest record restored is {age} ms old, more than {max}: the topic would refuse it (INVALID_TIMESTAMP)"
+            )));
+        }
+    }
+    if let Some((k, max)) = limit("message.timestamp.after.max.ms") {
+        let ahead = last.saturating_sub(now_ms);
+        if ahead > max {
+            out.push((k, format!(
+                "the newest record restored is {ahead} ms in the future, more than {max}: the topic would refuse it (INVALID_TIMESTAMP)"
+            )));
+        }
     }
     out
 }
@@ -430,7 +485,14 @@ mod tests {
             brokers: Some(brokers),
             known_names: ["confluent.tier.enable".to_string()].into(),
         };
-        check_topic("orders", &configs, rf, &facts)
+        let c = Creation {
+            topic: "orders",
+            configs: &configs,
+            replication_factor: rf,
+            timestamps: None,
+            now_ms: 0,
+        };
+        check_topic(&c, &facts)
             .into_iter()
             .map(|r| {
                 assert_eq!(r.topic, "orders");
@@ -589,8 +651,18 @@ mod tests {
                     .to_string()
             )]
         );
-        let unknown = TargetFacts::default();
-        assert!(check_topic("t", &BTreeMap::new(), 3, &unknown).is_empty());
+        let none = BTreeMap::new();
+        let c = Creation {
+            topic: "t",
+            configs: &none,
+            replication_factor: 3,
+            timestamps: None,
+            now_ms: 0,
+        };
+        assert!(
+            check_topic(&c, &TargetFacts::default()).is_empty(),
+            "brokers unknown"
+        );
     }
 
     #[test]
@@ -659,6 +731,63 @@ mod tests {
         );
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].1, "not a number of type int");
+    }
+
+    #[test]
+    fn records_older_or_newer_than_the_timestamp_limits_are_refused() {
+        const DAY: i64 = 86_400_000;
+        let now = 100 * DAY;
+        let found = |configs: &[(&str, &str)], span: (i64, i64)| -> Vec<(String, String)> {
+            let configs = configs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let c = Creation {
+                topic: "orders",
+                configs: &configs,
+                replication_factor: 1,
+                timestamps: Some(span),
+                now_ms: now,
+            };
+            check_topic(&c, &TargetFacts::default())
+                .into_iter()
+                .map(|r| (r.config, r.reason))
+                .collect()
+        };
+        let week_old = (now - 7 * DAY, now - DAY);
+        let day = DAY.to_string();
+        let refused = found(&[("message.timestamp.before.max.ms", &day)], week_old);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].0, "message.timestamp.before.max.ms");
+        let want = format!("the oldest record restored is {} ms old", 7 * DAY);
+        assert!(refused[0].1.starts_with(&want), "{refused:?}");
+        let refused = found(&[("message.timestamp.difference.max.ms", &day)], week_old);
+        assert_eq!(
+            refused.len(),
+            1,
+            "the deprecated limit applies: {refused:?}"
+        );
+        assert_eq!(refused[0].0, "message.timestamp.difference.max.ms");
+        let ten_days = (10 * DAY).to_string();
+        let within = found(&[("message.timestamp.before.max.ms", &ten_days)], week_old);
+        assert_eq!(within, vec![]);
+        let log_append = [
+            ("message.timestamp.before.max.ms", day.as_str()),
+            ("message.timestamp.type", "LogAppendTime"),
+        ];
+        assert_eq!(found(&log_append, week_old), vec![], "stamped anew");
+        let untimed = found(&[("message.timestamp.before.max.ms", &day)], (-1, now));
+        assert_eq!(
+            untimed,
+            vec![],
+            "records without a timestamp are not judged"
+        );
+        let ahead = found(
+            &[("message.timestamp.after.max.ms", "1000")],
+            (now, now + DAY),
+        );
+        assert_eq!(ahead.len(), 1, "{ahead:?}");
+        assert_eq!(ahead[0].0, "message.timestamp.after.max.ms");
     }
 
     #[test]

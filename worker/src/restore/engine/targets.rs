@@ -12,7 +12,7 @@ use super::UnitCheckpoint;
 use crate::error::{Error, Result};
 use crate::kafka::{GroupAdmin, OffsetSpec};
 use crate::restore::configs::{
-    check_topic, RefusedConfig, TargetFacts, BROKER_NAMES, TOPIC_CONFIGS,
+    check_topic, Creation, RefusedConfig, TargetFacts, BROKER_NAMES, TOPIC_CONFIGS,
 };
 use crate::restore::mapping::PartitionMapping;
 use crate::restore::plan::{RestorePlan, TargetTopic};
@@ -66,6 +66,8 @@ struct NewTopic {
     partitions: i32,
     replication_factor: i32,
     configs: BTreeMap<String, String>,
+    /// The first and last timestamps of the records restored into it.
+    timestamps: Option<(i64, i64)>,
 }
 
 /// Checks (and, unless `dry_run` or a check failed, prepares) the target: topics exist with
@@ -96,6 +98,9 @@ pub async fn prepare_targets(
             check_existing_topic(admin, target, t, &started_lanes, &mut st).await?;
         } else {
             check_missing_topic(target, t, &mut st);
+            if let Some(c) = st.creates.last_mut().filter(|c| c.name == target.name) {
+                c.timestamps = timestamps_into(plan, &target.name);
+            }
         }
     }
     check_configs(admin, &existing, brokers, &mut st).await;
@@ -137,6 +142,7 @@ fn check_missing_topic(target: &TargetTopic, t: &RestoreTask, st: &mut TargetSta
         partitions,
         replication_factor: target.backup_replication_factor.max(1),
         configs: target.backup_configs.clone(),
+        timestamps: None,
     });
     for p in &target.partitions_written {
         st.lane_start.insert((target.name.clone(), *p), 0);
@@ -175,14 +181,25 @@ async fn check_configs(
             )),
         }
     }
+    let now_ms = chrono::Utc::now().timestamp_millis();
     for c in &st.creates {
-        st.refused.extend(check_topic(
-            &c.name,
-            &c.configs,
-            c.replication_factor,
-            &facts,
-        ));
+        let creation = Creation {
+            topic: &c.name,
+            configs: &c.configs,
+            replication_factor: c.replication_factor,
+            timestamps: c.timestamps,
+            now_ms,
+        };
+        st.refused.extend(check_topic(&creation, &facts));
     }
+}
+
+/// The first and last timestamps of the records `plan` restores into `topic`.
+fn timestamps_into(plan: &RestorePlan, topic: &str) -> Option<(i64, i64)> {
+    let units = plan.units.iter().filter(|u| u.target_topic == topic);
+    let first = units.clone().filter_map(|u| u.min_timestamp).min()?;
+    let last = units.filter_map(|u| u.max_timestamp).max()?;
+    Some((first, last))
 }
 
 /// Makes the changes every check allowed: the topics created (a shard creates the topics it
