@@ -97,10 +97,7 @@ pub async fn prepare_targets(
             }
             check_existing_topic(admin, target, t, &started_lanes, &mut st).await?;
         } else {
-            check_missing_topic(target, t, &mut st);
-            if let Some(c) = st.creates.last_mut().filter(|c| c.name == target.name) {
-                c.timestamps = timestamps_into(plan, &target.name);
-            }
+            check_missing_topic(target, plan, t, &mut st);
         }
     }
     check_configs(admin, &existing, brokers, &mut st).await;
@@ -119,7 +116,12 @@ pub async fn prepare_targets(
 
 /// A target topic that does not exist: a problem, or one to create from the backed-up
 /// metadata.
-fn check_missing_topic(target: &TargetTopic, t: &RestoreTask, st: &mut TargetState) {
+fn check_missing_topic(
+    target: &TargetTopic,
+    plan: &RestorePlan,
+    t: &RestoreTask,
+    st: &mut TargetState,
+) {
     let needed = target.partitions_written.iter().max().copied().unwrap_or(0) + 1;
     if !t.create_topics {
         st.problems.push(format!(
@@ -142,7 +144,7 @@ fn check_missing_topic(target: &TargetTopic, t: &RestoreTask, st: &mut TargetSta
         partitions,
         replication_factor: target.backup_replication_factor.max(1),
         configs: target.backup_configs.clone(),
-        timestamps: None,
+        timestamps: timestamps_into(plan, &target.name),
     });
     for p in &target.partitions_written {
         st.lane_start.insert((target.name.clone(), *p), 0);
