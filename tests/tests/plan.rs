@@ -358,6 +358,24 @@ async fn an_approved_rollback_commits_its_plan_after_the_named_safety_snapshot()
     );
 }
 
+/// Backs up `orders` as backup `b1` into `store`.
+fn back_up_orders(bs: &str, store: &Path) {
+    expect_code(
+        &cli(&[
+            "backup",
+            "--bootstrap-servers",
+            bs,
+            "-p",
+            s(store),
+            "--topics",
+            "orders",
+            "--backup-id",
+            "b1",
+        ]),
+        0,
+    );
+}
+
 /// A restore configuration of backup `b1` of `orders` into `orders-copy`.
 fn restore_config(dir: &Path, bs: &str, store: &Path) -> String {
     let text = format!(
@@ -392,20 +410,7 @@ async fn an_approved_restore_writes_its_plan_and_refuses_a_target_created_since(
     let work = tempfile::tempdir().expect("tempdir");
     let store = work.path().join("store");
     let plan = work.path().join("restore-plan.json");
-    expect_code(
-        &cli(&[
-            "backup",
-            "--bootstrap-servers",
-            &bs,
-            "-p",
-            s(&store),
-            "--topics",
-            "orders",
-            "--backup-id",
-            "b1",
-        ]),
-        0,
-    );
+    back_up_orders(&bs, &store);
     let cfg = restore_config(work.path(), &bs, &store);
 
     let before = topics(&admin).await;
@@ -467,6 +472,273 @@ async fn an_approved_restore_writes_its_plan_and_refuses_a_target_created_since(
     let source = read_topic(&bs, "orders", 2);
     let copy = read_topic(&bs, "orders-copy", 2);
     assert_eq!(values(&copy, "orders-copy"), values(&source, "orders"));
+}
+
+/// Rewrites the plain manifest of backup `b1` in `store` so that it records `configs` for
+/// `orders` (as a backup of a cluster with those topic configs would).
+fn set_backed_up_configs(store: &Path, configs: serde_json::Value) {
+    let path = store.join("backups/b1/manifest/00000-of-00001.json");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("manifest")).expect("manifest json");
+    m["topics"]["orders"]["configs"] = configs;
+    std::fs::write(&path, serde_json::to_vec_pretty(&m).expect("encode")).expect("write manifest");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_plan_lists_the_configs_the_target_would_refuse_and_the_restore_creates_nothing()
+{
+    let kafka = Tansu::start();
+    let bs = kafka.bootstrap();
+    create_and_fill(&bs, "orders", 2, 15).await;
+    let admin = admin(&bs).await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let store = work.path().join("store");
+    let plan = work.path().join("restore-plan.json");
+    back_up_orders(&bs, &store);
+    let cfg = restore_config(work.path(), &bs, &store);
+    let plan_out = || {
+        cli(&[
+            "restore",
+            "--config",
+            &cfg,
+            "--plan-out",
+            s(&plan),
+            "-f",
+            "json",
+        ])
+    };
+    let stored_plan = || -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(&plan).expect("plan")).expect("plan json")
+    };
+
+    // Configs the target accepts: none is listed.
+    set_backed_up_configs(
+        &store,
+        serde_json::json!({"cleanup.policy": "compact,delete", "retention.ms": "604800000"}),
+    );
+    let out = plan_out();
+    expect_code(&out, 0);
+    assert_eq!(
+        out.json()["refusedConfigs"],
+        serde_json::Value::Null,
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        stored_plan()["restore"]["refusedConfigs"],
+        serde_json::Value::Null
+    );
+
+    // A misspelt policy, a misspelt name, more in-sync replicas than the topic will have, and
+    // records older than the topic accepts.
+    set_backed_up_configs(
+        &store,
+        serde_json::json!({"cleanup.policy": "compactt", "retension.ms": "1000",
+            "min.insync.replicas": "2", "segment.bytes": "1073741824",
+            "message.timestamp.before.max.ms": "1"}),
+    );
+    let before = topics(&admin).await;
+    let text = cli(&["restore", "--config", &cfg, "--plan-out", s(&plan)]);
+    expect_code(&text, 0);
+    assert!(
+        text.stdout
+            .contains("✗ orders-copy: retension.ms=1000: not a topic config (did you mean")
+            && text.stdout.contains(
+                "Executing this plan fails (exit 2) before it creates any topic: the target would refuse the configs above"
+            ),
+        "{}",
+        text.stdout
+    );
+    let out = plan_out();
+    expect_code(&out, 0);
+    let j = out.json();
+    assert_eq!(
+        j["refusedConfigs"],
+        serde_json::json!([
+            "orders-copy: cleanup.policy",
+            "orders-copy: retension.ms",
+            "orders-copy: min.insync.replicas",
+            "orders-copy: message.timestamp.before.max.ms"
+        ]),
+        "{j}"
+    );
+    let summary = j["summary"].as_str().expect("summary");
+    assert!(
+        summary
+            .contains("the target would refuse 4 topic configs (orders-copy: cleanup.policy, ...)"),
+        "{summary}"
+    );
+    let refused = stored_plan()["restore"]["refusedConfigs"].clone();
+    let reason = |config: &str| -> String {
+        let c = refused
+            .as_array()
+            .expect("refusedConfigs")
+            .iter()
+            .find(|c| c["config"] == config)
+            .unwrap_or_else(|| panic!("{config} not refused: {refused}"));
+        assert_eq!(c["topic"], "orders-copy", "{c}");
+        format!(
+            "{}={}: {}",
+            config,
+            c["value"].as_str().unwrap_or("?"),
+            c["reason"].as_str().unwrap_or("?")
+        )
+    };
+    assert_eq!(
+        reason("cleanup.policy"),
+        "cleanup.policy=compactt: 'compactt' is not one of compact, delete"
+    );
+    assert_eq!(
+        reason("retension.ms"),
+        "retension.ms=1000: not a topic config (did you mean retention.ms?)"
+    );
+    assert_eq!(
+        reason("min.insync.replicas"),
+        "min.insync.replicas=2: above the replication factor 1 the topic is created with: the topic would refuse every acks=all write"
+    );
+    assert!(
+        reason("message.timestamp.before.max.ms")
+            .starts_with("message.timestamp.before.max.ms=1: the oldest record restored is "),
+        "{refused}"
+    );
+    assert_eq!(refused.as_array().map(Vec::len), Some(4), "{refused}");
+
+    // validate-restore says the same, in its text report too, and exits 2.
+    let out = cli(&["validate-restore", "--config", &cfg]);
+    expect_code(&out, 2);
+    assert!(
+        out.stdout.contains("TOPIC CONFIGS THE TARGET WOULD REFUSE")
+            && out.stdout.contains("orders-copy: cleanup.policy=compactt"),
+        "{}",
+        out.stdout
+    );
+
+    // The restore, planned or not, fails before creating the topic, naming topic and config.
+    let hash = j["hash"].as_str().expect("hash").to_string();
+    let approved = cli(&[
+        "restore",
+        "--config",
+        &cfg,
+        "--approved-plan",
+        s(&plan),
+        "--plan-hash",
+        &hash,
+    ]);
+    for out in [cli(&["restore", "--config", &cfg]), approved] {
+        expect_code(&out, 2);
+        assert!(
+            out.stderr.contains(
+                "topic 'orders-copy' would be created with cleanup.policy=compactt, which the target refuses"
+            ) && out.stderr.contains("min.insync.replicas=2")
+                && out.stderr.contains("this run created no topic and wrote no record"),
+            "{}",
+            out.stderr
+        );
+        assert_eq!(topics(&admin).await, before, "no topic created");
+    }
+
+    // A config outside Kafka's reference that the target reports for its own topics (a
+    // vendor's) is taken as known. (tansu reports only the configs a topic was created with,
+    // so the topic it is read from, the first by name, is given one.)
+    create_topic(
+        &bs,
+        "a-vendor-topic",
+        1,
+        &[("confluent.tier.enable", "true")],
+    )
+    .await;
+    set_backed_up_configs(&store, serde_json::json!({"confluent.tier.enable": "true"}));
+    let out = plan_out();
+    expect_code(&out, 0);
+    assert_eq!(
+        out.json()["refusedConfigs"],
+        serde_json::Value::Null,
+        "{}",
+        out.stdout
+    );
+    set_backed_up_configs(
+        &store,
+        serde_json::json!({"confluent.tier.enablee": "true"}),
+    );
+    let out = plan_out();
+    expect_code(&out, 0);
+    assert_eq!(
+        out.json()["refusedConfigs"],
+        serde_json::json!(["orders-copy: confluent.tier.enablee"]),
+        "{}",
+        out.stdout
+    );
+
+    // A topic that exists is written to as it is: its backed-up configs are not checked.
+    create_topic(&bs, "orders-copy", 2, &[]).await;
+    let out = plan_out();
+    expect_code(&out, 0);
+    assert_eq!(
+        out.json()["refusedConfigs"],
+        serde_json::Value::Null,
+        "{}",
+        out.stdout
+    );
+    let warnings = stored_plan()["restore"]["warnings"].to_string();
+    assert!(
+        warnings.contains("the backed-up configs of orders-copy are neither applied nor checked"),
+        "{warnings}"
+    );
+    expect_code(&cli(&["restore", "--config", &cfg]), 0);
+    let source = read_topic(&bs, "orders", 2);
+    let copy = read_topic(&bs, "orders-copy", 2);
+    assert_eq!(values(&copy, "orders-copy"), values(&source, "orders"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_that_cannot_start_creates_none_of_its_topics() {
+    let kafka = Tansu::start();
+    let bs = kafka.bootstrap();
+    create_and_fill(&bs, "orders", 2, 5).await;
+    create_and_fill(&bs, "payments", 2, 5).await;
+    let admin = admin(&bs).await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let store = work.path().join("store");
+    expect_code(
+        &cli(&[
+            "backup",
+            "--bootstrap-servers",
+            &bs,
+            "-p",
+            s(&store),
+            "--topics",
+            "orders,payments",
+            "--backup-id",
+            "b2",
+        ]),
+        0,
+    );
+    // orders-copy is to be created; payments-copy exists with too few partitions.
+    create_topic(&bs, "payments-copy", 1, &[]).await;
+    let cfg = work.path().join("restore.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "mode: restore\nbackup_id: b2\ntarget:\n  bootstrap_servers: [{bs}]\nstorage:\n  backend: filesystem\n  path: {}\nrestore:\n  create_topics: true\n  topic_mapping:\n    orders: orders-copy\n    payments: payments-copy\n",
+            store.display()
+        ),
+    )
+    .expect("write config");
+    let before = topics(&admin).await;
+    let out = cli(&["restore", "--config", s(&cfg)]);
+    expect_code(&out, 2);
+    assert!(
+        out.stderr.contains(
+            "target topic 'payments-copy' has 1 partitions; the restore writes to partition 1"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        topics(&admin).await,
+        before,
+        "orders-copy is not created while payments-copy stops the restore"
+    );
 }
 
 /// One `tidemark run --task` with its result.

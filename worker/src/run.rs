@@ -558,7 +558,7 @@ fn validation_line(v: &crate::restore::plan::ValidationReport) -> String {
         format!(
             "Restore of backup {} is invalid: {}",
             v.backup_id,
-            v.problems.join("; ")
+            v.reasons().join("; ")
         )
     }
 }

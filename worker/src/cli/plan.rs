@@ -40,6 +40,17 @@ pub(super) fn print_written(format: Format, stored: &StoredPlan) -> Result<()> {
                 crate::plan::count(pre.groups.len(), "group"),
                 crate::plan::count(pre.topics.len(), "topic")
             );
+            let refused = stored
+                .doc
+                .restore
+                .as_ref()
+                .map_or(0, |r| r.refused_configs.len());
+            if refused > 0 {
+                println!(
+                    "Nothing was changed. Executing this plan fails (exit 2) before it creates any topic: the target would refuse the configs above. Create those topics on the target with configs it accepts, then plan again."
+                );
+                return Ok(());
+            }
             println!(
                 "Nothing was changed. To execute exactly this plan: --approved-plan {} --plan-hash {}",
                 stored.key, stored.hash

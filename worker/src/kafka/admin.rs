@@ -451,7 +451,34 @@ impl GroupAdmin {
         &self,
         topic: &str,
     ) -> Result<std::collections::BTreeMap<String, String>> {
-        use rdkafka::admin::{AdminOptions, ConfigSource, ResourceSpecifier};
+        use rdkafka::admin::ConfigSource;
+        let mut out = std::collections::BTreeMap::new();
+        for entry in self.describe_topic_configs(topic).await? {
+            let default = matches!(entry.source, ConfigSource::Default);
+            if !default && !entry.is_sensitive {
+                if let Some(v) = entry.value {
+                    out.insert(entry.name, v);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The names of every config the cluster reports for `topic`, defaults included: the topic
+    /// configs it knows.
+    pub async fn topic_config_names(
+        &self,
+        topic: &str,
+    ) -> Result<std::collections::BTreeSet<String>> {
+        let entries = self.describe_topic_configs(topic).await?;
+        Ok(entries.into_iter().map(|e| e.name).collect())
+    }
+
+    async fn describe_topic_configs(
+        &self,
+        topic: &str,
+    ) -> Result<Vec<rdkafka::admin::ConfigEntry>> {
+        use rdkafka::admin::{AdminOptions, ResourceSpecifier};
         let what = format!("failed to describe the configs of topic '{topic}'");
         let started = Instant::now();
         let opts = AdminOptions::new().request_timeout(Some(self.config.request_timeout));
@@ -461,18 +488,11 @@ impl GroupAdmin {
             .describe_configs(&[ResourceSpecifier::Topic(topic)], &opts)
             .await
             .map_err(|e| self.kafka_error(&e, started, &what))?;
-        let mut out = std::collections::BTreeMap::new();
+        let mut out = Vec::new();
         for r in results {
             let resource =
                 r.map_err(|code| self.failure(code, &code.to_string(), started, &what))?;
-            for entry in resource.entries {
-                let default = matches!(entry.source, ConfigSource::Default);
-                if !default && !entry.is_sensitive {
-                    if let Some(v) = entry.value {
-                        out.insert(entry.name, v);
-                    }
-                }
-            }
+            out.extend(resource.entries);
         }
         Ok(out)
     }
@@ -655,6 +675,11 @@ impl GroupAdmin {
     /// Names of all topics in the cluster, sorted (internal topics such as
     /// `__consumer_offsets` included).
     pub async fn list_topics(&self) -> Result<Vec<String>> {
+        Ok(self.topics_and_brokers().await?.0)
+    }
+
+    /// [`Self::list_topics`], and how many brokers the metadata names: one metadata request.
+    pub async fn topics_and_brokers(&self) -> Result<(Vec<String>, usize)> {
         const WHAT: &str = "failed to list topics";
         let inner = Arc::clone(&self.inner);
         let timeout = self.config.request_timeout;
@@ -665,19 +690,21 @@ impl GroupAdmin {
                 .inner()
                 .fetch_metadata(None, timeout)
                 .map(|md| {
-                    md.topics()
+                    let names = md
+                        .topics()
                         .iter()
                         .map(|t| t.name().to_string())
-                        .collect::<Vec<_>>()
+                        .collect::<Vec<_>>();
+                    (names, md.brokers().len())
                 })
         })
         .await
         .map_err(|e| request_failed("metadata request did not complete", e))?;
         match fetched {
-            Ok(mut names) => {
+            Ok((mut names, brokers)) => {
                 self.inner.ctx().clear();
                 names.sort();
-                Ok(names)
+                Ok((names, brokers))
             }
             Err(e) => Err(self.kafka_error(&e, started, WHAT)),
         }

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::restore::configs::RefusedConfig;
 use crate::task::{ResultPlan, MAX_RESULT_IDS, PLAN_HASH_LEN};
 
 /// The `apiVersion` of plan documents this worker writes and reads.
@@ -135,9 +136,10 @@ pub struct RestoreChanges {
     pub partitions: Vec<RestorePartition>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub topics_to_create: Vec<String>,
-    /// Topic configs the target would refuse, as `topic: config`.
+    /// Configs the target would refuse on the topics the restore creates (topic, config, value,
+    /// reason): executing the plan fails before it creates any topic.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub refused_configs: Vec<String>,
+    pub refused_configs: Vec<RefusedConfig>,
     /// Phase three: per group, the source offsets translated through the offset mapping.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub translated_groups: Vec<TranslatedGroup>,
@@ -301,7 +303,8 @@ impl PlanDocument {
             r.partitions = rs.partitions.len() as u64;
             r.topics_to_create = first(&rs.topics_to_create);
             r.topics_to_create_total = rs.topics_to_create.len() as u64;
-            r.refused_configs = first(&rs.refused_configs);
+            let refused: Vec<String> = rs.refused_configs.iter().map(|c| c.short()).collect();
+            r.refused_configs = first(&refused);
             r.groups = rs.translated_groups.len() as u64;
             r.offsets = rs
                 .translated_groups
@@ -494,6 +497,32 @@ mod tests {
         let e = PlanDocument::parse(other.as_bytes(), "p.json", PlanKind::OffsetReset)
             .expect_err("version");
         assert!(e.to_string().contains("apiVersion"), "{e}");
+    }
+
+    #[test]
+    fn a_restore_plan_keeps_its_refused_configs_and_its_result_names_them() {
+        let mut d = PlanDocument::new(PlanKind::Restore, "k:9092");
+        let refused = |config: &str| RefusedConfig {
+            topic: "orders".into(),
+            config: config.into(),
+            value: "x".into(),
+            reason: "not a topic config".into(),
+        };
+        d.restore = Some(RestoreChanges {
+            backup_id: "b1".into(),
+            refused_configs: vec![refused("a.b"), refused("c.d")],
+            ..RestoreChanges::default()
+        });
+        let bytes = d.to_bytes().expect("encode");
+        let back = PlanDocument::parse(&bytes, "p.json", PlanKind::Restore).expect("parse");
+        assert_eq!(back, d);
+        let text = String::from_utf8(bytes).expect("utf8");
+        assert!(
+            text.contains("\"reason\": \"not a topic config\""),
+            "{text}"
+        );
+        let r = d.result("0123456789abcdef", "plans/r.json");
+        assert_eq!(r.refused_configs, vec!["orders: a.b", "orders: c.d"]);
     }
 
     #[test]

@@ -74,7 +74,7 @@ pub fn restore_document(
         bytes: plan.bytes,
         partitions,
         topics_to_create,
-        refused_configs: Vec::new(),
+        refused_configs: targets.refused.clone(),
         translated_groups: offsets.map(|o| translated(plan, o)).unwrap_or_default(),
         warnings: warnings.to_vec(),
     };
@@ -148,6 +148,14 @@ fn summary(c: &RestoreChanges, topics: usize) -> String {
         s.push_str(&format!(
             "; translate the offsets of {}",
             count(c.translated_groups.len(), "group")
+        ));
+    }
+    if let Some(first) = c.refused_configs.first() {
+        s.push_str(&format!(
+            "; REFUSED: the target would refuse {} ({}{}), so executing it fails before creating any topic",
+            count(c.refused_configs.len(), "topic config"),
+            first.short(),
+            if c.refused_configs.len() > 1 { ", ..." } else { "" }
         ));
     }
     s

@@ -288,8 +288,9 @@ fn start_progress(run: &Run<'_>, checkpoint: &Checkpoint) -> Shared {
     }
 }
 
-/// Prepares the target for the units the checkpoint has not started; a problem stops the
-/// restore. Waits for the topics it created.
+/// Prepares the target for the units the checkpoint has not started; a problem or a config the
+/// target would refuse stops the restore before it creates a topic or writes a record. Waits
+/// for the topics it created.
 async fn prepare(
     run: &Run<'_>,
     checkpoint: &Checkpoint,
@@ -297,8 +298,8 @@ async fn prepare(
 ) -> Result<TargetState> {
     let t = &run.req.task;
     let targets = prepare_targets(run.admin, run.plan, t, &checkpoint.units, false).await?;
-    if !targets.problems.is_empty() {
-        return Err(Error::invalid(targets.problems.join("; ")));
+    if targets.blocked() {
+        return Err(blocked(&targets));
     }
     report.topics_created = targets.created.clone();
     report.partitions_purged = targets.purged.clone();
@@ -309,6 +310,22 @@ async fn prepare(
         run.phase_done("created topics ready");
     }
     Ok(targets)
+}
+
+/// Why a restore whose target `targets` describes cannot start.
+fn blocked(targets: &TargetState) -> Error {
+    let mut why: Vec<String> = targets.refused.iter().map(|r| r.describe()).collect();
+    if !why.is_empty() {
+        why.push(
+            "create the topic on the target with configs it accepts and run the restore again (a topic that exists is written to as it is)"
+                .into(),
+        );
+    }
+    why.extend(targets.problems.iter().cloned());
+    Error::invalid(format!(
+        "{}; this run created no topic and wrote no record",
+        why.join("; ")
+    ))
 }
 
 /// Every unit done: checks the lanes' ends against the plan and stores the complete offset

@@ -17,6 +17,7 @@ use crate::backup::read::{load_chain, read_segment_shared, Link};
 use crate::backup::select::TopicFilter;
 use crate::error::{Error, Result};
 use crate::report::thousands;
+use crate::restore::configs::RefusedConfig;
 use crate::storage::Storage;
 use crate::task::{GroupStrategy, RestoreTask};
 
@@ -670,7 +671,21 @@ pub struct ValidationReport {
     pub targets: Vec<TargetCheck>,
     pub consumer_offset_actions: Vec<String>,
     pub problems: Vec<String>,
+    /// Configs the target would refuse on the topics the restore creates: the restore would
+    /// fail before creating any (a plan still lists them).
+    pub refused_configs: Vec<RefusedConfig>,
     pub warnings: Vec<String>,
+}
+
+impl ValidationReport {
+    /// Everything that stops the restore: each refused config, then the problems.
+    pub fn reasons(&self) -> Vec<String> {
+        self.refused_configs
+            .iter()
+            .map(RefusedConfig::describe)
+            .chain(self.problems.iter().cloned())
+            .collect()
+    }
 }
 
 /// What validation found about one target topic.
@@ -819,6 +834,17 @@ pub fn validation_box(r: &ValidationReport) -> String {
     for a in &r.consumer_offset_actions {
         for chunk in wrap(&format!("• {a}"), W) {
             out += &line(&chunk);
+        }
+    }
+    if !r.refused_configs.is_empty() {
+        out += &rule;
+        out += &center("TOPIC CONFIGS THE TARGET WOULD REFUSE");
+        out += &rule;
+        for c in &r.refused_configs {
+            let text = format!("✗ {}: {}={}: {}", c.topic, c.config, c.value, c.reason);
+            for chunk in wrap(&text, W) {
+                out += &line(&chunk);
+            }
         }
     }
     if !r.problems.is_empty() {

@@ -133,7 +133,9 @@ pub async fn run_restore_task(
 
 /// Plans a restore (a task with `planOut`, the CLI's `--plan-out`): validates it as
 /// `validate-restore` does and writes the plan to `location`. An invalid restore is refused
-/// with the validation's problems. Changes nothing in Kafka.
+/// with the validation's problems; configs the target would refuse on the topics the restore
+/// creates are not such a problem but listed in the plan (`refusedConfigs`: executing it fails
+/// before creating any topic), so that whoever approves sees them. Changes nothing in Kafka.
 pub async fn plan_restore(
     t: &RestoreTask,
     credentials: Option<(String, String)>,
@@ -141,7 +143,7 @@ pub async fn plan_restore(
 ) -> Result<(ValidationReport, StoredPlan)> {
     let (v, parts) = validate_parts(t, credentials.clone()).await;
     let parts = match parts {
-        Some(p) if v.valid => p,
+        Some(p) if v.problems.is_empty() => p,
         _ => {
             return Err(Error::invalid(format!(
                 "the restore of backup {} cannot be planned: {}",
@@ -373,6 +375,7 @@ pub async fn validate_parts(
         targets: Vec::new(),
         consumer_offset_actions: offset_actions(t),
         problems: Vec::new(),
+        refused_configs: Vec::new(),
         warnings: Vec::new(),
     };
     if let Err(e) = t.validate() {
@@ -439,7 +442,9 @@ pub async fn validate_parts(
             Err(e) => r.problems.push(e.to_string()),
             Ok(st) => {
                 r.problems.extend(st.problems.iter().cloned());
+                r.refused_configs.extend(st.refused.iter().cloned());
                 r.warnings.extend(st.warnings.iter().cloned());
+                r.warnings.extend(st.configs_kept_note());
                 for c in &mut r.targets {
                     if let Some((parts, held, state)) = st.topics.get(&c.topic) {
                         c.partitions = *parts;
@@ -455,7 +460,7 @@ pub async fn validate_parts(
 }
 
 fn finish(mut r: ValidationReport) -> ValidationReport {
-    r.valid = r.problems.is_empty();
+    r.valid = r.problems.is_empty() && r.refused_configs.is_empty();
     r.status = if r.valid { "valid" } else { "invalid" };
     r
 }

@@ -1,15 +1,19 @@
 //! The target before and after writing: topics exist (or are created) with the partitions the
-//! restore writes, partitions hold nothing the restore did not write (or are appended to or
-//! purged, as `existing_data` says), and after the restore each partition ends exactly where
-//! the restored records end.
+//! restore writes and configs the target accepts, partitions hold nothing the restore did not
+//! write (or are appended to or purged, as `existing_data` says), and after the restore each
+//! partition ends exactly where the restored records end. Every check is made before anything
+//! is changed: a restore that would fail creates no topic and purges nothing.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use super::tail::read_to_last;
 use super::UnitCheckpoint;
 use crate::error::{Error, Result};
 use crate::kafka::{GroupAdmin, OffsetSpec};
+use crate::restore::configs::{
+    check_topic, Creation, RefusedConfig, TargetFacts, BROKER_NAMES, TOPIC_CONFIGS,
+};
 use crate::restore::mapping::PartitionMapping;
 use crate::restore::plan::{RestorePlan, TargetTopic};
 use crate::task::{ExistingData, RestoreTask};
@@ -23,14 +27,53 @@ pub struct TargetState {
     pub purged: Vec<String>,
     /// Problems that stop the restore (validation reports them all).
     pub problems: Vec<String>,
+    /// Configs the target would refuse on the topics the restore creates: they stop the
+    /// restore too, before it creates any topic.
+    pub refused: Vec<RefusedConfig>,
+    /// Existing target topics whose backup has configs: written as they are, their configs
+    /// neither changed nor checked.
+    pub configs_kept: Vec<String>,
     pub warnings: Vec<String>,
     /// Per target topic: partitions, and records already in the partitions written.
     pub topics: BTreeMap<String, (Option<i32>, Option<u64>, String)>,
+    /// The changes decided, made once every check passed.
+    creates: Vec<NewTopic>,
+    purges: Vec<((String, i32), i64)>,
 }
 
-/// Checks (and, unless `dry_run`, prepares) the target: topics exist with enough partitions or
-/// are created from the backed-up metadata; partitions not yet started by this restore are
-/// empty, or appended to, or purged, as `existing_data` says.
+impl TargetState {
+    /// Whether anything stops the restore (a problem or a refused config).
+    pub fn blocked(&self) -> bool {
+        !self.problems.is_empty() || !self.refused.is_empty()
+    }
+
+    /// The note a validation (and a plan) carries when target topics that exist have
+    /// backed-up configs: only the topics a restore creates get, and are checked for, them.
+    pub fn configs_kept_note(&self) -> Option<String> {
+        (!self.configs_kept.is_empty()).then(|| {
+            format!(
+                "target topics that exist keep their own configs: the backed-up configs of {} are neither applied nor checked",
+                self.configs_kept.join(", ")
+            )
+        })
+    }
+}
+
+/// A topic the restore creates, from the backed-up metadata.
+#[derive(Debug, Clone)]
+struct NewTopic {
+    name: String,
+    partitions: i32,
+    replication_factor: i32,
+    configs: BTreeMap<String, String>,
+    /// The first and last timestamps of the records restored into it.
+    timestamps: Option<(i64, i64)>,
+}
+
+/// Checks (and, unless `dry_run` or a check failed, prepares) the target: topics exist with
+/// enough partitions or are created from the backed-up metadata, with configs the target
+/// accepts; partitions not yet started by this restore are empty, or appended to, or purged,
+/// as `existing_data` says. Nothing is created or purged until every topic is checked.
 #[tracing::instrument(name = "restore_prepare_targets", skip_all, fields(backup_id = %t.backup_id, topics = plan.targets.len(), dry_run))]
 pub async fn prepare_targets(
     admin: &GroupAdmin,
@@ -46,30 +89,39 @@ pub async fn prepare_targets(
         .filter(|u| started.contains_key(&u.key()))
         .map(|u| (u.target_topic.clone(), u.target_partition))
         .collect();
-    let existing = admin.list_topics().await?;
+    let (existing, brokers) = admin.topics_and_brokers().await?;
     for target in plan.targets.values() {
         if existing.contains(&target.name) {
-            prepare_existing_topic(admin, target, t, &started_lanes, dry_run, &mut st).await?;
+            if !target.backup_configs.is_empty() {
+                st.configs_kept.push(target.name.clone());
+            }
+            check_existing_topic(admin, target, t, &started_lanes, &mut st).await?;
         } else {
-            prepare_missing_topic(admin, target, t, dry_run, &mut st).await?;
+            check_missing_topic(target, plan, t, &mut st);
         }
     }
+    check_configs(admin, &existing, brokers, &mut st).await;
     tracing::debug!(
-        created = st.created.len(),
+        to_create = st.creates.len(),
         problems = st.problems.len(),
+        refused_configs = st.refused.len(),
         "targets checked"
     );
+    if dry_run || st.blocked() {
+        return Ok(st);
+    }
+    apply(admin, t, &mut st).await?;
     Ok(st)
 }
 
-/// A target topic that does not exist: a problem, or created from the backed-up metadata.
-async fn prepare_missing_topic(
-    admin: &GroupAdmin,
+/// A target topic that does not exist: a problem, or one to create from the backed-up
+/// metadata.
+fn check_missing_topic(
     target: &TargetTopic,
+    plan: &RestorePlan,
     t: &RestoreTask,
-    dry_run: bool,
     st: &mut TargetState,
-) -> Result<()> {
+) {
     let needed = target.partitions_written.iter().max().copied().unwrap_or(0) + 1;
     if !t.create_topics {
         st.problems.push(format!(
@@ -80,46 +132,109 @@ async fn prepare_missing_topic(
         ));
         st.topics
             .insert(target.name.clone(), (None, None, "missing".into()));
-        return Ok(());
+        return;
     }
     let partitions = target.backup_partitions.max(needed);
     st.topics.insert(
         target.name.clone(),
         (Some(partitions), Some(0), "will be created".into()),
     );
-    // Shards create the topics they write to; one that another shard created first
-    // (with the same partition count: see `deal_to_shard`) is used as it is.
-    let create = async {
-        let rf = target.backup_replication_factor.max(1);
-        let c = &target.backup_configs;
-        if t.shard_count > 1 {
-            admin
-                .create_topic_if_missing(&target.name, partitions, rf, c)
-                .await
-        } else {
-            admin
-                .create_topic(&target.name, partitions, rf, c)
-                .await
-                .map(|_| true)
-        }
-    };
-    if !dry_run && create.await? {
-        st.created.push(target.name.clone());
-    }
+    st.creates.push(NewTopic {
+        name: target.name.clone(),
+        partitions,
+        replication_factor: target.backup_replication_factor.max(1),
+        configs: target.backup_configs.clone(),
+        timestamps: timestamps_into(plan, &target.name),
+    });
     for p in &target.partitions_written {
         st.lane_start.insert((target.name.clone(), *p), 0);
+    }
+}
+
+/// The configs of the topics to create, against Kafka's topic configs and the target (`brokers`
+/// in its metadata; the config names it reports for one of its `existing` topics, read only
+/// when a config is not in Kafka's reference).
+async fn check_configs(
+    admin: &GroupAdmin,
+    existing: &[String],
+    brokers: usize,
+    st: &mut TargetState,
+) {
+    let mut facts = TargetFacts {
+        brokers: (brokers > 0).then_some(brokers),
+        known_names: BTreeSet::new(),
+    };
+    let listed = |name: &String| {
+        TOPIC_CONFIGS.iter().any(|(n, _)| n == name) || BROKER_NAMES.iter().any(|(n, _)| n == name)
+    };
+    let unlisted = st
+        .creates
+        .iter()
+        .any(|c| c.configs.keys().any(|k| !listed(k)));
+    let sample = existing
+        .iter()
+        .find(|t| !t.starts_with("__"))
+        .or(existing.first());
+    if let (true, Some(sample)) = (unlisted, sample) {
+        match admin.topic_config_names(sample).await {
+            Ok(names) => facts.known_names = names,
+            Err(e) => st.warnings.push(format!(
+                "the topic configs the target knows could not be read ({e}): configs outside Kafka's topic configuration reference are taken as unknown"
+            )),
+        }
+    }
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    for c in &st.creates {
+        let creation = Creation {
+            topic: &c.name,
+            configs: &c.configs,
+            replication_factor: c.replication_factor,
+            timestamps: c.timestamps,
+            now_ms,
+        };
+        st.refused.extend(check_topic(&creation, &facts));
+    }
+}
+
+/// The first and last timestamps of the records `plan` restores into `topic`.
+fn timestamps_into(plan: &RestorePlan, topic: &str) -> Option<(i64, i64)> {
+    let units = plan.units.iter().filter(|u| u.target_topic == topic);
+    let first = units.clone().filter_map(|u| u.min_timestamp).min()?;
+    let last = units.filter_map(|u| u.max_timestamp).max()?;
+    Some((first, last))
+}
+
+/// Makes the changes every check allowed: the topics created (a shard creates the topics it
+/// writes to; one that another shard created first, with the same partition count, see
+/// `deal_to_shard`, is used as it is), then the partitions purged.
+async fn apply(admin: &GroupAdmin, t: &RestoreTask, st: &mut TargetState) -> Result<()> {
+    for c in &st.creates {
+        let (name, parts, rf, configs) = (&c.name, c.partitions, c.replication_factor, &c.configs);
+        let created = if t.shard_count > 1 {
+            admin
+                .create_topic_if_missing(name, parts, rf, configs)
+                .await?
+        } else {
+            admin.create_topic(name, parts, rf, configs).await?;
+            true
+        };
+        if created {
+            st.created.push(name.clone());
+        }
+    }
+    if !st.purges.is_empty() {
+        admin.delete_records(&st.purges).await?;
     }
     Ok(())
 }
 
 /// A target topic that exists: it has the partitions written, and those not yet started by
 /// this restore are empty or handled as `existing_data` says.
-async fn prepare_existing_topic(
+async fn check_existing_topic(
     admin: &GroupAdmin,
     target: &TargetTopic,
     t: &RestoreTask,
     started_lanes: &HashSet<(String, i32)>,
-    dry_run: bool,
     st: &mut TargetState,
 ) -> Result<()> {
     let layout = admin.topic_layout(&target.name).await?;
@@ -170,21 +285,16 @@ async fn prepare_existing_topic(
         target.name.clone(),
         (Some(count), Some(held), "exists".into()),
     );
-    if non_empty.is_empty() {
-        return Ok(());
-    }
-    existing_data(admin, t, &non_empty, dry_run, st).await
+    existing_data(t, &non_empty, st);
+    Ok(())
 }
 
 /// Target partitions that already hold records (partition, records, end): refused, appended
-/// to, or purged.
-async fn existing_data(
-    admin: &GroupAdmin,
-    t: &RestoreTask,
-    non_empty: &[((String, i32), u64, i64)],
-    dry_run: bool,
-    st: &mut TargetState,
-) -> Result<()> {
+/// to, or to be purged.
+fn existing_data(t: &RestoreTask, non_empty: &[((String, i32), u64, i64)], st: &mut TargetState) {
+    if non_empty.is_empty() {
+        return;
+    }
     let list = non_empty
         .iter()
         .map(|((t, p), n, _)| format!("{t}-{p} ({n} records)"))
@@ -198,17 +308,12 @@ async fn existing_data(
             .warnings
             .push(format!("appending after the records already in {list}")),
         ExistingData::Purge => {
-            if !dry_run {
-                let upto: Vec<((String, i32), i64)> =
-                    non_empty.iter().map(|(tp, _, l)| (tp.clone(), *l)).collect();
-                admin.delete_records(&upto).await?;
-            }
-            for ((t, p), n, _) in non_empty {
-                st.purged.push(format!("{t}-{p} ({n} records)"));
+            for (tp, n, l) in non_empty {
+                st.purges.push((tp.clone(), *l));
+                st.purged.push(format!("{}-{} ({n} records)", tp.0, tp.1));
             }
         }
     }
-    Ok(())
 }
 
 /// Waits until freshly created topics show up in metadata with their partitions.
