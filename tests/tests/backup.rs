@@ -1041,15 +1041,6 @@ async fn a_backup_whose_broker_skips_offsets_reports_the_unexplained_gap() {
     ]);
     expect_code(&out, 0);
     let report = out.json();
-    eprintln!(
-        "DEBUG {}",
-        std::fs::read_to_string(dir.path().join("backups/gaps/manifest/00000-of-00001.json"))
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains("cleanup") || l.contains("configs"))
-            .collect::<Vec<_>>()
-            .join("|")
-    );
     assert_eq!(report["records"], 10, "{report}");
     assert_eq!(report["gaps"]["offsets"], 3, "{report}");
     assert_eq!(report["gaps"]["unexplained"], 3, "{report}");
