@@ -23,7 +23,7 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::DataKeySpec;
 use zeroize::Zeroizing;
@@ -156,6 +156,20 @@ fn configured_endpoint(sdk: &SdkConfig) -> Option<String> {
         .filter_map(|name| std::env::var(name).ok())
         .find(|v| !v.trim().is_empty())
         .or_else(|| sdk.endpoint_url().map(str::to_string))
+}
+
+/// An error and its sources, `: `-separated (each said once).
+fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
 }
 
 fn timeouts() -> TimeoutConfig {
@@ -314,22 +328,26 @@ impl KmsKeys {
         match &err {
             SdkError::ServiceError(service) => {
                 let e = service.err();
-                let code = e.code().unwrap_or("unknown error");
-                let message = e.message().unwrap_or("no message");
-                let detail = format!("{code}: {message}");
+                let status = service.raw().status().as_u16();
+                let code = e.code().unwrap_or_default();
+                let detail = match (code, e.message()) {
+                    ("", _) => format!("HTTP {status}"),
+                    (code, Some(message)) => format!("{code}: {message}"),
+                    (code, None) => code.to_string(),
+                };
                 refused(&self.place(), key, call, refusal(code), &detail)
             }
             SdkError::ConstructionFailure(_) => Error::invalid(format!(
                 "{}: the request could not be made: {}",
                 call.what(key),
-                DisplayErrorContext(&err)
+                causes(&err)
             )),
             _ => Error::Storage {
                 location: self.location.clone(),
                 reason: format!(
                     "{}: KMS could not be reached (after retries): {}",
                     call.what(key),
-                    DisplayErrorContext(&err)
+                    causes(&err)
                 ),
             },
         }
