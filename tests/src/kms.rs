@@ -126,14 +126,41 @@ impl KmsServer {
     }
 
     /// What a client process needs to reach this KMS: endpoint, region, dummy credentials,
-    /// and no instance metadata lookups.
+    /// no shared config files (they name files that do not exist) and no instance metadata
+    /// lookups.
     pub fn env(&self) -> Vec<(&'static str, String)> {
+        let mut env = self.common_env();
+        env.push(("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()));
+        env.push(("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()));
+        env
+    }
+
+    /// [`env`](Self::env) with credentials from web identity instead of static keys, as IRSA
+    /// gives a pod: a token file and a role, exchanged at moto's STS
+    /// (`AssumeRoleWithWebIdentity`, which moto answers without checking the token).
+    pub fn web_identity_env(&self) -> Vec<(&'static str, String)> {
+        let token = self.moto.dir.path().join("web-identity-token");
+        std::fs::write(&token, "eyJhbGciOiJSUzI1NiJ9.e30.c2lnbmF0dXJl")
+            .expect("write the web identity token");
+        let mut env = self.common_env();
+        env.push(("AWS_ENDPOINT_URL_STS", self.endpoint()));
+        env.push((
+            "AWS_ROLE_ARN",
+            "arn:aws:iam::123456789012:role/tidemark-backup".into(),
+        ));
+        env.push(("AWS_ROLE_SESSION_NAME", "tidemark-test".into()));
+        env.push(("AWS_WEB_IDENTITY_TOKEN_FILE", token.display().to_string()));
+        env
+    }
+
+    fn common_env(&self) -> Vec<(&'static str, String)> {
+        let missing = |name: &str| self.moto.dir.path().join(name).display().to_string();
         vec![
             ("AWS_ENDPOINT_URL_KMS", self.endpoint()),
             ("AWS_REGION", REGION.into()),
-            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
-            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
             ("AWS_EC2_METADATA_DISABLED", "true".into()),
+            ("AWS_CONFIG_FILE", missing("no-aws-config")),
+            ("AWS_SHARED_CREDENTIALS_FILE", missing("no-aws-credentials")),
         ]
     }
 
@@ -154,12 +181,22 @@ impl KmsServer {
 pub fn export_env(vars: &[(&'static str, String)]) {
     for name in [
         "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_KMS",
+        "AWS_ENDPOINT_URL_STS",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
         "AWS_PROFILE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
         "AWS_SESSION_TOKEN",
         "AWS_WEB_IDENTITY_TOKEN_FILE",
         "AWS_ROLE_ARN",
+        "AWS_ROLE_SESSION_NAME",
         "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
         "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "AWS_EC2_METADATA_DISABLED",
     ] {
         std::env::remove_var(name);
     }

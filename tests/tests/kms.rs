@@ -67,6 +67,51 @@ async fn a_generated_data_key_decrypts_to_itself_and_its_blob_does_not_hold_it()
 }
 
 #[tokio::test]
+async fn credentials_from_web_identity_as_irsa_gives_them_reach_kms() {
+    let _env = KmsServer::exclusive().await;
+    let kms = KmsServer::start();
+    let key = kms.create_key();
+    let env = kms.web_identity_env();
+    assert!(!env
+        .iter()
+        .any(|(name, _)| name.starts_with("AWS_ACCESS_KEY")));
+    export_env(&env);
+    // No static keys, profile, container or instance credentials: only the token file and
+    // the role, exchanged at STS, can sign these calls.
+    let keys = connect(&key.arn).await;
+    let (dek, blob, arn) = keys.generate(CONTEXT).await.expect("GenerateDataKey");
+    let back = keys
+        .decrypt(&arn, &blob, CONTEXT, OBJECT)
+        .await
+        .expect("Decrypt");
+    assert_eq!(back.bytes(), dek.bytes());
+}
+
+#[tokio::test]
+async fn no_credentials_anywhere_is_invalid_input_naming_irsa() {
+    let _env = KmsServer::exclusive().await;
+    let kms = KmsServer::start();
+    let key = kms.create_key();
+    let env: Vec<_> = kms
+        .env()
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with("AWS_ACCESS_KEY") && !name.starts_with("AWS_SECRET"))
+        .collect();
+    export_env(&env);
+    let err = connect(&key.arn)
+        .await
+        .generate(CONTEXT)
+        .await
+        .expect_err("no credentials");
+    assert_eq!(err.exit_code(), exit::INVALID_INPUT, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&key.arn) && text.contains("no AWS credentials") && text.contains("IRSA"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn a_wrapped_key_of_another_context_fails_authentication_naming_the_object() {
     let _env = KmsServer::exclusive().await;
     let kms = KmsServer::start();

@@ -23,6 +23,7 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::DataKeySpec;
@@ -156,6 +157,23 @@ fn configured_endpoint(sdk: &SdkConfig) -> Option<String> {
         .filter_map(|name| std::env::var(name).ok())
         .find(|v| !v.trim().is_empty())
         .or_else(|| sdk.endpoint_url().map(str::to_string))
+}
+
+/// Whether `err` comes from a credential chain that found no credentials, or a configuration
+/// it cannot use (as opposed to a source that failed to answer, such as STS unreachable).
+fn no_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(c) = e.downcast_ref::<CredentialsError>() {
+            return matches!(
+                c,
+                CredentialsError::CredentialsNotLoaded(_)
+                    | CredentialsError::InvalidConfiguration(_)
+            );
+        }
+        next = e.source();
+    }
+    false
 }
 
 /// An error and its sources, `: `-separated (each said once).
@@ -339,6 +357,11 @@ impl KmsKeys {
             }
             SdkError::ConstructionFailure(_) => Error::invalid(format!(
                 "{}: the request could not be made: {}",
+                call.what(key),
+                causes(&err)
+            )),
+            _ if no_credentials(&err) => Error::invalid(format!(
+                "{}: no AWS credentials: {}; give the Job's service account an IAM role (IRSA: its eks.amazonaws.com/role-arn annotation) or the worker credentials in its environment",
                 call.what(key),
                 causes(&err)
             )),
