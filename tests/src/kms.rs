@@ -120,11 +120,6 @@ impl KmsServer {
         KmsKey { id, arn, alias }
     }
 
-    /// Disables `key` (`DisableKey`).
-    pub fn disable_key(&self, key: &KmsKey) {
-        self.call("DisableKey", serde_json::json!({ "KeyId": key.id }));
-    }
-
     /// What a client process needs to reach this KMS: endpoint, region, dummy credentials,
     /// no shared config files (they name files that do not exist) and no instance metadata
     /// lookups.

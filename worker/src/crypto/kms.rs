@@ -215,7 +215,8 @@ impl KmsKeys {
             Some(r) => Region::new(r.to_string()),
             None => sdk.region().cloned().ok_or_else(|| {
                 Error::invalid(format!(
-                    "AWS KMS key '{key_id}': no AWS region is configured; set AWS_REGION, or give the key's ARN, which names its region"
+                    "AWS KMS key '{key_id}': no AWS region is configured; set AWS_REGION, or \
+                     give the key's ARN, which names its region"
                 ))
             })?,
         };
@@ -361,7 +362,9 @@ impl KmsKeys {
                 causes(&err)
             )),
             _ if no_credentials(&err) => Error::invalid(format!(
-                "{}: no AWS credentials: {}; give the Job's service account an IAM role (IRSA: its eks.amazonaws.com/role-arn annotation) or the worker credentials in its environment",
+                "{}: no AWS credentials: {}; give the Job's service account an IAM role (IRSA: \
+                 its eks.amazonaws.com/role-arn annotation) or the worker credentials in its \
+                 environment",
                 call.what(key),
                 causes(&err)
             )),
@@ -394,39 +397,60 @@ struct Place<'a> {
 /// The error for a call KMS refused with `why`; `detail` is its code and message.
 fn refused(place: &Place<'_>, key: &str, call: &Call<'_>, why: Refusal, detail: &str) -> Error {
     let what = call.what(key);
+    let decrypting = matches!(call, Call::Decrypt { .. });
     let unreadable = call.unreadable();
     let region = place.region;
-    match why {
-            Refusal::NotFound => Error::invalid(format!(
-                "{what}: the key does not exist in {region}, or these credentials cannot see it ({detail}); check the key id and the region{unreadable}"
-            )),
-            Refusal::Disabled => Error::invalid(format!(
-                "{what}: the key is disabled ({detail}); enable it (EnableKey){}",
-                if unreadable.is_empty() { "" } else { "; while it is disabled the data cannot be read" }
-            )),
-            Refusal::InvalidState => Error::invalid(format!(
-                "{what}: the key cannot be used in its current state, pending deletion or waiting for imported key material ({detail}); a key pending deletion is kept by CancelKeyDeletion, and once it is deleted whatever it wrapped cannot be read"
-            )),
-            Refusal::AccessDenied => Error::invalid(format!(
-                "{what}: access denied ({detail}); check that the key policy and the IAM role the worker runs as (with IRSA, the role of the Job's service account) allow {} on this key with the encryption context {CONTEXT_KEY}={}{}",
-                call.action(),
-                call.context(),
-                if unreadable.is_empty() { "" } else { ", and that the data key was wrapped by this key" }
-            )),
-            Refusal::NotForEncryption => Error::invalid(format!(
-                "{what}: the key is not a symmetric encryption key ({detail}); use a key with key spec SYMMETRIC_DEFAULT and key usage ENCRYPT_DECRYPT"
-            )),
-            Refusal::Ciphertext => match call {
-                Call::Decrypt { object, context } => Error::Tampered {
+    let message = match why {
+        Refusal::NotFound => format!(
+            "{what}: the key does not exist in {region}, or these credentials cannot see it \
+             ({detail}); check the key id and the region{unreadable}"
+        ),
+        Refusal::Disabled => format!(
+            "{what}: the key is disabled ({detail}); enable it (EnableKey){}",
+            if decrypting {
+                "; while it is disabled the data cannot be read"
+            } else {
+                ""
+            }
+        ),
+        Refusal::InvalidState => format!(
+            "{what}: the key cannot be used in its current state, pending deletion or waiting \
+             for imported key material ({detail}); a key pending deletion is kept by \
+             CancelKeyDeletion, and once it is deleted whatever it wrapped cannot be read"
+        ),
+        Refusal::AccessDenied => format!(
+            "{what}: access denied ({detail}); check that the key policy and the IAM role the \
+             worker runs as (with IRSA, the role of the Job's service account) allow {} on this \
+             key with the encryption context {CONTEXT_KEY}={}{}",
+            call.action(),
+            call.context(),
+            if decrypting {
+                ", and that the data key was wrapped by this key"
+            } else {
+                ""
+            }
+        ),
+        Refusal::NotForEncryption => format!(
+            "{what}: the key is not a symmetric encryption key ({detail}); use a key with key \
+             spec SYMMETRIC_DEFAULT and key usage ENCRYPT_DECRYPT"
+        ),
+        Refusal::Ciphertext => match call {
+            Call::Decrypt { object, context } => {
+                return Error::Tampered {
                     object: object.to_string(),
                     reason: format!(
-                        "its data key does not decrypt under AWS KMS key '{key}' ({detail}): the wrapped key was altered, belongs to another backup or object (encryption context {CONTEXT_KEY}={context}), or was wrapped by another key; without the key that wrapped it the data cannot be read"
+                        "its data key does not decrypt under AWS KMS key '{key}' ({detail}): \
+                         the wrapped key was altered, belongs to another backup or object \
+                         (encryption context {CONTEXT_KEY}={context}), or was wrapped by another \
+                         key; without the key that wrapped it the data cannot be read"
                     ),
-                },
-                _ => unavailable(place, &what, detail),
-            },
-            Refusal::Unavailable => unavailable(place, &what, detail),
-        }
+                }
+            }
+            _ => return unavailable(place, &what, detail),
+        },
+        Refusal::Unavailable => return unavailable(place, &what, detail),
+    };
+    Error::invalid(message)
 }
 
 fn unavailable(place: &Place<'_>, what: &str, detail: &str) -> Error {
