@@ -12,6 +12,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 use tidemark::backup::format::Record;
 use tidemark::storage::Storage;
+use tidemark_tests::kms::KmsServer;
 use tidemark_tests::objstore::{Azurite, GcsEmulator, S3Server, BUCKET};
 use tidemark_tests::records::{
     create_topic, produce_varied, producer, read_backup_in, read_topic, Records,
@@ -90,6 +91,36 @@ fn backup(
     cli(&args, env)
 }
 
+/// Where a round trip's keys come from, in each form a user gives them.
+struct KeySource {
+    /// Backup flags.
+    flags: Vec<String>,
+    /// The `storage.encryption` lines of a restore configuration.
+    yaml: String,
+    /// The same for the library.
+    settings: tidemark::task::Encryption,
+    /// What a worker needs in its environment to reach the keys.
+    env: Vec<(&'static str, String)>,
+    /// The backup's reported `encryption_key_id`.
+    reported: String,
+}
+
+impl KeySource {
+    fn file(keys: &Path) -> KeySource {
+        let path = keys.to_str().expect("utf8").to_string();
+        KeySource {
+            flags: vec!["--encryption-key-file".into(), path.clone()],
+            yaml: format!("  encryption:\n    key_file: {path}\n"),
+            settings: tidemark::task::Encryption {
+                key_file: Some(path),
+                ..Default::default()
+            },
+            env: vec![],
+            reported: "k1".into(),
+        }
+    }
+}
+
 /// A restore configuration of backup `id` into `target`, with `storage` as its storage section
 /// body and the key file `keys`.
 fn restore_config(
@@ -103,6 +134,18 @@ fn restore_config(
     let encryption = keys
         .map(|k| format!("  encryption:\n    key_file: {}\n", k.display()))
         .unwrap_or_default();
+    restore_config_with(dir, bs, storage, id, target, &encryption)
+}
+
+/// [`restore_config`] with `encryption` as the storage section's encryption lines.
+fn restore_config_with(
+    dir: &Path,
+    bs: &str,
+    storage: &str,
+    id: &str,
+    target: &str,
+    encryption: &str,
+) -> String {
     let text = format!(
         "mode: restore\nbackup_id: {id}\ntarget:\n  bootstrap_servers: [{bs}]\n  topics:\n    include: [orders]\nstorage:\n{storage}{encryption}restore:\n  topic_mapping:\n    orders: {target}\n  create_topics: true\n  produce_batch_size: 100\n  checkpoint_interval_secs: 1\n"
     );
@@ -202,13 +245,39 @@ struct Backend {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn encrypted_backups_restore_on_every_backend_and_store_no_record_in_the_clear() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = dir.path().join("keys");
+    write_key(&keys, "k1", 1);
+    round_trip_on_every_backend(&dir, KeySource::file(&keys)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_encrypted_with_kms_restore_on_every_backend() {
+    let kms = KmsServer::start();
+    let key = kms.create_key();
+    // The library reads GCS in this process: its KMS client takes the environment.
+    let _env = KmsServer::exclusive().await;
+    kms.export_env();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = KeySource {
+        flags: vec!["--kms-key-id".into(), key.alias.clone()],
+        yaml: format!("  encryption:\n    kms_key_id: {}\n", key.alias),
+        settings: tidemark::task::Encryption {
+            kms_key_id: Some(key.alias.clone()),
+            ..Default::default()
+        },
+        env: kms.env(),
+        reported: format!("aws-kms:{}", key.arn),
+    };
+    round_trip_on_every_backend(&dir, source).await;
+}
+
+/// Backs up, scans, restores (GCS: reads back) and verifies on every backend with `key`.
+async fn round_trip_on_every_backend(dir: &tempfile::TempDir, key: KeySource) {
     let kafka = Tansu::start();
     let bs = kafka.bootstrap();
     let before = source(&bs).await;
     let needles = needles(&before);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let keys = dir.path().join("keys");
-    write_key(&keys, "k1", 1);
 
     let s3 = S3Server::start();
     let azurite = Azurite::start();
@@ -257,6 +326,7 @@ async fn encrypted_backups_restore_on_every_backend_and_store_no_record_in_the_c
     );
 
     for b in &backends {
+        let env: Vec<(&str, String)> = b.env.iter().chain(&key.env).cloned().collect();
         if b.name == "gcs" {
             // fake-gcs-server does not serve the object PUT that writes go through (see
             // storage_backends::gcs_put_is_not_served_by_emulator): the filesystem backup's
@@ -267,10 +337,33 @@ async fn encrypted_backups_restore_on_every_backend_and_store_no_record_in_the_c
                 gcs.upload(&format!("enc/{}", o.key), &data);
             }
         } else {
-            let out = backup(&bs, &b.location, "b1", Some(&keys), &b.env);
+            let mut args: Vec<&str> = vec![
+                "backup",
+                "--bootstrap-servers",
+                &bs,
+                "--path",
+                &b.location,
+                "--topics",
+                "orders",
+                "--backup-id",
+                "b1",
+                "--compression",
+                "none",
+                "--segment-max-bytes",
+                "40000",
+                "-f",
+                "json",
+            ];
+            args.extend(key.flags.iter().map(String::as_str));
+            let out = cli(&args, &env);
             expect_code(&out, 0, b.name);
             let j = out.json();
-            assert_eq!(j["encryption_key_id"], "k1", "{}: {j}", b.name);
+            assert_eq!(
+                j["encryption_key_id"],
+                key.reported.as_str(),
+                "{}: {j}",
+                b.name
+            );
             assert_eq!(
                 j["records"],
                 (PER_PARTITION as u64) * PARTITIONS as u64,
@@ -321,10 +414,7 @@ async fn encrypted_backups_restore_on_every_backend_and_store_no_record_in_the_c
             // A restore writes its lease and checkpoint, which the emulator cannot store: the
             // backup is read back through the library with the key instead.
             let options = tidemark::storage::StorageOptions {
-                encryption: Some(tidemark::task::Encryption {
-                    key_file: Some(keys.to_str().expect("utf8").into()),
-                    ..Default::default()
-                }),
+                encryption: Some(key.settings.clone()),
                 ..gcs.options()
             };
             let keyed = Storage::open_with(&b.location, &options, &gcs.settings()).expect("gcs");
@@ -333,8 +423,8 @@ async fn encrypted_backups_restore_on_every_backend_and_store_no_record_in_the_c
         } else {
             // Restored byte for byte, through a configuration naming the key file.
             let target = format!("orders-{}", b.name);
-            let cfg = restore_config(dir.path(), &bs, &b.section, "b1", &target, Some(&keys));
-            let out = cli(&["restore", "--config", &cfg, "-f", "json"], &b.env);
+            let cfg = restore_config_with(dir.path(), &bs, &b.section, "b1", &target, &key.yaml);
+            let out = cli(&["restore", "--config", &cfg, "-f", "json"], &env);
             expect_code(&out, 0, b.name);
             let after = read_topic(&bs, &target, PARTITIONS);
             assert_eq!(
@@ -347,27 +437,28 @@ async fn encrypted_backups_restore_on_every_backend_and_store_no_record_in_the_c
 
         // verify-backup authenticates every object with the key, and says it cannot without.
         let path = b.location.as_str();
-        let keys_s = keys.to_str().expect("utf8");
-        let v = cli(
-            &[
-                "verify-backup",
-                "-p",
-                path,
-                "-b",
-                "b1",
-                "--deep",
-                "--encryption-key-file",
-                keys_s,
-                "-f",
-                "json",
-            ],
-            &b.env,
-        );
+        let mut args: Vec<&str> = vec![
+            "verify-backup",
+            "-p",
+            path,
+            "-b",
+            "b1",
+            "--deep",
+            "-f",
+            "json",
+        ];
+        args.extend(key.flags.iter().map(String::as_str));
+        let v = cli(&args, &env);
         expect_code(&v, 0, b.name);
         assert_eq!(v.json()["content_checked"], true);
         let v = cli(&["verify-backup", "-p", path, "-b", "b1"], &b.env);
         expect_code(&v, 2, b.name);
-        assert!(v.stderr.contains("encrypted with key 'k1'"), "{}", v.stderr);
+        assert!(
+            v.stderr
+                .contains(&format!("encrypted with key '{}'", key.reported)),
+            "{}",
+            v.stderr
+        );
     }
 }
 

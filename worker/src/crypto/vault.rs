@@ -94,7 +94,9 @@ impl Vault {
     async fn kms(&self) -> Result<Option<&KmsKeys>> {
         match &self.settings.kms_key_id {
             Some(id) => Ok(Some(
-                self.kms.get_or_try_init(|| KmsKeys::connect(id)).await?,
+                self.kms
+                    .get_or_try_init(|| Box::pin(KmsKeys::connect(id)))
+                    .await?,
             )),
             None => Ok(None),
         }
@@ -104,7 +106,8 @@ impl Vault {
     /// is set, else by the key file's current key.
     pub async fn new_data_key(&self, context: &str) -> Result<(DataKey, WrappedKey)> {
         if let Some(kms) = self.kms().await? {
-            let (dek, blob, arn) = kms.generate(context).await?;
+            // Boxed: the SDK's futures are deep, and every storage write may wait on one.
+            let (dek, blob, arn) = Box::pin(kms.generate(context)).await?;
             return Ok((
                 dek,
                 WrappedKey {
@@ -122,7 +125,7 @@ impl Vault {
     /// Wraps an existing data key under the key new data keys use (a re-wrap).
     pub async fn wrap(&self, dek: &DataKey, context: &str) -> Result<WrappedKey> {
         if let Some(kms) = self.kms().await? {
-            let (blob, arn) = kms.encrypt(dek, context).await?;
+            let (blob, arn) = Box::pin(kms.encrypt(dek, context)).await?;
             return Ok(WrappedKey {
                 provider: KEY_PROVIDER_AWS_KMS.into(),
                 key_id: arn,
@@ -183,12 +186,10 @@ impl Vault {
             }
             KEY_PROVIDER_AWS_KMS => {
                 if let Some(kms) = self.kms().await? {
-                    return kms.decrypt(&w.key_id, &w.wrapped, context, object).await;
+                    return Box::pin(kms.decrypt(&w.key_id, &w.wrapped, context, object)).await;
                 }
-                KmsKeys::connect(&w.key_id)
-                    .await?
-                    .decrypt(&w.key_id, &w.wrapped, context, object)
-                    .await
+                let kms = Box::pin(KmsKeys::connect(&w.key_id)).await?;
+                Box::pin(kms.decrypt(&w.key_id, &w.wrapped, context, object)).await
             }
             other => Err(Error::Tampered {
                 object: object.to_string(),
