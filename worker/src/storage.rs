@@ -422,9 +422,41 @@ impl Storage {
     /// [`MULTIPART_THRESHOLD`] bytes goes up in parts, several at once, completed only if the
     /// key is still free (see `storage/multipart.rs`). Durable and create-only like `put_once`.
     pub async fn put_large(&self, key: &str, data: Bytes) -> Result<()> {
+        self.put_large_with(key, data, drop).await
+    }
+
+    /// [`put_large`](Self::put_large) that hands `data` back through `release` as soon as it
+    /// is no longer needed: on an encrypted location once it is sealed, before the sealed copy
+    /// is written (so a caller reusing segment memory holds one copy per segment in flight, not
+    /// two); otherwise once it is written.
+    pub async fn put_large_with(
+        &self,
+        key: &str,
+        data: Bytes,
+        release: impl FnOnce(Bytes) + Send,
+    ) -> Result<()> {
         self.check_fence()?;
-        let plain = data;
-        let data = self.sealed(key, plain.clone()).await?;
+        if self.vault.is_none() {
+            let written = self.put_large_stored(key, data.clone()).await;
+            release(data);
+            return written;
+        }
+        let sealed = self.sealed(key, data.clone()).await?;
+        release(data);
+        self.put_large_stored(key, sealed).await
+    }
+
+    /// What an object stored as `stored` under `key` holds (opened if sealed).
+    async fn content_of(&self, key: &str, stored: &Bytes) -> Result<Bytes> {
+        if self.vault.is_some() {
+            self.opened(key, stored.clone()).await
+        } else {
+            Ok(stored.clone())
+        }
+    }
+
+    /// [`put_large`](Self::put_large) of bytes as they are to be stored.
+    async fn put_large_stored(&self, key: &str, data: Bytes) -> Result<()> {
         if let Backend::Local { root } = &self.backend {
             let normalized = normalize_key(key, false)?;
             if is_plain_key(&normalized) {
@@ -440,6 +472,7 @@ impl Storage {
                 return match written {
                     Ok(local::Published::Written) => Ok(()),
                     Ok(local::Published::Exists) => {
+                        let plain = self.content_of(&normalized, &data).await?;
                         self.accept_identical(&normalized, &plain).await
                     }
                     Err(e) => Err(self
@@ -448,9 +481,9 @@ impl Storage {
             }
         }
         if self.provider() == Some(Provider::S3) && data.len() > multipart::MULTIPART_THRESHOLD {
-            return self.put_parts_once(key, data, &plain).await;
+            return self.put_parts_once(key, data).await;
         }
-        self.put_once_sealed(key, data, &plain).await
+        self.put_once_sealed(key, data, None).await
     }
 
     /// Writes an object atomically (readers see the old or the new content, never a torn one),
@@ -476,12 +509,12 @@ impl Storage {
     pub async fn put_once(&self, key: &str, data: Bytes) -> Result<()> {
         self.check_fence()?;
         let sealed = self.sealed(key, data.clone()).await?;
-        self.put_once_sealed(key, sealed, &data).await
+        self.put_once_sealed(key, sealed, Some(&data)).await
     }
 
     /// [`put_once`](Self::put_once) of `data`, already sealed; an existing object is compared
-    /// with `plain`, its content.
-    async fn put_once_sealed(&self, key: &str, data: Bytes, plain: &Bytes) -> Result<()> {
+    /// with `plain`, its content (opened from `data` when not given).
+    async fn put_once_sealed(&self, key: &str, data: Bytes, plain: Option<&Bytes>) -> Result<()> {
         let key = normalize_key(key, false)?;
         let Some((store, path)) = self.resolve(&key, true).await? else {
             return Err(self.storage_error(format!("cannot write '{key}': root is missing")));
@@ -505,9 +538,14 @@ impl Storage {
         .await
         .map_err(|e| self.failure("write", &key, e))?;
         if created {
-            Ok(())
-        } else {
-            self.accept_identical(&key, plain).await
+            return Ok(());
+        }
+        match plain {
+            Some(plain) => self.accept_identical(&key, plain).await,
+            None => {
+                let plain = self.content_of(&key, &data).await?;
+                self.accept_identical(&key, &plain).await
+            }
         }
     }
 

@@ -33,9 +33,9 @@ pub const PARTS_IN_FLIGHT: usize = 4;
 
 impl Storage {
     /// [`put_once`](Self::put_once) in parts: a multipart upload completed only if the key does
-    /// not exist yet; an existing key is accepted only when it holds `plain` (the content of
-    /// `data`, which may be sealed).
-    pub(super) async fn put_parts_once(&self, key: &str, data: Bytes, plain: &Bytes) -> Result<()> {
+    /// not exist yet; an existing key is accepted only when it holds the same content (`data`
+    /// may be sealed: its content is compared, not its bytes).
+    pub(super) async fn put_parts_once(&self, key: &str, data: Bytes) -> Result<()> {
         let key = normalize_key(key, false)?;
         let Some((store, path)) = self.resolve(&key, true).await? else {
             return Err(self.storage_error(format!("cannot write '{key}': root is missing")));
@@ -49,7 +49,8 @@ impl Storage {
         if created {
             Ok(())
         } else {
-            self.accept_identical(&key, plain).await
+            let plain = self.content_of(&key, &data).await?;
+            self.accept_identical(&key, &plain).await
         }
     }
 }

@@ -152,12 +152,15 @@ async fn store_segment(storage: &Storage, buffers: &SegmentBuffers, e: Encoded) 
         Some((key, data, stats)) => {
             #[cfg(feature = "failpoints")]
             crash_in_the_middle_of_storing(storage, &key, &data).await;
-            let data = Bytes::from(data);
-            storage.put_large(&key, data.clone()).await?;
-            // The store is done with the bytes: their memory serves a later segment.
-            if let Ok(memory) = data.try_into_mut() {
-                buffers.give(memory.into());
-            }
+            // Once the store is done with the bytes (sealed, or written), their memory serves a
+            // later segment.
+            storage
+                .put_large_with(&key, Bytes::from(data), |data| {
+                    if let Ok(memory) = data.try_into_mut() {
+                        buffers.give(memory.into());
+                    }
+                })
+                .await?;
             crash_at("segment-stored");
             Some(SegmentEntry { key, stats })
         }
