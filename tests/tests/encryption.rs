@@ -849,3 +849,135 @@ async fn keys_rotate_and_rewrap_without_rewriting_segments_and_clear_backups_sta
         assert_eq!(content(&after, &target), content(&before, "orders"), "{id}");
     }
 }
+
+/// `run --task` of `yaml` (a task document as the operator renders it): the exit, and the
+/// result the worker wrote.
+fn run_task(dir: &Path, name: &str, yaml: &str) -> (CliOutput, tidemark::task::TaskResult) {
+    let task = dir.join(format!("{name}.yaml"));
+    let result = dir.join(format!("{name}.result"));
+    std::fs::write(&task, yaml).expect("write task");
+    let out = cli(
+        &[
+            "run",
+            "--task",
+            task.to_str().expect("utf8"),
+            "--result-file",
+            result.to_str().expect("utf8"),
+        ],
+        &[],
+    );
+    let raw = std::fs::read(&result)
+        .unwrap_or_else(|e| panic!("{name}: no result file ({e}): {out:?}"));
+    let parsed = serde_json::from_slice(&raw)
+        .unwrap_or_else(|e| panic!("{name}: not a task result ({e}): {raw:?}"));
+    (out, parsed)
+}
+
+/// A task document of `kind` against `bs`, its storage the location `store` with the key file
+/// `keys` (the encryption Secret's mount, as a KafkaOffsetReset or KafkaRestore with
+/// `spec.encryption` renders it) or without keys.
+fn task_doc(kind: &str, bs: &str, store: &Path, keys: Option<&Path>, body: &str) -> String {
+    let encryption = keys
+        .map(|k| format!("  encryption:\n    keyFile: {}\n", k.display()))
+        .unwrap_or_default();
+    format!(
+        "apiVersion: tidemark.dev/task-v1\nkind: {kind}\nsource: default/{kind}-enc\n\
+         kafka:\n  bootstrapServers: [\"{bs}\"]\n  securityProtocol: PLAINTEXT\n\
+         storage:\n  type: location\n  url: {}\n{encryption}{body}",
+        store.display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_from_an_encrypted_backup_reads_it_with_the_keys_and_seals_its_safety_snapshot() {
+    use tidemark_tests::{commit, commits, committed_map, topic_offsets};
+    let kafka = Tansu::start();
+    let bs = kafka.bootstrap();
+    source(&bs).await;
+    let admin = tidemark_tests::connect_admin(&bs).await;
+    commit(&admin, "order-processor", &commits("orders", &[5, 7, 9])).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = dir.path().join("keys");
+    write_key(&keys, "k1", 1);
+    let store = dir.path().join("store");
+    let store_s = store.to_str().expect("utf8");
+    expect_code(&backup(&bs, store_s, "b1", Some(&keys), &[]), 0, "backup");
+
+    // The restore translates the group through an offset mapping it stores sealed.
+    let restore = task_doc(
+        "restore",
+        &bs,
+        &store,
+        Some(&keys),
+        "backupId: b1\nrestoreId: kr-1\ntopicMapping: {orders: orders-copy}\ncreateTopics: true\n\
+         produceBatchSize: 1\nconsumerGroupStrategy: header-based\nresetConsumerOffsets: true\n",
+    );
+    let (out, result) = run_task(dir.path(), "restore", &restore);
+    expect_code(&out, 0, "restore");
+    let mapping_key = result
+        .restore
+        .as_ref()
+        .and_then(|r| r.offset_mapping.clone())
+        .expect("an offset mapping");
+    let mapping = std::fs::read(store.join(&mapping_key)).expect("mapping");
+    assert!(mapping.starts_with(b"TDMKSEAL"), "the mapping is sealed");
+    assert!(
+        !mapping.windows(15).any(|w| w == b"order-processor"),
+        "no group name in the clear"
+    );
+
+    // The group moved on since; the reset puts it back where the backup says.
+    commit(&admin, "order-processor", &commits("orders-copy", &[0, 0, 0])).await;
+    let reset = |keys: Option<&Path>| {
+        task_doc(
+            "offsetReset",
+            &bs,
+            &store,
+            keys,
+            "consumerGroups: [order-processor]\nstrategy: {type: fromBackup, backupId: b1}\n\
+             snapshotId: dr-before-groups\nsnapshotDescription: before the reset\n",
+        )
+    };
+    // Without the keys: refused naming what is encrypted, nothing committed or stored.
+    let (out, result) = run_task(dir.path(), "reset-no-keys", &reset(None));
+    expect_code(&out, 2, "a reset of an encrypted backup without keys");
+    assert!(
+        result.message.contains("backups/b1/") && result.message.contains("is encrypted"),
+        "{}",
+        result.message
+    );
+    let now = committed_map(&admin, "order-processor").await;
+    assert_eq!(topic_offsets(&now, "orders-copy"), vec![0, 0, 0]);
+    assert!(!store.join("snapshots/dr-before-groups.json").exists());
+
+    // With them: the translated offsets are committed after a sealed safety snapshot.
+    let (out, result) = run_task(dir.path(), "reset", &reset(Some(&keys)));
+    expect_code(&out, 0, "a reset of an encrypted backup with its keys");
+    assert_eq!(result.snapshot_id.as_deref(), Some("dr-before-groups"));
+    let now = committed_map(&admin, "order-processor").await;
+    assert_eq!(topic_offsets(&now, "orders-copy"), vec![5, 7, 9]);
+    let snapshot = std::fs::read(store.join("snapshots/dr-before-groups.json")).expect("snapshot");
+    assert!(snapshot.starts_with(b"TDMKSEAL"), "the safety snapshot is sealed");
+    assert!(
+        !snapshot.windows(15).any(|w| w == b"order-processor"),
+        "no group name in the clear"
+    );
+    // The snapshot undoes the reset with the same keys, and only with them.
+    let show = cli(
+        &[
+            "offset-rollback",
+            "show",
+            "-s",
+            "dr-before-groups",
+            "--path",
+            store_s,
+            "--encryption-key-file",
+            keys.to_str().expect("utf8"),
+            "-f",
+            "json",
+        ],
+        &[],
+    );
+    expect_code(&show, 0, "show the safety snapshot");
+    assert!(show.stdout.contains("order-processor"), "{}", show.stdout);
+}

@@ -1,8 +1,8 @@
 //! `spec.encryption` in what the builders make: every worker Job that reads or writes the
 //! resource's data (backup, scheduled backup, retention cleanup, drill, restore with its
-//! planning and sharded Jobs, offset rollback) mounts the key Secret whole and read-only, and
-//! its task names only that path, the key id and the KMS key; a restore through
-//! `backupRef.name` uses the KafkaBackup's keys unless it names its own.
+//! planning and sharded Jobs, offset rollback, offset reset that uses its storage) mounts the key
+//! Secret whole and read-only, and its task names only that path, the key id and the KMS key; a
+//! restore through `backupRef.name` uses the KafkaBackup's keys unless it names its own.
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, PodSpec};
@@ -21,7 +21,7 @@ use crate::controller::restore::resolve;
 use crate::crd::approval::Approval;
 use crate::crd::backup::DrillSpec;
 use crate::crd::common::{EncryptionSecretRef, EncryptionSpec};
-use crate::crd::{KafkaBackup, KafkaRestore};
+use crate::crd::{KafkaBackup, KafkaOffsetReset, KafkaRestore};
 
 const RUN: RunId = RunId {
     generation: 1,
@@ -117,6 +117,7 @@ fn task_encryption(cm: &ConfigMap) -> (Option<Encryption>, String) {
         TaskWork::Drill(t) => t.storage,
         TaskWork::Restore(t) => t.storage,
         TaskWork::OffsetRollback(t) => t.storage,
+        TaskWork::OffsetReset(t) => t.storage.expect("a reset that uses its storage"),
         other => panic!("unexpected task {other:?}"),
     };
     match storage {
@@ -400,4 +401,53 @@ fn restores_and_rollbacks_show_the_configured_key_in_their_status() {
     // Nothing else of the spec's keys reaches a status.
     let text = serde_json::to_string(&status).expect("status");
     assert!(!text.contains(KEYS), "{text}");
+}
+
+#[test]
+fn a_reset_of_an_encrypted_backup_mounts_the_keys_and_seals_its_safety_snapshot_with_them() {
+    use crate::controller::RunKind;
+    let cr = kor(RESET_ENCRYPTED);
+    let job = job(&cr, RUN, &config()).expect("job");
+    assert_keys_mounted(job_pod(&job), KEYS);
+    let cm = task_config_map(&cr, RUN).expect("task");
+    let (encryption, yaml) = task_encryption(&cm);
+    assert_eq!(encryption, secret_keys(Some(KEY_ID), None));
+    assert!(!yaml.contains(KEYS), "{yaml}");
+    match parse_task(&cm).work {
+        TaskWork::OffsetReset(t) => assert!(t.snapshot_id.is_some(), "a safety snapshot: {t:?}"),
+        other => panic!("an offset-reset task: {other:?}"),
+    }
+    let status = cr.new_run_status();
+    assert_eq!(status.encryption_key_id.as_deref(), Some(KEY_ID));
+    let text = serde_json::to_string(&status).expect("status");
+    assert!(!text.contains(KEYS), "{text}");
+}
+
+#[test]
+fn a_reset_that_uses_no_storage_mounts_no_keys_and_shows_none() {
+    use crate::controller::RunKind;
+    // A dry run of toEarliest reads nothing from storage and stores no snapshot.
+    let mut cr: KafkaOffsetReset = kor(RESET_ENCRYPTED);
+    cr.spec.reset_strategy = crate::crd::reset::ResetStrategy::ToEarliest;
+    cr.spec.backup_id = None;
+    cr.spec.dry_run = true;
+    let job = job(&cr, RUN, &config()).expect("job");
+    assert_no_keys_mounted(job_pod(&job));
+    assert_nothing_else_references(job_pod(&job), KEYS);
+    match parse_task(&task_config_map(&cr, RUN).expect("task")).work {
+        TaskWork::OffsetReset(t) => assert_eq!(t.storage, None),
+        other => panic!("an offset-reset task: {other:?}"),
+    }
+    assert_eq!(cr.new_run_status().encryption_key_id, None);
+}
+
+#[test]
+fn a_reset_with_encryption_and_config_map_storage_is_not_built() {
+    let mut cr = kor(RESET_FROM_SNAPSHOT);
+    cr.spec.encryption = Some(EncryptionSpec {
+        secret_ref: None,
+        kms_key_id: Some("alias/k".into()),
+    });
+    let err = task_config_map(&cr, RUN).expect_err("a ConfigMap is never encrypted");
+    assert!(err.to_string().contains("spec.encryption"), "{err}");
 }

@@ -728,6 +728,10 @@ pub(crate) mod fixtures {
     pub const RESET_APPROVED: &str =
         include_str!("../../../config/samples/kafkaoffsetreset-approved.yaml");
 
+    /// fromBackup of the encrypted KafkaBackup's backup, with its key Secret and key id.
+    pub const RESET_ENCRYPTED: &str =
+        include_str!("../../../config/samples/kafkaoffsetreset-from-encrypted-backup.yaml");
+
     /// fromFile with an inline CSV, ConfigMap storage.
     pub const RESET_FROM_FILE: &str =
         include_str!("../../../config/samples/kafkaoffsetreset-from-file.yaml");

@@ -89,13 +89,16 @@ impl WorkerKind for KafkaOffsetReset {
         Some(&self.spec.kafka_cluster)
     }
 
-    /// Used to store the safety snapshot and to read a fromSnapshot plan; a run doing neither
-    /// (a dry run, or `snapshotBeforeReset: false`) neither mounts nor names it.
-    /// A reset has no `spec.encryption`: its safety snapshots are stored in the clear.
+    /// The keys of `storage`: mounted and named only by a run that uses the storage.
     fn encryption(&self) -> Option<&EncryptionSpec> {
-        None
+        match self.storage() {
+            Ok(Some(_)) => self.spec.encryption.as_ref(),
+            _ => None,
+        }
     }
 
+    /// Used to store the safety snapshot and to read a fromSnapshot plan; a run doing neither
+    /// (a dry run, or `snapshotBeforeReset: false`) neither mounts nor names it.
     fn storage(&self) -> Result<Option<&StorageSpec>, Error> {
         let spec = &self.spec;
         if spec.takes_snapshot()
@@ -146,7 +149,7 @@ impl WorkerKind for KafkaOffsetReset {
         let ns = namespace(self)?;
         let storage = self
             .storage()?
-            .map(|s| storage_target(s, &ns, None))
+            .map(|s| storage_target(s, &ns, spec.encryption.as_ref()))
             .transpose()?;
         let (snapshot_id, snapshot_description) = if spec.takes_snapshot() {
             let id = match &spec.snapshot_id {

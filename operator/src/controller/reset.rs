@@ -7,7 +7,9 @@ use tidemark_task::TaskResult;
 
 use super::status::{clamp, Reasons};
 use super::RunKind;
+use crate::build::WorkerKind;
 use crate::crd::approval::{Approval, PlanStatus};
+use crate::crd::common::EncryptionSpec;
 use crate::crd::reset::{GroupResult, PartitionPlan, ResetPlan};
 use crate::crd::status::RunStatus;
 use crate::crd::{KafkaOffsetReset, KafkaOffsetResetStatus};
@@ -44,6 +46,8 @@ impl RunKind for KafkaOffsetReset {
     fn new_run_status(&self) -> KafkaOffsetResetStatus {
         KafkaOffsetResetStatus {
             dry_run: Some(self.spec.dry_run),
+            // Only a run that uses the storage uses its keys.
+            encryption_key_id: WorkerKind::encryption(self).and_then(EncryptionSpec::key_id),
             plan: super::status::same_run_plan(
                 self,
                 self.status.as_ref().and_then(|s| s.plan.as_ref()),

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::approval::Approval;
 use super::backup::MAX_AGE_PATTERN;
-use super::common::{JobOptions, KafkaClusterSpec, StorageSpec};
+use super::common::{EncryptionSpec, JobOptions, KafkaClusterSpec, StorageSpec};
 use super::rollback::SNAPSHOT_ID_PATTERN;
 use super::status::RunStatus;
 
@@ -78,6 +78,7 @@ pub const DEFAULT_MAX_RETRIES: i32 = 3;
 #[x_kube(validation = Rule::new("has(self.storage) || self.resetStrategy != 'fromSnapshot'").message("storage is required when resetStrategy is fromSnapshot: it is where the snapshot is read from").reason(Reason::FieldValueRequired))]
 #[x_kube(validation = Rule::new("has(self.storage) || (has(self.dryRun) && self.dryRun) || (has(self.snapshotBeforeReset) && !self.snapshotBeforeReset)").message("storage is required for the safety snapshot taken before the reset (snapshotBeforeReset defaults to true): set storage, or snapshotBeforeReset: false to reset without a way back").reason(Reason::FieldValueRequired))]
 #[x_kube(validation = Rule::new("!has(self.approval) || self.approval != 'Manual' || has(self.storage)").message("approval Manual needs storage: the plan is stored there before it is approved").reason(Reason::FieldValueRequired))]
+#[x_kube(validation = Rule::new("!has(self.encryption) || !has(self.storage) || !(self.storage.storageType in ['configMap', 'configmap'])").message("encryption is not used with storageType configMap (a ConfigMap holds snapshots in the clear): use pvc, s3, azure or gcs, or remove encryption").reason(Reason::FieldValueForbidden))]
 #[x_kube(validation = Rule::new("!has(self.approval) || self.approval != 'Manual' || !has(self.dryRun) || !self.dryRun").message("approval Manual is not used with dryRun: a dry run changes nothing; remove one of them").reason(Reason::FieldValueForbidden))]
 pub struct KafkaOffsetResetSpec {
     /// The cluster whose consumer groups are reset.
@@ -185,6 +186,13 @@ pub struct KafkaOffsetResetSpec {
     /// fromSnapshot).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<StorageSpec>,
+
+    /// Encrypt the safety snapshot, and read an encrypted snapshot (fromSnapshot) or backup
+    /// (fromBackup), with a data key wrapped by a key from a Secret (`secretRef`) or AWS KMS
+    /// (`kmsKeyId`): the same block as the KafkaBackup's. Only with a pvc, s3, azure or gcs
+    /// storage (a ConfigMap holds snapshots in the clear). Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionSpec>,
 
     /// `Manual`: plan first and run only once a person approves the plan (the annotation
     /// `tidemark.dev/approve: <status.plan.hash>`); `Automatic` (the default): run at once.
@@ -299,6 +307,11 @@ pub struct KafkaOffsetResetStatus {
     /// operation rollback, this snapshotId and the same storage undoes the reset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_id: Option<String>,
+    /// The key the run was given to wrap new data keys, from `spec.encryption`:
+    /// `aws-kms:<kmsKeyId>` or `secretRef.keyId` (absent with the single key of a Secret, or
+    /// without encryption).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_key_id: Option<String>,
 }
 
 /// The groups and partitions a reset changes, and (with `spec.approval: Manual`) the plan

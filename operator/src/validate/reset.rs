@@ -123,6 +123,11 @@ impl SpecChecks for KafkaOffsetReset {
             None => {}
             Some(storage) => storage_problems("spec.storage", storage, &mut problems),
         }
+        encryption_problems(
+            spec.encryption.as_ref(),
+            spec.storage.as_ref().map(|s| s.storage_type),
+            &mut problems,
+        );
 
         let refused = if spec.storage.is_none() {
             Some((
