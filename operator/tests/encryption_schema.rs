@@ -1,4 +1,4 @@
-//! `spec.encryption` of KafkaBackup, KafkaRestore and KafkaOffsetRollback against the generated
+//! `spec.encryption` of KafkaBackup, KafkaRestore, KafkaOffsetRollback and KafkaOffsetReset against the generated
 //! CRDs, checked the way an API server checks them (see `common/mod.rs`): a Secret of keys, a
 //! KMS key, or both, are accepted; a block naming no key, a bad Secret name or key id, a KMS key
 //! id with spaces, unknown fields and (for snapshots) a ConfigMap storage are refused, each for
@@ -8,7 +8,7 @@ mod common;
 
 use common::{assert_rejected, case, document, edit, Case, Layer};
 use serde_json::json;
-use tidemark_operator::crd::{KafkaBackup, KafkaOffsetRollback, KafkaRestore};
+use tidemark_operator::crd::{KafkaBackup, KafkaOffsetReset, KafkaOffsetRollback, KafkaRestore};
 
 const BACKUP: &str = r#"
 apiVersion: tidemark.dev/v1alpha1
@@ -59,6 +59,25 @@ spec:
       bucket: kafka-snapshots
 "#;
 
+const RESET: &str = r#"
+apiVersion: tidemark.dev/v1alpha1
+kind: KafkaOffsetReset
+metadata:
+  name: orders
+spec:
+  kafkaCluster:
+    bootstrapServers:
+      - kafka:9092
+  consumerGroups:
+    - orders-app
+  resetStrategy: fromBackup
+  backupId: orders-nightly
+  storage:
+    storageType: s3
+    s3:
+      bucket: kafka-backups
+"#;
+
 /// `base` with `block` (lines indented under `spec:`) added to its spec.
 fn with(base: &str, block: &str) -> String {
     edit(base, "spec:\n", &format!("spec:\n{block}"))
@@ -91,6 +110,7 @@ fn a_secret_a_kms_key_or_both_are_accepted_by_every_kind() {
     let backups = common::Checker::<KafkaBackup>::new();
     let restores = common::Checker::<KafkaRestore>::new();
     let rollbacks = common::Checker::<KafkaOffsetRollback>::new();
+    let resets = common::Checker::<KafkaOffsetReset>::new();
     for (block, expected) in accepted_blocks() {
         let kb = backups
             .check(&document(&with(BACKUP, block)))
@@ -101,10 +121,14 @@ fn a_secret_a_kms_key_or_both_are_accepted_by_every_kind() {
         let korb = rollbacks
             .check(&document(&with(ROLLBACK, block)))
             .unwrap_or_else(|r| panic!("refused: {r:#?}\n{block}"));
+        let kor = resets
+            .check(&document(&with(RESET, block)))
+            .unwrap_or_else(|r| panic!("refused: {r:#?}\n{block}"));
         for got in [
             serde_json::to_value(&kb.spec.encryption),
             serde_json::to_value(&kr.spec.encryption),
             serde_json::to_value(&korb.spec.encryption),
+            serde_json::to_value(&kor.spec.encryption),
         ] {
             assert_eq!(got.expect("json"), expected, "{block}");
         }
@@ -201,6 +225,10 @@ fn malformed_encryption_blocks_are_rejected_for_the_stated_reason() {
         &common::Checker::<KafkaOffsetRollback>::new(),
         &malformed(ROLLBACK),
     );
+    assert_rejected(
+        &common::Checker::<KafkaOffsetReset>::new(),
+        &malformed(RESET),
+    );
 }
 
 #[test]
@@ -219,11 +247,38 @@ fn snapshots_in_a_config_map_are_never_encrypted() {
             "encryption is not used with storageType configMap",
         )],
     );
+    // A reset from a snapshot in a ConfigMap, with keys.
+    let config_map = edit(
+        &edit(
+            RESET,
+            "  resetStrategy: fromBackup\n  backupId: orders-nightly\n",
+            "  resetStrategy: fromSnapshot\n  fromSnapshotId: before-change\n",
+        ),
+        "    storageType: s3\n    s3:\n      bucket: kafka-backups\n",
+        "    storageType: configMap\n    configMap:\n      name: offset-snapshots\n",
+    );
+    assert!(common::Checker::<KafkaOffsetReset>::new()
+        .check(&document(&config_map))
+        .is_ok());
+    assert_rejected(
+        &common::Checker::<KafkaOffsetReset>::new(),
+        &[case(
+            "a reset with keys and a ConfigMap storage",
+            with(&config_map, "  encryption:\n    kmsKeyId: alias/k\n"),
+            Layer::Cel,
+            "encryption is not used with storageType configMap",
+        )],
+    );
 }
 
 #[test]
 fn the_key_id_is_part_of_every_status_schema() {
-    for kind in ["KafkaBackup", "KafkaRestore", "KafkaOffsetRollback"] {
+    for kind in [
+        "KafkaBackup",
+        "KafkaRestore",
+        "KafkaOffsetRollback",
+        "KafkaOffsetReset",
+    ] {
         let schema = common::crd_schema(kind);
         let field = &schema["properties"]["status"]["properties"]["encryptionKeyId"];
         assert_eq!(field["type"], "string", "{kind}: {schema}");

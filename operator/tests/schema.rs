@@ -257,6 +257,8 @@ fn every_sample_manifest_is_accepted() {
                     cr.metadata.uid = Some("0b5c1c2e-7a43-4a8e-9f0e-4a1d2c3b4a5f".into());
                     strategies.push(if cr.spec.approval.is_manual() {
                         "toDatetime, approved"
+                    } else if cr.spec.encryption.is_some() {
+                        "fromBackup, encrypted"
                     } else {
                         cr.spec.reset_strategy.as_str()
                     });
@@ -347,6 +349,7 @@ fn every_sample_manifest_is_accepted() {
         strategies,
         [
             "fromBackup",
+            "fromBackup, encrypted",
             "fromFile",
             "fromSnapshot",
             "shiftBy",

@@ -866,8 +866,8 @@ fn run_task(dir: &Path, name: &str, yaml: &str) -> (CliOutput, tidemark::task::T
         ],
         &[],
     );
-    let raw = std::fs::read(&result)
-        .unwrap_or_else(|e| panic!("{name}: no result file ({e}): {out:?}"));
+    let raw =
+        std::fs::read(&result).unwrap_or_else(|e| panic!("{name}: no result file ({e}): {out:?}"));
     let parsed = serde_json::from_slice(&raw)
         .unwrap_or_else(|e| panic!("{name}: not a task result ({e}): {raw:?}"));
     (out, parsed)
@@ -927,7 +927,12 @@ async fn a_reset_from_an_encrypted_backup_reads_it_with_the_keys_and_seals_its_s
     );
 
     // The group moved on since; the reset puts it back where the backup says.
-    commit(&admin, "order-processor", &commits("orders-copy", &[0, 0, 0])).await;
+    commit(
+        &admin,
+        "order-processor",
+        &commits("orders-copy", &[0, 0, 0]),
+    )
+    .await;
     let reset = |keys: Option<&Path>| {
         task_doc(
             "offsetReset",
@@ -957,7 +962,10 @@ async fn a_reset_from_an_encrypted_backup_reads_it_with_the_keys_and_seals_its_s
     let now = committed_map(&admin, "order-processor").await;
     assert_eq!(topic_offsets(&now, "orders-copy"), vec![5, 7, 9]);
     let snapshot = std::fs::read(store.join("snapshots/dr-before-groups.json")).expect("snapshot");
-    assert!(snapshot.starts_with(b"TDMKSEAL"), "the safety snapshot is sealed");
+    assert!(
+        snapshot.starts_with(b"TDMKSEAL"),
+        "the safety snapshot is sealed"
+    );
     assert!(
         !snapshot.windows(15).any(|w| w == b"order-processor"),
         "no group name in the clear"

@@ -742,14 +742,22 @@ mod tests {
             let mut restore = kr(RESTORE_PITR_NEW_TOPIC);
             restore.spec.encryption = Some(encryption.clone());
             let mut rollback = korb(ROLLBACK_ENCRYPTED);
-            rollback.spec.encryption = Some(encryption);
-            for problems in [validate(&backup), validate(&restore), validate(&rollback)] {
+            rollback.spec.encryption = Some(encryption.clone());
+            let mut reset = kor(RESET_ENCRYPTED);
+            reset.spec.encryption = Some(encryption);
+            for problems in [
+                validate(&backup),
+                validate(&restore),
+                validate(&rollback),
+                validate(&reset),
+            ] {
                 assert_one_problem(&problems, reason, message);
             }
         }
         // The samples' blocks, a KMS key alone, and both together, are fine.
         assert_eq!(validate(&kb(BACKUP_ENCRYPTED)), []);
         assert_eq!(validate(&korb(ROLLBACK_ENCRYPTED)), []);
+        assert_eq!(validate(&kor(RESET_ENCRYPTED)), []);
         let mut kms = kr(RESTORE_PITR_NEW_TOPIC);
         kms.spec.encryption = Some(EncryptionSpec {
             secret_ref: None,
@@ -768,6 +776,13 @@ mod tests {
         });
         assert_one_problem(
             &validate(&cr),
+            REASON_UNSUPPORTED_STORAGE,
+            "spec.encryption is not used with spec.storage.storageType configMap",
+        );
+        let mut reset = kor(RESET_FROM_SNAPSHOT);
+        reset.spec.encryption = cr.spec.encryption.clone();
+        assert_one_problem(
+            &validate(&reset),
             REASON_UNSUPPORTED_STORAGE,
             "spec.encryption is not used with spec.storage.storageType configMap",
         );
