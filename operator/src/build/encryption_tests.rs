@@ -118,7 +118,6 @@ fn task_encryption(cm: &ConfigMap) -> (Option<Encryption>, String) {
         TaskWork::Restore(t) => t.storage,
         TaskWork::OffsetRollback(t) => t.storage,
         TaskWork::OffsetReset(t) => t.storage.expect("a reset that uses its storage"),
-        other => panic!("unexpected task {other:?}"),
     };
     match storage {
         StorageTarget::Location { encryption, .. } => (encryption, yaml),
