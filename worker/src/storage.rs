@@ -422,28 +422,26 @@ impl Storage {
     /// [`MULTIPART_THRESHOLD`] bytes goes up in parts, several at once, completed only if the
     /// key is still free (see `storage/multipart.rs`). Durable and create-only like `put_once`.
     pub async fn put_large(&self, key: &str, data: Bytes) -> Result<()> {
-        self.put_large_with(key, data, drop).await
+        self.check_fence()?;
+        let stored = self.sealed(key, data).await?;
+        self.put_large_stored(key, stored).await
     }
 
-    /// [`put_large`](Self::put_large) that hands `data` back through `release` as soon as it
-    /// is no longer needed: on an encrypted location once it is sealed, before the sealed copy
-    /// is written (so a caller reusing segment memory holds one copy per segment in flight, not
-    /// two); otherwise once it is written.
+    /// [`put_large`](Self::put_large) of a buffer the caller gives up, handed back through
+    /// `release` once written so that its memory can serve again: on an encrypted location it
+    /// is sealed where it is (no second buffer of its size), and what comes back is the sealed
+    /// object.
     pub async fn put_large_with(
         &self,
         key: &str,
-        data: Bytes,
+        data: Vec<u8>,
         release: impl FnOnce(Bytes) + Send,
     ) -> Result<()> {
         self.check_fence()?;
-        if self.vault.is_none() {
-            let written = self.put_large_stored(key, data.clone()).await;
-            release(data);
-            return written;
-        }
-        let sealed = self.sealed(key, data.clone()).await?;
-        release(data);
-        self.put_large_stored(key, sealed).await
+        let stored = self.sealed_owned(key, data).await?;
+        let written = self.put_large_stored(key, stored.clone()).await;
+        release(stored);
+        written
     }
 
     /// What an object stored as `stored` under `key` holds (opened if sealed).

@@ -76,6 +76,30 @@ fn cipher(dek: &DataKey) -> LessSafeKey {
 
 /// Seals `plaintext`, stored under `key`, with `dek`; `slot` says where a reader finds `dek`.
 pub fn seal(key: &str, slot: &KeySlot, dek: &DataKey, plaintext: &[u8]) -> crate::Result<Vec<u8>> {
+    let header = header(slot)?;
+    let mut out = Vec::with_capacity(header.len() + plaintext.len() + TAG_LEN);
+    out.extend_from_slice(&header);
+    out.extend_from_slice(plaintext);
+    seal_after_header(key, dek, out, header.len())
+}
+
+/// [`seal`] of a buffer given up by its owner, sealed where it is: the header is moved in
+/// before the content and the tag appended, so no second buffer of the content's size is
+/// made (the buffer grows once if it has no room for them).
+pub fn seal_owned(
+    key: &str,
+    slot: &KeySlot,
+    dek: &DataKey,
+    mut plaintext: Vec<u8>,
+) -> crate::Result<Vec<u8>> {
+    let header = header(slot)?;
+    plaintext.reserve_exact(header.len() + TAG_LEN);
+    plaintext.splice(0..0, header.iter().copied());
+    seal_after_header(key, dek, plaintext, header.len())
+}
+
+/// The header of an envelope for `slot`: magic, version, slot, and a fresh random nonce.
+fn header(slot: &KeySlot) -> crate::Result<Vec<u8>> {
     let record = match slot {
         KeySlot::Backup => Vec::new(),
         KeySlot::Own(w) => serde_json::to_vec(w)
@@ -89,7 +113,7 @@ pub fn seal(key: &str, slot: &KeySlot, dek: &DataKey, plaintext: &[u8]) -> crate
     ring::rand::SystemRandom::new()
         .fill(&mut nonce)
         .map_err(|_| crate::Error::invalid("the system's random source failed"))?;
-    let mut out = Vec::with_capacity(overhead(record.len()) + plaintext.len());
+    let mut out = Vec::with_capacity(FIXED + record.len() + NONCE_LEN);
     out.extend_from_slice(MAGIC);
     out.push(VERSION);
     out.push(match slot {
@@ -99,9 +123,20 @@ pub fn seal(key: &str, slot: &KeySlot, dek: &DataKey, plaintext: &[u8]) -> crate
     out.extend_from_slice(&slot_len.to_be_bytes());
     out.extend_from_slice(&record);
     out.extend_from_slice(&nonce);
-    let header_len = out.len();
-    let aad = aad(key, &out);
-    out.extend_from_slice(plaintext);
+    Ok(out)
+}
+
+/// Encrypts what follows the `header_len` bytes of header in `out` and appends the tag; the
+/// nonce is the header's last bytes.
+fn seal_after_header(
+    key: &str,
+    dek: &DataKey,
+    mut out: Vec<u8>,
+    header_len: usize,
+) -> crate::Result<Vec<u8>> {
+    let mut nonce = [0u8; NONCE_LEN];
+    nonce.copy_from_slice(&out[header_len - NONCE_LEN..header_len]);
+    let aad = aad(key, &out[..header_len]);
     let tag = cipher(dek)
         .seal_in_place_separate_tag(
             Nonce::assume_unique_for_key(nonce),
@@ -218,6 +253,38 @@ mod tests {
                 let opened = parse(&buf)
                     .and_then(|e| open_in_place("backups/b/topics/t/0/1.seg", &e, &dek, &mut buf));
                 assert!(opened.is_err(), "bit flipped at {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_buffer_sealed_in_place_opens_like_a_copy_sealed_and_never_holds_two_copies() {
+        let dek = DataKey::generate().expect("key");
+        let content: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        for slot in [KeySlot::Backup, own()] {
+            // A buffer with no room to spare grows once; one with room is sealed where it is.
+            for spare in [0usize, 4096] {
+                let mut plain = Vec::with_capacity(content.len() + spare);
+                plain.extend_from_slice(&content);
+                let before = plain.as_ptr();
+                let sealed =
+                    seal_owned("backups/b/topics/t/0/1.seg", &slot, &dek, plain).expect("seal");
+                if spare > 0 {
+                    assert_eq!(sealed.as_ptr(), before, "sealed where it was");
+                }
+                assert_eq!(
+                    sealed.len(),
+                    seal("backups/b/topics/t/0/1.seg", &slot, &dek, &content)
+                        .expect("seal")
+                        .len()
+                );
+                let env = parse(&sealed).expect("parse");
+                assert_eq!(env.slot, slot);
+                let mut buf = sealed.clone();
+                open_in_place("backups/b/topics/t/0/1.seg", &env, &dek, &mut buf).expect("open");
+                assert_eq!(buf, content);
+                let mut buf = sealed;
+                assert!(open_in_place("backups/b/topics/t/0/2.seg", &env, &dek, &mut buf).is_err());
             }
         }
     }

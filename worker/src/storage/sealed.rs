@@ -27,6 +27,30 @@ pub const MAC_ALGORITHM: &str = "HMAC-SHA256";
 /// Objects above this size are sealed and opened on a blocking thread.
 const BLOCKING_ABOVE: usize = 256 * 1024;
 
+/// The content of an object on its way to storage.
+enum Outgoing {
+    /// Shared with others: sealed into a new buffer.
+    Shared(Bytes),
+    /// Given up by its owner: sealed where it is.
+    Owned(Vec<u8>),
+}
+
+impl Outgoing {
+    fn len(&self) -> usize {
+        match self {
+            Outgoing::Shared(b) => b.len(),
+            Outgoing::Owned(v) => v.len(),
+        }
+    }
+
+    fn into_bytes(self) -> Bytes {
+        match self {
+            Outgoing::Shared(b) => b,
+            Outgoing::Owned(v) => Bytes::from(v),
+        }
+    }
+}
+
 /// `backups/<id>/encryption.json`: the backup's data key, wrapped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRecord {
@@ -106,12 +130,23 @@ impl Storage {
 
     /// What is stored for `data` written under `key`: sealed, MACed, or as it is.
     pub(super) async fn sealed(&self, key: &str, data: Bytes) -> Result<Bytes> {
+        self.sealed_from(key, Outgoing::Shared(data)).await
+    }
+
+    /// [`sealed`](Self::sealed) of a buffer its owner gives up: sealed where it is, so no
+    /// second buffer of its size is made (the returned bytes are that buffer).
+    pub(super) async fn sealed_owned(&self, key: &str, data: Vec<u8>) -> Result<Bytes> {
+        self.sealed_from(key, Outgoing::Owned(data)).await
+    }
+
+    async fn sealed_from(&self, key: &str, data: Outgoing) -> Result<Bytes> {
         let Some(vault) = self.vault.clone() else {
-            return Ok(data);
+            return Ok(data.into_bytes());
         };
         let key = normalize_key(key, false)?;
         let (slot, dek) = match sealing(&key) {
             Sealing::Plain => {
+                let data = data.into_bytes();
                 return match authenticated_document(&key) {
                     Some(id) => self.with_mac(&vault, &key, id, data).await,
                     None => Ok(data),
@@ -123,12 +158,17 @@ impl Storage {
             },
             Sealing::Own => own_key(&vault, &key).await?,
         };
-        let sealed = if data.len() > BLOCKING_ABOVE {
-            tokio::task::spawn_blocking(move || envelope::seal(&key, &slot, &dek, &data))
+        let len = data.len();
+        let seal = move || match data {
+            Outgoing::Shared(data) => envelope::seal(&key, &slot, &dek, &data),
+            Outgoing::Owned(data) => envelope::seal_owned(&key, &slot, &dek, data),
+        };
+        let sealed = if len > BLOCKING_ABOVE {
+            tokio::task::spawn_blocking(seal)
                 .await
                 .map_err(|e| Error::invalid(format!("sealing an object did not complete: {e}")))??
         } else {
-            envelope::seal(&key, &slot, &dek, &data)?
+            seal()?
         };
         Ok(Bytes::from(sealed))
     }

@@ -152,11 +152,11 @@ async fn store_segment(storage: &Storage, buffers: &SegmentBuffers, e: Encoded) 
         Some((key, data, stats)) => {
             #[cfg(feature = "failpoints")]
             crash_in_the_middle_of_storing(storage, &key, &data).await;
-            // Once the store is done with the bytes (sealed, or written), their memory serves a
-            // later segment.
+            // Once written (sealed where they are on an encrypted location), the bytes' memory
+            // serves a later segment.
             storage
-                .put_large_with(&key, Bytes::from(data), |data| {
-                    if let Ok(memory) = data.try_into_mut() {
+                .put_large_with(&key, data, |stored| {
+                    if let Ok(memory) = stored.try_into_mut() {
                         buffers.give(memory.into());
                     }
                 })
