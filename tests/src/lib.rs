@@ -347,6 +347,70 @@ pub fn run_cli(bin: &str, args: &[&str], env: &[(&str, &str)]) -> CliOutput {
     }
 }
 
+/// One `tidemark run --task`: its output, the result it wrote, the result file's bytes and the
+/// `report` half of its stdout line.
+#[derive(Debug)]
+pub struct TaskRun {
+    pub out: CliOutput,
+    pub result: tidemark::task::TaskResult,
+    pub raw: Vec<u8>,
+    pub report: serde_json::Value,
+}
+
+/// Writes `yaml` to `<dir>/<name>.yaml`, runs it with the `tidemark` binary `bin` and
+/// `--result-file <dir>/<name>.result`, and checks what every run must satisfy: a result file of
+/// valid JSON within [`tidemark::task::MAX_RESULT_BYTES`], the same result on stdout, and a
+/// phase and error exit code matching the process's exit code.
+pub fn run_task(bin: &str, dir: &Path, name: &str, yaml: &str, env: &[(&str, &str)]) -> TaskRun {
+    use tidemark::task::{TaskResult, MAX_RESULT_BYTES};
+    let task = dir.join(format!("{name}.yaml"));
+    let result_file = dir.join(format!("{name}.result"));
+    std::fs::write(&task, yaml).expect("write task");
+    let out = run_cli(
+        bin,
+        &[
+            "run",
+            "--task",
+            task.to_str().expect("utf8"),
+            "--result-file",
+            result_file.to_str().expect("utf8"),
+        ],
+        env,
+    );
+    let raw = std::fs::read(&result_file)
+        .unwrap_or_else(|e| panic!("{name}: no result file ({e}): {out:?}"));
+    assert!(
+        raw.len() <= MAX_RESULT_BYTES,
+        "{name}: result is {} bytes",
+        raw.len()
+    );
+    let result: TaskResult = serde_json::from_slice(&raw)
+        .unwrap_or_else(|e| panic!("{name}: result is not a TaskResult ({e}): {raw:?}"));
+    assert_eq!(
+        out.stdout.lines().count(),
+        1,
+        "{name}: stdout is one JSON line: {out:?}"
+    );
+    let line = out.json();
+    assert_eq!(
+        line["result"],
+        serde_json::from_slice::<serde_json::Value>(&raw).expect("json"),
+        "{name}: stdout carries the written result"
+    );
+    let want_phase = if out.code == 0 { "Completed" } else { "Failed" };
+    assert_eq!(result.phase, want_phase, "{name}: {out:?}");
+    match &result.error {
+        Some(e) => assert_eq!(e.exit_code, out.code, "{name}"),
+        None => assert_eq!(out.code, 0, "{name}"),
+    }
+    TaskRun {
+        report: line["report"].clone(),
+        out,
+        result,
+        raw,
+    }
+}
+
 /// Creates `topic` with `partitions` partitions and writes `per_partition` records to each,
 /// ending every partition with a single-record batch so the broker's high watermark is exact.
 pub async fn create_and_fill(bootstrap: &str, topic: &str, partitions: i32, per_partition: usize) {

@@ -851,26 +851,10 @@ async fn keys_rotate_and_rewrap_without_rewriting_segments_and_clear_backups_sta
 }
 
 /// `run --task` of `yaml` (a task document as the operator renders it): the exit, and the
-/// result the worker wrote.
+/// result the worker wrote (checked by [`tidemark_tests::run_task`]).
 fn run_task(dir: &Path, name: &str, yaml: &str) -> (CliOutput, tidemark::task::TaskResult) {
-    let task = dir.join(format!("{name}.yaml"));
-    let result = dir.join(format!("{name}.result"));
-    std::fs::write(&task, yaml).expect("write task");
-    let out = cli(
-        &[
-            "run",
-            "--task",
-            task.to_str().expect("utf8"),
-            "--result-file",
-            result.to_str().expect("utf8"),
-        ],
-        &[],
-    );
-    let raw =
-        std::fs::read(&result).unwrap_or_else(|e| panic!("{name}: no result file ({e}): {out:?}"));
-    let parsed = serde_json::from_slice(&raw)
-        .unwrap_or_else(|e| panic!("{name}: not a task result ({e}): {raw:?}"));
-    (out, parsed)
+    let run = tidemark_tests::run_task(BIN, dir, name, yaml, &[]);
+    (run.out, run.result)
 }
 
 /// A task document of `kind` against `bs`, its storage the location `store` with the key file

@@ -1217,31 +1217,14 @@ async fn a_snapshot_stored_directly_under_the_prefix_is_listed_verified_and_roll
     // The worker's task, as the operator runs it: the same snapshot, found under the prefix.
     commit(&admin, "payment-handler", &commits("payments", &[7])).await;
     let run = |operation: &str| {
-        let task = store.path().join(format!("{operation}.task.yaml"));
-        let result = store.path().join(format!("{operation}.result"));
-        std::fs::write(
-            &task,
-            format!(
-                "apiVersion: tidemark.dev/task-v1\nkind: offsetRollback\noperation: {operation}\n\
-                 snapshotId: {id}\nkafka:\n  bootstrapServers: [\"{bs}\"]\n  securityProtocol: PLAINTEXT\n\
-                 storage:\n  type: location\n  url: {path}\n"
-            ),
-        )
-        .expect("task");
-        let out = run_cli(
-            BIN,
-            &[
-                "run",
-                "--task",
-                task.to_str().expect("utf8"),
-                "--result-file",
-                result.to_str().expect("utf8"),
-            ],
-            &[],
+        let yaml = format!(
+            "apiVersion: tidemark.dev/task-v1\nkind: offsetRollback\noperation: {operation}\n\
+             snapshotId: {id}\nkafka:\n  bootstrapServers: [\"{bs}\"]\n  securityProtocol: PLAINTEXT\n\
+             storage:\n  type: location\n  url: {path}\n"
         );
-        assert_eq!(out.code, 0, "{operation}: {out:?}");
-        serde_json::from_slice::<serde_json::Value>(&std::fs::read(&result).expect("result"))
-            .expect("result json")
+        let run = tidemark_tests::run_task(BIN, store.path(), operation, &yaml, &[]);
+        assert_eq!(run.out.code, 0, "{operation}: {:?}", run.out);
+        serde_json::from_slice::<serde_json::Value>(&run.raw).expect("result json")
     };
     let verified = run("verify");
     assert_eq!(verified["verification"]["matched"], false, "{verified}");

@@ -741,15 +741,10 @@ async fn a_restore_that_cannot_start_creates_none_of_its_topics() {
     );
 }
 
-/// One `tidemark run --task` with its result.
+/// One `tidemark run --task` with its result (checked by [`tidemark_tests::run_task`]).
 fn run_task(dir: &Path, name: &str, yaml: &str) -> (CliOutput, TaskResult) {
-    let task = dir.join(format!("{name}.yaml"));
-    let result = dir.join(format!("{name}.result"));
-    std::fs::write(&task, yaml).expect("write task");
-    let out = cli(&["run", "--task", s(&task), "--result-file", s(&result)]);
-    let raw = std::fs::read(&result).unwrap_or_else(|e| panic!("{name}: no result ({e}): {out:?}"));
-    let r: TaskResult = serde_json::from_slice(&raw).expect("result json");
-    (out, r)
+    let run = tidemark_tests::run_task(BIN, dir, name, yaml, &[]);
+    (run.out, run.result)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

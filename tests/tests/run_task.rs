@@ -9,72 +9,14 @@ use std::time::{Duration, Instant};
 use tidemark::task::{TaskResult, MAX_RESULT_BYTES};
 use tidemark_tests::{
     commit, commits, committed_map, connect_admin as admin, create_and_fill, run_cli,
-    topic_offsets, CliOutput, LiveConsumer, Tansu,
+    topic_offsets, LiveConsumer, Tansu, TaskRun,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_tidemark-under-test");
 
-/// One `tidemark run`: the process output and the result file it wrote.
-#[derive(Debug)]
-struct Run {
-    out: CliOutput,
-    result: TaskResult,
-    /// The result file's bytes.
-    raw: Vec<u8>,
-    /// The `report` half of the stdout line.
-    report: serde_json::Value,
-}
-
-/// Writes `yaml` to `<dir>/<name>.yaml`, runs it with `--result-file <dir>/<name>.result` and
-/// checks what every run must satisfy: a result file of valid JSON within 4096 bytes, the same
-/// result on stdout, and a phase matching the exit code.
-fn run_task(dir: &Path, name: &str, yaml: &str, env: &[(&str, &str)]) -> Run {
-    let task = dir.join(format!("{name}.yaml"));
-    let result_file = dir.join(format!("{name}.result"));
-    std::fs::write(&task, yaml).expect("write task");
-    let out = run_cli(
-        BIN,
-        &[
-            "run",
-            "--task",
-            task.to_str().expect("utf8"),
-            "--result-file",
-            result_file.to_str().expect("utf8"),
-        ],
-        env,
-    );
-    let raw = std::fs::read(&result_file)
-        .unwrap_or_else(|e| panic!("{name}: no result file ({e}): {out:?}"));
-    assert!(
-        raw.len() <= MAX_RESULT_BYTES,
-        "{name}: result is {} bytes",
-        raw.len()
-    );
-    let result: TaskResult = serde_json::from_slice(&raw)
-        .unwrap_or_else(|e| panic!("{name}: result is not a TaskResult ({e}): {raw:?}"));
-    assert_eq!(
-        out.stdout.lines().count(),
-        1,
-        "{name}: stdout is one JSON line: {out:?}"
-    );
-    let line = out.json();
-    assert_eq!(
-        line["result"],
-        serde_json::from_slice::<serde_json::Value>(&raw).expect("json"),
-        "{name}: stdout carries the written result"
-    );
-    let want_phase = if out.code == 0 { "Completed" } else { "Failed" };
-    assert_eq!(result.phase, want_phase, "{name}: {out:?}");
-    match &result.error {
-        Some(e) => assert_eq!(e.exit_code, out.code, "{name}"),
-        None => assert_eq!(out.code, 0, "{name}"),
-    }
-    Run {
-        report: line["report"].clone(),
-        out,
-        result,
-        raw,
-    }
+/// [`tidemark_tests::run_task`] of this test's binary.
+fn run_task(dir: &Path, name: &str, yaml: &str, env: &[(&str, &str)]) -> TaskRun {
+    tidemark_tests::run_task(BIN, dir, name, yaml, env)
 }
 
 /// A task document of `kind` against `bootstrap`, with `storage` as its location; `head` goes
@@ -1191,7 +1133,7 @@ async fn restore_shards_as_two_pods_restore_every_record_once() {
         &storage,
         "backupId: b1\nrestoreId: kr-9\ntopicMapping: {orders: orders-copy}\ncreateTopics: true\nproduceBatchSize: 1\nshardCount: 2\n",
     );
-    let runs: Vec<Run> = std::thread::scope(|s| {
+    let runs: Vec<TaskRun> = std::thread::scope(|s| {
         let shards: Vec<_> = ["0", "1"]
             .into_iter()
             .map(|index| {
