@@ -79,8 +79,8 @@ use tidemark::backup::read::{load_manifests, read_segment};
 use tidemark::storage::{Storage, StorageOptions};
 use tidemark_tests::bench::{
     args_from_env, best, build_description, cpu_per_gib, cpu_secs, create_topic, disk_usage,
-    fingerprint, load_average, measure_helper_if_asked, median, num, produce, properties_from_env,
-    run_measured, self_cpu_secs, verdict, Measured, Produced, MIB,
+    fingerprint, load_average, measure_helper_if_asked, median, num, per_run, produce,
+    properties_from_env, run_measured, self_cpu_secs, verdict, Measured, Produced, MIB,
 };
 use tidemark_tests::{env_usize, Tansu};
 
@@ -760,11 +760,7 @@ async fn bench() {
             .iter()
             .map(|r| r.mib_s(produced.bytes) / base_mib_s(&bases[r.run - 1]))
             .collect();
-        let paired_text = paired
-            .iter()
-            .map(|p| format!("{p:.2}"))
-            .collect::<Vec<_>>()
-            .join(" ");
+        let paired_text = per_run(&paired);
         let paired_median = median(paired);
         let n = mine.len();
         match goal_for(codec) {
@@ -818,11 +814,7 @@ async fn bench() {
         if paired.is_empty() {
             continue;
         }
-        let text = paired
-            .iter()
-            .map(|p| format!("{p:.2}"))
-            .collect::<Vec<_>>()
-            .join(" ");
+        let text = per_run(&paired);
         let m = median(paired);
         row(
             &format!("backup {codec} / {plain}, median of paired runs (goal >= {GOAL_ENCRYPTED})"),

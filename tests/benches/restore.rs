@@ -87,7 +87,7 @@ use tidemark::backup::read::{load_manifests, read_segment};
 use tidemark::storage::{Storage, StorageOptions};
 use tidemark_tests::bench::{
     args_from_env, best, build_description, busiest_threads, cpu_secs, create_topic, delete_topic,
-    disk_usage, fingerprint, load_average, measure_helper_if_asked, median, num, produce,
+    disk_usage, fingerprint, load_average, measure_helper_if_asked, median, num, per_run, produce,
     properties_from_env, read_back, run_measured, self_cpu_secs, thread_cpu_secs, verdict,
     Deliveries, Measured, Produced, MIB,
 };
@@ -746,49 +746,25 @@ async fn bench() {
         );
         bases.push(b);
         // Alternating order: the encrypted restore first on even runs.
+        let once = |sealed: bool| {
+            restore_once(
+                &bs,
+                root,
+                run,
+                &produced,
+                &source,
+                &broker_pid,
+                &extra_args,
+                trace,
+                sealed,
+            )
+        };
         if encrypted && run % 2 == 0 {
-            encrypted_runs.push(
-                restore_once(
-                    &bs,
-                    root,
-                    run,
-                    &produced,
-                    &source,
-                    &broker_pid,
-                    &extra_args,
-                    trace,
-                    true,
-                )
-                .await,
-            );
+            encrypted_runs.push(once(true).await);
         }
-        let r = restore_once(
-            &bs,
-            root,
-            run,
-            &produced,
-            &source,
-            &broker_pid,
-            &extra_args,
-            trace,
-            false,
-        )
-        .await;
+        let r = once(false).await;
         if encrypted && run % 2 == 1 {
-            encrypted_runs.push(
-                restore_once(
-                    &bs,
-                    root,
-                    run,
-                    &produced,
-                    &source,
-                    &broker_pid,
-                    &extra_args,
-                    trace,
-                    true,
-                )
-                .await,
-            );
+            encrypted_runs.push(once(true).await);
         }
         let proc = r.proc.as_ref().expect("restore process");
         println!(
@@ -962,11 +938,7 @@ async fn bench() {
             .zip(&encrypted_runs)
             .map(|(p, e)| p.wall.as_secs_f64() / e.wall.as_secs_f64())
             .collect();
-        let text = paired
-            .iter()
-            .map(|p| format!("{p:.2}"))
-            .collect::<Vec<_>>()
-            .join(" ");
+        let text = per_run(&paired);
         let m = median(paired);
         row(
             &format!("encrypted restore / in the clear, paired (goal >= {GOAL_ENCRYPTED})"),

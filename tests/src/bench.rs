@@ -791,6 +791,15 @@ pub fn num(v: &Value, what: &str) -> f64 {
         .unwrap_or_else(|| panic!("report field {what} is not a number: {v}"))
 }
 
+/// Ratios of paired runs as a report shows them: two decimals each, in run order.
+pub fn per_run(ratios: &[f64]) -> String {
+    ratios
+        .iter()
+        .map(|p| format!("{p:.2}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();

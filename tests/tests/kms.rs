@@ -31,6 +31,15 @@ fn kms_vault(key: &str) -> Vault {
     .expect("a vault with a KMS key")
 }
 
+/// `blob`, wrapped by `arn` for [`CONTEXT`], unwraps through `keys` to `dek`.
+async fn assert_unwraps(keys: &KmsKeys, arn: &str, blob: &[u8], dek: &DataKey) {
+    let back = keys
+        .decrypt(arn, blob, CONTEXT, OBJECT)
+        .await
+        .expect("Decrypt");
+    assert_eq!(back.bytes(), dek.bytes());
+}
+
 /// Whether `needle` occurs in `haystack`.
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
@@ -50,18 +59,10 @@ async fn a_generated_data_key_decrypts_to_itself_and_its_blob_does_not_hold_it()
         !contains(&blob, dek.bytes()),
         "the wrapped key holds the plaintext"
     );
-    let back = keys
-        .decrypt(&arn, &blob, CONTEXT, OBJECT)
-        .await
-        .expect("Decrypt");
-    assert_eq!(back.bytes(), dek.bytes());
+    assert_unwraps(&keys, &arn, &blob, &dek).await;
     // Another client, configured with the bare key id, unwraps it too.
     let other = connect(&key.id).await;
-    let again = other
-        .decrypt(&arn, &blob, CONTEXT, OBJECT)
-        .await
-        .expect("Decrypt");
-    assert_eq!(again.bytes(), dek.bytes());
+    assert_unwraps(&other, &arn, &blob, &dek).await;
     let (second, _, _) = keys.generate(CONTEXT).await.expect("GenerateDataKey");
     assert_ne!(second.bytes(), dek.bytes(), "every data key is fresh");
 }
@@ -80,11 +81,7 @@ async fn credentials_from_web_identity_as_irsa_gives_them_reach_kms() {
     // the role, exchanged at STS, can sign these calls.
     let keys = connect(&key.arn).await;
     let (dek, blob, arn) = keys.generate(CONTEXT).await.expect("GenerateDataKey");
-    let back = keys
-        .decrypt(&arn, &blob, CONTEXT, OBJECT)
-        .await
-        .expect("Decrypt");
-    assert_eq!(back.bytes(), dek.bytes());
+    assert_unwraps(&keys, &arn, &blob, &dek).await;
 }
 
 #[tokio::test]
@@ -211,11 +208,7 @@ async fn an_existing_data_key_rewrapped_with_encrypt_decrypts_to_itself() {
         !contains(&blob, dek.bytes()),
         "the wrapped key holds the plaintext"
     );
-    let back = keys
-        .decrypt(&arn, &blob, CONTEXT, OBJECT)
-        .await
-        .expect("Decrypt");
-    assert_eq!(back.bytes(), dek.bytes());
+    assert_unwraps(&keys, &arn, &blob, &dek).await;
 }
 
 #[tokio::test]
